@@ -1,0 +1,51 @@
+/* yamldoc.h — a YAML (and so JSON) document as a small tree, parsed with libyaml.
+ *
+ * Every node remembers its line, so configuration errors can name "file:line: key". Lookups are
+ * strict: yd_check_keys() rejects keys a caller does not know, and the typed getters fail with a
+ * message naming the key when the value has the wrong type.
+ */
+#ifndef PD_YAMLDOC_H
+#define PD_YAMLDOC_H
+
+#include "pixdiff.h"
+
+typedef enum { YD_SCALAR, YD_SEQ, YD_MAP } yd_kind;
+
+typedef struct yd_node yd_node;
+struct yd_node {
+    yd_kind kind;
+    int line;                 /* 1-based */
+    char *scalar;             /* YD_SCALAR */
+    int quoted;               /* scalar was quoted (so "7" is a string, not a number) */
+    int n;                    /* YD_SEQ: items; YD_MAP: pairs */
+    yd_node **items;          /* YD_SEQ items, YD_MAP values */
+    char **keys;              /* YD_MAP keys */
+};
+
+typedef struct yd_doc {
+    yd_node *root;
+    char source[512];         /* file name, or "<string>" */
+} yd_doc;
+
+int yd_load_file(yd_doc *doc, const char *path, pd_error *err);
+int yd_load_string(yd_doc *doc, const char *text, const char *source_name, pd_error *err);
+void yd_free(yd_doc *doc);
+
+yd_node *yd_get(const yd_node *map, const char *key);      /* NULL if absent or not a map */
+/* Fails naming the first key of map not in the NULL-terminated list `known`. */
+int yd_check_keys(const yd_doc *doc, const yd_node *map, const char *const *known,
+                  const char *where, pd_error *err);
+/* Typed getters: absent key leaves *out unchanged and returns 0 (defaults stay);
+ * present with a wrong type fails with "source:line: key: expected ...". */
+int yd_int(const yd_doc *doc, const yd_node *map, const char *key, long long *out, pd_error *err);
+int yd_double(const yd_doc *doc, const yd_node *map, const char *key, double *out, pd_error *err);
+int yd_bool(const yd_doc *doc, const yd_node *map, const char *key, int *out, pd_error *err);
+int yd_str(const yd_doc *doc, const yd_node *map, const char *key, char *out, size_t cap,
+           pd_error *err);
+/* Sequence of numbers -> ints/doubles (up to cap); *n set. */
+int yd_int_list(const yd_doc *doc, const yd_node *map, const char *key, int *out, int cap,
+                int *n, pd_error *err);
+int yd_double_list(const yd_doc *doc, const yd_node *map, const char *key, double *out, int cap,
+                   int *n, pd_error *err);
+
+#endif

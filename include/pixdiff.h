@@ -1,0 +1,216 @@
+/* pixdiff.h — the public API of the pixdiff library.
+ *
+ * Contract: every function that can fail returns 0 on success and -1 on failure, and fills the
+ * caller's pd_error with a one-line message naming the file, key or flag at fault. The library
+ * never prints (except through callbacks the caller installs) and never exits; only cli/ does.
+ * Images are float32 NCHW in [-1, 1]; noise levels are EDM sigmas (x = x0 + sigma * n).
+ */
+#ifndef PIXDIFF_H
+#define PIXDIFF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------ errors */
+
+typedef struct pd_error {
+    char msg[512];
+} pd_error;
+
+/* Formats a message into err (if non-NULL) and returns -1, so callers write `return pd_fail(...)`. */
+int pd_fail(pd_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+const char *pd_version(void);
+
+/* Sets the thread count for OpenMP loops and OpenBLAS (0 = all cores). */
+void pd_set_threads(int n);
+int pd_get_threads(void);
+
+/* ------------------------------------------------------------------ name tables
+ * Enums with a _COUNT and a name table (checked by _Static_assert in their .c files), shared by
+ * CLI flags, YAML keys and PNG metadata. pd_*_from_name returns -1 for an unknown name. */
+
+typedef enum {
+    PD_SAMPLER_EULER,
+    PD_SAMPLER_HEUN,
+    PD_SAMPLER_DDIM,
+    PD_SAMPLER_COUNT
+} pd_sampler_kind;
+
+typedef enum {
+    PD_GRID_KARRAS,       /* EDM polynomial, rho (default 7)                     samplers.md §0.5 */
+    PD_GRID_LOGSNR,       /* uniform in lambda = -ln sigma                                       */
+    PD_GRID_VP_TIME,      /* uniform in VP time with exponent rho (1: AMED default)               */
+    PD_GRID_DDIM_UNIFORM, /* DDPM linear-beta index grid, tau = 0, k, 2k, ...                     */
+    PD_GRID_DDIM_QUAD,    /* DDPM index grid, quadratic                                           */
+    PD_GRID_COSINE,       /* uniform t under the logSNR-truncated cosine schedule (models.md §3.2) */
+    PD_GRID_COUNT
+} pd_grid_kind;
+
+typedef enum {
+    PD_SHIFT_NONE,        /* sigma unchanged                                                      */
+    PD_SHIFT_SCALE,       /* simple diffusion: every sigma multiplied by d/base (models.md §3.3)  */
+    PD_SHIFT_INTERP,      /* logSNR interpolated between shift(base_low) and shift(d) (§3.4)      */
+    PD_SHIFT_COUNT
+} pd_shift_kind;
+
+const char *pd_sampler_name(pd_sampler_kind k);
+int pd_sampler_from_name(const char *name);
+const char *pd_grid_name(pd_grid_kind k);
+int pd_grid_from_name(const char *name);
+const char *pd_shift_name(pd_shift_kind k);
+int pd_shift_from_name(const char *name);
+
+/* ------------------------------------------------------------------ models */
+
+#define PD_MAX_LEVELS 8
+
+/* The architecture, as EDM's constructor arguments (DESIGN.md "File formats"), plus pixdiff's keys. */
+typedef struct pd_unet_config {
+    char arch[16];            /* "songunet" */
+    char precond[16];         /* "edm" | "vp" | "ve" | "eps" */
+    int img_resolution, in_channels, out_channels, label_dim, augment_dim;
+    int model_channels, channel_mult[PD_MAX_LEVELS], n_levels, channel_mult_emb, num_blocks;
+    int attn_resolutions[PD_MAX_LEVELS], n_attn;
+    float dropout;
+    int channel_mult_noise;
+    char embedding_type[16], encoder_type[16], decoder_type[16];
+    int resample_filter[4], n_resample_filter;
+    double sigma_data, sigma_min, sigma_max;
+    /* pixdiff's own keys */
+    char kind[16];            /* "denoiser" (default) | "generator" (one-step SiD) | "classifier" */
+    double sigma_init;        /* generator only: the fixed sigma G is evaluated at (SiD: 2.5) */
+    char class_names[16][24]; /* optional names for labels (e.g. Fashion-MNIST), "" if unset */
+} pd_unet_config;
+
+typedef struct pd_model pd_model;   /* weights + config; opaque */
+
+/* A config filled with EDM's SongUNet defaults (DDPM++ CIFAR-10 settings). */
+pd_unet_config pd_unet_config_default(void);
+/* Builds a model with random weights (std 1/sqrt(fan_in), no zero-initialised layers). */
+int pd_model_create(pd_model **out, const pd_unet_config *cfg, uint64_t seed, pd_error *err);
+int pd_model_load(pd_model **out, const char *path, pd_error *err);
+int pd_model_save(const pd_model *m, const char *path, pd_error *err); /* atomic: tmp + rename */
+void pd_model_free(pd_model *m);
+const pd_unet_config *pd_model_config(const pd_model *m);
+size_t pd_model_param_count(const pd_model *m);
+/* Multiply-adds x 2 of one denoiser evaluation of one image at resolution res, in GFLOP. */
+double pd_model_gflops(const pd_model *m, int res);
+/* Hex sha256 of the file the model was loaded from ("" for created models). */
+const char *pd_model_sha256(const pd_model *m);
+const char *pd_model_path(const pd_model *m);
+
+/* ------------------------------------------------------------------ denoisers
+ * Every model is seen by samplers as D(x; sigma, label) -> x0 estimate. sigma is per sample.
+ * labels is [n, label_dim] (one-hot, or zeros for "no label"), or NULL for no label. */
+
+typedef struct pd_denoiser pd_denoiser;
+struct pd_denoiser {
+    int C, H, W;              /* image shape this denoiser works at */
+    int label_dim;
+    double sigma_min, sigma_max, sigma_data;
+    int (*eval)(pd_denoiser *self, float *out, const float *x, const float *sigma,
+                const float *labels, int n, pd_error *err);
+    void (*destroy)(pd_denoiser *self);
+    void *ctx;
+    long long evals;          /* calls to eval since creation (batched calls count once) */
+    char desc[128];           /* human-readable description for metadata */
+};
+
+int pd_denoiser_eval(pd_denoiser *d, float *out, const float *x, const float *sigma,
+                     const float *labels, int n, pd_error *err);
+void pd_denoiser_free(pd_denoiser *d);
+
+/* The network with its preconditioning, at resolution res (0 = the trained resolution).
+ * The model must outlive the denoiser. Activation memory is sized on the first call for a
+ * batch size and reused; no allocation inside the sampling loop. */
+int pd_denoiser_from_model(pd_denoiser **out, pd_model *m, int res, pd_error *err);
+
+/* Analytic denoisers (exact, for tests and for checking samplers). Spec syntax:
+ *   analytic:gaussian[:mu=M][:std=S][:res=R][:ch=C]     data ~ N(mu, S^2 I)
+ *   analytic:points[:n=K][:res=R][:ch=C][:seed=S]       K random points in [-1,1] (empirical data)
+ *   analytic:points:file=X.npy                          the points of a float32 [K,C,H,W] array */
+int pd_denoiser_analytic(pd_denoiser **out, const char *spec, pd_error *err);
+/* Exact probability-flow ODE solution for Gaussian data: x(sigma_to) from x(sigma_from). */
+void pd_gaussian_ode_exact(float *out, const float *x, double mu, double std,
+                           double sigma_from, double sigma_to, size_t n);
+
+/* ------------------------------------------------------------------ noise */
+
+/* Counter-based normal noise (Philox4x32-10 + Box-Muller): element j of stream `stream` of
+ * image seed `seed` is a pure function of (seed, stream, j). Stream 0 is the initial noise z;
+ * sampler step i uses stream i + 1. */
+void pd_randn(float *out, size_t n, uint64_t seed, uint64_t stream);
+
+/* ------------------------------------------------------------------ schedules */
+
+typedef struct pd_schedule_params {
+    pd_grid_kind grid;
+    double rho;               /* karras (7) and vp-time (1) exponent; <= 0 picks the grid's default */
+    double sigma_min, sigma_max;
+    int end_at_zero;          /* 1: EDM convention, append sigma = 0; 0: stop at sigma_min (AMED) */
+    pd_shift_kind shift;
+    double shift_res, shift_base, shift_base_low; /* d, base (and the low base for interp) */
+} pd_schedule_params;
+
+pd_schedule_params pd_schedule_default_params(void);
+/* Fills sigmas[0..steps] (steps + 1 values, decreasing, sigmas[steps] = 0 or sigma_min). */
+int pd_sigma_grid(double *sigmas, int steps, const pd_schedule_params *p, pd_error *err);
+
+/* ------------------------------------------------------------------ samplers */
+
+typedef struct pd_sample_params {
+    pd_sampler_kind sampler;
+    pd_schedule_params sched;
+    int steps;                /* intervals of the grid; 0 = derive from nfe */
+    int nfe;                  /* budget of network evaluations; used when steps == 0 */
+    double eta;               /* DDIM stochasticity (0 = deterministic) */
+    double s_churn, s_tmin, s_tmax, s_noise; /* EDM Alg. 2 */
+    /* progress: called after each step; abort: return non-zero to stop (pd_sample fails). */
+    void (*progress)(void *user, int step, int steps);
+    int (*abort)(void *user);
+    void *user;
+} pd_sample_params;
+
+typedef struct pd_sample_stats {
+    int steps;
+    int nfe;                  /* network evaluations per image */
+    double seconds_total, seconds_denoiser;
+} pd_sample_stats;
+
+pd_sample_params pd_sample_default_params(void);
+/* Steps that fit a budget of nfe evaluations for this sampler (>= 1), or -1 if none fits. */
+int pd_sampler_steps_for_nfe(const pd_sample_params *p, int nfe);
+int pd_sampler_nfe_for_steps(const pd_sample_params *p, int steps);
+
+/* Runs the sampler on a batch. x: in, the standard-normal noise z [n,C,H,W]; out, the samples.
+ * seeds[i] is image i's seed (per-step noise of stochastic samplers uses pd_randn(seeds[i], step+1)).
+ * The sigma grid's range defaults to the denoiser's when sched.sigma_min/max <= 0. */
+int pd_sample(pd_denoiser *d, const pd_sample_params *p, float *x, const float *labels,
+              const uint64_t *seeds, int n, pd_sample_stats *stats, pd_error *err);
+
+/* ------------------------------------------------------------------ files */
+
+/* .npy: float32, C order, any rank up to 4 (shape[] filled, *ndim set). *data is malloc'd. */
+int pd_npy_read(const char *path, float **data, int shape[4], int *ndim, pd_error *err);
+int pd_npy_write(const char *path, const float *data, const int *shape, int ndim, pd_error *err);
+
+/* PNG, 8-bit gray or RGB from [-1,1] floats as clip(x*127.5 + 128, 0, 255) (DESIGN.md).
+ * text: NULL-terminated key/value pairs written as tEXt/iTXt chunks (e.g. "parameters", "pixdiff").
+ * Writes atomically (tmp + rename). A grid tiles n images in rows of `cols` (0 = ceil(sqrt n)). */
+int pd_png_write_grid(const char *path, const float *x, int n, int C, int H, int W, int cols,
+                      const char *const *text, pd_error *err);
+/* Reads the text chunks: keys[i]/values[i], *count set; free with pd_png_text_free. */
+int pd_png_read_text(const char *path, char ***keys, char ***values, int *count, pd_error *err);
+void pd_png_text_free(char **keys, char **values, int count);
+/* Reads an 8-bit gray/RGB PNG to floats in [-1,1], [C,H,W]; *data malloc'd. */
+int pd_png_read(const char *path, float **data, int *C, int *H, int *W, pd_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* PIXDIFF_H */

@@ -1,0 +1,18 @@
+/* testutil.h — tiny helpers shared by the ctest programs: reference comparison with printed
+ * max abs/rel error (llm.c test_gpt2 style), and a pass/fail tally. */
+#ifndef PD_TESTUTIL_H
+#define PD_TESTUTIL_H
+#include <stddef.h>
+#include <stdint.h>
+
+extern int tu_failures;
+/* Prints "name: max abs err A, max rel err R (tol T) ok|FAIL"; rel err uses |ref| + floor. */
+int tu_compare(const char *name, const float *got, const double *ref, size_t n, double tol);
+int tu_compare_f(const char *name, const float *got, const float *ref, size_t n, double tol);
+void tu_check(int cond, const char *fmt, ...);
+/* Deterministic test data: uniform in [-scale, scale] from a seed. */
+void tu_fill(float *x, size_t n, uint64_t seed, float scale);
+void tu_fill_d(double *x, size_t n, uint64_t seed, double scale);
+/* Prints "N passed, M failed" and returns the exit code. */
+int tu_finish(void);
+#endif

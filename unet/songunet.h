@@ -1,0 +1,76 @@
+/* songunet.h — EDM's SongUNet (DDPM++) with its preconditioning, as a runtime with backward.
+ *
+ * A pd_model holds one arena of parameters (tensors named exactly as EDM's EDMPrecond state
+ * dict, "model.enc.32x32_conv.weight", ...) and the block structure derived from its config.
+ * A unet_run holds the activations for one (batch, resolution): sized once, reused every call,
+ * no allocation inside a sampling loop. Several models and runs may be alive at once (SiD keeps
+ * a teacher, a fake-score net and a generator), each with its own arena.
+ *
+ * Gradients live in caller-owned float arrays laid out exactly like pd_model.params (same
+ * offsets), so optimisers are plain loops over n_params floats.
+ */
+#ifndef PD_SONGUNET_H
+#define PD_SONGUNET_H
+
+#include "pixdiff.h"
+#include <stddef.h>
+
+typedef struct pd_tensor_info {
+    char name[96];
+    int shape[4];
+    int ndim;
+    size_t offset;            /* into pd_model.params, in floats */
+    size_t numel;
+} pd_tensor_info;
+
+struct pd_model {
+    pd_unet_config cfg;
+    pd_tensor_info *tensors;  /* canonical order (EDM's module order) */
+    int n_tensors;
+    float *params;            /* the one parameter arena */
+    size_t n_params;
+    char path[1024];
+    char sha256[65];
+    void *arch;               /* block structure, owned by songunet.c */
+};
+
+/* Options of one forward call. Zero-initialised = plain inference. */
+typedef struct unet_opts {
+    int train;                /* dropout on (mask kept for backward) */
+    uint64_t dropout_seed;    /* Philox key for dropout masks; stream = dropout_stream */
+    uint64_t dropout_stream;
+    const float *skip_scale;  /* Skip-Tuning: one factor per encoder->decoder skip, in EDM's
+                                 production order (enc conv first); NULL = all 1 (samplers.md §5) */
+    int n_skip_scale;
+    float *feature;           /* if non-NULL: [n, 64] channel mean of the last 8x8 encoder block's
+                                 output (AMED's tap, samplers.md §4.4), or of the last encoder
+                                 block at the lowest resolution when that is not 8x8 */
+} unet_opts;
+
+typedef struct unet_run unet_run;
+
+/* Builds the block structure from m->cfg and allocates the parameter arena (zeros). */
+int unet_model_alloc(pd_model **out, const pd_unet_config *cfg, pd_error *err);
+/* keep = 1 keeps every activation for backward (training); 0 shares scratch between blocks. */
+int unet_run_create(unet_run **out, const pd_model *m, int max_batch, int res, int keep,
+                    pd_error *err);
+void unet_run_free(unet_run *r);
+/* Bytes of activation memory this run holds. */
+size_t unet_run_bytes(const unet_run *r);
+/* Number of encoder->decoder skips (Skip-Tuning's k+1). */
+int unet_num_skips(const pd_model *m);
+
+/* D(x; sigma, labels) including preconditioning (EDM/VP/VE/eps per cfg.precond).
+ * x, out [n,C,res,res]; sigma [n]; labels [n,label_dim] or NULL (zeros). n <= max_batch. */
+int unet_denoise_forward(unet_run *r, float *out, const float *x, const float *sigma,
+                         const float *labels, int n, const unet_opts *opts, pd_error *err);
+/* Reverse pass of the last forward (run must have keep = 1). Accumulates into dx [n,C,H,W],
+ * dsigma [n], dlabels [n,label_dim] and dparams [n_params]; any may be NULL. */
+int unet_denoise_backward(unet_run *r, float *dx, float *dsigma, float *dparams,
+                          const float *dout, pd_error *err);
+
+/* Preconditioning coefficients for one sigma (samplers.md §0.3). */
+typedef struct { double c_skip, c_out, c_in, c_noise; } unet_precond;
+unet_precond unet_precond_eval(const pd_unet_config *cfg, double sigma);
+
+#endif
