@@ -20,6 +20,7 @@ struct yd_node {
     int n;                    /* YD_SEQ: items; YD_MAP: pairs */
     yd_node **items;          /* YD_SEQ items, YD_MAP values */
     char **keys;              /* YD_MAP keys */
+    int *key_lines;           /* YD_MAP: 1-based line of each key (for error messages) */
 };
 
 typedef struct yd_doc {

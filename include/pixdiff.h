@@ -103,6 +103,18 @@ double pd_model_gflops(const pd_model *m, int res);
 /* Hex sha256 of the file the model was loaded from ("" for created models). */
 const char *pd_model_sha256(const pd_model *m);
 const char *pd_model_path(const pd_model *m);
+/* The i-th tensor in file order (EDM's state-dict names): its name, shape[0..*ndim) (ndim <= 4);
+ * NULL when i is out of range (unet/model_tensors.c). */
+const char *pd_model_tensor(const pd_model *m, int i, int shape[4], int *ndim);
+
+/* Named architectures for `pixdiff init` (unet/config_presets.c): "tiny", "fashion32", "ref64",
+ * "cifar10". pd_unet_preset_name(i) is the i-th name, NULL past the end. */
+const char *pd_unet_preset_name(int i);
+int pd_unet_config_preset(pd_unet_config *cfg, const char *name, pd_error *err);
+/* Overlays the keys of a YAML (or JSON) file onto *cfg: the same keys as the pixdiff.config
+ * metadata (DESIGN.md "File formats"), plus an optional `preset: NAME` applied first; an unknown
+ * key or a wrong type fails naming file:line. */
+int pd_unet_config_from_yaml(pd_unet_config *cfg, const char *path, pd_error *err);
 
 /* ------------------------------------------------------------------ denoisers
  * Every model is seen by samplers as D(x; sigma, label) -> x0 estimate. sigma is per sample.
@@ -121,8 +133,11 @@ struct pd_denoiser {
     char desc[128];           /* human-readable description for metadata */
 };
 
+/* Checks the arguments, calls d->eval and counts it in d->evals (one per call, any n). */
 int pd_denoiser_eval(pd_denoiser *d, float *out, const float *x, const float *sigma,
                      const float *labels, int n, pd_error *err);
+/* Calls d->destroy(d) (which releases ctx and anything else the constructor owns, but not the
+ * struct itself), then free(d): constructors allocate the struct with malloc/calloc. NULL is ok. */
 void pd_denoiser_free(pd_denoiser *d);
 
 /* The network with its preconditioning, at resolution res (0 = the trained resolution).
@@ -133,7 +148,9 @@ int pd_denoiser_from_model(pd_denoiser **out, pd_model *m, int res, pd_error *er
 /* Analytic denoisers (exact, for tests and for checking samplers). Spec syntax:
  *   analytic:gaussian[:mu=M][:std=S][:res=R][:ch=C]     data ~ N(mu, S^2 I)
  *   analytic:points[:n=K][:res=R][:ch=C][:seed=S]       K random points in [-1,1] (empirical data)
- *   analytic:points:file=X.npy                          the points of a float32 [K,C,H,W] array */
+ *   analytic:points:file=X.npy                          the points of a float32 [K,C,H,W] array
+ * Defaults: mu 0, std 0.5, res 32, ch 3, n 16, seed 0; sigma range 0.002..80; an unknown or
+ * repeated option fails naming it. ([K,H,W] arrays are read as C = 1.) */
 int pd_denoiser_analytic(pd_denoiser **out, const char *spec, pd_error *err);
 /* Exact probability-flow ODE solution for Gaussian data: x(sigma_to) from x(sigma_from). */
 void pd_gaussian_ode_exact(float *out, const float *x, double mu, double std,
@@ -157,8 +174,15 @@ typedef struct pd_schedule_params {
     double shift_res, shift_base, shift_base_low; /* d, base (and the low base for interp) */
 } pd_schedule_params;
 
+/* karras, sigma 0.002..80, end_at_zero 1, no shift (shift_res 0 = the image's resolution in
+ * pd_sample; shift_base 64, shift_base_low 32 as in simple diffusion). */
 pd_schedule_params pd_schedule_default_params(void);
-/* Fills sigmas[0..steps] (steps + 1 values, decreasing, sigmas[steps] = 0 or sigma_min). */
+/* Fills sigmas[0..steps] (steps + 1 values, decreasing, sigmas[steps] = 0 or sigma_min).
+ * end_at_zero 1: `steps` nonzero sigmas sigma_max..sigma_min, then 0; 0: steps + 1 sigmas
+ * sigma_max..sigma_min. Needs 0 < sigma_min < sigma_max. ddim-* grids use DDPM table sigmas
+ * inside [sigma_min, sigma_max] (so their endpoints are table values). A shift multiplies every
+ * nonzero sigma afterwards, and the shifted grid is not clipped (schedules/shift.c): scale by
+ * d/base; interp by (d/base)^t (d/base_low)^(1-t), t the unshifted sigma's cosine time. */
 int pd_sigma_grid(double *sigmas, int steps, const pd_schedule_params *p, pd_error *err);
 
 /* ------------------------------------------------------------------ samplers */
@@ -182,14 +206,21 @@ typedef struct pd_sample_stats {
     double seconds_total, seconds_denoiser;
 } pd_sample_stats;
 
+/* heun, karras, 18 steps (EDM CIFAR-10: NFE 35), eta 0, no churn (s_tmax = inf, s_noise 1),
+ * end_at_zero 1, sigma range 0 = the denoiser's. */
 pd_sample_params pd_sample_default_params(void);
+/* The grid a user expects for a sampler when none is named: karras for euler/heun (EDM), the
+ * DDIM paper's ddim-uniform for ddim. */
+pd_grid_kind pd_sampler_default_grid(pd_sampler_kind k);
 /* Steps that fit a budget of nfe evaluations for this sampler (>= 1), or -1 if none fits. */
 int pd_sampler_steps_for_nfe(const pd_sample_params *p, int nfe);
 int pd_sampler_nfe_for_steps(const pd_sample_params *p, int steps);
 
 /* Runs the sampler on a batch. x: in, the standard-normal noise z [n,C,H,W]; out, the samples.
  * seeds[i] is image i's seed (per-step noise of stochastic samplers uses pd_randn(seeds[i], step+1)).
- * The sigma grid's range defaults to the denoiser's when sched.sigma_min/max <= 0. */
+ * The sigma grid's range defaults to the denoiser's when sched.sigma_min/max <= 0, and
+ * sched.shift_res to the denoiser's H when <= 0. seeds may be NULL for a deterministic run.
+ * On failure (including abort) x is left unchanged. */
 int pd_sample(pd_denoiser *d, const pd_sample_params *p, float *x, const float *labels,
               const uint64_t *seeds, int n, pd_sample_stats *stats, pd_error *err);
 
@@ -209,6 +240,35 @@ int pd_png_read_text(const char *path, char ***keys, char ***values, int *count,
 void pd_png_text_free(char **keys, char **values, int count);
 /* Reads an 8-bit gray/RGB PNG to floats in [-1,1], [C,H,W]; *data malloc'd. */
 int pd_png_read(const char *path, float **data, int *C, int *H, int *W, pd_error *err);
+
+/* ------------------------------------------------------------------ training (distill/train*.c)
+ * EDM training of a denoiser from a YAML config (configs/train/NAME.yaml). Checkpoints go to
+ * <output.dir>/checkpoint.safetensors (atomic: the old or the new file survives a kill -9); a
+ * run resumes from it bit-exactly. At the end the EMA weights are exported as a model file. */
+
+typedef struct pd_train_options {
+    const char *config_path;  /* YAML config; NULL: use the config inside `checkpoint` */
+    int resume;               /* 1: continue from the checkpoint (required if one exists) */
+    const char *checkpoint;   /* checkpoint to resume from; NULL: <output.dir>/checkpoint.safetensors */
+    const char *export_path;  /* final EMA model; NULL: <output.dir>/model.safetensors */
+    const char *out_dir;      /* overrides output.dir when non-NULL */
+    int threads;              /* > 0 overrides training.threads */
+    long long duration_images; /* > 0 overrides training.duration_images */
+    /* progress: about once a second and at the end. loss is the running mean of the mean
+     * weighted per-pixel EDM loss. abort: non-zero stops after the current step, saves a
+     * checkpoint and makes pd_train fail with an "interrupted" message. log: one line per event
+     * (resumed, checkpoint, snapshot, export). */
+    void (*progress)(void *user, long long images_seen, long long total, double img_per_s,
+                     double loss, double eta_s);
+    int (*abort)(void *user);
+    void (*log)(void *user, const char *line);
+    void *user;
+} pd_train_options;
+
+pd_train_options pd_train_default_options(void);
+int pd_train(const pd_train_options *o, pd_error *err);
+/* Writes the EMA weights of a training checkpoint as a model file (with its model config). */
+int pd_train_export(const char *checkpoint, const char *out_model, pd_error *err);
 
 #ifdef __cplusplus
 }

@@ -44,7 +44,8 @@ typedef struct unet_opts {
     int n_skip_scale;
     float *feature;           /* if non-NULL: [n, 64] channel mean of the last 8x8 encoder block's
                                  output (AMED's tap, samplers.md §4.4), or of the last encoder
-                                 block at the lowest resolution when that is not 8x8 */
+                                 block at the lowest resolution when no level runs at 8x8; then
+                                 it is [n, h*w] of that level (unet_feature_dim) */
 } unet_opts;
 
 typedef struct unet_run unet_run;
@@ -65,12 +66,34 @@ int unet_num_skips(const pd_model *m);
 int unet_denoise_forward(unet_run *r, float *out, const float *x, const float *sigma,
                          const float *labels, int n, const unet_opts *opts, pd_error *err);
 /* Reverse pass of the last forward (run must have keep = 1). Accumulates into dx [n,C,H,W],
- * dsigma [n], dlabels [n,label_dim] and dparams [n_params]; any may be NULL. */
+ * dsigma [n] and dparams [n_params]; any may be NULL. With opts->train the backward uses the
+ * dropout masks that forward drew. */
 int unet_denoise_backward(unet_run *r, float *dx, float *dsigma, float *dparams,
                           const float *dout, pd_error *err);
 
 /* Preconditioning coefficients for one sigma (samplers.md §0.3). */
 typedef struct { double c_skip, c_out, c_in, c_noise; } unet_precond;
 unet_precond unet_precond_eval(const pd_unet_config *cfg, double sigma);
+/* Their derivatives d/dsigma (same fields), used by the backward for dL/dsigma. */
+unet_precond unet_precond_deriv(const pd_unet_config *cfg, double sigma);
+
+/* ---- additions (songunet owner): configs, feature tap size ---- */
+
+struct yd_doc;
+struct yd_node;
+/* Checks a config against what this runtime supports; the message names the offending key. */
+int unet_config_validate(const pd_unet_config *cfg, pd_error *err);
+/* Overrides *cfg with the keys of a YAML/JSON map (the keys of pd_unet_config, DESIGN.md "File
+ * formats"); an unknown key or a wrongly typed value fails naming the key. Does not validate. */
+int unet_config_from_node(pd_unet_config *cfg, const struct yd_doc *doc,
+                          const struct yd_node *map, pd_error *err);
+/* The config as one-line JSON (the __metadata__["pixdiff.config"] value); returns the length,
+ * or -1 if it does not fit in cap bytes. */
+int unet_config_to_json(const pd_unet_config *cfg, char *buf, size_t cap);
+
+/* Length of the feature tap per image (64 for an 8x8 tap; see unet_opts.feature). */
+int unet_feature_dim(const unet_run *r);
+/* The tensor's index in m->tensors, or -1. */
+int unet_tensor_index(const pd_model *m, const char *name);
 
 #endif

@@ -1,0 +1,49 @@
+/* bench_layers — throughput of the conv2d kernels (unet/layers.c) at the U-Net's reference shapes:
+ * N = 8, C = OC in 64..256, 32x32 / 16x16 / 8x8, k = 3 (and the 1x1 skip/qkv convs). Prints
+ * GFLOP/s (2·N·OC·C·k²·H·W per forward; twice that for backward's dW + din) and the GEMM kernel in
+ * use; checks nothing. Usage: bench_layers [threads] [N].
+ */
+#include "pixdiff.h"
+#include "unet/gemm.h"
+#include "unet/layers.h"
+#include "core/util.h"
+#include <stdio.h>
+#include <stdlib.h>
+
+static void fill(float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] = (float)((i * 2654435761u) % 1000) * 1e-3f - 0.5f;
+}
+
+static void bench(int N, int C, int H, int OC, int k, int backward) {
+    size_t ni = (size_t)N * C * H * H, no = (size_t)N * OC * H * H, nw = (size_t)OC * C * k * k;
+    float *x = pd_alloc(ni * 4), *y = pd_alloc(no * 4), *w = pd_alloc(nw * 4), *b = pd_alloc(OC * 4),
+          *col = pd_alloc((size_t)C * k * k * H * H * 4), *dx = pd_alloc(ni * 4), *dw = pd_alloc(nw * 4);
+    if (!x || !y || !w || !b || !col || !dx || !dw) { printf("out of memory\n"); exit(1); }
+    fill(x, ni); fill(w, nw); fill(b, OC);
+    double flop = 2.0 * N * OC * C * k * k * H * H * (backward ? 2 : 1);
+    int reps = (int)(2e9 / flop) + 2;
+    for (int r = 0; r < 2; r++) conv2d_forward(y, x, w, b, N, C, H, H, OC, k, col);
+    double t = pd_now();
+    for (int r = 0; r < reps; r++) {
+        if (backward) conv2d_backward(dx, dw, NULL, y, x, w, N, C, H, H, OC, k, col);
+        else conv2d_forward(y, x, w, b, N, C, H, H, OC, k, col);
+    }
+    t = (pd_now() - t) / reps;
+    printf("conv2d %-8s N=%d C=%3d OC=%3d %2dx%-2d k=%d  %8.3f ms  %6.1f GFLOP/s\n",
+           backward ? "backward" : "forward", N, C, OC, H, H, k, t * 1e3, flop / t * 1e-9);
+    pd_free(x); pd_free(y); pd_free(w); pd_free(b); pd_free(col); pd_free(dx); pd_free(dw);
+}
+
+int main(int argc, char **argv) {
+    int threads = argc > 1 ? atoi(argv[1]) : 2, N = argc > 2 ? atoi(argv[2]) : 8;
+    pd_set_threads(threads);
+    printf("threads %d, gemm kernel %s\n", pd_get_threads(), pd_gemm_kernel_name());
+    bench(N, 64, 32, 64, 3, 0);
+    bench(N, 128, 16, 128, 3, 0);
+    bench(N, 128, 8, 128, 3, 0);
+    bench(N, 256, 8, 256, 3, 0);
+    bench(N, 128, 32, 128, 1, 0);
+    bench(N, 64, 32, 64, 3, 1);
+    bench(N, 128, 16, 128, 3, 1);
+    return 0;
+}

@@ -1,0 +1,126 @@
+/* cmd_bench.c — `pixdiff bench`: time one denoiser evaluation at several batch sizes. For each
+ * batch size: one warm-up call (sizes the activation arena), then --repeat timed calls; prints
+ * the median ms per batch and per image, GFLOP/s from pd_model_gflops, and the process's peak
+ * resident memory so far (getrusage ru_maxrss; batch sizes run in ascending order so the peak
+ * belongs to the largest batch run yet). Without --model it benchmarks the issue's reference net
+ * (preset ref64, random weights), the one docs/benchmarks.md compares with PyTorch. */
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "cli/common.h"
+#include "cli/names.h"
+#include "pixdiff.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int cmp_int(const void *a, const void *b) { return *(const int *)a - *(const int *)b; }
+
+static double peak_rss_mib(void) {
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru)) return 0;
+    return (double)ru.ru_maxrss / 1024.0; /* Linux reports KiB */
+}
+
+int cmd_bench(int argc, char **argv) {
+    const char *cmd = "bench";
+    const char *model = NULL;
+    int preset = -1, repeat = 5, threads = 0, size = 0;
+    double sigma = 1.0;
+    arg_int_list batches = {{1, 8, 64}, 3};
+    arg_opt opts[] = {
+        OPT_DEF("--model", ARG_STR, &model, "FILE", "model file to time", "--preset ref64"),
+        OPT_DEF("--preset", ARG_CHOICE, &preset, NULL,
+                "time a random-weight model of this architecture", "ref64 when no --model"),
+        OPT("--batches", ARG_INT_LIST, &batches, "B1,B2,...", "batch sizes"),
+        OPT("--repeat", ARG_POS_INT, &repeat, "R",
+            "timed evaluations per batch size (median reported)"),
+        OPT("--threads", ARG_NONNEG_INT, &threads, "T", "threads (0: all cores)"),
+        OPT("--size", ARG_NONNEG_INT, &size, "R", "resolution (0: the trained one)"),
+        OPT("--sigma", ARG_POS_DOUBLE, &sigma, "S",
+            "noise level of the evaluations (does not change the cost)"),
+    };
+    opts[1].choices = cli_preset_choices();
+    arg_spec spec = {
+        cmd,
+        "[--model FILE | --preset NAME] [options]",
+        "Time denoiser evaluations (network + preconditioning) at several batch sizes.",
+        opts,
+        (int)(sizeof opts / sizeof opts[0]),
+        NULL,
+        0,
+        0,
+        NULL};
+    const char *pos[1];
+    int npos = 0;
+    args_parse(&spec, argc, argv, pos, &npos);
+    if (model && preset >= 0) cli_bad_flag(cmd, "--preset", "give --model or --preset, not both");
+    pd_set_threads(threads);
+
+    pd_error err = {{0}};
+    pd_model *m = NULL;
+    char what[1200];
+    if (model) {
+        m = cli_model_load(cmd, model);
+        snprintf(what, sizeof what, "%s", model);
+    } else {
+        const char *name = preset >= 0 ? pd_unet_preset_name(preset) : "ref64";
+        pd_unet_config cfg;
+        if (pd_unet_config_preset(&cfg, name, &err)) cli_die(1, cmd, "%s", err.msg);
+        if (pd_model_create(&m, &cfg, 0, &err)) cli_die(1, cmd, "%s", err.msg);
+        snprintf(what, sizeof what, "preset %s (random weights)", name);
+    }
+    pd_denoiser *d = NULL;
+    if (pd_denoiser_from_model(&d, m, size, &err)) {
+        if (size) cli_bad_flag(cmd, "--size", "%s", err.msg);
+        cli_die(1, cmd, "%s", err.msg);
+    }
+    const int C = d->C, H = d->H, W = d->W, L = d->label_dim;
+    const size_t chw = (size_t)C * H * W;
+    const double gflop = pd_model_gflops(m, H);
+    qsort(batches.v, (size_t)batches.n, sizeof(int), cmp_int);
+    int bmax = batches.v[batches.n - 1];
+    float *x = malloc(sizeof(float) * chw * (size_t)bmax);
+    float *out = malloc(sizeof(float) * chw * (size_t)bmax);
+    float *sig = malloc(sizeof(float) * (size_t)bmax);
+    float *labels = L > 0 ? calloc((size_t)L * (size_t)bmax, sizeof(float)) : NULL;
+    double *t = malloc(sizeof(double) * (size_t)repeat);
+    if (!x || !out || !sig || !t || (L > 0 && !labels)) cli_die(1, cmd, "out of memory");
+    for (int i = 0; i < bmax; i++) {
+        pd_randn(x + (size_t)i * chw, chw, (uint64_t)i, 0);
+        sig[i] = (float)sigma;
+    }
+    printf("model: %s, %dx%dx%d, %.4f GFLOP per image per evaluation, %zu parameters, threads %d, "
+           "pixdiff %s\n",
+           what, W, H, C, gflop, pd_model_param_count(m), pd_get_threads(), pd_version());
+    printf("%6s %12s %12s %10s %14s\n", "batch", "ms/batch", "ms/image", "GFLOP/s", "peak RSS MiB");
+    for (int k = 0; k < batches.n; k++) {
+        int b = batches.v[k];
+        if (k && b == batches.v[k - 1]) continue;
+        if (pd_denoiser_eval(d, out, x, sig, labels, b, &err)) cli_die(1, cmd, "%s", err.msg);
+        for (int r = 0; r < repeat; r++) {
+            double t0 = cli_now();
+            if (pd_denoiser_eval(d, out, x, sig, labels, b, &err)) cli_die(1, cmd, "%s", err.msg);
+            t[r] = cli_now() - t0;
+        }
+        qsort(t, (size_t)repeat, sizeof(double), cmp_double);
+        double med = repeat % 2 ? t[repeat / 2] : 0.5 * (t[repeat / 2 - 1] + t[repeat / 2]);
+        printf("%6d %12.2f %12.2f %10.1f %14.1f\n", b, med * 1e3, med * 1e3 / b, gflop * b / med,
+               peak_rss_mib());
+        fflush(stdout);
+    }
+    free(x);
+    free(out);
+    free(sig);
+    free(labels);
+    free(t);
+    pd_denoiser_free(d);
+    pd_model_free(m);
+    return 0;
+}

@@ -1,0 +1,439 @@
+/* cmd_sample.c — `pixdiff sample`: draw images with a sampler and write a PNG grid, one PNG per
+ * image, and/or the float32 samples as .npy.
+ *
+ * Reproducibility contract (issue "Noise and reproducibility"): image i of a request with seed s
+ * uses seed s + i for its initial noise (pd_randn(s + i, stream 0)) and for every per-step noise
+ * (seeds[] passed to pd_sample), so an image is bit-identical whatever --batch, --threads or the
+ * other images in the request. Every flag is validated, the model loaded and --noise checked
+ * before any sampling, and nothing is written before sampling succeeds, so bad input writes
+ * nothing. PNGs carry an A1111-style "parameters" chunk and a "pixdiff" JSON chunk holding every
+ * setting (DESIGN.md "File formats").
+ */
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "cli/common.h"
+#include "cli/names.h"
+#include "pixdiff.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char *const end_choices[] = {"zero", "sigma-min", NULL};
+
+static volatile sig_atomic_t interrupted;
+static void on_sigint(int sig) {
+    (void)sig;
+    interrupted = 1;
+}
+static int abort_cb(void *user) {
+    (void)user;
+    return interrupted;
+}
+
+/* Everything the metadata needs, resolved once. */
+typedef struct run_info {
+    const cli_model *cm;
+    const pd_sample_params *p;
+    int steps, nfe, n, C, H, W, cols;
+    uint64_t seed;
+    int cls;
+    char cls_name[32];
+    const char *noise_path;
+    double rho; /* effective rho, or 0 when the grid has none */
+} run_info;
+
+static const char *kind_of(const cli_model *cm) {
+    if (!cm->model) return "analytic";
+    const char *k = pd_model_config(cm->model)->kind;
+    return k[0] ? k : "denoiser";
+}
+
+/* A1111-style one-line "parameters" text: "Steps: 18, Sampler: heun, ...". index < 0: a grid. */
+static void make_parameters(cli_buf *b, const run_info *r, int index) {
+    const pd_sample_params *p = r->p;
+    uint64_t seed = r->seed + (uint64_t)(index < 0 ? 0 : index);
+    cli_buf_printf(b, "Steps: %d, Sampler: %s, Schedule: %s", r->steps, pd_sampler_name(p->sampler),
+                   pd_grid_name(p->sched.grid));
+    if (r->rho > 0) cli_buf_printf(b, ", Rho: %g", r->rho);
+    cli_buf_printf(b, ", Sigma min: %g, Sigma max: %g, End: %s", p->sched.sigma_min,
+                   p->sched.sigma_max, p->sched.end_at_zero ? "zero" : "sigma-min");
+    if (p->sched.shift != PD_SHIFT_NONE) {
+        cli_buf_printf(b, ", Shift: %s, Shift base: %g", pd_shift_name(p->sched.shift),
+                       p->sched.shift_base);
+        if (p->sched.shift == PD_SHIFT_INTERP)
+            cli_buf_printf(b, ", Shift base low: %g", p->sched.shift_base_low);
+    }
+    if (p->sampler == PD_SAMPLER_DDIM && p->eta > 0) cli_buf_printf(b, ", Eta: %g", p->eta);
+    if (p->s_churn > 0)
+        cli_buf_printf(b, ", S_churn: %g, S_tmin: %g, S_tmax: %g, S_noise: %g", p->s_churn,
+                       p->s_tmin, p->s_tmax, p->s_noise);
+    if (r->cls >= 0) {
+        cli_buf_printf(b, ", Class: %d", r->cls);
+        if (r->cls_name[0]) cli_buf_printf(b, " (%s)", r->cls_name);
+    }
+    cli_buf_printf(b, ", Seed: %" PRIu64, seed);
+    if (index < 0 && r->n > 1) cli_buf_printf(b, ", Images: %d", r->n);
+    if (r->noise_path) cli_buf_printf(b, ", Noise: %s", r->noise_path);
+    cli_buf_printf(b, ", NFE: %d, Model: %s", r->nfe, r->cm->name);
+    if (r->cm->sha256[0]) cli_buf_printf(b, ", Model hash: %.10s", r->cm->sha256);
+    cli_buf_printf(b, ", Size: %dx%d, Version: pixdiff %s", r->W, r->H, pd_version());
+}
+
+/* The "pixdiff" JSON chunk: every setting, machine-readable. index < 0: a grid of all images. */
+static void make_json(cli_buf *b, const run_info *r, int index) {
+    const pd_sample_params *p = r->p;
+    const cli_model *cm = r->cm;
+    cli_buf_printf(b, "{\"version\": ");
+    cli_buf_json_str(b, pd_version());
+    cli_buf_printf(b, ", \"model\": {\"path\": ");
+    cli_buf_json_str(b, cm->spec);
+    cli_buf_printf(b, ", \"name\": ");
+    cli_buf_json_str(b, cm->name);
+    cli_buf_printf(b, ", \"sha256\": ");
+    cli_buf_json_str(b, cm->sha256);
+    cli_buf_printf(b, ", \"kind\": ");
+    cli_buf_json_str(b, kind_of(cm));
+    cli_buf_printf(b, ", \"default\": %s}", cm->is_default ? "true" : "false");
+    cli_buf_printf(b, ", \"sampler\": ");
+    cli_buf_json_str(b, pd_sampler_name(p->sampler));
+    cli_buf_printf(b, ", \"schedule\": ");
+    cli_buf_json_str(b, pd_grid_name(p->sched.grid));
+    cli_buf_printf(b, ", \"rho\": ");
+    if (r->rho > 0) cli_buf_json_num(b, r->rho);
+    else cli_buf_printf(b, "null");
+    cli_buf_printf(b, ", \"sigma_min\": ");
+    cli_buf_json_num(b, p->sched.sigma_min);
+    cli_buf_printf(b, ", \"sigma_max\": ");
+    cli_buf_json_num(b, p->sched.sigma_max);
+    cli_buf_printf(b,
+                   ", \"end\": \"%s\", \"shift\": ", p->sched.end_at_zero ? "zero" : "sigma-min");
+    cli_buf_json_str(b, pd_shift_name(p->sched.shift));
+    cli_buf_printf(b, ", \"shift_res\": ");
+    cli_buf_json_num(b, p->sched.shift_res);
+    cli_buf_printf(b, ", \"shift_base\": ");
+    cli_buf_json_num(b, p->sched.shift_base);
+    cli_buf_printf(b, ", \"shift_base_low\": ");
+    cli_buf_json_num(b, p->sched.shift_base_low);
+    cli_buf_printf(b, ", \"steps\": %d, \"nfe\": %d, \"eta\": ", r->steps, r->nfe);
+    cli_buf_json_num(b, p->eta);
+    cli_buf_printf(b, ", \"s_churn\": ");
+    cli_buf_json_num(b, p->s_churn);
+    cli_buf_printf(b, ", \"s_tmin\": ");
+    cli_buf_json_num(b, p->s_tmin);
+    cli_buf_printf(b, ", \"s_tmax\": ");
+    cli_buf_json_num(b, p->s_tmax);
+    cli_buf_printf(b, ", \"s_noise\": ");
+    cli_buf_json_num(b, p->s_noise);
+    cli_buf_printf(b, ", \"class\": ");
+    if (r->cls < 0) {
+        cli_buf_printf(b, "null");
+    } else {
+        cli_buf_printf(b, "{\"index\": %d, \"name\": ", r->cls);
+        cli_buf_json_str(b, r->cls_name);
+        cli_buf_printf(b, "}");
+    }
+    cli_buf_printf(b, ", \"seed\": %" PRIu64 ", \"seed_base\": %" PRIu64,
+                   r->seed + (uint64_t)(index < 0 ? 0 : index), r->seed);
+    cli_buf_printf(b, ", \"image_index\": %d, \"image_count\": %d", index < 0 ? 0 : index, r->n);
+    if (index < 0) cli_buf_printf(b, ", \"grid\": {\"images\": %d, \"cols\": %d}", r->n, r->cols);
+    cli_buf_printf(b, ", \"noise\": ");
+    if (r->noise_path) cli_buf_json_str(b, r->noise_path);
+    else cli_buf_printf(b, "\"philox: image i uses pd_randn(seed_base + i)\"");
+    cli_buf_printf(b, ", \"size\": [%d, %d, %d]}", r->C, r->H, r->W);
+}
+
+static void write_png(const char *cmd, const char *path, const float *x, int n, int cols,
+                      const run_info *r, int index) {
+    cli_buf params = {0}, json = {0};
+    make_parameters(&params, r, index);
+    make_json(&json, r, index);
+    const char *text[] = {"parameters", params.s, "pixdiff", json.s, NULL};
+    pd_error err = {{0}};
+    if (pd_png_write_grid(path, x, n, r->C, r->H, r->W, cols, text, &err))
+        cli_die(1, cmd, "%s", err.msg);
+    cli_buf_free(&params);
+    cli_buf_free(&json);
+}
+
+int cmd_sample(int argc, char **argv) {
+    const char *cmd = "sample";
+    pd_sample_params p = pd_sample_default_params();
+    pd_schedule_params sched_def = p.sched;
+    const char *model = NULL, *class_arg = NULL, *out = NULL, *outdir = NULL, *noise_path = NULL,
+               *out_npy = NULL;
+    int sampler = (int)p.sampler, grid = (int)p.sched.grid, shift = (int)p.sched.shift;
+    int end = p.sched.end_at_zero ? 0 : 1;
+    int steps = p.steps > 0 ? p.steps : 18, nfe = 0, n = 64, batch = 16, size = 0, threads = 0;
+    int cols = 0, quiet = 0;
+    double rho = 0, sigma_min = 0, sigma_max = 0, shift_base = 0,
+           shift_base_low = p.sched.shift_base_low, eta = p.eta, churn = p.s_churn,
+           s_tmin = p.s_tmin, s_tmax = p.s_tmax, s_noise = p.s_noise;
+    uint64_t seed = 0;
+
+    arg_opt opts[] = {
+        OPT_DEF("--model", ARG_STR, &model, "FILE|SPEC", "model file or analytic:... spec",
+                "the default model"),
+        OPT_CHOICE("--sampler", &sampler, "sampler", cli_sampler_choices()),
+        OPT("--steps", ARG_POS_INT, &steps, "N", "sampling steps (intervals of the sigma grid)"),
+        OPT_DEF("--nfe", ARG_POS_INT, &nfe, "N",
+                "instead of --steps: the most steps within N network evaluations", "off"),
+        OPT_CHOICE("--schedule", &grid, "sigma grid", cli_grid_choices()),
+        OPT_DEF("--rho", ARG_POS_DOUBLE, &rho, "R", "grid exponent (karras, vp-time)",
+                "karras 7, vp-time 1"),
+        OPT_DEF("--sigma-min", ARG_POS_DOUBLE, &sigma_min, "S",
+                "smallest nonzero sigma of the grid", "the model's"),
+        OPT_DEF("--sigma-max", ARG_POS_DOUBLE, &sigma_max, "S",
+                "largest sigma; sampling starts from sigma_max * z", "the model's"),
+        OPT_CHOICE("--end", &end,
+                   "last grid point: sigma = 0 (EDM) or stop at sigma_min (AMED tables)",
+                   end_choices),
+        OPT_CHOICE("--shift", &shift, "SNR shift of the grid for the sampling size",
+                   cli_shift_choices()),
+        OPT_DEF("--shift-base", ARG_POS_DOUBLE, &shift_base, "B", "base resolution of the shift",
+                "the model's trained size"),
+        OPT("--shift-base-low", ARG_POS_DOUBLE, &shift_base_low, "L",
+            "low base resolution of the interp shift"),
+        OPT("--eta", ARG_NONNEG_DOUBLE, &eta, "E",
+            "DDIM stochasticity (0 deterministic, 1 DDPM-like)"),
+        OPT("--churn", ARG_NONNEG_DOUBLE, &churn, "C", "EDM S_churn (Alg. 2; 0 = deterministic)"),
+        OPT("--s-tmin", ARG_NONNEG_DOUBLE, &s_tmin, "A", "EDM S_tmin: churn only where sigma >= A"),
+        OPT("--s-tmax", ARG_NONNEG_DOUBLE, &s_tmax, "B", "EDM S_tmax: churn only where sigma <= B"),
+        OPT("--s-noise", ARG_POS_DOUBLE, &s_noise, "S", "EDM S_noise: scale of the churn noise"),
+        OPT_DEF("--class", ARG_STR, &class_arg, "K|NAME",
+                "class label (index or name) of a conditional model", "none (unconditional)"),
+        OPT("--seed", ARG_U64, &seed, "S", "image i uses seed S + i"),
+        OPT_DEF("--n", ARG_POS_INT, &n, "N", "number of images", "64, or the N of --noise"),
+        OPT("--batch", ARG_POS_INT, &batch, "B",
+            "images per denoiser call (does not change results)"),
+        OPT_DEF("--out", ARG_STR, &out, "FILE.png", "write a PNG grid",
+                "samples.png if no other output"),
+        OPT("--cols", ARG_NONNEG_INT, &cols, "N", "grid columns (0: ceil(sqrt(n)))"),
+        OPT_DEF("--outdir", ARG_STR, &outdir, "DIR",
+                "write one PNG per image, DIR/00000.png ... (creates DIR)", "off"),
+        OPT_DEF("--noise", ARG_STR, &noise_path, "Z.npy",
+                "initial noise z, float32 [N,C,H,W], instead of drawn noise", "off"),
+        OPT_DEF("--output-npy", ARG_STR, &out_npy, "X.npy",
+                "write the final samples as float32 [N,C,H,W]", "off"),
+        OPT("--size", ARG_NONNEG_INT, &size, "R", "sampling resolution (0: the trained one)"),
+        OPT("--threads", ARG_NONNEG_INT, &threads, "T",
+            "threads (0: all cores; does not change results)"),
+        OPT("--quiet", ARG_FLAG, &quiet, NULL, "no progress bar and no summary line"),
+    };
+    char epilog[8192];
+    {
+        char *buf = NULL;
+        size_t len = 0;
+        FILE *mf = open_memstream(&buf, &len);
+        if (mf) {
+            cli_print_names(mf);
+            fclose(mf);
+            snprintf(epilog, sizeof epilog, "%s", buf);
+            free(buf);
+        } else {
+            epilog[0] = 0;
+        }
+    }
+    arg_spec spec = {
+        cmd,
+        "[options]",
+        "Generate images by solving the diffusion ODE/SDE with a sampler. Image i uses "
+        "seed + i, so results do not depend on --batch or --threads.",
+        opts,
+        (int)(sizeof opts / sizeof opts[0]),
+        NULL,
+        0,
+        0,
+        epilog};
+    const char *pos[1];
+    int npos = 0;
+    args_parse(&spec, argc, argv, pos, &npos);
+
+    /* ---- flag combinations (exit 2, before any work) */
+    if (args_given(&spec, "--steps") && args_given(&spec, "--nfe"))
+        cli_bad_flag(cmd, "--nfe", "give --steps or --nfe, not both");
+    if (args_given(&spec, "--eta") && sampler != PD_SAMPLER_DDIM)
+        cli_bad_flag(cmd, "--eta", "only the ddim sampler reads it (sampler is %s)",
+                     pd_sampler_name((pd_sampler_kind)sampler));
+    const char *churn_flags[] = {"--churn", "--s-tmin", "--s-tmax", "--s-noise"};
+    for (int i = 0; i < 4; i++)
+        if (args_given(&spec, churn_flags[i]) && sampler != PD_SAMPLER_HEUN)
+            cli_bad_flag(cmd, churn_flags[i], "only the heun sampler reads it (sampler is %s)",
+                         pd_sampler_name((pd_sampler_kind)sampler));
+    if (s_tmin > s_tmax) cli_bad_flag(cmd, "--s-tmin", "%g is above --s-tmax %g", s_tmin, s_tmax);
+    if (args_given(&spec, "--rho") && grid != PD_GRID_KARRAS && grid != PD_GRID_VP_TIME)
+        cli_bad_flag(cmd, "--rho", "the %s schedule has no rho", pd_grid_name((pd_grid_kind)grid));
+    if ((args_given(&spec, "--shift-base") || args_given(&spec, "--shift-base-low")) &&
+        shift == PD_SHIFT_NONE)
+        cli_bad_flag(cmd, args_given(&spec, "--shift-base") ? "--shift-base" : "--shift-base-low",
+                     "needs --shift scale or --shift interp");
+    if (args_given(&spec, "--shift-base-low") && shift != PD_SHIFT_INTERP)
+        cli_bad_flag(cmd, "--shift-base-low", "only --shift interp reads it");
+    if (sigma_min > 0 && sigma_max > 0 && sigma_min >= sigma_max)
+        cli_bad_flag(cmd, "--sigma-min", "%g is not below --sigma-max %g", sigma_min, sigma_max);
+    if (!out && !outdir && !out_npy) out = "samples.png";
+    if (out) cli_check_out_path(cmd, "--out", out);
+    if (out_npy) cli_check_out_path(cmd, "--output-npy", out_npy);
+    if (outdir && !*outdir) cli_bad_flag(cmd, "--outdir", "expected a directory name");
+
+    pd_set_threads(threads);
+
+    /* ---- model, shapes, class, noise (still nothing written) */
+    cli_model cm;
+    cli_model_open(&cm, cmd, model, size);
+    pd_denoiser *d = cm.den;
+    const int C = d->C, H = d->H, W = d->W, label_dim = d->label_dim;
+    const size_t chw = (size_t)C * H * W;
+    char cls_name[32];
+    int cls = cli_parse_class(cmd, "--class", class_arg, &cm, cls_name, sizeof cls_name);
+
+    float *noise = NULL;
+    if (noise_path) {
+        pd_error err = {{0}};
+        int shape[4] = {0}, ndim = 0;
+        if (pd_npy_read(noise_path, &noise, shape, &ndim, &err))
+            cli_die(1, cmd, "--noise: %s", err.msg);
+        if (!args_given(&spec, "--n") && ndim == 4) n = shape[0];
+        if (ndim != 4 || shape[0] != n || shape[1] != C || shape[2] != H || shape[3] != W) {
+            char got[96] = "";
+            size_t len = 0;
+            for (int i = 0; i < ndim && len < sizeof got; i++)
+                len +=
+                    (size_t)snprintf(got + len, sizeof got - len, "%s%d", i ? "," : "", shape[i]);
+            cli_die(2, cmd, "--noise %s: shape [%s] does not match [%d,%d,%d,%d] (n, C, H, W)",
+                    noise_path, got, n, C, H, W);
+        }
+    }
+
+    p.sampler = (pd_sampler_kind)sampler;
+    p.sched = sched_def;
+    p.sched.grid = (pd_grid_kind)grid;
+    p.sched.rho = rho;
+    p.sched.sigma_min = sigma_min > 0 ? sigma_min : d->sigma_min;
+    p.sched.sigma_max = sigma_max > 0 ? sigma_max : d->sigma_max;
+    if (p.sched.sigma_min >= p.sched.sigma_max)
+        cli_bad_flag(cmd, sigma_min > 0 ? "--sigma-min" : "--sigma-max",
+                     "sigma range [%g, %g] is empty", p.sched.sigma_min, p.sched.sigma_max);
+    p.sched.end_at_zero = end == 0;
+    p.sched.shift = (pd_shift_kind)shift;
+    p.sched.shift_res = H;
+    p.sched.shift_base = shift_base > 0 ? shift_base
+                         : cm.model     ? pd_model_config(cm.model)->img_resolution
+                                        : H;
+    p.sched.shift_base_low = shift_base_low;
+    p.eta = eta;
+    p.s_churn = churn;
+    p.s_tmin = s_tmin;
+    p.s_tmax = s_tmax;
+    p.s_noise = s_noise;
+    if (args_given(&spec, "--nfe")) {
+        steps = pd_sampler_steps_for_nfe(&p, nfe);
+        if (steps < 1)
+            cli_bad_flag(cmd, "--nfe", "%d evaluations are too few for the %s sampler", nfe,
+                         pd_sampler_name(p.sampler));
+    }
+    p.steps = steps;
+    p.nfe = 0;
+    { /* Fail on a bad grid now (e.g. DDIM index grids with more steps than indices). */
+        pd_error err = {{0}};
+        double *sig = malloc(sizeof(double) * (size_t)(steps + 1));
+        if (!sig) cli_die(1, cmd, "out of memory");
+        if (pd_sigma_grid(sig, steps, &p.sched, &err)) cli_die(2, cmd, "%s", err.msg);
+        free(sig);
+    }
+
+    /* ---- buffers: all images when a grid or .npy is wanted, else one batch at a time */
+    if (batch > n) batch = n;
+    /* The grid's column count as pd_png_write_grid resolves 0, so the metadata records it. */
+    if (cols <= 0)
+        while ((long long)cols * cols < n) cols++;
+    const int keep_all = out || out_npy;
+    float *all = NULL, *xb = NULL, *labels = NULL;
+    uint64_t *seeds = malloc(sizeof(uint64_t) * (size_t)batch);
+    if (keep_all) all = malloc(sizeof(float) * chw * (size_t)n);
+    else xb = malloc(sizeof(float) * chw * (size_t)batch);
+    if (label_dim > 0) labels = malloc(sizeof(float) * (size_t)label_dim * (size_t)batch);
+    if (!seeds || (keep_all ? !all : !xb) || (label_dim > 0 && !labels))
+        cli_die(1, cmd, "out of memory for %d images of %dx%dx%d", keep_all ? n : batch, C, H, W);
+    cli_fill_labels(labels, batch, label_dim, cls);
+
+    run_info r = {
+        &cm, &p,         steps, pd_sampler_nfe_for_steps(&p, steps), n, C, H, W, cols, seed, cls,
+        "",  noise_path, 0};
+    snprintf(r.cls_name, sizeof r.cls_name, "%s", cls_name);
+    if (rho > 0) r.rho = rho;
+    else if (grid == PD_GRID_KARRAS) r.rho = 7;
+    else if (grid == PD_GRID_VP_TIME) r.rho = 1;
+
+    /* ---- sample */
+    signal(SIGINT, on_sigint);
+    p.abort = abort_cb;
+    int n_batches = (n + batch - 1) / batch;
+    cli_progress prog;
+    cli_progress_init(&prog, !quiet && isatty(2), n_batches, steps);
+    p.progress = cli_progress_step;
+    p.user = &prog;
+    double t0 = cli_now(), t_sample = 0;
+    int nfe_seen = -1, made_dir = 0;
+    for (int b = 0; b < n_batches; b++) {
+        int i0 = b * batch, nb = n - i0 < batch ? n - i0 : batch;
+        float *x = keep_all ? all + (size_t)i0 * chw : xb;
+        for (int i = 0; i < nb; i++) {
+            seeds[i] = seed + (uint64_t)(i0 + i);
+            if (noise)
+                memcpy(x + (size_t)i * chw, noise + (size_t)(i0 + i) * chw, sizeof(float) * chw);
+            else pd_randn(x + (size_t)i * chw, chw, seeds[i], 0);
+        }
+        cli_progress_batch(&prog, b + 1);
+        pd_sample_stats st = {0};
+        pd_error err = {{0}};
+        double ts = cli_now();
+        if (pd_sample(d, &p, x, labels, seeds, nb, &st, &err)) {
+            cli_progress_done(&prog);
+            if (interrupted) cli_die(130, cmd, "interrupted; nothing more written");
+            cli_die(1, cmd, "%s", err.msg);
+        }
+        t_sample += cli_now() - ts;
+        if (nfe_seen < 0) nfe_seen = st.nfe;
+        r.nfe = st.nfe;
+        if (outdir) {
+            if (!made_dir) cli_mkdir_p(cmd, "--outdir", outdir), made_dir = 1;
+            cli_progress_done(&prog);
+            for (int i = 0; i < nb; i++) {
+                char path[4200];
+                snprintf(path, sizeof path, "%s/%05d.png", outdir, i0 + i);
+                write_png(cmd, path, x + (size_t)i * chw, 1, 1, &r, i0 + i);
+            }
+        }
+    }
+    cli_progress_done(&prog);
+
+    /* ---- outputs */
+    if (out_npy) {
+        pd_error err = {{0}};
+        int shape[4] = {n, C, H, W};
+        if (pd_npy_write(out_npy, all, shape, 4, &err)) cli_die(1, cmd, "%s", err.msg);
+    }
+    if (out) write_png(cmd, out, all, n, cols, &r, -1);
+    double secs = cli_now() - t0;
+    if (!quiet) {
+        fprintf(stderr,
+                "pixdiff sample: %d image%s %dx%d, %s, %d steps, NFE %d, %.2f s (%.2f images/s)", n,
+                n == 1 ? "" : "s", W, H, pd_sampler_name(p.sampler), steps, r.nfe, secs,
+                t_sample > 0 ? n / t_sample : 0.0);
+        if (out) fprintf(stderr, " -> %s", out);
+        if (outdir) fprintf(stderr, " -> %s/", outdir);
+        if (out_npy) fprintf(stderr, " -> %s", out_npy);
+        fputc('\n', stderr);
+    }
+    free(all);
+    free(xb);
+    free(labels);
+    free(seeds);
+    free(noise);
+    cli_model_close(&cm);
+    return 0;
+}

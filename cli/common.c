@@ -1,0 +1,290 @@
+/* common.c — shared CLI helpers (common.h): model resolution and loading, --class, the progress
+ * bar, a growable string with JSON escaping, and output-path checks. Errors print one line and
+ * exit through cli_die / cli_bad_flag (args.h); the library itself never prints. */
+#include "cli/common.h"
+#include "cli/args.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------------ models */
+
+static int file_exists(const char *p) {
+    struct stat st;
+    return p && *p && stat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+int cli_default_model(char *path, size_t cap) {
+    const char *cand[3] = {getenv("PIXDIFF_MODEL"), PD_SOURCE_DIR "/models/fashion32.safetensors",
+                           PD_MODELDIR "/fashion32.safetensors"};
+    for (int i = 0; i < 3; i++)
+        if (file_exists(cand[i])) {
+            snprintf(path, cap, "%s", cand[i]);
+            return 0;
+        }
+    return -1;
+}
+
+const char *cli_no_model_hint(void) {
+    return "no --model given and no default model found ($PIXDIFF_MODEL, " PD_SOURCE_DIR
+           "/models/fashion32.safetensors, " PD_MODELDIR "/fashion32.safetensors); pass "
+           "--model FILE or --model analytic:gaussian, or write a random-weight model with "
+           "`pixdiff init --preset fashion32 --out FILE`";
+}
+
+pd_model *cli_model_load(const char *cmd, const char *path) {
+    pd_error err = {{0}};
+    pd_model *m = NULL;
+    struct stat st;
+    if (stat(path, &st) != 0) cli_die(1, cmd, "%s: cannot open model: %s", path, strerror(errno));
+    if (pd_model_load(&m, path, &err)) {
+        /* Library messages name the file; add it when one does not, so the line stands alone. */
+        if (strstr(err.msg, path)) cli_die(1, cmd, "%s", err.msg);
+        cli_die(1, cmd, "%s: %s", path, err.msg);
+    }
+    return m;
+}
+
+void cli_model_open(cli_model *cm, const char *cmd, const char *spec, int res) {
+    pd_error err = {{0}};
+    memset(cm, 0, sizeof *cm);
+    if (!spec) {
+        if (cli_default_model(cm->spec, sizeof cm->spec))
+            cli_die(1, cmd, "%s", cli_no_model_hint());
+        cm->is_default = 1;
+    } else {
+        snprintf(cm->spec, sizeof cm->spec, "%s", spec);
+    }
+    if (strncmp(cm->spec, "analytic:", 9) == 0) {
+        if (res > 0)
+            cli_bad_flag(cmd, "--size", "an analytic model takes its size from the spec (:res=R)");
+        if (pd_denoiser_analytic(&cm->den, cm->spec, &err)) cli_die(2, cmd, "--model: %s", err.msg);
+        snprintf(cm->name, sizeof cm->name, "%s", cm->spec);
+        return;
+    }
+    cm->model = cli_model_load(cmd, cm->spec);
+    snprintf(cm->sha256, sizeof cm->sha256, "%s", pd_model_sha256(cm->model));
+    const char *base = strrchr(cm->spec, '/');
+    snprintf(cm->name, sizeof cm->name, "%s", base ? base + 1 : cm->spec);
+    char *dot = strrchr(cm->name, '.');
+    if (dot && dot != cm->name) *dot = 0;
+    if (pd_denoiser_from_model(&cm->den, cm->model, res, &err)) {
+        if (res > 0) cli_bad_flag(cmd, "--size", "%s", err.msg);
+        cli_die(1, cmd, "%s", err.msg);
+    }
+}
+
+void cli_model_close(cli_model *cm) {
+    if (cm->den) pd_denoiser_free(cm->den);
+    if (cm->model) pd_model_free(cm->model);
+    cm->den = NULL;
+    cm->model = NULL;
+}
+
+int cli_parse_class(const char *cmd, const char *flag, const char *val, const cli_model *cm,
+                    char *name, size_t cap) {
+    if (name && cap) name[0] = 0;
+    if (!val) return -1;
+    int label_dim = cm->den->label_dim;
+    if (label_dim <= 0)
+        cli_bad_flag(cmd, flag, "model '%s' is unconditional (label_dim 0), got '%s'", cm->name,
+                     val);
+    const pd_unet_config *cfg = cm->model ? pd_model_config(cm->model) : NULL;
+    int n_names = 0;
+    if (cfg)
+        while (n_names < 16 && n_names < label_dim && cfg->class_names[n_names][0]) n_names++;
+    long long k = -1;
+    if (args_parse_long(val, &k) == 0) {
+        if (k < 0 || k >= label_dim) k = -1;
+    } else {
+        k = -1;
+        for (int i = 0; i < n_names; i++)
+            if (strcasecmp(cfg->class_names[i], val) == 0) k = i;
+    }
+    if (k < 0) {
+        char list[600];
+        size_t len = (size_t)snprintf(list, sizeof list, "0..%d", label_dim - 1);
+        for (int i = 0; i < n_names && len < sizeof list; i++)
+            len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", i ? ", " : ": ",
+                                    cfg->class_names[i]);
+        cli_bad_flag(cmd, flag, "'%s' is not a class of this model (%s)", val, list);
+    }
+    if (name && cap && k < n_names) snprintf(name, cap, "%s", cfg->class_names[k]);
+    return (int)k;
+}
+
+void cli_fill_labels(float *labels, int n, int label_dim, int cls) {
+    if (!labels || label_dim <= 0) return;
+    memset(labels, 0, sizeof(float) * (size_t)n * (size_t)label_dim);
+    if (cls >= 0 && cls < label_dim)
+        for (int i = 0; i < n; i++) labels[(size_t)i * (size_t)label_dim + (size_t)cls] = 1.0f;
+}
+
+/* ------------------------------------------------------------------ progress */
+
+double cli_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void cli_progress_init(cli_progress *p, int enabled, int n_batches, int steps) {
+    memset(p, 0, sizeof *p);
+    p->enabled = enabled;
+    p->n_batches = n_batches;
+    p->steps = steps;
+    p->t_start = cli_now();
+}
+
+void cli_progress_batch(cli_progress *p, int batch) {
+    p->batch = batch;
+    p->t_batch = cli_now();
+    cli_progress_step(p, 0, p->steps);
+}
+
+static void fmt_duration(char *buf, size_t cap, double s) {
+    if (!isfinite(s) || s < 0) {
+        snprintf(buf, cap, "?");
+        return;
+    }
+    long t = (long)(s + 0.5);
+    if (t >= 3600) snprintf(buf, cap, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
+    else snprintf(buf, cap, "%ld:%02ld", t / 60, t % 60);
+}
+
+/* Called by pd_sample after each step; draws at most ~10 times a second, and always the last
+ * step, so the bar costs nothing measurable even on tiny models. */
+void cli_progress_step(void *user, int step, int steps) {
+    cli_progress *p = user;
+    if (!p || !p->enabled) return;
+    double now = cli_now();
+    if (step > 0 && step < steps && now - p->last_draw < 0.1) return;
+    p->last_draw = now;
+    if (steps > 0) p->steps = steps;
+    if (step > p->steps) step = p->steps;
+    double done = (double)(p->batch - 1) * p->steps + step;
+    double total = (double)p->n_batches * p->steps;
+    double elapsed = now - p->t_start;
+    char rate[32] = "", eta[32] = "?";
+    double bt = now - p->t_batch;
+    if (step > 0 && bt > 0) {
+        double ips = step / bt;
+        if (ips >= 1) snprintf(rate, sizeof rate, "%.2f it/s", ips);
+        else snprintf(rate, sizeof rate, "%.2f s/it", 1 / ips);
+    }
+    if (done > 0) fmt_duration(eta, sizeof eta, elapsed / done * (total - done));
+    const int width = 20;
+    int fill = total > 0 ? (int)(width * done / total) : 0;
+    char bar[32];
+    for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
+    bar[width] = 0;
+    fprintf(stderr, "\r\033[Kbatch %d/%d  step %d/%d  [%s]  %s  ETA %s", p->batch, p->n_batches,
+            step, p->steps, bar, rate, eta);
+    fflush(stderr);
+}
+
+void cli_progress_done(cli_progress *p) {
+    if (p->enabled) {
+        fprintf(stderr, "\r\033[K");
+        fflush(stderr);
+    }
+}
+
+/* ------------------------------------------------------------------ strings */
+
+void cli_buf_printf(cli_buf *b, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int need = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (need < 0) return;
+    if (b->len + (size_t)need + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->len + (size_t)need + 1) cap *= 2;
+        char *s = realloc(b->s, cap);
+        if (!s) {
+            fprintf(stderr, "pixdiff: out of memory\n");
+            exit(1);
+        }
+        b->s = s;
+        b->cap = cap;
+    }
+    va_start(ap, fmt);
+    vsnprintf(b->s + b->len, b->cap - b->len, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)need;
+}
+
+void cli_buf_json_str(cli_buf *b, const char *s) {
+    cli_buf_printf(b, "\"");
+    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
+        if (*p == '"' || *p == '\\') cli_buf_printf(b, "\\%c", *p);
+        else if (*p == '\n') cli_buf_printf(b, "\\n");
+        else if (*p == '\t') cli_buf_printf(b, "\\t");
+        else if (*p < 0x20) cli_buf_printf(b, "\\u%04x", *p);
+        else cli_buf_printf(b, "%c", *p);
+    }
+    cli_buf_printf(b, "\"");
+}
+
+void cli_buf_json_num(cli_buf *b, double v) {
+    if (!isfinite(v)) {
+        cli_buf_printf(b, "null");
+        return;
+    }
+    /* Shortest %g that reads back to the same double, so metadata is exact and readable. */
+    char tmp[40];
+    for (int prec = 6; prec <= 17; prec++) {
+        snprintf(tmp, sizeof tmp, "%.*g", prec, v);
+        if (strtod(tmp, NULL) == v) break;
+    }
+    cli_buf_printf(b, "%s", tmp);
+}
+
+void cli_buf_free(cli_buf *b) {
+    free(b->s);
+    memset(b, 0, sizeof *b);
+}
+
+/* ------------------------------------------------------------------ files */
+
+void cli_check_out_path(const char *cmd, const char *flag, const char *path) {
+    size_t n = strlen(path);
+    if (n == 0 || path[n - 1] == '/') cli_bad_flag(cmd, flag, "'%s' is not a file name", path);
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash) return;
+    if (slash == dir) slash[1] = 0;
+    else *slash = 0;
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        cli_bad_flag(cmd, flag, "%s: directory '%s' does not exist", path, dir);
+}
+
+void cli_mkdir_p(const char *cmd, const char *flag, const char *dir) {
+    char buf[4096];
+    if (snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf)
+        cli_bad_flag(cmd, flag, "path too long");
+    for (char *p = buf + 1;; p++) {
+        if (*p == '/' || *p == 0) {
+            char c = *p;
+            *p = 0;
+            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+                cli_die(1, cmd, "%s %s: cannot create directory %s: %s", flag, dir, buf,
+                        strerror(errno));
+            *p = c;
+            if (!c) break;
+        }
+    }
+    struct stat st;
+    if (stat(buf, &st) != 0 || !S_ISDIR(st.st_mode))
+        cli_die(1, cmd, "%s %s: not a directory", flag, dir);
+}

@@ -1,0 +1,64 @@
+/* main.c — the `pixdiff` binary: dispatches `pixdiff <command> ...` through the command table,
+ * and answers `pixdiff --help` (commands, samplers, schedules, model syntax) and `--version`.
+ * A new command is a file cli/cmd_<name>.c, its prototype in cli/commands.h and one line below.
+ */
+#include "cli/commands.h"
+#include "cli/names.h"
+#include "pixdiff.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const cli_command commands[] = {
+    {"sample", cmd_sample, "generate images: a PNG grid, one PNG per image, or a .npy array"},
+    {"denoise", cmd_denoise, "one evaluation of D(x; sigma) on a float32 [N,C,H,W] .npy array"},
+    {"info", cmd_info, "a model's architecture, parameters, GFLOP per evaluation and sha256"},
+    {"inspect", cmd_inspect, "print the metadata text chunks of a PNG"},
+    {"bench", cmd_bench, "time denoiser evaluations at several batch sizes (ms, GFLOP/s, memory)"},
+    {"init", cmd_init, "write a model with random weights from a preset or a YAML config"},
+    {"train", cmd_train, "train a denoiser with the EDM loss from a YAML config (resumable)"},
+};
+static const int n_commands = (int)(sizeof commands / sizeof commands[0]);
+
+static void print_help(FILE *f) {
+    fprintf(f,
+            "pixdiff %s - diffusion-model sampling toolkit\n\n"
+            "usage: pixdiff <command> [options]   (pixdiff <command> --help lists its options)\n"
+            "       pixdiff --help | --version\n\n"
+            "commands:\n",
+            pd_version());
+    for (int i = 0; i < n_commands; i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fputc('\n', f);
+    cli_print_names(f);
+    fprintf(f,
+            "\nexample: pixdiff sample --sampler heun --steps 18 --seed 0 --n 64 --out grid.png\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        print_help(stderr);
+        return 2;
+    }
+    const char *c = argv[1];
+    if (strcmp(c, "--help") == 0 || strcmp(c, "-h") == 0 || strcmp(c, "help") == 0) {
+        if (strcmp(c, "help") == 0 && argc > 2) {
+            /* `pixdiff help sample` is `pixdiff sample --help`. */
+            for (int i = 0; i < n_commands; i++)
+                if (strcmp(argv[2], commands[i].name) == 0) {
+                    char *sub[] = {argv[2], "--help", NULL};
+                    return commands[i].fn(2, sub);
+                }
+        }
+        print_help(stdout);
+        return 0;
+    }
+    if (strcmp(c, "--version") == 0 || strcmp(c, "-V") == 0 || strcmp(c, "version") == 0) {
+        printf("pixdiff %s\n", pd_version());
+        return 0;
+    }
+    for (int i = 0; i < n_commands; i++)
+        if (strcmp(c, commands[i].name) == 0) return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "pixdiff: unknown command '%s' (see pixdiff --help)\n", c);
+    return 2;
+}

@@ -1,0 +1,195 @@
+/* npy.c — numpy .npy arrays (pixdiff.h pd_npy_read / pd_npy_write): float32 ('<f4'), C order,
+ * rank 1..4. Reading accepts format versions 1.0 (u16 header length), 2.0 and 3.0 (u32); the
+ * header is a Python dict literal {'descr': ..., 'fortran_order': ..., 'shape': (...), } that is
+ * parsed by hand, strictly. The data must be exactly prod(shape) floats: a truncated file or
+ * trailing bytes are errors. Writing emits version 1.0 with the header padded by spaces and a
+ * newline so the data starts 64-byte aligned (as numpy does), atomically (tmp + rename).
+ */
+#include "core/util.h"
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "npy.c reads '<f4' data raw and needs a little-endian host"
+#endif
+
+typedef struct { const char *p, *end; } npy_lex;
+
+static void skip_ws(npy_lex *l) {
+    while (l->p < l->end && (*l->p == ' ' || *l->p == '\t' || *l->p == '\n' || *l->p == '\r'))
+        l->p++;
+}
+
+static int expect(npy_lex *l, char c) {
+    skip_ws(l);
+    if (l->p < l->end && *l->p == c) { l->p++; return 0; }
+    return -1;
+}
+
+/* A Python string literal in single or double quotes (no escapes: numpy never writes any). */
+static int quoted(npy_lex *l, char *out, size_t cap) {
+    skip_ws(l);
+    if (l->p >= l->end || (*l->p != '\'' && *l->p != '"')) return -1;
+    char q = *l->p++;
+    size_t n = 0;
+    while (l->p < l->end && *l->p != q) {
+        if (n + 1 >= cap) return -1;
+        out[n++] = *l->p++;
+    }
+    out[n] = '\0';
+    return l->p < l->end ? (l->p++, 0) : -1;
+}
+
+static int parse_header(const char *path, const char *h, size_t len, int shape[4], int *ndim,
+                        pd_error *err) {
+    npy_lex l = {h, h + len};
+    char key[32], descr[32] = "";
+    int have = 0, fortran = -1;
+    if (expect(&l, '{')) return pd_fail(err, "%s: malformed .npy header", path);
+    for (;;) {
+        skip_ws(&l);
+        if (!expect(&l, '}')) break;
+        if (quoted(&l, key, sizeof key) || expect(&l, ':'))
+            return pd_fail(err, "%s: malformed .npy header", path);
+        skip_ws(&l);
+        if (!strcmp(key, "descr")) {
+            if (quoted(&l, descr, sizeof descr))
+                return pd_fail(err, "%s: dtype is not a simple type (need float32 ('<f4'))", path);
+            have |= 1;
+        } else if (!strcmp(key, "fortran_order")) {
+            if (l.end - l.p >= 4 && !memcmp(l.p, "True", 4)) fortran = 1, l.p += 4;
+            else if (l.end - l.p >= 5 && !memcmp(l.p, "False", 5)) fortran = 0, l.p += 5;
+            else return pd_fail(err, "%s: malformed fortran_order in .npy header", path);
+            have |= 2;
+        } else if (!strcmp(key, "shape")) {
+            if (expect(&l, '(')) return pd_fail(err, "%s: malformed shape in .npy header", path);
+            *ndim = 0;
+            for (;;) {
+                skip_ws(&l);
+                if (!expect(&l, ')')) break;
+                char *e;
+                errno = 0;
+                long long d = strtoll(l.p, &e, 10);
+                if (e == l.p || errno || d < 0 || d > 0x7fffffff)
+                    return pd_fail(err, "%s: malformed shape in .npy header", path);
+                l.p = e;
+                if (*ndim >= 4)
+                    return pd_fail(err, "%s: arrays of rank > 4 are not supported", path);
+                shape[(*ndim)++] = (int)d;
+                skip_ws(&l);
+                if (expect(&l, ',') && (l.p >= l.end || *l.p != ')'))
+                    return pd_fail(err, "%s: malformed shape in .npy header", path);
+            }
+            have |= 4;
+        } else {
+            return pd_fail(err, "%s: unexpected key '%s' in .npy header", path, key);
+        }
+        if (expect(&l, ',')) {
+            if (expect(&l, '}')) return pd_fail(err, "%s: malformed .npy header", path);
+            break;
+        }
+    }
+    if (have != 7) return pd_fail(err, "%s: .npy header lacks descr, fortran_order or shape", path);
+    if (strcmp(descr, "<f4"))
+        return pd_fail(err, "%s: dtype '%s' not supported, need float32 ('<f4')", path, descr);
+    if (fortran)
+        return pd_fail(err, "%s: fortran_order arrays not supported, need C order "
+                       "(save np.ascontiguousarray(x))", path);
+    if (*ndim < 1)
+        return pd_fail(err, "%s: rank 0 (scalar) arrays not supported, need rank 1..4", path);
+    return 0;
+}
+
+int pd_npy_read(const char *path, float **data, int shape[4], int *ndim, pd_error *err) {
+    *data = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) return pd_fail(err, "%s: %s", path, strerror(errno));
+    unsigned char pre[12];
+    char *hdr = NULL;
+    float *x = NULL;
+    int rc = -1, s[4] = {0}, nd = 0;
+    struct stat st;
+    if (fstat(fileno(f), &st)) { pd_fail(err, "%s: %s", path, strerror(errno)); goto done; }
+    if (fread(pre, 1, 8, f) != 8 || memcmp(pre, "\x93NUMPY", 6)) {
+        pd_fail(err, "%s: not a .npy file (bad magic)", path);
+        goto done;
+    }
+    int major = pre[6];
+    size_t hlen, pos;
+    if (major == 1) {
+        if (fread(pre + 8, 1, 2, f) != 2) { pd_fail(err, "%s: truncated .npy header", path); goto done; }
+        hlen = pre[8] | (size_t)pre[9] << 8;
+        pos = 10;
+    } else if (major == 2 || major == 3) {
+        if (fread(pre + 8, 1, 4, f) != 4) { pd_fail(err, "%s: truncated .npy header", path); goto done; }
+        hlen = pre[8] | (size_t)pre[9] << 8 | (size_t)pre[10] << 16 | (size_t)pre[11] << 24;
+        pos = 12;
+    } else {
+        pd_fail(err, "%s: .npy format version %d.%d not supported", path, pre[6], pre[7]);
+        goto done;
+    }
+    if (hlen > (size_t)st.st_size - pos || hlen > (1u << 24)) {
+        pd_fail(err, "%s: truncated .npy header", path);
+        goto done;
+    }
+    if (!(hdr = malloc(hlen + 1)) || fread(hdr, 1, hlen, f) != hlen) {
+        pd_fail(err, "%s: cannot read .npy header", path);
+        goto done;
+    }
+    hdr[hlen] = '\0';
+    if (parse_header(path, hdr, hlen, s, &nd, err)) goto done;
+    size_t numel = 1;
+    for (int i = 0; i < nd; i++)
+        if (__builtin_mul_overflow(numel, (size_t)s[i], &numel) || numel > ((size_t)1 << 40)) {
+            pd_fail(err, "%s: array too large", path);
+            goto done;
+        }
+    size_t avail = (size_t)st.st_size - pos - hlen;
+    if (avail != numel * 4) {
+        pd_fail(err, "%s: shape needs %zu bytes of float32 data but the file has %zu (%s)", path,
+                numel * 4, avail, avail < numel * 4 ? "truncated" : "trailing bytes");
+        goto done;
+    }
+    if (!(x = malloc(numel ? numel * 4 : 4))) { pd_fail(err, "%s: out of memory", path); goto done; }
+    if (fread(x, 4, numel, f) != numel) { pd_fail(err, "%s: read error (truncated?)", path); goto done; }
+    memcpy(shape, s, sizeof s);
+    *ndim = nd;
+    *data = x;
+    x = NULL;
+    rc = 0;
+done:
+    fclose(f);
+    free(hdr);
+    free(x);
+    return rc;
+}
+
+int pd_npy_write(const char *path, const float *data, const int *shape, int ndim, pd_error *err) {
+    if (ndim < 1 || ndim > 4) return pd_fail(err, "%s: rank %d not supported (1..4)", path, ndim);
+    char h[256];
+    int n = snprintf(h, sizeof h, "{'descr': '<f4', 'fortran_order': False, 'shape': (");
+    size_t numel = 1;
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] < 0) return pd_fail(err, "%s: negative dimension %d", path, shape[i]);
+        numel *= (size_t)shape[i];
+        n += snprintf(h + n, sizeof h - n, "%s%d", i ? ", " : "", shape[i]);
+    }
+    n += snprintf(h + n, sizeof h - n, "%s), }", ndim == 1 ? "," : "");
+    /* Pad with spaces and end with '\n' so 10 + len is a multiple of 64 (numpy's alignment). */
+    int total = (10 + n + 1 + 63) / 64 * 64;
+    while (10 + n + 1 < total) h[n++] = ' ';
+    h[n++] = '\n';
+    unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)(n & 0xff),
+                             (unsigned char)(n >> 8)};
+    pd_atomic_file af;
+    if (pd_atomic_open(&af, path, err)) return -1;
+    if (fwrite(pre, 1, 10, af.f) != 10 || fwrite(h, 1, n, af.f) != (size_t)n ||
+        fwrite(data, 4, numel, af.f) != numel) {
+        int e = errno;
+        pd_atomic_abort(&af);
+        return pd_fail(err, "%s: write failed: %s", path, strerror(e));
+    }
+    return pd_atomic_commit(&af, err);
+}

@@ -1,0 +1,246 @@
+/* png.c — PNG images with libpng (pixdiff.h pd_png_*).
+ *
+ * Writing tiles n images [n,C,H,W] (C = 1 gray or 3 RGB, floats in [-1,1]) into a grid of `cols`
+ * columns with PD_PNG_PAD black pixels between tiles (none around the border), quantised as
+ * u8 = trunc(clip(x*127.5 + 128, 0, 255)) (DESIGN.md "File formats"; NaN maps to 0). Text pairs
+ * go in uncompressed iTXt chunks (UTF-8) before the image data. The file is written atomically:
+ * libpng errors longjmp back here, the temporary file is removed and a half-written PNG never
+ * appears under the target name. Reading decodes any PNG to 8-bit gray or RGB (palette
+ * expanded, 16-bit stripped, alpha dropped) and maps x = u8/127.5 - 1, so writing what was read
+ * reproduces the same bytes. Corrupt or truncated files give an error, never a crash.
+ */
+#include "core/util.h"
+#include <errno.h>
+#include <math.h>
+#include <png.h>
+#include <setjmp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PD_PNG_PAD 2                     /* pixels between grid tiles */
+#define PD_PNG_MAX_SIDE 1000000          /* libpng's default read limit, so we can read our files */
+#define PD_PNG_MAX_PIXELS (1L << 28)
+
+typedef struct { char msg[256]; } png_errctx;
+
+static void on_error(png_structp png, png_const_charp msg) {
+    png_errctx *c = png_get_error_ptr(png);
+    snprintf(c->msg, sizeof c->msg, "%s", msg);
+    png_longjmp(png, 1);
+}
+
+static void on_warning(png_structp png, png_const_charp msg) { (void)png, (void)msg; }
+
+static unsigned char quantise(float x) {
+    float v = x * 127.5f + 128.0f;
+    if (!(v > 0.0f)) return 0;           /* also NaN */
+    if (v > 255.0f) return 255;
+    return (unsigned char)v;             /* truncation, as EDM's .to(torch.uint8) */
+}
+
+/* PNG keywords: 1-79 printable Latin-1 characters, no leading, trailing or double spaces. */
+static int bad_keyword(const char *k) {
+    size_t n = strlen(k);
+    if (n < 1 || n > 79 || k[0] == ' ' || k[n - 1] == ' ' || strstr(k, "  ")) return 1;
+    for (const unsigned char *p = (const unsigned char *)k; *p; p++)
+        if (*p < 32 || (*p > 126 && *p < 161)) return 1;
+    return 0;
+}
+
+int pd_png_write_grid(const char *path, const float *x, int n, int C, int H, int W, int cols,
+                      const char *const *text, pd_error *err) {
+    if (n < 1 || (C != 1 && C != 3) || H < 1 || W < 1 || cols < 0)
+        return pd_fail(err, "%s: cannot write %d images of %dx%dx%d (need C = 1 or 3)", path, n,
+                       C, H, W);
+    if (cols == 0) cols = (int)ceil(sqrt((double)n));
+    if (cols > n) cols = n;
+    int rows = (n + cols - 1) / cols;
+    long long gw = (long long)cols * W + (long long)(cols - 1) * PD_PNG_PAD;
+    long long gh = (long long)rows * H + (long long)(rows - 1) * PD_PNG_PAD;
+    if (gw > PD_PNG_MAX_SIDE || gh > PD_PNG_MAX_SIDE || gw * gh > PD_PNG_MAX_PIXELS)
+        return pd_fail(err, "%s: grid of %lldx%lld pixels is too large", path, gw, gh);
+    int nt = 0;
+    while (text && text[2 * nt]) {
+        if (!text[2 * nt + 1]) return pd_fail(err, "%s: text key '%s' has no value", path, text[2 * nt]);
+        if (bad_keyword(text[2 * nt]))
+            return pd_fail(err, "%s: invalid PNG text key '%s' (1-79 characters)", path, text[2 * nt]);
+        nt++;
+    }
+    size_t stride = (size_t)gw * C;
+    unsigned char *img = calloc((size_t)gh, stride);   /* zero = black padding */
+    png_bytep *rowp = malloc((size_t)gh * sizeof *rowp);
+    png_text *tx = calloc(nt + 1, sizeof *tx);
+    if (!img || !rowp || !tx) {
+        free(img), free(rowp), free(tx);
+        return pd_fail(err, "%s: out of memory", path);
+    }
+    for (int i = 0; i < n; i++) {
+        size_t y0 = (size_t)(i / cols) * (H + PD_PNG_PAD), x0 = (size_t)(i % cols) * (W + PD_PNG_PAD);
+        for (int c = 0; c < C; c++)
+            for (int y = 0; y < H; y++) {
+                const float *src = x + (((size_t)i * C + c) * H + y) * W;
+                unsigned char *dst = img + (y0 + y) * stride + x0 * C + c;
+                for (int j = 0; j < W; j++) dst[(size_t)j * C] = quantise(src[j]);
+            }
+    }
+    for (long long y = 0; y < gh; y++) rowp[y] = img + y * stride;
+    for (int i = 0; i < nt; i++) {
+        tx[i].compression = PNG_ITXT_COMPRESSION_NONE;
+        tx[i].key = (png_charp)text[2 * i];
+        tx[i].text = (png_charp)text[2 * i + 1];
+        tx[i].itxt_length = strlen(text[2 * i + 1]);
+        tx[i].lang = (png_charp)"";
+        tx[i].lang_key = (png_charp)"";
+    }
+
+    pd_atomic_file af;
+    png_errctx ec = {""};
+    int rc = -1;
+    if (pd_atomic_open(&af, path, err)) goto done;
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &ec, on_error, on_warning);
+    png_infop info = png ? png_create_info_struct(png) : NULL;
+    if (!info) {
+        png_destroy_write_struct(&png, NULL);
+        pd_atomic_abort(&af);
+        pd_fail(err, "%s: out of memory", path);
+        goto done;
+    }
+    if (setjmp(png_jmpbuf(png))) {
+        png_destroy_write_struct(&png, &info);
+        pd_atomic_abort(&af);
+        pd_fail(err, "%s: PNG write failed: %s", path, ec.msg);
+        goto done;
+    }
+    png_init_io(png, af.f);
+    png_set_IHDR(png, info, (png_uint_32)gw, (png_uint_32)gh, 8,
+                 C == 1 ? PNG_COLOR_TYPE_GRAY : PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
+                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    if (nt) png_set_text(png, info, tx, nt);
+    png_write_info(png, info);
+    png_write_image(png, rowp);
+    png_write_end(png, info);
+    png_destroy_write_struct(&png, &info);
+    rc = pd_atomic_commit(&af, err);
+done:
+    free(img), free(rowp), free(tx);
+    return rc;
+}
+
+/* Text pairs collected while reading. */
+typedef struct { char **keys, **values; int count; } png_texts;
+
+static int collect_text(png_structp png, png_infop info, png_texts *t) {
+    png_textp tp = NULL;
+    int num = png_get_text(png, info, &tp, NULL);
+    if (num <= 0) return 0;
+    char **k = realloc(t->keys, (t->count + num) * sizeof *k);
+    if (k) t->keys = k;
+    char **v = realloc(t->values, (t->count + num) * sizeof *v);
+    if (v) t->values = v;
+    if (!k || !v) return -1;
+    for (int i = 0; i < num; i++) {
+        size_t len = tp[i].compression >= PNG_ITXT_COMPRESSION_NONE ? tp[i].itxt_length
+                                                                     : tp[i].text_length;
+        char *key = strdup(tp[i].key ? tp[i].key : ""), *val = malloc(len + 1);
+        if (!key || !val) { free(key); free(val); return -1; }
+        if (len) memcpy(val, tp[i].text, len);
+        val[len] = '\0';
+        t->keys[t->count] = key;
+        t->values[t->count++] = val;
+    }
+    return 0;
+}
+
+void pd_png_text_free(char **keys, char **values, int count) {
+    for (int i = 0; i < count; i++) {
+        if (keys) free(keys[i]);
+        if (values) free(values[i]);
+    }
+    free(keys);
+    free(values);
+}
+
+/* Decodes the whole file (so text chunks after the image data are seen too). pixels may be
+ * NULL (text only); texts may be NULL (pixels only). */
+static int png_load(const char *path, float **pixels, int *C, int *H, int *W, png_texts *texts,
+                    pd_error *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return pd_fail(err, "%s: %s", path, strerror(errno));
+    png_errctx ec = {""};
+    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &ec, on_error, on_warning);
+    png_infop info = png ? png_create_info_struct(png) : NULL;
+    png_infop end = info ? png_create_info_struct(png) : NULL;
+    /* Set after setjmp, read after a longjmp: volatile so their values survive it. */
+    unsigned char *volatile img = NULL;
+    png_bytep *volatile rowp = NULL;
+    float *volatile out = NULL;
+    volatile int failed_oom = 0;
+    if (!end) {
+        png_destroy_read_struct(&png, &info, NULL);
+        fclose(f);
+        return pd_fail(err, "%s: out of memory", path);
+    }
+    if (setjmp(png_jmpbuf(png))) {
+        png_destroy_read_struct(&png, &info, &end);
+        fclose(f);
+        free(img), free(rowp), free(out);
+        if (failed_oom) return pd_fail(err, "%s: out of memory", path);
+        if (ec.msg[0] == 'I' && !strncmp(ec.msg, "Image too large", 15))
+            return pd_fail(err, "%s: image too large", path);
+        return pd_fail(err, "%s: not a valid PNG (%s)", path, ec.msg);
+    }
+    png_init_io(png, f);
+    png_read_info(png, info);
+    png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
+    int ct = png_get_color_type(png, info), bd = png_get_bit_depth(png, info);
+    if ((unsigned long long)w * h > PD_PNG_MAX_PIXELS) png_error(png, "Image too large");
+    if (bd == 16) png_set_strip_16(png);
+    if (ct == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
+    if (ct == PNG_COLOR_TYPE_GRAY && bd < 8) png_set_expand_gray_1_2_4_to_8(png);
+    if (ct & PNG_COLOR_MASK_ALPHA) png_set_strip_alpha(png);
+    png_set_interlace_handling(png);
+    png_read_update_info(png, info);
+    int ch = png_get_channels(png, info);
+    size_t stride = png_get_rowbytes(png, info);
+    if ((ch != 1 && ch != 3) || stride != (size_t)w * ch) png_error(png, "unsupported pixel layout");
+    img = malloc((size_t)h * stride);
+    rowp = malloc((size_t)h * sizeof(png_bytep));
+    if (!img || !rowp) { failed_oom = 1; png_error(png, "out of memory"); }
+    for (png_uint_32 y = 0; y < h; y++) rowp[y] = img + y * stride;
+    png_read_image(png, rowp);
+    png_read_end(png, end);
+    if (texts && (collect_text(png, info, texts) || collect_text(png, end, texts))) {
+        failed_oom = 1;
+        png_error(png, "out of memory");
+    }
+    if (pixels) {
+        /* Interleaved HWC bytes -> planar CHW floats, x = u8/127.5 - 1. */
+        out = malloc((size_t)h * stride * sizeof(float));
+        if (!out) { failed_oom = 1; png_error(png, "out of memory"); }
+        for (int c = 0; c < ch; c++)
+            for (size_t i = 0; i < (size_t)w * h; i++)
+                out[(size_t)c * w * h + i] = img[i * ch + c] / 127.5f - 1.0f;
+        *pixels = out;
+        *C = ch, *H = (int)h, *W = (int)w;
+    }
+    png_destroy_read_struct(&png, &info, &end);
+    fclose(f);
+    free(img), free(rowp);
+    return 0;
+}
+
+int pd_png_read_text(const char *path, char ***keys, char ***values, int *count, pd_error *err) {
+    png_texts t = {0};
+    *keys = NULL, *values = NULL, *count = 0;
+    if (png_load(path, NULL, NULL, NULL, NULL, &t, err)) {
+        pd_png_text_free(t.keys, t.values, t.count);
+        return -1;
+    }
+    *keys = t.keys, *values = t.values, *count = t.count;
+    return 0;
+}
+
+int pd_png_read(const char *path, float **data, int *C, int *H, int *W, pd_error *err) {
+    *data = NULL;
+    return png_load(path, data, C, H, W, NULL, err);
+}

@@ -1,0 +1,391 @@
+/* train.c — the base trainer's step, loss, checkpoints and export (see train.h).
+ *
+ * One step: build the batch from the seeded stream (dataset.h order, Philox draws per image),
+ * run the EDM loss forward and backward through the U-Net (the only heavy work), guard and clip
+ * the gradient, Adam with warm-up, EMA. Per-image work is threaded over the batch; everything
+ * per image is computed in a fixed order so the step is bit-reproducible.
+ */
+#include "distill/train.h"
+#include "distill/edm_init.h"
+#include "core/rng.h"
+#include "core/safetensors.h"
+#include "core/util.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------ create / free */
+
+void tr_free(tr_trainer *t) {
+    if (!t) return;
+    unet_run_free(t->run);
+    pd_model_free(t->model);
+    pd_free(t->ema);
+    pd_free(t->y);
+    free(t->idx);
+    ds_sampler_free(&t->sampler);
+    if (t->owns_data) ds_free(&t->data_owned);
+    tr_config_free(&t->cfg);
+    free(t);
+}
+
+static int load_data(tr_trainer *t, pd_error *err) {
+    const tr_config *c = &t->cfg;
+    int rc = !strcmp(c->data_kind, "png-folder")
+                 ? ds_load_png_folder(&t->data_owned, c->data_path, err)
+                 : ds_load_fashion_mnist(&t->data_owned, c->data_path, 1, err);
+    if (rc) return -1;
+    t->owns_data = 1;
+    t->data = &t->data_owned;
+    return 0;
+}
+
+/* The data must be what the model eats: channels, square resolution, and labels when the model
+ * is conditional. */
+static int check_data(const tr_trainer *t, pd_error *err) {
+    const ds_dataset *d = t->data;
+    const pd_unet_config *m = &t->cfg.model;
+    if (d->C != m->in_channels || d->H != m->img_resolution || d->W != m->img_resolution)
+        return pd_fail(err, "%s: data %s is %dx%dx%d (HxWxC) but the model takes %dx%dx%d "
+                       "(model.img_resolution, model.in_channels)", t->cfg.source, d->source, d->H,
+                       d->W, d->C, m->img_resolution, m->img_resolution, m->in_channels);
+    if (m->label_dim > 0 && !d->labels)
+        return pd_fail(err, "%s: model.label_dim is %d but data %s has no labels; set "
+                       "model.label_dim: 0 for unconditional training", t->cfg.source,
+                       m->label_dim, d->source);
+    if (m->label_dim > 0 && m->label_dim != d->n_classes)
+        return pd_fail(err, "%s: model.label_dim is %d but data %s has %d classes", t->cfg.source,
+                       m->label_dim, d->source, d->n_classes);
+    return 0;
+}
+
+int tr_create(tr_trainer **out, const tr_config *cfg, ds_dataset *data, pd_error *err) {
+    *out = NULL;
+    tr_trainer *t = calloc(1, sizeof *t);
+    if (!t) return pd_fail(err, "out of memory");
+    if (tr_config_copy(&t->cfg, cfg, err)) goto fail;
+    const tr_config *c = &t->cfg;
+    if (data) t->data = data;
+    else if (load_data(t, err)) goto fail;
+    if (check_data(t, err)) goto fail;
+
+    if (pd_model_create(&t->model, &c->model, c->seed, err)) goto fail;
+    if (tr_init_edm(t->model, c->seed, err)) goto fail;
+    t->n_params = t->model->n_params;
+    size_t np = t->n_params;
+    /* One arena for EMA, m, v and the gradient (DESIGN.md convention 1); pd_alloc zeroes it. */
+    t->ema = pd_alloc(4 * np * sizeof(float));
+    if (!t->ema) { pd_fail(err, "out of memory for the optimiser state (%zu params)", np); goto fail; }
+    t->adam_m = t->ema + np;
+    t->adam_v = t->adam_m + np;
+    t->grad = t->adam_v + np;
+    memcpy(t->ema, t->model->params, np * sizeof(float));
+
+    t->B = c->batch;
+    t->C = c->model.in_channels;
+    t->H = c->model.img_resolution;
+    t->label_dim = c->model.label_dim;
+    t->chw = (size_t)t->C * t->H * t->H;
+    if (unet_run_create(&t->run, t->model, t->B, t->H, 1, err)) goto fail;
+
+    size_t bc = (size_t)t->B * t->chw, nl = (size_t)t->B * (t->label_dim > 0 ? t->label_dim : 1);
+    t->y = pd_alloc((4 * bc + (size_t)t->B + nl) * sizeof(float));
+    t->idx = malloc((size_t)t->B * sizeof(int));
+    if (!t->y || !t->idx) { pd_fail(err, "out of memory for the batch buffers"); goto fail; }
+    t->x = t->y + bc;
+    t->D = t->x + bc;
+    t->dD = t->D + bc;
+    t->sigma = t->dD + bc;
+    t->labels = t->sigma + t->B;
+    if (ds_sampler_init(&t->sampler, t->data->n, c->seed, err)) goto fail;
+    *out = t;
+    return 0;
+fail:
+    tr_free(t);
+    return -1;
+}
+
+/* ------------------------------------------------------------------ loss */
+
+int tr_edm_loss(unet_run *run, const float *x, const float *y, const float *sigma,
+                const float *labels, int n, size_t chw, double sigma_data, const unet_opts *opts,
+                float *D, float *dD, float *grad, double *loss, pd_error *err) {
+    if (unet_denoise_forward(run, D, x, sigma, labels, n, opts, err)) return -1;
+    double per[n > 0 ? n : 1];
+    const double sd2 = sigma_data * sigma_data;
+    #pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; i++) {
+        const float *d = D + (size_t)i * chw, *t = y + (size_t)i * chw;
+        float *g = dD + (size_t)i * chw;
+        double s = sigma[i], lambda = (s * s + sd2) / (s * s * sd2);
+        /* dL/dD = 2 lambda (D - y) / n: L averages the per-sample sums over the batch. */
+        double acc = 0.0;
+        float scale = (float)(2.0 * lambda / n);
+        for (size_t k = 0; k < chw; k++) {
+            float r = d[k] - t[k];
+            acc += (double)r * r;
+            g[k] = scale * r;
+        }
+        per[i] = lambda * acc;
+    }
+    double total = 0.0;
+    for (int i = 0; i < n; i++) total += per[i];
+    if (loss) *loss = total / n;
+    if (grad && unet_denoise_backward(run, NULL, NULL, grad, dD, err)) return -1;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ the batch */
+
+/* Draws of global image g under seed: ln sigma ~ N(p_mean, p_std^2) by Box-Muller on words 0-1,
+ * label drop on word 2, flip on word 3 (train.h). */
+static void image_draws(const tr_config *c, uint64_t seed, long long g, float *sigma, int *drop,
+                        int *flip) {
+    float u[4];
+    pd_randu(u, 4, seed, TR_STREAM_AUX + (uint64_t)g);
+    double z = sqrt(-2.0 * log((double)u[0])) * cos(6.283185307179586 * u[1]);
+    *sigma = (float)exp(c->p_mean + c->p_std * z);
+    *drop = u[2] < c->label_dropout;
+    *flip = c->flip && u[3] < 0.5f;
+}
+
+/* Fills y, x = y + sigma n, sigma and labels for images first .. first+n-1 of the stream.
+ * ordered = 1 reads dataset images in index order (evaluation) instead of the shuffled stream. */
+static void build_batch(tr_trainer *t, long long first, int n, uint64_t seed, int ordered,
+                        int train) {
+    for (int i = 0; i < n; i++)
+        t->idx[i] = ordered ? (int)((first + i) % t->data->n)
+                            : ds_sampler_index(&t->sampler, first + i);
+    const tr_config *c = &t->cfg;
+    const int L = t->label_dim;
+    #pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; i++) {
+        long long g = first + i;
+        int drop, flip;
+        image_draws(c, seed, g, &t->sigma[i], &drop, &flip);
+        if (!train) drop = flip = 0;
+        float *y = t->y + (size_t)i * t->chw, *x = t->x + (size_t)i * t->chw;
+        ds_get(t->data, y, t->idx[i], flip);
+        if (L > 0) {
+            float *lab = t->labels + (size_t)i * L;
+            memset(lab, 0, (size_t)L * sizeof(float));
+            /* Label dropout: the zero vector is the "no label" input (models.md §4.3). */
+            if (!drop) lab[t->data->labels[t->idx[i]]] = 1.0f;
+        }
+        pd_randn(x, t->chw, seed, TR_STREAM_NOISE + (uint64_t)g);
+        float s = t->sigma[i];
+        for (size_t k = 0; k < t->chw; k++) x[k] = y[k] + s * x[k];
+    }
+}
+
+int tr_step(tr_trainer *t, double *loss, pd_error *err) {
+    double t0 = pd_now();
+    const tr_config *c = &t->cfg;
+    build_batch(t, t->images_seen, t->B, c->seed, 0, 1);
+    unet_opts opts;
+    memset(&opts, 0, sizeof opts);
+    opts.train = 1;
+    opts.dropout_seed = c->seed;
+    opts.dropout_stream = TR_STREAM_DROPOUT + (uint64_t)t->step;
+    memset(t->grad, 0, t->n_params * sizeof(float));
+    double L = 0, t1 = pd_now();
+    if (tr_edm_loss(t->run, t->x, t->y, t->sigma, t->label_dim > 0 ? t->labels : NULL, t->B,
+                    t->chw, c->sigma_data, &opts, t->D, t->dD, t->grad, &L, err))
+        return -1;
+    t->t_fwdbwd += pd_now() - t1;
+
+    /* models.md §1.4: nan -> 0, +-inf -> +-1e5 before the optimiser, then optional clipping. */
+    t->nonfinite += opt_sanitize(t->grad, t->n_params);
+    t->grad_norm = opt_clip(t->grad, t->n_params, c->grad_clip);
+    opt_adam a = {c->lr, c->beta1, c->beta2, c->eps, c->warmup_images, c->grad_clip};
+    double lr = opt_lr(&a, t->images_seen + t->B);
+    opt_adam_step(t->model->params, t->adam_m, t->adam_v, t->grad, t->n_params, lr, c->beta1,
+                  c->beta2, c->eps, t->step + 1);
+    double beta = opt_ema_beta(c->ema_halflife_images, c->ema_rampup, t->images_seen, t->B);
+    opt_ema_update(t->ema, t->model->params, t->n_params, beta);
+    t->images_seen += t->B;
+    t->step++;
+    t->last_loss = L / (double)t->chw;
+    if (loss) *loss = t->last_loss;
+    double dt = pd_now() - t0;
+    t->t_step += dt;
+    t->seconds += dt;
+    return 0;
+}
+
+int tr_eval_loss(tr_trainer *t, int n, uint64_t eval_seed, double *loss, pd_error *err) {
+    if (n > t->B) n = t->B;
+    if (n < 1) return pd_fail(err, "tr_eval_loss: n must be >= 1");
+    build_batch(t, 0, n, eval_seed, 1, 0);
+    unet_opts opts;
+    memset(&opts, 0, sizeof opts);
+    double L;
+    if (tr_edm_loss(t->run, t->x, t->y, t->sigma, t->label_dim > 0 ? t->labels : NULL, n, t->chw,
+                    t->cfg.sigma_data, &opts, t->D, t->dD, NULL, &L, err))
+        return -1;
+    *loss = L / (double)t->chw;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ checkpoints */
+
+static const char *const ck_names[4] = {"train.params", "train.ema", "train.adam_m", "train.adam_v"};
+
+int tr_save_checkpoint(const tr_trainer *t, const char *path, pd_error *err) {
+    char json[8192], images[32], step[32], secs[40], seed[32], loss[40];
+    if (unet_config_to_json(&t->cfg.model, json, sizeof json) < 0)
+        return pd_fail(err, "%s: model config too large for the checkpoint metadata", path);
+    snprintf(images, sizeof images, "%lld", t->images_seen);
+    snprintf(step, sizeof step, "%lld", t->step);
+    snprintf(secs, sizeof secs, "%.17g", t->seconds);
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)t->cfg.seed);
+    snprintf(loss, sizeof loss, "%.9g", t->last_loss);
+    const char *keys[] = {"pixdiff.train.format", "pixdiff.train.images_seen",
+                          "pixdiff.train.step", "pixdiff.train.seconds", "pixdiff.train.seed",
+                          "pixdiff.train.last_loss", "pixdiff.train.config_yaml",
+                          "pixdiff.train.config_source", "pixdiff.config", "pixdiff.version"};
+    const char *vals[] = {TR_CHECKPOINT_FORMAT, images, step, secs, seed, loss,
+                          t->cfg.text ? t->cfg.text : "", t->cfg.source, json, pd_version()};
+    int ndims[4] = {1, 1, 1, 1};
+    long long shapes[4][8] = {{(long long)t->n_params}, {(long long)t->n_params},
+                              {(long long)t->n_params}, {(long long)t->n_params}};
+    const float *data[4] = {t->model->params, t->ema, t->adam_m, t->adam_v};
+    return st_write(path, 4, ck_names, ndims, (const long long(*)[8])shapes, data,
+                    (int)(sizeof keys / sizeof keys[0]), keys, vals, err);
+}
+
+static int meta_ll(const st_file *f, const char *path, const char *key, long long *out,
+                   pd_error *err) {
+    const char *v = st_meta(f, key);
+    if (!v) return pd_fail(err, "%s: not a pixdiff training checkpoint (no %s)", path, key);
+    char *end;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    if (errno || end == v || *end || x < 0)
+        return pd_fail(err, "%s: corrupt checkpoint: %s = '%.40s' is not a count", path, key, v);
+    *out = x;
+    return 0;
+}
+
+int tr_checkpoint_config(const char *path, tr_config *cfg, pd_error *err) {
+    st_file f;
+    if (st_read(&f, path, err)) return -1;
+    const char *fmt = st_meta(&f, "pixdiff.train.format");
+    const char *text = st_meta(&f, "pixdiff.train.config_yaml");
+    const char *src = st_meta(&f, "pixdiff.train.config_source");
+    int rc;
+    if (!fmt || !text)
+        rc = pd_fail(err, "%s: not a pixdiff training checkpoint (no pixdiff.train.* metadata)",
+                     path);
+    else if (strcmp(fmt, TR_CHECKPOINT_FORMAT))
+        rc = pd_fail(err, "%s: checkpoint format '%s' is not the supported '%s'", path, fmt,
+                     TR_CHECKPOINT_FORMAT);
+    else {
+        char name[1200];
+        snprintf(name, sizeof name, "%s (config of checkpoint %s)", src ? src : "config", path);
+        rc = tr_config_parse(cfg, text, name, err);
+    }
+    st_free(&f);
+    return rc;
+}
+
+int tr_load_checkpoint(tr_trainer *t, const char *path, pd_error *err) {
+    tr_config old;
+    if (tr_checkpoint_config(path, &old, err)) return -1;
+    int rc = tr_config_compatible(&old, &t->cfg, path, err);
+    tr_config_free(&old);
+    if (rc) return -1;
+
+    st_file f;
+    if (st_read(&f, path, err)) return -1;
+    rc = -1;
+    long long images, step, seed;
+    if (meta_ll(&f, path, "pixdiff.train.images_seen", &images, err) ||
+        meta_ll(&f, path, "pixdiff.train.step", &step, err) ||
+        meta_ll(&f, path, "pixdiff.train.seed", &seed, err))
+        goto done;
+    if ((uint64_t)seed != t->cfg.seed) {
+        pd_fail(err, "%s: checkpoint seed %lld differs from training.seed %llu", path, seed,
+                (unsigned long long)t->cfg.seed);
+        goto done;
+    }
+    if (step * (long long)t->B != images) {
+        pd_fail(err, "%s: corrupt checkpoint: %lld steps of batch %d is not %lld images", path,
+                step, t->B, images);
+        goto done;
+    }
+    const char *secs = st_meta(&f, "pixdiff.train.seconds");
+    double seconds = secs ? strtod(secs, NULL) : 0.0;
+    float *dst[4] = {t->model->params, t->ema, t->adam_m, t->adam_v};
+    const st_tensor *src[4];
+    for (int i = 0; i < 4; i++) {
+        src[i] = st_find(&f, ck_names[i]);
+        if (!src[i]) {
+            pd_fail(err, "%s: corrupt checkpoint: tensor '%s' is missing", path, ck_names[i]);
+            goto done;
+        }
+        if (src[i]->ndim != 1 || src[i]->numel != t->n_params) {
+            pd_fail(err, "%s: tensor '%s' holds %zu values but this model has %zu parameters",
+                    path, ck_names[i], src[i]->numel, t->n_params);
+            goto done;
+        }
+    }
+    for (int i = 0; i < 4; i++) {
+        const float *s = src[i]->data;
+        for (size_t k = 0; k < t->n_params; k++)
+            if (!isfinite(s[k])) {
+                pd_fail(err, "%s: corrupt checkpoint: tensor '%s' has a non-finite value at %zu",
+                        path, ck_names[i], k);
+                goto done;
+            }
+    }
+    /* Only now, with everything checked, is the trainer's state replaced. */
+    for (int i = 0; i < 4; i++) memcpy(dst[i], src[i]->data, t->n_params * sizeof(float));
+    t->images_seen = images;
+    t->step = step;
+    t->seconds = isfinite(seconds) && seconds >= 0 ? seconds : 0.0;
+    const char *ll = st_meta(&f, "pixdiff.train.last_loss");
+    t->last_loss = ll ? strtod(ll, NULL) : 0.0;
+    rc = 0;
+done:
+    st_free(&f);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ export */
+
+int tr_export(tr_trainer *t, const char *path, pd_error *err) {
+    /* The model file format lives in unet/ (pd_model_save); hand it the EMA arena as params. */
+    float *live = t->model->params;
+    t->model->params = t->ema;
+    int rc = pd_model_save(t->model, path, err);
+    t->model->params = live;
+    return rc;
+}
+
+int tr_export_checkpoint(const char *ckpt, const char *out_model, pd_error *err) {
+    tr_config cfg;
+    if (tr_checkpoint_config(ckpt, &cfg, err)) return -1;
+    pd_model *m = NULL;
+    st_file f;
+    int rc = -1, have_file = 0;
+    if (unet_model_alloc(&m, &cfg.model, err)) goto done;
+    if (st_read(&f, ckpt, err)) goto done;
+    have_file = 1;
+    const st_tensor *ema = st_find(&f, "train.ema");
+    if (!ema || ema->ndim != 1 || ema->numel != m->n_params) {
+        pd_fail(err, "%s: tensor 'train.ema' is missing or does not hold the model's %zu "
+                "parameters", ckpt, m->n_params);
+        goto done;
+    }
+    memcpy(m->params, ema->data, m->n_params * sizeof(float));
+    rc = pd_model_save(m, out_model, err);
+done:
+    if (have_file) st_free(&f);
+    pd_model_free(m);
+    tr_config_free(&cfg);
+    return rc;
+}

@@ -1,0 +1,23 @@
+/* euler.c — Euler on the probability-flow ODE dx/dsigma = (x - D(x;sigma))/sigma
+ * (samplers.md §2.1): one denoiser call per step, first order. The step into sigma = 0 returns
+ * D (EDM convention, §0.6); stopping at sigma_min (end_at_zero = 0) just takes the last Euler
+ * step to sigma_min. NFE = steps either way. */
+#include "samplers/sampler_impl.h"
+
+static int euler_nfe(const pd_sample_params *p, int steps) { return steps; }
+
+static int euler_step(pd_run *r, int i) {
+    double s0 = r->sigmas[i], s1 = r->sigmas[i + 1];
+    if (pd_run_denoise(r, r->x, s0, i)) return -1;
+    pd_euler_update(r->x, r->den, s0, s1, r->total);
+    return 0;
+}
+
+const pd_sampler_impl pd_sampler_euler_impl = {
+    .kind = PD_SAMPLER_EULER,
+    .default_grid = PD_GRID_KARRAS,
+    .n_work = 0,
+    .uses_noise = NULL,
+    .nfe_for_steps = euler_nfe,
+    .step = euler_step,
+};

@@ -1,0 +1,239 @@
+/* sample.c — pd_sample, the driver every sampler runs under (sampler_impl.h), plus the default
+ * parameters and the steps <-> NFE accounting.
+ *
+ * pd_sample resolves the parameters (sigma range and shift resolution from the denoiser, steps
+ * from an NFE budget), builds the sigma grid, allocates one arena for the whole call (grid,
+ * float64 state, denoiser input/output in float32, the sampler's scratch), starts from
+ * x = sigma_0 z (samplers.md §0.1) and runs the sampler's step function once per grid interval,
+ * checking the abort callback before and reporting progress after each step. The caller's x is
+ * written only on success. Statistics: NFE counts batched denoiser calls (one per image), time
+ * is wall-clock in total and inside the denoiser.
+ */
+#include "core/rng.h"
+#include "core/util.h"
+#include "samplers/sampler_impl.h"
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#define MAX_STEPS 1000000
+
+static const pd_sampler_impl *const impls[] = {
+    [PD_SAMPLER_EULER] = &pd_sampler_euler_impl,
+    [PD_SAMPLER_HEUN] = &pd_sampler_heun_impl,
+    [PD_SAMPLER_DDIM] = &pd_sampler_ddim_impl,
+};
+_Static_assert(sizeof impls / sizeof impls[0] == PD_SAMPLER_COUNT, "sampler vtable table");
+
+const pd_sampler_impl *pd_sampler_impl_get(pd_sampler_kind k) {
+    return (unsigned)k < PD_SAMPLER_COUNT ? impls[k] : NULL;
+}
+
+pd_grid_kind pd_sampler_default_grid(pd_sampler_kind k) {
+    const pd_sampler_impl *impl = pd_sampler_impl_get(k);
+    return impl ? impl->default_grid : PD_GRID_KARRAS;
+}
+
+pd_sample_params pd_sample_default_params(void) {
+    pd_sample_params p;
+    memset(&p, 0, sizeof p);
+    p.sampler = PD_SAMPLER_HEUN;           /* EDM Alg. 1, the CLI default */
+    p.sched = pd_schedule_default_params();
+    p.sched.sigma_min = 0;                 /* 0: the denoiser's range (resolved by pd_sample) */
+    p.sched.sigma_max = 0;
+    p.steps = 18;                          /* EDM's CIFAR-10 setting, NFE 35 (samplers.md §2.2) */
+    p.nfe = 0;
+    p.eta = 0;
+    p.s_churn = 0;                         /* EDM Alg. 2 defaults: no churn, S_min 0, S_max inf */
+    p.s_tmin = 0;
+    p.s_tmax = INFINITY;
+    p.s_noise = 1;
+    return p;
+}
+
+int pd_sampler_nfe_for_steps(const pd_sample_params *p, int steps) {
+    const pd_sampler_impl *impl = p ? pd_sampler_impl_get(p->sampler) : NULL;
+    if (!impl || steps < 1) return -1;
+    return impl->nfe_for_steps(p, steps);
+}
+
+int pd_impl_steps_for_nfe(const pd_sampler_impl *impl, const pd_sample_params *p, int nfe) {
+    /* Every sampler spends at least one evaluation per step, so steps <= nfe; NFE is
+     * non-decreasing in steps, so the scan stops at the first step count over budget. */
+    int best = -1;
+    for (int s = 1; s <= nfe && s <= MAX_STEPS; s++) {
+        if (impl->nfe_for_steps(p, s) > nfe) break;
+        best = s;
+    }
+    return best;
+}
+
+int pd_sampler_steps_for_nfe(const pd_sample_params *p, int nfe) {
+    const pd_sampler_impl *impl = p ? pd_sampler_impl_get(p->sampler) : NULL;
+    if (!impl) return -1;
+    return pd_impl_steps_for_nfe(impl, p, nfe);
+}
+
+/* ------------------------------------------------------------------ run helpers */
+
+int pd_run_denoise(pd_run *r, const double *x, double sigma, int step) {
+    size_t total = r->total;
+    float *xin = r->xin;
+    #pragma omp parallel for schedule(static) if (total > 32768)
+    for (size_t j = 0; j < total; j++) xin[j] = (float)x[j];
+    for (int b = 0; b < r->n; b++) r->sig[b] = (float)sigma;
+    double t0 = pd_now();
+    int rc = pd_denoiser_eval(r->d, r->den, r->xin, r->sig, r->labels, r->n, r->err);
+    r->seconds_denoiser += pd_now() - t0;
+    r->nfe++;
+    if (rc) {
+        char msg[sizeof r->err->msg];
+        memcpy(msg, r->err->msg, sizeof msg);
+        msg[sizeof msg - 1] = '\0';
+        return pd_fail(r->err, "%s step %d/%d (sigma %.6g): %s", pd_sampler_name(r->p->sampler),
+                       step + 1, r->steps, sigma, msg);
+    }
+    return 0;
+}
+
+void pd_run_noise(pd_run *r, int step, double *eps) {
+    /* One image at a time: pd_randn_double parallelises inside for large images. */
+    for (int b = 0; b < r->n; b++)
+        pd_randn_double(eps + (size_t)b * r->dim, r->dim, r->seeds[b], (uint64_t)step + 1);
+}
+
+void pd_euler_update(double *x, const float *den, double s0, double s1, size_t total) {
+    if (s1 == 0.0) {
+        #pragma omp parallel for schedule(static) if (total > 32768)
+        for (size_t j = 0; j < total; j++) x[j] = den[j];
+        return;
+    }
+    double h = s1 - s0;
+    #pragma omp parallel for schedule(static) if (total > 32768)
+    for (size_t j = 0; j < total; j++) {
+        double d = (x[j] - den[j]) / s0;
+        x[j] = x[j] + h * d;
+    }
+}
+
+/* ------------------------------------------------------------------ pd_sample */
+
+static size_t align64(size_t v) { return (v + 63) & ~(size_t)63; }
+
+static int check_params(const pd_sample_params *q, pd_error *err) {
+    const char *name = pd_sampler_name(q->sampler);
+    if (!isfinite(q->eta) || q->eta < 0)
+        return pd_fail(err, "%s: eta must be >= 0, got %g", name, q->eta);
+    if (!isfinite(q->s_churn) || q->s_churn < 0)
+        return pd_fail(err, "%s: s_churn must be >= 0, got %g", name, q->s_churn);
+    if (isnan(q->s_tmin) || isnan(q->s_tmax) || q->s_tmin < 0)
+        return pd_fail(err, "%s: need s_tmin >= 0 and s_tmax not NaN, got %g, %g", name, q->s_tmin,
+                       q->s_tmax);
+    if (!isfinite(q->s_noise) || q->s_noise < 0)
+        return pd_fail(err, "%s: s_noise must be >= 0, got %g", name, q->s_noise);
+    return 0;
+}
+
+int pd_sample(pd_denoiser *d, const pd_sample_params *p, float *x, const float *labels,
+              const uint64_t *seeds, int n, pd_sample_stats *stats, pd_error *err) {
+    double t_start = pd_now();
+    if (!d || !p || !x) return pd_fail(err, "pd_sample: NULL argument");
+    if (n < 1) return pd_fail(err, "pd_sample: batch size %d < 1", n);
+    if (d->C < 1 || d->H < 1 || d->W < 1)
+        return pd_fail(err, "pd_sample: denoiser '%s' has no image shape (%dx%dx%d)", d->desc, d->C,
+                       d->H, d->W);
+    const pd_sampler_impl *impl = pd_sampler_impl_get(p->sampler);
+    if (!impl) return pd_fail(err, "pd_sample: unknown sampler kind %d", (int)p->sampler);
+    const char *name = pd_sampler_name(p->sampler);
+
+    pd_sample_params q = *p;
+    if (q.sched.sigma_min <= 0) q.sched.sigma_min = d->sigma_min;
+    if (q.sched.sigma_max <= 0) q.sched.sigma_max = d->sigma_max;
+    if (q.sched.shift != PD_SHIFT_NONE && q.sched.shift_res <= 0) q.sched.shift_res = d->H;
+    if (q.steps < 0) return pd_fail(err, "%s: steps must be >= 0, got %d", name, q.steps);
+    if (q.steps == 0) {
+        if (q.nfe <= 0)
+            return pd_fail(err, "%s: give steps or an NFE budget (both are 0)", name);
+        q.steps = pd_impl_steps_for_nfe(impl, &q, q.nfe);
+        if (q.steps < 1)
+            return pd_fail(err, "%s: an NFE budget of %d fits no step (one step costs %d)", name,
+                           q.nfe, impl->nfe_for_steps(&q, 1));
+    }
+    if (q.steps > MAX_STEPS) return pd_fail(err, "%s: %d steps is too many", name, q.steps);
+    if (check_params(&q, err)) return -1;
+    int noisy = impl->uses_noise && impl->uses_noise(&q);
+    if (noisy && !seeds)
+        return pd_fail(err, "%s: this run draws noise (eta or s_churn > 0) and needs per-image seeds",
+                       name);
+    if (impl->n_work > PD_RUN_MAX_WORK) return pd_fail(err, "%s: too many work buffers", name);
+
+    /* One arena: grid, state, work buffers, denoiser I/O, per-sample sigma. */
+    size_t dim = (size_t)d->C * d->H * d->W, total = dim * (size_t)n;
+    if (total / (size_t)n != dim || total > SIZE_MAX / 64)
+        return pd_fail(err, "%s: batch of %d images of %zu values is too large", name, n, dim);
+    size_t off_grid = 0;
+    size_t off_x = align64(off_grid + sizeof(double) * ((size_t)q.steps + 1));
+    size_t off_work = align64(off_x + sizeof(double) * total);
+    size_t off_xin = align64(off_work + (size_t)impl->n_work * align64(sizeof(double) * total));
+    size_t off_den = align64(off_xin + sizeof(float) * total);
+    size_t off_sig = align64(off_den + sizeof(float) * total);
+    size_t bytes = align64(off_sig + sizeof(float) * (size_t)n);
+    char *arena = pd_alloc(bytes);
+    if (!arena) return pd_fail(err, "%s: out of memory (%zu bytes for a batch of %d)", name, bytes, n);
+
+    pd_run r;
+    memset(&r, 0, sizeof r);
+    r.d = d;
+    r.p = &q;
+    r.steps = q.steps;
+    r.n = n;
+    r.dim = dim;
+    r.total = total;
+    r.labels = labels;
+    r.seeds = seeds;
+    r.err = err;
+    double *sigmas = (double *)(arena + off_grid);
+    r.sigmas = sigmas;
+    r.x = (double *)(arena + off_x);
+    for (int k = 0; k < impl->n_work; k++)
+        r.work[k] = (double *)(arena + off_work + (size_t)k * align64(sizeof(double) * total));
+    r.xin = (float *)(arena + off_xin);
+    r.den = (float *)(arena + off_den);
+    r.sig = (float *)(arena + off_sig);
+
+    int rc = pd_sigma_grid(sigmas, q.steps, &q.sched, err);
+    if (rc) {
+        pd_free(arena);
+        return -1;
+    }
+    double s0 = sigmas[0];
+    double *xs = r.x;
+    #pragma omp parallel for schedule(static) if (total > 32768)
+    for (size_t j = 0; j < total; j++) xs[j] = s0 * (double)x[j];
+
+    rc = impl->begin ? impl->begin(&r) : 0;
+    if (rc == 0) {
+        for (int i = 0; i < q.steps; i++) {
+            if (q.abort && q.abort(q.user)) {
+                rc = pd_fail(err, "%s: aborted before step %d of %d", name, i + 1, q.steps);
+                break;
+            }
+            rc = impl->step(&r, i);
+            if (rc) break;
+            if (q.progress) q.progress(q.user, i + 1, q.steps);
+        }
+        if (impl->end) impl->end(&r);
+    }
+    if (rc == 0) {
+        #pragma omp parallel for schedule(static) if (total > 32768)
+        for (size_t j = 0; j < total; j++) x[j] = (float)xs[j];
+        if (stats) {
+            stats->steps = q.steps;
+            stats->nfe = r.nfe;
+            stats->seconds_total = pd_now() - t_start;
+            stats->seconds_denoiser = r.seconds_denoiser;
+        }
+    }
+    pd_free(arena);
+    return rc;
+}

@@ -1,0 +1,244 @@
+#!/usr/bin/env bash
+# e2e_cli.sh — end-to-end tests of the `pixdiff` binary, run by ctest as
+#   bash tests/e2e_cli.sh <path-to-pixdiff> <source-dir>
+# Everything happens in a private temporary directory: a tiny random-weight model is written
+# with `init`, then every command is exercised — each sampler to a grid and to --outdir,
+# bit-identical outputs across --batch and --threads, PNG metadata read back with `inspect`,
+# `denoise`, `info`, analytic models — and bad input must give one line on stderr, a non-zero
+# exit and no files. Prints "N passed, M failed" and exits non-zero on any failure.
+set -euo pipefail
+
+PD=${1:?usage: e2e_cli.sh PIXDIFF SOURCE_DIR}
+SRC=${2:?usage: e2e_cli.sh PIXDIFF SOURCE_DIR}
+PD=$(cd "$(dirname "$PD")" && pwd)/$(basename "$PD")
+T=$(mktemp -d "${TMPDIR:-/tmp}/pixdiff-e2e.XXXXXX")
+trap 'rm -rf "$T"' EXIT
+cd "$T"
+export OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2
+unset PIXDIFF_MODEL
+
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); echo "ok   $1"; }
+bad() {
+    fail=$((fail + 1))
+    echo "FAIL $1"
+    if [ -n "${2:-}" ] && [ -f "$2" ]; then sed 's/^/     | /' "$2" | tail -n 8; fi
+}
+
+# run NAME CMD...: the command must succeed.
+run() {
+    local name=$1
+    shift
+    if "$@" >"$T/run.out" 2>&1; then ok "$name"; else bad "$name (exit $?)" "$T/run.out"; fi
+}
+
+# expect_error NAME PATTERN CMD...: run in an empty directory; the command must fail with exactly
+# one line on stderr matching PATTERN (grep -E), and leave the directory empty.
+expect_error() {
+    local name=$1 pat=$2
+    shift 2
+    rm -rf "$T/e"
+    mkdir "$T/e"
+    local rc=0
+    (cd "$T/e" && "$@") >"$T/e.out" 2>"$T/e.err" || rc=$?
+    local lines files
+    lines=$(wc -l <"$T/e.err")
+    files=$(ls -A "$T/e")
+    if [ "$rc" -eq 0 ]; then
+        bad "$name: exit 0, expected an error" "$T/e.err"
+    elif [ "$lines" -ne 1 ]; then
+        bad "$name: $lines lines on stderr, expected 1" "$T/e.err"
+    elif ! grep -qE -- "$pat" "$T/e.err"; then
+        bad "$name: stderr does not match /$pat/" "$T/e.err"
+    elif [ -n "$files" ]; then
+        echo "files: $files" >>"$T/e.err"
+        bad "$name: wrote files" "$T/e.err"
+    else
+        ok "$name (exit $rc: $(cat "$T/e.err"))"
+    fi
+}
+
+# same NAME FILE1 FILE2: byte-identical (non-empty) files.
+same() {
+    if [ -s "$2" ] && cmp -s "$2" "$3"; then ok "$1"; else bad "$1: $2 and $3 differ"; fi
+}
+
+# has NAME FILE PATTERN: FILE contains PATTERN (grep -E).
+has() {
+    if grep -qE -- "$3" "$2"; then ok "$1"; else bad "$1: no /$3/ in $2" "$2"; fi
+}
+
+is_png() { [ "$(head -c 8 "$1" | od -An -tx1 | tr -d ' \n')" = "89504e470d0a1a0a" ]; }
+
+# ---------------------------------------------------------------- help and version
+"$PD" --help >help.txt 2>&1 && ok "--help exits 0" || bad "--help exits 0" help.txt
+"$PD" sample --help >sample_help.txt 2>&1 && ok "sample --help exits 0" || bad "sample --help" sample_help.txt
+# The sampler names as the library's table gives them: from the --sampler line of sample --help.
+samplers=$(grep -oE -- '--sampler [a-z0-9+|_-]+' sample_help.txt | head -n 1 | cut -d' ' -f2 | tr '|' ' ')
+schedules=$(grep -oE -- '--schedule [a-z0-9+|_-]+' sample_help.txt | head -n 1 | cut -d' ' -f2 | tr '|' ' ')
+if [ -n "$samplers" ] && [ -n "$schedules" ]; then ok "samplers: $samplers; schedules: $schedules"
+else bad "could not read the sampler/schedule lists from sample --help" sample_help.txt; fi
+for s in $samplers $schedules; do
+    has "--help lists $s" help.txt "^  $s "
+    has "sample --help lists $s" sample_help.txt "^  $s "
+done
+if grep -q "(no description)" help.txt; then bad "--help: a name without description (cli/names.c)" help.txt
+else ok "--help describes every name"; fi
+commands=$(sed -n '/^commands:/,/^$/p' help.txt | awk 'NF && $1 != "commands:" {print $1}')
+[ -n "$commands" ] && ok "commands: $(echo $commands)" || bad "no commands in --help" help.txt
+for c in $commands; do
+    if "$PD" "$c" --help >"help_$c.txt" 2>&1 && grep -q -- "--help" "help_$c.txt" &&
+        grep -q "^usage: pixdiff $c" "help_$c.txt"; then ok "$c --help"
+    else bad "$c --help" "help_$c.txt"; fi
+done
+"$PD" --version >version.txt || true
+has "--version" version.txt '^pixdiff [0-9]+\.[0-9]+\.[0-9]+$'
+
+# ---------------------------------------------------------------- init, info
+run "init --preset tiny" "$PD" init --preset tiny --out tiny.safetensors --seed 1
+"$PD" info tiny.safetensors >info.txt 2>&1 && ok "info runs" || bad "info runs" info.txt
+has "info: sha256 matches sha256sum" info.txt "$(sha256sum tiny.safetensors | cut -c1-64)"
+has "info: parameters" info.txt '^parameters +[0-9,]+'
+has "info: GFLOP" info.txt '^GFLOP +[0-9.]+'
+has "info: channel_mult [1, 2]" info.txt '^channel_mult +\[1, 2\]'
+"$PD" info --tensors tiny.safetensors >tensors.txt 2>&1 || true
+has "info --tensors" tensors.txt '^model\.enc\.16x16_conv\.weight'
+run "init is deterministic" "$PD" init --preset tiny --out tiny2.safetensors --seed 1 --quiet
+same "init: same seed, same file" tiny.safetensors tiny2.safetensors
+
+# A 10-class model from a preset overlaid by a YAML config.
+cat >cond.yaml <<'EOF'
+label_dim: 10
+class_names: [t-shirt, trouser, pullover, dress, coat, sandal, shirt, sneaker, bag, ankle-boot]
+EOF
+run "init --preset tiny --config cond.yaml" "$PD" init --preset tiny --config cond.yaml --out cond.safetensors
+"$PD" info cond.safetensors >info_cond.txt 2>&1 || true
+has "info: class names" info_cond.txt '^label_dim +10 \(t-shirt, trouser'
+
+# ---------------------------------------------------------------- sample: every sampler
+M=(--model tiny.safetensors)
+for s in $samplers; do
+    run "sample --sampler $s to a grid" "$PD" sample "${M[@]}" --sampler "$s" --steps 3 --n 4 --out "grid_$s.png" --quiet
+    if is_png "grid_$s.png"; then ok "grid_$s.png is a PNG"; else bad "grid_$s.png is a PNG"; fi
+    run "sample --sampler $s to --outdir" "$PD" sample "${M[@]}" --sampler "$s" --steps 3 --n 3 --outdir "dir_$s/sub" --quiet
+    if is_png "dir_$s/sub/00000.png" && is_png "dir_$s/sub/00002.png" && [ ! -e "dir_$s/sub/00003.png" ]; then
+        ok "--outdir dir_$s/sub has 00000..00002.png"
+    else bad "--outdir dir_$s/sub: $(ls "dir_$s/sub" 2>&1 | tr '\n' ' ')"; fi
+done
+
+# ---------------------------------------------------------------- metadata
+"$PD" inspect grid_heun.png >meta.txt 2>&1 && ok "inspect runs" || bad "inspect runs" meta.txt
+has "inspect: parameters line" meta.txt '^parameters: Steps: 3, Sampler: heun, Schedule: karras'
+has "inspect: seed" meta.txt 'Seed: 0[,]'
+has "inspect: NFE" meta.txt 'NFE: 5[,]'
+has "inspect: model hash" meta.txt "Model hash: $(sha256sum tiny.safetensors | cut -c1-10)"
+has "inspect: JSON full sha256" meta.txt "\"sha256\": \"$(sha256sum tiny.safetensors | cut -c1-64)\""
+has "inspect: JSON sampler" meta.txt '"sampler": "heun"'
+has "inspect: version" meta.txt "Version: pixdiff $(cut -d' ' -f2 version.txt)"
+"$PD" inspect --key pixdiff dir_heun/sub/00001.png >meta1.txt 2>&1 || true
+has "inspect --key: image 1 has seed 1" meta1.txt '"seed": 1, "seed_base": 0, "image_index": 1'
+
+# ---------------------------------------------------------------- reproducibility
+# heun with churn and ddim with eta draw per-step noise: the hardest case for batch invariance.
+for mode in "--sampler heun --churn 10" "--sampler ddim --eta 1" "--sampler euler"; do
+    tag=$(echo "$mode" | tr -d ' -')
+    common=("${M[@]}" $mode --steps 4 --n 5 --seed 7 --quiet)
+    run "$mode --batch 1 --threads 1" "$PD" sample "${common[@]}" --batch 1 --threads 1 --output-npy "b1_$tag.npy"
+    run "$mode --batch 4 --threads 1" "$PD" sample "${common[@]}" --batch 4 --threads 1 --output-npy "b4_$tag.npy"
+    run "$mode --batch 4 --threads 2" "$PD" sample "${common[@]}" --batch 4 --threads 2 --output-npy "t2_$tag.npy"
+    same "$mode: --batch 1 vs --batch 4 bit-identical" "b1_$tag.npy" "b4_$tag.npy"
+    same "$mode: --threads 1 vs 2 bit-identical" "b4_$tag.npy" "t2_$tag.npy"
+    # Image 2 of seed 7 equals image 0 of a request with seed 9 (its neighbours do not matter).
+    run "$mode --n 1 --seed 9" "$PD" sample "${common[@]}" --n 1 --seed 9 --output-npy "one_$tag.npy"
+    img=$((16 * 16 * 4))
+    if [ -s "b4_$tag.npy" ] && [ -s "one_$tag.npy" ] &&
+        cmp -s <(tail -c $((3 * img)) "b4_$tag.npy" | head -c "$img") <(tail -c "$img" "one_$tag.npy"); then
+        ok "$mode: image i of seed s = image 0 of seed s + i"
+    else bad "$mode: image 2 of seed 7 differs from image 0 of seed 9"; fi
+done
+if [ ! -s b4_samplerheunchurn10.npy ] || cmp -s b4_samplerheunchurn10.npy b4_samplereuler.npy; then bad "heun and euler give the same samples"
+else ok "different samplers give different samples"; fi
+
+# --noise: an explicit z replaces drawn noise; --n defaults to its N.
+run "--noise" "$PD" sample "${M[@]}" --sampler euler --steps 4 --noise b1_samplereuler.npy --output-npy nz1.npy --quiet
+run "--noise --batch 2" "$PD" sample "${M[@]}" --sampler euler --steps 4 --noise b1_samplereuler.npy --output-npy nz2.npy --quiet --batch 2
+same "--noise: same z, same samples" nz1.npy nz2.npy
+if [ -s nz1.npy ] && [ "$(stat -c %s nz1.npy)" = "$(stat -c %s b1_samplereuler.npy)" ]; then ok "--noise: N taken from the file"
+else bad "--noise: output size $(stat -c %s nz1.npy) != input size"; fi
+
+# --nfe picks the steps: heun with 7 evaluations is 4 steps (2N - 1).
+run "--nfe 7" "$PD" sample "${M[@]}" --sampler heun --nfe 7 --n 1 --out nfe.png --quiet
+"$PD" inspect nfe.png >nfe.txt 2>&1 || true
+has "--nfe 7 with heun: 4 steps, NFE 7" nfe.txt 'Steps: 4, .*NFE: 7,'
+
+# --class by name on the conditional model.
+run "--class dress" "$PD" sample --model cond.safetensors --class dress --steps 2 --n 2 --out cls.png --quiet
+"$PD" inspect cls.png >cls.txt 2>&1 || true
+has "--class dress recorded" cls.txt 'Class: 3 \(dress\)'
+
+# ---------------------------------------------------------------- denoise, analytic
+run "denoise runs" "$PD" denoise "${M[@]}" --input b1_samplereuler.npy --sigma 1.5 --output den.npy
+if [ -f den.npy ] && [ "$(stat -c %s den.npy)" = "$(stat -c %s b1_samplereuler.npy)" ]; then ok "denoise: output shape"
+else bad "denoise: output missing or wrong size"; fi
+run "denoise --batch 2" "$PD" denoise "${M[@]}" --input b1_samplereuler.npy --sigma 1.5 --output den2.npy --batch 2
+same "denoise: batch-independent" den.npy den2.npy
+run "sample analytic:gaussian" "$PD" sample --model analytic:gaussian:res=8:ch=1 --n 4 --steps 4 --out ana.png --output-npy ana.npy --quiet
+if is_png ana.png; then ok "analytic: PNG written"; else bad "analytic: no PNG"; fi
+run "info analytic:gaussian" "$PD" info analytic:gaussian:res=8:ch=1
+
+# ---------------------------------------------------------------- bad input: one line, non-zero, nothing written
+expect_error "--steps -3" "pixdiff sample: --steps: expected a positive integer, got '-3'" \
+    "$PD" sample --model "$T/tiny.safetensors" --steps -3 --out x.png
+expect_error "--steps=abc" "--steps: expected a positive integer, got 'abc'" \
+    "$PD" sample --model "$T/tiny.safetensors" --steps=abc --out x.png
+expect_error "unknown --sampler" "--sampler: unknown value 'nosuch'" \
+    "$PD" sample --model "$T/tiny.safetensors" --sampler nosuch --out x.png
+expect_error "unknown flag" "unknown option '--bogus'" \
+    "$PD" sample --model "$T/tiny.safetensors" --bogus 1 --out x.png
+expect_error "flag without value" "--seed: missing value" \
+    "$PD" sample --model "$T/tiny.safetensors" --out x.png --seed
+expect_error "--steps with --nfe" "--nfe: " \
+    "$PD" sample --model "$T/tiny.safetensors" --steps 3 --nfe 5 --out x.png
+expect_error "--eta with heun" "--eta: " \
+    "$PD" sample --model "$T/tiny.safetensors" --sampler heun --eta 1 --out x.png
+expect_error "missing model file" "missing\.safetensors" \
+    "$PD" sample --model "$T/missing.safetensors" --out x.png --outdir d --output-npy x.npy
+head -c $(($(stat -c %s tiny.safetensors) / 2)) tiny.safetensors >corrupt.safetensors
+expect_error "corrupt (truncated) model file" "corrupt\.safetensors" \
+    "$PD" sample --model "$T/corrupt.safetensors" --out x.png --outdir d
+printf 'not a model' >junk.safetensors
+expect_error "junk model file" "junk\.safetensors" "$PD" info "$T/junk.safetensors"
+expect_error "--noise with the wrong shape" "--noise .*ana\.npy.*shape" \
+    "$PD" sample --model "$T/tiny.safetensors" --noise "$T/ana.npy" --out x.png --outdir d --output-npy x.npy
+expect_error "--class 99 on a 10-class model" "--class: '99' is not a class" \
+    "$PD" sample --model "$T/cond.safetensors" --class 99 --out x.png --outdir d
+expect_error "--class on an unconditional model" "--class: " \
+    "$PD" sample --model "$T/tiny.safetensors" --class 1 --out x.png
+expect_error "--out into a missing directory" "--out: " \
+    "$PD" sample --model "$T/tiny.safetensors" --out nodir/x.png
+printf 'model_channels: 16\nchanel_mult: [1, 2]\n' >"$T/typo.yaml"
+expect_error "unknown YAML key in init --config" "chanel_mult" \
+    "$PD" init --preset tiny --config "$T/typo.yaml" --out m.safetensors
+expect_error "init with an unknown preset" "--preset: unknown value 'huge'" \
+    "$PD" init --preset huge --out m.safetensors
+expect_error "malformed analytic spec" "--model: " \
+    "$PD" sample --model analytic:nosuch --out x.png
+expect_error "denoise without --sigma" "--sigma: " \
+    "$PD" denoise --model "$T/tiny.safetensors" --input "$T/den.npy" --output d.npy
+expect_error "inspect a non-PNG" "tiny\.safetensors" "$PD" inspect "$T/tiny.safetensors"
+expect_error "unknown command" "unknown command 'nosuch'" "$PD" nosuch
+if [ ! -e "$SRC/models/fashion32.safetensors" ]; then
+    expect_error "no default model" "no --model given and no default model" \
+        env PIXDIFF_MODEL="$T/none.safetensors" "$PD" sample --out x.png
+else
+    run "the default model samples" "$PD" sample --n 2 --steps 2 --out default.png --quiet
+fi
+
+# ---------------------------------------------------------------- default model via $PIXDIFF_MODEL
+run "\$PIXDIFF_MODEL" env PIXDIFF_MODEL="$T/tiny.safetensors" "$PD" sample --n 2 --steps 2 --out envmodel.png --quiet
+"$PD" inspect envmodel.png >env.txt 2>&1 || true
+has "\$PIXDIFF_MODEL is the default model" env.txt 'Model: tiny,'
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]

@@ -1,0 +1,294 @@
+/* test_layers — every fast layer forward (unet/layers.c) against its double-precision naive twin
+ * on random inputs, including awkward sizes (odd spatial sizes, C not a multiple of 32), the
+ * general resampling factors, dropout's mask against pd_randu, and the batch/thread invariance
+ * the samplers rely on: an image's conv2d output is bit-identical in a batch of 1 or 5 and with 1
+ * or 2 threads.
+ *
+ * Tolerances (tu_compare: |got − ref| / (|ref| + 1e-3·max|ref|)): elementwise kernels 1e-6 (one or
+ * two float roundings); a float reduction over K terms leaves ~K·2^-24·max|ref| on outputs near
+ * zero, so reductions get 1e-4 + 4e-7·K (GroupNorm also pays the float rounding of its mean, which
+ * grows with the data's offset: 5e-5 + 2e-5·|offset|). An indexing bug gives errors of order 1.
+ */
+#include "unet/layers.h"
+#include "core/rng.h"
+#include "pixdiff.h"
+#include "testutil.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TOL_ELEM 1e-6
+static double tol_red(int K) { return 1e-4 + 4e-7 * K; }
+
+static float *randf(size_t n, uint64_t seed, float scale) {
+    float *x = malloc(n * sizeof *x);
+    tu_fill(x, n, seed, scale);
+    return x;
+}
+
+static double *to_d(const float *x, size_t n) {
+    double *d = malloc(n * sizeof *d);
+    for (size_t i = 0; i < n; i++) d[i] = x[i];
+    return d;
+}
+
+static void test_linear(int N, int IN, int OUT, int bias) {
+    float *x = randf((size_t)N * IN, 1, 1), *w = randf((size_t)OUT * IN, 2, 0.5f),
+          *b = randf(OUT, 3, 0.5f), *y = malloc((size_t)N * OUT * sizeof *y);
+    double *xd = to_d(x, (size_t)N * IN), *wd = to_d(w, (size_t)OUT * IN), *bd = to_d(b, OUT),
+           *yd = malloc((size_t)N * OUT * sizeof *yd);
+    linear_forward(y, x, w, bias ? b : NULL, N, IN, OUT);
+    linear_forward_naive(yd, xd, wd, bias ? bd : NULL, N, IN, OUT);
+    char name[96];
+    snprintf(name, sizeof name, "linear N=%d IN=%d OUT=%d bias=%d", N, IN, OUT, bias);
+    tu_compare(name, y, yd, (size_t)N * OUT, tol_red(IN));
+    free(x); free(w); free(b); free(y); free(xd); free(wd); free(bd); free(yd);
+}
+
+static void test_silu(size_t n) {
+    float *x = randf(n, 4, 8), *y = malloc(n * sizeof *y);
+    double *xd = to_d(x, n), *yd = malloc(n * sizeof *yd);
+    silu_forward(y, x, n);
+    silu_forward_naive(yd, xd, n);
+    char name[96];
+    snprintf(name, sizeof name, "silu n=%zu", n);
+    tu_compare(name, y, yd, n, TOL_ELEM);
+    free(x); free(y); free(xd); free(yd);
+}
+
+/* offset shifts the data's mean, which a one-pass variance would get wrong. */
+static void test_groupnorm(int N, int C, int HW, float offset, int alias) {
+    int G = groupnorm_groups(C);
+    size_t n = (size_t)N * C * HW;
+    float *x = randf(n, 5, 1), *ga = randf(C, 6, 1), *be = randf(C, 7, 1);
+    for (size_t i = 0; i < n; i++) x[i] += offset;
+    float *y = malloc(n * sizeof *y), *mean = malloc((size_t)N * G * sizeof *mean),
+          *rstd = malloc((size_t)N * G * sizeof *rstd);
+    double *xd = to_d(x, n), *gd = to_d(ga, C), *bd = to_d(be, C), *yd = malloc(n * sizeof *yd);
+    groupnorm_forward_naive(yd, xd, gd, bd, N, C, HW, G, 1e-6);
+    if (alias) {
+        memcpy(y, x, n * sizeof *y);
+        groupnorm_forward(y, mean, rstd, y, ga, be, N, C, HW, G, 1e-6f);
+    } else {
+        groupnorm_forward(y, mean, rstd, x, ga, be, N, C, HW, G, 1e-6f);
+    }
+    char name[96];
+    snprintf(name, sizeof name, "groupnorm N=%d C=%d G=%d HW=%d off=%g%s", N, C, G, HW, offset,
+             alias ? " in-place" : "");
+    tu_compare(name, y, yd, n, 5e-5 + 2e-5 * fabs(offset));
+    free(x); free(ga); free(be); free(y); free(mean); free(rstd); free(xd); free(gd); free(bd);
+    free(yd);
+}
+
+static void test_conv(int N, int C, int H, int W, int OC, int k, int bias) {
+    size_t ni = (size_t)N * C * H * W, no = (size_t)N * OC * H * W, nw = (size_t)OC * C * k * k;
+    float *x = randf(ni, 8, 1), *w = randf(nw, 9, 0.3f), *b = randf(OC, 10, 0.5f),
+          *y = malloc(no * sizeof *y), *col = malloc((size_t)C * k * k * H * W * sizeof *col);
+    double *xd = to_d(x, ni), *wd = to_d(w, nw), *bd = to_d(b, OC), *yd = malloc(no * sizeof *yd);
+    conv2d_forward(y, x, w, bias ? b : NULL, N, C, H, W, OC, k, col);
+    conv2d_forward_naive(yd, xd, wd, bias ? bd : NULL, N, C, H, W, OC, k);
+    char name[96];
+    snprintf(name, sizeof name, "conv2d N=%d C=%d %dx%d OC=%d k=%d bias=%d", N, C, H, W, OC, k, bias);
+    tu_compare(name, y, yd, no, tol_red(C * k * k));
+    free(x); free(w); free(b); free(y); free(col); free(xd); free(wd); free(bd); free(yd);
+}
+
+static void test_resample(int N, int C, int H, int W) {
+    size_t n = (size_t)N * C * H * W;
+    float *x = randf(n, 11, 1), *y = malloc(16 * n * sizeof *y);
+    double *xd = to_d(x, n), *yd = malloc(16 * n * sizeof *yd), *td = malloc(16 * n * sizeof *td);
+    char name[96];
+
+    avgpool2_forward(y, x, N, C, H, W);
+    avgpool2_forward_naive(yd, xd, N, C, H, W);
+    snprintf(name, sizeof name, "avgpool2 %dx%d", H, W);
+    tu_compare(name, y, yd, n / 4, TOL_ELEM);
+    avgpool_forward(y, x, N, C, H, W, 2);
+    tu_compare("avgpool m=2 vs avgpool2 naive", y, yd, n / 4, TOL_ELEM);
+    /* m = 4 is two 2x2 means in a row. */
+    avgpool2_forward_naive(td, yd, N, C, H / 2, W / 2);
+    avgpool_forward(y, x, N, C, H, W, 4);
+    tu_compare("avgpool m=4 vs avgpool2 naive twice", y, td, n / 16, tol_red(16));
+    /* m = 3 from the definition (crops to multiples of 3). */
+    int H3 = H / 3, W3 = W / 3;
+    for (int nc = 0; nc < N * C; nc++)
+        for (int i = 0; i < H3; i++)
+            for (int j = 0; j < W3; j++) {
+                double s = 0;
+                for (int a = 0; a < 3; a++)
+                    for (int b = 0; b < 3; b++) s += xd[((size_t)nc * H + 3 * i + a) * W + 3 * j + b];
+                yd[((size_t)nc * H3 + i) * W3 + j] = s / 9;
+            }
+    avgpool_forward(y, x, N, C, H, W, 3);
+    tu_compare("avgpool m=3 vs definition", y, yd, (size_t)N * C * H3 * W3, tol_red(9));
+
+    upsample2_forward(y, x, N, C, H, W);
+    upsample2_forward_naive(yd, xd, N, C, H, W);
+    snprintf(name, sizeof name, "upsample2 %dx%d", H, W);
+    tu_compare(name, y, yd, 4 * n, 0);
+    upsample_nearest_forward(y, x, N, C, H, W, 2);
+    tu_compare("upsample m=2 vs upsample2 naive", y, yd, 4 * n, 0);
+    upsample2_forward_naive(td, yd, N, C, 2 * H, 2 * W);
+    upsample_nearest_forward(y, x, N, C, H, W, 4);
+    tu_compare("upsample m=4 vs upsample2 naive twice", y, td, 16 * n, 0);
+    for (int nc = 0; nc < N * C; nc++)
+        for (int i = 0; i < 3 * H; i++)
+            for (int j = 0; j < 3 * W; j++)
+                yd[((size_t)nc * 3 * H + i) * 3 * W + j] = xd[((size_t)nc * H + i / 3) * W + j / 3];
+    upsample_nearest_forward(y, x, N, C, H, W, 3);
+    tu_compare("upsample m=3 vs definition", y, yd, 9 * n, 0);
+    free(x); free(y); free(xd); free(yd); free(td);
+}
+
+static void test_attention(int N, int C, int L, int heads) {
+    size_t nq = (size_t)N * 3 * C * L, no = (size_t)N * C * L;
+    int Ch = C / heads;
+    float *qkv = randf(nq, 12, 1.5f), *y = malloc(no * sizeof *y),
+          *att = malloc((size_t)N * heads * L * L * sizeof *att),
+          *scr = malloc(((size_t)3 * L * L + (size_t)3 * Ch * L) * sizeof *scr);
+    double *qd = to_d(qkv, nq), *yd = malloc(no * sizeof *yd);
+    attention_forward(y, att, qkv, N, C, L, heads, scr);
+    attention_forward_naive(yd, qd, N, C, L, heads);
+    char name[96];
+    snprintf(name, sizeof name, "attention N=%d C=%d L=%d heads=%d", N, C, L, heads);
+    tu_compare(name, y, yd, no, tol_red(L > Ch ? L : Ch));
+    /* The kept probabilities are a softmax: rows sum to 1. */
+    double worst = 0;
+    for (size_t r = 0; r < (size_t)N * heads * L; r++) {
+        double s = 0;
+        for (int l = 0; l < L; l++) s += att[r * L + l];
+        worst = fmax(worst, fabs(s - 1));
+    }
+    tu_check(worst < 1e-5, "attention rows of att sum to 1: max |sum-1| %.2e", worst);
+    free(qkv); free(y); free(att); free(scr); free(qd); free(yd);
+}
+
+static void test_posemb(int N, int Cn, int endpoint, int flip, float cscale) {
+    float *c = randf(N, 13, cscale), *y = malloc((size_t)N * Cn * sizeof *y);
+    double *cd = to_d(c, N), *yd = malloc((size_t)N * Cn * sizeof *yd);
+    posemb_forward(y, c, N, Cn, endpoint, flip);
+    posemb_forward_naive(yd, cd, N, Cn, endpoint, flip);
+    char name[96];
+    snprintf(name, sizeof name, "posemb Cn=%d endpoint=%d flip=%d |c|<=%g", Cn, endpoint, flip, cscale);
+    tu_compare(name, y, yd, (size_t)N * Cn, TOL_ELEM);
+    free(c); free(y); free(cd); free(yd);
+}
+
+/* Known values: SongUNet flavour puts sin first; freq_0 = 1 and the last frequency is 1e-4 exactly
+ * with endpoint, (1e-4)^((half-1)/half) without. */
+static void test_posemb_values(void) {
+    float c = 0.75f, y[16];
+    posemb_forward(y, &c, 1, 16, 1, 1);
+    int ok = fabs(y[0] - sin(0.75)) < 1e-7 && fabs(y[8] - cos(0.75)) < 1e-7 &&
+             fabs(y[7] - sin(0.75e-4)) < 1e-7 && fabs(y[15] - cos(0.75e-4)) < 1e-7;
+    tu_check(ok, "posemb SongUNet flavour: [sin|cos], freqs 1 .. 1e-4");
+    posemb_forward(y, &c, 1, 16, 0, 0);
+    double fl = pow(1e-4, 7.0 / 8.0);
+    ok = fabs(y[0] - cos(0.75)) < 1e-7 && fabs(y[8] - sin(0.75)) < 1e-7 &&
+         fabs(y[7] - cos(0.75 * fl)) < 1e-7 && fabs(y[15] - sin(0.75 * fl)) < 1e-7;
+    tu_check(ok, "posemb Dhariwal flavour: [cos|sin], last freq 1e-4^(7/8)");
+}
+
+static void test_dropout(void) {
+    size_t n = 100003;
+    float p = 0.3f;
+    float *x = randf(n, 14, 1), *y = malloc(n * sizeof *y), *u = malloc(n * sizeof *u);
+    uint8_t *mask = malloc(n);
+    dropout_forward(y, mask, x, n, p, 77, 5);
+    pd_randu(u, n, 77, 5);
+    size_t bad = 0, kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        int m = u[i] >= p;
+        kept += mask[i];
+        float want = m ? x[i] * (float)(1.0 / (1.0 - p)) : 0.0f;
+        if (mask[i] != m || y[i] != want) bad++;
+    }
+    tu_check(bad == 0, "dropout mask = (pd_randu >= p) and out = in*mask/(1-p): %zu mismatches", bad);
+    double frac = (double)kept / n;
+    tu_check(fabs(frac - (1 - p)) < 0.01, "dropout keep fraction %.4f (want %.2f)", frac, 1 - p);
+    dropout_forward(y, mask, x, n, 0.0f, 77, 5);
+    bad = 0;
+    for (size_t i = 0; i < n; i++) bad += y[i] != x[i] || mask[i] != 1;
+    tu_check(bad == 0, "dropout p=0 copies and keeps all: %zu mismatches", bad);
+    free(x); free(y); free(u); free(mask);
+}
+
+/* Sample 0 of a batch of 5 and alone, with 1 and 2 threads: all four must agree bit for bit. */
+static void test_conv_invariance(int C, int H, int W, int OC, int k) {
+    int N = 5;
+    size_t ni = (size_t)C * H * W, no = (size_t)OC * H * W;
+    float *x = randf(N * ni, 15, 1), *w = randf((size_t)OC * C * k * k, 16, 0.2f),
+          *b = randf(OC, 17, 0.1f), *col = malloc((size_t)C * k * k * H * W * sizeof *col);
+    float *y[4];
+    for (int t = 0; t < 4; t++) y[t] = malloc(N * no * sizeof **y);
+    int saved = pd_get_threads();
+    for (int t = 0; t < 4; t++) {
+        pd_set_threads(t / 2 ? 2 : 1);
+        conv2d_forward(y[t], x, w, b, t % 2 ? N : 1, C, H, W, OC, k, col);
+    }
+    pd_set_threads(saved);
+    int same = 1;
+    for (int t = 1; t < 4; t++) same &= memcmp(y[0], y[t], no * sizeof **y) == 0;
+    tu_check(same, "conv2d C=%d %dx%d OC=%d k=%d: sample 0 bit-identical in batch 1/5, threads 1/2",
+             C, H, W, OC, k);
+    for (int t = 0; t < 4; t++) free(y[t]);
+    free(x); free(w); free(b); free(col);
+}
+
+/* The same property for the other per-sample kernels, batch 1 vs 4 with 2 threads. */
+static void test_other_invariance(void) {
+    int N = 4, C = 64, HW = 256, L = 256, IN = 128, OUT = 512, G = groupnorm_groups(C);
+    size_t n = (size_t)N * 3 * C * HW;
+    float *x = randf(n, 18, 1), *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b);
+    float *p = randf((size_t)OUT * IN, 19, 0.1f), *st = malloc(2 * N * G * sizeof *st);
+    float *att = malloc((size_t)N * L * L * sizeof *att),
+          *scr = malloc(((size_t)3 * L * L + (size_t)3 * C * L) * sizeof *scr);
+    groupnorm_forward(a, st, st + N * G, x, p, p + C, N, C, HW, G, 1e-6f);
+    groupnorm_forward(b, st, st + N * G, x, p, p + C, 1, C, HW, G, 1e-6f);
+    tu_check(memcmp(a, b, (size_t)C * HW * sizeof *a) == 0, "groupnorm sample 0 bit-identical in batch 1/4");
+    linear_forward(a, x, p, p, N, IN, OUT);
+    linear_forward(b, x, p, p, 1, IN, OUT);
+    tu_check(memcmp(a, b, (size_t)OUT * sizeof *a) == 0, "linear sample 0 bit-identical in batch 1/4");
+    attention_forward(a, att, x, N, C, L, 1, scr);
+    attention_forward(b, att, x, 1, C, L, 1, scr);
+    tu_check(memcmp(a, b, (size_t)C * L * sizeof *a) == 0, "attention sample 0 bit-identical in batch 1/4");
+    free(x); free(a); free(b); free(p); free(st); free(att); free(scr);
+}
+
+int main(void) {
+    test_linear(3, 37, 19, 1);
+    test_linear(5, 128, 512, 0);
+    test_silu(1000);
+    test_silu(200001);
+    test_groupnorm(2, 8, 35, 0, 0);
+    test_groupnorm(2, 96, 20, 0, 0);
+    test_groupnorm(3, 64, 64, 10, 0);
+    test_groupnorm(2, 128, 256, 0, 1);
+    tu_check(groupnorm_groups(8) == 2 && groupnorm_groups(96) == 24 && groupnorm_groups(64) == 16 &&
+                 groupnorm_groups(256) == 32 && groupnorm_groups(2) == 1,
+             "groupnorm_groups = min(32, C/4): 8->%d 96->%d 64->%d 256->%d 2->%d", groupnorm_groups(8),
+             groupnorm_groups(96), groupnorm_groups(64), groupnorm_groups(256), groupnorm_groups(2));
+    test_conv(2, 3, 5, 7, 4, 1, 1);
+    test_conv(2, 3, 5, 7, 4, 3, 1);
+    test_conv(1, 5, 7, 5, 3, 3, 0);
+    test_conv(2, 32, 16, 16, 24, 3, 1);
+    test_conv(1, 4, 1, 1, 6, 3, 1);
+    test_conv(1, 2, 6, 4, 3, 5, 1);
+    test_resample(2, 3, 12, 24);
+    test_attention(2, 16, 16, 1);
+    test_attention(2, 16, 16, 2);
+    test_attention(2, 32, 64, 1);
+    test_attention(1, 32, 64, 2);
+    test_posemb(5, 16, 1, 1, 2);
+    test_posemb(5, 128, 1, 1, 2);
+    test_posemb(5, 16, 0, 0, 2);
+    test_posemb(5, 128, 0, 0, 1000);
+    test_posemb_values();
+    test_dropout();
+    test_conv_invariance(8, 5, 7, 6, 3);
+    test_conv_invariance(64, 32, 32, 64, 3);
+    test_conv_invariance(128, 16, 16, 128, 1);
+    test_other_invariance();
+    return tu_finish();
+}

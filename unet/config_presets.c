@@ -1,0 +1,149 @@
+/* config_presets.c — named architectures and YAML architecture files for `pixdiff init`.
+ *
+ * A preset starts from EDM's SongUNet defaults (pd_unet_config_default) and changes only what
+ * differs. "ref64" is the 3.33 GFLOP net of the issue's speed reference (PyTorch comparison in
+ * docs/benchmarks.md); "cifar10" is EDM's DDPM++ CIFAR-10 net exactly, augment_dim 9 included, so
+ * its parameter count is the published 55,733,891 (models.md §4.8). A YAML file uses the keys of
+ * the pixdiff.config metadata and is parsed by the model loader's own key parser
+ * (unet_config_from_node), so a key means the same thing in both places; an optional
+ * `preset: NAME` key starts from that preset, as in a training config's model section.
+ */
+#include "unet/songunet.h"
+#include "core/yamldoc.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const char *const preset_names[] = {"tiny", "fashion32", "ref64", "cifar10", NULL};
+
+const char *pd_unet_preset_name(int i) {
+    return i >= 0 && i < (int)(sizeof preset_names / sizeof preset_names[0]) ? preset_names[i]
+                                                                             : NULL;
+}
+
+static void set_levels(pd_unet_config *c, const int *mult, int n) {
+    memset(c->channel_mult, 0, sizeof c->channel_mult);
+    for (int i = 0; i < n; i++) c->channel_mult[i] = mult[i];
+    c->n_levels = n;
+}
+
+static void set_attn(pd_unet_config *c, int res) {
+    memset(c->attn_resolutions, 0, sizeof c->attn_resolutions);
+    c->attn_resolutions[0] = res;
+    c->n_attn = 1;
+}
+
+int pd_unet_config_preset(pd_unet_config *cfg, const char *name, pd_error *err) {
+    pd_unet_config c = pd_unet_config_default();
+    if (!name) name = "";
+    if (!strcmp(name, "tiny")) {
+        /* The test model: 16x16 gray, two levels, attention at 8x8; milliseconds per image. */
+        static const int mult[] = {1, 2};
+        c.model_channels = 16;
+        set_levels(&c, mult, 2);
+        c.num_blocks = 1;
+        set_attn(&c, 8);
+        c.img_resolution = 16;
+        c.in_channels = c.out_channels = 1;
+        c.label_dim = 0;
+        c.augment_dim = 0;
+        c.dropout = 0;
+    } else if (!strcmp(name, "fashion32")) {
+        /* The shipped default model's architecture: class-conditional Fashion-MNIST at 32x32. */
+        static const int mult[] = {1, 2, 2};
+        static const char *const names[10] = {"t-shirt", "trouser",   "pullover", "dress",
+                                              "coat",    "sandal",    "shirt",    "sneaker",
+                                              "bag",     "ankle-boot"};
+        c.model_channels = 32;
+        set_levels(&c, mult, 3);
+        c.num_blocks = 2;
+        set_attn(&c, 8);
+        c.img_resolution = 32;
+        c.in_channels = c.out_channels = 1;
+        c.label_dim = 10;
+        c.augment_dim = 0;
+        c.dropout = 0.1f;
+        memset(c.class_names, 0, sizeof c.class_names);
+        for (int i = 0; i < 10; i++)
+            snprintf(c.class_names[i], sizeof c.class_names[i], "%s", names[i]);
+    } else if (!strcmp(name, "ref64")) {
+        /* The issue's 3.33 GFLOP reference net (PyTorch 1.13 CPU timings in the issue). */
+        static const int mult[] = {1, 2, 2};
+        c.model_channels = 64;
+        set_levels(&c, mult, 3);
+        c.num_blocks = 2;
+        set_attn(&c, 8);
+        c.img_resolution = 32;
+        c.in_channels = c.out_channels = 1;
+        c.label_dim = 0;
+        c.augment_dim = 0;
+        c.dropout = 0;
+    } else if (!strcmp(name, "cifar10")) {
+        /* EDM DDPM++ CIFAR-10 (train.py --arch=ddpmpp): the defaults plus EDM's augment labels. */
+        static const int mult[] = {2, 2, 2};
+        c.model_channels = 128;
+        set_levels(&c, mult, 3);
+        c.num_blocks = 4;
+        set_attn(&c, 16);
+        c.img_resolution = 32;
+        c.in_channels = c.out_channels = 3;
+        c.augment_dim = 9;
+        c.dropout = 0.13f;
+    } else {
+        return pd_fail(err, "unknown preset '%s' (choose from: tiny, fashion32, ref64, cifar10)",
+                       name);
+    }
+    *cfg = c;
+    return 0;
+}
+
+/* The config keys of map m (all but `preset`) onto *c: a shallow copy of the map without
+ * `preset`, so the strict key check of unet_config_from_node sees only config keys. */
+static int overlay_keys(pd_unet_config *c, const yd_doc *doc, const yd_node *m, pd_error *err) {
+    int cap = m->n > 0 ? m->n : 1;
+    yd_node rest = *m;
+    yd_node *items[cap];
+    char *keys[cap];
+    int lines[cap];
+    rest.n = 0;
+    for (int i = 0; i < m->n; i++) {
+        if (!strcmp(m->keys[i], "preset")) continue;
+        items[rest.n] = m->items[i];
+        keys[rest.n] = m->keys[i];
+        lines[rest.n] = m->key_lines ? m->key_lines[i] : m->line;
+        rest.n++;
+    }
+    rest.items = items;
+    rest.keys = keys;
+    rest.key_lines = lines;
+    return unet_config_from_node(c, doc, &rest, err);
+}
+
+int pd_unet_config_from_yaml(pd_unet_config *cfg, const char *path, pd_error *err) {
+    yd_doc doc;
+    if (yd_load_file(&doc, path, err)) return -1;
+    const yd_node *m = doc.root;
+    pd_unet_config c = *cfg;
+    int rc = 0;
+    char preset[64] = "";
+    if (!m || m->kind != YD_MAP) {
+        rc = pd_fail(err, "%s: expected a mapping of architecture keys", path);
+    } else if (yd_str(&doc, m, "preset", preset, sizeof preset, err)) {
+        rc = -1;
+    } else if (preset[0] && pd_unet_config_preset(&c, preset, err)) {
+        /* An optional `preset: NAME` (as in a training config's model section) is the base. */
+        char inner[sizeof err->msg];
+        snprintf(inner, sizeof inner, "%s", err->msg);
+        const yd_node *v = yd_get(m, "preset");
+        rc = pd_fail(err, "%s:%d: preset: %s", path, v ? v->line : m->line, inner);
+    } else if (overlay_keys(&c, &doc, m, err)) {
+        rc = -1;
+    } else {
+        /* Messages from the validator name the key; add the file so the line stands alone. */
+        pd_error verr;
+        if (unet_config_validate(&c, &verr)) rc = pd_fail(err, "%s: %s", path, verr.msg);
+    }
+    yd_free(&doc);
+    if (rc == 0) *cfg = c;
+    return rc;
+}

@@ -1,0 +1,582 @@
+/* layers.c — the fast float32 kernels behind unet/layers.h (EDM primitives, models.md §4.1, §4.2,
+ * §4.4), each a forward/backward pair in llm.c's style. Heavy math is pd_sgemm (unet/gemm.h) on
+ * per-sample matrices, called from outside any OpenMP region (it threads itself); the light
+ * loops (im2col/col2im, normalisation, elementwise) are OpenMP loops over (sample, channel) or
+ * rows. Every per-sample value is produced by the same operations in the same order whatever the
+ * batch size or thread count (pd_sgemm's elements are fixed FMA chains; our reductions run in a
+ * fixed order inside one loop iteration), so an image is bit-identical in any batch.
+ * Backward functions accumulate into their d* buffers and skip the NULL ones.
+ */
+#include "unet/layers.h"
+#include "core/rng.h"
+#include "unet/gemm.h"
+#include <math.h>
+#include <string.h>
+
+/* Below this many elements an OpenMP region costs more than the loop it splits. */
+#define PAR_MIN 32768
+
+static inline int imin(int a, int b) { return a < b ? a : b; }
+static inline int imax(int a, int b) { return a > b ? a : b; }
+
+/* Fixed-order double sum of n floats: four interleaved accumulators (for instruction-level
+ * parallelism) combined in a fixed way, so the result depends only on the data. */
+static double sum_f(const float *x, size_t n) {
+    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        s0 += x[i]; s1 += x[i + 1]; s2 += x[i + 2]; s3 += x[i + 3];
+    }
+    for (; i < n; i++) s0 += x[i];
+    return (s0 + s1) + (s2 + s3);
+}
+
+/* ------------------------------------------------------------------ linear */
+
+/* One GEMM over the batch: every output element is a single FMA chain over IN (unet/gemm.h),
+ * so a row's result does not depend on the other rows of the batch. */
+void linear_forward(float *out, const float *in, const float *w, const float *b, int N, int IN,
+                    int OUT) {
+    if (b)
+        for (int n = 0; n < N; n++) memcpy(out + (size_t)n * OUT, b, (size_t)OUT * sizeof *out);
+    pd_sgemm(0, 1, N, OUT, IN, 1.0f, in, IN, w, IN, b ? 1.0f : 0.0f, out, OUT);
+}
+
+void linear_backward(float *din, float *dw, float *db, const float *dout, const float *in,
+                     const float *w, int N, int IN, int OUT) {
+    if (db)
+        for (int n = 0; n < N; n++)
+            for (int o = 0; o < OUT; o++) db[o] += dout[(size_t)n * OUT + o];
+    /* dW[OUT,IN] += dout^T[OUT,N] · in[N,IN]; din[N,IN] += dout[N,OUT] · W[OUT,IN]. */
+    if (dw) pd_sgemm(1, 0, OUT, IN, N, 1.0f, dout, OUT, in, IN, 1.0f, dw, IN);
+    if (din) pd_sgemm(0, 0, N, IN, OUT, 1.0f, dout, OUT, w, IN, 1.0f, din, IN);
+}
+
+/* ------------------------------------------------------------------ SiLU */
+
+void silu_forward(float *out, const float *in, size_t n) {
+    #pragma omp parallel for schedule(static) if (n > PAR_MIN)
+    for (size_t i = 0; i < n; i++) {
+        float x = in[i];
+        out[i] = x / (1.0f + expf(-x));
+    }
+}
+
+/* d/dx x·σ(x) = σ(x)·(1 + x·(1 − σ(x))). */
+void silu_backward(float *din, const float *dout, const float *in, size_t n) {
+    #pragma omp parallel for schedule(static) if (n > PAR_MIN)
+    for (size_t i = 0; i < n; i++) {
+        float x = in[i];
+        float s = 1.0f / (1.0f + expf(-x));
+        din[i] += dout[i] * (s * (1.0f + x * (1.0f - s)));
+    }
+}
+
+/* ------------------------------------------------------------------ GroupNorm */
+
+/* EDM: num_groups = min(32, C // 4) (models.md §4.1). C < 4 would give 0 groups, which torch
+ * rejects; one group is the only meaningful reading, so that is what we return. */
+int groupnorm_groups(int C) {
+    int g = imin(32, C / 4);
+    return g < 1 ? 1 : g;
+}
+
+/* Statistics per (n, g) in double, two-pass (mean, then biased variance of the deviations),
+ * in one iteration each, so they do not depend on the thread count. mean/rstd are stored as
+ * float and the normalisation uses exactly those floats, which backward reuses. */
+void groupnorm_forward(float *out, float *mean, float *rstd, const float *in, const float *gamma,
+                       const float *beta, int N, int C, int HW, int G, float eps) {
+    int cg = C / G;
+    size_t gs = (size_t)cg * HW;
+    #pragma omp parallel for schedule(static) if ((size_t)N * C * HW > PAR_MIN)
+    for (int ng = 0; ng < N * G; ng++) {
+        int n = ng / G, g = ng % G;
+        size_t off = ((size_t)n * C + (size_t)g * cg) * HW;
+        const float *x = in + off;
+        double mu = sum_f(x, gs) / (double)gs;
+        double v0 = 0, v1 = 0;
+        size_t i = 0;
+        for (; i + 2 <= gs; i += 2) {
+            double d0 = x[i] - mu, d1 = x[i + 1] - mu;
+            v0 += d0 * d0; v1 += d1 * d1;
+        }
+        for (; i < gs; i++) { double d = x[i] - mu; v0 += d * d; }
+        double var = (v0 + v1) / (double)gs;
+        float m = (float)mu, r = (float)(1.0 / sqrt(var + (double)eps));
+        mean[ng] = m;
+        rstd[ng] = r;
+        float *y = out + off;   /* may alias x: each element is read before it is written */
+        for (int c = 0; c < cg; c++) {
+            int ch = g * cg + c;
+            float ga = gamma ? gamma[ch] : 1.0f, be = beta ? beta[ch] : 0.0f;
+            const float *xc = x + (size_t)c * HW;
+            float *yc = y + (size_t)c * HW;
+            for (int j = 0; j < HW; j++) yc[j] = ((xc[j] - m) * r) * ga + be;
+        }
+    }
+}
+
+/* With x̂ = (x−μ)·r and dx̂ = dout·γ, over the m = (C/G)·HW elements of a group:
+ * dx = r·(dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂)); dγ = Σ dout·x̂, dβ = Σ dout over (n, hw). */
+void groupnorm_backward(float *din, float *dgamma, float *dbeta, const float *dout, const float *in,
+                        const float *mean, const float *rstd, const float *gamma, int N, int C,
+                        int HW, int G) {
+    int cg = C / G;
+    size_t gs = (size_t)cg * HW;
+    int big = (size_t)N * C * HW > PAR_MIN;
+    if (dgamma || dbeta) {
+        /* Per channel, samples in order: a fixed reduction order for the parameter gradients. */
+        #pragma omp parallel for schedule(static) if (big)
+        for (int ch = 0; ch < C; ch++) {
+            int g = ch / cg;
+            double sg = 0, sb = 0;
+            for (int n = 0; n < N; n++) {
+                size_t off = ((size_t)n * C + ch) * HW;
+                const float *x = in + off, *dy = dout + off;
+                float m = mean[n * G + g], r = rstd[n * G + g];
+                for (int j = 0; j < HW; j++) {
+                    sb += dy[j];
+                    sg += (double)dy[j] * ((x[j] - m) * r);
+                }
+            }
+            if (dgamma) dgamma[ch] += (float)sg;
+            if (dbeta) dbeta[ch] += (float)sb;
+        }
+    }
+    if (!din) return;
+    #pragma omp parallel for schedule(static) if (big)
+    for (int ng = 0; ng < N * G; ng++) {
+        int n = ng / G, g = ng % G;
+        size_t off = ((size_t)n * C + (size_t)g * cg) * HW;
+        const float *x = in + off, *dy = dout + off;
+        float m = mean[ng], r = rstd[ng];
+        double s1 = 0, s2 = 0;
+        for (int c = 0; c < cg; c++) {
+            float ga = gamma ? gamma[g * cg + c] : 1.0f;
+            for (int j = 0; j < HW; j++) {
+                size_t i = (size_t)c * HW + j;
+                float dxh = dy[i] * ga;
+                s1 += dxh;
+                s2 += (double)dxh * ((x[i] - m) * r);
+            }
+        }
+        float m1 = (float)(s1 / (double)gs), m2 = (float)(s2 / (double)gs);
+        float *dx = din + off;
+        for (int c = 0; c < cg; c++) {
+            float ga = gamma ? gamma[g * cg + c] : 1.0f;
+            for (int j = 0; j < HW; j++) {
+                size_t i = (size_t)c * HW + j;
+                float xh = (x[i] - m) * r;
+                dx[i] += r * ((dy[i] * ga - m1) - xh * m2);
+            }
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ conv2d */
+
+/* Valid output columns x for kernel column kj under zero padding p: 0 <= x + kj − p < W. */
+static inline void col_range(int kj, int p, int W, int *x0, int *x1) {
+    *x0 = imax(0, p - kj);
+    *x1 = imin(W, W + p - kj);
+    if (*x1 < *x0) *x1 = *x0;
+}
+
+/* The im2col matrix of one sample, col[(c·k + ki)·k + kj, y·W + x] = in[c, y+ki−p, x+kj−p] (zero
+ * outside), is never stored: the GEMM packs its panels straight from the image (implicit GEMM),
+ * which saves writing and re-reading C·k²·H·W floats per sample. */
+typedef struct { const float *x; int H, W, k; } conv_src;
+
+/* n consecutive entries of row r of the im2col matrix, from column hw0. */
+static void col_row(float *d, const conv_src *s, int r, int hw0, int n) {
+    int H = s->H, W = s->W, k = s->k, p = k / 2, kk = k * k;
+    int c = r / kk, ki = (r / k) % k, kj = r % k;
+    const float *img = s->x + (size_t)c * H * W;
+    int lo, hi;   /* output columns x whose source column x + kj − p is inside the image */
+    col_range(kj, p, W, &lo, &hi);
+    int y = hw0 / W, x = hw0 % W, j = 0;
+    while (j < n) {
+        int seg = W - x < n - j ? W - x : n - j;   /* columns x .. x+seg-1 of output row y */
+        int sy = y + ki - p;
+        if (sy < 0 || sy >= H) {
+            memset(d + j, 0, (size_t)seg * sizeof *d);
+        } else {
+            const float *src = img + (size_t)sy * W + kj - p;
+            int a = imin(imax(x, lo), x + seg), b = imax(imin(x + seg, hi), a);
+            for (int xx = x; xx < a; xx++) d[j + xx - x] = 0.0f;
+            memcpy(d + j + a - x, src + a, (size_t)(b - a) * sizeof *d);
+            for (int xx = b; xx < x + seg; xx++) d[j + xx - x] = 0.0f;
+        }
+        j += seg;
+        x = 0;
+        y++;
+    }
+}
+
+/* Forward: op(B) = col [C·k², HW]; a panel is kc rows of nr consecutive pixels. */
+static void pack_conv_fwd(float *dst, int nr, int k0, int kc, int j0, int w, const void *ctx) {
+    for (int t = 0; t < kc; t++) {
+        float *d = dst + (size_t)t * nr;
+        col_row(d, ctx, k0 + t, j0, w);
+        for (int j = w; j < nr; j++) d[j] = 0.0f;
+    }
+}
+
+/* Weight gradient: op(B) = col^T [HW, C·k²]; column j of a panel is a stretch of col row j. */
+static void pack_conv_wgrad(float *dst, int nr, int k0, int kc, int j0, int w, const void *ctx) {
+    float tmp[256];
+    for (int j = 0; j < w; j++)
+        for (int t0 = 0; t0 < kc; t0 += 256) {
+            int n = imin(256, kc - t0);
+            col_row(tmp, ctx, j0 + j, k0 + t0, n);
+            for (int t = 0; t < n; t++) dst[(size_t)(t0 + t) * nr + j] = tmp[t];
+        }
+    for (int j = w; j < nr; j++)
+        for (int t = 0; t < kc; t++) dst[(size_t)t * nr + j] = 0.0f;
+}
+
+/* Adjoint of im2col, accumulated: din[c, ·] += scatter of its k·k rows. One channel per
+ * iteration, rows in fixed (ki, kj, y) order, so no two threads touch one element. */
+static void col2im_add(float *din, const float *col, int C, int H, int W, int k) {
+    int p = k / 2, kk = k * k;
+    size_t HW = (size_t)H * W;
+    #pragma omp parallel for schedule(static) if ((size_t)C * kk * HW > PAR_MIN)
+    for (int c = 0; c < C; c++) {
+        float *dst = din + (size_t)c * HW;
+        for (int ki = 0; ki < k; ki++)
+            for (int kj = 0; kj < k; kj++) {
+                const float *src = col + ((size_t)c * kk + (size_t)ki * k + kj) * HW;
+                int x0, x1;
+                col_range(kj, p, W, &x0, &x1);
+                for (int y = 0; y < H; y++) {
+                    int sy = y + ki - p;
+                    if (sy < 0 || sy >= H) continue;
+                    float *d = dst + (size_t)sy * W + kj - p;
+                    const float *s = src + (size_t)y * W;
+                    for (int x = x0; x < x1; x++) d[x] += s[x];
+                }
+            }
+    }
+}
+
+/* Per sample: out_n[OC, HW] = W[OC, C·k·k] · col_n[C·k·k, HW] (+ b), col_n implicit. The bias is
+ * written first and the GEMM accumulates onto it (beta = 1). col is not needed here. */
+void conv2d_forward(float *out, const float *in, const float *w, const float *b, int N, int C,
+                    int H, int W, int OC, int k, float *col) {
+    size_t HW = (size_t)H * W;
+    int K = C * k * k;
+    for (int n = 0; n < N; n++) {
+        const float *x = in + (size_t)n * C * HW;
+        float *y = out + (size_t)n * OC * HW;
+        if (b) {
+            #pragma omp parallel for schedule(static) if ((size_t)OC * HW > PAR_MIN)
+            for (int o = 0; o < OC; o++)
+                for (size_t j = 0; j < HW; j++) y[(size_t)o * HW + j] = b[o];
+        }
+        float beta = b ? 1.0f : 0.0f;
+        if (k == 1) {   /* a 1x1 conv reads the input as [C, HW] directly */
+            pd_sgemm(0, 0, OC, (int)HW, K, 1.0f, w, K, x, (int)HW, beta, y, (int)HW);
+        } else {
+            conv_src src = {x, H, W, k};
+            pd_sgemm_packb(0, OC, (int)HW, K, 1.0f, w, K, pack_conv_fwd, &src, beta, y, (int)HW);
+        }
+    }
+}
+
+/* db += Σ_{n,hw} dout; dW += dout_n · col_n^T (col_n implicit); din_n += col2im(W^T · dout_n), with
+ * dcol = W^T · dout_n in the col scratch (one sample). */
+void conv2d_backward(float *din, float *dw, float *db, const float *dout, const float *in,
+                     const float *w, int N, int C, int H, int W, int OC, int k, float *col) {
+    size_t HW = (size_t)H * W;
+    int K = C * k * k;
+    if (db) {
+        #pragma omp parallel for schedule(static) if ((size_t)N * OC * HW > PAR_MIN)
+        for (int o = 0; o < OC; o++) {
+            double s = 0;
+            for (int n = 0; n < N; n++) s += sum_f(dout + ((size_t)n * OC + o) * HW, HW);
+            db[o] += (float)s;
+        }
+    }
+    if (!dw && !din) return;
+    for (int n = 0; n < N; n++) {
+        const float *x = in + (size_t)n * C * HW;
+        const float *g = dout + (size_t)n * OC * HW;
+        if (dw) {
+            if (k == 1) {
+                pd_sgemm(0, 1, OC, K, (int)HW, 1.0f, g, (int)HW, x, (int)HW, 1.0f, dw, K);
+            } else {
+                conv_src src = {x, H, W, k};
+                pd_sgemm_packb(0, OC, K, (int)HW, 1.0f, g, (int)HW, pack_conv_wgrad, &src, 1.0f, dw, K);
+            }
+        }
+        if (din) {
+            float *dx = din + (size_t)n * C * HW;
+            if (k == 1) {
+                pd_sgemm(1, 0, C, (int)HW, OC, 1.0f, w, C, g, (int)HW, 1.0f, dx, (int)HW);
+            } else {
+                pd_sgemm(1, 0, K, (int)HW, OC, 1.0f, w, K, g, (int)HW, 0.0f, col, (int)HW);
+                col2im_add(dx, col, C, H, W, k);
+            }
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ resampling */
+
+/* EDM's down-resample with filter [1,1] is depthwise conv with outer([1,1],[1,1])/4, stride 2:
+ * a 2x2 mean (models.md §4.1). H, W are input sizes. */
+void avgpool2_forward(float *out, const float *in, int N, int C, int H, int W) {
+    int Ho = H / 2, Wo = W / 2;
+    #pragma omp parallel for schedule(static) if ((size_t)N * C * H * W > PAR_MIN)
+    for (int nc = 0; nc < N * C; nc++) {
+        const float *x = in + (size_t)nc * H * W;
+        float *y = out + (size_t)nc * Ho * Wo;
+        for (int i = 0; i < Ho; i++) {
+            const float *r0 = x + (size_t)(2 * i) * W, *r1 = r0 + W;
+            for (int j = 0; j < Wo; j++)
+                y[(size_t)i * Wo + j] = 0.25f * ((r0[2 * j] + r0[2 * j + 1]) + (r1[2 * j] + r1[2 * j + 1]));
+        }
+    }
+}
+
+void avgpool2_backward(float *din, const float *dout, int N, int C, int H, int W) {
+    int Ho = H / 2, Wo = W / 2;
+    #pragma omp parallel for schedule(static) if ((size_t)N * C * H * W > PAR_MIN)
+    for (int nc = 0; nc < N * C; nc++) {
+        float *dx = din + (size_t)nc * H * W;
+        const float *dy = dout + (size_t)nc * Ho * Wo;
+        for (int i = 0; i < Ho; i++) {
+            float *r0 = dx + (size_t)(2 * i) * W, *r1 = r0 + W;
+            for (int j = 0; j < Wo; j++) {
+                float g = 0.25f * dy[(size_t)i * Wo + j];
+                r0[2 * j] += g; r0[2 * j + 1] += g;
+                r1[2 * j] += g; r1[2 * j + 1] += g;
+            }
+        }
+    }
+}
+
+/* Up-resample with [1,1]: transposed depthwise conv with 4·outer/4, stride 2 = nearest x2. */
+void upsample2_forward(float *out, const float *in, int N, int C, int H, int W) {
+    int Wo = 2 * W;
+    #pragma omp parallel for schedule(static) if ((size_t)N * C * H * W * 4 > PAR_MIN)
+    for (int nc = 0; nc < N * C; nc++) {
+        const float *x = in + (size_t)nc * H * W;
+        float *y = out + (size_t)nc * 4 * H * W;
+        for (int i = 0; i < H; i++) {
+            float *r0 = y + (size_t)(2 * i) * Wo;
+            for (int j = 0; j < W; j++) r0[2 * j] = r0[2 * j + 1] = x[(size_t)i * W + j];
+            memcpy(r0 + Wo, r0, (size_t)Wo * sizeof *r0);
+        }
+    }
+}
+
+void upsample2_backward(float *din, const float *dout, int N, int C, int H, int W) {
+    int Wo = 2 * W;
+    #pragma omp parallel for schedule(static) if ((size_t)N * C * H * W * 4 > PAR_MIN)
+    for (int nc = 0; nc < N * C; nc++) {
+        float *dx = din + (size_t)nc * H * W;
+        const float *dy = dout + (size_t)nc * 4 * H * W;
+        for (int i = 0; i < H; i++) {
+            const float *r0 = dy + (size_t)(2 * i) * Wo, *r1 = r0 + Wo;
+            for (int j = 0; j < W; j++)
+                dx[(size_t)i * W + j] += (r0[2 * j] + r0[2 * j + 1]) + (r1[2 * j] + r1[2 * j + 1]);
+        }
+    }
+}
+
+/* Upsample guidance's Down_m / Up_m (models.md §2.1): m x m block mean and m x m copy. */
+void avgpool_forward(float *out, const float *in, int N, int C, int H, int W, int m) {
+    int Ho = H / m, Wo = W / m;
+    float inv = (float)(1.0 / ((double)m * m));
+    #pragma omp parallel for schedule(static) if ((size_t)N * C * H * W > PAR_MIN)
+    for (int nc = 0; nc < N * C; nc++) {
+        const float *x = in + (size_t)nc * H * W;
+        float *y = out + (size_t)nc * Ho * Wo;
+        for (int i = 0; i < Ho; i++)
+            for (int j = 0; j < Wo; j++) {
+                float s = 0.0f;
+                for (int a = 0; a < m; a++) {
+                    const float *r = x + (size_t)(i * m + a) * W + (size_t)j * m;
+                    for (int b = 0; b < m; b++) s += r[b];
+                }
+                y[(size_t)i * Wo + j] = s * inv;
+            }
+    }
+}
+
+void upsample_nearest_forward(float *out, const float *in, int N, int C, int H, int W, int m) {
+    int Wo = W * m;
+    #pragma omp parallel for schedule(static) if ((size_t)N * C * H * W * m * m > PAR_MIN)
+    for (int nc = 0; nc < N * C; nc++) {
+        const float *x = in + (size_t)nc * H * W;
+        float *y = out + (size_t)nc * H * W * m * m;
+        for (int i = 0; i < H; i++) {
+            float *r0 = y + (size_t)i * m * Wo;
+            for (int j = 0; j < W; j++)
+                for (int b = 0; b < m; b++) r0[(size_t)j * m + b] = x[(size_t)i * W + j];
+            for (int a = 1; a < m; a++) memcpy(r0 + (size_t)a * Wo, r0, (size_t)Wo * sizeof *r0);
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ attention */
+
+/* Head block of sample n, head h inside qkv: rows c·3 + j (j = q, k, v) of length L, so q, k and
+ * v are [Ch, L] matrices with row stride 3L starting at offsets 0, L and 2L (models.md §4.4). */
+static inline size_t head_off(int n, int h, int C, int L, int Ch) {
+    return (size_t)n * 3 * C * L + (size_t)h * 3 * Ch * L;
+}
+
+/* S = q^T k / sqrt(Ch) into att; row softmax in place; out = v · A^T. The softmax subtracts the
+ * row max, exponentiates in float and sums in double (then one float reciprocal), like torch's
+ * fp32 softmax up to rounding. */
+void attention_forward(float *out, float *att, const float *qkv, int N, int C, int L, int heads,
+                       float *scratch) {
+    int Ch = C / heads;
+    size_t LL = (size_t)L * L;
+    float scale = (float)(1.0 / sqrt((double)Ch));
+    for (int n = 0; n < N; n++)
+        for (int h = 0; h < heads; h++) {
+            const float *q = qkv + head_off(n, h, C, L, Ch);
+            pd_sgemm(1, 0, L, L, Ch, scale, q, 3 * L, q + L,
+                        3 * L, 0.0f, att + ((size_t)n * heads + h) * LL, L);
+        }
+    int rows = N * heads * L;
+    #pragma omp parallel for schedule(static) if ((size_t)rows * L > PAR_MIN)
+    for (int r = 0; r < rows; r++) {
+        float *a = att + (size_t)r * L;
+        float mx = a[0];
+        for (int l = 1; l < L; l++) mx = a[l] > mx ? a[l] : mx;
+        double s = 0;
+        for (int l = 0; l < L; l++) { a[l] = expf(a[l] - mx); s += a[l]; }
+        float inv = (float)(1.0 / s);
+        for (int l = 0; l < L; l++) a[l] *= inv;
+    }
+    for (int n = 0; n < N; n++)
+        for (int h = 0; h < heads; h++) {
+            const float *v = qkv + head_off(n, h, C, L, Ch) + 2 * (size_t)L;
+            pd_sgemm(0, 1, Ch, L, L, 1.0f, v, 3 * L,
+                        att + ((size_t)n * heads + h) * LL, L, 0.0f,
+                        out + ((size_t)n * C + (size_t)h * Ch) * L, L);
+        }
+}
+
+/* With a = v·A^T, A = softmax(S), S = s·q^T k (s = 1/sqrt(Ch)), da = dout:
+ * dv += da·A; dA = da^T·v; dS = A ⊙ (dA − rowsum(A ⊙ dA)); dq += s·k·dS^T; dk += s·q·dS.
+ * scratch holds dA/dS (L·L floats). */
+void attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att, int N,
+                        int C, int L, int heads, float *scratch) {
+    if (!dqkv) return;
+    int Ch = C / heads;
+    size_t LL = (size_t)L * L;
+    float scale = (float)(1.0 / sqrt((double)Ch));
+    float *dS = scratch;
+    for (int n = 0; n < N; n++)
+        for (int h = 0; h < heads; h++) {
+            size_t off = head_off(n, h, C, L, Ch);
+            const float *q = qkv + off, *k = q + L, *v = q + 2 * (size_t)L;
+            float *dq = dqkv + off, *dk = dq + L, *dv = dq + 2 * (size_t)L;
+            const float *A = att + ((size_t)n * heads + h) * LL;
+            const float *da = dout + ((size_t)n * C + (size_t)h * Ch) * L;
+            pd_sgemm(0, 0, Ch, L, L, 1.0f, da, L, A, L,
+                        1.0f, dv, 3 * L);
+            pd_sgemm(1, 0, L, L, Ch, 1.0f, da, L, v, 3 * L,
+                        0.0f, dS, L);
+            #pragma omp parallel for schedule(static) if (LL > PAR_MIN)
+            for (int i = 0; i < L; i++) {
+                const float *ai = A + (size_t)i * L;
+                float *di = dS + (size_t)i * L;
+                double s = 0;
+                for (int l = 0; l < L; l++) s += (double)ai[l] * di[l];
+                float sf = (float)s;
+                for (int l = 0; l < L; l++) di[l] = ai[l] * (di[l] - sf);
+            }
+            pd_sgemm(0, 1, Ch, L, L, scale, k, 3 * L, dS, L,
+                        1.0f, dq, 3 * L);
+            pd_sgemm(0, 0, Ch, L, L, scale, q, 3 * L, dS,
+                        L, 1.0f, dk, 3 * L);
+        }
+}
+
+/* ------------------------------------------------------------------ positional embedding */
+
+/* freq_i = (1/10000)^(i / (Cn/2 − endpoint)) (models.md §4.2). Phases and cos/sin are taken in
+ * double and rounded once, slightly more accurate than torch's fp32 ger + cos. A one-frequency
+ * embedding with endpoint has a zero denominator; its single frequency is then 1. */
+static inline double pe_freq(int i, int half, int endpoint) {
+    int den = half - (endpoint ? 1 : 0);
+    return den > 0 ? pow(1e-4, (double)i / den) : 1.0;
+}
+
+void posemb_forward(float *out, const float *c_noise, int N, int Cn, int endpoint, int flip) {
+    int half = Cn / 2;
+    for (int n = 0; n < N; n++) {
+        float *o = out + (size_t)n * Cn;
+        for (int i = 0; i < half; i++) {
+            double a = (double)c_noise[n] * pe_freq(i, half, endpoint);
+            o[flip ? half + i : i] = (float)cos(a);
+            o[flip ? i : half + i] = (float)sin(a);
+        }
+    }
+}
+
+void posemb_backward(float *dc_noise, const float *dout, const float *c_noise, int N, int Cn,
+                     int endpoint, int flip) {
+    if (!dc_noise) return;
+    int half = Cn / 2;
+    for (int n = 0; n < N; n++) {
+        const float *g = dout + (size_t)n * Cn;
+        double s = 0;
+        for (int i = 0; i < half; i++) {
+            double f = pe_freq(i, half, endpoint), a = (double)c_noise[n] * f;
+            double gc = g[flip ? half + i : i], gs = g[flip ? i : half + i];
+            s += f * (gs * cos(a) - gc * sin(a));
+        }
+        dc_noise[n] += (float)s;
+    }
+}
+
+/* ------------------------------------------------------------------ dropout */
+
+/* mask[i] = (u_i >= p) with u_i element i of pd_randu(seed, stream): the same Philox block
+ * (i/4, stream) under key seed and the same (v + 0.5)/2^32 map as core/rng.c, computed here per
+ * block so no n-float scratch is needed. P(keep) = 1 − p. */
+void dropout_forward(float *out, uint8_t *mask, const float *in, size_t n, float p, uint64_t seed,
+                     uint64_t stream) {
+    if (p <= 0.0f) {
+        if (out != in) memcpy(out, in, n * sizeof *out);
+        if (mask) memset(mask, 1, n);
+        return;
+    }
+    float scale = p < 1.0f ? (float)(1.0 / (1.0 - (double)p)) : 0.0f;
+    size_t nblk = (n + 3) / 4;
+    uint32_t key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)};
+    #pragma omp parallel for schedule(static) if (n > PAR_MIN)
+    for (size_t b = 0; b < nblk; b++) {
+        uint32_t ctr[4] = {(uint32_t)b, (uint32_t)((uint64_t)b >> 32), (uint32_t)stream,
+                           (uint32_t)(stream >> 32)};
+        uint32_t r[4];
+        pd_philox4x32(r, ctr, key);
+        for (size_t j = 0; j < 4 && 4 * b + j < n; j++) {
+            size_t i = 4 * b + j;
+            float u = (float)(((double)r[j] + 0.5) * (1.0 / 4294967296.0));
+            int keep = u >= p;
+            if (mask) mask[i] = (uint8_t)keep;
+            out[i] = keep ? in[i] * scale : 0.0f;
+        }
+    }
+}
+
+void dropout_backward(float *din, const float *dout, const uint8_t *mask, size_t n, float p) {
+    if (!din) return;
+    if (p <= 0.0f) {
+        #pragma omp parallel for schedule(static) if (n > PAR_MIN)
+        for (size_t i = 0; i < n; i++) din[i] += dout[i];
+        return;
+    }
+    float scale = p < 1.0f ? (float)(1.0 / (1.0 - (double)p)) : 0.0f;
+    #pragma omp parallel for schedule(static) if (n > PAR_MIN)
+    for (size_t i = 0; i < n; i++)
+        if (mask[i]) din[i] += dout[i] * scale;
+}

@@ -1,0 +1,286 @@
+/* unet_config.c — the SongUNet config: EDM's defaults, validation, and its JSON form.
+ *
+ * The config holds EDM's SongUNet/EDMPrecond constructor arguments plus pixdiff's keys (kind,
+ * sigma_init, class_names), DESIGN.md "File formats". It travels inside model files as
+ * __metadata__["pixdiff.config"], a one-line JSON object written here and read back with the
+ * YAML parser (JSON is YAML). Validation rejects what this runtime does not implement (NCSN++
+ * options, other resample filters) with a message naming the key, instead of running a
+ * different network than the one that was trained.
+ */
+#include "unet/songunet.h"
+#include "unet/unet_arch.h"
+#include "core/yamldoc.h"
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+/* EDM DDPM++ CIFAR-10 (train.py --arch=ddpmpp, models.md §4.5), unconditional. augment_dim is
+ * 0 because pixdiff never trains with EDM's augmentation pipe (the layer would stay unused). */
+pd_unet_config pd_unet_config_default(void) {
+    pd_unet_config c;
+    memset(&c, 0, sizeof c);
+    strcpy(c.arch, "songunet");
+    strcpy(c.precond, "edm");
+    c.img_resolution = 32;
+    c.in_channels = c.out_channels = 3;
+    c.label_dim = 0;
+    c.augment_dim = 0;
+    c.model_channels = 128;
+    c.n_levels = 3;
+    c.channel_mult[0] = c.channel_mult[1] = c.channel_mult[2] = 2;
+    c.channel_mult_emb = 4;
+    c.num_blocks = 4;
+    c.n_attn = 1;
+    c.attn_resolutions[0] = 16;
+    c.dropout = 0.13f;
+    c.channel_mult_noise = 1;
+    strcpy(c.embedding_type, "positional");
+    strcpy(c.encoder_type, "standard");
+    strcpy(c.decoder_type, "standard");
+    c.n_resample_filter = 2;
+    c.resample_filter[0] = c.resample_filter[1] = 1;
+    c.sigma_data = 0.5;
+    c.sigma_min = 0.002;
+    c.sigma_max = 80;
+    strcpy(c.kind, "denoiser");
+    c.sigma_init = 2.5;
+    return c;
+}
+
+static int one_of(const char *s, const char *const *list) {
+    for (int i = 0; list[i]; i++)
+        if (!strcmp(s, list[i])) return 1;
+    return 0;
+}
+
+int unet_config_validate(const pd_unet_config *c, pd_error *err) {
+    static const char *const preconds[] = {"edm", "vp", "ve", "eps", NULL};
+    static const char *const kinds[] = {"denoiser", "generator", "classifier", NULL};
+    if (strcmp(c->arch, "songunet"))
+        return pd_fail(err, "config key 'arch': '%s' is not supported (only 'songunet')", c->arch);
+    if (!one_of(c->precond, preconds))
+        return pd_fail(err, "config key 'precond': '%s' is not one of edm, vp, ve, eps", c->precond);
+    if (!one_of(c->kind, kinds))
+        return pd_fail(err, "config key 'kind': '%s' is not one of denoiser, generator, classifier",
+                       c->kind);
+    if (strcmp(c->embedding_type, "positional"))
+        return pd_fail(err, "config key 'embedding_type': '%s' is not supported (only 'positional')",
+                       c->embedding_type);
+    if (strcmp(c->encoder_type, "standard"))
+        return pd_fail(err, "config key 'encoder_type': '%s' is not supported (only 'standard')",
+                       c->encoder_type);
+    if (strcmp(c->decoder_type, "standard"))
+        return pd_fail(err, "config key 'decoder_type': '%s' is not supported (only 'standard')",
+                       c->decoder_type);
+    if (c->n_resample_filter != 2 || c->resample_filter[0] != 1 || c->resample_filter[1] != 1)
+        return pd_fail(err, "config key 'resample_filter': only [1, 1] is supported");
+    if (c->in_channels < 1 || c->in_channels > 64)
+        return pd_fail(err, "config key 'in_channels': %d is out of range 1..64", c->in_channels);
+    if (c->out_channels < 1 || c->out_channels > 64)
+        return pd_fail(err, "config key 'out_channels': %d is out of range 1..64", c->out_channels);
+    if (c->label_dim < 0 || c->label_dim > 100000)
+        return pd_fail(err, "config key 'label_dim': %d is out of range 0..100000", c->label_dim);
+    if (c->augment_dim < 0 || c->augment_dim > 1000)
+        return pd_fail(err, "config key 'augment_dim': %d is out of range 0..1000", c->augment_dim);
+    if (c->model_channels < 4 || c->model_channels > 4096)
+        return pd_fail(err, "config key 'model_channels': %d is out of range 4..4096",
+                       c->model_channels);
+    if (c->n_levels < 1 || c->n_levels > PD_MAX_LEVELS)
+        return pd_fail(err, "config key 'channel_mult': needs 1..%d levels, got %d", PD_MAX_LEVELS,
+                       c->n_levels);
+    for (int l = 0; l < c->n_levels; l++)
+        if (c->channel_mult[l] < 1 || c->channel_mult[l] > 64)
+            return pd_fail(err, "config key 'channel_mult': entry %d (%d) is out of range 1..64", l,
+                           c->channel_mult[l]);
+    if (c->channel_mult_emb < 1 || c->channel_mult_emb > 64)
+        return pd_fail(err, "config key 'channel_mult_emb': %d is out of range 1..64",
+                       c->channel_mult_emb);
+    if (c->channel_mult_noise < 1 || c->channel_mult_noise > 64)
+        return pd_fail(err, "config key 'channel_mult_noise': %d is out of range 1..64",
+                       c->channel_mult_noise);
+    if (c->num_blocks < 1 || c->num_blocks > 16)
+        return pd_fail(err, "config key 'num_blocks': %d is out of range 1..16", c->num_blocks);
+    if (c->img_resolution < 1 || c->img_resolution > 4096 ||
+        c->img_resolution % (1 << (c->n_levels - 1)))
+        return pd_fail(err, "config key 'img_resolution': %d is not a positive multiple of 2^%d "
+                       "(one halving per extra level of channel_mult)", c->img_resolution,
+                       c->n_levels - 1);
+    /* An attention resolution that matches no level would silently drop attention (EDM's
+     * `res in attn_resolutions`); here it is reported, since it is almost always a typo. */
+    for (int i = 0; i < c->n_attn; i++) {
+        int ok = 0;
+        for (int l = 0; l < c->n_levels; l++) ok |= (c->img_resolution >> l) == c->attn_resolutions[i];
+        if (!ok)
+            return pd_fail(err, "config key 'attn_resolutions': %d is not the resolution of any "
+                           "level (img_resolution %d halved per level)", c->attn_resolutions[i],
+                           c->img_resolution);
+    }
+    if (!(c->dropout >= 0 && c->dropout < 1))
+        return pd_fail(err, "config key 'dropout': %g is not in [0, 1)", c->dropout);
+    if (!(c->sigma_data > 0 && isfinite(c->sigma_data)))
+        return pd_fail(err, "config key 'sigma_data': %g must be positive", c->sigma_data);
+    if (!(c->sigma_min > 0 && c->sigma_max > c->sigma_min && isfinite(c->sigma_max)))
+        return pd_fail(err, "config keys 'sigma_min'/'sigma_max': need 0 < sigma_min < sigma_max "
+                       "< inf, got %g, %g", c->sigma_min, c->sigma_max);
+    if (!strcmp(c->kind, "generator") && !(c->sigma_init > 0 && isfinite(c->sigma_init)))
+        return pd_fail(err, "config key 'sigma_init': %g must be positive for a generator",
+                       c->sigma_init);
+    /* Positional embedding with endpoint: Cn/2 - 1 frequencies in the exponent's denominator. */
+    int cn = c->model_channels * c->channel_mult_noise;
+    if (cn % 2 || cn < 4)
+        return pd_fail(err, "config keys 'model_channels'*'channel_mult_noise' = %d must be even "
+                       "and >= 4 (positional embedding)", cn);
+    /* GroupNorm needs C divisible by its group count min(32, C/4); check every norm's width. */
+    int widths[3 * PD_MAX_LEVELS + 1], nw = 0;
+    widths[nw++] = c->model_channels;
+    for (int l = 0; l < c->n_levels; l++) widths[nw++] = c->model_channels * c->channel_mult[l];
+    for (int i = 0; i < nw; i++)
+        if (widths[i] % unet_groups(widths[i]))
+            return pd_fail(err, "config key 'model_channels': %d channels are not divisible by "
+                           "GroupNorm's %d groups", widths[i], unet_groups(widths[i]));
+    if (c->out_channels != c->in_channels && strcmp(c->kind, "classifier"))
+        return pd_fail(err, "config key 'out_channels': %d differs from in_channels %d (a denoiser "
+                       "predicts an image)", c->out_channels, c->in_channels);
+    return 0;
+}
+
+static const char *const config_keys[] = {
+    "arch", "precond", "img_resolution", "in_channels", "out_channels", "label_dim",
+    "augment_dim", "model_channels", "channel_mult", "channel_mult_emb", "num_blocks",
+    "attn_resolutions", "dropout", "channel_mult_noise", "embedding_type", "encoder_type",
+    "decoder_type", "resample_filter", "sigma_data", "sigma_min", "sigma_max", "kind",
+    "sigma_init", "class_names", NULL};
+
+static int get_int(const yd_doc *d, const yd_node *m, const char *key, int *out, pd_error *err) {
+    long long v = *out;
+    if (yd_int(d, m, key, &v, err)) return -1;
+    if (v < -2147483647LL || v > 2147483647LL)
+        return pd_fail(err, "%s: config key '%s': %lld is out of range", d->source, key, v);
+    *out = (int)v;
+    return 0;
+}
+
+int unet_config_from_node(pd_unet_config *c, const yd_doc *d, const yd_node *m, pd_error *err) {
+    if (!m || m->kind != YD_MAP)
+        return pd_fail(err, "%s: the model config is not a mapping of keys", d->source);
+    if (yd_check_keys(d, m, config_keys, "model config", err)) return -1;
+    double dropout = c->dropout;
+    if (yd_str(d, m, "arch", c->arch, sizeof c->arch, err) ||
+        yd_str(d, m, "precond", c->precond, sizeof c->precond, err) ||
+        get_int(d, m, "img_resolution", &c->img_resolution, err) ||
+        get_int(d, m, "in_channels", &c->in_channels, err) ||
+        get_int(d, m, "out_channels", &c->out_channels, err) ||
+        get_int(d, m, "label_dim", &c->label_dim, err) ||
+        get_int(d, m, "augment_dim", &c->augment_dim, err) ||
+        get_int(d, m, "model_channels", &c->model_channels, err) ||
+        yd_int_list(d, m, "channel_mult", c->channel_mult, PD_MAX_LEVELS, &c->n_levels, err) ||
+        get_int(d, m, "channel_mult_emb", &c->channel_mult_emb, err) ||
+        get_int(d, m, "num_blocks", &c->num_blocks, err) ||
+        yd_int_list(d, m, "attn_resolutions", c->attn_resolutions, PD_MAX_LEVELS, &c->n_attn,
+                    err) ||
+        yd_double(d, m, "dropout", &dropout, err) ||
+        get_int(d, m, "channel_mult_noise", &c->channel_mult_noise, err) ||
+        yd_str(d, m, "embedding_type", c->embedding_type, sizeof c->embedding_type, err) ||
+        yd_str(d, m, "encoder_type", c->encoder_type, sizeof c->encoder_type, err) ||
+        yd_str(d, m, "decoder_type", c->decoder_type, sizeof c->decoder_type, err) ||
+        yd_int_list(d, m, "resample_filter", c->resample_filter, 4, &c->n_resample_filter, err) ||
+        yd_double(d, m, "sigma_data", &c->sigma_data, err) ||
+        yd_double(d, m, "sigma_min", &c->sigma_min, err) ||
+        yd_double(d, m, "sigma_max", &c->sigma_max, err) ||
+        yd_str(d, m, "kind", c->kind, sizeof c->kind, err) ||
+        yd_double(d, m, "sigma_init", &c->sigma_init, err))
+        return -1;
+    c->dropout = (float)dropout;
+    /* Entries past a list's length are zero, so equal configs compare equal field by field. */
+    for (int l = c->n_levels; l < PD_MAX_LEVELS; l++) c->channel_mult[l] = 0;
+    for (int l = c->n_attn; l < PD_MAX_LEVELS; l++) c->attn_resolutions[l] = 0;
+    for (int l = c->n_resample_filter; l < 4; l++) c->resample_filter[l] = 0;
+    const yd_node *names = yd_get(m, "class_names");
+    if (names) {
+        if (names->kind != YD_SEQ || names->n > 16)
+            return pd_fail(err, "%s:%d: config key 'class_names': expected a list of at most 16 "
+                           "strings", d->source, names->line);
+        memset(c->class_names, 0, sizeof c->class_names);
+        for (int i = 0; i < names->n; i++) {
+            const yd_node *s = names->items[i];
+            if (s->kind != YD_SCALAR || strlen(s->scalar) >= sizeof c->class_names[0])
+                return pd_fail(err, "%s:%d: config key 'class_names': entry %d is not a string "
+                               "of at most %zu characters", d->source, s->line, i,
+                               sizeof c->class_names[0] - 1);
+            strcpy(c->class_names[i], s->scalar);
+        }
+    }
+    return 0;
+}
+
+/* Appends a JSON string literal (quotes, backslashes and control bytes escaped). */
+static size_t json_str(char *b, size_t cap, size_t len, const char *s) {
+    if (len < cap) len += snprintf(b + len, cap - len, "\"");
+    for (; *s && len < cap; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\') len += snprintf(b + len, cap - len, "\\%c", ch);
+        else if (ch < 0x20) len += snprintf(b + len, cap - len, "\\u%04x", ch);
+        else len += snprintf(b + len, cap - len, "%c", ch);
+    }
+    if (len < cap) len += snprintf(b + len, cap - len, "\"");
+    return len;
+}
+
+static size_t json_ints(char *b, size_t cap, size_t len, const int *v, int n) {
+    if (len < cap) len += snprintf(b + len, cap - len, "[");
+    for (int i = 0; i < n && len < cap; i++)
+        len += snprintf(b + len, cap - len, "%s%d", i ? ", " : "", v[i]);
+    if (len < cap) len += snprintf(b + len, cap - len, "]");
+    return len;
+}
+
+int unet_config_to_json(const pd_unet_config *c, char *b, size_t cap) {
+    size_t len = 0;
+#define APPEND(...) do { if (len < cap) len += snprintf(b + len, cap - len, __VA_ARGS__); } while (0)
+#define KEY_STR(k, v) do { APPEND("%s\"%s\": ", len > 1 ? ", " : "", k); len = json_str(b, cap, len, v); } while (0)
+#define KEY_INT(k, v) APPEND("%s\"%s\": %d", len > 1 ? ", " : "", k, v)
+#define KEY_DBL(k, v) APPEND("%s\"%s\": %.17g", len > 1 ? ", " : "", k, v)
+#define KEY_INTS(k, v, n) do { APPEND("%s\"%s\": ", len > 1 ? ", " : "", k); len = json_ints(b, cap, len, v, n); } while (0)
+    APPEND("{");
+    KEY_STR("arch", c->arch);
+    KEY_STR("precond", c->precond);
+    KEY_INT("img_resolution", c->img_resolution);
+    KEY_INT("in_channels", c->in_channels);
+    KEY_INT("out_channels", c->out_channels);
+    KEY_INT("label_dim", c->label_dim);
+    KEY_INT("augment_dim", c->augment_dim);
+    KEY_INT("model_channels", c->model_channels);
+    KEY_INTS("channel_mult", c->channel_mult, c->n_levels);
+    KEY_INT("channel_mult_emb", c->channel_mult_emb);
+    KEY_INT("num_blocks", c->num_blocks);
+    KEY_INTS("attn_resolutions", c->attn_resolutions, c->n_attn);
+    /* dropout is a float: %.9g round-trips it exactly. */
+    APPEND(", \"dropout\": %.9g", (double)c->dropout);
+    KEY_INT("channel_mult_noise", c->channel_mult_noise);
+    KEY_STR("embedding_type", c->embedding_type);
+    KEY_STR("encoder_type", c->encoder_type);
+    KEY_STR("decoder_type", c->decoder_type);
+    KEY_INTS("resample_filter", c->resample_filter, c->n_resample_filter);
+    KEY_DBL("sigma_data", c->sigma_data);
+    KEY_DBL("sigma_min", c->sigma_min);
+    KEY_DBL("sigma_max", c->sigma_max);
+    KEY_STR("kind", c->kind);
+    KEY_DBL("sigma_init", c->sigma_init);
+    int n_names = 0;
+    while (n_names < 16 && c->class_names[n_names][0]) n_names++;
+    if (n_names) {
+        APPEND(", \"class_names\": [");
+        for (int i = 0; i < n_names; i++) {
+            if (i) APPEND(", ");
+            len = json_str(b, cap, len, c->class_names[i]);
+        }
+        APPEND("]");
+    }
+    APPEND("}");
+#undef APPEND
+#undef KEY_STR
+#undef KEY_INT
+#undef KEY_DBL
+#undef KEY_INTS
+    return len < cap ? (int)len : -1;
+}
