@@ -41,7 +41,8 @@ int cmd_bench(int argc, char **argv) {
         OPT("--batches", ARG_INT_LIST, &batches, "B1,B2,...", "batch sizes"),
         OPT("--repeat", ARG_POS_INT, &repeat, "R",
             "timed evaluations per batch size (median reported)"),
-        OPT("--threads", ARG_NONNEG_INT, &threads, "T", "threads (0: all cores)"),
+        OPT_DEF("--threads", ARG_NONNEG_INT, &threads, "T", "threads (0: all cores)",
+                "$OMP_NUM_THREADS or all cores"),
         OPT("--size", ARG_NONNEG_INT, &size, "R", "resolution (0: the trained one)"),
         OPT("--sigma", ARG_POS_DOUBLE, &sigma, "S",
             "noise level of the evaluations (does not change the cost)"),
@@ -61,7 +62,7 @@ int cmd_bench(int argc, char **argv) {
     int npos = 0;
     args_parse(&spec, argc, argv, pos, &npos);
     if (model && preset >= 0) cli_bad_flag(cmd, "--preset", "give --model or --preset, not both");
-    pd_set_threads(threads);
+    cli_apply_threads(args_given(&spec, "--threads"), threads);
 
     pd_error err = {{0}};
     pd_model *m = NULL;

@@ -29,7 +29,8 @@ int cmd_denoise(int argc, char **argv) {
         OPT_DEF("--output", ARG_STR, &output, "D.npy",
                 "where to write D(x; sigma), float32 [N,C,H,W]", "required"),
         OPT("--batch", ARG_POS_INT, &batch, "B", "images per evaluation (does not change results)"),
-        OPT("--threads", ARG_NONNEG_INT, &threads, "T", "threads (0: all cores)"),
+        OPT_DEF("--threads", ARG_NONNEG_INT, &threads, "T", "threads (0: all cores)",
+                "$OMP_NUM_THREADS or all cores"),
     };
     arg_spec spec = {cmd,
                      "--model FILE --input X.npy --sigma S --output D.npy [options]",
@@ -47,7 +48,7 @@ int cmd_denoise(int argc, char **argv) {
     if (!args_given(&spec, "--sigma")) cli_bad_flag(cmd, "--sigma", "required (a positive number)");
     if (!output) cli_bad_flag(cmd, "--output", "required (a .npy file name)");
     cli_check_out_path(cmd, "--output", output);
-    pd_set_threads(threads);
+    cli_apply_threads(args_given(&spec, "--threads"), threads);
 
     pd_error err = {{0}};
     float *x = NULL;

@@ -219,8 +219,8 @@ int cmd_sample(int argc, char **argv) {
         OPT_DEF("--output-npy", ARG_STR, &out_npy, "X.npy",
                 "write the final samples as float32 [N,C,H,W]", "off"),
         OPT("--size", ARG_NONNEG_INT, &size, "R", "sampling resolution (0: the trained one)"),
-        OPT("--threads", ARG_NONNEG_INT, &threads, "T",
-            "threads (0: all cores; does not change results)"),
+        OPT_DEF("--threads", ARG_NONNEG_INT, &threads, "T",
+                "threads (0: all cores; does not change results)", "$OMP_NUM_THREADS or all cores"),
         OPT("--quiet", ARG_FLAG, &quiet, NULL, "no progress bar and no summary line"),
     };
     char epilog[8192];
@@ -279,7 +279,7 @@ int cmd_sample(int argc, char **argv) {
     if (out_npy) cli_check_out_path(cmd, "--output-npy", out_npy);
     if (outdir && !*outdir) cli_bad_flag(cmd, "--outdir", "expected a directory name");
 
-    pd_set_threads(threads);
+    cli_apply_threads(args_given(&spec, "--threads"), threads);
 
     /* ---- model, shapes, class, noise (still nothing written) */
     cli_model cm;

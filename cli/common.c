@@ -127,6 +127,15 @@ void cli_fill_labels(float *labels, int n, int label_dim, int cls) {
         for (int i = 0; i < n; i++) labels[(size_t)i * (size_t)label_dim + (size_t)cls] = 1.0f;
 }
 
+void cli_apply_threads(int given, int threads) {
+    if (!given) {
+        const char *env = getenv("OMP_NUM_THREADS");
+        long long v;
+        threads = env && args_parse_long(env, &v) == 0 && v > 0 && v < 4096 ? (int)v : 0;
+    }
+    pd_set_threads(threads);
+}
+
 /* ------------------------------------------------------------------ progress */
 
 double cli_now(void) {

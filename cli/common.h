@@ -40,6 +40,10 @@ int cli_parse_class(const char *cmd, const char *flag, const char *val, const cl
 /* labels[n, label_dim]: one-hot at cls, or all zeros when cls < 0 (unconditional). */
 void cli_fill_labels(float *labels, int n, int label_dim, int cls);
 
+/* --threads: T when given (0 = all cores); otherwise $OMP_NUM_THREADS when set, else all cores.
+ * OpenMP and OpenBLAS always get the same count (pd_set_threads). */
+void cli_apply_threads(int given, int threads);
+
 /* ------------------------------------------------------------------ progress */
 
 typedef struct cli_progress {

@@ -232,7 +232,8 @@ int pd_npy_write(const char *path, const float *data, const int *shape, int ndim
 
 /* PNG, 8-bit gray or RGB from [-1,1] floats as clip(x*127.5 + 128, 0, 255) (DESIGN.md).
  * text: NULL-terminated key/value pairs written as tEXt/iTXt chunks (e.g. "parameters", "pixdiff").
- * Writes atomically (tmp + rename). A grid tiles n images in rows of `cols` (0 = ceil(sqrt n)). */
+ * Writes atomically (tmp + rename). A grid tiles n images in rows of `cols` (0 = ceil(sqrt n)),
+ * with 2 black pixels between tiles and none around the border. */
 int pd_png_write_grid(const char *path, const float *x, int n, int C, int H, int W, int cols,
                       const char *const *text, pd_error *err);
 /* Reads the text chunks: keys[i]/values[i], *count set; free with pd_png_text_free. */

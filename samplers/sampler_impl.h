@@ -9,6 +9,10 @@
  * sigmas[i+1]. begin/end hooks let a sampler with extra state (a learned predictor, say) set it
  * up before the loop and release it after; nothing is allocated inside the loop.
  *
+ * Adding a sampler: a PD_SAMPLER_* value before PD_SAMPLER_COUNT (pixdiff.h), its name in
+ * names.c, a file with its pd_sampler_impl, and its entry in sample.c's table; the _Static_asserts
+ * catch a missing name or vtable. Parameters it needs go into pd_sample_params (additively).
+ *
  * The state is float64 like EDM's reference sampler (samplers.md §0.1); the denoiser sees float32
  * (pd_run_denoise converts). Every update below is elementwise, so an image's result does not
  * depend on the batch it is in or on the thread count.

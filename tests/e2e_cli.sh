@@ -187,6 +187,17 @@ run "sample analytic:gaussian" "$PD" sample --model analytic:gaussian:res=8:ch=1
 if is_png ana.png; then ok "analytic: PNG written"; else bad "analytic: no PNG"; fi
 run "info analytic:gaussian" "$PD" info analytic:gaussian:res=8:ch=1
 
+# --size: sampling at twice the trained resolution (fully convolutional), with the SNR shift;
+# also the --flag=value form.
+run "--size 32 --shift scale" "$PD" sample "${M[@]}" --size=32 --shift=scale --steps=2 --n=2 --out big.png --quiet
+"$PD" inspect big.png >big.txt 2>&1 || true
+has "--size 32: metadata" big.txt 'Shift: scale, Shift base: 16, .*Size: 32x32'
+
+# bench on the tiny model: one line per batch size with ms and GFLOP/s.
+"$PD" bench "${M[@]}" --batches 2,1 --repeat 1 --threads 1 >bench.txt 2>&1 || true
+has "bench: batch 1 row" bench.txt '^ +1 +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9.]+$'
+has "bench: batch 2 row" bench.txt '^ +2 +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9.]+$'
+
 # ---------------------------------------------------------------- bad input: one line, non-zero, nothing written
 expect_error "--steps -3" "pixdiff sample: --steps: expected a positive integer, got '-3'" \
     "$PD" sample --model "$T/tiny.safetensors" --steps -3 --out x.png

@@ -2,7 +2,7 @@
  * combination, edge sizes (not multiples of the tile, K over several k-blocks, N over several
  * column tasks), alpha/beta, padded leading dimensions, and every micro-kernel this CPU can run.
  * Then the property the layers are built on: each element is the same FMA chain whatever the
- * thread count or the other rows of the product (bitwise checks).
+ * thread count, the other rows of the product or the other items of a batch (bitwise checks).
  *
  * Tolerance: tu_compare's relative error has a floor of 1e-3·max|ref|, so an output near zero that
  * is a sum of K terms of size ~max|ref| carries ~K·2^-24·max|ref| of rounding from the partial
@@ -80,6 +80,26 @@ static void invariance(int tA, int tB, int M, int N, int K) {
     free(A); free(B); free(c1); free(c2); free(c3); free(arow);
 }
 
+/* pd_sgemm_batch item b = pd_sgemm on item b, bitwise; with a shared A (strideA = 0) and not. */
+static void batched(int tA, int tB, int M, int N, int K, int shareA) {
+    int lda = tA ? M : K, ldb = tB ? K : N, nbatch = 5;
+    size_t sa = shareA ? 0 : (size_t)M * K, sb = (size_t)K * N, sc = (size_t)M * N;
+    float *A = malloc((size_t)M * K * nbatch * sizeof *A), *B = malloc(sb * nbatch * sizeof *B),
+          *c1 = malloc(sc * nbatch * sizeof *c1), *c2 = malloc(sc * nbatch * sizeof *c2);
+    tu_fill(A, (size_t)M * K * nbatch, 6, 1);
+    tu_fill(B, sb * nbatch, 7, 1);
+    tu_fill(c1, sc * nbatch, 8, 1);
+    memcpy(c2, c1, sc * nbatch * sizeof *c2);
+    pd_sgemm_batch(tA, tB, M, N, K, 0.7f, A, lda, sa, B, ldb, sb, 1.0f, c1, N, sc, nbatch);
+    for (int b = 0; b < nbatch; b++)
+        pd_sgemm(tA, tB, M, N, K, 0.7f, A + b * sa, lda, B + b * sb, ldb, 1.0f, c2 + b * sc, N);
+    tu_check(memcmp(c1, c2, sc * nbatch * sizeof *c1) == 0,
+             "%s %c%c M=%d N=%d K=%d batch of 5 (%s A) = 5 single calls, bitwise",
+             pd_gemm_kernel_name(), tA ? 'T' : 'N', tB ? 'T' : 'N', M, N, K,
+             shareA ? "shared" : "per-item");
+    free(A); free(B); free(c1); free(c2);
+}
+
 int main(void) {
     const char *names[] = {"avx512", "avx2-fma", "portable"};
     for (int kern = PD_GEMM_AVX512; kern <= PD_GEMM_PORTABLE; kern++) {
@@ -98,6 +118,8 @@ int main(void) {
         one(0, 1, 256, 64, 2304, 1.0f, 0.0f, 0);
         invariance(0, 0, 64, 1024, 576);
         invariance(1, 1, 48, 200, 300);
+        batched(0, 0, 20, 70, 300, 1);
+        batched(1, 1, 16, 64, 40, 0);
     }
     pd_gemm_use_kernel(PD_GEMM_AUTO);
     printf("auto-selected kernel: %s\n", pd_gemm_kernel_name());

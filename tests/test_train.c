@@ -315,11 +315,14 @@ static void test_configs(void) {
 
 /* ------------------------------------------------------------------ gradient */
 
+/* Finite-difference step, relative to the weight. The forward is float32 and the summed loss is
+ * ~100 (lambda is ~400 at sigma 0.05), so rounding noise of ~1e-4 in L needs a step this large to
+ * stay below the differences (1e-3 gives ~5% noise, 3e-2 ~0.3%); curvature error stays O(h^2). */
+#define FD_H 3e-2
+
 /* dL/dparam from tr_edm_loss's backward against central differences of L itself, for a few
  * parameters of every kind (first conv, block convs, affine, attention, map layers, output).
  * Dropout stays on with fixed masks (same seed and stream every call), so L is deterministic. */
-
-#define FD_H 1e-2
 static void test_gradient(void) {
     tr_config c;
     pd_error err = {""};
@@ -367,8 +370,6 @@ static void test_gradient(void) {
                  j += 1 + t->numel / 97)
                 if (fabsf(grad[j]) > fabsf(grad[best])) best = j;
             float keep = m->params[best];
-            /* h relative to the weight keeps the float32 forward's rounding noise small next to
-             * the difference; the loss is summed in double. */
             double h = FD_H * fmax(fabs(keep), 0.05), lp, lm;
             m->params[best] = (float)(keep + h);
             double hp = (double)m->params[best] - keep;
@@ -382,12 +383,9 @@ static void test_gradient(void) {
             np++;
         }
     }
-    /* Float32 forward: central differences are good to ~1e-3 of the largest gradient. A wrong
-     * factor in dL/dD (2, lambda or 1/B) would be off by 100% or more. */
-    for (int i = 0; i < np; i++)
-        if (fabs(got[i] - ref[i]) > 1e-2 * fabs(ref[i]) + 1e-4)
-            printf("    param %d: got %.6g fd %.6g\n", i, got[i], ref[i]);
-    tu_compare("EDM loss dL/dparams vs central differences", got, ref, np, 2e-2);
+    /* Central differences of the float32 loss are good to a few 1e-3 here. A wrong factor in
+     * dL/dD (the 2, lambda or 1/B) would be off by 100% or more. */
+    tu_compare("EDM loss dL/dparams vs central differences", got, ref, np, 1e-2);
     double dot = 0, nr = 0, ng = 0;
     for (int i = 0; i < np; i++) dot += got[i] * ref[i], nr += ref[i] * ref[i], ng += (double)got[i] * got[i];
     tu_check(fabs(sqrt(ng / nr) - 1) < 5e-3 && dot / sqrt(ng * nr) > 0.9999,
@@ -455,7 +453,7 @@ static void test_training(void) {
     }
     double e0, e1, first = 0, last = 0, t0 = pd_now();
     tr_eval_loss(t, 8, 99, &e0, &err);
-    const int steps = 60;
+    const int steps = 150;
     for (int s = 0; s < steps; s++) {
         double l;
         if (tr_step(t, &l, &err)) break;

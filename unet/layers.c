@@ -185,13 +185,13 @@ static inline void col_range(int kj, int p, int W, int *x0, int *x1) {
 /* The im2col matrix of one sample, col[(c·k + ki)·k + kj, y·W + x] = in[c, y+ki−p, x+kj−p] (zero
  * outside), is never stored: the GEMM packs its panels straight from the image (implicit GEMM),
  * which saves writing and re-reading C·k²·H·W floats per sample. */
-typedef struct { const float *x; int H, W, k; } conv_src;
+typedef struct { const float *x; size_t stride; int H, W, k; } conv_src;   /* stride: per sample */
 
-/* n consecutive entries of row r of the im2col matrix, from column hw0. */
-static void col_row(float *d, const conv_src *s, int r, int hw0, int n) {
+/* n consecutive entries of row r of sample b's im2col matrix, from column hw0. */
+static void col_row(float *d, const conv_src *s, int b, int r, int hw0, int n) {
     int H = s->H, W = s->W, k = s->k, p = k / 2, kk = k * k;
     int c = r / kk, ki = (r / k) % k, kj = r % k;
-    const float *img = s->x + (size_t)c * H * W;
+    const float *img = s->x + (size_t)b * s->stride + (size_t)c * H * W;
     int lo, hi;   /* output columns x whose source column x + kj − p is inside the image */
     col_range(kj, p, W, &lo, &hi);
     int y = hw0 / W, x = hw0 % W, j = 0;
@@ -201,10 +201,10 @@ static void col_row(float *d, const conv_src *s, int r, int hw0, int n) {
         if (sy < 0 || sy >= H) {
             memset(d + j, 0, (size_t)seg * sizeof *d);
         } else {
-            const float *src = img + (size_t)sy * W + kj - p;
             int a = imin(imax(x, lo), x + seg), b = imax(imin(x + seg, hi), a);
             for (int xx = x; xx < a; xx++) d[j + xx - x] = 0.0f;
-            memcpy(d + j + a - x, src + a, (size_t)(b - a) * sizeof *d);
+            if (b > a)   /* a >= lo, so the source column a + kj − p is >= 0 */
+                memcpy(d + j + a - x, img + (size_t)sy * W + a + kj - p, (size_t)(b - a) * sizeof *d);
             for (int xx = b; xx < x + seg; xx++) d[j + xx - x] = 0.0f;
         }
         j += seg;
@@ -214,21 +214,23 @@ static void col_row(float *d, const conv_src *s, int r, int hw0, int n) {
 }
 
 /* Forward: op(B) = col [C·k², HW]; a panel is kc rows of nr consecutive pixels. */
-static void pack_conv_fwd(float *dst, int nr, int k0, int kc, int j0, int w, const void *ctx) {
+static void pack_conv_fwd(float *dst, int nr, int k0, int kc, int j0, int w, int b,
+                          const void *ctx) {
     for (int t = 0; t < kc; t++) {
         float *d = dst + (size_t)t * nr;
-        col_row(d, ctx, k0 + t, j0, w);
+        col_row(d, ctx, b, k0 + t, j0, w);
         for (int j = w; j < nr; j++) d[j] = 0.0f;
     }
 }
 
 /* Weight gradient: op(B) = col^T [HW, C·k²]; column j of a panel is a stretch of col row j. */
-static void pack_conv_wgrad(float *dst, int nr, int k0, int kc, int j0, int w, const void *ctx) {
+static void pack_conv_wgrad(float *dst, int nr, int k0, int kc, int j0, int w, int b,
+                            const void *ctx) {
     float tmp[256];
     for (int j = 0; j < w; j++)
         for (int t0 = 0; t0 < kc; t0 += 256) {
             int n = imin(256, kc - t0);
-            col_row(tmp, ctx, j0 + j, k0 + t0, n);
+            col_row(tmp, ctx, b, j0 + j, k0 + t0, n);
             for (int t = 0; t < n; t++) dst[(size_t)(t0 + t) * nr + j] = tmp[t];
         }
     for (int j = w; j < nr; j++)
@@ -251,35 +253,34 @@ static void col2im_add(float *din, const float *col, int C, int H, int W, int k)
                 for (int y = 0; y < H; y++) {
                     int sy = y + ki - p;
                     if (sy < 0 || sy >= H) continue;
-                    float *d = dst + (size_t)sy * W + kj - p;
+                    float *d = dst + (size_t)sy * W;   /* d[x + kj − p], x >= x0 keeps it >= 0 */
                     const float *s = src + (size_t)y * W;
-                    for (int x = x0; x < x1; x++) d[x] += s[x];
+                    for (int x = x0; x < x1; x++) d[x + kj - p] += s[x];
                 }
             }
     }
 }
 
-/* Per sample: out_n[OC, HW] = W[OC, C·k·k] · col_n[C·k·k, HW] (+ b), col_n implicit. The bias is
+/* Per sample: out_n[OC, HW] = W[OC, C·k·k] · col_n[C·k·k, HW] (+ b), col_n implicit, as one batched
+ * GEMM that packs W once; sample n's result is what a batch of one would give. The bias is
  * written first and the GEMM accumulates onto it (beta = 1). col is not needed here. */
 void conv2d_forward(float *out, const float *in, const float *w, const float *b, int N, int C,
                     int H, int W, int OC, int k, float *col) {
     size_t HW = (size_t)H * W;
     int K = C * k * k;
-    for (int n = 0; n < N; n++) {
-        const float *x = in + (size_t)n * C * HW;
-        float *y = out + (size_t)n * OC * HW;
-        if (b) {
-            #pragma omp parallel for schedule(static) if ((size_t)OC * HW > PAR_MIN)
-            for (int o = 0; o < OC; o++)
-                for (size_t j = 0; j < HW; j++) y[(size_t)o * HW + j] = b[o];
-        }
-        float beta = b ? 1.0f : 0.0f;
-        if (k == 1) {   /* a 1x1 conv reads the input as [C, HW] directly */
-            pd_sgemm(0, 0, OC, (int)HW, K, 1.0f, w, K, x, (int)HW, beta, y, (int)HW);
-        } else {
-            conv_src src = {x, H, W, k};
-            pd_sgemm_packb(0, OC, (int)HW, K, 1.0f, w, K, pack_conv_fwd, &src, beta, y, (int)HW);
-        }
+    if (b) {
+        #pragma omp parallel for schedule(static) if ((size_t)N * OC * HW > PAR_MIN)
+        for (int no = 0; no < N * OC; no++)
+            for (size_t j = 0; j < HW; j++) out[(size_t)no * HW + j] = b[no % OC];
+    }
+    float beta = b ? 1.0f : 0.0f;
+    if (k == 1) {   /* a 1x1 conv reads the input as [C, HW] directly */
+        pd_sgemm_batch(0, 0, OC, (int)HW, K, 1.0f, w, K, 0, in, (int)HW, (size_t)C * HW, beta, out,
+                       (int)HW, (size_t)OC * HW, N);
+    } else {
+        conv_src src = {in, (size_t)C * HW, H, W, k};
+        pd_sgemm_packb(0, OC, (int)HW, K, 1.0f, w, K, 0, pack_conv_fwd, &src, beta, out, (int)HW,
+                       (size_t)OC * HW, N);
     }
 }
 
@@ -305,8 +306,9 @@ void conv2d_backward(float *din, float *dw, float *db, const float *dout, const 
             if (k == 1) {
                 pd_sgemm(0, 1, OC, K, (int)HW, 1.0f, g, (int)HW, x, (int)HW, 1.0f, dw, K);
             } else {
-                conv_src src = {x, H, W, k};
-                pd_sgemm_packb(0, OC, K, (int)HW, 1.0f, g, (int)HW, pack_conv_wgrad, &src, 1.0f, dw, K);
+                conv_src src = {x, 0, H, W, k};
+                pd_sgemm_packb(0, OC, K, (int)HW, 1.0f, g, (int)HW, 0, pack_conv_wgrad, &src, 1.0f,
+                               dw, K, 0, 1);
             }
         }
         if (din) {
@@ -422,27 +424,21 @@ void upsample_nearest_forward(float *out, const float *in, int N, int C, int H, 
 
 /* ------------------------------------------------------------------ attention */
 
-/* Head block of sample n, head h inside qkv: rows c·3 + j (j = q, k, v) of length L, so q, k and
- * v are [Ch, L] matrices with row stride 3L starting at offsets 0, L and 2L (models.md §4.4). */
-static inline size_t head_off(int n, int h, int C, int L, int Ch) {
-    return (size_t)n * 3 * C * L + (size_t)h * 3 * Ch * L;
-}
+/* Item b = n·heads + h (sample n, head h) of qkv starts at b·3·Ch·L: rows c·3 + j (j = q, k, v)
+ * of length L, so q, k and v are [Ch, L] matrices with row stride 3L at offsets 0, L and 2L
+ * (models.md §4.4). Its output rows start at b·Ch·L in out [N, C, L] (head-major channels). */
 
-/* S = q^T k / sqrt(Ch) into att; row softmax in place; out = v · A^T. The softmax subtracts the
- * row max, exponentiates in float and sums in double (then one float reciprocal), like torch's
- * fp32 softmax up to rounding. */
+/* S = q^T k / sqrt(Ch) into att; row softmax in place; out = v · A^T. Every (sample, head) item
+ * sits at a uniform stride (3·Ch·L in qkv, L·L in att, Ch·L in out), so each product is one
+ * batched GEMM. The softmax subtracts the row max, exponentiates in float and sums in double
+ * (then one float reciprocal): torch's fp32 softmax up to rounding. */
 void attention_forward(float *out, float *att, const float *qkv, int N, int C, int L, int heads,
                        float *scratch) {
-    int Ch = C / heads;
-    size_t LL = (size_t)L * L;
+    int Ch = C / heads, items = N * heads;
+    size_t LL = (size_t)L * L, hs = (size_t)3 * Ch * L;
     float scale = (float)(1.0 / sqrt((double)Ch));
-    for (int n = 0; n < N; n++)
-        for (int h = 0; h < heads; h++) {
-            const float *q = qkv + head_off(n, h, C, L, Ch);
-            pd_sgemm(1, 0, L, L, Ch, scale, q, 3 * L, q + L,
-                        3 * L, 0.0f, att + ((size_t)n * heads + h) * LL, L);
-        }
-    int rows = N * heads * L;
+    pd_sgemm_batch(1, 0, L, L, Ch, scale, qkv, 3 * L, hs, qkv + L, 3 * L, hs, 0.0f, att, L, LL, items);
+    int rows = items * L;
     #pragma omp parallel for schedule(static) if ((size_t)rows * L > PAR_MIN)
     for (int r = 0; r < rows; r++) {
         float *a = att + (size_t)r * L;
@@ -453,50 +449,41 @@ void attention_forward(float *out, float *att, const float *qkv, int N, int C, i
         float inv = (float)(1.0 / s);
         for (int l = 0; l < L; l++) a[l] *= inv;
     }
-    for (int n = 0; n < N; n++)
-        for (int h = 0; h < heads; h++) {
-            const float *v = qkv + head_off(n, h, C, L, Ch) + 2 * (size_t)L;
-            pd_sgemm(0, 1, Ch, L, L, 1.0f, v, 3 * L,
-                        att + ((size_t)n * heads + h) * LL, L, 0.0f,
-                        out + ((size_t)n * C + (size_t)h * Ch) * L, L);
-        }
+    pd_sgemm_batch(0, 1, Ch, L, L, 1.0f, qkv + 2 * (size_t)L, 3 * L, hs, att, L, LL, 0.0f, out, L,
+                   (size_t)Ch * L, items);
 }
 
 /* With a = v·A^T, A = softmax(S), S = s·q^T k (s = 1/sqrt(Ch)), da = dout:
  * dv += da·A; dA = da^T·v; dS = A ⊙ (dA − rowsum(A ⊙ dA)); dq += s·k·dS^T; dk += s·q·dS.
- * scratch holds dA/dS (L·L floats). */
+ * dv is one batched GEMM over all (sample, head) items; dA/dS live in the scratch, which holds
+ * three L x L blocks, so the rest runs three items at a time. */
 void attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att, int N,
                         int C, int L, int heads, float *scratch) {
     if (!dqkv) return;
-    int Ch = C / heads;
-    size_t LL = (size_t)L * L;
+    int Ch = C / heads, items = N * heads;
+    size_t LL = (size_t)L * L, hs = (size_t)3 * Ch * L, os = (size_t)Ch * L;
     float scale = (float)(1.0 / sqrt((double)Ch));
     float *dS = scratch;
-    for (int n = 0; n < N; n++)
-        for (int h = 0; h < heads; h++) {
-            size_t off = head_off(n, h, C, L, Ch);
-            const float *q = qkv + off, *k = q + L, *v = q + 2 * (size_t)L;
-            float *dq = dqkv + off, *dk = dq + L, *dv = dq + 2 * (size_t)L;
-            const float *A = att + ((size_t)n * heads + h) * LL;
-            const float *da = dout + ((size_t)n * C + (size_t)h * Ch) * L;
-            pd_sgemm(0, 0, Ch, L, L, 1.0f, da, L, A, L,
-                        1.0f, dv, 3 * L);
-            pd_sgemm(1, 0, L, L, Ch, 1.0f, da, L, v, 3 * L,
-                        0.0f, dS, L);
-            #pragma omp parallel for schedule(static) if (LL > PAR_MIN)
-            for (int i = 0; i < L; i++) {
-                const float *ai = A + (size_t)i * L;
-                float *di = dS + (size_t)i * L;
-                double s = 0;
-                for (int l = 0; l < L; l++) s += (double)ai[l] * di[l];
-                float sf = (float)s;
-                for (int l = 0; l < L; l++) di[l] = ai[l] * (di[l] - sf);
-            }
-            pd_sgemm(0, 1, Ch, L, L, scale, k, 3 * L, dS, L,
-                        1.0f, dq, 3 * L);
-            pd_sgemm(0, 0, Ch, L, L, scale, q, 3 * L, dS,
-                        L, 1.0f, dk, 3 * L);
+    pd_sgemm_batch(0, 0, Ch, L, L, 1.0f, dout, L, os, att, L, LL, 1.0f, dqkv + 2 * (size_t)L,
+                   3 * L, hs, items);
+    for (int i0 = 0; i0 < items; i0 += 3) {
+        int g = imin(3, items - i0);
+        const float *q = qkv + (size_t)i0 * hs;
+        float *dq = dqkv + (size_t)i0 * hs;
+        pd_sgemm_batch(1, 0, L, L, Ch, 1.0f, dout + (size_t)i0 * os, L, os, q + 2 * (size_t)L, 3 * L,
+                       hs, 0.0f, dS, L, LL, g);
+        #pragma omp parallel for schedule(static) if ((size_t)g * LL > PAR_MIN)
+        for (int r = 0; r < g * L; r++) {
+            const float *ar = att + (size_t)i0 * LL + (size_t)r * L;
+            float *dr = dS + (size_t)r * L;
+            double s = 0;
+            for (int l = 0; l < L; l++) s += (double)ar[l] * dr[l];
+            float sf = (float)s;
+            for (int l = 0; l < L; l++) dr[l] = ar[l] * (dr[l] - sf);
         }
+        pd_sgemm_batch(0, 1, Ch, L, L, scale, q + L, 3 * L, hs, dS, L, LL, 1.0f, dq, 3 * L, hs, g);
+        pd_sgemm_batch(0, 0, Ch, L, L, scale, q, 3 * L, hs, dS, L, LL, 1.0f, dq + L, 3 * L, hs, g);
+    }
 }
 
 /* ------------------------------------------------------------------ positional embedding */
