@@ -234,7 +234,7 @@ int main(void) {
     expect_fail("wrong shape", p_bad, "model.enc.16x16_conv.weight", "[8, 1, 3, 3]");
     write_variant(p_bad, m, -1, -1, 1, NULL);
     expect_fail("extra tensor", p_bad, "model.enc.16x16_block0.extra.weight", p_bad);
-    char js[16384], js2[16400];
+    char js[16384], js2[16400 + 16];
     unet_config_to_json(&m->cfg, js, sizeof js);
     snprintf(js2, sizeof js2, "{\"frobnicate\": 1, %s", js + 1);
     write_variant(p_bad, m, -1, -1, 0, js2);
