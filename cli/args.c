@@ -258,13 +258,47 @@ static void format_default(const arg_opt *o, char *buf, size_t cap) {
     }
 }
 
+/* Prints text word-wrapped to HELP_WIDTH columns; the first line continues at column `col`,
+ * later lines start at column `indent`. Paragraph breaks ("\n") in text are kept. */
+#define HELP_WIDTH 100
+static void print_wrapped(FILE *f, const char *text, int col, int indent) {
+    int line_start = 1; /* no word on this line yet */
+    for (const char *p = text; *p;) {
+        if (*p == '\n') {
+            fputc('\n', f);
+            col = 0;
+            line_start = 1;
+            p++;
+            continue;
+        }
+        if (*p == ' ') {
+            p++;
+            continue;
+        }
+        int w = (int)strcspn(p, " \n");
+        if (!line_start && col + 1 + w > HELP_WIDTH) {
+            fprintf(f, "\n%*s", indent, "");
+            col = indent;
+            line_start = 1;
+        }
+        if (!line_start) fputc(' ', f), col++;
+        fprintf(f, "%.*s", w, p);
+        col += w;
+        p += w;
+        line_start = 0;
+    }
+}
+
 void args_print_help(const arg_spec *spec, FILE *f) {
     fprintf(f, "usage: pixdiff %s %s\n\n", spec->cmd, spec->usage ? spec->usage : "[options]");
-    if (spec->summary) fprintf(f, "%s\n\n", spec->summary);
+    if (spec->summary) {
+        print_wrapped(f, spec->summary, 0, 0);
+        fprintf(f, "\n\n");
+    }
     fprintf(f, "options:\n");
     for (int i = 0; i < spec->n_opts; i++) {
         const arg_opt *o = &spec->opts[i];
-        char lhs[640], def[160], choices[512];
+        char lhs[640], def[160], choices[512], text[1024];
         if (o->type == ARG_CHOICE) {
             join_choices(choices, sizeof choices, o->choices, "|");
             snprintf(lhs, sizeof lhs, "%s %s", o->flag, choices);
@@ -274,9 +308,11 @@ void args_print_help(const arg_spec *spec, FILE *f) {
             snprintf(lhs, sizeof lhs, "%s %s", o->flag, o->meta ? o->meta : "VALUE");
         }
         format_default(o, def, sizeof def);
-        if (strlen(lhs) > 24) fprintf(f, "  %s\n  %-24s  %s", lhs, "", o->help);
-        else fprintf(f, "  %-24s  %s", lhs, o->help);
-        if (def[0]) fprintf(f, " [default: %s]", def);
+        if (def[0]) snprintf(text, sizeof text, "%s [default: %s]", o->help, def);
+        else snprintf(text, sizeof text, "%s", o->help);
+        if (strlen(lhs) > 24) fprintf(f, "  %s\n%28s", lhs, "");
+        else fprintf(f, "  %-24s  ", lhs);
+        print_wrapped(f, text, 28, 28);
         fputc('\n', f);
     }
     fprintf(f, "  %-24s  %s\n", "-h, --help", "show this help and exit");

@@ -87,8 +87,8 @@ void cli_print_names(FILE *f) {
     fprintf(f, "samplers (sample --sampler NAME):\n");
     for (int k = 0; k < PD_SAMPLER_COUNT; k++)
         print_entry(f, pd_sampler_name((pd_sampler_kind)k), &sampler_help[k]);
-    fprintf(f, "\nsigma schedules (sample --schedule NAME); all read --sigma-min --sigma-max "
-               "--end zero|sigma-min --shift:\n");
+    fprintf(f, "\nsigma schedules (sample --schedule NAME), each also reading --sigma-min, "
+               "--sigma-max,\n--end zero|sigma-min and --shift:\n");
     for (int k = 0; k < PD_GRID_COUNT; k++)
         print_entry(f, pd_grid_name((pd_grid_kind)k), &grid_help[k]);
     fprintf(f,

@@ -17,8 +17,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifndef KC
 #define KC 256          /* k-block: a KC x NR panel of B (32 KiB for NR = 32) stays in L1 */
+#endif
+#ifndef NCT
 #define NCT 256         /* columns per task: a KC x NCT slice of B (256 KiB) stays in L2 */
+#endif
 #define MR_MAX 8
 #define NR_MAX 32
 #define PAR_FLOPS 2e6   /* below this a parallel region costs more than it saves */
@@ -201,6 +205,12 @@ static float *workspace(size_t nfloat) {
     ws = aligned_alloc(64, bytes);
     ws_cap = ws ? nfloat : 0;
     return ws;
+}
+
+void pd_gemm_release(void) {
+    free(ws);
+    ws = NULL;
+    ws_cap = 0;
 }
 
 static void scale_c(float *C, int M, int N, int ldc, float beta) {

@@ -38,6 +38,9 @@ void pd_sgemm_packb(int transA, int M, int N, int K, float alpha, const float *A
                     size_t strideA, pd_gemm_bpack pack, const void *ctx, float beta, float *C,
                     int ldc, size_t strideC, int batch);
 
+/* Frees the calling thread's packing buffers (the next call allocates them again). */
+void pd_gemm_release(void);
+
 /* Micro-kernels, best first. pd_gemm_use_kernel selects one for the whole process (tests compare
  * them); it returns 0 if the CPU cannot run it. pd_gemm_kernel_name names the one in use. */
 enum { PD_GEMM_AUTO = -1, PD_GEMM_AVX512 = 0, PD_GEMM_AVX2 = 1, PD_GEMM_PORTABLE = 2 };
