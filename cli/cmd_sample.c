@@ -252,6 +252,9 @@ int cmd_sample(int argc, char **argv) {
     int npos = 0;
     args_parse(&spec, argc, argv, pos, &npos);
 
+    /* Each sampler has its own natural grid (ddim: DDPM index grid; dpm-solver++: logsnr). */
+    if (!args_given(&spec, "--schedule")) grid = (int)pd_sampler_default_grid((pd_sampler_kind)sampler);
+
     /* ---- flag combinations (exit 2, before any work) */
     if (args_given(&spec, "--steps") && args_given(&spec, "--nfe"))
         cli_bad_flag(cmd, "--nfe", "give --steps or --nfe, not both");

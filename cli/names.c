@@ -25,6 +25,16 @@ static const name_help sampler_help[PD_SAMPLER_COUNT] = {
     [PD_SAMPLER_DDIM] =
         {"DDIM = Euler in x/s (samplers.md 1.2); eta > 0: ancestral noise; NFE = steps",
          "--eta (0: deterministic)"},
+    [PD_SAMPLER_DPMPP_2M] = {"DPM-Solver++(2M), data prediction in log-SNR (samplers.md 3.1); NFE = steps",
+                             ""},
+    [PD_SAMPLER_DPMPP_3M] = {"DPM-Solver++(3M), warm-up and lower-order final steps; NFE = steps",
+                             ""},
+    [PD_SAMPLER_IPNDM] = {"iPNDM: fixed-coefficient Adams-Bashforth in sigma (samplers.md 3.2); NFE = steps",
+                          ""},
+    [PD_SAMPLER_DPM2] = {"DPM-Solver-2, geometric midpoint (samplers.md 3.4); NFE 2N-1 (2N to sigma-min)",
+                         ""},
+    [PD_SAMPLER_UNIPC] = {"UniPC bh2 predictor-corrector (samplers.md 3.3); NFE = steps",
+                          ""},
 };
 
 static const name_help grid_help[PD_GRID_COUNT] = {

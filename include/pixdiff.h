@@ -38,6 +38,11 @@ typedef enum {
     PD_SAMPLER_EULER,
     PD_SAMPLER_HEUN,
     PD_SAMPLER_DDIM,
+    PD_SAMPLER_DPMPP_2M,  /* DPM-Solver++(2M), data prediction in lambda = -ln sigma (samplers.md §3.1) */
+    PD_SAMPLER_DPMPP_3M,  /* DPM-Solver++(3M)                                                      */
+    PD_SAMPLER_IPNDM,     /* fixed-coefficient Adams-Bashforth in sigma, order <= 4 (§3.2)          */
+    PD_SAMPLER_DPM2,      /* DPM-Solver-2, single-step, 2 NFE per step (§3.4)                       */
+    PD_SAMPLER_UNIPC,     /* UniPC bh2 predictor-corrector, 1 NFE per step (§3.3)                   */
     PD_SAMPLER_COUNT
 } pd_sampler_kind;
 
@@ -152,6 +157,25 @@ int pd_denoiser_from_model(pd_denoiser **out, pd_model *m, int res, pd_error *er
  * Defaults: mu 0, std 0.5, res 32, ch 3, n 16, seed 0; sigma range 0.002..80; an unknown or
  * repeated option fails naming it. ([K,H,W] arrays are read as C = 1.) */
 int pd_denoiser_analytic(pd_denoiser **out, const char *spec, pd_error *err);
+/* Upsample guidance (models.md §2, x0 form §2.3): sampling at m x the resolution of `lo`.
+ *   D~(x; sigma) = D_hi(x; sigma) + w Up_m( D_lo(Down_m x; sigma/m) - Down_m D_hi(x; sigma) )
+ * Down_m = m x m average pooling, Up_m = nearest. hi and lo wrap the same model at m x and 1 x the
+ * resolution (e.g. pd_denoiser_from_model(&hi, m, 64) and (&lo, m, 32)); they are not owned and
+ * must outlive the wrapper. The guidance acts per sample on the images whose sigma >= sigma_on:
+ * with the EDM VP time t(sigma) (models.md §3.8, beta_d 19.9, beta_min 0.1) and t_lo, t_hi the
+ * times of hi's sigma_min, sigma_max, sigma_on = sigma_VP(t_hi - eta (t_hi - t_lo)), i.e. the first
+ * eta fraction of the trajectory in VP time (§2.4); eta >= 1: always on, eta <= 0 or w = 0: never
+ * (then D~ is D_hi bit for bit). The wrapper counts one eval per call like any denoiser; the
+ * inner calls are counted by hi and lo and by pd_upsample_guidance_stats. */
+int pd_denoiser_upsample_guidance(pd_denoiser **out, pd_denoiser *hi, pd_denoiser *lo, int m, double w,
+                                  double eta, pd_error *err);
+/* The sigma at and above which guidance acts (+inf when never); -1 if d is not such a wrapper. */
+double pd_upsample_guidance_sigma_on(const pd_denoiser *d);
+/* Calls made through the wrapper: hi calls, lo calls, and images the lo branch evaluated (a
+ * lo image costs about 1/m^2 of a hi one). -1 if d is not an upsample-guidance wrapper. */
+int pd_upsample_guidance_stats(const pd_denoiser *d, long long *hi_calls, long long *lo_calls,
+                               long long *lo_images);
+
 /* Exact probability-flow ODE solution for Gaussian data: x(sigma_to) from x(sigma_from). */
 void pd_gaussian_ode_exact(float *out, const float *x, double mu, double std,
                            double sigma_from, double sigma_to, size_t n);
@@ -194,6 +218,19 @@ typedef struct pd_sample_params {
     int nfe;                  /* budget of network evaluations; used when steps == 0 */
     double eta;               /* DDIM stochasticity (0 = deterministic) */
     double s_churn, s_tmin, s_tmax, s_noise; /* EDM Alg. 2 */
+    /* multistep samplers (samplers/multistep.h) */
+    int max_order;            /* dpmpp-2m/3m, unipc: 1..3; ipndm: 1..4; 0 = the sampler's own (2, 3, 3, 4) */
+    int lower_order_final;    /* dpmpp, unipc: 1 = diff-sampler's rule, the last step first order (default);
+                               * 0 = full order to the end (a step into sigma = 0 is first order anyway) */
+    double thresholding;      /* dpmpp, unipc: dynamic-thresholding quantile of |D| per image (diff-sampler:
+                               * 0.995; for data in [-1, 1]); 0 = off (default) */
+    int dpmpp_exact_d2;       /* dpmpp-3m: 1 = twice the reference codes' D2 term, which makes the update the
+                               * exact quadrature of the quadratic through M_i, M_{i-1}, M_{i-2} (third
+                               * order); 0 (default) = the reference coefficient (DPM-Solver, diff-sampler,
+                               * k-diffusion; samplers.md §3.1), second order (tests/test_multistep.c) */
+    double dpm2_r;            /* dpm2: intermediate sigma s = sigma_{i+1}^r sigma_i^(1-r), 0 < r <= 1; 0 = 1/2 */
+    int afs;                  /* 1: analytical first step (samplers.md §4.3) for any sampler: the first
+                               * denoiser call is answered by D = x - sigma x/sqrt(1 + sigma^2); one NFE less */
     /* progress: called after each step; abort: return non-zero to stop (pd_sample fails). */
     void (*progress)(void *user, int step, int steps);
     int (*abort)(void *user);
@@ -207,12 +244,15 @@ typedef struct pd_sample_stats {
 } pd_sample_stats;
 
 /* heun, karras, 18 steps (EDM CIFAR-10: NFE 35), eta 0, no churn (s_tmax = inf, s_noise 1),
- * end_at_zero 1, sigma range 0 = the denoiser's. */
+ * end_at_zero 1, sigma range 0 = the denoiser's; max_order 0 (the sampler's), lower_order_final 1,
+ * no thresholding, dpm2_r 1/2, no AFS. */
 pd_sample_params pd_sample_default_params(void);
 /* The grid a user expects for a sampler when none is named: karras for euler/heun (EDM), the
- * DDIM paper's ddim-uniform for ddim. */
+ * DDIM paper's ddim-uniform for ddim; logsnr for dpmpp-2m/3m and unipc, karras for ipndm and
+ * dpm2 (diff-sampler's choices, samplers.md §3.5). */
 pd_grid_kind pd_sampler_default_grid(pd_sampler_kind k);
-/* Steps that fit a budget of nfe evaluations for this sampler (>= 1), or -1 if none fits. */
+/* Steps that fit a budget of nfe evaluations for this sampler (>= 1), or -1 if none fits.
+ * With afs = 1 every count is one less than without. */
 int pd_sampler_steps_for_nfe(const pd_sample_params *p, int nfe);
 int pd_sampler_nfe_for_steps(const pd_sample_params *p, int steps);
 

@@ -8,6 +8,11 @@ static const char *const sampler_names[] = {
     [PD_SAMPLER_EULER] = "euler",
     [PD_SAMPLER_HEUN] = "heun",
     [PD_SAMPLER_DDIM] = "ddim",
+    [PD_SAMPLER_DPMPP_2M] = "dpmpp-2m",
+    [PD_SAMPLER_DPMPP_3M] = "dpmpp-3m",
+    [PD_SAMPLER_IPNDM] = "ipndm",
+    [PD_SAMPLER_DPM2] = "dpm2",
+    [PD_SAMPLER_UNIPC] = "unipc",
 };
 _Static_assert(sizeof sampler_names / sizeof sampler_names[0] == PD_SAMPLER_COUNT,
                "sampler name table");

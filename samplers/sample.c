@@ -7,7 +7,8 @@
  * x = sigma_0 z (samplers.md §0.1) and runs the sampler's step function once per grid interval,
  * checking the abort callback before and reporting progress after each step. The caller's x is
  * written only on success. Statistics: NFE counts batched denoiser calls (one per image), time
- * is wall-clock in total and inside the denoiser.
+ * is wall-clock in total and inside the denoiser. AFS (params.afs) lives in pd_run_denoise, so
+ * it applies to every sampler's first evaluation and its NFE saving to every count here.
  */
 #include "core/rng.h"
 #include "core/util.h"
@@ -22,6 +23,11 @@ static const pd_sampler_impl *const impls[] = {
     [PD_SAMPLER_EULER] = &pd_sampler_euler_impl,
     [PD_SAMPLER_HEUN] = &pd_sampler_heun_impl,
     [PD_SAMPLER_DDIM] = &pd_sampler_ddim_impl,
+    [PD_SAMPLER_DPMPP_2M] = &pd_sampler_dpmpp_2m_impl,
+    [PD_SAMPLER_DPMPP_3M] = &pd_sampler_dpmpp_3m_impl,
+    [PD_SAMPLER_IPNDM] = &pd_sampler_ipndm_impl,
+    [PD_SAMPLER_DPM2] = &pd_sampler_dpm2_impl,
+    [PD_SAMPLER_UNIPC] = &pd_sampler_unipc_impl,
 };
 _Static_assert(sizeof impls / sizeof impls[0] == PD_SAMPLER_COUNT, "sampler vtable table");
 
@@ -48,21 +54,33 @@ pd_sample_params pd_sample_default_params(void) {
     p.s_tmin = 0;
     p.s_tmax = INFINITY;
     p.s_noise = 1;
+    p.max_order = 0;                       /* the sampler's own (samplers/multistep.h) */
+    p.lower_order_final = 1;               /* diff-sampler's rule (samplers.md §3.1) */
+    p.thresholding = 0;                    /* off: it assumes data in [-1, 1] */
+    p.dpmpp_exact_d2 = 0;                  /* the reference codes' 3M coefficient (dpmpp.c) */
+    p.dpm2_r = 0;                          /* 1/2, the original DPM-Solver-2 */
+    p.afs = 0;
     return p;
+}
+
+int pd_impl_nfe_for_steps(const pd_sampler_impl *impl, const pd_sample_params *p, int steps) {
+    /* AFS replaces exactly one evaluation: the first of step 0, which every sampler makes. */
+    return impl->nfe_for_steps(p, steps) - (p->afs ? 1 : 0);
 }
 
 int pd_sampler_nfe_for_steps(const pd_sample_params *p, int steps) {
     const pd_sampler_impl *impl = p ? pd_sampler_impl_get(p->sampler) : NULL;
     if (!impl || steps < 1) return -1;
-    return impl->nfe_for_steps(p, steps);
+    return pd_impl_nfe_for_steps(impl, p, steps);
 }
 
 int pd_impl_steps_for_nfe(const pd_sampler_impl *impl, const pd_sample_params *p, int nfe) {
-    /* Every sampler spends at least one evaluation per step, so steps <= nfe; NFE is
-     * non-decreasing in steps, so the scan stops at the first step count over budget. */
+    /* Every sampler spends at least one evaluation per step, less the one AFS saves, so
+     * steps <= nfe + 1; NFE is non-decreasing in steps, so the scan stops at the first step
+     * count over budget. */
     int best = -1;
-    for (int s = 1; s <= nfe && s <= MAX_STEPS; s++) {
-        if (impl->nfe_for_steps(p, s) > nfe) break;
+    for (int s = 1; s <= nfe + 1 && s <= MAX_STEPS; s++) {
+        if (pd_impl_nfe_for_steps(impl, p, s) > nfe) break;
         best = s;
     }
     return best;
@@ -78,6 +96,19 @@ int pd_sampler_steps_for_nfe(const pd_sample_params *p, int nfe) {
 
 int pd_run_denoise(pd_run *r, const double *x, double sigma, int step) {
     size_t total = r->total;
+    if (r->afs_pending) {
+        /* AFS (samplers.md §4.3): at sigma_max, x ~ sigma z, so x/sqrt(1 + sigma^2) is the
+         * epsilon estimate and D = x - sigma x/sqrt(1 + sigma^2) = x/(q (q + sigma)) with
+         * q = sqrt(1 + sigma^2), the second form free of cancellation at large sigma. */
+        r->afs_pending = 0;
+        r->last_afs = 1;
+        double q = sqrt(1.0 + sigma * sigma), f = 1.0 / (q * (q + sigma));
+        float *den = r->den;
+        #pragma omp parallel for schedule(static) if (total > 32768)
+        for (size_t j = 0; j < total; j++) den[j] = (float)(f * x[j]);
+        return 0;
+    }
+    r->last_afs = 0;
     float *xin = r->xin;
     #pragma omp parallel for schedule(static) if (total > 32768)
     for (size_t j = 0; j < total; j++) xin[j] = (float)x[j];
@@ -131,6 +162,17 @@ static int check_params(const pd_sample_params *q, pd_error *err) {
                        q->s_tmax);
     if (!isfinite(q->s_noise) || q->s_noise < 0)
         return pd_fail(err, "%s: s_noise must be >= 0, got %g", name, q->s_noise);
+    if (q->afs != 0 && q->afs != 1) return pd_fail(err, "%s: afs must be 0 or 1, got %d", name, q->afs);
+    if (q->lower_order_final != 0 && q->lower_order_final != 1)
+        return pd_fail(err, "%s: lower_order_final must be 0 or 1, got %d", name, q->lower_order_final);
+    if (!(q->thresholding >= 0 && q->thresholding < 1))
+        return pd_fail(err, "%s: thresholding is a quantile in (0, 1) or 0 (off), got %g", name,
+                       q->thresholding);
+    if (!(q->dpm2_r >= 0 && q->dpm2_r <= 1))
+        return pd_fail(err, "%s: dpm2_r must be in (0, 1] (0 = 1/2), got %g", name, q->dpm2_r);
+    if (q->dpmpp_exact_d2 != 0 && q->dpmpp_exact_d2 != 1)
+        return pd_fail(err, "%s: dpmpp_exact_d2 must be 0 or 1, got %d", name, q->dpmpp_exact_d2);
+    if (q->max_order < 0) return pd_fail(err, "%s: max_order must be >= 0, got %d", name, q->max_order);
     return 0;
 }
 
@@ -157,7 +199,7 @@ int pd_sample(pd_denoiser *d, const pd_sample_params *p, float *x, const float *
         q.steps = pd_impl_steps_for_nfe(impl, &q, q.nfe);
         if (q.steps < 1)
             return pd_fail(err, "%s: an NFE budget of %d fits no step (one step costs %d)", name,
-                           q.nfe, impl->nfe_for_steps(&q, 1));
+                           q.nfe, pd_impl_nfe_for_steps(impl, &q, 1));
     }
     if (q.steps > MAX_STEPS) return pd_fail(err, "%s: %d steps is too many", name, q.steps);
     if (check_params(&q, err)) return -1;
@@ -192,6 +234,7 @@ int pd_sample(pd_denoiser *d, const pd_sample_params *p, float *x, const float *
     r.labels = labels;
     r.seeds = seeds;
     r.err = err;
+    r.afs_pending = q.afs;
     double *sigmas = (double *)(arena + off_grid);
     r.sigmas = sigmas;
     r.x = (double *)(arena + off_x);

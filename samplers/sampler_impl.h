@@ -41,6 +41,8 @@ typedef struct pd_run {
     double *work[PD_RUN_MAX_WORK]; /* [total] each, impl->n_work of them */
     void *state;                 /* the sampler's own, set by begin, released by end */
     int nfe;                     /* denoiser calls so far */
+    int afs_pending;             /* p->afs and no denoiser call yet: the next one is analytic */
+    int last_afs;                /* 1 if the latest pd_run_denoise was answered by AFS */
     double seconds_denoiser;
     pd_error *err;
 } pd_run;
@@ -59,12 +61,21 @@ typedef struct pd_sampler_impl {
 extern const pd_sampler_impl pd_sampler_euler_impl;
 extern const pd_sampler_impl pd_sampler_heun_impl;
 extern const pd_sampler_impl pd_sampler_ddim_impl;
+extern const pd_sampler_impl pd_sampler_dpmpp_2m_impl;
+extern const pd_sampler_impl pd_sampler_dpmpp_3m_impl;
+extern const pd_sampler_impl pd_sampler_ipndm_impl;
+extern const pd_sampler_impl pd_sampler_dpm2_impl;
+extern const pd_sampler_impl pd_sampler_unipc_impl;
 
 /* The vtable of a sampler kind, or NULL for an unknown kind. */
 const pd_sampler_impl *pd_sampler_impl_get(pd_sampler_kind k);
 
 /* One batched denoiser call at a single sigma for every image: D(x; sigma) -> r->den.
- * Counts the NFE and the time inside the denoiser; on failure names the step. */
+ * Counts the NFE and the time inside the denoiser; on failure names the step. With AFS
+ * (samplers.md §4.3) the first call of a run is answered without the network by
+ * D = x - sigma x/sqrt(1 + sigma^2) (so d = x/sqrt(1 + sigma^2)), counts no NFE and sets
+ * r->last_afs; every sampler thereby gets AFS on its first evaluation, and multistep samplers
+ * store that D/d in their history like any other. */
 int pd_run_denoise(pd_run *r, const double *x, double sigma, int step);
 
 /* Per-image step noise into eps[total]: image b gets pd_randn_double(seeds[b], step + 1)
@@ -80,5 +91,7 @@ void pd_euler_update(double *x, const float *den, double s0, double s1, size_t t
 
 /* Steps that fit nfe evaluations, from impl->nfe_for_steps (largest steps >= 1, or -1). */
 int pd_impl_steps_for_nfe(const pd_sampler_impl *impl, const pd_sample_params *p, int nfe);
+/* impl->nfe_for_steps less the one evaluation AFS saves (p->afs); what a run really spends. */
+int pd_impl_nfe_for_steps(const pd_sampler_impl *impl, const pd_sample_params *p, int steps);
 
 #endif

@@ -183,43 +183,78 @@ static inline void col_range(int kj, int p, int W, int *x0, int *x1) {
 }
 
 /* The im2col matrix of one sample, col[(c·k + ki)·k + kj, y·W + x] = in[c, y+ki−p, x+kj−p] (zero
- * outside), is never stored: the GEMM packs its panels straight from the image (implicit GEMM),
- * which saves writing and re-reading C·k²·H·W floats per sample. */
-typedef struct { const float *x; size_t stride; int H, W, k; } conv_src;   /* stride: per sample */
+ * outside), is never stored: the GEMM packs its panels straight from a zero-padded copy of the
+ * image, P[c, y', x'] = in[c, y'−p, x'−p] ((H+2p) x (W+2p) per channel), where every row of the
+ * im2col matrix is a plain strided copy: col[(c,ki,kj), (y,x)] = P[c, y+ki, x+kj]. That saves
+ * writing and re-reading C·k²·H·W floats per sample, and all edge tests. k²·H·W >= (H+k−1)·(W+k−1)
+ * for H, W >= 1, so the caller's col scratch holds at least one padded sample. */
+typedef struct {
+    const float *xp;          /* padded samples */
+    size_t stride;            /* floats per padded sample, C·Hp·Wp */
+    int W, Hp, Wp, k;
+} conv_src;
+
+/* P for samples [0, n) of x into dst, one (sample, channel) plane per iteration. */
+static void pad_images(float *dst, const float *x, int n, int C, int H, int W, int k) {
+    int p = k / 2, Hp = H + 2 * p, Wp = W + 2 * p;
+    #pragma omp parallel for schedule(static) if ((size_t)n * C * Hp * Wp > PAR_MIN)
+    for (int nc = 0; nc < n * C; nc++) {
+        float *d = dst + (size_t)nc * Hp * Wp;
+        const float *s = x + (size_t)nc * H * W;
+        memset(d, 0, (size_t)p * Wp * sizeof *d);
+        for (int y = 0; y < H; y++) {
+            float *r = d + (size_t)(y + p) * Wp;
+            for (int i = 0; i < p; i++) r[i] = r[p + W + i] = 0.0f;
+            memcpy(r + p, s + (size_t)y * W, (size_t)W * sizeof *r);
+        }
+        memset(d + (size_t)(p + H) * Wp, 0, (size_t)p * Wp * sizeof *d);
+    }
+}
 
 /* n consecutive entries of row r of sample b's im2col matrix, from column hw0. */
 static void col_row(float *d, const conv_src *s, int b, int r, int hw0, int n) {
-    int H = s->H, W = s->W, k = s->k, p = k / 2, kk = k * k;
+    int k = s->k, W = s->W, kk = k * k;
     int c = r / kk, ki = (r / k) % k, kj = r % k;
-    const float *img = s->x + (size_t)b * s->stride + (size_t)c * H * W;
-    int lo, hi;   /* output columns x whose source column x + kj − p is inside the image */
-    col_range(kj, p, W, &lo, &hi);
+    const float *img = s->xp + (size_t)b * s->stride + ((size_t)c * s->Hp + ki) * s->Wp + kj;
     int y = hw0 / W, x = hw0 % W, j = 0;
     while (j < n) {
-        int seg = W - x < n - j ? W - x : n - j;   /* columns x .. x+seg-1 of output row y */
-        int sy = y + ki - p;
-        if (sy < 0 || sy >= H) {
-            memset(d + j, 0, (size_t)seg * sizeof *d);
-        } else {
-            int a = imin(imax(x, lo), x + seg), b = imax(imin(x + seg, hi), a);
-            for (int xx = x; xx < a; xx++) d[j + xx - x] = 0.0f;
-            if (b > a)   /* a >= lo, so the source column a + kj − p is >= 0 */
-                memcpy(d + j + a - x, img + (size_t)sy * W + a + kj - p, (size_t)(b - a) * sizeof *d);
-            for (int xx = b; xx < x + seg; xx++) d[j + xx - x] = 0.0f;
-        }
+        int seg = imin(W - x, n - j);   /* output row y, columns x .. x+seg-1 */
+        memcpy(d + j, img + (size_t)y * s->Wp + x, (size_t)seg * sizeof *d);
         j += seg;
         x = 0;
         y++;
     }
 }
 
-/* Forward: op(B) = col [C·k², HW]; a panel is kc rows of nr consecutive pixels. */
+/* Forward: op(B) = col [C·k², HW]; a panel is kc rows of nr consecutive pixels. This is the hot
+ * packing loop, so (c, ki, kj) and the panel's first pixel (y0, x0) are stepped, not divided. */
 static void pack_conv_fwd(float *dst, int nr, int k0, int kc, int j0, int w, int b,
                           const void *ctx) {
+    const conv_src *s = ctx;
+    int k = s->k, W = s->W, Wp = s->Wp;
+    int y0 = j0 / W, x0 = j0 % W, one_row = x0 + w <= W;
+    int c = k0 / (k * k), ki = (k0 / k) % k, kj = k0 % k;
+    const float *plane = s->xp + (size_t)b * s->stride + (size_t)c * s->Hp * Wp;
     for (int t = 0; t < kc; t++) {
         float *d = dst + (size_t)t * nr;
-        col_row(d, ctx, b, k0 + t, j0, w);
+        if (one_row) {
+            memcpy(d, plane + (size_t)(y0 + ki) * Wp + x0 + kj, (size_t)w * sizeof *d);
+        } else {
+            for (int j = 0, y = y0, x = x0; j < w; y++) {   /* output rows y0, y0+1, ... */
+                int seg = imin(W - x, w - j);
+                memcpy(d + j, plane + (size_t)(y + ki) * Wp + x + kj, (size_t)seg * sizeof *d);
+                j += seg;
+                x = 0;
+            }
+        }
         for (int j = w; j < nr; j++) d[j] = 0.0f;
+        if (++kj == k) {
+            kj = 0;
+            if (++ki == k) {
+                ki = 0;
+                plane += (size_t)s->Hp * Wp;
+            }
+        }
     }
 }
 
@@ -261,9 +296,10 @@ static void col2im_add(float *din, const float *col, int C, int H, int W, int k)
     }
 }
 
-/* Per sample: out_n[OC, HW] = W[OC, C·k·k] · col_n[C·k·k, HW] (+ b), col_n implicit, as one batched
- * GEMM that packs W once; sample n's result is what a batch of one would give. The bias is
- * written first and the GEMM accumulates onto it (beta = 1). col is not needed here. */
+/* Per sample: out_n[OC, HW] = W[OC, C·k·k] · col_n[C·k·k, HW] (+ b), col_n implicit, as batched
+ * GEMMs over as many samples as the col scratch holds padded copies of; W is packed once per
+ * batch. Sample n's result is what a batch of one would give. The bias is written first and the
+ * GEMM accumulates onto it (beta = 1). */
 void conv2d_forward(float *out, const float *in, const float *w, const float *b, int N, int C,
                     int H, int W, int OC, int k, float *col) {
     size_t HW = (size_t)H * W;
@@ -277,15 +313,24 @@ void conv2d_forward(float *out, const float *in, const float *w, const float *b,
     if (k == 1) {   /* a 1x1 conv reads the input as [C, HW] directly */
         pd_sgemm_batch(0, 0, OC, (int)HW, K, 1.0f, w, K, 0, in, (int)HW, (size_t)C * HW, beta, out,
                        (int)HW, (size_t)OC * HW, N);
-    } else {
-        conv_src src = {in, (size_t)C * HW, H, W, k};
-        pd_sgemm_packb(0, OC, (int)HW, K, 1.0f, w, K, 0, pack_conv_fwd, &src, beta, out, (int)HW,
-                       (size_t)OC * HW, N);
+        return;
+    }
+    int Hp = H + k - 1, Wp = W + k - 1;
+    size_t padded = (size_t)C * Hp * Wp;
+    int group = (int)(((size_t)K * HW) / padded);
+    if (group < 1) group = 1;
+    for (int n0 = 0; n0 < N; n0 += group) {
+        int gn = imin(group, N - n0);
+        pad_images(col, in + (size_t)n0 * C * HW, gn, C, H, W, k);
+        conv_src src = {col, padded, W, Hp, Wp, k};
+        pd_sgemm_packb(0, OC, (int)HW, K, 1.0f, w, K, 0, pack_conv_fwd, &src, beta,
+                       out + (size_t)n0 * OC * HW, (int)HW, (size_t)OC * HW, gn);
     }
 }
 
-/* db += Σ_{n,hw} dout; dW += dout_n · col_n^T (col_n implicit); din_n += col2im(W^T · dout_n), with
- * dcol = W^T · dout_n in the col scratch (one sample). */
+/* db += Σ_{n,hw} dout; dW += dout_n · col_n^T (col_n implicit, from the padded sample in col);
+ * din_n += col2im(W^T · dout_n), with dcol = W^T · dout_n in the col scratch. Samples run in order,
+ * so dW and db see them in a fixed order. */
 void conv2d_backward(float *din, float *dw, float *db, const float *dout, const float *in,
                      const float *w, int N, int C, int H, int W, int OC, int k, float *col) {
     size_t HW = (size_t)H * W;
@@ -306,7 +351,9 @@ void conv2d_backward(float *din, float *dw, float *db, const float *dout, const 
             if (k == 1) {
                 pd_sgemm(0, 1, OC, K, (int)HW, 1.0f, g, (int)HW, x, (int)HW, 1.0f, dw, K);
             } else {
-                conv_src src = {x, 0, H, W, k};
+                /* col holds the padded sample until dcol below overwrites it */
+                pad_images(col, x, 1, C, H, W, k);
+                conv_src src = {col, 0, W, H + k - 1, W + k - 1, k};
                 pd_sgemm_packb(0, OC, K, (int)HW, 1.0f, g, (int)HW, 0, pack_conv_wgrad, &src, 1.0f,
                                dw, K, 0, 1);
             }

@@ -32,6 +32,8 @@
 #define BLOCK_SCALE ((float)0.70710678118654752440)
 /* Dropout stream of block b: opts->dropout_stream * DROPOUT_STREAMS + b (b < DROPOUT_STREAMS). */
 #define DROPOUT_STREAMS 4096
+/* Elementwise loops below this many elements run on one thread (a parallel region costs more). */
+#define PAR_MIN 32768
 
 /* Caches of one UNetBlock. Pointers into the run's arena (shared slots when keep = 0). */
 typedef struct bact {
@@ -61,9 +63,17 @@ typedef struct plan {
     size_t off, slot_size[S_COUNT], slot_off[S_COUNT];
 } plan;
 
+/* With keep = 0 a block's caches with disjoint lifetimes share one slot: norm0's output dies at
+ * the SiLU before conv0 writes h1; norm1 runs in place (layers.h allows out == in); norm2's
+ * output dies in the qkv conv before attention writes a. */
+static int inference_slot(int slot) {
+    return slot == S_H1 || slot == S_N1 || slot == S_N2 || slot == S_A ? S_N0 : slot;
+}
+
 static void *req(plan *p, int mode, int slot, size_t bytes) {
     bytes = (bytes + 63) & ~(size_t)63;
     if ((mode == GPERSIST || mode == GSLOT) && !p->keep) return NULL;
+    if (mode == KEPT && !p->keep) slot = inference_slot(slot);
     int shared = mode == TEMP || mode == GSLOT || (mode == KEPT && !p->keep);
     if (shared) {
         if (p->pass == 0) {
@@ -354,7 +364,7 @@ static void block_forward(unet_run *r, const unet_block *b, bact *ac, int N, int
     linear_forward(ac->p, r->emb, PW(b->t_affine), PB(b->t_affine), N, E, co);
     float *h1 = ac->h1;
     const float *pp = ac->p;
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) if ((size_t)N * co * Lo > PAR_MIN)
     for (long nc = 0; nc < (long)N * co; nc++)
         for (size_t i = 0; i < Lo; i++) h1[nc * Lo + i] += pp[nc];
     groupnorm_forward(ac->n1, ac->mean1, ac->rstd1, ac->h1, PW(b->t_norm1), PB(b->t_norm1), N, co,
@@ -379,7 +389,7 @@ static void block_forward(unet_run *r, const unet_block *b, bact *ac, int N, int
     }
     float *y = ac->y;
     size_t ny = (size_t)N * co * Lo;
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) if (ny > PAR_MIN)
     for (size_t i = 0; i < ny; i++) y[i] = (y[i] + sk[i]) * s;
     if (b->attn) {
         groupnorm_forward(ac->n2, ac->mean2, ac->rstd2, ac->y, PW(b->t_norm2), PB(b->t_norm2), N,
@@ -388,7 +398,7 @@ static void block_forward(unet_run *r, const unet_block *b, bact *ac, int N, int
         attention_forward(ac->a, ac->att, ac->qkv, N, co, (int)Lo, 1, r->ascr);
         conv2d_forward(ac->out, ac->a, PW(b->t_proj), PB(b->t_proj), N, co, Ho, Ho, co, 1, r->col);
         float *o = ac->out;
-        #pragma omp parallel for schedule(static)
+        #pragma omp parallel for schedule(static) if (ny > PAR_MIN)
         for (size_t i = 0; i < ny; i++) o[i] = (o[i] + y[i]) * s;
     }
 }
@@ -426,7 +436,7 @@ int unet_denoise_forward(unet_run *r, float *out, const float *x, const float *s
     }
     if (r->keep) memcpy(r->x, x, FL(n * img));
     float *xin = r->xin;
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) if (n > 1)
     for (int i = 0; i < n; i++) {
         float cin = (float)r->pc[i].c_in;
         for (size_t j = 0; j < img; j++) xin[i * img + j] = cin * x[i * img + j];
@@ -473,7 +483,7 @@ int unet_denoise_forward(unet_run *r, float *out, const float *x, const float *s
             int cs = a->skip_ch[b->pop], cx = b->cin - cs;
             float sc = r->sscale[b->pop];
             float *cat = ac->cat;
-            #pragma omp parallel for schedule(static)
+            #pragma omp parallel for schedule(static) if (n > 1)
             for (int i = 0; i < n; i++) {
                 memcpy(cat + (size_t)i * b->cin * L, xp + (size_t)i * cx * L, FL(cx * L));
                 float *dst = cat + ((size_t)i * b->cin + cx) * L;
@@ -491,7 +501,7 @@ int unet_denoise_forward(unet_run *r, float *out, const float *x, const float *s
     silu_forward(r->t0, r->aux_n, (size_t)n * cl * L0);
     conv2d_forward(r->F, r->t0, PW(a->t_aux_conv), PB(a->t_aux_conv), n, cl, H, H, C, 3, r->col);
     const float *F = r->F;
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) if (n > 1)
     for (int i = 0; i < n; i++) {
         double cs = r->pc[i].c_skip, co = r->pc[i].c_out;
         for (size_t j = 0; j < img; j++)
@@ -525,7 +535,7 @@ static void block_backward(unet_run *r, const unet_block *b, bact *ac, int N, co
 
     /* out = (proj(a) + y)·s  ->  g0 = dL/dy (residual part + through attention). */
     if (b->attn) {
-        #pragma omp parallel for schedule(static)
+        #pragma omp parallel for schedule(static) if (no > PAR_MIN)
         for (size_t i = 0; i < no; i++) g0[i] = s * dout[i];
         zero(g1, no);                                   /* g1 = dL/da */
         conv2d_backward(g1, DW(b->t_proj), DB(b->t_proj), g0, ac->a, PW(b->t_proj), N, co, Ho,
@@ -537,10 +547,10 @@ static void block_backward(unet_run *r, const unet_block *b, bact *ac, int N, co
                         3 * co, 1, r->col);
         groupnorm_backward(g0, DW(b->t_norm2), DB(b->t_norm2), g1, ac->y, ac->mean2, ac->rstd2,
                            PW(b->t_norm2), N, co, (int)Lo, go);
-        #pragma omp parallel for schedule(static)
+        #pragma omp parallel for schedule(static) if (no > PAR_MIN)
         for (size_t i = 0; i < no; i++) g0[i] *= s;
     } else {
-        #pragma omp parallel for schedule(static)
+        #pragma omp parallel for schedule(static) if (no > PAR_MIN)
         for (size_t i = 0; i < no; i++) g0[i] = s * dout[i];
     }
     /* y = (conv1(d1) + skip(in))·s: g0 now holds dL/d(conv1 out) = dL/d(skip out). */
@@ -551,7 +561,7 @@ static void block_backward(unet_run *r, const unet_block *b, bact *ac, int N, co
     if (r->dropout_on) {
         const float inv = 1.0f / (1.0f - c->dropout);
         const uint8_t *mk = ac->mask;
-        #pragma omp parallel for schedule(static)
+        #pragma omp parallel for schedule(static) if (no > PAR_MIN)
         for (size_t i = 0; i < no; i++) r->t1[i] = mk[i] ? r->t0[i] * inv : 0.0f;
         d1 = r->t1;
     }
@@ -571,7 +581,7 @@ static void block_backward(unet_run *r, const unet_block *b, bact *ac, int N, co
                        PW(b->t_norm1), N, co, (int)Lo, go);
     /* h1 = conv0(...) + p: dL/dp is the spatial sum, which feeds affine and the embedding. */
     float *gp = r->gp;
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) if ((size_t)N * co * Lo > PAR_MIN)
     for (long nc = 0; nc < (long)N * co; nc++) {
         float acc = 0;
         for (size_t i = 0; i < Lo; i++) acc += g1[nc * Lo + i];
@@ -612,7 +622,7 @@ static void block_backward(unet_run *r, const unet_block *b, bact *ac, int N, co
                             Ho, Ho, co, 1, r->col);
         }
     } else {
-        #pragma omp parallel for schedule(static)
+        #pragma omp parallel for schedule(static) if (no > PAR_MIN)
         for (size_t i = 0; i < no; i++) din[i] += g0[i];
     }
 }
@@ -630,7 +640,7 @@ int unet_denoise_backward(unet_run *r, float *dx, float *dsigma, float *dp, cons
 
     /* D = c_skip·x + c_out·F: dL/dF = c_out·g. */
     float *dF = r->dF;
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) if (n > 1)
     for (int i = 0; i < n; i++) {
         float co = (float)r->pc[i].c_out;
         for (size_t j = 0; j < img; j++) dF[i * img + j] = co * dout[i * img + j];
@@ -669,7 +679,7 @@ int unet_denoise_backward(unet_run *r, float *dx, float *dsigma, float *dp, cons
             float sc = r->sscale[b->pop];
             float *dsk = r->dskips[b->pop];
             const float *dc = r->dcat;
-            #pragma omp parallel for schedule(static)
+            #pragma omp parallel for schedule(static) if (n > 1)
             for (int i = 0; i < n; i++) {
                 memcpy(dnext + (size_t)i * cx * Li, dc + (size_t)i * b->cin * Li, FL(cx * Li));
                 const float *src = dc + ((size_t)i * b->cin + cx) * Li;

@@ -37,7 +37,9 @@ struct pd_model {
 /* Options of one forward call. Zero-initialised = plain inference. */
 typedef struct unet_opts {
     int train;                /* dropout on (mask kept for backward) */
-    uint64_t dropout_seed;    /* Philox key for dropout masks; stream = dropout_stream */
+    uint64_t dropout_seed;    /* Philox key for dropout masks; block b (encoder blocks, then
+                                 decoder blocks, in module order) draws from stream
+                                 dropout_stream * 4096 + b */
     uint64_t dropout_stream;
     const float *skip_scale;  /* Skip-Tuning: one factor per encoder->decoder skip, in EDM's
                                  production order (enc conv first); NULL = all 1 (samplers.md §5) */
@@ -52,7 +54,10 @@ typedef struct unet_run unet_run;
 
 /* Builds the block structure from m->cfg and allocates the parameter arena (zeros). */
 int unet_model_alloc(pd_model **out, const pd_unet_config *cfg, pd_error *err);
-/* keep = 1 keeps every activation for backward (training); 0 shares scratch between blocks. */
+/* keep = 1 keeps every activation for backward (training); 0 shares scratch between blocks.
+ * res: 0 = the trained resolution, else any multiple of 2^(levels-1). Attention stays on the same
+ * *levels* as at the trained resolution (level l attends iff img_resolution >> l is listed in
+ * attn_resolutions), so at 2x the size the same blocks attend over 4x the positions. */
 int unet_run_create(unet_run **out, const pd_model *m, int max_batch, int res, int keep,
                     pd_error *err);
 void unet_run_free(unet_run *r);
