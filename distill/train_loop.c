@@ -9,8 +9,10 @@
 #include "distill/train.h"
 #include "core/util.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,6 +62,33 @@ static int make_dirs(const char *dir, pd_error *err) {
     return 0;
 }
 
+/* A run killed inside st_write leaves "<checkpoint>.tmp.<pid>" behind (the checkpoint itself is
+ * intact). Remove those whose writer is gone, so repeated kills do not pile up files. */
+static void remove_stale_tmp(const char *ckpt) {
+    char dir[1200];
+    snprintf(dir, sizeof dir, "%s", ckpt);
+    char *slash = strrchr(dir, '/');
+    const char *base = slash ? slash + 1 : ckpt;
+    char prefix[1300];
+    snprintf(prefix, sizeof prefix, "%s.tmp.", base);
+    if (slash) *slash = 0;
+    else snprintf(dir, sizeof dir, ".");
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    size_t pl = strlen(prefix);
+    while ((e = readdir(d))) {
+        if (strncmp(e->d_name, prefix, pl)) continue;
+        char *end;
+        long pid = strtol(e->d_name + pl, &end, 10);
+        if (*end || pid <= 0 || (kill((pid_t)pid, 0) == 0 || errno != ESRCH)) continue;
+        char path[2600];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        unlink(path);
+    }
+    closedir(d);
+}
+
 static void append_log_csv(const char *dir, const tr_trainer *t, double loss_mean, double rate,
                            double lr) {
     char path[1100];
@@ -103,6 +132,7 @@ int pd_train(const pd_train_options *o, pd_error *err) {
         goto done;
     }
     if (make_dirs(cfg.out_dir, err)) goto done;
+    remove_stale_tmp(ckpt);
     if (tr_create(&t, &cfg, NULL, err)) goto done;
     if (o->resume) {
         if (tr_load_checkpoint(t, ckpt, err)) goto done;
@@ -189,6 +219,9 @@ int pd_train(const pd_train_options *o, pd_error *err) {
     if (tr_export(t, model_path, err)) goto done;
     logf_(o, "exported the EMA weights (%lld images, %.2f h) to %s", t->images_seen,
           t->seconds / 3600.0, model_path);
+    if (t->t_step > 0)
+        logf_(o, "this session: %.1f%% of the step time in the U-Net forward/backward",
+              100.0 * t->t_fwdbwd / t->t_step);
     if (t->nonfinite)
         logf_(o, "note: %zu non-finite gradient entries were replaced (models.md §1.4 guard)",
               t->nonfinite);

@@ -253,7 +253,21 @@ static void test_other_invariance(void) {
     attention_forward(a, att, x, N, C, L, 1, scr);
     attention_forward(b, att, x, 1, C, L, 1, scr);
     tu_check(memcmp(a, b, (size_t)C * L * sizeof *a) == 0, "attention sample 0 bit-identical in batch 1/4");
-    free(x); free(a); free(b); free(p); free(st); free(att); free(scr);
+    /* conv2d input gradient: batch 1 vs 4, and 1 vs 2 threads */
+    int Cc = 32, Hc = 16, OCc = 48;
+    size_t nxc = (size_t)Cc * Hc * Hc;   /* dout reads x as [N, OCc, Hc, Hc]: 48·256 < 3·64·256 per sample */
+    float *wc = randf((size_t)OCc * Cc * 9, 20, 0.1f), *col = malloc(nxc * 9 * sizeof *col);
+    float *d1 = calloc(N * nxc, sizeof *d1), *d4 = calloc(N * nxc, sizeof *d4);
+    int saved = pd_get_threads();
+    pd_set_threads(1);
+    conv2d_backward(d1, NULL, NULL, x, x, wc, 1, Cc, Hc, Hc, OCc, 3, col);
+    pd_set_threads(2);
+    conv2d_backward(d4, NULL, NULL, x, x, wc, N, Cc, Hc, Hc, OCc, 3, col);
+    pd_set_threads(saved);
+    tu_check(memcmp(d1, d4, nxc * sizeof *d1) == 0,
+             "conv2d backward din sample 0 bit-identical in batch 1/4, threads 1/2");
+    free(x); free(a); free(b); free(p); free(st); free(att); free(scr); free(wc); free(col);
+    free(d1); free(d4);
 }
 
 int main(void) {

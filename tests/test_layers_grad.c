@@ -281,6 +281,8 @@ int main(void) {
     t_groupnorm(2, 12, 5);
     t_conv(2, 3, 5, 7, 4, 3);
     t_conv(2, 5, 3, 4, 3, 1);
+    t_conv(1, 2, 6, 5, 3, 5);    /* 5x5 kernel */
+    t_conv(2, 1, 4, 4, 16, 3);   /* OC >> C: col cannot hold a padded dout, col2im path */
     t_resample(0, 2, 2, 4, 6);
     t_resample(1, 2, 2, 3, 5);
     t_attention(2, 8, 16, 1);

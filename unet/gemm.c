@@ -155,19 +155,23 @@ const char *pd_gemm_kernel_name(void) { return current()->name; }
 
 /* ------------------------------------------------------------------ packing */
 
-/* Panel ip of op(A)·alpha: ap[k·mr + r] = alpha·op(A)[ip·mr + r, k], zero past row M. */
-static void pack_a_panel(float *ap, int ip, int mr, int transA, const float *A, int lda, int M,
-                         int K, float alpha) {
-    int i0 = ip * mr, rows = M - i0 < mr ? M - i0 : mr;
-    for (int k = 0; k < K; k++) {
-        float *d = ap + (size_t)k * mr;
-        if (transA) {
-            const float *s = A + (size_t)k * lda + i0;
-            for (int r = 0; r < rows; r++) d[r] = alpha * s[r];
+/* The matrix A packer: dst[k·mr + r] = alpha·op(A_b)[i0 + r, k0 + k], zero for r >= rows. */
+typedef struct { const float *A; int lda, transA; size_t strideA; float alpha; } mat_a;
+
+static void pack_a_matrix(float *d, int mr, int i0, int rows, int k0, int kc, int b,
+                          const void *ctx) {
+    const mat_a *m = ctx;
+    const float *A = m->A + (size_t)b * m->strideA;
+    float alpha = m->alpha;
+    for (int k = 0; k < kc; k++) {
+        float *dk = d + (size_t)k * mr;
+        if (m->transA) {
+            const float *s = A + (size_t)(k0 + k) * m->lda + i0;
+            for (int r = 0; r < rows; r++) dk[r] = alpha * s[r];
         } else {
-            for (int r = 0; r < rows; r++) d[r] = alpha * A[(size_t)(i0 + r) * lda + k];
+            for (int r = 0; r < rows; r++) dk[r] = alpha * A[(size_t)(i0 + r) * m->lda + k0 + k];
         }
-        for (int r = rows; r < mr; r++) d[r] = 0.0f;
+        for (int r = rows; r < mr; r++) dk[r] = 0.0f;
     }
 }
 
@@ -224,24 +228,20 @@ static void scale_c(float *C, int M, int N, int ldc, float beta) {
 /* Without workspace: one element at a time through 1-wide panels, each element the same FMA
  * chain the vector kernels compute (the portable kernel's multiply-add differs, as it does
  * anyway). Slow, but right. */
-static void slow_gemm(int transA, int M, int N, int K, float alpha, const float *A, int lda,
-                      size_t strideA, pd_gemm_bpack packb, const void *ctx, float beta, float *C,
-                      int ldc, size_t strideC, int batch) {
-    float col[64];
+static void slow_gemm(int M, int N, int K, pd_gemm_apack apack, const void *actx,
+                      pd_gemm_bpack bpack, const void *bctx, float beta, float *C, int ldc,
+                      size_t strideC, int batch) {
+    float arow[64], bcol[64];
     for (int b = 0; b < batch; b++) {
-        const float *Ab = A + (size_t)b * strideA;
         float *Cb = C + (size_t)b * strideC;
         for (int j = 0; j < N; j++)
             for (int i = 0; i < M; i++) {
                 float acc = beta == 0.0f ? 0.0f : Cb[(size_t)i * ldc + j];
                 for (int k0 = 0; k0 < K; k0 += 64) {
                     int kc = K - k0 < 64 ? K - k0 : 64;
-                    packb(col, 1, k0, kc, j, 1, b, ctx);
-                    for (int k = 0; k < kc; k++) {
-                        float a = alpha * (transA ? Ab[(size_t)(k0 + k) * lda + i]
-                                                  : Ab[(size_t)i * lda + k0 + k]);
-                        acc = fmaf(a, col[k], acc);
-                    }
+                    apack(arow, 1, i, 1, k0, kc, b, actx);
+                    bpack(bcol, 1, k0, kc, j, 1, b, bctx);
+                    for (int k = 0; k < kc; k++) acc = fmaf(arow[k], bcol[k], acc);
                 }
                 Cb[(size_t)i * ldc + j] = acc;
             }
@@ -250,31 +250,41 @@ static void slow_gemm(int transA, int M, int N, int K, float alpha, const float 
 
 void pd_sgemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
               const float *B, int ldb, float beta, float *C, int ldc) {
-    mat_src m = {B, ldb, transB, 0};
-    pd_sgemm_packb(transA, M, N, K, alpha, A, lda, 0, pack_b_matrix, &m, beta, C, ldc, 0, 1);
+    pd_sgemm_batch(transA, transB, M, N, K, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc, 0, 1);
 }
 
 void pd_sgemm_batch(int transA, int transB, int M, int N, int K, float alpha, const float *A,
                     int lda, size_t strideA, const float *B, int ldb, size_t strideB, float beta,
                     float *C, int ldc, size_t strideC, int batch) {
-    mat_src m = {B, ldb, transB, strideB};
-    pd_sgemm_packb(transA, M, N, K, alpha, A, lda, strideA, pack_b_matrix, &m, beta, C, ldc,
-                   strideC, batch);
+    mat_a ma = {A, lda, transA, strideA, alpha};
+    mat_src mb = {B, ldb, transB, strideB};
+    if (alpha == 0.0f) K = 0;
+    pd_sgemm_custom(M, N, K, pack_a_matrix, &ma, strideA == 0, pack_b_matrix, &mb, beta, C, ldc,
+                    strideC, batch);
 }
 
 void pd_sgemm_packb(int transA, int M, int N, int K, float alpha, const float *A, int lda,
                     size_t strideA, pd_gemm_bpack packb, const void *ctx, float beta, float *C,
                     int ldc, size_t strideC, int batch) {
+    mat_a ma = {A, lda, transA, strideA, alpha};
+    if (alpha == 0.0f) K = 0;
+    pd_sgemm_custom(M, N, K, pack_a_matrix, &ma, strideA == 0, packb, ctx, beta, C, ldc, strideC,
+                    batch);
+}
+
+void pd_sgemm_custom(int M, int N, int K, pd_gemm_apack apack, const void *actx, int a_shared,
+                     pd_gemm_bpack packb, const void *ctx, float beta, float *C, int ldc,
+                     size_t strideC, int batch) {
     if (M <= 0 || N <= 0 || batch <= 0) return;
-    if (K <= 0 || alpha == 0.0f || (beta != 0.0f && beta != 1.0f)) {
+    if (K <= 0 || (beta != 0.0f && beta != 1.0f)) {
         for (int b = 0; b < batch; b++) scale_c(C + (size_t)b * strideC, M, N, ldc, beta);
-        if (K <= 0 || alpha == 0.0f) return;
+        if (K <= 0) return;
         beta = 1.0f;
     }
     const kernel_desc *kd = current();
     int mr = kd->mr, nr = kd->nr;
     int mp = (M + mr - 1) / mr;
-    int na = strideA ? batch : 1;   /* distinct A matrices to pack */
+    int na = a_shared ? 1 : batch;   /* distinct A matrices to pack */
     int nth = omp_get_max_threads();
     int par = nth > 1 && 2.0 * M * N * K * batch > PAR_FLOPS;
     /* Tasks: (batch item, block of NCT columns, block of row panels); rows are split only when
@@ -289,7 +299,7 @@ void pd_sgemm_packb(int transA, int M, int N, int K, float alpha, const float *A
     size_t b_sz = ((size_t)KC * ((NCT + nr - 1) / nr) * nr + 15) & ~(size_t)15;
     float *w = workspace(a_sz + (size_t)(par ? nth : 1) * b_sz);
     if (!w) {
-        slow_gemm(transA, M, N, K, alpha, A, lda, strideA, packb, ctx, beta, C, ldc, strideC, batch);
+        slow_gemm(M, N, K, apack, actx, packb, ctx, beta, C, ldc, strideC, batch);
         return;
     }
     float *ap_all = w, *bp_all = w + a_sz;
@@ -297,9 +307,9 @@ void pd_sgemm_packb(int transA, int M, int N, int K, float alpha, const float *A
     {
         #pragma omp for schedule(static)
         for (int t = 0; t < na * mp; t++) {
-            int b = t / mp, ip = t % mp;
-            pack_a_panel(ap_all + (size_t)b * a_one + (size_t)ip * mr * K, ip, mr, transA,
-                         A + (size_t)b * strideA, lda, M, K, alpha);
+            int b = t / mp, ip = t % mp, i0 = ip * mr;
+            apack(ap_all + (size_t)b * a_one + (size_t)ip * mr * K, mr, i0,
+                  M - i0 < mr ? M - i0 : mr, 0, K, b, actx);
         }
         float *bp = bp_all + (size_t)omp_get_thread_num() * b_sz;
         float tile[MR_MAX * NR_MAX] __attribute__((aligned(64))) = {0};
@@ -308,7 +318,7 @@ void pd_sgemm_packb(int transA, int M, int N, int K, float alpha, const float *A
             int jb = t % nb, ib = (t / nb) % mb, b = t / (nb * mb);
             int j0 = jb * NCT, ncols = N - j0 < NCT ? N - j0 : NCT;
             int ip0 = ib * mpb, ip1 = ip0 + mpb < mp ? ip0 + mpb : mp;
-            const float *ap = ap_all + (strideA ? (size_t)b * a_one : 0);
+            const float *ap = ap_all + (a_shared ? 0 : (size_t)b * a_one);
             float *Cb = C + (size_t)b * strideC;
             for (int pc = 0; pc < K; pc += KC) {
                 int kc = K - pc < KC ? K - pc : KC;

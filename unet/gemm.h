@@ -41,6 +41,15 @@ void pd_sgemm_packb(int transA, int M, int N, int K, float alpha, const float *A
                     size_t strideA, pd_gemm_bpack pack, const void *ctx, float beta, float *C,
                     int ldc, size_t strideC, int batch);
 
+/* Both operands produced on the fly: apack(dst, mr, i0, rows, k0, kc, b, ctx) writes
+ * op(A_b)[i0 + r, k0 + k] (alpha already applied) as dst[k·mr + r] for r < rows, k < kc, and zeros
+ * in rows rows..mr-1. a_shared = 1: every item uses the A of b = 0, packed once. */
+typedef void (*pd_gemm_apack)(float *dst, int mr, int i0, int rows, int k0, int kc, int b,
+                              const void *ctx);
+void pd_sgemm_custom(int M, int N, int K, pd_gemm_apack apack, const void *actx, int a_shared,
+                     pd_gemm_bpack bpack, const void *bctx, float beta, float *C, int ldc,
+                     size_t strideC, int batch);
+
 /* Frees the calling thread's packing buffers (the next call allocates them again). */
 void pd_gemm_release(void);
 

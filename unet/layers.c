@@ -54,21 +54,75 @@ void linear_backward(float *din, float *dw, float *db, const float *dout, const 
 
 /* ------------------------------------------------------------------ SiLU */
 
-void silu_forward(float *out, const float *in, size_t n) {
-    #pragma omp parallel for schedule(static) if (n > PAR_MIN)
+/* exp(x) for the elementwise kernels: Cephes' expf (range reduction by ln 2 split in two, a
+ * degree-6 polynomial, then 2^n through the exponent bits), about 1 ulp. It is written with
+ * plain IEEE operations only (no libm call, no FMA: the build has -ffp-contract=off), so the
+ * scalar, SSE and AVX-512 compilations of a loop give bit-identical values, and an element's
+ * result cannot depend on where it sits in the array (vector body or tail). */
+#define PD_NOTRAP __attribute__((optimize("no-trapping-math")))
+
+PD_NOTRAP static inline float exp_ieee(float x) {
+    x = x < -87.3f ? -87.3f : x;   /* keeps 2^n normal; exp(-87.3) ~ 1e-38 */
+    x = x > 88.3f ? 88.3f : x;
+    /* n = round(x·log2 e): adding 1.5·2^23 rounds to an integer, which lands in the low bits */
+    float tm = x * 1.44269504088896341f + 12582912.0f;
+    float n = tm - 12582912.0f;
+    uint32_t bits;
+    memcpy(&bits, &tm, sizeof bits);
+    x = x - n * 0.693359375f;
+    x = x - n * -2.12194440e-4f;
+    float z = x * x, y = 1.9875691500e-4f;
+    y = y * x + 1.3981999507e-3f;
+    y = y * x + 8.3334519073e-3f;
+    y = y * x + 4.1665795894e-2f;
+    y = y * x + 1.6666665459e-1f;
+    y = y * x + 5.0000001201e-1f;
+    y = y * z + x + 1.0f;
+    uint32_t e = (bits - 0x4B400000u + 127u) << 23;   /* 2^n */
+    float two_n;
+    memcpy(&two_n, &e, sizeof two_n);
+    return y * two_n;
+}
+
+/* Chunks of the elementwise loops, compiled for AVX-512, AVX2 and the baseline and picked at load
+ * time; all give the same bits (see exp_ieee). no-trapping-math only lets GCC if-convert the
+ * clamps so the loops vectorize; it changes no value. */
+#define PD_CLONES __attribute__((target_clones("avx512f", "avx2", "default"), optimize("no-trapping-math")))
+#define CHUNK 4096
+
+PD_CLONES static void silu_chunk(float *out, const float *in, size_t n) {
+    #pragma omp simd
     for (size_t i = 0; i < n; i++) {
         float x = in[i];
-        out[i] = x / (1.0f + expf(-x));
+        out[i] = x / (1.0f + exp_ieee(-x));
     }
 }
 
 /* d/dx x·σ(x) = σ(x)·(1 + x·(1 − σ(x))). */
-void silu_backward(float *din, const float *dout, const float *in, size_t n) {
-    #pragma omp parallel for schedule(static) if (n > PAR_MIN)
+PD_CLONES static void silu_bwd_chunk(float *din, const float *dout, const float *in, size_t n) {
+    #pragma omp simd
     for (size_t i = 0; i < n; i++) {
         float x = in[i];
-        float s = 1.0f / (1.0f + expf(-x));
+        float s = 1.0f / (1.0f + exp_ieee(-x));
         din[i] += dout[i] * (s * (1.0f + x * (1.0f - s)));
+    }
+}
+
+void silu_forward(float *out, const float *in, size_t n) {
+    size_t nch = (n + CHUNK - 1) / CHUNK;
+    #pragma omp parallel for schedule(static) if (n > PAR_MIN)
+    for (size_t c = 0; c < nch; c++) {
+        size_t i = c * CHUNK;
+        silu_chunk(out + i, in + i, n - i < CHUNK ? n - i : CHUNK);
+    }
+}
+
+void silu_backward(float *din, const float *dout, const float *in, size_t n) {
+    size_t nch = (n + CHUNK - 1) / CHUNK;
+    #pragma omp parallel for schedule(static) if (n > PAR_MIN)
+    for (size_t c = 0; c < nch; c++) {
+        size_t i = c * CHUNK;
+        silu_bwd_chunk(din + i, dout + i, in + i, n - i < CHUNK ? n - i : CHUNK);
     }
 }
 
@@ -272,6 +326,25 @@ static void pack_conv_wgrad(float *dst, int nr, int k0, int kc, int j0, int w, i
         for (int t = 0; t < kc; t++) dst[(size_t)t * nr + j] = 0.0f;
 }
 
+/* Data gradient as a convolution: din[c, y, x] = Σ_{o,ki,kj} W[o, c, ki, kj]·dout[o, y−ki+p, x−kj+p]
+ * = Σ W'[c, o, ki', kj']·dout[o, y+ki'−p, x+kj'−p] with W'[c, o, ki', kj'] = W[o, c, k−1−ki', k−1−kj']
+ * (k = 2p+1): a forward conv of dout with the flipped, transposed kernel, which this packs as the
+ * GEMM's A [C, OC·k²] straight from W. */
+typedef struct { const float *w; int C, kk; } flipped_w;
+
+static void pack_a_flipped(float *d, int mr, int i0, int rows, int k0, int kc, int b,
+                           const void *ctx) {
+    const flipped_w *f = ctx;
+    int kk = f->kk;
+    for (int t = 0; t < kc; t++) {
+        int m = k0 + t, o = m / kk, q = m % kk;
+        const float *src = f->w + ((size_t)o * f->C + i0) * kk + (kk - 1 - q);
+        float *dt = d + (size_t)t * mr;
+        for (int r = 0; r < rows; r++) dt[r] = src[(size_t)r * kk];
+        for (int r = rows; r < mr; r++) dt[r] = 0.0f;
+    }
+}
+
 /* Adjoint of im2col, accumulated: din[c, ·] += scatter of its k·k rows. One channel per
  * iteration, rows in fixed (ki, kj, y) order, so no two threads touch one element. */
 static void col2im_add(float *din, const float *col, int C, int H, int W, int k) {
@@ -328,9 +401,10 @@ void conv2d_forward(float *out, const float *in, const float *w, const float *b,
     }
 }
 
-/* db += Σ_{n,hw} dout; dW += dout_n · col_n^T (col_n implicit, from the padded sample in col);
- * din_n += col2im(W^T · dout_n), with dcol = W^T · dout_n in the col scratch. Samples run in order,
- * so dW and db see them in a fixed order. */
+/* db += Σ_{n,hw} dout; dW += dout_n · col_n^T (col_n implicit, from the padded sample in col),
+ * samples in order so dW and db reduce in a fixed order; din += the flipped-kernel convolution of
+ * dout (per sample, batched like the forward), or col2im(W^T · dout_n) when col is too small to
+ * hold a padded dout. */
 void conv2d_backward(float *din, float *dw, float *db, const float *dout, const float *in,
                      const float *w, int N, int C, int H, int W, int OC, int k, float *col) {
     size_t HW = (size_t)H * W;
@@ -344,29 +418,44 @@ void conv2d_backward(float *din, float *dw, float *db, const float *dout, const 
         }
     }
     if (!dw && !din) return;
-    for (int n = 0; n < N; n++) {
-        const float *x = in + (size_t)n * C * HW;
-        const float *g = dout + (size_t)n * OC * HW;
-        if (dw) {
+    if (dw)
+        for (int n = 0; n < N; n++) {
+            const float *x = in + (size_t)n * C * HW;
+            const float *g = dout + (size_t)n * OC * HW;
             if (k == 1) {
                 pd_sgemm(0, 1, OC, K, (int)HW, 1.0f, g, (int)HW, x, (int)HW, 1.0f, dw, K);
             } else {
-                /* col holds the padded sample until dcol below overwrites it */
                 pad_images(col, x, 1, C, H, W, k);
                 conv_src src = {col, 0, W, H + k - 1, W + k - 1, k};
                 pd_sgemm_packb(0, OC, K, (int)HW, 1.0f, g, (int)HW, 0, pack_conv_wgrad, &src, 1.0f,
                                dw, K, 0, 1);
             }
         }
-        if (din) {
-            float *dx = din + (size_t)n * C * HW;
-            if (k == 1) {
-                pd_sgemm(1, 0, C, (int)HW, OC, 1.0f, w, C, g, (int)HW, 1.0f, dx, (int)HW);
-            } else {
-                pd_sgemm(1, 0, K, (int)HW, OC, 1.0f, w, K, g, (int)HW, 0.0f, col, (int)HW);
-                col2im_add(dx, col, C, H, W, k);
-            }
+    if (!din) return;
+    if (k == 1) {   /* din_n += W^T · dout_n */
+        pd_sgemm_batch(1, 0, C, (int)HW, OC, 1.0f, w, C, 0, dout, (int)HW, (size_t)OC * HW, 1.0f,
+                       din, (int)HW, (size_t)C * HW, N);
+        return;
+    }
+    int Hp = H + k - 1, Wp = W + k - 1;
+    size_t padded = (size_t)OC * Hp * Wp;
+    int group = (int)(((size_t)K * HW) / padded);
+    if (group >= 1) {   /* the flipped-kernel convolution, batched like the forward */
+        flipped_w f = {w, C, k * k};
+        for (int n0 = 0; n0 < N; n0 += group) {
+            int gn = imin(group, N - n0);
+            pad_images(col, dout + (size_t)n0 * OC * HW, gn, OC, H, W, k);
+            conv_src src = {col, padded, W, Hp, Wp, k};
+            pd_sgemm_custom(C, (int)HW, OC * k * k, pack_a_flipped, &f, 1, pack_conv_fwd, &src,
+                            1.0f, din + (size_t)n0 * C * HW, (int)HW, (size_t)C * HW, gn);
         }
+        return;
+    }
+    /* col cannot hold a padded dout (OC much larger than C·k²): dcol = W^T · dout_n, col2im. */
+    for (int n = 0; n < N; n++) {
+        pd_sgemm(1, 0, K, (int)HW, OC, 1.0f, w, K, dout + (size_t)n * OC * HW, (int)HW, 0.0f, col,
+                 (int)HW);
+        col2im_add(din + (size_t)n * C * HW, col, C, H, W, k);
     }
 }
 
