@@ -7,6 +7,7 @@
  */
 #include "distill/train.h"
 #include "distill/edm_init.h"
+#include "distill/objective_classify.h"
 #include "core/rng.h"
 #include "core/safetensors.h"
 #include "core/util.h"
@@ -22,6 +23,7 @@
 void tr_free(tr_trainer *t) {
     if (!t) return;
     unet_run_free(t->run);
+    tr_classify_free(t->cls);
     pd_model_free(t->model);
     pd_free(t->ema);
     pd_free(t->y);
@@ -89,7 +91,9 @@ int tr_create(tr_trainer **out, const tr_config *cfg, ds_dataset *data, pd_error
     t->H = c->model.img_resolution;
     t->label_dim = c->model.label_dim;
     t->chw = (size_t)t->C * t->H * t->H;
-    if (unet_run_create(&t->run, t->model, t->B, t->H, 1, err)) goto fail;
+    if (clf_config_is(&c->model) ? tr_classify_create(&t->cls, t->model, t->B, err)
+                                 : unet_run_create(&t->run, t->model, t->B, t->H, 1, err))
+        goto fail;
 
     size_t bc = (size_t)t->B * t->chw, nl = (size_t)t->B * (t->label_dim > 0 ? t->label_dim : 1);
     t->y = pd_alloc((4 * bc + (size_t)t->B + nl) * sizeof(float));
@@ -192,8 +196,9 @@ int tr_step(tr_trainer *t, double *loss, pd_error *err) {
     opts.dropout_stream = TR_STREAM_DROPOUT + (uint64_t)t->step;
     memset(t->grad, 0, t->n_params * sizeof(float));
     double L = 0, t1 = pd_now();
-    if (tr_edm_loss(t->run, t->x, t->y, t->sigma, t->label_dim > 0 ? t->labels : NULL, t->B,
-                    t->chw, c->sigma_data, &opts, t->D, t->dD, t->grad, &L, err))
+    if (t->cls ? tr_classify_batch(t->cls, t->y, t->data, t->idx, t->B, &opts, t->grad, &L, err)
+               : tr_edm_loss(t->run, t->x, t->y, t->sigma, t->label_dim > 0 ? t->labels : NULL,
+                             t->B, t->chw, c->sigma_data, &opts, t->D, t->dD, t->grad, &L, err))
         return -1;
     t->t_fwdbwd += pd_now() - t1;
 
@@ -208,7 +213,7 @@ int tr_step(tr_trainer *t, double *loss, pd_error *err) {
     opt_ema_update(t->ema, t->model->params, t->n_params, beta);
     t->images_seen += t->B;
     t->step++;
-    t->last_loss = L / (double)t->chw;
+    t->last_loss = t->cls ? L : L / (double)t->chw;   /* cross-entropy, or EDM per pixel */
     if (loss) *loss = t->last_loss;
     double dt = pd_now() - t0;
     t->t_step += dt;
@@ -223,10 +228,11 @@ int tr_eval_loss(tr_trainer *t, int n, uint64_t eval_seed, double *loss, pd_erro
     unet_opts opts;
     memset(&opts, 0, sizeof opts);
     double L;
-    if (tr_edm_loss(t->run, t->x, t->y, t->sigma, t->label_dim > 0 ? t->labels : NULL, n, t->chw,
-                    t->cfg.sigma_data, &opts, t->D, t->dD, NULL, &L, err))
+    if (t->cls ? tr_classify_batch(t->cls, t->y, t->data, t->idx, n, &opts, NULL, &L, err)
+               : tr_edm_loss(t->run, t->x, t->y, t->sigma, t->label_dim > 0 ? t->labels : NULL, n,
+                             t->chw, t->cfg.sigma_data, &opts, t->D, t->dD, NULL, &L, err))
         return -1;
-    *loss = L / (double)t->chw;
+    *loss = t->cls ? L : L / (double)t->chw;
     return 0;
 }
 
@@ -235,7 +241,7 @@ int tr_eval_loss(tr_trainer *t, int n, uint64_t eval_seed, double *loss, pd_erro
 static const char *const ck_names[4] = {"train.params", "train.ema", "train.adam_m", "train.adam_v"};
 
 int tr_save_checkpoint(const tr_trainer *t, const char *path, pd_error *err) {
-    char json[8192], images[32], step[32], secs[40], seed[32], loss[40];
+    char json[8192], images[32], step[32], secs[40], seed[32], loss[40], rng[200];
     if (unet_config_to_json(&t->cfg.model, json, sizeof json) < 0)
         return pd_fail(err, "%s: model config too large for the checkpoint metadata", path);
     snprintf(images, sizeof images, "%lld", t->images_seen);
@@ -243,11 +249,15 @@ int tr_save_checkpoint(const tr_trainer *t, const char *path, pd_error *err) {
     snprintf(secs, sizeof secs, "%.17g", t->seconds);
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)t->cfg.seed);
     snprintf(loss, sizeof loss, "%.9g", t->last_loss);
+    /* Counter-based draws carry no state: the position is the next image and the next step. */
+    snprintf(rng, sizeof rng, "philox4x32-10 key=%llu next_image=%lld next_step=%lld",
+             (unsigned long long)t->cfg.seed, t->images_seen, t->step);
     const char *keys[] = {"pixdiff.train.format", "pixdiff.train.images_seen",
                           "pixdiff.train.step", "pixdiff.train.seconds", "pixdiff.train.seed",
+                          "pixdiff.train.rng",
                           "pixdiff.train.last_loss", "pixdiff.train.config_yaml",
                           "pixdiff.train.config_source", "pixdiff.config", "pixdiff.version"};
-    const char *vals[] = {TR_CHECKPOINT_FORMAT, images, step, secs, seed, loss,
+    const char *vals[] = {TR_CHECKPOINT_FORMAT, images, step, secs, seed, rng, loss,
                           t->cfg.text ? t->cfg.text : "", t->cfg.source, json, pd_version()};
     int ndims[4] = {1, 1, 1, 1};
     long long shapes[4][8] = {{(long long)t->n_params}, {(long long)t->n_params},

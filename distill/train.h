@@ -10,14 +10,17 @@
  *   step s: the dropout masks (unet_opts.dropout_stream = TR_STREAM_DROPOUT + s, from which the
  *     U-Net derives one stream per block).
  * So the state (params, EMA, m, v, images_seen, step) saved in a checkpoint determines the rest
- * of the run exactly, and a resumed run is bit-identical to an uninterrupted one (same thread
- * count; the U-Net's per-thread-count determinism is its own contract).
+ * of the run exactly, and a resumed run is bit-identical to an uninterrupted one (checked in
+ * tests/test_train.c and, through kill -9, tests/e2e_train.sh; it holds across thread counts as
+ * long as the U-Net's results do not depend on them, which is its contract).
  *
  * Loss (models.md §1.3, EDM Alg. "training"): ln sigma ~ N(p_mean, p_std^2),
  * lambda = (sigma^2 + sigma_d^2) / (sigma sigma_d)^2,
  *   L = (1/B) sum_i lambda_i sum_pix (D(y_i + sigma_i n_i; sigma_i, label_i) - y_i)^2,
  * the sum over pixels and mean over the batch that EDM optimises. Progress reports L / (C H W),
  * the mean weighted per-pixel loss (about 1 at the start whatever the image size).
+ * A classifier model (arch "classifier") trains with the classify objective instead: cross-entropy
+ * on the clean images' labels (distill/objective_classify.h); the loss reported is its mean.
  */
 #ifndef PD_TRAIN_H
 #define PD_TRAIN_H
@@ -38,7 +41,8 @@ typedef struct tr_trainer {
     pd_model *model;
     float *ema, *adam_m, *adam_v, *grad;   /* [n_params] each, one arena */
     size_t n_params;
-    unet_run *run;
+    unet_run *run;                         /* the denoiser's run; NULL for a classifier */
+    struct tr_classify *cls;               /* a classifier's objective (objective_classify.h) */
     ds_dataset *data;
     ds_dataset data_owned;
     int owns_data;

@@ -166,6 +166,12 @@ int tr_config_parse(tr_config *c, const char *text, const char *source, pd_error
             goto done;
         }
     }
+    if (!strcmp(c->data_kind, "png-folder") && !c->data_path[0]) {
+        const yd_node *d = section(root, "data");
+        pd_fail(err, "%s:%d: data.path: required for kind png-folder (the folder of PNGs)",
+                doc.source, d ? d->line : 1);
+        goto done;
+    }
     if ((s = section(root, "optimizer"))) {
         double betas[2] = {c->beta1, c->beta2};
         int nb = 2;
@@ -230,9 +236,11 @@ int tr_config_parse(tr_config *c, const char *text, const char *source, pd_error
     }
 
     if (isnan(c->sigma_data)) c->sigma_data = c->model.sigma_data;
-    if (strcmp(c->model.kind, "denoiser")) {
-        pd_fail(err, "%s: model.kind '%s': pixdiff train trains denoisers (EDM loss) only",
-                doc.source, c->model.kind);
+    /* The objective follows from the model: EDM loss for a denoiser, cross-entropy for a
+     * classifier (objective_classify.h). */
+    if (strcmp(c->model.kind, "denoiser") && strcmp(c->model.kind, "classifier")) {
+        pd_fail(err, "%s: model.kind '%s': pixdiff train trains denoisers (EDM loss) and "
+                "classifiers (cross-entropy) only", doc.source, c->model.kind);
         goto done;
     }
     /* Fashion-MNIST's class names travel in the model so `--class sneaker` works. */

@@ -5,8 +5,10 @@
  * (EMA model every training.snapshot_images, if set), training-log.csv (one line per checkpoint:
  * images, step, hours, mean loss since the previous line, img/s, lr, gradient norm) and the final
  * EMA model. A run never overwrites an existing checkpoint unless asked to resume from it.
+ * For a classifier, every checkpoint also logs the EMA weights' accuracy on the t10k split.
  */
 #include "distill/train.h"
+#include "distill/objective_classify.h"
 #include "core/util.h"
 
 #include <dirent.h>
@@ -139,8 +141,10 @@ int pd_train(const pd_train_options *o, pd_error *err) {
         logf_(o, "resumed %s at %lld images (step %lld, %.2f h trained)", ckpt, t->images_seen,
               t->step, t->seconds / 3600.0);
     } else {
-        logf_(o, "new run: %zu parameters, %d images of %dx%dx%d, batch %d, %lld images -> %s",
-              t->n_params, t->data->n, t->H, t->H, t->C, t->B, cfg.duration_images, cfg.out_dir);
+        logf_(o, "new run: %zu parameters, %d images of %dx%dx%d, batch %d (%.0f MB of "
+              "activations), %lld images -> %s", t->n_params, t->data->n, t->H, t->H, t->C, t->B,
+              (t->cls ? tr_classify_bytes(t->cls) : unet_run_bytes(t->run)) / 1048576.0,
+              cfg.duration_images, cfg.out_dir);
     }
 
     const long long total = cfg.duration_images;
@@ -192,6 +196,7 @@ int pd_train(const pd_train_options *o, pd_error *err) {
             since_sum = 0;
             since_n = 0;
             logf_(o, "checkpoint %s at %lld images", ckpt, t->images_seen);
+            if (t->cls && tr_classify_report(t, o, NULL, err)) goto done;
         }
         if (cfg.snapshot_images > 0 &&
             before / cfg.snapshot_images != t->images_seen / cfg.snapshot_images) {
@@ -212,6 +217,7 @@ int pd_train(const pd_train_options *o, pd_error *err) {
         if (since_n) append_log_csv(cfg.out_dir, t, since_sum / since_n, rate,
                                     opt_lr(&a, t->images_seen));
         logf_(o, "checkpoint %s at %lld images", ckpt, t->images_seen);
+        if (t->cls && tr_classify_report(t, o, NULL, err)) goto done;
     }
     char model_path[1200];
     if (o->export_path) snprintf(model_path, sizeof model_path, "%s", o->export_path);

@@ -121,6 +121,18 @@ int pd_unet_config_preset(pd_unet_config *cfg, const char *name, pd_error *err);
  * key or a wrong type fails naming file:line. */
 int pd_unet_config_from_yaml(pd_unet_config *cfg, const char *path, pd_error *err);
 
+/* ------------------------------------------------------------------ classifier
+ * The feature classifier (arch "classifier", unet/classifier.h; models/fashion-classifier
+ * .safetensors): x [n, in_channels, img_resolution, img_resolution] in [-1, 1], at exactly the
+ * trained size (callers pool or pad other sizes themselves). Fills logits [n, K] (K = label_dim)
+ * and/or features [n, F], the penultimate layer (the metrics' feature space); either may be NULL.
+ * An image's outputs do not depend on n or the thread count. Not thread-safe per model (the model
+ * caches its inference buffers). Fails for a model that is not a classifier. */
+int pd_classifier_features(pd_model *m, const float *x, int n, float *logits, float *features,
+                           pd_error *err);
+/* F, or -1 when m is not a classifier. */
+int pd_classifier_feature_dim(const pd_model *m);
+
 /* ------------------------------------------------------------------ denoisers
  * Every model is seen by samplers as D(x; sigma, label) -> x0 estimate. sigma is per sample.
  * labels is [n, label_dim] (one-hot, or zeros for "no label"), or NULL for no label. */

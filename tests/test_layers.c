@@ -10,6 +10,7 @@
  * grows with the data's offset: 5e-5 + 2e-5·|offset|). An indexing bug gives errors of order 1.
  */
 #include "unet/layers.h"
+#include "unet/gemm.h"
 #include "core/rng.h"
 #include "pixdiff.h"
 #include "testutil.h"
@@ -46,13 +47,25 @@ static void test_linear(int N, int IN, int OUT, int bias) {
     free(x); free(w); free(b); free(y); free(xd); free(wd); free(bd); free(yd);
 }
 
-static void test_silu(size_t n) {
-    float *x = randf(n, 4, 8), *y = malloc(n * sizeof *y);
+/* The vectorised exp must give each element the same bits wherever it sits (vector body or
+ * tail): silu of x[1..] equals silu of x shifted by one. */
+static void test_silu_position(void) {
+    size_t n = 1000;
+    float *x = randf(n, 30, 100), *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b);
+    silu_forward(a, x, n);
+    silu_forward(b, x + 1, n - 1);
+    tu_check(memcmp(a + 1, b, (n - 1) * sizeof *a) == 0,
+             "silu: an element's value does not depend on its position in the array");
+    free(x); free(a); free(b);
+}
+
+static void test_silu(size_t n, float scale) {
+    float *x = randf(n, 4, scale), *y = malloc(n * sizeof *y);
     double *xd = to_d(x, n), *yd = malloc(n * sizeof *yd);
     silu_forward(y, x, n);
     silu_forward_naive(yd, xd, n);
     char name[96];
-    snprintf(name, sizeof name, "silu n=%zu", n);
+    snprintf(name, sizeof name, "silu n=%zu |x|<=%g", n, scale);
     tu_compare(name, y, yd, n, TOL_ELEM);
     free(x); free(y); free(xd); free(yd);
 }
@@ -273,8 +286,10 @@ static void test_other_invariance(void) {
 int main(void) {
     test_linear(3, 37, 19, 1);
     test_linear(5, 128, 512, 0);
-    test_silu(1000);
-    test_silu(200001);
+    test_silu(1000, 8);
+    test_silu(200001, 8);
+    test_silu(5000, 120);   /* past exp's clamps at ±87 */
+    test_silu_position();
     test_groupnorm(2, 8, 35, 0, 0);
     test_groupnorm(2, 96, 20, 0, 0);
     test_groupnorm(3, 64, 64, 10, 0);
@@ -289,6 +304,17 @@ int main(void) {
     test_conv(2, 32, 16, 16, 24, 3, 1);
     test_conv(1, 4, 1, 1, 6, 3, 1);
     test_conv(1, 2, 6, 4, 3, 5, 1);
+    /* the layers on every GEMM micro-kernel this CPU has (tile sizes differ: 8x32, 6x16, 4x8) */
+    for (int kern = PD_GEMM_AVX512; kern <= PD_GEMM_PORTABLE; kern++) {
+        if (!pd_gemm_use_kernel(kern)) continue;
+        printf("-- gemm kernel %s\n", pd_gemm_kernel_name());
+        test_conv(2, 16, 8, 8, 8, 3, 1);
+        test_conv(2, 8, 16, 16, 12, 3, 1);
+        test_conv(1, 6, 9, 20, 5, 3, 0);
+        test_attention(2, 16, 16, 2);
+        test_linear(3, 37, 19, 1);
+    }
+    pd_gemm_use_kernel(PD_GEMM_AUTO);
     test_resample(2, 3, 12, 24);
     test_attention(2, 16, 16, 1);
     test_attention(2, 16, 16, 2);

@@ -12,6 +12,7 @@
  * others (bitwise).
  */
 #include "unet/layers.h"
+#include "unet/gemm.h"
 #include "testutil.h"
 #include <math.h>
 #include <stdio.h>
@@ -291,5 +292,15 @@ int main(void) {
     t_posemb(4, 16, 1, 1);
     t_posemb(4, 128, 0, 0);
     t_dropout();
+    /* the GEMM-based backwards again on the other micro-kernels (other tile shapes) */
+    for (int kern = PD_GEMM_AVX2; kern <= PD_GEMM_PORTABLE; kern++) {
+        if (!pd_gemm_use_kernel(kern)) continue;
+        printf("-- gemm kernel %s\n", pd_gemm_kernel_name());
+        t_linear(3, 7, 5);
+        t_conv(2, 3, 5, 7, 4, 3);
+        t_conv(2, 1, 4, 4, 16, 3);
+        t_attention(2, 8, 16, 2);
+    }
+    pd_gemm_use_kernel(PD_GEMM_AUTO);
     return tu_finish();
 }

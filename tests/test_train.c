@@ -39,16 +39,17 @@ static const char *tiny_yaml =
     "  augment_dim: 0\n"                         /* 12 */
     "data:\n"                                    /* 13 */
     "  kind: png-folder\n"                       /* 14 */
-    "  flip: true\n"                             /* 15 */
-    "optimizer:\n"                               /* 16 */
-    "  lr: 0.004\n"                              /* 17 */
-    "  warmup_images: 64\n"                      /* 18 */
-    "  grad_clip: 100\n"                         /* 19 */
-    "ema:\n"                                     /* 20 */
-    "  halflife_images: 200\n"                   /* 21 */
-    "training:\n"                                /* 22 */
-    "  batch: 8\n"                               /* 23 */
-    "  seed: 7\n";                               /* 24 */
+    "  path: /synthetic\n"                       /* 15 (the test passes its own data) */
+    "  flip: true\n"                             /* 16 */
+    "optimizer:\n"                               /* 17 */
+    "  lr: 0.004\n"                              /* 18 */
+    "  warmup_images: 64\n"                      /* 19 */
+    "  grad_clip: 100\n"                         /* 20 */
+    "ema:\n"                                     /* 21 */
+    "  halflife_images: 200\n"                   /* 22 */
+    "training:\n"                                /* 23 */
+    "  batch: 8\n"                               /* 24 */
+    "  seed: 7\n";                               /* 25 */
 
 /* ------------------------------------------------------------------ optimiser */
 
@@ -290,6 +291,8 @@ static void test_configs(void) {
              "unknown data kind");
     tu_check(parse_fails("training:\n  batch: 0\n", "bad.yaml:2", "batch", NULL), "batch 0");
     tu_check(parse_fails("model:\n  preset: huge\n", "bad.yaml:2", "huge", NULL), "unknown preset");
+    tu_check(parse_fails("data:\n  kind: png-folder\n", "bad.yaml:2", "data.path", NULL),
+             "png-folder without a path");
 
     const char *files[2] = {PD_SOURCE_DIR "/configs/train/fashion32.yaml",
                             PD_SOURCE_DIR "/configs/train/tiny.yaml"};

@@ -202,8 +202,13 @@ static void pack_b_matrix(float *d, int nr, int k0, int kc, int j0, int w, int b
 static _Thread_local float *ws;
 static _Thread_local size_t ws_cap;
 
+/* What the A region of ws holds: a shared A packed for (M, K, mr), reusable by a call that passes
+ * a_shared = 2 (the caller vouches that A has not changed since). */
+static _Thread_local struct { int valid, M, K, mr; } ws_a;
+
 static float *workspace(size_t nfloat) {
     if (nfloat <= ws_cap) return ws;
+    ws_a.valid = 0;
     free(ws);
     size_t bytes = (nfloat * sizeof(float) + 63) & ~(size_t)63;
     ws = aligned_alloc(64, bytes);
@@ -212,6 +217,7 @@ static float *workspace(size_t nfloat) {
 }
 
 void pd_gemm_release(void) {
+    ws_a.valid = 0;
     free(ws);
     ws = NULL;
     ws_cap = 0;
@@ -291,6 +297,7 @@ void pd_sgemm_custom(int M, int N, int K, pd_gemm_apack apack, const void *actx,
      * there are too few column blocks to keep every thread busy. */
     int nb = (N + NCT - 1) / NCT, mb = 1;
     if (par && batch * nb < 2 * nth) mb = (2 * nth + batch * nb - 1) / (batch * nb);
+    else if (par && (batch * nb) % nth && batch * nb < 4 * nth) mb = 2;   /* evens out 5 on 2 */
     if (mb > mp) mb = mp;
     int mpb = (mp + mb - 1) / mb;
     mb = (mp + mpb - 1) / mpb;
@@ -303,10 +310,15 @@ void pd_sgemm_custom(int M, int N, int K, pd_gemm_apack apack, const void *actx,
         return;
     }
     float *ap_all = w, *bp_all = w + a_sz;
+    int pack_a = !(a_shared == 2 && ws_a.valid && ws_a.M == M && ws_a.K == K && ws_a.mr == mr);
+    ws_a.valid = a_shared != 0;
+    ws_a.M = M;
+    ws_a.K = K;
+    ws_a.mr = mr;
     #pragma omp parallel if (par)
     {
         #pragma omp for schedule(static)
-        for (int t = 0; t < na * mp; t++) {
+        for (int t = 0; t < (pack_a ? na * mp : 0); t++) {
             int b = t / mp, ip = t % mp, i0 = ip * mr;
             apack(ap_all + (size_t)b * a_one + (size_t)ip * mr * K, mr, i0,
                   M - i0 < mr ? M - i0 : mr, 0, K, b, actx);

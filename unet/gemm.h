@@ -43,7 +43,10 @@ void pd_sgemm_packb(int transA, int M, int N, int K, float alpha, const float *A
 
 /* Both operands produced on the fly: apack(dst, mr, i0, rows, k0, kc, b, ctx) writes
  * op(A_b)[i0 + r, k0 + k] (alpha already applied) as dst[k·mr + r] for r < rows, k < kc, and zeros
- * in rows rows..mr-1. a_shared = 1: every item uses the A of b = 0, packed once. */
+ * in rows rows..mr-1. a_shared = 1: every item uses the A of b = 0, packed once; a_shared = 2: the
+ * same, and A is the very one the previous a_shared call on this thread packed (same M, K and
+ * contents), so its packed copy is reused when still there (a conv layer's weights across sample
+ * groups). */
 typedef void (*pd_gemm_apack)(float *dst, int mr, int i0, int rows, int k0, int kc, int b,
                               const void *ctx);
 void pd_sgemm_custom(int M, int N, int K, pd_gemm_apack apack, const void *actx, int a_shared,

@@ -59,9 +59,7 @@ void linear_backward(float *din, float *dw, float *db, const float *dout, const 
  * plain IEEE operations only (no libm call, no FMA: the build has -ffp-contract=off), so the
  * scalar, SSE and AVX-512 compilations of a loop give bit-identical values, and an element's
  * result cannot depend on where it sits in the array (vector body or tail). */
-#define PD_NOTRAP __attribute__((optimize("no-trapping-math")))
-
-PD_NOTRAP static inline float exp_ieee(float x) {
+static inline float exp_ieee(float x) {
     x = x < -87.3f ? -87.3f : x;   /* keeps 2^n normal; exp(-87.3) ~ 1e-38 */
     x = x > 88.3f ? 88.3f : x;
     /* n = round(x·log2 e): adding 1.5·2^23 rounds to an integer, which lands in the low bits */
@@ -84,10 +82,10 @@ PD_NOTRAP static inline float exp_ieee(float x) {
     return y * two_n;
 }
 
-/* Chunks of the elementwise loops, compiled for AVX-512, AVX2 and the baseline and picked at load
- * time; all give the same bits (see exp_ieee). no-trapping-math only lets GCC if-convert the
- * clamps so the loops vectorize; it changes no value. */
-#define PD_CLONES __attribute__((target_clones("avx512f", "avx2", "default"), optimize("no-trapping-math")))
+/* Chunks of the elementwise loops, compiled for AVX-512 and the baseline and picked at load time;
+ * both give the same bits (see exp_ieee). (Only AVX-512's masked operations let GCC vectorize the
+ * clamps without -fno-trapping-math; the baseline clone runs them scalar.) */
+#define PD_CLONES __attribute__((target_clones("avx512f", "default")))
 #define CHUNK 4096
 
 PD_CLONES static void silu_chunk(float *out, const float *in, size_t n) {
@@ -135,9 +133,70 @@ int groupnorm_groups(int C) {
     return g < 1 ? 1 : g;
 }
 
-/* Statistics per (n, g) in double, two-pass (mean, then biased variance of the deviations),
- * in one iteration each, so they do not depend on the thread count. mean/rstd are stored as
- * float and the normalisation uses exactly those floats, which backward reuses. */
+/* Sums for GroupNorm in double over eight explicit lanes (lane l takes elements l, l+8, ...,
+ * combined pairwise at the end): vectorisable, yet the order is fixed by the code alone, not by
+ * alignment, threads or ISA. With a = x: Σ x and Σ x² (a float squared is exact in double).
+ * gn_sums2: Σ dy·ga and Σ (dy·ga)·((x − m)·r), the two reductions of the backward. */
+#define LANES 8
+static double lanes_total(const double *v) {
+    return ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7]));
+}
+
+PD_CLONES static void gn_stats(const float *x, size_t n, double *sum, double *sumsq) {
+    double s[LANES] = {0}, q[LANES] = {0};
+    size_t i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int l = 0; l < LANES; l++) {
+            double v = x[i + l];
+            s[l] += v;
+            q[l] += v * v;
+        }
+    for (int l = 0; i < n; i++, l++) {
+        double v = x[i];
+        s[l] += v;
+        q[l] += v * v;
+    }
+    *sum = lanes_total(s);
+    *sumsq = lanes_total(q);
+}
+
+PD_CLONES static void gn_sums2(const float *dy, const float *x, size_t n, float ga, float m,
+                               float r, double *s1, double *s2) {
+    double a[LANES] = {0}, b[LANES] = {0};
+    size_t i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int l = 0; l < LANES; l++) {
+            float dxh = dy[i + l] * ga;
+            a[l] += dxh;
+            b[l] += (double)dxh * ((x[i + l] - m) * r);
+        }
+    for (int l = 0; i < n; i++, l++) {
+        float dxh = dy[i] * ga;
+        a[l] += dxh;
+        b[l] += (double)dxh * ((x[i] - m) * r);
+    }
+    *s1 += lanes_total(a);
+    *s2 += lanes_total(b);
+}
+
+/* y = ((x − m)·r)·γ + β; y may alias x. */
+PD_CLONES static void gn_apply(float *y, const float *x, size_t n, float m, float r, float ga,
+                               float be) {
+    #pragma omp simd
+    for (size_t i = 0; i < n; i++) y[i] = ((x[i] - m) * r) * ga + be;
+}
+
+/* dx += r·((dy·γ − m1) − x̂·m2), x̂ = (x − m)·r. */
+PD_CLONES static void gn_apply_bwd(float *dx, const float *dy, const float *x, size_t n, float m,
+                                   float r, float ga, float m1, float m2) {
+    #pragma omp simd
+    for (size_t i = 0; i < n; i++) dx[i] += r * ((dy[i] * ga - m1) - ((x[i] - m) * r) * m2);
+}
+
+/* Statistics per (n, g) in double, each in one loop iteration, so they do not depend on the
+ * thread count: biased variance = E[x²] − E[x]² (in double the cancellation costs nothing at
+ * float precision unless |mean|/std > 1e4). mean/rstd are stored as float and the normalisation
+ * uses exactly those floats, which backward reuses. */
 void groupnorm_forward(float *out, float *mean, float *rstd, const float *in, const float *gamma,
                        const float *beta, int N, int C, int HW, int G, float eps) {
     int cg = C / G;
@@ -146,26 +205,17 @@ void groupnorm_forward(float *out, float *mean, float *rstd, const float *in, co
     for (int ng = 0; ng < N * G; ng++) {
         int n = ng / G, g = ng % G;
         size_t off = ((size_t)n * C + (size_t)g * cg) * HW;
-        const float *x = in + off;
-        double mu = sum_f(x, gs) / (double)gs;
-        double v0 = 0, v1 = 0;
-        size_t i = 0;
-        for (; i + 2 <= gs; i += 2) {
-            double d0 = x[i] - mu, d1 = x[i + 1] - mu;
-            v0 += d0 * d0; v1 += d1 * d1;
-        }
-        for (; i < gs; i++) { double d = x[i] - mu; v0 += d * d; }
-        double var = (v0 + v1) / (double)gs;
+        double sum, sumsq;
+        gn_stats(in + off, gs, &sum, &sumsq);
+        double mu = sum / (double)gs, var = sumsq / (double)gs - mu * mu;
+        if (var < 0) var = 0;
         float m = (float)mu, r = (float)(1.0 / sqrt(var + (double)eps));
         mean[ng] = m;
         rstd[ng] = r;
-        float *y = out + off;   /* may alias x: each element is read before it is written */
         for (int c = 0; c < cg; c++) {
             int ch = g * cg + c;
-            float ga = gamma ? gamma[ch] : 1.0f, be = beta ? beta[ch] : 0.0f;
-            const float *xc = x + (size_t)c * HW;
-            float *yc = y + (size_t)c * HW;
-            for (int j = 0; j < HW; j++) yc[j] = ((xc[j] - m) * r) * ga + be;
+            gn_apply(out + off + (size_t)c * HW, in + off + (size_t)c * HW, (size_t)HW, m, r,
+                     gamma ? gamma[ch] : 1.0f, beta ? beta[ch] : 0.0f);
         }
     }
 }
@@ -183,15 +233,11 @@ void groupnorm_backward(float *din, float *dgamma, float *dbeta, const float *do
         #pragma omp parallel for schedule(static) if (big)
         for (int ch = 0; ch < C; ch++) {
             int g = ch / cg;
-            double sg = 0, sb = 0;
+            double sb = 0, sg = 0;
             for (int n = 0; n < N; n++) {
                 size_t off = ((size_t)n * C + ch) * HW;
-                const float *x = in + off, *dy = dout + off;
-                float m = mean[n * G + g], r = rstd[n * G + g];
-                for (int j = 0; j < HW; j++) {
-                    sb += dy[j];
-                    sg += (double)dy[j] * ((x[j] - m) * r);
-                }
+                gn_sums2(dout + off, in + off, (size_t)HW, 1.0f, mean[n * G + g], rstd[n * G + g],
+                         &sb, &sg);
             }
             if (dgamma) dgamma[ch] += (float)sg;
             if (dbeta) dbeta[ch] += (float)sb;
@@ -200,30 +246,18 @@ void groupnorm_backward(float *din, float *dgamma, float *dbeta, const float *do
     if (!din) return;
     #pragma omp parallel for schedule(static) if (big)
     for (int ng = 0; ng < N * G; ng++) {
-        int n = ng / G, g = ng % G;
-        size_t off = ((size_t)n * C + (size_t)g * cg) * HW;
-        const float *x = in + off, *dy = dout + off;
+        int g = ng % G;
+        size_t off = ((size_t)(ng / G) * C + (size_t)g * cg) * HW;
         float m = mean[ng], r = rstd[ng];
         double s1 = 0, s2 = 0;
-        for (int c = 0; c < cg; c++) {
-            float ga = gamma ? gamma[g * cg + c] : 1.0f;
-            for (int j = 0; j < HW; j++) {
-                size_t i = (size_t)c * HW + j;
-                float dxh = dy[i] * ga;
-                s1 += dxh;
-                s2 += (double)dxh * ((x[i] - m) * r);
-            }
-        }
+        for (int c = 0; c < cg; c++)
+            gn_sums2(dout + off + (size_t)c * HW, in + off + (size_t)c * HW, (size_t)HW,
+                     gamma ? gamma[g * cg + c] : 1.0f, m, r, &s1, &s2);
         float m1 = (float)(s1 / (double)gs), m2 = (float)(s2 / (double)gs);
-        float *dx = din + off;
-        for (int c = 0; c < cg; c++) {
-            float ga = gamma ? gamma[g * cg + c] : 1.0f;
-            for (int j = 0; j < HW; j++) {
-                size_t i = (size_t)c * HW + j;
-                float xh = (x[i] - m) * r;
-                dx[i] += r * ((dy[i] * ga - m1) - xh * m2);
-            }
-        }
+        for (int c = 0; c < cg; c++)
+            gn_apply_bwd(din + off + (size_t)c * HW, dout + off + (size_t)c * HW,
+                         in + off + (size_t)c * HW, (size_t)HW, m, r,
+                         gamma ? gamma[g * cg + c] : 1.0f, m1, m2);
     }
 }
 
@@ -291,8 +325,13 @@ static void pack_conv_fwd(float *dst, int nr, int k0, int kc, int j0, int w, int
     const float *plane = s->xp + (size_t)b * s->stride + (size_t)c * s->Hp * Wp;
     for (int t = 0; t < kc; t++) {
         float *d = dst + (size_t)t * nr;
+        const float *src = plane + (size_t)(y0 + ki) * Wp + x0 + kj;
         if (one_row) {
-            memcpy(d, plane + (size_t)(y0 + ki) * Wp + x0 + kj, (size_t)w * sizeof *d);
+            memcpy(d, src, (size_t)w * sizeof *d);
+        } else if (x0 == 0 && w == nr && nr % 8 == 0 && W == 8) {   /* whole rows, fixed-size copies */
+            for (int j = 0; j < w; j += 8, src += Wp) memcpy(d + j, src, 8 * sizeof *d);
+        } else if (x0 == 0 && w == nr && nr % 16 == 0 && W == 16) {
+            for (int j = 0; j < w; j += 16, src += Wp) memcpy(d + j, src, 16 * sizeof *d);
         } else {
             for (int j = 0, y = y0, x = x0; j < w; y++) {   /* output rows y0, y0+1, ... */
                 int seg = imin(W - x, w - j);
@@ -369,6 +408,26 @@ static void col2im_add(float *din, const float *col, int C, int H, int W, int k)
     }
 }
 
+/* Groups of at most `fit` samples, as even as possible (8 in groups of 5 would be 5 + 3; 4 + 4
+ * keeps two threads equally busy). */
+static int balanced_group(int fit, int N) {
+    if (fit < 1) fit = 1;
+    int ngroups = (N + fit - 1) / fit;
+    return ngroups ? (N + ngroups - 1) / ngroups : 1;
+}
+
+/* The weights [OC, C·k²] as the GEMM's A (rows of a row-major matrix, alpha = 1). */
+typedef struct { const float *w; int K; } mat_a_w;
+
+static void pack_a_rows(float *d, int mr, int i0, int rows, int k0, int kc, int b, const void *ctx) {
+    const mat_a_w *m = ctx;
+    for (int k = 0; k < kc; k++) {
+        float *dk = d + (size_t)k * mr;
+        for (int r = 0; r < rows; r++) dk[r] = m->w[(size_t)(i0 + r) * m->K + k0 + k];
+        for (int r = rows; r < mr; r++) dk[r] = 0.0f;
+    }
+}
+
 /* Per sample: out_n[OC, HW] = W[OC, C·k·k] · col_n[C·k·k, HW] (+ b), col_n implicit, as batched
  * GEMMs over as many samples as the col scratch holds padded copies of; W is packed once per
  * batch. Sample n's result is what a batch of one would give. The bias is written first and the
@@ -390,14 +449,14 @@ void conv2d_forward(float *out, const float *in, const float *w, const float *b,
     }
     int Hp = H + k - 1, Wp = W + k - 1;
     size_t padded = (size_t)C * Hp * Wp;
-    int group = (int)(((size_t)K * HW) / padded);
-    if (group < 1) group = 1;
+    int group = balanced_group((int)(((size_t)K * HW) / padded), N);
+    mat_a_w wa = {w, K};
     for (int n0 = 0; n0 < N; n0 += group) {
         int gn = imin(group, N - n0);
         pad_images(col, in + (size_t)n0 * C * HW, gn, C, H, W, k);
         conv_src src = {col, padded, W, Hp, Wp, k};
-        pd_sgemm_packb(0, OC, (int)HW, K, 1.0f, w, K, 0, pack_conv_fwd, &src, beta,
-                       out + (size_t)n0 * OC * HW, (int)HW, (size_t)OC * HW, gn);
+        pd_sgemm_custom(OC, (int)HW, K, pack_a_rows, &wa, n0 ? 2 : 1, pack_conv_fwd, &src, beta,
+                        out + (size_t)n0 * OC * HW, (int)HW, (size_t)OC * HW, gn);
     }
 }
 
@@ -439,15 +498,16 @@ void conv2d_backward(float *din, float *dw, float *db, const float *dout, const 
     }
     int Hp = H + k - 1, Wp = W + k - 1;
     size_t padded = (size_t)OC * Hp * Wp;
-    int group = (int)(((size_t)K * HW) / padded);
-    if (group >= 1) {   /* the flipped-kernel convolution, batched like the forward */
+    int fit = (int)(((size_t)K * HW) / padded);
+    if (fit >= 1) {   /* the flipped-kernel convolution, batched like the forward */
+        int group = balanced_group(fit, N);
         flipped_w f = {w, C, k * k};
         for (int n0 = 0; n0 < N; n0 += group) {
             int gn = imin(group, N - n0);
             pad_images(col, dout + (size_t)n0 * OC * HW, gn, OC, H, W, k);
             conv_src src = {col, padded, W, Hp, Wp, k};
-            pd_sgemm_custom(C, (int)HW, OC * k * k, pack_a_flipped, &f, 1, pack_conv_fwd, &src,
-                            1.0f, din + (size_t)n0 * C * HW, (int)HW, (size_t)C * HW, gn);
+            pd_sgemm_custom(C, (int)HW, OC * k * k, pack_a_flipped, &f, n0 ? 2 : 1, pack_conv_fwd,
+                            &src, 1.0f, din + (size_t)n0 * C * HW, (int)HW, (size_t)C * HW, gn);
         }
         return;
     }

@@ -34,7 +34,8 @@ void groupnorm_backward(float *din, float *dgamma, float *dbeta, const float *do
 /* EDM's group count: min(32, C/4). */
 int groupnorm_groups(int C);
 
-/* k x k convolution, stride 1, zero padding k/2 (PyTorch cross-correlation), via im2col + sgemm.
+/* k x k convolution, stride 1, zero padding k/2 (PyTorch cross-correlation), via an implicit-im2col
+ * GEMM (unet/gemm.h; col then holds zero-padded copies of input samples).
  * w [OC,C,k,k], b [OC] or NULL. col: scratch of C*k*k*H*W floats (unused when k == 1). */
 void conv2d_forward(float *out, const float *in, const float *w, const float *b, int N, int C,
                     int H, int W, int OC, int k, float *col);

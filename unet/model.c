@@ -6,10 +6,13 @@
  * net must be present with its exact shape and finite values, and nothing else may be there
  * except EDM's resample_filter buffers (ignored: only the [1,1] filter is supported, and the
  * runtime synthesises it). Saving writes those buffers too, so a pixdiff file loads into EDM's
- * EDMPrecond with load_state_dict(strict=True). Writes are atomic (st_write).
+ * EDMPrecond with load_state_dict(strict=True). Writes are atomic (st_write). The feature
+ * classifier (arch "classifier", unet/classifier.h) uses the same file layout with its own
+ * tensor table and no buffers; the functions here dispatch on cfg.arch where the two differ.
  */
 #include "unet/songunet.h"
 #include "unet/unet_arch.h"
+#include "unet/classifier.h"
 #include "core/rng.h"
 #include "core/safetensors.h"
 #include "core/util.h"
@@ -52,7 +55,8 @@ void pd_model_free(pd_model *m) {
     if (!m) return;
     free(m->tensors);
     pd_free(m->params);
-    unet_arch_free(m->arch);
+    if (clf_config_is(&m->cfg)) clf_arch_free(m->arch);
+    else unet_arch_free(m->arch);
     free(m);
 }
 
@@ -99,10 +103,10 @@ static int load_tensors(pd_model *m, const st_file *f, const char *path, pd_erro
     }
     for (int i = 0; i < f->n_tensors; i++) {
         const char *name = f->tensors[i].name;
-        if (ends_with(name, ".resample_filter")) continue;
+        if (ends_with(name, ".resample_filter") && !clf_config_is(&m->cfg)) continue;
         if (unet_tensor_index(m, name) < 0)
-            return pd_fail(err, "%s: unexpected tensor '%s' (not part of the configured SongUNet)",
-                           path, name);
+            return pd_fail(err, "%s: unexpected tensor '%s' (not part of the configured %s)",
+                           path, name, clf_config_is(&m->cfg) ? "classifier" : "SongUNet");
     }
     return 0;
 }
@@ -149,7 +153,7 @@ int pd_model_save(const pd_model *m, const char *path, pd_error *err) {
     const unet_arch *a = m->arch;
     /* EDM registers a resample_filter buffer after the weight/bias of every resampling Conv2d
      * (conv0 and skip of up/down blocks); the state dict lists it right after the bias. */
-    int cap = m->n_tensors + 4 * (a->n_enc + a->n_dec);
+    int cap = m->n_tensors + (clf_config_is(&m->cfg) ? 0 : 4 * (a->n_enc + a->n_dec));
     const char **names = calloc(cap, sizeof *names);
     int *ndims = calloc(cap, sizeof *ndims);
     long long (*shapes)[8] = calloc(cap, sizeof *shapes);
@@ -167,7 +171,9 @@ int pd_model_save(const pd_model *m, const char *path, pd_error *err) {
         ndims[n] = t->ndim;
         for (int d = 0; d < t->ndim; d++) shapes[n][d] = t->shape[d];
         data[n++] = m->params + t->offset;
-        if (!ends_with(t->name, ".conv0.bias") && !ends_with(t->name, ".skip.bias")) continue;
+        if (clf_config_is(&m->cfg) ||
+            (!ends_with(t->name, ".conv0.bias") && !ends_with(t->name, ".skip.bias")))
+            continue;
         for (int k = 0; k < a->n_enc + a->n_dec; k++) {
             const unet_block *b = k < a->n_enc ? &a->enc[k] : &a->dec[k - a->n_enc];
             if (!(b->up || b->down) || (i != b->t_conv0 + 1 && i != b->t_skip + 1)) continue;
@@ -197,6 +203,7 @@ done:
  * attention matmuls (QᵀK and AV). Elementwise work (norms, SiLU, softmax) is not counted. */
 double pd_model_gflops(const pd_model *m, int res) {
     const pd_unet_config *c = &m->cfg;
+    if (clf_config_is(c)) return clf_gflops(m);   /* the classifier runs at its trained size */
     const unet_arch *a = m->arch;
     if (res <= 0) res = c->img_resolution;
     double macs = 0, L0 = (double)res * res, E = a->emb_ch, Cn = a->noise_ch;

@@ -21,6 +21,7 @@
  */
 #include "unet/songunet.h"
 #include "unet/unet_arch.h"
+#include "unet/classifier.h"
 #include "unet/layers.h"
 #include "core/util.h"
 #include <math.h>
@@ -123,6 +124,7 @@ struct unet_run {
 int unet_model_alloc(pd_model **out, const pd_unet_config *cfg, pd_error *err) {
     *out = NULL;
     if (unet_config_validate(cfg, err)) return -1;
+    if (clf_config_is(cfg)) return clf_model_alloc(out, cfg, err);
     pd_model *m = calloc(1, sizeof *m);
     if (!m) return pd_fail(err, "out of memory");
     m->cfg = *cfg;

@@ -31,7 +31,8 @@ struct pd_model {
     size_t n_params;
     char path[1024];
     char sha256[65];
-    void *arch;               /* block structure, owned by songunet.c */
+    void *arch;               /* block structure, owned by songunet.c (by classifier.c when
+                                 cfg.arch is "classifier") */
 };
 
 /* Options of one forward call. Zero-initialised = plain inference. */

@@ -9,6 +9,7 @@
  */
 #include "unet/songunet.h"
 #include "unet/unet_arch.h"
+#include "unet/classifier.h"
 #include "core/yamldoc.h"
 #include <math.h>
 #include <stdio.h>
@@ -56,13 +57,19 @@ static int one_of(const char *s, const char *const *list) {
 int unet_config_validate(const pd_unet_config *c, pd_error *err) {
     static const char *const preconds[] = {"edm", "vp", "ve", "eps", NULL};
     static const char *const kinds[] = {"denoiser", "generator", "classifier", NULL};
+    /* The feature classifier has its own structure and rules (unet/classifier.h). */
+    if (clf_config_is(c)) return clf_config_validate(c, err);
     if (strcmp(c->arch, "songunet"))
-        return pd_fail(err, "config key 'arch': '%s' is not supported (only 'songunet')", c->arch);
+        return pd_fail(err, "config key 'arch': '%s' is not supported (only 'songunet' and "
+                       "'classifier')", c->arch);
     if (!one_of(c->precond, preconds))
         return pd_fail(err, "config key 'precond': '%s' is not one of edm, vp, ve, eps", c->precond);
     if (!one_of(c->kind, kinds))
         return pd_fail(err, "config key 'kind': '%s' is not one of denoiser, generator, classifier",
                        c->kind);
+    if (!strcmp(c->kind, "classifier"))
+        return pd_fail(err, "config key 'kind': 'classifier' needs arch 'classifier' (a SongUNet "
+                       "is a denoiser or a generator)");
     if (strcmp(c->embedding_type, "positional"))
         return pd_fail(err, "config key 'embedding_type': '%s' is not supported (only 'positional')",
                        c->embedding_type);
