@@ -4,7 +4,7 @@ JOBS    ?= $(shell nproc)
 PIXDIFF := $(BUILD)/pixdiff
 # Debian packages pixdiff builds and runs with (dataset-fashion-mnist: training/metrics data).
 DEPS := cmake gcc make pkg-config libopenblas-openmp-dev libfftw3-dev libpng-dev libyaml-dev zlib1g-dev \
-        libssl-dev liblapacke-dev libplplot-dev dataset-fashion-mnist
+        libssl-dev liblapacke-dev libplplot-dev plplot-driver-cairo dataset-fashion-mnist
 
 .PHONY: all deps build run test bench install clean
 all: build

@@ -1,10 +1,10 @@
 /* bench_layers — throughput of the conv2d kernels (unet/layers.c) at the U-Net's reference shapes:
  * N = 8, C = OC in 64..256, 32x32 / 16x16 / 8x8, k = 3 (and the 1x1 skip/qkv convs). Prints
- * GFLOP/s (2·N·OC·C·k²·H·W per forward; twice that for backward's dW + din) and the GEMM kernel in
- * use (best of 5 rounds); checks nothing. Usage: bench_layers [threads] [N].
+ * GFLOP/s (2·N·OC·C·k²·H·W per forward; twice that for backward's dW + din) and OpenBLAS's kernel
+ * (best of 5 rounds); checks nothing. Usage: bench_layers [threads] [N].
  */
 #include "pixdiff.h"
-#include "unet/gemm.h"
+#include <cblas.h>
 #include "unet/layers.h"
 #include "core/util.h"
 #include <stdio.h>
@@ -42,7 +42,7 @@ static void bench(int N, int C, int H, int OC, int k, int backward) {
 int main(int argc, char **argv) {
     int threads = argc > 1 ? atoi(argv[1]) : 2, N = argc > 2 ? atoi(argv[2]) : 8;
     pd_set_threads(threads);
-    printf("threads %d, gemm kernel %s\n", pd_get_threads(), pd_gemm_kernel_name());
+    printf("threads %d, OpenBLAS core %s\n", pd_get_threads(), openblas_get_corename());
     bench(N, 64, 32, 64, 3, 0);
     bench(N, 128, 16, 128, 3, 0);
     bench(N, 128, 8, 128, 3, 0);

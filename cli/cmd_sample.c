@@ -13,6 +13,7 @@
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "cli/names.h"
+#include "cli/sampling_opts.h"
 #include "pixdiff.h"
 
 #include <inttypes.h>
@@ -21,8 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-static const char *const end_choices[] = {"zero", "sigma-min", NULL};
 
 static volatile sig_atomic_t interrupted;
 static void on_sigint(int sig) {
@@ -161,48 +160,21 @@ static void write_png(const char *cmd, const char *path, const float *x, int n, 
 
 int cmd_sample(int argc, char **argv) {
     const char *cmd = "sample";
-    pd_sample_params p = pd_sample_default_params();
-    pd_schedule_params sched_def = p.sched;
+    pd_sample_params p;
     const char *model = NULL, *class_arg = NULL, *out = NULL, *outdir = NULL, *noise_path = NULL,
                *out_npy = NULL;
-    int sampler = (int)p.sampler, grid = (int)p.sched.grid, shift = (int)p.sched.shift;
-    int end = p.sched.end_at_zero ? 0 : 1;
-    int steps = p.steps > 0 ? p.steps : 18, nfe = 0, n = 64, batch = 16, size = 0, threads = 0;
+    int n = 64, batch = 16, size = 0, threads = 0;
     int cols = 0, quiet = 0;
-    double rho = 0, sigma_min = 0, sigma_max = 0, shift_base = 0,
-           shift_base_low = p.sched.shift_base_low, eta = p.eta, churn = p.s_churn,
-           s_tmin = p.s_tmin, s_tmax = p.s_tmax, s_noise = p.s_noise;
     uint64_t seed = 0;
+    cli_sampling_opts so;
+    arg_opt srows[CLI_SAMPLING_MAX_ROWS];
+    int n_srows = cli_sampling_opts_init(&so, srows, 1, "the model's", "the model's trained size");
 
-    arg_opt opts[] = {
+    arg_opt head[] = {
         OPT_DEF("--model", ARG_STR, &model, "FILE|SPEC", "model file or analytic:... spec",
                 "the default model"),
-        OPT_CHOICE("--sampler", &sampler, "sampler", cli_sampler_choices()),
-        OPT("--steps", ARG_POS_INT, &steps, "N", "sampling steps (intervals of the sigma grid)"),
-        OPT_DEF("--nfe", ARG_POS_INT, &nfe, "N",
-                "instead of --steps: the most steps within N network evaluations", "off"),
-        OPT_CHOICE("--schedule", &grid, "sigma grid", cli_grid_choices()),
-        OPT_DEF("--rho", ARG_POS_DOUBLE, &rho, "R", "grid exponent (karras, vp-time)",
-                "karras 7, vp-time 1"),
-        OPT_DEF("--sigma-min", ARG_POS_DOUBLE, &sigma_min, "S",
-                "smallest nonzero sigma of the grid", "the model's"),
-        OPT_DEF("--sigma-max", ARG_POS_DOUBLE, &sigma_max, "S",
-                "largest sigma; sampling starts from sigma_max * z", "the model's"),
-        OPT_CHOICE("--end", &end,
-                   "last grid point: sigma = 0 (EDM) or stop at sigma_min (AMED tables)",
-                   end_choices),
-        OPT_CHOICE("--shift", &shift, "SNR shift of the grid for the sampling size",
-                   cli_shift_choices()),
-        OPT_DEF("--shift-base", ARG_POS_DOUBLE, &shift_base, "B", "base resolution of the shift",
-                "the model's trained size"),
-        OPT("--shift-base-low", ARG_POS_DOUBLE, &shift_base_low, "L",
-            "low base resolution of the interp shift"),
-        OPT("--eta", ARG_NONNEG_DOUBLE, &eta, "E",
-            "DDIM stochasticity (0 deterministic, 1 DDPM-like)"),
-        OPT("--churn", ARG_NONNEG_DOUBLE, &churn, "C", "EDM S_churn (Alg. 2; 0 = deterministic)"),
-        OPT("--s-tmin", ARG_NONNEG_DOUBLE, &s_tmin, "A", "EDM S_tmin: churn only where sigma >= A"),
-        OPT("--s-tmax", ARG_NONNEG_DOUBLE, &s_tmax, "B", "EDM S_tmax: churn only where sigma <= B"),
-        OPT("--s-noise", ARG_POS_DOUBLE, &s_noise, "S", "EDM S_noise: scale of the churn noise"),
+    };
+    arg_opt tail[] = {
         OPT_DEF("--class", ARG_STR, &class_arg, "K|NAME",
                 "class label (index or name) of a conditional model", "none (unconditional)"),
         OPT("--seed", ARG_U64, &seed, "S", "image i uses seed S + i"),
@@ -223,6 +195,13 @@ int cmd_sample(int argc, char **argv) {
                 "threads (0: all cores; does not change results)", "$OMP_NUM_THREADS or all cores"),
         OPT("--quiet", ARG_FLAG, &quiet, NULL, "no progress bar and no summary line"),
     };
+    /* --model, then the shared sampler/grid options (cli/sampling_opts.c), then the rest. */
+    const int n_head = (int)(sizeof head / sizeof head[0]), n_tail = (int)(sizeof tail / sizeof tail[0]);
+    arg_opt opts[sizeof head / sizeof head[0] + CLI_SAMPLING_MAX_ROWS + sizeof tail / sizeof tail[0]];
+    int n_opts = 0;
+    for (int i = 0; i < n_head; i++) opts[n_opts++] = head[i];
+    for (int i = 0; i < n_srows; i++) opts[n_opts++] = srows[i];
+    for (int i = 0; i < n_tail; i++) opts[n_opts++] = tail[i];
     char epilog[8192];
     {
         char *buf = NULL;
@@ -243,7 +222,7 @@ int cmd_sample(int argc, char **argv) {
         "Generate images by solving the diffusion ODE/SDE with a sampler. Image i uses "
         "seed + i, so results do not depend on --batch or --threads.",
         opts,
-        (int)(sizeof opts / sizeof opts[0]),
+        n_opts,
         NULL,
         0,
         0,
@@ -252,31 +231,8 @@ int cmd_sample(int argc, char **argv) {
     int npos = 0;
     args_parse(&spec, argc, argv, pos, &npos);
 
-    /* Each sampler has its own natural grid (ddim: DDPM index grid; dpm-solver++: logsnr). */
-    if (!args_given(&spec, "--schedule")) grid = (int)pd_sampler_default_grid((pd_sampler_kind)sampler);
-
     /* ---- flag combinations (exit 2, before any work) */
-    if (args_given(&spec, "--steps") && args_given(&spec, "--nfe"))
-        cli_bad_flag(cmd, "--nfe", "give --steps or --nfe, not both");
-    if (args_given(&spec, "--eta") && sampler != PD_SAMPLER_DDIM)
-        cli_bad_flag(cmd, "--eta", "only the ddim sampler reads it (sampler is %s)",
-                     pd_sampler_name((pd_sampler_kind)sampler));
-    const char *churn_flags[] = {"--churn", "--s-tmin", "--s-tmax", "--s-noise"};
-    for (int i = 0; i < 4; i++)
-        if (args_given(&spec, churn_flags[i]) && sampler != PD_SAMPLER_HEUN)
-            cli_bad_flag(cmd, churn_flags[i], "only the heun sampler reads it (sampler is %s)",
-                         pd_sampler_name((pd_sampler_kind)sampler));
-    if (s_tmin > s_tmax) cli_bad_flag(cmd, "--s-tmin", "%g is above --s-tmax %g", s_tmin, s_tmax);
-    if (args_given(&spec, "--rho") && grid != PD_GRID_KARRAS && grid != PD_GRID_VP_TIME)
-        cli_bad_flag(cmd, "--rho", "the %s schedule has no rho", pd_grid_name((pd_grid_kind)grid));
-    if ((args_given(&spec, "--shift-base") || args_given(&spec, "--shift-base-low")) &&
-        shift == PD_SHIFT_NONE)
-        cli_bad_flag(cmd, args_given(&spec, "--shift-base") ? "--shift-base" : "--shift-base-low",
-                     "needs --shift scale or --shift interp");
-    if (args_given(&spec, "--shift-base-low") && shift != PD_SHIFT_INTERP)
-        cli_bad_flag(cmd, "--shift-base-low", "only --shift interp reads it");
-    if (sigma_min > 0 && sigma_max > 0 && sigma_min >= sigma_max)
-        cli_bad_flag(cmd, "--sigma-min", "%g is not below --sigma-max %g", sigma_min, sigma_max);
+    cli_sampling_opts_check(&so, &spec, cmd);
     if (!out && !outdir && !out_npy) out = "samples.png";
     if (out) cli_check_out_path(cmd, "--out", out);
     if (out_npy) cli_check_out_path(cmd, "--output-npy", out_npy);
@@ -311,42 +267,9 @@ int cmd_sample(int argc, char **argv) {
         }
     }
 
-    p.sampler = (pd_sampler_kind)sampler;
-    p.sched = sched_def;
-    p.sched.grid = (pd_grid_kind)grid;
-    p.sched.rho = rho;
-    p.sched.sigma_min = sigma_min > 0 ? sigma_min : d->sigma_min;
-    p.sched.sigma_max = sigma_max > 0 ? sigma_max : d->sigma_max;
-    if (p.sched.sigma_min >= p.sched.sigma_max)
-        cli_bad_flag(cmd, sigma_min > 0 ? "--sigma-min" : "--sigma-max",
-                     "sigma range [%g, %g] is empty", p.sched.sigma_min, p.sched.sigma_max);
-    p.sched.end_at_zero = end == 0;
-    p.sched.shift = (pd_shift_kind)shift;
-    p.sched.shift_res = H;
-    p.sched.shift_base = shift_base > 0 ? shift_base
-                         : cm.model     ? pd_model_config(cm.model)->img_resolution
-                                        : H;
-    p.sched.shift_base_low = shift_base_low;
-    p.eta = eta;
-    p.s_churn = churn;
-    p.s_tmin = s_tmin;
-    p.s_tmax = s_tmax;
-    p.s_noise = s_noise;
-    if (args_given(&spec, "--nfe")) {
-        steps = pd_sampler_steps_for_nfe(&p, nfe);
-        if (steps < 1)
-            cli_bad_flag(cmd, "--nfe", "%d evaluations are too few for the %s sampler", nfe,
-                         pd_sampler_name(p.sampler));
-    }
-    p.steps = steps;
-    p.nfe = 0;
-    { /* Fail on a bad grid now (e.g. DDIM index grids with more steps than indices). */
-        pd_error err = {{0}};
-        double *sig = malloc(sizeof(double) * (size_t)(steps + 1));
-        if (!sig) cli_die(1, cmd, "out of memory");
-        if (pd_sigma_grid(sig, steps, &p.sched, &err)) cli_die(2, cmd, "%s", err.msg);
-        free(sig);
-    }
+    cli_sampling_opts_params(&so, &spec, cmd, d->sigma_min, d->sigma_max, H,
+                             cm.model ? pd_model_config(cm.model)->img_resolution : H, &p);
+    const int steps = p.steps;
 
     /* ---- buffers: all images when a grid or .npy is wanted, else one batch at a time */
     if (batch > n) batch = n;
@@ -367,9 +290,7 @@ int cmd_sample(int argc, char **argv) {
         &cm, &p,         steps, pd_sampler_nfe_for_steps(&p, steps), n, C, H, W, cols, seed, cls,
         "",  noise_path, 0};
     snprintf(r.cls_name, sizeof r.cls_name, "%s", cls_name);
-    if (rho > 0) r.rho = rho;
-    else if (grid == PD_GRID_KARRAS) r.rho = 7;
-    else if (grid == PD_GRID_VP_TIME) r.rho = 1;
+    r.rho = cli_sampling_opts_rho(&so);
 
     /* ---- sample */
     signal(SIGINT, on_sigint);

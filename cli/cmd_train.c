@@ -99,7 +99,8 @@ int cmd_train(int argc, char **argv) {
                      "training.checkpoint_images; a run killed at any moment continues with "
                      "--resume exactly where its last checkpoint left it. The progress line shows "
                      "images seen, img/s, the running mean loss (EDM-weighted, per pixel) and the "
-                     "ETA.",
+                     "ETA. A classifier config (model.arch: classifier) trains with cross-entropy "
+                     "instead and logs the test-split accuracy at every checkpoint.",
                      opts,
                      (int)(sizeof opts / sizeof opts[0]),
                      NULL,
@@ -108,6 +109,7 @@ int cmd_train(int argc, char **argv) {
                      "examples:\n"
                      "  pixdiff train --config configs/train/fashion32.yaml --out runs/f32\n"
                      "  pixdiff train --config configs/train/fashion32.yaml --out runs/f32 --resume\n"
+                     "  pixdiff train --config configs/train/fashion-classifier.yaml\n"
                      "  pixdiff train --export models/fashion32.safetensors --checkpoint "
                      "runs/f32/checkpoint.safetensors\n"};
     const char *pos[1];

@@ -18,8 +18,10 @@ int pd_fail(pd_error *err, const char *fmt, ...) {
 
 const char *pd_version(void) { return PD_VERSION; }
 
-/* OpenBLAS threads and OpenMP threads are set together, explicitly; sgemm is never called from
- * inside an OpenMP region, so the two pools never nest (DESIGN.md convention 8). */
+/* OpenBLAS threads and OpenMP threads are set together, explicitly (in Debian's OpenMP build of
+ * OpenBLAS, which CMake links, they are one pool). The layers call OpenBLAS only single-threaded,
+ * one fixed-shape tile per call inside our own OpenMP loops (unet/gemm.h), so BLAS threading
+ * never nests inside ours and results do not depend on n (DESIGN.md convention 8). */
 void pd_set_threads(int n) {
     if (n <= 0) n = omp_get_num_procs();
     omp_set_num_threads(n);

@@ -1,7 +1,8 @@
 /* dataset.c — Fashion-MNIST (gzip IDX) and PNG-folder loaders, and the seeded epoch shuffle.
  *
- * Fashion-MNIST files are checked before use: 3-D u8 images [n,28,28], 1-D u8 labels [n] with
- * the same n, labels in 0..9; anything else is reported as corrupt, naming the file. The shuffle
+ * Fashion-MNIST is read and checked by core/fashion_mnist.c (pd_fashion_mnist_load: 3-D u8
+ * images [n,28,28], 1-D u8 labels [n] with the same n, labels in 0..9; anything else is reported
+ * as corrupt, naming the file and the package). The shuffle
  * is Fisher-Yates driven by Philox4x32 blocks keyed by the run seed with the epoch in the stream
  * word of the counter, so it needs no state beyond (seed, epoch).
  */
@@ -9,19 +10,14 @@
 #include "core/idx.h"
 #include "core/rng.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 const char *const ds_fashion_class_names[10] = {
     "t-shirt", "trouser", "pullover", "dress", "coat",
     "sandal", "shirt", "sneaker", "bag", "ankle-boot",
 };
-
-#define FASHION_SIDE 28
-#define FASHION_PAD 2   /* 28 + 2*2 = 32 */
 
 void ds_free(ds_dataset *ds) {
     if (!ds) return;
@@ -30,94 +26,22 @@ void ds_free(ds_dataset *ds) {
     memset(ds, 0, sizeof *ds);
 }
 
-/* Fails with the package hint appended: the usual cause of a missing or unreadable file is that
- * dataset-fashion-mnist is not installed (or was only partly downloaded). */
-static int fashion_fail(pd_error *err, const char *what) {
-    return pd_fail(err, "%s (Fashion-MNIST comes from the Debian package %s: "
-                        "`sudo apt-get install %s`, or `make deps`)",
-                   what, DS_FASHION_PACKAGE, DS_FASHION_PACKAGE);
-}
-
+/* The loading and its checks live in core/fashion_mnist.c (shared with the metrics' reference
+ * statistics); this wraps the arrays as a labelled ds_dataset. */
 int ds_load_fashion_mnist(ds_dataset *ds, const char *dir, int train, pd_error *err) {
     memset(ds, 0, sizeof *ds);
     if (!dir || !*dir) dir = DS_FASHION_DIR;
-    const char *split = train ? "train" : "t10k";
-    char ipath[1100], lpath[1100];
-    snprintf(ipath, sizeof ipath, "%s/%s-images-idx3-ubyte.gz", dir, split);
-    snprintf(lpath, sizeof lpath, "%s/%s-labels-idx1-ubyte.gz", dir, split);
-
-    /* Name the missing file ourselves, so the message is right whatever the IDX reader says. */
-    const char *paths[2] = {ipath, lpath};
-    for (int i = 0; i < 2; i++) {
-        struct stat st;
-        if (stat(paths[i], &st) != 0) {
-            char what[2400];
-            snprintf(what, sizeof what, "%s: %s", paths[i], strerror(errno));
-            return fashion_fail(err, what);
-        }
-    }
-
-    uint8_t *img = NULL, *lab = NULL;
-    int idims[4] = {0}, ldims[4] = {0}, indim = 0, lndim = 0;
-    pd_error sub = {{0}};
-    if (pd_idx_read_u8(ipath, &img, idims, &indim, &sub) != 0) {
-        char what[2400];
-        snprintf(what, sizeof what, "%s", sub.msg);
-        return fashion_fail(err, what);
-    }
-    if (pd_idx_read_u8(lpath, &lab, ldims, &lndim, &sub) != 0) {
-        free(img);
-        char what[2400];
-        snprintf(what, sizeof what, "%s", sub.msg);
-        return fashion_fail(err, what);
-    }
-    char what[2400] = "";
-    if (indim != 3 || idims[1] != FASHION_SIDE || idims[2] != FASHION_SIDE || idims[0] <= 0)
-        snprintf(what, sizeof what, "%s: corrupt: expected u8 images [n,28,28], got %d dims",
-                 ipath, indim);
-    else if (lndim != 1 || ldims[0] != idims[0])
-        snprintf(what, sizeof what, "%s: corrupt: expected %d labels to match %s", lpath,
-                 idims[0], ipath);
-    else
-        for (int i = 0; i < ldims[0]; i++)
-            if (lab[i] > 9) {
-                snprintf(what, sizeof what, "%s: corrupt: label %d of item %d is not in 0..9",
-                         lpath, lab[i], i);
-                break;
-            }
-    if (what[0]) {
-        free(img);
-        free(lab);
-        return fashion_fail(err, what);
-    }
-
-    int n = idims[0], S = FASHION_SIDE + 2 * FASHION_PAD;
-    float *x = malloc((size_t)n * S * S * sizeof(float));
-    if (!x) {
-        free(img);
-        free(lab);
-        return pd_fail(err, "%s: out of memory for %d images", ipath, n);
-    }
-    /* x = u8/127.5 - 1 (models.md §0); the 2-pixel border takes the background value -1, which
-     * is what a 0 (black) Fashion-MNIST pixel maps to. */
-    #pragma omp parallel for schedule(static)
-    for (int i = 0; i < n; i++) {
-        float *o = x + (size_t)i * S * S;
-        const uint8_t *s = img + (size_t)i * FASHION_SIDE * FASHION_SIDE;
-        for (int k = 0; k < S * S; k++) o[k] = -1.0f;
-        for (int r = 0; r < FASHION_SIDE; r++)
-            for (int c = 0; c < FASHION_SIDE; c++)
-                o[(r + FASHION_PAD) * S + c + FASHION_PAD] =
-                    (float)(s[r * FASHION_SIDE + c] / 127.5 - 1.0);
-    }
-    free(img);
+    float *x = NULL;
+    uint8_t *lab = NULL;
+    int n = 0;
+    if (pd_fashion_mnist_load(dir, train, &x, &lab, &n, err)) return -1;
     ds->n = n;
     ds->C = 1;
-    ds->H = ds->W = S;
+    ds->H = ds->W = 32;
     ds->images = x;
     ds->labels = lab;
     ds->n_classes = 10;
-    snprintf(ds->source, sizeof ds->source, "fashion-mnist:%s:%s", dir, split);
+    snprintf(ds->source, sizeof ds->source, "fashion-mnist:%s:%s", dir, train ? "train" : "t10k");
     return 0;
 }
 

@@ -43,6 +43,8 @@ typedef enum {
     PD_SAMPLER_IPNDM,     /* fixed-coefficient Adams-Bashforth in sigma, order <= 4 (§3.2)          */
     PD_SAMPLER_DPM2,      /* DPM-Solver-2, single-step, 2 NFE per step (§3.4)                       */
     PD_SAMPLER_UNIPC,     /* UniPC bh2 predictor-corrector, 1 NFE per step (§3.3)                   */
+    PD_SAMPLER_AMED,      /* AMED-Solver: learned mean-value step, 2 NFE per step (§4.2; predictor) */
+    PD_SAMPLER_AMED_PLUGIN, /* AMED-Plugin on iPNDM or Euler, 2 NFE per step (§4.6; predictor)      */
     PD_SAMPLER_COUNT
 } pd_sampler_kind;
 
@@ -148,6 +150,18 @@ struct pd_denoiser {
     void *ctx;
     long long evals;          /* calls to eval since creation (batched calls count once) */
     char desc[128];           /* human-readable description for metadata */
+    /* AMED's feature tap (samplers.md §4.4). feature_dim: values per image this denoiser can
+     * report (64 for a network with an 8x8 level at this resolution; 0: no tap, as for analytic
+     * denoisers and wrappers, whose callers use zeros). While feature_out is non-NULL, every eval
+     * of a denoiser with a tap writes [n, feature_dim] there: the channel mean of the U-Net's last
+     * 8x8 encoder block (unet_opts.feature). Callers set it around one call and reset it to NULL;
+     * constructors leave both 0 (calloc). */
+    float *feature_out;
+    int feature_dim;
+    /* > 0: a one-step generator (model kind "generator", SiD models.md §1.2): pd_sample returns
+     * D(sigma_init z; sigma_init, label) with one evaluation (NFE 1) whatever the sampler
+     * settings. 0 for every other denoiser (calloc). */
+    double sigma_init;
 };
 
 /* Checks the arguments, calls d->eval and counts it in d->evals (one per call, any n). */
@@ -188,6 +202,30 @@ double pd_upsample_guidance_sigma_on(const pd_denoiser *d);
 int pd_upsample_guidance_stats(const pd_denoiser *d, long long *hi_calls, long long *lo_calls,
                                long long *lo_images);
 
+/* Skip-Tuning (samplers.md §5): every encoder->decoder skip tensor of the U-Net is multiplied by
+ * its own rho_i before the decoder concatenates it. The k + 1 skips are numbered from the bottom
+ * (i = 0: innermost, the first one the decoder consumes, i.e. the last the encoder produced) to
+ * the top (i = k: the full-resolution enc conv). rho_i = rho_bottom + i (rho_top - rho_bottom)/k
+ * (§5.2), or the explicit list rho[0..n_rho) (bottom first; n_rho must be k + 1). Per sample,
+ * the scales act only when sigma_lo <= sigma <= sigma_hi; elsewhere rho = 1. */
+#define PD_SKIP_TUNING_MAX 128
+typedef struct pd_skip_tuning {
+    double rho_bottom, rho_top;      /* 1, 1 */
+    int n_rho;                       /* 0: the linear ramp; else the length of rho[] */
+    double rho[PD_SKIP_TUNING_MAX];
+    double sigma_lo, sigma_hi;       /* 0, +inf: every sigma */
+} pd_skip_tuning;
+pd_skip_tuning pd_skip_tuning_default(void);
+/* Sets (st) or clears (st = NULL) Skip-Tuning on a network denoiser (pd_denoiser_from_model);
+ * fails for other denoisers, rho values that are not finite, a list of the wrong length, or an
+ * empty window. All rho = 1 gives results bit-identical to no Skip-Tuning. */
+int pd_denoiser_set_skip_tuning(pd_denoiser *d, const pd_skip_tuning *st, pd_error *err);
+/* k + 1, the number of skips of a network denoiser's U-Net; -1 for other denoisers. */
+int pd_denoiser_num_skips(const pd_denoiser *d);
+/* The per-skip factors in the U-Net's production order (unet_opts.skip_scale: enc conv first),
+ * scale[p] = rho_{k - p}; n_skips = k + 1. Fails as pd_denoiser_set_skip_tuning. */
+int pd_skip_tuning_scales(const pd_skip_tuning *st, int n_skips, float *scale, pd_error *err);
+
 /* Exact probability-flow ODE solution for Gaussian data: x(sigma_to) from x(sigma_from). */
 void pd_gaussian_ode_exact(float *out, const float *x, double mu, double std,
                            double sigma_from, double sigma_to, size_t n);
@@ -223,6 +261,8 @@ int pd_sigma_grid(double *sigmas, int steps, const pd_schedule_params *p, pd_err
 
 /* ------------------------------------------------------------------ samplers */
 
+typedef struct pd_amed_predictor pd_amed_predictor;   /* AMED's g_phi (below) */
+
 typedef struct pd_sample_params {
     pd_sampler_kind sampler;
     pd_schedule_params sched;
@@ -243,10 +283,17 @@ typedef struct pd_sample_params {
     double dpm2_r;            /* dpm2: intermediate sigma s = sigma_{i+1}^r sigma_i^(1-r), 0 < r <= 1; 0 = 1/2 */
     int afs;                  /* 1: analytical first step (samplers.md §4.3) for any sampler: the first
                                * denoiser call is answered by D = x - sigma x/sqrt(1 + sigma^2); one NFE less */
+    /* amed, amed-plugin: the predictor g_phi (pd_amed_predictor_load; not owned; its kind picks
+     * the plugin's base solver). NULL: the neutral predictor r = 1/2, c = a = 1, with which amed
+     * is DPM-Solver-2 (dpm2 with r = 1/2) and amed-plugin is iPNDM with a geometric midpoint. */
+    const pd_amed_predictor *amed;
     /* progress: called after each step; abort: return non-zero to stop (pd_sample fails). */
     void (*progress)(void *user, int step, int steps);
     int (*abort)(void *user);
     void *user;
+    /* trajectory: if non-NULL, called after each step (1-based, as progress, same user) with the
+     * float64 state x [n, C*H*W] at sigmas[step]: teacher trajectories, trajectory metrics. */
+    void (*trajectory)(void *user, int step, const double *x, int n, size_t dim);
 } pd_sample_params;
 
 typedef struct pd_sample_stats {
@@ -275,6 +322,100 @@ int pd_sampler_nfe_for_steps(const pd_sample_params *p, int steps);
  * On failure (including abort) x is left unchanged. */
 int pd_sample(pd_denoiser *d, const pd_sample_params *p, float *x, const float *labels,
               const uint64_t *seeds, int n, pd_sample_stats *stats, pd_error *err);
+
+/* ------------------------------------------------------------------ AMED (samplers.md §4)
+ * The predictor g_phi (§4.4, samplers/amed_predictor.c): from the 64-value feature tap of an
+ * interval's first denoiser call (pd_denoiser.feature_out; zeros on an AFS step or for a
+ * denoiser without a tap) and the raw sigmas t_n > t_{n+1} it predicts, per image,
+ *   r in (0, 1)                     the intermediate sigma s = t_{n+1}^r t_n^(1-r),
+ *   c = 1 + s_dir (2 sigmoid - 1)   the scale of the step that uses d(y; s) (1 when s_dir = 0),
+ *   a = 1 + s_time (2 sigmoid - 1)  the network is called at a s (1 when s_time = 0).
+ * A predictor file is safetensors with the tensor names of the reference AMED_predictor module
+ * (map_layer0, enc_layer0, enc_layer1, fc_r, fc_scale_dir, fc_scale_time) and
+ * __metadata__["pixdiff.amed"], a JSON object recording what it was trained for (pd_amed_info). */
+
+typedef enum {
+    PD_AMED_SOLVER,       /* AMED-Solver (§4.2): sampler amed */
+    PD_AMED_PLUGIN_IPNDM, /* AMED-Plugin on iPNDM (§4.6): sampler amed-plugin */
+    PD_AMED_PLUGIN_EULER, /* AMED-Plugin on Euler (§4.6): sampler amed-plugin */
+    PD_AMED_KIND_COUNT
+} pd_amed_kind;
+const char *pd_amed_kind_name(pd_amed_kind k);  /* "solver", "plugin-ipndm", "plugin-euler" */
+int pd_amed_kind_from_name(const char *name);   /* also accepts "ipndm", "euler"; -1 unknown */
+pd_sampler_kind pd_amed_kind_sampler(pd_amed_kind k);
+
+typedef struct pd_amed_info {
+    pd_amed_kind kind;
+    int steps;                /* intervals of the grid it was trained on (N - 1 timestamps' gaps) */
+    int nfe;                  /* 2 steps - afs (stopping at sigma_min, samplers.md §4.2) */
+    int afs;
+    pd_grid_kind grid;
+    double rho, sigma_min, sigma_max;
+    double s_dir, s_time;     /* head scales: 0 = that head is absent */
+    int max_order;            /* plugin-ipndm: the AB order cap (4); 1 for the others */
+    char teacher[16];         /* "heun" | "ipndm" */
+    int teacher_m;            /* M: teacher steps per student interval = M + 1 */
+    char model_sha256[65];    /* the model it was trained for ("" unknown) */
+    char model_name[64];      /* its file name, for messages */
+    long long images;         /* training trajectories (0: untrained) */
+    int batch;
+    double lr;
+    uint64_t seed;
+    double final_loss;        /* mean per-interval loss of the last training batch (0: none) */
+} pd_amed_info;
+
+/* A predictor with the init of §4.4 (W_t Xavier-uniform, other weights N(0, 1/fan_in), biases 0;
+ * Philox draws from seed); seed = 0 with zero_init = 1 gives all-zero weights, the neutral
+ * predictor r = 1/2, c = a = 1. info->s_dir / s_time decide which heads exist. */
+int pd_amed_predictor_create(pd_amed_predictor **out, const pd_amed_info *info, uint64_t seed,
+                             int zero_init, pd_error *err);
+int pd_amed_predictor_load(pd_amed_predictor **out, const char *path, pd_error *err);
+int pd_amed_predictor_save(const pd_amed_predictor *p, const char *path, pd_error *err); /* atomic */
+void pd_amed_predictor_free(pd_amed_predictor *p);
+const pd_amed_info *pd_amed_predictor_info(const pd_amed_predictor *p);
+size_t pd_amed_predictor_param_count(const pd_amed_predictor *p); /* 8950 with the c head */
+/* g_phi on n images: feature [n, 64] (NULL: zeros) -> r, c, a [n] (any may be NULL). */
+int pd_amed_predict(const pd_amed_predictor *p, const float *feature, int n, double t_cur,
+                    double t_next, double *r, double *c, double *a, pd_error *err);
+/* Sets sp's sampler, amed, grid, rho, sigma range, end (sigma_min), steps and afs to the
+ * predictor's training settings; the rest of sp is left as it is. */
+void pd_amed_sample_params(const pd_amed_predictor *p, pd_sample_params *sp);
+
+/* Predictor training (distill/amed_train.c, samplers.md §4.5). Per batch: initial noise z
+ * (Philox, image g of the run: pd_randn(seed, 0x414D000000000000 + g)) and, for a conditional
+ * model, a uniform random class; the teacher (heun for solver and plugin-euler, ipndm max_order 4
+ * for plugin-ipndm; no AFS; stopping at sigma_min) runs on the finer grid of (M + 1) steps + 1
+ * timestamps; then for each interval n in order the student's step from the teacher's state at
+ * t_n (single-step students) or its own previous output (plugin-ipndm), the loss
+ *   L_n = (1/B) sum_b sum_pixels (x_stu - x_tea(t_{n+1}))^2,
+ * back-propagated through the frozen U-Net (w.r.t. its input and sigma) into g_phi, NaN/Inf
+ * guard, one Adam step. The checkpoint (params, Adam state, batch count) is written atomically
+ * after every batch; a resumed run is bit-identical to an uninterrupted one. */
+typedef struct pd_amed_train_options {
+    const char *model_path;   /* the frozen denoiser model */
+    pd_amed_kind kind;        /* solver */
+    int nfe;                  /* >= 2: odd = AFS with (nfe + 1)/2 steps, even = no AFS, nfe/2 steps */
+    int batch;                /* 128 */
+    long long images;         /* 10000: ceil(images / batch) batches */
+    double lr;                /* 5e-3, Adam betas (0.9, 0.999), eps 1e-8 */
+    double s_dir, s_time;     /* 0.01, 0 */
+    int grid;                 /* pd_grid_kind, or -1: vp-time (solver), karras (plugins) */
+    double rho;               /* <= 0: the grid's default (vp-time 1, karras 7) */
+    int teacher_m;            /* 0: 1 (heun teacher), 2 (ipndm teacher) */
+    uint64_t seed;            /* 0 */
+    int micro_batch;          /* images per U-Net backward (memory only, no effect on results); 0: 32 */
+    const char *out_path;     /* the predictor file; required */
+    const char *checkpoint;   /* NULL: <out_path>.ckpt */
+    int resume;               /* 1: continue from the checkpoint (required if one exists) */
+    /* progress: after every batch; loss[steps] the per-interval losses of that batch. */
+    void (*progress)(void *user, long long images, long long total, int steps, const double *loss,
+                     double img_per_s, double eta_s);
+    int (*abort)(void *user); /* non-zero: stop after the current batch (checkpoint kept) */
+    void (*log)(void *user, const char *line);
+    void *user;
+} pd_amed_train_options;
+pd_amed_train_options pd_amed_train_default_options(void);
+int pd_amed_train(const pd_amed_train_options *o, pd_error *err);
 
 /* ------------------------------------------------------------------ files */
 
@@ -322,6 +463,273 @@ pd_train_options pd_train_default_options(void);
 int pd_train(const pd_train_options *o, pd_error *err);
 /* Writes the EMA weights of a training checkpoint as a model file (with its model config). */
 int pd_train_export(const char *checkpoint, const char *out_model, pd_error *err);
+
+/* ------------------------------------------------------------------ SiD distillation (distill/sid*.c)
+ * Score identity Distillation (models.md §1) of a teacher denoiser into a one-step generator,
+ * from a YAML config (configs/distill/sid-*.yaml, distill/sid_config.h). The run's files live in
+ * the output directory: checkpoint.safetensors (f_psi, G, G_ema, both Adam states, progress;
+ * atomic, every training.checkpoint_images, at the end and on abort; a resumed run is
+ * bit-identical to an uninterrupted one), sid-log.csv (one line per checkpoint: images, step,
+ * hours, both mean losses, img/s), fd-log.csv (images, step, hours, FD, KID, class accuracy of
+ * G_ema's samples, every eval.fd_images and at the start), generator-<images>.safetensors
+ * snapshots (training.snapshot_images) and the final G_ema, a model of kind "generator". */
+
+typedef struct pd_sid_progress {
+    long long images_seen, total;
+    double img_per_s, eta_s;
+    double loss_psi;          /* running mean: EDM-weighted per-pixel loss of f_psi on G's samples */
+    double loss_theta;        /* running mean: SiD generator loss per pixel, without loss_scale_g */
+    double fd;                /* latest FD of G_ema's samples; NaN before the first */
+} pd_sid_progress;
+
+typedef struct pd_sid_options {
+    const char *config_path;  /* YAML config; NULL with resume: the checkpoint's own */
+    const char *teacher_path; /* overrides the config's teacher (required if the config has none) */
+    const char *classifier_path; /* overrides eval.classifier */
+    int resume;               /* 1: continue from <dir>/checkpoint.safetensors (required if one exists) */
+    const char *out_dir;      /* overrides output.dir */
+    const char *export_path;  /* final G_ema; NULL: <dir>/generator.safetensors */
+    int threads;              /* > 0 overrides training.threads */
+    long long duration_images; /* > 0 overrides training.duration_images */
+    /* progress: about once a second and at the end. abort: non-zero stops after the current
+     * iteration, writes a checkpoint and makes pd_distill_sid fail with "interrupted". log: one
+     * line per event (start/resume, checkpoint, FD, snapshot, export). */
+    void (*progress)(void *user, const pd_sid_progress *p);
+    int (*abort)(void *user);
+    void (*log)(void *user, const char *line);
+    void *user;
+} pd_sid_options;
+
+pd_sid_options pd_sid_default_options(void);
+int pd_distill_sid(const pd_sid_options *o, pd_error *err);
+/* Writes G_ema of a SiD checkpoint as a generator model file (no teacher needed). */
+int pd_sid_export(const char *checkpoint, const char *out_model, pd_error *err);
+
+/* ------------------------------------------------------------------ data (core/fashion_mnist.c) */
+
+#define PD_FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"
+
+/* Fashion-MNIST from the gzip IDX files in dir (NULL: PD_FASHION_MNIST_DIR; Debian package
+ * dataset-fashion-mnist): train = 1 the 60000-image train split, 0 the 10000-image t10k (test)
+ * split. *images [n,1,32,32] = u8/127.5 - 1, the 28x28 image padded by 2 pixels of -1 each side;
+ * *labels [n] in 0..9 (pass labels = NULL to skip them). Both malloc'd. A missing or corrupt
+ * file fails naming it and the package. */
+int pd_fashion_mnist_load(const char *dir, int train, float **images, uint8_t **labels, int *n,
+                          pd_error *err);
+
+/* ------------------------------------------------------------------ metrics (metrics/)
+ * Feature-space metrics on the penultimate features of a classifier (pd_classifier_features),
+ * pixel-space trajectory error, and FFTW power spectra. All statistics are accumulated in double
+ * in a fixed order, so results do not depend on the thread count. */
+
+/* Mean and covariance (divisor n - 1) of n feature vectors [n, dim], in double. */
+typedef struct pd_feature_stats {
+    int dim;
+    long long n;
+    double *mu;               /* [dim] */
+    double *sigma;            /* [dim, dim], symmetric */
+} pd_feature_stats;
+int pd_feature_stats_compute(pd_feature_stats *s, const float *features, int n, int dim,
+                             pd_error *err);
+void pd_feature_stats_free(pd_feature_stats *s);
+
+/* Frechet distance between N(mu1, S1) and N(mu2, S2):
+ *   FD = |mu1 - mu2|^2 + tr S1 + tr S2 - 2 tr sqrt( sqrt(S1) S2 sqrt(S1) )
+ * (the symmetric form of tr sqrt(S1 S2), so LAPACK's dsyevd applies twice; eigenvalues below 0,
+ * which only rounding produces for PSD inputs, are clamped to 0). pd_fd fits the Gaussians to two
+ * feature sets (n1, n2 >= 2) first. */
+int pd_fd_gaussian(const double *mu1, const double *sigma1, const double *mu2,
+                   const double *sigma2, int dim, double *fd, pd_error *err);
+int pd_fd(const float *f1, int n1, const float *f2, int n2, int dim, double *fd, pd_error *err);
+
+/* KID: the unbiased MMD^2 estimate with the kernel k(x, y) = (x.y/dim + 1)^3, averaged over
+ * `subsets` pairs of subsets of m = min(subset_size, n1, n2) vectors drawn without replacement
+ * from each set (Philox draws from `seed`: the same inputs give the same KID). std is the
+ * standard deviation of the subset estimates, se = std / sqrt(subsets). */
+typedef struct pd_kid_params {
+    int subsets;              /* 100 */
+    int subset_size;          /* 1000 */
+    uint64_t seed;            /* 0 */
+} pd_kid_params;
+typedef struct pd_kid_result {
+    double kid, std, se;
+    int subsets, subset_size; /* as used (subset_size is m) */
+} pd_kid_result;
+pd_kid_params pd_kid_default_params(void);
+int pd_kid(const float *f1, int n1, const float *f2, int n2, int dim, const pd_kid_params *p,
+           pd_kid_result *r, pd_error *err);
+
+/* Fraction of the n rows of logits [n, K] whose argmax (the first on ties) is labels[i]. */
+double pd_class_accuracy(const float *logits, const int *labels, int n, int K);
+/* Trajectory error of samples x against a reference solution ref (same noise), count values:
+ * rmse = sqrt(mean (x - ref)^2) and psnr = 10 log10(2^2 / mse) dB (data range 2: [-1, 1]);
+ * psnr is +inf when x == ref. */
+void pd_trajectory_error(const float *x, const float *ref, size_t count, double *rmse,
+                         double *psnr);
+
+/* s x s average pooling of x [n, C, H, W] (H, W multiples of s) into out [n, C, H/s, W/s]. */
+int pd_avg_pool(float *out, const float *x, int n, int C, int H, int W, int s, pd_error *err);
+
+/* Radially averaged power spectrum (FFTW r2c, metrics/spectrum.c) of square images
+ * [n, C, N, N]: P(k) = mean over images, channels and the frequencies (ky, kx) with
+ * round(sqrt(ky^2 + kx^2)) = k of |F(ky, kx)|^2 / N^2, F the unnormalised DFT. With this
+ * normalisation white noise of variance v per pixel has E P(k) = v in every bin. Bins
+ * k = 0..N/2 (pd_spectrum_bins(N) of them: the full rings inside the Nyquist radius; the corner
+ * frequencies beyond N/2 are left out). power has pd_spectrum_bins(N) entries. */
+int pd_spectrum_bins(int N);
+int pd_radial_power_spectrum(const float *x, int n, int C, int N, double *power, pd_error *err);
+/* The spectral error of generated images against data: the RMSE over bins k = 1..bins-1 (DC
+ * left out: mean brightness is FD's business) of log10 P_gen(k) - log10 P_data(k). */
+double pd_spectral_error(const double *p_gen, const double *p_data, int bins);
+
+/* ---- evaluation against the Fashion-MNIST test split (metrics/eval.c, metrics/refstats.c)
+ * The reference statistics (the classifier's features of the 10000 test images, their mean and
+ * covariance, the data's power spectrum and the classifier's test accuracy) are computed once
+ * and cached in a safetensors file whose metadata records what they came from: the sha256 of the
+ * classifier file and of both data files, n, the feature dimension, the resolution and the
+ * pixdiff version. A cache that differs in any of these (or cannot be read) is stale: it is
+ * recomputed and rewritten atomically; if it cannot be written, the statistics are used from
+ * memory and the log callback says why. Generated images at a resolution R = 32 m are m x m
+ * average-pooled to the classifier's 32 x 32 first (upsample-guidance samples at 64 or 128 px),
+ * and all metrics, the spectrum included, are taken at 32 x 32. */
+
+typedef struct pd_eval pd_eval;
+
+typedef struct pd_eval_options {
+    const char *ref_cache;    /* NULL: pd_eval_default_cache_path */
+    const char *data_dir;     /* Fashion-MNIST directory; NULL: PD_FASHION_MNIST_DIR */
+    pd_kid_params kid;
+    /* one line per event (cache loaded, stale and why, computed, written, not writable) */
+    void (*log)(void *user, const char *line);
+    void *user;
+} pd_eval_options;
+
+typedef struct pd_eval_result {
+    int n;                    /* images evaluated */
+    double fd;
+    pd_kid_result kid;
+    int n_labelled;           /* images that came with a requested label */
+    double accuracy;          /* classifier argmax == requested label; NaN when n_labelled = 0 */
+    double spectral_error;    /* pd_spectral_error against the test split's spectrum */
+    int spectrum_bins;
+    int ref_n;                /* reference images (10000) */
+    double ref_accuracy;      /* the classifier's accuracy on the test split */
+    char ref_path[1024];      /* the cache file used */
+} pd_eval_result;
+
+pd_eval_options pd_eval_default_options(void);
+/* $XDG_CACHE_HOME/pixdiff/fashion-mnist-t10k-<first 16 hex of the classifier sha256>.safetensors,
+ * or ~/.cache/pixdiff/... when XDG_CACHE_HOME is unset or empty. */
+int pd_eval_default_cache_path(char *path, size_t cap, const pd_model *classifier, pd_error *err);
+/* Loads (or computes and caches) the reference statistics for the classifier, which must be a
+ * classifier loaded from a file (its sha256 keys the cache) and must outlive the evaluator. */
+int pd_eval_create(pd_eval **out, pd_model *classifier, const pd_eval_options *o, pd_error *err);
+/* Adds n images [n, C, R, R] (C the classifier's channels, R a multiple of its resolution).
+ * labels[i] is the class image i was asked to be, or -1 for none; labels may be NULL. */
+int pd_eval_add(pd_eval *ev, const float *x, int n, int C, int R, const int *labels,
+                pd_error *err);
+/* The metrics of everything added so far (needs n >= 2). */
+int pd_eval_finish(pd_eval *ev, pd_eval_result *r, pd_error *err);
+void pd_eval_reset(pd_eval *ev);   /* forgets the added images, keeps the reference */
+void pd_eval_free(pd_eval *ev);
+
+/* ---- SNR analysis (metrics/snr.c; models.md §3.1, §3.3)
+ * The data's radially averaged power spectrum at an analysis resolution `size` (the data
+ * average-pooled, or nearest-upsampled, from its own N to size; both must divide one another)
+ * and after p x p average pooling for each p in pools. For an EDM noise level sigma, white noise
+ * has power sigma^2 per bin at the analysis resolution and sigma^2 / p^2 after pooling, so the
+ * per-frequency SNR of the noisy image seen through p x p pooling is
+ *   SNR_p(k; sigma) = p^2 P_p(k) / sigma^2,
+ * and its logSNR is -2 ln sigma + 2 ln p (pooling multiplies SNR by p^2). Bin k of a pooled
+ * image of side size/p is the relative frequency f = k / (size/p) cycles per pixel. */
+#define PD_SNR_MAX_POOLS 4
+typedef struct pd_snr_spectra {
+    int size, n_pools;
+    int pools[PD_SNR_MAX_POOLS];
+    int bins[PD_SNR_MAX_POOLS];        /* pd_spectrum_bins(size / p) (bin 0 = DC) */
+    double *power[PD_SNR_MAX_POOLS];   /* [bins] P_p(k) */
+} pd_snr_spectra;
+int pd_snr_spectra_compute(pd_snr_spectra *s, const float *x, int n, int C, int N, int size,
+                           const int *pools, int n_pools, pd_error *err);
+void pd_snr_spectra_free(pd_snr_spectra *s);
+/* A named sigma grid: its nonzero sigmas in decreasing order (a trailing 0 is ignored). Grid
+ * position t runs from 1 at sigma[0] to 0 at the last nonzero sigma: t_i = 1 - i/(n - 1). */
+typedef struct pd_snr_schedule {
+    const char *name;
+    const double *sigma;
+    int n;
+} pd_snr_schedule;
+/* CSV (written atomically), one row per (schedule, grid point, pool, frequency bin k >= 1):
+ *   schedule,step,t,sigma,logsnr,pool,logsnr_pooled,bin,freq,data_power,log10_snr
+ * logsnr = -2 ln sigma, logsnr_pooled = logsnr + 2 ln p, freq = k / (size/p),
+ * data_power = P_p(k), log10_snr = log10(p^2 P_p(k) / sigma^2). */
+int pd_snr_write_csv(const char *path, const pd_snr_spectra *s, const pd_snr_schedule *sched,
+                     int n_sched, pd_error *err);
+
+/* ------------------------------------------------------------------ plots
+ * Line plots as PNG through PLplot's cairo driver (sweep/plot.c): axes, ticks, log axes and a
+ * legend come from the library, not from pixels drawn by hand. Written atomically. */
+
+typedef struct pd_plot_series {
+    const char *label;
+    const double *x, *y;      /* n points; NaN y values are skipped (a gap) */
+    int n;
+} pd_plot_series;
+
+typedef struct pd_plot_opts {
+    const char *title, *xlabel, *ylabel;
+    int logx, logy;
+    int width, height;        /* pixels; 0 = 800 x 560 */
+} pd_plot_opts;
+
+int pd_plot_lines(const char *path, const pd_plot_opts *o, const pd_plot_series *s, int ns,
+                  pd_error *err);
+
+/* ------------------------------------------------------------------ sweeps (sweep/)
+ * A sweep file (YAML, docs/sweeps.md; configs/sweeps/) names a model, samplers with their options
+ * and schedules, NFE budgets, optional variants (SNR shift, sampling size, upsample guidance,
+ * Skip-Tuning), n, seed, batch, labels and metrics. pd_sweep_run validates all of it first (one
+ * error naming file:line: key), then runs every cell (variant x sampler x budget; a budget means
+ * at most that many evaluations, the NFE spent is recorded) that is not already in
+ * <output>/results.jsonl, appending one JSON line per cell with fsync and regenerating
+ * results.csv, results.md and plot_<metric>.png atomically after each, so a kill loses at most
+ * the cell in progress and a re-run resumes. Image i of every cell uses seed + i. */
+
+typedef struct pd_sweep_progress {
+    int cell, cells;          /* the running cell's 1-based index in the sweep, and the total */
+    int todo_index, todo;     /* its 1-based index among the cells this run samples, and their count */
+    const char *what;         /* "heun nfe<=9 (5 steps) [base]", or "reference for ..." */
+    int images_done, images;  /* within the cell (or reference) */
+    int step, steps;          /* of the batch being sampled */
+    double cell_seconds;      /* elapsed in the cell */
+    double eta_seconds;       /* estimate for the rest of the run; < 0 before anything was measured */
+} pd_sweep_progress;
+
+typedef struct pd_sweep_options {
+    const char *out_dir;      /* overrides the file's `output` when non-NULL */
+    int dry_run;              /* 1: validate, list the cells through log (done or to do), write nothing */
+    int threads;              /* > 0 overrides the file's `threads`; both 0: the current setting */
+    /* progress: after every sampler step; log: one line per event (plan, cell results, notes);
+     * abort: non-zero stops at the next step; the cell in progress is dropped and pd_sweep_run
+     * fails with an "interrupted" message. */
+    void (*progress)(void *user, const pd_sweep_progress *p);
+    void (*log)(void *user, const char *line);
+    int (*abort)(void *user);
+    void *user;
+} pd_sweep_options;
+
+typedef struct pd_sweep_summary {
+    int cells, already_done, ran;
+    double seconds;
+    double outside_denoiser_max;  /* the largest fraction of sampling time outside the denoiser
+                                   * among the cells run (NaN when none ran) */
+    char out_dir[1024];
+} pd_sweep_summary;
+
+pd_sweep_options pd_sweep_default_options(void);
+/* summary may be NULL. */
+int pd_sweep_run(const char *path, const pd_sweep_options *o, pd_sweep_summary *summary,
+                 pd_error *err);
 
 #ifdef __cplusplus
 }

@@ -13,6 +13,8 @@ static const char *const sampler_names[] = {
     [PD_SAMPLER_IPNDM] = "ipndm",
     [PD_SAMPLER_DPM2] = "dpm2",
     [PD_SAMPLER_UNIPC] = "unipc",
+    [PD_SAMPLER_AMED] = "amed",
+    [PD_SAMPLER_AMED_PLUGIN] = "amed-plugin",
 };
 _Static_assert(sizeof sampler_names / sizeof sampler_names[0] == PD_SAMPLER_COUNT,
                "sampler name table");

@@ -28,6 +28,8 @@ static const pd_sampler_impl *const impls[] = {
     [PD_SAMPLER_IPNDM] = &pd_sampler_ipndm_impl,
     [PD_SAMPLER_DPM2] = &pd_sampler_dpm2_impl,
     [PD_SAMPLER_UNIPC] = &pd_sampler_unipc_impl,
+    [PD_SAMPLER_AMED] = &pd_sampler_amed_impl,
+    [PD_SAMPLER_AMED_PLUGIN] = &pd_sampler_amed_plugin_impl,
 };
 _Static_assert(sizeof impls / sizeof impls[0] == PD_SAMPLER_COUNT, "sampler vtable table");
 
@@ -127,6 +129,39 @@ int pd_run_denoise(pd_run *r, const double *x, double sigma, int step) {
     return 0;
 }
 
+int pd_run_denoise_each(pd_run *r, const double *x, const double *sigma, int step) {
+    size_t total = r->total, dim = r->dim;
+    int n = r->n;
+    if (r->afs_pending) {
+        /* AFS as in pd_run_denoise, with each image's own sigma. */
+        r->afs_pending = 0;
+        r->last_afs = 1;
+        float *den = r->den;
+        for (int b = 0; b < n; b++) {
+            double q = sqrt(1.0 + sigma[b] * sigma[b]), f = 1.0 / (q * (q + sigma[b]));
+            for (size_t j = (size_t)b * dim; j < (size_t)(b + 1) * dim; j++) den[j] = (float)(f * x[j]);
+        }
+        return 0;
+    }
+    r->last_afs = 0;
+    float *xin = r->xin;
+    #pragma omp parallel for schedule(static) if (total > 32768)
+    for (size_t j = 0; j < total; j++) xin[j] = (float)x[j];
+    for (int b = 0; b < n; b++) r->sig[b] = (float)sigma[b];
+    double t0 = pd_now();
+    int rc = pd_denoiser_eval(r->d, r->den, r->xin, r->sig, r->labels, n, r->err);
+    r->seconds_denoiser += pd_now() - t0;
+    r->nfe++;
+    if (rc) {
+        char msg[sizeof r->err->msg];
+        memcpy(msg, r->err->msg, sizeof msg);
+        msg[sizeof msg - 1] = '\0';
+        return pd_fail(r->err, "%s step %d/%d (per-image sigma, first %.6g): %s",
+                       pd_sampler_name(r->p->sampler), step + 1, r->steps, sigma[0], msg);
+    }
+    return 0;
+}
+
 void pd_run_noise(pd_run *r, int step, double *eps) {
     /* One image at a time: pd_randn_double parallelises inside for large images. */
     for (int b = 0; b < r->n; b++)
@@ -184,6 +219,8 @@ int pd_sample(pd_denoiser *d, const pd_sample_params *p, float *x, const float *
     if (d->C < 1 || d->H < 1 || d->W < 1)
         return pd_fail(err, "pd_sample: denoiser '%s' has no image shape (%dx%dx%d)", d->desc, d->C,
                        d->H, d->W);
+    /* A SiD generator is not integrated: it maps sigma_init z to an image in one call. */
+    if (d->sigma_init > 0) return pd_sample_generator(d, p, x, labels, n, stats, err);
     const pd_sampler_impl *impl = pd_sampler_impl_get(p->sampler);
     if (!impl) return pd_fail(err, "pd_sample: unknown sampler kind %d", (int)p->sampler);
     const char *name = pd_sampler_name(p->sampler);
@@ -264,6 +301,7 @@ int pd_sample(pd_denoiser *d, const pd_sample_params *p, float *x, const float *
             rc = impl->step(&r, i);
             if (rc) break;
             if (q.progress) q.progress(q.user, i + 1, q.steps);
+            if (q.trajectory) q.trajectory(q.user, i + 1, r.x, n, dim);
         }
         if (impl->end) impl->end(&r);
     }

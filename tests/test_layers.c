@@ -304,22 +304,18 @@ int main(void) {
     test_conv(2, 32, 16, 16, 24, 3, 1);
     test_conv(1, 4, 1, 1, 6, 3, 1);
     test_conv(1, 2, 6, 4, 3, 5, 1);
-    /* the layers on every GEMM micro-kernel this CPU has (tile sizes differ: 8x32, 6x16, 4x8) */
-    for (int kern = PD_GEMM_AVX512; kern <= PD_GEMM_PORTABLE; kern++) {
-        if (!pd_gemm_use_kernel(kern)) continue;
-        printf("-- gemm kernel %s\n", pd_gemm_kernel_name());
-        test_conv(2, 16, 8, 8, 8, 3, 1);
-        test_conv(2, 8, 16, 16, 12, 3, 1);
-        test_conv(1, 6, 9, 20, 5, 3, 0);
-        test_attention(2, 16, 16, 2);
-        test_linear(3, 37, 19, 1);
-    }
-    pd_gemm_use_kernel(PD_GEMM_AUTO);
+    /* several GEMM tiles per sample (unet/gemm.c: 128-row x 256-column tiles) and edge tiles */
+    test_conv(2, 16, 8, 8, 8, 3, 1);
+    test_conv(2, 8, 16, 16, 12, 3, 1);
+    test_conv(1, 6, 9, 20, 5, 3, 0);
+    test_conv(3, 8, 24, 20, 200, 3, 1);
+    test_conv(2, 40, 20, 20, 136, 1, 1);
     test_resample(2, 3, 12, 24);
     test_attention(2, 16, 16, 1);
     test_attention(2, 16, 16, 2);
     test_attention(2, 32, 64, 1);
     test_attention(1, 32, 64, 2);
+    test_attention(2, 16, 100, 2);   /* two query tiles (64 + 36) */
     test_posemb(5, 16, 1, 1, 2);
     test_posemb(5, 128, 1, 1, 2);
     test_posemb(5, 16, 0, 0, 2);

@@ -1,16 +1,21 @@
 /* layers.c — the fast float32 kernels behind unet/layers.h (EDM primitives, models.md §4.1, §4.2,
- * §4.4), each a forward/backward pair in llm.c's style. Heavy math is pd_sgemm (unet/gemm.h) on
- * per-sample matrices, called from outside any OpenMP region (it threads itself); the light
- * loops (im2col/col2im, normalisation, elementwise) are OpenMP loops over (sample, channel) or
- * rows. Every per-sample value is produced by the same operations in the same order whatever the
- * batch size or thread count (pd_sgemm's elements are fixed FMA chains; our reductions run in a
- * fixed order inside one loop iteration), so an image is bit-identical in any batch.
- * Backward functions accumulate into their d* buffers and skip the NULL ones.
+ * §4.4), each a forward/backward pair in llm.c's style. Every matrix product is OpenBLAS
+ * (cblas_sgemm / cblas_sgemv through unet/gemm.h): convolutions as an explicit im2col then sgemm
+ * per sample, attention as sgemm per (sample, head, query tile), linear as sgemv per sample.
+ * Determinism (DESIGN.md conventions 7-8): each product is cut into tiles whose sizes depend only
+ * on the layer's shape, and each tile is one single-threaded OpenBLAS call (Debian's OpenMP build
+ * runs single-threaded inside our OpenMP loops; gemm.h); our OpenMP loops over (sample, tile),
+ * (sample, channel) or rows hand tiles to threads. A single-threaded call's bits depend only on
+ * its shape, and every reduction of ours (GroupNorm statistics, bias sums, dW over samples) runs
+ * in a fixed order inside one loop iteration, so an image is bit-identical in any batch on any
+ * thread count. Backward functions accumulate into their d* buffers and skip the NULL ones.
  */
 #include "unet/layers.h"
 #include "core/rng.h"
+#include "core/util.h"
 #include "unet/gemm.h"
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 
 /* Below this many elements an OpenMP region costs more than the loop it splits. */
@@ -33,23 +38,31 @@ static double sum_f(const float *x, size_t n) {
 
 /* ------------------------------------------------------------------ linear */
 
-/* One GEMM over the batch: every output element is a single FMA chain over IN (unet/gemm.h),
- * so a row's result does not depend on the other rows of the batch. */
+/* Per sample, y_n = W x_n (+ b) as one single-threaded sgemv of shape [OUT, IN]: a row's bits
+ * depend on that shape alone, not on N (one GEMM over the batch would tile, and round, by N). */
 void linear_forward(float *out, const float *in, const float *w, const float *b, int N, int IN,
                     int OUT) {
-    if (b)
-        for (int n = 0; n < N; n++) memcpy(out + (size_t)n * OUT, b, (size_t)OUT * sizeof *out);
-    pd_sgemm(0, 1, N, OUT, IN, 1.0f, in, IN, w, IN, b ? 1.0f : 0.0f, out, OUT);
+    #pragma omp parallel for schedule(static) if (2.0 * N * IN * OUT >= PD_GEMM_PAR_FLOPS)
+    for (int n = 0; n < N; n++) {
+        float *y = out + (size_t)n * OUT;
+        if (b) memcpy(y, b, (size_t)OUT * sizeof *y);
+        pd_sgemv_st(0, OUT, IN, 1.0f, w, IN, in + (size_t)n * IN, b ? 1.0f : 0.0f, y);
+    }
 }
 
+/* db += Σ_n dout_n (samples in order); dW[OUT,IN] += dout^T[OUT,N] · in[N,IN], one tiled GEMM
+ * whose reduction over the batch has a fixed order for a given N; din_n += W^T dout_n per sample
+ * (sgemv, like the forward). */
 void linear_backward(float *din, float *dw, float *db, const float *dout, const float *in,
                      const float *w, int N, int IN, int OUT) {
     if (db)
         for (int n = 0; n < N; n++)
             for (int o = 0; o < OUT; o++) db[o] += dout[(size_t)n * OUT + o];
-    /* dW[OUT,IN] += dout^T[OUT,N] · in[N,IN]; din[N,IN] += dout[N,OUT] · W[OUT,IN]. */
     if (dw) pd_sgemm(1, 0, OUT, IN, N, 1.0f, dout, OUT, in, IN, 1.0f, dw, IN);
-    if (din) pd_sgemm(0, 0, N, IN, OUT, 1.0f, dout, OUT, w, IN, 1.0f, din, IN);
+    if (!din) return;
+    #pragma omp parallel for schedule(static) if (2.0 * N * IN * OUT >= PD_GEMM_PAR_FLOPS)
+    for (int n = 0; n < N; n++)
+        pd_sgemv_st(1, OUT, IN, 1.0f, w, IN, dout + (size_t)n * OUT, 1.0f, din + (size_t)n * IN);
 }
 
 /* ------------------------------------------------------------------ SiLU */
@@ -270,168 +283,92 @@ static inline void col_range(int kj, int p, int W, int *x0, int *x1) {
     if (*x1 < *x0) *x1 = *x0;
 }
 
-/* The im2col matrix of one sample, col[(c·k + ki)·k + kj, y·W + x] = in[c, y+ki−p, x+kj−p] (zero
- * outside), is never stored: the GEMM packs its panels straight from a zero-padded copy of the
- * image, P[c, y', x'] = in[c, y'−p, x'−p] ((H+2p) x (W+2p) per channel), where every row of the
- * im2col matrix is a plain strided copy: col[(c,ki,kj), (y,x)] = P[c, y+ki, x+kj]. That saves
- * writing and re-reading C·k²·H·W floats per sample, and all edge tests. k²·H·W >= (H+k−1)·(W+k−1)
- * for H, W >= 1, so the caller's col scratch holds at least one padded sample. */
-typedef struct {
-    const float *xp;          /* padded samples */
-    size_t stride;            /* floats per padded sample, C·Hp·Wp */
-    int W, Hp, Wp, k;
-} conv_src;
-
-/* P for samples [0, n) of x into dst, one (sample, channel) plane per iteration. */
-static void pad_images(float *dst, const float *x, int n, int C, int H, int W, int k) {
-    int p = k / 2, Hp = H + 2 * p, Wp = W + 2 * p;
-    #pragma omp parallel for schedule(static) if ((size_t)n * C * Hp * Wp > PAR_MIN)
-    for (int nc = 0; nc < n * C; nc++) {
-        float *d = dst + (size_t)nc * Hp * Wp;
-        const float *s = x + (size_t)nc * H * W;
-        memset(d, 0, (size_t)p * Wp * sizeof *d);
-        for (int y = 0; y < H; y++) {
-            float *r = d + (size_t)(y + p) * Wp;
-            for (int i = 0; i < p; i++) r[i] = r[p + W + i] = 0.0f;
-            memcpy(r + p, s + (size_t)y * W, (size_t)W * sizeof *r);
-        }
-        memset(d + (size_t)(p + H) * Wp, 0, (size_t)p * Wp * sizeof *d);
-    }
-}
-
-/* n consecutive entries of row r of sample b's im2col matrix, from column hw0. */
-static void col_row(float *d, const conv_src *s, int b, int r, int hw0, int n) {
-    int k = s->k, W = s->W, kk = k * k;
-    int c = r / kk, ki = (r / k) % k, kj = r % k;
-    const float *img = s->xp + (size_t)b * s->stride + ((size_t)c * s->Hp + ki) * s->Wp + kj;
-    int y = hw0 / W, x = hw0 % W, j = 0;
-    while (j < n) {
-        int seg = imin(W - x, n - j);   /* output row y, columns x .. x+seg-1 */
-        memcpy(d + j, img + (size_t)y * s->Wp + x, (size_t)seg * sizeof *d);
-        j += seg;
-        x = 0;
-        y++;
-    }
-}
-
-/* Forward: op(B) = col [C·k², HW]; a panel is kc rows of nr consecutive pixels. This is the hot
- * packing loop, so (c, ki, kj) and the panel's first pixel (y0, x0) are stepped, not divided. */
-static void pack_conv_fwd(float *dst, int nr, int k0, int kc, int j0, int w, int b,
-                          const void *ctx) {
-    const conv_src *s = ctx;
-    int k = s->k, W = s->W, Wp = s->Wp;
-    int y0 = j0 / W, x0 = j0 % W, one_row = x0 + w <= W;
-    int c = k0 / (k * k), ki = (k0 / k) % k, kj = k0 % k;
-    const float *plane = s->xp + (size_t)b * s->stride + (size_t)c * s->Hp * Wp;
-    for (int t = 0; t < kc; t++) {
-        float *d = dst + (size_t)t * nr;
-        const float *src = plane + (size_t)(y0 + ki) * Wp + x0 + kj;
-        if (one_row) {
-            memcpy(d, src, (size_t)w * sizeof *d);
-        } else if (x0 == 0 && w == nr && nr % 8 == 0 && W == 8) {   /* whole rows, fixed-size copies */
-            for (int j = 0; j < w; j += 8, src += Wp) memcpy(d + j, src, 8 * sizeof *d);
-        } else if (x0 == 0 && w == nr && nr % 16 == 0 && W == 16) {
-            for (int j = 0; j < w; j += 16, src += Wp) memcpy(d + j, src, 16 * sizeof *d);
-        } else {
-            for (int j = 0, y = y0, x = x0; j < w; y++) {   /* output rows y0, y0+1, ... */
-                int seg = imin(W - x, w - j);
-                memcpy(d + j, plane + (size_t)(y + ki) * Wp + x + kj, (size_t)seg * sizeof *d);
-                j += seg;
-                x = 0;
+/* The k·k im2col rows of channel c of one sample: col[(c·k + ki)·k + kj, y·W + x] =
+ * in[c, y+ki−p, x+kj−p], zero outside the image. */
+static void im2col_channel(float *col, const float *in, int c, int H, int W, int k) {
+    int p = k / 2;
+    size_t HW = (size_t)H * W;
+    const float *src = in + (size_t)c * HW;
+    for (int ki = 0; ki < k; ki++)
+        for (int kj = 0; kj < k; kj++) {
+            float *row = col + ((size_t)c * k * k + (size_t)ki * k + kj) * HW;
+            int x0, x1;
+            col_range(kj, p, W, &x0, &x1);
+            for (int y = 0; y < H; y++) {
+                float *d = row + (size_t)y * W;
+                int sy = y + ki - p;
+                if (sy < 0 || sy >= H) {
+                    memset(d, 0, (size_t)W * sizeof *d);
+                    continue;
+                }
+                for (int x = 0; x < x0; x++) d[x] = 0.0f;
+                memcpy(d + x0, src + (size_t)sy * W + x0 + kj - p, (size_t)(x1 - x0) * sizeof *d);
+                for (int x = x1; x < W; x++) d[x] = 0.0f;
             }
         }
-        for (int j = w; j < nr; j++) d[j] = 0.0f;
-        if (++kj == k) {
-            kj = 0;
-            if (++ki == k) {
-                ki = 0;
-                plane += (size_t)s->Hp * Wp;
-            }
-        }
-    }
 }
 
-/* Weight gradient: op(B) = col^T [HW, C·k²]; column j of a panel is a stretch of col row j. */
-static void pack_conv_wgrad(float *dst, int nr, int k0, int kc, int j0, int w, int b,
-                            const void *ctx) {
-    float tmp[256];
-    for (int j = 0; j < w; j++)
-        for (int t0 = 0; t0 < kc; t0 += 256) {
-            int n = imin(256, kc - t0);
-            col_row(tmp, ctx, b, j0 + j, k0 + t0, n);
-            for (int t = 0; t < n; t++) dst[(size_t)(t0 + t) * nr + j] = tmp[t];
-        }
-    for (int j = w; j < nr; j++)
-        for (int t = 0; t < kc; t++) dst[(size_t)t * nr + j] = 0.0f;
-}
-
-/* Data gradient as a convolution: din[c, y, x] = Σ_{o,ki,kj} W[o, c, ki, kj]·dout[o, y−ki+p, x−kj+p]
- * = Σ W'[c, o, ki', kj']·dout[o, y+ki'−p, x+kj'−p] with W'[c, o, ki', kj'] = W[o, c, k−1−ki', k−1−kj']
- * (k = 2p+1): a forward conv of dout with the flipped, transposed kernel, which this packs as the
- * GEMM's A [C, OC·k²] straight from W. */
-typedef struct { const float *w; int C, kk; } flipped_w;
-
-static void pack_a_flipped(float *d, int mr, int i0, int rows, int k0, int kc, int b,
-                           const void *ctx) {
-    const flipped_w *f = ctx;
-    int kk = f->kk;
-    for (int t = 0; t < kc; t++) {
-        int m = k0 + t, o = m / kk, q = m % kk;
-        const float *src = f->w + ((size_t)o * f->C + i0) * kk + (kk - 1 - q);
-        float *dt = d + (size_t)t * mr;
-        for (int r = 0; r < rows; r++) dt[r] = src[(size_t)r * kk];
-        for (int r = rows; r < mr; r++) dt[r] = 0.0f;
-    }
-}
-
-/* Adjoint of im2col, accumulated: din[c, ·] += scatter of its k·k rows. One channel per
- * iteration, rows in fixed (ki, kj, y) order, so no two threads touch one element. */
-static void col2im_add(float *din, const float *col, int C, int H, int W, int k) {
+/* Adjoint of im2col for channel c, accumulated: din[c, ·] += the scatter of its k·k rows, in a
+ * fixed (ki, kj, y) order. */
+static void col2im_channel(float *din, const float *col, int c, int H, int W, int k) {
     int p = k / 2, kk = k * k;
     size_t HW = (size_t)H * W;
-    #pragma omp parallel for schedule(static) if ((size_t)C * kk * HW > PAR_MIN)
-    for (int c = 0; c < C; c++) {
-        float *dst = din + (size_t)c * HW;
-        for (int ki = 0; ki < k; ki++)
-            for (int kj = 0; kj < k; kj++) {
-                const float *src = col + ((size_t)c * kk + (size_t)ki * k + kj) * HW;
-                int x0, x1;
-                col_range(kj, p, W, &x0, &x1);
-                for (int y = 0; y < H; y++) {
-                    int sy = y + ki - p;
-                    if (sy < 0 || sy >= H) continue;
-                    float *d = dst + (size_t)sy * W;   /* d[x + kj − p], x >= x0 keeps it >= 0 */
-                    const float *s = src + (size_t)y * W;
-                    for (int x = x0; x < x1; x++) d[x + kj - p] += s[x];
-                }
+    float *dst = din + (size_t)c * HW;
+    for (int ki = 0; ki < k; ki++)
+        for (int kj = 0; kj < k; kj++) {
+            const float *src = col + ((size_t)c * kk + (size_t)ki * k + kj) * HW;
+            int x0, x1;
+            col_range(kj, p, W, &x0, &x1);
+            for (int y = 0; y < H; y++) {
+                int sy = y + ki - p;
+                if (sy < 0 || sy >= H) continue;
+                float *d = dst + (size_t)sy * W;   /* d[x + kj − p], x >= x0 keeps it >= 0 */
+                const float *s = src + (size_t)y * W;
+                for (int x = x0; x < x1; x++) d[x + kj - p] += s[x];
             }
+        }
+}
+
+/* Samples go through im2col and the GEMMs in groups, one im2col matrix ("slot") per sample of the
+ * group, so that a group's (sample, tile) products fill all threads even when one sample has few
+ * tiles (a 16x16 or 8x8 layer). The group is as large as the thread count; slot 0 is the caller's
+ * col, the others a per-calling-thread buffer, grown on demand and kept for reuse (no allocation
+ * once the largest layer has run). Which slot or group a sample lands in changes no bit: a tile's
+ * product depends only on its shape and operands. */
+#define MAX_SLOTS 64
+static _Thread_local float *slot_buf;
+static _Thread_local size_t slot_cap;
+
+static int conv_slots(float **slot, float *col, size_t colsize, int N) {
+    int G = omp_in_parallel() ? 1 : omp_get_max_threads();
+    G = imax(1, imin(imin(G, N), MAX_SLOTS));
+    slot[0] = col;
+    if (G > 1 && (size_t)(G - 1) * colsize > slot_cap) {
+        float *p = pd_alloc((size_t)(G - 1) * colsize * sizeof *p);
+        if (p) {
+            pd_free(slot_buf);
+            slot_buf = p;
+            slot_cap = (size_t)(G - 1) * colsize;
+        } else if (slot_cap < colsize) {
+            G = 1;   /* no memory for a second slot: one sample at a time (same bits) */
+        } else {
+            G = imin(G, 1 + (int)(slot_cap / colsize));
+        }
     }
+    for (int s = 1; s < G; s++) slot[s] = slot_buf + (size_t)(s - 1) * colsize;
+    return G;
 }
 
-/* Groups of at most `fit` samples, as even as possible (8 in groups of 5 would be 5 + 3; 4 + 4
- * keeps two threads equally busy). */
-static int balanced_group(int fit, int N) {
-    if (fit < 1) fit = 1;
-    int ngroups = (N + fit - 1) / fit;
-    return ngroups ? (N + ngroups - 1) / ngroups : 1;
+/* im2col of samples x_0..x_{g-1} (stride C·HW) into slots, one (sample, channel) per iteration. */
+static void im2col_group(float **slot, const float *x, int g, int C, int H, int W, int k) {
+    size_t HW = (size_t)H * W;
+    #pragma omp parallel for schedule(static) if ((size_t)g * C * k * k * HW > PAR_MIN)
+    for (int sc = 0; sc < g * C; sc++)
+        im2col_channel(slot[sc / C], x + (size_t)(sc / C) * C * HW, sc % C, H, W, k);
 }
 
-/* The weights [OC, C·k²] as the GEMM's A (rows of a row-major matrix, alpha = 1). */
-typedef struct { const float *w; int K; } mat_a_w;
-
-static void pack_a_rows(float *d, int mr, int i0, int rows, int k0, int kc, int b, const void *ctx) {
-    const mat_a_w *m = ctx;
-    for (int k = 0; k < kc; k++) {
-        float *dk = d + (size_t)k * mr;
-        for (int r = 0; r < rows; r++) dk[r] = m->w[(size_t)(i0 + r) * m->K + k0 + k];
-        for (int r = rows; r < mr; r++) dk[r] = 0.0f;
-    }
-}
-
-/* Per sample: out_n[OC, HW] = W[OC, C·k·k] · col_n[C·k·k, HW] (+ b), col_n implicit, as batched
- * GEMMs over as many samples as the col scratch holds padded copies of; W is packed once per
- * batch. Sample n's result is what a batch of one would give. The bias is written first and the
- * GEMM accumulates onto it (beta = 1). */
+/* Per sample: out_n[OC, HW] = W[OC, C·k·k] · col_n[C·k·k, HW] (+ b). The bias is written first
+ * and the GEMM accumulates onto it (beta = 1). A 1x1 conv reads the input as [C, HW] directly. */
 void conv2d_forward(float *out, const float *in, const float *w, const float *b, int N, int C,
                     int H, int W, int OC, int k, float *col) {
     size_t HW = (size_t)H * W;
@@ -442,28 +379,33 @@ void conv2d_forward(float *out, const float *in, const float *w, const float *b,
             for (size_t j = 0; j < HW; j++) out[(size_t)no * HW + j] = b[no % OC];
     }
     float beta = b ? 1.0f : 0.0f;
-    if (k == 1) {   /* a 1x1 conv reads the input as [C, HW] directly */
+    if (k == 1) {
         pd_sgemm_batch(0, 0, OC, (int)HW, K, 1.0f, w, K, 0, in, (int)HW, (size_t)C * HW, beta, out,
                        (int)HW, (size_t)OC * HW, N);
         return;
     }
-    int Hp = H + k - 1, Wp = W + k - 1;
-    size_t padded = (size_t)C * Hp * Wp;
-    int group = balanced_group((int)(((size_t)K * HW) / padded), N);
-    mat_a_w wa = {w, K};
-    for (int n0 = 0; n0 < N; n0 += group) {
-        int gn = imin(group, N - n0);
-        pad_images(col, in + (size_t)n0 * C * HW, gn, C, H, W, k);
-        conv_src src = {col, padded, W, Hp, Wp, k};
-        pd_sgemm_custom(OC, (int)HW, K, pack_a_rows, &wa, n0 ? 2 : 1, pack_conv_fwd, &src, beta,
-                        out + (size_t)n0 * OC * HW, (int)HW, (size_t)OC * HW, gn);
+    float *slot[MAX_SLOTS];
+    int G = conv_slots(slot, col, (size_t)K * HW, N);
+    int mt, nt, mc, nc;
+    pd_gemm_tiles(OC, (int)HW, K, &mt, &nt, &mc, &nc);
+    int tiles = mc * nc;
+    for (int n0 = 0; n0 < N; n0 += G) {
+        int g = imin(G, N - n0);
+        im2col_group(slot, in + (size_t)n0 * C * HW, g, C, H, W, k);
+        #pragma omp parallel for schedule(static) \
+            if (g * tiles > 1 && 2.0 * g * OC * HW * K >= PD_GEMM_PAR_FLOPS)
+        for (int it = 0; it < g * tiles; it++) {
+            int s = it / tiles;
+            pd_sgemm_tile(it % tiles, 0, 0, OC, (int)HW, K, 1.0f, w, K, slot[s], (int)HW, beta,
+                          out + (size_t)(n0 + s) * OC * HW, (int)HW);
+        }
     }
 }
 
-/* db += Σ_{n,hw} dout; dW += dout_n · col_n^T (col_n implicit, from the padded sample in col),
- * samples in order so dW and db reduce in a fixed order; din += the flipped-kernel convolution of
- * dout (per sample, batched like the forward), or col2im(W^T · dout_n) when col is too small to
- * hold a padded dout. */
+/* db += Σ_{n,hw} dout (per channel, samples in order); dW += dout_n · col_n^T for n = 0..N-1 in
+ * order, each a GEMM tiled over dW (threads split dW, never the samples, so every dW element
+ * sums the samples in the same order); din_n += col2im(W^T · dout_n), the dcol product tiled per
+ * sample and col2im run per input channel. */
 void conv2d_backward(float *din, float *dw, float *db, const float *dout, const float *in,
                      const float *w, int N, int C, int H, int W, int OC, int k, float *col) {
     size_t HW = (size_t)H * W;
@@ -476,46 +418,44 @@ void conv2d_backward(float *din, float *dw, float *db, const float *dout, const 
             db[o] += (float)s;
         }
     }
+    if (k == 1) {   /* col_n is x_n itself */
+        if (dw)
+            for (int n = 0; n < N; n++)
+                pd_sgemm(0, 1, OC, K, (int)HW, 1.0f, dout + (size_t)n * OC * HW, (int)HW,
+                         in + (size_t)n * C * HW, (int)HW, 1.0f, dw, K);
+        if (din)
+            pd_sgemm_batch(1, 0, C, (int)HW, OC, 1.0f, w, C, 0, dout, (int)HW, (size_t)OC * HW,
+                           1.0f, din, (int)HW, (size_t)C * HW, N);
+        return;
+    }
     if (!dw && !din) return;
-    if (dw)
-        for (int n = 0; n < N; n++) {
-            const float *x = in + (size_t)n * C * HW;
-            const float *g = dout + (size_t)n * OC * HW;
-            if (k == 1) {
-                pd_sgemm(0, 1, OC, K, (int)HW, 1.0f, g, (int)HW, x, (int)HW, 1.0f, dw, K);
-            } else {
-                pad_images(col, x, 1, C, H, W, k);
-                conv_src src = {col, 0, W, H + k - 1, W + k - 1, k};
-                pd_sgemm_packb(0, OC, K, (int)HW, 1.0f, g, (int)HW, 0, pack_conv_wgrad, &src, 1.0f,
-                               dw, K, 0, 1);
-            }
+    float *slot[MAX_SLOTS];
+    int G = conv_slots(slot, col, (size_t)K * HW, N);
+    int mt, nt, mc, nc;
+    pd_gemm_tiles(K, (int)HW, OC, &mt, &nt, &mc, &nc);
+    int tiles = mc * nc;
+    for (int n0 = 0; n0 < N; n0 += G) {
+        int g = imin(G, N - n0);
+        const float *dy = dout + (size_t)n0 * OC * HW;
+        if (dw) {
+            im2col_group(slot, in + (size_t)n0 * C * HW, g, C, H, W, k);
+            for (int s = 0; s < g; s++)
+                pd_sgemm(0, 1, OC, K, (int)HW, 1.0f, dy + (size_t)s * OC * HW, (int)HW, slot[s],
+                         (int)HW, 1.0f, dw, K);
         }
-    if (!din) return;
-    if (k == 1) {   /* din_n += W^T · dout_n */
-        pd_sgemm_batch(1, 0, C, (int)HW, OC, 1.0f, w, C, 0, dout, (int)HW, (size_t)OC * HW, 1.0f,
-                       din, (int)HW, (size_t)C * HW, N);
-        return;
-    }
-    int Hp = H + k - 1, Wp = W + k - 1;
-    size_t padded = (size_t)OC * Hp * Wp;
-    int fit = (int)(((size_t)K * HW) / padded);
-    if (fit >= 1) {   /* the flipped-kernel convolution, batched like the forward */
-        int group = balanced_group(fit, N);
-        flipped_w f = {w, C, k * k};
-        for (int n0 = 0; n0 < N; n0 += group) {
-            int gn = imin(group, N - n0);
-            pad_images(col, dout + (size_t)n0 * OC * HW, gn, OC, H, W, k);
-            conv_src src = {col, padded, W, Hp, Wp, k};
-            pd_sgemm_custom(C, (int)HW, OC * k * k, pack_a_flipped, &f, n0 ? 2 : 1, pack_conv_fwd,
-                            &src, 1.0f, din + (size_t)n0 * C * HW, (int)HW, (size_t)C * HW, gn);
+        if (!din) continue;
+        /* dcol_n[C·k·k, HW] = W^T · dout_n into the slots (their im2col is no longer needed) */
+        #pragma omp parallel for schedule(static) \
+            if (g * tiles > 1 && 2.0 * g * OC * HW * K >= PD_GEMM_PAR_FLOPS)
+        for (int it = 0; it < g * tiles; it++) {
+            int s = it / tiles;
+            pd_sgemm_tile(it % tiles, 1, 0, K, (int)HW, OC, 1.0f, w, K, dy + (size_t)s * OC * HW,
+                          (int)HW, 0.0f, slot[s], (int)HW);
         }
-        return;
-    }
-    /* col cannot hold a padded dout (OC much larger than C·k²): dcol = W^T · dout_n, col2im. */
-    for (int n = 0; n < N; n++) {
-        pd_sgemm(1, 0, K, (int)HW, OC, 1.0f, w, K, dout + (size_t)n * OC * HW, (int)HW, 0.0f, col,
-                 (int)HW);
-        col2im_add(din + (size_t)n * C * HW, col, C, H, W, k);
+        float *dx = din + (size_t)n0 * C * HW;
+        #pragma omp parallel for schedule(static) if ((size_t)g * K * HW > PAR_MIN)
+        for (int sc = 0; sc < g * C; sc++)
+            col2im_channel(dx + (size_t)(sc / C) * C * HW, slot[sc / C], sc % C, H, W, k);
     }
 }
 
@@ -622,63 +562,80 @@ void upsample_nearest_forward(float *out, const float *in, int N, int C, int H, 
 
 /* Item b = n·heads + h (sample n, head h) of qkv starts at b·3·Ch·L: rows c·3 + j (j = q, k, v)
  * of length L, so q, k and v are [Ch, L] matrices with row stride 3L at offsets 0, L and 2L
- * (models.md §4.4). Its output rows start at b·Ch·L in out [N, C, L] (head-major channels). */
+ * (models.md §4.4). Its output rows start at b·Ch·L in out [N, C, L] (head-major channels).
+ * Each item is cut into query tiles of at most ATT_QT positions (a fixed size, so the products'
+ * shapes depend on (Ch, L) alone); a query tile's scores, softmax and output columns need no
+ * other tile, so one OpenMP loop over (item, query tile) does everything. */
+#define ATT_QT 64
 
-/* S = q^T k / sqrt(Ch) into att; row softmax in place; out = v · A^T. Every (sample, head) item
- * sits at a uniform stride (3·Ch·L in qkv, L·L in att, Ch·L in out), so each product is one
- * batched GEMM. The softmax subtracts the row max, exponentiates in float and sums in double
- * (then one float reciprocal): torch's fp32 softmax up to rounding. */
+/* S = s·q^T k into att (s = 1/sqrt(Ch)); row softmax in place; out = v · A^T. The softmax
+ * subtracts the row max, exponentiates in float and sums in double (then one float reciprocal):
+ * torch's fp32 softmax up to rounding. */
 void attention_forward(float *out, float *att, const float *qkv, int N, int C, int L, int heads,
                        float *scratch) {
-    int Ch = C / heads, items = N * heads;
+    int Ch = C / heads, items = N * heads, qt = (L + ATT_QT - 1) / ATT_QT;
     size_t LL = (size_t)L * L, hs = (size_t)3 * Ch * L;
     float scale = (float)(1.0 / sqrt((double)Ch));
-    pd_sgemm_batch(1, 0, L, L, Ch, scale, qkv, 3 * L, hs, qkv + L, 3 * L, hs, 0.0f, att, L, LL, items);
-    int rows = items * L;
-    #pragma omp parallel for schedule(static) if ((size_t)rows * L > PAR_MIN)
-    for (int r = 0; r < rows; r++) {
-        float *a = att + (size_t)r * L;
-        float mx = a[0];
-        for (int l = 1; l < L; l++) mx = a[l] > mx ? a[l] : mx;
-        double s = 0;
-        for (int l = 0; l < L; l++) { a[l] = expf(a[l] - mx); s += a[l]; }
-        float inv = (float)(1.0 / s);
-        for (int l = 0; l < L; l++) a[l] *= inv;
+    #pragma omp parallel for schedule(static) if (4.0 * items * LL * Ch >= PD_GEMM_PAR_FLOPS)
+    for (int it = 0; it < items * qt; it++) {
+        int b = it / qt, i0 = it % qt * ATT_QT, m = imin(ATT_QT, L - i0);
+        const float *q = qkv + (size_t)b * hs;
+        float *a = att + (size_t)b * LL + (size_t)i0 * L;
+        pd_sgemm_st(1, 0, m, L, Ch, scale, q + i0, 3 * L, q + L, 3 * L, 0.0f, a, L);
+        for (int r = 0; r < m; r++) {
+            float *ar = a + (size_t)r * L;
+            float mx = ar[0];
+            for (int l = 1; l < L; l++) mx = ar[l] > mx ? ar[l] : mx;
+            double s = 0;
+            for (int l = 0; l < L; l++) { ar[l] = expf(ar[l] - mx); s += ar[l]; }
+            float inv = (float)(1.0 / s);
+            for (int l = 0; l < L; l++) ar[l] *= inv;
+        }
+        pd_sgemm_st(0, 1, Ch, m, L, 1.0f, q + 2 * (size_t)L, 3 * L, a, L, 0.0f,
+                    out + (size_t)b * Ch * L + i0, L);
     }
-    pd_sgemm_batch(0, 1, Ch, L, L, 1.0f, qkv + 2 * (size_t)L, 3 * L, hs, att, L, LL, 0.0f, out, L,
-                   (size_t)Ch * L, items);
 }
 
 /* With a = v·A^T, A = softmax(S), S = s·q^T k (s = 1/sqrt(Ch)), da = dout:
- * dv += da·A; dA = da^T·v; dS = A ⊙ (dA − rowsum(A ⊙ dA)); dq += s·k·dS^T; dk += s·q·dS.
- * dv is one batched GEMM over all (sample, head) items; dA/dS live in the scratch, which holds
- * three L x L blocks, so the rest runs three items at a time. */
+ * dA = da^T·v; dS = A ⊙ (dA − rowsum(A ⊙ dA)); dq += s·k·dS^T (per query row: query tiles);
+ * dk += s·q·dS and dv += da·A (sums over queries: key tiles, after every dS row is known).
+ * dS lives in the scratch, which holds three L x L blocks, so items go three at a time. */
 void attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att, int N,
                         int C, int L, int heads, float *scratch) {
     if (!dqkv) return;
-    int Ch = C / heads, items = N * heads;
+    int Ch = C / heads, items = N * heads, qt = (L + ATT_QT - 1) / ATT_QT;
     size_t LL = (size_t)L * L, hs = (size_t)3 * Ch * L, os = (size_t)Ch * L;
     float scale = (float)(1.0 / sqrt((double)Ch));
-    float *dS = scratch;
-    pd_sgemm_batch(0, 0, Ch, L, L, 1.0f, dout, L, os, att, L, LL, 1.0f, dqkv + 2 * (size_t)L,
-                   3 * L, hs, items);
     for (int i0 = 0; i0 < items; i0 += 3) {
-        int g = imin(3, items - i0);
-        const float *q = qkv + (size_t)i0 * hs;
-        float *dq = dqkv + (size_t)i0 * hs;
-        pd_sgemm_batch(1, 0, L, L, Ch, 1.0f, dout + (size_t)i0 * os, L, os, q + 2 * (size_t)L, 3 * L,
-                       hs, 0.0f, dS, L, LL, g);
-        #pragma omp parallel for schedule(static) if ((size_t)g * LL > PAR_MIN)
-        for (int r = 0; r < g * L; r++) {
-            const float *ar = att + (size_t)i0 * LL + (size_t)r * L;
-            float *dr = dS + (size_t)r * L;
-            double s = 0;
-            for (int l = 0; l < L; l++) s += (double)ar[l] * dr[l];
-            float sf = (float)s;
-            for (int l = 0; l < L; l++) dr[l] = ar[l] * (dr[l] - sf);
+        int g = imin(3, items - i0), par = 4.0 * g * LL * Ch >= PD_GEMM_PAR_FLOPS;
+        #pragma omp parallel for schedule(static) if (par)
+        for (int it = 0; it < g * qt; it++) {
+            int s = it / qt, b = i0 + s, r0 = it % qt * ATT_QT, m = imin(ATT_QT, L - r0);
+            const float *q = qkv + (size_t)b * hs, *A = att + (size_t)b * LL + (size_t)r0 * L;
+            float *dS = scratch + (size_t)s * LL + (size_t)r0 * L;
+            pd_sgemm_st(1, 0, m, L, Ch, 1.0f, dout + (size_t)b * os + r0, L, q + 2 * (size_t)L,
+                        3 * L, 0.0f, dS, L);
+            for (int r = 0; r < m; r++) {
+                const float *ar = A + (size_t)r * L;
+                float *dr = dS + (size_t)r * L;
+                double sum = 0;
+                for (int l = 0; l < L; l++) sum += (double)ar[l] * dr[l];
+                float sf = (float)sum;
+                for (int l = 0; l < L; l++) dr[l] = ar[l] * (dr[l] - sf);
+            }
+            pd_sgemm_st(0, 1, Ch, m, L, scale, q + L, 3 * L, dS, L, 1.0f,
+                        dqkv + (size_t)b * hs + r0, 3 * L);
         }
-        pd_sgemm_batch(0, 1, Ch, L, L, scale, q + L, 3 * L, hs, dS, L, LL, 1.0f, dq, 3 * L, hs, g);
-        pd_sgemm_batch(0, 0, Ch, L, L, scale, q, 3 * L, hs, dS, L, LL, 1.0f, dq + L, 3 * L, hs, g);
+        #pragma omp parallel for schedule(static) if (par)
+        for (int it = 0; it < g * qt; it++) {
+            int s = it / qt, b = i0 + s, j0 = it % qt * ATT_QT, m = imin(ATT_QT, L - j0);
+            const float *q = qkv + (size_t)b * hs;
+            float *dq = dqkv + (size_t)b * hs;
+            pd_sgemm_st(0, 0, Ch, m, L, scale, q, 3 * L, scratch + (size_t)s * LL + j0, L, 1.0f,
+                        dq + L + j0, 3 * L);
+            pd_sgemm_st(0, 0, Ch, m, L, 1.0f, dout + (size_t)b * os, L, att + (size_t)b * LL + j0,
+                        L, 1.0f, dq + 2 * (size_t)L + j0, 3 * L);
+        }
     }
 }
 

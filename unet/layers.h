@@ -6,8 +6,9 @@
  * forward cached (GroupNorm mean/rstd, attention probabilities) instead of recomputing.
  * Each fast kernel has a naive double-precision twin (*_naive) that the tests compare against.
  *
- * Threading: OpenMP over outer loops (sample, channel, row); sgemm calls are never made inside an
- * OpenMP region. Every per-sample result is computed in an order that does not depend on the
+ * Threading: OpenMP over outer loops (sample, channel, row, GEMM tile); every matrix product is
+ * OpenBLAS cut into tiles of a shape-only size, each tile a single-threaded call inside our loops
+ * (unet/gemm.h). Every per-sample result is computed in an order that does not depend on the
  * batch size or the thread count, so an image is bit-identical whatever batch it is in.
  */
 #ifndef PD_LAYERS_H
@@ -34,9 +35,10 @@ void groupnorm_backward(float *din, float *dgamma, float *dbeta, const float *do
 /* EDM's group count: min(32, C/4). */
 int groupnorm_groups(int C);
 
-/* k x k convolution, stride 1, zero padding k/2 (PyTorch cross-correlation), via an implicit-im2col
- * GEMM (unet/gemm.h; col then holds zero-padded copies of input samples).
- * w [OC,C,k,k], b [OC] or NULL. col: scratch of C*k*k*H*W floats (unused when k == 1). */
+/* k x k convolution, stride 1, zero padding k/2 (PyTorch cross-correlation), via an explicit im2col
+ * per sample into col, then OpenBLAS sgemm (unet/gemm.h); a 1x1 conv needs no im2col.
+ * w [OC,C,k,k], b [OC] or NULL. col: scratch of C*k*k*H*W floats, one sample's im2col matrix
+ * (unused when k == 1); more samples at once use a per-thread buffer the layers keep. */
 void conv2d_forward(float *out, const float *in, const float *w, const float *b, int N, int C,
                     int H, int W, int OC, int k, float *col);
 void conv2d_backward(float *din, float *dw, float *db, const float *dout, const float *in,

@@ -1,0 +1,40 @@
+/* sampling_opts.h — the sampler and sigma-grid options shared by `pixdiff sample`, `pixdiff
+ * eval` (sampler + grid) and `pixdiff snr` (grid only): one table fragment, one set of
+ * flag-combination checks, one conversion to pd_sample_params, so the commands cannot drift
+ * apart. A command puts the fragment's rows into its own option table where it wants them.
+ */
+#ifndef PD_CLI_SAMPLING_OPTS_H
+#define PD_CLI_SAMPLING_OPTS_H
+
+#include "cli/args.h"
+#include "pixdiff.h"
+
+#define CLI_SAMPLING_MAX_ROWS 20
+
+typedef struct cli_sampling_opts {
+    int with_sampler;         /* 0: only the sigma-grid options (snr) */
+    int sampler, grid, shift, end, steps, nfe;
+    double rho, sigma_min, sigma_max, shift_base, shift_base_low;
+    double eta, churn, s_tmin, s_tmax, s_noise;
+} cli_sampling_opts;
+
+/* Sets the defaults (pd_sample_default_params) and writes the option rows into rows (room for
+ * CLI_SAMPLING_MAX_ROWS); returns their count. With a sampler: --sampler --steps --nfe
+ * --schedule --rho --sigma-min --sigma-max --end --shift --shift-base --shift-base-low --eta
+ * --churn --s-tmin --s-tmax --s-noise; without: the grid ones (--schedule --steps --rho
+ * --sigma-min --sigma-max --end --shift --shift-base --shift-base-low). sigma_def and base_def are
+ * the help texts of the sigma-range and shift-base defaults ("the model's", ...). */
+int cli_sampling_opts_init(cli_sampling_opts *o, arg_opt *rows, int with_sampler,
+                           const char *sigma_def, const char *base_def);
+/* After args_parse: picks the sampler's own grid when --schedule was not given, and checks the
+ * flag combinations (exits 2 naming the flag). */
+void cli_sampling_opts_check(cli_sampling_opts *o, arg_spec *spec, const char *cmd);
+/* The sample parameters: the sigma range defaults to [smin, smax] (the denoiser's), the shift's
+ * resolution is res and its base defaults to base; --nfe becomes steps; the grid is built once
+ * to fail early on an impossible one (exit 2). p->steps holds the step count. */
+void cli_sampling_opts_params(const cli_sampling_opts *o, arg_spec *spec, const char *cmd,
+                              double smin, double smax, int res, int base, pd_sample_params *p);
+/* The rho the grid uses (for metadata), or 0 when the grid has none. */
+double cli_sampling_opts_rho(const cli_sampling_opts *o);
+
+#endif

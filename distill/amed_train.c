@@ -1,0 +1,478 @@
+/* amed_train.c — pd_amed_train: AMED predictor training (samplers.md §4.5; contract in pixdiff.h).
+ *
+ * Settings resolved from the options (diff-sampler's train.py / launch.sh recipes):
+ *   solver        teacher heun,  M = 1, grid vp-time rho 1, s_dir 0.01, s_time 0
+ *   plugin-ipndm  teacher ipndm (max_order 4), M = 2, grid karras rho 7, student AB order cap 4
+ *   plugin-euler  teacher heun,  M = 1, grid karras rho 7
+ *   NFE: odd = AFS with (nfe + 1)/2 intervals, even = no AFS with nfe/2 (2(N - 1) - AFS, §4.2).
+ * The teacher is pd_sample itself (heun or ipndm stopping at sigma_min, no AFS) on (M + 1) steps,
+ * its states at every (M + 1)-th step captured through pd_sample_params.trajectory; for the
+ * grids used here those steps are the student's timestamps. The student's first call per
+ * interval goes through the network denoiser with its feature tap; the second call and its
+ * backward through a keep = 1 U-Net run (distill/amed_student.c). Every batch is a pure function
+ * of (seed, image index) and the parameters, and the checkpoint after each batch holds the
+ * parameters, Adam's state and the counters, so a resumed run is bit-identical.
+ */
+#include "distill/amed_student.h"
+#include "distill/optim.h"
+#include "core/rng.h"
+#include "core/safetensors.h"
+#include "core/util.h"
+#include "core/yamldoc.h"
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define STREAM_NOISE 0x414D000000000000ull /* "AM" + image index: z */
+#define STREAM_LABEL 0x414C000000000000ull /* "AL" + image index: class */
+#define CKPT_FORMAT "1"
+
+pd_amed_train_options pd_amed_train_default_options(void) {
+    pd_amed_train_options o;
+    memset(&o, 0, sizeof o);
+    o.kind = PD_AMED_SOLVER;
+    o.nfe = 5;
+    o.batch = 128;
+    o.images = 10000;
+    o.lr = 5e-3;
+    o.s_dir = 0.01;
+    o.s_time = 0;
+    o.grid = -1;
+    o.rho = 0;
+    o.teacher_m = 0;
+    o.seed = 0;
+    o.micro_batch = 0;
+    return o;
+}
+
+/* ------------------------------------------------------------------ the run */
+
+typedef struct trainer {
+    const pd_amed_train_options *o;
+    pd_amed_info info;          /* what the output file will record */
+    pd_model *model;
+    pd_denoiser *den;           /* teacher and first calls (keep = 0, feature tap) */
+    amed_student *stu;
+    pd_amed_predictor *pred;
+    int B, steps, K, M, ld;     /* batch, student intervals, teacher steps, M, label_dim */
+    size_t dim, np;
+    double sig[1024];           /* the student's grid, steps + 1 values */
+    char ckpt[1100];
+    char settings[1024];        /* everything a resumed run must share */
+    /* buffers */
+    float *z, *labels, *xin, *den_out, *sigf, *feat, *gradf, *adam_m, *adam_v;
+    double *tea, *x, *ring[4], *a1, *kk, *xout, *dsout, *grad;
+    long long batches_done, adam_t;
+    double seconds;
+} trainer;
+
+typedef struct traj_ctx {
+    double *tea;
+    size_t total;
+    int stride;
+} traj_ctx;
+
+static void traj_cb(void *user, int step, const double *x, int n, size_t dim) {
+    traj_ctx *c = user;
+    if (step % c->stride) return;
+    memcpy(c->tea + (size_t)(step / c->stride - 1) * c->total, x, sizeof(double) * (size_t)n * dim);
+}
+
+static void logf_(const trainer *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void logf_(const trainer *t, const char *fmt, ...) {
+    if (!t->o->log) return;
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    t->o->log(t->o->user, line);
+}
+
+static void trainer_free(trainer *t) {
+    pd_denoiser_free(t->den);
+    amed_student_free(t->stu);
+    pd_amed_predictor_free(t->pred);
+    pd_model_free(t->model);
+    pd_free(t->z);
+    pd_free(t->tea);
+    pd_free(t->grad);
+}
+
+/* Resolves the options into info (kind, steps, AFS, grid, teacher) and checks them. */
+static int resolve(trainer *t, pd_error *err) {
+    const pd_amed_train_options *o = t->o;
+    pd_amed_info *in = &t->info;
+    memset(in, 0, sizeof *in);
+    if (!o->model_path || !o->model_path[0]) return pd_fail(err, "amed train: no model file given");
+    if (!o->out_path || !o->out_path[0]) return pd_fail(err, "amed train: no output path given");
+    if ((unsigned)o->kind >= PD_AMED_KIND_COUNT)
+        return pd_fail(err, "amed train: unknown predictor kind %d", (int)o->kind);
+    if (o->nfe < 2 || o->nfe > 200)
+        return pd_fail(err, "amed train: nfe %d out of range (2..200; 2(N - 1) - AFS)", o->nfe);
+    if (o->batch < 1 || o->batch > 4096)
+        return pd_fail(err, "amed train: batch %d out of range (1..4096)", o->batch);
+    if (o->images < 1) return pd_fail(err, "amed train: images %lld < 1", o->images);
+    if (!(o->lr > 0) || !isfinite(o->lr)) return pd_fail(err, "amed train: lr %g must be > 0", o->lr);
+    if (o->micro_batch < 0) return pd_fail(err, "amed train: micro_batch %d < 0", o->micro_batch);
+    in->kind = o->kind;
+    in->afs = o->nfe % 2;
+    in->steps = (o->nfe + in->afs) / 2;
+    in->nfe = 2 * in->steps - in->afs;
+    int plugin_ipndm = o->kind == PD_AMED_PLUGIN_IPNDM;
+    in->grid = o->grid >= 0 ? (pd_grid_kind)o->grid
+                            : o->kind == PD_AMED_SOLVER ? PD_GRID_VP_TIME : PD_GRID_KARRAS;
+    if ((unsigned)in->grid >= PD_GRID_COUNT) return pd_fail(err, "amed train: unknown grid %d", o->grid);
+    in->rho = o->rho > 0 ? o->rho : in->grid == PD_GRID_KARRAS ? 7 : in->grid == PD_GRID_VP_TIME ? 1 : 0;
+    in->s_dir = o->s_dir;
+    in->s_time = o->s_time;
+    in->max_order = plugin_ipndm ? 4 : 1;
+    snprintf(in->teacher, sizeof in->teacher, "%s", plugin_ipndm ? "ipndm" : "heun");
+    in->teacher_m = o->teacher_m > 0 ? o->teacher_m : plugin_ipndm ? 2 : 1;
+    in->batch = o->batch;
+    in->lr = o->lr;
+    in->seed = o->seed;
+    t->B = o->batch;
+    t->steps = in->steps;
+    t->M = in->teacher_m;
+    t->K = (t->M + 1) * t->steps;
+    if (t->steps + 1 > (int)(sizeof t->sig / sizeof t->sig[0]) || t->K > 100000)
+        return pd_fail(err, "amed train: %d intervals with M = %d is too many", t->steps, t->M);
+    if (o->checkpoint && o->checkpoint[0]) snprintf(t->ckpt, sizeof t->ckpt, "%s", o->checkpoint);
+    else snprintf(t->ckpt, sizeof t->ckpt, "%s.ckpt", o->out_path);
+    return 0;
+}
+
+static int setup(trainer *t, pd_error *err) {
+    const pd_amed_train_options *o = t->o;
+    pd_amed_info *in = &t->info;
+    if (pd_model_load(&t->model, o->model_path, err)) return -1;
+    const pd_unet_config *c = pd_model_config(t->model);
+    if (strcmp(c->arch, "songunet") || (c->kind[0] && strcmp(c->kind, "denoiser")))
+        return pd_fail(err, "%s: an AMED predictor needs a denoiser model (arch songunet, kind "
+                       "denoiser), this is %s/%s", o->model_path, c->arch, c->kind[0] ? c->kind : "denoiser");
+    snprintf(in->model_sha256, sizeof in->model_sha256, "%s", pd_model_sha256(t->model));
+    const char *base = strrchr(o->model_path, '/');
+    snprintf(in->model_name, sizeof in->model_name, "%s", base ? base + 1 : o->model_path);
+    in->sigma_min = c->sigma_min;
+    in->sigma_max = c->sigma_max;
+    if (pd_denoiser_from_model(&t->den, t->model, 0, err)) return -1;
+    if (t->den->feature_dim != AMED_FEAT)
+        return pd_fail(err, "%s: the U-Net's feature tap has %d values, AMED reads %d (an 8x8 level "
+                       "at the trained resolution)", o->model_path, t->den->feature_dim, AMED_FEAT);
+    t->ld = t->den->label_dim;
+    t->dim = (size_t)t->den->C * t->den->H * t->den->W;
+    int micro = o->micro_batch > 0 ? o->micro_batch : 32;
+    if (amed_student_create(&t->stu, t->model, micro, t->B, err)) return -1;
+    if (pd_amed_predictor_create(&t->pred, in, o->seed, 0, err)) return -1;
+    t->np = pd_amed_predictor_param_count(t->pred);
+
+    pd_schedule_params sp = pd_schedule_default_params();
+    sp.grid = in->grid;
+    sp.rho = in->rho;
+    sp.sigma_min = in->sigma_min;
+    sp.sigma_max = in->sigma_max;
+    sp.end_at_zero = 0;
+    if (pd_sigma_grid(t->sig, t->steps, &sp, err)) return -1;
+
+    /* buffers: floats in one arena, the teacher states, the doubles */
+    size_t BD = (size_t)t->B * t->dim, B = (size_t)t->B, ld = (size_t)(t->ld > 0 ? t->ld : 1);
+    size_t nf = 3 * BD + B * ld + B + B * AMED_FEAT + 3 * t->np;
+    t->z = pd_alloc(sizeof(float) * nf);
+    t->tea = pd_alloc(sizeof(double) * BD * (size_t)t->steps);
+    t->grad = pd_alloc(sizeof(double) * (9 * BD + t->np));
+    if (!t->z || !t->tea || !t->grad)
+        return pd_fail(err, "amed train: out of memory for a batch of %d", t->B);
+    float *f = t->z + BD;
+    t->labels = f, f += B * ld;
+    t->xin = f, f += BD;
+    t->den_out = f, f += BD;
+    t->sigf = f, f += B;
+    t->feat = f, f += B * AMED_FEAT;
+    t->gradf = f, f += t->np;
+    t->adam_m = f, f += t->np;
+    t->adam_v = f;
+    double *d = t->grad + t->np;
+    t->x = d, d += BD;
+    for (int k = 0; k < 4; k++) t->ring[k] = d, d += BD;
+    t->a1 = d, d += BD;
+    t->kk = d, d += BD;
+    t->xout = d, d += BD;
+    t->dsout = d;
+
+    snprintf(t->settings, sizeof t->settings,
+             "kind=%s nfe=%d steps=%d afs=%d grid=%s rho=%.17g sigma=[%.17g,%.17g] s_dir=%.17g "
+             "s_time=%.17g teacher=%s M=%d batch=%d lr=%.17g seed=%" PRIu64 " model=%s",
+             pd_amed_kind_name(in->kind), in->nfe, in->steps, in->afs, pd_grid_name(in->grid),
+             in->rho, in->sigma_min, in->sigma_max, in->s_dir, in->s_time, in->teacher, in->teacher_m,
+             in->batch, in->lr, in->seed, in->model_sha256);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ checkpoints */
+
+static int ckpt_save(trainer *t, const double *loss, pd_error *err) {
+    const char *names[3] = {"params", "adam_m", "adam_v"};
+    int ndims[3] = {1, 1, 1};
+    long long shapes[3][8] = {{(long long)t->np}, {(long long)t->np}, {(long long)t->np}};
+    const float *data[3] = {t->pred->params, t->adam_m, t->adam_v};
+    char state[4096];
+    int len = snprintf(state, sizeof state,
+                       "{\"format\": " CKPT_FORMAT ", \"batches\": %lld, \"adam_t\": %lld, "
+                       "\"seconds\": %.17g, \"loss\": [", t->batches_done, t->adam_t, t->seconds);
+    for (int n = 0; n < t->steps && len < (int)sizeof state - 40; n++)
+        len += snprintf(state + len, sizeof state - len, "%s%.17g", n ? ", " : "", loss[n]);
+    snprintf(state + len, sizeof state - len, "]}");
+    const char *keys[3] = {"format", "pixdiff.amed_train", "pixdiff.amed_settings"};
+    const char *vals[3] = {"pt", state, t->settings};
+    return st_write(t->ckpt, 3, names, ndims, (const long long(*)[8])shapes, data, 3, keys, vals, err);
+}
+
+static int ckpt_load(trainer *t, pd_error *err) {
+    st_file f;
+    if (st_read(&f, t->ckpt, err)) return -1;
+    int rc = -1;
+    yd_doc doc = {0};
+    const char *st = st_meta(&f, "pixdiff.amed_train"), *se = st_meta(&f, "pixdiff.amed_settings");
+    if (!st || !se) {
+        pd_fail(err, "%s: not an AMED training checkpoint (no pixdiff.amed_train metadata)", t->ckpt);
+        goto done;
+    }
+    if (strcmp(se, t->settings)) {
+        pd_fail(err, "%s: written with other settings (%s); this run has %s", t->ckpt, se, t->settings);
+        goto done;
+    }
+    float *dst[3] = {t->pred->params, t->adam_m, t->adam_v};
+    const char *names[3] = {"params", "adam_m", "adam_v"};
+    for (int i = 0; i < 3; i++) {
+        const st_tensor *s = st_find(&f, names[i]);
+        if (!s || s->numel != t->np) {
+            pd_fail(err, "%s: tensor '%s' missing or not %zu values", t->ckpt, names[i], t->np);
+            goto done;
+        }
+        memcpy(dst[i], s->data, sizeof(float) * t->np);
+    }
+    char src[1200];
+    snprintf(src, sizeof src, "%s: pixdiff.amed_train", t->ckpt);
+    if (yd_load_string(&doc, st, src, err)) goto done;
+    long long batches = -1, adam_t = -1;
+    double secs = 0;
+    if (yd_int(&doc, doc.root, "batches", &batches, err) || yd_int(&doc, doc.root, "adam_t", &adam_t, err) ||
+        yd_double(&doc, doc.root, "seconds", &secs, err))
+        goto done;
+    if (batches < 0 || adam_t < 0) {
+        pd_fail(err, "%s: batches %lld / adam_t %lld missing or negative", src, batches, adam_t);
+        goto done;
+    }
+    t->batches_done = batches;
+    t->adam_t = adam_t;
+    t->seconds = secs;
+    rc = 0;
+done:
+    if (doc.root) yd_free(&doc);
+    st_free(&f);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ one batch */
+
+/* D(x; t0) of the whole batch into den_out (AFS when afs_now: D = x/(q (q + t0)) as pd_sample
+ * computes it), with the feature tap into feat (zeros on the AFS step). */
+static int first_eval(trainer *t, const double *x, double t0, int afs_now, pd_error *err) {
+    size_t BD = (size_t)t->B * t->dim;
+    if (afs_now) {
+        double q = sqrt(1.0 + t0 * t0), f = 1.0 / (q * (q + t0));
+        for (size_t j = 0; j < BD; j++) t->den_out[j] = (float)(f * x[j]);
+        memset(t->feat, 0, sizeof(float) * (size_t)t->B * AMED_FEAT);
+        return 0;
+    }
+    for (size_t j = 0; j < BD; j++) t->xin[j] = (float)x[j];
+    for (int b = 0; b < t->B; b++) t->sigf[b] = (float)t0;
+    t->den->feature_out = t->feat;
+    int rc = pd_denoiser_eval(t->den, t->den_out, t->xin, t->sigf, t->ld ? t->labels : NULL, t->B, err);
+    t->den->feature_out = NULL;
+    return rc;
+}
+
+static int run_batch(trainer *t, long long batch_index, double *loss, double *rmean, pd_error *err) {
+    const pd_amed_info *in = &t->info;
+    const int B = t->B, plugin = in->kind != PD_AMED_SOLVER, multistep = in->kind == PD_AMED_PLUGIN_IPNDM;
+    const size_t dim = t->dim, BD = (size_t)B * dim;
+    static const double ab[4][4] = {{1, 0, 0, 0}, {3, -1, 0, 0}, {23, -16, 5, 0}, {55, -59, 37, -9}};
+    static const double ab_den[4] = {1, 2, 12, 24};
+
+    /* noise and labels of images g = batch_index * B + b */
+    for (int b = 0; b < B; b++) {
+        uint64_t g = (uint64_t)batch_index * (uint64_t)B + (uint64_t)b;
+        pd_randn(t->z + (size_t)b * dim, dim, t->o->seed, STREAM_NOISE + g);
+        if (t->ld > 0) {
+            float u;
+            pd_randu(&u, 1, t->o->seed, STREAM_LABEL + g);
+            int cls = (int)(u * t->ld);
+            if (cls >= t->ld) cls = t->ld - 1;
+            float *l = t->labels + (size_t)b * t->ld;
+            memset(l, 0, sizeof(float) * (size_t)t->ld);
+            l[cls] = 1;
+        }
+    }
+
+    /* the teacher on the finer grid, states at every (M + 1)-th step */
+    pd_sample_params tp = pd_sample_default_params();
+    tp.sampler = multistep ? PD_SAMPLER_IPNDM : PD_SAMPLER_HEUN;
+    tp.sched.grid = in->grid;
+    tp.sched.rho = in->rho;
+    tp.sched.sigma_min = in->sigma_min;
+    tp.sched.sigma_max = in->sigma_max;
+    tp.sched.end_at_zero = 0;
+    tp.steps = t->K;
+    tp.afs = 0;
+    tp.max_order = multistep ? 4 : 0;
+    traj_ctx tc = {t->tea, BD, t->M + 1};
+    tp.trajectory = traj_cb;
+    tp.user = &tc;
+    memcpy(t->xin, t->z, sizeof(float) * BD);
+    if (pd_sample(t->den, &tp, t->xin, t->ld ? t->labels : NULL, NULL, B, NULL, err)) return -1;
+
+    /* the student, interval by interval, one Adam step each */
+    double s0 = t->sig[0];
+    for (size_t j = 0; j < BD; j++) t->x[j] = s0 * (double)t->z[j];
+    long long pushed = 0;
+    for (int n = 0; n < t->steps; n++) {
+        double t0 = t->sig[n], t1 = t->sig[n + 1];
+        if (!multistep && n > 0) memcpy(t->x, t->tea + (size_t)(n - 1) * BD, sizeof(double) * BD);
+        if (first_eval(t, t->x, t0, in->afs && n == 0, err)) return -1;
+
+        amed_interval iv = {0};
+        iv.n = B;
+        iv.t0 = t0;
+        iv.t1 = t1;
+        iv.x = t->x;
+        iv.feature = t->feat;
+        iv.labels = t->ld ? t->labels : NULL;
+        iv.plugin = plugin;
+        iv.alpha0 = 1.0;
+        const int mo = in->max_order;
+        double *d0 = t->ring[pushed % 4];
+        const double *d1 = t->ring[(pushed + 3) % 4], *d2 = t->ring[(pushed + 2) % 4],
+                     *d3 = t->ring[(pushed + 1) % 4];
+        int p1 = pushed + 1 < mo ? (int)pushed + 1 : mo;
+        double c1[4];
+        for (int q = 0; q < 4; q++) c1[q] = ab[p1 - 1][q] / ab_den[p1 - 1];
+        for (size_t j = 0; j < BD; j++) {
+            d0[j] = (t->x[j] - t->den_out[j]) / t0;
+            /* AB_p(d_n; H) in the sampler's order (amed_plugin.c); p = 1 is d_n itself */
+            t->a1[j] = c1[0] * d0[j] + c1[1] * d1[j] + c1[2] * d2[j] + c1[3] * d3[j];
+        }
+        iv.a1 = t->a1;
+        if (multistep) {
+            /* after pushing d_n: A2 = c2_0 d_s + (c2_1 d_n + c2_2 H[-1] + c2_3 H[-2]) */
+            long long k2 = pushed + 1;
+            int p2 = k2 + 1 < mo ? (int)k2 + 1 : mo;
+            double c2[4];
+            for (int q = 0; q < 4; q++) c2[q] = ab[p2 - 1][q] / ab_den[p2 - 1];
+            const double *e1 = t->ring[(k2 + 3) % 4], *e2 = t->ring[(k2 + 2) % 4],
+                         *e3 = t->ring[(k2 + 1) % 4];
+            for (size_t j = 0; j < BD; j++) t->kk[j] = c2[1] * e1[j] + c2[2] * e2[j] + c2[3] * e3[j];
+            iv.k = t->kk;
+            iv.alpha0 = c2[0];
+        }
+        memset(t->grad, 0, sizeof(double) * t->np);
+        if (amed_student_interval(t->stu, t->pred, &iv, t->tea + (size_t)n * BD, t->xout, t->dsout,
+                                  &loss[n], t->grad, &rmean[n], err))
+            return -1;
+
+        /* NaN/Inf guard (as the reference's nan_to_num), then one Adam step */
+        for (size_t i = 0; i < t->np; i++) t->gradf[i] = (float)t->grad[i];
+        size_t bad = opt_sanitize(t->gradf, t->np);
+        if (bad) logf_(t, "batch %lld interval %d: %zu non-finite gradient values replaced",
+                       batch_index + 1, n, bad);
+        t->adam_t++;
+        opt_adam_step(t->pred->params, t->adam_m, t->adam_v, t->gradf, t->np, t->o->lr, 0.9, 0.999,
+                      1e-8, t->adam_t);
+
+        if (multistep) {
+            /* the student's own output and history carry on (detached, as the reference) */
+            pushed++;
+            memcpy(t->ring[pushed % 4], t->dsout, sizeof(double) * BD);
+            pushed++;
+            memcpy(t->x, t->xout, sizeof(double) * BD);
+        }
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ pd_amed_train */
+
+static int file_exists(const char *p) {
+    struct stat sb;
+    return stat(p, &sb) == 0;
+}
+
+int pd_amed_train(const pd_amed_train_options *o, pd_error *err) {
+    if (!o) return pd_fail(err, "amed train: NULL options");
+    trainer t;
+    memset(&t, 0, sizeof t);
+    t.o = o;
+    int rc = -1;
+    double loss[1024] = {0}, rmean[1024] = {0};
+    if (resolve(&t, err) || setup(&t, err)) goto done;
+    logf_(&t, "AMED %s: NFE %d = %d intervals%s on %s rho %g, teacher %s M=%d (%d steps), "
+              "%zu predictor parameters", pd_amed_kind_name(t.info.kind), t.info.nfe, t.steps,
+          t.info.afs ? " with AFS" : "", pd_grid_name(t.info.grid), t.info.rho, t.info.teacher, t.M,
+          t.K, t.np);
+
+    if (file_exists(t.ckpt)) {
+        if (!o->resume) {
+            pd_fail(err, "%s exists: pass resume (--resume) to continue it, or remove it", t.ckpt);
+            goto done;
+        }
+        if (ckpt_load(&t, err)) goto done;
+        logf_(&t, "resumed from %s at batch %lld", t.ckpt, t.batches_done);
+    } else if (o->resume) {
+        logf_(&t, "no checkpoint %s: starting a new run", t.ckpt);
+    }
+
+    long long total_batches = (o->images + t.B - 1) / t.B, total = total_batches * t.B;
+    long long start_batches = t.batches_done;
+    double t_start = pd_now();
+    while (t.batches_done < total_batches) {
+        double tb = pd_now();
+        if (run_batch(&t, t.batches_done, loss, rmean, err)) goto done;
+        t.batches_done++;
+        t.seconds += pd_now() - tb;
+        if (ckpt_save(&t, loss, err)) goto done;
+        if (o->progress) {
+            double el = pd_now() - t_start;
+            double ips = el > 0 ? (double)(t.batches_done - start_batches) * t.B / el : 0;
+            double eta = ips > 0 ? (double)(total_batches - t.batches_done) * t.B / ips : 0;
+            o->progress(o->user, t.batches_done * t.B, total, t.steps, loss, ips, eta);
+        }
+        if (t.batches_done < total_batches && o->abort && o->abort(o->user)) {
+            pd_fail(err, "interrupted after batch %lld of %lld; %s holds the run (resume to continue)",
+                    t.batches_done, total_batches, t.ckpt);
+            goto done;
+        }
+    }
+
+    /* the output: the predictor and what it was trained for */
+    double lsum = 0;
+    for (int n = 0; n < t.steps; n++) lsum += loss[n];
+    t.info.images = t.batches_done * t.B;
+    t.info.final_loss = t.steps > 0 ? lsum / t.steps : 0;
+    t.pred->info = t.info;
+    if (pd_amed_predictor_save(t.pred, o->out_path, err)) goto done;
+    logf_(&t, "wrote %s (%lld trajectories, %.1f s of training; mean interval loss %.6g, mean r "
+              "of the last batch %.4f .. %.4f)", o->out_path, t.info.images, t.seconds,
+          t.info.final_loss, rmean[0], rmean[t.steps - 1]);
+    if (remove(t.ckpt) != 0)
+        logf_(&t, "could not remove the finished checkpoint %s: %s", t.ckpt, strerror(errno));
+    rc = 0;
+done:
+    trainer_free(&t);
+    return rc;
+}

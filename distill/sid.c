@@ -1,0 +1,615 @@
+/* sid.c — the SiD distiller: networks, per-image draws, the psi and theta losses with their
+ * gradients, the optimiser steps, G_ema sampling, checkpoints and export (see sid.h).
+ *
+ * The heavy work is six U-Net passes per iteration: G forward (eval) and f_psi forward+backward
+ * for the psi step; G forward, f_phi and f_psi forward and input-backward, G backward for the
+ * theta step. Everything else is per-sample loops, threaded over the batch, each sample's
+ * reductions in a fixed order, so an iteration is bit-reproducible.
+ */
+#include "distill/sid.h"
+#include "distill/optim.h"
+#include "core/rng.h"
+#include "core/safetensors.h"
+#include "core/util.h"
+#include "core/yamldoc.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------ create / free */
+
+void sid_free(sid_distiller *s) {
+    if (!s) return;
+    unet_run_free(s->run_t);
+    unet_run_free(s->run_psi);
+    unet_run_free(s->run_g);
+    pd_model_free(s->teacher);
+    pd_model_free(s->psi);
+    pd_model_free(s->gen);
+    pd_free(s->theta_ema);
+    pd_free(s->z);
+    sid_config_free(&s->cfg);
+    free(s);
+}
+
+/* A network of the teacher's architecture holding a copy of its weights. */
+static int clone_teacher(pd_model **out, const pd_model *t, const pd_unet_config *cfg,
+                         pd_error *err) {
+    if (unet_model_alloc(out, cfg, err)) return -1;
+    if ((*out)->n_params != t->n_params) {
+        size_t np = (*out)->n_params;
+        pd_model_free(*out);
+        *out = NULL;
+        return pd_fail(err, "sid: the generator's config gives %zu parameters, the teacher has %zu",
+                       np, t->n_params);
+    }
+    memcpy((*out)->params, t->params, t->n_params * sizeof(float));
+    return 0;
+}
+
+int sid_create(sid_distiller **out, const sid_config *cfg, pd_model *teacher, pd_error *err) {
+    *out = NULL;
+    sid_distiller *s = calloc(1, sizeof *s);
+    if (!s) {
+        pd_model_free(teacher);
+        return pd_fail(err, "out of memory");
+    }
+    s->teacher = teacher;
+    if (sid_config_copy(&s->cfg, cfg, err)) goto fail;
+    const pd_unet_config *tc = &teacher->cfg;
+    const char *tname = teacher->path[0] ? teacher->path : "the teacher";
+    /* models.md §1.1: SiD distils EDM-preconditioned denoisers (sid_train.py asserts it); the
+     * psi loss weighting lambda(sigma) and G's definition assume that form. */
+    if (strcmp(tc->arch, "songunet") || strcmp(tc->kind, "denoiser"))
+        { pd_fail(err, "%s: a SiD teacher must be a SongUNet denoiser (this is %s, kind %s)",
+                  tname, tc->arch, tc->kind); goto fail; }
+    if (strcmp(tc->precond, "edm"))
+        { pd_fail(err, "%s: a SiD teacher must use EDM preconditioning (precond is '%s')", tname,
+                  tc->precond); goto fail; }
+
+    pd_unet_config gc = *tc;
+    snprintf(gc.kind, sizeof gc.kind, "generator");
+    gc.sigma_init = cfg->sigma_init;
+    if (clone_teacher(&s->psi, teacher, tc, err) || clone_teacher(&s->gen, teacher, &gc, err))
+        goto fail;
+    snprintf(s->teacher_sha256, sizeof s->teacher_sha256, "%s", teacher->sha256);
+    size_t np = s->n_params = teacher->n_params;
+    /* One arena for G_ema, both Adam states and both gradients (DESIGN.md convention 1). */
+    s->theta_ema = pd_alloc(7 * np * sizeof(float));
+    if (!s->theta_ema) { pd_fail(err, "out of memory for the optimiser state (7 x %zu floats)", np);
+                         goto fail; }
+    s->psi_m = s->theta_ema + np;
+    s->psi_v = s->psi_m + np;
+    s->theta_m = s->psi_v + np;
+    s->theta_v = s->theta_m + np;
+    s->grad_psi = s->theta_v + np;
+    s->grad_theta = s->grad_psi + np;
+    memcpy(s->theta_ema, teacher->params, np * sizeof(float));
+
+    s->B = cfg->batch;
+    s->C = tc->in_channels;
+    s->H = tc->img_resolution;
+    s->label_dim = tc->label_dim;
+    s->chw = (size_t)s->C * s->H * s->H;
+    if (unet_run_create(&s->run_t, teacher, s->B, s->H, 1, err) ||
+        unet_run_create(&s->run_psi, s->psi, s->B, s->H, 1, err) ||
+        unet_run_create(&s->run_g, s->gen, s->B, s->H, 1, err))
+        goto fail;
+
+    size_t bc = (size_t)s->B * s->chw, nl = (size_t)s->B * (s->label_dim > 0 ? s->label_dim : 1);
+    float *p = s->z = pd_alloc((11 * bc + 3 * (size_t)s->B + nl) * sizeof(float));
+    if (!p) { pd_fail(err, "out of memory for the batch buffers"); goto fail; }
+    float **bufs[] = {&s->z, &s->noise, &s->xin, &s->xg, &s->xt, &s->Dr, &s->Df, &s->gDr, &s->gDf,
+                      &s->gxg, &s->gxt};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) *bufs[i] = p + i * bc;
+    s->sigma = p + 11 * bc;
+    s->sig_init = s->sigma + s->B;
+    s->w = s->sig_init + s->B;
+    s->labels = s->w + s->B;
+    *out = s;
+    return 0;
+fail:
+    sid_free(s);
+    return -1;
+}
+
+/* ------------------------------------------------------------------ draws */
+
+double sid_karras_sigma(double u) {
+    /* models.md §1.4: u = 0 is sigma_min = 0.002, u = 1 is sigma_max = 80, rho = 7. */
+    const double rho = 7.0, a = pow(80.0, 1.0 / rho), b = pow(0.002, 1.0 / rho);
+    return pow(a + (1.0 - u) * (b - a), rho);
+}
+
+void sid_draw(sid_distiller *s, long long first, int n, int theta) {
+    const sid_config *c = &s->cfg;
+    const uint64_t sz = theta ? SID_STREAM_TH_Z : SID_STREAM_PSI_Z;
+    const uint64_t sn = theta ? SID_STREAM_TH_N : SID_STREAM_PSI_N;
+    const uint64_t sa = theta ? SID_STREAM_TH_AUX : SID_STREAM_PSI_AUX;
+    const int L = s->label_dim;
+    const size_t chw = s->chw;
+    const float si = (float)c->sigma_init;
+    #pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; i++) {
+        uint64_t g = (uint64_t)(first + i);
+        float u[4];
+        pd_randu(u, 4, c->seed, sa + g);
+        if (theta) {
+            /* u ~ U(0, tmax/1000) on the Karras schedule (§1.4). */
+            s->sigma[i] = (float)sid_karras_sigma((double)u[0] * c->tmax / 1000.0);
+        } else {
+            /* ln sigma ~ N(p_mean, p_std^2) by Box-Muller (§1.3). */
+            double zz = sqrt(-2.0 * log((double)u[0])) * cos(6.283185307179586 * u[1]);
+            s->sigma[i] = (float)exp(c->p_mean + c->p_std * zz);
+        }
+        if (L > 0) {
+            /* Data-free SiD draws labels from the data's label distribution (§1.6); the
+             * classes of the teacher's data are balanced, so uniform. */
+            float *lab = s->labels + (size_t)i * L;
+            memset(lab, 0, (size_t)L * sizeof(float));
+            int k = (int)(u[2] * (float)L);
+            lab[k < L ? k : L - 1] = 1.0f;
+        }
+        float *z = s->z + i * chw, *xin = s->xin + i * chw;
+        pd_randn(z, chw, c->seed, sz + g);
+        pd_randn(s->noise + i * chw, chw, c->seed, sn + g);
+        for (size_t k = 0; k < chw; k++) xin[k] = si * z[k];
+        s->sig_init[i] = si;
+    }
+}
+
+static int all_finite(const float *x, size_t n) {
+    for (size_t k = 0; k < n; k++)
+        if (!isfinite(x[k])) return 0;
+    return 1;
+}
+
+static const float *labels_of(const sid_distiller *s) { return s->label_dim > 0 ? s->labels : NULL; }
+
+/* x_t = x_g + sigma n for the samples whose x_g is finite; a non-finite sample gets x_t = 0 (any
+ * finite input: it is dropped from the loss) and drop[i] = 1. */
+static void make_xt(sid_distiller *s, int n, unsigned char *drop) {
+    const size_t chw = s->chw;
+    #pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; i++) {
+        const float *xg = s->xg + i * chw, *nz = s->noise + i * chw;
+        float *xt = s->xt + i * chw;
+        drop[i] = !all_finite(xg, chw);
+        float sg = s->sigma[i];
+        for (size_t k = 0; k < chw; k++) xt[k] = drop[i] ? 0.0f : xg[k] + sg * nz[k];
+    }
+}
+
+/* ------------------------------------------------------------------ psi loss (§1.3) */
+
+int sid_psi_loss(sid_distiller *s, int n, const unet_opts *opts, float *grad, double *loss,
+                 pd_error *err) {
+    if (n < 1 || n > s->B) return pd_fail(err, "sid: batch of %d, the distiller holds 1..%d", n, s->B);
+    const size_t chw = s->chw;
+    /* G in eval mode, no gradient: its samples are the psi network's data. */
+    if (unet_denoise_forward(s->run_g, s->xg, s->xin, s->sig_init, labels_of(s), n, NULL, err))
+        return -1;
+    unsigned char drop[n];
+    make_xt(s, n, drop);
+    if (unet_denoise_forward(s->run_psi, s->Df, s->xt, s->sigma, labels_of(s), n, opts, err))
+        return -1;
+    double per[n];
+    const double sd2 = s->psi->cfg.sigma_data * s->psi->cfg.sigma_data;
+    #pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; i++) {
+        const float *d = s->Df + i * chw, *y = s->xg + i * chw;
+        float *g = s->gDf + i * chw;
+        if (!drop[i]) drop[i] = !all_finite(d, chw);
+        if (drop[i]) {
+            memset(g, 0, chw * sizeof(float));
+            per[i] = 0.0;
+            continue;
+        }
+        double sg = s->sigma[i], lambda = (sg * sg + sd2) / (sg * sg * sd2);
+        /* dL/dD = 2 lambda (D - x_g) / n: L is summed over pixels, averaged over the batch. */
+        float scale = (float)(2.0 * lambda / n);
+        double acc = 0.0;
+        for (size_t k = 0; k < chw; k++) {
+            float r = d[k] - y[k];
+            acc += (double)r * r;
+            g[k] = scale * r;
+        }
+        per[i] = lambda * acc;
+    }
+    double total = 0.0;
+    int nd = 0;
+    for (int i = 0; i < n; i++) total += per[i], nd += drop[i];
+    if (loss) *loss = total / n;
+    if (grad) {
+        s->dropped += nd;
+        if (unet_denoise_backward(s->run_psi, NULL, NULL, grad, s->gDf, err)) return -1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ theta loss (§1.4, §1.5) */
+
+int sid_theta_loss(sid_distiller *s, int n, const unet_opts *g_opts, const float *w_fixed,
+                   float *grad, double *loss, pd_error *err) {
+    if (n < 1 || n > s->B) return pd_fail(err, "sid: batch of %d, the distiller holds 1..%d", n, s->B);
+    const size_t chw = s->chw;
+    const double alpha = s->cfg.alpha;
+    const float *lab = labels_of(s);
+    if (unet_denoise_forward(s->run_g, s->xg, s->xin, s->sig_init, lab, n, g_opts, err)) return -1;
+    unsigned char drop[n];
+    make_xt(s, n, drop);
+    /* Both score networks in eval mode with frozen parameters; their runs keep the activations
+     * for the input gradients below. */
+    if (unet_denoise_forward(s->run_t, s->Dr, s->xt, s->sigma, lab, n, NULL, err) ||
+        unet_denoise_forward(s->run_psi, s->Df, s->xt, s->sigma, lab, n, NULL, err))
+        return -1;
+    double per[n];
+    /* The batch loss is sum_i L_i * lsg / n (§1.4; not unscaled before Adam). */
+    const double k_scale = s->cfg.loss_scale_g / n;
+    #pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; i++) {
+        const float *a = s->Dr + i * chw, *b = s->Df + i * chw, *x = s->xg + i * chw;
+        float *ga = s->gDr + i * chw, *gb = s->gDf + i * chw, *gx = s->gxg + i * chw;
+        if (!drop[i]) drop[i] = !all_finite(a, chw) || !all_finite(b, chw);
+        if (drop[i]) {
+            memset(ga, 0, chw * sizeof(float));
+            memset(gb, 0, chw * sizeof(float));
+            memset(gx, 0, chw * sizeof(float));
+            per[i] = 0.0;
+            s->w[i] = 0.0f;
+            continue;
+        }
+        double w;
+        if (w_fixed) {
+            w = w_fixed[i];
+        } else {
+            /* w = sg(1 / max(meanpix |x_g - D_real|, 1e-5)): a number, not a function of theta. */
+            double l1 = 0.0;
+            for (size_t k = 0; k < chw; k++) l1 += fabs((double)x[k] - a[k]);
+            l1 /= (double)chw;
+            w = 1.0 / (l1 > 1e-5 ? l1 : 1e-5);
+        }
+        s->w[i] = (float)w;
+        /* L = w sum d ((a - x) - alpha d), d = a - b:
+         *   dL/da = w ((a - x) + (1 - 2 alpha) d), dL/db = w (2 alpha d - (a - x)),
+         *   dL/dx (explicit) = -w d. */
+        const float fa = (float)(k_scale * w), c1 = (float)(1.0 - 2.0 * alpha),
+                    c2 = (float)(2.0 * alpha);
+        double acc = 0.0;
+        for (size_t k = 0; k < chw; k++) {
+            float d = a[k] - b[k], e = a[k] - x[k];
+            acc += (double)d * ((double)e - alpha * (double)d);
+            ga[k] = fa * (e + c1 * d);
+            gb[k] = fa * (c2 * d - e);
+            gx[k] = -fa * d;
+        }
+        per[i] = w * acc;
+    }
+    double total = 0.0;
+    int nd = 0;
+    for (int i = 0; i < n; i++) total += per[i], nd += drop[i];
+    if (loss) *loss = total * k_scale;
+    if (!grad) return 0;
+    s->dropped += nd;
+    /* x_t = x_g + sigma n, so dL/dx_g collects both networks' input gradients (dparams NULL:
+     * their parameters are frozen in this step), then flows into G. */
+    memset(s->gxt, 0, (size_t)n * chw * sizeof(float));
+    if (unet_denoise_backward(s->run_t, s->gxt, NULL, NULL, s->gDr, err) ||
+        unet_denoise_backward(s->run_psi, s->gxt, NULL, NULL, s->gDf, err))
+        return -1;
+    #pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; i++) {
+        float *gx = s->gxg + i * chw;
+        const float *gt = s->gxt + i * chw;
+        if (drop[i]) continue;
+        for (size_t k = 0; k < chw; k++) gx[k] += gt[k];
+    }
+    return unet_denoise_backward(s->run_g, NULL, NULL, grad, s->gxg, err);
+}
+
+/* ------------------------------------------------------------------ steps */
+
+static unet_opts train_opts(const sid_distiller *s, uint64_t stream) {
+    unet_opts o;
+    memset(&o, 0, sizeof o);
+    o.train = 1;
+    o.dropout_seed = s->cfg.seed;
+    o.dropout_stream = stream + (uint64_t)s->step;
+    return o;
+}
+
+int sid_psi_update(sid_distiller *s, double *loss, pd_error *err) {
+    const sid_config *c = &s->cfg;
+    unet_opts o = train_opts(s, SID_STREAM_DROP_PSI);   /* f_psi in train mode (§1.5) */
+    memset(s->grad_psi, 0, s->n_params * sizeof(float));
+    double L;
+    if (sid_psi_loss(s, s->B, &o, s->grad_psi, &L, err)) return -1;
+    s->nonfinite += opt_sanitize(s->grad_psi, s->n_params);   /* §1.4 nan_to_num */
+    opt_adam_step(s->psi->params, s->psi_m, s->psi_v, s->grad_psi, s->n_params, c->lr_psi,
+                  c->beta1_psi, c->beta2_psi, c->eps, s->step + 1);
+    s->last_loss_psi = L / (double)s->chw;
+    if (loss) *loss = s->last_loss_psi;
+    return 0;
+}
+
+int sid_theta_update(sid_distiller *s, double *loss, pd_error *err) {
+    const sid_config *c = &s->cfg;
+    unet_opts o = train_opts(s, SID_STREAM_DROP_G);     /* G in train mode (§1.5) */
+    memset(s->grad_theta, 0, s->n_params * sizeof(float));
+    double L;
+    if (sid_theta_loss(s, s->B, &o, NULL, s->grad_theta, &L, err)) return -1;
+    s->nonfinite += opt_sanitize(s->grad_theta, s->n_params);
+    opt_adam_step(s->gen->params, s->theta_m, s->theta_v, s->grad_theta, s->n_params, c->lr_theta,
+                  c->beta1_theta, c->beta2_theta, c->eps, s->step + 1);
+    /* EDM EMA with ramp-up from the image count before this iteration (§1.6). */
+    double beta = opt_ema_beta(c->ema_halflife_images, c->ema_rampup, s->images_seen, s->B);
+    opt_ema_update(s->theta_ema, s->gen->params, s->n_params, beta);
+    s->last_loss_theta = L / (c->loss_scale_g * (double)s->chw);
+    if (loss) *loss = s->last_loss_theta;
+    return 0;
+}
+
+int sid_iteration(sid_distiller *s, double *loss_psi, double *loss_theta, pd_error *err) {
+    double t0 = pd_now();
+    sid_draw(s, s->images_seen, s->B, 0);
+    if (sid_psi_update(s, loss_psi, err)) return -1;
+    sid_draw(s, s->images_seen, s->B, 1);
+    if (sid_theta_update(s, loss_theta, err)) return -1;
+    s->images_seen += s->B;
+    s->step++;
+    s->seconds += pd_now() - t0;
+    return 0;
+}
+
+int sid_generate_ema(sid_distiller *s, float *out, int n, uint64_t seed0, pd_error *err) {
+    const size_t chw = s->chw;
+    const int L = s->label_dim;
+    const float si = (float)s->cfg.sigma_init;
+    float *live = s->gen->params;
+    s->gen->params = s->theta_ema;
+    int rc = 0;
+    for (int i0 = 0; i0 < n && !rc; i0 += s->B) {
+        int nb = n - i0 < s->B ? n - i0 : s->B;
+        #pragma omp parallel for schedule(static)
+        for (int i = 0; i < nb; i++) {
+            float *xin = s->xin + i * chw;
+            pd_randn(xin, chw, seed0 + (uint64_t)(i0 + i), 0);
+            for (size_t k = 0; k < chw; k++) xin[k] *= si;
+            s->sig_init[i] = si;
+            if (L > 0) {
+                float *lab = s->labels + (size_t)i * L;
+                memset(lab, 0, (size_t)L * sizeof(float));
+                lab[(i0 + i) % L] = 1.0f;
+            }
+        }
+        rc = unet_denoise_forward(s->run_g, out + (size_t)i0 * chw, s->xin, s->sig_init,
+                                  labels_of(s), nb, NULL, err);
+    }
+    s->gen->params = live;
+    return rc;
+}
+
+/* ------------------------------------------------------------------ checkpoints */
+
+#define N_CK 7
+static const char *const ck_names[N_CK] = {"sid.psi",         "sid.theta",       "sid.theta_ema",
+                                           "sid.psi_adam_m",  "sid.psi_adam_v",  "sid.theta_adam_m",
+                                           "sid.theta_adam_v"};
+
+static void ck_arrays(const sid_distiller *s, float *a[N_CK]) {
+    a[0] = s->psi->params;
+    a[1] = s->gen->params;
+    a[2] = s->theta_ema;
+    a[3] = s->psi_m;
+    a[4] = s->psi_v;
+    a[5] = s->theta_m;
+    a[6] = s->theta_v;
+}
+
+int sid_save_checkpoint(const sid_distiller *s, const char *path, pd_error *err) {
+    char json[8192], images[32], step[32], secs[40], seed[32], lp[40], lt[40], rng[200], drop[32];
+    if (unet_config_to_json(&s->gen->cfg, json, sizeof json) < 0)
+        return pd_fail(err, "%s: model config too large for the checkpoint metadata", path);
+    snprintf(images, sizeof images, "%lld", s->images_seen);
+    snprintf(step, sizeof step, "%lld", s->step);
+    snprintf(secs, sizeof secs, "%.17g", s->seconds);
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)s->cfg.seed);
+    snprintf(lp, sizeof lp, "%.9g", s->last_loss_psi);
+    snprintf(lt, sizeof lt, "%.9g", s->last_loss_theta);
+    snprintf(drop, sizeof drop, "%lld", s->dropped);
+    /* Counter-based draws carry no state: the position is the next image and iteration. */
+    snprintf(rng, sizeof rng, "philox4x32-10 key=%llu next_image=%lld next_step=%lld",
+             (unsigned long long)s->cfg.seed, s->images_seen, s->step);
+    const char *keys[] = {"pixdiff.sid.format",       "pixdiff.sid.images_seen",
+                          "pixdiff.sid.step",         "pixdiff.sid.seconds",
+                          "pixdiff.sid.seed",         "pixdiff.sid.rng",
+                          "pixdiff.sid.loss_psi",     "pixdiff.sid.loss_theta",
+                          "pixdiff.sid.dropped",      "pixdiff.sid.config_yaml",
+                          "pixdiff.sid.config_source", "pixdiff.sid.teacher",
+                          "pixdiff.sid.teacher_sha256", "pixdiff.config",
+                          "pixdiff.version"};
+    const char *vals[] = {SID_CHECKPOINT_FORMAT, images, step, secs, seed, rng, lp, lt, drop,
+                          s->cfg.text ? s->cfg.text : "", s->cfg.source, s->teacher->path,
+                          s->teacher_sha256, json, pd_version()};
+    int ndims[N_CK];
+    long long shapes[N_CK][8];
+    float *arr[N_CK];
+    const float *data[N_CK];
+    ck_arrays(s, arr);
+    for (int i = 0; i < N_CK; i++) {
+        ndims[i] = 1;
+        memset(shapes[i], 0, sizeof shapes[i]);
+        shapes[i][0] = (long long)s->n_params;
+        data[i] = arr[i];
+    }
+    return st_write(path, N_CK, ck_names, ndims, (const long long(*)[8])shapes, data,
+                    (int)(sizeof keys / sizeof keys[0]), keys, vals, err);
+}
+
+static int meta_ll(const st_file *f, const char *path, const char *key, long long *out,
+                   pd_error *err) {
+    const char *v = st_meta(f, key);
+    if (!v) return pd_fail(err, "%s: not a pixdiff SiD checkpoint (no %s)", path, key);
+    char *end;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    if (errno || end == v || *end || x < 0)
+        return pd_fail(err, "%s: corrupt checkpoint: %s = '%.40s' is not a count", path, key, v);
+    *out = x;
+    return 0;
+}
+
+/* The format check and the embedded config of an already read checkpoint. */
+static int ck_config(const st_file *f, const char *path, sid_config *cfg, pd_error *err) {
+    const char *fmt = st_meta(f, "pixdiff.sid.format");
+    const char *text = st_meta(f, "pixdiff.sid.config_yaml");
+    const char *src = st_meta(f, "pixdiff.sid.config_source");
+    if (!fmt || !text)
+        return pd_fail(err, "%s: not a pixdiff SiD checkpoint (no pixdiff.sid.* metadata)", path);
+    if (strcmp(fmt, SID_CHECKPOINT_FORMAT))
+        return pd_fail(err, "%s: SiD checkpoint format '%s' is not the supported '%s'", path, fmt,
+                       SID_CHECKPOINT_FORMAT);
+    char name[1200];
+    snprintf(name, sizeof name, "%s (config of checkpoint %s)", src ? src : "config", path);
+    return sid_config_parse(cfg, text, name, err);
+}
+
+int sid_checkpoint_config(const char *path, sid_config *cfg, pd_error *err) {
+    st_file f;
+    if (st_read(&f, path, err)) return -1;
+    int rc = ck_config(&f, path, cfg, err);
+    st_free(&f);
+    return rc;
+}
+
+/* Tensor `name` of f: present, 1-D with n values, all finite. */
+static const st_tensor *ck_tensor(const st_file *f, const char *path, const char *name, size_t n,
+                                  pd_error *err) {
+    const st_tensor *t = st_find(f, name);
+    if (!t) {
+        pd_fail(err, "%s: corrupt checkpoint: tensor '%s' is missing", path, name);
+        return NULL;
+    }
+    if (t->ndim != 1 || t->numel != n) {
+        pd_fail(err, "%s: tensor '%s' holds %zu values but the teacher has %zu parameters", path,
+                name, t->numel, n);
+        return NULL;
+    }
+    for (size_t k = 0; k < n; k++)
+        if (!isfinite(t->data[k])) {
+            pd_fail(err, "%s: corrupt checkpoint: tensor '%s' has a non-finite value at %zu", path,
+                    name, k);
+            return NULL;
+        }
+    return t;
+}
+
+int sid_load_checkpoint(sid_distiller *s, const char *path, pd_error *err) {
+    st_file f;
+    if (st_read(&f, path, err)) return -1;
+    int rc = -1;
+    sid_config old;
+    if (ck_config(&f, path, &old, err)) goto done;
+    rc = sid_config_compatible(&old, &s->cfg, path, err);
+    sid_config_free(&old);
+    if (rc) goto done;
+    rc = -1;
+    const char *tsha = st_meta(&f, "pixdiff.sid.teacher_sha256");
+    const char *tpath = st_meta(&f, "pixdiff.sid.teacher");
+    if (tsha && tsha[0] && s->teacher_sha256[0] && strcmp(tsha, s->teacher_sha256)) {
+        pd_fail(err, "%s: distilled from teacher %s (sha256 %.12s...), but the teacher given is %s "
+                "(sha256 %.12s...)", path, tpath ? tpath : "?", tsha, s->teacher->path,
+                s->teacher_sha256);
+        goto done;
+    }
+    long long images, step, seed, dropped = 0;
+    if (meta_ll(&f, path, "pixdiff.sid.images_seen", &images, err) ||
+        meta_ll(&f, path, "pixdiff.sid.step", &step, err) ||
+        meta_ll(&f, path, "pixdiff.sid.seed", &seed, err))
+        goto done;
+    if (st_meta(&f, "pixdiff.sid.dropped") &&
+        meta_ll(&f, path, "pixdiff.sid.dropped", &dropped, err))
+        goto done;
+    if ((uint64_t)seed != s->cfg.seed) {
+        pd_fail(err, "%s: checkpoint seed %lld differs from training.seed %llu", path, seed,
+                (unsigned long long)s->cfg.seed);
+        goto done;
+    }
+    if (step * (long long)s->B != images) {
+        pd_fail(err, "%s: corrupt checkpoint: %lld iterations of batch %d is not %lld images",
+                path, step, s->B, images);
+        goto done;
+    }
+    const st_tensor *src[N_CK];
+    for (int i = 0; i < N_CK; i++)
+        if (!(src[i] = ck_tensor(&f, path, ck_names[i], s->n_params, err))) goto done;
+    /* Only now, with everything checked, is the distiller's state replaced. */
+    float *dst[N_CK];
+    ck_arrays(s, dst);
+    for (int i = 0; i < N_CK; i++) memcpy(dst[i], src[i]->data, s->n_params * sizeof(float));
+    s->images_seen = images;
+    s->step = step;
+    s->dropped = dropped;
+    const char *v = st_meta(&f, "pixdiff.sid.seconds");
+    double secs = v ? strtod(v, NULL) : 0.0;
+    s->seconds = isfinite(secs) && secs >= 0 ? secs : 0.0;
+    v = st_meta(&f, "pixdiff.sid.loss_psi");
+    s->last_loss_psi = v ? strtod(v, NULL) : 0.0;
+    v = st_meta(&f, "pixdiff.sid.loss_theta");
+    s->last_loss_theta = v ? strtod(v, NULL) : 0.0;
+    rc = 0;
+done:
+    st_free(&f);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ export */
+
+int sid_export(sid_distiller *s, const char *path, pd_error *err) {
+    /* gen carries kind "generator" and sigma_init; hand pd_model_save the EMA arena. */
+    float *live = s->gen->params;
+    s->gen->params = s->theta_ema;
+    int rc = pd_model_save(s->gen, path, err);
+    s->gen->params = live;
+    return rc;
+}
+
+int sid_export_checkpoint(const char *ckpt, const char *out_model, pd_error *err) {
+    st_file f;
+    if (st_read(&f, ckpt, err)) return -1;
+    int rc = -1;
+    pd_model *m = NULL;
+    sid_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    if (ck_config(&f, ckpt, &cfg, err)) goto done;
+    const char *js = st_meta(&f, "pixdiff.config");
+    if (!js) {
+        pd_fail(err, "%s: no pixdiff.config metadata (not a SiD checkpoint)", ckpt);
+        goto done;
+    }
+    char src[1100];
+    snprintf(src, sizeof src, "%s: pixdiff.config", ckpt);
+    yd_doc doc;
+    pd_unet_config mc = pd_unet_config_default();
+    if (yd_load_string(&doc, js, src, err)) goto done;
+    int bad = unet_config_from_node(&mc, &doc, doc.root, err);
+    yd_free(&doc);
+    if (bad || unet_config_validate(&mc, err) || unet_model_alloc(&m, &mc, err)) goto done;
+    if (strcmp(mc.kind, "generator")) {
+        pd_fail(err, "%s: the checkpoint's model config has kind '%s', not 'generator'", ckpt,
+                mc.kind);
+        goto done;
+    }
+    const st_tensor *ema = ck_tensor(&f, ckpt, "sid.theta_ema", m->n_params, err);
+    if (!ema) goto done;
+    memcpy(m->params, ema->data, m->n_params * sizeof(float));
+    rc = pd_model_save(m, out_model, err);
+done:
+    pd_model_free(m);
+    sid_config_free(&cfg);
+    st_free(&f);
+    return rc;
+}

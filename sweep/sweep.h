@@ -1,0 +1,218 @@
+/* sweep.h — the sweep runner's internal pieces (pd_sweep_run in include/pixdiff.h is the public
+ * face): the parsed and validated sweep file (sweep_config.c), the grid of cells and their
+ * canonical keys (sweep_cells.c), results.jsonl and the files regenerated from it
+ * (sweep_results.c, sweep_report.c), the metrics adapter with the trajectory reference cache
+ * (sweep_metrics.c), and a growable string for JSON and Markdown (sweep_buf.c).
+ *
+ * The grid is variants x samplers x NFE budgets. A budget means "at most N evaluations": each
+ * sampler runs the most steps that fit (pd_sampler_steps_for_nfe) and the NFE it actually spends
+ * is recorded. A cell's key is the canonical text of every setting that changes its numbers
+ * (model hash, sampler and schedule settings, steps, variant, n, seed, labels, metrics, the
+ * trajectory reference), so budgets that give the same step count share one cell and a changed
+ * sweep file makes new cells only where settings changed.
+ */
+#ifndef PD_SWEEP_H
+#define PD_SWEEP_H
+
+#include "core/yamldoc.h"
+#include "pixdiff.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SW_MAX_SAMPLERS 32
+#define SW_MAX_NFE 64
+#define SW_MAX_VARIANTS 16
+#define SW_KEY_CAP 1024
+
+/* ------------------------------------------------------------------ strings */
+
+typedef struct sw_buf {
+    char *s;
+    size_t len, cap;
+    int oom;                 /* an allocation failed: s holds what fit */
+} sw_buf;
+
+void sw_printf(sw_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void sw_json_str(sw_buf *b, const char *s);  /* a JSON string literal */
+void sw_json_num(sw_buf *b, double v);       /* shortest round-trip form; null for NaN/inf */
+void sw_free(sw_buf *b);
+/* %.17g trimmed to the shortest text that reads back to the same double. */
+void sw_fmt_double(char *out, size_t cap, double v);
+
+/* ------------------------------------------------------------------ metrics */
+
+typedef enum {
+    SW_METRIC_FD,
+    SW_METRIC_KID,
+    SW_METRIC_ACCURACY,
+    SW_METRIC_SPECTRAL,
+    SW_METRIC_TRAJECTORY,
+    SW_METRIC_COUNT
+} sw_metric;
+
+#define SW_MAX_COLUMNS 4
+typedef struct sw_metric_info {
+    const char *name;                     /* YAML spelling */
+    const char *columns[SW_MAX_COLUMNS];  /* result columns, NULL-terminated; [0] is the headline */
+    int plotted[SW_MAX_COLUMNS];          /* 1: plotted against NFE (standard errors are not) */
+    int lower_is_better[SW_MAX_COLUMNS];
+    int needs_classifier, needs_labels, needs_reference;
+} sw_metric_info;
+
+const sw_metric_info *sw_metric_get(sw_metric m);
+int sw_metric_from_name(const char *name);
+
+/* ------------------------------------------------------------------ the sweep file */
+
+typedef enum { SW_LABELS_AUTO, SW_LABELS_CYCLE, SW_LABELS_NONE } sw_labels;
+
+typedef struct sw_sampler {
+    char label[64];          /* series name in tables and plots (unique) */
+    int line;                /* line of the list item, for messages */
+    pd_sample_params p;      /* sampler, schedule and options; sigma range 0 = the model's */
+} sw_sampler;
+
+/* A transform of the denoiser or grid applied to every sampler. A new kind is one more field
+ * group here, one more key in sweep_config.c, one more term in the cell key (sweep_cells.c) and
+ * one more step where sweep_run.c builds the cell's denoiser. */
+typedef struct sw_variant {
+    char name[48];
+    int line;
+    pd_shift_kind shift;     /* SNR shift of the grid (models.md §3.3-3.4) */
+    double shift_base;       /* 0 = the model's trained resolution */
+    double shift_base_low;
+    int size;                /* sampling resolution, 0 = the trained one */
+    int ug;                  /* upsample guidance (models.md §2): size = m x trained */
+    double ug_w, ug_eta;
+    int skip;                /* Skip-Tuning (samplers.md §5) */
+    pd_skip_tuning skip_tuning;
+} sw_variant;
+
+typedef struct sw_spec {
+    char source[512];        /* the YAML path, as given */
+    char name[128];
+    char model[1024];
+    int model_line;
+    char classifier[1024];
+    sw_sampler samplers[SW_MAX_SAMPLERS];
+    int n_samplers;
+    int nfe[SW_MAX_NFE];
+    int n_nfe;
+    sw_variant variants[SW_MAX_VARIANTS];
+    int n_variants;
+    int n, batch;
+    uint64_t seed;
+    sw_labels labels;
+    sw_metric metrics[SW_METRIC_COUNT];
+    int n_metrics;
+    int reference_steps;
+    int save_grid;
+    int threads;
+    char out_dir[1024];
+} sw_spec;
+
+/* Parses and validates the whole file before any work: unknown keys, wrong types, unknown names,
+ * options a sampler does not read, impossible budgets; errors read "file:line: key: why". */
+int sw_spec_load(sw_spec *s, const char *path, pd_error *err);
+int sw_spec_has_metric(const sw_spec *s, sw_metric m);
+
+/* ------------------------------------------------------------------ cells */
+
+typedef struct sw_cell {
+    int sampler, variant;
+    int budget;              /* the smallest NFE budget that maps to this cell */
+    int steps, nfe;          /* steps that fit, and the NFE they spend */
+    char key[SW_KEY_CAP];
+    int done;                /* already in results.jsonl */
+} sw_cell;
+
+typedef struct sw_grid {
+    sw_cell *cells;
+    int n_cells;
+    /* map[(v * n_samplers + s) * n_nfe + b] = cell index of budget b for sampler s, variant v */
+    int *map;
+} sw_grid;
+
+/* What the model contributes to keys and checks; from the loaded model, or from the spec alone
+ * when the model is missing (a dry run still lists the cells). */
+typedef struct sw_model_facts {
+    int known;               /* 0: the model file is missing; keys use its path */
+    char identity[160];      /* "sha256:<hex>" of the file, or the analytic spec */
+    int res, C, label_dim;   /* trained resolution, channels, classes */
+    double sigma_min, sigma_max;
+    int is_analytic;
+} sw_model_facts;
+
+int sw_grid_build(sw_grid *g, const sw_spec *s, const sw_model_facts *mf, pd_error *err);
+void sw_grid_free(sw_grid *g);
+/* The labels setting as resolved for this model ("cycle" or "none"). */
+sw_labels sw_resolved_labels(const sw_spec *s, const sw_model_facts *mf);
+/* Human-readable series name: "heun", or "heun / shift-scale" when there are several variants. */
+void sw_series_name(char *out, size_t cap, const sw_spec *s, int sampler, int variant);
+
+/* ------------------------------------------------------------------ results */
+
+typedef struct sw_field {
+    char *name, *value;      /* value as text: numbers as written, strings unquoted, "" = null */
+    int is_string;
+} sw_field;
+
+typedef struct sw_record {
+    sw_field *fields;
+    int n_fields;
+    const char *key;         /* the "key" field */
+} sw_record;
+
+typedef struct sw_results {
+    sw_record *recs;
+    int n, cap;
+    char path[1100];         /* <out>/results.jsonl */
+} sw_results;
+
+/* Reads results.jsonl (a missing file is empty). A torn last line (no newline: the process
+ * was killed while appending) is cut off the file; *dropped tells the caller. Any other line
+ * that is not a JSON object with a "key" fails naming file:line. repair 0 (dry runs) leaves
+ * the file alone and only ignores the torn tail. */
+int sw_results_load(sw_results *r, const char *out_dir, int repair, int *dropped, pd_error *err);
+/* Appends one JSON object (a single line, no newline) with one write() and fsyncs the file. */
+int sw_results_append(sw_results *r, const char *json_line, pd_error *err);
+const sw_record *sw_results_find(const sw_results *r, const char *key);
+const char *sw_record_get(const sw_record *rec, const char *name); /* NULL when absent */
+double sw_record_num(const sw_record *rec, const char *name);      /* NaN when absent/null */
+void sw_results_free(sw_results *r);
+
+/* results.csv (every record of results.jsonl), results.md (the cells of this sweep file: the
+ * headline table and the long table) and one plot per metric column, all written atomically. */
+int sw_report_write(const sw_spec *s, const sw_grid *g, const sw_results *r, const char *out_dir,
+                    pd_error *err);
+
+/* ------------------------------------------------------------------ trajectory reference cache
+ * <out>/reference/<hash>.key (the reference's settings, written last), <hash>-end.npy (the
+ * solution at the last nonzero sigma) and <hash>-zero.npy (one more denoiser call: sigma = 0),
+ * each [n, C, H, W]. */
+
+int sw_ref_load(const char *out_dir, const char *key, int n, int C, int H, int W, float **end,
+                float **zero, pd_error *err);   /* 1 loaded, 0 not cached (or stale), -1 error */
+int sw_ref_save(const char *out_dir, const char *key, int n, int C, int H, int W, const float *end,
+                const float *zero, pd_error *err);
+uint64_t sw_hash(const char *s);   /* FNV-1a 64 */
+
+/* ------------------------------------------------------------------ metrics adapter */
+
+typedef struct sw_metric_values {
+    double v[SW_METRIC_COUNT][SW_MAX_COLUMNS]; /* NaN = not computed */
+} sw_metric_values;
+
+typedef struct sw_eval_ctx {
+    const sw_spec *spec;
+    pd_eval *ev;             /* the Fashion-MNIST evaluator; NULL unless a classifier metric is asked */
+    const float *reference;  /* trajectory reference at the cell's last sigma, [n, C, H, W], or NULL */
+    const int *labels;       /* [n] class each image was asked to be, or NULL (unconditional) */
+    int n, C, H, W;
+} sw_eval_ctx;
+
+/* Every metric of the spec on the samples x [n, C, H, W]: the one place that calls metric code. */
+int sw_metrics_compute(const sw_eval_ctx *e, const float *x, sw_metric_values *out, pd_error *err);
+
+#endif

@@ -1,0 +1,174 @@
+/* sweep_cells.c — the grid of cells (variants x samplers x NFE budgets) and each cell's canonical
+ * key (sweep.h).
+ *
+ * A key is the text of every setting that changes a cell's numbers, resolved against the model
+ * (its hash, sigma range and resolution), written in a fixed order with shortest round-trip
+ * numbers:
+ *   model=sha256:<hex>|sampler=heun|grid=karras|rho=7|end=zero|sigma=0.002..80|afs=0|steps=5|
+ *   size=32|shift=none|n=5000|seed=0|labels=cycle|metrics=fd,kid|classifier=<path>
+ * plus the options the sampler reads and the variant's transforms. Names (series labels, variant
+ * names) are not part of it, so renaming is free; two budgets that give the same step count are
+ * one cell; two (sampler, variant) pairs with equal keys are an error in the sweep file.
+ */
+#include "sweep/sweep.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+sw_labels sw_resolved_labels(const sw_spec *s, const sw_model_facts *mf) {
+    if (s->labels != SW_LABELS_AUTO) return s->labels;
+    if (!mf->known) return SW_LABELS_AUTO;
+    return mf->label_dim > 0 ? SW_LABELS_CYCLE : SW_LABELS_NONE;
+}
+
+void sw_series_name(char *out, size_t cap, const sw_spec *s, int sampler, int variant) {
+    if (s->n_variants > 1)
+        snprintf(out, cap, "%s / %s", s->samplers[sampler].label, s->variants[variant].name);
+    else snprintf(out, cap, "%s", s->samplers[sampler].label);
+}
+
+typedef struct keybuf {
+    char *s;
+    size_t len, cap;
+} keybuf;
+
+static void kadd(keybuf *k, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void kadd(keybuf *k, const char *fmt, ...) {
+    if (k->len >= k->cap) return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(k->s + k->len, k->cap - k->len, fmt, ap);
+    va_end(ap);
+    if (n > 0) k->len += (size_t)n;
+}
+
+static const char *num(char *t, double v) {
+    if (isinf(v)) snprintf(t, 40, "%sinf", v < 0 ? "-" : "");
+    else sw_fmt_double(t, 40, v);
+    return t;
+}
+
+static int make_key(char *out, const sw_spec *s, const sw_model_facts *mf, int si, int vi, int steps) {
+    const sw_sampler *sm = &s->samplers[si];
+    const sw_variant *v = &s->variants[vi];
+    const pd_sample_params *p = &sm->p;
+    unsigned k = (unsigned)p->sampler;
+    char a[40], b[40], c[40], d[40];
+    keybuf kb = {out, 0, SW_KEY_CAP};
+    kadd(&kb, "model=%s|sampler=%s|grid=%s", mf->known ? mf->identity : s->model,
+         pd_sampler_name(p->sampler), pd_grid_name(p->sched.grid));
+    if (p->sched.grid == PD_GRID_KARRAS || p->sched.grid == PD_GRID_VP_TIME)
+        kadd(&kb, "|rho=%s", num(a, p->sched.rho > 0 ? p->sched.rho : p->sched.grid == PD_GRID_KARRAS ? 7 : 1));
+    kadd(&kb, "|end=%s", p->sched.end_at_zero ? "zero" : "sigma-min");
+    if (mf->known)
+        kadd(&kb, "|sigma=%s..%s", num(a, p->sched.sigma_min > 0 ? p->sched.sigma_min : mf->sigma_min),
+             num(b, p->sched.sigma_max > 0 ? p->sched.sigma_max : mf->sigma_max));
+    else kadd(&kb, "|sigma=model");
+    if (k == PD_SAMPLER_DDIM) kadd(&kb, "|eta=%s", num(a, p->eta));
+    if (k == PD_SAMPLER_HEUN && p->s_churn > 0)
+        kadd(&kb, "|churn=%s,%s,%s,%s", num(a, p->s_churn), num(b, p->s_tmin), num(c, p->s_tmax),
+             num(d, p->s_noise));
+    if (k == PD_SAMPLER_DPMPP_2M || k == PD_SAMPLER_DPMPP_3M || k == PD_SAMPLER_UNIPC)
+        kadd(&kb, "|order=%d|lof=%d|thr=%s", p->max_order, p->lower_order_final, num(a, p->thresholding));
+    if (k == PD_SAMPLER_DPMPP_2M || k == PD_SAMPLER_DPMPP_3M) kadd(&kb, "|d2=%d", p->dpmpp_exact_d2);
+    if (k == PD_SAMPLER_IPNDM) kadd(&kb, "|order=%d", p->max_order);
+    if (k == PD_SAMPLER_DPM2) kadd(&kb, "|r=%s", num(a, p->dpm2_r > 0 ? p->dpm2_r : 0.5));
+    kadd(&kb, "|afs=%d|steps=%d", p->afs, steps);
+    /* The variant, resolved: sampling size, then each transform. */
+    if (mf->known) kadd(&kb, "|size=%d", v->size ? v->size : mf->res);
+    else kadd(&kb, "|size=%d", v->size);
+    kadd(&kb, "|shift=%s", pd_shift_name(v->shift));
+    if (v->shift != PD_SHIFT_NONE) {
+        double base = v->shift_base > 0 ? v->shift_base : mf->known ? mf->res : 0;
+        kadd(&kb, ",base=%s", num(a, base));
+        if (v->shift == PD_SHIFT_INTERP) kadd(&kb, ",base_low=%s", num(b, v->shift_base_low));
+    }
+    if (v->ug) kadd(&kb, "|ug=w:%s,eta:%s", num(a, v->ug_w), num(b, v->ug_eta));
+    if (v->skip) {
+        const pd_skip_tuning *t = &v->skip_tuning;
+        if (t->n_rho) {
+            kadd(&kb, "|skip=rho:");
+            for (int i = 0; i < t->n_rho; i++) kadd(&kb, "%s%s", i ? "," : "", num(a, t->rho[i]));
+        } else {
+            kadd(&kb, "|skip=rho:%s..%s", num(a, t->rho_bottom), num(b, t->rho_top));
+        }
+        kadd(&kb, ",sigma:%s..%s", num(a, t->sigma_lo), num(b, t->sigma_hi));
+    }
+    sw_labels lab = sw_resolved_labels(s, mf);
+    kadd(&kb, "|n=%d|seed=%llu|labels=%s|metrics=", s->n, (unsigned long long)s->seed,
+         lab == SW_LABELS_CYCLE ? "cycle" : lab == SW_LABELS_NONE ? "none" : "auto");
+    /* Metrics in table order, so listing them differently is the same cell. */
+    int first = 1, classifier = 0;
+    for (int m = 0; m < SW_METRIC_COUNT; m++)
+        if (sw_spec_has_metric(s, (sw_metric)m)) {
+            kadd(&kb, "%s%s", first ? "" : ",", sw_metric_get((sw_metric)m)->name);
+            first = 0;
+            classifier |= sw_metric_get((sw_metric)m)->needs_classifier;
+        }
+    if (sw_spec_has_metric(s, SW_METRIC_TRAJECTORY)) kadd(&kb, "|ref=heun:%d", s->reference_steps);
+    if (classifier) kadd(&kb, "|classifier=%s", s->classifier);
+    return kb.len < kb.cap ? 0 : -1;
+}
+
+void sw_grid_free(sw_grid *g) {
+    free(g->cells);
+    free(g->map);
+    memset(g, 0, sizeof *g);
+}
+
+int sw_grid_build(sw_grid *g, const sw_spec *s, const sw_model_facts *mf, pd_error *err) {
+    memset(g, 0, sizeof *g);
+    size_t slots = (size_t)s->n_variants * s->n_samplers * s->n_nfe;
+    g->cells = calloc(slots, sizeof *g->cells);
+    g->map = malloc(slots * sizeof *g->map);
+    if (!g->cells || !g->map) {
+        sw_grid_free(g);
+        return pd_fail(err, "%s: out of memory for %zu cells", s->source, slots);
+    }
+    for (int v = 0; v < s->n_variants; v++)
+        for (int si = 0; si < s->n_samplers; si++)
+            for (int b = 0; b < s->n_nfe; b++) {
+                const pd_sample_params *p = &s->samplers[si].p;
+                int steps = pd_sampler_steps_for_nfe(p, s->nfe[b]);
+                if (steps < 1) { /* sw_spec_load rejects these; kept for callers that skip it */
+                    sw_grid_free(g);
+                    return pd_fail(err, "%s: budget %d fits no step of %s", s->source, s->nfe[b],
+                                   s->samplers[si].label);
+                }
+                char key[SW_KEY_CAP];
+                if (make_key(key, s, mf, si, v, steps)) {
+                    sw_grid_free(g);
+                    return pd_fail(err, "%s: the settings of %s are too long for a cell key", s->source,
+                                   s->samplers[si].label);
+                }
+                int found = -1;
+                for (int c = 0; c < g->n_cells && found < 0; c++)
+                    if (!strcmp(g->cells[c].key, key)) found = c;
+                if (found >= 0 && (g->cells[found].sampler != si || g->cells[found].variant != v)) {
+                    const sw_cell *o = &g->cells[found];
+                    sw_grid_free(g);
+                    if (o->variant != v)
+                        return pd_fail(err, "%s:%d: variants '%s' and '%s' have the same settings",
+                                       s->source, s->variants[v].line, s->variants[o->variant].name,
+                                       s->variants[v].name);
+                    return pd_fail(err, "%s:%d: samplers '%s' and '%s' have the same settings", s->source,
+                                   s->samplers[si].line, s->samplers[o->sampler].label,
+                                   s->samplers[si].label);
+                }
+                if (found < 0) {
+                    sw_cell *c = &g->cells[g->n_cells];
+                    c->sampler = si;
+                    c->variant = v;
+                    c->budget = s->nfe[b];
+                    c->steps = steps;
+                    c->nfe = pd_sampler_nfe_for_steps(p, steps);
+                    memcpy(c->key, key, sizeof key);
+                    found = g->n_cells++;
+                }
+                g->map[((size_t)v * s->n_samplers + si) * s->n_nfe + b] = found;
+            }
+    return 0;
+}

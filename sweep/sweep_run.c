@@ -1,0 +1,818 @@
+/* sweep_run.c — pd_sweep_run (include/pixdiff.h "sweeps"): validate, plan, then run each cell
+ * that results.jsonl does not have yet.
+ *
+ * Order of work: the sweep file (sweep_config.c); the model and everything that needs it (labels,
+ * sizes, upsample guidance, Skip-Tuning: each variant's denoiser is built now, so a bad variant
+ * fails before any sampling); the grid and its keys (sweep_cells.c); results.jsonl (a torn last
+ * line from a kill is cut off); a lock on the output folder (two sweeps appending to one file
+ * would duplicate cells); the classifier evaluator if a metric needs it. Then per cell: the
+ * cell's sigma grid, the trajectory reference if asked (memory, disk cache, or Heun with
+ * reference_steps steps from the same noise), all n images in batches (image i: noise
+ * pd_randn(seed + i, 0), seeds[i] = seed + i, label i mod K), the metrics (sweep_metrics.c), an
+ * optional grid PNG of the first 64 images, one JSON line appended with fsync, and the report
+ * files regenerated (sweep_report.c). A kill at any point loses at most the cell in progress.
+ *
+ * Time: "seconds" is the wall time of sampling the cell (noise, labels, pd_sample over all
+ * batches); "seconds_denoiser" the part pd_sample spent inside denoiser calls; their ratio gives
+ * "outside_denoiser", the sampler's own overhead, which issue 4 wants at a few percent.
+ */
+#include "core/util.h"
+#include "sweep/sweep.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define GRID_IMAGES 64
+
+typedef struct run_variant {
+    pd_denoiser *den;        /* what the cells sample with (the wrapper for upsample guidance) */
+    pd_denoiser *own[3];     /* denoisers this variant owns (freed in reverse order) */
+    int n_own;
+} run_variant;
+
+typedef struct run {
+    const sw_spec *s;
+    const pd_sweep_options *o;
+    sw_model_facts mf;
+    pd_model *model;
+    pd_denoiser *analytic;   /* the analytic denoiser, shared by all variants */
+    run_variant var[SW_MAX_VARIANTS];
+    sw_grid g;
+    sw_results res;
+    pd_model *clf;
+    pd_eval *ev;
+    char out[1024];
+    int lock_fd;
+    sw_labels labels;
+    int *classes;            /* [n] or NULL */
+    float *onehot;           /* [batch, label_dim] */
+    uint64_t *seeds;         /* [batch] */
+    float *x;                /* [n, dim] samples of the current cell */
+    size_t x_cap;            /* floats */
+    /* the trajectory reference in memory */
+    char ref_key[SW_KEY_CAP];
+    float *ref_end, *ref_zero;
+    /* progress */
+    pd_sweep_progress pr;
+    double t_cell;
+    int batch_i0;
+    double units_done, secs_done, units_todo; /* units: image evaluations (images x NFE) */
+    double cell_units;
+} run;
+
+static void logf_(run *R, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void logf_(run *R, const char *fmt, ...) {
+    if (!R->o->log) return;
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    R->o->log(R->o->user, line);
+}
+
+static void eval_log(void *user, const char *line) {
+    run *R = user;
+    logf_(R, "metrics: %s", line);
+}
+
+pd_sweep_options pd_sweep_default_options(void) {
+    pd_sweep_options o;
+    memset(&o, 0, sizeof o);
+    return o;
+}
+
+static int mkdir_p(const char *dir, pd_error *err) {
+    char p[1024];
+    snprintf(p, sizeof p, "%s", dir);
+    for (char *q = p + 1; *q; q++) {
+        if (*q != '/') continue;
+        *q = 0;
+        if (mkdir(p, 0755) && errno != EEXIST) return pd_fail(err, "%s: %s", p, strerror(errno));
+        *q = '/';
+    }
+    if (mkdir(p, 0755) && errno != EEXIST) return pd_fail(err, "%s: %s", p, strerror(errno));
+    return 0;
+}
+
+/* ------------------------------------------------------------------ model and variants */
+
+static int open_model(run *R, pd_error *err) {
+    const sw_spec *s = R->s;
+    sw_model_facts *mf = &R->mf;
+    memset(mf, 0, sizeof *mf);
+    if (!strncmp(s->model, "analytic:", 9)) {
+        pd_error e2;
+        if (pd_denoiser_analytic(&R->analytic, s->model, &e2))
+            return pd_fail(err, "%s:%d: model: %s", s->source, s->model_line, e2.msg);
+        pd_denoiser *d = R->analytic;
+        mf->known = 1;
+        mf->is_analytic = 1;
+        snprintf(mf->identity, sizeof mf->identity, "%.150s", s->model);
+        mf->res = d->H;
+        mf->C = d->C;
+        mf->label_dim = d->label_dim;
+        mf->sigma_min = d->sigma_min;
+        mf->sigma_max = d->sigma_max;
+        return 0;
+    }
+    struct stat st;
+    if (stat(s->model, &st)) {
+        if (R->o->dry_run) {
+            logf_(R, "model %s: %s; a run would stop here (paths are relative to the current "
+                     "directory)", s->model, strerror(errno));
+            return 0;
+        }
+        return pd_fail(err, "%s:%d: model: %s: %s (paths are relative to the current directory)",
+                       s->source, s->model_line, s->model, strerror(errno));
+    }
+    pd_error e2;
+    if (pd_model_load(&R->model, s->model, &e2))
+        return pd_fail(err, "%s:%d: model: %s", s->source, s->model_line, e2.msg);
+    const pd_unet_config *cfg = pd_model_config(R->model);
+    if (cfg->kind[0] && strcmp(cfg->kind, "denoiser"))
+        return pd_fail(err, "%s:%d: model: %s is a %s, not a denoiser; a sweep compares samplers "
+                            "of a denoiser",
+                       s->source, s->model_line, s->model, cfg->kind);
+    mf->known = 1;
+    snprintf(mf->identity, sizeof mf->identity, "sha256:%s", pd_model_sha256(R->model));
+    mf->res = cfg->img_resolution;
+    mf->C = cfg->in_channels;
+    mf->label_dim = cfg->label_dim;
+    mf->sigma_min = cfg->sigma_min;
+    mf->sigma_max = cfg->sigma_max;
+    return 0;
+}
+
+/* Builds each variant's denoiser now, so every size, guidance or Skip-Tuning problem shows up
+ * before the first cell. */
+static int build_variants(run *R, pd_error *err) {
+    const sw_spec *s = R->s;
+    for (int vi = 0; vi < s->n_variants; vi++) {
+        const sw_variant *v = &s->variants[vi];
+        run_variant *rv = &R->var[vi];
+        char where[700];
+        snprintf(where, sizeof where, "%s:%d: variants[%d] '%s'", s->source, v->line, vi, v->name);
+        if (R->analytic) {
+            rv->den = R->analytic;
+            continue;
+        }
+        int res = R->mf.res, size = v->size ? v->size : res;
+        pd_error e2;
+        pd_denoiser *hi = NULL, *lo = NULL, *w = NULL;
+        if (v->ug) {
+            if (size % res || size / res < 2)
+                return pd_fail(err, "%s: upsample guidance samples at m x the model's %d px (m >= 2); "
+                                    "size %d is not",
+                               where, res, size);
+            if (pd_denoiser_from_model(&hi, R->model, size, &e2))
+                return pd_fail(err, "%s: size %d: %s", where, size, e2.msg);
+            rv->own[rv->n_own++] = hi;
+            if (pd_denoiser_from_model(&lo, R->model, res, &e2))
+                return pd_fail(err, "%s: %s", where, e2.msg);
+            rv->own[rv->n_own++] = lo;
+            if (pd_denoiser_upsample_guidance(&w, hi, lo, size / res, v->ug_w, v->ug_eta, &e2))
+                return pd_fail(err, "%s: upsample_guidance: %s", where, e2.msg);
+            rv->own[rv->n_own++] = w;
+            rv->den = w;
+        } else {
+            if (pd_denoiser_from_model(&hi, R->model, size, &e2))
+                return pd_fail(err, "%s: size %d: %s", where, size, e2.msg);
+            rv->own[rv->n_own++] = hi;
+            rv->den = hi;
+        }
+        if (v->skip) {
+            /* Both branches of a guided denoiser are the same network: both get the scales. */
+            if (pd_denoiser_set_skip_tuning(hi, &v->skip_tuning, &e2) ||
+                (lo && pd_denoiser_set_skip_tuning(lo, &v->skip_tuning, &e2)))
+                return pd_fail(err, "%s: skip_tuning: %s", where, e2.msg);
+        }
+    }
+    return 0;
+}
+
+static void free_variants(run *R) {
+    for (int vi = 0; vi < SW_MAX_VARIANTS; vi++) {
+        run_variant *rv = &R->var[vi];
+        for (int k = rv->n_own - 1; k >= 0; k--) pd_denoiser_free(rv->own[k]);
+        memset(rv, 0, sizeof *rv);
+    }
+}
+
+/* What a sweep file alone could not check: labels against the model's classes, metrics against
+ * the classifier's input size. */
+static int check_against_model(run *R, pd_error *err) {
+    const sw_spec *s = R->s;
+    R->labels = sw_resolved_labels(s, &R->mf);
+    if (!R->mf.known) return 0;
+    if (R->labels == SW_LABELS_CYCLE && R->mf.label_dim == 0)
+        return pd_fail(err, "%s: labels: cycle needs a class-conditional model; %s has no labels",
+                       s->source, s->model);
+    if (sw_spec_has_metric(s, SW_METRIC_ACCURACY) && R->labels != SW_LABELS_CYCLE)
+        return pd_fail(err, "%s: metrics: accuracy needs a class-conditional model; %s has no labels",
+                       s->source, s->model);
+    return 0;
+}
+
+static int needs_classifier(const sw_spec *s) {
+    for (int i = 0; i < s->n_metrics; i++)
+        if (sw_metric_get(s->metrics[i])->needs_classifier) return 1;
+    return 0;
+}
+
+static int open_classifier(run *R, pd_error *err) {
+    const sw_spec *s = R->s;
+    pd_error e2;
+    if (pd_model_load(&R->clf, s->classifier, &e2))
+        return pd_fail(err, "%s: classifier (for fd/kid/accuracy/spectral): %s", s->source, e2.msg);
+    const pd_unet_config *c = pd_model_config(R->clf);
+    for (int vi = 0; vi < s->n_variants; vi++) {
+        const pd_denoiser *d = R->var[vi].den;
+        if (d->C != c->in_channels || d->H % c->img_resolution || d->W != d->H)
+            return pd_fail(err, "%s:%d: variants[%d] '%s': %dx%dx%d samples do not fit the classifier "
+                                "%s (%d channels, %d px or a multiple)",
+                           s->source, s->variants[vi].line, vi, s->variants[vi].name, d->C, d->H, d->W,
+                           s->classifier, c->in_channels, c->img_resolution);
+    }
+    pd_eval_options eo = pd_eval_default_options();
+    eo.log = eval_log;
+    eo.user = R;
+    if (pd_eval_create(&R->ev, R->clf, &eo, &e2))
+        return pd_fail(err, "%s: metrics: %s", s->source, e2.msg);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ sampling */
+
+static int abort_cb(void *user) {
+    run *R = user;
+    return R->o->abort && R->o->abort(R->o->user);
+}
+
+static void report_progress(run *R) {
+    if (!R->o->progress) return;
+    double now = pd_now();
+    R->pr.cell_seconds = now - R->t_cell;
+    if (R->units_done > 0) {
+        double rate = R->secs_done / R->units_done;
+        double frac = R->pr.images > 0 ? (R->pr.images_done + (double)R->pr.step / (R->pr.steps > 0 ? R->pr.steps : 1) *
+                                                                  (R->s->batch < R->pr.images ? R->s->batch : R->pr.images)) /
+                                               R->pr.images
+                                         : 0;
+        if (frac > 1) frac = 1;
+        R->pr.eta_seconds = rate * (R->units_todo - R->cell_units * frac);
+        if (R->pr.eta_seconds < 0) R->pr.eta_seconds = 0;
+    } else {
+        R->pr.eta_seconds = -1;
+    }
+    R->o->progress(R->o->user, &R->pr);
+}
+
+static void step_cb(void *user, int step, int steps) {
+    run *R = user;
+    R->pr.step = step;
+    R->pr.steps = steps;
+    report_progress(R);
+}
+
+static void fill_labels(run *R, int i0, int nb, int label_dim) {
+    if (!R->classes) return;
+    memset(R->onehot, 0, sizeof(float) * (size_t)nb * label_dim);
+    for (int i = 0; i < nb; i++) R->onehot[(size_t)i * label_dim + R->classes[i0 + i]] = 1;
+}
+
+/* All n images of one run of d with parameters q into out [n, dim]; seconds of wall time, of
+ * denoiser time, and the NFE per image as pd_sample counted it. */
+static int sample_all(run *R, pd_denoiser *d, pd_sample_params q, float *out, double *sec,
+                      double *sec_den, int *nfe, pd_error *err) {
+    const int n = R->s->n, batch = R->s->batch < n ? R->s->batch : n;
+    const size_t dim = (size_t)d->C * d->H * d->W;
+    q.progress = step_cb;
+    q.abort = abort_cb;
+    q.user = R;
+    double t0 = pd_now(), den = 0;
+    int seen = -1;
+    for (int i0 = 0; i0 < n; i0 += batch) {
+        int nb = n - i0 < batch ? n - i0 : batch;
+        if (abort_cb(R)) return pd_fail(err, "interrupted");
+        for (int i = 0; i < nb; i++) {
+            R->seeds[i] = R->s->seed + (uint64_t)(i0 + i);
+            pd_randn(out + (size_t)(i0 + i) * dim, dim, R->seeds[i], 0);
+        }
+        fill_labels(R, i0, nb, d->label_dim);
+        R->pr.images_done = i0;
+        R->pr.step = 0;
+        pd_sample_stats st = {0};
+        if (pd_sample(d, &q, out + (size_t)i0 * dim, R->classes ? R->onehot : NULL, R->seeds, nb, &st, err))
+            return abort_cb(R) ? pd_fail(err, "interrupted") : -1;
+        den += st.seconds_denoiser;
+        if (seen < 0) seen = st.nfe;
+    }
+    R->pr.images_done = n;
+    *sec = pd_now() - t0;
+    *sec_den = den;
+    *nfe = seen;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ trajectory reference */
+
+/* The reference for a cell: the probability-flow ODE of the cell's denoiser from the same noise,
+ * solved by Heun with reference_steps steps on a Karras grid from the cell's first sigma down to
+ * s_last, then one denoiser call for sigma = 0 (what the last step of an EDM sampler does). */
+static int get_reference(run *R, int vi, double s_first, double s_last, pd_error *err) {
+    const sw_spec *s = R->s;
+    const sw_variant *v = &s->variants[vi];
+    pd_denoiser *d = R->var[vi].den;
+    char key[SW_KEY_CAP], a[40], b[40];
+    sw_fmt_double(a, sizeof a, s_first);
+    sw_fmt_double(b, sizeof b, s_last);
+    /* Everything that changes the ODE or its start: model, denoiser transforms, noise, labels. */
+    int len = snprintf(key, sizeof key, "reference=heun:%d|model=%s|size=%d|sigma=%s..%s|n=%d|seed=%llu|labels=%s",
+                       s->reference_steps, R->mf.identity, d->H, a, b, s->n, (unsigned long long)s->seed,
+                       R->labels == SW_LABELS_CYCLE ? "cycle" : "none");
+    if (v->ug) {
+        sw_fmt_double(a, sizeof a, v->ug_w);
+        sw_fmt_double(b, sizeof b, v->ug_eta);
+        len += snprintf(key + len, sizeof key - (size_t)len, "|ug=w:%s,eta:%s", a, b);
+    }
+    if (v->skip) {
+        const pd_skip_tuning *t = &v->skip_tuning;
+        len += snprintf(key + len, sizeof key - (size_t)len, "|skip=");
+        for (int i = 0; i < (t->n_rho ? t->n_rho : 2) && len < (int)sizeof key; i++) {
+            sw_fmt_double(a, sizeof a, t->n_rho ? t->rho[i] : i ? t->rho_top : t->rho_bottom);
+            len += snprintf(key + len, sizeof key - (size_t)len, "%s%s", i ? "," : "", a);
+        }
+        sw_fmt_double(a, sizeof a, t->sigma_lo);
+        sw_fmt_double(b, sizeof b, t->sigma_hi);
+        len += snprintf(key + len, sizeof key - (size_t)len, ",sigma:%s..%s", a, b);
+    }
+    if (len >= (int)sizeof key) return pd_fail(err, "reference key too long");
+    if (R->ref_end && !strcmp(R->ref_key, key)) return 0;
+    free(R->ref_end);
+    free(R->ref_zero);
+    R->ref_end = R->ref_zero = NULL;
+    R->ref_key[0] = 0;
+
+    const int n = s->n;
+    const size_t dim = (size_t)d->C * d->H * d->W;
+    float *end = NULL, *zero = NULL;
+    int got = sw_ref_load(R->out, key, n, d->C, d->H, d->W, &end, &zero, err);
+    if (got < 0) return -1;
+    if (got == 1) {
+        logf_(R, "reference %016llx: read from %s/reference (heun %d steps, sigma %g .. %g)",
+              (unsigned long long)sw_hash(key), R->out, s->reference_steps, s_first, s_last);
+    } else {
+        end = malloc(sizeof(float) * (size_t)n * dim);
+        zero = malloc(sizeof(float) * (size_t)n * dim);
+        if (!end || !zero) {
+            free(end);
+            free(zero);
+            return pd_fail(err, "out of memory for the trajectory reference (%d images)", n);
+        }
+        char what[160];
+        snprintf(what, sizeof what, "reference: heun %d steps, sigma %.4g .. %.4g", s->reference_steps,
+                 s_first, s_last);
+        const char *saved_what = R->pr.what;
+        R->pr.what = what;
+        R->pr.images = n;
+        double t0 = pd_now(), sec = 0, sec_den = 0;
+        int nfe = 0, rc = 0;
+        if (s_last < s_first) {
+            pd_sample_params q = pd_sample_default_params();
+            q.sampler = PD_SAMPLER_HEUN;
+            q.sched.grid = PD_GRID_KARRAS;
+            q.sched.rho = 7;
+            q.sched.sigma_min = s_last;
+            q.sched.sigma_max = s_first;
+            q.sched.end_at_zero = 0;
+            q.sched.shift = PD_SHIFT_NONE;
+            q.steps = s->reference_steps;
+            rc = sample_all(R, d, q, end, &sec, &sec_den, &nfe, err);
+        } else {
+            /* A one-point grid (one step into sigma = 0): the state at s_last is the start. */
+            for (int i = 0; i < n; i++) pd_randn(end + (size_t)i * dim, dim, s->seed + (uint64_t)i, 0);
+            for (size_t j = 0; j < (size_t)n * dim; j++) end[j] *= (float)s_first;
+        }
+        /* sigma = 0: D(x(s_last); s_last), batch by batch. */
+        const int batch = s->batch < n ? s->batch : n;
+        float *sig = malloc(sizeof(float) * (size_t)batch);
+        if (!sig) rc = pd_fail(err, "out of memory");
+        for (int i0 = 0; rc == 0 && i0 < n; i0 += batch) {
+            int nb = n - i0 < batch ? n - i0 : batch;
+            for (int i = 0; i < nb; i++) sig[i] = (float)s_last;
+            fill_labels(R, i0, nb, d->label_dim);
+            rc = pd_denoiser_eval(d, zero + (size_t)i0 * dim, end + (size_t)i0 * dim, sig,
+                                  R->classes ? R->onehot : NULL, nb, err);
+        }
+        free(sig);
+        R->pr.what = saved_what;
+        if (rc == 0) rc = sw_ref_save(R->out, key, n, d->C, d->H, d->W, end, zero, err);
+        if (rc) {
+            free(end);
+            free(zero);
+            return -1;
+        }
+        logf_(R, "reference %016llx: heun %d steps (NFE %d), sigma %g .. %g, %d images: %.1f s",
+              (unsigned long long)sw_hash(key), s->reference_steps, nfe + 1, s_first, s_last, n,
+              pd_now() - t0);
+    }
+    R->ref_end = end;
+    R->ref_zero = zero;
+    snprintf(R->ref_key, sizeof R->ref_key, "%s", key);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ one cell */
+
+static void cell_params(run *R, const sw_cell *c, pd_sample_params *q) {
+    const sw_spec *s = R->s;
+    const sw_variant *v = &s->variants[c->variant];
+    const pd_denoiser *d = R->var[c->variant].den;
+    *q = s->samplers[c->sampler].p;
+    if (q->sched.sigma_min <= 0) q->sched.sigma_min = d->sigma_min;
+    if (q->sched.sigma_max <= 0) q->sched.sigma_max = d->sigma_max;
+    q->sched.shift = v->shift;
+    q->sched.shift_res = d->H;
+    q->sched.shift_base = v->shift_base > 0 ? v->shift_base : R->mf.res;
+    q->sched.shift_base_low = v->shift_base_low;
+    q->steps = c->steps;
+    q->nfe = 0;
+}
+
+static void describe_cell(char *out, size_t cap, const sw_spec *s, const sw_cell *c) {
+    snprintf(out, cap, "%s nfe<=%d (%d step%s, NFE %d) [%s]", s->samplers[c->sampler].label, c->budget,
+             c->steps, c->steps == 1 ? "" : "s", c->nfe, s->variants[c->variant].name);
+}
+
+static void json_kv_str(sw_buf *b, const char *k, const char *v) {
+    sw_printf(b, ", \"%s\": ", k);
+    sw_json_str(b, v);
+}
+static void json_kv_num(sw_buf *b, const char *k, double v) {
+    sw_printf(b, ", \"%s\": ", k);
+    sw_json_num(b, v);
+}
+
+static void make_record(sw_buf *b, run *R, const sw_cell *c, const pd_sample_params *q, int nfe,
+                        const sw_metric_values *mv, double sec, double sec_den, double sec_metrics) {
+    const sw_spec *s = R->s;
+    const sw_variant *v = &s->variants[c->variant];
+    const pd_denoiser *d = R->var[c->variant].den;
+    sw_printf(b, "{\"key\": ");
+    sw_json_str(b, c->key);
+    json_kv_str(b, "sweep", s->name);
+    json_kv_str(b, "label", s->samplers[c->sampler].label);
+    json_kv_str(b, "variant", v->name);
+    json_kv_str(b, "sampler", pd_sampler_name(q->sampler));
+    json_kv_str(b, "schedule", pd_grid_name(q->sched.grid));
+    int has_rho = q->sched.grid == PD_GRID_KARRAS || q->sched.grid == PD_GRID_VP_TIME;
+    json_kv_num(b, "rho", !has_rho ? NAN : q->sched.rho > 0 ? q->sched.rho : q->sched.grid == PD_GRID_KARRAS ? 7 : 1);
+    json_kv_str(b, "end", q->sched.end_at_zero ? "zero" : "sigma-min");
+    json_kv_num(b, "sigma_min", q->sched.sigma_min);
+    json_kv_num(b, "sigma_max", q->sched.sigma_max);
+    json_kv_num(b, "eta", q->eta);
+    json_kv_num(b, "churn", q->s_churn);
+    json_kv_num(b, "s_tmin", q->s_tmin);
+    json_kv_num(b, "s_tmax", q->s_tmax);
+    json_kv_num(b, "s_noise", q->s_noise);
+    json_kv_num(b, "max_order", q->max_order);
+    json_kv_num(b, "lower_order_final", q->lower_order_final);
+    json_kv_num(b, "thresholding", q->thresholding);
+    json_kv_num(b, "exact_d2", q->dpmpp_exact_d2);
+    json_kv_num(b, "dpm2_r", q->dpm2_r > 0 ? q->dpm2_r : 0.5);
+    json_kv_num(b, "afs", q->afs);
+    json_kv_str(b, "shift", pd_shift_name(v->shift));
+    json_kv_num(b, "shift_base", v->shift != PD_SHIFT_NONE ? q->sched.shift_base : NAN);
+    json_kv_num(b, "shift_base_low", v->shift == PD_SHIFT_INTERP ? q->sched.shift_base_low : NAN);
+    json_kv_num(b, "size", d->H);
+    json_kv_num(b, "ug_w", v->ug ? v->ug_w : NAN);
+    json_kv_num(b, "ug_eta", v->ug ? v->ug_eta : NAN);
+    if (v->skip && v->skip_tuning.n_rho) {
+        sw_buf t = {0};
+        for (int i = 0; i < v->skip_tuning.n_rho; i++) {
+            if (i) sw_printf(&t, " ");
+            sw_json_num(&t, v->skip_tuning.rho[i]);
+        }
+        json_kv_str(b, "skip_rho", t.s ? t.s : "");
+        sw_free(&t);
+    } else {
+        json_kv_str(b, "skip_rho", "");
+    }
+    json_kv_num(b, "skip_rho_bottom", v->skip && !v->skip_tuning.n_rho ? v->skip_tuning.rho_bottom : NAN);
+    json_kv_num(b, "skip_rho_top", v->skip && !v->skip_tuning.n_rho ? v->skip_tuning.rho_top : NAN);
+    json_kv_num(b, "nfe_budget", c->budget);
+    json_kv_num(b, "steps", c->steps);
+    json_kv_num(b, "nfe", nfe);
+    json_kv_num(b, "n", s->n);
+    json_kv_num(b, "seed", (double)s->seed);
+    json_kv_str(b, "labels", R->labels == SW_LABELS_CYCLE ? "cycle" : "none");
+    json_kv_str(b, "model", s->model);
+    json_kv_str(b, "model_sha256", R->model ? pd_model_sha256(R->model) : "");
+    for (int m = 0; m < s->n_metrics; m++) {
+        const sw_metric_info *mi = sw_metric_get(s->metrics[m]);
+        for (int k = 0; mi->columns[k]; k++) json_kv_num(b, mi->columns[k], mv->v[s->metrics[m]][k]);
+    }
+    if (sw_spec_has_metric(s, SW_METRIC_TRAJECTORY)) json_kv_num(b, "reference_steps", s->reference_steps);
+    json_kv_num(b, "seconds", sec);
+    json_kv_num(b, "seconds_denoiser", sec_den);
+    json_kv_num(b, "seconds_metrics", sec_metrics);
+    json_kv_num(b, "samples_per_s", sec > 0 ? s->n / sec : NAN);
+    json_kv_num(b, "outside_denoiser", sec > 0 ? 1 - sec_den / sec : NAN);
+    json_kv_num(b, "batch", s->batch);
+    json_kv_num(b, "threads", pd_get_threads());
+    json_kv_str(b, "version", pd_version());
+    char when[32];
+    time_t now = time(NULL);
+    struct tm tmv;
+    gmtime_r(&now, &tmv);
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tmv);
+    json_kv_str(b, "finished", when);
+    sw_printf(b, "}");
+}
+
+static void slug(char *out, size_t cap, const char *in) {
+    size_t k = 0;
+    for (; *in && k + 1 < cap; in++) {
+        char ch = *in;
+        int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+                 ch == '-' || ch == '.' || ch == '+';
+        out[k++] = ok ? ch : '_';
+    }
+    out[k] = 0;
+}
+
+static int save_grid(run *R, const sw_cell *c, const pd_denoiser *d, const char *record, pd_error *err) {
+    const sw_spec *s = R->s;
+    char dir[1100], a[80], b[64], path[1400];
+    snprintf(dir, sizeof dir, "%s/grids", R->out);
+    if (mkdir(dir, 0755) && errno != EEXIST) return pd_fail(err, "%s: %s", dir, strerror(errno));
+    slug(a, sizeof a, s->samplers[c->sampler].label);
+    slug(b, sizeof b, s->variants[c->variant].name);
+    /* The key's hash keeps grids of changed settings apart. */
+    snprintf(path, sizeof path, "%s/%s_%s_nfe%d_%08llx.png", dir, a, b, c->nfe,
+             (unsigned long long)(sw_hash(c->key) & 0xffffffffull));
+    int n = s->n < GRID_IMAGES ? s->n : GRID_IMAGES;
+    const char *text[] = {"pixdiff", record, NULL};
+    return pd_png_write_grid(path, R->x, n, d->C, d->H, d->W, 0, text, err);
+}
+
+/* Runs cell ci: sample, measure, append, regenerate the report. */
+static int run_cell(run *R, int ci, int todo_index, pd_sweep_summary *sum, pd_error *err) {
+    const sw_spec *s = R->s;
+    const sw_cell *c = &R->g.cells[ci];
+    pd_denoiser *d = R->var[c->variant].den;
+    const size_t dim = (size_t)d->C * d->H * d->W;
+    char what[256];
+    describe_cell(what, sizeof what, s, c);
+    R->pr.cell = ci + 1;
+    R->pr.cells = R->g.n_cells;
+    R->pr.todo_index = todo_index;
+    R->pr.what = what;
+    R->pr.images = s->n;
+    R->pr.images_done = 0;
+    R->pr.step = R->pr.steps = 0;
+    R->t_cell = pd_now();
+    R->cell_units = (double)s->n * (c->nfe > 0 ? c->nfe : 1);
+    report_progress(R);
+
+    pd_sample_params q;
+    cell_params(R, c, &q);
+    /* The cell's grid: its first sigma (where the noise starts) and last one. */
+    int gsteps = c->steps > 1 ? c->steps : 2;
+    double *sig = malloc(sizeof(double) * (size_t)(gsteps + 1));
+    if (!sig) return pd_fail(err, "out of memory");
+    pd_error e2;
+    if (pd_sigma_grid(sig, c->steps, &q.sched, &e2)) {
+        free(sig);
+        return pd_fail(err, "%s: %s: %s", s->source, what, e2.msg);
+    }
+    double s_first = sig[0], s_last = sig[c->steps];
+    if (q.sched.end_at_zero) {
+        /* Compared with the solution at sigma = 0, reached through the grid's smallest nonzero
+         * sigma: the last nonzero point of the same grid with at least two steps. */
+        if (pd_sigma_grid(sig, gsteps, &q.sched, &e2)) {
+            free(sig);
+            return pd_fail(err, "%s: %s: %s", s->source, what, e2.msg);
+        }
+        s_last = sig[gsteps - 1];
+    }
+    free(sig);
+
+    size_t need = (size_t)s->n * dim;
+    if (need > R->x_cap) {
+        free(R->x);
+        R->x = malloc(sizeof(float) * need);
+        R->x_cap = R->x ? need : 0;
+        if (!R->x) return pd_fail(err, "out of memory for %d samples of %dx%dx%d", s->n, d->C, d->H, d->W);
+    }
+    if (sw_spec_has_metric(s, SW_METRIC_TRAJECTORY) && get_reference(R, c->variant, s_first, s_last, err))
+        return -1;
+    R->pr.what = what;
+
+    double sec = 0, sec_den = 0;
+    int nfe = 0;
+    if (sample_all(R, d, q, R->x, &sec, &sec_den, &nfe, err)) return -1;
+
+    double tm = pd_now();
+    sw_metric_values mv;
+    sw_eval_ctx ec = {s, R->ev, q.sched.end_at_zero ? R->ref_zero : R->ref_end, R->classes, s->n, d->C, d->H, d->W};
+    if (sw_metrics_compute(&ec, R->x, &mv, &e2)) return pd_fail(err, "%s: metrics: %s", what, e2.msg);
+    double sec_metrics = pd_now() - tm;
+
+    sw_buf rec = {0};
+    make_record(&rec, R, c, &q, nfe, &mv, sec, sec_den, sec_metrics);
+    if (rec.oom) {
+        sw_free(&rec);
+        return pd_fail(err, "out of memory for a result line");
+    }
+    int rc = 0;
+    if (s->save_grid) rc = save_grid(R, c, d, rec.s, err);
+    if (rc == 0) rc = sw_results_append(&R->res, rec.s, err);
+    sw_free(&rec);
+    if (rc) return -1;
+    R->g.cells[ci].done = 1;
+    if (sw_report_write(s, &R->g, &R->res, R->out, err)) return -1;
+
+    double total = pd_now() - R->t_cell, outside = sec > 0 ? 1 - sec_den / sec : NAN;
+    R->units_done += R->cell_units;
+    R->secs_done += total;
+    R->units_todo -= R->cell_units;
+    sum->ran++;
+    if (!(outside <= sum->outside_denoiser_max)) sum->outside_denoiser_max = outside;
+    char vals[400] = "";
+    size_t len = 0;
+    for (int m = 0; m < s->n_metrics; m++) {
+        const sw_metric_info *mi = sw_metric_get(s->metrics[m]);
+        for (int k = 0; mi->columns[k] && len < sizeof vals; k++)
+            len += (size_t)snprintf(vals + len, sizeof vals - len, "%s%s %.4g", len ? ", " : "",
+                                    mi->columns[k], mv.v[s->metrics[m]][k]);
+    }
+    logf_(R, "cell %d/%d %s: %s | %d images in %.2f s (%.1f/s), %.1f%% outside the denoiser%s",
+          ci + 1, R->g.n_cells, what, vals, s->n, sec, sec > 0 ? s->n / sec : 0.0, 100 * outside,
+          nfe != c->nfe ? " (NFE differs from the plan)" : "");
+    return 0;
+}
+
+/* ------------------------------------------------------------------ pd_sweep_run */
+
+static void list_cells(run *R) {
+    const sw_spec *s = R->s;
+    int done = 0;
+    double units = 0;
+    for (int c = 0; c < R->g.n_cells; c++) {
+        const sw_cell *cl = &R->g.cells[c];
+        char what[256];
+        describe_cell(what, sizeof what, s, cl);
+        logf_(R, "cell %d/%d %s%s", c + 1, R->g.n_cells, what, cl->done ? "  (done)" : "");
+        done += cl->done;
+        if (!cl->done) units += (double)s->n * cl->nfe;
+    }
+    logf_(R, "dry run: %d of %d cells to run, %.3g image evaluations%s; nothing sampled or written",
+          R->g.n_cells - done, R->g.n_cells, units,
+          sw_spec_has_metric(s, SW_METRIC_TRAJECTORY) ? " plus the trajectory references" : "");
+}
+
+static void cleanup(run *R) {
+    sw_grid_free(&R->g);
+    sw_results_free(&R->res);
+    if (R->ev) pd_eval_free(R->ev);
+    if (R->clf) pd_model_free(R->clf);
+    free_variants(R);
+    pd_denoiser_free(R->analytic);
+    if (R->model) pd_model_free(R->model);
+    free(R->classes);
+    free(R->onehot);
+    free(R->seeds);
+    free(R->x);
+    free(R->ref_end);
+    free(R->ref_zero);
+    if (R->lock_fd >= 0) close(R->lock_fd);
+}
+
+int pd_sweep_run(const char *path, const pd_sweep_options *opts, pd_sweep_summary *summary,
+                 pd_error *err) {
+    pd_sweep_options defaults = pd_sweep_default_options();
+    const pd_sweep_options *o = opts ? opts : &defaults;
+    pd_sweep_summary sum;
+    memset(&sum, 0, sizeof sum);
+    sum.outside_denoiser_max = NAN;
+    if (summary) *summary = sum;
+    if (!path) return pd_fail(err, "sweep: no file");
+    sw_spec *s = malloc(sizeof *s);
+    if (!s) return pd_fail(err, "%s: out of memory", path);
+    run *R = calloc(1, sizeof *R);
+    if (!R) {
+        free(s);
+        return pd_fail(err, "%s: out of memory", path);
+    }
+    R->lock_fd = -1;
+    R->o = o;
+    R->s = s;
+    double t0 = pd_now();
+    int rc = -1;
+    if (sw_spec_load(s, path, err)) goto done;
+    if (o->out_dir && *o->out_dir) snprintf(s->out_dir, sizeof s->out_dir, "%s", o->out_dir);
+    snprintf(R->out, sizeof R->out, "%s", s->out_dir);
+    snprintf(sum.out_dir, sizeof sum.out_dir, "%s", s->out_dir);
+    if (o->threads > 0) pd_set_threads(o->threads);
+    else if (s->threads > 0) pd_set_threads(s->threads);
+
+    if (open_model(R, err) || check_against_model(R, err)) goto done;
+    if (R->mf.known && build_variants(R, err)) goto done;
+    if (sw_grid_build(&R->g, s, &R->mf, err)) goto done;
+    int dropped = 0;
+    if (sw_results_load(&R->res, R->out, !o->dry_run, &dropped, err)) goto done;
+    if (dropped)
+        logf_(R, "%s: %s the torn last line of a killed run", R->res.path,
+              o->dry_run ? "will cut" : "cut");
+    sum.cells = R->g.n_cells;
+    for (int c = 0; c < R->g.n_cells; c++) {
+        R->g.cells[c].done = R->mf.known && sw_results_find(&R->res, R->g.cells[c].key) != NULL;
+        sum.already_done += R->g.cells[c].done;
+    }
+    {
+        char mets[200] = "";
+        size_t len = 0;
+        for (int m = 0; m < s->n_metrics; m++)
+            len += (size_t)snprintf(mets + len, sizeof mets - len, "%s%s", m ? "," : "",
+                                    sw_metric_get(s->metrics[m])->name);
+        logf_(R, "sweep %s: %d cells (%d sampler%s x %d budget%s x %d variant%s), n %d, seed %llu, "
+                 "metrics %s -> %s; %d already in results.jsonl",
+              s->name, R->g.n_cells, s->n_samplers, s->n_samplers == 1 ? "" : "s", s->n_nfe,
+              s->n_nfe == 1 ? "" : "s", s->n_variants, s->n_variants == 1 ? "" : "s", s->n,
+              (unsigned long long)s->seed, mets, R->out, sum.already_done);
+    }
+    if (o->dry_run) {
+        list_cells(R);
+        rc = 0;
+        goto done;
+    }
+
+    /* From here on the folder is ours. */
+    if (mkdir_p(R->out, err)) goto done;
+    {
+        char lock[1100];
+        snprintf(lock, sizeof lock, "%s/.sweep.lock", R->out);
+        R->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        if (R->lock_fd < 0) {
+            pd_fail(err, "%s: %s", lock, strerror(errno));
+            goto done;
+        }
+        if (flock(R->lock_fd, LOCK_EX | LOCK_NB)) {
+            pd_fail(err, "%s: another pixdiff sweep is writing to this folder", R->out);
+            goto done;
+        }
+    }
+    if (needs_classifier(s) && sum.already_done < sum.cells && open_classifier(R, err)) goto done;
+
+    /* Per-image buffers: classes, one batch of one-hot labels and seeds. */
+    int label_dim = R->mf.label_dim, batch = s->batch < s->n ? s->batch : s->n;
+    R->seeds = malloc(sizeof(uint64_t) * (size_t)batch);
+    if (R->labels == SW_LABELS_CYCLE) {
+        R->classes = malloc(sizeof(int) * (size_t)s->n);
+        R->onehot = malloc(sizeof(float) * (size_t)batch * label_dim);
+        if (R->classes)
+            for (int i = 0; i < s->n; i++) R->classes[i] = i % label_dim;
+    }
+    if (!R->seeds || (R->labels == SW_LABELS_CYCLE && (!R->classes || !R->onehot))) {
+        pd_fail(err, "out of memory");
+        goto done;
+    }
+    /* Always regenerate the report once, so a changed sweep file shows its plan at once. */
+    if (sw_report_write(s, &R->g, &R->res, R->out, err)) goto done;
+
+    int todo = sum.cells - sum.already_done, k = 0;
+    R->pr.todo = todo;
+    for (int c = 0; c < R->g.n_cells; c++)
+        if (!R->g.cells[c].done) R->units_todo += (double)s->n * (R->g.cells[c].nfe > 0 ? R->g.cells[c].nfe : 1);
+    for (int c = 0; c < R->g.n_cells; c++) {
+        if (R->g.cells[c].done) continue;
+        if (run_cell(R, c, ++k, &sum, err)) {
+            if (!strcmp(err->msg, "interrupted") || abort_cb(R)) {
+                char what[256];
+                describe_cell(what, sizeof what, s, &R->g.cells[c]);
+                pd_fail(err, "interrupted: %d of %d cells done, %s dropped; run again to resume", sum.already_done + sum.ran,
+                        sum.cells, what);
+            }
+            goto done;
+        }
+    }
+    rc = 0;
+done:
+    sum.seconds = pd_now() - t0;
+    if (summary) *summary = sum;
+    cleanup(R);
+    free(R);
+    free(s);
+    return rc;
+}

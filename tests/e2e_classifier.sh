@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# e2e_classifier.sh — end-to-end tests of the feature classifier through the CLI, run by ctest as
+#   bash tests/e2e_classifier.sh <path-to-pixdiff> <source-dir>
+# `pixdiff train` with a (tiny) classifier config on Fashion-MNIST must train with cross-entropy,
+# log the t10k test accuracy at its checkpoints and export a classifier model that `pixdiff info`
+# describes (kind, feature width, class names); a classifier must be refused as a denoiser with one
+# clear line; the shipped models/fashion-classifier.safetensors (when present) must be a classifier
+# with 128 features, under 16 MB. Skipped without Fashion-MNIST. Prints "N passed, M failed".
+set -uo pipefail
+
+PD=${1:?usage: e2e_classifier.sh PIXDIFF SOURCE_DIR}
+SRC=${2:?usage: e2e_classifier.sh PIXDIFF SOURCE_DIR}
+PD=$(cd "$(dirname "$PD")" && pwd)/$(basename "$PD")
+if [ ! -f /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz ]; then
+    echo "skipped: Fashion-MNIST is not installed (Debian package dataset-fashion-mnist)"
+    exit 0
+fi
+T=$(mktemp -d "${TMPDIR:-/tmp}/pixdiff-e2e-clf.XXXXXX")
+trap 'rm -rf "$T"' EXIT
+cd "$T"
+export OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2
+
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); echo "ok   $1"; }
+bad() {
+    fail=$((fail + 1))
+    echo "FAIL $1"
+    if [ -n "${2:-}" ] && [ -f "$2" ]; then sed 's/^/     | /' "$2" | tail -n 8; fi
+}
+
+# A classifier a few hundred times cheaper than the shipped one (same pipeline).
+cat >clf.yaml <<'YAML'
+model:
+  arch: classifier
+  kind: classifier
+  img_resolution: 32
+  in_channels: 1
+  label_dim: 10
+  out_channels: 10
+  model_channels: 4
+  channel_mult: [1, 2, 2]
+  num_blocks: 1
+  channel_mult_emb: 4
+  attn_resolutions: []
+  augment_dim: 0
+  dropout: 0.1
+data:
+  kind: fashion-mnist
+  flip: true
+optimizer:
+  lr: 0.005
+  warmup_images: 256
+ema:
+  halflife_images: 500
+training:
+  batch: 64
+  duration_images: 1024
+  checkpoint_images: 512
+  seed: 1
+  threads: 2
+output:
+  dir: run
+YAML
+
+if "$PD" train --config clf.yaml >train.out 2>&1 && [ -f run/model.safetensors ]; then
+    ok "pixdiff train with a classifier config"
+else bad "pixdiff train with a classifier config" train.out; fi
+n=$(grep -c "test accuracy .* on the 10000 t10k images" train.out)
+acc=$(grep "test accuracy" train.out | tail -n 1 | sed 's/.*test accuracy \([0-9.]*\)%.*/\1/')
+if [ "$n" = 2 ] && awk -v a="$acc" 'BEGIN { exit !(a > 25 && a <= 100) }'; then
+    ok "test accuracy logged at both checkpoints (last: $acc%, above chance after 1024 images)"
+else bad "test accuracy lines ($n, last '$acc')" train.out; fi
+if "$PD" info run/model.safetensors >info.out 2>&1 && grep -q "^kind  *classifier" info.out &&
+    grep -q "^features  *16 " info.out && grep -q "ankle-boot" info.out; then
+    ok "info shows a classifier with 16 features and the class names"
+else bad "info of the exported classifier" info.out; fi
+if "$PD" sample --model run/model.safetensors --n 1 --out s.png >sample.out 2>&1; then
+    bad "sample with a classifier model (succeeded)" sample.out
+elif [ "$(wc -l <sample.out)" -le 2 ] && grep -q "not a denoiser" sample.out; then
+    ok "sample refuses a classifier with one clear line"
+else bad "sample with a classifier model (message)" sample.out; fi
+
+M=$SRC/models/fashion-classifier.safetensors
+if [ -f "$M" ]; then
+    size=$(stat -c %s "$M")
+    if "$PD" info "$M" >m.out 2>&1 && grep -q "^kind  *classifier" m.out &&
+        grep -q "^features  *128 " m.out && [ "$size" -lt 16000000 ]; then
+        ok "shipped fashion-classifier: a classifier with 128 features, $size bytes"
+    else bad "shipped fashion-classifier ($size bytes)" m.out; fi
+fi
+
+echo "$pass passed, $fail failed"
+[ $fail -eq 0 ]
