@@ -12,6 +12,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "cli/denoiser_opts.h"
 #include "cli/names.h"
 #include "cli/sampling_opts.h"
 #include "pixdiff.h"
@@ -43,6 +44,9 @@ typedef struct run_info {
     char cls_name[32];
     const char *noise_path;
     double rho; /* effective rho, or 0 when the grid has none */
+    double gen_sigma; /* > 0: a one-step generator evaluated at this sigma_init (no sampler) */
+    const char *predictor;  /* AMED predictor file, or NULL */
+    const char *transform;  /* Skip-Tuning / upsample guidance description, "" when none */
 } run_info;
 
 static const char *kind_of(const cli_model *cm) {
@@ -55,12 +59,16 @@ static const char *kind_of(const cli_model *cm) {
 static void make_parameters(cli_buf *b, const run_info *r, int index) {
     const pd_sample_params *p = r->p;
     uint64_t seed = r->seed + (uint64_t)(index < 0 ? 0 : index);
-    cli_buf_printf(b, "Steps: %d, Sampler: %s, Schedule: %s", r->steps, pd_sampler_name(p->sampler),
-                   pd_grid_name(p->sched.grid));
-    if (r->rho > 0) cli_buf_printf(b, ", Rho: %g", r->rho);
-    cli_buf_printf(b, ", Sigma min: %g, Sigma max: %g, End: %s", p->sched.sigma_min,
-                   p->sched.sigma_max, p->sched.end_at_zero ? "zero" : "sigma-min");
-    if (p->sched.shift != PD_SHIFT_NONE) {
+    if (r->gen_sigma > 0) {
+        cli_buf_printf(b, "Steps: 1, Sampler: generator, Sigma init: %g", r->gen_sigma);
+    } else {
+        cli_buf_printf(b, "Steps: %d, Sampler: %s, Schedule: %s", r->steps,
+                       pd_sampler_name(p->sampler), pd_grid_name(p->sched.grid));
+        if (r->rho > 0) cli_buf_printf(b, ", Rho: %g", r->rho);
+        cli_buf_printf(b, ", Sigma min: %g, Sigma max: %g, End: %s", p->sched.sigma_min,
+                       p->sched.sigma_max, p->sched.end_at_zero ? "zero" : "sigma-min");
+    }
+    if (r->gen_sigma <= 0 && p->sched.shift != PD_SHIFT_NONE) {
         cli_buf_printf(b, ", Shift: %s, Shift base: %g", pd_shift_name(p->sched.shift),
                        p->sched.shift_base);
         if (p->sched.shift == PD_SHIFT_INTERP)
@@ -70,6 +78,9 @@ static void make_parameters(cli_buf *b, const run_info *r, int index) {
     if (p->s_churn > 0)
         cli_buf_printf(b, ", S_churn: %g, S_tmin: %g, S_tmax: %g, S_noise: %g", p->s_churn,
                        p->s_tmin, p->s_tmax, p->s_noise);
+    if (r->gen_sigma <= 0 && p->afs) cli_buf_printf(b, ", AFS: on");
+    if (r->predictor) cli_buf_printf(b, ", Predictor: %s", r->predictor);
+    if (r->transform && r->transform[0]) cli_buf_printf(b, ", Denoiser: %s", r->transform);
     if (r->cls >= 0) {
         cli_buf_printf(b, ", Class: %d", r->cls);
         if (r->cls_name[0]) cli_buf_printf(b, " (%s)", r->cls_name);
@@ -98,7 +109,11 @@ static void make_json(cli_buf *b, const run_info *r, int index) {
     cli_buf_json_str(b, kind_of(cm));
     cli_buf_printf(b, ", \"default\": %s}", cm->is_default ? "true" : "false");
     cli_buf_printf(b, ", \"sampler\": ");
-    cli_buf_json_str(b, pd_sampler_name(p->sampler));
+    cli_buf_json_str(b, r->gen_sigma > 0 ? "generator" : pd_sampler_name(p->sampler));
+    if (r->gen_sigma > 0) {
+        cli_buf_printf(b, ", \"sigma_init\": ");
+        cli_buf_json_num(b, r->gen_sigma);
+    }
     cli_buf_printf(b, ", \"schedule\": ");
     cli_buf_json_str(b, pd_grid_name(p->sched.grid));
     cli_buf_printf(b, ", \"rho\": ");
@@ -142,6 +157,14 @@ static void make_json(cli_buf *b, const run_info *r, int index) {
     cli_buf_printf(b, ", \"noise\": ");
     if (r->noise_path) cli_buf_json_str(b, r->noise_path);
     else cli_buf_printf(b, "\"philox: image i uses pd_randn(seed_base + i)\"");
+    cli_buf_printf(b, ", \"afs\": %s, \"max_order\": %d, \"dpm2_r\": ", p->afs ? "true" : "false",
+                   p->max_order);
+    cli_buf_json_num(b, p->dpm2_r > 0 ? p->dpm2_r : 0.5);
+    cli_buf_printf(b, ", \"predictor\": ");
+    if (r->predictor) cli_buf_json_str(b, r->predictor);
+    else cli_buf_printf(b, "null");
+    cli_buf_printf(b, ", \"denoiser_transform\": ");
+    cli_buf_json_str(b, r->transform ? r->transform : "");
     cli_buf_printf(b, ", \"size\": [%d, %d, %d]}", r->C, r->H, r->W);
 }
 
@@ -168,7 +191,10 @@ int cmd_sample(int argc, char **argv) {
     uint64_t seed = 0;
     cli_sampling_opts so;
     arg_opt srows[CLI_SAMPLING_MAX_ROWS];
-    int n_srows = cli_sampling_opts_init(&so, srows, 1, "the model's", "the model's trained size");
+    int n_srows = cli_sampling_opts_init(&so, srows, 1, "the model's", "the model's", "the model's trained size");
+    cli_denoiser_opts dopt;
+    arg_opt drows[CLI_DENOISER_MAX_ROWS];
+    int n_drows = cli_denoiser_opts_init(&dopt, drows);
 
     arg_opt head[] = {
         OPT_DEF("--model", ARG_STR, &model, "FILE|SPEC", "model file or analytic:... spec",
@@ -197,10 +223,12 @@ int cmd_sample(int argc, char **argv) {
     };
     /* --model, then the shared sampler/grid options (cli/sampling_opts.c), then the rest. */
     const int n_head = (int)(sizeof head / sizeof head[0]), n_tail = (int)(sizeof tail / sizeof tail[0]);
-    arg_opt opts[sizeof head / sizeof head[0] + CLI_SAMPLING_MAX_ROWS + sizeof tail / sizeof tail[0]];
+    arg_opt opts[sizeof head / sizeof head[0] + CLI_SAMPLING_MAX_ROWS + CLI_DENOISER_MAX_ROWS +
+                 sizeof tail / sizeof tail[0]];
     int n_opts = 0;
     for (int i = 0; i < n_head; i++) opts[n_opts++] = head[i];
     for (int i = 0; i < n_srows; i++) opts[n_opts++] = srows[i];
+    for (int i = 0; i < n_drows; i++) opts[n_opts++] = drows[i];
     for (int i = 0; i < n_tail; i++) opts[n_opts++] = tail[i];
     char epilog[8192];
     {
@@ -233,6 +261,7 @@ int cmd_sample(int argc, char **argv) {
 
     /* ---- flag combinations (exit 2, before any work) */
     cli_sampling_opts_check(&so, &spec, cmd);
+    cli_denoiser_opts_check(&dopt, &spec, cmd);
     if (!out && !outdir && !out_npy) out = "samples.png";
     if (out) cli_check_out_path(cmd, "--out", out);
     if (out_npy) cli_check_out_path(cmd, "--output-npy", out_npy);
@@ -248,6 +277,13 @@ int cmd_sample(int argc, char **argv) {
     const size_t chw = (size_t)C * H * W;
     char cls_name[32];
     int cls = cli_parse_class(cmd, "--class", class_arg, &cm, cls_name, sizeof cls_name);
+    /* A one-step generator (SiD, kind "generator") is one evaluation at its sigma_init; pd_sample
+     * takes its generator path, so there is no sampler, grid or step count to choose. */
+    const double gen_sigma = d->sigma_init;
+    for (int i = 0; gen_sigma > 0 && i < n_srows; i++)
+        if (args_given(&spec, srows[i].flag))
+            cli_bad_flag(cmd, srows[i].flag, "%s is a one-step generator (NFE 1 at sigma_init %g); "
+                         "sampler and schedule options do not apply", cm.name, gen_sigma);
 
     float *noise = NULL;
     if (noise_path) {
@@ -269,7 +305,23 @@ int cmd_sample(int argc, char **argv) {
 
     cli_sampling_opts_params(&so, &spec, cmd, d->sigma_min, d->sigma_max, H,
                              cm.model ? pd_model_config(cm.model)->img_resolution : H, &p);
-    const int steps = p.steps;
+    /* Skip-Tuning / upsample guidance: the denoiser the sampler sees (cli/denoiser_opts.c) */
+    d = cli_denoiser_opts_apply(&dopt, &spec, cmd, &cm);
+    if (p.amed) {
+        const pd_amed_info *ai = pd_amed_predictor_info(p.amed);
+        if (cm.model && H != pd_model_config(cm.model)->img_resolution)
+            cli_bad_flag(cmd, "--predictor", "reads the 8x8 feature tap of the trained size %d; "
+                         "sampling at %d", pd_model_config(cm.model)->img_resolution, H);
+        if (!quiet && ai->model_sha256[0] && cm.sha256[0] && strcmp(ai->model_sha256, cm.sha256))
+            fprintf(stderr, "pixdiff sample: warning: --predictor was trained for %s (sha256 %.10s), "
+                    "not for %s (%.10s)\n", ai->model_name, ai->model_sha256, cm.name, cm.sha256);
+    } else if (!quiet && gen_sigma <= 0 &&
+               (p.sampler == PD_SAMPLER_AMED || p.sampler == PD_SAMPLER_AMED_PLUGIN)) {
+        fprintf(stderr, "pixdiff sample: note: %s without --predictor uses r = 1/2, c = 1 "
+                "(amed is then DPM-Solver-2); train one with pixdiff distill amed\n",
+                pd_sampler_name(p.sampler));
+    }
+    const int steps = gen_sigma > 0 ? 1 : p.steps;
 
     /* ---- buffers: all images when a grid or .npy is wanted, else one batch at a time */
     if (batch > n) batch = n;
@@ -287,10 +339,12 @@ int cmd_sample(int argc, char **argv) {
     cli_fill_labels(labels, batch, label_dim, cls);
 
     run_info r = {
-        &cm, &p,         steps, pd_sampler_nfe_for_steps(&p, steps), n, C, H, W, cols, seed, cls,
-        "",  noise_path, 0};
+        &cm, &p,         steps, gen_sigma > 0 ? 1 : pd_sampler_nfe_for_steps(&p, steps), n, C, H, W,
+        cols, seed, cls, "", noise_path, 0, gen_sigma, NULL, NULL};
     snprintf(r.cls_name, sizeof r.cls_name, "%s", cls_name);
     r.rho = cli_sampling_opts_rho(&so);
+    r.predictor = p.amed ? so.predictor_path : NULL;
+    r.transform = dopt.desc;
 
     /* ---- sample */
     signal(SIGINT, on_sigint);
@@ -345,8 +399,9 @@ int cmd_sample(int argc, char **argv) {
     double secs = cli_now() - t0;
     if (!quiet) {
         fprintf(stderr,
-                "pixdiff sample: %d image%s %dx%d, %s, %d steps, NFE %d, %.2f s (%.2f images/s)", n,
-                n == 1 ? "" : "s", W, H, pd_sampler_name(p.sampler), steps, r.nfe, secs,
+                "pixdiff sample: %d image%s %dx%d, %s, %d step%s, NFE %d, %.2f s (%.2f images/s)", n,
+                n == 1 ? "" : "s", W, H, gen_sigma > 0 ? "one-step generator" : pd_sampler_name(p.sampler),
+                steps, steps == 1 ? "" : "s", r.nfe, secs,
                 t_sample > 0 ? n / t_sample : 0.0);
         if (out) fprintf(stderr, " -> %s", out);
         if (outdir) fprintf(stderr, " -> %s/", outdir);
@@ -358,6 +413,8 @@ int cmd_sample(int argc, char **argv) {
     free(labels);
     free(seeds);
     free(noise);
+    cli_denoiser_opts_free(&dopt);
+    cli_sampling_opts_free(&so);
     cli_model_close(&cm);
     return 0;
 }

@@ -23,5 +23,11 @@ int cmd_inspect(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_init(int argc, char **argv);
 int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_snr(int argc, char **argv);
+int cmd_distill(int argc, char **argv);   /* dispatches to cmd_distill_<method> (cmd_distill.c) */
+int cmd_distill_sid(int argc, char **argv);
+int cmd_distill_amed(int argc, char **argv);
+int cmd_sweep(int argc, char **argv);
 
 #endif

@@ -17,6 +17,10 @@ static const cli_command commands[] = {
     {"bench", cmd_bench, "time denoiser evaluations at several batch sizes (ms, GFLOP/s, memory)"},
     {"init", cmd_init, "write a model with random weights from a preset or a YAML config"},
     {"train", cmd_train, "train a denoiser with the EDM loss from a YAML config (resumable)"},
+    {"eval", cmd_eval, "FD, KID, class accuracy and spectral error of samples vs Fashion-MNIST"},
+    {"snr", cmd_snr, "per-frequency SNR of a data set under a sigma grid (CSV and plots)"},
+    {"distill", cmd_distill, "distil a teacher: sid (one-step generator); see pixdiff distill --help"},
+    {"sweep", cmd_sweep, "run a YAML sampler sweep: metrics vs NFE, tables and plots (resumable)"},
 };
 static const int n_commands = (int)(sizeof commands / sizeof commands[0]);
 

@@ -26,15 +26,22 @@ static const name_help sampler_help[PD_SAMPLER_COUNT] = {
         {"DDIM = Euler in x/s (samplers.md 1.2); eta > 0: ancestral noise; NFE = steps",
          "--eta (0: deterministic)"},
     [PD_SAMPLER_DPMPP_2M] = {"DPM-Solver++(2M), data prediction in log-SNR (samplers.md 3.1); NFE = steps",
-                             ""},
+                             "--max-order K (1..3)"},
     [PD_SAMPLER_DPMPP_3M] = {"DPM-Solver++(3M), warm-up and lower-order final steps; NFE = steps",
-                             ""},
+                             "--max-order K (1..3)"},
     [PD_SAMPLER_IPNDM] = {"iPNDM: fixed-coefficient Adams-Bashforth in sigma (samplers.md 3.2); NFE = steps",
-                          ""},
+                          "--max-order K (1..4)"},
     [PD_SAMPLER_DPM2] = {"DPM-Solver-2, geometric midpoint (samplers.md 3.4); NFE 2N-1 (2N to sigma-min)",
-                         ""},
+                         "--r R (intermediate sigma s = sigma_next^R sigma^(1-R); 0.5)"},
     [PD_SAMPLER_UNIPC] = {"UniPC bh2 predictor-corrector (samplers.md 3.3); NFE = steps",
-                          ""},
+                          "--max-order K (1..3)"},
+    [PD_SAMPLER_AMED] = {"AMED-Solver: learned intermediate sigma and step scale (samplers.md 4.2); "
+                         "NFE 2N - AFS",
+                         "--predictor FILE (pixdiff distill amed; its grid, steps and AFS are the "
+                         "defaults)"},
+    [PD_SAMPLER_AMED_PLUGIN] = {"AMED-Plugin on iPNDM or Euler, as the predictor was trained "
+                                "(samplers.md 4.6); NFE 2N - AFS",
+                                "--predictor FILE (pixdiff distill amed --plugin ipndm|euler)"},
 };
 
 static const name_help grid_help[PD_GRID_COUNT] = {

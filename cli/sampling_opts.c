@@ -10,7 +10,8 @@
 static const char *const end_choices[] = {"zero", "sigma-min", NULL};
 
 int cli_sampling_opts_init(cli_sampling_opts *o, arg_opt *rows, int with_sampler,
-                           const char *sigma_def, const char *base_def) {
+                           const char *sigma_min_def, const char *sigma_max_def,
+                           const char *base_def) {
     pd_sample_params p = pd_sample_default_params();
     memset(o, 0, sizeof *o);
     o->with_sampler = with_sampler;
@@ -37,10 +38,10 @@ int cli_sampling_opts_init(cli_sampling_opts *o, arg_opt *rows, int with_sampler
     rows[n++] = (arg_opt)OPT_DEF("--rho", ARG_POS_DOUBLE, &o->rho, "R", "grid exponent (karras, vp-time)",
                                  "karras 7, vp-time 1");
     rows[n++] = (arg_opt)OPT_DEF("--sigma-min", ARG_POS_DOUBLE, &o->sigma_min, "S",
-                                 "smallest nonzero sigma of the grid", sigma_def);
+                                 "smallest nonzero sigma of the grid", sigma_min_def);
     rows[n++] = (arg_opt)OPT_DEF("--sigma-max", ARG_POS_DOUBLE, &o->sigma_max, "S",
                                  with_sampler ? "largest sigma; sampling starts from sigma_max * z"
-                                              : "largest sigma of the grid", sigma_def);
+                                              : "largest sigma of the grid", sigma_max_def);
     rows[n++] = (arg_opt)OPT_CHOICE("--end", &o->end,
                                     "last grid point: sigma = 0 (EDM) or stop at sigma_min (AMED tables)",
                                     end_choices);
@@ -61,8 +62,67 @@ int cli_sampling_opts_init(cli_sampling_opts *o, arg_opt *rows, int with_sampler
                                  "EDM S_tmax: churn only where sigma <= B");
         rows[n++] = (arg_opt)OPT("--s-noise", ARG_POS_DOUBLE, &o->s_noise, "S",
                                  "EDM S_noise: scale of the churn noise");
+        rows[n++] = (arg_opt)OPT_DEF("--afs", ARG_FLAG, &o->afs, NULL,
+                                     "analytical first step (samplers.md 4.3): one NFE less", "off");
+        rows[n++] = (arg_opt)OPT_DEF("--no-afs", ARG_FLAG, &o->no_afs, NULL,
+                                     "no AFS even where the predictor was trained with it", "off");
+        rows[n++] = (arg_opt)OPT_DEF("--max-order", ARG_POS_INT, &o->max_order, "K",
+                                     "order cap of dpmpp-2m/3m, unipc (1..3), ipndm, amed-plugin (1..4)",
+                                     "the sampler's");
+        rows[n++] = (arg_opt)OPT_DEF("--r", ARG_POS_DOUBLE, &o->dpm2_r, "R",
+                                     "dpm2: intermediate sigma sigma_next^R sigma^(1-R), 0 < R <= 1", "0.5");
+        rows[n++] = (arg_opt)OPT_DEF("--predictor", ARG_STR, &o->predictor_path, "FILE",
+                                     "AMED predictor (pixdiff distill amed) for amed / amed-plugin",
+                                     "none: r = 1/2, c = 1");
     }
     return n;
+}
+
+/* --predictor (and the settings it brings), --afs/--no-afs, --max-order and --r. */
+static void check_amed_and_orders(cli_sampling_opts *o, arg_spec *spec, const char *cmd) {
+    const char *name = pd_sampler_name((pd_sampler_kind)o->sampler);
+    int amed = o->sampler == PD_SAMPLER_AMED || o->sampler == PD_SAMPLER_AMED_PLUGIN;
+    if (o->afs && o->no_afs) cli_bad_flag(cmd, "--no-afs", "give --afs or --no-afs, not both");
+    if (o->predictor_path) {
+        pd_error err = {{0}};
+        if (pd_amed_predictor_load(&o->predictor, o->predictor_path, &err))
+            cli_die(1, cmd, "--predictor: %s", err.msg);
+        const pd_amed_info *in = pd_amed_predictor_info(o->predictor);
+        int want = (int)pd_amed_kind_sampler(in->kind);
+        if (!args_given(spec, "--sampler")) o->sampler = want;
+        else if (o->sampler != want)
+            cli_bad_flag(cmd, "--sampler", "%s: the predictor was trained for AMED %s (use --sampler %s)",
+                         name, pd_amed_kind_name(in->kind), pd_sampler_name((pd_sampler_kind)want));
+        if (!args_given(spec, "--schedule")) o->grid = (int)in->grid;
+        if (!args_given(spec, "--rho") && o->grid == (int)in->grid) o->rho = in->rho;
+        if (!args_given(spec, "--steps") && !args_given(spec, "--nfe")) o->steps = in->steps;
+        if (!args_given(spec, "--end")) o->end = 1;   /* stop at sigma_min, as trained */
+        if (!args_given(spec, "--afs") && !o->no_afs) o->afs = in->afs;
+        name = pd_sampler_name((pd_sampler_kind)o->sampler);
+    } else if (amed && !args_given(spec, "--end")) {
+        o->end = 1;   /* AMED's convention (samplers.md 4.2): stop at sigma_min */
+    }
+    if (o->no_afs) o->afs = 0;
+    if (args_given(spec, "--max-order")) {
+        int hi = o->sampler == PD_SAMPLER_DPMPP_2M || o->sampler == PD_SAMPLER_DPMPP_3M ||
+                         o->sampler == PD_SAMPLER_UNIPC
+                     ? 3
+                 : o->sampler == PD_SAMPLER_IPNDM || o->sampler == PD_SAMPLER_AMED_PLUGIN ? 4
+                                                                                        : 0;
+        if (!hi) cli_bad_flag(cmd, "--max-order", "the %s sampler has no order cap", name);
+        if (o->max_order > hi)
+            cli_bad_flag(cmd, "--max-order", "%d is above %s's highest order %d", o->max_order, name, hi);
+    }
+    if (args_given(spec, "--r")) {
+        if (o->sampler != PD_SAMPLER_DPM2)
+            cli_bad_flag(cmd, "--r", "only the dpm2 sampler reads it (sampler is %s)", name);
+        if (o->dpm2_r > 1) cli_bad_flag(cmd, "--r", "must be in (0, 1], got %g", o->dpm2_r);
+    }
+}
+
+void cli_sampling_opts_free(cli_sampling_opts *o) {
+    pd_amed_predictor_free(o->predictor);
+    o->predictor = NULL;
 }
 
 void cli_sampling_opts_check(cli_sampling_opts *o, arg_spec *spec, const char *cmd) {
@@ -82,6 +142,7 @@ void cli_sampling_opts_check(cli_sampling_opts *o, arg_spec *spec, const char *c
                              pd_sampler_name((pd_sampler_kind)o->sampler));
         if (o->s_tmin > o->s_tmax)
             cli_bad_flag(cmd, "--s-tmin", "%g is above --s-tmax %g", o->s_tmin, o->s_tmax);
+        check_amed_and_orders(o, spec, cmd);
     }
     if (args_given(spec, "--rho") && o->grid != PD_GRID_KARRAS && o->grid != PD_GRID_VP_TIME)
         cli_bad_flag(cmd, "--rho", "the %s schedule has no rho", pd_grid_name((pd_grid_kind)o->grid));
@@ -116,6 +177,10 @@ void cli_sampling_opts_params(const cli_sampling_opts *o, arg_spec *spec, const 
     p->s_tmin = o->s_tmin;
     p->s_tmax = o->s_tmax;
     p->s_noise = o->s_noise;
+    p->afs = o->afs;
+    p->max_order = o->max_order;
+    p->dpm2_r = o->dpm2_r;
+    p->amed = o->predictor;
     int steps = o->steps;
     if (o->with_sampler && args_given(spec, "--nfe")) {
         steps = pd_sampler_steps_for_nfe(p, o->nfe);

@@ -9,25 +9,33 @@
 #include "cli/args.h"
 #include "pixdiff.h"
 
-#define CLI_SAMPLING_MAX_ROWS 20
+#define CLI_SAMPLING_MAX_ROWS 24
 
 typedef struct cli_sampling_opts {
     int with_sampler;         /* 0: only the sigma-grid options (snr) */
     int sampler, grid, shift, end, steps, nfe;
     double rho, sigma_min, sigma_max, shift_base, shift_base_low;
     double eta, churn, s_tmin, s_tmax, s_noise;
+    /* --afs / --no-afs, --max-order, --r (dpm2), --predictor (amed, amed-plugin) */
+    int afs, no_afs, max_order;
+    double dpm2_r;
+    const char *predictor_path;
+    pd_amed_predictor *predictor;   /* loaded by cli_sampling_opts_check; cli_sampling_opts_free */
 } cli_sampling_opts;
 
 /* Sets the defaults (pd_sample_default_params) and writes the option rows into rows (room for
  * CLI_SAMPLING_MAX_ROWS); returns their count. With a sampler: --sampler --steps --nfe
  * --schedule --rho --sigma-min --sigma-max --end --shift --shift-base --shift-base-low --eta
  * --churn --s-tmin --s-tmax --s-noise; without: the grid ones (--schedule --steps --rho
- * --sigma-min --sigma-max --end --shift --shift-base --shift-base-low). sigma_def and base_def are
- * the help texts of the sigma-range and shift-base defaults ("the model's", ...). */
+ * --sigma-min --sigma-max --end --shift --shift-base --shift-base-low). The *_def strings are the
+ * help texts of the sigma-range and shift-base defaults ("the model's", ...). */
 int cli_sampling_opts_init(cli_sampling_opts *o, arg_opt *rows, int with_sampler,
-                           const char *sigma_def, const char *base_def);
+                           const char *sigma_min_def, const char *sigma_max_def,
+                           const char *base_def);
 /* After args_parse: picks the sampler's own grid when --schedule was not given, and checks the
- * flag combinations (exits 2 naming the flag). */
+ * flag combinations (exits 2 naming the flag). With --predictor it loads the predictor (exit 1
+ * on a bad file) and takes from it whatever was not given on the command line: the sampler
+ * (amed or amed-plugin), the grid and rho, the steps, --end sigma-min and the AFS setting. */
 void cli_sampling_opts_check(cli_sampling_opts *o, arg_spec *spec, const char *cmd);
 /* The sample parameters: the sigma range defaults to [smin, smax] (the denoiser's), the shift's
  * resolution is res and its base defaults to base; --nfe becomes steps; the grid is built once
@@ -36,5 +44,7 @@ void cli_sampling_opts_params(const cli_sampling_opts *o, arg_spec *spec, const 
                               double smin, double smax, int res, int base, pd_sample_params *p);
 /* The rho the grid uses (for metadata), or 0 when the grid has none. */
 double cli_sampling_opts_rho(const cli_sampling_opts *o);
+/* Releases the predictor (NULL-safe for commands that load none). */
+void cli_sampling_opts_free(cli_sampling_opts *o);
 
 #endif

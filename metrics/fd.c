@@ -10,7 +10,8 @@
  * library already linked: sqrt(S1) = V diag(sqrt w) V^T, and tr sqrt(M) = sum sqrt(lambda(M)).
  * Covariances are positive semi-definite, so negative eigenvalues can only come from rounding
  * (about 1e-16 of the largest); they are clamped to 0. For the same reason an FD of two
- * identical sets may come out as -1e-13: the result is clamped at 0 as well.
+ * identical sets may come out as -1e-13: the result is clamped at 0 as well. LAPACK and BLAS run
+ * on one thread here, so the FD does not depend on the thread count.
  */
 #include "metrics/metrics.h"
 
@@ -93,8 +94,8 @@ static int sym_eig(double *a, double *w, int d, int vectors, pd_error *err) {
     return 0;
 }
 
-int pd_fd_gaussian(const double *mu1, const double *s1, const double *mu2, const double *s2,
-                   int d, double *fd, pd_error *err) {
+static int fd_gaussian(const double *mu1, const double *s1, const double *mu2, const double *s2,
+                       int d, double *fd, pd_error *err) {
     if (d < 1) return pd_fail(err, "FD: dimension %d", d);
     size_t dd = (size_t)d * d;
     double *v = malloc(sizeof(double) * dd), *b = malloc(sizeof(double) * dd),
@@ -139,6 +140,20 @@ int pd_fd_gaussian(const double *mu1, const double *s1, const double *mu2, const
     rc = 0;
 done:
     free(v), free(b), free(r), free(m), free(w);
+    return rc;
+}
+
+/* LAPACK's reductions (dsytrd inside dsyevd) and BLAS split their work by the thread count,
+ * which moves the last bits of the FD; one BLAS thread makes the FD a function of its inputs
+ * alone. The matrices are F x F (128 here), so this costs milliseconds. The thread count is
+ * restored afterwards (in the OpenMP build of OpenBLAS this also sets OpenMP's, which
+ * pd_set_threads keeps equal anyway). */
+int pd_fd_gaussian(const double *mu1, const double *s1, const double *mu2, const double *s2,
+                   int d, double *fd, pd_error *err) {
+    int nt = openblas_get_num_threads();
+    openblas_set_num_threads(1);
+    int rc = fd_gaussian(mu1, s1, mu2, s2, d, fd, err);
+    openblas_set_num_threads(nt);
     return rc;
 }
 

@@ -361,7 +361,7 @@ static int parse_info(pd_amed_info *in, const char *json, const char *path, pd_e
         pd_fail(err, "%s: expected a JSON object", src);
         goto done;
     }
-    if (yd_check_keys(&doc, m, known, src, err) || yd_str(&doc, m, "kind", kind, sizeof kind, err) ||
+    if (yd_check_keys(&doc, m, known, "predictor metadata", err) || yd_str(&doc, m, "kind", kind, sizeof kind, err) ||
         yd_int(&doc, m, "steps", &steps, err) || yd_int(&doc, m, "nfe", &nfe, err) ||
         yd_bool(&doc, m, "afs", &in->afs, err) || yd_str(&doc, m, "grid", grid, sizeof grid, err) ||
         yd_double(&doc, m, "rho", &in->rho, err) ||

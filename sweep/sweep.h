@@ -95,6 +95,7 @@ typedef struct sw_spec {
     char model[1024];
     int model_line;
     char classifier[1024];
+    int labels_line, metrics_line, classifier_line; /* for errors found once the model is known */
     sw_sampler samplers[SW_MAX_SAMPLERS];
     int n_samplers;
     int nfe[SW_MAX_NFE];

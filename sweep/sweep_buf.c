@@ -50,7 +50,12 @@ void sw_json_str(sw_buf *b, const char *s) {
 }
 
 void sw_fmt_double(char *out, size_t cap, double v) {
-    /* The shortest %.Ng that parses back to v (N = 1..17). */
+    /* Whole numbers as integers ("80", not "8e+01"); else the shortest %.Ng that parses back
+     * to v (N = 1..17). */
+    if (v == floor(v) && fabs(v) < 1e15) {
+        snprintf(out, cap, "%.0f", v);
+        return;
+    }
     for (int prec = 1; prec <= 17; prec++) {
         snprintf(out, cap, "%.*g", prec, v);
         if (strtod(out, NULL) == v) return;

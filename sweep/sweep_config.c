@@ -531,6 +531,9 @@ static int parse_root(ctx *c, const yd_node *root, sw_spec *s) {
         get_str(c, root, "output", "", s->out_dir, sizeof s->out_dir, NULL))
         return -1;
     s->model_line = line_of(root, "model");
+    s->labels_line = line_of(root, "labels"); /* the top line when absent: "auto" was implied */
+    s->metrics_line = line_of(root, "metrics");
+    s->classifier_line = line_of(root, "classifier");
     if (get_int(c, root, "n", "", 2, 10000000, &v, NULL)) return -1;
     s->n = (int)v;
     if (get_int(c, root, "batch", "", 1, 100000, &v, &given)) return -1;

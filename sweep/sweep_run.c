@@ -215,11 +215,11 @@ static int check_against_model(run *R, pd_error *err) {
     R->labels = sw_resolved_labels(s, &R->mf);
     if (!R->mf.known) return 0;
     if (R->labels == SW_LABELS_CYCLE && R->mf.label_dim == 0)
-        return pd_fail(err, "%s: labels: cycle needs a class-conditional model; %s has no labels",
-                       s->source, s->model);
+        return pd_fail(err, "%s:%d: labels: cycle needs a class-conditional model; %s has no labels",
+                       s->source, s->labels_line, s->model);
     if (sw_spec_has_metric(s, SW_METRIC_ACCURACY) && R->labels != SW_LABELS_CYCLE)
-        return pd_fail(err, "%s: metrics: accuracy needs a class-conditional model; %s has no labels",
-                       s->source, s->model);
+        return pd_fail(err, "%s:%d: metrics: accuracy needs a class-conditional model; %s has no labels",
+                       s->source, s->metrics_line, s->model);
     return 0;
 }
 
@@ -233,7 +233,8 @@ static int open_classifier(run *R, pd_error *err) {
     const sw_spec *s = R->s;
     pd_error e2;
     if (pd_model_load(&R->clf, s->classifier, &e2))
-        return pd_fail(err, "%s: classifier (for fd/kid/accuracy/spectral): %s", s->source, e2.msg);
+        return pd_fail(err, "%s:%d: classifier (for fd/kid/accuracy/spectral): %s", s->source,
+                       s->classifier_line, e2.msg);
     const pd_unet_config *c = pd_model_config(R->clf);
     for (int vi = 0; vi < s->n_variants; vi++) {
         const pd_denoiser *d = R->var[vi].den;
@@ -247,7 +248,7 @@ static int open_classifier(run *R, pd_error *err) {
     eo.log = eval_log;
     eo.user = R;
     if (pd_eval_create(&R->ev, R->clf, &eo, &e2))
-        return pd_fail(err, "%s: metrics: %s", s->source, e2.msg);
+        return pd_fail(err, "%s:%d: metrics: %s", s->source, s->metrics_line, e2.msg);
     return 0;
 }
 
@@ -753,6 +754,10 @@ int pd_sweep_run(const char *path, const pd_sweep_options *opts, pd_sweep_summar
               (unsigned long long)s->seed, mets, R->out, sum.already_done);
     }
     if (o->dry_run) {
+        struct stat st;
+        if (needs_classifier(s) && stat(s->classifier, &st))
+            logf_(R, "classifier %s: %s; a run would stop before the first cell", s->classifier,
+                  strerror(errno));
         list_cells(R);
         rc = 0;
         goto done;

@@ -38,7 +38,7 @@ model:
   in_channels: 1
   label_dim: 10
   out_channels: 10
-  model_channels: 4
+  model_channels: 8
   channel_mult: [1, 2, 2]
   num_blocks: 1
   channel_mult_emb: 4
@@ -49,14 +49,14 @@ data:
   kind: fashion-mnist
   flip: true
 optimizer:
-  lr: 0.005
-  warmup_images: 256
+  lr: 0.02
+  warmup_images: 128
 ema:
   halflife_images: 500
 training:
   batch: 64
   duration_images: 1024
-  checkpoint_images: 512
+  checkpoint_images: 0   # one checkpoint (and one test evaluation), at the end
   seed: 1
   threads: 2
 output:
@@ -68,12 +68,12 @@ if "$PD" train --config clf.yaml >train.out 2>&1 && [ -f run/model.safetensors ]
 else bad "pixdiff train with a classifier config" train.out; fi
 n=$(grep -c "test accuracy .* on the 10000 t10k images" train.out)
 acc=$(grep "test accuracy" train.out | tail -n 1 | sed 's/.*test accuracy \([0-9.]*\)%.*/\1/')
-if [ "$n" = 2 ] && awk -v a="$acc" 'BEGIN { exit !(a > 25 && a <= 100) }'; then
-    ok "test accuracy logged at both checkpoints (last: $acc%, above chance after 1024 images)"
+if [ "$n" = 1 ] && awk -v a="$acc" 'BEGIN { exit !(a > 20 && a <= 100) }'; then
+    ok "test accuracy logged at the checkpoint: $acc% after 1024 images (chance: 10%)"
 else bad "test accuracy lines ($n, last '$acc')" train.out; fi
 if "$PD" info run/model.safetensors >info.out 2>&1 && grep -q "^kind  *classifier" info.out &&
-    grep -q "^features  *16 " info.out && grep -q "ankle-boot" info.out; then
-    ok "info shows a classifier with 16 features and the class names"
+    grep -q "^features  *32 " info.out && grep -q "ankle-boot" info.out; then
+    ok "info shows a classifier with 32 features and the class names"
 else bad "info of the exported classifier" info.out; fi
 if "$PD" sample --model run/model.safetensors --n 1 --out s.png >sample.out 2>&1; then
     bad "sample with a classifier model (succeeded)" sample.out

@@ -3,7 +3,7 @@
  * that are not multiples of the 16-aligned tiles, several row and column tiles), alpha/beta
  * (beta = 0 must not read C: it is filled with NaN) and padded leading dimensions (the padding of
  * C must stay untouched); pd_sgemv_st likewise. (2) The tile rule covers M x N exactly with
- * tiles no larger than 128 x 256. (3) The properties the layers' bit-identity rests on, checked
+ * tiles no larger than PD_GEMM_MT x PD_GEMM_NT. (3) The properties the layers' bit-identity rests on, checked
  * bitwise: 1 vs 2 threads, a batch item vs a lone call, a call from inside an OpenMP region vs
  * outside, and operands moved to other addresses and leading dimensions (a conv sample's im2col
  * matrix lives in the caller's col or in a per-thread buffer, a linear row anywhere in the batch).
@@ -96,21 +96,22 @@ static void gemv(int tA, int rows, int cols, float alpha, float beta) {
     free(A); free(x); free(y); free(y0); free(ref);
 }
 
-/* Tiles cover M x N once, each at most 128 x 256, sizes multiples of 16 but for the last. */
+/* Tiles cover M x N once, each at most PD_GEMM_MT x PD_GEMM_NT, sizes multiples of 16 unless the
+ * whole dimension. */
 static void tile_rule(void) {
     int bad = 0;
     for (int M = 1; M <= 700; M += 37)
         for (int N = 1; N <= 1100; N += 53) {
             int mt, nt, mc, nc;
             pd_gemm_tiles(M, N, 576, &mt, &nt, &mc, &nc);
-            bad += mt > 128 || nt > 256 || (mt % 16 && mt != M) || (nt % 16 && nt != N);
+            bad += mt > PD_GEMM_MT || nt > PD_GEMM_NT || (mt % 16 && mt != M) || (nt % 16 && nt != N);
             bad += (mc - 1) * mt >= M || mc * mt < M || (nc - 1) * nt >= N || nc * nt < N;
         }
     int mt, nt, mc, nc;
     pd_gemm_tiles(64, 1024, 576, &mt, &nt, &mc, &nc);
     tu_check(bad == 0 && mt == 64 && nt == 256 && mc == 1 && nc == 4,
-             "tile rule: exact cover, <= 128 x 256, 16-aligned (%d bad); 64x1024 -> %d x %d tiles "
-             "of %d x %d", bad, mc, nc, mt, nt);
+             "tile rule: exact cover, <= %d x %d, 16-aligned (%d bad); 64x1024 -> %d x %d tiles "
+             "of %d x %d", PD_GEMM_MT, PD_GEMM_NT, bad, mc, nc, mt, nt);
 }
 
 /* Threads, batching, OpenMP nesting and addresses change no bit. */

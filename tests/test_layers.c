@@ -283,6 +283,31 @@ static void test_other_invariance(void) {
     free(d1); free(d4);
 }
 
+/* conv2d backward's parameter gradients sum the samples in a fixed order: dW, db and din are
+ * bit-identical with 1 thread (samples one at a time) and 2 (in groups of two). */
+static void test_conv_backward_threads(int N, int C, int H, int OC, int k) {
+    size_t nx = (size_t)N * C * H * H, no = (size_t)N * OC * H * H, nw = (size_t)OC * C * k * k;
+    float *x = randf(nx, 21, 1), *g = randf(no, 22, 1), *w = randf(nw, 23, 0.2f),
+          *col = malloc((size_t)C * k * k * H * H * sizeof *col);
+    float *dx[2], *dw[2], *db[2];
+    int saved = pd_get_threads();
+    for (int t = 0; t < 2; t++) {
+        dx[t] = calloc(nx, sizeof *dx[t]);
+        dw[t] = calloc(nw, sizeof *dw[t]);
+        db[t] = calloc(OC, sizeof *db[t]);
+        pd_set_threads(t + 1);
+        conv2d_backward(dx[t], dw[t], db[t], g, x, w, N, C, H, H, OC, k, col);
+    }
+    pd_set_threads(saved);
+    int sx = !memcmp(dx[0], dx[1], nx * 4), sw = !memcmp(dw[0], dw[1], nw * 4),
+        sb = !memcmp(db[0], db[1], OC * 4);
+    tu_check(sx && sw && sb, "conv2d backward N=%d C=%d %dx%d OC=%d k=%d, 1 vs 2 threads bitwise: "
+             "din %s, dW %s, db %s", N, C, H, H, OC, k, sx ? "yes" : "NO", sw ? "yes" : "NO",
+             sb ? "yes" : "NO");
+    for (int t = 0; t < 2; t++) { free(dx[t]); free(dw[t]); free(db[t]); }
+    free(x); free(g); free(w); free(col);
+}
+
 int main(void) {
     test_linear(3, 37, 19, 1);
     test_linear(5, 128, 512, 0);
@@ -304,7 +329,7 @@ int main(void) {
     test_conv(2, 32, 16, 16, 24, 3, 1);
     test_conv(1, 4, 1, 1, 6, 3, 1);
     test_conv(1, 2, 6, 4, 3, 5, 1);
-    /* several GEMM tiles per sample (unet/gemm.c: 128-row x 256-column tiles) and edge tiles */
+    /* several GEMM tiles per sample (unet/gemm.h: 64-row x 256-column tiles) and edge tiles */
     test_conv(2, 16, 8, 8, 8, 3, 1);
     test_conv(2, 8, 16, 16, 12, 3, 1);
     test_conv(1, 6, 9, 20, 5, 3, 0);
@@ -326,5 +351,8 @@ int main(void) {
     test_conv_invariance(64, 32, 32, 64, 3);
     test_conv_invariance(128, 16, 16, 128, 1);
     test_other_invariance();
+    test_conv_backward_threads(3, 32, 16, 48, 3);
+    test_conv_backward_threads(3, 64, 32, 64, 3);
+    test_conv_backward_threads(3, 96, 8, 80, 1);
     return tu_finish();
 }

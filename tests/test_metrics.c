@@ -6,7 +6,7 @@
  *     cyclic Jacobi eigendecomposition): relative error <= 1e-9; against the closed-form FD of the
  *     true Gaussians from 200000 samples each (d = 6): relative error <= 3%; diagonal
  *     (commuting) covariances against sum (sqrt a - sqrt b)^2 <= 1e-12; FD(x, x) <= 1e-10 tr S;
- *     statistics bit-identical on 1 and 2 threads;
+ *     statistics and FD (d = 64) bit-identical on 1 and 2 threads;
  *   - KID against a naive O(n^2) double unbiased MMD^2 with the cubic kernel, on full sets
  *     (every subset is a permutation) and on subsets reproduced with mt_kid_subset: relative
  *     error <= 1e-9; subset draws are without replacement and uniform (chi-square); two samples
@@ -196,6 +196,25 @@ static void test_fd(void) {
     pd_set_threads(t0);
     tu_check(!memcmp(s1.mu, s2.mu, sizeof(double) * d) && !memcmp(s1.sigma, s2.sigma, sizeof(double) * d * d),
              "feature statistics bit-identical on 1 and 2 threads");
+    /* FD on 1 and 2 threads: bit for bit (d = 64, where LAPACK's blocking matters). */
+    {
+        const int e = 64, m = 500;
+        float *g1 = malloc(sizeof(float) * m * e), *g2 = malloc(sizeof(float) * m * e);
+        tu_fill(g1, (size_t)m * e, 91, 1.0f);
+        tu_fill(g2, (size_t)m * e, 92, 1.0f);
+        for (int i = 0; i < m * e; i++) g2[i] = g2[i] * (1 + 0.01f * (i % e)) + 0.1f * g1[i];
+        double fa = -1, fb = -2;
+        pd_set_threads(1);
+        rc = pd_fd(g1, m, g2, m, e, &fa, &err);
+        pd_set_threads(2);
+        rc |= pd_fd(g1, m, g2, m, e, &fb, &err);
+        pd_set_threads(t0);
+        double fn = naive_fd(g1, m, g2, m, e);
+        tu_check(rc == 0 && fa == fb && relerr(fa, fn) <= 1e-9,
+                 "FD (d 64) on 1 thread == on 2 threads (%.17g vs %.17g); vs naive %.2e (tol 1e-9)", fa,
+                 fb, relerr(fa, fn));
+        free(g1), free(g2);
+    }
     pd_feature_stats_free(&s);
     pd_feature_stats_free(&s1);
     pd_feature_stats_free(&s2);

@@ -2,21 +2,20 @@
  * single-threaded call wrappers, and OpenMP loops over tiles (and batch items). No kernels and no
  * packing of our own: every flop is OpenBLAS's.
  *
- * Tile rule. Rows are cut into ceil(M / 128) tiles and columns into ceil(N / 256) tiles, each as
+ * Tile rule. Rows are cut into ceil(M / 64) tiles and columns into ceil(N / 256) tiles, each as
  * even as possible and rounded up to a multiple of 16 (whole OpenBLAS micro-tiles; the last tile
- * takes the rest). Measured single-threaded on the U-Net's shapes (OpenBLAS 0.3.21, Haswell
- * kernels, AMD EPYC): tiles of 64-128 x 256 run within a few percent of one untiled call (each
- * call packs its own A and B panels, so the overhead is about 1/rows + 1/columns of a tile's
- * work), while giving a 32x32 conv layer four tiles per sample to spread over threads at batch 1.
- * The rule reads only (M, N): the same layer gives the same tiles, hence the same bits, at any
- * batch size and thread count.
+ * takes the rest). Why these sizes: measured single-threaded on the U-Net's conv shapes (OpenBLAS
+ * 0.3.21, Haswell kernels, AMD EPYC, e.g. 64x1024x576, 128x256x1152, 576x1024x64), tiles from
+ * 64x128 up to the whole product all run at 95-110 GFLOP/s, within measurement noise of each
+ * other (each call packs its own panels of A and B, an overhead of about 1/rows + 1/columns of a
+ * tile's work), while 64-row tiles give a 16x16 or 8x8 layer with 128 channels two tiles per
+ * sample and a 32x32 layer four, enough for two threads at batch 1. The rule reads only (M, N):
+ * the same layer gives the same tiles, hence the same bits, at any batch size and thread count.
  */
 #include "unet/gemm.h"
 #include <cblas.h>
 #include <omp.h>
 
-#define MT_MAX 128   /* rows per tile, at most */
-#define NT_MAX 256   /* columns per tile, at most */
 #define ALIGN 16
 
 /* Cut n into ceil(n / max) pieces of equal size rounded up to ALIGN (the last one smaller). */
@@ -36,8 +35,8 @@ static void split(int n, int max, int *size, int *count) {
 
 void pd_gemm_tiles(int M, int N, int K, int *mt, int *nt, int *mt_count, int *nt_count) {
     (void)K;
-    split(M, MT_MAX, mt, mt_count);
-    split(N, NT_MAX, nt, nt_count);
+    split(M, PD_GEMM_MT, mt, mt_count);
+    split(N, PD_GEMM_NT, nt, nt_count);
 }
 
 /* OpenBLAS's OpenMP build threads a call only when it is made outside an active parallel region

@@ -23,8 +23,11 @@
 #include <stddef.h>
 
 /* Tile rule (gemm.c explains the sizes): C is cut into *mt_count x *nt_count tiles of at most
- * *mt rows and *nt columns, row tiles first; tile t covers rows (t / nt_count)·mt and columns
- * (t % nt_count)·nt, clipped at M and N. Depends on M and N only (K is not used today). */
+ * *mt <= PD_GEMM_MT rows and *nt <= PD_GEMM_NT columns, multiples of 16 unless the whole M or N;
+ * tile t covers rows from (t / nt_count)·mt and columns from (t % nt_count)·nt, clipped at M and
+ * N. Depends on M and N only (K is not used today). */
+#define PD_GEMM_MT 64
+#define PD_GEMM_NT 256
 void pd_gemm_tiles(int M, int N, int K, int *mt, int *nt, int *mt_count, int *nt_count);
 
 /* Below this many flops in one OpenMP loop of products, waking a thread team costs more than it

@@ -433,15 +433,20 @@ void conv2d_backward(float *din, float *dw, float *db, const float *dout, const 
     int G = conv_slots(slot, col, (size_t)K * HW, N);
     int mt, nt, mc, nc;
     pd_gemm_tiles(K, (int)HW, OC, &mt, &nt, &mc, &nc);
-    int tiles = mc * nc;
+    int tiles = mc * nc;                         /* of dcol [K, HW] */
+    pd_gemm_tiles(OC, K, (int)HW, &mt, &nt, &mc, &nc);
+    int wtiles = mc * nc;                        /* of dW [OC, K] */
     for (int n0 = 0; n0 < N; n0 += G) {
         int g = imin(G, N - n0);
         const float *dy = dout + (size_t)n0 * OC * HW;
-        if (dw) {
+        if (dw) {   /* each dW tile adds the group's samples in order: pd_sgemm per sample, bitwise */
             im2col_group(slot, in + (size_t)n0 * C * HW, g, C, H, W, k);
-            for (int s = 0; s < g; s++)
-                pd_sgemm(0, 1, OC, K, (int)HW, 1.0f, dy + (size_t)s * OC * HW, (int)HW, slot[s],
-                         (int)HW, 1.0f, dw, K);
+            #pragma omp parallel for schedule(static) \
+                if (wtiles > 1 && 2.0 * g * OC * HW * K >= PD_GEMM_PAR_FLOPS)
+            for (int t = 0; t < wtiles; t++)
+                for (int s = 0; s < g; s++)
+                    pd_sgemm_tile(t, 0, 1, OC, K, (int)HW, 1.0f, dy + (size_t)s * OC * HW, (int)HW,
+                                  slot[s], (int)HW, 1.0f, dw, K);
         }
         if (!din) continue;
         /* dcol_n[C·k·k, HW] = W^T · dout_n into the slots (their im2col is no longer needed) */

@@ -1,0 +1,195 @@
+#!/usr/bin/env bash
+# e2e_eval.sh — end-to-end tests of `pixdiff eval` and `pixdiff snr`, run by ctest as
+#   bash tests/e2e_eval.sh <path-to-pixdiff> <source-dir>
+# In a private temporary directory: a tiny random class-conditional model and a tiny random
+# classifier are written with `init`, and a small fake Fashion-MNIST (64 random images, gzip IDX)
+# stands in for the data so the reference statistics take a moment. eval must print every metric,
+# cache the reference (and say so, and load it the next time, and notice a new classifier), give
+# the same metrics whatever --batch and --threads, read a PNG folder written by `sample` with its
+# class labels, evaluate a data split, pool 64-px samples, and report the trajectory error. snr
+# must write its CSV and two PNGs. Bad flags give one line on stderr, a non-zero exit and no
+# files. Prints "N passed, M failed" and exits non-zero on any failure.
+set -euo pipefail
+
+PD=${1:?usage: e2e_eval.sh PIXDIFF SOURCE_DIR}
+SRC=${2:?usage: e2e_eval.sh PIXDIFF SOURCE_DIR}
+PD=$(cd "$(dirname "$PD")" && pwd)/$(basename "$PD")
+T=$(mktemp -d "${TMPDIR:-/tmp}/pixdiff-e2e-eval.XXXXXX")
+trap 'rm -rf "$T"' EXIT
+cd "$T"
+export OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 XDG_CACHE_HOME="$T/xdg"
+unset PIXDIFF_MODEL PIXDIFF_CLASSIFIER
+
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); echo "ok   $1"; }
+bad() {
+    fail=$((fail + 1))
+    echo "FAIL $1"
+    if [ -n "${2:-}" ] && [ -f "$2" ]; then sed 's/^/     | /' "$2" | tail -n 12; fi
+}
+# run NAME OUT CMD...: the command must succeed; stdout to OUT, stderr to OUT.err.
+run() {
+    local name=$1 out=$2
+    shift 2
+    if "$@" >"$out" 2>"$out.err"; then ok "$name"; else bad "$name (exit $?)" "$out.err"; fi
+}
+has() { if grep -qE -- "$3" "$2"; then ok "$1"; else bad "$1: no /$3/ in $2" "$2"; fi; }
+hasnt() { if grep -qE -- "$3" "$2"; then bad "$1: /$3/ in $2" "$2"; else ok "$1"; fi; }
+# expect_error NAME PATTERN CMD...: in an empty directory, exit non-zero with exactly one stderr
+# line matching PATTERN, and write nothing there.
+expect_error() {
+    local name=$1 pat=$2
+    shift 2
+    rm -rf "$T/e"
+    mkdir "$T/e"
+    local rc=0
+    (cd "$T/e" && "$@") >"$T/e.out" 2>"$T/e.err" || rc=$?
+    local lines files
+    lines=$(wc -l <"$T/e.err")
+    files=$(ls -A "$T/e")
+    if [ "$rc" -eq 0 ]; then bad "$name: exit 0, expected an error" "$T/e.err"
+    elif [ "$lines" -ne 1 ]; then bad "$name: $lines lines on stderr, expected 1" "$T/e.err"
+    elif ! grep -qE -- "$pat" "$T/e.err"; then bad "$name: stderr does not match /$pat/" "$T/e.err"
+    elif [ -n "$files" ]; then bad "$name: wrote files ($files)" "$T/e.err"
+    else ok "$name (exit $rc: $(cat "$T/e.err"))"; fi
+}
+# json_field FILE KEY: the value of "KEY": in a one-line JSON object.
+json_field() { grep -oE "\"$2\": [^,}]+" "$1" | head -n 1 | cut -d' ' -f2-; }
+is_png() { [ "$(head -c 8 "$1" | od -An -tx1 | tr -d ' \n')" = "89504e470d0a1a0a" ]; }
+
+# ---------------------------------------------------------------- fixtures
+# A fake Fashion-MNIST split: n random 28x28 images and labels i mod 10, as gzip IDX files.
+fake_split() { # DIR SPLIT N
+    local dir=$1 split=$2 n=$3 hex
+    mkdir -p "$dir"
+    hex=$(printf '%08x' "$n")
+    { printf '\x00\x00\x08\x03'; printf "\\x${hex:0:2}\\x${hex:2:2}\\x${hex:4:2}\\x${hex:6:2}"
+      printf '\x00\x00\x00\x1c\x00\x00\x00\x1c'; head -c $((n * 784)) /dev/urandom; } |
+        gzip >"$dir/$split-images-idx3-ubyte.gz"
+    { printf '\x00\x00\x08\x01'; printf "\\x${hex:0:2}\\x${hex:2:2}\\x${hex:4:2}\\x${hex:6:2}"
+      for ((i = 0; i < n; i++)); do printf "\\x0$((i % 10))"; done; } |
+        gzip >"$dir/$split-labels-idx1-ubyte.gz"
+}
+fake_split "$T/fm" t10k 64
+fake_split "$T/fm" train 48
+cat >clf.yaml <<'EOF'
+arch: classifier
+kind: classifier
+img_resolution: 32
+in_channels: 1
+label_dim: 10
+out_channels: 10
+model_channels: 4
+channel_mult: [1, 2]
+num_blocks: 1
+channel_mult_emb: 2
+attn_resolutions: []
+EOF
+printf 'preset: tiny\nimg_resolution: 32\nlabel_dim: 10\nattn_resolutions: [16]\n' >cond.yaml
+run "init a tiny classifier" init.txt "$PD" init --config clf.yaml --out clf.safetensors
+run "init a tiny conditional 32-px model" init2.txt "$PD" init --config cond.yaml --out cond.safetensors
+run "init a tiny unconditional 16-px model" init3.txt "$PD" init --preset tiny --out tiny.safetensors
+E=(--classifier "$T/clf.safetensors" --data-dir "$T/fm" --kid-subsets 10)
+
+# ---------------------------------------------------------------- eval: sampling
+run "eval a model" ev1.txt "$PD" eval --model cond.safetensors "${E[@]}" --sampler euler --steps 3 --n 24 --batch 8
+for pat in '^  n +24$' '^  FD +[0-9.]+$' '^  KID +-?[0-9.]+ \+/- [0-9.]+ \(SE; 10 subsets of 24\)$' \
+    '^  class accuracy +[0-9.]+ \(24 labelled' '^  spectral error +[0-9.]+ ' '^  wall time +[0-9.]+ s' \
+    'labels cycle 0\.\.9'; do
+    has "eval prints /$pat/" ev1.txt "$pat"
+done
+has "first eval computes the reference statistics" ev1.txt.err 'reference statistics: computing them .*not there yet'
+has "... and caches them under \$XDG_CACHE_HOME/pixdiff" ev1.txt.err "cached in $T/xdg/pixdiff/fashion-mnist-t10k-[0-9a-f]{16}\.safetensors"
+run "eval --json, --batch 3 --threads 1" j1.txt "$PD" eval --model cond.safetensors "${E[@]}" --sampler euler --steps 3 --n 24 --batch 3 --threads 1 --json
+run "eval --json, --batch 24 --threads 2" j2.txt "$PD" eval --model cond.safetensors "${E[@]}" --sampler euler --steps 3 --n 24 --batch 24 --threads 2 --json
+has "second eval loads the cache" j1.txt.err 'reference statistics: .*fashion-mnist-t10k-.*\(64 images, 8 features'
+hasnt "... without recomputing" j1.txt.err 'computing'
+for k in fd kid kid_se accuracy spectral_error; do
+    a=$(json_field j1.txt $k)
+    b=$(json_field j2.txt $k)
+    if [ -n "$a" ] && [ "$a" = "$b" ]; then ok "json $k = $a whatever --batch and --threads"
+    else bad "json $k: '$a' vs '$b'" j2.txt; fi
+done
+has "json: n" j1.txt '"n": 24'
+has "json: labels cycle" j1.txt '"labels": "cycle"'
+run "eval --class 3" cls.txt "$PD" eval --model cond.safetensors "${E[@]}" --steps 2 --n 8 --class 3
+has "eval --class names the class" cls.txt 'class 3'
+run "eval --unconditional" unc.txt "$PD" eval --model cond.safetensors "${E[@]}" --steps 2 --n 8 --unconditional
+has "eval --unconditional: no accuracy" unc.txt 'class accuracy +n/a'
+run "eval --ref-steps 6 (trajectory error)" tr.txt "$PD" eval --model cond.safetensors "${E[@]}" --sampler euler --steps 2 --n 4 --ref-steps 6
+has "trajectory error printed" tr.txt '^  trajectory error +RMSE [0-9.]+, PSNR [0-9.]+ dB \(vs heun, 6 steps\)$'
+run "eval 64-px samples (--size 64, pooled to 32)" s64.txt "$PD" eval --model cond.safetensors "${E[@]}" --steps 2 --n 4 --size 64
+has "eval --size 64 reports 64x64" s64.txt '64x64'
+run "eval with upsample guidance at 64 px" ug.txt "$PD" eval --model cond.safetensors "${E[@]}" --steps 2 --n 4 --size 64 --upsample-guidance 0.5
+has "eval names the denoiser transform" ug.txt 'upsample-guidance w 0\.5'
+run "eval an unconditional 16-px model at --size 32" t32.txt "$PD" eval --model tiny.safetensors "${E[@]}" --steps 2 --n 4 --size 32
+
+# ---------------------------------------------------------------- eval: PNG folders and data splits
+run "sample --outdir with --class 7" smp.txt "$PD" sample --model cond.safetensors --class 7 --steps 2 --n 6 --outdir pngs --quiet
+run "eval --images" img.txt "$PD" eval --images pngs "${E[@]}"
+has "eval --images: 6 images" img.txt '^  n +6$'
+has "eval --images: labels from the PNG metadata" img.txt 'class accuracy +[0-9.]+ \(6 labelled'
+run "eval --data train --n 40" dtr.txt "$PD" eval --data train --n 40 "${E[@]}"
+has "eval --data train: 40 images, labelled" dtr.txt 'class accuracy +[0-9.]+ \(40 labelled'
+run "eval --data test: the reference against itself" dte.txt "$PD" eval --data test --n 64 "${E[@]}" --json
+fd=$(json_field dte.txt fd)
+acc=$(json_field dte.txt accuracy)
+racc=$(json_field dte.txt ref_accuracy)
+if awk -v f="$fd" 'BEGIN { exit !(f < 1e-6) }' && [ "$acc" = "$racc" ]; then
+    ok "the test split against itself: FD $fd, accuracy $acc = the reference's"
+else bad "the test split against itself: FD $fd, accuracy $acc vs $racc" dte.txt; fi
+
+# ---------------------------------------------------------------- eval: a stale cache
+# The default cache name carries the classifier's hash; a named cache file must notice the change.
+run "eval --ref-cache FILE" rc.txt "$PD" eval --data test --n 16 "${E[@]}" --ref-cache "$T/my-ref.safetensors"
+if [ -s "$T/my-ref.safetensors" ]; then ok "--ref-cache FILE written"; else bad "--ref-cache FILE not written" rc.txt.err; fi
+run "init another classifier at the same path" init4.txt "$PD" init --config clf.yaml --seed 5 --out clf.safetensors
+run "eval after the classifier changed" st.txt "$PD" eval --data test --n 16 "${E[@]}" --ref-cache "$T/my-ref.safetensors"
+has "the cache is stale: the classifier changed" st.txt.err 'classifier \(sha256\) changed'
+has "... and is rewritten" st.txt.err "cached in $T/my-ref.safetensors"
+
+# ---------------------------------------------------------------- snr
+run "snr on the (fake) test split" snr.txt "$PD" snr --data-dir "$T/fm" --steps 10 --out snr.csv --plot snr.png
+has "snr: CSV header" snr.csv '^schedule,step,t,sigma,logsnr,pool,logsnr_pooled,bin,freq,data_power,log10_snr$'
+rows=$(($(wc -l <snr.csv) - 1))
+# 10 nonzero sigmas x (16 + 8 + 4) bins
+if [ "$rows" -eq 280 ]; then ok "snr: 280 rows"; else bad "snr: $rows rows, expected 280" snr.csv; fi
+if is_png snr.png && is_png snr-logsnr.png; then ok "snr: two PNG plots"; else bad "snr: plots missing" snr.txt.err; fi
+run "snr --size 64 --shift scale" snr2.txt "$PD" snr --data-dir "$T/fm" --steps 5 --size 64 --shift scale --out snr2.csv --plot snr2.png --plot-logsnr lsnr2.png
+has "snr: the shifted schedule's rows" snr2.csv '^shift-scale-64,'
+if is_png lsnr2.png; then ok "snr --plot-logsnr"; else bad "snr --plot-logsnr missing" snr2.txt.err; fi
+run "snr --images" snr3.txt "$PD" snr --images pngs --pools 1,2 --steps 4 --out snr3.csv --plot snr3.png
+
+# ---------------------------------------------------------------- bad input
+expect_error "eval --n 1" "pixdiff eval: --n: " "$PD" eval --model "$T/cond.safetensors" "${E[@]}" --n 1
+expect_error "eval --n -3" "--n: expected a positive integer" "$PD" eval --n -3
+expect_error "eval --images with --sampler" "--sampler: only read when sampling" \
+    "$PD" eval --images "$T/pngs" --sampler heun "${E[@]}"
+expect_error "eval --images with --skip-tuning" "--skip-tuning: only read when sampling" \
+    "$PD" eval --images "$T/pngs" --skip-tuning 0.9 "${E[@]}"
+expect_error "eval --images and --data" "--data: give --images or --data" \
+    "$PD" eval --images "$T/pngs" --data train "${E[@]}"
+expect_error "eval --images of a missing folder" "--images: .*nodir" "$PD" eval --images "$T/nodir" "${E[@]}"
+expect_error "eval --classifier that is a denoiser" "--classifier: .* not a classifier" \
+    "$PD" eval --model "$T/cond.safetensors" --classifier "$T/cond.safetensors" --data-dir "$T/fm"
+expect_error "eval --class on an unconditional model" "--class: " \
+    "$PD" eval --model "$T/tiny.safetensors" --size 32 --class 2 "${E[@]}"
+expect_error "eval --class and --unconditional" "--unconditional: " \
+    "$PD" eval --model "$T/cond.safetensors" --class 2 --unconditional "${E[@]}"
+expect_error "eval a 16-px model" "classifier reads" "$PD" eval --model "$T/tiny.safetensors" "${E[@]}"
+expect_error "eval --steps with --nfe" "--nfe: " "$PD" eval --model "$T/cond.safetensors" --steps 3 --nfe 5 "${E[@]}"
+if [ ! -e "$SRC/models/fashion-classifier.safetensors" ]; then
+    expect_error "eval without a classifier" "no --classifier given" "$PD" eval --data test --data-dir "$T/fm"
+fi
+expect_error "eval with a missing data directory" "nofm/t10k-images" \
+    "$PD" eval --data test --classifier "$T/clf.safetensors" --data-dir "$T/nofm" --ref-cache "$T/x.safetensors"
+expect_error "snr --pools 3" "--pools: " "$PD" snr --data-dir "$T/fm" --pools 1,3
+expect_error "snr --size 48" "--size: " "$PD" snr --data-dir "$T/fm" --size 48
+expect_error "snr --t 2" "--t: " "$PD" snr --data-dir "$T/fm" --t 2
+expect_error "snr --sampler" "unknown option '--sampler'" "$PD" snr --data-dir "$T/fm" --sampler heun
+expect_error "snr --shift-base without --shift" "--shift-base: needs --shift" "$PD" snr --data-dir "$T/fm" --shift-base 32
+expect_error "snr --out into a missing directory" "--out: " "$PD" snr --data-dir "$T/fm" --out nodir/x.csv
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
