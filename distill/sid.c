@@ -63,12 +63,16 @@ int sid_create(sid_distiller **out, const sid_config *cfg, pd_model *teacher, pd
     const char *tname = teacher->path[0] ? teacher->path : "the teacher";
     /* models.md §1.1: SiD distils EDM-preconditioned denoisers (sid_train.py asserts it); the
      * psi loss weighting lambda(sigma) and G's definition assume that form. */
-    if (strcmp(tc->arch, "songunet") || strcmp(tc->kind, "denoiser"))
-        { pd_fail(err, "%s: a SiD teacher must be a SongUNet denoiser (this is %s, kind %s)",
-                  tname, tc->arch, tc->kind); goto fail; }
-    if (strcmp(tc->precond, "edm"))
-        { pd_fail(err, "%s: a SiD teacher must use EDM preconditioning (precond is '%s')", tname,
-                  tc->precond); goto fail; }
+    if (strcmp(tc->arch, "songunet") || strcmp(tc->kind, "denoiser")) {
+        pd_fail(err, "%s: a SiD teacher must be a SongUNet denoiser (this is %s, kind %s)", tname,
+                tc->arch, tc->kind);
+        goto fail;
+    }
+    if (strcmp(tc->precond, "edm")) {
+        pd_fail(err, "%s: a SiD teacher must use EDM preconditioning (precond is '%s')", tname,
+                tc->precond);
+        goto fail;
+    }
 
     pd_unet_config gc = *tc;
     snprintf(gc.kind, sizeof gc.kind, "generator");
@@ -79,8 +83,10 @@ int sid_create(sid_distiller **out, const sid_config *cfg, pd_model *teacher, pd
     size_t np = s->n_params = teacher->n_params;
     /* One arena for G_ema, both Adam states and both gradients (DESIGN.md convention 1). */
     s->theta_ema = pd_alloc(7 * np * sizeof(float));
-    if (!s->theta_ema) { pd_fail(err, "out of memory for the optimiser state (7 x %zu floats)", np);
-                         goto fail; }
+    if (!s->theta_ema) {
+        pd_fail(err, "out of memory for the optimiser state (7 x %zu floats)", np);
+        goto fail;
+    }
     s->psi_m = s->theta_ema + np;
     s->psi_v = s->psi_m + np;
     s->theta_m = s->psi_v + np;
@@ -101,7 +107,10 @@ int sid_create(sid_distiller **out, const sid_config *cfg, pd_model *teacher, pd
 
     size_t bc = (size_t)s->B * s->chw, nl = (size_t)s->B * (s->label_dim > 0 ? s->label_dim : 1);
     float *p = s->z = pd_alloc((11 * bc + 3 * (size_t)s->B + nl) * sizeof(float));
-    if (!p) { pd_fail(err, "out of memory for the batch buffers"); goto fail; }
+    if (!p) {
+        pd_fail(err, "out of memory for the batch buffers");
+        goto fail;
+    }
     float **bufs[] = {&s->z, &s->noise, &s->xin, &s->xg, &s->xt, &s->Dr, &s->Df, &s->gDr, &s->gDf,
                       &s->gxg, &s->gxt};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) *bufs[i] = p + i * bc;

@@ -108,7 +108,12 @@ static int fd_open(fd_ctx *f, const sid_distiller *s, const pd_sid_options *o, p
     if (!c->classifier[0])
         return pd_fail(err, "%s: eval.fd_images is %lld but no classifier is given (eval.classifier "
                        "or --classifier)", c->source, c->fd_images);
-    if (pd_model_load(&f->clf, c->classifier, err)) return -1;
+    if (pd_model_load(&f->clf, c->classifier, err)) {
+        char inner[sizeof err->msg];
+        snprintf(inner, sizeof inner, "%s", err->msg);
+        return pd_fail(err, "the FD classifier (eval.classifier or --classifier): %s; set "
+                       "eval.fd_images: 0 to distil without FD", inner);
+    }
     pd_eval_options eo = pd_eval_default_options();
     eo.kid.subsets = 10;      /* a progress yardstick, not a benchmark: keep it cheap */
     eo.log = o->log;

@@ -9,6 +9,8 @@
  * written only on success. Statistics: NFE counts batched denoiser calls (one per image), time
  * is wall-clock in total and inside the denoiser. AFS (params.afs) lives in pd_run_denoise, so
  * it applies to every sampler's first evaluation and its NFE saving to every count here.
+ * params.trajectory, when set, sees the float64 state after every step (AMED's teacher capture,
+ * distill/amed_train.c); pd_run_denoise_each is the per-image-sigma call AMED needs.
  */
 #include "core/rng.h"
 #include "core/util.h"

@@ -71,6 +71,9 @@ typedef struct sw_sampler {
     char label[64];          /* series name in tables and plots (unique) */
     int line;                /* line of the list item, for messages */
     pd_sample_params p;      /* sampler, schedule and options; sigma range 0 = the model's */
+    char predictor[512];     /* amed, amed-plugin: predictor file per budget, "{nfe}" in it
+                              * replaced by the budget; "" = the neutral predictor */
+    int predictor_line;
 } sw_sampler;
 
 /* A transform of the denoiser or grid applied to every sampler. A new kind is one more field
@@ -122,6 +125,8 @@ int sw_spec_has_metric(const sw_spec *s, sw_metric m);
 
 typedef struct sw_cell {
     int sampler, variant;
+    pd_sample_params p;      /* the sampler's parameters for this cell (a predictor's settings
+                              * included); sigma range 0 = the model's */
     int budget;              /* the smallest NFE budget that maps to this cell */
     int steps, nfe;          /* steps that fit, and the NFE they spend */
     char key[SW_KEY_CAP];
@@ -131,9 +136,17 @@ typedef struct sw_cell {
 typedef struct sw_grid {
     sw_cell *cells;
     int n_cells;
-    /* map[(v * n_samplers + s) * n_nfe + b] = cell index of budget b for sampler s, variant v */
+    /* map[(v * n_samplers + s) * n_nfe + b] = cell index of budget b for sampler s, variant v,
+     * or -1 when that budget has no cell (an AMED budget without a predictor file) */
     int *map;
 } sw_grid;
+
+/* Per (sampler, budget): what a predictor file decides. skip: no cell for this budget. */
+typedef struct sw_budget_override {
+    int used, skip;
+    pd_sample_params p;      /* replaces the sampler's parameters (steps set) */
+    char sha256[65];         /* of the predictor file, part of the key */
+} sw_budget_override;
 
 /* What the model contributes to keys and checks; from the loaded model, or from the spec alone
  * when the model is missing (a dry run still lists the cells). */
@@ -145,7 +158,11 @@ typedef struct sw_model_facts {
     int is_analytic;
 } sw_model_facts;
 
-int sw_grid_build(sw_grid *g, const sw_spec *s, const sw_model_facts *mf, pd_error *err);
+/* ov: NULL, or [n_samplers * n_nfe] overrides (index s * n_nfe + b). */
+int sw_grid_build(sw_grid *g, const sw_spec *s, const sw_model_facts *mf,
+                  const sw_budget_override *ov, pd_error *err);
+/* The predictor path of sampler si for budget nfe ("{nfe}" replaced); 0, or -1 if too long. */
+int sw_predictor_path(char *out, size_t cap, const sw_sampler *sm, int nfe);
 void sw_grid_free(sw_grid *g);
 /* The labels setting as resolved for this model ("cycle" or "none"). */
 sw_labels sw_resolved_labels(const sw_spec *s, const sw_model_facts *mf);

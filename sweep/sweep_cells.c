@@ -51,10 +51,9 @@ static const char *num(char *t, double v) {
     return t;
 }
 
-static int make_key(char *out, const sw_spec *s, const sw_model_facts *mf, int si, int vi, int steps) {
-    const sw_sampler *sm = &s->samplers[si];
+static int make_key(char *out, const sw_spec *s, const sw_model_facts *mf, const pd_sample_params *p,
+                    const char *predictor_sha, int vi, int steps) {
     const sw_variant *v = &s->variants[vi];
-    const pd_sample_params *p = &sm->p;
     unsigned k = (unsigned)p->sampler;
     char a[40], b[40], c[40], d[40];
     keybuf kb = {out, 0, SW_KEY_CAP};
@@ -76,6 +75,7 @@ static int make_key(char *out, const sw_spec *s, const sw_model_facts *mf, int s
     if (k == PD_SAMPLER_DPMPP_2M || k == PD_SAMPLER_DPMPP_3M) kadd(&kb, "|d2=%d", p->dpmpp_exact_d2);
     if (k == PD_SAMPLER_IPNDM) kadd(&kb, "|order=%d", p->max_order);
     if (k == PD_SAMPLER_DPM2) kadd(&kb, "|r=%s", num(a, p->dpm2_r > 0 ? p->dpm2_r : 0.5));
+    if (predictor_sha && *predictor_sha) kadd(&kb, "|predictor=sha256:%s", predictor_sha);
     kadd(&kb, "|afs=%d|steps=%d", p->afs, steps);
     /* The variant, resolved: sampling size, then each transform. */
     if (mf->known) kadd(&kb, "|size=%d", v->size ? v->size : mf->res);
@@ -119,7 +119,8 @@ void sw_grid_free(sw_grid *g) {
     memset(g, 0, sizeof *g);
 }
 
-int sw_grid_build(sw_grid *g, const sw_spec *s, const sw_model_facts *mf, pd_error *err) {
+int sw_grid_build(sw_grid *g, const sw_spec *s, const sw_model_facts *mf,
+                  const sw_budget_override *ov, pd_error *err) {
     memset(g, 0, sizeof *g);
     size_t slots = (size_t)s->n_variants * s->n_samplers * s->n_nfe;
     g->cells = calloc(slots, sizeof *g->cells);
@@ -131,15 +132,21 @@ int sw_grid_build(sw_grid *g, const sw_spec *s, const sw_model_facts *mf, pd_err
     for (int v = 0; v < s->n_variants; v++)
         for (int si = 0; si < s->n_samplers; si++)
             for (int b = 0; b < s->n_nfe; b++) {
-                const pd_sample_params *p = &s->samplers[si].p;
-                int steps = pd_sampler_steps_for_nfe(p, s->nfe[b]);
+                const sw_budget_override *o = ov ? &ov[(size_t)si * s->n_nfe + b] : NULL;
+                size_t slot = ((size_t)v * s->n_samplers + si) * s->n_nfe + b;
+                if (o && o->used && o->skip) {
+                    g->map[slot] = -1;
+                    continue;
+                }
+                const pd_sample_params *p = o && o->used ? &o->p : &s->samplers[si].p;
+                int steps = o && o->used ? o->p.steps : pd_sampler_steps_for_nfe(p, s->nfe[b]);
                 if (steps < 1) { /* sw_spec_load rejects these; kept for callers that skip it */
                     sw_grid_free(g);
                     return pd_fail(err, "%s: budget %d fits no step of %s", s->source, s->nfe[b],
                                    s->samplers[si].label);
                 }
                 char key[SW_KEY_CAP];
-                if (make_key(key, s, mf, si, v, steps)) {
+                if (make_key(key, s, mf, p, o && o->used ? o->sha256 : NULL, v, steps)) {
                     sw_grid_free(g);
                     return pd_fail(err, "%s: the settings of %s are too long for a cell key", s->source,
                                    s->samplers[si].label);
@@ -162,13 +169,15 @@ int sw_grid_build(sw_grid *g, const sw_spec *s, const sw_model_facts *mf, pd_err
                     sw_cell *c = &g->cells[g->n_cells];
                     c->sampler = si;
                     c->variant = v;
+                    c->p = *p;
+                    c->p.steps = steps;
                     c->budget = s->nfe[b];
                     c->steps = steps;
                     c->nfe = pd_sampler_nfe_for_steps(p, steps);
                     memcpy(c->key, key, sizeof key);
                     found = g->n_cells++;
                 }
-                g->map[((size_t)v * s->n_samplers + si) * s->n_nfe + b] = found;
+                g->map[slot] = found;
             }
     return 0;
 }

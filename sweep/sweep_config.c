@@ -335,11 +335,14 @@ static int parse_sampler(ctx *c, const yd_node *item, int idx, sw_sampler *sm) {
         snprintf(name, sizeof name, "%s", item->scalar);
     } else {
         if (need_map(c, item, item->line, where)) return -1;
-        static const char *const known[] = {"name", "label", "schedule", "rho", "end", "options", NULL};
+        static const char *const known[] = {"name", "label", "schedule", "rho", "end", "options",
+                                            "predictor", NULL};
         if (check_keys(c, item, known, where)) return -1;
         int given = 0;
         if (get_str(c, item, "name", where, name, sizeof name, &given)) return -1;
         if (!given) return failf(c, item->line, where, "missing 'name' (the sampler)");
+        if (get_str(c, item, "predictor", where, sm->predictor, sizeof sm->predictor, NULL)) return -1;
+        sm->predictor_line = line_of(item, "predictor");
         if (get_str(c, item, "label", where, label, sizeof label, &label_given) ||
             get_str(c, item, "schedule", where, sched, sizeof sched, &sched_given) ||
             get_str(c, item, "end", where, end, sizeof end, &end_given) ||
@@ -387,9 +390,35 @@ static int parse_sampler(ctx *c, const yd_node *item, int idx, sw_sampler *sm) {
             return failf(c, opts_line, path, "expected a mapping, got %s", describe(opts, b, sizeof b));
         if (parse_options(c, opts, opts_line, path, sm)) return -1;
     }
+    if (sm->predictor[0]) {
+        /* AMED's predictor was trained for one grid, sigma range, end, step count and AFS
+         * (pd_amed_sample_params): those come from the file, one file per budget. */
+        join(path, sizeof path, where, "predictor");
+        if (sm->p.sampler != PD_SAMPLER_AMED && sm->p.sampler != PD_SAMPLER_AMED_PLUGIN)
+            return failf(c, sm->predictor_line, path, "only amed and amed-plugin read a predictor");
+        const char *at = strstr(sm->predictor, "{nfe}");
+        if (!at || strstr(at + 5, "{nfe}"))
+            return failf(c, sm->predictor_line, path,
+                         "must contain {nfe} once: one predictor file per NFE budget, e.g. "
+                         "models/fashion32-amed-nfe{nfe}.safetensors");
+        static const char *const fixed[] = {"schedule", "rho", "end", "options", NULL};
+        for (int k = 0; fixed[k]; k++)
+            if (key_index(item, fixed[k]) >= 0) {
+                join(path, sizeof path, where, fixed[k]);
+                return failf(c, line_of(item, fixed[k]), path,
+                             "set by the predictor file (it records the settings it was trained for)");
+            }
+    }
     if (label_given) snprintf(sm->label, sizeof sm->label, "%s", label);
     else auto_label(sm);
     return 0;
+}
+
+int sw_predictor_path(char *out, size_t cap, const sw_sampler *sm, int nfe) {
+    const char *at = strstr(sm->predictor, "{nfe}");
+    if (!at) return snprintf(out, cap, "%s", sm->predictor) < (int)cap ? 0 : -1;
+    int n = snprintf(out, cap, "%.*s%d%s", (int)(at - sm->predictor), sm->predictor, nfe, at + 5);
+    return n >= 0 && n < (int)cap ? 0 : -1;
 }
 
 /* ------------------------------------------------------------------ variants */
@@ -608,6 +637,7 @@ static int parse_root(ctx *c, const yd_node *root, sw_spec *s) {
             if (s->nfe[j] == bv) return failf(c, it->line, path, "budget %lld is listed twice", bv);
         for (int k = 0; k < s->n_samplers; k++) {
             const pd_sample_params *p = &s->samplers[k].p;
+            if (s->samplers[k].predictor[0]) continue; /* its files decide (sweep_run.c) */
             if (pd_sampler_steps_for_nfe(p, (int)bv) < 1)
                 return failf(c, it->line, path,
                              "budget %lld fits no step of samplers[%d] '%s' (one step costs %d "

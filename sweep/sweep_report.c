@@ -149,6 +149,10 @@ static int write_md(const sw_spec *s, const sw_grid *g, const sw_results *r, con
                 int cell = g->map[((size_t)v * s->n_samplers + si) * s->n_nfe + b];
                 const sw_record *rec = rec_of(r, g, cell);
                 char t[48];
+                if (cell < 0) { /* no cell for this budget (no predictor file) */
+                    fprintf(f, " n/a |");
+                    continue;
+                }
                 if (!rec) {
                     fprintf(f, " … |");
                     continue;
@@ -165,7 +169,8 @@ static int write_md(const sw_spec *s, const sw_grid *g, const sw_results *r, con
             fputc('\n', f);
         }
     fprintf(f, "\nA budget means at most that many network evaluations per image: each sampler runs "
-               "the most steps that fit.%s \"…\": not run yet.\n\n",
+               "the most steps that fit.%s \"…\": not run yet; \"n/a\": no cell (an AMED budget "
+               "without a predictor file).\n\n",
             shown_actual ? " Where they spend fewer, the NFE spent is in parentheses." : "");
     for (int m = 0; m < s->n_metrics; m++) {
         const sw_metric_info *mi = sw_metric_get(s->metrics[m]);
@@ -231,7 +236,7 @@ static int write_plot(const sw_spec *s, const sw_grid *g, const sw_results *r, c
             int n = 0, last_cell = -1;
             for (int b = 0; b < s->n_nfe; b++) {
                 int cell = g->map[((size_t)v * s->n_samplers + si) * s->n_nfe + b];
-                if (cell == last_cell) continue; /* two budgets, one cell: one point */
+                if (cell < 0 || cell == last_cell) continue; /* two budgets, one cell: one point */
                 last_cell = cell;
                 const sw_record *rec = rec_of(r, g, cell);
                 x[n] = g->cells[cell].nfe;

@@ -19,6 +19,7 @@
 #include "core/util.h"
 #include "sweep/sweep.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -50,6 +51,8 @@ typedef struct run {
     sw_results res;
     pd_model *clf;
     pd_eval *ev;
+    pd_amed_predictor **preds;      /* [n_samplers * n_nfe], AMED predictors the cells use */
+    sw_budget_override *ov;         /* [n_samplers * n_nfe] */
     char out[1024];
     int lock_fd;
     sw_labels labels;
@@ -208,6 +211,62 @@ static void free_variants(run *R) {
     }
 }
 
+/* AMED predictors named by a "{nfe}" template: one file per budget. A missing file means no cell
+ * for that budget (logged); a file trained for another sampler, NFE or model is an error. */
+static int load_predictors(run *R, pd_error *err) {
+    const sw_spec *s = R->s;
+    size_t slots = (size_t)s->n_samplers * s->n_nfe;
+    R->ov = calloc(slots, sizeof *R->ov);
+    R->preds = calloc(slots, sizeof *R->preds);
+    if (!R->ov || !R->preds) return pd_fail(err, "out of memory");
+    for (int si = 0; si < s->n_samplers; si++) {
+        const sw_sampler *sm = &s->samplers[si];
+        if (!sm->predictor[0]) continue;
+        char missing[300] = "";
+        size_t mlen = 0;
+        for (int b = 0; b < s->n_nfe; b++) {
+            sw_budget_override *o = &R->ov[(size_t)si * s->n_nfe + b];
+            char path[600], where[700];
+            o->used = 1;
+            snprintf(where, sizeof where, "%s:%d: samplers[%d].predictor", s->source, sm->predictor_line, si);
+            if (sw_predictor_path(path, sizeof path, sm, s->nfe[b]))
+                return pd_fail(err, "%s: path too long", where);
+            struct stat st;
+            if (stat(path, &st)) {
+                o->skip = 1;
+                if (mlen < sizeof missing)
+                    mlen += (size_t)snprintf(missing + mlen, sizeof missing - mlen, "%s%d", mlen ? ", " : "", s->nfe[b]);
+                continue;
+            }
+            pd_error e2;
+            pd_amed_predictor **pp = &R->preds[(size_t)si * s->n_nfe + b];
+            if (pd_amed_predictor_load(pp, path, &e2)) return pd_fail(err, "%s: %s", where, e2.msg);
+            const pd_amed_info *info = pd_amed_predictor_info(*pp);
+            if (pd_amed_kind_sampler(info->kind) != sm->p.sampler)
+                return pd_fail(err, "%s: %s is an AMED %s predictor, for the %s sampler, not %s", where, path,
+                               pd_amed_kind_name(info->kind), pd_sampler_name(pd_amed_kind_sampler(info->kind)),
+                               pd_sampler_name(sm->p.sampler));
+            if (info->nfe != s->nfe[b])
+                return pd_fail(err, "%s: %s was trained for NFE %d, not the budget %d", where, path, info->nfe,
+                               s->nfe[b]);
+            if (R->model && info->model_sha256[0] && strcmp(info->model_sha256, pd_model_sha256(R->model)))
+                return pd_fail(err, "%s: %s was trained for another model (%s, sha256 %.12s...), not %s", where,
+                               path, info->model_name, info->model_sha256, s->model);
+            o->p = sm->p;
+            pd_amed_sample_params(*pp, &o->p);
+            int nfe = pd_sampler_nfe_for_steps(&o->p, o->p.steps);
+            if (nfe != s->nfe[b] || o->p.steps < 1)
+                return pd_fail(err, "%s: %s: %d steps spend %d evaluations, not the budget %d", where, path,
+                               o->p.steps, nfe, s->nfe[b]);
+            if (pd_sha256_file(path, o->sha256, &e2)) return pd_fail(err, "%s: %s", where, e2.msg);
+        }
+        if (missing[0])
+            logf_(R, "%s: no predictor file %s for NFE %s: those budgets have no cell", sm->label,
+                  sm->predictor, missing);
+    }
+    return 0;
+}
+
 /* What a sweep file alone could not check: labels against the model's classes, metrics against
  * the classifier's input size. */
 static int check_against_model(run *R, pd_error *err) {
@@ -229,14 +288,23 @@ static int needs_classifier(const sw_spec *s) {
     return 0;
 }
 
+/* Loads the classifier and checks every variant's samples fit it (cheap, before any writing). */
 static int open_classifier(run *R, pd_error *err) {
     const sw_spec *s = R->s;
+    struct stat st;
+    if (R->o->dry_run && stat(s->classifier, &st)) {
+        logf_(R, "classifier %s: %s; a run would stop here", s->classifier, strerror(errno));
+        return 0;
+    }
     pd_error e2;
     if (pd_model_load(&R->clf, s->classifier, &e2))
         return pd_fail(err, "%s:%d: classifier (for fd/kid/accuracy/spectral): %s", s->source,
                        s->classifier_line, e2.msg);
     const pd_unet_config *c = pd_model_config(R->clf);
-    for (int vi = 0; vi < s->n_variants; vi++) {
+    if (pd_classifier_feature_dim(R->clf) < 0)
+        return pd_fail(err, "%s:%d: classifier: %s is not a classifier model", s->source,
+                       s->classifier_line, s->classifier);
+    for (int vi = 0; vi < s->n_variants && R->mf.known; vi++) {
         const pd_denoiser *d = R->var[vi].den;
         if (d->C != c->in_channels || d->H % c->img_resolution || d->W != d->H)
             return pd_fail(err, "%s:%d: variants[%d] '%s': %dx%dx%d samples do not fit the classifier "
@@ -244,9 +312,16 @@ static int open_classifier(run *R, pd_error *err) {
                            s->source, s->variants[vi].line, vi, s->variants[vi].name, d->C, d->H, d->W,
                            s->classifier, c->in_channels, c->img_resolution);
     }
+    return 0;
+}
+
+/* The evaluator: loads or computes the Fashion-MNIST reference statistics (metrics/). */
+static int open_evaluator(run *R, pd_error *err) {
+    const sw_spec *s = R->s;
     pd_eval_options eo = pd_eval_default_options();
     eo.log = eval_log;
     eo.user = R;
+    pd_error e2;
     if (pd_eval_create(&R->ev, R->clf, &eo, &e2))
         return pd_fail(err, "%s:%d: metrics: %s", s->source, s->metrics_line, e2.msg);
     return 0;
@@ -265,10 +340,10 @@ static void report_progress(run *R) {
     R->pr.cell_seconds = now - R->t_cell;
     if (R->units_done > 0) {
         double rate = R->secs_done / R->units_done;
-        double frac = R->pr.images > 0 ? (R->pr.images_done + (double)R->pr.step / (R->pr.steps > 0 ? R->pr.steps : 1) *
-                                                                  (R->s->batch < R->pr.images ? R->s->batch : R->pr.images)) /
-                                               R->pr.images
-                                         : 0;
+        /* The share of the current cell done: whole batches plus the running batch's steps. */
+        int nb = R->s->batch < R->pr.images - R->pr.images_done ? R->s->batch : R->pr.images - R->pr.images_done;
+        double in_batch = R->pr.steps > 0 ? (double)R->pr.step / R->pr.steps : 0;
+        double frac = R->pr.images > 0 ? (R->pr.images_done + in_batch * nb) / R->pr.images : 0;
         if (frac > 1) frac = 1;
         R->pr.eta_seconds = rate * (R->units_todo - R->cell_units * frac);
         if (R->pr.eta_seconds < 0) R->pr.eta_seconds = 0;
@@ -383,6 +458,9 @@ static int get_reference(run *R, int vi, double s_first, double s_last, pd_error
         char what[160];
         snprintf(what, sizeof what, "reference: heun %d steps, sigma %.4g .. %.4g", s->reference_steps,
                  s_first, s_last);
+        logf_(R, "reference %016llx: computing (heun %d steps from sigma %g to %g, %d images from the "
+                 "cells' noise; cached in %s/reference)",
+              (unsigned long long)sw_hash(key), s->reference_steps, s_first, s_last, n, R->out);
         const char *saved_what = R->pr.what;
         R->pr.what = what;
         R->pr.images = n;
@@ -439,7 +517,7 @@ static void cell_params(run *R, const sw_cell *c, pd_sample_params *q) {
     const sw_spec *s = R->s;
     const sw_variant *v = &s->variants[c->variant];
     const pd_denoiser *d = R->var[c->variant].den;
-    *q = s->samplers[c->sampler].p;
+    *q = c->p;
     if (q->sched.sigma_min <= 0) q->sched.sigma_min = d->sigma_min;
     if (q->sched.sigma_max <= 0) q->sched.sigma_max = d->sigma_max;
     q->sched.shift = v->shift;
@@ -666,6 +744,29 @@ static int run_cell(run *R, int ci, int todo_index, pd_sweep_summary *sum, pd_er
 
 /* ------------------------------------------------------------------ pd_sweep_run */
 
+/* Temporary files ("<name>.tmp.<pid>") left by a sweep killed while it wrote a report file, a
+ * grid or a reference; called with the folder's lock held, so none of them is being written. */
+static void remove_stale_tmp(run *R) {
+    static const char *const sub[] = {"", "/grids", "/reference"};
+    for (int k = 0; k < 3; k++) {
+        char d[1100];
+        snprintf(d, sizeof d, "%s%s", R->out, sub[k]);
+        DIR *dd = opendir(d);
+        if (!dd) continue;
+        struct dirent *e;
+        int removed = 0;
+        while ((e = readdir(dd))) {
+            if (!strstr(e->d_name, ".tmp.")) continue;
+            char p[1400];
+            snprintf(p, sizeof p, "%s/%s", d, e->d_name);
+            removed += unlink(p) == 0;
+        }
+        closedir(dd);
+        if (removed) logf_(R, "%s: removed %d temporary file%s of an interrupted run", d, removed,
+                           removed == 1 ? "" : "s");
+    }
+}
+
 static void list_cells(run *R) {
     const sw_spec *s = R->s;
     int done = 0;
@@ -697,24 +798,29 @@ static void cleanup(run *R) {
     free(R->x);
     free(R->ref_end);
     free(R->ref_zero);
+    if (R->preds)
+        for (int i = 0; i < R->s->n_samplers * R->s->n_nfe; i++) pd_amed_predictor_free(R->preds[i]);
+    free(R->preds);
+    free(R->ov);
     if (R->lock_fd >= 0) close(R->lock_fd);
 }
 
 int pd_sweep_run(const char *path, const pd_sweep_options *opts, pd_sweep_summary *summary,
-                 pd_error *err) {
+                 pd_error *err_out) {
+    pd_error err_local = {{0}}, *err = &err_local; /* read back below ("interrupted") */
     pd_sweep_options defaults = pd_sweep_default_options();
     const pd_sweep_options *o = opts ? opts : &defaults;
     pd_sweep_summary sum;
     memset(&sum, 0, sizeof sum);
     sum.outside_denoiser_max = NAN;
     if (summary) *summary = sum;
-    if (!path) return pd_fail(err, "sweep: no file");
+    if (!path) return pd_fail(err_out, "sweep: no file");
     sw_spec *s = malloc(sizeof *s);
-    if (!s) return pd_fail(err, "%s: out of memory", path);
+    if (!s) return pd_fail(err_out, "%s: out of memory", path);
     run *R = calloc(1, sizeof *R);
     if (!R) {
         free(s);
-        return pd_fail(err, "%s: out of memory", path);
+        return pd_fail(err_out, "%s: out of memory", path);
     }
     R->lock_fd = -1;
     R->o = o;
@@ -730,7 +836,24 @@ int pd_sweep_run(const char *path, const pd_sweep_options *opts, pd_sweep_summar
 
     if (open_model(R, err) || check_against_model(R, err)) goto done;
     if (R->mf.known && build_variants(R, err)) goto done;
-    if (sw_grid_build(&R->g, s, &R->mf, err)) goto done;
+    if (needs_classifier(s) && open_classifier(R, err)) goto done;
+    if (load_predictors(R, err) || sw_grid_build(&R->g, s, &R->mf, R->ov, err)) goto done;
+    if (!o->dry_run) {
+        /* From here on the folder is ours: nothing else appends to or repairs results.jsonl. */
+        if (mkdir_p(R->out, err)) goto done;
+        char lock[1100];
+        snprintf(lock, sizeof lock, "%s/.sweep.lock", R->out);
+        R->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        if (R->lock_fd < 0) {
+            pd_fail(err, "%s: %s", lock, strerror(errno));
+            goto done;
+        }
+        if (flock(R->lock_fd, LOCK_EX | LOCK_NB)) {
+            pd_fail(err, "%s: another pixdiff sweep is writing to this folder", R->out);
+            goto done;
+        }
+        remove_stale_tmp(R);
+    }
     int dropped = 0;
     if (sw_results_load(&R->res, R->out, !o->dry_run, &dropped, err)) goto done;
     if (dropped)
@@ -754,31 +877,12 @@ int pd_sweep_run(const char *path, const pd_sweep_options *opts, pd_sweep_summar
               (unsigned long long)s->seed, mets, R->out, sum.already_done);
     }
     if (o->dry_run) {
-        struct stat st;
-        if (needs_classifier(s) && stat(s->classifier, &st))
-            logf_(R, "classifier %s: %s; a run would stop before the first cell", s->classifier,
-                  strerror(errno));
         list_cells(R);
         rc = 0;
         goto done;
     }
 
-    /* From here on the folder is ours. */
-    if (mkdir_p(R->out, err)) goto done;
-    {
-        char lock[1100];
-        snprintf(lock, sizeof lock, "%s/.sweep.lock", R->out);
-        R->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-        if (R->lock_fd < 0) {
-            pd_fail(err, "%s: %s", lock, strerror(errno));
-            goto done;
-        }
-        if (flock(R->lock_fd, LOCK_EX | LOCK_NB)) {
-            pd_fail(err, "%s: another pixdiff sweep is writing to this folder", R->out);
-            goto done;
-        }
-    }
-    if (needs_classifier(s) && sum.already_done < sum.cells && open_classifier(R, err)) goto done;
+    if (R->clf && sum.already_done < sum.cells && open_evaluator(R, err)) goto done;
 
     /* Per-image buffers: classes, one batch of one-hot labels and seeds. */
     int label_dim = R->mf.label_dim, batch = s->batch < s->n ? s->batch : s->n;
@@ -819,5 +923,6 @@ done:
     cleanup(R);
     free(R);
     free(s);
+    if (rc && err_out) *err_out = err_local;
     return rc;
 }

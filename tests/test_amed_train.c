@@ -253,6 +253,37 @@ static void test_resume(void) {
     remove(b);
 }
 
+/* A class-conditional tiny model: labels reach the teacher, the first call and the student. */
+static void test_conditional(void) {
+    pd_error err;
+    pd_unet_config c;
+    pd_model *m;
+    const char *path = "test_amed_train_cond.safetensors", *out = "test_amed_train_cond_p.safetensors";
+    pd_unet_config_preset(&c, "tiny", &err);
+    c.label_dim = 3;
+    if (pd_model_create(&m, &c, 5, &err) || pd_model_save(m, path, &err)) {
+        printf("%s\n", err.msg);
+        tu_check(0, "conditional model");
+        return;
+    }
+    rec r = {0};
+    pd_amed_train_options o = opts(PD_AMED_SOLVER, out, &r);
+    o.model_path = path;
+    o.nfe = 4;
+    o.images = 8;
+    int rc = pd_amed_train(&o, &err);
+    pd_amed_predictor *p = NULL;
+    if (rc == 0) rc = pd_amed_predictor_load(&p, out, &err);
+    tu_check(rc == 0 && p && p->info.afs == 0 && p->info.steps == 2 && isfinite(r.loss[0][0]) &&
+                 isfinite(r.loss[0][1]),
+             "conditional model (label_dim 3), NFE 4 = 2 steps without AFS: %s (losses %.4g %.4g)",
+             rc ? err.msg : "trained", r.loss[0][0], r.loss[0][1]);
+    pd_amed_predictor_free(p);
+    pd_model_free(m);
+    remove(path);
+    remove(out);
+}
+
 int main(void) {
     /* one thread: the tiny net's kernels are too small to gain from two, and on a loaded machine
      * the synchronisation costs more than the work */
@@ -288,6 +319,7 @@ int main(void) {
     printf("  [training: %.1f s CPU]\n", (double)(clock() - c0) / CLOCKS_PER_SEC);
     c0 = clock();
     test_resume();
+    test_conditional();
     printf("  [resume: %.1f s CPU]\n", (double)(clock() - c0) / CLOCKS_PER_SEC);
     pd_model_free(m);
     remove(MODEL);

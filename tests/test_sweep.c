@@ -370,6 +370,61 @@ int main(void) {
     }
     free(before);
 
+    /* ---- AMED with a predictor per budget: budget 4 has a file, 6 has none (no cell, "n/a"),
+     * and a file trained for another NFE is an error */
+    {
+        pd_amed_info info;
+        memset(&info, 0, sizeof info);
+        info.kind = PD_AMED_SOLVER;
+        info.steps = 2;
+        info.nfe = 4;
+        info.afs = 0;
+        info.grid = PD_GRID_VP_TIME;
+        info.rho = 1;
+        info.sigma_min = 0.002;
+        info.sigma_max = 80;
+        info.s_dir = 0.01;
+        info.max_order = 1;
+        snprintf(info.teacher, sizeof info.teacher, "heun");
+        info.teacher_m = 1;
+        pd_amed_predictor *pr = NULL;
+        char ppath[160], ayaml[160], aout[160], amd[200];
+        snprintf(ppath, sizeof ppath, "%s/amed-nfe4.safetensors", dir);
+        int ok = pd_amed_predictor_create(&pr, &info, 0, 1, &err) == 0 &&
+                 pd_amed_predictor_save(pr, ppath, &err) == 0;
+        pd_amed_predictor_free(pr);
+        tu_check(ok, "AMED predictor written: %s", ok ? "ok" : err.msg);
+        snprintf(ayaml, sizeof ayaml, "%s/amed.yaml", dir);
+        snprintf(aout, sizeof aout, "%s/amed-out", dir);
+        snprintf(text, sizeof text,
+                 "model: analytic:gaussian:res=8:ch=1:std=0.5\nsamplers:\n  - name: amed\n"
+                 "    predictor: %s/amed-nfe{nfe}.safetensors\n  - dpm2\nnfe: [4, 6]\nn: 6\n"
+                 "metrics: [trajectory]\noutput: %s\n",
+                 dir, aout);
+        write_file(ayaml, text);
+        memset(&lb, 0, sizeof lb);
+        rc = run(ayaml, &lb, 0, &sum, &err);
+        snprintf(amd, sizeof amd, "%s/results.md", aout);
+        char *t = read_all(amd, NULL);
+        tu_check(rc == 0 && sum.cells == 3 && sum.ran == 3 && t && strstr(t, "| amed | ") && strstr(t, " n/a |"),
+                 "amed: budget 4 from its predictor, budget 6 without one is n/a (%d cells): %s", sum.cells,
+                 rc ? err.msg : "ok");
+        free(t);
+        snprintf(jsonl, sizeof jsonl, "%s/results.jsonl", aout);
+        t = read_all(jsonl, NULL);
+        const char *am[] = {"\"sampler\": \"amed\"", NULL};
+        tu_check(t && field_of_line(t, am, "nfe") == 4 && field_of_line(t, am, "steps") == 2 && strstr(t, "predictor=sha256:"),
+                 "amed cell: 2 steps, NFE 4, the predictor's hash in the key");
+        free(t);
+        char p6[160];
+        snprintf(p6, sizeof p6, "%s/amed-nfe6.safetensors", dir);
+        if (rename(ppath, p6) == 0) {
+            rc = run(ayaml, &lb, 0, &sum, &err);
+            tu_check(rc == -1 && strstr(err.msg, "trained for NFE 4, not the budget 6") && strstr(err.msg, "samplers[0].predictor"),
+                     "a predictor for another NFE fails: %s", err.msg);
+        }
+    }
+
     /* ---- validation: file:line: key, nothing written */
     const char *head = "model: analytic:gaussian:res=8:ch=1\n";
     char b[1024];
@@ -398,6 +453,10 @@ int main(void) {
     expect_invalid("unknown shift kind", b, 8, "variants[0].shift: unknown shift kind 'sideways'");
     snprintf(b, sizeof b, "samplers: [euler]\nnfe: [3]\nn: 4\nmetrics: [trajectory]\n");
     expect_invalid("missing model", b, 1, "model: missing");
+    snprintf(b, sizeof b, "%ssamplers:\n  - name: amed\n    predictor: amed.safetensors\nnfe: [4]\nn: 4\nmetrics: [trajectory]\n", head);
+    expect_invalid("predictor without {nfe}", b, 4, "samplers[0].predictor: must contain {nfe}");
+    snprintf(b, sizeof b, "%ssamplers:\n  - name: amed\n    predictor: a{nfe}.st\n    schedule: karras\nnfe: [4]\nn: 4\nmetrics: [trajectory]\n", head);
+    expect_invalid("schedule with a predictor", b, 5, "samplers[0].schedule: set by the predictor file");
     snprintf(b, sizeof b, "model: no-such-model.safetensors\nsamplers: [euler]\nnfe: [3]\nn: 4\nmetrics: [trajectory]\n");
     expect_invalid("model file not found", b, 1, "model: no-such-model.safetensors: No such file");
 
