@@ -11,9 +11,10 @@
  * (pd_denoiser.feature_out, AMED samplers.md §4.4) is filled on every eval while the pointer is
  * set. Skip-Tuning (pd_denoiser_set_skip_tuning, §5) scales the skips of the images whose sigma
  * lies in the window; a batch whose sigmas straddle the window is split into the images inside
- * and those outside, each group evaluated on its own through gather buffers sized with the run
- * (an image's result does not depend on the batch it is in: songunet's contract), so the split is
- * exact, and a batch wholly inside or outside runs as one call.
+ * and those outside, each group evaluated on its own through gather buffers (allocated on the
+ * first split batch of a size and kept, as the run is), which is exact because an image's result
+ * does not depend on the batch it is in (songunet's contract); a batch wholly inside or outside
+ * the window runs as one call.
  */
 #include "unet/songunet.h"
 #include <stdio.h>
