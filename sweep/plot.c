@@ -104,8 +104,8 @@ static void axis_range(const pd_plot_series *s, int ns, int want_x, int log, dou
             if (v < a) a = v;
             if (v > b) b = v;
         }
-    if (!(a <= b)) { /* no points at all: an empty frame */
-        a = log ? 0 : 0;
+    if (!(a <= b)) { /* no points at all: an empty frame (0..1, or 1..10 on a log axis) */
+        a = 0;
         b = 1;
     }
     if (b - a < 1e-12 * (fabs(a) + fabs(b)) || b == a) {
@@ -146,6 +146,17 @@ static void log_axis_labels(int is_x, double lo, double hi) {
 static int fixed_ok(double lo, double hi) { return lo >= -3 && hi <= 5; }
 
 /* ------------------------------------------------------------------ drawing */
+
+/* PLplot reads '#' as its text escape ("#u" superscript ...); "##" is a literal '#'. */
+static const char *pl_text(char *buf, size_t cap, const char *s) {
+    size_t k = 0;
+    for (; s && *s && k + 2 < cap; s++) {
+        if (*s == '#') buf[k++] = '#';
+        buf[k++] = *s;
+    }
+    buf[k] = 0;
+    return buf;
+}
 
 static void set_colors(int ns) {
     int ncol = COL_SERIES + (ns < N_COLORS ? N_COLORS : ns);
@@ -191,7 +202,9 @@ static void draw(const pd_plot_opts *o, const pd_plot_series *s, int ns, double 
     plbox(xo, 0, 0, yo, 0, 0);
     if (o->logx) log_axis_labels(1, x0, x1);
     if (o->logy) log_axis_labels(0, y0, y1);
-    pllab(o->xlabel ? o->xlabel : "", o->ylabel ? o->ylabel : "", o->title ? o->title : "");
+    char xl[256], yl[256], tl[512];
+    pllab(pl_text(xl, sizeof xl, o->xlabel), pl_text(yl, sizeof yl, o->ylabel),
+          pl_text(tl, sizeof tl, o->title));
 
     /* Series: a polyline per run of finite points (NaN breaks the line), a marker per point. */
     for (int k = 0; k < ns; k++) {
@@ -218,6 +231,7 @@ static void draw(const pd_plot_opts *o, const pd_plot_series *s, int ns, double 
         PLINT opt[ns], tcol[ns], lcol[ns], lsty[ns], scol[ns], snum[ns];
         PLFLT lwid[ns], sscale[ns];
         const char *text[ns], *sym[ns];
+        char *texts = malloc((size_t)ns * 256);
         for (int k = 0; k < ns; k++) {
             opt[k] = PL_LEGEND_LINE | PL_LEGEND_SYMBOL;
             tcol[k] = COL_FG;
@@ -226,7 +240,7 @@ static void draw(const pd_plot_opts *o, const pd_plot_series *s, int ns, double 
             lwid[k] = 2;
             sscale[k] = 1;
             snum[k] = 1;
-            text[k] = s[k].label ? s[k].label : "";
+            text[k] = texts ? pl_text(texts + (size_t)k * 256, 256, s[k].label) : "";
             sym[k] = markers[k % N_MARKERS];
         }
         PLFLT lw, lh;
@@ -234,6 +248,7 @@ static void draw(const pd_plot_opts *o, const pd_plot_series *s, int ns, double 
                  PL_POSITION_RIGHT | PL_POSITION_OUTSIDE, 0.02, 0.0, 0.06,
                  COL_BG, COL_FG, 1, 0, 0, ns, opt, 0.8, 0.9, 1.8, 0.0, tcol, text, NULL, NULL,
                  NULL, NULL, lcol, lsty, lwid, scol, sscale, snum, sym);
+        free(texts);
     }
 }
 

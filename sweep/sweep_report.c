@@ -101,6 +101,14 @@ static void fmt_val(char *out, size_t cap, double v) {
     else snprintf(out, cap, "%.4g", v);
 }
 
+/* A name inside a Markdown table cell: '|' would end the cell. */
+static void md_name(FILE *f, const char *s) {
+    for (; *s; s++) {
+        if (*s == '|') fputc('\\', f);
+        fputc(*s, f);
+    }
+}
+
 /* The cell's record, or NULL when it has not run yet. */
 static const sw_record *rec_of(const sw_results *r, const sw_grid *g, int cell) {
     return cell >= 0 ? sw_results_find(r, g->cells[cell].key) : NULL;
@@ -144,7 +152,9 @@ static int write_md(const sw_spec *s, const sw_grid *g, const sw_results *r, con
         for (int si = 0; si < s->n_samplers; si++) {
             char name[160];
             sw_series_name(name, sizeof name, s, si, v);
-            fprintf(f, "| %s |", name);
+            fprintf(f, "| ");
+            md_name(f, name);
+            fprintf(f, " |");
             for (int b = 0; b < s->n_nfe; b++) {
                 int cell = g->map[((size_t)v * s->n_samplers + si) * s->n_nfe + b];
                 const sw_record *rec = rec_of(r, g, cell);
@@ -192,8 +202,9 @@ static int write_md(const sw_spec *s, const sw_grid *g, const sw_results *r, con
     for (int c = 0; c < g->n_cells; c++) {
         const sw_cell *cl = &g->cells[c];
         const sw_record *rec = rec_of(r, g, c);
-        fprintf(f, "| %s | %s | %d | %d | %d |", s->samplers[cl->sampler].label,
-                s->variants[cl->variant].name, cl->budget, cl->steps, cl->nfe);
+        fprintf(f, "| ");
+        md_name(f, s->samplers[cl->sampler].label);
+        fprintf(f, " | %s | %d | %d | %d |", s->variants[cl->variant].name, cl->budget, cl->steps, cl->nfe);
         char t[48];
         for (int m = 0; m < s->n_metrics; m++) {
             const sw_metric_info *mi = sw_metric_get(s->metrics[m]);

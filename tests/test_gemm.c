@@ -107,11 +107,14 @@ static void tile_rule(void) {
             bad += mt > PD_GEMM_MT || nt > PD_GEMM_NT || (mt % 16 && mt != M) || (nt % 16 && nt != N);
             bad += (mc - 1) * mt >= M || mc * mt < M || (nc - 1) * nt >= N || nc * nt < N;
         }
-    int mt, nt, mc, nc;
+    int mt, nt, mc, nc, mt2, nt2, mc2, nc2;
     pd_gemm_tiles(64, 1024, 576, &mt, &nt, &mc, &nc);
-    tu_check(bad == 0 && mt == 64 && nt == 256 && mc == 1 && nc == 4,
+    pd_gemm_tiles(64, 576, 1024, &mt2, &nt2, &mc2, &nc2);   /* 3 tiles would be odd: 4 */
+    tu_check(bad == 0 && mt == 64 && nt == 256 && mc == 1 && nc == 4 && mc2 == 1 && nc2 == 4 &&
+                 nt2 == 144,
              "tile rule: exact cover, <= %d x %d, 16-aligned (%d bad); 64x1024 -> %d x %d tiles "
-             "of %d x %d", PD_GEMM_MT, PD_GEMM_NT, bad, mc, nc, mt, nt);
+             "of %d x %d; 64x576 -> %d x %d of %d x %d", PD_GEMM_MT, PD_GEMM_NT, bad, mc, nc, mt,
+             nt, mc2, nc2, mt2, nt2);
 }
 
 /* Threads, batching, OpenMP nesting and addresses change no bit. */

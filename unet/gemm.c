@@ -2,9 +2,10 @@
  * single-threaded call wrappers, and OpenMP loops over tiles (and batch items). No kernels and no
  * packing of our own: every flop is OpenBLAS's.
  *
- * Tile rule. Rows are cut into ceil(M / 64) tiles and columns into ceil(N / 256) tiles, each as
- * even as possible and rounded up to a multiple of 16 (whole OpenBLAS micro-tiles; the last tile
- * takes the rest). Why these sizes: measured single-threaded on the U-Net's conv shapes (OpenBLAS
+ * Tile rule. Rows are cut into ceil(M / 64) tiles and columns into ceil(N / 256) tiles (one more
+ * column tile, or else row tile, when that count is odd and above one), each as even as possible
+ * and rounded up to a multiple of 16 (whole OpenBLAS micro-tiles; the last tile takes the rest).
+ * Why these sizes: measured single-threaded on the U-Net's conv shapes (OpenBLAS
  * 0.3.21, Haswell kernels, AMD EPYC, e.g. 64x1024x576, 128x256x1152, 576x1024x64), tiles from
  * 64x128 up to the whole product all run at 95-110 GFLOP/s, within measurement noise of each
  * other (each call packs its own panels of A and B, an overhead of about 1/rows + 1/columns of a
@@ -18,14 +19,9 @@
 
 #define ALIGN 16
 
-/* Cut n into ceil(n / max) pieces of equal size rounded up to ALIGN (the last one smaller). */
-static void split(int n, int max, int *size, int *count) {
-    if (n <= 0) {
-        *size = 1;
-        *count = 0;
-        return;
-    }
-    int pieces = (n + max - 1) / max;
+/* Size and count of `pieces` nearly equal pieces of n, rounded up to ALIGN (the last one smaller;
+ * rounding can leave fewer pieces than asked for). */
+static void cut(int n, int pieces, int *size, int *count) {
     int s = (n + pieces - 1) / pieces;
     s = (s + ALIGN - 1) / ALIGN * ALIGN;
     if (s > n) s = n;
@@ -35,8 +31,20 @@ static void split(int n, int max, int *size, int *count) {
 
 void pd_gemm_tiles(int M, int N, int K, int *mt, int *nt, int *mt_count, int *nt_count) {
     (void)K;
-    split(M, PD_GEMM_MT, mt, mt_count);
-    split(N, PD_GEMM_NT, nt, nt_count);
+    if (M <= 0 || N <= 0) {
+        *mt = *nt = 1;
+        *mt_count = *nt_count = 0;
+        return;
+    }
+    int rp = (M + PD_GEMM_MT - 1) / PD_GEMM_MT, cp = (N + PD_GEMM_NT - 1) / PD_GEMM_NT;
+    /* An even number of tiles keeps two threads equally busy (a 64 x 576 weight gradient: four
+     * tiles of 144 columns rather than three of 192). */
+    if (rp * cp > 1 && (rp * cp) % 2) {
+        if (N >= (cp + 1) * ALIGN) cp++;
+        else if (M >= (rp + 1) * ALIGN) rp++;
+    }
+    cut(M, rp, mt, mt_count);
+    cut(N, cp, nt, nt_count);
 }
 
 /* OpenBLAS's OpenMP build threads a call only when it is made outside an active parallel region
