@@ -54,14 +54,17 @@ kill -9 $pid 2>/dev/null && kills=$((kills + 1))
 wait $pid 2>/dev/null
 for i in $(seq 1 40); do
     [ -f B/model.safetensors ] && break
-    "$PD" train --config "$CFG" --out B --duration $N --resume --quiet >b.out 2>&1 &
+    # A kill before the first checkpoint leaves nothing to resume: start afresh then.
+    R=; [ -f B/checkpoint.safetensors ] && R=--resume
+    "$PD" train --config "$CFG" --out B --duration $N $R --quiet >b.out 2>&1 &
     pid=$!
     sleep "0.$((RANDOM % 6 + 4))"
     kill -9 $pid 2>/dev/null && kills=$((kills + 1))
     wait $pid 2>/dev/null
 done
 if [ ! -f B/model.safetensors ]; then
-    "$PD" train --config "$CFG" --out B --duration $N --resume --quiet >b.out 2>&1
+    R=; [ -f B/checkpoint.safetensors ] && R=--resume
+    "$PD" train --config "$CFG" --out B --duration $N $R --quiet >b.out 2>&1
 fi
 if [ -f B/model.safetensors ] && cmp -s A/model.safetensors B/model.safetensors; then
     ok "killed $kills times with SIGKILL and resumed: model bit-identical to the uninterrupted run"
