@@ -2,7 +2,7 @@
  * on random inputs, including awkward sizes (odd spatial sizes, C not a multiple of 32), the
  * general resampling factors, dropout's mask against pd_randu, and the batch/thread invariance
  * the samplers rely on: an image's conv2d output is bit-identical in a batch of 1 or 5 and with 1
- * or 2 threads.
+ * or 2 threads, and conv2d backward's din, dW and db are bit-identical with 1 or 2 threads.
  *
  * Tolerances (tu_compare: |got − ref| / (|ref| + 1e-3·max|ref|)): elementwise kernels 1e-6 (one or
  * two float roundings); a float reduction over K terms leaves ~K·2^-24·max|ref| on outputs near
@@ -10,7 +10,6 @@
  * grows with the data's offset: 5e-5 + 2e-5·|offset|). An indexing bug gives errors of order 1.
  */
 #include "unet/layers.h"
-#include "unet/gemm.h"
 #include "core/rng.h"
 #include "pixdiff.h"
 #include "testutil.h"

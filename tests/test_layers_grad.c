@@ -7,12 +7,11 @@
  *
  * Tolerance 1e-4 (tu_compare's relative error, floor 1e-3·max|ref|) plus 4e-7 per term of the
  * longest float reduction in the backward, as in test_layers. Also checked: backward accumulates
- * (a second call doubles every gradient, to 1e-4 since the GEMMs add into C inside their FMA
- * chains; an overwrite would be off by 0.5) and NULL d-buffers are skipped without changing the
+ * (a second call doubles every gradient, to 1e-4 since the GEMMs add their product into C with
+ * beta = 1; an overwrite would be off by 0.5) and NULL d-buffers are skipped without changing the
  * others (bitwise).
  */
 #include "unet/layers.h"
-#include "unet/gemm.h"
 #include "testutil.h"
 #include <math.h>
 #include <stdio.h>
