@@ -98,8 +98,9 @@ int cmd_bench(int argc, char **argv) {
         sig[i] = (float)sigma;
     }
     printf("model: %s, %dx%dx%d, %.4f GFLOP per image per evaluation, %zu parameters, threads %d, "
-           "pixdiff %s\n",
-           what, W, H, C, gflop, pd_model_param_count(m), pd_get_threads(), pd_version());
+           "OpenBLAS kernels %s, pixdiff %s\n",
+           what, W, H, C, gflop, pd_model_param_count(m), pd_get_threads(), pd_blas_core(),
+           pd_version());
     printf("%6s %12s %12s %10s %14s\n", "batch", "ms/batch", "ms/image", "GFLOP/s", "peak RSS MiB");
     for (int k = 0; k < batches.n; k++) {
         int b = batches.v[k];
