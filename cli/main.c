@@ -7,9 +7,7 @@
 #include "pixdiff.h"
 
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 static const cli_command commands[] = {
     {"sample", cmd_sample, "generate images: a PNG grid, one PNG per image, or a .npy array"},
@@ -41,19 +39,7 @@ static void print_help(FILE *f) {
             "\nexample: pixdiff sample --sampler heun --steps 18 --seed 0 --n 64 --out grid.png\n");
 }
 
-/* OpenBLAS picks its kernels when it loads, from OPENBLAS_CORETYPE. Where it would run slower
- * kernels than the CPU supports (Debian 12's OpenBLAS on AMD Zen 4/5: AVX2 instead of AVX-512,
- * 1.3x slower end to end, docs/benchmarks.md), re-execute once with the better family set.
- * Setting OPENBLAS_CORETYPE yourself (any value) keeps your choice. */
-static void use_best_blas_kernels(char **argv) {
-    const char *better = getenv("OPENBLAS_CORETYPE") ? NULL : pd_blas_better_core();
-    if (!better) return;
-    setenv("OPENBLAS_CORETYPE", better, 1);
-    execv("/proc/self/exe", argv); /* on failure, carry on with the kernels already loaded */
-}
-
 int main(int argc, char **argv) {
-    use_best_blas_kernels(argv);
     if (argc < 2) {
         print_help(stderr);
         return 2;

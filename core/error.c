@@ -5,7 +5,6 @@
 #include <omp.h>
 #include <stdarg.h>
 #include <stdio.h>
-#include <string.h>
 
 int pd_fail(pd_error *err, const char *fmt, ...) {
     if (err) {
@@ -32,16 +31,3 @@ void pd_set_threads(int n) {
 int pd_get_threads(void) { return omp_get_max_threads(); }
 
 const char *pd_blas_core(void) { return openblas_get_corename(); }
-
-/* SkylakeX kernels need AVX-512 F/CD/BW/DQ/VL; OpenBLAS 0.3.21 maps CPUs it does not know to the
- * AVX2 Haswell (or Zen) kernels even when those are present. */
-const char *pd_blas_better_core(void) {
-    const char *core = openblas_get_corename();
-    if (strcmp(core, "Haswell") != 0 && strcmp(core, "Zen") != 0) return NULL;
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512cd") &&
-        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
-        __builtin_cpu_supports("avx512vl"))
-        return "SkylakeX";
-    return NULL;
-}

@@ -30,12 +30,9 @@ const char *pd_version(void);
 void pd_set_threads(int n);
 int pd_get_threads(void);
 
-/* OpenBLAS kernel family in use ("Haswell", "SkylakeX", ...). pd_blas_better_core returns the
- * name of a faster family this CPU supports that OpenBLAS did not pick by itself (Debian 12's
- * OpenBLAS 0.3.21 predates AMD Zen 4/5 and runs its AVX2 kernels there), or NULL. The family is
- * fixed when the library loads, from the environment variable OPENBLAS_CORETYPE. */
+/* OpenBLAS kernel family in use ("Haswell", "SkylakeX", ...): detected from the CPU when the
+ * library loads, unless the environment variable OPENBLAS_CORETYPE names one. */
 const char *pd_blas_core(void);
-const char *pd_blas_better_core(void);
 
 /* ------------------------------------------------------------------ name tables
  * Enums with a _COUNT and a name table (checked by _Static_assert in their .c files), shared by
