@@ -15,36 +15,14 @@
 #include "pixdiff.h"
 
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
-
-static volatile sig_atomic_t interrupted = 0;
-
-static void on_signal(int sig) {
-    interrupted = 1;
-    signal(sig, SIG_DFL);   /* a second one kills: the checkpoint is replaced atomically anyway */
-}
-
-static int abort_cb(void *user) {
-    (void)user;
-    return interrupted;
-}
 
 typedef struct amed_ui {
     int tty, quiet, drawn;
     double last_line;
 } amed_ui;
-
-static void fmt_eta(char *b, size_t cap, double s) {
-    if (!(s > 0) || s > 1e9) {
-        snprintf(b, cap, "--");
-        return;
-    }
-    long t = (long)(s + 0.5);
-    snprintf(b, cap, "%02ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
-}
 
 static void on_progress(void *user, long long images, long long total, int steps, const double *loss,
                         double img_per_s, double eta_s) {
@@ -57,7 +35,7 @@ static void on_progress(void *user, long long images, long long total, int steps
     size_t len = 0;
     for (int n = 0; n < steps && len < sizeof ls - 16; n++)
         len += (size_t)snprintf(ls + len, sizeof ls - len, "%s%.4g", n ? " " : "", loss[n]);
-    fmt_eta(e, sizeof e, eta_s);
+    cli_fmt_eta(e, sizeof e, eta_s);
     fprintf(stderr, "%samed: %lld/%lld trajectories (%.1f%%)  %.2f img/s  interval loss %s  ETA %s%s",
             ui->tty ? "\r\033[K" : "", images, total, total ? 100.0 * images / total : 0.0, img_per_s,
             ls, e, ui->tty ? "" : "\n");
@@ -173,11 +151,10 @@ int cmd_distill_amed(int argc, char **argv) {
     o.resume = resume;
     amed_ui ui = {isatty(2), quiet, 0, -1e9};
     o.progress = on_progress;
-    o.abort = abort_cb;
+    o.abort = cli_interrupted;
     o.log = on_log;
     o.user = &ui;
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
+    cli_catch_interrupts();
     pd_error err = {{0}};
     int rc = pd_amed_train(&o, &err);
     if (ui.drawn) fputc('\n', stderr);

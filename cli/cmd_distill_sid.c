@@ -12,38 +12,14 @@
 #include "pixdiff.h"
 
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
-
-static volatile sig_atomic_t interrupted = 0;
-
-static void on_signal(int sig) {
-    interrupted = 1;
-    signal(sig, SIG_DFL);   /* the second one kills: the last checkpoint is intact either way */
-}
-
-static int abort_cb(void *user) {
-    (void)user;
-    return interrupted;
-}
 
 typedef struct sid_ui {
     int tty, quiet, drawn;
     double last_line;
 } sid_ui;
-
-/* "3d 04:12:33", "04:12:33" or "--" */
-static void fmt_eta(char *b, size_t cap, double s) {
-    if (!(s > 0) || s > 1e9) {
-        snprintf(b, cap, "--");
-        return;
-    }
-    long t = (long)(s + 0.5), d = t / 86400;
-    if (d) snprintf(b, cap, "%ldd %02ld:%02ld:%02ld", d, t / 3600 % 24, t / 60 % 60, t % 60);
-    else snprintf(b, cap, "%02ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
-}
 
 static void on_progress(void *user, const pd_sid_progress *p) {
     sid_ui *ui = user;
@@ -52,7 +28,7 @@ static void on_progress(void *user, const pd_sid_progress *p) {
     if (!ui->tty && now - ui->last_line < 60 && p->images_seen < p->total) return;
     ui->last_line = now;
     char e[32], fd[32] = "";
-    fmt_eta(e, sizeof e, p->eta_s);
+    cli_fmt_eta(e, sizeof e, p->eta_s);
     if (!isnan(p->fd)) snprintf(fd, sizeof fd, "  FD %.3g", p->fd);
     fprintf(stderr, "%ssid: %lld/%lld images (%.1f%%)  %.1f img/s  loss psi %.4f theta %.4f%s  "
             "ETA %s%s", ui->tty ? "\r\033[K" : "", p->images_seen, p->total,
@@ -160,11 +136,10 @@ int cmd_distill_sid(int argc, char **argv) {
     o.threads = threads;
     o.duration_images = (long long)duration;
     o.progress = on_progress;
-    o.abort = abort_cb;
+    o.abort = cli_interrupted;
     o.log = on_log;
     o.user = &ui;
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
+    cli_catch_interrupts();
     int rc = pd_distill_sid(&o, &err);
     if (ui.drawn) fputc('\n', stderr);
     if (rc) cli_die(1, cmd, "%s", err.msg);

@@ -14,22 +14,9 @@
 #include "pixdiff.h"
 
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
-
-static volatile sig_atomic_t interrupted = 0;
-
-static void on_signal(int sig) {
-    interrupted = 1;
-    signal(sig, SIG_DFL); /* a second one kills; results.jsonl is safe either way */
-}
-
-static int abort_cb(void *user) {
-    (void)user;
-    return interrupted;
-}
 
 typedef struct sweep_ui {
     int tty, quiet, dry, drawn;
@@ -37,22 +24,12 @@ typedef struct sweep_ui {
     double last_draw;
 } sweep_ui;
 
-static void fmt_eta(char *b, size_t cap, double s) {
-    if (!(s >= 0) || s > 1e9) {
-        snprintf(b, cap, "--");
-        return;
-    }
-    long t = (long)(s + 0.5), d = t / 86400;
-    if (d) snprintf(b, cap, "%ldd %02ld:%02ld:%02ld", d, t / 3600 % 24, t / 60 % 60, t % 60);
-    else snprintf(b, cap, "%02ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
-}
-
 static void on_progress(void *user, const pd_sweep_progress *p) {
     sweep_ui *ui = user;
     if (ui->quiet) return;
     double now = cli_now();
     char eta[32];
-    fmt_eta(eta, sizeof eta, p->eta_seconds);
+    cli_fmt_eta(eta, sizeof eta, p->eta_seconds);
     if (ui->tty) {
         if (now - ui->last_draw < 0.1 && p->cell == ui->last_cell) return;
         fprintf(stderr, "\r\033[Kcell %d/%d (%d of %d to run): %s  images %d/%d  step %d/%d  ETA %s",
@@ -129,16 +106,15 @@ int cmd_sweep(int argc, char **argv) {
     o.threads = args_given(&spec, "--threads") ? pd_get_threads() : 0;
     o.progress = on_progress;
     o.log = on_log;
-    o.abort = abort_cb;
+    o.abort = cli_interrupted;
     o.user = &ui;
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
+    cli_catch_interrupts();
     pd_sweep_summary sum;
     pd_error err = {{0}};
     int rc = pd_sweep_run(pos[0], &o, &sum, &err);
     if (ui.drawn) fprintf(stderr, "\r\033[K");
     if (rc) {
-        if (interrupted) cli_die(130, cmd, "%s", err.msg);
+        if (cli_interrupted(NULL)) cli_die(130, cmd, "%s", err.msg);
         /* A problem in the sweep file (the message starts "FILE:") is bad input, exit 2; the
          * rest is failed work, exit 1. */
         size_t plen = strlen(pos[0]);

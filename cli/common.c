@@ -7,6 +7,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -296,4 +297,31 @@ void cli_mkdir_p(const char *cmd, const char *flag, const char *dir) {
     struct stat st;
     if (stat(buf, &st) != 0 || !S_ISDIR(st.st_mode))
         cli_die(1, cmd, "%s %s: not a directory", flag, dir);
+}
+
+static volatile sig_atomic_t interrupted = 0;
+
+static void on_signal(int sig) {
+    interrupted = 1;
+    signal(sig, SIG_DFL);
+}
+
+void cli_catch_interrupts(void) {
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+}
+
+int cli_interrupted(void *user) {
+    (void)user;
+    return interrupted;
+}
+
+void cli_fmt_eta(char *b, size_t cap, double s) {
+    if (!(s >= 0) || s > 1e9) {
+        snprintf(b, cap, "--");
+        return;
+    }
+    long t = (long)(s + 0.5), d = t / 86400;
+    if (d) snprintf(b, cap, "%ldd %02ld:%02ld:%02ld", d, t / 3600 % 24, t / 60 % 60, t % 60);
+    else snprintf(b, cap, "%02ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
 }

@@ -84,4 +84,12 @@ void cli_check_out_path(const char *cmd, const char *flag, const char *path);
 /* mkdir -p; exits 1 naming flag on failure. */
 void cli_mkdir_p(const char *cmd, const char *flag, const char *dir);
 
+/* Ctrl-C / SIGTERM set a flag that long commands (train, distill, sweep) hand to the library as
+ * its abort callback, so the library stops after its current step with its files intact; a
+ * second signal kills at once (checkpoints and results are replaced atomically either way). */
+void cli_catch_interrupts(void);
+int cli_interrupted(void *user);
+/* A remaining time as "3d 04:12:33", "04:12:33", or "--" when unknown. */
+void cli_fmt_eta(char *b, size_t cap, double seconds);
+
 #endif
