@@ -453,3 +453,28 @@ int yd_double_list(const yd_doc *doc, const yd_node *map, const char *key, doubl
                    int *n, pd_error *err) {
     return number_list(doc, map, key, NULL, out, cap, n, err);
 }
+
+int yd_read_text(const char *path, char **out, pd_error *err) {
+    const size_t max = (size_t)1 << 20;
+    FILE *f = fopen(path, "rb");
+    if (!f) return pd_fail(err, "%s: %s", path, strerror(errno));
+    char *text = malloc(max + 1);
+    if (!text) {
+        fclose(f);
+        return pd_fail(err, "%s: out of memory", path);
+    }
+    size_t n = fread(text, 1, max + 1, f);
+    int bad = ferror(f);
+    fclose(f);
+    if (bad || n > max) {
+        free(text);
+        return pd_fail(err, "%s: %s", path, bad ? "read error" : "larger than 1 MiB");
+    }
+    text[n] = 0;
+    if (strlen(text) != n) {
+        free(text);
+        return pd_fail(err, "%s: contains a NUL byte (not a YAML text file)", path);
+    }
+    *out = text;
+    return 0;
+}

@@ -29,6 +29,9 @@ typedef struct yd_doc {
 } yd_doc;
 
 int yd_load_file(yd_doc *doc, const char *path, pd_error *err);
+/* Reads a configuration file as one NUL-terminated string (*text malloc'd): at most 1 MiB, no
+ * NUL bytes inside. Used where the text itself is kept too (training checkpoints store it). */
+int yd_read_text(const char *path, char **text, pd_error *err);
 int yd_load_string(yd_doc *doc, const char *text, const char *source_name, pd_error *err);
 void yd_free(yd_doc *doc);
 

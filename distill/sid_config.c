@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CONFIG_MAX_BYTES (1 << 20)
 
 sid_config sid_config_default(void) {
     sid_config c;
@@ -202,25 +201,8 @@ done:
 
 int sid_config_load(sid_config *c, const char *path, pd_error *err) {
     *c = sid_config_default();
-    FILE *f = fopen(path, "rb");
-    if (!f) return pd_fail(err, "%s: %s", path, strerror(errno));
-    char *text = malloc(CONFIG_MAX_BYTES + 1);
-    if (!text) {
-        fclose(f);
-        return pd_fail(err, "%s: out of memory", path);
-    }
-    size_t n = fread(text, 1, CONFIG_MAX_BYTES + 1, f);
-    int bad = ferror(f);
-    fclose(f);
-    if (bad || n > CONFIG_MAX_BYTES) {
-        free(text);
-        return pd_fail(err, "%s: %s", path, bad ? "read error" : "larger than 1 MiB");
-    }
-    text[n] = 0;
-    if (strlen(text) != n) {
-        free(text);
-        return pd_fail(err, "%s: contains a NUL byte (not a YAML text file)", path);
-    }
+    char *text;
+    if (yd_read_text(path, &text, err)) return -1;
     int rc = sid_config_parse(c, text, path, err);
     free(text);
     return rc;

@@ -15,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CONFIG_MAX_BYTES (1 << 20)
 
 tr_config tr_config_default(void) {
     tr_config c;
@@ -262,25 +261,8 @@ done:
 
 int tr_config_load(tr_config *c, const char *path, pd_error *err) {
     *c = tr_config_default();
-    FILE *f = fopen(path, "rb");
-    if (!f) return pd_fail(err, "%s: %s", path, strerror(errno));
-    char *text = malloc(CONFIG_MAX_BYTES + 1);
-    if (!text) {
-        fclose(f);
-        return pd_fail(err, "%s: out of memory", path);
-    }
-    size_t n = fread(text, 1, CONFIG_MAX_BYTES + 1, f);
-    int bad = ferror(f);
-    fclose(f);
-    if (bad || n > CONFIG_MAX_BYTES) {
-        free(text);
-        return pd_fail(err, "%s: %s", path, bad ? "read error" : "larger than 1 MiB");
-    }
-    text[n] = 0;
-    if (strlen(text) != n) {
-        free(text);
-        return pd_fail(err, "%s: contains a NUL byte (not a YAML text file)", path);
-    }
+    char *text;
+    if (yd_read_text(path, &text, err)) return -1;
     int rc = tr_config_parse(c, text, path, err);
     free(text);
     return rc;
