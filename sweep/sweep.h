@@ -114,6 +114,11 @@ typedef struct sw_spec {
     int save_grid;
     int threads;
     char out_dir[1024];
+    /* Other sweeps' output folders: a cell whose key is in one of their results.jsonl is copied
+     * from there instead of being run again (same key = same settings = same numbers). */
+#define SW_MAX_REUSE 8
+    char reuse[SW_MAX_REUSE][1024];
+    int n_reuse, reuse_line;
 } sw_spec;
 
 /* Parses and validates the whole file before any work: unknown keys, wrong types, unknown names,
@@ -196,6 +201,10 @@ int sw_results_load(sw_results *r, const char *out_dir, int repair, int *dropped
 /* Appends one JSON object (a single line, no newline) with one write() and fsyncs the file. */
 int sw_results_append(sw_results *r, const char *json_line, pd_error *err);
 const sw_record *sw_results_find(const sw_results *r, const char *key);
+/* The record as one JSON line (no newline), fields in their order, the string fields named in
+ * set_names given set_values instead: what sw_results_append takes. */
+int sw_record_json(const sw_record *rec, const char *const *set_names, const char *const *set_values,
+                   int n_set, sw_buf *out);
 const char *sw_record_get(const sw_record *rec, const char *name); /* NULL when absent */
 double sw_record_num(const sw_record *rec, const char *name);      /* NaN when absent/null */
 void sw_results_free(sw_results *r);

@@ -544,7 +544,7 @@ static int parse_root(ctx *c, const yd_node *root, sw_spec *s) {
     static const char *const known[] = {"name",  "model",  "classifier", "samplers", "nfe",
                                         "variants", "n",   "seed",       "batch",    "labels",
                                         "metrics", "reference_steps", "save_grid", "threads",
-                                        "output", NULL};
+                                        "output", "reuse", NULL};
     if (check_keys(c, root, known, "")) return -1;
     static const char *const required[] = {"model", "samplers", "nfe", "n", "metrics", NULL};
     for (int k = 0; required[k]; k++)
@@ -559,6 +559,22 @@ static int parse_root(ctx *c, const yd_node *root, sw_spec *s) {
         get_str(c, root, "classifier", "", s->classifier, sizeof s->classifier, NULL) ||
         get_str(c, root, "output", "", s->out_dir, sizeof s->out_dir, NULL))
         return -1;
+    /* reuse: a folder or a list of folders (other sweeps' outputs) */
+    int ri = key_index(root, "reuse");
+    if (ri >= 0) {
+        const yd_node *rl = root->items[ri];
+        s->reuse_line = root->key_lines[ri];
+        int count = rl->kind == YD_SEQ ? rl->n : 1;
+        if (count < 1 || count > SW_MAX_REUSE)
+            return failf(c, s->reuse_line, "reuse", "expected a folder or a list of 1 to %d folders", SW_MAX_REUSE);
+        for (int i = 0; i < count; i++) {
+            const yd_node *it = rl->kind == YD_SEQ ? rl->items[i] : rl;
+            if (it->kind != YD_SCALAR || !it->scalar[0] || strlen(it->scalar) >= sizeof s->reuse[0])
+                return failf(c, it->line, "reuse", "expected a folder name (a sweep's output)");
+            memcpy(s->reuse[i], it->scalar, strlen(it->scalar) + 1);
+        }
+        s->n_reuse = count;
+    }
     s->model_line = line_of(root, "model");
     s->labels_line = line_of(root, "labels"); /* the top line when absent: "auto" was implied */
     s->metrics_line = line_of(root, "metrics");

@@ -646,6 +646,46 @@ static int save_grid(run *R, const sw_cell *c, const pd_denoiser *d, const char 
 }
 
 /* Runs cell ci: sample, measure, append, regenerate the report. */
+/* The spec's reuse folders: a cell not in our results.jsonl whose key is in theirs is copied
+ * into ours (a dry run only counts them). The key holds every setting that changes a cell's
+ * numbers, so the copy is the cell this sweep would have computed. */
+static int reuse_cells(run *R, pd_error *err) {
+    const sw_spec *s = R->s;
+    for (int k = 0; k < s->n_reuse; k++) {
+        sw_results other;
+        if (sw_results_load(&other, s->reuse[k], 0, NULL, err)) return -1;
+        int copied = 0;
+        for (int c = 0; c < R->g.n_cells; c++) {
+            const char *key = R->g.cells[c].key;
+            if (sw_results_find(&R->res, key)) continue;
+            const sw_record *rec = sw_results_find(&other, key);
+            if (!rec) continue;
+            if (!R->o->dry_run) {
+                /* The copy carries this sweep's names for the cell (names are not in the key). */
+                const sw_cell *cell = &R->g.cells[c];
+                const char *names[] = {"sweep", "label", "variant"};
+                const char *values[] = {s->name, s->samplers[cell->sampler].label, s->variants[cell->variant].name};
+                sw_buf line = {0};
+                int rc = sw_record_json(rec, names, values, 3, &line);
+                if (rc) pd_fail(err, "%s: out of memory", other.path);
+                else rc = sw_results_append(&R->res, line.s, err);
+                sw_free(&line);
+                if (rc) {
+                    sw_results_free(&other);
+                    return -1;
+                }
+            } else {
+                R->g.cells[c].done = 1;
+            }
+            copied++;
+        }
+        if (copied) logf_(R, "%s %d cell%s from %s", R->o->dry_run ? "would reuse" : "reused", copied,
+                          copied == 1 ? "" : "s", other.path);
+        sw_results_free(&other);
+    }
+    return 0;
+}
+
 static int run_cell(run *R, int ci, int todo_index, pd_sweep_summary *sum, pd_error *err) {
     const sw_spec *s = R->s;
     const sw_cell *c = &R->g.cells[ci];
@@ -836,6 +876,14 @@ int pd_sweep_run(const char *path, const pd_sweep_options *opts, pd_sweep_summar
     if (o->threads > 0) pd_set_threads(o->threads);
     else if (s->threads > 0) pd_set_threads(s->threads);
 
+    for (int k = 0; k < s->n_reuse; k++) {
+        struct stat st;
+        if (stat(s->reuse[k], &st) || !S_ISDIR(st.st_mode)) {
+            pd_fail(err, "%s:%d: reuse: %s is not a folder (another sweep's output)", s->source, s->reuse_line,
+                    s->reuse[k]);
+            goto done;
+        }
+    }
     if (open_model(R, err) || check_against_model(R, err)) goto done;
     if (R->mf.known && build_variants(R, err)) goto done;
     if (needs_classifier(s) && open_classifier(R, err)) goto done;
@@ -861,9 +909,10 @@ int pd_sweep_run(const char *path, const pd_sweep_options *opts, pd_sweep_summar
     if (dropped)
         logf_(R, "%s: %s the torn last line of a killed run", R->res.path,
               o->dry_run ? "will cut" : "cut");
+    if (R->mf.known && reuse_cells(R, err)) goto done;
     sum.cells = R->g.n_cells;
     for (int c = 0; c < R->g.n_cells; c++) {
-        R->g.cells[c].done = R->mf.known && sw_results_find(&R->res, R->g.cells[c].key) != NULL;
+        R->g.cells[c].done |= R->mf.known && sw_results_find(&R->res, R->g.cells[c].key) != NULL;
         sum.already_done += R->g.cells[c].done;
     }
     {

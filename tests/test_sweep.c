@@ -370,6 +370,38 @@ int main(void) {
     }
     free(before);
 
+    /* ---- reuse: another folder's cells with the same key are copied, not run again. Budgets 3, 5
+     * and 9 are done in out/ (9 cells); budget 10 adds euler 10 and dpmpp-2m 10 (heun's 10 is its
+     * 9: 5 steps). The copies carry the same numbers. */
+    {
+        char ryaml[160], rout[160], rj[200];
+        snprintf(ryaml, sizeof ryaml, "%s/reuse.yaml", dir);
+        snprintf(rout, sizeof rout, "%s/reuse-out", dir);
+        /* base_yaml with budget 10 added, another output folder, and reuse of out/ */
+        snprintf(text, sizeof text,
+                 "name: reuse\nmodel: analytic:gaussian:res=8:ch=1:std=0.5\nsamplers:\n  - euler\n  - name: heun\n"
+                 "  - name: dpmpp-2m\n    options: {max_order: 2}\nnfe: [3, 5, 9, 10]\nn: 12\nbatch: 5\nseed: 7\n"
+                 "metrics: [trajectory]\nreuse: [%s]\noutput: %s\n",
+                 out, rout);
+        write_file(ryaml, text);
+        memset(&lb, 0, sizeof lb);
+        rc = run(ryaml, &lb, 1, &sum, &err);
+        tu_check(rc == 0 && sum.cells == 11 && sum.already_done == 9 && !exists(rout),
+                 "reuse, dry run: 9 of 11 cells would be copied, nothing written (%d of %d): %s", sum.already_done,
+                 sum.cells, rc ? err.msg : "ok");
+        memset(&lb, 0, sizeof lb);
+        rc = run(ryaml, &lb, 0, &sum, &err);
+        snprintf(rj, sizeof rj, "%s/results.jsonl", rout);
+        char *t = read_all(rj, NULL), *orig = read_all(jsonl, NULL);
+        const char *e5[] = {"\"sampler\": \"euler\"", "\"nfe_budget\": 5,", NULL};
+        double copied = t ? field_of_line(t, e5, "traj_rmse") : NAN, first = orig ? field_of_line(orig, e5, "traj_rmse") : NAN;
+        tu_check(rc == 0 && sum.ran == 2 && sum.already_done == 9 && count_lines(rj) == 11 && copied == first &&
+                     t && strstr(t, "\"sweep\": \"reuse\""),
+                 "reuse: 9 cells copied (euler 5: %.6g = %.6g), 2 run, 11 lines: %s", copied, first, rc ? err.msg : "ok");
+        free(t);
+        free(orig);
+    }
+
     /* ---- AMED with a predictor per budget: budget 4 has a file, 6 has none (no cell, "n/a"),
      * and a file trained for another NFE is an error */
     {
@@ -482,6 +514,8 @@ int main(void) {
     expect_invalid("predictor without {nfe}", b, 4, "samplers[0].predictor: must contain {nfe}");
     snprintf(b, sizeof b, "%ssamplers:\n  - name: amed\n    predictor: a{nfe}.st\n    schedule: karras\nnfe: [4]\nn: 4\nmetrics: [trajectory]\n", head);
     expect_invalid("schedule with a predictor", b, 5, "samplers[0].schedule: set by the predictor file");
+    snprintf(b, sizeof b, "%ssamplers: [euler]\nnfe: [3]\nn: 4\nmetrics: [trajectory]\nreuse: /no/such/sweep\n", head);
+    expect_invalid("reuse folder missing", b, 6, "reuse: /no/such/sweep is not a folder");
     snprintf(b, sizeof b, "model: no-such-model.safetensors\nsamplers: [euler]\nnfe: [3]\nn: 4\nmetrics: [trajectory]\n");
     expect_invalid("model file not found", b, 1, "model: no-such-model.safetensors: No such file");
 
