@@ -29,5 +29,6 @@ int cmd_distill(int argc, char **argv);   /* dispatches to cmd_distill_<method> 
 int cmd_distill_sid(int argc, char **argv);
 int cmd_distill_amed(int argc, char **argv);
 int cmd_sweep(int argc, char **argv);
+int cmd_plot(int argc, char **argv);
 
 #endif

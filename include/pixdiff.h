@@ -427,6 +427,18 @@ int pd_amed_train(const pd_amed_train_options *o, pd_error *err);
 int pd_npy_read(const char *path, float **data, int shape[4], int *ndim, pd_error *err);
 int pd_npy_write(const char *path, const float *data, const int *shape, int ndim, pd_error *err);
 
+/* A numeric CSV table (core/csv.c): the first line names the columns, every later non-empty line
+ * has one value per column. Values that are empty or not numbers read as NaN (a gap in a plot);
+ * a row with the wrong number of fields is an error naming file:line. */
+typedef struct pd_csv {
+    char **names;             /* [n_cols] */
+    double *v;                /* [n_rows * n_cols], row-major */
+    int n_rows, n_cols;
+} pd_csv;
+int pd_csv_read(const char *path, pd_csv *t, pd_error *err);
+int pd_csv_column(const pd_csv *t, const char *name);   /* its index, or -1 */
+void pd_csv_free(pd_csv *t);
+
 /* PNG, 8-bit gray or RGB from [-1,1] floats as clip(x*127.5 + 128, 0, 255) (DESIGN.md).
  * text: NULL-terminated key/value pairs written as tEXt/iTXt chunks (e.g. "parameters", "pixdiff").
  * Writes atomically (tmp + rename). A grid tiles n images in rows of `cols` (0 = ceil(sqrt n)),

@@ -251,5 +251,17 @@ run "\$PIXDIFF_MODEL" env PIXDIFF_MODEL="$T/tiny.safetensors" "$PD" sample --n 2
 "$PD" inspect envmodel.png >env.txt 2>&1 || true
 has "\$PIXDIFF_MODEL is the default model" env.txt 'Model: tiny,'
 
+# ---------------------------------------------------------------- plot: CSV columns to a PNG
+printf 'images,step,loss,note\n64,1,0.9,"a, quoted"\n128,2,0.5,\n192,3,0.4,x\n' >log.csv
+printf 'images,step,loss\n64,1,0.8\n128,2,0.6\n' >log2.csv
+run "plot one column" "$PD" plot log.csv --y loss --logy --out loss.png
+run "plot two files" "$PD" plot log.csv log2.csv --y loss,step --labels a,b,c,d --out two.png
+if [ -s loss.png ] && [ -s two.png ] && [ "$(head -c 4 loss.png | tail -c 3)" = PNG ]; then ok "plots are PNG files"; else bad "plots are PNG files"; fi
+cp log.csv "$T/plotsrc.csv"
+expect_error "plot: unknown column" "no column 'nosuch' \(--y\)" "$PD" plot "$T/plotsrc.csv" --y nosuch --out p.png
+expect_error "plot: wrong label count" "--labels: expected 1 names" "$PD" plot "$T/plotsrc.csv" --y loss --labels a,b --out p.png
+printf 'images,loss\n1,2\n3\n' >"$T/short.csv"
+expect_error "plot: a short row" "short\.csv:3: 1 fields, the header has 2" "$PD" plot "$T/short.csv" --y loss --out p.png
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
