@@ -16,34 +16,11 @@
 #include <string.h>
 #include <unistd.h>
 
-typedef struct sid_ui {
-    int tty, quiet, drawn;
-    double last_line;
-} sid_ui;
-
 static void on_progress(void *user, const pd_sid_progress *p) {
-    sid_ui *ui = user;
-    if (ui->quiet) return;
-    double now = cli_now();
-    if (!ui->tty && now - ui->last_line < 60 && p->images_seen < p->total) return;
-    ui->last_line = now;
-    char e[32], fd[32] = "";
-    cli_fmt_eta(e, sizeof e, p->eta_s);
+    char losses[96], fd[32] = "";
     if (!isnan(p->fd)) snprintf(fd, sizeof fd, "  FD %.3g", p->fd);
-    fprintf(stderr, "%ssid: %lld/%lld images (%.1f%%)  %.1f img/s  loss psi %.4f theta %.4f%s  "
-            "ETA %s%s", ui->tty ? "\r\033[K" : "", p->images_seen, p->total,
-            p->total ? 100.0 * p->images_seen / p->total : 0.0, p->img_per_s, p->loss_psi,
-            p->loss_theta, fd, e, ui->tty ? "" : "\n");
-    ui->drawn = ui->tty;
-    fflush(stderr);
-}
-
-static void on_log(void *user, const char *line) {
-    sid_ui *ui = user;
-    if (ui->quiet) return;
-    fprintf(stderr, "%ssid: %s\n", ui->drawn ? "\r\033[K" : "", line);
-    ui->drawn = 0;
-    fflush(stderr);
+    snprintf(losses, sizeof losses, "loss psi %.4f theta %.4f%s", p->loss_psi, p->loss_theta, fd);
+    cli_run_progress(user, p->images_seen, p->total, p->img_per_s, losses, p->eta_s);
 }
 
 int cmd_distill_sid(int argc, char **argv) {
@@ -119,13 +96,13 @@ int cmd_distill_sid(int argc, char **argv) {
     if (!config && !(resume && out_dir))
         cli_die(2, cmd, "give --config FILE (or --resume --out DIR, or --export OUT --checkpoint "
                         "CKPT); see pixdiff distill sid --help");
-    if (duration != 0 && (duration < 1 || duration > 9e18 || duration != (long long)duration))
-        cli_bad_flag(cmd, "--duration", "expected a whole number of images, got %g", duration);
+    long long duration_images = cli_duration_images(cmd, "--duration", duration);
     if (export_path) cli_check_out_path(cmd, "--export", export_path);
     if (teacher && access(teacher, R_OK) != 0)
         cli_bad_flag(cmd, "--teacher", "%s: cannot read the file", teacher);
 
-    sid_ui ui = {isatty(2), quiet, 0, -1e9};
+    cli_run_ui ui;
+    cli_run_ui_init(&ui, "sid", quiet);
     pd_sid_options o = pd_sid_default_options();
     o.config_path = config;
     o.teacher_path = teacher;
@@ -134,14 +111,12 @@ int cmd_distill_sid(int argc, char **argv) {
     o.out_dir = out_dir;
     o.export_path = export_path;
     o.threads = threads;
-    o.duration_images = (long long)duration;
+    o.duration_images = duration_images;
     o.progress = on_progress;
     o.abort = cli_interrupted;
-    o.log = on_log;
+    o.log = cli_run_log;
     o.user = &ui;
     cli_catch_interrupts();
-    int rc = pd_distill_sid(&o, &err);
-    if (ui.drawn) fputc('\n', stderr);
-    if (rc) cli_die(1, cmd, "%s", err.msg);
+    cli_run_finish(&ui, cmd, pd_distill_sid(&o, &err), err.msg);
     return 0;
 }

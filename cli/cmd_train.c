@@ -12,35 +12,12 @@
 
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
-
-typedef struct train_ui {
-    int tty, quiet, drawn;
-    double last_line;
-} train_ui;
 
 static void on_progress(void *user, long long seen, long long total, double rate, double loss,
                         double eta) {
-    train_ui *ui = user;
-    if (ui->quiet) return;
-    double now = cli_now();
-    if (!ui->tty && now - ui->last_line < 60 && seen < total) return;
-    ui->last_line = now;
-    char e[32];
-    cli_fmt_eta(e, sizeof e, eta);
-    fprintf(stderr, "%strain: %lld/%lld images (%.1f%%)  %.1f img/s  loss %.4f  ETA %s%s",
-            ui->tty ? "\r\033[K" : "", seen, total, total ? 100.0 * seen / total : 0.0, rate, loss,
-            e, ui->tty ? "" : "\n");
-    ui->drawn = ui->tty;
-    fflush(stderr);
-}
-
-static void on_log(void *user, const char *line) {
-    train_ui *ui = user;
-    if (ui->quiet) return;
-    fprintf(stderr, "%strain: %s\n", ui->drawn ? "\r\033[K" : "", line);
-    ui->drawn = 0;
-    fflush(stderr);
+    char losses[64];
+    snprintf(losses, sizeof losses, "loss %.4f", loss);
+    cli_run_progress(user, seen, total, rate, losses, eta);
 }
 
 int cmd_train(int argc, char **argv) {
@@ -104,11 +81,11 @@ int cmd_train(int argc, char **argv) {
     if (!config && !(resume && checkpoint))
         cli_die(2, cmd, "give --config FILE (or --resume --checkpoint CKPT, or --export OUT "
                         "--checkpoint CKPT); see pixdiff train --help");
-    if (duration != 0 && (duration < 1 || duration > 9e18 || duration != (long long)duration))
-        cli_bad_flag(cmd, "--duration", "expected a whole number of images, got %g", duration);
+    long long duration_images = cli_duration_images(cmd, "--duration", duration);
     if (export_path) cli_check_out_path(cmd, "--export", export_path);
 
-    train_ui ui = {isatty(2), quiet, 0, -1e9};
+    cli_run_ui ui;
+    cli_run_ui_init(&ui, "train", quiet);
     pd_train_options o = pd_train_default_options();
     o.config_path = config;
     o.resume = resume;
@@ -116,14 +93,12 @@ int cmd_train(int argc, char **argv) {
     o.export_path = export_path;
     o.out_dir = out_dir;
     o.threads = threads;
-    o.duration_images = (long long)duration;
+    o.duration_images = duration_images;
     o.progress = on_progress;
     o.abort = cli_interrupted;
-    o.log = on_log;
+    o.log = cli_run_log;
     o.user = &ui;
     cli_catch_interrupts();
-    int rc = pd_train(&o, &err);
-    if (ui.drawn) fputc('\n', stderr);
-    if (rc) cli_die(1, cmd, "%s", err.msg);
+    cli_run_finish(&ui, cmd, pd_train(&o, &err), err.msg);
     return 0;
 }

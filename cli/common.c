@@ -1,6 +1,7 @@
 /* common.c — shared CLI helpers (common.h): model resolution and loading, --class, the progress
- * bar, a growable string with JSON escaping, and output-path checks. Errors print one line and
- * exit through cli_die / cli_bad_flag (args.h); the library itself never prints. */
+ * bar, the progress and event lines of long runs (train, distill sid), a growable string with
+ * JSON escaping, and output-path checks. Errors print one line and exit through cli_die /
+ * cli_bad_flag (args.h); the library itself never prints. */
 #include "cli/common.h"
 #include "cli/args.h"
 
@@ -324,4 +325,48 @@ void cli_fmt_eta(char *b, size_t cap, double s) {
     long t = (long)(s + 0.5), d = t / 86400;
     if (d) snprintf(b, cap, "%ldd %02ld:%02ld:%02ld", d, t / 3600 % 24, t / 60 % 60, t % 60);
     else snprintf(b, cap, "%02ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
+}
+
+/* ------------------------------------------------------------------ long runs */
+
+void cli_run_ui_init(cli_run_ui *ui, const char *prefix, int quiet) {
+    ui->prefix = prefix;
+    ui->tty = isatty(2);
+    ui->quiet = quiet;
+    ui->drawn = 0;
+    ui->last_line = -1e9;
+}
+
+void cli_run_progress(cli_run_ui *ui, long long seen, long long total, double rate,
+                      const char *losses, double eta_s) {
+    if (ui->quiet) return;
+    double now = cli_now();
+    if (!ui->tty && now - ui->last_line < 60 && seen < total) return;
+    ui->last_line = now;
+    char e[32];
+    cli_fmt_eta(e, sizeof e, eta_s);
+    fprintf(stderr, "%s%s: %lld/%lld images (%.1f%%)  %.1f img/s  %s  ETA %s%s",
+            ui->tty ? "\r\033[K" : "", ui->prefix, seen, total,
+            total ? 100.0 * seen / total : 0.0, rate, losses, e, ui->tty ? "" : "\n");
+    ui->drawn = ui->tty;
+    fflush(stderr);
+}
+
+void cli_run_log(void *user, const char *line) {
+    cli_run_ui *ui = user;
+    if (ui->quiet) return;
+    fprintf(stderr, "%s%s: %s\n", ui->drawn ? "\r\033[K" : "", ui->prefix, line);
+    ui->drawn = 0;
+    fflush(stderr);
+}
+
+void cli_run_finish(cli_run_ui *ui, const char *cmd, int rc, const char *msg) {
+    if (ui->drawn) fputc('\n', stderr);
+    if (rc) cli_die(1, cmd, "%s", msg);
+}
+
+long long cli_duration_images(const char *cmd, const char *flag, double images) {
+    if (images != 0 && (images < 1 || images > 9e18 || images != (long long)images))
+        cli_bad_flag(cmd, flag, "expected a whole number of images, got %g", images);
+    return (long long)images;
 }

@@ -1,6 +1,7 @@
 /* common.h — helpers shared by the CLI commands: opening a model (file, default model or
- * `analytic:` spec) as a denoiser, resolving --class, the stderr progress bar, a growable
- * string for metadata, and output-path checks. Everything here may print and exit: it is CLI.
+ * `analytic:` spec) as a denoiser, resolving --class, the stderr progress bar, the progress and
+ * event lines of long runs, a growable string for metadata, and output-path checks. Everything
+ * here may print and exit: it is CLI.
  */
 #ifndef PD_CLI_COMMON_H
 #define PD_CLI_COMMON_H
@@ -91,5 +92,30 @@ void cli_catch_interrupts(void);
 int cli_interrupted(void *user);
 /* A remaining time as "3d 04:12:33", "04:12:33", or "--" when unknown. */
 void cli_fmt_eta(char *b, size_t cap, double seconds);
+
+/* ------------------------------------------------------------------ long runs */
+
+/* The stderr lines of a long run (train, distill sid): "<prefix>: <progress>" redrawn in place on
+ * a terminal, or printed once a minute (and at the end) when stderr is a file, so a background
+ * run's log stays short; event lines (cli_run_log, the library's log callback) clear a drawn
+ * progress line first. --quiet silences both. */
+typedef struct cli_run_ui {
+    const char *prefix;   /* "train", "sid" */
+    int tty, quiet, drawn;
+    double last_line;
+} cli_run_ui;
+
+void cli_run_ui_init(cli_run_ui *ui, const char *prefix, int quiet);
+/* "<seen>/<total> images (<pct>%)  <rate> img/s  <losses>  ETA <eta>"; losses is the run's
+ * already formatted loss part ("loss 0.1234"). */
+void cli_run_progress(cli_run_ui *ui, long long seen, long long total, double rate,
+                      const char *losses, double eta_s);
+/* The library's log callback; user is the cli_run_ui. */
+void cli_run_log(void *user, const char *line);
+/* The end of the run: finishes a drawn progress line, then exits 1 with msg when rc != 0. */
+void cli_run_finish(cli_run_ui *ui, const char *cmd, int rc, const char *msg);
+/* --duration IMAGES (given as a number): a whole count >= 1, or 0 when not given; exits 2
+ * naming the flag otherwise. */
+long long cli_duration_images(const char *cmd, const char *flag, double images);
 
 #endif

@@ -7,13 +7,13 @@
  * reductions in a fixed order, so an iteration is bit-reproducible.
  */
 #include "distill/sid.h"
+#include "distill/checkpoint.h"
 #include "distill/optim.h"
 #include "core/rng.h"
 #include "core/safetensors.h"
 #include "core/util.h"
 #include "core/yamldoc.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -403,6 +403,8 @@ int sid_generate_ema(sid_distiller *s, float *out, int n, uint64_t seed0, pd_err
 
 /* ------------------------------------------------------------------ checkpoints */
 
+static const ck_kind sid_kind = {"pixdiff.sid", SID_CHECKPOINT_FORMAT, "SiD", "SiD checkpoint",
+                                 "iterations", "the teacher"};
 #define N_CK 7
 static const char *const ck_names[N_CK] = {"sid.psi",         "sid.theta",       "sid.theta_ema",
                                            "sid.psi_adam_m",  "sid.psi_adam_v",  "sid.theta_adam_m",
@@ -419,159 +421,75 @@ static void ck_arrays(const sid_distiller *s, float *a[N_CK]) {
 }
 
 int sid_save_checkpoint(const sid_distiller *s, const char *path, pd_error *err) {
-    char json[8192], images[32], step[32], secs[40], seed[32], lp[40], lt[40], rng[200], drop[32];
-    if (unet_config_to_json(&s->gen->cfg, json, sizeof json) < 0)
-        return pd_fail(err, "%s: model config too large for the checkpoint metadata", path);
-    snprintf(images, sizeof images, "%lld", s->images_seen);
-    snprintf(step, sizeof step, "%lld", s->step);
-    snprintf(secs, sizeof secs, "%.17g", s->seconds);
-    snprintf(seed, sizeof seed, "%llu", (unsigned long long)s->cfg.seed);
-    snprintf(lp, sizeof lp, "%.9g", s->last_loss_psi);
-    snprintf(lt, sizeof lt, "%.9g", s->last_loss_theta);
-    snprintf(drop, sizeof drop, "%lld", s->dropped);
-    /* Counter-based draws carry no state: the position is the next image and iteration. */
-    snprintf(rng, sizeof rng, "philox4x32-10 key=%llu next_image=%lld next_step=%lld",
-             (unsigned long long)s->cfg.seed, s->images_seen, s->step);
-    const char *keys[] = {"pixdiff.sid.format",       "pixdiff.sid.images_seen",
-                          "pixdiff.sid.step",         "pixdiff.sid.seconds",
-                          "pixdiff.sid.seed",         "pixdiff.sid.rng",
-                          "pixdiff.sid.loss_psi",     "pixdiff.sid.loss_theta",
-                          "pixdiff.sid.dropped",      "pixdiff.sid.config_yaml",
-                          "pixdiff.sid.config_source", "pixdiff.sid.teacher",
-                          "pixdiff.sid.teacher_sha256", "pixdiff.config",
-                          "pixdiff.version"};
-    const char *vals[] = {SID_CHECKPOINT_FORMAT, images, step, secs, seed, rng, lp, lt, drop,
-                          s->cfg.text ? s->cfg.text : "", s->cfg.source, s->teacher->path,
-                          s->teacher_sha256, json, pd_version()};
-    int ndims[N_CK];
-    long long shapes[N_CK][8];
+    ck_meta m;
+    ck_meta_init(&m, &sid_kind);
+    ck_meta_position(&m, s->images_seen, s->step, s->seconds, s->cfg.seed);
+    ck_meta_real(&m, "loss_psi", s->last_loss_psi, 9);
+    ck_meta_real(&m, "loss_theta", s->last_loss_theta, 9);
+    ck_meta_count(&m, "dropped", s->dropped);
+    ck_meta_config(&m, s->cfg.text, s->cfg.source);
+    ck_meta_str(&m, "teacher", s->teacher->path);
+    ck_meta_str(&m, "teacher_sha256", s->teacher_sha256);
+    if (ck_meta_model(&m, &s->gen->cfg, path, err)) return -1;
     float *arr[N_CK];
-    const float *data[N_CK];
     ck_arrays(s, arr);
-    for (int i = 0; i < N_CK; i++) {
-        ndims[i] = 1;
-        memset(shapes[i], 0, sizeof shapes[i]);
-        shapes[i][0] = (long long)s->n_params;
-        data[i] = arr[i];
-    }
-    return st_write(path, N_CK, ck_names, ndims, (const long long(*)[8])shapes, data,
-                    (int)(sizeof keys / sizeof keys[0]), keys, vals, err);
+    const float *data[N_CK];
+    for (int i = 0; i < N_CK; i++) data[i] = arr[i];
+    return ck_write(path, N_CK, ck_names, data, s->n_params, &m, err);
 }
 
-static int meta_ll(const st_file *f, const char *path, const char *key, long long *out,
-                   pd_error *err) {
-    const char *v = st_meta(f, key);
-    if (!v) return pd_fail(err, "%s: not a pixdiff SiD checkpoint (no %s)", path, key);
-    char *end;
-    errno = 0;
-    long long x = strtoll(v, &end, 10);
-    if (errno || end == v || *end || x < 0)
-        return pd_fail(err, "%s: corrupt checkpoint: %s = '%.40s' is not a count", path, key, v);
-    *out = x;
-    return 0;
-}
-
-/* The format check and the embedded config of an already read checkpoint. */
-static int ck_config(const st_file *f, const char *path, sid_config *cfg, pd_error *err) {
-    const char *fmt = st_meta(f, "pixdiff.sid.format");
-    const char *text = st_meta(f, "pixdiff.sid.config_yaml");
-    const char *src = st_meta(f, "pixdiff.sid.config_source");
-    if (!fmt || !text)
-        return pd_fail(err, "%s: not a pixdiff SiD checkpoint (no pixdiff.sid.* metadata)", path);
-    if (strcmp(fmt, SID_CHECKPOINT_FORMAT))
-        return pd_fail(err, "%s: SiD checkpoint format '%s' is not the supported '%s'", path, fmt,
-                       SID_CHECKPOINT_FORMAT);
+/* The format check and the embedded config of an opened checkpoint. */
+static int ck_config(const ck_file *c, sid_config *cfg, pd_error *err) {
+    const char *text;
     char name[1200];
-    snprintf(name, sizeof name, "%s (config of checkpoint %s)", src ? src : "config", path);
+    if (ck_config_text(c, &text, name, sizeof name, err)) return -1;
     return sid_config_parse(cfg, text, name, err);
 }
 
 int sid_checkpoint_config(const char *path, sid_config *cfg, pd_error *err) {
-    st_file f;
-    if (st_read(&f, path, err)) return -1;
-    int rc = ck_config(&f, path, cfg, err);
-    st_free(&f);
+    ck_file c;
+    if (ck_open(&c, path, &sid_kind, err)) return -1;
+    int rc = ck_config(&c, cfg, err);
+    ck_close(&c);
     return rc;
 }
 
-/* Tensor `name` of f: present, 1-D with n values, all finite. */
-static const st_tensor *ck_tensor(const st_file *f, const char *path, const char *name, size_t n,
-                                  pd_error *err) {
-    const st_tensor *t = st_find(f, name);
-    if (!t) {
-        pd_fail(err, "%s: corrupt checkpoint: tensor '%s' is missing", path, name);
-        return NULL;
-    }
-    if (t->ndim != 1 || t->numel != n) {
-        pd_fail(err, "%s: tensor '%s' holds %zu values but the teacher has %zu parameters", path,
-                name, t->numel, n);
-        return NULL;
-    }
-    for (size_t k = 0; k < n; k++)
-        if (!isfinite(t->data[k])) {
-            pd_fail(err, "%s: corrupt checkpoint: tensor '%s' has a non-finite value at %zu", path,
-                    name, k);
-            return NULL;
-        }
-    return t;
-}
-
 int sid_load_checkpoint(sid_distiller *s, const char *path, pd_error *err) {
-    st_file f;
-    if (st_read(&f, path, err)) return -1;
+    ck_file c;
+    if (ck_open(&c, path, &sid_kind, err)) return -1;
     int rc = -1;
     sid_config old;
-    if (ck_config(&f, path, &old, err)) goto done;
+    if (ck_config(&c, &old, err)) goto done;
     rc = sid_config_compatible(&old, &s->cfg, path, err);
     sid_config_free(&old);
     if (rc) goto done;
     rc = -1;
-    const char *tsha = st_meta(&f, "pixdiff.sid.teacher_sha256");
-    const char *tpath = st_meta(&f, "pixdiff.sid.teacher");
+    const char *tsha = ck_get(&c, "teacher_sha256");
+    const char *tpath = ck_get(&c, "teacher");
     if (tsha && tsha[0] && s->teacher_sha256[0] && strcmp(tsha, s->teacher_sha256)) {
         pd_fail(err, "%s: distilled from teacher %s (sha256 %.12s...), but the teacher given is %s "
                 "(sha256 %.12s...)", path, tpath ? tpath : "?", tsha, s->teacher->path,
                 s->teacher_sha256);
         goto done;
     }
-    long long images, step, seed, dropped = 0;
-    if (meta_ll(&f, path, "pixdiff.sid.images_seen", &images, err) ||
-        meta_ll(&f, path, "pixdiff.sid.step", &step, err) ||
-        meta_ll(&f, path, "pixdiff.sid.seed", &seed, err))
-        goto done;
-    if (st_meta(&f, "pixdiff.sid.dropped") &&
-        meta_ll(&f, path, "pixdiff.sid.dropped", &dropped, err))
-        goto done;
-    if ((uint64_t)seed != s->cfg.seed) {
-        pd_fail(err, "%s: checkpoint seed %lld differs from training.seed %llu", path, seed,
-                (unsigned long long)s->cfg.seed);
-        goto done;
-    }
-    if (step * (long long)s->B != images) {
-        pd_fail(err, "%s: corrupt checkpoint: %lld iterations of batch %d is not %lld images",
-                path, step, s->B, images);
-        goto done;
-    }
-    const st_tensor *src[N_CK];
-    for (int i = 0; i < N_CK; i++)
-        if (!(src[i] = ck_tensor(&f, path, ck_names[i], s->n_params, err))) goto done;
-    /* Only now, with everything checked, is the distiller's state replaced. */
+    ck_position pos;
+    long long dropped = 0;
     float *dst[N_CK];
     ck_arrays(s, dst);
-    for (int i = 0; i < N_CK; i++) memcpy(dst[i], src[i]->data, s->n_params * sizeof(float));
-    s->images_seen = images;
-    s->step = step;
+    if (ck_read_position(&c, s->cfg.seed, s->B, &pos, err) ||
+        (ck_get(&c, "dropped") && ck_get_count(&c, "dropped", &dropped, err)) ||
+        ck_read_arrays(&c, N_CK, ck_names, dst, s->n_params, err))
+        goto done;
+    /* ck_read_arrays copied only after every array passed its checks; now the counters. */
+    s->images_seen = pos.images_seen;
+    s->step = pos.step;
     s->dropped = dropped;
-    const char *v = st_meta(&f, "pixdiff.sid.seconds");
-    double secs = v ? strtod(v, NULL) : 0.0;
-    s->seconds = isfinite(secs) && secs >= 0 ? secs : 0.0;
-    v = st_meta(&f, "pixdiff.sid.loss_psi");
-    s->last_loss_psi = v ? strtod(v, NULL) : 0.0;
-    v = st_meta(&f, "pixdiff.sid.loss_theta");
-    s->last_loss_theta = v ? strtod(v, NULL) : 0.0;
+    s->seconds = pos.seconds;
+    s->last_loss_psi = ck_get_real(&c, "loss_psi");
+    s->last_loss_theta = ck_get_real(&c, "loss_theta");
     rc = 0;
 done:
-    st_free(&f);
+    ck_close(&c);
     return rc;
 }
 
@@ -587,14 +505,14 @@ int sid_export(sid_distiller *s, const char *path, pd_error *err) {
 }
 
 int sid_export_checkpoint(const char *ckpt, const char *out_model, pd_error *err) {
-    st_file f;
-    if (st_read(&f, ckpt, err)) return -1;
+    ck_file c;
+    if (ck_open(&c, ckpt, &sid_kind, err)) return -1;
     int rc = -1;
     pd_model *m = NULL;
     sid_config cfg;
     memset(&cfg, 0, sizeof cfg);
-    if (ck_config(&f, ckpt, &cfg, err)) goto done;
-    const char *js = st_meta(&f, "pixdiff.config");
+    if (ck_config(&c, &cfg, err)) goto done;
+    const char *js = st_meta(&c.f, "pixdiff.config");
     if (!js) {
         pd_fail(err, "%s: no pixdiff.config metadata (not a SiD checkpoint)", ckpt);
         goto done;
@@ -612,13 +530,13 @@ int sid_export_checkpoint(const char *ckpt, const char *out_model, pd_error *err
                 mc.kind);
         goto done;
     }
-    const st_tensor *ema = ck_tensor(&f, ckpt, "sid.theta_ema", m->n_params, err);
+    const st_tensor *ema = ck_tensor(&c, "sid.theta_ema", m->n_params, err);
     if (!ema) goto done;
     memcpy(m->params, ema->data, m->n_params * sizeof(float));
     rc = pd_model_save(m, out_model, err);
 done:
     pd_model_free(m);
     sid_config_free(&cfg);
-    st_free(&f);
+    ck_close(&c);
     return rc;
 }

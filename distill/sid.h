@@ -115,7 +115,7 @@ int sid_generate_ema(sid_distiller *s, float *out, int n, uint64_t seed0, pd_err
 /* Checkpoint: one safetensors file with sid.psi, sid.theta, sid.theta_ema, sid.psi_adam_m/v,
  * sid.theta_adam_m/v (1-D, n_params each) and metadata: format, images seen, step, seconds,
  * seed, RNG position, last losses, the YAML text, the teacher's path and sha256, and the
- * generator's model config. Atomic (st_write). */
+ * generator's model config, in the container of distill/checkpoint.h. Atomic (st_write). */
 int sid_save_checkpoint(const sid_distiller *s, const char *path, pd_error *err);
 /* Restores a checkpoint into a distiller built from a compatible config and the same teacher. */
 int sid_load_checkpoint(sid_distiller *s, const char *path, pd_error *err);

@@ -1,13 +1,12 @@
 /* sid_config.c — parses and checks the YAML of a SiD distillation run (see sid_config.h).
  *
- * Every key goes through the strict yamldoc getters plus a range check, so a typo or an
- * impossible value stops the run before the teacher is even loaded.
+ * Every key goes through the strict yamldoc getters plus a range check (config_sections.h, shared
+ * with the training config), so a typo or an impossible value stops the run before the teacher
+ * is even loaded.
  */
 #include "distill/sid_config.h"
-#include "core/yamldoc.h"
+#include "distill/config_sections.h"
 
-#include <errno.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,44 +58,6 @@ int sid_config_copy(sid_config *dst, const sid_config *src, pd_error *err) {
     return 0;
 }
 
-static int get_ll(const yd_doc *d, const yd_node *m, const char *key, long long *out, long long lo,
-                  long long hi, const char *section, pd_error *err) {
-    if (yd_int(d, m, key, out, err)) return -1;
-    const yd_node *v = yd_get(m, key);
-    if (v && (*out < lo || *out > hi))
-        return pd_fail(err, "%s:%d: %s.%s: %lld is outside [%lld, %lld]", d->source, v->line,
-                       section, key, *out, lo, hi);
-    return 0;
-}
-
-/* A double in [lo, hi], with open ends where the flags say. */
-static int get_range(const yd_doc *d, const yd_node *m, const char *key, double *out, double lo,
-                     int lo_open, double hi, int hi_open, const char *section, pd_error *err) {
-    if (yd_double(d, m, key, out, err)) return -1;
-    const yd_node *v = yd_get(m, key);
-    if (!v) return 0;
-    double x = *out;
-    if (!(isfinite(x) && (lo_open ? x > lo : x >= lo) && (hi_open ? x < hi : x <= hi)))
-        return pd_fail(err, "%s:%d: %s.%s: %g is outside %c%g, %g%c", d->source, v->line, section,
-                       key, x, lo_open ? '(' : '[', lo, hi, hi_open ? ')' : ']');
-    return 0;
-}
-
-static int get_betas(const yd_doc *d, const yd_node *m, const char *key, double *b1, double *b2,
-                     pd_error *err) {
-    double b[2] = {*b1, *b2};
-    int nb = 2;
-    if (yd_double_list(d, m, key, b, 2, &nb, err)) return -1;
-    const yd_node *v = yd_get(m, key);
-    if (!v) return 0;
-    if (nb != 2 || !(b[0] >= 0 && b[0] < 1 && b[1] >= 0 && b[1] < 1))
-        return pd_fail(err, "%s:%d: optimizer.%s: expected two numbers in [0, 1)", d->source,
-                       v->line, key);
-    *b1 = b[0];
-    *b2 = b[1];
-    return 0;
-}
-
 int sid_config_parse(sid_config *c, const char *text, const char *source, pd_error *err) {
     *c = sid_config_default();
     snprintf(c->source, sizeof c->source, "%s", source ? source : "<string>");
@@ -110,11 +71,9 @@ int sid_config_parse(sid_config *c, const char *text, const char *source, pd_err
                                         "p_std", NULL};
     static const char *const k_opt[] = {"lr_psi", "lr_theta", "betas", "betas_theta", "eps",
                                         NULL};
-    static const char *const k_ema[] = {"halflife_images", "rampup", NULL};
     static const char *const k_train[] = {"batch", "duration_images", "checkpoint_images",
                                           "snapshot_images", "seed", "threads", NULL};
     static const char *const k_eval[] = {"fd_images", "fd_n", "fd_seed", "classifier", NULL};
-    static const char *const k_out[] = {"dir", NULL};
     if (root && root->kind == YD_SCALAR && root->scalar && !root->scalar[0]) root = NULL;
     if (root && root->kind != YD_MAP) {
         pd_fail(err, "%s:%d: expected a mapping of sections", doc.source, root->line);
@@ -125,45 +84,40 @@ int sid_config_parse(sid_config *c, const char *text, const char *source, pd_err
 
     if ((s = yd_get(root, "sid"))) {
         if (yd_check_keys(&doc, s, k_sid, "sid", err) ||
-            get_range(&doc, s, "alpha", &c->alpha, 0, 0, 100, 0, "sid", err) ||
-            get_range(&doc, s, "tmax", &c->tmax, 0, 1, 1000, 0, "sid", err) ||
-            get_range(&doc, s, "sigma_init", &c->sigma_init, 0, 1, 1e4, 0, "sid", err) ||
-            get_range(&doc, s, "loss_scale_g", &c->loss_scale_g, 0, 1, 1e12, 0, "sid", err) ||
-            get_range(&doc, s, "p_mean", &c->p_mean, -20, 0, 20, 0, "sid", err) ||
-            get_range(&doc, s, "p_std", &c->p_std, 0, 1, 20, 0, "sid", err))
+            cs_real(&doc, s, "alpha", &c->alpha, 0, 0, 100, 0, "sid", err) ||
+            cs_real(&doc, s, "tmax", &c->tmax, 0, 1, 1000, 0, "sid", err) ||
+            cs_real(&doc, s, "sigma_init", &c->sigma_init, 0, 1, 1e4, 0, "sid", err) ||
+            cs_real(&doc, s, "loss_scale_g", &c->loss_scale_g, 0, 1, 1e12, 0, "sid", err) ||
+            cs_real(&doc, s, "p_mean", &c->p_mean, -20, 0, 20, 0, "sid", err) ||
+            cs_real(&doc, s, "p_std", &c->p_std, 0, 1, 20, 0, "sid", err))
             goto done;
     }
     if ((s = yd_get(root, "optimizer"))) {
         if (yd_check_keys(&doc, s, k_opt, "optimizer", err) ||
-            get_range(&doc, s, "lr_psi", &c->lr_psi, 0, 1, 10, 0, "optimizer", err) ||
-            get_range(&doc, s, "lr_theta", &c->lr_theta, 0, 1, 10, 0, "optimizer", err) ||
-            get_range(&doc, s, "eps", &c->eps, 0, 1, 1, 0, "optimizer", err) ||
-            get_betas(&doc, s, "betas", &c->beta1_psi, &c->beta2_psi, err))
+            cs_real(&doc, s, "lr_psi", &c->lr_psi, 0, 1, 10, 0, "optimizer", err) ||
+            cs_real(&doc, s, "lr_theta", &c->lr_theta, 0, 1, 10, 0, "optimizer", err) ||
+            cs_real(&doc, s, "eps", &c->eps, 0, 1, 1, 0, "optimizer", err) ||
+            cs_betas(&doc, s, "betas", &c->beta1_psi, &c->beta2_psi, err))
             goto done;
         /* `betas` sets both optimizers; `betas_theta` then overrides G's (SiD's --g_beta1). */
         c->beta1_theta = c->beta1_psi;
         c->beta2_theta = c->beta2_psi;
-        if (get_betas(&doc, s, "betas_theta", &c->beta1_theta, &c->beta2_theta, err)) goto done;
+        if (cs_betas(&doc, s, "betas_theta", &c->beta1_theta, &c->beta2_theta, err)) goto done;
     }
-    if ((s = yd_get(root, "ema"))) {
-        if (yd_check_keys(&doc, s, k_ema, "ema", err) ||
-            get_range(&doc, s, "halflife_images", &c->ema_halflife_images, 0, 0, 1e15, 0, "ema",
-                      err) ||
-            get_range(&doc, s, "rampup", &c->ema_rampup, 0, 0, 1e6, 0, "ema", err))
-            goto done;
-    }
+    if ((s = yd_get(root, "ema")) && cs_ema(&doc, s, &c->ema_halflife_images, &c->ema_rampup, err))
+        goto done;
     if ((s = yd_get(root, "training"))) {
         long long batch = c->batch, seed = 0, threads = c->threads;
         if (yd_check_keys(&doc, s, k_train, "training", err) ||
-            get_ll(&doc, s, "batch", &batch, 1, 65536, "training", err) ||
-            get_ll(&doc, s, "duration_images", &c->duration_images, 1, (long long)4e18,
-                   "training", err) ||
-            get_ll(&doc, s, "checkpoint_images", &c->checkpoint_images, 0, (long long)4e18,
-                   "training", err) ||
-            get_ll(&doc, s, "snapshot_images", &c->snapshot_images, 0, (long long)4e18,
-                   "training", err) ||
-            get_ll(&doc, s, "seed", &seed, 0, (long long)4e18, "training", err) ||
-            get_ll(&doc, s, "threads", &threads, 0, 4096, "training", err))
+            cs_count(&doc, s, "batch", &batch, 1, 65536, "training", err) ||
+            cs_count(&doc, s, "duration_images", &c->duration_images, 1, (long long)4e18,
+                     "training", err) ||
+            cs_count(&doc, s, "checkpoint_images", &c->checkpoint_images, 0, (long long)4e18,
+                     "training", err) ||
+            cs_count(&doc, s, "snapshot_images", &c->snapshot_images, 0, (long long)4e18,
+                     "training", err) ||
+            cs_count(&doc, s, "seed", &seed, 0, (long long)4e18, "training", err) ||
+            cs_count(&doc, s, "threads", &threads, 0, 4096, "training", err))
             goto done;
         c->batch = (int)batch;
         c->seed = (uint64_t)seed;
@@ -172,23 +126,16 @@ int sid_config_parse(sid_config *c, const char *text, const char *source, pd_err
     if ((s = yd_get(root, "eval"))) {
         long long n = c->fd_n, seed = (long long)c->fd_seed;
         if (yd_check_keys(&doc, s, k_eval, "eval", err) ||
-            get_ll(&doc, s, "fd_images", &c->fd_images, 0, (long long)4e18, "eval", err) ||
-            get_ll(&doc, s, "fd_n", &n, 2, 1000000, "eval", err) ||
-            get_ll(&doc, s, "fd_seed", &seed, 0, (long long)4e18, "eval", err) ||
+            cs_count(&doc, s, "fd_images", &c->fd_images, 0, (long long)4e18, "eval", err) ||
+            cs_count(&doc, s, "fd_n", &n, 2, 1000000, "eval", err) ||
+            cs_count(&doc, s, "fd_seed", &seed, 0, (long long)4e18, "eval", err) ||
             yd_str(&doc, s, "classifier", c->classifier, sizeof c->classifier, err))
             goto done;
         c->fd_n = (int)n;
         c->fd_seed = (uint64_t)seed;
     }
-    if ((s = yd_get(root, "output"))) {
-        if (yd_check_keys(&doc, s, k_out, "output", err) ||
-            yd_str(&doc, s, "dir", c->out_dir, sizeof c->out_dir, err))
-            goto done;
-        if (!c->out_dir[0]) {
-            pd_fail(err, "%s:%d: output.dir: must not be empty", doc.source, s->line);
-            goto done;
-        }
-    }
+    if ((s = yd_get(root, "output")) && cs_output(&doc, s, c->out_dir, sizeof c->out_dir, err))
+        goto done;
     if (!(c->text = strdup(text))) {
         pd_fail(err, "out of memory");
         goto done;

@@ -9,87 +9,20 @@
  * seeds and leaves the training state alone, so it never changes the trajectory of a run.
  */
 #include "distill/sid.h"
+#include "distill/run_dir.h"
+#include "distill/run_progress.h"
 #include "core/safetensors.h"
 #include "core/util.h"
 
-#include <dirent.h>
-#include <errno.h>
 #include <math.h>
-#include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#define RATE_WINDOW 16   /* iterations in the img/s window */
-#define LOSS_WINDOW 32   /* iterations in the running-mean losses */
 
 pd_sid_options pd_sid_default_options(void) {
     pd_sid_options o;
     memset(&o, 0, sizeof o);
     return o;
-}
-
-static void logf_(const pd_sid_options *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void logf_(const pd_sid_options *o, const char *fmt, ...) {
-    if (!o->log) return;
-    char line[1400];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    o->log(o->user, line);
-}
-
-/* mkdir -p */
-static int make_dirs(const char *dir, pd_error *err) {
-    char p[1024];
-    if (snprintf(p, sizeof p, "%s", dir) >= (int)sizeof p) return pd_fail(err, "%s: path too long", dir);
-    for (char *s = p + 1;; s++) {
-        if (*s != '/' && *s) continue;
-        char c = *s;
-        *s = 0;
-        if (mkdir(p, 0777) != 0 && errno != EEXIST)
-            return pd_fail(err, "%s: cannot create directory: %s", p, strerror(errno));
-        *s = c;
-        if (!c) break;
-    }
-    struct stat st;
-    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) return pd_fail(err, "%s: not a directory", dir);
-    return 0;
-}
-
-/* A run killed inside st_write leaves "<checkpoint>.tmp.<pid>" (the checkpoint itself is intact);
- * remove those whose writer is gone. */
-static void remove_stale_tmp(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d) return;
-    const char *prefix = "checkpoint.safetensors.tmp.";
-    size_t pl = strlen(prefix);
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (strncmp(e->d_name, prefix, pl)) continue;
-        char *end;
-        long pid = strtol(e->d_name + pl, &end, 10);
-        if (*end || pid <= 0 || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
-        char path[2400];
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        unlink(path);
-    }
-    closedir(d);
-}
-
-static void append_csv(const char *dir, const char *name, const char *header, const char *line) {
-    char path[1200];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    int fresh = access(path, F_OK) != 0;
-    FILE *f = fopen(path, "a");
-    if (!f) return;   /* the logs are a convenience; the checkpoint is the record */
-    if (fresh) fprintf(f, "%s\n", header);
-    fprintf(f, "%s\n", line);
-    fclose(f);
 }
 
 /* The FD hook: n samples of G_ema (seeds fd_seed + k, label k mod classes) through the metrics
@@ -147,9 +80,9 @@ static int fd_run(fd_ctx *f, sid_distiller *s, const pd_sid_options *o, double *
     char line[300];
     snprintf(line, sizeof line, "%lld,%lld,%.4f,%.6g,%.6g,%.4f", s->images_seen, s->step,
              s->seconds / 3600.0, r.fd, r.kid.kid, r.accuracy);
-    append_csv(c->out_dir, "fd-log.csv", "images,step,hours,fd,kid,accuracy", line);
-    logf_(o, "FD %.4g, KID %.4g, class accuracy %.3f of G_ema at %lld images (%d samples, %.1f s)",
-          r.fd, r.kid.kid, r.accuracy, s->images_seen, c->fd_n, pd_now() - t0);
+    rd_append_csv(c->out_dir, "fd-log.csv", "images,step,hours,fd,kid,accuracy", line);
+    rp_log(o->log, o->user, "FD %.4g, KID %.4g, class accuracy %.3f of G_ema at %lld images "
+           "(%d samples, %.1f s)", r.fd, r.kid.kid, r.accuracy, s->images_seen, c->fd_n, pd_now() - t0);
     return 0;
 }
 
@@ -186,6 +119,15 @@ static int checkpoint_teacher(const char *ckpt, char *out, size_t cap, pd_error 
     return rc;
 }
 
+/* One line of sid-log.csv: the loss means since the previous line. */
+static void append_log_csv(const sid_distiller *s, const rp_meter *pm) {
+    char line[300];
+    snprintf(line, sizeof line, "%lld,%lld,%.4f,%.6f,%.6f,%.2f", s->images_seen, s->step,
+             s->seconds / 3600.0, rp_since_mean(pm, 0), rp_since_mean(pm, 1), pm->rate);
+    rd_append_csv(s->cfg.out_dir, "sid-log.csv", "images,step,hours,loss_psi,loss_theta,img_per_s",
+                  line);
+}
+
 int pd_distill_sid(const pd_sid_options *o, pd_error *err) {
     sid_config cfg;
     char ckpt[1200];
@@ -194,50 +136,38 @@ int pd_distill_sid(const pd_sid_options *o, pd_error *err) {
     sid_distiller *s = NULL;
     fd_ctx fdc;
     memset(&fdc, 0, sizeof fdc);
-    int rc = -1, exists = access(ckpt, F_OK) == 0;
-    if (exists && !o->resume) {
-        pd_fail(err, "%s already exists: pass --resume to continue that run, or choose another "
-                "output directory (--out)", ckpt);
-        goto done;
-    }
-    if (!exists && o->resume) {
-        pd_fail(err, "--resume: no checkpoint at %s", ckpt);
-        goto done;
-    }
+    int rc = -1;
+    if (rd_check_checkpoint(ckpt, o->resume, "output directory (--out)", err)) goto done;
     if (!cfg.teacher[0] && (!o->resume || checkpoint_teacher(ckpt, cfg.teacher, sizeof cfg.teacher,
                                                              err))) {
         if (!o->resume) pd_fail(err, "%s: no teacher: set `teacher:` or pass --teacher", cfg.source);
         goto done;
     }
-    if (make_dirs(cfg.out_dir, err)) goto done;
-    remove_stale_tmp(cfg.out_dir);
+    if (rd_make(cfg.out_dir, err)) goto done;
+    rd_remove_stale_tmp(ckpt);
     pd_model *teacher;
     if (pd_model_load(&teacher, cfg.teacher, err)) goto done;
     if (sid_create(&s, &cfg, teacher, err)) goto done;
     if (o->resume) {
         if (sid_load_checkpoint(s, ckpt, err)) goto done;
-        logf_(o, "resumed %s at %lld images (iteration %lld, %.2f h distilled)", ckpt,
-              s->images_seen, s->step, s->seconds / 3600.0);
+        rp_log(o->log, o->user, "resumed %s at %lld images (iteration %lld, %.2f h distilled)",
+               ckpt, s->images_seen, s->step, s->seconds / 3600.0);
     } else {
         size_t act = unet_run_bytes(s->run_t) + unet_run_bytes(s->run_psi) + unet_run_bytes(s->run_g);
-        logf_(o, "new SiD run: teacher %s (%zu parameters%s), batch %d, alpha %g, sigma_init %g, "
-              "%.0f MB of activations, %lld images -> %s", cfg.teacher, s->n_params,
-              s->label_dim > 0 ? ", class-conditional" : "", s->B, cfg.alpha, cfg.sigma_init,
-              act / 1048576.0, cfg.duration_images, cfg.out_dir);
+        rp_log(o->log, o->user, "new SiD run: teacher %s (%zu parameters%s), batch %d, alpha %g, "
+               "sigma_init %g, %.0f MB of activations, %lld images -> %s", cfg.teacher,
+               s->n_params, s->label_dim > 0 ? ", class-conditional" : "", s->B, cfg.alpha,
+               cfg.sigma_init, act / 1048576.0, cfg.duration_images, cfg.out_dir);
     }
     if (fd_open(&fdc, s, o, err)) goto done;
 
     const long long total = cfg.duration_images;
     double fd = NAN;
     if (fdc.ev && s->images_seen == 0 && fd_run(&fdc, s, o, &fd, err)) goto done;
-    double rate_t[RATE_WINDOW + 1], ring_p[LOSS_WINDOW], ring_t[LOSS_WINDOW];
-    long long rate_n[RATE_WINDOW + 1];
-    int rate_head = 1, rate_count = 1, n_loss = 0;
-    double sum_p = 0, sum_t = 0, rate = 0, last_progress = 0;
-    long long since_n = 0, saved_at = s->images_seen;
-    double mean_p = s->last_loss_psi, mean_t = s->last_loss_theta;
-    rate_t[0] = pd_now();
-    rate_n[0] = s->images_seen;
+    rp_meter pm;
+    const double last[2] = {s->last_loss_psi, s->last_loss_theta};
+    rp_init(&pm, 2, s->images_seen, last);
+    long long saved_at = s->images_seen;
 
     while (s->images_seen < total) {
         if (o->abort && o->abort(o->user)) {
@@ -247,80 +177,47 @@ int pd_distill_sid(const pd_sid_options *o, pd_error *err) {
             goto done;
         }
         long long before = s->images_seen;
-        double lp, lt;
-        if (sid_iteration(s, &lp, &lt, err)) goto done;
-        sum_p += lp;
-        sum_t += lt;
-        since_n++;
-        ring_p[n_loss % LOSS_WINDOW] = lp;
-        ring_t[n_loss % LOSS_WINDOW] = lt;
-        n_loss++;
-        int k = n_loss < LOSS_WINDOW ? n_loss : LOSS_WINDOW;
-        mean_p = mean_t = 0;
-        for (int i = 0; i < k; i++) mean_p += ring_p[i], mean_t += ring_t[i];
-        mean_p /= k;
-        mean_t /= k;
-        double now = pd_now();
-        rate_t[rate_head] = now;
-        rate_n[rate_head] = s->images_seen;
-        rate_head = (rate_head + 1) % (RATE_WINDOW + 1);
-        if (rate_count < RATE_WINDOW + 1) rate_count++;
-        int oldest = (rate_head - rate_count + RATE_WINDOW + 1) % (RATE_WINDOW + 1);
-        if (now > rate_t[oldest])
-            rate = (double)(s->images_seen - rate_n[oldest]) / (now - rate_t[oldest]);
+        double losses[2];
+        if (sid_iteration(s, &losses[0], &losses[1], err)) goto done;
+        rp_record(&pm, s->images_seen, losses);
 
-        if (cfg.checkpoint_images > 0 &&
-            before / cfg.checkpoint_images != s->images_seen / cfg.checkpoint_images) {
+        if (rp_crossed(before, s->images_seen, cfg.checkpoint_images)) {
             if (sid_save_checkpoint(s, ckpt, err)) goto done;
             saved_at = s->images_seen;
-            char line[300];
-            snprintf(line, sizeof line, "%lld,%lld,%.4f,%.6f,%.6f,%.2f", s->images_seen, s->step,
-                     s->seconds / 3600.0, sum_p / since_n, sum_t / since_n, rate);
-            append_csv(cfg.out_dir, "sid-log.csv", "images,step,hours,loss_psi,loss_theta,img_per_s",
-                       line);
-            sum_p = sum_t = 0;
-            since_n = 0;
-            logf_(o, "checkpoint %s at %lld images", ckpt, s->images_seen);
+            append_log_csv(s, &pm);
+            rp_since_reset(&pm);
+            rp_log(o->log, o->user, "checkpoint %s at %lld images", ckpt, s->images_seen);
         }
-        if (cfg.snapshot_images > 0 &&
-            before / cfg.snapshot_images != s->images_seen / cfg.snapshot_images) {
+        if (rp_crossed(before, s->images_seen, cfg.snapshot_images)) {
             char snap[1200];
             snprintf(snap, sizeof snap, "%s/generator-%09lld.safetensors", cfg.out_dir,
                      s->images_seen);
             if (sid_export(s, snap, err)) goto done;
-            logf_(o, "snapshot %s", snap);
+            rp_log(o->log, o->user, "snapshot %s", snap);
         }
-        if (fdc.ev && before / cfg.fd_images != s->images_seen / cfg.fd_images &&
+        if (fdc.ev && rp_crossed(before, s->images_seen, cfg.fd_images) &&
             fd_run(&fdc, s, o, &fd, err))
             goto done;
-        if (o->progress && (now - last_progress >= 1.0 || s->images_seen >= total)) {
-            pd_sid_progress p = {s->images_seen, total, rate,
-                                 rate > 0 ? (double)(total - s->images_seen) / rate : 0.0,
-                                 mean_p, mean_t, fd};
+        if (o->progress && rp_progress_due(&pm, s->images_seen, total)) {
+            pd_sid_progress p = {s->images_seen, total, pm.rate,
+                                 rp_eta(&pm, s->images_seen, total), pm.mean[0], pm.mean[1], fd};
             o->progress(o->user, &p);
-            last_progress = now;
         }
     }
     if (s->images_seen != saved_at) {
         if (sid_save_checkpoint(s, ckpt, err)) goto done;
-        if (since_n) {
-            char line[300];
-            snprintf(line, sizeof line, "%lld,%lld,%.4f,%.6f,%.6f,%.2f", s->images_seen, s->step,
-                     s->seconds / 3600.0, sum_p / since_n, sum_t / since_n, rate);
-            append_csv(cfg.out_dir, "sid-log.csv", "images,step,hours,loss_psi,loss_theta,img_per_s",
-                       line);
-        }
-        logf_(o, "checkpoint %s at %lld images", ckpt, s->images_seen);
+        if (pm.since_n) append_log_csv(s, &pm);
+        rp_log(o->log, o->user, "checkpoint %s at %lld images", ckpt, s->images_seen);
     }
     char model_path[1200];
     if (o->export_path) snprintf(model_path, sizeof model_path, "%s", o->export_path);
     else snprintf(model_path, sizeof model_path, "%s/generator.safetensors", cfg.out_dir);
     if (sid_export(s, model_path, err)) goto done;
-    logf_(o, "exported G_ema (%lld images, %.2f h) to %s", s->images_seen, s->seconds / 3600.0,
-          model_path);
+    rp_log(o->log, o->user, "exported G_ema (%lld images, %.2f h) to %s", s->images_seen,
+           s->seconds / 3600.0, model_path);
     if (s->nonfinite || s->dropped)
-        logf_(o, "note: %zu non-finite gradient entries replaced, %lld samples dropped for "
-              "non-finite values (models.md §1.4 guards)", s->nonfinite, s->dropped);
+        rp_log(o->log, o->user, "note: %zu non-finite gradient entries replaced, %lld samples "
+               "dropped for non-finite values (models.md §1.4 guards)", s->nonfinite, s->dropped);
     rc = 0;
 done:
     fd_close(&fdc);

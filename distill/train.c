@@ -6,13 +6,13 @@
  * per image is computed in a fixed order so the step is bit-reproducible.
  */
 #include "distill/train.h"
+#include "distill/checkpoint.h"
 #include "distill/edm_init.h"
 #include "distill/objective_classify.h"
 #include "core/rng.h"
 #include "core/safetensors.h"
 #include "core/util.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -238,130 +238,60 @@ int tr_eval_loss(tr_trainer *t, int n, uint64_t eval_seed, double *loss, pd_erro
 
 /* ------------------------------------------------------------------ checkpoints */
 
+static const ck_kind tr_kind = {"pixdiff.train", TR_CHECKPOINT_FORMAT, "training", "checkpoint",
+                                "steps", "this model"};
 static const char *const ck_names[4] = {"train.params", "train.ema", "train.adam_m", "train.adam_v"};
 
 int tr_save_checkpoint(const tr_trainer *t, const char *path, pd_error *err) {
-    char json[8192], images[32], step[32], secs[40], seed[32], loss[40], rng[200];
-    if (unet_config_to_json(&t->cfg.model, json, sizeof json) < 0)
-        return pd_fail(err, "%s: model config too large for the checkpoint metadata", path);
-    snprintf(images, sizeof images, "%lld", t->images_seen);
-    snprintf(step, sizeof step, "%lld", t->step);
-    snprintf(secs, sizeof secs, "%.17g", t->seconds);
-    snprintf(seed, sizeof seed, "%llu", (unsigned long long)t->cfg.seed);
-    snprintf(loss, sizeof loss, "%.9g", t->last_loss);
-    /* Counter-based draws carry no state: the position is the next image and the next step. */
-    snprintf(rng, sizeof rng, "philox4x32-10 key=%llu next_image=%lld next_step=%lld",
-             (unsigned long long)t->cfg.seed, t->images_seen, t->step);
-    const char *keys[] = {"pixdiff.train.format", "pixdiff.train.images_seen",
-                          "pixdiff.train.step", "pixdiff.train.seconds", "pixdiff.train.seed",
-                          "pixdiff.train.rng",
-                          "pixdiff.train.last_loss", "pixdiff.train.config_yaml",
-                          "pixdiff.train.config_source", "pixdiff.config", "pixdiff.version"};
-    const char *vals[] = {TR_CHECKPOINT_FORMAT, images, step, secs, seed, rng, loss,
-                          t->cfg.text ? t->cfg.text : "", t->cfg.source, json, pd_version()};
-    int ndims[4] = {1, 1, 1, 1};
-    long long shapes[4][8] = {{(long long)t->n_params}, {(long long)t->n_params},
-                              {(long long)t->n_params}, {(long long)t->n_params}};
+    ck_meta m;
+    ck_meta_init(&m, &tr_kind);
+    ck_meta_position(&m, t->images_seen, t->step, t->seconds, t->cfg.seed);
+    ck_meta_real(&m, "last_loss", t->last_loss, 9);
+    ck_meta_config(&m, t->cfg.text, t->cfg.source);
+    if (ck_meta_model(&m, &t->cfg.model, path, err)) return -1;
     const float *data[4] = {t->model->params, t->ema, t->adam_m, t->adam_v};
-    return st_write(path, 4, ck_names, ndims, (const long long(*)[8])shapes, data,
-                    (int)(sizeof keys / sizeof keys[0]), keys, vals, err);
+    return ck_write(path, 4, ck_names, data, t->n_params, &m, err);
 }
 
-static int meta_ll(const st_file *f, const char *path, const char *key, long long *out,
-                   pd_error *err) {
-    const char *v = st_meta(f, key);
-    if (!v) return pd_fail(err, "%s: not a pixdiff training checkpoint (no %s)", path, key);
-    char *end;
-    errno = 0;
-    long long x = strtoll(v, &end, 10);
-    if (errno || end == v || *end || x < 0)
-        return pd_fail(err, "%s: corrupt checkpoint: %s = '%.40s' is not a count", path, key, v);
-    *out = x;
-    return 0;
+/* The format check and the embedded config of an opened checkpoint. */
+static int ck_config(const ck_file *c, tr_config *cfg, pd_error *err) {
+    const char *text;
+    char name[1200];
+    if (ck_config_text(c, &text, name, sizeof name, err)) return -1;
+    return tr_config_parse(cfg, text, name, err);
 }
 
 int tr_checkpoint_config(const char *path, tr_config *cfg, pd_error *err) {
-    st_file f;
-    if (st_read(&f, path, err)) return -1;
-    const char *fmt = st_meta(&f, "pixdiff.train.format");
-    const char *text = st_meta(&f, "pixdiff.train.config_yaml");
-    const char *src = st_meta(&f, "pixdiff.train.config_source");
-    int rc;
-    if (!fmt || !text)
-        rc = pd_fail(err, "%s: not a pixdiff training checkpoint (no pixdiff.train.* metadata)",
-                     path);
-    else if (strcmp(fmt, TR_CHECKPOINT_FORMAT))
-        rc = pd_fail(err, "%s: checkpoint format '%s' is not the supported '%s'", path, fmt,
-                     TR_CHECKPOINT_FORMAT);
-    else {
-        char name[1200];
-        snprintf(name, sizeof name, "%s (config of checkpoint %s)", src ? src : "config", path);
-        rc = tr_config_parse(cfg, text, name, err);
-    }
-    st_free(&f);
+    ck_file c;
+    if (ck_open(&c, path, &tr_kind, err)) return -1;
+    int rc = ck_config(&c, cfg, err);
+    ck_close(&c);
     return rc;
 }
 
 int tr_load_checkpoint(tr_trainer *t, const char *path, pd_error *err) {
+    ck_file c;
+    if (ck_open(&c, path, &tr_kind, err)) return -1;
+    int rc = -1;
     tr_config old;
-    if (tr_checkpoint_config(path, &old, err)) return -1;
-    int rc = tr_config_compatible(&old, &t->cfg, path, err);
+    if (ck_config(&c, &old, err)) goto done;
+    rc = tr_config_compatible(&old, &t->cfg, path, err);
     tr_config_free(&old);
-    if (rc) return -1;
-
-    st_file f;
-    if (st_read(&f, path, err)) return -1;
+    if (rc) goto done;
     rc = -1;
-    long long images, step, seed;
-    if (meta_ll(&f, path, "pixdiff.train.images_seen", &images, err) ||
-        meta_ll(&f, path, "pixdiff.train.step", &step, err) ||
-        meta_ll(&f, path, "pixdiff.train.seed", &seed, err))
+    ck_position pos;
+    float *const dst[4] = {t->model->params, t->ema, t->adam_m, t->adam_v};
+    if (ck_read_position(&c, t->cfg.seed, t->B, &pos, err) ||
+        ck_read_arrays(&c, 4, ck_names, dst, t->n_params, err))
         goto done;
-    if ((uint64_t)seed != t->cfg.seed) {
-        pd_fail(err, "%s: checkpoint seed %lld differs from training.seed %llu", path, seed,
-                (unsigned long long)t->cfg.seed);
-        goto done;
-    }
-    if (step * (long long)t->B != images) {
-        pd_fail(err, "%s: corrupt checkpoint: %lld steps of batch %d is not %lld images", path,
-                step, t->B, images);
-        goto done;
-    }
-    const char *secs = st_meta(&f, "pixdiff.train.seconds");
-    double seconds = secs ? strtod(secs, NULL) : 0.0;
-    float *dst[4] = {t->model->params, t->ema, t->adam_m, t->adam_v};
-    const st_tensor *src[4];
-    for (int i = 0; i < 4; i++) {
-        src[i] = st_find(&f, ck_names[i]);
-        if (!src[i]) {
-            pd_fail(err, "%s: corrupt checkpoint: tensor '%s' is missing", path, ck_names[i]);
-            goto done;
-        }
-        if (src[i]->ndim != 1 || src[i]->numel != t->n_params) {
-            pd_fail(err, "%s: tensor '%s' holds %zu values but this model has %zu parameters",
-                    path, ck_names[i], src[i]->numel, t->n_params);
-            goto done;
-        }
-    }
-    for (int i = 0; i < 4; i++) {
-        const float *s = src[i]->data;
-        for (size_t k = 0; k < t->n_params; k++)
-            if (!isfinite(s[k])) {
-                pd_fail(err, "%s: corrupt checkpoint: tensor '%s' has a non-finite value at %zu",
-                        path, ck_names[i], k);
-                goto done;
-            }
-    }
-    /* Only now, with everything checked, is the trainer's state replaced. */
-    for (int i = 0; i < 4; i++) memcpy(dst[i], src[i]->data, t->n_params * sizeof(float));
-    t->images_seen = images;
-    t->step = step;
-    t->seconds = isfinite(seconds) && seconds >= 0 ? seconds : 0.0;
-    const char *ll = st_meta(&f, "pixdiff.train.last_loss");
-    t->last_loss = ll ? strtod(ll, NULL) : 0.0;
+    /* ck_read_arrays copied only after every array passed its checks; now the counters. */
+    t->images_seen = pos.images_seen;
+    t->step = pos.step;
+    t->seconds = pos.seconds;
+    t->last_loss = ck_get_real(&c, "last_loss");
     rc = 0;
 done:
-    st_free(&f);
+    ck_close(&c);
     return rc;
 }
 

@@ -81,8 +81,9 @@ int tr_eval_loss(tr_trainer *t, int n, uint64_t eval_seed, double *loss, pd_erro
 
 /* Checkpoint: one safetensors file with train.params, train.ema, train.adam_m, train.adam_v
  * (1-D, n_params) and __metadata__ holding the format, images seen, step, seconds, seed, the
- * YAML text and the model config (pixdiff.config). Written atomically (st_write: temporary file,
- * fsync, rename), so a crash leaves the old or the new file, never a mix. */
+ * YAML text and the model config (pixdiff.config), in the container of distill/checkpoint.h.
+ * Written atomically (st_write: temporary file, fsync, rename), so a crash leaves the old or the
+ * new file, never a mix. */
 int tr_save_checkpoint(const tr_trainer *t, const char *path, pd_error *err);
 /* Restores a checkpoint into a trainer built from a compatible config (tr_config_compatible). */
 int tr_load_checkpoint(tr_trainer *t, const char *path, pd_error *err);

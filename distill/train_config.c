@@ -2,14 +2,14 @@
  *
  * The model section goes through the U-Net's own config reader (unet_config_from_node), after an
  * optional `preset` key picks the starting point, so a training config accepts exactly the keys
- * a model file's pixdiff.config holds. Everything else is read with the strict yamldoc getters.
+ * a model file's pixdiff.config holds. Everything else is read with the strict yamldoc getters;
+ * the readers SiD's config shares (ranges, betas, ema, output) live in config_sections.c.
  */
 #include "distill/train_config.h"
+#include "distill/config_sections.h"
 #include "distill/dataset.h"
-#include "core/yamldoc.h"
 #include "unet/songunet.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,31 +61,6 @@ int tr_config_copy(tr_config *dst, const tr_config *src, pd_error *err) {
         dst->text = strdup(src->text);
         if (!dst->text) return pd_fail(err, "out of memory");
     }
-    return 0;
-}
-
-static int get_ll(const yd_doc *d, const yd_node *m, const char *key, long long *out, long long lo,
-                  const char *section, pd_error *err) {
-    if (yd_int(d, m, key, out, err)) return -1;
-    if (*out < lo) {
-        const yd_node *v = yd_get(m, key);
-        return pd_fail(err, "%s:%d: %s.%s: %lld is below the minimum %lld", d->source,
-                       v ? v->line : 0, section, key, *out, lo);
-    }
-    return 0;
-}
-
-/* A double that must lie in [lo, hi] (open ends where the flags say). */
-static int get_range(const yd_doc *d, const yd_node *m, const char *key, double *out, double lo,
-                     int lo_open, double hi, int hi_open, const char *section, pd_error *err) {
-    if (yd_double(d, m, key, out, err)) return -1;
-    const yd_node *v = yd_get(m, key);
-    if (!v) return 0;
-    double x = *out;
-    int ok = isfinite(x) && (lo_open ? x > lo : x >= lo) && (hi_open ? x < hi : x <= hi);
-    if (!ok)
-        return pd_fail(err, "%s:%d: %s.%s: %g is outside %c%g, %g%c", d->source, v->line, section,
-                       key, x, lo_open ? '(' : '[', lo, hi, hi_open ? ')' : ']');
     return 0;
 }
 
@@ -141,11 +116,9 @@ int tr_config_parse(tr_config *c, const char *text, const char *source, pd_error
                                       "output", NULL};
     static const char *const k_data[] = {"kind", "path", "flip", NULL};
     static const char *const k_opt[] = {"lr", "betas", "eps", "warmup_images", "grad_clip", NULL};
-    static const char *const k_ema[] = {"halflife_images", "rampup", NULL};
     static const char *const k_loss[] = {"p_mean", "p_std", "sigma_data", "label_dropout", NULL};
     static const char *const k_train[] = {"batch", "duration_images", "checkpoint_images",
                                           "snapshot_images", "seed", "threads", NULL};
-    static const char *const k_out[] = {"dir", NULL};
     if (root && root->kind == YD_SCALAR && root->scalar && !root->scalar[0]) root = NULL;
     if (root && yd_check_keys(&doc, root, top, NULL, err)) goto done;
 
@@ -172,48 +145,37 @@ int tr_config_parse(tr_config *c, const char *text, const char *source, pd_error
         goto done;
     }
     if ((s = section(root, "optimizer"))) {
-        double betas[2] = {c->beta1, c->beta2};
-        int nb = 2;
         if (yd_check_keys(&doc, s, k_opt, "optimizer", err) ||
-            get_range(&doc, s, "lr", &c->lr, 0, 1, 10, 0, "optimizer", err) ||
-            get_range(&doc, s, "eps", &c->eps, 0, 1, 1, 0, "optimizer", err) ||
-            get_range(&doc, s, "grad_clip", &c->grad_clip, 0, 0, 1e30, 0, "optimizer", err) ||
-            get_ll(&doc, s, "warmup_images", &c->warmup_images, 0, "optimizer", err) ||
-            yd_double_list(&doc, s, "betas", betas, 2, &nb, err))
-            goto done;
-        const yd_node *v = yd_get(s, "betas");
-        if (v && (nb != 2 || !(betas[0] >= 0 && betas[0] < 1 && betas[1] >= 0 && betas[1] < 1))) {
-            pd_fail(err, "%s:%d: optimizer.betas: expected two numbers in [0, 1)", doc.source,
-                    v->line);
-            goto done;
-        }
-        c->beta1 = betas[0];
-        c->beta2 = betas[1];
-    }
-    if ((s = section(root, "ema"))) {
-        if (yd_check_keys(&doc, s, k_ema, "ema", err) ||
-            get_range(&doc, s, "halflife_images", &c->ema_halflife_images, 0, 0, 1e15, 0, "ema",
-                      err) ||
-            get_range(&doc, s, "rampup", &c->ema_rampup, 0, 0, 1e6, 0, "ema", err))
+            cs_real(&doc, s, "lr", &c->lr, 0, 1, 10, 0, "optimizer", err) ||
+            cs_real(&doc, s, "eps", &c->eps, 0, 1, 1, 0, "optimizer", err) ||
+            cs_real(&doc, s, "grad_clip", &c->grad_clip, 0, 0, 1e30, 0, "optimizer", err) ||
+            cs_count(&doc, s, "warmup_images", &c->warmup_images, 0, CS_NO_MAX, "optimizer",
+                     err) ||
+            cs_betas(&doc, s, "betas", &c->beta1, &c->beta2, err))
             goto done;
     }
+    if ((s = section(root, "ema")) && cs_ema(&doc, s, &c->ema_halflife_images, &c->ema_rampup, err))
+        goto done;
     if ((s = section(root, "loss"))) {
         if (yd_check_keys(&doc, s, k_loss, "loss", err) ||
-            get_range(&doc, s, "p_mean", &c->p_mean, -20, 0, 20, 0, "loss", err) ||
-            get_range(&doc, s, "p_std", &c->p_std, 0, 1, 20, 0, "loss", err) ||
-            get_range(&doc, s, "sigma_data", &c->sigma_data, 0, 1, 1e6, 0, "loss", err) ||
-            get_range(&doc, s, "label_dropout", &c->label_dropout, 0, 0, 1, 0, "loss", err))
+            cs_real(&doc, s, "p_mean", &c->p_mean, -20, 0, 20, 0, "loss", err) ||
+            cs_real(&doc, s, "p_std", &c->p_std, 0, 1, 20, 0, "loss", err) ||
+            cs_real(&doc, s, "sigma_data", &c->sigma_data, 0, 1, 1e6, 0, "loss", err) ||
+            cs_real(&doc, s, "label_dropout", &c->label_dropout, 0, 0, 1, 0, "loss", err))
             goto done;
     }
     if ((s = section(root, "training"))) {
         long long batch = c->batch, seed = 0, threads = c->threads;
         if (yd_check_keys(&doc, s, k_train, "training", err) ||
-            get_ll(&doc, s, "batch", &batch, 1, "training", err) ||
-            get_ll(&doc, s, "duration_images", &c->duration_images, 1, "training", err) ||
-            get_ll(&doc, s, "checkpoint_images", &c->checkpoint_images, 0, "training", err) ||
-            get_ll(&doc, s, "snapshot_images", &c->snapshot_images, 0, "training", err) ||
-            get_ll(&doc, s, "seed", &seed, 0, "training", err) ||
-            get_ll(&doc, s, "threads", &threads, 0, "training", err))
+            cs_count(&doc, s, "batch", &batch, 1, CS_NO_MAX, "training", err) ||
+            cs_count(&doc, s, "duration_images", &c->duration_images, 1, CS_NO_MAX, "training",
+                     err) ||
+            cs_count(&doc, s, "checkpoint_images", &c->checkpoint_images, 0, CS_NO_MAX,
+                     "training", err) ||
+            cs_count(&doc, s, "snapshot_images", &c->snapshot_images, 0, CS_NO_MAX, "training",
+                     err) ||
+            cs_count(&doc, s, "seed", &seed, 0, CS_NO_MAX, "training", err) ||
+            cs_count(&doc, s, "threads", &threads, 0, CS_NO_MAX, "training", err))
             goto done;
         if (batch > 65536 || threads > 4096) {
             pd_fail(err, "%s:%d: training: batch (%lld) or threads (%lld) is unreasonably large",
@@ -224,15 +186,8 @@ int tr_config_parse(tr_config *c, const char *text, const char *source, pd_error
         c->seed = (uint64_t)seed;
         c->threads = (int)threads;
     }
-    if ((s = section(root, "output"))) {
-        if (yd_check_keys(&doc, s, k_out, "output", err) ||
-            yd_str(&doc, s, "dir", c->out_dir, sizeof c->out_dir, err))
-            goto done;
-        if (!c->out_dir[0]) {
-            pd_fail(err, "%s:%d: output.dir: must not be empty", doc.source, s->line);
-            goto done;
-        }
-    }
+    if ((s = section(root, "output")) && cs_output(&doc, s, c->out_dir, sizeof c->out_dir, err))
+        goto done;
 
     if (isnan(c->sigma_data)) c->sigma_data = c->model.sigma_data;
     /* The objective follows from the model: EDM loss for a denoiser, cross-entropy for a

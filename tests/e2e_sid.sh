@@ -11,31 +11,11 @@
 # Prints "N passed, M failed".
 set -uo pipefail
 
-PD=${1:?usage: e2e_sid.sh PIXDIFF SOURCE_DIR}
-SRC=${2:?usage: e2e_sid.sh PIXDIFF SOURCE_DIR}
-PD=$(cd "$(dirname "$PD")" && pwd)/$(basename "$PD")
-T=$(mktemp -d "${TMPDIR:-/tmp}/pixdiff-e2e-sid.XXXXXX")
-trap 'rm -rf "$T"' EXIT
-cd "$T"
+. "$(dirname "${BASH_SOURCE[0]}")/testutil.sh"
+e2e_init e2e_sid.sh "$@"
 # Passive waiting: on a loaded machine spinning OpenMP threads burn most of the CPU time of the
 # tiny nets' many short parallel regions.
 export OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 OMP_WAIT_POLICY=passive
-
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok   $1"; }
-bad() {
-    fail=$((fail + 1))
-    echo "FAIL $1"
-    if [ -n "${2:-}" ] && [ -f "$2" ]; then sed 's/^/     | /' "$2" | tail -n 8; fi
-}
-expect_error() {
-    local name=$1 pat=$2
-    shift 2
-    if "$@" >"$T/err.out" 2>&1; then bad "$name (succeeded)" "$T/err.out"
-    elif grep -Eq "$pat" "$T/err.out"; then ok "$name"
-    else bad "$name (message)" "$T/err.out"; fi
-}
 
 printf 'preset: tiny\nlabel_dim: 3\ndropout: 0.1\n' >teacher.yaml
 "$PD" init --config teacher.yaml --seed 3 --out teacher.safetensors --quiet || bad "init teacher"
@@ -63,23 +43,16 @@ ms=$((($(date +%s%N) - t0) / 1000000))
 
 # 2. The same run, SIGKILLed at random moments (15-45% of the full run's time after each start:
 #    during iterations, checkpoint writes and start-up) and resumed until it finishes.
-kills=0
-for i in $(seq 1 30); do
-    [ -f B/generator.safetensors ] && break
-    if [ -f B/checkpoint.safetensors ]; then r=--resume; else r=; fi
-    "$PD" "${S[@]}" --out B $r >b.out 2>&1 &
-    pid=$!
-    d=$((ms * (15 + RANDOM % 31) / 100))
-    sleep "$((d / 1000)).$(printf %03d $((d % 1000)))"
-    kill -9 $pid 2>/dev/null && kills=$((kills + 1))
-    wait $pid 2>/dev/null
-done
-if [ ! -f B/generator.safetensors ]; then "$PD" "${S[@]}" --out B --resume >b.out 2>&1; fi
+sid_delay() {
+    local d=$((ms * (15 + RANDOM % 31) / 100))
+    DELAY="$((d / 1000)).$(printf %03d $((d % 1000)))"
+}
+kill_resume B/generator.safetensors B/checkpoint.safetensors 30 sid_delay b.out \
+    "$PD" "${S[@]}" --out B
 if [ -f B/generator.safetensors ] && cmp -s A/generator.safetensors B/generator.safetensors; then
     ok "killed $kills times with SIGKILL and resumed: generator bit-identical"
 else bad "kill -9 and resume: generators differ (after $kills kills)" b.out; fi
-if ls B | grep -q '\.tmp\.'; then bad "stale temporary files left in the run directory"
-else ok "no temporary files left behind"; fi
+expect_no_tmp B
 
 # 3. Export from the checkpoint alone; sampling the generator.
 if "$PD" distill sid --export E.safetensors --checkpoint A/checkpoint.safetensors --quiet \
@@ -102,16 +75,8 @@ expect_error "sampler options refused for a generator" "one-step generator" \
     "$PD" sample --model A/generator.safetensors --steps 4 --out x.png
 
 # 4. Ctrl-C, refusal to overwrite, errors.
-"$PD" distill sid --config sid.yaml --teacher teacher.safetensors --duration 1000000 --out C \
-    >c.out 2>&1 &
-pid=$!
-sleep 1.5
-kill -INT $pid
-wait $pid
-rc=$?
-if [ $rc -ne 0 ] && grep -q "interrupted at" c.out && [ -f C/checkpoint.safetensors ]; then
-    ok "SIGINT saves a checkpoint and exits non-zero"
-else bad "SIGINT (exit $rc)" c.out; fi
+expect_sigint C/checkpoint.safetensors c.out \
+    "$PD" distill sid --config sid.yaml --teacher teacher.safetensors --duration 1000000 --out C
 expect_error "refuses to overwrite a checkpoint without --resume" "already exists.*--resume" \
     "$PD" distill sid --config sid.yaml --teacher teacher.safetensors --out C
 if "$PD" distill sid --resume --out C --duration 64 --quiet >c2.out 2>&1 &&
@@ -123,5 +88,4 @@ expect_error "unknown YAML key names file, line and key" "bad.yaml:3.*unknown ke
     "$PD" distill sid --config bad.yaml --teacher teacher.safetensors --out D
 expect_error "unknown distillation method" "unknown method 'sdi'" "$PD" distill sdi
 
-echo "$pass passed, $fail failed"
-[ $fail -eq 0 ]
+e2e_finish

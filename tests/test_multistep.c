@@ -13,6 +13,7 @@
  * depend on the batch or the thread count. */
 #include "pixdiff.h"
 #include "samplers/multistep.h"
+#include "ref_sampling.h"
 #include "testutil.h"
 #include <math.h>
 #include <stdio.h>
@@ -23,75 +24,7 @@
 #define STD 0.5
 #define GAUSS "analytic:gaussian:mu=0.3:std=0.5:res=8:ch=1"
 
-/* ---------------------------------------------------------------- a recording wrapper */
-
-#define REC_MAX 64
-typedef struct {
-    pd_denoiser *inner;
-    float *last;            /* the last output */
-    size_t cap;
-    int calls;
-    double sig[REC_MAX];    /* sigma of image 0 in each call */
-} rec_ctx;
-
-static int rec_eval(pd_denoiser *self, float *out, const float *x, const float *sigma, const float *labels, int n,
-                    pd_error *err) {
-    rec_ctx *c = self->ctx;
-    if (pd_denoiser_eval(c->inner, out, x, sigma, labels, n, err)) return -1;
-    size_t m = (size_t)n * self->C * self->H * self->W;
-    if (m <= c->cap) memcpy(c->last, out, m * sizeof *out);
-    if (c->calls < REC_MAX) c->sig[c->calls] = sigma[0];
-    c->calls++;
-    return 0;
-}
-
-static void rec_destroy(pd_denoiser *self) {
-    rec_ctx *c = self->ctx;
-    pd_denoiser_free(c->inner);
-    free(c->last);
-    free(c);
-}
-
-static pd_denoiser *open_rec(const char *spec, size_t cap) {
-    pd_error err;
-    pd_denoiser *inner;
-    if (pd_denoiser_analytic(&inner, spec, &err)) {
-        printf("cannot open %s: %s\n", spec, err.msg);
-        exit(1);
-    }
-    pd_denoiser *d = calloc(1, sizeof *d);
-    rec_ctx *c = calloc(1, sizeof *c);
-    *d = *inner;
-    d->evals = 0;
-    d->ctx = c;
-    d->eval = rec_eval;
-    d->destroy = rec_destroy;
-    c->inner = inner;
-    c->cap = cap;
-    c->last = calloc(cap, sizeof *c->last);
-    return d;
-}
-
-static void noise(float *z, int n, size_t dim, const uint64_t *seeds) {
-    for (int b = 0; b < n; b++) pd_randn(z + (size_t)b * dim, dim, seeds[b], 0);
-}
-
-static int sample(pd_denoiser *d, const pd_sample_params *p, float *x, int n, pd_sample_stats *st) {
-    pd_error err = {{0}};
-    pd_sample_stats tmp;
-    int rc = pd_sample(d, p, x, NULL, NULL, n, st ? st : &tmp, &err);
-    if (rc) printf("  pd_sample failed: %s\n", err.msg);
-    return rc;
-}
-
-static pd_sample_params params(pd_sampler_kind k, pd_grid_kind g, int steps, int end0) {
-    pd_sample_params p = pd_sample_default_params();
-    p.sampler = k;
-    p.sched.grid = g;
-    p.sched.end_at_zero = end0;
-    p.steps = steps;
-    return p;
-}
+/* ---------------------------------------------------------------- the exact Gaussian D and grids */
 
 static double gauss_D(double x, double s) { return MU + STD * STD / (STD * STD + s * s) * (x - MU); }
 
@@ -105,23 +38,14 @@ static void grid(double *sig, int steps, const pd_sample_params *p) {
 
 /* ---------------------------------------------------------------- convergence orders */
 
-static double fit_order(const int *steps, const double *err, int n) {
-    double sx = 0, sy = 0, sxx = 0, sxy = 0;
-    for (int i = 0; i < n; i++) {
-        double a = log(steps[i]), b = log(err[i]);
-        sx += a, sy += b, sxx += a * a, sxy += a * b;
-    }
-    return -(n * sxy - sx * sy) / (n * sxx - sx * sx);
-}
-
 static void test_convergence(void) {
     enum { N = 4, DIM = 64, MAXS = 6 };
     uint64_t seeds[N] = {1, 2, 3, 4};
     float z[N * DIM], x[N * DIM], exact[N * DIM], z80[N * DIM];
-    noise(z, N, DIM, seeds);
+    rs_noise(z, N, DIM, seeds);
     for (int j = 0; j < N * DIM; j++) z80[j] = 80.0f * z[j];
     pd_gaussian_ode_exact(exact, z80, MU, STD, 80, 0.002, N * DIM);
-    pd_denoiser *d = open_rec(GAUSS, N * DIM);
+    pd_denoiser *d = rs_open_rec(GAUSS, N * DIM);
     /* Bounds: the theory of each method, and what was measured (printed below). 3M with the
      * reference coefficient is second order (dpmpp.c explains the D2 factor); with the exact
      * quadratic quadrature it is third order on karras and super-convergent (~4) on the uniform
@@ -152,16 +76,16 @@ static void test_convergence(void) {
     for (int c = 0; c < nc; c++) {
         double e[MAXS];
         for (int s = 0; s < cases[c].ns; s++) {
-            pd_sample_params p = params(cases[c].k, cases[c].g, cases[c].steps[s], 0);
+            pd_sample_params p = rs_params(cases[c].k, cases[c].g, cases[c].steps[s], 0);
             p.dpmpp_exact_d2 = cases[c].exact_d2;
             memcpy(x, z, sizeof x);
             e[s] = NAN;
-            if (sample(d, &p, x, N, NULL)) continue;
+            if (rs_sample(d, &p, x, NULL, N, NULL)) continue;
             e[s] = 0;
             for (int j = 0; j < N * DIM; j++) e[s] = fmax(e[s], fabs((double)x[j] - exact[j]));
         }
         int n = cases[c].ns;
-        double ord = fit_order(cases[c].steps, e, n);
+        double ord = rs_fit_order(cases[c].steps, e, n);
         double last = log(e[n - 2] / e[n - 1]) / log((double)cases[c].steps[n - 1] / cases[c].steps[n - 2]);
         char tab[256];
         int len = 0;
@@ -212,18 +136,18 @@ static void test_by_hand(void) {
     uint64_t seeds[N] = {21, 22};
     float z[T], x[T];
     double ref[T], sig[8];
-    noise(z, N, DIM, seeds);
-    pd_denoiser *d = open_rec(GAUSS, T);
+    rs_noise(z, N, DIM, seeds);
+    pd_denoiser *d = rs_open_rec(GAUSS, T);
     /* 3M, 5 steps on logsnr, lower_order_final 0: orders 1, 2, 3, 3, 3; and with the default
      * rule: 1, 2, min(3, 3) = 3, 2, 1 */
     struct { int lof, exact_d2; int order[5]; } runs[] = {
         {0, 0, {1, 2, 3, 3, 3}}, {1, 0, {1, 2, 3, 2, 1}}, {0, 1, {1, 2, 3, 3, 3}}};
     for (int r = 0; r < 3; r++) {
-        pd_sample_params p = params(PD_SAMPLER_DPMPP_3M, PD_GRID_LOGSNR, 5, 0);
+        pd_sample_params p = rs_params(PD_SAMPLER_DPMPP_3M, PD_GRID_LOGSNR, 5, 0);
         p.lower_order_final = runs[r].lof, p.dpmpp_exact_d2 = runs[r].exact_d2;
         grid(sig, 5, &p);
         memcpy(x, z, sizeof x);
-        sample(d, &p, x, N, NULL);
+        rs_sample(d, &p, x, NULL, N, NULL);
         for (int j = 0; j < T; j++) ref[j] = sig[0] * (double)z[j];
         dpmpp_ref(ref, T, sig, 5, runs[r].order, runs[r].exact_d2 ? 2 : 1);
         char name[128];
@@ -233,10 +157,10 @@ static void test_by_hand(void) {
     }
     /* 2M over 4 karras steps (non-uniform h: r0 != 1), default rule: orders 1, 2, 2, 1 */
     {
-        pd_sample_params p = params(PD_SAMPLER_DPMPP_2M, PD_GRID_KARRAS, 4, 0);
+        pd_sample_params p = rs_params(PD_SAMPLER_DPMPP_2M, PD_GRID_KARRAS, 4, 0);
         grid(sig, 4, &p);
         memcpy(x, z, sizeof x);
-        sample(d, &p, x, N, NULL);
+        rs_sample(d, &p, x, NULL, N, NULL);
         for (int j = 0; j < T; j++) ref[j] = sig[0] * (double)z[j];
         int order[4] = {1, 2, 2, 1};
         dpmpp_ref(ref, T, sig, 4, order, 1);
@@ -246,10 +170,10 @@ static void test_by_hand(void) {
     {
         static const double ab[4][4] = {{1, 0, 0, 0}, {1.5, -0.5, 0, 0}, {23 / 12.0, -16 / 12.0, 5 / 12.0, 0},
                                         {55 / 24.0, -59 / 24.0, 37 / 24.0, -9 / 24.0}};
-        pd_sample_params p = params(PD_SAMPLER_IPNDM, PD_GRID_KARRAS, 6, 0);
+        pd_sample_params p = rs_params(PD_SAMPLER_IPNDM, PD_GRID_KARRAS, 6, 0);
         grid(sig, 6, &p);
         memcpy(x, z, sizeof x);
-        sample(d, &p, x, N, NULL);
+        rs_sample(d, &p, x, NULL, N, NULL);
         double dh[6][T];
         for (int j = 0; j < T; j++) ref[j] = sig[0] * (double)z[j];
         for (int i = 0; i < 6; i++) {
@@ -266,12 +190,12 @@ static void test_by_hand(void) {
     /* UniPC bh2, max_order 2, 3 karras steps at full order: p = 1 (DDIM predictor, rho_c = 1/2),
      * p = 2 (rho_p = 1/2, rho_c from the 2x2 system by Cramer's rule), p = 2 predictor only */
     {
-        pd_sample_params p = params(PD_SAMPLER_UNIPC, PD_GRID_KARRAS, 3, 0);
+        pd_sample_params p = rs_params(PD_SAMPLER_UNIPC, PD_GRID_KARRAS, 3, 0);
         p.max_order = 2, p.lower_order_final = 0;
         grid(sig, 3, &p);
         memcpy(x, z, sizeof x);
         pd_sample_stats st;
-        sample(d, &p, x, N, &st);
+        rs_sample(d, &p, x, NULL, N, &st);
         double Mh[4][T], xp[T];
         for (int j = 0; j < T; j++) ref[j] = sig[0] * (double)z[j];
         for (int j = 0; j < T; j++) Mh[0][j] = (float)gauss_D((float)ref[j], (float)sig[0]);
@@ -298,12 +222,12 @@ static void test_by_hand(void) {
     /* DPM-Solver-2, 3 karras steps, r = 1/2 (x' = x + h d(y; s)) and r = 0.3 (the general form) */
     for (int ri = 0; ri < 2; ri++) {
         double rr = ri ? 0.3 : 0.5;
-        pd_sample_params p = params(PD_SAMPLER_DPM2, PD_GRID_KARRAS, 3, 0);
+        pd_sample_params p = rs_params(PD_SAMPLER_DPM2, PD_GRID_KARRAS, 3, 0);
         p.dpm2_r = ri ? 0.3 : 0;
         grid(sig, 3, &p);
         memcpy(x, z, sizeof x);
         pd_sample_stats st;
-        sample(d, &p, x, N, &st);
+        rs_sample(d, &p, x, NULL, N, &st);
         for (int j = 0; j < T; j++) ref[j] = sig[0] * (double)z[j];
         for (int i = 0; i < 3; i++) {
             double s0 = sig[i], s1 = sig[i + 1], s = pow(s1, rr) * pow(s0, 1 - rr);
@@ -327,20 +251,20 @@ static void test_first_step_is_euler(void) {
     enum { N = 3, DIM = 64, T = N * DIM };
     uint64_t seeds[N] = {31, 32, 33};
     float z[T], a[T], b[T];
-    noise(z, N, DIM, seeds);
-    pd_denoiser *d = open_rec(GAUSS, T);
+    rs_noise(z, N, DIM, seeds);
+    pd_denoiser *d = rs_open_rec(GAUSS, T);
     double ranges[3][2] = {{80, 10}, {2, 0.5}, {0.3, 0.002}};
     pd_sampler_kind ks[4] = {PD_SAMPLER_DPMPP_2M, PD_SAMPLER_DPMPP_3M, PD_SAMPLER_UNIPC, PD_SAMPLER_IPNDM};
     for (int r = 0; r < 3; r++) {
-        pd_sample_params pe = params(PD_SAMPLER_EULER, PD_GRID_LOGSNR, 1, 0);
+        pd_sample_params pe = rs_params(PD_SAMPLER_EULER, PD_GRID_LOGSNR, 1, 0);
         pe.sched.sigma_max = ranges[r][0], pe.sched.sigma_min = ranges[r][1];
         memcpy(a, z, sizeof a);
-        sample(d, &pe, a, N, NULL);
+        rs_sample(d, &pe, a, NULL, N, NULL);
         for (int k = 0; k < 4; k++) {
             pd_sample_params p = pe;
             p.sampler = ks[k];
             memcpy(b, z, sizeof b);
-            sample(d, &p, b, N, NULL);
+            rs_sample(d, &p, b, NULL, N, NULL);
             char name[128];
             snprintf(name, sizeof name, "one step %g -> %g: %s (order 1: (s1/s0) x - (e^-h - 1) D) = euler", ranges[r][0],
                      ranges[r][1], pd_sampler_name(ks[k]));
@@ -348,16 +272,16 @@ static void test_first_step_is_euler(void) {
         }
     }
     /* max_order 1 over 10 steps is DDIM throughout */
-    pd_sample_params pe = params(PD_SAMPLER_EULER, PD_GRID_KARRAS, 10, 0), p = pe;
+    pd_sample_params pe = rs_params(PD_SAMPLER_EULER, PD_GRID_KARRAS, 10, 0), p = pe;
     memcpy(a, z, sizeof a);
-    sample(d, &pe, a, N, NULL);
+    rs_sample(d, &pe, a, NULL, N, NULL);
     p.sampler = PD_SAMPLER_DPMPP_2M, p.max_order = 1;
     memcpy(b, z, sizeof b);
-    sample(d, &p, b, N, NULL);
+    rs_sample(d, &p, b, NULL, N, NULL);
     tu_compare_f("dpmpp-2m max_order 1, 10 karras steps = euler", b, a, T, 2e-6);
     p.sampler = PD_SAMPLER_IPNDM;
     memcpy(b, z, sizeof b);
-    sample(d, &p, b, N, NULL);
+    rs_sample(d, &p, b, NULL, N, NULL);
     tu_check(!memcmp(a, b, sizeof a), "ipndm max_order 1, 10 karras steps = euler (bit-identical)");
     pd_denoiser_free(d);
 }
@@ -369,9 +293,9 @@ static void test_afs(void) {
     uint64_t seeds[N] = {41, 42};
     float z[T], x[T];
     double ref[T];
-    noise(z, N, DIM, seeds);
-    pd_denoiser *d = open_rec(GAUSS, T);
-    rec_ctx *rc = d->ctx;
+    rs_noise(z, N, DIM, seeds);
+    pd_denoiser *d = rs_open_rec(GAUSS, T);
+    rs_rec *rc = d->ctx;
     double s0 = 80, s1 = 0.002, q = sqrt(1 + s0 * s0);
     /* one step 80 -> 0.002 with AFS costs nothing, and x1 = x0 + (s1 - s0) x0/sqrt(1 + s0^2) for
      * every one-call-per-step sampler (order 1 at step 0) */
@@ -379,12 +303,12 @@ static void test_afs(void) {
     pd_sampler_kind one[6] = {PD_SAMPLER_EULER, PD_SAMPLER_DDIM, PD_SAMPLER_DPMPP_2M, PD_SAMPLER_DPMPP_3M,
                               PD_SAMPLER_IPNDM, PD_SAMPLER_UNIPC};
     for (int k = 0; k < 6; k++) {
-        pd_sample_params p = params(one[k], PD_GRID_KARRAS, 1, 0);
+        pd_sample_params p = rs_params(one[k], PD_GRID_KARRAS, 1, 0);
         p.afs = 1;
         memcpy(x, z, sizeof x);
         long long e0 = d->evals;
         pd_sample_stats st;
-        int ok = !sample(d, &p, x, N, &st);
+        int ok = !rs_sample(d, &p, x, NULL, N, &st);
         char name[128];
         snprintf(name, sizeof name, "AFS %-8s 1 step: d_0 = x/sqrt(1+sigma^2), NFE %d, denoiser calls %lld",
                  pd_sampler_name(one[k]), st.nfe, d->evals - e0);
@@ -406,12 +330,12 @@ static void test_afs(void) {
     }
     /* heun / dpm2: the corrector still runs (NFE 1), with the analytic d_0 in the trapezoid */
     for (int k = 0; k < 2; k++) {
-        pd_sample_params p = params(k ? PD_SAMPLER_DPM2 : PD_SAMPLER_HEUN, PD_GRID_KARRAS, 1, 0);
+        pd_sample_params p = rs_params(k ? PD_SAMPLER_DPM2 : PD_SAMPLER_HEUN, PD_GRID_KARRAS, 1, 0);
         p.afs = 1;
         memcpy(x, z, sizeof x);
         rc->calls = 0;
         pd_sample_stats st;
-        sample(d, &p, x, N, &st);
+        rs_sample(d, &p, x, NULL, N, &st);
         for (int j = 0; j < T; j++) {
             double x0 = s0 * (double)z[j], d0 = x0 / q;
             if (k == 0) {
@@ -430,25 +354,25 @@ static void test_afs(void) {
     }
     /* the network's first call moves to step 1: calls at sigma_1, sigma_2 for 3 euler steps */
     {
-        pd_sample_params p = params(PD_SAMPLER_EULER, PD_GRID_KARRAS, 3, 0);
+        pd_sample_params p = rs_params(PD_SAMPLER_EULER, PD_GRID_KARRAS, 3, 0);
         p.afs = 1;
         double sig[4];
         grid(sig, 3, &p);
         memcpy(x, z, sizeof x);
         rc->calls = 0;
-        sample(d, &p, x, N, NULL);
+        rs_sample(d, &p, x, NULL, N, NULL);
         tu_check(rc->calls == 2 && fabs(rc->sig[0] - sig[1]) < 1e-5 * sig[1] && fabs(rc->sig[1] - sig[2]) < 1e-5 * sig[2],
                  "AFS euler 3 steps: 2 calls, at sigma %.4g and %.4g (grid %.4g, %.4g, %.4g)", rc->sig[0], rc->sig[1],
                  sig[0], sig[1], sig[2]);
     }
     /* AFS seeds the history: 2M with 2 steps at full order uses D_0 = x0 - sigma_0 d_0 in step 1 */
     {
-        pd_sample_params p = params(PD_SAMPLER_DPMPP_2M, PD_GRID_LOGSNR, 2, 0);
+        pd_sample_params p = rs_params(PD_SAMPLER_DPMPP_2M, PD_GRID_LOGSNR, 2, 0);
         p.afs = 1, p.lower_order_final = 0;
         double sig[3];
         grid(sig, 2, &p);
         memcpy(x, z, sizeof x);
-        sample(d, &p, x, N, NULL);
+        rs_sample(d, &p, x, NULL, N, NULL);
         double h0 = log(sig[0] / sig[1]), h1 = log(sig[1] / sig[2]), qq = sqrt(1 + sig[0] * sig[0]);
         for (int j = 0; j < T; j++) {
             double x0 = sig[0] * (double)z[j], m0 = (float)(x0 - sig[0] * x0 / qq);
@@ -467,8 +391,8 @@ static void test_nfe(void) {
     enum { N = 2, DIM = 64, T = N * DIM };
     uint64_t seeds[N] = {1, 2};
     float z[T], x[T];
-    noise(z, N, DIM, seeds);
-    pd_denoiser *d = open_rec(GAUSS, T);
+    rs_noise(z, N, DIM, seeds);
+    pd_denoiser *d = rs_open_rec(GAUSS, T);
     int steps_list[5] = {1, 2, 3, 5, 8};
     for (int k = 0; k < PD_SAMPLER_COUNT; k++)
         for (int end0 = 0; end0 < 2; end0++) {
@@ -478,7 +402,7 @@ static void test_nfe(void) {
             for (int si = 0; si < 5; si++) {
                 int nf[2];
                 for (int afs = 0; afs < 2; afs++) {
-                    pd_sample_params p = params(k, pd_sampler_default_grid(k), steps_list[si], end0);
+                    pd_sample_params p = rs_params(k, pd_sampler_default_grid(k), steps_list[si], end0);
                     p.afs = afs;
                     memcpy(x, z, sizeof x);
                     long long e0 = d->evals;
@@ -504,7 +428,7 @@ static void test_nfe(void) {
     };
     int ok = 1;
     for (size_t i = 0; i < sizeof t / sizeof *t; i++) {
-        pd_sample_params p = params(t[i].k, PD_GRID_KARRAS, 0, t[i].end0);
+        pd_sample_params p = rs_params(t[i].k, PD_GRID_KARRAS, 0, t[i].end0);
         p.afs = t[i].afs;
         int got = pd_sampler_steps_for_nfe(&p, t[i].nfe);
         printf("  steps_for_nfe(%-8s end_at_zero=%d afs=%d nfe=%2d) = %2d (want %2d)\n", pd_sampler_name(t[i].k),
@@ -516,19 +440,19 @@ static void test_nfe(void) {
     for (int k = 0; k < PD_SAMPLER_COUNT; k++)
         for (int end0 = 0; end0 < 2; end0++)
             for (int s = 1; s <= 60; s++) {
-                pd_sample_params p = params(k, PD_GRID_KARRAS, 0, end0);
+                pd_sample_params p = rs_params(k, PD_GRID_KARRAS, 0, end0);
                 p.afs = 1;
                 int nfe = pd_sampler_nfe_for_steps(&p, s);
                 rt &= pd_sampler_steps_for_nfe(&p, nfe) == s && (s == 1 || pd_sampler_steps_for_nfe(&p, nfe - 1) == s - 1);
             }
     tu_check(rt, "with AFS: steps_for_nfe(nfe_for_steps(s)) = s and one NFE less gives s - 1 (all samplers)");
     /* an NFE budget with AFS */
-    pd_sample_params p = params(PD_SAMPLER_DPMPP_3M, PD_GRID_LOGSNR, 0, 0);
+    pd_sample_params p = rs_params(PD_SAMPLER_DPMPP_3M, PD_GRID_LOGSNR, 0, 0);
     p.nfe = 5, p.afs = 1;
     memcpy(x, z, sizeof x);
     pd_sample_stats st = {0};
     long long e0 = d->evals;
-    int okr = !sample(d, &p, x, N, &st);
+    int okr = !rs_sample(d, &p, x, NULL, N, &st);
     tu_check(okr && st.steps == 6 && st.nfe == 5 && d->evals - e0 == 5,
              "dpmpp-3m nfe=5 with AFS runs 6 steps for 5 calls (got %d steps, NFE %d)", st.steps, st.nfe);
     pd_denoiser_free(d);
@@ -540,18 +464,18 @@ static void test_end_at_zero(void) {
     enum { N = 2, DIM = 64, T = N * DIM };
     uint64_t seeds[N] = {51, 52};
     float z[T], x[T];
-    noise(z, N, DIM, seeds);
-    pd_denoiser *d = open_rec(GAUSS, T);
-    rec_ctx *rc = d->ctx;
+    rs_noise(z, N, DIM, seeds);
+    pd_denoiser *d = rs_open_rec(GAUSS, T);
+    rs_rec *rc = d->ctx;
     pd_sampler_kind ks[5] = {PD_SAMPLER_DPMPP_2M, PD_SAMPLER_DPMPP_3M, PD_SAMPLER_UNIPC, PD_SAMPLER_DPM2,
                              PD_SAMPLER_IPNDM};
     for (int lof = 0; lof < 2; lof++)
         for (int k = 0; k < 5; k++) {
             if (lof == 0 && (ks[k] == PD_SAMPLER_DPM2 || ks[k] == PD_SAMPLER_IPNDM)) continue;
-            pd_sample_params p = params(ks[k], PD_GRID_KARRAS, 12, 1);
+            pd_sample_params p = rs_params(ks[k], PD_GRID_KARRAS, 12, 1);
             p.lower_order_final = lof;
             memcpy(x, z, sizeof x);
-            sample(d, &p, x, N, NULL);
+            rs_sample(d, &p, x, NULL, N, NULL);
             int same = !memcmp(x, rc->last, sizeof x);
             if (ks[k] == PD_SAMPLER_IPNDM) {
                 /* AB4 with the direction at sigma_11: x + (0 - sigma_11) AB4, not D */
@@ -566,9 +490,9 @@ static void test_end_at_zero(void) {
     for (int j = 0; j < T; j++) z80[j] = 80.0f * z[j];
     pd_gaussian_ode_exact(exact, z80, MU, STD, 80, 0, T);
     for (int k = 0; k < 5; k++) {
-        pd_sample_params p = params(ks[k], pd_sampler_default_grid(ks[k]), 40, 1);
+        pd_sample_params p = rs_params(ks[k], pd_sampler_default_grid(ks[k]), 40, 1);
         memcpy(x, z, sizeof x);
-        sample(d, &p, x, N, NULL);
+        rs_sample(d, &p, x, NULL, N, NULL);
         double e = 0;
         for (int j = 0; j < T; j++) e = fmax(e, fabs(x[j] - exact[j]));
         tu_check(e < 1.5e-2, "%-8s 40 steps to sigma = 0 (%s): max err vs exact %.2e (< 1.5e-2, 40-step error)",
@@ -621,16 +545,16 @@ static void test_thresholding(void) {
         enum { B = 2, D = 64 };
         uint64_t seeds[B] = {71, 72};
         float z[B * D], a[B * D], c[B * D];
-        noise(z, B, D, seeds);
+        rs_noise(z, B, D, seeds);
         pd_error err;
         pd_denoiser *d;
         pd_denoiser_analytic(&d, "analytic:gaussian:mu=0.3:std=2:res=8:ch=1", &err);
-        pd_sample_params p = params(PD_SAMPLER_DPMPP_2M, PD_GRID_LOGSNR, 10, 1);
+        pd_sample_params p = rs_params(PD_SAMPLER_DPMPP_2M, PD_GRID_LOGSNR, 10, 1);
         memcpy(a, z, sizeof a);
-        sample(d, &p, a, B, NULL);
+        rs_sample(d, &p, a, NULL, B, NULL);
         p.thresholding = 0.995;
         memcpy(c, z, sizeof c);
-        sample(d, &p, c, B, NULL);
+        rs_sample(d, &p, c, NULL, B, NULL);
         double mx = 0;
         for (int j = 0; j < B * D; j++) mx = fmax(mx, fabs(c[j]));
         tu_check(pd_sample_default_params().thresholding == 0 && memcmp(a, c, sizeof a) && mx < 1.0 + 1e-6,
@@ -646,7 +570,7 @@ static void test_batch_threads(void) {
     enum { N = 4, DIM = 3 * 16 * 16 };
     uint64_t seeds[N] = {81, 82, 83, 84};
     float *z = malloc(N * DIM * sizeof *z), *a = malloc(N * DIM * sizeof *a), *one = malloc(DIM * sizeof *one);
-    noise(z, N, DIM, seeds);
+    rs_noise(z, N, DIM, seeds);
     pd_error err;
     pd_denoiser *d;
     pd_denoiser_analytic(&d, "analytic:points:n=12:res=16:ch=3:seed=5", &err);
@@ -654,14 +578,14 @@ static void test_batch_threads(void) {
     pd_sampler_kind ks[5] = {PD_SAMPLER_DPMPP_2M, PD_SAMPLER_DPMPP_3M, PD_SAMPLER_IPNDM, PD_SAMPLER_DPM2,
                              PD_SAMPLER_UNIPC};
     for (int k = 0; k < 5; k++) {
-        pd_sample_params p = params(ks[k], pd_sampler_default_grid(ks[k]), 8, 1);
+        pd_sample_params p = rs_params(ks[k], pd_sampler_default_grid(ks[k]), 8, 1);
         p.afs = k % 2, p.thresholding = k < 2 ? 0.995 : 0;
         pd_set_threads(2);
         memcpy(a, z, N * DIM * sizeof *a);
-        int ok = !sample(d, &p, a, N, NULL);
+        int ok = !rs_sample(d, &p, a, NULL, N, NULL);
         pd_set_threads(1);
         memcpy(one, z + 2 * DIM, DIM * sizeof *one);
-        ok &= !sample(d, &p, one, 1, NULL);
+        ok &= !rs_sample(d, &p, one, NULL, 1, NULL);
         tu_check(ok && !memcmp(one, a + 2 * DIM, DIM * sizeof *one),
                  "%-8s (afs %d): image 2 alone on 1 thread = in a batch of 4 on 2 threads", pd_sampler_name(ks[k]), p.afs);
     }
@@ -674,7 +598,7 @@ static void test_errors(void) {
     enum { N = 1, DIM = 64 };
     float z[DIM], x[DIM];
     uint64_t seeds[1] = {1};
-    noise(z, N, DIM, seeds);
+    rs_noise(z, N, DIM, seeds);
     pd_error err;
     pd_denoiser *d;
     pd_denoiser_analytic(&d, GAUSS, &err);
@@ -690,7 +614,7 @@ static void test_errors(void) {
         {PD_SAMPLER_DPM2, "dpm2_r -0.1", "dpm2_r", 0, 0, 1, 0, -0.1},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
-        pd_sample_params p = params(bad[i].k, PD_GRID_KARRAS, 5, 1);
+        pd_sample_params p = rs_params(bad[i].k, PD_GRID_KARRAS, 5, 1);
         p.max_order = bad[i].max_order, p.afs = bad[i].afs, p.lower_order_final = bad[i].lof;
         p.thresholding = bad[i].thr, p.dpm2_r = bad[i].r;
         memcpy(x, z, sizeof x);

@@ -11,6 +11,7 @@
  * distribution. The point-set denoiser is compared with a brute-force long-double softmax. */
 #include "pixdiff.h"
 #include "core/rng.h"
+#include "ref_sampling.h"
 #include "testutil.h"
 #include <math.h>
 #include <stdio.h>
@@ -19,72 +20,6 @@
 
 #define MU 0.3
 #define STD 0.5
-
-/* ---------------------------------------------------------------- a recording wrapper */
-
-typedef struct {
-    pd_denoiser *inner;
-    float *last;     /* copy of the last output */
-    size_t cap;
-} rec_ctx;
-
-static int rec_eval(pd_denoiser *self, float *out, const float *x, const float *sigma,
-                    const float *labels, int n, pd_error *err) {
-    rec_ctx *c = self->ctx;
-    if (pd_denoiser_eval(c->inner, out, x, sigma, labels, n, err)) return -1;
-    size_t m = (size_t)n * self->C * self->H * self->W;
-    if (m <= c->cap) memcpy(c->last, out, m * sizeof *out);
-    return 0;
-}
-
-static void rec_destroy(pd_denoiser *self) {
-    rec_ctx *c = self->ctx;
-    pd_denoiser_free(c->inner);
-    free(c->last);
-    free(c);
-}
-
-static pd_denoiser *open_rec(const char *spec, size_t cap) {
-    pd_error err;
-    pd_denoiser *inner;
-    if (pd_denoiser_analytic(&inner, spec, &err)) {
-        printf("cannot open %s: %s\n", spec, err.msg);
-        exit(1);
-    }
-    pd_denoiser *d = calloc(1, sizeof *d);
-    rec_ctx *c = calloc(1, sizeof *c);
-    *d = *inner;
-    d->evals = 0;
-    d->ctx = c;
-    d->eval = rec_eval;
-    d->destroy = rec_destroy;
-    c->inner = inner;
-    c->cap = cap;
-    c->last = calloc(cap, sizeof *c->last);
-    return d;
-}
-
-static void noise(float *z, int n, size_t dim, const uint64_t *seeds) {
-    for (int b = 0; b < n; b++) pd_randn(z + (size_t)b * dim, dim, seeds[b], 0);
-}
-
-static int sample(pd_denoiser *d, const pd_sample_params *p, float *x, const uint64_t *seeds, int n,
-                  pd_sample_stats *st) {
-    pd_error err = {{0}};
-    pd_sample_stats tmp;
-    int rc = pd_sample(d, p, x, NULL, seeds, n, st ? st : &tmp, &err);
-    if (rc) printf("  pd_sample failed: %s\n", err.msg);
-    return rc;
-}
-
-static pd_sample_params params(pd_sampler_kind k, pd_grid_kind g, int steps, int end0) {
-    pd_sample_params p = pd_sample_default_params();
-    p.sampler = k;
-    p.sched.grid = g;
-    p.sched.end_at_zero = end0;
-    p.steps = steps;
-    return p;
-}
 
 /* ---------------------------------------------------------------- tests */
 
@@ -222,21 +157,12 @@ static void test_points(void) {
 }
 
 /* least-squares slope of log err against log steps: the observed order is -slope */
-static double fit_order(const int *steps, const double *err, int n) {
-    double sx = 0, sy = 0, sxx = 0, sxy = 0;
-    for (int i = 0; i < n; i++) {
-        double a = log(steps[i]), b = log(err[i]);
-        sx += a, sy += b, sxx += a * a, sxy += a * b;
-    }
-    return -(n * sxy - sx * sy) / (n * sxx - sx * sx);
-}
-
 static void test_convergence(void) {
     enum { N = 4, DIM = 64 };
     uint64_t seeds[N] = {1, 2, 3, 4};
     float z[N * DIM], x[N * DIM], exact[N * DIM], z80[N * DIM];
-    noise(z, N, DIM, seeds);
-    pd_denoiser *d = open_rec("analytic:gaussian:mu=0.3:std=0.5:res=8:ch=1", N * DIM);
+    rs_noise(z, N, DIM, seeds);
+    pd_denoiser *d = rs_open_rec("analytic:gaussian:mu=0.3:std=0.5:res=8:ch=1", N * DIM);
     enum { NS = 5 };
     int steps[NS] = {8, 16, 32, 64, 128};
     struct { pd_sampler_kind k; double lo, hi; } cases[] = {
@@ -246,10 +172,10 @@ static void test_convergence(void) {
         for (int c = 0; c < 3; c++) {
             double e[NS];
             for (int s = 0; s < NS; s++) {
-                pd_sample_params p = params(cases[c].k, grids[gi], steps[s], 0);
+                pd_sample_params p = rs_params(cases[c].k, grids[gi], steps[s], 0);
                 memcpy(x, z, sizeof x);
                 pd_sample_stats st;
-                if (sample(d, &p, x, seeds, N, &st)) { e[s] = NAN; continue; }
+                if (rs_sample(d, &p, x, seeds, N, &st)) { e[s] = NAN; continue; }
                 /* the exact solution from x(80) = 80 z (as the sampler starts) to sigma_min */
                 for (int j = 0; j < N * DIM; j++) z80[j] = 80.0f * z[j];
                 pd_gaussian_ode_exact(exact, z80, MU, STD, 80, 0.002, N * DIM);
@@ -257,7 +183,7 @@ static void test_convergence(void) {
                 for (int j = 0; j < N * DIM; j++) e[s] = fmax(e[s], fabs((double)x[j] - exact[j]));
             }
             /* the fitted order over 8..128 steps and the local order of the finest pair */
-            double ord = fit_order(steps, e, NS), last = log2(e[NS - 2] / e[NS - 1]);
+            double ord = rs_fit_order(steps, e, NS), last = log2(e[NS - 2] / e[NS - 1]);
             tu_check(ord >= cases[c].lo && ord <= cases[c].hi && last >= cases[c].lo && last <= cases[c].hi,
                      "%-5s %-6s stop at sigma_min: max err %.2e %.2e %.2e %.2e %.2e (8..128 steps), order %.3f, "
                      "64->128: %.3f, in [%.2f, %.2f]",
@@ -271,16 +197,16 @@ static void test_ddim_is_euler(void) {
     enum { N = 3, DIM = 64 };
     uint64_t seeds[N] = {5, 6, 7};
     float z[N * DIM], a[N * DIM], b[N * DIM];
-    noise(z, N, DIM, seeds);
-    pd_denoiser *d = open_rec("analytic:gaussian:mu=0.3:std=0.5:res=8:ch=1", N * DIM);
+    rs_noise(z, N, DIM, seeds);
+    pd_denoiser *d = rs_open_rec("analytic:gaussian:mu=0.3:std=0.5:res=8:ch=1", N * DIM);
     pd_grid_kind grids[3] = {PD_GRID_KARRAS, PD_GRID_DDIM_UNIFORM, PD_GRID_LOGSNR};
     for (int gi = 0; gi < 3; gi++)
         for (int end0 = 0; end0 < 2; end0++) {
-            pd_sample_params pe = params(PD_SAMPLER_EULER, grids[gi], 10, end0);
-            pd_sample_params pdd = params(PD_SAMPLER_DDIM, grids[gi], 10, end0);
+            pd_sample_params pe = rs_params(PD_SAMPLER_EULER, grids[gi], 10, end0);
+            pd_sample_params pdd = rs_params(PD_SAMPLER_DDIM, grids[gi], 10, end0);
             memcpy(a, z, sizeof a);
             memcpy(b, z, sizeof b);
-            int ok = !sample(d, &pe, a, seeds, N, NULL) && !sample(d, &pdd, b, NULL, N, NULL);
+            int ok = !rs_sample(d, &pe, a, seeds, N, NULL) && !rs_sample(d, &pdd, b, NULL, N, NULL);
             tu_check(ok && !memcmp(a, b, sizeof a), "ddim(eta=0) bit-identical to euler: %s, end_at_zero=%d",
                      pd_grid_name(grids[gi]), end0);
         }
@@ -291,17 +217,17 @@ static void test_last_step(void) {
     enum { N = 4, DIM = 64 };
     uint64_t seeds[N] = {9, 10, 11, 12};
     float z[N * DIM], x[N * DIM];
-    noise(z, N, DIM, seeds);
-    pd_denoiser *d = open_rec("analytic:gaussian:mu=0.3:std=0.5:res=8:ch=1", N * DIM);
-    rec_ctx *rc = d->ctx;
+    rs_noise(z, N, DIM, seeds);
+    pd_denoiser *d = rs_open_rec("analytic:gaussian:mu=0.3:std=0.5:res=8:ch=1", N * DIM);
+    rs_rec *rc = d->ctx;
     pd_sampler_kind ks[3] = {PD_SAMPLER_HEUN, PD_SAMPLER_EULER, PD_SAMPLER_DDIM};
     for (int i = 0; i < 3; i++) {
         int steps = 18;
-        pd_sample_params p = params(ks[i], PD_GRID_KARRAS, steps, 1);
+        pd_sample_params p = rs_params(ks[i], PD_GRID_KARRAS, steps, 1);
         memcpy(x, z, sizeof x);
         long long e0 = d->evals;
         pd_sample_stats st;
-        int ok = !sample(d, &p, x, seeds, N, &st);
+        int ok = !rs_sample(d, &p, x, seeds, N, &st);
         int want = ks[i] == PD_SAMPLER_HEUN ? 2 * steps - 1 : steps;
         tu_check(ok && st.nfe == want && d->evals - e0 == want && st.steps == steps,
                  "%s end_at_zero=1, %d steps: NFE %d (denoiser counted %lld, expected %d)", pd_sampler_name(ks[i]),
@@ -315,18 +241,18 @@ static void test_nfe_accounting(void) {
     enum { N = 2, DIM = 64 };
     uint64_t seeds[N] = {1, 2};
     float z[N * DIM], x[N * DIM];
-    noise(z, N, DIM, seeds);
-    pd_denoiser *d = open_rec("analytic:gaussian:mu=0.3:std=0.5:res=8:ch=1", N * DIM);
+    rs_noise(z, N, DIM, seeds);
+    pd_denoiser *d = rs_open_rec("analytic:gaussian:mu=0.3:std=0.5:res=8:ch=1", N * DIM);
     for (int k = 0; k < PD_SAMPLER_COUNT; k++)
         for (int end0 = 0; end0 < 2; end0++)
             for (int steps = 1; steps <= 7; steps += 3) {
-                pd_sample_params p = params(k, pd_sampler_default_grid(k), steps, end0);
+                pd_sample_params p = rs_params(k, pd_sampler_default_grid(k), steps, end0);
                 p.eta = k == PD_SAMPLER_DDIM ? 0.5 : 0;
                 p.s_churn = k == PD_SAMPLER_HEUN ? 10 : 0;
                 memcpy(x, z, sizeof x);
                 long long e0 = d->evals;
                 pd_sample_stats st = {0};
-                int ok = !sample(d, &p, x, seeds, N, &st);
+                int ok = !rs_sample(d, &p, x, seeds, N, &st);
                 int want = pd_sampler_nfe_for_steps(&p, steps);
                 tu_check(ok && st.nfe == want && d->evals - e0 == want && st.seconds_total >= st.seconds_denoiser &&
                          st.seconds_denoiser >= 0,
@@ -334,11 +260,11 @@ static void test_nfe_accounting(void) {
                          pd_sampler_name(k), end0, steps, st.nfe, d->evals - e0, want);
             }
     /* steps = 0 takes the NFE budget */
-    pd_sample_params p = params(PD_SAMPLER_HEUN, PD_GRID_KARRAS, 0, 1);
+    pd_sample_params p = rs_params(PD_SAMPLER_HEUN, PD_GRID_KARRAS, 0, 1);
     p.nfe = 35;
     memcpy(x, z, sizeof x);
     pd_sample_stats st = {0};
-    int ok = !sample(d, &p, x, seeds, N, &st);
+    int ok = !rs_sample(d, &p, x, seeds, N, &st);
     tu_check(ok && st.steps == 18 && st.nfe == 35, "heun with steps=0, nfe=35 runs 18 steps, NFE 35 (got %d, %d)",
              st.steps, st.nfe);
     pd_denoiser_free(d);
@@ -355,7 +281,7 @@ static void test_steps_for_nfe(void) {
     };
     int ok = 1;
     for (size_t i = 0; i < sizeof t / sizeof *t; i++) {
-        pd_sample_params p = params(t[i].k, PD_GRID_KARRAS, 0, t[i].end0);
+        pd_sample_params p = rs_params(t[i].k, PD_GRID_KARRAS, 0, t[i].end0);
         int got = pd_sampler_steps_for_nfe(&p, t[i].nfe);
         printf("  steps_for_nfe(%-5s, end_at_zero=%d, nfe=%2d) = %2d (want %2d)\n", pd_sampler_name(t[i].k),
                t[i].end0, t[i].nfe, got, t[i].want);
@@ -366,12 +292,12 @@ static void test_steps_for_nfe(void) {
     for (int k = 0; k < PD_SAMPLER_COUNT; k++)
         for (int end0 = 0; end0 < 2; end0++)
             for (int s = 1; s <= 100; s++) {
-                pd_sample_params p = params(k, PD_GRID_KARRAS, 0, end0);
+                pd_sample_params p = rs_params(k, PD_GRID_KARRAS, 0, end0);
                 int nfe = pd_sampler_nfe_for_steps(&p, s);
                 rt &= pd_sampler_steps_for_nfe(&p, nfe) == s && pd_sampler_steps_for_nfe(&p, nfe - 1) == s - (s > 1 ? 1 : 2);
             }
     tu_check(rt, "steps_for_nfe(nfe_for_steps(s)) = s, and one NFE less gives s - 1 (s = 1..100, all samplers)");
-    pd_sample_params p = params(PD_SAMPLER_HEUN, PD_GRID_KARRAS, 0, 1);
+    pd_sample_params p = rs_params(PD_SAMPLER_HEUN, PD_GRID_KARRAS, 0, 1);
     tu_check(pd_sampler_nfe_for_steps(&p, 18) == 35 && pd_sampler_nfe_for_steps(&p, 0) == -1,
              "nfe_for_steps(heun, 18) = 35; steps 0 -> -1");
 }
@@ -381,34 +307,34 @@ static void test_churn(void) {
     uint64_t seeds[N] = {11, 12, 13, 14};
     float *z = malloc(N * DIM * sizeof *z), *a = malloc(N * DIM * sizeof *a), *b = malloc(N * DIM * sizeof *b);
     float *one = malloc(DIM * sizeof *one), *plain = malloc(N * DIM * sizeof *plain);
-    noise(z, N, DIM, seeds);
+    rs_noise(z, N, DIM, seeds);
     pd_error err;
     pd_denoiser *d;
     pd_denoiser_analytic(&d, "analytic:gaussian:mu=0.3:std=0.5:res=64:ch=3", &err);
-    pd_sample_params p = params(PD_SAMPLER_HEUN, PD_GRID_KARRAS, 32, 1);
+    pd_sample_params p = rs_params(PD_SAMPLER_HEUN, PD_GRID_KARRAS, 32, 1);
     p.s_churn = 40, p.s_tmin = 0.05, p.s_tmax = 50, p.s_noise = 1.003; /* EDM ImageNet-64 */
     int threads = pd_get_threads();
     pd_set_threads(2);
     memcpy(a, z, N * DIM * sizeof *a);
     memcpy(b, z, N * DIM * sizeof *b);
-    int ok = !sample(d, &p, a, seeds, N, NULL) && !sample(d, &p, b, seeds, N, NULL);
+    int ok = !rs_sample(d, &p, a, seeds, N, NULL) && !rs_sample(d, &p, b, seeds, N, NULL);
     tu_check(ok && !memcmp(a, b, N * DIM * sizeof *a), "heun churn (S_churn 40): two runs bit-identical");
     pd_set_threads(1);
     memcpy(one, z + 2 * DIM, DIM * sizeof *one);
-    ok = !sample(d, &p, one, seeds + 2, 1, NULL);
+    ok = !rs_sample(d, &p, one, seeds + 2, 1, NULL);
     tu_check(ok && !memcmp(one, a + 2 * DIM, DIM * sizeof *one),
              "  image 2 (seed 13) alone on 1 thread = in a batch of 4 on 2 threads (bit-identical)");
     pd_set_threads(threads);
     pd_sample_params q = p;
     q.s_churn = 0;
     memcpy(plain, z, N * DIM * sizeof *plain);
-    sample(d, &q, plain, seeds, N, NULL);
+    rs_sample(d, &q, plain, seeds, N, NULL);
     double diff = 0;
     for (int j = 0; j < N * DIM; j++) diff = fmax(diff, fabs(plain[j] - a[j]));
     tu_check(diff > 1e-3, "  churn changes the samples (max diff vs Alg. 1: %.3f)", diff);
     uint64_t other[N] = {11, 12, 99, 14};
     memcpy(b, z, N * DIM * sizeof *b);
-    sample(d, &p, b, other, N, NULL);
+    rs_sample(d, &p, b, other, N, NULL);
     tu_check(!memcmp(a, b, 2 * DIM * sizeof *a) && memcmp(a + 2 * DIM, b + 2 * DIM, DIM * sizeof *a),
              "  changing image 2's seed changes only image 2");
     memcpy(b, z, N * DIM * sizeof *b);
@@ -442,17 +368,17 @@ static void test_ddim_stochastic(void) {
     uint64_t seeds[N];
     for (int i = 0; i < N; i++) seeds[i] = 1000 + i;
     float *z = malloc(N * DIM * sizeof *z), *x = malloc(N * DIM * sizeof *x);
-    noise(z, N, DIM, seeds);
+    rs_noise(z, N, DIM, seeds);
     pd_error err;
     pd_denoiser *d;
     pd_denoiser_analytic(&d, "analytic:gaussian:mu=0.3:std=0.5:res=8:ch=1", &err);
     struct { pd_grid_kind g; int steps; } runs[2] = {{PD_GRID_KARRAS, 10}, {PD_GRID_LOGSNR, 1000}};
     const double cnt = (double)N * DIM;
     for (int r = 0; r < 2; r++) {
-        pd_sample_params p = params(PD_SAMPLER_DDIM, runs[r].g, runs[r].steps, 1);
+        pd_sample_params p = rs_params(PD_SAMPLER_DDIM, runs[r].g, runs[r].steps, 1);
         p.eta = 1;
         memcpy(x, z, N * DIM * sizeof *x);
-        if (sample(d, &p, x, seeds, N, NULL)) { tu_check(0, "ddim eta=1 run"); continue; }
+        if (rs_sample(d, &p, x, seeds, N, NULL)) { tu_check(0, "ddim eta=1 run"); continue; }
         double m = 0, v = 0;
         for (int j = 0; j < N * DIM; j++) m += x[j];
         m /= cnt;
@@ -477,10 +403,10 @@ static void test_ddim_stochastic(void) {
     }
     /* the noise convention by hand: 2 steps into 0, step 0 adds sigma_up * pd_randn(seed, 1) */
     {
-        pd_sample_params p = params(PD_SAMPLER_DDIM, PD_GRID_KARRAS, 2, 1);
+        pd_sample_params p = rs_params(PD_SAMPLER_DDIM, PD_GRID_KARRAS, 2, 1);
         p.eta = 1;
         memcpy(x, z, 2 * DIM * sizeof *x);
-        sample(d, &p, x, seeds, 2, NULL);
+        rs_sample(d, &p, x, seeds, 2, NULL);
         double sig[3];
         pd_schedule_params sp = p.sched;
         sp.sigma_min = 0.002, sp.sigma_max = 80;
@@ -514,15 +440,15 @@ static void test_callbacks_and_errors(void) {
     enum { N = 2, DIM = 64 };
     uint64_t seeds[N] = {1, 2};
     float z[N * DIM], x[N * DIM];
-    noise(z, N, DIM, seeds);
+    rs_noise(z, N, DIM, seeds);
     pd_error err;
     pd_denoiser *d;
     pd_denoiser_analytic(&d, "analytic:gaussian:mu=0.3:std=0.5:res=8:ch=1", &err);
-    pd_sample_params p = params(PD_SAMPLER_HEUN, PD_GRID_KARRAS, 10, 1);
+    pd_sample_params p = rs_params(PD_SAMPLER_HEUN, PD_GRID_KARRAS, 10, 1);
     p.progress = on_progress, p.abort = on_abort;
     n_progress = 0, abort_after = 1000;
     memcpy(x, z, sizeof x);
-    tu_check(!sample(d, &p, x, seeds, N, NULL) && n_progress == 10, "progress called after each of 10 steps");
+    tu_check(!rs_sample(d, &p, x, seeds, N, NULL) && n_progress == 10, "progress called after each of 10 steps");
     n_progress = 0, abort_after = 3;
     memcpy(x, z, sizeof x);
     long long e0 = d->evals;
@@ -532,7 +458,7 @@ static void test_callbacks_and_errors(void) {
              "abort after 3 steps: fails (%s), 6 NFE spent, x untouched", err.msg);
 
     struct { const char *what; pd_sample_params p; const uint64_t *seeds; } bad[6];
-    for (int i = 0; i < 6; i++) bad[i].p = params(PD_SAMPLER_HEUN, PD_GRID_KARRAS, 10, 1), bad[i].seeds = seeds;
+    for (int i = 0; i < 6; i++) bad[i].p = rs_params(PD_SAMPLER_HEUN, PD_GRID_KARRAS, 10, 1), bad[i].seeds = seeds;
     bad[0].what = "steps 0 and nfe 0", bad[0].p.steps = 0;
     bad[1].what = "heun stop at sigma_min, nfe 1", bad[1].p.steps = 0, bad[1].p.nfe = 1, bad[1].p.sched.end_at_zero = 0;
     bad[2].what = "ddim eta=1 without seeds", bad[2].p.sampler = PD_SAMPLER_DDIM, bad[2].p.eta = 1, bad[2].seeds = NULL;
@@ -567,15 +493,15 @@ static void test_callbacks_and_errors(void) {
     /* shift_res 0 -> the denoiser's H (8): base 4 doubles every sigma, like shift_res = 8 */
     {
         float a[N * DIM], b2[N * DIM], c2[N * DIM];
-        pd_sample_params q = params(PD_SAMPLER_EULER, PD_GRID_KARRAS, 6, 1);
+        pd_sample_params q = rs_params(PD_SAMPLER_EULER, PD_GRID_KARRAS, 6, 1);
         memcpy(c2, z, sizeof c2);
-        sample(d, &q, c2, seeds, N, NULL);
+        rs_sample(d, &q, c2, seeds, N, NULL);
         q.sched.shift = PD_SHIFT_SCALE, q.sched.shift_base = 4, q.sched.shift_res = 0;
         memcpy(a, z, sizeof a);
-        sample(d, &q, a, seeds, N, NULL);
+        rs_sample(d, &q, a, seeds, N, NULL);
         q.sched.shift_res = 8;
         memcpy(b2, z, sizeof b2);
-        sample(d, &q, b2, seeds, N, NULL);
+        rs_sample(d, &q, b2, seeds, N, NULL);
         tu_check(!memcmp(a, b2, sizeof a) && memcmp(a, c2, sizeof a),
                  "scale shift with shift_res 0 uses the denoiser's resolution (and changes the result)");
     }

@@ -1,0 +1,78 @@
+/* run_dir.c — output-directory plumbing of the long runs (see run_dir.h). POSIX calls only;
+ * nothing here touches a run's numbers.
+ */
+#include "distill/run_dir.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int rd_make(const char *dir, pd_error *err) {
+    char p[1024];
+    if (snprintf(p, sizeof p, "%s", dir) >= (int)sizeof p)
+        return pd_fail(err, "%s: path too long", dir);
+    for (char *s = p + 1;; s++) {
+        if (*s != '/' && *s) continue;
+        char c = *s;
+        *s = 0;
+        if (mkdir(p, 0777) != 0 && errno != EEXIST)
+            return pd_fail(err, "%s: cannot create directory: %s", p, strerror(errno));
+        *s = c;
+        if (!c) break;
+    }
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return pd_fail(err, "%s: not a directory", dir);
+    return 0;
+}
+
+int rd_check_checkpoint(const char *ckpt, int resume, const char *dir_name, pd_error *err) {
+    int exists = access(ckpt, F_OK) == 0;
+    if (exists && !resume)
+        return pd_fail(err, "%s already exists: pass --resume to continue that run, or choose "
+                       "another %s", ckpt, dir_name);
+    if (!exists && resume) return pd_fail(err, "--resume: no checkpoint at %s", ckpt);
+    return 0;
+}
+
+void rd_remove_stale_tmp(const char *ckpt) {
+    char dir[1200];
+    snprintf(dir, sizeof dir, "%s", ckpt);
+    char *slash = strrchr(dir, '/');
+    const char *base = slash ? slash + 1 : ckpt;
+    char prefix[1300];
+    snprintf(prefix, sizeof prefix, "%s.tmp.", base);
+    if (slash) *slash = 0;
+    else snprintf(dir, sizeof dir, ".");
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    size_t pl = strlen(prefix);
+    while ((e = readdir(d))) {
+        if (strncmp(e->d_name, prefix, pl)) continue;
+        char *end;
+        long pid = strtol(e->d_name + pl, &end, 10);
+        /* kill(pid, 0) fails with ESRCH only when no such process exists: the writer is gone. */
+        if (*end || pid <= 0 || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+        char path[2600];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        unlink(path);
+    }
+    closedir(d);
+}
+
+void rd_append_csv(const char *dir, const char *name, const char *header, const char *line) {
+    char path[1200];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    int fresh = access(path, F_OK) != 0;
+    FILE *f = fopen(path, "a");
+    if (!f) return;
+    if (fresh) fprintf(f, "%s\n", header);
+    fprintf(f, "%s\n", line);
+    fclose(f);
+}
