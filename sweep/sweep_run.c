@@ -876,9 +876,10 @@ int pd_sweep_run(const char *path, const pd_sweep_options *opts, pd_sweep_summar
     if (o->threads > 0) pd_set_threads(o->threads);
     else if (s->threads > 0) pd_set_threads(s->threads);
 
+    /* A reuse folder that does not exist yet (its sweep has not run) is fine: nothing to copy. */
     for (int k = 0; k < s->n_reuse; k++) {
         struct stat st;
-        if (stat(s->reuse[k], &st) || !S_ISDIR(st.st_mode)) {
+        if (stat(s->reuse[k], &st) == 0 && !S_ISDIR(st.st_mode)) {
             pd_fail(err, "%s:%d: reuse: %s is not a folder (another sweep's output)", s->source, s->reuse_line,
                     s->reuse[k]);
             goto done;

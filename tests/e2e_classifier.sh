@@ -8,26 +8,14 @@
 # with 128 features, under 16 MB. Skipped without Fashion-MNIST. Prints "N passed, M failed".
 set -uo pipefail
 
-PD=${1:?usage: e2e_classifier.sh PIXDIFF SOURCE_DIR}
-SRC=${2:?usage: e2e_classifier.sh PIXDIFF SOURCE_DIR}
-PD=$(cd "$(dirname "$PD")" && pwd)/$(basename "$PD")
+. "$(dirname "${BASH_SOURCE[0]}")/testutil.sh"
 if [ ! -f /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz ]; then
     echo "skipped: Fashion-MNIST is not installed (Debian package dataset-fashion-mnist)"
     exit 0
 fi
-T=$(mktemp -d "${TMPDIR:-/tmp}/pixdiff-e2e-clf.XXXXXX")
-trap 'rm -rf "$T"' EXIT
-cd "$T"
+e2e_init e2e_classifier.sh "$@"
 export OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2
 
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok   $1"; }
-bad() {
-    fail=$((fail + 1))
-    echo "FAIL $1"
-    if [ -n "${2:-}" ] && [ -f "$2" ]; then sed 's/^/     | /' "$2" | tail -n 8; fi
-}
 
 # A classifier a few hundred times cheaper than the shipped one (same pipeline).
 cat >clf.yaml <<'YAML'
@@ -90,5 +78,4 @@ if [ -f "$M" ]; then
     else bad "shipped fashion-classifier ($size bytes)" m.out; fi
 fi
 
-echo "$pass passed, $fail failed"
-[ $fail -eq 0 ]
+e2e_finish

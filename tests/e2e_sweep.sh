@@ -6,27 +6,15 @@
 # the cached reference; a re-run samples nothing; a run killed with SIGKILL in the middle of a cell
 # and run again ends with every cell exactly once and no torn line; bad sweep files fail with one
 # line naming file:line: key and write nothing. The shipped configs are checked too: quick.yaml
-# runs, fashion32-nfe.yaml validates with --dry-run. Prints the fraction of sampling time spent
+# runs, every fashion32-*.yaml validates with --dry-run. Prints the fraction of sampling time spent
 # outside the denoiser per cell. Prints "N passed, M failed".
 set -uo pipefail
 
-PD=${1:?usage: e2e_sweep.sh PIXDIFF SOURCE_DIR}
-SRC=${2:?usage: e2e_sweep.sh PIXDIFF SOURCE_DIR}
-PD=$(cd "$(dirname "$PD")" && pwd)/$(basename "$PD")
-T=$(mktemp -d "${TMPDIR:-/tmp}/pixdiff-e2e-sweep.XXXXXX")
-trap 'rm -rf "$T"' EXIT
-cd "$T"
+. "$(dirname "${BASH_SOURCE[0]}")/testutil.sh"
+e2e_init e2e_sweep.sh "$@"
 export OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2
 unset PIXDIFF_MODEL
 
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok   $1"; }
-bad() {
-    fail=$((fail + 1))
-    echo "FAIL $1"
-    if [ -n "${2:-}" ] && [ -f "$2" ]; then sed 's/^/     | /' "$2" | tail -n 8; fi
-}
 is_png() { [ "$(head -c 8 "$1" | od -An -tx1 | tr -d ' \n')" = "89504e470d0a1a0a" ]; }
 lines() { if [ -f "$1" ]; then wc -l <"$1" | tr -d ' '; else echo 0; fi; }
 # Every line of a results.jsonl is a whole object ({"key": ... }) and no key appears twice.
@@ -189,9 +177,13 @@ rm -rf bad-out
 "$PD" sweep "$SRC/configs/sweeps/fashion32-nfe.yaml" --dry-run --out f32 >f32.txt 2>f32.err &&
     [ ! -e f32 ] && grep -q '^cell [0-9]*/[0-9]* unipc nfe<=35' f32.txt && ok "fashion32-nfe.yaml validates" ||
     bad "fashion32-nfe.yaml --dry-run" f32.err
+for f in "$SRC"/configs/sweeps/fashion32-*.yaml; do
+    b=$(basename "$f" .yaml)
+    if "$PD" sweep "$f" --dry-run --out "$b" >"$b.txt" 2>"$b.err" && [ ! -e "$b" ] && grep -q '^cell 1/' "$b.txt"
+    then ok "$b.yaml validates"; else bad "$b.yaml --dry-run" "$b.err"; fi
+done
 "$PD" sweep "$SRC/configs/sweeps/quick.yaml" --out quick --quiet 2>quick.err &&
     [ "$(lines quick/results.jsonl)" -ge 8 ] && is_png quick/plot_traj_rmse.png && ok "quick.yaml runs" ||
     bad "quick.yaml" quick.err
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+e2e_finish

@@ -514,8 +514,8 @@ int main(void) {
     expect_invalid("predictor without {nfe}", b, 4, "samplers[0].predictor: must contain {nfe}");
     snprintf(b, sizeof b, "%ssamplers:\n  - name: amed\n    predictor: a{nfe}.st\n    schedule: karras\nnfe: [4]\nn: 4\nmetrics: [trajectory]\n", head);
     expect_invalid("schedule with a predictor", b, 5, "samplers[0].schedule: set by the predictor file");
-    snprintf(b, sizeof b, "%ssamplers: [euler]\nnfe: [3]\nn: 4\nmetrics: [trajectory]\nreuse: /no/such/sweep\n", head);
-    expect_invalid("reuse folder missing", b, 6, "reuse: /no/such/sweep is not a folder");
+    snprintf(b, sizeof b, "%ssamplers: [euler]\nnfe: [3]\nn: 4\nmetrics: [trajectory]\nreuse: %s\n", head, yaml);
+    expect_invalid("reuse of a file", b, 6, "reuse: ");
     snprintf(b, sizeof b, "model: no-such-model.safetensors\nsamplers: [euler]\nnfe: [3]\nn: 4\nmetrics: [trajectory]\n");
     expect_invalid("model file not found", b, 1, "model: no-such-model.safetensors: No such file");
 
