@@ -40,7 +40,8 @@ typedef struct run_info {
     const pd_sample_params *p;
     int steps, nfe, n, C, H, W, cols;
     uint64_t seed;
-    int cls;
+    int cls;                /* the class asked for (-1: none); with cycle, of the image written */
+    int cycle;              /* --class cycle: image i asks for class i mod label_dim */
     char cls_name[32];
     const char *noise_path;
     double rho; /* effective rho, or 0 when the grid has none */
@@ -81,7 +82,9 @@ static void make_parameters(cli_buf *b, const run_info *r, int index) {
     if (r->gen_sigma <= 0 && p->afs) cli_buf_printf(b, ", AFS: on");
     if (r->predictor) cli_buf_printf(b, ", Predictor: %s", r->predictor);
     if (r->transform && r->transform[0]) cli_buf_printf(b, ", Denoiser: %s", r->transform);
-    if (r->cls >= 0) {
+    if (r->cycle && index < 0) {
+        cli_buf_printf(b, ", Class: cycle (image i: i mod %d)", r->cm->den->label_dim);
+    } else if (r->cls >= 0) {
         cli_buf_printf(b, ", Class: %d", r->cls);
         if (r->cls_name[0]) cli_buf_printf(b, " (%s)", r->cls_name);
     }
@@ -143,7 +146,9 @@ static void make_json(cli_buf *b, const run_info *r, int index) {
     cli_buf_printf(b, ", \"s_noise\": ");
     cli_buf_json_num(b, p->s_noise);
     cli_buf_printf(b, ", \"class\": ");
-    if (r->cls < 0) {
+    if (r->cycle && index < 0) {
+        cli_buf_printf(b, "\"cycle\"");
+    } else if (r->cls < 0) {
         cli_buf_printf(b, "null");
     } else {
         cli_buf_printf(b, "{\"index\": %d, \"name\": ", r->cls);
@@ -202,7 +207,8 @@ int cmd_sample(int argc, char **argv) {
     };
     arg_opt tail[] = {
         OPT_DEF("--class", ARG_STR, &class_arg, "K|NAME",
-                "class label (index or name) of a conditional model", "none (unconditional)"),
+                "class label (index or name) of a conditional model; cycle: image i asks for class i mod "
+                "the class count (with --cols 10, one column per class)", "none (unconditional)"),
         OPT("--seed", ARG_U64, &seed, "S", "image i uses seed S + i"),
         OPT_DEF("--n", ARG_POS_INT, &n, "N", "number of images", "64, or the N of --noise"),
         OPT("--batch", ARG_POS_INT, &batch, "B",
@@ -276,7 +282,10 @@ int cmd_sample(int argc, char **argv) {
     const int C = d->C, H = d->H, W = d->W, label_dim = d->label_dim;
     const size_t chw = (size_t)C * H * W;
     char cls_name[32];
-    int cls = cli_parse_class(cmd, "--class", class_arg, &cm, cls_name, sizeof cls_name);
+    const int cycle = class_arg && !strcmp(class_arg, "cycle");
+    if (cycle && label_dim <= 0)
+        cli_bad_flag(cmd, "--class", "model '%s' is unconditional (label_dim 0), got 'cycle'", cm.name);
+    int cls = cycle ? -1 : cli_parse_class(cmd, "--class", class_arg, &cm, cls_name, sizeof cls_name);
     /* A one-step generator (SiD, kind "generator") is one evaluation at its sigma_init; pd_sample
      * takes its generator path, so there is no sampler, grid or step count to choose. */
     const double gen_sigma = d->sigma_init;
@@ -340,7 +349,7 @@ int cmd_sample(int argc, char **argv) {
 
     run_info r = {
         &cm, &p,         steps, gen_sigma > 0 ? 1 : pd_sampler_nfe_for_steps(&p, steps), n, C, H, W,
-        cols, seed, cls, "", noise_path, 0, gen_sigma, NULL, NULL};
+        cols, seed, cls, cycle, "", noise_path, 0, gen_sigma, NULL, NULL};
     snprintf(r.cls_name, sizeof r.cls_name, "%s", cls_name);
     r.rho = cli_sampling_opts_rho(&so);
     r.predictor = p.amed ? so.predictor_path : NULL;
@@ -359,6 +368,8 @@ int cmd_sample(int argc, char **argv) {
     for (int b = 0; b < n_batches; b++) {
         int i0 = b * batch, nb = n - i0 < batch ? n - i0 : batch;
         float *x = keep_all ? all + (size_t)i0 * chw : xb;
+        if (cycle) /* one-hot rows for this batch's images */
+            for (int i = 0; i < nb; i++) cli_fill_labels(labels + (size_t)i * label_dim, 1, label_dim, (i0 + i) % label_dim);
         for (int i = 0; i < nb; i++) {
             seeds[i] = seed + (uint64_t)(i0 + i);
             if (noise)
@@ -383,6 +394,11 @@ int cmd_sample(int argc, char **argv) {
             for (int i = 0; i < nb; i++) {
                 char path[4200];
                 snprintf(path, sizeof path, "%s/%05d.png", outdir, i0 + i);
+                if (cycle) { /* each file records the class its image was asked for */
+                    char k[16];
+                    snprintf(k, sizeof k, "%d", (i0 + i) % label_dim);
+                    r.cls = cli_parse_class(cmd, "--class", k, &cm, r.cls_name, sizeof r.cls_name);
+                }
                 write_png(cmd, path, x + (size_t)i * chw, 1, 1, &r, i0 + i);
             }
         }

@@ -177,6 +177,19 @@ run "--class dress" "$PD" sample --model cond.safetensors --class dress --steps 
 "$PD" inspect cls.png >cls.txt 2>&1 || true
 has "--class dress recorded" cls.txt 'Class: 3 \(dress\)'
 
+# --class cycle: image i asks for class i mod 10; the grid says so, each --outdir file has its class,
+# and image 13 is the image --class 3 --seed 13 gives (labels do not depend on the batch).
+run "--class cycle" "$PD" sample --model cond.safetensors --class cycle --steps 2 --n 14 --batch 4 --cols 10 \
+    --out cyc.png --outdir cyc --output-npy cyc.npy --quiet
+"$PD" inspect cyc.png >cyc.txt 2>&1 || true
+has "--class cycle recorded in the grid" cyc.txt 'Class: cycle \(image i: i mod 10\)'
+"$PD" inspect cyc/00013.png >cyc13.txt 2>&1 || true
+has "--class cycle: image 13 records class 3" cyc13.txt 'Class: 3 \(dress\)'
+run "--class 3 --seed 13" "$PD" sample --model cond.safetensors --class 3 --seed 13 --steps 2 --n 1 --output-npy c13.npy --quiet
+img=$((($(stat -c %s cyc.npy) - $(stat -c %s c13.npy)) / 13))   # bytes per image: 14 images vs 1
+if [ -s cyc.npy ] && cmp -s <(tail -c "$img" cyc.npy) <(tail -c "$img" c13.npy); then ok "--class cycle image 13 = --class 3 --seed 13"
+else bad "--class cycle image 13 differs from --class 3 --seed 13"; fi
+
 # ---------------------------------------------------------------- denoise, analytic
 run "denoise runs" "$PD" denoise "${M[@]}" --input b1_samplereuler.npy --sigma 1.5 --output den.npy
 if [ -f den.npy ] && [ "$(stat -c %s den.npy)" = "$(stat -c %s b1_samplereuler.npy)" ]; then ok "denoise: output shape"
