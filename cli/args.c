@@ -163,6 +163,13 @@ arg_opt *args_find(arg_spec *spec, const char *flag) {
     return NULL;
 }
 
+int args_concat(arg_opt *dst, const arg_rows *blocks, int n_blocks) {
+    int n = 0;
+    for (int b = 0; b < n_blocks; b++)
+        for (int i = 0; i < blocks[b].n; i++) dst[n++] = blocks[b].rows[i];
+    return n;
+}
+
 int args_given(arg_spec *spec, const char *flag) {
     arg_opt *o = args_find(spec, flag);
     return o ? o->given : 0;

@@ -74,6 +74,14 @@ void args_print_help(const arg_spec *spec, FILE *f);
 arg_opt *args_find(arg_spec *spec, const char *flag);
 int args_given(arg_spec *spec, const char *flag);
 
+/* A command's table assembled from blocks (its own rows, the shared sampler and denoiser rows):
+ * copies each block in order into dst, which must hold them all; returns the row count. */
+typedef struct arg_rows {
+    const arg_opt *rows;
+    int n;
+} arg_rows;
+int args_concat(arg_opt *dst, const arg_rows *blocks, int n_blocks);
+
 /* Prints "pixdiff <cmd>: <message>" on stderr and exits with `code`
  * (2: the command line was wrong; 1: the work failed). */
 void cli_die(int code, const char *cmd, const char *fmt, ...)

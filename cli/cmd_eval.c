@@ -165,11 +165,8 @@ int cmd_eval(int argc, char **argv) {
     const int n_head = (int)(sizeof head / sizeof head[0]), n_tail = (int)(sizeof tail / sizeof tail[0]);
     arg_opt opts[sizeof head / sizeof head[0] + CLI_SAMPLING_MAX_ROWS + CLI_DENOISER_MAX_ROWS +
                  sizeof tail / sizeof tail[0]];
-    int n_opts = 0;
-    for (int i = 0; i < n_head; i++) opts[n_opts++] = head[i];
-    for (int i = 0; i < n_srows; i++) opts[n_opts++] = srows[i];
-    for (int i = 0; i < n_drows; i++) opts[n_opts++] = drows[i];
-    for (int i = 0; i < n_tail; i++) opts[n_opts++] = tail[i];
+    const arg_rows blocks[] = {{head, n_head}, {srows, n_srows}, {drows, n_drows}, {tail, n_tail}};
+    int n_opts = args_concat(opts, blocks, 4);
     arg_spec spec = {
         cmd,
         "[options]",

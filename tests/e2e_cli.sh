@@ -8,23 +8,10 @@
 # exit and no files. Prints "N passed, M failed" and exits non-zero on any failure.
 set -euo pipefail
 
-PD=${1:?usage: e2e_cli.sh PIXDIFF SOURCE_DIR}
-SRC=${2:?usage: e2e_cli.sh PIXDIFF SOURCE_DIR}
-PD=$(cd "$(dirname "$PD")" && pwd)/$(basename "$PD")
-T=$(mktemp -d "${TMPDIR:-/tmp}/pixdiff-e2e.XXXXXX")
-trap 'rm -rf "$T"' EXIT
-cd "$T"
+. "$(dirname "${BASH_SOURCE[0]}")/testutil.sh"
+e2e_init e2e_cli.sh "$@"
 export OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2
 unset PIXDIFF_MODEL
-
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok   $1"; }
-bad() {
-    fail=$((fail + 1))
-    echo "FAIL $1"
-    if [ -n "${2:-}" ] && [ -f "$2" ]; then sed 's/^/     | /' "$2" | tail -n 8; fi
-}
 
 # run NAME CMD...: the command must succeed.
 run() {
@@ -32,44 +19,6 @@ run() {
     shift
     if "$@" >"$T/run.out" 2>&1; then ok "$name"; else bad "$name (exit $?)" "$T/run.out"; fi
 }
-
-# expect_error NAME PATTERN CMD...: run in an empty directory; the command must fail with exactly
-# one line on stderr matching PATTERN (grep -E), and leave the directory empty.
-expect_error() {
-    local name=$1 pat=$2
-    shift 2
-    rm -rf "$T/e"
-    mkdir "$T/e"
-    local rc=0
-    (cd "$T/e" && "$@") >"$T/e.out" 2>"$T/e.err" || rc=$?
-    local lines files
-    lines=$(wc -l <"$T/e.err")
-    files=$(ls -A "$T/e")
-    if [ "$rc" -eq 0 ]; then
-        bad "$name: exit 0, expected an error" "$T/e.err"
-    elif [ "$lines" -ne 1 ]; then
-        bad "$name: $lines lines on stderr, expected 1" "$T/e.err"
-    elif ! grep -qE -- "$pat" "$T/e.err"; then
-        bad "$name: stderr does not match /$pat/" "$T/e.err"
-    elif [ -n "$files" ]; then
-        echo "files: $files" >>"$T/e.err"
-        bad "$name: wrote files" "$T/e.err"
-    else
-        ok "$name (exit $rc: $(cat "$T/e.err"))"
-    fi
-}
-
-# same NAME FILE1 FILE2: byte-identical (non-empty) files.
-same() {
-    if [ -s "$2" ] && cmp -s "$2" "$3"; then ok "$1"; else bad "$1: $2 and $3 differ"; fi
-}
-
-# has NAME FILE PATTERN: FILE contains PATTERN (grep -E).
-has() {
-    if grep -qE -- "$3" "$2"; then ok "$1"; else bad "$1: no /$3/ in $2" "$2"; fi
-}
-
-is_png() { [ "$(head -c 8 "$1" | od -An -tx1 | tr -d ' \n')" = "89504e470d0a1a0a" ]; }
 
 # ---------------------------------------------------------------- help and version
 "$PD" --help >help.txt 2>&1 && ok "--help exits 0" || bad "--help exits 0" help.txt

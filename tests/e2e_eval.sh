@@ -11,52 +11,19 @@
 # files. Prints "N passed, M failed" and exits non-zero on any failure.
 set -euo pipefail
 
-PD=${1:?usage: e2e_eval.sh PIXDIFF SOURCE_DIR}
-SRC=${2:?usage: e2e_eval.sh PIXDIFF SOURCE_DIR}
-PD=$(cd "$(dirname "$PD")" && pwd)/$(basename "$PD")
-T=$(mktemp -d "${TMPDIR:-/tmp}/pixdiff-e2e-eval.XXXXXX")
-trap 'rm -rf "$T"' EXIT
-cd "$T"
+. "$(dirname "${BASH_SOURCE[0]}")/testutil.sh"
+e2e_init e2e_eval.sh "$@"
 export OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 XDG_CACHE_HOME="$T/xdg"
 unset PIXDIFF_MODEL PIXDIFF_CLASSIFIER
 
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok   $1"; }
-bad() {
-    fail=$((fail + 1))
-    echo "FAIL $1"
-    if [ -n "${2:-}" ] && [ -f "$2" ]; then sed 's/^/     | /' "$2" | tail -n 12; fi
-}
 # run NAME OUT CMD...: the command must succeed; stdout to OUT, stderr to OUT.err.
 run() {
     local name=$1 out=$2
     shift 2
     if "$@" >"$out" 2>"$out.err"; then ok "$name"; else bad "$name (exit $?)" "$out.err"; fi
 }
-has() { if grep -qE -- "$3" "$2"; then ok "$1"; else bad "$1: no /$3/ in $2" "$2"; fi; }
-hasnt() { if grep -qE -- "$3" "$2"; then bad "$1: /$3/ in $2" "$2"; else ok "$1"; fi; }
-# expect_error NAME PATTERN CMD...: in an empty directory, exit non-zero with exactly one stderr
-# line matching PATTERN, and write nothing there.
-expect_error() {
-    local name=$1 pat=$2
-    shift 2
-    rm -rf "$T/e"
-    mkdir "$T/e"
-    local rc=0
-    (cd "$T/e" && "$@") >"$T/e.out" 2>"$T/e.err" || rc=$?
-    local lines files
-    lines=$(wc -l <"$T/e.err")
-    files=$(ls -A "$T/e")
-    if [ "$rc" -eq 0 ]; then bad "$name: exit 0, expected an error" "$T/e.err"
-    elif [ "$lines" -ne 1 ]; then bad "$name: $lines lines on stderr, expected 1" "$T/e.err"
-    elif ! grep -qE -- "$pat" "$T/e.err"; then bad "$name: stderr does not match /$pat/" "$T/e.err"
-    elif [ -n "$files" ]; then bad "$name: wrote files ($files)" "$T/e.err"
-    else ok "$name (exit $rc: $(cat "$T/e.err"))"; fi
-}
 # json_field FILE KEY: the value of "KEY": in a one-line JSON object.
 json_field() { grep -oE "\"$2\": [^,}]+" "$1" | head -n 1 | cut -d' ' -f2-; }
-is_png() { [ "$(head -c 8 "$1" | od -An -tx1 | tr -d ' \n')" = "89504e470d0a1a0a" ]; }
 
 # ---------------------------------------------------------------- fixtures
 # A fake Fashion-MNIST split: n random 28x28 images and labels i mod 10, as gzip IDX files.

@@ -15,7 +15,6 @@ e2e_init e2e_sweep.sh "$@"
 export OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2
 unset PIXDIFF_MODEL
 
-is_png() { [ "$(head -c 8 "$1" | od -An -tx1 | tr -d ' \n')" = "89504e470d0a1a0a" ]; }
 lines() { if [ -f "$1" ]; then wc -l <"$1" | tr -d ' '; else echo 0; fi; }
 # Every line of a results.jsonl is a whole object ({"key": ... }) and no key appears twice.
 check_jsonl() {
@@ -30,20 +29,8 @@ check_jsonl() {
         bad "$name: $n lines (want $want), $torn torn, $dups duplicate keys" "$f"
     fi
 }
-# expect_error NAME PATTERN CMD...: exit 2 (a bad sweep file), exactly one line on stderr
-# matching PATTERN, and no output folder.
-expect_error() {
-    local name=$1 pat=$2
-    shift 2
-    rm -rf bad-out
-    local rc=0
-    "$@" >e.out 2>e.err || rc=$?
-    if [ "$rc" -ne 2 ]; then bad "$name: exit $rc, expected 2" e.err
-    elif [ "$(wc -l <e.err)" -ne 1 ]; then bad "$name: $(wc -l <e.err) lines on stderr" e.err
-    elif ! grep -qE -- "$pat" e.err; then bad "$name: stderr does not match /$pat/" e.err
-    elif [ -e bad-out ]; then bad "$name: created the output folder"
-    else ok "$name ($(cat e.err))"; fi
-}
+# A bad sweep file exits 2 (testutil.sh's expect_error: one stderr line, nothing written).
+expect_rc=2
 
 "$PD" init --preset tiny --out tiny.safetensors --seed 1 --quiet && ok "init --preset tiny" || bad "init"
 

@@ -3,7 +3,7 @@
 #
 # Contract: e2e_init takes the script's arguments (PIXDIFF SOURCE_DIR), sets PD (absolute path of
 # the binary) and SRC, and makes a temporary directory T, removed on exit, the working directory.
-# ok / bad / expect_error keep the tally that the script prints last with e2e_finish ("N passed,
+# ok / bad / expect_error / has / hasnt / same keep the tally that the script prints last with e2e_finish ("N passed,
 # M failed"; its exit status fails the ctest when anything failed). The run helpers check what
 # every resumable long run (train, distill sid) promises: kill_resume kills a run with SIGKILL
 # again and again and resumes it; expect_no_tmp checks that no temporary checkpoint files were
@@ -18,6 +18,7 @@ e2e_init() {
     PD=${2:?usage: $name PIXDIFF SOURCE_DIR}
     SRC=${3:?usage: $name PIXDIFF SOURCE_DIR}
     PD=$(cd "$(dirname "$PD")" && pwd)/$(basename "$PD")
+    SRC=$(cd "$SRC" && pwd)
     T=$(mktemp -d "${TMPDIR:-/tmp}/pixdiff-${name%.sh}.XXXXXX")
     trap 'rm -rf "$T"' EXIT
     cd "$T" || exit 1
@@ -30,14 +31,35 @@ bad() {
     echo "FAIL $1"
     if [ -n "${2:-}" ] && [ -f "$2" ]; then sed 's/^/     | /' "$2" | tail -n 8; fi
 }
-# expect_error NAME PATTERN CMD...: must fail with a stderr line matching PATTERN.
+# expect_error NAME PATTERN CMD...: what every bad input must give (README "Bad input"): CMD
+# exits non-zero (exactly $expect_rc when the script sets it), prints exactly one line on stderr,
+# matching PATTERN (grep -E), and writes no file or folder under the working directory (a
+# temporary file made and removed again is fine; one left behind is not).
+expect_rc=
 expect_error() {
-    local name=$1 pat=$2
+    local name=$1 pat=$2 rc=0 lines written
     shift 2
-    if "$@" >"$T/err.out" 2>&1; then bad "$name (succeeded)" "$T/err.out"
-    elif grep -Eq "$pat" "$T/err.out"; then ok "$name"
-    else bad "$name (message)" "$T/err.out"; fi
+    mkdir -p "$T/.expect"
+    touch "$T/.expect/mark"
+    find . -type d | sort >"$T/.expect/dirs"
+    "$@" >"$T/.expect/out" 2>"$T/.expect/err" || rc=$?
+    lines=$(wc -l <"$T/.expect/err")
+    written=$({ find . -path ./.expect -prune -o -type f -newer "$T/.expect/mark" -print
+                find . -type d | sort | comm -13 "$T/.expect/dirs" -; } | tr '\n' ' ')
+    if [ "$rc" -eq 0 ]; then bad "$name: exit 0, expected an error" "$T/.expect/out"
+    elif [ -n "$expect_rc" ] && [ "$rc" -ne "$expect_rc" ]; then bad "$name: exit $rc, expected $expect_rc" "$T/.expect/err"
+    elif [ "$lines" -ne 1 ]; then bad "$name: $lines lines on stderr, expected 1" "$T/.expect/err"
+    elif ! grep -qE -- "$pat" "$T/.expect/err"; then bad "$name: stderr does not match /$pat/" "$T/.expect/err"
+    elif [ -n "$written" ]; then bad "$name: wrote $written" "$T/.expect/err"
+    else ok "$name (exit $rc: $(cat "$T/.expect/err"))"; fi
 }
+
+# has NAME FILE PATTERN: FILE contains PATTERN (grep -E); hasnt: it does not.
+has() { if grep -qE -- "$3" "$2"; then ok "$1"; else bad "$1: no /$3/ in $2" "$2"; fi; }
+hasnt() { if grep -qE -- "$3" "$2"; then bad "$1: /$3/ in $2" "$2"; else ok "$1"; fi; }
+# same NAME FILE1 FILE2: byte-identical, non-empty files.
+same() { if [ -s "$2" ] && cmp -s "$2" "$3"; then ok "$1"; else bad "$1: $2 and $3 differ"; fi; }
+is_png() { [ "$(head -c 8 "$1" | od -An -tx1 | tr -d ' \n')" = "89504e470d0a1a0a" ]; }
 
 # kill_resume DONE CKPT TRIES DELAY_FN LOG CMD...: starts CMD (with --resume once CKPT exists: a
 # kill before the first checkpoint leaves nothing to resume, so it starts afresh then) and
