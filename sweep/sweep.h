@@ -74,6 +74,11 @@ typedef struct sw_sampler {
     char predictor[512];     /* amed, amed-plugin: predictor file per budget, "{nfe}" in it
                               * replaced by the budget; "" = the neutral predictor */
     int predictor_line;
+    /* A one-step generator model (SiD, kind "generator") in place of a sampler: one cell of NFE 1
+     * that every budget maps to, in each variant without transforms (a transformed variant has no
+     * cell for it); its key holds the generator's hash. "" for a sampler. */
+    char generator[512];
+    int generator_line;
 } sw_sampler;
 
 /* A transform of the denoiser or grid applied to every sampler. A new kind is one more field
@@ -98,6 +103,7 @@ typedef struct sw_spec {
     char model[1024];
     int model_line;
     char classifier[1024];
+    char data_dir[1024];     /* Fashion-MNIST folder; "" = PD_FASHION_MNIST_DIR */
     int labels_line, metrics_line, classifier_line; /* for errors found once the model is known */
     sw_sampler samplers[SW_MAX_SAMPLERS];
     int n_samplers;
@@ -146,11 +152,13 @@ typedef struct sw_grid {
     int *map;
 } sw_grid;
 
-/* Per (sampler, budget): what a predictor file decides. skip: no cell for this budget. */
+/* Per (sampler, budget): what a predictor or generator file decides. skip: no cell for this
+ * budget (the file does not exist). */
 typedef struct sw_budget_override {
     int used, skip;
     pd_sample_params p;      /* replaces the sampler's parameters (steps set) */
-    char sha256[65];         /* of the predictor file, part of the key */
+    char sha256[65];         /* of the predictor or generator file, part of the key */
+    double sigma_init;       /* a generator's sigma_init (part of its key) */
 } sw_budget_override;
 
 /* What the model contributes to keys and checks; from the loaded model, or from the spec alone

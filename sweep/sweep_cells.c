@@ -8,7 +8,9 @@
  *   size=32|shift=none|n=5000|seed=0|labels=cycle|metrics=fd,kid|classifier=<path>
  * plus the options the sampler reads and the variant's transforms. Names (series labels, variant
  * names) are not part of it, so renaming is free; two budgets that give the same step count are
- * one cell; two (sampler, variant) pairs with equal keys are an error in the sweep file.
+ * one cell; two (sampler, variant) pairs with equal keys are an error in the sweep file. A
+ * one-step generator's key starts model=sha256:<its file>|sampler=generator|sigma_init=2.5|steps=1
+ * and every budget maps to that one cell.
  */
 #include "sweep/sweep.h"
 
@@ -51,32 +53,47 @@ static const char *num(char *t, double v) {
     return t;
 }
 
-static int make_key(char *out, const sw_spec *s, const sw_model_facts *mf, const pd_sample_params *p,
-                    const char *predictor_sha, int vi, int steps) {
-    const sw_variant *v = &s->variants[vi];
+/* The sampler's part of a key: model, sampler, grid and the options the sampler reads. */
+static void key_sampler(keybuf *kb, const sw_model_facts *mf, const char *model, const pd_sample_params *p,
+                        const char *predictor_sha, int steps) {
     unsigned k = (unsigned)p->sampler;
     char a[40], b[40], c[40], d[40];
-    keybuf kb = {out, 0, SW_KEY_CAP};
-    kadd(&kb, "model=%s|sampler=%s|grid=%s", mf->known ? mf->identity : s->model,
+    kadd(kb, "model=%s|sampler=%s|grid=%s", mf->known ? mf->identity : model,
          pd_sampler_name(p->sampler), pd_grid_name(p->sched.grid));
     if (p->sched.grid == PD_GRID_KARRAS || p->sched.grid == PD_GRID_VP_TIME)
-        kadd(&kb, "|rho=%s", num(a, p->sched.rho > 0 ? p->sched.rho : p->sched.grid == PD_GRID_KARRAS ? 7 : 1));
-    kadd(&kb, "|end=%s", p->sched.end_at_zero ? "zero" : "sigma-min");
+        kadd(kb, "|rho=%s", num(a, p->sched.rho > 0 ? p->sched.rho : p->sched.grid == PD_GRID_KARRAS ? 7 : 1));
+    kadd(kb, "|end=%s", p->sched.end_at_zero ? "zero" : "sigma-min");
     if (mf->known)
-        kadd(&kb, "|sigma=%s..%s", num(a, p->sched.sigma_min > 0 ? p->sched.sigma_min : mf->sigma_min),
+        kadd(kb, "|sigma=%s..%s", num(a, p->sched.sigma_min > 0 ? p->sched.sigma_min : mf->sigma_min),
              num(b, p->sched.sigma_max > 0 ? p->sched.sigma_max : mf->sigma_max));
-    else kadd(&kb, "|sigma=model");
-    if (k == PD_SAMPLER_DDIM) kadd(&kb, "|eta=%s", num(a, p->eta));
+    else kadd(kb, "|sigma=model");
+    if (k == PD_SAMPLER_DDIM) kadd(kb, "|eta=%s", num(a, p->eta));
     if (k == PD_SAMPLER_HEUN && p->s_churn > 0)
-        kadd(&kb, "|churn=%s,%s,%s,%s", num(a, p->s_churn), num(b, p->s_tmin), num(c, p->s_tmax),
+        kadd(kb, "|churn=%s,%s,%s,%s", num(a, p->s_churn), num(b, p->s_tmin), num(c, p->s_tmax),
              num(d, p->s_noise));
     if (k == PD_SAMPLER_DPMPP_2M || k == PD_SAMPLER_DPMPP_3M || k == PD_SAMPLER_UNIPC)
-        kadd(&kb, "|order=%d|lof=%d|thr=%s", p->max_order, p->lower_order_final, num(a, p->thresholding));
-    if (k == PD_SAMPLER_DPMPP_2M || k == PD_SAMPLER_DPMPP_3M) kadd(&kb, "|d2=%d", p->dpmpp_exact_d2);
-    if (k == PD_SAMPLER_IPNDM) kadd(&kb, "|order=%d", p->max_order);
-    if (k == PD_SAMPLER_DPM2) kadd(&kb, "|r=%s", num(a, p->dpm2_r > 0 ? p->dpm2_r : 0.5));
-    if (predictor_sha && *predictor_sha) kadd(&kb, "|predictor=sha256:%s", predictor_sha);
-    kadd(&kb, "|afs=%d|steps=%d", p->afs, steps);
+        kadd(kb, "|order=%d|lof=%d|thr=%s", p->max_order, p->lower_order_final, num(a, p->thresholding));
+    if (k == PD_SAMPLER_DPMPP_2M || k == PD_SAMPLER_DPMPP_3M) kadd(kb, "|d2=%d", p->dpmpp_exact_d2);
+    if (k == PD_SAMPLER_IPNDM) kadd(kb, "|order=%d", p->max_order);
+    if (k == PD_SAMPLER_DPM2) kadd(kb, "|r=%s", num(a, p->dpm2_r > 0 ? p->dpm2_r : 0.5));
+    if (predictor_sha && *predictor_sha) kadd(kb, "|predictor=sha256:%s", predictor_sha);
+    kadd(kb, "|afs=%d|steps=%d", p->afs, steps);
+}
+
+static int make_key(char *out, const sw_spec *s, const sw_model_facts *mf, const pd_sample_params *p,
+                    const sw_budget_override *o, int si, int vi, int steps) {
+    const sw_variant *v = &s->variants[vi];
+    const char *file_sha = o && o->used ? o->sha256 : NULL;
+    char a[40], b[40];
+    keybuf kb = {out, 0, SW_KEY_CAP};
+    if (s->samplers[si].generator[0]) {
+        /* A generator: its own file and sigma_init; nothing of the sampler applies. */
+        if (file_sha && *file_sha)
+            kadd(&kb, "model=sha256:%s|sampler=generator|sigma_init=%s", file_sha, num(a, o->sigma_init));
+        else kadd(&kb, "model=%s|sampler=generator", s->samplers[si].generator);
+        kadd(&kb, "|steps=1");
+    } else
+        key_sampler(&kb, mf, s->model, p, file_sha, steps);
     /* The variant, resolved: sampling size, then each transform. */
     if (mf->known) kadd(&kb, "|size=%d", v->size ? v->size : mf->res);
     else kadd(&kb, "|size=%d", v->size);
@@ -110,6 +127,7 @@ static int make_key(char *out, const sw_spec *s, const sw_model_facts *mf, const
         }
     if (sw_spec_has_metric(s, SW_METRIC_TRAJECTORY)) kadd(&kb, "|ref=heun:%d", s->reference_steps);
     if (classifier) kadd(&kb, "|classifier=%s", s->classifier);
+    if (classifier && s->data_dir[0]) kadd(&kb, "|data=%s", s->data_dir); /* only when not the default */
     return kb.len < kb.cap ? 0 : -1;
 }
 
@@ -134,19 +152,22 @@ int sw_grid_build(sw_grid *g, const sw_spec *s, const sw_model_facts *mf,
             for (int b = 0; b < s->n_nfe; b++) {
                 const sw_budget_override *o = ov ? &ov[(size_t)si * s->n_nfe + b] : NULL;
                 size_t slot = ((size_t)v * s->n_samplers + si) * s->n_nfe + b;
-                if (o && o->used && o->skip) {
-                    g->map[slot] = -1;
+                const sw_variant *vr = &s->variants[v];
+                int gen = s->samplers[si].generator[0] != 0;
+                if ((o && o->used && o->skip) ||
+                    (gen && (vr->size || vr->ug || vr->skip || vr->shift != PD_SHIFT_NONE))) {
+                    g->map[slot] = -1; /* no file for this budget; a generator in a transformed variant */
                     continue;
                 }
                 const pd_sample_params *p = o && o->used ? &o->p : &s->samplers[si].p;
-                int steps = o && o->used ? o->p.steps : pd_sampler_steps_for_nfe(p, s->nfe[b]);
+                int steps = gen ? 1 : o && o->used ? o->p.steps : pd_sampler_steps_for_nfe(p, s->nfe[b]);
                 if (steps < 1) { /* sw_spec_load rejects these; kept for callers that skip it */
                     sw_grid_free(g);
                     return pd_fail(err, "%s: budget %d fits no step of %s", s->source, s->nfe[b],
                                    s->samplers[si].label);
                 }
                 char key[SW_KEY_CAP];
-                if (make_key(key, s, mf, p, o && o->used ? o->sha256 : NULL, v, steps)) {
+                if (make_key(key, s, mf, p, o, si, v, steps)) {
                     sw_grid_free(g);
                     return pd_fail(err, "%s: the settings of %s are too long for a cell key", s->source,
                                    s->samplers[si].label);
@@ -173,7 +194,7 @@ int sw_grid_build(sw_grid *g, const sw_spec *s, const sw_model_facts *mf,
                     c->p.steps = steps;
                     c->budget = s->nfe[b];
                     c->steps = steps;
-                    c->nfe = pd_sampler_nfe_for_steps(p, steps);
+                    c->nfe = gen ? 1 : pd_sampler_nfe_for_steps(p, steps);
                     memcpy(c->key, key, sizeof key);
                     found = g->n_cells++;
                 }

@@ -320,6 +320,35 @@ static void auto_label(sw_sampler *sm) {
 #undef ADD
 }
 
+/* "- {generator: FILE[, label: L]}": a one-step generator (SiD) as one more series; it has no
+ * sampler, schedule or options (pd_sample evaluates it once at its sigma_init). */
+static int parse_generator(ctx *c, const yd_node *item, const char *where, sw_sampler *sm) {
+    char path[200];
+    for (int i = 0; i < item->n; i++)
+        if (strcmp(item->keys[i], "generator") && strcmp(item->keys[i], "label")) {
+            join(path, sizeof path, where, item->keys[i]);
+            return failf(c, item->key_lines[i], path,
+                         "a generator entry takes only generator and label (one evaluation at its "
+                         "sigma_init: no sampler, schedule or options)");
+        }
+    int label_given = 0;
+    if (get_str(c, item, "generator", where, sm->generator, sizeof sm->generator, NULL) ||
+        get_str(c, item, "label", where, sm->label, sizeof sm->label, &label_given))
+        return -1;
+    sm->generator_line = line_of(item, "generator");
+    if (!sm->generator[0]) {
+        join(path, sizeof path, where, "generator");
+        return failf(c, sm->generator_line, path, "expected the path of a generator model");
+    }
+    if (!label_given) { /* the file name without directory and extension */
+        const char *base = strrchr(sm->generator, '/');
+        snprintf(sm->label, sizeof sm->label, "%s", base ? base + 1 : sm->generator);
+        char *dot = strrchr(sm->label, '.');
+        if (dot && dot != sm->label) *dot = 0;
+    }
+    return 0;
+}
+
 static int parse_sampler(ctx *c, const yd_node *item, int idx, sw_sampler *sm) {
     char where[64], b[96];
     snprintf(where, sizeof where, "samplers[%d]", idx);
@@ -336,8 +365,9 @@ static int parse_sampler(ctx *c, const yd_node *item, int idx, sw_sampler *sm) {
     } else {
         if (need_map(c, item, item->line, where)) return -1;
         static const char *const known[] = {"name", "label", "schedule", "rho", "end", "options",
-                                            "predictor", NULL};
+                                            "predictor", "generator", NULL};
         if (check_keys(c, item, known, where)) return -1;
+        if (key_index(item, "generator") >= 0) return parse_generator(c, item, where, sm);
         int given = 0;
         if (get_str(c, item, "name", where, name, sizeof name, &given)) return -1;
         if (!given) return failf(c, item->line, where, "missing 'name' (the sampler)");
@@ -544,7 +574,7 @@ static int parse_root(ctx *c, const yd_node *root, sw_spec *s) {
     static const char *const known[] = {"name",  "model",  "classifier", "samplers", "nfe",
                                         "variants", "n",   "seed",       "batch",    "labels",
                                         "metrics", "reference_steps", "save_grid", "threads",
-                                        "output", "reuse", NULL};
+                                        "output", "reuse", "data_dir", NULL};
     if (check_keys(c, root, known, "")) return -1;
     static const char *const required[] = {"model", "samplers", "nfe", "n", "metrics", NULL};
     for (int k = 0; required[k]; k++)
@@ -557,6 +587,7 @@ static int parse_root(ctx *c, const yd_node *root, sw_spec *s) {
     if (get_str(c, root, "name", "", s->name, sizeof s->name, NULL) ||
         get_str(c, root, "model", "", s->model, sizeof s->model, NULL) ||
         get_str(c, root, "classifier", "", s->classifier, sizeof s->classifier, NULL) ||
+        get_str(c, root, "data_dir", "", s->data_dir, sizeof s->data_dir, NULL) ||
         get_str(c, root, "output", "", s->out_dir, sizeof s->out_dir, NULL))
         return -1;
     /* reuse: a folder or a list of folders (other sweeps' outputs) */
@@ -653,7 +684,8 @@ static int parse_root(ctx *c, const yd_node *root, sw_spec *s) {
             if (s->nfe[j] == bv) return failf(c, it->line, path, "budget %lld is listed twice", bv);
         for (int k = 0; k < s->n_samplers; k++) {
             const pd_sample_params *p = &s->samplers[k].p;
-            if (s->samplers[k].predictor[0]) continue; /* its files decide (sweep_run.c) */
+            if (s->samplers[k].predictor[0] || s->samplers[k].generator[0])
+                continue; /* files decide (sweep_run.c); a generator fits every budget */
             if (pd_sampler_steps_for_nfe(p, (int)bv) < 1)
                 return failf(c, it->line, path,
                              "budget %lld fits no step of samplers[%d] '%s' (one step costs %d "
@@ -692,6 +724,14 @@ static int parse_root(ctx *c, const yd_node *root, sw_spec *s) {
     }
 
     /* What the metrics need that the file alone decides. */
+    for (int k = 0; k < s->n_samplers; k++)
+        if (s->samplers[k].generator[0] && sw_spec_has_metric(s, SW_METRIC_TRAJECTORY)) {
+            char path[64];
+            snprintf(path, sizeof path, "samplers[%d].generator", k);
+            return failf(c, s->samplers[k].generator_line, path,
+                         "the trajectory metric compares ODE solutions from the same noise; a "
+                         "one-step generator has none (drop the metric or the generator)");
+        }
     if (sw_spec_has_metric(s, SW_METRIC_ACCURACY) && s->labels == SW_LABELS_NONE)
         return failf(c, line_of(root, "labels"), "labels",
                      "the accuracy metric needs class-conditional samples (labels: cycle or auto)");

@@ -53,6 +53,8 @@ typedef struct run {
     pd_eval *ev;
     pd_amed_predictor **preds;      /* [n_samplers * n_nfe], AMED predictors the cells use */
     sw_budget_override *ov;         /* [n_samplers * n_nfe] */
+    pd_model *gen_model[SW_MAX_SAMPLERS];    /* one-step generators (sw_sampler.generator) */
+    pd_denoiser *gen_den[SW_MAX_SAMPLERS];
     char out[1024];
     int lock_fd;
     sw_labels labels;
@@ -267,6 +269,54 @@ static int load_predictors(run *R, pd_error *err) {
     return 0;
 }
 
+/* One-step generators named by sampler entries: a missing file means no cell (logged, as for a
+ * predictor: the sweep runs before the distillation has finished); a file that is not a
+ * generator, or one that makes images another size or for other classes than the model's, is an
+ * error naming the file. */
+static int load_generators(run *R, pd_error *err) {
+    const sw_spec *s = R->s;
+    for (int si = 0; si < s->n_samplers; si++) {
+        const sw_sampler *sm = &s->samplers[si];
+        if (!sm->generator[0]) continue;
+        char where[700];
+        snprintf(where, sizeof where, "%s:%d: samplers[%d].generator", s->source, sm->generator_line, si);
+        sw_budget_override *o = &R->ov[(size_t)si * s->n_nfe];
+        struct stat st;
+        if (stat(sm->generator, &st)) {
+            logf_(R, "%s: no generator file %s: no cell", sm->label, sm->generator);
+            for (int b = 0; b < s->n_nfe; b++) o[b].used = o[b].skip = 1;
+            continue;
+        }
+        pd_error e2;
+        if (pd_model_load(&R->gen_model[si], sm->generator, &e2)) return pd_fail(err, "%s: %s", where, e2.msg);
+        const pd_unet_config *cfg = pd_model_config(R->gen_model[si]);
+        if (strcmp(cfg->kind, "generator") || !(cfg->sigma_init > 0))
+            return pd_fail(err, "%s: %s is a %s, not a one-step generator (pixdiff distill sid makes those)",
+                           where, sm->generator, cfg->kind[0] ? cfg->kind : "denoiser");
+        if (R->mf.known && (cfg->img_resolution != R->mf.res || cfg->in_channels != R->mf.C ||
+                            cfg->label_dim != R->mf.label_dim))
+            return pd_fail(err, "%s: %s makes %dx%dx%d images for %d classes; the model %s makes "
+                                "%dx%dx%d for %d",
+                           where, sm->generator, cfg->img_resolution, cfg->img_resolution, cfg->in_channels,
+                           cfg->label_dim, s->model, R->mf.res, R->mf.res, R->mf.C, R->mf.label_dim);
+        if (pd_denoiser_from_model(&R->gen_den[si], R->gen_model[si], 0, &e2))
+            return pd_fail(err, "%s: %s", where, e2.msg);
+        for (int b = 0; b < s->n_nfe; b++) {
+            o[b].used = 1;
+            o[b].p = sm->p;
+            o[b].p.steps = 1;
+            o[b].sigma_init = cfg->sigma_init;
+            snprintf(o[b].sha256, sizeof o[b].sha256, "%s", pd_model_sha256(R->gen_model[si]));
+        }
+    }
+    return 0;
+}
+
+/* The denoiser a cell samples with: its generator, or its variant's denoiser. */
+static pd_denoiser *cell_denoiser(const run *R, const sw_cell *c) {
+    return R->gen_den[c->sampler] ? R->gen_den[c->sampler] : R->var[c->variant].den;
+}
+
 /* What a sweep file alone could not check: labels against the model's classes, metrics against
  * the classifier's input size. */
 static int check_against_model(run *R, pd_error *err) {
@@ -321,6 +371,7 @@ static int open_evaluator(run *R, pd_error *err) {
     pd_eval_options eo = pd_eval_default_options();
     eo.log = eval_log;
     eo.user = R;
+    if (s->data_dir[0]) eo.data_dir = s->data_dir;
     pd_error e2;
     if (pd_eval_create(&R->ev, R->clf, &eo, &e2))
         return pd_fail(err, "%s:%d: metrics: %s", s->source, s->metrics_line, e2.msg);
@@ -516,7 +567,7 @@ static int get_reference(run *R, int vi, double s_first, double s_last, pd_error
 static void cell_params(run *R, const sw_cell *c, pd_sample_params *q) {
     const sw_spec *s = R->s;
     const sw_variant *v = &s->variants[c->variant];
-    const pd_denoiser *d = R->var[c->variant].den;
+    const pd_denoiser *d = cell_denoiser(R, c);
     *q = c->p;
     if (q->sched.sigma_min <= 0) q->sched.sigma_min = d->sigma_min;
     if (q->sched.sigma_max <= 0) q->sched.sigma_max = d->sigma_max;
@@ -529,6 +580,11 @@ static void cell_params(run *R, const sw_cell *c, pd_sample_params *q) {
 }
 
 static void describe_cell(char *out, size_t cap, const sw_spec *s, const sw_cell *c) {
+    if (s->samplers[c->sampler].generator[0]) {
+        snprintf(out, cap, "%s (one-step generator, NFE 1) [%s]", s->samplers[c->sampler].label,
+                 s->variants[c->variant].name);
+        return;
+    }
     snprintf(out, cap, "%s nfe<=%d (%d step%s, NFE %d) [%s]", s->samplers[c->sampler].label, c->budget,
              c->steps, c->steps == 1 ? "" : "s", c->nfe, s->variants[c->variant].name);
 }
@@ -546,30 +602,32 @@ static void make_record(sw_buf *b, run *R, const sw_cell *c, const pd_sample_par
                         const sw_metric_values *mv, double sec, double sec_den, double sec_metrics) {
     const sw_spec *s = R->s;
     const sw_variant *v = &s->variants[c->variant];
-    const pd_denoiser *d = R->var[c->variant].den;
+    const pd_denoiser *d = cell_denoiser(R, c);
+    const pd_model *gm = R->gen_model[c->sampler];
     sw_printf(b, "{\"key\": ");
     sw_json_str(b, c->key);
     json_kv_str(b, "sweep", s->name);
     json_kv_str(b, "label", s->samplers[c->sampler].label);
     json_kv_str(b, "variant", v->name);
-    json_kv_str(b, "sampler", pd_sampler_name(q->sampler));
-    json_kv_str(b, "schedule", pd_grid_name(q->sched.grid));
+    json_kv_str(b, "sampler", gm ? "generator" : pd_sampler_name(q->sampler));
+    json_kv_str(b, "schedule", gm ? "" : pd_grid_name(q->sched.grid));
+    /* A generator has no sampler: its sampler fields are null. */
     int has_rho = q->sched.grid == PD_GRID_KARRAS || q->sched.grid == PD_GRID_VP_TIME;
-    json_kv_num(b, "rho", !has_rho ? NAN : q->sched.rho > 0 ? q->sched.rho : q->sched.grid == PD_GRID_KARRAS ? 7 : 1);
-    json_kv_str(b, "end", q->sched.end_at_zero ? "zero" : "sigma-min");
-    json_kv_num(b, "sigma_min", q->sched.sigma_min);
-    json_kv_num(b, "sigma_max", q->sched.sigma_max);
-    json_kv_num(b, "eta", q->eta);
-    json_kv_num(b, "churn", q->s_churn);
-    json_kv_num(b, "s_tmin", q->s_tmin);
-    json_kv_num(b, "s_tmax", q->s_tmax);
-    json_kv_num(b, "s_noise", q->s_noise);
-    json_kv_num(b, "max_order", q->max_order);
-    json_kv_num(b, "lower_order_final", q->lower_order_final);
-    json_kv_num(b, "thresholding", q->thresholding);
-    json_kv_num(b, "exact_d2", q->dpmpp_exact_d2);
-    json_kv_num(b, "dpm2_r", q->dpm2_r > 0 ? q->dpm2_r : 0.5);
-    json_kv_num(b, "afs", q->afs);
+    json_kv_num(b, "rho", gm ? NAN : !has_rho ? NAN : q->sched.rho > 0 ? q->sched.rho : q->sched.grid == PD_GRID_KARRAS ? 7 : 1);
+    json_kv_str(b, "end", gm ? "" : q->sched.end_at_zero ? "zero" : "sigma-min");
+    json_kv_num(b, "sigma_min", gm ? NAN : q->sched.sigma_min);
+    json_kv_num(b, "sigma_max", gm ? NAN : q->sched.sigma_max);
+    json_kv_num(b, "eta", gm ? NAN : q->eta);
+    json_kv_num(b, "churn", gm ? NAN : q->s_churn);
+    json_kv_num(b, "s_tmin", gm ? NAN : q->s_tmin);
+    json_kv_num(b, "s_tmax", gm ? NAN : q->s_tmax);
+    json_kv_num(b, "s_noise", gm ? NAN : q->s_noise);
+    json_kv_num(b, "max_order", gm ? NAN : q->max_order);
+    json_kv_num(b, "lower_order_final", gm ? NAN : q->lower_order_final);
+    json_kv_num(b, "thresholding", gm ? NAN : q->thresholding);
+    json_kv_num(b, "exact_d2", gm ? NAN : q->dpmpp_exact_d2);
+    json_kv_num(b, "dpm2_r", gm ? NAN : q->dpm2_r > 0 ? q->dpm2_r : 0.5);
+    json_kv_num(b, "afs", gm ? NAN : q->afs);
     json_kv_str(b, "shift", pd_shift_name(v->shift));
     json_kv_num(b, "shift_base", v->shift != PD_SHIFT_NONE ? q->sched.shift_base : NAN);
     json_kv_num(b, "shift_base_low", v->shift == PD_SHIFT_INTERP ? q->sched.shift_base_low : NAN);
@@ -595,8 +653,9 @@ static void make_record(sw_buf *b, run *R, const sw_cell *c, const pd_sample_par
     json_kv_num(b, "n", s->n);
     json_kv_num(b, "seed", (double)s->seed);
     json_kv_str(b, "labels", R->labels == SW_LABELS_CYCLE ? "cycle" : "none");
-    json_kv_str(b, "model", s->model);
-    json_kv_str(b, "model_sha256", R->model ? pd_model_sha256(R->model) : "");
+    json_kv_str(b, "model", gm ? s->samplers[c->sampler].generator : s->model);
+    json_kv_str(b, "model_sha256", gm ? pd_model_sha256(gm) : R->model ? pd_model_sha256(R->model) : "");
+    json_kv_num(b, "sigma_init", gm ? d->sigma_init : NAN);
     for (int m = 0; m < s->n_metrics; m++) {
         const sw_metric_info *mi = sw_metric_get(s->metrics[m]);
         for (int k = 0; mi->columns[k]; k++) json_kv_num(b, mi->columns[k], mv->v[s->metrics[m]][k]);
@@ -689,7 +748,7 @@ static int reuse_cells(run *R, pd_error *err) {
 static int run_cell(run *R, int ci, int todo_index, pd_sweep_summary *sum, pd_error *err) {
     const sw_spec *s = R->s;
     const sw_cell *c = &R->g.cells[ci];
-    pd_denoiser *d = R->var[c->variant].den;
+    pd_denoiser *d = cell_denoiser(R, c);
     const size_t dim = (size_t)d->C * d->H * d->W;
     char what[256];
     describe_cell(what, sizeof what, s, c);
@@ -844,6 +903,10 @@ static void cleanup(run *R) {
         for (int i = 0; i < R->s->n_samplers * R->s->n_nfe; i++) pd_amed_predictor_free(R->preds[i]);
     free(R->preds);
     free(R->ov);
+    for (int si = 0; si < SW_MAX_SAMPLERS; si++) {
+        pd_denoiser_free(R->gen_den[si]);
+        if (R->gen_model[si]) pd_model_free(R->gen_model[si]);
+    }
     if (R->lock_fd >= 0) close(R->lock_fd);
 }
 
@@ -888,7 +951,7 @@ int pd_sweep_run(const char *path, const pd_sweep_options *opts, pd_sweep_summar
     if (open_model(R, err) || check_against_model(R, err)) goto done;
     if (R->mf.known && build_variants(R, err)) goto done;
     if (needs_classifier(s) && open_classifier(R, err)) goto done;
-    if (load_predictors(R, err) || sw_grid_build(&R->g, s, &R->mf, R->ov, err)) goto done;
+    if (load_predictors(R, err) || load_generators(R, err) || sw_grid_build(&R->g, s, &R->mf, R->ov, err)) goto done;
     if (!o->dry_run) {
         /* From here on the folder is ours: nothing else appends to or repairs results.jsonl. */
         if (mkdir_p(R->out, err)) goto done;

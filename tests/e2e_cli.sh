@@ -225,5 +225,4 @@ expect_error "plot: wrong label count" "--labels: expected 1 names" "$PD" plot "
 printf 'images,loss\n1,2\n3\n' >"$T/short.csv"
 expect_error "plot: a short row" "short\.csv:3: 1 fields, the header has 2" "$PD" plot "$T/short.csv" --y loss --out p.png
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+e2e_finish
