@@ -1,10 +1,11 @@
 /* cmd_info.c — `pixdiff info FILE`: what a model file holds — its architecture config, kind,
  * parameter and tensor counts, GFLOP per denoiser evaluation at the trained resolution and its
  * sha256 — and, with --tensors, every tensor's name and shape. An `analytic:` spec prints the
- * analytic denoiser's description instead. */
+ * analytic denoiser's description instead, and an AMED predictor what it was trained for. */
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "core/util.h"
 #include "pixdiff.h"
 
 #include <stdio.h>
@@ -63,6 +64,28 @@ int cmd_info(int argc, char **argv) {
         return 0;
     }
 
+    /* An AMED predictor (pixdiff distill amed) says what it was trained for. */
+    pd_amed_predictor *pred = NULL;
+    pd_error perr;
+    if (pd_amed_predictor_load(&pred, path, &perr) == 0) {
+        const pd_amed_info *a = pd_amed_predictor_info(pred);
+        char sha[65];
+        printf("%-18s %s\n", "file", path);
+        if (pd_sha256_file(path, sha, &perr) == 0) printf("%-18s %s\n", "sha256", sha);
+        printf("%-18s AMED predictor, %s (pixdiff sample --sampler %s --predictor FILE)\n", "kind",
+               pd_amed_kind_name(a->kind), pd_sampler_name(pd_amed_kind_sampler(a->kind)));
+        printf("%-18s %d (%d steps%s)\n", "nfe", a->nfe, a->steps, a->afs ? ", AFS" : "");
+        printf("%-18s %s, rho %g, sigma %g .. %g, stops at sigma_min\n", "grid", pd_grid_name(a->grid),
+               a->rho, a->sigma_min, a->sigma_max);
+        printf("%-18s s_dir %g, s_time %g\n", "heads", a->s_dir, a->s_time);
+        printf("%-18s %s, M = %d\n", "teacher", a->teacher, a->teacher_m);
+        printf("%-18s %s (sha256 %.16s...)\n", "model", a->model_name[0] ? a->model_name : "?",
+               a->model_sha256[0] ? a->model_sha256 : "?");
+        printf("%-18s %lld trajectories, batch %d, lr %g, seed %llu, final loss %g\n", "training",
+               a->images, a->batch, a->lr, (unsigned long long)a->seed, a->final_loss);
+        pd_amed_predictor_free(pred);
+        return 0;
+    }
     pd_model *m = cli_model_load(cmd, path);
     const pd_unet_config *c = pd_model_config(m);
     char g[40];

@@ -225,4 +225,18 @@ expect_error "plot: wrong label count" "--labels: expected 1 names" "$PD" plot "
 printf 'images,loss\n1,2\n3\n' >"$T/short.csv"
 expect_error "plot: a short row" "short\.csv:3: 1 fields, the header has 2" "$PD" plot "$T/short.csv" --y loss --out p.png
 
+# ---------------------------------------------------------------- distill amed, end to end
+# A few trajectories on the tiny model: a predictor file that info describes and sample uses.
+run "distill amed (tiny, 8 trajectories)" "$PD" distill amed --model tiny.safetensors --nfe 3 \
+    --images 8 --batch 4 --out pred.safetensors --quiet
+"$PD" info pred.safetensors >pinfo.txt 2>&1 && has "info: an AMED predictor, what it was trained for" pinfo.txt \
+    '^kind +AMED predictor, solver' || bad "info on a predictor" pinfo.txt
+has "info: NFE 3 with AFS" pinfo.txt '^nfe +3 \(2 steps, AFS\)'
+run "sample with the predictor" "$PD" sample --model tiny.safetensors --sampler amed --predictor pred.safetensors \
+    --n 2 --out amed.png --quiet
+expect_error "distill amed --nfe 1" "--nfe: AMED spends 2 evaluations per step" \
+    "$PD" distill amed --model tiny.safetensors --nfe 1 --out p2.safetensors
+expect_error "a predictor for the wrong sampler" "use --sampler amed" \
+    "$PD" sample --model tiny.safetensors --sampler amed-plugin --predictor pred.safetensors --n 1 --out x.png
+
 e2e_finish
