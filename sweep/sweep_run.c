@@ -613,7 +613,7 @@ static void make_record(sw_buf *b, run *R, const sw_cell *c, const pd_sample_par
     json_kv_str(b, "schedule", gm ? "" : pd_grid_name(q->sched.grid));
     /* A generator has no sampler: its sampler fields are null. */
     int has_rho = q->sched.grid == PD_GRID_KARRAS || q->sched.grid == PD_GRID_VP_TIME;
-    json_kv_num(b, "rho", gm ? NAN : !has_rho ? NAN : q->sched.rho > 0 ? q->sched.rho : q->sched.grid == PD_GRID_KARRAS ? 7 : 1);
+    json_kv_num(b, "rho", gm || !has_rho ? NAN : q->sched.rho > 0 ? q->sched.rho : q->sched.grid == PD_GRID_KARRAS ? 7 : 1);
     json_kv_str(b, "end", gm ? "" : q->sched.end_at_zero ? "zero" : "sigma-min");
     json_kv_num(b, "sigma_min", gm ? NAN : q->sched.sigma_min);
     json_kv_num(b, "sigma_max", gm ? NAN : q->sched.sigma_max);

@@ -156,7 +156,6 @@ EOF
 "$PD" sweep var.yaml --dry-run >var.txt 2>var.err && [ "$(grep -c '^cell [0-9]/8 ' var.txt)" -eq 8 ] &&
     grep -q 'dpmpp-2m nfe<=5 (5 steps, NFE 5) \[ug32\]' var.txt && [ ! -e var-out ] &&
     ok "variants (shift, upsample guidance, Skip-Tuning) validate: 8 cells" || bad "variants dry run" var.err
-rm -rf bad-out
 "$PD" sweep --dry-run missing.yaml >e.out 2>e.err && bad "missing sweep file accepted" ||
     { grep -q 'missing.yaml' e.err && ok "missing sweep file: $(cat e.err)" || bad "missing sweep file" e.err; }
 

@@ -3,11 +3,12 @@
 #
 # Contract: e2e_init takes the script's arguments (PIXDIFF SOURCE_DIR), sets PD (absolute path of
 # the binary) and SRC, and makes a temporary directory T, removed on exit, the working directory.
-# ok / bad / expect_error / has / hasnt / same keep the tally that the script prints last with e2e_finish ("N passed,
-# M failed"; its exit status fails the ctest when anything failed). The run helpers check what
-# every resumable long run (train, distill sid) promises: kill_resume kills a run with SIGKILL
-# again and again and resumes it; expect_no_tmp checks that no temporary checkpoint files were
-# left; expect_sigint checks that Ctrl-C writes a checkpoint and exits non-zero.
+# ok / bad / expect_error / has / hasnt / same keep the tally that the script prints last with
+# e2e_finish ("N passed, M failed"; its exit status fails the ctest when anything failed). The
+# run helpers check what every resumable long run (train, distill sid) promises: kill_resume
+# kills a run with SIGKILL again and again and resumes it; expect_no_tmp checks that no temporary
+# checkpoint files were left; expect_sigint checks that Ctrl-C writes a checkpoint and exits
+# non-zero.
 
 pass=0
 fail=0
