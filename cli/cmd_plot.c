@@ -114,7 +114,7 @@ int cmd_plot(int argc, char **argv) {
             else if (nfiles == 1) snprintf(names[k], sizeof names[k], "%s", ycols[c]);
             else if (ny == 1) snprintf(names[k], sizeof names[k], "%s", files[f]);
             else snprintf(names[k], sizeof names[k], "%s: %s", files[f], ycols[c]);
-            series[k] = (pd_plot_series){names[k], x, y, t->n_rows};
+            series[k] = (pd_plot_series){names[k], x, y, t->n_rows, 0, 0};
         }
     }
     char title_buf[512] = "", ylabel_buf[512];

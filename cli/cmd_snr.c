@@ -177,7 +177,7 @@ int cmd_snr(int argc, char **argv) {
                 ys[q][k - 1] = pw > 0 ? log10((double)pp * pp * pw / (sg * sg)) : NAN;
             }
             snprintf(labels[q], sizeof labels[q], "%s, pool %d (%d px)", sched[j].name, pp, side);
-            series[q] = (pd_plot_series){labels[q], xs[q], ys[q], nb};
+            series[q] = (pd_plot_series){labels[q], xs[q], ys[q], nb, 0, 0};
         }
     char title[256];
     int tl = snprintf(title, sizeof title, "%.60s at %d px, t = %.2f: sigma %.3g", source, s.size,
@@ -201,7 +201,7 @@ int cmd_snr(int argc, char **argv) {
                 ys[q][i] = -2.0 * log(sched[j].sigma[i]) + 2.0 * log((double)pp);
             }
             snprintf(labels[q], sizeof labels[q], "%s, pool %d", sched[j].name, pp);
-            series[q] = (pd_plot_series){labels[q], xs[q], ys[q], m[j]};
+            series[q] = (pd_plot_series){labels[q], xs[q], ys[q], m[j], 0, 0};
         }
     snprintf(title, sizeof title, "logSNR of the %s grid (%d steps) at %d px", pd_grid_name(p.sched.grid),
              steps, s.size);

@@ -167,7 +167,9 @@ int pd_distill_sid(const pd_sid_options *o, pd_error *err) {
     rp_meter pm;
     const double last[2] = {s->last_loss_psi, s->last_loss_theta};
     rp_init(&pm, 2, s->images_seen, last);
-    long long saved_at = s->images_seen;
+    /* What the checkpoint on disk holds; a new run has none yet, so a Ctrl-C even before the first
+     * step writes one and --resume works as the message says. */
+    long long saved_at = o->resume ? s->images_seen : -1;
 
     while (s->images_seen < total) {
         if (o->abort && o->abort(o->user)) {

@@ -67,7 +67,9 @@ int pd_train(const pd_train_options *o, pd_error *err) {
     const long long total = cfg.duration_images;
     rp_meter pm;
     rp_init(&pm, 1, t->images_seen, &t->last_loss);
-    long long saved_at = t->images_seen;
+    /* What the checkpoint on disk holds; a new run has none yet, so a Ctrl-C even before the first
+     * step writes one and --resume works as the message says. */
+    long long saved_at = o->resume ? t->images_seen : -1;
     opt_adam a = {cfg.lr, cfg.beta1, cfg.beta2, cfg.eps, cfg.warmup_images, cfg.grad_clip};
 
     while (t->images_seen < total) {

@@ -690,6 +690,8 @@ typedef struct pd_plot_series {
     const char *label;
     const double *x, *y;      /* n points; NaN y values are skipped (a gap) */
     int n;
+    int color;                /* palette colour and marker, 1-based; 0: by the series' position */
+    int style;                /* PLplot line style 1..8 (1 solid); 0: by the series' position */
 } pd_plot_series;
 
 typedef struct pd_plot_opts {

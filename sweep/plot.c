@@ -158,19 +158,25 @@ static const char *pl_text(char *buf, size_t cap, const char *s) {
     return buf;
 }
 
-static void set_colors(int ns) {
-    int ncol = COL_SERIES + (ns < N_COLORS ? N_COLORS : ns);
-    plscmap0n(ncol);
+static void set_colors(void) {
+    plscmap0n(COL_SERIES + N_COLORS);
     plscol0(COL_BG, 255, 255, 255);
     plscol0(COL_FG, 0, 0, 0);
     plscol0(COL_GRID, 215, 215, 215);
-    for (int k = 0; k < ncol - COL_SERIES; k++) {
-        const int *c = palette[k % N_COLORS];
-        plscol0(COL_SERIES + k, c[0], c[1], c[2]);
-    }
+    for (int k = 0; k < N_COLORS; k++)
+        plscol0(COL_SERIES + k, palette[k][0], palette[k][1], palette[k][2]);
 }
 
-static int line_style(int k) { return 1 + (k / N_COLORS) % 8; } /* PLplot styles 1..8 */
+/* A series' look: its own colour and style when it names them (a sweep gives each sampler one
+ * colour and each variant one style), else by position; past the palette's end the colours
+ * repeat with the next line style. */
+static int series_slot(const pd_plot_series *s, int k) { return s[k].color > 0 ? s[k].color - 1 : k; }
+static int series_color(const pd_plot_series *s, int k) { return COL_SERIES + series_slot(s, k) % N_COLORS; }
+static const char *series_marker(const pd_plot_series *s, int k) { return markers[series_slot(s, k) % N_MARKERS]; }
+static int line_style(const pd_plot_series *s, int k) { /* PLplot styles 1..8 */
+    int base = s[k].style >= 1 && s[k].style <= 8 ? s[k].style - 1 : 0;
+    return 1 + (base + series_slot(s, k) / N_COLORS) % 8;
+}
 
 static void draw(const pd_plot_opts *o, const pd_plot_series *s, int ns, double x0, double x1,
                  double y0, double y1, double *wx, double *wy) {
@@ -208,8 +214,8 @@ static void draw(const pd_plot_opts *o, const pd_plot_series *s, int ns, double 
 
     /* Series: a polyline per run of finite points (NaN breaks the line), a marker per point. */
     for (int k = 0; k < ns; k++) {
-        plcol0(COL_SERIES + k);
-        pllsty(line_style(k));
+        plcol0(series_color(s, k));
+        pllsty(line_style(s, k));
         plwidth(2);
         int run = 0;
         for (int i = 0; i <= s[k].n; i++) {
@@ -220,7 +226,7 @@ static void draw(const pd_plot_opts *o, const pd_plot_series *s, int ns, double 
                 continue;
             }
             if (run > 1) plline(run, wx, wy);
-            if (run > 0) plstring(run, wx, wy, markers[k % N_MARKERS]);
+            if (run > 0) plstring(run, wx, wy, series_marker(s, k));
             run = 0;
         }
     }
@@ -235,13 +241,13 @@ static void draw(const pd_plot_opts *o, const pd_plot_series *s, int ns, double 
         for (int k = 0; k < ns; k++) {
             opt[k] = PL_LEGEND_LINE | PL_LEGEND_SYMBOL;
             tcol[k] = COL_FG;
-            lcol[k] = scol[k] = COL_SERIES + k;
-            lsty[k] = line_style(k);
+            lcol[k] = scol[k] = series_color(s, k);
+            lsty[k] = line_style(s, k);
             lwid[k] = 2;
             sscale[k] = 1;
             snum[k] = 1;
             text[k] = texts ? pl_text(texts + (size_t)k * 256, 256, s[k].label) : "";
-            sym[k] = markers[k % N_MARKERS];
+            sym[k] = series_marker(s, k);
         }
         PLFLT lw, lh;
         pllegend(&lw, &lh, PL_LEGEND_BACKGROUND | PL_LEGEND_BOUNDING_BOX,
@@ -362,7 +368,7 @@ int pd_plot_lines(const char *path, const pd_plot_opts *o, const pd_plot_series 
             plsdev(DEVICE);
             plsfnam(tmp);
             plspage(0, 0, width, height, 0, 0);
-            set_colors(ns);
+            set_colors();
             plinit();
             if (!errcode) draw(o, s, ns, x0, x1, y0, y1, wx, wy);
         }

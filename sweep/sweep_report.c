@@ -265,6 +265,8 @@ static int write_plot(const sw_spec *s, const sw_grid *g, const sw_results *r, c
             series[k].x = x;
             series[k].y = y;
             series[k].n = n;
+            series[k].color = si + 1; /* a sampler keeps its colour and marker in every variant */
+            series[k].style = 1 + v % 8; /* and a variant its line style */
         }
     char title[300], path[1100];
     snprintf(title, sizeof title, "%s: %s (n = %d)", s->name, column_title(col), s->n);

@@ -1,9 +1,10 @@
 /* test_plot.c — pd_plot_lines (sweep/plot.c): a plot with a log x-axis, three series and a NaN gap
  * is written, read back with pd_png_read and checked for its size, for ink (neither blank nor
  * flooded), for the series' palette colours and for many distinct colours (anti-aliased text,
- * grid, legend); a second plot overwrites it atomically (no temporary file left behind); custom
- * sizes and empty plots work; log axes with non-positive values, infinities and unwritable paths
- * fail cleanly with a message naming the problem and write nothing; and nothing reaches stderr.
+ * grid, legend); series that name a colour draw in it; a second plot overwrites it atomically
+ * (no temporary file left behind); custom sizes and empty plots work; log axes with non-positive
+ * values, infinities and unwritable paths fail cleanly with a message naming the problem and
+ * write nothing; and nothing reaches stderr.
  */
 #include "pixdiff.h"
 #include "tests/testutil.h"
@@ -95,7 +96,7 @@ int main(void) {
         y2[i] = 5.0 * exp(-nfe[i] / 10.0);
     }
     y1[4] = NAN; /* a gap: the line breaks, no error */
-    pd_plot_series s[3] = {{"euler", nfe, y0, 11}, {"heun", nfe, y1, 11}, {"dpmpp-2m", nfe, y2, 11}};
+    pd_plot_series s[3] = {{"euler", nfe, y0, 11, 0, 0}, {"heun", nfe, y1, 11, 0, 0}, {"dpmpp-2m", nfe, y2, 11, 0, 0}};
     pd_plot_opts o = {"FD against NFE", "NFE", "FD", 1, 0, 0, 0};
     pd_error err = {{0}};
 
@@ -113,6 +114,19 @@ int main(void) {
     }
     tu_check(count_files(dir, ".tmp.") == 0, "no temporary file left after success");
 
+    /* Series that name their colour draw in it, whatever their position: all three in the
+     * palette's third colour (and a dashed style), none in the first two. */
+    pd_plot_series sc[3] = {s[0], s[1], s[2]};
+    for (int k = 0; k < 3; k++) {
+        sc[k].color = 3;
+        sc[k].style = 2;
+    }
+    rc = pd_plot_lines(path, &o, sc, 3, &err);
+    tu_check(rc == 0, "plot with named colours: %s", rc ? err.msg : "ok");
+    if (rc == 0 && inspect(path, &f) == 0)
+        tu_check(!f.has[0] && !f.has[1] && f.has[2], "named colour 3 only (palette %d%d%d)",
+                 f.has[0], f.has[1], f.has[2]);
+
     /* Overwrite with log-log and a custom size; the old file is replaced atomically. */
     pd_plot_opts o2 = {"log-log", "NFE", "RMSE", 1, 1, 400, 300};
     rc = pd_plot_lines(path, &o2, s, 3, &err);
@@ -127,7 +141,7 @@ int main(void) {
     rc = pd_plot_lines(p2, &o, NULL, 0, &err);
     tu_check(rc == 0 && exists(p2), "empty plot: %s", rc ? err.msg : "ok");
     double one_x = 10, one_y = 2;
-    pd_plot_series one = {"single", &one_x, &one_y, 1};
+    pd_plot_series one = {"single", &one_x, &one_y, 1, 0, 0};
     rc = pd_plot_lines(p2, &o2, &one, 1, &err);
     tu_check(rc == 0, "one point on log-log: %s", rc ? err.msg : "ok");
 
@@ -137,7 +151,7 @@ int main(void) {
     double ybad[11];
     memcpy(ybad, y0, sizeof ybad);
     ybad[3] = 0.0;
-    pd_plot_series sb[2] = {{"ok", nfe, y0, 11}, {"has-zero", nfe, ybad, 11}};
+    pd_plot_series sb[2] = {{"ok", nfe, y0, 11, 0, 0}, {"has-zero", nfe, ybad, 11, 0, 0}};
     pd_plot_opts ology = {"t", "x", "y", 0, 1, 0, 0};
     err.msg[0] = 0;
     rc = pd_plot_lines(p3, &ology, sb, 2, &err);
@@ -145,7 +159,7 @@ int main(void) {
     tu_check(rc == -1 && strstr(err.msg, "has-zero") && strstr(err.msg, "log axis"),
              "log y with y = 0 fails naming the series and the log axis");
     double xneg[2] = {-1, 2}, yy[2] = {1, 2};
-    pd_plot_series sn = {"neg-x", xneg, yy, 2};
+    pd_plot_series sn = {"neg-x", xneg, yy, 2, 0, 0};
     err.msg[0] = 0;
     rc = pd_plot_lines(p3, &o, &sn, 1, &err);
     printf("log x with x = -1: rc %d: %s\n", rc, err.msg);
@@ -157,7 +171,7 @@ int main(void) {
     tu_check(rc == 0, "linear axes accept negative values: %s", rc ? err.msg : "ok");
     unlink(p3);
     double yinf[2] = {1, INFINITY};
-    pd_plot_series si = {"inf", yy, yinf, 2};
+    pd_plot_series si = {"inf", yy, yinf, 2, 0, 0};
     err.msg[0] = 0;
     rc = pd_plot_lines(p3, &olin, &si, 1, &err);
     tu_check(rc == -1 && strstr(err.msg, "infinite"), "an infinite value fails: %s", err.msg);

@@ -92,14 +92,16 @@ expect_no_tmp() {
     else ok "no temporary files left behind"; fi
 }
 
-# expect_sigint CKPT LOG CMD...: CMD, sent SIGINT after 1.5 s, exits non-zero saying
+# expect_sigint CKPT LOG CMD...: CMD, sent SIGINT once it logs its start, exits non-zero saying
 # "interrupted at" and leaves CKPT.
 expect_sigint() {
     local ckpt=$1 log=$2 pid rc
     shift 2
     "$@" >"$log" 2>&1 &
     pid=$!
-    sleep 1.5
+    # Interrupt once the run has started (its first log line), however loaded the machine is.
+    for _ in $(seq 600); do grep -Eq "new (SiD )?run|resumed" "$log" && break; sleep 0.1; done
+    sleep 0.5
     kill -INT $pid
     wait $pid
     rc=$?
