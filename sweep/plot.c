@@ -170,9 +170,15 @@ static void set_colors(void) {
 /* A series' look: its own colour and style when it names them (a sweep gives each sampler one
  * colour and each variant one style), else by position; past the palette's end the colours
  * repeat with the next line style. */
-static int series_slot(const pd_plot_series *s, int k) { return s[k].color > 0 ? s[k].color - 1 : k; }
-static int series_color(const pd_plot_series *s, int k) { return COL_SERIES + series_slot(s, k) % N_COLORS; }
-static const char *series_marker(const pd_plot_series *s, int k) { return markers[series_slot(s, k) % N_MARKERS]; }
+static int series_slot(const pd_plot_series *s, int k) {
+    return s[k].color > 0 ? s[k].color - 1 : k;
+}
+static int series_color(const pd_plot_series *s, int k) {
+    return COL_SERIES + series_slot(s, k) % N_COLORS;
+}
+static const char *series_marker(const pd_plot_series *s, int k) {
+    return markers[series_slot(s, k) % N_MARKERS];
+}
 static int line_style(const pd_plot_series *s, int k) { /* PLplot styles 1..8 */
     int base = s[k].style >= 1 && s[k].style <= 8 ? s[k].style - 1 : 0;
     return 1 + (base + series_slot(s, k) / N_COLORS) % 8;

@@ -96,7 +96,8 @@ int main(void) {
         y2[i] = 5.0 * exp(-nfe[i] / 10.0);
     }
     y1[4] = NAN; /* a gap: the line breaks, no error */
-    pd_plot_series s[3] = {{"euler", nfe, y0, 11, 0, 0}, {"heun", nfe, y1, 11, 0, 0}, {"dpmpp-2m", nfe, y2, 11, 0, 0}};
+    pd_plot_series s[3] = {
+        {"euler", nfe, y0, 11, 0, 0}, {"heun", nfe, y1, 11, 0, 0}, {"dpmpp-2m", nfe, y2, 11, 0, 0}};
     pd_plot_opts o = {"FD against NFE", "NFE", "FD", 1, 0, 0, 0};
     pd_error err = {{0}};
 
