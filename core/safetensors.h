@@ -29,6 +29,9 @@ int st_read(st_file *out, const char *path, pd_error *err);
 void st_free(st_file *f);
 const st_tensor *st_find(const st_file *f, const char *name);
 const char *st_meta(const st_file *f, const char *key);
+/* When f is a pixdiff file of another kind than the one whose metadata carries expected_key, what
+ * it is ("a training checkpoint (export its model: …)"); otherwise NULL (file_kind.c). */
+const char *st_pixdiff_other_kind(const st_file *f, const char *expected_key);
 
 /* Writes F32 tensors in the given order. names[i], shapes[i][0..ndims[i]), data[i]. */
 int st_write(const char *path, int n, const char *const *names, const int *ndims,

@@ -426,7 +426,9 @@ int pd_amed_predictor_load(pd_amed_predictor **out, const char *path, pd_error *
     memset(&in, 0, sizeof in);
     const char *js = st_meta(&f, "pixdiff.amed");
     if (!js) {
-        pd_fail(err, "%s: no __metadata__ \"pixdiff.amed\" (not a pixdiff AMED predictor file)", path);
+        const char *kind = st_pixdiff_other_kind(&f, "pixdiff.amed");
+        if (kind) pd_fail(err, "%s: not an AMED predictor: it is %s", path, kind);
+        else pd_fail(err, "%s: no __metadata__ \"pixdiff.amed\" (not a pixdiff AMED predictor file)", path);
         goto done;
     }
     if (parse_info(&in, js, path, err)) goto done;

@@ -236,6 +236,10 @@ run "sample with the predictor" "$PD" sample --model tiny.safetensors --sampler 
     --n 2 --out amed.png --quiet
 expect_error "distill amed --nfe 1" "--nfe: AMED spends 2 evaluations per step" \
     "$PD" distill amed --model tiny.safetensors --nfe 1 --out p2.safetensors
+expect_error "a model given as the predictor says what it is" "tiny.safetensors: not an AMED predictor: it is a model" \
+    "$PD" sample --model tiny.safetensors --sampler amed --predictor tiny.safetensors --n 1 --out x.png
+expect_error "a predictor given as the model says what it is" "pred.safetensors: not a model: it is an AMED predictor" \
+    "$PD" sample --model pred.safetensors --n 1 --out x.png
 expect_error "a predictor for the wrong sampler" "use --sampler amed" \
     "$PD" sample --model tiny.safetensors --sampler amed-plugin --predictor pred.safetensors --n 1 --out x.png
 

@@ -45,6 +45,9 @@ if "$PD" train --export E.safetensors --checkpoint C/checkpoint.safetensors --qu
     "$PD" info E.safetensors >info.out 2>&1 && grep -q "sneaker" info.out
 then ok "export from a checkpoint gives a model info reads (with class names)"
 else bad "export from a checkpoint" e.out; fi
+expect_error "a checkpoint given as the model says what it is and how to export" \
+    "checkpoint.safetensors: not a model: it is a training checkpoint \\(export" \
+    "$PD" sample --model C/checkpoint.safetensors --n 1 --out x.png
 expect_error "--resume without a checkpoint" "no checkpoint at" \
     "$PD" train --config "$CFG" --out D --resume
 expect_error "missing config file" "nope.yaml" "$PD" train --config nope.yaml --out D

@@ -116,6 +116,12 @@ int pd_model_load(pd_model **out, const char *path, pd_error *err) {
     st_file f;
     if (st_read(&f, path, err)) return -1;
     const char *js = st_meta(&f, "pixdiff.config");
+    const char *kind = st_pixdiff_other_kind(&f, "pixdiff.config");
+    if (kind) {
+        pd_fail(err, "%s: not a model: it is %s", path, kind);
+        st_free(&f);
+        return -1;
+    }
     if (!js) {
         st_free(&f);
         return pd_fail(err, "%s: no __metadata__ \"pixdiff.config\" (not a pixdiff model file)",
