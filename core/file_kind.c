@@ -9,7 +9,7 @@
 
 typedef struct {
     const char *key;   /* present in __metadata__ of every file of this kind */
-    const char *what;  /* completes "FILE is ..." */
+    const char *what;  /* completes "FILE: not a model: it is ..." */
 } file_kind;
 
 /* Checkpoints also carry pixdiff.config (the architecture), so they come before models. */
@@ -26,6 +26,7 @@ static const file_kind kinds[] = {
 
 const char *st_pixdiff_other_kind(const st_file *f, const char *expected_key) {
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
-        if (st_meta(f, kinds[i].key)) return strcmp(kinds[i].key, expected_key) ? kinds[i].what : NULL;
+        if (st_meta(f, kinds[i].key))
+            return strcmp(kinds[i].key, expected_key) ? kinds[i].what : NULL;
     return NULL;
 }

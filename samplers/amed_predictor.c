@@ -428,7 +428,8 @@ int pd_amed_predictor_load(pd_amed_predictor **out, const char *path, pd_error *
     if (!js) {
         const char *kind = st_pixdiff_other_kind(&f, "pixdiff.amed");
         if (kind) pd_fail(err, "%s: not an AMED predictor: it is %s", path, kind);
-        else pd_fail(err, "%s: no __metadata__ \"pixdiff.amed\" (not a pixdiff AMED predictor file)", path);
+        else pd_fail(err, "%s: no __metadata__ \"pixdiff.amed\" (not a pixdiff AMED predictor file)",
+                     path);
         goto done;
     }
     if (parse_info(&in, js, path, err)) goto done;
