@@ -19,7 +19,7 @@ static const cli_command commands[] = {
     {"train", cmd_train, "train a denoiser with the EDM loss from a YAML config (resumable)"},
     {"eval", cmd_eval, "FD, KID, class accuracy and spectral error of samples vs Fashion-MNIST"},
     {"snr", cmd_snr, "per-frequency SNR of a data set under a sigma grid (CSV and plots)"},
-    {"distill", cmd_distill, "distil a teacher: sid (one-step generator); see pixdiff distill --help"},
+    {"distill", cmd_distill, "distil a teacher: sid (one-step generator), amed (predictor); see distill --help"},
     {"sweep", cmd_sweep, "run a YAML sampler sweep: metrics vs NFE, tables and plots (resumable)"},
     {"plot", cmd_plot, "plot columns of CSV logs (training loss, SiD's FD) against images as a PNG"},
 };
