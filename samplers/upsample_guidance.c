@@ -155,6 +155,14 @@ int pd_denoiser_upsample_guidance(pd_denoiser **out, pd_denoiser *hi, pd_denoise
     if (hi->label_dim != lo->label_dim)
         return pd_fail(err, "upsample guidance: label_dim %d of '%s' differs from %d of '%s'",
                        hi->label_dim, hi->desc, lo->label_dim, lo->desc);
+    /* A one-step generator is evaluated once at its sigma_init, never integrated, so there is no
+     * trajectory for the guidance to act on (and pd_sample would no longer see the generator
+     * behind the wrapper): refuse rather than integrate it as a denoiser. */
+    if (hi->sigma_init > 0 || lo->sigma_init > 0)
+        return pd_fail(err, "upsample guidance: '%s' is a one-step generator (NFE 1 at sigma_init "
+                       "%g), which no sampler integrates; guidance needs a denoiser",
+                       hi->sigma_init > 0 ? hi->desc : lo->desc,
+                       hi->sigma_init > 0 ? hi->sigma_init : lo->sigma_init);
     if (!(hi->sigma_min > 0 && hi->sigma_max > hi->sigma_min))
         return pd_fail(err, "upsample guidance: '%s' has no sigma range (%g, %g)", hi->desc,
                        hi->sigma_min, hi->sigma_max);
