@@ -464,6 +464,12 @@ typedef struct pd_train_options {
     const char *out_dir;      /* overrides output.dir when non-NULL */
     int threads;              /* > 0 overrides training.threads */
     long long duration_images; /* > 0 overrides training.duration_images */
+    /* Warm start of a new run (not with resume): G and G_ema from this generator model (kind
+     * "generator", the teacher's architecture), f_psi from the teacher, fitted alone on
+     * psi_warmup_images images of G's samples first (< 0: the default, 6400; a multiple of the
+     * batch). SiD itself starts G from the teacher; sid.h has the details. */
+    const char *init_generator_path;
+    long long psi_warmup_images;
     /* progress: about once a second and at the end. loss is the running mean of the mean
      * weighted per-pixel EDM loss. abort: non-zero stops after the current step, saves a
      * checkpoint and makes pd_train fail with an "interrupted" message. log: one line per event
@@ -507,6 +513,12 @@ typedef struct pd_sid_options {
     const char *export_path;  /* final G_ema; NULL: <dir>/generator.safetensors */
     int threads;              /* > 0 overrides training.threads */
     long long duration_images; /* > 0 overrides training.duration_images */
+    /* Warm start of a new run (not with resume): G and G_ema from this generator model (kind
+     * "generator", the teacher's architecture), f_psi from the teacher, fitted alone on
+     * psi_warmup_images images of G's samples first (< 0: the default, 6400; a multiple of the
+     * batch). SiD itself starts G from the teacher; sid.h has the details. */
+    const char *init_generator_path;
+    long long psi_warmup_images;
     /* progress: about once a second and at the end. abort: non-zero stops after the current
      * iteration, writes a checkpoint and makes pd_distill_sid fail with "interrupted". log: one
      * line per event (start/resume, checkpoint, FD, snapshot, export). */
