@@ -27,7 +27,8 @@ pd_sid_options pd_sid_default_options(void) {
 }
 
 /* The FD hook: n samples of G_ema (seeds fd_seed + k, label k mod classes) through the metrics
- * evaluator; *fd, *kid and *acc (NaN for an unconditional model) come back. */
+ * evaluator; FD comes back, and FD, KID, accuracy (NaN for an unconditional model), precision and
+ * recall (k = 3, n of each set) go to fd-log.csv. */
 typedef struct fd_ctx {
     pd_model *clf;
     pd_eval *ev;
@@ -79,11 +80,13 @@ static int fd_run(fd_ctx *f, sid_distiller *s, const pd_sid_options *o, double *
         return -1;
     *fd = r.fd;
     char line[300];
-    snprintf(line, sizeof line, "%lld,%lld,%.4f,%.6g,%.6g,%.4f", s->images_seen, s->step,
-             s->seconds / 3600.0, r.fd, r.kid.kid, r.accuracy);
-    rd_append_csv(c->out_dir, "fd-log.csv", "images,step,hours,fd,kid,accuracy", line);
-    rp_log(o->log, o->user, "FD %.4g, KID %.4g, class accuracy %.3f of G_ema at %lld images "
-           "(%d samples, %.1f s)", r.fd, r.kid.kid, r.accuracy, s->images_seen, c->fd_n, pd_now() - t0);
+    snprintf(line, sizeof line, "%lld,%lld,%.4f,%.6g,%.6g,%.4f,%.4f,%.4f", s->images_seen, s->step,
+             s->seconds / 3600.0, r.fd, r.kid.kid, r.accuracy, r.precision, r.recall);
+    rd_append_csv(c->out_dir, "fd-log.csv", "images,step,hours,fd,kid,accuracy,precision,recall",
+                  line);
+    rp_log(o->log, o->user, "FD %.4g, KID %.4g, class accuracy %.3f, precision %.3f, recall %.3f "
+           "of G_ema at %lld images (%d samples, %.1f s)", r.fd, r.kid.kid, r.accuracy,
+           r.precision, r.recall, s->images_seen, c->fd_n, pd_now() - t0);
     return 0;
 }
 
