@@ -31,7 +31,7 @@ static void on_error(png_structp png, png_const_charp msg) {
 
 static void on_warning(png_structp png, png_const_charp msg) { (void)png, (void)msg; }
 
-static unsigned char quantise(float x) {
+uint8_t pd_quantise_u8(float x) {
     float v = x * 127.5f + 128.0f;
     if (!(v > 0.0f)) return 0;           /* also NaN */
     if (v > 255.0f) return 255;
@@ -80,7 +80,7 @@ int pd_png_write_grid(const char *path, const float *x, int n, int C, int H, int
             for (int y = 0; y < H; y++) {
                 const float *src = x + (((size_t)i * C + c) * H + y) * W;
                 unsigned char *dst = img + (y0 + y) * stride + x0 * C + c;
-                for (int j = 0; j < W; j++) dst[(size_t)j * C] = quantise(src[j]);
+                for (int j = 0; j < W; j++) dst[(size_t)j * C] = pd_quantise_u8(src[j]);
             }
     }
     for (long long y = 0; y < gh; y++) rowp[y] = img + y * stride;

@@ -649,6 +649,52 @@ int pd_eval_finish(pd_eval *ev, pd_eval_result *r, pd_error *err);
 void pd_eval_reset(pd_eval *ev);   /* forgets the added images, keeps the reference */
 void pd_eval_free(pd_eval *ev);
 
+/* ---- Inception-v3 features and FID (metrics/inception*.c, metrics/fid*.c, core/npz.c)
+ * The FID network is pytorch-fid's Inception-v3 (the TF inception-2015-12-05 graph; Heusel et al.
+ * 2017), forward only, float32 with BatchNorm folded into the convolutions; its 2048 pool3
+ * features per image. Weights: a safetensors file with pytorch-fid's state-dict names, made by
+ * `pixdiff convert pt_inception-2015-12-05-6726825d.pth inception.safetensors`. An image's
+ * features are a function of its pixels alone: not of the batch, its neighbours or the thread
+ * count. Images reach the network as 8 bits (float images are quantised exactly as PNGs are,
+ * pd_quantise_u8), so a PNG folder and the same samples in memory give the same features. */
+
+/* u8 = trunc(clip(x*127.5 + 128, 0, 255)), NaN -> 0: the PNG writer's quantisation (DESIGN.md). */
+uint8_t pd_quantise_u8(float x);
+
+/* How an 8-bit image becomes the 3 x 299 x 299 network input (gray replicated to RGB first):
+ *   pytorch-fid: x = u8/255, bilinear resize to 299 x 299 as torch's F.interpolate
+ *                (align_corners=False, half-pixel centres, edge clamp), then 2x - 1
+ *                (pytorch-fid's resize_input and normalize_input);
+ *   edm:         the StyleGAN3 TorchScript detector EDM's and SiD's fid.py call on uint8
+ *                images: bilinear resize with TF1's legacy sampling (source = j in/299, no
+ *                half-pixel shift, border clamp) on the 0..255 values, then (x - 128)/128.
+ * docs/fid.md states what else differs and how close the edm mode can get. */
+typedef enum { PD_FID_PREP_PYTORCH_FID, PD_FID_PREP_EDM, PD_FID_PREP_COUNT } pd_fid_prep;
+const char *pd_fid_prep_name(pd_fid_prep p);       /* "pytorch-fid", "edm" */
+int pd_fid_prep_from_name(const char *name);        /* -1 unknown */
+
+#define PD_INCEPTION_DIM 2048
+typedef struct pd_inception pd_inception;
+/* Loads the safetensors weights (every convolution and BatchNorm tensor with its shape; errors
+ * name the missing or misshapen tensor). */
+int pd_inception_load(pd_inception **out, const char *path, pd_error *err);
+void pd_inception_free(pd_inception *net);
+const char *pd_inception_path(const pd_inception *net);
+/* Features [n, 2048] of n 8-bit images u8 [n, C, H, W], C = 1 or 3, any H, W >= 1. */
+int pd_inception_features_u8(pd_inception *net, const uint8_t *u8, int n, int C, int H, int W,
+                             pd_fid_prep prep, float *features, pd_error *err);
+/* The same for float images in [-1, 1], quantised with pd_quantise_u8 first. */
+int pd_inception_features(pd_inception *net, const float *x, int n, int C, int H, int W,
+                          pd_fid_prep prep, float *features, pd_error *err);
+
+/* FID statistics files: .npz with float64 `mu` [d] and `sigma` [d, d] (EDM's fid-refs/NAME.npz,
+ * pytorch-fid --save-stats), entries stored or deflated; other entries are ignored. Reading
+ * checks the shapes (and that d matches `dim` when dim > 0); s->n is 0 (the file does not say).
+ * Writing is atomic and stores the entries uncompressed, as numpy's savez (readable by
+ * numpy.load, pytorch-fid and EDM). */
+int pd_npz_stats_read(const char *path, pd_feature_stats *s, int dim, pd_error *err);
+int pd_npz_stats_write(const char *path, const pd_feature_stats *s, pd_error *err);
+
 /* ---- SNR analysis (metrics/snr.c; models.md §3.1, §3.3)
  * The data's radially averaged power spectrum at an analysis resolution `size` (the data
  * average-pooled, or nearest-upsampled, from its own N to size; both must divide one another)
