@@ -10,12 +10,14 @@
  * reproduces the same bytes. Corrupt or truncated files give an error, never a crash.
  */
 #include "core/util.h"
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <png.h>
 #include <setjmp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define PD_PNG_PAD 2                     /* pixels between grid tiles */
 #define PD_PNG_MAX_SIDE 1000000          /* libpng's default read limit, so we can read our files */
@@ -243,4 +245,49 @@ int pd_png_read_text(const char *path, char ***keys, char ***values, int *count,
 int pd_png_read(const char *path, float **data, int *C, int *H, int *W, pd_error *err) {
     *data = NULL;
     return png_load(path, data, C, H, W, NULL, err);
+}
+
+static int cmp_name(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+int pd_png_list(const char *dir, char ***names_out, int *count, pd_error *err) {
+    *names_out = NULL;
+    *count = 0;
+    DIR *d = opendir(dir);
+    if (!d) return pd_fail(err, "%s: cannot open directory: %s", dir, strerror(errno));
+    char **names = NULL;
+    int n = 0, cap = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t len = strlen(e->d_name);
+        if (len < 5 || strcasecmp(e->d_name + len - 4, ".png")) continue;
+        if (n == cap) {
+            cap = cap ? 2 * cap : 256;
+            char **grown = realloc(names, sizeof(char *) * (size_t)cap);
+            if (!grown) break;
+            names = grown;
+        }
+        if (!(names[n] = strdup(e->d_name))) break;
+        n++;
+    }
+    int oom = e != NULL;
+    closedir(d);
+    if (oom) {
+        pd_png_list_free(names, n);
+        return pd_fail(err, "%s: out of memory listing the directory", dir);
+    }
+    if (n == 0) {
+        free(names);
+        return pd_fail(err, "%s: no .png files", dir);
+    }
+    qsort(names, (size_t)n, sizeof(char *), cmp_name);
+    *names_out = names;
+    *count = n;
+    return 0;
+}
+
+void pd_png_list_free(char **names, int count) {
+    for (int i = 0; i < count; i++) free(names[i]);
+    free(names);
 }

@@ -450,6 +450,10 @@ int pd_png_read_text(const char *path, char ***keys, char ***values, int *count,
 void pd_png_text_free(char **keys, char **values, int count);
 /* Reads an 8-bit gray/RGB PNG to floats in [-1,1], [C,H,W]; *data malloc'd. */
 int pd_png_read(const char *path, float **data, int *C, int *H, int *W, pd_error *err);
+/* The *.png names (any case) in dir, sorted by strcmp; fails naming dir when it cannot be
+ * opened or holds none. Free with pd_png_list_free. */
+int pd_png_list(const char *dir, char ***names, int *count, pd_error *err);
+void pd_png_list_free(char **names, int count);
 
 /* ------------------------------------------------------------------ training (distill/train*.c)
  * EDM training of a denoiser from a YAML config (configs/train/NAME.yaml). Checkpoints go to
@@ -694,6 +698,43 @@ int pd_inception_features(pd_inception *net, const float *x, int n, int C, int H
  * numpy.load, pytorch-fid and EDM). */
 int pd_npz_stats_read(const char *path, pd_feature_stats *s, int dim, pd_error *err);
 int pd_npz_stats_write(const char *path, const pd_feature_stats *s, pd_error *err);
+
+/* FID reference statistics (metrics/fid_eval.c): mean and covariance (double, divisor n - 1, as
+ * numpy.cov) of the Inception features of a set, with the features when they were computed here
+ * (for KID; none from an .npz). source is one of
+ *   FILE.npz                     statistics (pd_npz_stats_read; n = 0);
+ *   DIR                          the PNGs of DIR, sorted by name;
+ *   FILE.npy                     float32 images [N, C, H, W] (C = 1 or 3) or [N, H, W] in [-1, 1];
+ *   fashion-mnist:test|train     the split as pixdiff's models see it (28 x 28 padded to 32 x 32).
+ * Images are quantised to 8 bits as PNGs are, then go through the network with `prep`. */
+typedef struct pd_fid_ref {
+    pd_feature_stats stats;
+    float *features;          /* [n, 2048] or NULL */
+    int n;                    /* images (0 for an .npz) */
+    char source[1024];
+} pd_fid_ref;
+typedef struct pd_fid_ref_options {
+    int max_n;                /* > 0: only the first max_n images */
+    const char *data_dir;     /* Fashion-MNIST directory; NULL: PD_FASHION_MNIST_DIR */
+    void (*progress)(void *user, int done, int total);   /* after each chunk of images */
+    void *user;
+} pd_fid_ref_options;
+int pd_fid_ref_load(pd_fid_ref *r, pd_inception *net, const char *source, pd_fid_prep prep,
+                    const pd_fid_ref_options *o, pd_error *err);
+void pd_fid_ref_free(pd_fid_ref *r);
+
+/* FID of n feature vectors [n, 2048] against a reference (pd_fd_gaussian on double statistics),
+ * and KID (pd_kid, params kid) when the reference has features (else NaN). singular = 1 when
+ * either set has n <= 2048 images, where the covariance is singular and the FID biased upward
+ * (papers use 50,000). */
+typedef struct pd_fid_result {
+    int n, ref_n;
+    double fid;
+    pd_kid_result kid;
+    int singular;
+} pd_fid_result;
+int pd_fid_compute(const float *features, int n, const pd_fid_ref *ref, const pd_kid_params *kid,
+                   pd_fid_result *r, pd_error *err);
 
 /* ---- SNR analysis (metrics/snr.c; models.md §3.1, §3.3)
  * The data's radially averaged power spectrum at an analysis resolution `size` (the data

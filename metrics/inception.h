@@ -94,6 +94,13 @@ int mt_inception_block_naive(const mt_inception *arch, const st_file *f, int k, 
 int mt_inception_forward_naive(const mt_inception *arch, const st_file *f, const double *x, int H,
                                int W, double *feat, pd_error *err);
 
+/* Synthetic weights and images from an integer hash (inception_synth.c; tests, benchmarks):
+ * the weights of every convolution of arch into f (st_free it); 0, or -1 when out of memory.
+ * _write saves them as a safetensors file. Image k: n bytes. */
+int mt_inception_synthetic(st_file *f, const mt_inception *arch);
+int mt_inception_synthetic_write(const char *path, pd_error *err);
+void mt_synthetic_image(uint8_t *u8, int k, int n);
+
 /* Preprocessing (fid_preprocess.c) of one 8-bit image u8 [C, H, W] (C = 1 or 3; gray is
  * replicated to RGB) into the network input out [3, 299, 299]; see pd_fid_prep in pixdiff.h. */
 void mt_fid_preprocess(float *out, const uint8_t *u8, int C, int H, int W, pd_fid_prep mode,

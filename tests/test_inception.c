@@ -1,7 +1,8 @@
 /* test_inception.c — the FID Inception network (metrics/inception*.c, metrics/fid_*.c).
  *
- * Weights and images come from an integer hash mirrored in tests/fixtures/make_inception_fixture.py
- * (so both sides build the same network without storing its 24M parameters); the fixture
+ * Weights and images come from an integer hash (metrics/inception_synth.c, mirrored in
+ * tests/fixtures/make_inception_fixture.py), so both sides build the same network without storing
+ * its 24M parameters; the fixture
  * tests/fixtures/inception_ref.safetensors holds torch's outputs. Checks, with tolerances
  * (relative error as tu_compare measures it, against |ref| + 1e-3 max|ref|):
  *   - every block type (stem, FIDInceptionA, InceptionB, FIDInceptionC, InceptionD,
@@ -31,54 +32,6 @@
 #include <unistd.h>
 
 #define FIXTURE PD_SOURCE_DIR "/tests/fixtures/inception_ref.safetensors"
-
-/* ------------------------------------------------------------------ the hash (see the script) */
-
-static uint32_t mix32(uint32_t x) {
-    x ^= x >> 16;
-    x *= 0x7feb352du;
-    x ^= x >> 15;
-    x *= 0x846ca68bu;
-    x ^= x >> 16;
-    return x;
-}
-static uint32_t hash_u32(uint32_t stream, uint32_t j) { return mix32(j * 0x9E3779B9u + mix32(stream + 1)); }
-static float hash_uniform(uint32_t stream, uint32_t j) {
-    return (float)((double)(hash_u32(stream, j) >> 8) / 16777216.0 * 2.0 - 1.0);
-}
-static void hash_image(uint8_t *u8, int k, int n) {
-    for (int j = 0; j < n; j++) u8[j] = (uint8_t)(hash_u32(1000 + (uint32_t)k, (uint32_t)j) >> 24);
-}
-
-/* An in-memory st_file with the hashed weights of every convolution of the architecture. */
-static void hashed_weights(st_file *f, const mt_inception *arch) {
-    memset(f, 0, sizeof *f);
-    f->n_tensors = 5 * arch->n_convs;
-    f->tensors = calloc((size_t)f->n_tensors, sizeof(st_tensor));
-    static const char *const suf[5] = {"conv.weight", "bn.weight", "bn.bias", "bn.running_mean",
-                                       "bn.running_var"};
-    for (int i = 0; i < arch->n_convs; i++) {
-        const inc_conv *c = &arch->conv[i];
-        const int fan = c->C * c->kh * c->kw;
-        const float scale = (float)sqrt(6.0 / fan);
-        for (int s = 0; s < 5; s++) {
-            st_tensor *t = &f->tensors[5 * i + s];
-            char name[96];
-            snprintf(name, sizeof name, "%s.%s", c->name, suf[s]);
-            t->name = strdup(name);
-            t->ndim = s == 0 ? 4 : 1;
-            t->shape[0] = c->OC;
-            if (s == 0) t->shape[1] = c->C, t->shape[2] = c->kh, t->shape[3] = c->kw;
-            t->numel = s == 0 ? (size_t)c->OC * fan : (size_t)c->OC;
-            t->data = pd_alloc(sizeof(float) * t->numel);
-            for (size_t j = 0; j < t->numel; j++) {
-                float u = hash_uniform((uint32_t)(8 * i + s), (uint32_t)j);
-                t->data[j] = s == 0 ? u * scale : s == 1 ? 1.0f + u * 0.125f
-                           : s == 4 ? 1.0f + u * 0.5f : u * 0.125f;
-            }
-        }
-    }
-}
 
 /* ------------------------------------------------------------------ checks */
 
@@ -149,7 +102,7 @@ static void check_resize(const st_file *fx) {
         const int H = cases[k].H, W = cases[k].W, OH = cases[k].OH, OW = cases[k].OW;
         uint8_t *u8 = malloc((size_t)H * W);
         float *src = malloc(sizeof(float) * H * W), *dst = malloc(sizeof(float) * OH * OW);
-        hash_image(u8, 100 + (int)k, H * W);
+        mt_synthetic_image(u8, 100 + (int)k, H * W);
         for (int m = 0; m < 2; m++) {
             char name[64];
             snprintf(name, sizeof name, "resize.%s.%s", m ? "tf" : "torch", cases[k].name);
@@ -188,7 +141,7 @@ static void check_features(pd_inception *inc, const st_file *fx) {
         for (int k = 0; k < 3; k++) {
             const int C = img[k][0], H = img[k][1], W = img[k][2];
             uint8_t *u8 = malloc((size_t)C * H * W);
-            hash_image(u8, k, C * H * W);
+            mt_synthetic_image(u8, k, C * H * W);
             float f[INC_FEATURES];
             pd_error err = {{0}};
             if (pd_inception_features_u8(inc, u8, 1, C, H, W, (pd_fid_prep)m, f, &err))
@@ -258,7 +211,7 @@ int main(void) {
     tu_check(arch.n_convs == 94 && arch.n_blocks == 12, "architecture: %d convolutions, %d blocks",
              arch.n_convs, arch.n_blocks);
     st_file w;
-    hashed_weights(&w, &arch);
+    mt_inception_synthetic(&w, &arch);
     if (mt_inception_from_st(&net, &w, &err)) {
         printf("error: %s\n", err.msg);
         return 1;
@@ -276,25 +229,13 @@ int main(void) {
     /* The public loader on the same weights written to a file. */
     char path[64];
     snprintf(path, sizeof path, "/tmp/pd_test_inception_%d.safetensors", (int)getpid());
-    const char **names = malloc(sizeof(char *) * w.n_tensors);
-    int *nd = malloc(sizeof(int) * w.n_tensors);
-    long long(*shapes)[8] = calloc((size_t)w.n_tensors, sizeof *shapes);
-    const float **data = malloc(sizeof(float *) * w.n_tensors);
-    for (int i = 0; i < w.n_tensors; i++) {
-        names[i] = w.tensors[i].name;
-        nd[i] = w.tensors[i].ndim;
-        memcpy(shapes[i], w.tensors[i].shape, sizeof shapes[i]);
-        data[i] = w.tensors[i].data;
-    }
     pd_inception *inc = NULL;
-    if (st_write(path, w.n_tensors, names, nd, (const long long(*)[8])shapes, data, 0, NULL, NULL, &err) ||
-        pd_inception_load(&inc, path, &err)) {
+    if (mt_inception_synthetic_write(path, &err) || pd_inception_load(&inc, path, &err)) {
         printf("error: %s\n", err.msg);
         unlink(path);
         return 1;
     }
     unlink(path);
-    free(names), free(nd), free(shapes), free(data);
     check_features(inc, &fx);
     check_quantised(inc);
     check_bad_weights();
