@@ -137,6 +137,7 @@ int pd_convert_read(pd_converted **out, const char *in, const pd_convert_params 
     *out = NULL;
     pd_converted *c = calloc(1, sizeof *c);
     if (!c) return pd_fail(err, "out of memory");
+    snprintf(c->path, sizeof c->path, "%s", in);
     int rc;
     if (p->progress) p->progress(p->user, "reading", 0, 1);
     if (has_ext(in, ".safetensors")) {
@@ -195,7 +196,7 @@ int pd_convert_write(const pd_converted *c, const char *path, const pd_convert_p
             }
             pd_error e2;
             if (cv_tensor_f32(t, owned[i], &e2)) {
-                pd_fail(err, "%s: %s", c->have_tf ? c->tf.path : "input", e2.msg);
+                pd_fail(err, "%s: %s", c->path, e2.msg);
                 goto done;
             }
             data[i] = owned[i];

@@ -21,6 +21,7 @@ typedef struct cv_tensor {
 #define CV_MAX_META 4
 
 struct pd_converted {
+    char path[512];             /* the input, for messages */
     tf_file tf;
     int have_tf;
     st_file st;

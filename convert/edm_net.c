@@ -279,7 +279,7 @@ static int model_config(pd_unet_config *cfg, const char *src, const pk_value *mo
 
 int cv_edm_network(pd_converted *c, const pk_value *root, const pd_convert_params *p,
                    pd_error *err) {
-    const char *src = c->tf.path;
+    const char *src = c->path;
     const pk_value *net = root;
     if (root->kind == PK_DICT) {
         net = pk_dict_get(root, p->key);

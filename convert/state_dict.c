@@ -25,7 +25,7 @@ static const char *base_name(const char *path) {
 }
 
 int cv_config_model(pd_converted *c, const pd_convert_params *p, pd_error *err) {
-    const char *src = c->have_tf ? c->tf.path : "input";
+    const char *src = c->path;
     pd_unet_config cfg = pd_unet_config_default();
     if (pd_unet_config_from_yaml(&cfg, p->config, err)) return -1;
     if (p->generator) {
@@ -80,7 +80,7 @@ int cv_safetensors_state_dict(pd_converted *c, const pd_convert_params *p, pd_er
 
 int cv_pickled_state_dict(pd_converted *c, const pk_value *root, const pd_convert_params *p,
                           pd_error *err) {
-    const char *src = c->tf.path;
+    const char *src = c->path;
     int inception = pk_dict_get(root, "Conv2d_1a_3x3.conv.weight") &&
                     pk_dict_get(root, "Mixed_7c.branch_pool.conv.weight") &&
                     pk_dict_get(root, "fc.weight");
