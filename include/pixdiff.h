@@ -869,6 +869,39 @@ pd_sweep_options pd_sweep_default_options(void);
 int pd_sweep_run(const char *path, const pd_sweep_options *o, pd_sweep_summary *summary,
                  pd_error *err);
 
+/* ------------------------------------------------------------------ checkpoint conversion
+ * `pixdiff convert` (convert/): EDM/SiD network snapshots (.pkl), torch .pth/.pt state dicts and
+ * plain safetensors state dicts into pixdiff's safetensors. Pickles are read by a restricted
+ * reader that never executes anything the file embeds (core/pickle.h). Reading and writing are
+ * separate calls so a caller can tell a bad input file from a failed write. */
+
+typedef struct pd_converted pd_converted;   /* what was read: tensors + metadata; opaque */
+
+typedef struct pd_convert_params {
+    const char *key;          /* the snapshot dict's entry holding the network ("ema") */
+    int generator;            /* mark the result as a one-step generator (SiD, SiDA) */
+    double sigma_init;        /* its sigma (SiD's init_sigma, 2.5; not stored in the files) */
+    const char *config;       /* YAML/JSON architecture (pixdiff.config keys) for a plain state
+                               * dict with EDM's names; NULL for snapshots */
+    /* progress: stage ("reading", "converting", "writing"), done out of total units. */
+    void (*progress)(void *user, const char *stage, long long done, long long total);
+    void *user;
+} pd_convert_params;
+
+pd_convert_params pd_convert_default_params(void);
+/* Reads and checks IN; fails (naming the file and what is wrong) for anything it cannot convert. */
+int pd_convert_read(pd_converted **out, const char *in, const pd_convert_params *p, pd_error *err);
+/* Writes OUT atomically (temporary file + rename); nothing is left behind on failure. */
+int pd_convert_write(const pd_converted *c, const char *out, const pd_convert_params *p,
+                     pd_error *err);
+/* One line saying what was found ("EDMPrecond + SongUNet (DDPM++), 10 classes"). */
+const char *pd_converted_summary(const pd_converted *c);
+/* The metadata written: keys and values (e.g. "pixdiff.config" and its JSON); NULL past the end. */
+const char *pd_converted_meta(const pd_converted *c, int i, const char **value);
+int pd_converted_tensor_count(const pd_converted *c);
+size_t pd_converted_param_count(const pd_converted *c);
+void pd_converted_free(pd_converted *c);
+
 #ifdef __cplusplus
 }
 #endif
