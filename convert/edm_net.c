@@ -330,19 +330,16 @@ int cv_edm_network(pd_converted *c, const pk_value *root, const pd_convert_param
         pv[i] = pd->kw[i].type == KW_INT ? (double)v.i : v.f;
     }
     double smin = 0, smax = INFINITY;
-    char extra[256] = "";
     if (!strcmp(pd->name, "edm")) {
         smin = pv[0], smax = pv[1], cfg.sigma_data = pv[2];
     } else if (!strcmp(pd->name, "vp")) {
         smin = vp_sigma(pv[3], pv[0], pv[1]);
         smax = vp_sigma(1, pv[0], pv[1]);
-        snprintf(extra, sizeof extra, ", \"beta_d\": %.17g, \"beta_min\": %.17g, \"M\": %d, "
-                 "\"epsilon_t\": %.17g", pv[0], pv[1], (int)pv[2], pv[3]);
+        cfg.beta_d = pv[0], cfg.beta_min = pv[1], cfg.M = (int)pv[2], cfg.epsilon_t = pv[3];
     } else if (!strcmp(pd->name, "ve")) {
         smin = pv[0], smax = pv[1];
     } else {
-        snprintf(extra, sizeof extra, ", \"C_1\": %.17g, \"C_2\": %.17g, \"M\": %d", pv[0], pv[1],
-                 (int)pv[2]);
+        cfg.C_1 = pv[0], cfg.C_2 = pv[1], cfg.M = (int)pv[2];
     }
 
     walk w = {.c = c, .src = src, .err = err};
@@ -372,12 +369,10 @@ int cv_edm_network(pd_converted *c, const pk_value *root, const pd_convert_param
     }
     if (cv_check_resample_filters(c, cfg.resample_filter, cfg.n_resample_filter, err)) return -1;
 
+    /* The preconditioner's own keys (beta_d ... or C_1 ...) are written by the config writer. */
     char json[16384];
     int len = unet_config_to_json(&cfg, json, sizeof json);
-    if (len < 2 || (size_t)len + strlen(extra) + 1 >= sizeof json)
-        return pd_fail(err, "%s: config too large", src);
-    /* The preconditioner's extra keys go before the closing brace. */
-    snprintf(json + len - 1, sizeof json - (size_t)len + 1, "%s}", extra);
+    if (len < 2 || (size_t)len >= sizeof json) return pd_fail(err, "%s: config too large", src);
     if (cv_set_meta(c, "format", "pt", err) || cv_set_meta(c, "pixdiff.config", json, err))
         return -1;
     const char *family = adm ? "ADM" : !strcmp(cfg.embedding_type, "positional") &&
