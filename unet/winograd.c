@@ -183,8 +183,10 @@ PD_CLONES static void filter_rows(float *U, const float *w, int C, int OC, int r
             for (int j = 0; j < 6; j++)
                 for (int qq = 0; qq < CB; qq++) blk[i * 6 + j][qq] = (float)u[j][qq];
         }
-        for (int e = 0; e < 36; e++)
-            memcpy(dst + (size_t)e * Q + q0, blk[e], (size_t)qn * sizeof(float));
+        for (int e = 0; e < 36; e++) {   /* a plain loop: memcpy of 64 bytes became rep movsq */
+            float *d = dst + (size_t)e * Q + q0;
+            for (int qq = 0; qq < qn; qq++) d[qq] = blk[e][qq];
+        }
     }
 }
 
