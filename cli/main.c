@@ -60,6 +60,12 @@ static void omp_wait_passive_by_default(char **argv) {
 
 int main(int argc, char **argv) {
     omp_wait_passive_by_default(argv);
+    const char *conv = getenv("PIXDIFF_CONV");
+    pd_error err = {{0}};
+    if (conv && pd_set_conv_algorithm(conv, &err)) {
+        fprintf(stderr, "pixdiff: PIXDIFF_CONV: %s\n", err.msg);
+        return 2;
+    }
     if (argc < 2) {
         print_help(stderr);
         return 2;

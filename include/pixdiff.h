@@ -30,6 +30,21 @@ const char *pd_version(void);
 void pd_set_threads(int n);
 int pd_get_threads(void);
 
+/* The 3x3 convolutions' algorithm: "winograd" (the default: Winograd's F(4x4,3x3) on layers of
+ * 16x16 pixels or more, the direct im2col product on smaller ones) or "direct" (im2col + sgemm
+ * everywhere, for checking; about 3x less float rounding). The environment variable PIXDIFF_CONV
+ * sets the default. Process-wide; set it before evaluations start. */
+int pd_set_conv_algorithm(const char *name, pd_error *err);
+const char *pd_conv_algorithm(void);
+/* Which path the convolutions took: between begin and end, every convolution's shape and path
+ * is recorded (one row per distinct shape and path; `images` counts images through it). end
+ * copies at most cap rows and returns how many there were. */
+typedef struct pd_conv_stat {
+    int k, C, OC, H, W, winograd, calls, images;
+} pd_conv_stat;
+void pd_conv_stats_begin(void);
+int pd_conv_stats_end(pd_conv_stat *out, int cap);
+
 /* OpenBLAS kernel family in use ("Haswell", "SkylakeX", ...): detected from the CPU when the
  * library loads, unless the environment variable OPENBLAS_CORETYPE names one. */
 const char *pd_blas_core(void);
