@@ -914,7 +914,7 @@ const char *pd_converted_summary(const pd_converted *c);
 /* The metadata written: keys and values (e.g. "pixdiff.config" and its JSON); NULL past the end. */
 const char *pd_converted_meta(const pd_converted *c, int i, const char **value);
 int pd_converted_tensor_count(const pd_converted *c);
-size_t pd_converted_param_count(const pd_converted *c);
+size_t pd_converted_param_count(const pd_converted *c);   /* values: parameters and buffers */
 void pd_converted_free(pd_converted *c);
 
 #ifdef __cplusplus
