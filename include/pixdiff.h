@@ -138,7 +138,9 @@ const char *pd_model_path(const pd_model *m);
 const char *pd_model_tensor(const pd_model *m, int i, int shape[4], int *ndim);
 
 /* Named architectures for `pixdiff init` (unet/config_presets.c): "tiny", "fashion32", "ref64",
- * "cifar10". pd_unet_preset_name(i) is the i-th name, NULL past the end. */
+ * "cifar10", EDM's released networks "edm-cifar10-ddpmpp", "edm-cifar10-ncsnpp",
+ * "edm-ffhq64-ddpmpp", "edm-ffhq64-ncsnpp", "edm-imagenet64-adm", and the test-sized
+ * "tiny-ncsnpp", "tiny-adm". pd_unet_preset_name(i) is the i-th name, NULL past the end. */
 const char *pd_unet_preset_name(int i);
 int pd_unet_config_preset(pd_unet_config *cfg, const char *name, pd_error *err);
 /* Overlays the keys of a YAML (or JSON) file onto *cfg: the same keys as the pixdiff.config

@@ -22,7 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-int unet_model_alloc(pd_model **out, const pd_unet_config *cfg, pd_error *err) {
+static int model_new(pd_model **out, const pd_unet_config *cfg, int arenas, pd_error *err) {
     *out = NULL;
     net_ids ids;
     if (net_ids_parse(&ids, cfg, err)) return -1;
@@ -35,6 +35,10 @@ int unet_model_alloc(pd_model **out, const pd_unet_config *cfg, pd_error *err) {
     if (net_pc_init(&m->pc, &ids, cfg, err) || ops->build(m, err)) {
         pd_model_free(m);
         return -1;
+    }
+    if (!arenas) {
+        *out = m;
+        return 0;
     }
     m->params = pd_alloc(m->n_params * sizeof(float));
     m->bufs = pd_alloc((m->n_buf ? m->n_buf : 1) * sizeof(float));
@@ -50,6 +54,14 @@ int unet_model_alloc(pd_model **out, const pd_unet_config *cfg, pd_error *err) {
     }
     *out = m;
     return 0;
+}
+
+int unet_model_alloc(pd_model **out, const pd_unet_config *cfg, pd_error *err) {
+    return model_new(out, cfg, 1, err);
+}
+
+int unet_model_tables(pd_model **out, const pd_unet_config *cfg, pd_error *err) {
+    return model_new(out, cfg, 0, err);
 }
 
 static int is_norm(const pd_tensor_info *t) {
