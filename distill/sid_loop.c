@@ -153,14 +153,17 @@ static int run_warmup(sid_distiller *s, const pd_sid_options *o, const char *ckp
         if (sid_warmup_iteration(s, &lp, err)) return -1;
         mean += lp;
         nmean++;
-        if (rp_crossed(before, s->warm_seen, s->cfg.checkpoint_images) ||
-            s->warm_seen >= s->warm_total) {
-            if (sid_save_checkpoint(s, ckpt, err)) return -1;
-            saved_at = s->warm_seen;
+        int save = rp_crossed(before, s->warm_seen, s->cfg.checkpoint_images) ||
+                   s->warm_seen >= s->warm_total;
+        /* a line every tenth of the warm-up too: it can be long on a busy machine */
+        long long tenth = s->warm_total / 10 > s->B ? s->warm_total / 10 : s->B;
+        if (save || rp_crossed(before, s->warm_seen, tenth)) {
+            if (save && sid_save_checkpoint(s, ckpt, err)) return -1;
+            if (save) saved_at = s->warm_seen;
             rp_log(o->log, o->user, "warm-up: f_psi alone at %lld of %lld images, loss psi %.4f "
-                   "(mean since the last line), %.1f img/s; checkpoint %s", s->warm_seen,
-                   s->warm_total, mean / nmean, (double)s->B * nmean / (pd_now() - t0),
-                   ckpt);
+                   "(mean since the last line), %.1f img/s%s%s", s->warm_seen, s->warm_total,
+                   mean / nmean, (double)s->B * nmean / (pd_now() - t0),
+                   save ? "; checkpoint " : "", save ? ckpt : "");
             mean = 0;
             nmean = 0;
             t0 = pd_now();

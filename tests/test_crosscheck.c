@@ -6,11 +6,12 @@
  * trajectory .npy [steps + 1, n, C, H, W] and the reference's sigma grid). Each case runs
  * through pd_sample with the trajectory callback from the same noise, and every state x_k is
  * compared with the reference's: relative RMSE = ||x_k - ref_k|| / ||ref_k||. The grid pixdiff
- * builds for the case must match the reference's to 1e-6 relative (both float32 in the
- * reference). The committed fixture is a tiny random U-Net (`pixdiff init --preset tiny --seed
- * 1`, recreated here with pd_model_create; pixdiff initialises no layer at zero, so D(x) is far
- * from linear) and a random predictor; pixdiff must reproduce every trajectory to 2e-5 relative RMSE at
- * every step (float32 network arithmetic in both; the largest difference seen is ~1e-6).
+ * builds for the case must match the reference's to 1e-6 relative (the reference's grid is
+ * stored in float32). The committed fixture is a tiny random U-Net (`pixdiff init --preset tiny
+ * --seed 1`, recreated here with pd_model_create; pixdiff initialises no layer at zero, so D(x)
+ * is far from linear) and a random predictor; pixdiff must reproduce every trajectory to 2e-5
+ * relative RMSE at every step (float32 network arithmetic in both; the largest difference seen
+ * is 4.8e-6, Heun with AFS).
  *
  * With a directory argument (`test_crosscheck DIR [TOL]`) it replays another manifest (e.g. the
  * default model, written by the script with --model) and prints the table of docs/crosscheck.md:

@@ -669,6 +669,15 @@ static void test_cache_and_eval(void) {
                  "20 images against a drawn 20 of the reference: precision %g, recall %g; repeated "
                  "and fresh evaluators agree (%s)", a.precision, a.recall, err.msg);
         pd_eval_free(ev2);
+        /* More images than the reference: a drawn n of the 2n (each a copy of a reference image,
+         * so every one lies on the reference manifold: precision exactly 1). */
+        pd_eval_result d;
+        pd_eval_reset(ev);
+        r_ = pd_eval_add(ev, x, n, 1, 32, NULL, &err) || pd_eval_add(ev, x, n, 1, 32, NULL, &err) ||
+             pd_eval_finish(ev, &d, &err);
+        tu_check(r_ == 0 && d.n == 2 * n && d.pr_n == n && d.precision == 1.0 && d.recall > 0 &&
+                     d.recall <= 1, "%d copies of the %d reference images: a drawn %d of them, "
+                 "precision %g, recall %g (%s)", 2 * n, n, d.pr_n, d.precision, d.recall, err.msg);
     }
     pd_eval_reset(ev);
     float *up = malloc(sizeof(float) * n * 64 * 64);
