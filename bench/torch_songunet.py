@@ -146,7 +146,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batches", default="1,8,64")
     ap.add_argument("--repeat", type=int, default=5)
-    ap.add_argument("--train-batch", type=int, default=64)
+    ap.add_argument("--train-batch", type=int, default=64, help="0: no training step")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -169,6 +169,8 @@ def main():
         mode = min(best, key=best.get)
         print(f"forward batch {b:3d}: {best[mode] / b:8.2f} ms/image (best: {mode}; "
               + ", ".join(f"{k} {v / b:.2f}" for k, v in best.items()) + ")")
+    if args.train_batch <= 0:
+        return
     net.train()
     b = args.train_batch
     x, s, y = torch.randn(b, cimg, 32, 32), torch.rand(b) * 5 + 0.1, torch.randn(b, cimg, 32, 32)
