@@ -104,6 +104,14 @@ typedef struct sw_spec {
     char model[1024];
     int model_line;
     char classifier[1024];
+    /* features: inception (0: the classifier) — fd and kid become FID and KID on the FID
+     * Inception-v3's features (metrics/inception.c) against fid_ref (a PNG folder, FILE.npz
+     * statistics, FILE.npy images or fashion-mnist:SPLIT), preprocessed as fid_prep. inception:
+     * the weights, "" = $PIXDIFF_INCEPTION (resolved when the file is read). */
+    int inception_features;
+    char inception[1024], fid_ref[1024];
+    int fid_prep;            /* pd_fid_prep */
+    int features_line;
     char data_dir[1024];     /* Fashion-MNIST folder; "" = PD_FASHION_MNIST_DIR */
     int labels_line, metrics_line, classifier_line; /* for errors found once the model is known */
     sw_sampler samplers[SW_MAX_SAMPLERS];
@@ -132,6 +140,10 @@ typedef struct sw_spec {
  * options a sampler does not read, impossible budgets; errors read "file:line: key: why". */
 int sw_spec_load(sw_spec *s, const char *path, pd_error *err);
 int sw_spec_has_metric(const sw_spec *s, sw_metric m);
+/* Whether metric m of this sweep goes through the classifier (fd and kid do not with
+ * features: inception), and whether any asked metric needs the Inception network. */
+int sw_spec_metric_uses_classifier(const sw_spec *s, sw_metric m);
+int sw_spec_needs_inception(const sw_spec *s);
 
 /* ------------------------------------------------------------------ cells */
 
@@ -243,6 +255,8 @@ typedef struct sw_metric_values {
 typedef struct sw_eval_ctx {
     const sw_spec *spec;
     pd_eval *ev;             /* the Fashion-MNIST evaluator; NULL unless a classifier metric is asked */
+    pd_inception *inc;       /* features: inception: the network and the reference, else NULL */
+    const pd_fid_ref *fid_ref;
     const float *reference;  /* trajectory reference at the cell's last sigma, [n, C, H, W], or NULL */
     const int *labels;       /* [n] class each image was asked to be, or NULL (unconditional) */
     int n, C, H, W;

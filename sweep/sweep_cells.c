@@ -123,10 +123,13 @@ static int make_key(char *out, const sw_spec *s, const sw_model_facts *mf, const
         if (sw_spec_has_metric(s, (sw_metric)m)) {
             kadd(&kb, "%s%s", first ? "" : ",", sw_metric_get((sw_metric)m)->name);
             first = 0;
-            classifier |= sw_metric_get((sw_metric)m)->needs_classifier;
+            classifier |= sw_spec_metric_uses_classifier(s, (sw_metric)m);
         }
     if (sw_spec_has_metric(s, SW_METRIC_TRAJECTORY)) kadd(&kb, "|ref=heun:%d", s->reference_steps);
     if (classifier) kadd(&kb, "|classifier=%s", s->classifier);
+    if (sw_spec_needs_inception(s))
+        kadd(&kb, "|inception=%s,prep=%s,ref=%s", s->inception, pd_fid_prep_name((pd_fid_prep)s->fid_prep),
+             s->fid_ref);
     if (classifier && s->data_dir[0]) kadd(&kb, "|data=%s", s->data_dir); /* only when not the default */
     return kb.len < kb.cap ? 0 : -1;
 }

@@ -43,6 +43,15 @@ int sw_metric_from_name(const char *name) {
     return -1;
 }
 
+int sw_spec_metric_uses_classifier(const sw_spec *s, sw_metric m) {
+    if (s->inception_features && (m == SW_METRIC_FD || m == SW_METRIC_KID)) return 0;
+    return metric_table[m].needs_classifier;
+}
+
+int sw_spec_needs_inception(const sw_spec *s) {
+    return s->inception_features && (sw_spec_has_metric(s, SW_METRIC_FD) || sw_spec_has_metric(s, SW_METRIC_KID));
+}
+
 int sw_spec_has_metric(const sw_spec *s, sw_metric m) {
     for (int i = 0; i < s->n_metrics; i++)
         if (s->metrics[i] == m) return 1;
@@ -576,7 +585,8 @@ static int parse_root(ctx *c, const yd_node *root, sw_spec *s) {
     static const char *const known[] = {"name",  "model",  "classifier", "samplers", "nfe",
                                         "variants", "n",   "seed",       "batch",    "labels",
                                         "metrics", "reference_steps", "save_grid", "threads",
-                                        "output", "reuse", "data_dir", NULL};
+                                        "output", "reuse", "data_dir", "features", "inception",
+                                        "fid_ref", "fid_prep", NULL};
     if (check_keys(c, root, known, "")) return -1;
     static const char *const required[] = {"model", "samplers", "nfe", "n", "metrics", NULL};
     for (int k = 0; required[k]; k++)
@@ -590,6 +600,8 @@ static int parse_root(ctx *c, const yd_node *root, sw_spec *s) {
         get_str(c, root, "model", "", s->model, sizeof s->model, NULL) ||
         get_str(c, root, "classifier", "", s->classifier, sizeof s->classifier, NULL) ||
         get_str(c, root, "data_dir", "", s->data_dir, sizeof s->data_dir, NULL) ||
+        get_str(c, root, "inception", "", s->inception, sizeof s->inception, NULL) ||
+        get_str(c, root, "fid_ref", "", s->fid_ref, sizeof s->fid_ref, NULL) ||
         get_str(c, root, "output", "", s->out_dir, sizeof s->out_dir, NULL))
         return -1;
     /* reuse: a folder or a list of folders (other sweeps' outputs) */
@@ -623,6 +635,21 @@ static int parse_root(ctx *c, const yd_node *root, sw_spec *s) {
     if (get_int(c, root, "threads", "", 0, 4096, &v, &given)) return -1;
     if (given) s->threads = (int)v;
     if (get_bool(c, root, "save_grid", "", &s->save_grid, NULL)) return -1;
+    char feat[32] = "", prep[32] = "";
+    if (get_str(c, root, "features", "", feat, sizeof feat, &given)) return -1;
+    s->features_line = line_of(root, "features");
+    if (given && strcmp(feat, "classifier") && strcmp(feat, "inception"))
+        return failf(c, s->features_line, "features", "expected classifier or inception, got '%s'", feat);
+    s->inception_features = given && !strcmp(feat, "inception");
+    if (get_str(c, root, "fid_prep", "", prep, sizeof prep, &given)) return -1;
+    if (given && (s->fid_prep = pd_fid_prep_from_name(prep)) < 0)
+        return failf(c, line_of(root, "fid_prep"), "fid_prep", "expected pytorch-fid or edm, got '%s'", prep);
+    if (!s->inception_features) {
+        static const char *const inc_keys[] = {"inception", "fid_ref", "fid_prep", NULL};
+        for (int k = 0; inc_keys[k]; k++)
+            if (key_index(root, inc_keys[k]) >= 0)
+                return failf(c, line_of(root, inc_keys[k]), inc_keys[k], "only read with features: inception");
+    }
     char labels[32] = "";
     if (get_str(c, root, "labels", "", labels, sizeof labels, &given)) return -1;
     if (given) {
@@ -737,9 +764,21 @@ static int parse_root(ctx *c, const yd_node *root, sw_spec *s) {
     if (sw_spec_has_metric(s, SW_METRIC_ACCURACY) && s->labels == SW_LABELS_NONE)
         return failf(c, line_of(root, "labels"), "labels",
                      "the accuracy metric needs class-conditional samples (labels: cycle or auto)");
+    if (sw_spec_needs_inception(s)) {
+        if (!s->fid_ref[0])
+            return failf(c, s->features_line, "fid_ref",
+                         "features: inception needs a reference (a PNG folder, FILE.npz statistics, "
+                         "FILE.npy images or fashion-mnist:test)");
+        const char *env = getenv("PIXDIFF_INCEPTION");
+        if (!s->inception[0] && env && *env) snprintf(s->inception, sizeof s->inception, "%s", env);
+        if (!s->inception[0])
+            return failf(c, s->features_line, "inception",
+                         "features: inception needs the FID Inception weights (inception: FILE or "
+                         "$PIXDIFF_INCEPTION; README \"FID\")");
+    }
     if (!strncmp(s->model, "analytic:", 9)) {
         for (int k = 0; k < s->n_metrics; k++)
-            if (metric_table[s->metrics[k]].needs_classifier)
+            if (sw_spec_metric_uses_classifier(s, s->metrics[k]))
                 return failf(c, line_of(root, "metrics"), "metrics",
                              "'%s' compares with Fashion-MNIST through the classifier; an analytic "
                              "model (%s) has only the trajectory metric",

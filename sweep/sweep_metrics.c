@@ -33,7 +33,24 @@ int sw_metrics_compute(const sw_eval_ctx *e, const float *x, sw_metric_values *o
                             &out->v[SW_METRIC_TRAJECTORY][1]);
     }
     int classifier = 0;
-    for (int i = 0; i < s->n_metrics; i++) classifier |= sw_metric_get(s->metrics[i])->needs_classifier;
+    for (int i = 0; i < s->n_metrics; i++) classifier |= sw_spec_metric_uses_classifier(s, s->metrics[i]);
+    if (sw_spec_needs_inception(s)) {
+        /* FID and KID on Inception features (metrics/fid_eval.c) */
+        if (!e->inc || !e->fid_ref) return pd_fail(err, "inception metrics: no network or reference");
+        float *f = malloc(sizeof(float) * (size_t)e->n * PD_INCEPTION_DIM);
+        if (!f) return pd_fail(err, "inception metrics: out of memory");
+        pd_kid_params kp = pd_kid_default_params();
+        pd_fid_result r;
+        int rc = pd_inception_features(e->inc, x, e->n, e->C, e->H, e->W, (pd_fid_prep)s->fid_prep, f, err) ||
+                 pd_fid_compute(f, e->n, e->fid_ref, &kp, &r, err);
+        free(f);
+        if (rc) return -1;
+        if (sw_spec_has_metric(s, SW_METRIC_FD)) out->v[SW_METRIC_FD][0] = r.fid;
+        if (sw_spec_has_metric(s, SW_METRIC_KID)) {
+            out->v[SW_METRIC_KID][0] = r.kid.kid;
+            out->v[SW_METRIC_KID][1] = r.kid.se;
+        }
+    }
     if (classifier) {
         if (!e->ev) return pd_fail(err, "classifier metrics: no evaluator");
         if (e->H != e->W) return pd_fail(err, "classifier metrics need square images, got %dx%d", e->W, e->H);
@@ -41,8 +58,8 @@ int sw_metrics_compute(const sw_eval_ctx *e, const float *x, sw_metric_values *o
         pd_eval_result r;
         if (pd_eval_add(e->ev, x, e->n, e->C, e->H, e->labels, err) || pd_eval_finish(e->ev, &r, err))
             return -1;
-        if (sw_spec_has_metric(s, SW_METRIC_FD)) out->v[SW_METRIC_FD][0] = r.fd;
-        if (sw_spec_has_metric(s, SW_METRIC_KID)) {
+        if (sw_spec_metric_uses_classifier(s, SW_METRIC_FD)) out->v[SW_METRIC_FD][0] = r.fd;
+        if (sw_spec_metric_uses_classifier(s, SW_METRIC_KID)) {
             out->v[SW_METRIC_KID][0] = r.kid.kid;
             out->v[SW_METRIC_KID][1] = r.kid.se;
         }

@@ -51,6 +51,8 @@ typedef struct run {
     sw_results res;
     pd_model *clf;
     pd_eval *ev;
+    pd_inception *inc;              /* features: inception */
+    pd_fid_ref fid_ref;
     pd_amed_predictor **preds;      /* [n_samplers * n_nfe], AMED predictors the cells use */
     sw_budget_override *ov;         /* [n_samplers * n_nfe] */
     pd_model *gen_model[SW_MAX_SAMPLERS];    /* one-step generators (sw_sampler.generator) */
@@ -334,7 +336,34 @@ static int check_against_model(run *R, pd_error *err) {
 
 static int needs_classifier(const sw_spec *s) {
     for (int i = 0; i < s->n_metrics; i++)
-        if (sw_metric_get(s->metrics[i])->needs_classifier) return 1;
+        if (sw_spec_metric_uses_classifier(s, s->metrics[i])) return 1;
+    return 0;
+}
+
+/* features: inception: the FID network, checked before any writing. */
+static int open_inception(run *R, pd_error *err) {
+    const sw_spec *s = R->s;
+    struct stat st;
+    if (R->o->dry_run && stat(s->inception, &st)) {
+        logf_(R, "inception %s: %s; a run would stop here", s->inception, strerror(errno));
+        return 0;
+    }
+    pd_error e2;
+    if (pd_inception_load(&R->inc, s->inception, &e2))
+        return pd_fail(err, "%s:%d: inception: %s", s->source, s->features_line, e2.msg);
+    return 0;
+}
+
+/* The FID reference, once there are cells to run. */
+static int open_fid_ref(run *R, pd_error *err) {
+    const sw_spec *s = R->s;
+    pd_error e2;
+    double t0 = pd_now();
+    pd_fid_ref_options fo = {0, s->data_dir[0] ? s->data_dir : NULL, NULL, NULL};
+    if (pd_fid_ref_load(&R->fid_ref, R->inc, s->fid_ref, (pd_fid_prep)s->fid_prep, &fo, &e2))
+        return pd_fail(err, "%s:%d: fid_ref: %s", s->source, s->features_line, e2.msg);
+    logf_(R, "FID reference %s: %s (%.1f s)", s->fid_ref,
+          R->fid_ref.n ? "statistics of its images" : "statistics from the file", pd_now() - t0);
     return 0;
 }
 
@@ -807,7 +836,8 @@ static int run_cell(run *R, int ci, int todo_index, pd_sweep_summary *sum, pd_er
 
     double tm = pd_now();
     sw_metric_values mv;
-    sw_eval_ctx ec = {s, R->ev, q.sched.end_at_zero ? R->ref_zero : R->ref_end, R->classes, s->n, d->C, d->H, d->W};
+    sw_eval_ctx ec = {s,        R->ev,      R->inc,   &R->fid_ref, q.sched.end_at_zero ? R->ref_zero : R->ref_end,
+                      R->classes, s->n, d->C, d->H, d->W};
     if (sw_metrics_compute(&ec, R->x, &mv, &e2)) return pd_fail(err, "%s: metrics: %s", what, e2.msg);
     double sec_metrics = pd_now() - tm;
 
@@ -892,6 +922,8 @@ static void cleanup(run *R) {
     sw_results_free(&R->res);
     if (R->ev) pd_eval_free(R->ev);
     if (R->clf) pd_model_free(R->clf);
+    pd_inception_free(R->inc);
+    pd_fid_ref_free(&R->fid_ref);
     free_variants(R);
     pd_denoiser_free(R->analytic);
     if (R->model) pd_model_free(R->model);
@@ -953,6 +985,7 @@ int pd_sweep_run(const char *path, const pd_sweep_options *opts, pd_sweep_summar
     if (open_model(R, err) || check_against_model(R, err)) goto done;
     if (R->mf.known && build_variants(R, err)) goto done;
     if (needs_classifier(s) && open_classifier(R, err)) goto done;
+    if (sw_spec_needs_inception(s) && open_inception(R, err)) goto done;
     if (load_predictors(R, err) || load_generators(R, err) || sw_grid_build(&R->g, s, &R->mf, R->ov, err)) goto done;
     if (!o->dry_run) {
         /* From here on the folder is ours: nothing else appends to or repairs results.jsonl. */
@@ -1000,6 +1033,7 @@ int pd_sweep_run(const char *path, const pd_sweep_options *opts, pd_sweep_summar
     }
 
     if (R->clf && sum.already_done < sum.cells && open_evaluator(R, err)) goto done;
+    if (R->inc && sum.already_done < sum.cells && open_fid_ref(R, err)) goto done;
 
     /* Per-image buffers: classes, one batch of one-hot labels and seeds. */
     int label_dim = R->mf.label_dim, batch = s->batch < s->n ? s->batch : s->n;

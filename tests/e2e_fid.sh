@@ -6,7 +6,8 @@
 # not matter here. With a tiny random model: statistics saved from a PNG folder (--save-ref) read
 # back as the reference of the same samples drawn in memory give FID 0 exactly (the samples are
 # quantised as PNGs are), as does the folder against the .npy of its float samples (with KID,
-# which needs reference features); $PIXDIFF_INCEPTION stands in for --inception; bad flags and a
+# which needs reference features); $PIXDIFF_INCEPTION stands in for --inception; a sweep with
+# features: inception records FID and KID and the reference in its cell key; bad flags and a
 # reference .npz of the wrong shape give one line on stderr, a non-zero exit and no files.
 set -euo pipefail
 
@@ -50,6 +51,23 @@ run "eval the folder against the .npy of its floats" npy.json "$PD" eval "${I[@]
 run "PIXDIFF_INCEPTION stands in for --inception" env.txt env PIXDIFF_INCEPTION=w.safetensors \
     "$PD" eval --features inception --images A --ref A.npz
 has "text output has FID" env.txt "^  FID +0\.0000"
+
+# A sweep with features: inception: fd and kid are FID and KID against the .npy reference.
+cat >sweep.yaml <<YAML
+model: tiny.safetensors
+samplers: [euler]
+nfe: [2]
+n: 4
+metrics: [fd, kid]
+features: inception
+inception: w.safetensors
+fid_ref: A.npy
+output: sw
+YAML
+run "sweep with features: inception" sweep.txt "$PD" sweep sweep.yaml --quiet
+has "the sweep's cell records the Inception reference" sw/results.jsonl "inception=w.safetensors,prep=pytorch-fid,ref=A.npy"
+has "the sweep's fd is a number" sw/results.jsonl '"fd": [0-9]'
+has "the sweep's kid is a number" sw/results.jsonl '"kid": -?[0-9]'
 
 cp "$SRC/tests/fixtures/npz_bad_shape.npz" bad.npz
 expect_rc=2

@@ -518,6 +518,24 @@ int main(void) {
     expect_invalid("reuse of a file", b, 6, "reuse: ");
     snprintf(b, sizeof b, "model: no-such-model.safetensors\nsamplers: [euler]\nnfe: [3]\nn: 4\nmetrics: [trajectory]\n");
     expect_invalid("model file not found", b, 1, "model: no-such-model.safetensors: No such file");
+    /* features: inception (FID/KID on Inception features) and its keys */
+    unsetenv("PIXDIFF_INCEPTION");
+    const char *fdbody = "samplers: [euler]\nnfe: [3]\nn: 4\nmetrics: [fd]\n";
+    snprintf(b, sizeof b, "%s%sfeatures: inceptoin\n", head, fdbody);
+    expect_invalid("unknown feature space", b, 6, "features: expected classifier or inception, got 'inceptoin'");
+    snprintf(b, sizeof b, "%s%sinception: w.safetensors\n", head, fdbody);
+    expect_invalid("inception key without features: inception", b, 6,
+                   "inception: only read with features: inception");
+    snprintf(b, sizeof b, "%s%sfeatures: inception\ninception: w.safetensors\n", head, fdbody);
+    expect_invalid("features: inception without fid_ref", b, 6, "fid_ref: features: inception needs a reference");
+    snprintf(b, sizeof b, "%s%sfeatures: inception\nfid_ref: ref.npz\n", head, fdbody);
+    expect_invalid("features: inception without weights", b, 6,
+                   "inception: features: inception needs the FID Inception weights");
+    snprintf(b, sizeof b, "%s%sfeatures: inception\nfid_ref: ref.npz\nfid_prep: tf\n", head, fdbody);
+    expect_invalid("unknown fid_prep", b, 8, "fid_prep: expected pytorch-fid or edm, got 'tf'");
+    snprintf(b, sizeof b, "%s%sfeatures: inception\ninception: no-such-inception.safetensors\nfid_ref: r.npz\n",
+             head, fdbody);
+    expect_invalid("missing Inception weights", b, 6, "inception: no-such-inception.safetensors: No such file");
 
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
