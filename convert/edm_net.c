@@ -367,6 +367,7 @@ int cv_edm_network(pd_converted *c, const pk_value *root, const pd_convert_param
     }
     if (cv_check_resample_filters(c, cfg.resample_filter, cfg.n_resample_filter, err)) return -1;
 
+    /* The preconditioner's own keys (beta_d ... or C_1 ...) are written by the config writer. */
     char json[16384];
     if (unet_config_to_json(&cfg, json, sizeof json) < 0)
         return pd_fail(err, "%s: config too large", src);
