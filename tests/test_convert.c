@@ -7,7 +7,8 @@
  * file) and VPPrecond (bfloat16 storage), NCSN++ with VEPrecond, ADM with EDMPrecond and
  * iDDPMPrecond — and the config keys and the tensors each architecture needs. Also: Inception-named torch .pth state dicts in both torch.save formats
  * (strided tensors, num_batches_tracked dropped), --config on .pth and .safetensors state dicts
- * (equal to the snapshot's conversion; a wrong architecture fails), --generator, and an
+ * (equal to the snapshot's conversion; a wrong architecture fails), --generator (pd_sample of
+ * the converted SiD-style file equals EDM's G(sigma_init z; sigma_init)), and an
  * unknown class or missing --key failing with a message that names it.
  */
 #include "core/safetensors.h"
@@ -277,6 +278,37 @@ static void check_inception(void) {
     st_free(&st);
 }
 
+/* A converted SiD-style generator samples EDM's G(sigma_init z; sigma_init) in one step. */
+static void check_generator(const char *file) {
+    pd_error err;
+    pd_model *m;
+    pd_denoiser *d;
+    float *z, *g;
+    int zs[4], gs[4], zn, gn;
+    if (pd_model_load(&m, file, &err) || pd_denoiser_from_model(&d, m, 0, &err) ||
+        pd_npy_read(FIX "z.npy", &z, zs, &zn, &err) ||
+        pd_npy_read(FIX "g_sid-generator.npy", &g, gs, &gn, &err)) {
+        tu_check(0, "generator and references load (%s)", err.msg);
+        return;
+    }
+    pd_sample_params sp = pd_sample_default_params();
+    pd_sample_stats stats;
+    size_t n = (size_t)zs[0] * zs[1] * zs[2] * zs[3];
+    int rc = pd_sample(d, &sp, z, NULL, NULL, zs[0], &stats, &err);
+    double scale = 0, e = 0;
+    for (size_t k = 0; k < n; k++) {
+        scale = fmax(scale, fabs(g[k]));
+        e = fmax(e, fabs((double)z[k] - g[k]));
+    }
+    tu_check(!rc && d->evals == 1 && e <= 1e-4 * scale,
+             "generator: pd_sample = EDM's G(2.5 z; 2.5) in one evaluation, max |err| / max |G| "
+             "= %.2e (tol 1e-4)", e / scale);
+    free(z);
+    free(g);
+    pd_denoiser_free(d);
+    pd_model_free(m);
+}
+
 /* A protocol-2 snapshot dict(ema=<persistent object of class cls>) written by hand. */
 static void write_unknown_class(const char *path, const char *cls) {
     FILE *f = fopen(path, "wb");
@@ -318,6 +350,9 @@ int main(void) {
         yd_free(&doc);
         st_free(&st);
     }
+    p.sigma_init = 2.5;
+    rc = convert("cv_sid-generator.pkl", "cv_gen25.safetensors", &p, &err);
+    if (!rc) check_generator("cv_gen25.safetensors");
     p = pd_convert_default_params();
 
     /* --config: a .pth state dict and a safetensors state dict with EDM's names. */
