@@ -7,8 +7,9 @@ not import EDM's code), with EDM's state-dict names, so it loads the safetensors
 `pixdiff init --preset edm-cifar10-ncsnpp|edm-imagenet64-adm` (or `pixdiff convert`) writes and
 runs the same network with the same weights. It first checks its D(x; sigma) against
 `pixdiff denoise` on the same input (max relative difference printed), then times one denoiser
-evaluation at each batch size (median of --repeat runs, ms per image) and reports the peak
-resident memory of the process. With --edm PATH it also times EDM's own networks.py (from an
+evaluation at each batch size (median of --repeat runs, wall and process-CPU ms per image; on a
+shared machine the single-thread CPU time measures the work) and reports the peak resident
+memory of the process. With --edm PATH it also times EDM's own networks.py (from an
 NVlabs/edm checkout) on the same weights. Not used by any test; run with Debian's python3-torch:
 
     pixdiff init --preset edm-imagenet64-adm --out adm.safetensors
@@ -168,13 +169,15 @@ class Net:
 
 
 def median_ms(fn, repeat):
+    """Median wall and process-CPU milliseconds of fn() (after one warm-up call)."""
     fn()
-    ts = []
+    ts, cs = [], []
     for _ in range(repeat):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         fn()
         ts.append(time.perf_counter() - t)
-    return statistics.median(ts) * 1e3
+        cs.append(time.process_time() - c)
+    return statistics.median(ts) * 1e3, statistics.median(cs) * 1e3
 
 
 def main():
@@ -229,8 +232,8 @@ def main():
             lb = torch.zeros(b, ld) if ld else None
             if ld:
                 lb[:, 0] = 1
-            ms = median_ms(lambda: fn(xb, sb, lb), a.repeat)
-            print(f"{name}: forward batch {b:3d}: {ms / b:9.2f} ms/image")
+            ms, cpu = median_ms(lambda: fn(xb, sb, lb), a.repeat)
+            print(f"{name}: forward batch {b:3d}: wall {ms / b:9.1f} ms/image, CPU {cpu / b:9.1f} ms/image")
     print(f"peak resident memory {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
 
 
