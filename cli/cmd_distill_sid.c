@@ -96,7 +96,7 @@ int cmd_distill_sid(int argc, char **argv) {
     if (!config && !(resume && out_dir))
         cli_die(2, cmd, "give --config FILE (or --resume --out DIR, or --export OUT --checkpoint "
                         "CKPT); see pixdiff distill sid --help");
-    long long duration_images = cli_duration_images(cmd, "--duration", duration);
+    long long duration_images = cli_duration_images(cmd, "--duration", args_given(&spec, "--duration"), duration);
     if (export_path) cli_check_out_path(cmd, "--export", export_path);
     if (teacher && access(teacher, R_OK) != 0)
         cli_bad_flag(cmd, "--teacher", "%s: cannot read the file", teacher);
@@ -104,7 +104,7 @@ int cmd_distill_sid(int argc, char **argv) {
     cli_run_ui ui;
     cli_run_ui_init(&ui, "sid", quiet);
     pd_sid_options o = pd_sid_default_options();
-    o.config_path = config;
+    o.config_path = config ? cli_input_path(config) : NULL;
     o.teacher_path = teacher;
     o.classifier_path = classifier;
     o.resume = resume;

@@ -41,8 +41,8 @@ static void print_help(FILE *f) {
 }
 
 int main(int argc, char **argv) {
-    if (argc < 2) {
-        print_help(stderr);
+    if (argc < 2) { /* bad usage: one line, like every other error (exit 2) */
+        fprintf(stderr, "pixdiff: missing command; usage: pixdiff <command> [options] (see pixdiff --help)\n");
         return 2;
     }
     const char *c = argv[1];

@@ -45,6 +45,7 @@ pd_unet_config pd_unet_config_default(void) {
     c.sigma_max = 80;
     strcpy(c.kind, "denoiser");
     c.sigma_init = 2.5;
+    c.label_dropout = -1;
     return c;
 }
 
@@ -156,7 +157,7 @@ static const char *const config_keys[] = {
     "augment_dim", "model_channels", "channel_mult", "channel_mult_emb", "num_blocks",
     "attn_resolutions", "dropout", "channel_mult_noise", "embedding_type", "encoder_type",
     "decoder_type", "resample_filter", "sigma_data", "sigma_min", "sigma_max", "kind",
-    "sigma_init", "class_names", NULL};
+    "sigma_init", "class_names", "label_dropout", NULL};
 
 static int get_int(const yd_doc *d, const yd_node *m, const char *key, int *out, pd_error *err) {
     long long v = *out;
@@ -195,7 +196,8 @@ int unet_config_from_node(pd_unet_config *c, const yd_doc *d, const yd_node *m, 
         yd_double(d, m, "sigma_min", &c->sigma_min, err) ||
         yd_double(d, m, "sigma_max", &c->sigma_max, err) ||
         yd_str(d, m, "kind", c->kind, sizeof c->kind, err) ||
-        yd_double(d, m, "sigma_init", &c->sigma_init, err))
+        yd_double(d, m, "sigma_init", &c->sigma_init, err) ||
+        yd_double(d, m, "label_dropout", &c->label_dropout, err))
         return -1;
     c->dropout = (float)dropout;
     /* Entries past a list's length are zero, so equal configs compare equal field by field. */
@@ -273,6 +275,7 @@ int unet_config_to_json(const pd_unet_config *c, char *b, size_t cap) {
     KEY_DBL("sigma_max", c->sigma_max);
     KEY_STR("kind", c->kind);
     KEY_DBL("sigma_init", c->sigma_init);
+    if (c->label_dropout >= 0) KEY_DBL("label_dropout", c->label_dropout);
     int n_names = 0;
     while (n_names < 16 && c->class_names[n_names][0]) n_names++;
     if (n_names) {
@@ -290,4 +293,8 @@ int unet_config_to_json(const pd_unet_config *c, char *b, size_t cap) {
 #undef KEY_DBL
 #undef KEY_INTS
     return len < cap ? (int)len : -1;
+}
+
+int pd_unet_config_json(const pd_unet_config *c, char *buf, size_t cap) {
+    return unet_config_to_json(c, buf, cap);
 }
