@@ -365,8 +365,8 @@ void cli_run_finish(cli_run_ui *ui, const char *cmd, int rc, const char *msg) {
     if (rc) cli_die(cli_interrupted(NULL) ? 130 : 1, cmd, "%s", msg);
 }
 
-long long cli_duration_images(const char *cmd, const char *flag, int given, double images) {
-    if (given && (images < 1 || images > 9e18 || images != (long long)images))
+long long cli_duration_images(const char *cmd, const char *flag, int at_least_one, double images) {
+    if ((at_least_one || images != 0) && (images < 1 || images > 9e18 || images != (long long)images))
         cli_bad_flag(cmd, flag, "expected a whole number of images, got %g", images);
     return (long long)images;
 }

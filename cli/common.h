@@ -115,9 +115,9 @@ void cli_run_progress(cli_run_ui *ui, long long seen, long long total, double ra
 void cli_run_log(void *user, const char *line);
 /* The end of the run: finishes a drawn progress line, then exits 1 with msg when rc != 0. */
 void cli_run_finish(cli_run_ui *ui, const char *cmd, int rc, const char *msg);
-/* --duration IMAGES (given as a number): a whole count >= 1 (0 is refused: a run of no images is a
- * mistake), or 0 when not given; exits 2 naming the flag otherwise. */
-long long cli_duration_images(const char *cmd, const char *flag, int given, double images);
+/* A count of images given as a number (--duration): a whole count >= 1, or 0 (when at_least_one
+ * is 0: --duration not given, or a count where 0 means none); exits 2 naming the flag otherwise. */
+long long cli_duration_images(const char *cmd, const char *flag, int at_least_one, double images);
 
 /* ------------------------------------------------------------------ shipped files */
 

@@ -11,6 +11,7 @@
 #     that record no label dropout... (only when they record 0);
 #   - --out x.npy writes an array; --json output of info and sample is valid JSON (json_check, a
 #     strict checker built next to pixdiff) with the expected values;
+#   - shipped configs work from any directory;
 #   - progress lines fit 80 columns.
 # usage: e2e_conventions.sh PIXDIFF SOURCE_DIR
 set -u
@@ -168,6 +169,15 @@ if "$JC" <sample.json >/dev/null 2>jc2.err; then ok "sample --json is valid JSON
 [ "$("$JC" settings.seeds <sample.json)" = "3-4" ] && [ "$("$JC" outputs.grid <sample.json)" = j.png ] &&
     ok "sample --json: seeds and outputs" || bad "sample --json values" sample.json
 if printf '{"a": [1, 2,]}' | "$JC" 2>/dev/null; then bad "json_check accepts a trailing comma"; else ok "json_check rejects invalid JSON"; fi
+
+# ---------------------------------------------------------------- shipped configs from anywhere
+# From a directory that is neither the source tree nor the build tree: the config named as in the
+# README is found in the data directory, and the model and classifier inside it resolve too.
+mkdir -p far/away
+(cd far/away && "$PD" sweep --dry-run configs/sweeps/fashion32-nfe.yaml) >far.txt 2>&1
+rc=$?
+if [ $rc -eq 0 ] && ! grep -q "would stop" far.txt; then ok "a shipped sweep dry-runs from any directory"
+else bad "shipped sweep from another directory (exit $rc)" far.txt; fi
 
 # ---------------------------------------------------------------- 80 columns
 # The progress line is drawn only on a terminal: script(1) gives the command one.
