@@ -18,10 +18,12 @@ deps:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
 
-$(BUILD)/CMakeCache.txt:
+# Keyed on the generated Makefile, not CMakeCache.txt: a configure that failed (say, before
+# `make deps`) leaves a cache but no Makefile, and the next `make` configures again.
+$(BUILD)/Makefile:
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release
 
-build: $(BUILD)/CMakeCache.txt
+build: $(BUILD)/Makefile
 	cmake --build $(BUILD) -j $(JOBS)
 
 run: deps build
@@ -34,8 +36,10 @@ test: deps build
 bench: build
 	$(PIXDIFF) bench
 
+# make install [PREFIX=DIR]: the binary, libpixdiff.so/.a, pixdiff.h, pixdiff.pc, the CMake
+# package and share/pixdiff/{models,configs}; the tree can be moved afterwards.
 install: build
-	cmake --install $(BUILD)
+	cmake --install $(BUILD) $(if $(PREFIX),--prefix $(PREFIX))
 
 clean:
 	rm -rf $(BUILD)

@@ -114,7 +114,7 @@ int cmd_bench(int argc, char **argv) {
     } else {
         const char *name = preset >= 0 ? pd_unet_preset_name(preset) : "ref64";
         pd_unet_config cfg;
-        if (pd_unet_config_preset(&cfg, name, &err)) cli_die(1, cmd, "%s", err.msg);
+        if (pd_unet_config_preset(&cfg, name, &err)) cli_die(2, cmd, "%s", err.msg);
         if (pd_model_create(&m, &cfg, 0, &err)) cli_die(1, cmd, "%s", err.msg);
         snprintf(what, sizeof what, "preset %s (random weights)", name);
     }

@@ -53,7 +53,7 @@ int cmd_denoise(int argc, char **argv) {
     pd_error err = {{0}};
     float *x = NULL;
     int shape[4] = {0}, ndim = 0;
-    if (pd_npy_read(input, &x, shape, &ndim, &err)) cli_die(1, cmd, "--input: %s", err.msg);
+    if (pd_npy_read(input, &x, shape, &ndim, &err)) cli_die(2, cmd, "--input: %s", err.msg);
     if (ndim != 4)
         cli_die(2, cmd, "--input %s: expected 4 dimensions [N,C,H,W], got %d", input, ndim);
     const int n = shape[0], C = shape[1], H = shape[2], W = shape[3];

@@ -127,8 +127,8 @@ int cmd_distill_amed(int argc, char **argv) {
     char model_path[1024], out_def[256];
     if (model) {
         snprintf(model_path, sizeof model_path, "%s", model);
-    } else if (cli_default_model(model_path, sizeof model_path)) {
-        cli_die(1, cmd, "%s", cli_no_model_hint());
+    } else {
+        cli_default_model(cmd, model_path, sizeof model_path);
     }
     if (access(model_path, R_OK) != 0) cli_bad_flag(cmd, "--model", "%s: cannot read the file", model_path);
     o.kind = plugin == 1 ? PD_AMED_PLUGIN_IPNDM : plugin == 2 ? PD_AMED_PLUGIN_EULER : PD_AMED_SOLVER;
@@ -162,6 +162,6 @@ int cmd_distill_amed(int argc, char **argv) {
     pd_error err = {{0}};
     int rc = pd_amed_train(&o, &err);
     if (ui.drawn) fputc('\n', stderr);
-    if (rc) cli_die(1, cmd, "%s", err.msg);
+    if (rc) cli_die(cli_interrupted(NULL) ? 130 : 1, cmd, "%s", err.msg);
     return 0;
 }

@@ -108,7 +108,7 @@ int cmd_distill_sid(int argc, char **argv) {
     if (!config && !(resume && out_dir))
         cli_die(2, cmd, "give --config FILE (or --resume --out DIR, or --export OUT --checkpoint "
                         "CKPT); see pixdiff distill sid --help");
-    long long duration_images = cli_duration_images(cmd, "--duration", duration);
+    long long duration_images = cli_duration_images(cmd, "--duration", args_given(&spec, "--duration"), duration);
     if (export_path) cli_check_out_path(cmd, "--export", export_path);
     if (init_generator && resume)
         cli_bad_flag(cmd, "--init-generator", "starts a new run; not with --resume");
@@ -116,7 +116,7 @@ int cmd_distill_sid(int argc, char **argv) {
         cli_bad_flag(cmd, "--psi-warmup", "only with --init-generator");
     if (init_generator && access(init_generator, R_OK) != 0)
         cli_bad_flag(cmd, "--init-generator", "%s: cannot read the file", init_generator);
-    long long psi_warmup = psi_warmup_d >= 0 ? cli_duration_images(cmd, "--psi-warmup",
+    long long psi_warmup = psi_warmup_d >= 0 ? cli_duration_images(cmd, "--psi-warmup", 0,
                                                                      psi_warmup_d) : -1;
     if (teacher && access(teacher, R_OK) != 0)
         cli_bad_flag(cmd, "--teacher", "%s: cannot read the file", teacher);
@@ -124,7 +124,7 @@ int cmd_distill_sid(int argc, char **argv) {
     cli_run_ui ui;
     cli_run_ui_init(&ui, "sid", quiet);
     pd_sid_options o = pd_sid_default_options();
-    o.config_path = config;
+    o.config_path = config ? cli_input_path(config) : NULL;
     o.teacher_path = teacher;
     o.classifier_path = classifier;
     o.resume = resume;

@@ -54,23 +54,7 @@ static void log_line(void *user, const char *line) {
     if (!quiet_log) fprintf(stderr, "pixdiff eval: %s\n", line);
 }
 
-static int file_exists(const char *p) {
-    struct stat st;
-    return p && *p && stat(p, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-/* $PIXDIFF_CLASSIFIER, then the shipped file in the source tree, then the installed one. */
-static int default_classifier(char *path, size_t cap) {
-    const char *cand[3] = {getenv("PIXDIFF_CLASSIFIER"),
-                           PD_SOURCE_DIR "/models/fashion-classifier.safetensors",
-                           PD_MODELDIR "/fashion-classifier.safetensors"};
-    for (int i = 0; i < 3; i++)
-        if (file_exists(cand[i])) {
-            snprintf(path, cap, "%s", cand[i]);
-            return 0;
-        }
-    return -1;
-}
+static void eval_progress(void *user, const pd_progress *pr) { cli_progress_generate(user, pr); }
 
 /* Lines for a non-terminal stderr, at most every 15 s, so logs show progress without a bar. */
 typedef struct plain_progress {
@@ -265,12 +249,18 @@ int cmd_eval(int argc, char **argv) {
     int clf_R = 1, clf_C = 0, clf_K = 0;
     if (inc) {
         /* Inception: no classifier; the network and the reference are loaded below. */
-    } else if (classifier) snprintf(clf_path, sizeof clf_path, "%s", classifier);
-    else if (default_classifier(clf_path, sizeof clf_path))
-        cli_die(1, cmd, "no --classifier given and none found ($PIXDIFF_CLASSIFIER, " PD_SOURCE_DIR
-                        "/models/fashion-classifier.safetensors, " PD_MODELDIR
-                        "/fashion-classifier.safetensors); train one with `pixdiff train "
-                        "configs/train/fashion-classifier.yaml` or pass --classifier FILE");
+    } else if (classifier) {
+        snprintf(clf_path, sizeof clf_path, "%s", classifier);
+    } else {
+        pd_error cerr = {{0}};
+        if (pd_default_classifier_path(clf_path, sizeof clf_path, &cerr)) {
+            const char *env = getenv("PIXDIFF_CLASSIFIER");
+            cli_die(env && *env ? 2 : 1, cmd, "no --classifier given: %s; train one with `pixdiff "
+                    "train --config %s --out runs/fashion-classifier` (then pass --classifier "
+                    "runs/fashion-classifier/model.safetensors)", cerr.msg,
+                    cli_shipped_config("train/fashion-classifier.yaml"));
+        }
+    }
     if (!inc) {
         clf = cli_model_load(cmd, clf_path);
         if (pd_classifier_feature_dim(clf) < 1)
@@ -294,9 +284,9 @@ int cmd_eval(int argc, char **argv) {
         C = cm.den->C;
         H = cm.den->H;
         label_dim = cm.den->label_dim;
-        if (cm.den->W != H) cli_die(1, cmd, "%s: the metrics need square images (%dx%d)", cm.name, cm.den->W, H);
+        if (cm.den->W != H) cli_die(2, cmd, "%s: the metrics need square images (%dx%d)", cm.name, cm.den->W, H);
         if (!inc && (C != clf_C || H % clf_R))
-            cli_die(1, cmd, "%s makes %dx%dx%d images; the classifier reads %dx%dx%d (the size must be a "
+            cli_die(2, cmd, "%s makes %dx%dx%d images; the classifier reads %dx%dx%d (the size must be a "
                     "multiple of %d)", cm.name, C, H, H, clf_C, clf_R, clf_R, clf_R);
         cls = cli_parse_class(cmd, "--class", class_arg, &cm, cls_name, sizeof cls_name);
         if (uncond && label_dim <= 0)
@@ -336,12 +326,12 @@ int cmd_eval(int argc, char **argv) {
         float *img = NULL;
         int w = 0;
         pd_error e0 = {{0}};
-        if (pd_png_read(path, &img, &fc, &fh, &w, &e0)) cli_die(1, cmd, "%s", e0.msg);
+        if (pd_png_read(path, &img, &fc, &fh, &w, &e0)) cli_die(2, cmd, "%s", e0.msg);
         free(img);
         if (inc && fc != 1 && fc != 3)
-            cli_die(1, cmd, "%s: %d channels; Inception reads gray or RGB", path, fc);
+            cli_die(2, cmd, "%s: %d channels; Inception reads gray or RGB", path, fc);
         if (!inc && (fh != w || fc != clf_C || fh % clf_R))
-            cli_die(1, cmd, "%s: %dx%dx%d; the classifier reads %dx%dx%d images (square, size a "
+            cli_die(2, cmd, "%s: %dx%dx%d; the classifier reads %dx%dx%d images (square, size a "
                     "multiple of %d)", path, fc, fh, w, clf_C, clf_R, clf_R, clf_R);
     }
 
@@ -396,9 +386,9 @@ int cmd_eval(int argc, char **argv) {
             snprintf(path, sizeof path, "%s/%s", images, names[i]);
             float *img = NULL;
             int c, h, w;
-            if (pd_png_read(path, &img, &c, &h, &w, &err)) cli_die(1, cmd, "%s", err.msg);
+            if (pd_png_read(path, &img, &c, &h, &w, &err)) cli_die(2, cmd, "%s", err.msg);
             if (c != fc || h != fh || w != fh) {
-                cli_die(1, cmd, "%s: %dx%dx%d differs from the first image's %dx%dx%d", path, c, h, w,
+                cli_die(2, cmd, "%s: %dx%dx%d differs from the first image's %dx%dx%d", path, c, h, w,
                         fc, fh, fh);
             }
             memcpy(buf + (size_t)nb * c * h * w, img, sizeof(float) * (size_t)c * h * w);
@@ -416,64 +406,66 @@ int cmd_eval(int argc, char **argv) {
         free(buf);
         free(labels);
     } else {
-        /* ---- sample, as pixdiff sample does: image i from pd_randn(seed + i), seeds[] = seed + i */
+        /* ---- sample, as pixdiff sample does (the library's pd_generate): image i from
+         * pd_randn(seed + i) with class classes[i]; chunks of --batch images, each followed by its
+         * reference solution from the same noise and the metrics' accumulation. */
         const size_t chw = (size_t)C * H * H;
         if (batch > n) batch = n;
         label_mode_cycle = label_dim > 0 && cls < 0 && !uncond;
         float *x = malloc(sizeof(float) * chw * (size_t)batch);
         float *xr = ref_steps > 0 ? malloc(sizeof(float) * chw * (size_t)batch) : NULL;
-        float *onehot = label_dim > 0 ? calloc((size_t)label_dim * batch, sizeof(float)) : NULL;
         int *want = malloc(sizeof(int) * (size_t)batch);
-        uint64_t *seeds = malloc(sizeof(uint64_t) * (size_t)batch);
-        if (!x || (ref_steps > 0 && !xr) || (label_dim > 0 && !onehot) || !want || !seeds)
+        int *classes = malloc(sizeof(int) * (size_t)n);
+        if (!x || (ref_steps > 0 && !xr) || !want || !classes)
             cli_die(1, cmd, "out of memory for a batch of %d images of %dx%dx%d", batch, C, H, H);
-        pd_sample_params pr = p;  /* the reference solver: heun on a karras grid, same range */
+        for (int i = 0; i < n; i++)
+            classes[i] = uncond ? -1 : cls >= 0 ? cls : label_dim > 0 ? i % label_dim : -1;
+        pd_generate_params gp = pd_generate_default_params();
+        gp.sample = p;
+        gp.seed = seed;
+        gp.classes = classes;
+        gp.batch = batch;
+        gp.progress = eval_progress;
+        gp.abort = abort_cb;
+        pd_generate_params gr = gp;  /* the reference solver: heun on a karras grid, same range */
         if (ref_steps > 0) {
             /* The reference solves the same ODE: same denoiser (transforms included), no AMED. */
-            pr.amed = NULL;
-            pr.afs = 0;
-            pr.max_order = 0;
-            pr.sampler = PD_SAMPLER_HEUN;
-            pr.sched.grid = PD_GRID_KARRAS;
-            pr.sched.rho = 7;
-            pr.sched.end_at_zero = 1;
-            pr.steps = ref_steps;
-            pr.s_churn = 0;
-            pr.eta = 0;
+            pd_sample_params *pr = &gr.sample;
+            pr->amed = NULL;
+            pr->afs = 0;
+            pr->max_order = 0;
+            pr->sampler = PD_SAMPLER_HEUN;
+            pr->sched.grid = PD_GRID_KARRAS;
+            pr->sched.rho = 7;
+            pr->sched.end_at_zero = 1;
+            pr->steps = ref_steps;
+            pr->s_churn = 0;
+            pr->eta = 0;
         }
         signal(SIGINT, on_sigint);
-        p.abort = pr.abort = abort_cb;
         int n_batches = (n + batch - 1) / batch;
         cli_progress prog;
         cli_progress_init(&prog, !quiet && isatty(2), n_batches, p.steps);
-        p.progress = cli_progress_step;
-        p.user = &prog;
+        gp.user = gr.user = &prog;
         plain_progress pp = {!quiet && !isatty(2), cli_now(), cli_now()};
         for (int b = 0; b < n_batches; b++) {
             int i0 = b * batch, nb = n - i0 < batch ? n - i0 : batch;
+            /* Accuracy needs the classifier to know the model's classes. */
             for (int i = 0; i < nb; i++) {
-                seeds[i] = seed + (uint64_t)(i0 + i);
-                pd_randn(x + (size_t)i * chw, chw, seeds[i], 0);
-                int k = uncond ? -1 : cls >= 0 ? cls : label_dim > 0 ? (i0 + i) % label_dim : -1;
-                if (onehot) {
-                    memset(onehot + (size_t)i * label_dim, 0, sizeof(float) * (size_t)label_dim);
-                    if (k >= 0) onehot[(size_t)i * label_dim + k] = 1.0f;
-                }
-                /* Accuracy needs the classifier to know the model's classes. */
+                int k = classes[i0 + i];
                 want[i] = k >= 0 && k < clf_K && label_dim == clf_K ? k : -1;
             }
-            if (xr) memcpy(xr, x, sizeof(float) * chw * (size_t)nb);
-            cli_progress_batch(&prog, b + 1);
+            prog.batch0 = b;
             pd_sample_stats st = {0};
             double ts = cli_now();
-            if (pd_sample(d, &p, x, onehot, seeds, nb, &st, &err)) {
+            if (pd_generate(d, &gp, i0, nb, x, &st, &err)) {
                 cli_progress_done(&prog);
                 if (interrupted) cli_die(130, cmd, "interrupted");
                 cli_die(1, cmd, "%s", err.msg);
             }
             nfe = st.nfe;
             if (xr) {
-                if (pd_sample(d, &pr, xr, onehot, seeds, nb, &st, &err)) {
+                if (pd_generate(d, &gr, i0, nb, xr, &st, &err)) {
                     cli_progress_done(&prog);
                     if (interrupted) cli_die(130, cmd, "interrupted");
                     cli_die(1, cmd, "reference solution: %s", err.msg);
@@ -488,7 +480,7 @@ int cmd_eval(int argc, char **argv) {
             if (!isatty(2)) plain_tick(&pp, i0 + nb, n);
         }
         cli_progress_done(&prog);
-        free(x), free(xr), free(onehot), free(want), free(seeds);
+        free(x), free(xr), free(want), free(classes);
     }
 
     /* ---- metrics */
@@ -497,6 +489,11 @@ int cmd_eval(int argc, char **argv) {
     double tm = cli_now();
     if (inc) cli_fid_finish(&fid, save_ref, &eo.kid, quiet);
     else if (pd_eval_finish(ev, &r, &err)) cli_die(1, cmd, "%s", err.msg);
+    if (!inc && r.n < pd_classifier_feature_dim(clf))
+        fprintf(stderr, "pixdiff eval: warning: %d images is fewer than the %d feature dimensions: "
+                "the covariance is singular, so FD and KID are not meaningful (KID can come out "
+                "negative); use --n %d or more\n", r.n, pd_classifier_feature_dim(clf),
+                pd_classifier_feature_dim(clf) * 4);
     run.t_metrics += cli_now() - tm;
     double wall = cli_now() - t_start + t_ref;
     double traj_rmse = NAN, traj_psnr = NAN;

@@ -1,7 +1,8 @@
-/* cmd_info.c — `pixdiff info FILE`: what a model file holds — its architecture config, kind,
- * parameter and tensor counts, GFLOP per denoiser evaluation at the trained resolution and its
- * sha256 — and, with --tensors, every tensor's name and shape. An `analytic:` spec prints the
- * analytic denoiser's description instead, and an AMED predictor what it was trained for. */
+/* cmd_info.c — `pixdiff info [FILE]`: what a model file (default: the default model) holds — its
+ * architecture config, kind, parameter and tensor counts, GFLOP per denoiser evaluation at the
+ * trained resolution and its sha256 — and, with --tensors, every tensor's name and shape. An
+ * `analytic:` spec prints the analytic denoiser's description instead, and an AMED predictor what
+ * it was trained for. --json prints one JSON object on stdout instead of the table. */
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/common.h"
@@ -31,29 +32,47 @@ static void print_ints(const char *key, const int *v, int n) {
 
 int cmd_info(int argc, char **argv) {
     const char *cmd = "info";
-    int tensors = 0;
+    int tensors = 0, json = 0;
     arg_opt opts[] = {
         OPT("--tensors", ARG_FLAG, &tensors, NULL, "also list every tensor's name and shape"),
+        OPT("--json", ARG_FLAG, &json, NULL, "print one JSON object (the model's config and sizes)"),
     };
     arg_spec spec = {cmd,
-                     "[--tensors] FILE",
+                     "[--tensors] [--json] [FILE]",
                      "Print a model's architecture, size, cost per evaluation and sha256. FILE is "
-                     "a .safetensors model or an analytic:... spec.",
+                     "a .safetensors model or an analytic:... spec (default: the default model).",
                      opts,
-                     1,
+                     2,
                      "FILE",
-                     1,
+                     0,
                      1,
                      NULL};
     const char *pos[1];
     int npos = 0;
     args_parse(&spec, argc, argv, pos, &npos);
-    const char *path = pos[0];
+    char def[4096];
+    if (npos == 0) cli_default_model(cmd, def, sizeof def);
+    const char *path = npos ? pos[0] : def;
+    if (json && tensors) cli_bad_flag(cmd, "--json", "give --json or --tensors, not both");
 
     if (strncmp(path, "analytic:", 9) == 0) {
         cli_model cm;
         cli_model_open(&cm, cmd, path, 0);
         const pd_denoiser *d = cm.den;
+        if (json) {
+            cli_buf b = {0};
+            cli_buf_printf(&b, "{\"model\": ");
+            cli_buf_json_str(&b, path);
+            cli_buf_printf(&b, ", \"kind\": \"analytic\", \"description\": ");
+            cli_buf_json_str(&b, d->desc);
+            cli_buf_printf(&b, ", \"size\": [%d, %d, %d], \"sigma_data\": ", d->C, d->H, d->W);
+            cli_buf_json_num(&b, d->sigma_data);
+            cli_buf_printf(&b, "}\n");
+            fputs(b.s, stdout);
+            cli_buf_free(&b);
+            cli_model_close(&cm);
+            return 0;
+        }
         printf("%-18s %s\n", "model", path);
         printf("%-18s analytic (exact denoiser)\n", "kind");
         printf("%-18s %s\n", "description", d->desc);
@@ -70,6 +89,24 @@ int cmd_info(int argc, char **argv) {
     if (pd_amed_predictor_load(&pred, path, &perr) == 0) {
         const pd_amed_info *a = pd_amed_predictor_info(pred);
         char sha[65];
+        if (json) {
+            cli_buf b = {0};
+            cli_buf_printf(&b, "{\"file\": ");
+            cli_buf_json_str(&b, path);
+            cli_buf_printf(&b, ", \"sha256\": ");
+            cli_buf_json_str(&b, pd_sha256_file(path, sha, &perr) == 0 ? sha : "");
+            cli_buf_printf(&b, ", \"kind\": \"amed-predictor\", \"amed_kind\": \"%s\", \"sampler\": "
+                           "\"%s\", \"nfe\": %d, \"steps\": %d, \"afs\": %s, \"grid\": \"%s\", "
+                           "\"model_sha256\": ", pd_amed_kind_name(a->kind),
+                           pd_sampler_name(pd_amed_kind_sampler(a->kind)), a->nfe, a->steps,
+                           a->afs ? "true" : "false", pd_grid_name(a->grid));
+            cli_buf_json_str(&b, a->model_sha256);
+            cli_buf_printf(&b, "}\n");
+            fputs(b.s, stdout);
+            cli_buf_free(&b);
+            pd_amed_predictor_free(pred);
+            return 0;
+        }
         printf("%-18s %s\n", "file", path);
         if (pd_sha256_file(path, sha, &perr) == 0) printf("%-18s %s\n", "sha256", sha);
         printf("%-18s AMED predictor, %s (pixdiff sample --sampler %s --predictor FILE)\n", "kind",
@@ -89,6 +126,28 @@ int cmd_info(int argc, char **argv) {
     pd_model *m = cli_model_load(cmd, path);
     const pd_unet_config *c = pd_model_config(m);
     char g[40];
+    size_t np = pd_model_param_count(m);
+    int nt = 0, shape[4], nd;
+    while (pd_model_tensor(m, nt, shape, &nd)) nt++;
+    if (json) {
+        char cfg[8192];
+        if (pd_unet_config_json(c, cfg, sizeof cfg) < 0) cli_die(1, cmd, "%s: config too long", path);
+        cli_buf b = {0};
+        cli_buf_printf(&b, "{\"file\": ");
+        cli_buf_json_str(&b, path);
+        cli_buf_printf(&b, ", \"sha256\": ");
+        cli_buf_json_str(&b, pd_model_sha256(m));
+        cli_buf_printf(&b, ", \"kind\": ");
+        cli_buf_json_str(&b, c->kind[0] ? c->kind : "denoiser");
+        cli_buf_printf(&b, ", \"parameters\": %zu, \"tensors\": %d, \"gflop\": ", np, nt);
+        cli_buf_json_num(&b, pd_model_gflops(m, c->img_resolution));
+        cli_buf_printf(&b, ", \"features\": %d, \"config\": %s}\n", pd_classifier_feature_dim(m) > 0 ?
+                       pd_classifier_feature_dim(m) : 0, cfg);
+        fputs(b.s, stdout);
+        cli_buf_free(&b);
+        pd_model_free(m);
+        return 0;
+    }
     printf("%-18s %s\n", "file", path);
     printf("%-18s %s\n", "sha256", pd_model_sha256(m));
     printf("%-18s %s\n", "kind", c->kind[0] ? c->kind : "denoiser");
@@ -121,9 +180,11 @@ int cmd_info(int argc, char **argv) {
     printf("%-18s %g\n", "sigma_min", c->sigma_min);
     printf("%-18s %g\n", "sigma_max", c->sigma_max);
     if (!strcmp(c->kind, "generator")) printf("%-18s %g\n", "sigma_init", c->sigma_init);
-    size_t np = pd_model_param_count(m);
-    int nt = 0, shape[4], nd;
-    while (pd_model_tensor(m, nt, shape, &nd)) nt++;
+    if (c->label_dim > 0 && strcmp(c->arch, "classifier")) {
+        if (c->label_dropout < 0) printf("%-18s not recorded\n", "label_dropout");
+        else printf("%-18s %g%s\n", "label_dropout", c->label_dropout,
+                    c->label_dropout > 0 ? " (classifier-free guidance: sample --guidance W)" : "");
+    }
     printf("%-18s %s (%.2f MiB as float32)\n", "parameters", grouped(np, g, sizeof g),
            (double)np * 4 / (1024.0 * 1024.0));
     printf("%-18s %d\n", "tensors", nt);

@@ -52,7 +52,7 @@ int cmd_init(int argc, char **argv) {
     if (config && pd_unet_config_from_yaml(&cfg, config, &err))
         cli_die(2, cmd, "--config: %s", err.msg);
     pd_model *m = NULL;
-    if (pd_model_create(&m, &cfg, seed, &err)) cli_die(1, cmd, "%s", err.msg);
+    if (pd_model_create(&m, &cfg, seed, &err)) cli_die(2, cmd, "%s", err.msg);
     if (pd_model_save(m, out, &err)) cli_die(1, cmd, "%s", err.msg);
     if (!quiet) {
         const pd_unet_config *c = pd_model_config(m);

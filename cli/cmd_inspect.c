@@ -31,7 +31,7 @@ int cmd_inspect(int argc, char **argv) {
         pd_error err = {{0}};
         char **keys = NULL, **values = NULL;
         int count = 0;
-        if (pd_png_read_text(pos[f], &keys, &values, &count, &err)) cli_die(1, cmd, "%s", err.msg);
+        if (pd_png_read_text(pos[f], &keys, &values, &count, &err)) cli_die(2, cmd, "%s", err.msg);
         if (npos > 1 && !key) printf("%s%s:\n", f ? "\n" : "", pos[f]);
         int found = 0;
         for (int i = 0; i < count; i++) {
@@ -45,7 +45,7 @@ int cmd_inspect(int argc, char **argv) {
             }
         }
         pd_png_text_free(keys, values, count);
-        if (key && !found) cli_die(1, cmd, "%s: no text chunk '%s'", pos[f], key);
+        if (key && !found) cli_die(2, cmd, "%s: no text chunk '%s'", pos[f], key);
         if (!key && count == 0) printf("(no text chunks)\n");
     }
     return 0;

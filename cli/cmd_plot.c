@@ -93,22 +93,30 @@ int cmd_plot(int argc, char **argv) {
     char names[MAX_FILES * MAX_COLS][256];
     int ncols = 0;
     for (int f = 0; f < nfiles; f++) {
-        if (pd_csv_read(files[f], &tables[f], &err)) cli_die(1, cmd, "%s", err.msg);
+        if (pd_csv_read(files[f], &tables[f], &err)) cli_die(2, cmd, "%s", err.msg);
         const pd_csv *t = &tables[f];
         int xi = pd_csv_column(t, xcol);
-        if (xi < 0) cli_die(1, cmd, "%s: no column '%s' (--x)", files[f], xcol);
-        if (t->n_rows == 0) cli_die(1, cmd, "%s: no rows", files[f]);
+        if (xi < 0) cli_die(2, cmd, "%s: no column '%s' (--x)", files[f], xcol);
+        if (t->n_rows == 0) cli_die(2, cmd, "%s: no rows", files[f]);
         double *x = malloc(sizeof(double) * (size_t)t->n_rows);
         if (!x) cli_die(1, cmd, "out of memory");
         cols[ncols++] = x;
         for (int r = 0; r < t->n_rows; r++) x[r] = t->v[(size_t)r * t->n_cols + xi];
         for (int c = 0; c < ny; c++) {
             int yi = pd_csv_column(t, ycols[c]);
-            if (yi < 0) cli_die(1, cmd, "%s: no column '%s' (--y)", files[f], ycols[c]);
+            if (yi < 0) cli_die(2, cmd, "%s: no column '%s' (--y)", files[f], ycols[c]);
             double *y = malloc(sizeof(double) * (size_t)t->n_rows);
             if (!y) cli_die(1, cmd, "out of memory");
             cols[ncols++] = y;
-            for (int r = 0; r < t->n_rows; r++) y[r] = t->v[(size_t)r * t->n_cols + yi];
+            int points = 0;
+            for (int r = 0; r < t->n_rows; r++) {
+                y[r] = t->v[(size_t)r * t->n_cols + yi];
+                points += isfinite(y[r]) && isfinite(x[r]);
+            }
+            /* An empty plot says nothing: a column without one number is an error. */
+            if (points == 0)
+                cli_die(2, cmd, "%s: column '%s' has no number (against '%s') to plot", files[f],
+                        ycols[c], xcol);
             int k = f * ny + c;
             if (nl) snprintf(names[k], sizeof names[k], "%s", labels[k]);
             else if (nfiles == 1) snprintf(names[k], sizeof names[k], "%s", ycols[c]);

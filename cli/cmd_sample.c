@@ -1,20 +1,25 @@
 /* cmd_sample.c — `pixdiff sample`: draw images with a sampler and write a PNG grid, one PNG per
  * image, and/or the float32 samples as .npy.
  *
- * Reproducibility contract (issue "Noise and reproducibility"): image i of a request with seed s
- * uses seed s + i for its initial noise (pd_randn(s + i, stream 0)) and for every per-step noise
- * (seeds[] passed to pd_sample), so an image is bit-identical whatever --batch, --threads or the
- * other images in the request. Every flag is validated, the model loaded and --noise checked
- * before any sampling, and nothing is written before sampling succeeds, so bad input writes
- * nothing. PNGs carry an A1111-style "parameters" chunk and a "pixdiff" JSON chunk holding every
- * setting (DESIGN.md "File formats").
+ * Reproducibility contract (issue "Noise and reproducibility"; EDM's generate.py): image i uses
+ * its seed, the i-th of --seeds (0-63,100,...) or S + i for --seed S, for its initial noise
+ * (pd_randn(seed, stream 0)) and every per-step noise, so an image is bit-identical whatever
+ * --batch, --threads or the other images in the request; with neither flag a seed is drawn,
+ * printed and recorded. --outdir files are named by seed (000123.png). The batching loop is the
+ * library's pd_generate. Every flag is validated, the model loaded and --noise checked before any
+ * sampling, and every output is written under a temporary name and renamed into place only when
+ * all of them succeeded (cli/outputs.c), so an error or Ctrl-C (exit 130) writes nothing. PNGs
+ * carry an A1111-style "parameters" chunk and a "pixdiff" JSON chunk holding every setting
+ * (DESIGN.md "File formats"); --json prints the same settings and the outputs on stdout.
  */
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "cli/denoiser_opts.h"
 #include "cli/names.h"
+#include "cli/outputs.h"
 #include "cli/sampling_opts.h"
+#include "cli/seeds.h"
 #include "pixdiff.h"
 
 #include <inttypes.h>
@@ -24,22 +29,16 @@
 #include <string.h>
 #include <unistd.h>
 
-static volatile sig_atomic_t interrupted;
-static void on_sigint(int sig) {
-    (void)sig;
-    interrupted = 1;
-}
-static int abort_cb(void *user) {
-    (void)user;
-    return interrupted;
-}
-
 /* Everything the metadata needs, resolved once. */
 typedef struct run_info {
     const cli_model *cm;
     const pd_sample_params *p;
     int steps, nfe, n, C, H, W, cols;
-    uint64_t seed;
+    const uint64_t *seeds;  /* image i's seed */
+    char seeds_desc[256];   /* the list syntax of all seeds ("5-68") */
+    int seed_drawn;         /* 1: no --seed/--seeds, the seed was drawn */
+    int guided;             /* --guidance given */
+    double guidance;
     int cls;                /* the class asked for (-1: none); with cycle, of the image written */
     int cycle;              /* --class cycle: image i asks for class i mod label_dim */
     char cls_name[32];
@@ -59,7 +58,7 @@ static const char *kind_of(const cli_model *cm) {
 /* A1111-style one-line "parameters" text: "Steps: 18, Sampler: heun, ...". index < 0: a grid. */
 static void make_parameters(cli_buf *b, const run_info *r, int index) {
     const pd_sample_params *p = r->p;
-    uint64_t seed = r->seed + (uint64_t)(index < 0 ? 0 : index);
+    uint64_t seed = r->seeds[index < 0 ? 0 : index];
     if (r->gen_sigma > 0) {
         cli_buf_printf(b, "Steps: 1, Sampler: generator, Sigma init: %g", r->gen_sigma);
     } else {
@@ -82,6 +81,7 @@ static void make_parameters(cli_buf *b, const run_info *r, int index) {
     if (r->gen_sigma <= 0 && p->afs) cli_buf_printf(b, ", AFS: on");
     if (r->predictor) cli_buf_printf(b, ", Predictor: %s", r->predictor);
     if (r->transform && r->transform[0]) cli_buf_printf(b, ", Denoiser: %s", r->transform);
+    if (r->guided) cli_buf_printf(b, ", CFG scale: %g", r->guidance);
     if (r->cycle && index < 0) {
         cli_buf_printf(b, ", Class: cycle (image i: i mod %d)", r->cm->den->label_dim);
     } else if (r->cls >= 0) {
@@ -89,7 +89,7 @@ static void make_parameters(cli_buf *b, const run_info *r, int index) {
         if (r->cls_name[0]) cli_buf_printf(b, " (%s)", r->cls_name);
     }
     cli_buf_printf(b, ", Seed: %" PRIu64, seed);
-    if (index < 0 && r->n > 1) cli_buf_printf(b, ", Images: %d", r->n);
+    if (index < 0 && r->n > 1) cli_buf_printf(b, ", Seeds: %s, Images: %d", r->seeds_desc, r->n);
     if (r->noise_path) cli_buf_printf(b, ", Noise: %s", r->noise_path);
     cli_buf_printf(b, ", NFE: %d, Model: %s", r->nfe, r->cm->name);
     if (r->cm->sha256[0]) cli_buf_printf(b, ", Model hash: %.10s", r->cm->sha256);
@@ -155,13 +155,16 @@ static void make_json(cli_buf *b, const run_info *r, int index) {
         cli_buf_json_str(b, r->cls_name);
         cli_buf_printf(b, "}");
     }
-    cli_buf_printf(b, ", \"seed\": %" PRIu64 ", \"seed_base\": %" PRIu64,
-                   r->seed + (uint64_t)(index < 0 ? 0 : index), r->seed);
+    cli_buf_printf(b, ", \"seed\": %" PRIu64 ", \"seeds\": ", r->seeds[index < 0 ? 0 : index]);
+    cli_buf_json_str(b, r->seeds_desc);
+    cli_buf_printf(b, ", \"seed_drawn\": %s, \"guidance\": ", r->seed_drawn ? "true" : "false");
+    if (r->guided) cli_buf_json_num(b, r->guidance);
+    else cli_buf_printf(b, "null");
     cli_buf_printf(b, ", \"image_index\": %d, \"image_count\": %d", index < 0 ? 0 : index, r->n);
     if (index < 0) cli_buf_printf(b, ", \"grid\": {\"images\": %d, \"cols\": %d}", r->n, r->cols);
     cli_buf_printf(b, ", \"noise\": ");
     if (r->noise_path) cli_buf_json_str(b, r->noise_path);
-    else cli_buf_printf(b, "\"philox: image i uses pd_randn(seed_base + i)\"");
+    else cli_buf_printf(b, "\"philox: image i uses pd_randn(seed of image i, 0)\"");
     cli_buf_printf(b, ", \"afs\": %s, \"max_order\": %d, \"dpm2_r\": ", p->afs ? "true" : "false",
                    p->max_order);
     cli_buf_json_num(b, p->dpm2_r > 0 ? p->dpm2_r : 0.5);
@@ -173,27 +176,71 @@ static void make_json(cli_buf *b, const run_info *r, int index) {
     cli_buf_printf(b, ", \"size\": [%d, %d, %d]}", r->C, r->H, r->W);
 }
 
-static void write_png(const char *cmd, const char *path, const float *x, int n, int cols,
-                      const run_info *r, int index) {
+/* path: where to write (a temporary name, cli/outputs.c); shown: the name errors give. */
+static void write_png(const char *cmd, const char *path, const char *shown, const float *x, int n,
+                      int cols, const run_info *r, int index) {
     cli_buf params = {0}, json = {0};
     make_parameters(&params, r, index);
     make_json(&json, r, index);
     const char *text[] = {"parameters", params.s, "pixdiff", json.s, NULL};
     pd_error err = {{0}};
     if (pd_png_write_grid(path, x, n, r->C, r->H, r->W, cols, text, &err))
-        cli_die(1, cmd, "%s", err.msg);
+        cli_die(1, cmd, "%s: cannot write: %s", shown, err.msg);
     cli_buf_free(&params);
     cli_buf_free(&json);
+}
+
+/* pd_generate's images callback for --outdir: one PNG per image, named by its seed, into the
+ * staging directory (moved into --outdir on success). */
+typedef struct outdir_writer {
+    const char *cmd, *stage;
+    run_info *r;
+    const int *classes;     /* the class of each image, or NULL */
+    const cli_model *cm;
+    cli_progress *prog;
+} outdir_writer;
+
+static int write_images(void *user, long long first, int count, const float *x, pd_error *err) {
+    outdir_writer *w = user;
+    run_info *r = w->r;
+    const size_t chw = (size_t)r->C * r->H * r->W;
+    cli_progress_done(w->prog);
+    for (int k = 0; k < count; k++) {
+        const long long i = first + k;
+        char path[4300];
+        snprintf(path, sizeof path, "%s/%06" PRIu64 ".png", w->stage, r->seeds[i]);
+        if (w->classes) { /* each file records the class its image was asked for */
+            char cls[16];
+            snprintf(cls, sizeof cls, "%d", w->classes[i]);
+            r->cls = cli_parse_class(w->cmd, "--class", cls, w->cm, r->cls_name, sizeof r->cls_name);
+        }
+        write_png(w->cmd, path, path, x + (size_t)k * chw, 1, 1, r, (int)i);
+    }
+    (void)err;
+    return 0;
+}
+
+static void sample_progress(void *user, const pd_progress *pr) {
+    cli_progress_generate(((outdir_writer *)user)->prog, pr);
+}
+
+/* --out: the format its extension names (.png grid or .npy array); anything else is refused. */
+static int out_is_npy(const char *cmd, const char *flag, const char *path) {
+    const char *dot = strrchr(path, '.');
+    if (dot && !strcasecmp(dot, ".npy")) return 1;
+    if (dot && !strcasecmp(dot, ".png")) return 0;
+    cli_bad_flag(cmd, flag, "%s: name a .png (image grid) or .npy (float32 array) file", path);
 }
 
 int cmd_sample(int argc, char **argv) {
     const char *cmd = "sample";
     pd_sample_params p;
     const char *model = NULL, *class_arg = NULL, *out = NULL, *outdir = NULL, *noise_path = NULL,
-               *out_npy = NULL;
+               *out_npy = NULL, *seeds_arg = NULL;
     int n = 64, batch = 16, size = 0, threads = 0;
-    int cols = 0, quiet = 0;
+    int cols = 0, quiet = 0, json = 0, force_guidance = 0;
     uint64_t seed = 0;
+    double guidance = 1;
     cli_sampling_opts so;
     arg_opt srows[CLI_SAMPLING_MAX_ROWS];
     int n_srows = cli_sampling_opts_init(&so, srows, 1, "the model's", "the model's", "the model's trained size");
@@ -209,22 +256,34 @@ int cmd_sample(int argc, char **argv) {
         OPT_DEF("--class", ARG_STR, &class_arg, "K|NAME",
                 "class label (index or name) of a conditional model; cycle: image i asks for class i mod "
                 "the class count (with --cols 10, one column per class)", "none (unconditional)"),
-        OPT("--seed", ARG_U64, &seed, "S", "image i uses seed S + i"),
+        OPT_DEF("--guidance", ARG_DOUBLE, &guidance, "W",
+                "classifier-free guidance: D = D_uncond + W (D_cond - D_uncond), both in one batch "
+                "(1: the conditional model; needs --class and a model trained with label dropout)",
+                "off"),
+        OPT("--force-guidance", ARG_FLAG, &force_guidance, NULL,
+            "allow --guidance for a model that records no label dropout"),
+        OPT_DEF("--seed", ARG_U64, &seed, "S", "image i uses seed S + i", "drawn at random, printed"),
+        OPT_DEF("--seeds", ARG_STR, &seeds_arg, "LIST",
+                "image i uses the i-th seed of LIST, e.g. 0-63,100,200-210 (not with --n or --seed)",
+                "off"),
         OPT_DEF("--n", ARG_POS_INT, &n, "N", "number of images", "64, or the N of --noise"),
         OPT("--batch", ARG_POS_INT, &batch, "B",
             "images per denoiser call (does not change results)"),
-        OPT_DEF("--out", ARG_STR, &out, "FILE.png", "write a PNG grid",
+        OPT_DEF("--out", ARG_STR, &out, "FILE.png|FILE.npy",
+                "write a PNG grid, or the float32 samples [N,C,H,W] for a .npy name",
                 "samples.png if no other output"),
         OPT("--cols", ARG_NONNEG_INT, &cols, "N", "grid columns (0: ceil(sqrt(n)))"),
         OPT_DEF("--outdir", ARG_STR, &outdir, "DIR",
-                "write one PNG per image, DIR/00000.png ... (creates DIR)", "off"),
+                "write one PNG per image named by its seed, DIR/000123.png (creates DIR)", "off"),
         OPT_DEF("--noise", ARG_STR, &noise_path, "Z.npy",
                 "initial noise z, float32 [N,C,H,W], instead of drawn noise", "off"),
         OPT_DEF("--output-npy", ARG_STR, &out_npy, "X.npy",
                 "write the final samples as float32 [N,C,H,W]", "off"),
-        OPT("--size", ARG_NONNEG_INT, &size, "R", "sampling resolution (0: the trained one)"),
+        OPT("--size", ARG_NONNEG_INT, &size, "R",
+            "sampling resolution: the trained one times 1, 2, 4, ... (0: the trained one)"),
         OPT_DEF("--threads", ARG_NONNEG_INT, &threads, "T",
                 "threads (0: all cores; does not change results)", "$OMP_NUM_THREADS or all cores"),
+        OPT("--json", ARG_FLAG, &json, NULL, "print a JSON summary (settings, seeds, outputs) on stdout"),
         OPT("--quiet", ARG_FLAG, &quiet, NULL, "no progress bar and no summary line"),
     };
     /* --model, then the shared sampler/grid options (cli/sampling_opts.c), then the rest. */
@@ -250,8 +309,9 @@ int cmd_sample(int argc, char **argv) {
     arg_spec spec = {
         cmd,
         "[options]",
-        "Generate images by solving the diffusion ODE/SDE with a sampler. Image i uses "
-        "seed + i, so results do not depend on --batch or --threads.",
+        "Generate images by solving the diffusion ODE/SDE with a sampler. Image i uses its own "
+        "seed (--seed S: S + i; --seeds LIST: the i-th listed), so results do not depend on "
+        "--batch or --threads.",
         opts,
         n_opts,
         NULL,
@@ -265,9 +325,24 @@ int cmd_sample(int argc, char **argv) {
     /* ---- flag combinations (exit 2, before any work) */
     cli_sampling_opts_check(&so, &spec, cmd);
     cli_denoiser_opts_check(&dopt, &spec, cmd);
+    const int guided = args_given(&spec, "--guidance");
+    if (force_guidance && !guided) cli_bad_flag(cmd, "--force-guidance", "only with --guidance");
+    uint64_t *seeds = NULL;
+    int n_seeds = 0;
+    if (seeds_arg) {
+        if (args_given(&spec, "--n")) cli_bad_flag(cmd, "--seeds", "give --n or --seeds, not both");
+        if (args_given(&spec, "--seed")) cli_bad_flag(cmd, "--seeds", "give --seed or --seeds, not both");
+        n_seeds = cli_parse_seeds(cmd, "--seeds", seeds_arg, &seeds);
+        n = n_seeds;
+    }
     if (!out && !outdir && !out_npy) out = "samples.png";
-    if (out) cli_check_out_path(cmd, "--out", out);
-    if (out_npy) cli_check_out_path(cmd, "--output-npy", out_npy);
+    const char *out_png = out;
+    if (out && out_is_npy(cmd, "--out", out)) {
+        if (out_npy) cli_bad_flag(cmd, "--out", "%s is a .npy name and --output-npy is given too", out);
+        out_npy = out, out_png = NULL;
+    }
+    if (out_png) cli_check_out_path(cmd, "--out", out_png);
+    if (out_npy) cli_check_out_path(cmd, args_given(&spec, "--output-npy") ? "--output-npy" : "--out", out_npy);
     if (outdir && !*outdir) cli_bad_flag(cmd, "--outdir", "expected a directory name");
 
     cli_apply_threads(args_given(&spec, "--threads"), threads);
@@ -290,14 +365,31 @@ int cmd_sample(int argc, char **argv) {
         if (args_given(&spec, srows[i].flag))
             cli_bad_flag(cmd, srows[i].flag, "%s is a one-step generator (NFE 1 at sigma_init %g); "
                          "sampler and schedule options do not apply", cm.name, gen_sigma);
+    if (guided) {
+        const pd_unet_config *mc = cm.model ? pd_model_config(cm.model) : NULL;
+        if (label_dim <= 0 || gen_sigma > 0)
+            cli_bad_flag(cmd, "--guidance", "model '%s' is %s; classifier-free guidance needs a "
+                         "class-conditional denoiser", cm.name,
+                         gen_sigma > 0 ? "a one-step generator" : "unconditional");
+        if (!class_arg)
+            cli_bad_flag(cmd, "--guidance", "guides towards a class: give --class K (or cycle)");
+        if (mc && mc->label_dropout == 0 && !force_guidance)
+            cli_bad_flag(cmd, "--guidance", "model '%s' was trained without label dropout, so its "
+                         "unconditional output means nothing (--force-guidance to use it anyway)",
+                         cm.name);
+        if (mc && mc->label_dropout < 0 && !force_guidance && !quiet)
+            fprintf(stderr, "pixdiff sample: note: model '%s' does not record its label dropout; "
+                    "guidance assumes it was trained with some (configs/train/fashion32.yaml: 0.1)\n",
+                    cm.name);
+    }
 
     float *noise = NULL;
     if (noise_path) {
         pd_error err = {{0}};
         int shape[4] = {0}, ndim = 0;
         if (pd_npy_read(noise_path, &noise, shape, &ndim, &err))
-            cli_die(1, cmd, "--noise: %s", err.msg);
-        if (!args_given(&spec, "--n") && ndim == 4) n = shape[0];
+            cli_die(2, cmd, "--noise: %s", err.msg);
+        if (!args_given(&spec, "--n") && !seeds_arg && ndim == 4) n = shape[0];
         if (ndim != 4 || shape[0] != n || shape[1] != C || shape[2] != H || shape[3] != W) {
             char got[96] = "";
             size_t len = 0;
@@ -307,7 +399,27 @@ int cmd_sample(int argc, char **argv) {
             cli_die(2, cmd, "--noise %s: shape [%s] does not match [%d,%d,%d,%d] (n, C, H, W)",
                     noise_path, got, n, C, H, W);
         }
+        size_t finite = 0;
+        for (size_t j = 0; j < (size_t)n * chw; j++) finite += isfinite(noise[j]) != 0;
+        if (finite < (size_t)n * chw)
+            cli_die(2, cmd, "--noise %s: %zu of %zu values are NaN or infinite", noise_path,
+                    (size_t)n * chw - finite, (size_t)n * chw);
     }
+
+    /* ---- seeds: --seeds, --seed S (S + i), or one drawn and printed */
+    const int seed_drawn = !seeds_arg && !args_given(&spec, "--seed");
+    if (seed_drawn) seed = cli_random_seed();
+    if (!seeds) {
+        seeds = malloc(sizeof(uint64_t) * (size_t)n);
+        if (!seeds) cli_die(1, cmd, "out of memory for %d seeds", n);
+        for (int i = 0; i < n; i++) seeds[i] = seed + (uint64_t)i;
+    }
+    if (outdir) /* one file per seed: a repeated seed would overwrite its own image */
+        for (int i = 1; i < n; i++)
+            for (int j = 0; j < i && j < 4096; j++)
+                if (seeds[i] == seeds[j])
+                    cli_bad_flag(cmd, "--seeds", "seed %" PRIu64 " is listed twice (--outdir names "
+                                 "files by seed)", seeds[i]);
 
     cli_sampling_opts_params(&so, &spec, cmd, d->sigma_min, d->sigma_max, H,
                              cm.model ? pd_model_config(cm.model)->img_resolution : H, &p);
@@ -334,96 +446,104 @@ int cmd_sample(int argc, char **argv) {
     /* The grid's column count as pd_png_write_grid resolves 0, so the metadata records it. */
     if (cols <= 0)
         while ((long long)cols * cols < n) cols++;
-    const int keep_all = out || out_npy;
-    float *all = NULL, *xb = NULL, *labels = NULL;
-    uint64_t *seeds = malloc(sizeof(uint64_t) * (size_t)batch);
+    const int keep_all = out_png || out_npy;
+    float *all = NULL;
+    int *classes = NULL;
     if (keep_all) all = malloc(sizeof(float) * chw * (size_t)n);
-    else xb = malloc(sizeof(float) * chw * (size_t)batch);
-    if (label_dim > 0) labels = malloc(sizeof(float) * (size_t)label_dim * (size_t)batch);
-    if (!seeds || (keep_all ? !all : !xb) || (label_dim > 0 && !labels))
-        cli_die(1, cmd, "out of memory for %d images of %dx%dx%d", keep_all ? n : batch, C, H, W);
-    cli_fill_labels(labels, batch, label_dim, cls);
+    if (cycle) classes = malloc(sizeof(int) * (size_t)n);
+    if ((keep_all && !all) || (cycle && !classes))
+        cli_die(1, cmd, "out of memory for %d images of %dx%dx%d", n, C, H, W);
+    for (int i = 0; cycle && i < n; i++) classes[i] = i % label_dim;
 
     run_info r = {
         &cm, &p,         steps, gen_sigma > 0 ? 1 : pd_sampler_nfe_for_steps(&p, steps), n, C, H, W,
-        cols, seed, cls, cycle, "", noise_path, 0, gen_sigma, NULL, NULL};
+        cols, seeds, "", seed_drawn, guided, guidance, cls, cycle, "", noise_path, 0, gen_sigma,
+        NULL, NULL};
     snprintf(r.cls_name, sizeof r.cls_name, "%s", cls_name);
+    cli_seeds_describe(r.seeds_desc, sizeof r.seeds_desc, seeds, n);
     r.rho = cli_sampling_opts_rho(&so);
     r.predictor = p.amed ? so.predictor_path : NULL;
     r.transform = dopt.desc;
+    if (seed_drawn && !quiet)
+        fprintf(stderr, "pixdiff sample: seed %" PRIu64 " (drawn; --seed %" PRIu64 " repeats this run)\n",
+                seed, seed);
 
-    /* ---- sample */
-    signal(SIGINT, on_sigint);
-    p.abort = abort_cb;
-    int n_batches = (n + batch - 1) / batch;
+    /* ---- sample (pd_generate: the library's batching loop) */
     cli_progress prog;
-    cli_progress_init(&prog, !quiet && isatty(2), n_batches, steps);
-    p.progress = cli_progress_step;
-    p.user = &prog;
-    double t0 = cli_now(), t_sample = 0;
-    int nfe_seen = -1, made_dir = 0;
-    for (int b = 0; b < n_batches; b++) {
-        int i0 = b * batch, nb = n - i0 < batch ? n - i0 : batch;
-        float *x = keep_all ? all + (size_t)i0 * chw : xb;
-        if (cycle) /* one-hot rows for this batch's images */
-            for (int i = 0; i < nb; i++) cli_fill_labels(labels + (size_t)i * label_dim, 1, label_dim, (i0 + i) % label_dim);
-        for (int i = 0; i < nb; i++) {
-            seeds[i] = seed + (uint64_t)(i0 + i);
-            if (noise)
-                memcpy(x + (size_t)i * chw, noise + (size_t)(i0 + i) * chw, sizeof(float) * chw);
-            else pd_randn(x + (size_t)i * chw, chw, seeds[i], 0);
-        }
-        cli_progress_batch(&prog, b + 1);
-        pd_sample_stats st = {0};
-        pd_error err = {{0}};
-        double ts = cli_now();
-        if (pd_sample(d, &p, x, labels, seeds, nb, &st, &err)) {
-            cli_progress_done(&prog);
-            if (interrupted) cli_die(130, cmd, "interrupted; nothing more written");
-            cli_die(1, cmd, "%s", err.msg);
-        }
-        t_sample += cli_now() - ts;
-        if (nfe_seen < 0) nfe_seen = st.nfe;
-        r.nfe = st.nfe;
-        if (outdir) {
-            if (!made_dir) cli_mkdir_p(cmd, "--outdir", outdir), made_dir = 1;
-            cli_progress_done(&prog);
-            for (int i = 0; i < nb; i++) {
-                char path[4200];
-                snprintf(path, sizeof path, "%s/%05d.png", outdir, i0 + i);
-                if (cycle) { /* each file records the class its image was asked for */
-                    char k[16];
-                    snprintf(k, sizeof k, "%d", (i0 + i) % label_dim);
-                    r.cls = cli_parse_class(cmd, "--class", k, &cm, r.cls_name, sizeof r.cls_name);
-                }
-                write_png(cmd, path, x + (size_t)i * chw, 1, 1, &r, i0 + i);
-            }
-        }
+    cli_progress_init(&prog, !quiet && isatty(2), (n + batch - 1) / batch, steps);
+    outdir_writer ow = {cmd, NULL, &r, classes, &cm, &prog};
+    if (outdir) ow.stage = cli_outputs_dir(cmd, "--outdir", outdir);
+    cli_catch_interrupts();
+    pd_generate_params gp = pd_generate_default_params();
+    gp.sample = p;
+    gp.seeds = seeds;
+    gp.classes = classes;
+    gp.class_all = cls;
+    gp.noise = noise;
+    gp.batch = batch;
+    gp.use_guidance = guided;
+    gp.guidance = guidance;
+    gp.progress = sample_progress;
+    gp.abort = cli_interrupted;
+    gp.images = outdir ? write_images : NULL;
+    gp.user = &ow;
+    double t0 = cli_now();
+    pd_sample_stats st = {0};
+    pd_error err = {{0}};
+    if (pd_generate(d, &gp, 0, n, all, &st, &err)) {
+        cli_progress_done(&prog);
+        if (cli_interrupted(NULL)) cli_die(130, cmd, "interrupted; nothing written");
+        cli_die(1, cmd, "%s", err.msg);
     }
     cli_progress_done(&prog);
+    r.nfe = st.nfe;
 
-    /* ---- outputs */
-    if (out_npy) {
-        pd_error err = {{0}};
-        int shape[4] = {n, C, H, W};
-        if (pd_npy_write(out_npy, all, shape, 4, &err)) cli_die(1, cmd, "%s", err.msg);
+    /* ---- outputs: temporaries first, then all renamed into place */
+    if (cycle) { /* the grid records "cycle", not the last image's class */
+        r.cls = -1;
+        r.cls_name[0] = 0;
     }
-    if (out) write_png(cmd, out, all, n, cols, &r, -1);
+    if (out_npy) {
+        int shape[4] = {n, C, H, W};
+        if (pd_npy_write(cli_outputs_file(cmd, out_npy), all, shape, 4, &err))
+            cli_die(1, cmd, "%s: cannot write: %s", out_npy, err.msg);
+    }
+    if (out_png) write_png(cmd, cli_outputs_file(cmd, out_png), out_png, all, n, cols, &r, -1);
+    if (cli_interrupted(NULL)) cli_die(130, cmd, "interrupted; nothing written");
+    cli_outputs_commit(cmd);
     double secs = cli_now() - t0;
     if (!quiet) {
         fprintf(stderr,
                 "pixdiff sample: %d image%s %dx%d, %s, %d step%s, NFE %d, %.2f s (%.2f images/s)", n,
                 n == 1 ? "" : "s", W, H, gen_sigma > 0 ? "one-step generator" : pd_sampler_name(p.sampler),
                 steps, steps == 1 ? "" : "s", r.nfe, secs,
-                t_sample > 0 ? n / t_sample : 0.0);
-        if (out) fprintf(stderr, " -> %s", out);
+                st.seconds_total > 0 ? n / st.seconds_total : 0.0);
+        if (out_png) fprintf(stderr, " -> %s", out_png);
         if (outdir) fprintf(stderr, " -> %s/", outdir);
         if (out_npy) fprintf(stderr, " -> %s", out_npy);
         fputc('\n', stderr);
     }
+    if (json) {
+        cli_buf b = {0};
+        cli_buf_printf(&b, "{\"command\": \"sample\", \"images\": %d, \"seconds\": ", n);
+        cli_buf_json_num(&b, secs);
+        cli_buf_printf(&b, ", \"outputs\": {\"grid\": ");
+        if (out_png) cli_buf_json_str(&b, out_png);
+        else cli_buf_printf(&b, "null");
+        cli_buf_printf(&b, ", \"npy\": ");
+        if (out_npy) cli_buf_json_str(&b, out_npy);
+        else cli_buf_printf(&b, "null");
+        cli_buf_printf(&b, ", \"outdir\": ");
+        if (outdir) cli_buf_json_str(&b, outdir);
+        else cli_buf_printf(&b, "null");
+        cli_buf_printf(&b, "}, \"settings\": ");
+        make_json(&b, &r, -1);
+        cli_buf_printf(&b, "}\n");
+        fputs(b.s, stdout);
+        cli_buf_free(&b);
+    }
     free(all);
-    free(xb);
-    free(labels);
+    free(classes);
     free(seeds);
     free(noise);
     cli_denoiser_opts_free(&dopt);

@@ -113,7 +113,7 @@ int cmd_snr(int argc, char **argv) {
     if (images) {
         int H = 0, W = 0;
         x = cli_read_png_folder(cmd, "--images", images, n, &nd, &C, &H, &W);
-        if (H != W) cli_die(1, cmd, "%s: the images are %dx%d; the spectrum needs square images", images, W, H);
+        if (H != W) cli_die(2, cmd, "%s: the images are %dx%d; the spectrum needs square images", images, W, H);
         N = H;
         snprintf(source, sizeof source, "%s", images);
     } else {

@@ -32,9 +32,17 @@ static void on_progress(void *user, const pd_sweep_progress *p) {
     cli_fmt_eta(eta, sizeof eta, p->eta_seconds);
     if (ui->tty) {
         if (now - ui->last_draw < 0.1 && p->cell == ui->last_cell) return;
-        fprintf(stderr, "\r\033[Kcell %d/%d (%d of %d to run): %s  images %d/%d  step %d/%d  ETA %s",
-                p->cell, p->cells, p->todo_index, p->todo, p->what, p->images_done, p->images,
-                p->step, p->steps, eta);
+        /* One line within 80 columns (a longer one wraps and leaves a line per update): the
+         * cell's description is cut to what the counters leave. */
+        char head[64], tail[96];
+        snprintf(head, sizeof head, "cell %d/%d (%d/%d): ", p->cell, p->cells, p->todo_index, p->todo);
+        snprintf(tail, sizeof tail, "  img %d/%d  step %d/%d  ETA %s", p->images_done, p->images,
+                 p->step, p->steps, eta);
+        int room = 79 - (int)strlen(head) - (int)strlen(tail);
+        if (room < 8) room = 8;
+        int wl = (int)strlen(p->what);
+        fprintf(stderr, "\r\033[K%s%.*s%s%s", head, wl > room ? room - 1 : wl, p->what,
+                wl > room ? "~" : "", tail);
         ui->drawn = 1;
     } else if (p->cell != ui->last_cell) {
         fprintf(stderr, "cell %d/%d (%d of %d to run): %s  ETA %s\n", p->cell, p->cells,
@@ -111,14 +119,15 @@ int cmd_sweep(int argc, char **argv) {
     cli_catch_interrupts();
     pd_sweep_summary sum;
     pd_error err = {{0}};
-    int rc = pd_sweep_run(pos[0], &o, &sum, &err);
+    const char *path = cli_input_path(pos[0]);
+    int rc = pd_sweep_run(path, &o, &sum, &err);
     if (ui.drawn) fprintf(stderr, "\r\033[K");
     if (rc) {
         if (cli_interrupted(NULL)) cli_die(130, cmd, "%s", err.msg);
         /* A problem in the sweep file (the message starts "FILE:") is bad input, exit 2; the
          * rest is failed work, exit 1. */
-        size_t plen = strlen(pos[0]);
-        int usage = sum.ran == 0 && !strncmp(err.msg, pos[0], plen) && err.msg[plen] == ':';
+        size_t plen = strlen(path);
+        int usage = sum.ran == 0 && !strncmp(err.msg, path, plen) && err.msg[plen] == ':';
         cli_die(usage ? 2 : 1, cmd, "%s", err.msg);
     }
     if (!quiet && !dry) {

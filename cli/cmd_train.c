@@ -81,13 +81,13 @@ int cmd_train(int argc, char **argv) {
     if (!config && !(resume && checkpoint))
         cli_die(2, cmd, "give --config FILE (or --resume --checkpoint CKPT, or --export OUT "
                         "--checkpoint CKPT); see pixdiff train --help");
-    long long duration_images = cli_duration_images(cmd, "--duration", duration);
+    long long duration_images = cli_duration_images(cmd, "--duration", args_given(&spec, "--duration"), duration);
     if (export_path) cli_check_out_path(cmd, "--export", export_path);
 
     cli_run_ui ui;
     cli_run_ui_init(&ui, "train", quiet);
     pd_train_options o = pd_train_default_options();
-    o.config_path = config;
+    o.config_path = config ? cli_input_path(config) : NULL;
     o.resume = resume;
     o.checkpoint = checkpoint;
     o.export_path = export_path;

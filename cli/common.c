@@ -18,38 +18,26 @@
 
 /* ------------------------------------------------------------------ models */
 
-static int file_exists(const char *p) {
-    struct stat st;
-    return p && *p && stat(p, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-int cli_default_model(char *path, size_t cap) {
-    const char *cand[3] = {getenv("PIXDIFF_MODEL"), PD_SOURCE_DIR "/models/fashion32.safetensors",
-                           PD_MODELDIR "/fashion32.safetensors"};
-    for (int i = 0; i < 3; i++)
-        if (file_exists(cand[i])) {
-            snprintf(path, cap, "%s", cand[i]);
-            return 0;
-        }
-    return -1;
-}
-
-const char *cli_no_model_hint(void) {
-    return "no --model given and no default model found ($PIXDIFF_MODEL, " PD_SOURCE_DIR
-           "/models/fashion32.safetensors, " PD_MODELDIR "/fashion32.safetensors); pass "
-           "--model FILE or --model analytic:gaussian, or write a random-weight model with "
-           "`pixdiff init --preset fashion32 --out FILE`";
+void cli_default_model(const char *cmd, char *path, size_t cap) {
+    pd_error err = {{0}};
+    if (pd_default_model_path(path, cap, &err) == 0) return;
+    const char *env = getenv("PIXDIFF_MODEL");
+    if (env && *env) cli_die(2, cmd, "%s", err.msg); /* a typo in the variable is bad input */
+    cli_die(1, cmd, "no --model given and no default model: %s; pass --model FILE or --model "
+                    "analytic:gaussian, or write a random-weight model with `pixdiff init --preset "
+                    "fashion32 --out FILE`", err.msg);
 }
 
 pd_model *cli_model_load(const char *cmd, const char *path) {
     pd_error err = {{0}};
     pd_model *m = NULL;
     struct stat st;
-    if (stat(path, &st) != 0) cli_die(1, cmd, "%s: cannot open model: %s", path, strerror(errno));
+    /* A model that cannot be read is bad input (exit 2), like a bad flag value. */
+    if (stat(path, &st) != 0) cli_die(2, cmd, "%s: cannot open model: %s", path, strerror(errno));
     if (pd_model_load(&m, path, &err)) {
         /* Library messages name the file; add it when one does not, so the line stands alone. */
-        if (strstr(err.msg, path)) cli_die(1, cmd, "%s", err.msg);
-        cli_die(1, cmd, "%s: %s", path, err.msg);
+        if (strstr(err.msg, path)) cli_die(2, cmd, "%s", err.msg);
+        cli_die(2, cmd, "%s: %s", path, err.msg);
     }
     return m;
 }
@@ -58,8 +46,7 @@ void cli_model_open(cli_model *cm, const char *cmd, const char *spec, int res) {
     pd_error err = {{0}};
     memset(cm, 0, sizeof *cm);
     if (!spec) {
-        if (cli_default_model(cm->spec, sizeof cm->spec))
-            cli_die(1, cmd, "%s", cli_no_model_hint());
+        cli_default_model(cmd, cm->spec, sizeof cm->spec);
         cm->is_default = 1;
     } else {
         snprintf(cm->spec, sizeof cm->spec, "%s", spec);
@@ -77,6 +64,13 @@ void cli_model_open(cli_model *cm, const char *cmd, const char *spec, int res) {
     snprintf(cm->name, sizeof cm->name, "%s", base ? base + 1 : cm->spec);
     char *dot = strrchr(cm->name, '.');
     if (dot && dot != cm->name) *dot = 0;
+    /* One rule for every command with --size (sample, eval, sweeps' variants): the network is
+     * fully convolutional, but below its trained size or at a fraction of it the receptive field
+     * and the attention resolutions no longer match what it learned. */
+    const int trained = pd_model_config(cm->model)->img_resolution;
+    if (res > 0 && (res < trained || res % trained))
+        cli_bad_flag(cmd, "--size", "%d is not a whole multiple of %s's trained size %d (use %d, "
+                     "%d, %d, ...)", res, cm->name, trained, trained, 2 * trained, 4 * trained);
     if (pd_denoiser_from_model(&cm->den, cm->model, res, &err)) {
         if (res > 0) cli_bad_flag(cmd, "--size", "%s", err.msg);
         cli_die(1, cmd, "%s", err.msg);
@@ -187,11 +181,11 @@ void cli_progress_step(void *user, int step, int steps) {
     double bt = now - p->t_batch;
     if (step > 0 && bt > 0) {
         double ips = step / bt;
-        if (ips >= 1) snprintf(rate, sizeof rate, "%.2f it/s", ips);
-        else snprintf(rate, sizeof rate, "%.2f s/it", 1 / ips);
+        if (ips >= 1) snprintf(rate, sizeof rate, "%.2f steps/s", ips);
+        else snprintf(rate, sizeof rate, "%.2f s/step", 1 / ips);
     }
     if (done > 0) fmt_duration(eta, sizeof eta, elapsed / done * (total - done));
-    const int width = 20;
+    const int width = 16; /* the whole line stays within 80 columns */
     int fill = total > 0 ? (int)(width * done / total) : 0;
     char bar[32];
     for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
@@ -199,6 +193,12 @@ void cli_progress_step(void *user, int step, int steps) {
     fprintf(stderr, "\r\033[Kbatch %d/%d  step %d/%d  [%s]  %s  ETA %s", p->batch, p->n_batches,
             step, p->steps, bar, rate, eta);
     fflush(stderr);
+}
+
+void cli_progress_generate(cli_progress *p, const pd_progress *pr) {
+    int b = p->batch0 + pr->batch;
+    if (b != p->batch) cli_progress_batch(p, b);
+    if (pr->step > 0) cli_progress_step(p, pr->step, pr->steps);
 }
 
 void cli_progress_done(cli_progress *p) {
@@ -362,11 +362,35 @@ void cli_run_log(void *user, const char *line) {
 
 void cli_run_finish(cli_run_ui *ui, const char *cmd, int rc, const char *msg) {
     if (ui->drawn) fputc('\n', stderr);
-    if (rc) cli_die(1, cmd, "%s", msg);
+    if (rc) cli_die(cli_interrupted(NULL) ? 130 : 1, cmd, "%s", msg);
 }
 
-long long cli_duration_images(const char *cmd, const char *flag, double images) {
-    if (images != 0 && (images < 1 || images > 9e18 || images != (long long)images))
+long long cli_duration_images(const char *cmd, const char *flag, int at_least_one, double images) {
+    if ((at_least_one || images != 0) && (images < 1 || images > 9e18 || images != (long long)images))
         cli_bad_flag(cmd, flag, "expected a whole number of images, got %g", images);
     return (long long)images;
+}
+
+/* ------------------------------------------------------------------ shipped files */
+
+const char *cli_shipped_config(const char *rel) {
+    static char buf[4200];
+    char dir[4096];
+    pd_error err = {{0}};
+    struct stat st;
+    if (pd_data_dir(dir, sizeof dir, &err) == 0) {
+        snprintf(buf, sizeof buf, "%s/configs/%s", dir, rel);
+        if (stat(buf, &st) == 0) return buf;
+    }
+    snprintf(buf, sizeof buf, "configs/%s", rel);
+    return buf;
+}
+
+const char *cli_input_path(const char *path) {
+    static char buf[4][4200];
+    static int next;
+    char *out = buf[next++ % 4];
+    pd_error err = {{0}};
+    if (pd_resolve_input(out, sizeof buf[0], path, NULL, &err)) return path;
+    return out;
 }

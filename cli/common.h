@@ -21,11 +21,9 @@ typedef struct cli_model {
     int is_default;  /* 1 when found by the default-model search */
 } cli_model;
 
-/* The first existing of $PIXDIFF_MODEL, <source>/models/fashion32.safetensors and
- * <install>/fashion32.safetensors; 0 and path filled, or -1 if none exists. */
-int cli_default_model(char *path, size_t cap);
-/* The explanation printed when no default model exists (one line). */
-const char *cli_no_model_hint(void);
+/* The default model (pd_default_model_path: $PIXDIFF_MODEL or the shipped one); exits 2 when
+ * $PIXDIFF_MODEL names no file, 1 with a hint when there is no default model. */
+void cli_default_model(const char *cmd, char *path, size_t cap);
 /* Loads spec (NULL: the default model) and builds its denoiser at resolution res (0: trained).
  * Exits 1 with one line naming the file on failure, or 2 for a malformed analytic spec. */
 void cli_model_open(cli_model *cm, const char *cmd, const char *spec, int res);
@@ -50,6 +48,7 @@ void cli_apply_threads(int given, int threads);
 typedef struct cli_progress {
     int enabled;          /* stderr is a terminal and not --quiet */
     int batch, n_batches; /* current batch (1-based) */
+    int batch0;           /* batches before the current pd_generate call (cli_progress_generate) */
     int steps;            /* steps per batch */
     double t_start;       /* of the whole run */
     double t_batch;       /* of the current batch */
@@ -59,6 +58,8 @@ typedef struct cli_progress {
 void cli_progress_init(cli_progress *p, int enabled, int n_batches, int steps);
 void cli_progress_batch(cli_progress *p, int batch);     /* 1-based, call before pd_sample */
 void cli_progress_step(void *user, int step, int steps); /* pd_sample_params.progress */
+/* pd_generate's progress (batch p->batch0 + pr->batch of the run): the same bar. */
+void cli_progress_generate(cli_progress *p, const pd_progress *pr);
 void cli_progress_done(cli_progress *p);                 /* clears the line */
 
 double cli_now(void);
@@ -114,8 +115,17 @@ void cli_run_progress(cli_run_ui *ui, long long seen, long long total, double ra
 void cli_run_log(void *user, const char *line);
 /* The end of the run: finishes a drawn progress line, then exits 1 with msg when rc != 0. */
 void cli_run_finish(cli_run_ui *ui, const char *cmd, int rc, const char *msg);
-/* --duration IMAGES (given as a number): a whole count >= 1, or 0 when not given; exits 2
- * naming the flag otherwise. */
-long long cli_duration_images(const char *cmd, const char *flag, double images);
+/* A count of images given as a number (--duration): a whole count >= 1, or 0 (when at_least_one
+ * is 0: --duration not given, or a count where 0 means none); exits 2 naming the flag otherwise. */
+long long cli_duration_images(const char *cmd, const char *flag, int at_least_one, double images);
+
+/* ------------------------------------------------------------------ shipped files */
+
+/* <data dir>/configs/<rel> when it exists, else "configs/<rel>" (for hints and help). */
+const char *cli_shipped_config(const char *rel);
+/* An input file named on the command line (a --config): as given when it exists from the current
+ * directory, else <data dir>/<path> when that exists (so `--config configs/train/tiny.yaml` works
+ * from any directory), else as given. Returns one of four rotating static buffers. */
+const char *cli_input_path(const char *path);
 
 #endif

@@ -28,14 +28,14 @@ float *cli_read_png_folder(const char *cmd, const char *flag, const char *dir, i
         float *x = NULL;
         int c, h, w;
         pd_error err = {{0}};
-        if (pd_png_read(path, &x, &c, &h, &w, &err)) cli_die(1, cmd, "%s", err.msg);
+        if (pd_png_read(path, &x, &c, &h, &w, &err)) cli_die(2, cmd, "%s", err.msg);
         if (i == 0) {
             *C = c, *H = h, *W = w;
             img = (size_t)c * h * w;
             all = malloc(sizeof(float) * img * (size_t)count);
             if (!all) cli_die(1, cmd, "out of memory for %d images of %dx%dx%d", count, c, h, w);
         } else if (c != *C || h != *H || w != *W) {
-            cli_die(1, cmd, "%s: %dx%dx%d differs from the first image's %dx%dx%d", path, c, h, w, *C,
+            cli_die(2, cmd, "%s: %dx%dx%d differs from the first image's %dx%dx%d", path, c, h, w, *C,
                     *H, *W);
         }
         memcpy(all + img * (size_t)i, x, sizeof(float) * img);

@@ -66,8 +66,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "pixdiff: PIXDIFF_CONV: %s\n", err.msg);
         return 2;
     }
-    if (argc < 2) {
-        print_help(stderr);
+    if (argc < 2) { /* bad usage: one line, like every other error (exit 2) */
+        fprintf(stderr, "pixdiff: missing command; usage: pixdiff <command> [options] (see pixdiff --help)\n");
         return 2;
     }
     const char *c = argv[1];

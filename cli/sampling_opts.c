@@ -86,7 +86,7 @@ static void check_amed_and_orders(cli_sampling_opts *o, arg_spec *spec, const ch
     if (o->predictor_path) {
         pd_error err = {{0}};
         if (pd_amed_predictor_load(&o->predictor, o->predictor_path, &err))
-            cli_die(1, cmd, "--predictor: %s", err.msg);
+            cli_die(2, cmd, "--predictor: %s", err.msg);
         const pd_amed_info *in = pd_amed_predictor_info(o->predictor);
         int want = (int)pd_amed_kind_sampler(in->kind);
         if (!args_given(spec, "--sampler")) o->sampler = want;

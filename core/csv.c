@@ -74,17 +74,56 @@ static double parse_value(const char *s) {
     return *end || errno == ERANGE ? NAN : v;
 }
 
+/* Limits that keep a wrong input (/dev/zero, a binary file, a pipe that never ends) from growing
+ * without bound: a line, the whole text. */
+#define CSV_MAX_LINE ((size_t)1 << 20)
+#define CSV_MAX_BYTES ((size_t)1 << 30)
+
+/* One line without its '\n' into *buf; its length, or -1 at the end of the file, -2 for a line
+ * longer than CSV_MAX_LINE, -3 for a NUL byte (not a text file). */
+static long read_line(FILE *f, char **buf, size_t *cap, size_t *total) {
+    size_t len = 0;
+    int c, any = 0;
+    while ((c = getc(f)) != EOF) {
+        any = 1;
+        if (++*total > CSV_MAX_BYTES) return -2;
+        if (c == '\n') break;
+        if (c == 0) return -3;
+        if (len + 1 >= CSV_MAX_LINE) return -2;
+        if (len + 2 > *cap) {
+            size_t nc = *cap ? 2 * *cap : 256;
+            char *nb = realloc(*buf, nc);
+            if (!nb) return -2;
+            *buf = nb, *cap = nc;
+        }
+        (*buf)[len++] = (char)c;
+    }
+    if (!any) return -1;
+    if (!*buf && !(*buf = malloc(1))) return -2;
+    (*buf)[len] = 0;
+    return (long)len;
+}
+
 int pd_csv_read(const char *path, pd_csv *t, pd_error *err) {
     memset(t, 0, sizeof *t);
     FILE *f = fopen(path, "rb");
     if (!f) return pd_fail(err, "%s: %s", path, strerror(errno));
     char *line = NULL;
-    size_t cap = 0;
-    ssize_t len;
+    size_t cap = 0, total = 0;
+    long len;
     int line_no = 0, rc = 0, rows_cap = 0;
     char **fields = NULL;
-    while ((len = getline(&line, &cap, f)) >= 0) {
+    while ((len = read_line(f, &line, &cap, &total)) != -1) {
         line_no++;
+        if (len == -2) {
+            rc = pd_fail(err, "%s:%d: line longer than 1 MiB, or the file larger than 1 GiB (not a "
+                         "CSV table)", path, line_no);
+            break;
+        }
+        if (len == -3) {
+            rc = pd_fail(err, "%s:%d: contains a NUL byte (not a CSV text file)", path, line_no);
+            break;
+        }
         while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
         if (len == 0) continue;
         if (!t->names) {

@@ -136,6 +136,17 @@ int sid_config_parse(sid_config *c, const char *text, const char *source, pd_err
     }
     if ((s = yd_get(root, "output")) && cs_output(&doc, s, c->out_dir, sizeof c->out_dir, err))
         goto done;
+    /* Input files resolve against the config's folder, the current directory, then pixdiff's data
+     * directory (pd_resolve_input), so the shipped configs work from any directory. */
+    char resolved[sizeof c->teacher > sizeof c->classifier ? sizeof c->teacher : sizeof c->classifier];
+    if (c->teacher[0]) {
+        if (pd_resolve_input(resolved, sizeof c->teacher, c->teacher, source, err)) goto done;
+        memcpy(c->teacher, resolved, strlen(resolved) + 1);
+    }
+    if (c->classifier[0]) {
+        if (pd_resolve_input(resolved, sizeof c->classifier, c->classifier, source, err)) goto done;
+        memcpy(c->classifier, resolved, strlen(resolved) + 1);
+    }
     if (!(c->text = strdup(text))) {
         pd_fail(err, "out of memory");
         goto done;

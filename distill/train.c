@@ -300,9 +300,13 @@ done:
 int tr_export(tr_trainer *t, const char *path, pd_error *err) {
     /* The model file format lives in unet/ (pd_model_save); hand it the EMA arena as params. */
     float *live = t->model->params;
+    const double drop = t->model->cfg.label_dropout;
     t->model->params = t->ema;
+    /* A conditional denoiser records its label dropout: classifier-free guidance needs it. */
+    if (!t->cls && t->model->cfg.label_dim > 0) t->model->cfg.label_dropout = t->cfg.label_dropout;
     int rc = pd_model_save(t->model, path, err);
     t->model->params = live;
+    t->model->cfg.label_dropout = drop;
     return rc;
 }
 
@@ -322,6 +326,8 @@ int tr_export_checkpoint(const char *ckpt, const char *out_model, pd_error *err)
         goto done;
     }
     memcpy(m->params, ema->data, m->n_params * sizeof(float));
+    if (strcmp(cfg.model.arch, "classifier") && cfg.model.label_dim > 0)
+        m->cfg.label_dropout = cfg.label_dropout;
     rc = pd_model_save(m, out_model, err);
 done:
     if (have_file) st_free(&f);

@@ -49,6 +49,21 @@ int pd_conv_stats_end(pd_conv_stat *out, int cap);
  * library loads, unless the environment variable OPENBLAS_CORETYPE names one. */
 const char *pd_blas_core(void);
 
+/* ------------------------------------------------------------------ shipped files (core/data_dir.c)
+ * The data directory holds the shipped models/ and configs/: $PIXDIFF_DATA when set, else
+ * ../share/pixdiff relative to the library (or to the program it is linked into), so a moved
+ * install still finds them; the build tree has build/share/pixdiff. */
+int pd_data_dir(char *out, size_t cap, pd_error *err);
+/* $PIXDIFF_MODEL (an error when it names no file), else <data dir>/models/fashion32.safetensors. */
+int pd_default_model_path(char *out, size_t cap, pd_error *err);
+/* $PIXDIFF_CLASSIFIER (likewise), else <data dir>/models/fashion-classifier.safetensors. */
+int pd_default_classifier_path(char *out, size_t cap, pd_error *err);
+/* A path read from config_file (NULL: none): absolute as is; else the first that exists of
+ * <config_file's directory>/path, path (from the current directory), <data dir>/path; else path
+ * unchanged (so the reader's error names it). Fails only when out is too small. */
+int pd_resolve_input(char *out, size_t cap, const char *path, const char *config_file,
+                     pd_error *err);
+
 /* ------------------------------------------------------------------ name tables
  * Enums with a _COUNT and a name table (checked by _Static_assert in their .c files), shared by
  * CLI flags, YAML keys and PNG metadata. pd_*_from_name returns -1 for an unknown name. */
@@ -107,7 +122,10 @@ typedef struct pd_unet_config {
     char embedding_type[16], encoder_type[16], decoder_type[16];
     int resample_filter[4], n_resample_filter;
     double sigma_data, sigma_min, sigma_max;
-    float label_dropout;      /* EDM's classifier-free-guidance label dropout (training only) */
+    float label_dropout;      /* EDM's classifier-free-guidance label dropout: the fraction of
+                               * labels training replaced by the zero label (pixdiff train records
+                               * its loss.label_dropout; pd_denoiser_cfg wants > 0); -1: not
+                               * recorded (older files, converted checkpoints) */
     double beta_d, beta_min, epsilon_t;  /* VPPrecond (and "eps") */
     int M;                    /* VPPrecond / iDDPMPrecond: DDPM step count */
     double C_1, C_2;          /* iDDPMPrecond */
@@ -147,6 +165,9 @@ int pd_unet_config_preset(pd_unet_config *cfg, const char *name, pd_error *err);
  * metadata (DESIGN.md "File formats"), plus an optional `preset: NAME` applied first; an unknown
  * key or a wrong type fails naming file:line. */
 int pd_unet_config_from_yaml(pd_unet_config *cfg, const char *path, pd_error *err);
+/* The config as the JSON object model files carry (DESIGN.md "File formats"); the length written,
+ * or -1 when cap is too small. */
+int pd_unet_config_json(const pd_unet_config *cfg, char *buf, size_t cap);
 
 /* ------------------------------------------------------------------ classifier
  * The feature classifier (arch "classifier", unet/classifier.h; models/fashion-classifier
@@ -226,6 +247,14 @@ double pd_upsample_guidance_sigma_on(const pd_denoiser *d);
  * lo image costs about 1/m^2 of a hi one). -1 if d is not an upsample-guidance wrapper. */
 int pd_upsample_guidance_stats(const pd_denoiser *d, long long *hi_calls, long long *lo_calls,
                                long long *lo_images);
+
+/* Classifier-free guidance (Ho & Salimans 2022, Eq. 6, x0 form; samplers/cfg.c):
+ *   D~(x; sigma, c) = D(x; sigma, 0) + w (D(x; sigma, c) - D(x; sigma, 0)),
+ * the conditional and the unconditional (zero label) evaluations done as one batch of 2n. w = 1 is
+ * the conditional model bit for bit, w = 0 the unconditional one. Meaningful only for a model
+ * trained with label dropout (pd_unet_config.label_dropout); fails for an unconditional model or a
+ * one-step generator. inner is not owned and must outlive the wrapper. */
+int pd_denoiser_cfg(pd_denoiser **out, pd_denoiser *inner, double w, pd_error *err);
 
 /* Skip-Tuning (samplers.md §5): every encoder->decoder skip tensor of the U-Net is multiplied by
  * its own rho_i before the decoder concatenates it. The k + 1 skips are numbered from the bottom
@@ -347,6 +376,67 @@ int pd_sampler_nfe_for_steps(const pd_sample_params *p, int steps);
  * On failure (including abort) x is left unchanged. */
 int pd_sample(pd_denoiser *d, const pd_sample_params *p, float *x, const float *labels,
               const uint64_t *seeds, int n, pd_sample_stats *stats, pd_error *err);
+
+/* ------------------------------------------------------------------ generating images
+ * pd_generate (samplers/generate.c) is what `pixdiff sample` does: n images from seeds and classes,
+ * batched, with a sampler's settings. Minimal use (examples/generate.c):
+ *   pd_default_model_path(path, ...); pd_model_load(&m, path, ...);
+ *   pd_denoiser_from_model(&d, m, 0, ...);
+ *   pd_generate_params p = pd_generate_default_params();   (heun, 18 steps, seed i for image i)
+ *   pd_generate(d, &p, 0, n, x, NULL, ...);  pd_png_write_grid("out.png", x, n, ...);
+ *
+ * Threads. A pd_model is the weights: read-only once loaded (or created), so any number of threads
+ * may share one model (the classifier is the exception: pd_classifier_features caches buffers in
+ * the model). A pd_denoiser is one thread's run state (activation arena, counters, feature tap):
+ * build one per thread with pd_denoiser_from_model on the shared model and never use one from two
+ * threads at once. Each call uses OpenMP inside (pd_set_threads); results never depend on the
+ * thread count. The name tables, pd_randn and the schedules are pure functions. pd_set_threads
+ * changes process-wide state.
+ *
+ * Progress: long calls report through one shape, pd_progress, with counts of what was done. */
+typedef struct pd_progress {
+    const char *what;         /* "generate" */
+    long long done, total;    /* sampler steps done and in all (steps x batches) */
+    int batch, batches;       /* 1-based batch in progress, and their count */
+    int step, steps;          /* within the batch */
+    long long images_done, images;
+    double seconds;           /* since the call began */
+    double eta_seconds;       /* < 0 while unknown */
+} pd_progress;
+
+typedef struct pd_generate_params {
+    pd_sample_params sample;  /* pd_sample_default_params(); its progress/abort/user are ignored */
+    /* Image i (0-based over the whole request): seed seeds[i], or seed + i when seeds is NULL;
+     * class classes[i] (-1: none), or class_all for every image when classes is NULL; initial noise
+     * noise[i] ([C,H,W] rows of the request's noise array), or pd_randn(seed_i, stream 0) when
+     * noise is NULL. Arrays are indexed by i, so they must cover first + count images. */
+    uint64_t seed;            /* 0 */
+    const uint64_t *seeds;
+    const int *classes;
+    int class_all;            /* -1: unconditional */
+    const float *noise;
+    int batch;                /* images per denoiser call (16); results do not depend on it */
+    int use_guidance;         /* 1: classifier-free guidance with weight `guidance` (pd_denoiser_cfg) */
+    double guidance;          /* 1 */
+    /* progress after every sampler step; abort non-zero stops at the next step (pd_generate fails,
+     * "interrupted"); images, when set, receives each finished batch (images first..first+count-1
+     * of the request) and may fail with err filled to stop. */
+    void (*progress)(void *user, const pd_progress *p);
+    int (*abort)(void *user);
+    int (*images)(void *user, long long first, int count, const float *x, pd_error *err);
+    void *user;
+} pd_generate_params;
+
+pd_generate_params pd_generate_default_params(void);
+/* Image i's seed and class under p (the rules above). */
+uint64_t pd_generate_seed(const pd_generate_params *p, long long i);
+int pd_generate_class(const pd_generate_params *p, long long i);
+/* Generates images first..first+count-1 of the request into out [count, C, H, W] (image first + k
+ * at row k), or, with out NULL, only through p->images. stats (may be NULL): steps and NFE per
+ * image, seconds summed over batches. Any (first, count) split of a request gives the same
+ * images, so processes can share one request. */
+int pd_generate(pd_denoiser *d, const pd_generate_params *p, long long first, int count, float *out,
+                pd_sample_stats *stats, pd_error *err);
 
 /* ------------------------------------------------------------------ AMED (samplers.md §4)
  * The predictor g_phi (§4.4, samplers/amed_predictor.c): from the 64-value feature tap of an

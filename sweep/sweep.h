@@ -96,6 +96,8 @@ typedef struct sw_variant {
     double ug_w, ug_eta;
     int skip;                /* Skip-Tuning (samplers.md §5) */
     pd_skip_tuning skip_tuning;
+    int cfg;                 /* classifier-free guidance (pd_denoiser_cfg) with weight cfg_w */
+    double cfg_w;
 } sw_variant;
 
 typedef struct sw_spec {
@@ -112,6 +114,11 @@ typedef struct sw_spec {
     char inception[1024], fid_ref[1024];
     int fid_prep;            /* pd_fid_prep */
     int features_line;
+    /* model and classifier as files to open: a relative path resolved against the sweep file's
+     * folder, the current directory, then pixdiff's data directory (pd_resolve_input), so shipped
+     * sweeps work from anywhere; the fields above keep the text as written (it is part of the
+     * cell keys, which must not change with the directory a sweep runs from). */
+    char model_file[1024], classifier_file[1024];
     char data_dir[1024];     /* Fashion-MNIST folder; "" = PD_FASHION_MNIST_DIR */
     int labels_line, metrics_line, classifier_line; /* for errors found once the model is known */
     sw_sampler samplers[SW_MAX_SAMPLERS];

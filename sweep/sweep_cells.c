@@ -114,6 +114,7 @@ static int make_key(char *out, const sw_spec *s, const sw_model_facts *mf, const
         }
         kadd(&kb, ",sigma:%s..%s", num(a, t->sigma_lo), num(b, t->sigma_hi));
     }
+    if (v->cfg) kadd(&kb, "|cfg=%s", num(a, v->cfg_w));
     sw_labels lab = sw_resolved_labels(s, mf);
     kadd(&kb, "|n=%d|seed=%llu|labels=%s|metrics=", s->n, (unsigned long long)s->seed,
          lab == SW_LABELS_CYCLE ? "cycle" : lab == SW_LABELS_NONE ? "none" : "auto");
@@ -158,7 +159,7 @@ int sw_grid_build(sw_grid *g, const sw_spec *s, const sw_model_facts *mf,
                 const sw_variant *vr = &s->variants[v];
                 int gen = s->samplers[si].generator[0] != 0;
                 if ((o && o->used && o->skip) ||
-                    (gen && (vr->size || vr->ug || vr->skip || vr->shift != PD_SHIFT_NONE))) {
+                    (gen && (vr->size || vr->ug || vr->skip || vr->cfg || vr->shift != PD_SHIFT_NONE))) {
                     g->map[slot] = -1; /* no file for this budget; a generator in a transformed variant */
                     continue;
                 }

@@ -473,7 +473,8 @@ static int parse_variant(ctx *c, const yd_node *item, int idx, sw_variant *v) {
     v->shift_base_low = pd_schedule_default_params().shift_base_low;
     v->skip_tuning = pd_skip_tuning_default();
     if (need_map(c, item, item->line, where)) return -1;
-    static const char *const known[] = {"name", "shift", "size", "upsample_guidance", "skip_tuning", NULL};
+    static const char *const known[] = {"name", "shift", "size", "upsample_guidance", "skip_tuning",
+                                        "guidance", NULL};
     if (check_keys(c, item, known, where)) return -1;
     int given = 0;
     if (get_str(c, item, "name", where, v->name, sizeof v->name, &given)) return -1;
@@ -485,6 +486,10 @@ static int parse_variant(ctx *c, const yd_node *item, int idx, sw_variant *v) {
     long long size = 0;
     if (get_int(c, item, "size", where, 8, 4096, &size, NULL)) return -1;
     v->size = (int)size;
+
+    int cg = 0;
+    if (get_num(c, item, "guidance", where, -100, 100, 0, &v->cfg_w, &cg)) return -1;
+    v->cfg = cg;
 
     char path[200];
     int i = key_index(item, "shift");
@@ -794,6 +799,40 @@ static int parse_root(ctx *c, const yd_node *root, sw_spec *s) {
     return 0;
 }
 
+/* A file named by a template (a predictor's "{nfe}"): its folder is resolved, the name kept. */
+static int resolve_template(char *p, size_t cap, const char *config, pd_error *err) {
+    if (!p[0] || p[0] == '/') return 0;
+    char out[1024];
+    if (!strchr(p, '{')) {
+        if (pd_resolve_input(out, sizeof out, p, config, err)) return -1;
+    } else {
+        const char *slash = strrchr(p, '/');
+        if (!slash) return 0;
+        char dir[1024];
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - p), p);
+        if (pd_resolve_input(out, sizeof out, dir, config, err)) return -1;
+        size_t len = strlen(out);
+        if (len + strlen(slash) + 1 > sizeof out) return pd_fail(err, "%s: path too long", p);
+        memcpy(out + len, slash, strlen(slash) + 1);
+    }
+    if (strlen(out) + 1 > cap) return pd_fail(err, "%s: path too long", out);
+    memcpy(p, out, strlen(out) + 1);
+    return 0;
+}
+
+/* Input files named in the sweep file (see sweep.h, model_file). */
+static int resolve_inputs(sw_spec *s, const char *config, pd_error *err) {
+    if (strncmp(s->model, "analytic:", 9) == 0) snprintf(s->model_file, sizeof s->model_file, "%s", s->model);
+    else if (pd_resolve_input(s->model_file, sizeof s->model_file, s->model, config, err)) return -1;
+    if (pd_resolve_input(s->classifier_file, sizeof s->classifier_file, s->classifier, config, err))
+        return -1;
+    for (int k = 0; k < s->n_samplers; k++)
+        if (resolve_template(s->samplers[k].predictor, sizeof s->samplers[k].predictor, config, err) ||
+            resolve_template(s->samplers[k].generator, sizeof s->samplers[k].generator, config, err))
+            return -1;
+    return 0;
+}
+
 int sw_spec_load(sw_spec *s, const char *path, pd_error *err) {
     memset(s, 0, sizeof *s);
     snprintf(s->source, sizeof s->source, "%s", path);
@@ -816,5 +855,6 @@ int sw_spec_load(sw_spec *s, const char *path, pd_error *err) {
         if (dot && dot != s->name) *dot = 0;
     }
     if (!s->out_dir[0]) snprintf(s->out_dir, sizeof s->out_dir, "runs/sweeps/%s", s->name);
+    if (resolve_inputs(s, path, err)) return -1;
     return 0;
 }

@@ -7,9 +7,9 @@
  * line from a kill is cut off); a lock on the output folder (two sweeps appending to one file
  * would duplicate cells); the classifier evaluator if a metric needs it. Then per cell: the
  * cell's sigma grid, the trajectory reference if asked (memory, disk cache, or Heun with
- * reference_steps steps from the same noise), all n images in batches (image i: noise
- * pd_randn(seed + i, 0), seeds[i] = seed + i, label i mod K), the metrics (sweep_metrics.c), an
- * optional grid PNG of the first 64 images, one JSON line appended with fsync, and the report
+ * reference_steps steps from the same noise), all n images in batches through pd_generate
+ * (image i: noise pd_randn(seed + i, 0), seeds[i] = seed + i, label i mod K), the metrics
+ * (sweep_metrics.c), an optional grid PNG of the first 64 images, one JSON line appended with fsync, and the report
  * files regenerated (sweep_report.c). A kill at any point loses at most the cell in progress.
  *
  * Time: "seconds" is the wall time of sampling the cell (noise, labels, pd_sample over all
@@ -36,7 +36,7 @@
 
 typedef struct run_variant {
     pd_denoiser *den;        /* what the cells sample with (the wrapper for upsample guidance) */
-    pd_denoiser *own[3];     /* denoisers this variant owns (freed in reverse order) */
+    pd_denoiser *own[4];     /* denoisers this variant owns (freed in reverse order) */
     int n_own;
 } run_variant;
 
@@ -62,7 +62,6 @@ typedef struct run {
     sw_labels labels;
     int *classes;            /* [n] or NULL */
     float *onehot;           /* [batch, label_dim] */
-    uint64_t *seeds;         /* [batch] */
     float *x;                /* [n, dim] samples of the current cell */
     size_t x_cap;            /* floats */
     /* the trajectory reference in memory */
@@ -74,6 +73,7 @@ typedef struct run {
     int batch_i0;
     double units_done, secs_done, units_todo; /* units: image evaluations (images x NFE) */
     double cell_units;
+    char dry_missing[1100];  /* dry run: the input a real run would stop at ("" none) */
 } run;
 
 static void logf_(run *R, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -133,17 +133,20 @@ static int open_model(run *R, pd_error *err) {
         return 0;
     }
     struct stat st;
-    if (stat(s->model, &st)) {
+    if (stat(s->model_file, &st)) {
         if (R->o->dry_run) {
-            logf_(R, "model %s: %s; a run would stop here (paths are relative to the current "
-                     "directory)", s->model, strerror(errno));
+            logf_(R, "model %s: %s; a run would stop here (paths resolve against the sweep file's "
+                     "folder, the current directory, then pixdiff's data directory)", s->model,
+                  strerror(errno));
+            snprintf(R->dry_missing, sizeof R->dry_missing, "model %s", s->model);
             return 0;
         }
-        return pd_fail(err, "%s:%d: model: %s: %s (paths are relative to the current directory)",
+        return pd_fail(err, "%s:%d: model: %s: %s (paths resolve against the sweep file's folder, "
+                       "the current directory, then pixdiff's data directory)",
                        s->source, s->model_line, s->model, strerror(errno));
     }
     pd_error e2;
-    if (pd_model_load(&R->model, s->model, &e2))
+    if (pd_model_load(&R->model, s->model_file, &e2))
         return pd_fail(err, "%s:%d: model: %s", s->source, s->model_line, e2.msg);
     const pd_unet_config *cfg = pd_model_config(R->model);
     if (cfg->kind[0] && strcmp(cfg->kind, "denoiser"))
@@ -170,6 +173,7 @@ static int build_variants(run *R, pd_error *err) {
         char where[700];
         snprintf(where, sizeof where, "%s:%d: variants[%d] '%s'", s->source, v->line, vi, v->name);
         if (R->analytic) {
+            if (v->cfg) return pd_fail(err, "%s: guidance needs a class-conditional model file", where);
             rv->den = R->analytic;
             continue;
         }
@@ -202,6 +206,16 @@ static int build_variants(run *R, pd_error *err) {
             if (pd_denoiser_set_skip_tuning(hi, &v->skip_tuning, &e2) ||
                 (lo && pd_denoiser_set_skip_tuning(lo, &v->skip_tuning, &e2)))
                 return pd_fail(err, "%s: skip_tuning: %s", where, e2.msg);
+        }
+        if (v->cfg) { /* classifier-free guidance, outermost: it batches both labels through all */
+            if (R->labels == SW_LABELS_NONE)
+                return pd_fail(err, "%s: guidance needs labels (labels: cycle)", where);
+            if (pd_model_config(R->model)->label_dropout == 0)
+                return pd_fail(err, "%s: guidance: the model was trained without label dropout", where);
+            if (pd_denoiser_cfg(&w, rv->den, v->cfg_w, &e2))
+                return pd_fail(err, "%s: guidance: %s", where, e2.msg);
+            rv->own[rv->n_own++] = w;
+            rv->den = w;
         }
     }
     return 0;
@@ -371,12 +385,13 @@ static int open_fid_ref(run *R, pd_error *err) {
 static int open_classifier(run *R, pd_error *err) {
     const sw_spec *s = R->s;
     struct stat st;
-    if (R->o->dry_run && stat(s->classifier, &st)) {
+    if (R->o->dry_run && stat(s->classifier_file, &st)) {
         logf_(R, "classifier %s: %s; a run would stop here", s->classifier, strerror(errno));
+        snprintf(R->dry_missing, sizeof R->dry_missing, "classifier %s", s->classifier);
         return 0;
     }
     pd_error e2;
-    if (pd_model_load(&R->clf, s->classifier, &e2))
+    if (pd_model_load(&R->clf, s->classifier_file, &e2))
         return pd_fail(err, "%s:%d: classifier (for fd/kid/accuracy/spectral): %s", s->source,
                        s->classifier_line, e2.msg);
     const pd_unet_config *c = pd_model_config(R->clf);
@@ -435,50 +450,44 @@ static void report_progress(run *R) {
     R->o->progress(R->o->user, &R->pr);
 }
 
-static void step_cb(void *user, int step, int steps) {
-    run *R = user;
-    R->pr.step = step;
-    R->pr.steps = steps;
-    report_progress(R);
-}
-
 static void fill_labels(run *R, int i0, int nb, int label_dim) {
     if (!R->classes) return;
     memset(R->onehot, 0, sizeof(float) * (size_t)nb * label_dim);
     for (int i = 0; i < nb; i++) R->onehot[(size_t)i * label_dim + R->classes[i0 + i]] = 1;
 }
 
-/* All n images of one run of d with parameters q into out [n, dim]; seconds of wall time, of
+static void generate_cb(void *user, const pd_progress *p) {
+    run *R = user;
+    R->pr.images_done = (int)p->images_done;
+    R->pr.step = p->step;
+    R->pr.steps = p->steps;
+    report_progress(R);
+}
+
+/* All n images of one run of d with parameters q into out [n, dim], through the library's loop
+ * (pd_generate: image i from pd_randn(seed + i, 0), class classes[i]); seconds of wall time, of
  * denoiser time, and the NFE per image as pd_sample counted it. */
 static int sample_all(run *R, pd_denoiser *d, pd_sample_params q, float *out, double *sec,
                       double *sec_den, int *nfe, pd_error *err) {
-    const int n = R->s->n, batch = R->s->batch < n ? R->s->batch : n;
-    const size_t dim = (size_t)d->C * d->H * d->W;
-    q.progress = step_cb;
-    q.abort = abort_cb;
-    q.user = R;
-    double t0 = pd_now(), den = 0;
-    int seen = -1;
-    for (int i0 = 0; i0 < n; i0 += batch) {
-        int nb = n - i0 < batch ? n - i0 : batch;
-        if (abort_cb(R)) return pd_fail(err, "interrupted");
-        for (int i = 0; i < nb; i++) {
-            R->seeds[i] = R->s->seed + (uint64_t)(i0 + i);
-            pd_randn(out + (size_t)(i0 + i) * dim, dim, R->seeds[i], 0);
-        }
-        fill_labels(R, i0, nb, d->label_dim);
-        R->pr.images_done = i0;
-        R->pr.step = 0;
-        pd_sample_stats st = {0};
-        if (pd_sample(d, &q, out + (size_t)i0 * dim, R->classes ? R->onehot : NULL, R->seeds, nb, &st, err))
-            return abort_cb(R) ? pd_fail(err, "interrupted") : -1;
-        den += st.seconds_denoiser;
-        if (seen < 0) seen = st.nfe;
-    }
-    R->pr.images_done = n;
+    pd_generate_params gp = pd_generate_default_params();
+    gp.sample = q;
+    gp.seed = R->s->seed;
+    gp.classes = R->classes;
+    gp.batch = R->s->batch;
+    gp.progress = generate_cb;
+    gp.abort = abort_cb;
+    gp.user = R;
+    double t0 = pd_now();
+    pd_sample_stats st = {0};
+    R->pr.images_done = 0;
+    R->pr.step = 0;
+    if (abort_cb(R)) return pd_fail(err, "interrupted");
+    if (pd_generate(d, &gp, 0, R->s->n, out, &st, err))
+        return abort_cb(R) ? pd_fail(err, "interrupted") : -1;
+    R->pr.images_done = R->s->n;
     *sec = pd_now() - t0;
-    *sec_den = den;
-    *nfe = seen;
+    *sec_den = st.seconds_denoiser;
+    *nfe = st.nfe;
     return 0;
 }
 
@@ -513,6 +522,10 @@ static int get_reference(run *R, int vi, double s_first, double s_last, pd_error
         sw_fmt_double(a, sizeof a, t->sigma_lo);
         sw_fmt_double(b, sizeof b, t->sigma_hi);
         len += snprintf(key + len, sizeof key - (size_t)len, ",sigma:%s..%s", a, b);
+    }
+    if (v->cfg && len < (int)sizeof key) {
+        sw_fmt_double(a, sizeof a, v->cfg_w);
+        len += snprintf(key + len, sizeof key - (size_t)len, "|cfg=%s", a);
     }
     if (len >= (int)sizeof key) return pd_fail(err, "reference key too long");
     if (R->ref_end && !strcmp(R->ref_key, key)) return 0;
@@ -665,6 +678,7 @@ static void make_record(sw_buf *b, run *R, const sw_cell *c, const pd_sample_par
     json_kv_num(b, "size", d->H);
     json_kv_num(b, "ug_w", v->ug ? v->ug_w : NAN);
     json_kv_num(b, "ug_eta", v->ug ? v->ug_eta : NAN);
+    json_kv_num(b, "guidance", v->cfg ? v->cfg_w : NAN);
     if (v->skip && v->skip_tuning.n_rho) {
         sw_buf t = {0};
         for (int i = 0; i < v->skip_tuning.n_rho; i++) {
@@ -929,7 +943,6 @@ static void cleanup(run *R) {
     if (R->model) pd_model_free(R->model);
     free(R->classes);
     free(R->onehot);
-    free(R->seeds);
     free(R->x);
     free(R->ref_end);
     free(R->ref_zero);
@@ -1028,23 +1041,25 @@ int pd_sweep_run(const char *path, const pd_sweep_options *opts, pd_sweep_summar
     }
     if (o->dry_run) {
         list_cells(R);
-        rc = 0;
+        /* A dry run that found a missing input says so in its status, not only in its log. */
+        rc = R->dry_missing[0] ? pd_fail(err, "dry run: %s is missing; a run would stop there",
+                                         R->dry_missing)
+                               : 0;
         goto done;
     }
 
     if (R->clf && sum.already_done < sum.cells && open_evaluator(R, err)) goto done;
     if (R->inc && sum.already_done < sum.cells && open_fid_ref(R, err)) goto done;
 
-    /* Per-image buffers: classes, one batch of one-hot labels and seeds. */
+    /* Per-image buffers: classes, and one batch of one-hot labels (the trajectory reference). */
     int label_dim = R->mf.label_dim, batch = s->batch < s->n ? s->batch : s->n;
-    R->seeds = malloc(sizeof(uint64_t) * (size_t)batch);
     if (R->labels == SW_LABELS_CYCLE) {
         R->classes = malloc(sizeof(int) * (size_t)s->n);
         R->onehot = malloc(sizeof(float) * (size_t)batch * label_dim);
         if (R->classes)
             for (int i = 0; i < s->n; i++) R->classes[i] = i % label_dim;
     }
-    if (!R->seeds || (R->labels == SW_LABELS_CYCLE && (!R->classes || !R->onehot))) {
+    if (R->labels == SW_LABELS_CYCLE && (!R->classes || !R->onehot)) {
         pd_fail(err, "out of memory");
         goto done;
     }

@@ -68,11 +68,11 @@ has "info: class names" info_cond.txt '^label_dim +10 \(t-shirt, trouser'
 # ---------------------------------------------------------------- sample: every sampler
 M=(--model tiny.safetensors)
 for s in $samplers; do
-    run "sample --sampler $s to a grid" "$PD" sample "${M[@]}" --sampler "$s" --steps 3 --n 4 --out "grid_$s.png" --quiet
+    run "sample --sampler $s to a grid" "$PD" sample "${M[@]}" --sampler "$s" --steps 3 --n 4 --seed 0 --out "grid_$s.png" --quiet
     if is_png "grid_$s.png"; then ok "grid_$s.png is a PNG"; else bad "grid_$s.png is a PNG"; fi
-    run "sample --sampler $s to --outdir" "$PD" sample "${M[@]}" --sampler "$s" --steps 3 --n 3 --outdir "dir_$s/sub" --quiet
-    if is_png "dir_$s/sub/00000.png" && is_png "dir_$s/sub/00002.png" && [ ! -e "dir_$s/sub/00003.png" ]; then
-        ok "--outdir dir_$s/sub has 00000..00002.png"
+    run "sample --sampler $s to --outdir" "$PD" sample "${M[@]}" --sampler "$s" --steps 3 --n 3 --seed 0 --outdir "dir_$s/sub" --quiet
+    if is_png "dir_$s/sub/000000.png" && is_png "dir_$s/sub/000002.png" && [ ! -e "dir_$s/sub/000003.png" ]; then
+        ok "--outdir dir_$s/sub has 000000..000002.png (named by seed)"
     else bad "--outdir dir_$s/sub: $(ls "dir_$s/sub" 2>&1 | tr '\n' ' ')"; fi
 done
 
@@ -85,8 +85,8 @@ has "inspect: model hash" meta.txt "Model hash: $(sha256sum tiny.safetensors | c
 has "inspect: JSON full sha256" meta.txt "\"sha256\": \"$(sha256sum tiny.safetensors | cut -c1-64)\""
 has "inspect: JSON sampler" meta.txt '"sampler": "heun"'
 has "inspect: version" meta.txt "Version: pixdiff $(cut -d' ' -f2 version.txt)"
-"$PD" inspect --key pixdiff dir_heun/sub/00001.png >meta1.txt 2>&1 || true
-has "inspect --key: image 1 has seed 1" meta1.txt '"seed": 1, "seed_base": 0, "image_index": 1'
+"$PD" inspect --key pixdiff dir_heun/sub/000001.png >meta1.txt 2>&1 || true
+has "inspect --key: image 1 has seed 1" meta1.txt '"seed": 1, "seeds": "0-2", .*"image_index": 1'
 
 # ---------------------------------------------------------------- reproducibility
 # heun with churn and ddim with eta draw per-step noise: the hardest case for batch invariance.
@@ -128,11 +128,11 @@ has "--class dress recorded" cls.txt 'Class: 3 \(dress\)'
 
 # --class cycle: image i asks for class i mod 10; the grid says so, each --outdir file has its class,
 # and image 13 is the image --class 3 --seed 13 gives (labels do not depend on the batch).
-run "--class cycle" "$PD" sample --model cond.safetensors --class cycle --steps 2 --n 14 --batch 4 --cols 10 \
+run "--class cycle" "$PD" sample --model cond.safetensors --class cycle --steps 2 --n 14 --seed 0 --batch 4 --cols 10 \
     --out cyc.png --outdir cyc --output-npy cyc.npy --quiet
 "$PD" inspect cyc.png >cyc.txt 2>&1 || true
 has "--class cycle recorded in the grid" cyc.txt 'Class: cycle \(image i: i mod 10\)'
-"$PD" inspect cyc/00013.png >cyc13.txt 2>&1 || true
+"$PD" inspect cyc/000013.png >cyc13.txt 2>&1 || true
 has "--class cycle: image 13 records class 3" cyc13.txt 'Class: 3 \(dress\)'
 run "--class 3 --seed 13" "$PD" sample --model cond.safetensors --class 3 --seed 13 --steps 2 --n 1 --output-npy c13.npy --quiet
 img=$((($(stat -c %s cyc.npy) - $(stat -c %s c13.npy)) / 13))   # bytes per image: 14 images vs 1

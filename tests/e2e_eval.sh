@@ -82,10 +82,12 @@ has "json: n" j1.txt '"n": 24'
 has "json: labels cycle" j1.txt '"labels": "cycle"'
 run "eval --class 3" cls.txt "$PD" eval --model cond.safetensors "${E[@]}" --steps 2 --n 8 --class 3
 has "eval --class names the class" cls.txt 'class 3'
+hasnt "eval: no warning at n = the feature dimension (8)" cls.txt.err 'fewer than the'
 run "eval --unconditional" unc.txt "$PD" eval --model cond.safetensors "${E[@]}" --steps 2 --n 8 --unconditional
 has "eval --unconditional: no accuracy" unc.txt 'class accuracy +n/a'
 run "eval --ref-steps 6 (trajectory error)" tr.txt "$PD" eval --model cond.safetensors "${E[@]}" --sampler euler --steps 2 --n 4 --ref-steps 6
 has "trajectory error printed" tr.txt '^  trajectory error +RMSE [0-9.]+, PSNR [0-9.]+ dB \(vs heun, 6 steps\)$'
+has "eval warns when n is below the feature dimension" tr.txt.err 'warning: 4 images is fewer than the 8 feature dimensions'
 run "eval 64-px samples (--size 64, pooled to 32)" s64.txt "$PD" eval --model cond.safetensors "${E[@]}" --steps 2 --n 4 --size 64
 has "eval --size 64 reports 64x64" s64.txt '64x64'
 run "eval with upsample guidance at 64 px" ug.txt "$PD" eval --model cond.safetensors "${E[@]}" --steps 2 --n 4 --size 64 --upsample-guidance 0.5

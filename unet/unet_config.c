@@ -45,6 +45,7 @@ pd_unet_config pd_unet_config_default(void) {
     c.sigma_max = 80;
     strcpy(c.kind, "denoiser");
     c.sigma_init = 2.5;
+    c.label_dropout = -1; /* not recorded (pixdiff.h); pixdiff train records its loss.label_dropout */
     /* VPPrecond / iDDPMPrecond defaults (EDM training/networks.py). */
     c.beta_d = 19.9;
     c.beta_min = 0.1;
@@ -103,7 +104,7 @@ int unet_validate_common(const pd_unet_config *c, const net_ids *ids, pd_error *
     }
     if (!(c->dropout >= 0 && c->dropout < 1))
         return pd_fail(err, "config key 'dropout': %g is not in [0, 1)", c->dropout);
-    if (!(c->label_dropout >= 0 && c->label_dropout < 1))
+    if (!((c->label_dropout >= 0 && c->label_dropout < 1) || c->label_dropout == -1))
         return pd_fail(err, "config key 'label_dropout': %g is not in [0, 1)", c->label_dropout);
     if (!(c->sigma_data > 0 && isfinite(c->sigma_data)))
         return pd_fail(err, "config key 'sigma_data': %g must be positive", c->sigma_data);
@@ -317,8 +318,9 @@ int unet_config_to_json(const pd_unet_config *c, char *b, size_t cap) {
     KEY_DBL("sigma_max", c->sigma_max);
     KEY_STR("kind", c->kind);
     KEY_DBL("sigma_init", c->sigma_init);
-    /* Keys only some configs use are written only there, so older files' JSON is unchanged. */
-    if (c->label_dropout != 0) APPEND(", \"label_dropout\": %.9g", (double)c->label_dropout);
+    /* Keys only some configs use are written only there, so older files' JSON is unchanged;
+     * label_dropout only when recorded (>= 0; -1 = not recorded). */
+    if (c->label_dropout >= 0) APPEND(", \"label_dropout\": %.9g", (double)c->label_dropout);
     if (!strcmp(c->precond, "vp") || !strcmp(c->precond, "eps")) {
         KEY_DBL("beta_d", c->beta_d);
         KEY_DBL("beta_min", c->beta_min);
@@ -346,4 +348,8 @@ int unet_config_to_json(const pd_unet_config *c, char *b, size_t cap) {
 #undef KEY_DBL
 #undef KEY_INTS
     return len < cap ? (int)len : -1;
+}
+
+int pd_unet_config_json(const pd_unet_config *c, char *buf, size_t cap) {
+    return unet_config_to_json(c, buf, cap);
 }
