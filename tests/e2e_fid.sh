@@ -26,7 +26,7 @@ json_field() { grep -oE "\"$2\": [^,}]+" "$1" | head -n 1 | cut -d' ' -f2-; }
 BI="$(dirname "$PD")/bench_inception"
 run "synthetic Inception weights" w.txt "$BI" --write-weights w.safetensors
 run "init a tiny model" init.txt "$PD" init --preset tiny --out tiny.safetensors
-run "sample 4 PNGs and their floats" s.txt "$PD" sample --model tiny.safetensors --n 4 --steps 2 \
+run "sample 4 PNGs and their floats" s.txt "$PD" sample --seed 0 --model tiny.safetensors --n 4 --steps 2 \
     --outdir A --output-npy A.npy --quiet
 I=(--features inception --inception w.safetensors)
 

@@ -28,22 +28,22 @@ for net in ncsnpp adm; do
     has "$net: info names the arch" info_$net.txt "^arch +$( [ $net = adm ] && echo adm || echo songunet)"
     has "$net: info GFLOP" info_$net.txt '^GFLOP +[0-9.]+'
     xin=$T/x_$net.npy
-    run "$net: sample --format npy as denoise input" "$PD" sample --model $M --n 2 --steps 2 --output-npy $xin --quiet
+    run "$net: sample --format npy as denoise input" "$PD" sample --seed 0 --model $M --n 2 --steps 2 --output-npy $xin --quiet
     run "$net: denoise" "$PD" denoise --model $M --input $xin --sigma 1.5 --output d_$net.npy
     for s in $samplers; do
-        run "$net: sample --sampler $s" "$PD" sample --model $M --sampler $s --steps 3 --n 2 --out s_${net}_$s.png --quiet
+        run "$net: sample --sampler $s" "$PD" sample --seed 0 --model $M --sampler $s --steps 3 --n 2 --out s_${net}_$s.png --quiet
     done
-    run "$net: batch 3, 2 threads" "$PD" sample --model $M --steps 3 --n 3 --batch 3 --threads 2 --output-npy b3_$net.npy --quiet
-    run "$net: batch 1, 1 thread" "$PD" sample --model $M --steps 3 --n 3 --batch 1 --threads 1 --output-npy b1_$net.npy --quiet
+    run "$net: batch 3, 2 threads" "$PD" sample --seed 0 --model $M --steps 3 --n 3 --batch 3 --threads 2 --output-npy b3_$net.npy --quiet
+    run "$net: batch 1, 1 thread" "$PD" sample --seed 0 --model $M --steps 3 --n 3 --batch 1 --threads 1 --output-npy b1_$net.npy --quiet
     same "$net: same images whatever the batch and thread count" b3_$net.npy b1_$net.npy
-    run "$net: no Skip-Tuning" "$PD" sample --model $M --steps 3 --n 2 --output-npy s0_$net.npy --quiet
-    run "$net: Skip-Tuning" "$PD" sample --model $M --steps 3 --n 2 --skip-tuning 0.8 --output-npy st_$net.npy --quiet
+    run "$net: no Skip-Tuning" "$PD" sample --seed 0 --model $M --steps 3 --n 2 --output-npy s0_$net.npy --quiet
+    run "$net: Skip-Tuning" "$PD" sample --seed 0 --model $M --steps 3 --n 2 --skip-tuning 0.8 --output-npy st_$net.npy --quiet
     if cmp -s st_$net.npy s0_$net.npy; then bad "$net: Skip-Tuning changes nothing"; else ok "$net: Skip-Tuning changes the samples"; fi
-    run "$net: upsample guidance at 2x" "$PD" sample --model $M --steps 3 --n 2 --size 32 --upsample-guidance 0.5 --out ug_$net.png --quiet
+    run "$net: upsample guidance at 2x" "$PD" sample --seed 0 --model $M --steps 3 --n 2 --size 32 --upsample-guidance 0.5 --out ug_$net.png --quiet
     "$PD" bench --model $M --batches 1 --repeat 1 --threads 1 >bench_$net.txt 2>&1 || true
     has "$net: bench" bench_$net.txt '^ +1 +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9.]+$'
     run "$net: distill amed (feature tap)" "$PD" distill amed --model $M --nfe 3 --images 4 --batch 2 --out pred_$net.safetensors --quiet
-    run "$net: sample with the AMED predictor" "$PD" sample --model $M --sampler amed --predictor pred_$net.safetensors --n 2 --out amed_$net.png --quiet
+    run "$net: sample with the AMED predictor" "$PD" sample --seed 0 --model $M --sampler amed --predictor pred_$net.safetensors --n 2 --out amed_$net.png --quiet
     cat >sid_$net.yaml <<'YAML'
 optimizer:
   lr_psi: 1.0e-3
@@ -86,7 +86,7 @@ YAML
 done
 printf 'preset: tiny-adm\nprecond: iddpm\nout_channels: 2\nsigma_min: 0.0064\nsigma_max: 80\n' >iddpm.yaml
 run "adm iddpm: init" "$PD" init --config iddpm.yaml --out iddpm.safetensors --quiet
-run "adm iddpm: sample" "$PD" sample --model iddpm.safetensors --steps 3 --n 2 --out iddpm.png --quiet
+run "adm iddpm: sample" "$PD" sample --seed 0 --model iddpm.safetensors --steps 3 --n 2 --out iddpm.png --quiet
 expect_error "adm iddpm needs 2x output channels" "out_channels" \
     "$PD" init --config <(printf 'preset: tiny-adm\nprecond: iddpm\n') --out bad.safetensors
 e2e_finish
