@@ -167,14 +167,13 @@ static void expect_fail(const char *what, const char *path, const char *must1, c
 }
 
 static long long counts(const pd_unet_config *c, int *n_tensors) {
-    unet_arch *a;
-    pd_tensor_info *t;
-    size_t np;
+    pd_model *m;
     pd_error err;
-    if (unet_arch_build(&a, &t, n_tensors, &np, c, &err)) { printf("%s\n", err.msg); return -1; }
-    unet_arch_free(a);
-    free(t);
-    return (long long)np;
+    if (unet_model_tables(&m, c, &err)) { printf("%s\n", err.msg); return -1; }
+    *n_tensors = m->n_tensors;
+    long long np = (long long)m->n_params;
+    pd_model_free(m);
+    return np;
 }
 
 int main(void) {
@@ -244,15 +243,19 @@ int main(void) {
         snprintf(c2.embedding_type, sizeof c2.embedding_type, "fourier");
         unet_config_to_json(&c2, js, sizeof js);
         write_variant(p_bad, m, -1, -1, 0, js);
-        expect_fail("unsupported embedding_type", p_bad, "embedding_type", p_bad);
+        expect_fail("fourier embedding without its freqs buffer", p_bad, "map_noise.freqs", p_bad);
         c2 = m->cfg;
-        c2.resample_filter[1] = 3;
-        c2.resample_filter[2] = 3;
-        c2.resample_filter[3] = 1;
-        c2.n_resample_filter = 4;
+        snprintf(c2.embedding_type, sizeof c2.embedding_type, "spherical");
         unet_config_to_json(&c2, js, sizeof js);
         write_variant(p_bad, m, -1, -1, 0, js);
-        expect_fail("resample_filter [1,3,3,1]", p_bad, "resample_filter", NULL);
+        expect_fail("unknown embedding_type", p_bad, "embedding_type", "fourier");
+        c2 = m->cfg;
+        c2.resample_filter[1] = 2;
+        c2.resample_filter[2] = 1;
+        c2.n_resample_filter = 3;
+        unet_config_to_json(&c2, js, sizeof js);
+        write_variant(p_bad, m, -1, -1, 0, js);
+        expect_fail("resample_filter [1,2,1]", p_bad, "resample_filter", NULL);
     }
     {
         const char *names[1] = {"model.map_layer0.weight"};
@@ -283,7 +286,7 @@ int main(void) {
         rc = pd_model_save(m, "/nonexistent-dir/x.safetensors", &err);
         tu_check(rc != 0 && access("/nonexistent-dir/x.safetensors", F_OK) != 0,
                  "save into a missing directory fails: %s", err.msg);
-        snprintf(m->cfg.encoder_type, sizeof m->cfg.encoder_type, "residual");
+        snprintf(m->cfg.encoder_type, sizeof m->cfg.encoder_type, "skip");
         rc = pd_model_save(m, p_new, &err);
         tu_check(rc != 0 && access(p_new, F_OK) != 0 && strstr(err.msg, "encoder_type"),
                  "save of an unsupported config fails, nothing written: %s", err.msg);
@@ -310,6 +313,20 @@ int main(void) {
         np = counts(&e, &nt);
         tu_check(np == 61805571 && nt == 541, "EDM DDPM++ FFHQ-64: %lld params, %d tensors "
                  "(published 61,805,571 / 541)", np, nt);
+        /* The presets of EDM's released networks: counts of EDM's own constructors
+         * (sum(p.numel() for p in net.parameters()), len(list(net.named_parameters()))). */
+        static const struct { const char *preset; long long np; int nt; } pr[] = {
+            {"edm-cifar10-ddpmpp", 55733891, 417}, {"edm-cifar10-ncsnpp", 56397827, 421},
+            {"edm-ffhq64-ddpmpp", 61805571, 541},  {"edm-ffhq64-ncsnpp", 62761091, -1},
+            {"edm-imagenet64-adm", 295899267, 541}};
+        for (size_t i = 0; i < sizeof pr / sizeof *pr; i++) {
+            pd_unet_config q;
+            pd_error perr;
+            int ok = !pd_unet_config_preset(&q, pr[i].preset, &perr);
+            np = ok ? counts(&q, &nt) : -1;
+            tu_check(np == pr[i].np && (pr[i].nt < 0 || nt == pr[i].nt),
+                     "preset %s: %lld params, %d tensors (EDM: %lld)", pr[i].preset, np, nt, pr[i].np);
+        }
     }
 
     /* GFLOPs of the small net at 16x16, counted by hand (MACs per module, L = H·W):
