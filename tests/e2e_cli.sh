@@ -155,10 +155,14 @@ run "--size 32 --shift scale" "$PD" sample "${M[@]}" --size=32 --shift=scale --s
 "$PD" inspect big.png >big.txt 2>&1 || true
 has "--size 32: metadata" big.txt 'Shift: scale, Shift base: 16, .*Size: 32x32'
 
-# bench on the tiny model: one line per batch size with ms and GFLOP/s.
+# bench on the tiny model: one line per batch size with ms, GFLOP/s, memory and CPU ms, and the
+# convolution algorithm table.
 "$PD" bench "${M[@]}" --batches 2,1 --repeat 1 --threads 1 >bench.txt 2>&1 || true
-has "bench: batch 1 row" bench.txt '^ +1 +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9.]+$'
-has "bench: batch 2 row" bench.txt '^ +2 +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9.]+$'
+has "bench: batch 1 row" bench.txt '^ +1 +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9.]+$'
+has "bench: batch 2 row" bench.txt '^ +2 +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9.]+$'
+has "bench: convolution algorithm rows" bench.txt '^ +3x3 +[0-9]+ +[0-9]+ +[0-9]+x[0-9]+ +[0-9]+ (direct|winograd) '
+expect_rc=2 expect_error "bench: unknown --conv" '\-\-conv: unknown convolution algorithm' \
+    "$PD" bench "${M[@]}" --batches 1 --repeat 1 --conv nope
 
 # ---------------------------------------------------------------- bad input: one line, non-zero, nothing written
 expect_error "--steps -3" "pixdiff sample: --steps: expected a positive integer, got '-3'" \
