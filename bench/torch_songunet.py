@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Peer benchmark: the same DDPM++ (SongUNet) architecture in PyTorch CPU, for docs/benchmarks.md.
 
-Our own compact PyTorch implementation of the architecture in shared/spec/models.md §4.5 (EDM
+Our own compact PyTorch implementation of the architecture in docs/algorithms.md §M4.5 (EDM
 preconditioning, positional embedding, UNetBlocks with GroupNorm/SiLU/3x3 convs, attention at the
 listed resolutions), with random weights. It times what pixdiff's `pixdiff bench` times: one
 denoiser evaluation per batch (forward), and a training step (forward + backward), reporting the

@@ -18,9 +18,9 @@ typedef struct distill_method {
 
 static const distill_method methods[] = {
     {"sid", cmd_distill_sid,
-     "Score identity Distillation: a one-step generator from a teacher denoiser (models.md §1)"},
+     "Score identity Distillation: a one-step generator from a teacher denoiser (docs/algorithms.md §M1)"},
     {"amed", cmd_distill_amed,
-     "an AMED predictor for the amed / amed-plugin samplers at one NFE (samplers.md §4.5)"},
+     "an AMED predictor for the amed / amed-plugin samplers at one NFE (docs/algorithms.md §S4.5)"},
 };
 static const int n_methods = (int)(sizeof methods / sizeof methods[0]);
 

@@ -1,4 +1,4 @@
-/* cmd_distill_amed.c — `pixdiff distill amed`: train an AMED predictor g_phi (samplers.md §4.5)
+/* cmd_distill_amed.c — `pixdiff distill amed`: train an AMED predictor g_phi (docs/algorithms.md §S4.5)
  * for a model, a sampler (AMED-Solver or AMED-Plugin on iPNDM / Euler) and an NFE, into a small
  * predictor file for `pixdiff sample --sampler amed|amed-plugin --predictor FILE`.
  *
@@ -92,7 +92,7 @@ int cmd_distill_amed(int argc, char **argv) {
     };
     arg_spec spec = {cmd,
                      "--nfe N [--model FILE] [--plugin ipndm|euler] [--out FILE] [--resume]",
-                     "Train an AMED predictor (samplers.md §4.5): teacher trajectories on a finer grid "
+                     "Train an AMED predictor (docs/algorithms.md §S4.5): teacher trajectories on a finer grid "
                      "(Heun with M = 1 for the solver and the Euler plugin, iPNDM with M = 2 for the "
                      "iPNDM plugin), the student's squared error at every teacher timestamp, back-"
                      "propagated through the frozen U-Net into g_phi, one Adam step per interval. "
@@ -117,7 +117,7 @@ int cmd_distill_amed(int argc, char **argv) {
         cli_bad_flag(cmd, "--images", "expected a whole number of trajectories, got %g", images);
     if (s_dir >= 1) cli_bad_flag(cmd, "--s-dir", "must be below 1, got %g", s_dir);
     if (s_time >= 1) cli_bad_flag(cmd, "--s-time", "must be below 1, got %g", s_time);
-    /* samplers.md §4.6: the iPNDM plugin's 32-px recipe (CIFAR-10) trains the a head with 0.2; on
+    /* docs/algorithms.md §S4.6: the iPNDM plugin's 32-px recipe (CIFAR-10) trains the a head with 0.2; on
      * the default model it lowered the NFE-5 FD from 3.22 to 2.55 (docs/models.md). */
     if (!args_given(&spec, "--s-time")) s_time = plugin == 1 ? 0.2 : 0;
     if (args_given(&spec, "--rho") && grid != PD_GRID_KARRAS && grid != PD_GRID_VP_TIME)

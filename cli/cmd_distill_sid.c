@@ -1,4 +1,4 @@
-/* cmd_distill_sid.c — `pixdiff distill sid`: Score identity Distillation (models.md §1) of a
+/* cmd_distill_sid.c — `pixdiff distill sid`: Score identity Distillation (docs/algorithms.md §M1) of a
  * teacher denoiser into a one-step generator, from a YAML config (configs/distill/sid-*.yaml),
  * resumable; and `pixdiff distill sid --export OUT --checkpoint CKPT` to turn a checkpoint's EMA
  * generator into a model file without distilling. Ctrl-C (or SIGTERM) finishes the current

@@ -1,5 +1,5 @@
 /* cmd_snr.c — `pixdiff snr`: how much of each spatial frequency of the data survives the noise
- * at each point of a sigma grid (models.md §3.1, §3.3).
+ * at each point of a sigma grid (docs/algorithms.md §M3.1, §M3.3).
  *
  * Data: the Fashion-MNIST test split (or --data train, or --images DIR), brought to the analysis
  * size d (--size; nearest-upsampled or average-pooled), optionally only the first --n images.

@@ -10,7 +10,7 @@
 int cli_denoiser_opts_init(cli_denoiser_opts *o, arg_opt *rows) {
     memset(o, 0, sizeof *o);
     o->ug_w = 0;
-    o->ug_eta = 0.6;   /* models.md §2.4: guidance over the first 60 % of the trajectory */
+    o->ug_eta = 0.6;   /* docs/algorithms.md §M2.4: guidance over the first 60 % of the trajectory */
     o->st = pd_skip_tuning_default();
     int n = 0;
     rows[n++] = (arg_opt)OPT_DEF("--skip-tuning", ARG_STR, &o->skip_tuning, "RB[:RT]",

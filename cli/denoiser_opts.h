@@ -1,6 +1,6 @@
 /* denoiser_opts.h — the options that change the denoiser rather than the sampler, shared by the
- * commands that sample: Skip-Tuning (samplers.md §5: --skip-tuning, --skip-window) and upsample
- * guidance at a larger --size (models.md §2: --upsample-guidance, --ug-eta). A command puts the
+ * commands that sample: Skip-Tuning (docs/algorithms.md §S5: --skip-tuning, --skip-window) and upsample
+ * guidance at a larger --size (docs/algorithms.md §M2: --upsample-guidance, --ug-eta). A command puts the
  * rows into its option table, checks them after parsing and, once its model is open, applies
  * them to get the denoiser to sample with.
  */

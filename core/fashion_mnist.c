@@ -1,7 +1,7 @@
 /* fashion_mnist.c — the Fashion-MNIST loader shared by training (distill/dataset.c) and the
  * metrics' reference statistics (metrics/refstats.c): gzip IDX files of the Debian package
  * dataset-fashion-mnist, checked (3-D u8 images [n,28,28], 1-D u8 labels [n] with the same n,
- * labels in 0..9) and converted to [n,1,32,32] floats x = u8/127.5 - 1 (models.md §0), padded
+ * labels in 0..9) and converted to [n,1,32,32] floats x = u8/127.5 - 1 (docs/algorithms.md §M0), padded
  * 28 -> 32 with the background value -1 (2 pixels each side, so a 32-pixel model halves cleanly
  * three times). Missing or corrupt files fail naming the file and the package.
  */
@@ -90,7 +90,7 @@ int pd_fashion_mnist_load(const char *dir, int train, float **images, uint8_t **
         free(lab);
         return pd_fail(err, "%s: out of memory for %d images", ipath, n);
     }
-    /* x = u8/127.5 - 1 (models.md §0); the 2-pixel border takes the background value -1, which
+    /* x = u8/127.5 - 1 (docs/algorithms.md §M0); the 2-pixel border takes the background value -1, which
      * is what a 0 (black) Fashion-MNIST pixel maps to. */
     #pragma omp parallel for schedule(static)
     for (int i = 0; i < n; i++) {

@@ -1,8 +1,8 @@
-/* safetensors.c — reads and writes the safetensors format (models.md §5, safetensors.h).
+/* safetensors.c — reads and writes the safetensors format (docs/algorithms.md §M5, safetensors.h).
  *
  * Layout: u64 little-endian N, an N-byte JSON header (possibly padded with trailing spaces), then
  * the data buffer; every tensor's data_offsets [BEGIN, END) are relative to the buffer. The reader
- * validates the whole header before reading any data (the §5 loader checklist: N <= 100 MB,
+ * validates the whole header before reading any data (the §M5 loader checklist: N <= 100 MB,
  * 8+N <= file size, known dtype, prod(shape)*size == END-BEGIN, END <= buffer size, contiguous
  * coverage of the buffer without holes or overlaps, no duplicate names, __metadata__ string ->
  * string), then converts F32/F16/BF16 to float32. The header is JSON, which libyaml parses
@@ -21,7 +21,7 @@
 #error "safetensors.c reads raw little-endian data and needs a little-endian host"
 #endif
 
-#define ST_MAX_HEADER (100LL * 1000 * 1000)   /* the reference reader's cap (models.md §5) */
+#define ST_MAX_HEADER (100LL * 1000 * 1000)   /* the reference reader's cap (docs/algorithms.md §M5) */
 
 static const struct { const char *name; int size; } st_dtypes[] = {
     {"BOOL", 1}, {"U8", 1}, {"I8", 1}, {"F8_E4M3", 1}, {"F8_E5M2", 1}, {"I16", 2}, {"U16", 2},

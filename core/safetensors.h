@@ -1,4 +1,4 @@
-/* safetensors.h — read and write the safetensors format (models.md §5).
+/* safetensors.h — read and write the safetensors format (docs/algorithms.md §M5).
  *
  * Reading validates the header before touching data: N <= 100 MB and 8+N <= file size, known
  * dtypes, prod(shape)*size == END-BEGIN, offsets inside the buffer, contiguous coverage, no

@@ -1,4 +1,4 @@
-/* amed_student.h — one AMED student interval, forward and backward into g_phi (samplers.md §4.5).
+/* amed_student.h — one AMED student interval, forward and backward into g_phi (docs/algorithms.md §S4.5).
  *
  * The interval t0 -> t1 of n images starts from x (the teacher's state for single-step students,
  * the student's own for the iPNDM plugin) whose first denoiser call is already made: its feature
@@ -8,7 +8,7 @@
  *   s = t1^r t0^(1-r),  y = x + (s - t0) A1,  d_s = (y - D(y; a s))/s,  A2 = alpha0 d_s + K
  *   solver / single-step:  x' = x + c (t1 - t0) A2       (alpha0 = 1, K = 0)
  *   plugin:                x' = y + c (t1 - s) A2        (alpha0, K: AB_p's newest coefficient
- *                                                          and the history part, §4.6)
+ *                                                          and the history part, §S4.6)
  * and the loss L = (1/n) sum_b sum_pixels (x'_b - target_b)^2. The backward runs the frozen U-Net
  * in reverse for dL/dy and dL/d(sigma) (unet_denoise_backward, dparams = NULL), then
  *   dL/dc = H2 <g, A2>,  dL/da = s dL/dsigma,  dL/dr = dL/ds s ln(t1/t0), with

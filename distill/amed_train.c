@@ -1,10 +1,10 @@
-/* amed_train.c — pd_amed_train: AMED predictor training (samplers.md §4.5; contract in pixdiff.h).
+/* amed_train.c — pd_amed_train: AMED predictor training (docs/algorithms.md §S4.5; contract in pixdiff.h).
  *
  * Settings resolved from the options (diff-sampler's train.py / launch.sh recipes):
  *   solver        teacher heun,  M = 1, grid vp-time rho 1, s_dir 0.01, s_time 0
  *   plugin-ipndm  teacher ipndm (max_order 4), M = 2, grid karras rho 7, student AB order cap 4
  *   plugin-euler  teacher heun,  M = 1, grid karras rho 7
- *   NFE: odd = AFS with (nfe + 1)/2 intervals, even = no AFS with nfe/2 (2(N - 1) - AFS, §4.2).
+ *   NFE: odd = AFS with (nfe + 1)/2 intervals, even = no AFS with nfe/2 (2(N - 1) - AFS, §S4.2).
  * The teacher is pd_sample itself (heun or ipndm stopping at sigma_min, no AFS) on (M + 1) steps,
  * its states at every (M + 1)-th step captured through pd_sample_params.trajectory; for the
  * grids used here those steps are the student's timestamps. The student's first call per

@@ -1,6 +1,6 @@
 /* dataset.h — training data held in memory, and the deterministic order the trainer reads it in.
  *
- * Contract: a ds_dataset is n images [n,C,H,W] in [-1,1] (x = u8/127.5 - 1, models.md §0) with
+ * Contract: a ds_dataset is n images [n,C,H,W] in [-1,1] (x = u8/127.5 - 1, docs/algorithms.md §M0) with
  * optional class labels. Fashion-MNIST comes from the gzip IDX files of the Debian package
  * dataset-fashion-mnist, padded 28x28 -> 32x32 with the background value -1 (2 pixels each side,
  * so the model's resolution halves cleanly three times); a PNG folder gives an unlabelled set of

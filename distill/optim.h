@@ -19,7 +19,7 @@ typedef struct opt_adam {
     double grad_clip;         /* max global L2 norm of the gradient; <= 0: no clipping */
 } opt_adam;
 
-/* The guard of models.md §1.4 (SiD's nan_to_num): NaN -> 0, +Inf -> 1e5, -Inf -> -1e5.
+/* The guard of docs/algorithms.md §M1.4 (SiD's nan_to_num): NaN -> 0, +Inf -> 1e5, -Inf -> -1e5.
  * Returns how many elements were replaced. */
 size_t opt_sanitize(float *g, size_t n);
 
@@ -41,7 +41,7 @@ double opt_lr(const opt_adam *a, long long images_after);
 void opt_adam_step(float *p, float *m, float *v, const float *g, size_t n, double lr,
                    double beta1, double beta2, double eps, long long t);
 
-/* EDM EMA decay (models.md §1.6): halflife = min(halflife_images, rampup * cur_nimg) when
+/* EDM EMA decay (docs/algorithms.md §M1.6): halflife = min(halflife_images, rampup * cur_nimg) when
  * rampup > 0, beta = 0.5^(batch / max(halflife, 1e-8)). cur_nimg is the image count BEFORE the
  * step, as in EDM's training loop, so the first update copies the weights (beta = 0). */
 double opt_ema_beta(double halflife_images, double rampup, long long cur_nimg, int batch);

@@ -61,7 +61,7 @@ int sid_create(sid_distiller **out, const sid_config *cfg, pd_model *teacher, pd
     if (sid_config_copy(&s->cfg, cfg, err)) goto fail;
     const pd_unet_config *tc = &teacher->cfg;
     const char *tname = teacher->path[0] ? teacher->path : "the teacher";
-    /* models.md §1.1: SiD distils EDM-preconditioned denoisers (sid_train.py asserts it); the
+    /* docs/algorithms.md §M1.1: SiD distils EDM-preconditioned denoisers (sid_train.py asserts it); the
      * psi loss weighting lambda(sigma) and G's definition assume that form. */
     if ((strcmp(tc->arch, "songunet") && strcmp(tc->arch, "adm")) || strcmp(tc->kind, "denoiser")) {
         pd_fail(err, "%s: a SiD teacher must be a U-Net denoiser, songunet or adm (this is %s, "
@@ -128,7 +128,7 @@ fail:
 /* ------------------------------------------------------------------ draws */
 
 double sid_karras_sigma(double u) {
-    /* models.md §1.4: u = 0 is sigma_min = 0.002, u = 1 is sigma_max = 80, rho = 7. */
+    /* docs/algorithms.md §M1.4: u = 0 is sigma_min = 0.002, u = 1 is sigma_max = 80, rho = 7. */
     const double rho = 7.0, a = pow(80.0, 1.0 / rho), b = pow(0.002, 1.0 / rho);
     return pow(a + (1.0 - u) * (b - a), rho);
 }
@@ -147,15 +147,15 @@ void sid_draw(sid_distiller *s, long long first, int n, int theta) {
         float u[4];
         pd_randu(u, 4, c->seed, sa + g);
         if (theta) {
-            /* u ~ U(0, tmax/1000) on the Karras schedule (§1.4). */
+            /* u ~ U(0, tmax/1000) on the Karras schedule (§M1.4). */
             s->sigma[i] = (float)sid_karras_sigma((double)u[0] * c->tmax / 1000.0);
         } else {
-            /* ln sigma ~ N(p_mean, p_std^2) by Box-Muller (§1.3). */
+            /* ln sigma ~ N(p_mean, p_std^2) by Box-Muller (§M1.3). */
             double zz = sqrt(-2.0 * log((double)u[0])) * cos(6.283185307179586 * u[1]);
             s->sigma[i] = (float)exp(c->p_mean + c->p_std * zz);
         }
         if (L > 0) {
-            /* Data-free SiD draws labels from the data's label distribution (§1.6); the
+            /* Data-free SiD draws labels from the data's label distribution (§M1.6); the
              * classes of the teacher's data are balanced, so uniform. */
             float *lab = s->labels + (size_t)i * L;
             memset(lab, 0, (size_t)L * sizeof(float));
@@ -192,7 +192,7 @@ static void make_xt(sid_distiller *s, int n, unsigned char *drop) {
     }
 }
 
-/* ------------------------------------------------------------------ psi loss (§1.3) */
+/* ------------------------------------------------------------------ psi loss (§M1.3) */
 
 int sid_psi_loss(sid_distiller *s, int n, const unet_opts *opts, float *grad, double *loss,
                  pd_error *err) {
@@ -239,7 +239,7 @@ int sid_psi_loss(sid_distiller *s, int n, const unet_opts *opts, float *grad, do
     return 0;
 }
 
-/* ------------------------------------------------------------------ theta loss (§1.4, §1.5) */
+/* ------------------------------------------------------------------ theta loss (§M1.4, §M1.5) */
 
 int sid_theta_loss(sid_distiller *s, int n, const unet_opts *g_opts, const float *w_fixed,
                    float *grad, double *loss, pd_error *err) {
@@ -256,7 +256,7 @@ int sid_theta_loss(sid_distiller *s, int n, const unet_opts *g_opts, const float
         unet_denoise_forward(s->run_psi, s->Df, s->xt, s->sigma, lab, n, NULL, err))
         return -1;
     double per[n];
-    /* The batch loss is sum_i L_i * lsg / n (§1.4; not unscaled before Adam). */
+    /* The batch loss is sum_i L_i * lsg / n (§M1.4; not unscaled before Adam). */
     const double k_scale = s->cfg.loss_scale_g / n;
     #pragma omp parallel for schedule(static)
     for (int i = 0; i < n; i++) {
@@ -336,7 +336,7 @@ static int psi_update(sid_distiller *s, const unet_opts *o, double *loss, pd_err
     memset(s->grad_psi, 0, s->n_params * sizeof(float));
     double L;
     if (sid_psi_loss(s, s->B, o, s->grad_psi, &L, err)) return -1;
-    s->nonfinite += opt_sanitize(s->grad_psi, s->n_params);   /* §1.4 nan_to_num */
+    s->nonfinite += opt_sanitize(s->grad_psi, s->n_params);   /* §M1.4 nan_to_num */
     opt_adam_step(s->psi->params, s->psi_m, s->psi_v, s->grad_psi, s->n_params, c->lr_psi,
                   c->beta1_psi, c->beta2_psi, c->eps, s->step + s->warm_seen / s->B + 1);
     s->last_loss_psi = L / (double)s->chw;
@@ -345,7 +345,7 @@ static int psi_update(sid_distiller *s, const unet_opts *o, double *loss, pd_err
 }
 
 int sid_psi_update(sid_distiller *s, double *loss, pd_error *err) {
-    unet_opts o = train_opts(s, SID_STREAM_DROP_PSI);   /* f_psi in train mode (§1.5) */
+    unet_opts o = train_opts(s, SID_STREAM_DROP_PSI);   /* f_psi in train mode (§M1.5) */
     return psi_update(s, &o, loss, err);
 }
 
@@ -398,14 +398,14 @@ int sid_warmup_iteration(sid_distiller *s, double *loss_psi, pd_error *err) {
 
 int sid_theta_update(sid_distiller *s, double *loss, pd_error *err) {
     const sid_config *c = &s->cfg;
-    unet_opts o = train_opts(s, SID_STREAM_DROP_G);     /* G in train mode (§1.5) */
+    unet_opts o = train_opts(s, SID_STREAM_DROP_G);     /* G in train mode (§M1.5) */
     memset(s->grad_theta, 0, s->n_params * sizeof(float));
     double L;
     if (sid_theta_loss(s, s->B, &o, NULL, s->grad_theta, &L, err)) return -1;
     s->nonfinite += opt_sanitize(s->grad_theta, s->n_params);
     opt_adam_step(s->gen->params, s->theta_m, s->theta_v, s->grad_theta, s->n_params, c->lr_theta,
                   c->beta1_theta, c->beta2_theta, c->eps, s->step + 1);
-    /* EDM EMA with ramp-up from the image count before this iteration (§1.6). */
+    /* EDM EMA with ramp-up from the image count before this iteration (§M1.6). */
     double beta = opt_ema_beta(c->ema_halflife_images, c->ema_rampup, s->images_seen, s->B);
     opt_ema_update(s->theta_ema, s->gen->params, s->n_params, beta);
     s->last_loss_theta = L / (c->loss_scale_g * (double)s->chw);

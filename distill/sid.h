@@ -1,4 +1,4 @@
-/* sid.h — Score identity Distillation (models.md §1): a one-step generator G_theta distilled from
+/* sid.h — Score identity Distillation (docs/algorithms.md §M1): a one-step generator G_theta distilled from
  * a pretrained EDM denoiser f_phi with the help of a fake-score network f_psi.
  *
  * Contract: a sid_distiller owns three networks of the teacher's architecture (the frozen teacher
@@ -7,9 +7,9 @@
  * the batch (one per network, because the theta step keeps the activations of all three alive
  * for its backward) and the batch buffers; nothing is allocated inside sid_iteration.
  *
- * G (§1.2): x_g = D_theta(sigma_init z; sigma_init, label), one evaluation of the EDM denoiser.
+ * G (§M1.2): x_g = D_theta(sigma_init z; sigma_init, label), one evaluation of the EDM denoiser.
  *
- * One iteration (§1.8) = one psi step on B fresh generator samples, then one theta step on B
+ * One iteration (§M1.8) = one psi step on B fresh generator samples, then one theta step on B
  * other fresh ones; images_seen advances by B. Every random draw is a pure function of the run
  * seed and a position (Philox, core/rng.h), so the saved state (psi, theta, theta_ema, both Adam
  * states, images_seen) determines the rest of the run and a resumed run is bit-identical:
@@ -22,14 +22,14 @@
  *     SID_STREAM_DROP_G + iteration (unet_opts.dropout_stream; the U-Net derives per-block
  *     streams).
  *
- * psi loss (§1.3): L_psi = (1/B) sum_i lambda(sigma_i) sum_pix (f_psi(x_g + sigma n) - x_g)^2,
+ * psi loss (§M1.3): L_psi = (1/B) sum_i lambda(sigma_i) sum_pix (f_psi(x_g + sigma n) - x_g)^2,
  *   G in eval mode without gradient, f_psi in train mode (dropout).
- * theta loss (§1.4): sigma = Karras(u), x_t = x_g + sigma n (not detached),
+ * theta loss (§M1.4): sigma = Karras(u), x_t = x_g + sigma n (not detached),
  *   D_r = f_phi(x_t), D_f = f_psi(x_t) (eval, frozen, input gradients on),
  *   w = sg(1 / max(meanpix |x_g - D_r|, 1e-5)),
  *   L_i = w sum_pix (D_r - D_f) (.) ((D_r - x_g) - alpha (D_r - D_f)),
  *   L_theta = (lsg / B) sum_i L_i, its gradient reaching theta through the explicit -x_g and
- *   through f_phi and f_psi with respect to their input (§1.5), then G's backward.
+ *   through f_phi and f_psi with respect to their input (§M1.5), then G's backward.
  * Both gradients pass the NaN/Inf guard (opt_sanitize) before Adam; a sample whose x_g, D_r or
  * D_f (or prediction, in the psi step) holds a non-finite value is dropped from its loss.
  * Reported losses: psi, the mean EDM-weighted per-pixel loss (as the base trainer reports);
@@ -108,7 +108,7 @@ int sid_warmup_iteration(sid_distiller *s, double *loss_psi, pd_error *err);
 void sid_draw(sid_distiller *s, long long first, int n, int theta);
 
 /* Karras position u in [0, 1] -> sigma: (smax^(1/rho) + (1-u)(smin^(1/rho) - smax^(1/rho)))^rho
- * with rho 7, smin 0.002, smax 80 (§1.4, u = 0 the clean end). */
+ * with rho 7, smin 0.002, smax 80 (§M1.4, u = 0 the clean end). */
 double sid_karras_sigma(double u);
 
 /* The psi loss on the buffers sid_draw filled (n images): x_g = G(xin) in eval mode, then the

@@ -15,7 +15,7 @@
 sid_config sid_config_default(void) {
     sid_config c;
     memset(&c, 0, sizeof c);
-    /* models.md §1.4–1.6: alpha 1.2, tmax 800, sigma_init 2.5, lsg 100, the EDM log-normal
+    /* docs/algorithms.md §M1.4–1.6: alpha 1.2, tmax 800, sigma_init 2.5, lsg 100, the EDM log-normal
      * (P_mean -1.2, P_std 1.2) for the psi loss, Adam betas (0, 0.999), eps 1e-8, lr 1e-5 for
      * both networks, EMA half-life 0.5 Mimg with EDM's 5% ramp-up. */
     c.alpha = 1.2;

@@ -2,7 +2,7 @@
  *
  * Contract: a config has the top-level key `teacher` (the model file; the CLI's --teacher
  * overrides it) and the sections sid, optimizer, ema, training, eval and output, all optional,
- * with the defaults of mingyuanzhou/SiD's CIFAR-10 runs (models.md §1.6) where they apply.
+ * with the defaults of mingyuanzhou/SiD's CIFAR-10 runs (docs/algorithms.md §M1.6) where they apply.
  * Parsing is strict like the training config's (train_config.h): an unknown section or key fails
  * with "file:line: section: unknown key 'x'", a wrongly typed or out-of-range value names its key.
  * The config keeps its YAML text so a checkpoint carries it and a run resumes from it alone.
@@ -44,7 +44,7 @@ typedef struct sid_config {
     char *text;                   /* the YAML text (malloc'd), stored in checkpoints */
 } sid_config;
 
-/* SiD's CIFAR-10 defaults (sid_train.py / run_sid.sh; models.md §1.6), sized for a CPU. */
+/* SiD's CIFAR-10 defaults (sid_train.py / run_sid.sh; docs/algorithms.md §M1.6), sized for a CPU. */
 sid_config sid_config_default(void);
 int sid_config_parse(sid_config *c, const char *text, const char *source, pd_error *err);
 int sid_config_load(sid_config *c, const char *path, pd_error *err);

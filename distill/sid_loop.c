@@ -281,7 +281,7 @@ int pd_distill_sid(const pd_sid_options *o, pd_error *err) {
            s->seconds / 3600.0, model_path);
     if (s->nonfinite || s->dropped)
         rp_log(o->log, o->user, "note: %zu non-finite gradient entries replaced, %lld samples "
-               "dropped for non-finite values (models.md §1.4 guards)", s->nonfinite, s->dropped);
+               "dropped for non-finite values (docs/algorithms.md §M1.4 guards)", s->nonfinite, s->dropped);
     rc = 0;
 done:
     fd_close(&fdc);

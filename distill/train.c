@@ -176,7 +176,7 @@ static void build_batch(tr_trainer *t, long long first, int n, uint64_t seed, in
         if (L > 0) {
             float *lab = t->labels + (size_t)i * L;
             memset(lab, 0, (size_t)L * sizeof(float));
-            /* Label dropout: the zero vector is the "no label" input (models.md §4.3). */
+            /* Label dropout: the zero vector is the "no label" input (docs/algorithms.md §M4.3). */
             if (!drop) lab[t->data->labels[t->idx[i]]] = 1.0f;
         }
         pd_randn(x, t->chw, seed, TR_STREAM_NOISE + (uint64_t)g);
@@ -202,7 +202,7 @@ int tr_step(tr_trainer *t, double *loss, pd_error *err) {
         return -1;
     t->t_fwdbwd += pd_now() - t1;
 
-    /* models.md §1.4: nan -> 0, +-inf -> +-1e5 before the optimiser, then optional clipping. */
+    /* docs/algorithms.md §M1.4: nan -> 0, +-inf -> +-1e5 before the optimiser, then optional clipping. */
     t->nonfinite += opt_sanitize(t->grad, t->n_params);
     t->grad_norm = opt_clip(t->grad, t->n_params, c->grad_clip);
     opt_adam a = {c->lr, c->beta1, c->beta2, c->eps, c->warmup_images, c->grad_clip};

@@ -14,7 +14,7 @@
  * tests/test_train.c and, through kill -9, tests/e2e_train.sh; it holds across thread counts as
  * long as the U-Net's results do not depend on them, which is its contract).
  *
- * Loss (models.md §1.3, EDM Alg. "training"): ln sigma ~ N(p_mean, p_std^2),
+ * Loss (docs/algorithms.md §M1.3, EDM Alg. "training"): ln sigma ~ N(p_mean, p_std^2),
  * lambda = (sigma^2 + sigma_d^2) / (sigma sigma_d)^2,
  *   L = (1/B) sum_i lambda_i sum_pix (D(y_i + sigma_i n_i; sigma_i, label_i) - y_i)^2,
  * the sum over pixels and mean over the batch that EDM optimises. Progress reports L / (C H W),

@@ -122,7 +122,7 @@ int pd_train(const pd_train_options *o, pd_error *err) {
                "forward/backward", 100.0 * t->t_fwdbwd / t->t_step);
     if (t->nonfinite)
         rp_log(o->log, o->user, "note: %zu non-finite gradient entries were replaced (models.md "
-               "§1.4 guard)", t->nonfinite);
+               "§M1.4 guard)", t->nonfinite);
     rc = 0;
 done:
     tr_free(t);

@@ -72,30 +72,30 @@ typedef enum {
     PD_SAMPLER_EULER,
     PD_SAMPLER_HEUN,
     PD_SAMPLER_DDIM,
-    PD_SAMPLER_DPMPP_2M,  /* DPM-Solver++(2M), data prediction in lambda = -ln sigma (samplers.md §3.1) */
+    PD_SAMPLER_DPMPP_2M,  /* DPM-Solver++(2M), data prediction in lambda = -ln sigma (docs/algorithms.md §S3.1) */
     PD_SAMPLER_DPMPP_3M,  /* DPM-Solver++(3M)                                                      */
-    PD_SAMPLER_IPNDM,     /* fixed-coefficient Adams-Bashforth in sigma, order <= 4 (§3.2)          */
-    PD_SAMPLER_DPM2,      /* DPM-Solver-2, single-step, 2 NFE per step (§3.4)                       */
-    PD_SAMPLER_UNIPC,     /* UniPC bh2 predictor-corrector, 1 NFE per step (§3.3)                   */
-    PD_SAMPLER_AMED,      /* AMED-Solver: learned mean-value step, 2 NFE per step (§4.2; predictor) */
-    PD_SAMPLER_AMED_PLUGIN, /* AMED-Plugin on iPNDM or Euler, 2 NFE per step (§4.6; predictor)      */
+    PD_SAMPLER_IPNDM,     /* fixed-coefficient Adams-Bashforth in sigma, order <= 4 (§S3.2)          */
+    PD_SAMPLER_DPM2,      /* DPM-Solver-2, single-step, 2 NFE per step (§S3.4)                       */
+    PD_SAMPLER_UNIPC,     /* UniPC bh2 predictor-corrector, 1 NFE per step (§S3.3)                   */
+    PD_SAMPLER_AMED,      /* AMED-Solver: learned mean-value step, 2 NFE per step (§S4.2; predictor) */
+    PD_SAMPLER_AMED_PLUGIN, /* AMED-Plugin on iPNDM or Euler, 2 NFE per step (§S4.6; predictor)      */
     PD_SAMPLER_COUNT
 } pd_sampler_kind;
 
 typedef enum {
-    PD_GRID_KARRAS,       /* EDM polynomial, rho (default 7)                     samplers.md §0.5 */
+    PD_GRID_KARRAS,       /* EDM polynomial, rho (default 7)                     docs/algorithms.md §S0.5 */
     PD_GRID_LOGSNR,       /* uniform in lambda = -ln sigma                                       */
     PD_GRID_VP_TIME,      /* uniform in VP time with exponent rho (1: AMED default)               */
     PD_GRID_DDIM_UNIFORM, /* DDPM linear-beta index grid, tau = 0, k, 2k, ...                     */
     PD_GRID_DDIM_QUAD,    /* DDPM index grid, quadratic                                           */
-    PD_GRID_COSINE,       /* uniform t under the logSNR-truncated cosine schedule (models.md §3.2) */
+    PD_GRID_COSINE,       /* uniform t under the logSNR-truncated cosine schedule (docs/algorithms.md §M3.2) */
     PD_GRID_COUNT
 } pd_grid_kind;
 
 typedef enum {
     PD_SHIFT_NONE,        /* sigma unchanged                                                      */
-    PD_SHIFT_SCALE,       /* simple diffusion: every sigma multiplied by d/base (models.md §3.3)  */
-    PD_SHIFT_INTERP,      /* logSNR interpolated between shift(base_low) and shift(d) (§3.4)      */
+    PD_SHIFT_SCALE,       /* simple diffusion: every sigma multiplied by d/base (docs/algorithms.md §M3.3)  */
+    PD_SHIFT_INTERP,      /* logSNR interpolated between shift(base_low) and shift(d) (§M3.4)      */
     PD_SHIFT_COUNT
 } pd_shift_kind;
 
@@ -196,7 +196,7 @@ struct pd_denoiser {
     void *ctx;
     long long evals;          /* calls to eval since creation (batched calls count once) */
     char desc[128];           /* human-readable description for metadata */
-    /* AMED's feature tap (samplers.md §4.4). feature_dim: values per image this denoiser can
+    /* AMED's feature tap (docs/algorithms.md §S4.4). feature_dim: values per image this denoiser can
      * report (64 for a network with an 8x8 level at this resolution; 0: no tap, as for analytic
      * denoisers and wrappers, whose callers use zeros). While feature_out is non-NULL, every eval
      * of a denoiser with a tap writes [n, feature_dim] there: the channel mean of the U-Net's last
@@ -204,7 +204,7 @@ struct pd_denoiser {
      * constructors leave both 0 (calloc). */
     float *feature_out;
     int feature_dim;
-    /* > 0: a one-step generator (model kind "generator", SiD models.md §1.2): pd_sample returns
+    /* > 0: a one-step generator (model kind "generator", SiD docs/algorithms.md §M1.2): pd_sample returns
      * D(sigma_init z; sigma_init, label) with one evaluation (NFE 1) whatever the sampler
      * settings. 0 for every other denoiser (calloc). */
     double sigma_init;
@@ -229,14 +229,14 @@ int pd_denoiser_from_model(pd_denoiser **out, pd_model *m, int res, pd_error *er
  * Defaults: mu 0, std 0.5, res 32, ch 3, n 16, seed 0; sigma range 0.002..80; an unknown or
  * repeated option fails naming it. ([K,H,W] arrays are read as C = 1.) */
 int pd_denoiser_analytic(pd_denoiser **out, const char *spec, pd_error *err);
-/* Upsample guidance (models.md §2, x0 form §2.3): sampling at m x the resolution of `lo`.
+/* Upsample guidance (docs/algorithms.md §M2, x0 form §M2.3): sampling at m x the resolution of `lo`.
  *   D~(x; sigma) = D_hi(x; sigma) + w Up_m( D_lo(Down_m x; sigma/m) - Down_m D_hi(x; sigma) )
  * Down_m = m x m average pooling, Up_m = nearest. hi and lo wrap the same model at m x and 1 x the
  * resolution (e.g. pd_denoiser_from_model(&hi, m, 64) and (&lo, m, 32)); they are not owned and
  * must outlive the wrapper. The guidance acts per sample on the images whose sigma >= sigma_on:
- * with the EDM VP time t(sigma) (models.md §3.8, beta_d 19.9, beta_min 0.1) and t_lo, t_hi the
+ * with the EDM VP time t(sigma) (docs/algorithms.md §M3.8, beta_d 19.9, beta_min 0.1) and t_lo, t_hi the
  * times of hi's sigma_min, sigma_max, sigma_on = sigma_VP(t_hi - eta (t_hi - t_lo)), i.e. the first
- * eta fraction of the trajectory in VP time (§2.4); eta >= 1: always on, eta <= 0 or w = 0: never
+ * eta fraction of the trajectory in VP time (§M2.4); eta >= 1: always on, eta <= 0 or w = 0: never
  * (then D~ is D_hi bit for bit). The wrapper counts one eval per call like any denoiser; the
  * inner calls are counted by hi and lo and by pd_upsample_guidance_stats. */
 int pd_denoiser_upsample_guidance(pd_denoiser **out, pd_denoiser *hi, pd_denoiser *lo, int m, double w,
@@ -256,11 +256,11 @@ int pd_upsample_guidance_stats(const pd_denoiser *d, long long *hi_calls, long l
  * one-step generator. inner is not owned and must outlive the wrapper. */
 int pd_denoiser_cfg(pd_denoiser **out, pd_denoiser *inner, double w, pd_error *err);
 
-/* Skip-Tuning (samplers.md §5): every encoder->decoder skip tensor of the U-Net is multiplied by
+/* Skip-Tuning (docs/algorithms.md §S5): every encoder->decoder skip tensor of the U-Net is multiplied by
  * its own rho_i before the decoder concatenates it. The k + 1 skips are numbered from the bottom
  * (i = 0: innermost, the first one the decoder consumes, i.e. the last the encoder produced) to
  * the top (i = k: the full-resolution enc conv). rho_i = rho_bottom + i (rho_top - rho_bottom)/k
- * (§5.2), or the explicit list rho[0..n_rho) (bottom first; n_rho must be k + 1). Per sample,
+ * (§S5.2), or the explicit list rho[0..n_rho) (bottom first; n_rho must be k + 1). Per sample,
  * the scales act only when sigma_lo <= sigma <= sigma_hi; elsewhere rho = 1. */
 #define PD_SKIP_TUNING_MAX 128
 typedef struct pd_skip_tuning {
@@ -333,9 +333,9 @@ typedef struct pd_sample_params {
     int dpmpp_exact_d2;       /* dpmpp-3m: 1 = twice the reference codes' D2 term, which makes the update the
                                * exact quadrature of the quadratic through M_i, M_{i-1}, M_{i-2} (third
                                * order); 0 (default) = the reference coefficient (DPM-Solver, diff-sampler,
-                               * k-diffusion; samplers.md §3.1), second order (tests/test_multistep.c) */
+                               * k-diffusion; docs/algorithms.md §S3.1), second order (tests/test_multistep.c) */
     double dpm2_r;            /* dpm2: intermediate sigma s = sigma_{i+1}^r sigma_i^(1-r), 0 < r <= 1; 0 = 1/2 */
-    int afs;                  /* 1: analytical first step (samplers.md §4.3) for any sampler: the first
+    int afs;                  /* 1: analytical first step (docs/algorithms.md §S4.3) for any sampler: the first
                                * denoiser call is answered by D = x - sigma x/sqrt(1 + sigma^2); one NFE less */
     /* amed, amed-plugin: the predictor g_phi (pd_amed_predictor_load; not owned; its kind picks
      * the plugin's base solver). NULL: the neutral predictor r = 1/2, c = a = 1, with which amed
@@ -362,7 +362,7 @@ typedef struct pd_sample_stats {
 pd_sample_params pd_sample_default_params(void);
 /* The grid a user expects for a sampler when none is named: karras for euler/heun (EDM), the
  * DDIM paper's ddim-uniform for ddim; logsnr for dpmpp-2m/3m and unipc, karras for ipndm and
- * dpm2 (diff-sampler's choices, samplers.md §3.5). */
+ * dpm2 (diff-sampler's choices, docs/algorithms.md §S3.5). */
 pd_grid_kind pd_sampler_default_grid(pd_sampler_kind k);
 /* Steps that fit a budget of nfe evaluations for this sampler (>= 1), or -1 if none fits.
  * With afs = 1 every count is one less than without. */
@@ -438,8 +438,8 @@ int pd_generate_class(const pd_generate_params *p, long long i);
 int pd_generate(pd_denoiser *d, const pd_generate_params *p, long long first, int count, float *out,
                 pd_sample_stats *stats, pd_error *err);
 
-/* ------------------------------------------------------------------ AMED (samplers.md §4)
- * The predictor g_phi (§4.4, samplers/amed_predictor.c): from the 64-value feature tap of an
+/* ------------------------------------------------------------------ AMED (docs/algorithms.md §S4)
+ * The predictor g_phi (§S4.4, samplers/amed_predictor.c): from the 64-value feature tap of an
  * interval's first denoiser call (pd_denoiser.feature_out; zeros on an AFS step or for a
  * denoiser without a tap) and the raw sigmas t_n > t_{n+1} it predicts, per image,
  *   r in (0, 1)                     the intermediate sigma s = t_{n+1}^r t_n^(1-r),
@@ -450,9 +450,9 @@ int pd_generate(pd_denoiser *d, const pd_generate_params *p, long long first, in
  * __metadata__["pixdiff.amed"], a JSON object recording what it was trained for (pd_amed_info). */
 
 typedef enum {
-    PD_AMED_SOLVER,       /* AMED-Solver (§4.2): sampler amed */
-    PD_AMED_PLUGIN_IPNDM, /* AMED-Plugin on iPNDM (§4.6): sampler amed-plugin */
-    PD_AMED_PLUGIN_EULER, /* AMED-Plugin on Euler (§4.6): sampler amed-plugin */
+    PD_AMED_SOLVER,       /* AMED-Solver (§S4.2): sampler amed */
+    PD_AMED_PLUGIN_IPNDM, /* AMED-Plugin on iPNDM (§S4.6): sampler amed-plugin */
+    PD_AMED_PLUGIN_EULER, /* AMED-Plugin on Euler (§S4.6): sampler amed-plugin */
     PD_AMED_KIND_COUNT
 } pd_amed_kind;
 const char *pd_amed_kind_name(pd_amed_kind k);  /* "solver", "plugin-ipndm", "plugin-euler" */
@@ -462,7 +462,7 @@ pd_sampler_kind pd_amed_kind_sampler(pd_amed_kind k);
 typedef struct pd_amed_info {
     pd_amed_kind kind;
     int steps;                /* intervals of the grid it was trained on (N - 1 timestamps' gaps) */
-    int nfe;                  /* 2 steps - afs (stopping at sigma_min, samplers.md §4.2) */
+    int nfe;                  /* 2 steps - afs (stopping at sigma_min, docs/algorithms.md §S4.2) */
     int afs;
     pd_grid_kind grid;
     double rho, sigma_min, sigma_max;
@@ -479,7 +479,7 @@ typedef struct pd_amed_info {
     double final_loss;        /* mean per-interval loss of the last training batch (0: none) */
 } pd_amed_info;
 
-/* A predictor with the init of §4.4 (W_t Xavier-uniform, other weights N(0, 1/fan_in), biases 0;
+/* A predictor with the init of §S4.4 (W_t Xavier-uniform, other weights N(0, 1/fan_in), biases 0;
  * Philox draws from seed); seed = 0 with zero_init = 1 gives all-zero weights, the neutral
  * predictor r = 1/2, c = a = 1. info->s_dir / s_time decide which heads exist. */
 int pd_amed_predictor_create(pd_amed_predictor **out, const pd_amed_info *info, uint64_t seed,
@@ -496,7 +496,7 @@ int pd_amed_predict(const pd_amed_predictor *p, const float *feature, int n, dou
  * predictor's training settings; the rest of sp is left as it is. */
 void pd_amed_sample_params(const pd_amed_predictor *p, pd_sample_params *sp);
 
-/* Predictor training (distill/amed_train.c, samplers.md §4.5). Per batch: initial noise z
+/* Predictor training (distill/amed_train.c, docs/algorithms.md §S4.5). Per batch: initial noise z
  * (Philox, image g of the run: pd_randn(seed, 0x414D000000000000 + g)) and, for a conditional
  * model, a uniform random class; the teacher (heun for solver and plugin-euler, ipndm max_order 4
  * for plugin-ipndm; no AFS; stopping at sigma_min) runs on the finer grid of (M + 1) steps + 1
@@ -602,7 +602,7 @@ int pd_train(const pd_train_options *o, pd_error *err);
 int pd_train_export(const char *checkpoint, const char *out_model, pd_error *err);
 
 /* ------------------------------------------------------------------ SiD distillation (distill/sid*.c)
- * Score identity Distillation (models.md §1) of a teacher denoiser into a one-step generator,
+ * Score identity Distillation (docs/algorithms.md §M1) of a teacher denoiser into a one-step generator,
  * from a YAML config (configs/distill/sid-*.yaml, distill/sid_config.h). The run's files live in
  * the output directory: checkpoint.safetensors (f_psi, G, G_ema, both Adam states, progress;
  * atomic, every training.checkpoint_images, at the end and on abort; a resumed run is
@@ -876,7 +876,7 @@ typedef struct pd_fid_result {
 int pd_fid_compute(const float *features, int n, const pd_fid_ref *ref, const pd_kid_params *kid,
                    pd_fid_result *r, pd_error *err);
 
-/* ---- SNR analysis (metrics/snr.c; models.md §3.1, §3.3)
+/* ---- SNR analysis (metrics/snr.c; docs/algorithms.md §M3.1, §M3.3)
  * The data's radially averaged power spectrum at an analysis resolution `size` (the data
  * average-pooled, or nearest-upsampled, from its own N to size; both must divide one another)
  * and after p x p average pooling for each p in pools. For an EDM noise level sigma, white noise

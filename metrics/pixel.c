@@ -1,6 +1,6 @@
 /* pixel.c — pixel-space metrics and resizing: class accuracy of requested labels, trajectory
  * error (RMSE, PSNR with data range 2) against a reference solution from the same noise, s x s
- * average pooling (models.md §2.1 Down_m) and nearest-neighbour upsampling (Up_m). Sums are in
+ * average pooling (docs/algorithms.md §M2.1 Down_m) and nearest-neighbour upsampling (Up_m). Sums are in
  * double, in index order (so pooling a nearest-upsampled image returns it bit for bit). */
 #include "metrics/metrics.h"
 

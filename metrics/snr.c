@@ -1,5 +1,5 @@
 /* snr.c — per-frequency SNR analysis of a data set under a noise schedule (pd_snr_spectra_*,
- * pd_snr_write_csv; models.md §3.1 and §3.3).
+ * pd_snr_write_csv; docs/algorithms.md §M3.1 and §M3.3).
  *
  * The data are brought to the analysis resolution `size` (average pooling down, nearest
  * upsampling up: an upsampled image is what a model sampling at m x its trained size is asked
@@ -8,8 +8,8 @@
  * memory stays bounded. Noise: x = x0 + sigma n with white n of unit variance per pixel has power
  * sigma^2 in every bin in this normalisation; p x p pooling divides its variance, hence its power
  * per bin, by p^2. So the SNR at bin k of the pooled image is p^2 P_p(k) / sigma^2 and, per pixel,
- * pooling adds 2 ln p to the logSNR (models.md §3.1). A shifted schedule multiplies sigma by
- * d/base (§3.3), lowering every SNR by (d/base)^2: for d = 2 base it undoes one 2x2 pooling.
+ * pooling adds 2 ln p to the logSNR (docs/algorithms.md §M3.1). A shifted schedule multiplies sigma by
+ * d/base (§M3.3), lowering every SNR by (d/base)^2: for d = 2 base it undoes one 2x2 pooling.
  */
 #include "core/util.h"
 #include "metrics/metrics.h"

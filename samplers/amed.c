@@ -1,10 +1,10 @@
-/* amed.c — AMED-Solver (samplers.md §4.2; zju-pi/diff-sampler amed_sampler). Interval
+/* amed.c — AMED-Solver (docs/algorithms.md §S4.2; zju-pi/diff-sampler amed_sampler). Interval
  * t0 = sigma_i -> t1 = sigma_{i+1}, per image b with (r_b, c_b, a_b) = g_phi(feature, t0, t1):
  *   d = (x - D(x; t0))/t0                 (AFS on the first interval: d = x/sqrt(1 + t0^2))
  *   s = t1^r t0^(1-r),  y = x + (s - t0) d,  d_s = (y - D(y; a s))/s   (net at a s, divide by s)
  *   x' = x + c (t1 - t0) d_s              (restarts from x, not from y)
  * Conventions: the default grid is vp-time with rho 1 and the run stops at sigma_min (diff-sampler,
- * §0.6); N timestamps = steps + 1, NFE = 2 steps - AFS = 2(N - 1) - AFS, so NFE 3/5/7/9 are
+ * §S0.6); N timestamps = steps + 1, NFE = 2 steps - AFS = 2(N - 1) - AFS, so NFE 3/5/7/9 are
  * N = 3/4/5/6 with AFS. With end_at_zero the step into sigma = 0 has no intermediate time and is
  * the Euler step that returns D(x; t0) (as dpm2.c): 2 steps - 1 - AFS. With r = 1/2, c = a = 1
  * (the neutral or an all-zero predictor) every operation is DPM-Solver-2's (dpm2.c, r = 1/2) in

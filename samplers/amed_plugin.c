@@ -1,4 +1,4 @@
-/* amed_plugin.c — AMED-Plugin (samplers.md §4.6; diff-sampler ipndm_sampler / euler_sampler with
+/* amed_plugin.c — AMED-Plugin (docs/algorithms.md §S4.6; diff-sampler ipndm_sampler / euler_sampler with
  * an AMED_predictor): one learned intermediate time s in every interval of the base solver, the
  * second half-step scaled by c. The base is the predictor's: iPNDM (fixed-coefficient
  * Adams–Bashforth, ipndm.c, order cap max_order, default the predictor's 4) or Euler (order 1).
@@ -16,7 +16,7 @@
 #include "samplers/amed_step.h"
 #include "samplers/multistep.h"
 
-/* AB coefficients, newest first, and their common denominator (samplers.md §3.2, as ipndm.c) */
+/* AB coefficients, newest first, and their common denominator (docs/algorithms.md §S3.2, as ipndm.c) */
 static const double ab[4][4] = {{1, 0, 0, 0}, {3, -1, 0, 0}, {23, -16, 5, 0}, {55, -59, 37, -9}};
 static const double ab_den[4] = {1, 2, 12, 24};
 

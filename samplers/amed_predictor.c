@@ -1,4 +1,4 @@
-/* amed_predictor.c — AMED's predictor g_phi (samplers.md §4.4): create, load, save, forward and
+/* amed_predictor.c — AMED's predictor g_phi (docs/algorithms.md §S4.4): create, load, save, forward and
  * backward, and the kind name table.
  *
  * Forward for one image (feature f, 64 values; raw sigmas t_n, t_{n+1}):
@@ -137,7 +137,7 @@ int pd_amed_predictor_create(pd_amed_predictor **out, const pd_amed_info *info, 
     if (!zero_init) {
         size_t off[12];
         offsets(p, off);
-        /* §4.4 init: W_t Xavier-uniform, the other weights N(0, 1/fan_in), biases 0. Tensor t
+        /* §S4.4 init: W_t Xavier-uniform, the other weights N(0, 1/fan_in), biases 0. Tensor t
          * draws from its own Philox stream, so adding a head never changes the others. */
         for (int t = 0; t < 12; t += 2) {
             if (off[t] == AMED_NO_HEAD) continue;

@@ -1,4 +1,4 @@
-/* amed_predictor.h — AMED's predictor g_phi inside the library (samplers.md §4.4): the parameter
+/* amed_predictor.h — AMED's predictor g_phi inside the library (docs/algorithms.md §S4.4): the parameter
  * arena, one image's forward with the activations backward needs, and the backward that the
  * trainer (distill/amed_train.c) uses. pixdiff.h has the public face (load, save, predict).
  *

@@ -73,7 +73,7 @@ void amed_predict_interval(pd_run *r, double t0, double t1) {
         st->r[b] = rr;
         st->c[b] = c;
         st->a[b] = a;
-        /* §4.1: s = t_{n+1}^r t_n^(1-r), written as DPM-Solver-2 writes it (dpm2.c), so the
+        /* docs/algorithms.md §S4.1: s = t_{n+1}^r t_n^(1-r), written as DPM-Solver-2 writes it (dpm2.c), so the
          * neutral predictor reproduces it bit for bit */
         st->s[b] = pow(t1, rr) * pow(t0, 1.0 - rr);
         st->sig[b] = a * st->s[b];

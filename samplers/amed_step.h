@@ -1,6 +1,6 @@
 /* amed_step.h — what the AMED-Solver (amed.c) and the AMED-Plugin (amed_plugin.c) share: the
  * predictor state of a run, the interval's first denoiser call with the feature tap, and the
- * per-image prediction of r, c, a with the intermediate sigma (samplers.md §4.2, §4.4).
+ * per-image prediction of r, c, a with the intermediate sigma (docs/algorithms.md §S4.2, §S4.4).
  *
  * Feature tap: the first call of interval n sets pd_denoiser.feature_out for that call only. An
  * AFS answer (no network call) and a denoiser without a tap (analytic, wrappers) give zeros, as

@@ -180,7 +180,7 @@ static pd_denoiser *new_denoiser(int C, int H, int W, const char *spec) {
     d->H = H;
     d->W = W;
     d->label_dim = 0;
-    d->sigma_min = 0.002;   /* EDM's range (samplers.md §0.1) */
+    d->sigma_min = 0.002;   /* EDM's range (docs/algorithms.md §S0.1) */
     d->sigma_max = 80.0;
     snprintf(d->desc, sizeof d->desc, "%s", spec);
     return d;

@@ -1,11 +1,11 @@
-/* ddim.c — DDIM in sigma form (samplers.md §1): with eta = 0 it is exactly Euler on the sigma
- * grid (§1.2; the same pd_euler_update, so the results are bit-identical), and with eta > 0 the
- * ancestral split of §1.3:
+/* ddim.c — DDIM in sigma form (docs/algorithms.md §S1): with eta = 0 it is exactly Euler on the sigma
+ * grid (§S1.2; the same pd_euler_update, so the results are bit-identical), and with eta > 0 the
+ * ancestral split of §S1.3:
  *   sigma_up = min(s1, eta sqrt(s1^2 (s0^2 - s1^2)/s0^2)),  sigma_down = sqrt(s1^2 - sigma_up^2),
  *   x' = x + (sigma_down - s0) (x - D)/s0 + sigma_up z,
  * z = image b's noise stream step + 1. eta = 1 is DDPM ancestral sampling (posterior variance).
  * The step into sigma = 0 adds no noise and returns D, which is DDIM's abar_{-1} = 1 rule: the
- * last output is x0-hat at the smallest index (§1.1). NFE = steps.
+ * last output is x0-hat at the smallest index (§S1.1). NFE = steps.
  *
  * Default grid: ddim-uniform, the DDIM paper's index grid, because a user who names "ddim"
  * expects DDIM's time steps (on karras it would be the euler sampler under another name). */

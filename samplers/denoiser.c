@@ -9,7 +9,7 @@ int pd_denoiser_eval(pd_denoiser *d, float *out, const float *x, const float *si
     if (!d || !d->eval) return pd_fail(err, "denoiser: NULL denoiser or eval function");
     if (!out || !x || !sigma) return pd_fail(err, "denoiser '%s': NULL buffer", d->desc);
     if (n < 1) return pd_fail(err, "denoiser '%s': batch size %d < 1", d->desc, n);
-    /* One count per batched call: "NFE" is network evaluations per image (samplers.md §0.6). */
+    /* One count per batched call: "NFE" is network evaluations per image (docs/algorithms.md §S0.6). */
     d->evals++;
     return d->eval(d, out, x, sigma, labels, n, err);
 }

@@ -1,10 +1,10 @@
-/* dpm2.c — DPM-Solver-2 in sigma form (samplers.md §3.4; diff-sampler's dpm_2_sampler), the
- * single-step second-order method that AMED-Solver generalises (§4.2). Step i, s0 = sigma_i,
+/* dpm2.c — DPM-Solver-2 in sigma form (docs/algorithms.md §S3.4; diff-sampler's dpm_2_sampler), the
+ * single-step second-order method that AMED-Solver generalises (§S4.2). Step i, s0 = sigma_i,
  * s1 = sigma_{i+1}, r = params.dpm2_r (0 means 1/2, the geometric midpoint):
  *   d = (x - D(x; s0))/s0,  s = s1^r s0^(1-r),  y = x + (s - s0) d,  d_s = (y - D(y; s))/s,
  *   x' = x + (s1 - s0) [ d_s/(2r) + (1 - 1/(2r)) d ]        (r = 1/2: x' = x + (s1 - s0) d_s)
  * A step into sigma = 0 would put s at 0, where d is undefined, so it is an Euler step instead,
- * which returns D(x; s0) (the EDM convention, §0.6, as Heun's last step): the end-at-zero
+ * which returns D(x; s0) (the EDM convention, §S0.6, as Heun's last step): the end-at-zero
  * convention costs 2N - 1 NFE, stopping at sigma_min 2N. With AFS the first d is analytic. */
 #include "samplers/sampler_impl.h"
 #include <math.h>

@@ -1,11 +1,11 @@
 /* dpmpp.c — DPM-Solver++(2M) and (3M): multistep exponential integrators for the data
- * prediction M_i = D(x_i; sigma_i) in log-SNR time lambda = -ln sigma (samplers.md §3.1, EDM
+ * prediction M_i = D(x_i; sigma_i) in log-SNR time lambda = -ln sigma (docs/algorithms.md §S3.1, EDM
  * sigma form, alpha = 1). One denoiser call per step; the history M_{i-1}, M_{i-2} sits in
  * three scratch buffers used as a ring (M_k in work[k % 3]) and its sigmas are the grid's own,
  * sigma_{i-1} and sigma_{i-2}. With h = ln(sigma_i/sigma_{i+1}), phi1 = e^{-h} - 1 (expm1),
  *   order 1 (= DDIM/Euler): x' = (sigma_{i+1}/sigma_i) x - phi1 M_i
  *   order 2: r0 = h_{i-1}/h, D1 = (M_i - M_{i-1})/r0, x' = (sigma_{i+1}/sigma_i) x - phi1 M_i - phi1 D1/2
- *   order 3: diff-sampler's multistep_dpm_solver_third_update (the formula of §3.1, D_1, D_2,
+ *   order 3: diff-sampler's multistep_dpm_solver_third_update (the formula of §S3.1, D_1, D_2,
  *            phi2 = phi1/h + 1, phi3 = phi2/h - 1/2, x' = ratio x - phi1 M_i + phi2 D_1 - phi3 D_2).
  * About order 3: the exact integral of e^{-(h-u)} times the quadratic through M_i, M_{i-1},
  * M_{i-2} is -phi1 M_i + phi2 D_1 - 2 phi3 D_2 (D_2 ~ h^2 M''/2, and the M'' coefficient is

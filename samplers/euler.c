@@ -1,6 +1,6 @@
 /* euler.c — Euler on the probability-flow ODE dx/dsigma = (x - D(x;sigma))/sigma
- * (samplers.md §2.1): one denoiser call per step, first order. The step into sigma = 0 returns
- * D (EDM convention, §0.6); stopping at sigma_min (end_at_zero = 0) just takes the last Euler
+ * (docs/algorithms.md §S2.1): one denoiser call per step, first order. The step into sigma = 0 returns
+ * D (EDM convention, §S0.6); stopping at sigma_min (end_at_zero = 0) just takes the last Euler
  * step to sigma_min. NFE = steps either way. */
 #include "samplers/sampler_impl.h"
 

@@ -1,4 +1,4 @@
-/* generator.c — pd_sample's path for a one-step generator (a SiD model, models.md §1.2).
+/* generator.c — pd_sample's path for a one-step generator (a SiD model, docs/algorithms.md §M1.2).
  *
  * A generator G is the EDM denoiser of its network evaluated once at a fixed sigma_init on noise
  * of that scale: x = D(sigma_init z; sigma_init, label) (SiD's generate_onestep.py with

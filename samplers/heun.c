@@ -1,5 +1,5 @@
 /* heun.c — Heun's second-order method, EDM Algorithm 1 and, with S_churn > 0, Algorithm 2
- * (samplers.md §2.2, models.md §3.7). Step i (sigmas s0 = sigma_i, s1 = sigma_{i+1}):
+ * (docs/algorithms.md §S2.2, docs/algorithms.md §M3.7). Step i (sigmas s0 = sigma_i, s1 = sigma_{i+1}):
  *   gamma = min(S_churn/N, sqrt(2) - 1) if S_tmin <= s0 <= S_tmax else 0   (N = steps)
  *   s_hat = s0 (1 + gamma);  x_hat = x + sqrt(s_hat^2 - s0^2) S_noise z     (z: stream i + 1)
  *   d = (x_hat - D(x_hat; s_hat))/s_hat;  x' = x_hat + (s1 - s_hat) d       (Euler predictor)

@@ -1,4 +1,4 @@
-/* ipndm.c — iPNDM (DEIS paper's improved PNDM; samplers.md §3.2): Adams–Bashforth in sigma on
+/* ipndm.c — iPNDM (DEIS paper's improved PNDM; docs/algorithms.md §S3.2): Adams–Bashforth in sigma on
  * the direction d_i = (x_i - D(x_i; sigma_i))/sigma_i with the fixed equal-step coefficients
  *   p = 1: d_i    p = 2: (3 d_i - d_{i-1})/2    p = 3: (23 d_i - 16 d_{i-1} + 5 d_{i-2})/12
  *   p = 4: (55 d_i - 59 d_{i-1} + 37 d_{i-2} - 9 d_{i-3})/24,

@@ -1,5 +1,5 @@
 /* multistep.c — the order rule, the max_order option and dynamic thresholding shared by the
- * multistep samplers (contract in multistep.h; samplers.md §3.1, §3.3). */
+ * multistep samplers (contract in multistep.h; docs/algorithms.md §S3.1, §S3.3). */
 #include "samplers/multistep.h"
 #include <math.h>
 

@@ -1,6 +1,6 @@
 /* multistep.h — what the multistep samplers (DPM-Solver++ 2M/3M, UniPC, iPNDM) share: the
  * order rule with warm-up and lower-order final steps, the max_order option, and dynamic
- * thresholding of data predictions (samplers.md §3.1, §3.3).
+ * thresholding of data predictions (docs/algorithms.md §S3.1, §S3.3).
  *
  * Order of step i of `steps` (sigma_i -> sigma_{i+1}), with p = max_order:
  *   lower_order_final = 1 (default): diff-sampler's expression, verbatim,
@@ -24,7 +24,7 @@ int pd_ms_order(const pd_run *r, int i, int max_order);
  * Returns the order, or -1 with r->err. */
 int pd_ms_max_order(const pd_run *r, int def, int hi);
 
-/* Dynamic thresholding (samplers.md §3.1, diff-sampler's dynamic_thresholding_fn): per image,
+/* Dynamic thresholding (docs/algorithms.md §S3.1, diff-sampler's dynamic_thresholding_fn): per image,
  * s = max(1, quantile_q |m|) with torch.quantile's linear interpolation between order
  * statistics (position q (dim - 1)), then m <- clip(m, -s, s)/s. m is [n, dim]; scratch is
  * n * dim doubles. The quantile is an exact order statistic, so the result does not depend on

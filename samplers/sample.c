@@ -4,7 +4,7 @@
  * pd_sample resolves the parameters (sigma range and shift resolution from the denoiser, steps
  * from an NFE budget), builds the sigma grid, allocates one arena for the whole call (grid,
  * float64 state, denoiser input/output in float32, the sampler's scratch), starts from
- * x = sigma_0 z (samplers.md §0.1) and runs the sampler's step function once per grid interval,
+ * x = sigma_0 z (docs/algorithms.md §S0.1) and runs the sampler's step function once per grid interval,
  * checking the abort callback before and reporting progress after each step. The caller's x is
  * written only on success. Statistics: NFE counts batched denoiser calls (one per image), time
  * is wall-clock in total and inside the denoiser. AFS (params.afs) lives in pd_run_denoise, so
@@ -51,7 +51,7 @@ pd_sample_params pd_sample_default_params(void) {
     p.sched = pd_schedule_default_params();
     p.sched.sigma_min = 0;                 /* 0: the denoiser's range (resolved by pd_sample) */
     p.sched.sigma_max = 0;
-    p.steps = 18;                          /* EDM's CIFAR-10 setting, NFE 35 (samplers.md §2.2) */
+    p.steps = 18;                          /* EDM's CIFAR-10 setting, NFE 35 (docs/algorithms.md §S2.2) */
     p.nfe = 0;
     p.eta = 0;
     p.s_churn = 0;                         /* EDM Alg. 2 defaults: no churn, S_min 0, S_max inf */
@@ -59,7 +59,7 @@ pd_sample_params pd_sample_default_params(void) {
     p.s_tmax = INFINITY;
     p.s_noise = 1;
     p.max_order = 0;                       /* the sampler's own (samplers/multistep.h) */
-    p.lower_order_final = 1;               /* diff-sampler's rule (samplers.md §3.1) */
+    p.lower_order_final = 1;               /* diff-sampler's rule (docs/algorithms.md §S3.1) */
     p.thresholding = 0;                    /* off: it assumes data in [-1, 1] */
     p.dpmpp_exact_d2 = 0;                  /* the reference codes' 3M coefficient (dpmpp.c) */
     p.dpm2_r = 0;                          /* 1/2, the original DPM-Solver-2 */
@@ -101,7 +101,7 @@ int pd_sampler_steps_for_nfe(const pd_sample_params *p, int nfe) {
 int pd_run_denoise(pd_run *r, const double *x, double sigma, int step) {
     size_t total = r->total;
     if (r->afs_pending) {
-        /* AFS (samplers.md §4.3): at sigma_max, x ~ sigma z, so x/sqrt(1 + sigma^2) is the
+        /* AFS (docs/algorithms.md §S4.3): at sigma_max, x ~ sigma z, so x/sqrt(1 + sigma^2) is the
          * epsilon estimate and D = x - sigma x/sqrt(1 + sigma^2) = x/(q (q + sigma)) with
          * q = sqrt(1 + sigma^2), the second form free of cancellation at large sigma. */
         r->afs_pending = 0;

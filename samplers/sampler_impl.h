@@ -13,7 +13,7 @@
  * names.c, a file with its pd_sampler_impl, and its entry in sample.c's table; the _Static_asserts
  * catch a missing name or vtable. Parameters it needs go into pd_sample_params (additively).
  *
- * The state is float64 like EDM's reference sampler (samplers.md §0.1); the denoiser sees float32
+ * The state is float64 like EDM's reference sampler (docs/algorithms.md §S0.1); the denoiser sees float32
  * (pd_run_denoise converts). Every update below is elementwise, so an image's result does not
  * depend on the batch it is in or on the thread count.
  */
@@ -74,13 +74,13 @@ const pd_sampler_impl *pd_sampler_impl_get(pd_sampler_kind k);
 
 /* One batched denoiser call at a single sigma for every image: D(x; sigma) -> r->den.
  * Counts the NFE and the time inside the denoiser; on failure names the step. With AFS
- * (samplers.md §4.3) the first call of a run is answered without the network by
+ * (docs/algorithms.md §S4.3) the first call of a run is answered without the network by
  * D = x - sigma x/sqrt(1 + sigma^2) (so d = x/sqrt(1 + sigma^2)), counts no NFE and sets
  * r->last_afs; every sampler thereby gets AFS on its first evaluation, and multistep samplers
  * store that D/d in their history like any other. */
 int pd_run_denoise(pd_run *r, const double *x, double sigma, int step);
 /* The same with a sigma per image, sigma[n] (AMED calls the network at a_b s_b, samplers.md
- * §4.2); one NFE. AFS, when pending, uses each image's sigma. */
+ * §S4.2); one NFE. AFS, when pending, uses each image's sigma. */
 int pd_run_denoise_each(pd_run *r, const double *x, const double *sigma, int step);
 
 /* Per-image step noise into eps[total]: image b gets pd_randn_double(seeds[b], step + 1)
@@ -88,9 +88,9 @@ int pd_run_denoise_each(pd_run *r, const double *x, const double *sigma, int ste
  * float rounding), so image b's noise depends only on its own seed. */
 void pd_run_noise(pd_run *r, int step, double *eps);
 
-/* The Euler step of the PF-ODE dx/dsigma = (x - D)/sigma (samplers.md §2.1), in place:
+/* The Euler step of the PF-ODE dx/dsigma = (x - D)/sigma (docs/algorithms.md §S2.1), in place:
  * x += (s1 - s0) (x - D)/s0. When s1 == 0 the result is D itself: x + (0 - s0)(x - D)/s0 = D
- * exactly in real arithmetic, and assigning D avoids the cancellation (EDM §0.6: the step into
+ * exactly in real arithmetic, and assigning D avoids the cancellation (EDM §S0.6: the step into
  * sigma = 0 "returns D"). Shared by Euler and DDIM so that DDIM(eta = 0) is bit-identical. */
 void pd_euler_update(double *x, const float *den, double s0, double s1, size_t total);
 

@@ -1,14 +1,14 @@
-/* upsample_guidance.c — the upsample-guidance denoiser wrapper (models.md §2; contract in
+/* upsample_guidance.c — the upsample-guidance denoiser wrapper (docs/algorithms.md §M2; contract in
  * pixdiff.h pd_denoiser_upsample_guidance). For each call on [n, C, mH, mW]:
  *   out = D_hi(x; sigma)                                           (one hi call, the whole batch)
  *   for the images with sigma_b >= sigma_on (gathered into a compact batch, so the lo branch
  *   spends nothing on the others and an image's result does not depend on its neighbours):
- *     lo_b = D_lo(Down_m x_b; sigma_b/m)                           (§2.2: pooling divides the
+ *     lo_b = D_lo(Down_m x_b; sigma_b/m)                           (§M2.2: pooling divides the
  *                                                                   noise std by m, EDM form)
- *     out_b += w Up_m(lo_b - Down_m out_b)                          (§2.3, x0 form)
+ *     out_b += w Up_m(lo_b - Down_m out_b)                          (§M2.3, x0 form)
  * Down_m is the mean of each m x m block, summed in double in a fixed order; Up_m copies a
  * low-resolution pixel into its block. The activity threshold is fixed at construction from the
- * hi denoiser's sigma range (VP time, models.md §2.4 and §3.8; the formula is in pixdiff.h).
+ * hi denoiser's sigma range (VP time, docs/algorithms.md §M2.4 and §M3.8; the formula is in pixdiff.h).
  * Scratch for the lo branch is sized on the first call and regrown only for a larger batch, as
  * the network denoisers do, so a sampling loop allocates nothing after its first step. */
 #include "core/util.h"
@@ -166,7 +166,7 @@ int pd_denoiser_upsample_guidance(pd_denoiser **out, pd_denoiser *hi, pd_denoise
     c->m = m;
     c->w = w;
     c->eta = eta;
-    /* models.md §2.4: on during the first eta of the trajectory in VP time, t(sigma_max) -> t(sigma_min) */
+    /* docs/algorithms.md §M2.4: on during the first eta of the trajectory in VP time, t(sigma_max) -> t(sigma_min) */
     if (eta >= 1) c->sigma_on = 0;
     else if (eta <= 0) c->sigma_on = INFINITY;
     else {

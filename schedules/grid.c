@@ -1,4 +1,4 @@
-/* grid.c — sigma grids (samplers.md §0.5, §0.6): pd_schedule_default_params and pd_sigma_grid.
+/* grid.c — sigma grids (docs/algorithms.md §S0.5, §S0.6): pd_schedule_default_params and pd_sigma_grid.
  *
  * A grid is built in two stages. First the m nonzero sigmas, decreasing from sigma_max to
  * sigma_min, where m = steps when end_at_zero = 1 (EDM: sigma = 0 is then appended, so there are
@@ -11,7 +11,7 @@
  * strictly decreasing.
  *
  * The table grids (ddim-uniform, ddim-quad) take sigmas from the DDPM linear-beta table
- * (models.md §3.5, T = 1000). DDIM's index formulas are applied to the part of the table that
+ * (docs/algorithms.md §M3.5, T = 1000). DDIM's index formulas are applied to the part of the table that
  * lies inside [sigma_min, sigma_max]: with T' such indices starting at j0,
  *   uniform: tau_i = j0 + i k, k = floor(T'/m);   quad: tau_i = j0 + floor((i sqrt(0.8 T')/(m-1))^2),
  * with quad's repeated indices (m > ~0.3 sqrt(T')) pushed up by one so no step has zero length.
@@ -22,7 +22,7 @@
  * 1000 for 10 steps) and the smallest is the first table sigma >= sigma_min, also when
  * end_at_zero = 0. Clamping each value into range instead would repeat sigma_max for fine grids.
  *
- * The cosine grid is uniform in t of the truncated cosine schedule (models.md §3.2, lambda in
+ * The cosine grid is uniform in t of the truncated cosine schedule (docs/algorithms.md §M3.2, lambda in
  * [-15, 15]) over the part of t in [0, 1] whose sigma lies in [sigma_min, sigma_max]:
  * t from min(1, t(sigma_max)) down to max(0, t(sigma_min)). Clipping the *schedule* this way,
  * rather than clipping sigma(t_i) for t_i uniform on [0, 1], keeps every step distinct for any
@@ -33,7 +33,7 @@
 #include "schedules/shift.h"
 #include <math.h>
 
-/* samplers.md §0.5: diff-sampler's time_uniform fits the VP schedule with eps_s = 1e-3. */
+/* docs/algorithms.md §S0.5: diff-sampler's time_uniform fits the VP schedule with eps_s = 1e-3. */
 #define VP_EPS_S 1e-3
 /* Above this many steps a grid is certainly a mistake (and would be memory for nothing). */
 #define MAX_STEPS 1000000
@@ -42,17 +42,17 @@ pd_schedule_params pd_schedule_default_params(void) {
     pd_schedule_params p = {0};
     p.grid = PD_GRID_KARRAS;
     p.rho = 0;                 /* the grid's default: 7 for karras, 1 for vp-time */
-    p.sigma_min = 0.002;       /* EDM's range (samplers.md §0.1) */
+    p.sigma_min = 0.002;       /* EDM's range (docs/algorithms.md §S0.1) */
     p.sigma_max = 80.0;
     p.end_at_zero = 1;         /* EDM convention */
     p.shift = PD_SHIFT_NONE;
     p.shift_res = 0;           /* pd_sample fills the denoiser's resolution when <= 0 */
-    p.shift_base = 64;         /* simple diffusion's reference resolution (models.md §3.3) */
-    p.shift_base_low = 32;     /* simple diffusion / k-diffusion's low base (models.md §3.4) */
+    p.shift_base = 64;         /* simple diffusion's reference resolution (docs/algorithms.md §M3.3) */
+    p.shift_base_low = 32;     /* simple diffusion / k-diffusion's low base (docs/algorithms.md §M3.4) */
     return p;
 }
 
-/* samplers.md §0.5 Karras: (smax^(1/rho) + f (smin^(1/rho) - smax^(1/rho)))^rho, f = i/(m-1). */
+/* docs/algorithms.md §S0.5 Karras: (smax^(1/rho) + f (smin^(1/rho) - smax^(1/rho)))^rho, f = i/(m-1). */
 static void grid_karras(double *s, int m, double smin, double smax, double rho) {
     double a = pow(smax, 1.0 / rho), b = pow(smin, 1.0 / rho);
     for (int i = 1; i < m - 1; i++) s[i] = pow(a + (double)i / (m - 1) * (b - a), rho);
@@ -64,7 +64,7 @@ static void grid_logsnr(double *s, int m, double smin, double smax) {
     for (int i = 1; i < m - 1; i++) s[i] = exp(a + (double)i / (m - 1) * (b - a));
 }
 
-/* samplers.md §0.5 VP time-uniform: t_i = (1 + f (eps^(1/rho) - 1))^rho under the VP schedule
+/* docs/algorithms.md §S0.5 VP time-uniform: t_i = (1 + f (eps^(1/rho) - 1))^rho under the VP schedule
  * fitted so that sigma(1) = sigma_max and sigma(eps) = sigma_min. */
 static void grid_vp_time(double *s, int m, double smin, double smax, double rho) {
     double bd, bmin;

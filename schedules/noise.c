@@ -1,6 +1,6 @@
-/* noise.c — the noise schedules of models.md §3 (noise.h) as EDM sigmas, in double.
+/* noise.c — the noise schedules of docs/algorithms.md §M3 (noise.h) as EDM sigmas, in double.
  *
- * Everything converts through sigma = sqrt((1 - abar)/abar) (models.md §0), computed as
+ * Everything converts through sigma = sqrt((1 - abar)/abar) (docs/algorithms.md §M0), computed as
  * sqrt(expm1(-log abar)) so that tiny noise levels (abar -> 1) keep their relative precision.
  */
 #include "schedules/noise.h"
@@ -8,7 +8,7 @@
 
 #define PI 3.14159265358979323846
 
-/* VP: sigma^2 = exp(beta_d t^2/2 + beta_min t) - 1 (samplers.md §0.2); expm1 keeps small t exact. */
+/* VP: sigma^2 = exp(beta_d t^2/2 + beta_min t) - 1 (docs/algorithms.md §S0.2); expm1 keeps small t exact. */
 double pd_vp_sigma(double t, double beta_d, double beta_min) {
     return sqrt(expm1(0.5 * beta_d * t * t + beta_min * t));
 }
@@ -19,7 +19,7 @@ double pd_vp_time(double sigma, double beta_d, double beta_min) {
     return (sqrt(beta_min * beta_min + 2.0 * beta_d * l) - beta_min) / beta_d;
 }
 
-/* samplers.md §0.5: two conditions sigma(1) = sigma_max, sigma(eps) = sigma_min, linear in
+/* docs/algorithms.md §S0.5: two conditions sigma(1) = sigma_max, sigma(eps) = sigma_min, linear in
  * (beta_d, beta_min): beta_d/2 + beta_min = L_max and beta_d eps^2/2 + beta_min eps = L_min. */
 void pd_vp_fit(double sigma_min, double sigma_max, double eps_s, double *beta_d, double *beta_min) {
     double lmin = log1p(sigma_min * sigma_min), lmax = log1p(sigma_max * sigma_max);
@@ -27,7 +27,7 @@ void pd_vp_fit(double sigma_min, double sigma_max, double eps_s, double *beta_d,
     *beta_min = lmax - 0.5 * *beta_d;
 }
 
-/* models.md §3.5. The cumulative product is kept as a sum of log1p(-beta) so the small-index
+/* docs/algorithms.md §M3.5. The cumulative product is kept as a sum of log1p(-beta) so the small-index
  * sigmas (abar ~ 0.9999) are not lost to cancellation in 1 - abar. */
 void pd_ddpm_linear_sigmas(double *sigma, int T) {
     double logabar = 0.0;
@@ -38,7 +38,7 @@ void pd_ddpm_linear_sigmas(double *sigma, int T) {
     }
 }
 
-/* models.md §3.6 (iDDPM): betas from the ratio of f, clipped at 0.999, then abar is the product
+/* docs/algorithms.md §M3.6 (iDDPM): betas from the ratio of f, clipped at 0.999, then abar is the product
  * of (1 - beta) again, as the iDDPM code does; the clip is what makes abar_T ~ 2.4e-9. */
 void pd_iddpm_cosine_sigmas(double *sigma, int T) {
     const double s = 0.008;
@@ -55,7 +55,7 @@ void pd_iddpm_cosine_sigmas(double *sigma, int T) {
     }
 }
 
-/* EDM iDDPMPrecond (samplers.md §0.5): built from u_M = 0 downwards in j. */
+/* EDM iDDPMPrecond (docs/algorithms.md §S0.5): built from u_M = 0 downwards in j. */
 void pd_iddpm_u_table(double *u, int M) {
     const double C1 = 0.001, C2 = 0.008;
     u[M] = 0.0;
@@ -66,7 +66,7 @@ void pd_iddpm_u_table(double *u, int M) {
     }
 }
 
-/* models.md §3.2: with a = a0 + t (a1 - a0), tan(a) = exp(-lambda/2) = sigma. */
+/* docs/algorithms.md §M3.2: with a = a0 + t (a1 - a0), tan(a) = exp(-lambda/2) = sigma. */
 static double cos_a0(void) { return atan(exp(-0.5 * PD_COSINE_LAMBDA_MAX)); }
 static double cos_a1(void) { return atan(exp(-0.5 * PD_COSINE_LAMBDA_MIN)); }
 

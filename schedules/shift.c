@@ -1,10 +1,10 @@
-/* shift.c — SNR shift of a sigma grid (models.md §3.3, §3.4), as a factor on each EDM sigma.
+/* shift.c — SNR shift of a sigma grid (docs/algorithms.md §M3.3, §M3.4), as a factor on each EDM sigma.
  *
- * Scale (simple diffusion, §3.3): lambda_shift = lambda + 2 ln(base/d), i.e. sigma * d/base, so
- * a d x d image gets the SNR its base-resolution average-pooled version would have (§3.1).
+ * Scale (simple diffusion, §M3.3): lambda_shift = lambda + 2 ln(base/d), i.e. sigma * d/base, so
+ * a d x d image gets the SNR its base-resolution average-pooled version would have (§M3.1).
  *
- * Interp (§3.4): lambda(t) = t lambda_shift(base)(t) + (1 - t) lambda_shift(base_low)(t), where t
- * is the time of the *unshifted* sigma under the truncated cosine schedule (§3.2, lambda in
+ * Interp (§M3.4): lambda(t) = t lambda_shift(base)(t) + (1 - t) lambda_shift(base_low)(t), where t
+ * is the time of the *unshifted* sigma under the truncated cosine schedule (§M3.2, lambda in
  * [-15, 15]), clamped to [0, 1]. In sigma terms the factor is (d/base)^t (d/base_low)^(1-t): near
  * t = 0 (little noise) the base_low shift dominates, near t = 1 the base shift. This is the
  * direction two independent sources agree on (the study notes' transcription of simple diffusion
@@ -13,7 +13,7 @@
  * simple diffusion's example. Taking t from the sigma itself (rather than from the step index)
  * makes the shift a fixed re-labelling of noise levels, the same on every grid.
  *
- * Truncation variant: the plain one (§3.3) — the grid is built on [sigma_min, sigma_max] and then
+ * Truncation variant: the plain one (§M3.3) — the grid is built on [sigma_min, sigma_max] and then
  * every nonzero sigma is multiplied, so the shifted range moves to [sigma_min f, sigma_max f] and
  * nothing is clipped afterwards. Reasons: the public contract says "every sigma multiplied by
  * d/base"; clipping back into the model's range would undo the extra noise the shift exists to

@@ -1,4 +1,4 @@
-/* shift.h — the SNR shift of models.md §3.3/§3.4 as a factor on EDM sigma (internal to
+/* shift.h — the SNR shift of docs/algorithms.md §M3.3/§M3.4 as a factor on EDM sigma (internal to
  * schedules/; pd_sigma_grid applies it to the nonzero sigmas of a grid). */
 #ifndef PD_SHIFT_H
 #define PD_SHIFT_H

@@ -88,13 +88,13 @@ typedef struct sw_sampler {
 typedef struct sw_variant {
     char name[48];
     int line;
-    pd_shift_kind shift;     /* SNR shift of the grid (models.md §3.3-3.4) */
+    pd_shift_kind shift;     /* SNR shift of the grid (docs/algorithms.md §M3.3-3.4) */
     double shift_base;       /* 0 = the model's trained resolution */
     double shift_base_low;
     int size;                /* sampling resolution, 0 = the trained one */
-    int ug;                  /* upsample guidance (models.md §2): size = m x trained */
+    int ug;                  /* upsample guidance (docs/algorithms.md §M2): size = m x trained */
     double ug_w, ug_eta;
-    int skip;                /* Skip-Tuning (samplers.md §5) */
+    int skip;                /* Skip-Tuning (docs/algorithms.md §S5) */
     pd_skip_tuning skip_tuning;
     int cfg;                 /* classifier-free guidance (pd_denoiser_cfg) with weight cfg_w */
     double cfg_w;

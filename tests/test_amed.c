@@ -1,4 +1,4 @@
-/* test_amed — the AMED samplers (samplers.md §4.2, §4.6): amed (AMED-Solver) and amed-plugin.
+/* test_amed — the AMED samplers (docs/algorithms.md §S4.2, §S4.6): amed (AMED-Solver) and amed-plugin.
  *
  *   - with an all-zero ("constant") predictor, r = 1/2, c = a = 1, and with no predictor, amed is
  *     BIT-IDENTICAL to dpm2 (DPM-Solver-2, r = 1/2) on the analytic Gaussian (karras and vp-time

@@ -1,4 +1,4 @@
-/* test_amed_predictor — AMED's g_phi (samplers.md §4.4): forward against a naive double twin,
+/* test_amed_predictor — AMED's g_phi (docs/algorithms.md §S4.4): forward against a naive double twin,
  * backward against finite differences, parameter counts, the file format and its failures.
  *
  *   - parameter counts 8929 (r only), 8950 (with c, the AMED-Solver default), 8971 (both heads);

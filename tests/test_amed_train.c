@@ -1,4 +1,4 @@
-/* test_amed_train — AMED predictor training (samplers.md §4.5; distill/amed_student.c,
+/* test_amed_train — AMED predictor training (docs/algorithms.md §S4.5; distill/amed_student.c,
  * distill/amed_train.c) on the tiny preset with random weights.
  *
  *   - the gradient of one student interval's loss with respect to g_phi's parameters, back-

@@ -1,4 +1,4 @@
-/* test_model_io.c — model files (DESIGN.md "File formats", models.md §5) and model bookkeeping:
+/* test_model_io.c — model files (DESIGN.md "File formats", docs/algorithms.md §M5) and model bookkeeping:
  *   - create → save → load gives bit-identical params and an identical config (class names with
  *     JSON-special characters included), the EDM resample_filter buffers are written and ignored;
  *   - an F16 file (written here by hand) loads to the half-rounded values exactly;
@@ -6,7 +6,7 @@
  *     config value, a missing config, a truncated file and a non-safetensors file all fail with a
  *     message naming the tensor / key / file;
  *   - a failed save (bad directory, unsupported config) writes nothing;
- *   - parameter and tensor counts of EDM's published nets (models.md §4.8) from the tensor table;
+ *   - parameter and tensor counts of EDM's published nets (docs/algorithms.md §M4.8) from the tensor table;
  *   - pd_model_gflops against a count written out by hand, module by module.
  */
 #include "pixdiff.h"
@@ -293,7 +293,7 @@ int main(void) {
         snprintf(m->cfg.encoder_type, sizeof m->cfg.encoder_type, "standard");
     }
 
-    /* Counts of EDM's published nets (models.md §4.8), from the tensor table alone. */
+    /* Counts of EDM's published nets (docs/algorithms.md §M4.8), from the tensor table alone. */
     {
         pd_unet_config e = pd_unet_config_default();
         e.augment_dim = 9;

@@ -1,5 +1,5 @@
 /* test_multistep — DPM-Solver++(2M/3M), iPNDM, DPM-Solver-2, UniPC and AFS against exact answers
- * on analytic Gaussian data (samplers.md §3, §4.3).
+ * on analytic Gaussian data (docs/algorithms.md §S3, §S4.3).
  *
  * Gaussian data N(0.3, 0.5^2) on 8x8x1 images has a closed-form PF-ODE solution, so every sampler
  * stopping at sigma_min is compared with the exact x(sigma_min) over a range of step counts where
@@ -106,7 +106,7 @@ static void test_convergence(void) {
 
 /* ---------------------------------------------------------------- by-hand references */
 
-/* DPM-Solver++ in double, the §3.1 formulas with the given order sequence and D2 factor */
+/* DPM-Solver++ in double, the §S3.1 formulas with the given order sequence and D2 factor */
 static void dpmpp_ref(double *x, int n, const double *sig, int steps, const int *order, double d2fac) {
     double M[3][256];
     for (int i = 0; i < steps; i++) {

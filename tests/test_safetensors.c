@@ -1,4 +1,4 @@
-/* test_safetensors — models.md §5: F32 round trip with awkward metadata (quotes, backslashes,
+/* test_safetensors — docs/algorithms.md §M5: F32 round trip with awkward metadata (quotes, backslashes,
  * newlines, control characters, UTF-8, a JSON object as a string); exhaustive F16 and BF16
  * decoding of all 65536 bit patterns against a double-precision reference built from the
  * IEEE definitions; a hand-built mixed file (tensor order != offset order, padded header,

@@ -1,4 +1,4 @@
-/* test_samplers — samplers against exact answers on analytic data (samplers.md §1, §2, §0.6).
+/* test_samplers — samplers against exact answers on analytic data (docs/algorithms.md §S1, §S2, §S0.6).
  *
  * Gaussian data N(0.3, 0.5^2) on 8x8x1 images has a closed-form PF-ODE solution
  * (pd_gaussian_ode_exact, checked here against its formula), so Euler / DDIM(eta=0) / Heun stopping
@@ -346,7 +346,7 @@ static void test_churn(void) {
 }
 
 /* Mean and variance per pixel of DDIM's output for Gaussian data, by the scalar recursion the
- * sigma-form update implies (samplers.md §1.3): x' = mu + a (x - mu) + sigma_up z with
+ * sigma-form update implies (docs/algorithms.md §S1.3): x' = mu + a (x - mu) + sigma_up z with
  * a = 1 + (sigma_down - s0)/s0 (1 - c), c = s^2/(s^2 + s0^2); the step into 0 returns D. */
 static void ddim_moments(const double *sig, int steps, double eta, double *mean, double *var) {
     double m = 0, v = sig[0] * sig[0];

@@ -1,11 +1,11 @@
 /* test_schedules — every sigma grid against its closed form, evaluated here independently in
- * double / long double (samplers.md §0.5, models.md §3): karras, logsnr (equal ratios), vp-time
+ * double / long double (docs/algorithms.md §S0.5, docs/algorithms.md §M3): karras, logsnr (equal ratios), vp-time
  * (beta fit solved by Cramer's rule), ddim-uniform / ddim-quad (DDPM linear-beta abar table as a
  * direct product), cosine (lambda range and uniform t); the end conventions (EDM: steps nonzero
  * sigmas + 0; AMED: steps + 1 sigmas down to sigma_min); strict monotonicity; the SNR shift
  * (scale multiplies by d/base; interp equals each shifted schedule at the t endpoints and the
  * geometric blend between); the noise schedules of schedules/noise.h (VP values from models.md
- * §3.8, the iDDPM cosine table equal to EDM's u table reversed, cosine round trips); name tables;
+ * §M3.8, the iDDPM cosine table equal to EDM's u table reversed, cosine round trips); name tables;
  * and that bad inputs fail. */
 #include "pixdiff.h"
 #include "schedules/noise.h"
@@ -145,7 +145,7 @@ static void test_vp_time(void) {
     tu_check(a[10] == 0 && b[10] == 0 && a[5] != b[5], "vp-time end at zero; rho=2 differs from rho=1");
 }
 
-/* DDPM linear-beta table (models.md §3.5) as a direct product in long double. */
+/* DDPM linear-beta table (docs/algorithms.md §M3.5) as a direct product in long double. */
 static void ddpm_table(double *sig) {
     long double abar = 1;
     for (int i = 1; i <= 1000; i++) {
@@ -159,7 +159,7 @@ static void test_ddim(void) {
     double tab[1000], s[MAXN], r[MAXN];
     ddpm_table(tab);
     tu_check(fabs(tab[0] - 0.0100005) < 1e-6 && fabs(tab[999] - 157.4) < 0.1,
-             "DDPM table sigma(0)=%.7f sigma(999)=%.3f (models.md §3.5: 0.0100, 157.4)", tab[0], tab[999]);
+             "DDPM table sigma(0)=%.7f sigma(999)=%.3f (docs/algorithms.md §M3.5: 0.0100, 157.4)", tab[0], tab[999]);
     /* the whole table inside the range: exactly the DDIM paper's index grids */
     {
         int S = 10;
@@ -246,7 +246,7 @@ static void test_cosine(void) {
     }
 }
 
-/* The noise schedules themselves (models.md §3): published values and cross-checks. */
+/* The noise schedules themselves (docs/algorithms.md §M3): published values and cross-checks. */
 static void test_noise_schedules(void) {
     double v0 = pd_vp_sigma(1e-5, PD_VP_BETA_D, PD_VP_BETA_MIN), v1 = pd_vp_sigma(1, PD_VP_BETA_D, PD_VP_BETA_MIN);
     double rt = 0;
@@ -255,7 +255,7 @@ static void test_noise_schedules(void) {
         rt = fmax(rt, fabs(pd_vp_time(pd_vp_sigma(t, 19.9, 0.1), 19.9, 0.1) / t - 1));
     }
     tu_check(fabs(v0 / 0.0010005 - 1) < 1e-4 && fabs(v1 / 152.17 - 1) < 1e-4 && rt < 1e-9,
-             "VP: sigma(1e-5) = %.7f, sigma(1) = %.3f (models.md §3.8: 0.0010005, 152.17), t(sigma(t)) rel err %.1e",
+             "VP: sigma(1e-5) = %.7f, sigma(1) = %.3f (docs/algorithms.md §M3.8: 0.0010005, 152.17), t(sigma(t)) rel err %.1e",
              v0, v1, rt);
     double tab[1000], ref[1000];
     pd_ddpm_linear_sigmas(tab, 1000);
@@ -270,7 +270,7 @@ static void test_noise_schedules(void) {
     cmp_d("iDDPM cosine sigmas = EDM u table reversed", ic, ur, 1000, 1e-9);
     double abar_t = 1 / (1 + ic[999] * ic[999]);
     tu_check(fabs(ic[0] - 0.0064) < 5e-5 && fabs(abar_t / 2.4e-9 - 1) < 0.02 && u[1000] == 0,
-             "  sigma(t=1) = %.5f (~0.0064), abar_T = %.3e (~2.4e-9), u_M = 0 (models.md §3.6)", ic[0], abar_t);
+             "  sigma(t=1) = %.5f (~0.0064), abar_T = %.3e (~2.4e-9), u_M = 0 (docs/algorithms.md §M3.6)", ic[0], abar_t);
     double ct = 0;
     for (int i = 0; i <= 10; i++) ct = fmax(ct, fabs(pd_cosine_time(pd_cosine_sigma(i / 10.0)) - i / 10.0));
     tu_check(fabs(-2 * log(pd_cosine_sigma(0)) - 15) < 1e-9 && fabs(-2 * log(pd_cosine_sigma(1)) + 15) < 1e-9 &&
@@ -337,7 +337,7 @@ static void test_shift(void) {
                      b[0] / a[0], b[m - 1] / a[m - 1]);
             for (int i = 0; i < m; i++) {
                 double t = 1 - (double)i / (m - 1);
-                /* lambda_interp = t lambda_shift(256) + (1 - t) lambda_shift(32), models.md §3.4 */
+                /* lambda_interp = t lambda_shift(256) + (1 - t) lambda_shift(32), docs/algorithms.md §M3.4 */
                 double lam = -2 * log(a[i]);
                 double li = t * (lam + 2 * log(256.0 / 512)) + (1 - t) * (lam + 2 * log(32.0 / 512));
                 r[i] = exp(-li / 2);

@@ -1,4 +1,4 @@
-/* test_sid — SiD distillation (distill/sid*.c, models.md §1) on tiny 8x8 networks:
+/* test_sid — SiD distillation (distill/sid*.c, docs/algorithms.md §M1) on tiny 8x8 networks:
  * the Karras sigma map of the theta step against the spec's table; the generator loss and its
  * stop-gradient weight against a naive double computation from independent U-Net calls; the
  * generator-loss gradient w.r.t. a sample of G's parameters against central finite differences
@@ -87,12 +87,12 @@ static void perturb_psi(sid_distiller *s, uint64_t seed) {
 /* ------------------------------------------------------------------ karras map */
 
 static void test_karras(void) {
-    /* models.md §1.4 table (3-4 significant digits). */
+    /* docs/algorithms.md §M1.4 table (3-4 significant digits). */
     const double u[] = {0, 0.1, 0.2, 0.4, 0.5, 0.6, 0.7, 0.8};
     const double ref[] = {0.002, 0.0167, 0.0851, 0.965, 2.515, 5.84, 12.38, 24.41};
     float got[8];
     for (int i = 0; i < 8; i++) got[i] = (float)sid_karras_sigma(u[i]);
-    tu_compare("Karras sigma(u) vs models.md §1.4 table", got, ref, 8, 3e-3);
+    tu_compare("Karras sigma(u) vs docs/algorithms.md §M1.4 table", got, ref, 8, 3e-3);
     tu_check(fabs(sid_karras_sigma(1.0) - 80.0) < 1e-9, "Karras sigma(1) = %.9g (80)",
              sid_karras_sigma(1.0));
 }

@@ -1,4 +1,4 @@
-/* test_skip_tuning — Skip-Tuning at the denoiser level (samplers.md §5; pd_denoiser_set_skip_tuning).
+/* test_skip_tuning — Skip-Tuning at the denoiser level (docs/algorithms.md §S5; pd_denoiser_set_skip_tuning).
  *
  * On the tiny preset (16x16 gray, 2 levels, 4 skips) with random weights:
  *   - the numbering: skip i = 0 (bottom) is the LAST skip the encoder produces, at the lowest

@@ -92,7 +92,7 @@ static void test_optim(void) {
     a.warmup_images = 0;
     tu_check(opt_lr(&a, 1) == 1e-3, "no warm-up: full lr from the first step");
 
-    /* NaN/Inf guard (models.md §1.4) and clipping. */
+    /* NaN/Inf guard (docs/algorithms.md §M1.4) and clipping. */
     float bad[6] = {NAN, INFINITY, -INFINITY, 2.0f, -3.0f, 0.0f};
     size_t nb = opt_sanitize(bad, 6);
     tu_check(nb == 3 && bad[0] == 0 && bad[1] == 1e5f && bad[2] == -1e5f && bad[3] == 2.0f,
@@ -107,7 +107,7 @@ static void test_optim(void) {
     tu_check(fabs(before - ref) < 1e-9 && fabs(after - ref / 4) < 1e-5 * ref,
              "clip to norm/4: %.6g -> %.6g", before, after);
 
-    /* EDM EMA (models.md §1.6): halflife = min(h, rampup * cur_nimg), beta = 0.5^(B/halflife). */
+    /* EDM EMA (docs/algorithms.md §M1.6): halflife = min(h, rampup * cur_nimg), beta = 0.5^(B/halflife). */
     double b0 = opt_ema_beta(500000, 0.05, 0, 64);
     double b1 = opt_ema_beta(500000, 0.05, 1000000, 64);     /* 0.05 * 1e6 = 5e4 < 5e5 */
     double b2 = opt_ema_beta(500000, 0.05, 100000000, 64);   /* 5e6 > 5e5: the half-life caps */

@@ -1,4 +1,4 @@
-/* test_upsample_guidance — the upsample-guidance denoiser wrapper (models.md §2, pixdiff.h).
+/* test_upsample_guidance — the upsample-guidance denoiser wrapper (docs/algorithms.md §M2, pixdiff.h).
  *
  * On Gaussian data, which is resolution-free (the analytic denoiser works at any size), the
  * guided D at w = 1 and w = 2.5 is compared with a double-precision evaluation of

@@ -3,7 +3,7 @@
  * A preset starts from EDM's SongUNet defaults (pd_unet_config_default) and changes only what
  * differs. "ref64" is the 3.33 GFLOP net of the issue's speed reference (PyTorch comparison in
  * docs/benchmarks.md); "cifar10" is EDM's DDPM++ CIFAR-10 net exactly, augment_dim 9 included, so
- * its parameter count is the published 55,733,891 (models.md §4.8). The edm-* presets are the
+ * its parameter count is the published 55,733,891 (docs/algorithms.md §M4.8). The edm-* presets are the
  * released EDM networks (Karras et al. 2022, train.py --arch ddpmpp|ncsnpp|adm with the README's
  * per-dataset options), unconditional except ImageNet; their parameter counts are those of EDM's
  * own constructors (docs/architectures.md). tiny-ncsnpp and tiny-adm are test-sized versions of

@@ -3,13 +3,13 @@
  * The denoiser owns an inference run (keep = 0) at its resolution, created on the first eval
  * for that batch size and re-created only when a larger batch arrives, so a sampling loop with a
  * fixed batch allocates nothing after its first step. Labels are ignored by unconditional
- * models; a conditional model given NULL sees the zero vector (models.md §4.3). destroy frees
+ * models; a conditional model given NULL sees the zero vector (docs/algorithms.md §M4.3). destroy frees
  * the context only; the struct itself is freed by pd_denoiser_free. The model must outlive the
  * denoiser.
  *
  * Two optional per-call features reach the U-Net through unet_opts. The feature tap
- * (pd_denoiser.feature_out, AMED samplers.md §4.4) is filled on every eval while the pointer is
- * set. Skip-Tuning (pd_denoiser_set_skip_tuning, §5) scales the skips of the images whose sigma
+ * (pd_denoiser.feature_out, AMED docs/algorithms.md §S4.4) is filled on every eval while the pointer is
+ * set. Skip-Tuning (pd_denoiser_set_skip_tuning, docs/algorithms.md §S5) scales the skips of the images whose sigma
  * lies in the window; a batch whose sigmas straddle the window is split into the images inside
  * and those outside, each group evaluated on its own through gather buffers (allocated on the
  * first split batch of a size and kept, as the run is), which is exact because an image's result
@@ -154,7 +154,7 @@ int pd_denoiser_from_model(pd_denoiser **out, pd_model *m, int res, pd_error *er
     d->sigma_min = cfg->sigma_min;
     d->sigma_max = cfg->sigma_max;
     d->sigma_data = cfg->sigma_data;
-    /* A SiD generator is the same network evaluated once at its fixed sigma (models.md §1.2). */
+    /* A SiD generator is the same network evaluated once at its fixed sigma (docs/algorithms.md §M1.2). */
     if (!strcmp(cfg->kind, "generator")) d->sigma_init = cfg->sigma_init;
     d->feature_dim = unet_feature_dim(probe);
     d->eval = net_eval;

@@ -1,5 +1,5 @@
-/* layers.c — the fast float32 kernels behind unet/layers.h (EDM primitives, models.md §4.1, §4.2,
- * §4.4), each a forward/backward pair in llm.c's style. Every matrix product is OpenBLAS
+/* layers.c — the fast float32 kernels behind unet/layers.h (EDM primitives, docs/algorithms.md §M4.1, §M4.2,
+ * §M4.4), each a forward/backward pair in llm.c's style. Every matrix product is OpenBLAS
  * (cblas_sgemm / cblas_sgemv through unet/gemm.h): convolutions as an explicit im2col then sgemm
  * per sample, attention as sgemm per (sample, head, query tile), linear as sgemv per sample.
  * Determinism (DESIGN.md conventions 7-8): each product is cut into tiles whose sizes depend only
@@ -140,7 +140,7 @@ void silu_backward(float *din, const float *dout, const float *in, size_t n) {
 
 /* ------------------------------------------------------------------ GroupNorm */
 
-/* EDM: num_groups = min(32, C // 4) (models.md §4.1). C < 4 would give 0 groups, which torch
+/* EDM: num_groups = min(32, C // 4) (docs/algorithms.md §M4.1). C < 4 would give 0 groups, which torch
  * rejects; one group is the only meaningful reading, so that is what we return. */
 int groupnorm_groups(int C) {
     int g = imin(32, C / 4);
@@ -478,7 +478,7 @@ void conv2d_backward(float *din, float *dw, float *db, const float *dout, const 
 /* ------------------------------------------------------------------ resampling */
 
 /* EDM's down-resample with filter [1,1] is depthwise conv with outer([1,1],[1,1])/4, stride 2:
- * a 2x2 mean (models.md §4.1). H, W are input sizes. */
+ * a 2x2 mean (docs/algorithms.md §M4.1). H, W are input sizes. */
 void avgpool2_forward(float *out, const float *in, int N, int C, int H, int W) {
     int Ho = H / 2, Wo = W / 2;
     #pragma omp parallel for schedule(static) if ((size_t)N * C * H * W > PAR_MIN)
@@ -539,7 +539,7 @@ void upsample2_backward(float *din, const float *dout, int N, int C, int H, int 
     }
 }
 
-/* Upsample guidance's Down_m / Up_m (models.md §2.1): m x m block mean and m x m copy. */
+/* Upsample guidance's Down_m / Up_m (docs/algorithms.md §M2.1): m x m block mean and m x m copy. */
 void avgpool_forward(float *out, const float *in, int N, int C, int H, int W, int m) {
     int Ho = H / m, Wo = W / m;
     float inv = (float)(1.0 / ((double)m * m));
@@ -578,7 +578,7 @@ void upsample_nearest_forward(float *out, const float *in, int N, int C, int H, 
 
 /* Item b = n·heads + h (sample n, head h) of qkv starts at b·3·Ch·L: rows c·3 + j (j = q, k, v)
  * of length L, so q, k and v are [Ch, L] matrices with row stride 3L at offsets 0, L and 2L
- * (models.md §4.4). Its output rows start at b·Ch·L in out [N, C, L] (head-major channels).
+ * (docs/algorithms.md §M4.4). Its output rows start at b·Ch·L in out [N, C, L] (head-major channels).
  * Each item is cut into query tiles of at most ATT_QT positions (a fixed size, so the products'
  * shapes depend on (Ch, L) alone); a query tile's scores, softmax and output columns need no
  * other tile, so one OpenMP loop over (item, query tile) does everything. */
@@ -657,7 +657,7 @@ void attention_backward(float *dqkv, const float *dout, const float *qkv, const 
 
 /* ------------------------------------------------------------------ positional embedding */
 
-/* freq_i = (1/10000)^(i / (Cn/2 − endpoint)) (models.md §4.2). Phases and cos/sin are taken in
+/* freq_i = (1/10000)^(i / (Cn/2 − endpoint)) (docs/algorithms.md §M4.2). Phases and cos/sin are taken in
  * double and rounded once, slightly more accurate than torch's fp32 ger + cos. A one-frequency
  * embedding with endpoint has a zero denominator; its single frequency is then 1. */
 static inline double pe_freq(int i, int half, int endpoint) {

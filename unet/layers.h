@@ -44,7 +44,7 @@ void conv2d_forward(float *out, const float *in, const float *w, const float *b,
 void conv2d_backward(float *din, float *dw, float *db, const float *dout, const float *in,
                      const float *w, int N, int C, int H, int W, int OC, int k, float *col);
 
-/* EDM resample_filter [1,1]: down = 2x2 average pool, up = nearest x2 (models.md §4.1).
+/* EDM resample_filter [1,1]: down = 2x2 average pool, up = nearest x2 (docs/algorithms.md §M4.1).
  * H, W are the INPUT sizes in both directions. */
 void avgpool2_forward(float *out, const float *in, int N, int C, int H, int W);
 void avgpool2_backward(float *din, const float *dout, int N, int C, int H, int W);
@@ -54,7 +54,7 @@ void upsample2_backward(float *din, const float *dout, int N, int C, int H, int 
 void avgpool_forward(float *out, const float *in, int N, int C, int H, int W, int m);
 void upsample_nearest_forward(float *out, const float *in, int N, int C, int H, int W, int m);
 
-/* EDM UNetBlock self-attention core (models.md §4.4). qkv [N,3C,L] in EDM's interleaved layout:
+/* EDM UNetBlock self-attention core (docs/algorithms.md §M4.4). qkv [N,3C,L] in EDM's interleaved layout:
  * channel index = head*(3*Ch) + c*3 + j (j = 0 q, 1 k, 2 v), Ch = C/heads.
  * out [N,C,L] (head-major), att [N,heads,L,L] the softmax probabilities kept for backward.
  * scratch: at least 3*L*L + 3*Ch*L floats. */

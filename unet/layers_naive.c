@@ -1,5 +1,5 @@
 /* layers_naive.c — double-precision twins of the fast layer kernels (unet/layers.h), written as
- * plain loops straight from the definitions in models.md §4.1, §4.2, §4.4 (llm.c's
+ * plain loops straight from the definitions in docs/algorithms.md §M4.1, §M4.2, §M4.4 (llm.c's
  * matmul_forward_naive): no BLAS, no threads, no cleverness. They exist so tests can compare the
  * fast float kernels against them and take finite differences through them; nothing in the
  * sampling path calls them.
@@ -87,7 +87,7 @@ void upsample2_forward_naive(double *out, const double *in, int N, int C, int H,
                 out[((size_t)nc * 2 * H + y) * 2 * W + x] = in[((size_t)nc * H + y / 2) * W + x / 2];
 }
 
-/* EDM UNetBlock attention (models.md §4.4): q, k, v of head h are channels h·3Ch + 3c + j. */
+/* EDM UNetBlock attention (docs/algorithms.md §M4.4): q, k, v of head h are channels h·3Ch + 3c + j. */
 void attention_forward_naive(double *out, const double *qkv, int N, int C, int L, int heads) {
     int Ch = C / heads;
     double *w = malloc((size_t)L * sizeof *w);
@@ -116,7 +116,7 @@ void attention_forward_naive(double *out, const double *qkv, int N, int C, int L
     free(w);
 }
 
-/* EDM PositionalEmbedding (models.md §4.2): [cos | sin], or [sin | cos] when flip. */
+/* EDM PositionalEmbedding (docs/algorithms.md §M4.2): [cos | sin], or [sin | cos] when flip. */
 void posemb_forward_naive(double *out, const double *c_noise, int N, int Cn, int endpoint, int flip) {
     int half = Cn / 2;
     int den = half - (endpoint ? 1 : 0);

@@ -1,4 +1,4 @@
-/* skip_tuning.c — Skip-Tuning's per-skip factors (samplers.md §5.2) in the order the U-Net
+/* skip_tuning.c — Skip-Tuning's per-skip factors (docs/algorithms.md §S5.2) in the order the U-Net
  * stores its skips.
  *
  * The paper numbers the k + 1 skips from the bottom (i = 0, the innermost, next to the

@@ -291,7 +291,7 @@ int unet_run_create(unet_run **out, const pd_model *m, int max_batch, int res, i
     r->res = res;
     r->keep = keep ? 1 : 0;
     for (int l = 0; l < c->n_levels; l++) r->hw[l] = res >> l;
-    /* AMED's tap (samplers.md §4.4): the last encoder output of the level that runs at 8x8, or
+    /* AMED's tap (docs/algorithms.md §S4.4): the last encoder output of the level that runs at 8x8, or
      * of the lowest level when none does. */
     int tap_level = c->n_levels - 1;
     for (int l = 0; l < c->n_levels; l++)
@@ -389,7 +389,7 @@ static void block_forward(unet_run *r, const unet_block *b, bact *ac, int N, int
                       (int)Li, gi, b->eps);
     silu_forward(r->t0, ac->n0, (size_t)N * ci * Li);
     const float *conv_in = r->t0;
-    if (b->up || b->down) {            /* conv0 resamples before its 3x3 conv (models.md §4.1) */
+    if (b->up || b->down) {            /* conv0 resamples before its 3x3 conv (docs/algorithms.md §M4.1) */
         resample_forward(r->a, r->t1, r->t0, b, N, ci, Hi);
         conv_in = r->t1;
     }
@@ -473,7 +473,7 @@ int unet_denoise_forward(unet_run *r, float *out, const float *x, const float *s
     r->dstream = opts->dropout_stream;
     for (int s = 0; s < a->n_skips; s++) r->sscale[s] = opts->skip_scale ? opts->skip_scale[s] : 1.0f;
 
-    /* Preconditioning inputs (models.md §4.3): F's input is c_in·x, its noise label c_noise. */
+    /* Preconditioning inputs (docs/algorithms.md §M4.3): F's input is c_in·x, its noise label c_noise. */
     for (int i = 0; i < n; i++) {
         r->pc[i] = unet_precond_eval(&m->pc, sigma[i]);
         r->pcd[i] = unet_precond_deriv(&m->pc, sigma[i]);
@@ -527,7 +527,7 @@ int unet_denoise_forward(unet_run *r, float *out, const float *x, const float *s
             }
     }
 
-    /* Decoder: blocks concatenate [x, skip_scale[i]·skips[i]] (Skip-Tuning, samplers.md §5.3). */
+    /* Decoder: blocks concatenate [x, skip_scale[i]·skips[i]] (Skip-Tuning, docs/algorithms.md §S5.3). */
     for (int k = 0; k < a->n_dec; k++) {
         const unet_block *b = &a->dec[k];
         bact *ac = &r->dec[k];

@@ -53,10 +53,10 @@ typedef struct unet_opts {
                                  dropout_stream * 4096 + b */
     uint64_t dropout_stream;
     const float *skip_scale;  /* Skip-Tuning: one factor per encoder->decoder skip, in EDM's
-                                 production order (enc conv first); NULL = all 1 (samplers.md §5) */
+                                 production order (enc conv first); NULL = all 1 (docs/algorithms.md §S5) */
     int n_skip_scale;
     float *feature;           /* if non-NULL: [n, 64] channel mean of the last 8x8 encoder block's
-                                 output (AMED's tap, samplers.md §4.4), or of the last encoder
+                                 output (AMED's tap, docs/algorithms.md §S4.4), or of the last encoder
                                  block at the lowest resolution when no level runs at 8x8; then
                                  it is [n, h*w] of that level (unet_feature_dim) */
 } unet_opts;

@@ -15,7 +15,7 @@
 #include <stdio.h>
 #include <string.h>
 
-/* EDM DDPM++ CIFAR-10 (train.py --arch=ddpmpp, models.md §4.5), unconditional. augment_dim is
+/* EDM DDPM++ CIFAR-10 (train.py --arch=ddpmpp, docs/algorithms.md §M4.5), unconditional. augment_dim is
  * 0 because pixdiff never trains with EDM's augmentation pipe (the layer would stay unused). */
 pd_unet_config pd_unet_config_default(void) {
     pd_unet_config c;
