@@ -2,7 +2,8 @@
  * rank 1..4. Reading accepts format versions 1.0 (u16 header length), 2.0 and 3.0 (u32); the
  * header is a Python dict literal {'descr': ..., 'fortran_order': ..., 'shape': (...), } that is
  * parsed by hand, strictly. The data must be exactly prod(shape) floats: a truncated file or
- * trailing bytes are errors. Writing emits version 1.0 with the header padded by spaces and a
+ * trailing bytes are errors, and both are checked against the file size before the array is
+ * allocated (only regular files are read). Writing emits version 1.0 with the header padded by spaces and a
  * newline so the data starts 64-byte aligned (as numpy does), atomically (tmp + rename).
  */
 #include "core/util.h"
@@ -112,6 +113,8 @@ int pd_npy_read(const char *path, float **data, int shape[4], int *ndim, pd_erro
     int rc = -1, s[4] = {0}, nd = 0;
     struct stat st;
     if (fstat(fileno(f), &st)) { pd_fail(err, "%s: %s", path, strerror(errno)); goto done; }
+    /* The size check below needs a regular file: a pipe or device is refused, not read. */
+    if (!S_ISREG(st.st_mode)) { pd_fail(err, "%s: not a regular file", path); goto done; }
     if (fread(pre, 1, 8, f) != 8 || memcmp(pre, "\x93NUMPY", 6)) {
         pd_fail(err, "%s: not a .npy file (bad magic)", path);
         goto done;
@@ -130,7 +133,7 @@ int pd_npy_read(const char *path, float **data, int shape[4], int *ndim, pd_erro
         pd_fail(err, "%s: .npy format version %d.%d not supported", path, pre[6], pre[7]);
         goto done;
     }
-    if (hlen > (size_t)st.st_size - pos || hlen > (1u << 24)) {
+    if ((size_t)st.st_size < pos || hlen > (size_t)st.st_size - pos || hlen > (1u << 24)) {
         pd_fail(err, "%s: truncated .npy header", path);
         goto done;
     }

@@ -40,23 +40,23 @@ int rd_check_checkpoint(const char *ckpt, int resume, const char *dir_name, pd_e
     return 0;
 }
 
+/* Every "<name>.tmp.<pid>" of the checkpoint's directory whose writer is gone: a run killed
+ * inside an atomic write of its checkpoint, a snapshot, a log or its final export leaves one. */
 void rd_remove_stale_tmp(const char *ckpt) {
     char dir[1200];
     snprintf(dir, sizeof dir, "%s", ckpt);
     char *slash = strrchr(dir, '/');
-    const char *base = slash ? slash + 1 : ckpt;
-    char prefix[1300];
-    snprintf(prefix, sizeof prefix, "%s.tmp.", base);
     if (slash) *slash = 0;
     else snprintf(dir, sizeof dir, ".");
     DIR *d = opendir(dir);
     if (!d) return;
     struct dirent *e;
-    size_t pl = strlen(prefix);
     while ((e = readdir(d))) {
-        if (strncmp(e->d_name, prefix, pl)) continue;
+        const char *t = strstr(e->d_name, ".tmp."), *next;
+        while (t && (next = strstr(t + 1, ".tmp."))) t = next;   /* the last ".tmp." */
+        if (!t || t == e->d_name) continue;
         char *end;
-        long pid = strtol(e->d_name + pl, &end, 10);
+        long pid = strtol(t + 5, &end, 10);
         /* kill(pid, 0) fails with ESRCH only when no such process exists: the writer is gone. */
         if (*end || pid <= 0 || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
         char path[2600];

@@ -137,7 +137,8 @@ void clf_arch_free(void *arch) {
     free(a);
 }
 
-int clf_model_alloc(pd_model **out, const pd_unet_config *cfg, pd_error *err) {
+int clf_model_alloc(pd_model **out, const pd_unet_config *cfg, size_t max_params,
+                    pd_error *err) {
     *out = NULL;
     if (clf_config_validate(cfg, err)) return -1;
     if (cfg->n_levels * cfg->num_blocks > CLF_MAX_BLOCKS)
@@ -191,6 +192,10 @@ int clf_model_alloc(pd_model **out, const pd_unet_config *cfg, pd_error *err) {
     m->n_tensors = tb.n;
     m->n_params = tb.off;
     m->arch = a;
+    if (m->n_params > max_params) {   /* the table without an arena: see songunet.h */
+        *out = m;
+        return 0;
+    }
     m->params = pd_alloc(m->n_params * sizeof(float));
     if (!m->params) {
         pd_fail(err, "out of memory for %zu parameters", m->n_params);

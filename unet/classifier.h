@@ -38,8 +38,10 @@ int clf_config_is(const pd_unet_config *cfg);
 /* What this runtime supports of a classifier config; the message names the key. */
 int clf_config_validate(const pd_unet_config *cfg, pd_error *err);
 /* Validates, builds the tensor table and allocates the parameter arena (zeros); m->arch holds
- * the stage structure (freed by clf_arch_free, which pd_model_free calls). */
-int clf_model_alloc(pd_model **out, const pd_unet_config *cfg, pd_error *err);
+ * the stage structure (freed by clf_arch_free, which pd_model_free calls). Leaves
+ * m->params NULL when the table needs more than max_params floats (unet_model_alloc_within). */
+int clf_model_alloc(pd_model **out, const pd_unet_config *cfg, size_t max_params,
+                    pd_error *err);
 void clf_arch_free(void *arch);
 /* 2 x multiply-adds of one forward of one image, in GFLOP (convolutions and linears). */
 double clf_gflops(const pd_model *m);

@@ -77,6 +77,8 @@ static int ends_with(const char *s, const char *suffix) {
     return a >= b && !strcmp(s + a - b, suffix);
 }
 
+/* Checks every tensor's presence and shape first, then copies: m->params is NULL when the file
+ * holds fewer values than the config needs, and then some tensor is missing or misshaped. */
 static int load_tensors(pd_model *m, const st_file *f, const char *path, pd_error *err) {
     for (int i = 0; i < m->n_tensors; i++) {
         const pd_tensor_info *t = &m->tensors[i];
@@ -95,6 +97,12 @@ static int load_tensors(pd_model *m, const st_file *f, const char *path, pd_erro
             return pd_fail(err, "%s: tensor '%s' has shape %s, the config needs %s", path, t->name,
                            gs, ws);
         }
+    }
+    if (!m->params)   /* cannot happen: the tensors checked above hold n_params values */
+        return pd_fail(err, "%s: the config needs more values than the file holds", path);
+    for (int i = 0; i < m->n_tensors; i++) {
+        const pd_tensor_info *t = &m->tensors[i];
+        const st_tensor *s = st_find(f, t->name);
         for (size_t j = 0; j < t->numel; j++)
             if (!isfinite(s->data[j]))
                 return pd_fail(err, "%s: tensor '%s' holds a non-finite value at element %zu", path,
@@ -136,8 +144,13 @@ int pd_model_load(pd_model **out, const char *path, pd_error *err) {
     yd_free(&doc);
     pd_error e2;
     if (!rc && unet_config_validate(&cfg, &e2)) rc = pd_fail(err, "%s: %s", path, e2.msg);
+    /* Every parameter must come from a tensor of the file, so the file's values bound the arena:
+     * checked before allocating it (docs/testing.md "Resource rule"). */
+    size_t file_values = 0;
+    for (int i = 0; i < f.n_tensors; i++) file_values += f.tensors[i].numel;
     pd_model *m = NULL;
-    if (!rc) rc = unet_model_alloc(&m, &cfg, err);
+    if (!rc && unet_model_alloc_within(&m, &cfg, file_values, &e2))
+        rc = pd_fail(err, "%s: %s", path, e2.msg);
     if (!rc) rc = load_tensors(m, &f, path, err);
     st_free(&f);
     if (!rc) rc = pd_sha256_file(path, m->sha256, err);

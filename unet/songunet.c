@@ -122,9 +122,14 @@ struct unet_run {
 /* ------------------------------------------------------------------ model structure */
 
 int unet_model_alloc(pd_model **out, const pd_unet_config *cfg, pd_error *err) {
+    return unet_model_alloc_within(out, cfg, SIZE_MAX, err);
+}
+
+int unet_model_alloc_within(pd_model **out, const pd_unet_config *cfg, size_t max_params,
+                            pd_error *err) {
     *out = NULL;
     if (unet_config_validate(cfg, err)) return -1;
-    if (clf_config_is(cfg)) return clf_model_alloc(out, cfg, err);
+    if (clf_config_is(cfg)) return clf_model_alloc(out, cfg, max_params, err);
     pd_model *m = calloc(1, sizeof *m);
     if (!m) return pd_fail(err, "out of memory");
     m->cfg = *cfg;
@@ -134,6 +139,10 @@ int unet_model_alloc(pd_model **out, const pd_unet_config *cfg, pd_error *err) {
         return -1;
     }
     m->arch = a;
+    if (m->n_params > max_params) {   /* the table without an arena: see songunet.h */
+        *out = m;
+        return 0;
+    }
     m->params = pd_alloc(FL(m->n_params));
     if (!m->params) {
         pd_fail(err, "out of memory for %zu parameters", m->n_params);

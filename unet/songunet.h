@@ -55,6 +55,12 @@ typedef struct unet_run unet_run;
 
 /* Builds the block structure from m->cfg and allocates the parameter arena (zeros). */
 int unet_model_alloc(pd_model **out, const pd_unet_config *cfg, pd_error *err);
+/* The same, but when the config needs more than max_params floats it builds the tensor table
+ * and leaves m->params NULL: a file's config is checked against the values the file holds before
+ * the arena is allocated (docs/testing.md "Resource rule"), so a small file cannot ask for a
+ * huge arena, and the loader can still name the tensor that is missing. */
+int unet_model_alloc_within(pd_model **out, const pd_unet_config *cfg, size_t max_params,
+                            pd_error *err);
 /* keep = 1 keeps every activation for backward (training); 0 shares scratch between blocks.
  * res: 0 = the trained resolution, else any multiple of 2^(levels-1). Attention stays on the same
  * *levels* as at the trained resolution (level l attends iff img_resolution >> l is listed in
