@@ -82,8 +82,8 @@ int pd_shift_from_name(const char *name);
 
 /* The architecture, as EDM's constructor arguments (DESIGN.md "File formats"), plus pixdiff's keys. */
 typedef struct pd_unet_config {
-    char arch[16];            /* "songunet" */
-    char precond[16];         /* "edm" | "vp" | "ve" | "eps" */
+    char arch[16];            /* "songunet" | "adm" (DhariwalUNet) | "classifier" */
+    char precond[16];         /* "edm" | "vp" | "ve" | "iddpm" | "eps" */
     int img_resolution, in_channels, out_channels, label_dim, augment_dim;
     int model_channels, channel_mult[PD_MAX_LEVELS], n_levels, channel_mult_emb, num_blocks;
     int attn_resolutions[PD_MAX_LEVELS], n_attn;
@@ -92,6 +92,10 @@ typedef struct pd_unet_config {
     char embedding_type[16], encoder_type[16], decoder_type[16];
     int resample_filter[4], n_resample_filter;
     double sigma_data, sigma_min, sigma_max;
+    float label_dropout;      /* EDM's classifier-free-guidance label dropout (training only) */
+    double beta_d, beta_min, epsilon_t;  /* VPPrecond (and "eps") */
+    int M;                    /* VPPrecond / iDDPMPrecond: DDPM step count */
+    double C_1, C_2;          /* iDDPMPrecond */
     /* pixdiff's own keys */
     char kind[16];            /* "denoiser" (default) | "generator" (one-step SiD) | "classifier" */
     double sigma_init;        /* generator only: the fixed sigma G is evaluated at (SiD: 2.5) */
