@@ -23,14 +23,14 @@
 #define CSV_MAX_LINE ((size_t)1 << 20)
 #define CSV_MAX_STREAM ((unsigned long long)4 << 20)
 
-/* Reads one line (without its '\n') into *line, growing it up to CSV_MAX_LINE + 1 bytes.
+/* Reads one line (without its '\n') into *line, growing it up to 2 * CSV_MAX_LINE bytes.
  * Returns its length, -1 at the end of the file, -2 for a line over the limit, -3 out of memory. */
 static long read_line(FILE *f, char **line, size_t *cap, unsigned long long *total) {
     size_t n = 0;
     int c = EOF;
     while ((c = getc_unlocked(f)) != EOF && c != '\n') {
+        if (n >= CSV_MAX_LINE) return -2;
         if (n + 1 >= *cap) {
-            if (*cap > CSV_MAX_LINE) return -2;
             size_t nc = *cap ? 2 * *cap : 256;
             char *p = realloc(*line, nc);
             if (!p) return -3;
