@@ -95,6 +95,8 @@ static void finding3(void) {
     st_file f;
     double t = pd_now();
     int rc = st_read(&f, path, &e), found = 0;
+    double t_read = pd_now() - t;
+    t = pd_now();
     for (int i = 0; !rc && i < NT; i++) {
         char name[16];
         snprintf(name, sizeof name, "t%05d", i);
@@ -102,9 +104,12 @@ static void finding3(void) {
         found += s && !strcmp(s->name, name);
     }
     int absent = !rc && !st_find(&f, "t80000") && !st_find(&f, "") && !st_find(&f, "t0000");
-    double dt = pd_now() - t;
-    tu_check(rc == 0 && found == NT && absent && dt < 20,
-             "3 %d tensors read and each found by name in %.2f s (%s)", found, dt, rc ? e.msg : "");
+    double t_find = pd_now() - t;
+    /* The lookups alone: 80,000 x log2(80,000) comparisons are milliseconds, the old linear scan's
+     * 3.2e9 were tens of seconds; the read is linear (bounded loosely: sanitizers, loaded CI). */
+    tu_check(rc == 0 && found == NT && absent && t_find < 2 && t_read < 60,
+             "3 %d tensors read in %.2f s, each found by name in %.3f s (%s)", found, t_read,
+             t_find, rc ? e.msg : "");
     if (!rc) st_free(&f);
     remove(path);
 }
