@@ -476,7 +476,8 @@ int st_write(const char *path, int n, const char *const *names, const int *ndims
     for (int i = 0; i < n && ok; i++) {
         size_t numel = 1;
         for (int d = 0; d < ndims[i]; d++) numel *= (size_t)shapes[i][d];
-        ok = fwrite(data[i], sizeof(float), numel, af.f) == numel;
+        /* An empty tensor's data may be NULL, which fwrite may not be given (UBSan). */
+        ok = !numel || fwrite(data[i], sizeof(float), numel, af.f) == numel;
     }
     if (!ok) {
         pd_atomic_abort(&af);
