@@ -107,3 +107,23 @@ put("yaml_arch/classifier.yaml", "arch: classifier\nkind: classifier\nimg_resolu
     "out_channels: 10\nlabel_dim: 10\nmodel_channels: 8\nchannel_mult: [1, 2]\nnum_blocks: 1\n")
 PY
 du -sh "$C"; find "$C" -type f | wc -l
+
+# convert's readers and FID statistics: torch.save (zip and legacy), a plain pickle, zips, .npz.
+mkdir -p "$C"/{torchfile,zip,npz}
+/usr/bin/python3 - "$C" <<'PY'
+import io, pickle, sys, zipfile
+import numpy as np, torch
+C = sys.argv[1]
+sd = {"w": torch.arange(4, dtype=torch.float32).reshape(2, 2), "b": torch.zeros(2, dtype=torch.float16)}
+torch.save(sd, f"{C}/torchfile/state.pt")
+torch.save(sd, f"{C}/torchfile/legacy.pt", _use_new_zipfile_serialization=False)
+with open(f"{C}/torchfile/plain.pkl", "wb") as f:
+    pickle.dump({"kwargs": {"img_resolution": 32, "channel_mult": [1, 2]}, "x": 2.5, "s": "str"}, f, protocol=4)
+torch.save(sd, f"{C}/zip/state.pt")
+with zipfile.ZipFile(f"{C}/zip/deflated.zip", "w", zipfile.ZIP_DEFLATED) as z:
+    z.writestr("a.txt", "hello " * 20)
+    z.writestr("dir/b.bin", bytes(range(64)))
+np.savez(f"{C}/npz/stats.npz", mu=np.zeros(2), sigma=np.eye(2))
+np.savez_compressed(f"{C}/npz/stats-deflated.npz", mu=np.ones(3), sigma=np.eye(3) * 2)
+PY
+du -sh "$C"
