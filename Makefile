@@ -6,12 +6,12 @@ PIXDIFF := $(BUILD)/pixdiff
 DEPS := cmake gcc make pkg-config libopenblas-openmp-dev libfftw3-dev libpng-dev libyaml-dev zlib1g-dev \
         libssl-dev liblapacke-dev libplplot-dev plplot-driver-cairo dataset-fashion-mnist
 
-.PHONY: all deps build run test bench install clean
+.PHONY: all deps build run test bench install clean sanitize fuzz fuzz-deps
 all: build
 
 # Installs only what is missing; silent and prompt-free, so it is safe to run again.
 deps:
-	@missing=$$(for p in $(DEPS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	@missing=$$(for p in $(DEPS) $(EXTRA_DEPS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:" $$missing; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
@@ -41,5 +41,29 @@ bench: build
 install: build
 	cmake --install $(BUILD) $(if $(PREFIX),--prefix $(PREFIX))
 
+# Reliability (docs/testing.md "Testing"): the whole ctest suite built with ASan + UBSan (+ LSan,
+# with the suppressions of tests/sanitize/lsan.supp), and the libFuzzer harnesses of tests/fuzz/
+# run for FUZZ_SECONDS each from their seed corpora (clang; work and findings in FUZZ_WORK).
+SAN_BUILD    ?= build-asan
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_SECONDS ?= 15
+FUZZ_WORK    ?= $(FUZZ_BUILD)/fuzz-work
+SAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:detect_stack_use_after_return=0 \
+           LSAN_OPTIONS=suppressions=$(CURDIR)/tests/sanitize/lsan.supp:print_suppressions=0 \
+           UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+
+sanitize: deps
+	cmake -S . -B $(SAN_BUILD) -DCMAKE_BUILD_TYPE=Release -DPD_SANITIZE=ON
+	cmake --build $(SAN_BUILD) -j $(JOBS)
+	cd $(SAN_BUILD) && $(SAN_ENV) ctest --output-on-failure -j $(JOBS)
+
+fuzz-deps:
+	@$(MAKE) --no-print-directory deps EXTRA_DEPS="clang libclang-rt-14-dev libomp-dev"
+
+fuzz: fuzz-deps
+	cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_COMPILER=clang -DPD_FUZZ=ON
+	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz_all
+	tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_WORK)
+
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) $(SAN_BUILD) $(FUZZ_BUILD)

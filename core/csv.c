@@ -6,6 +6,10 @@
  * (RFC 4180, as results.csv writes its strings; no line breaks inside fields). A field that does
  * not parse completely as a number (a name, an empty field) reads as NaN, so string columns
  * simply plot as nothing. Lines may end in \r\n.
+ *
+ * Bounds (docs/testing.md "Resource rule"): a line may hold at most CSV_MAX_LINE bytes, and a
+ * file that is not a regular file (a pipe, /dev/zero) at most CSV_MAX_STREAM bytes in all; past
+ * either the read fails with a message saying so, having allocated no more than that.
  */
 #include "pixdiff.h"
 
@@ -14,6 +18,32 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+
+#define CSV_MAX_LINE ((size_t)1 << 20)
+#define CSV_MAX_STREAM ((unsigned long long)4 << 20)
+
+/* Reads one line (without its '\n') into *line, growing it up to 2 * CSV_MAX_LINE bytes.
+ * Returns its length, -1 at the end of the file, -2 for a line over the limit, -3 out of memory. */
+static long read_line(FILE *f, char **line, size_t *cap, unsigned long long *total) {
+    size_t n = 0;
+    int c = EOF;
+    while ((c = getc_unlocked(f)) != EOF && c != '\n') {
+        if (n >= CSV_MAX_LINE) return -2;
+        if (n + 1 >= *cap) {
+            size_t nc = *cap ? 2 * *cap : 256;
+            char *p = realloc(*line, nc);
+            if (!p) return -3;
+            *line = p, *cap = nc;
+        }
+        (*line)[n++] = (char)c;
+    }
+    *total += n + (c == '\n');
+    if (c == EOF && n == 0) return -1;
+    if (!*line && !(*line = malloc(*cap = 1))) return -3;
+    (*line)[n] = 0;
+    return (long)n;
+}
 
 void pd_csv_free(pd_csv *t) {
     if (!t) return;
@@ -74,54 +104,24 @@ static double parse_value(const char *s) {
     return *end || errno == ERANGE ? NAN : v;
 }
 
-/* Limits that keep a wrong input (/dev/zero, a binary file, a pipe that never ends) from growing
- * without bound: a line, the whole text. */
-#define CSV_MAX_LINE ((size_t)1 << 20)
-#define CSV_MAX_BYTES ((size_t)1 << 30)
-
-/* One line without its '\n' into *buf; its length, or -1 at the end of the file, -2 for a line
- * longer than CSV_MAX_LINE, -3 for a NUL byte (not a text file). */
-static long read_line(FILE *f, char **buf, size_t *cap, size_t *total) {
-    size_t len = 0;
-    int c, any = 0;
-    while ((c = getc(f)) != EOF) {
-        any = 1;
-        if (++*total > CSV_MAX_BYTES) return -2;
-        if (c == '\n') break;
-        if (c == 0) return -3;
-        if (len + 1 >= CSV_MAX_LINE) return -2;
-        if (len + 2 > *cap) {
-            size_t nc = *cap ? 2 * *cap : 256;
-            char *nb = realloc(*buf, nc);
-            if (!nb) return -2;
-            *buf = nb, *cap = nc;
-        }
-        (*buf)[len++] = (char)c;
-    }
-    if (!any) return -1;
-    if (!*buf && !(*buf = malloc(1))) return -2;
-    (*buf)[len] = 0;
-    return (long)len;
-}
-
 int pd_csv_read(const char *path, pd_csv *t, pd_error *err) {
     memset(t, 0, sizeof *t);
     FILE *f = fopen(path, "rb");
     if (!f) return pd_fail(err, "%s: %s", path, strerror(errno));
     char *line = NULL;
-    size_t cap = 0, total = 0;
+    size_t cap = 0;
     long len;
     int line_no = 0, rc = 0, rows_cap = 0;
     char **fields = NULL;
-    while ((len = read_line(f, &line, &cap, &total)) != -1) {
+    struct stat st;
+    int stream = fstat(fileno(f), &st) || !S_ISREG(st.st_mode);
+    unsigned long long total = 0;
+    while ((len = read_line(f, &line, &cap, &total)) >= -1) {
+        if (len == -1) break;
         line_no++;
-        if (len == -2) {
-            rc = pd_fail(err, "%s:%d: line longer than 1 MiB, or the file larger than 1 GiB (not a "
-                         "CSV table)", path, line_no);
-            break;
-        }
-        if (len == -3) {
-            rc = pd_fail(err, "%s:%d: contains a NUL byte (not a CSV text file)", path, line_no);
+        if (stream && total > CSV_MAX_STREAM) {
+            rc = pd_fail(err, "%s: more than %llu MiB read from a file that is not a regular file",
+                         path, CSV_MAX_STREAM >> 20);
             break;
         }
         while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
@@ -177,6 +177,10 @@ int pd_csv_read(const char *path, pd_csv *t, pd_error *err) {
         for (int k = 0; k < n; k++) t->v[(size_t)t->n_rows * t->n_cols + k] = parse_value(fields[k]);
         t->n_rows++;
     }
+    if (rc == 0 && len == -2)
+        rc = pd_fail(err, "%s:%d: line longer than %zu MiB (not a CSV file?)", path, line_no + 1,
+                     CSV_MAX_LINE >> 20);
+    if (rc == 0 && len == -3) rc = pd_fail(err, "%s: out of memory", path);
     if (rc == 0 && ferror(f)) rc = pd_fail(err, "%s: read error", path);
     if (rc == 0 && !t->names) rc = pd_fail(err, "%s: empty (no header line)", path);
     free(line);

@@ -2,7 +2,8 @@
  * big-endian u32 magic 0x000008DD (0x08 = unsigned byte, DD = number of dimensions), DD big-endian
  * u32 sizes, then prod(sizes) bytes. Files are read through zlib's gzread, which also passes
  * plain files through. The header is validated and the payload must be exactly prod(sizes)
- * bytes, so truncated or padded files are errors. The PNG-folder reader loads every *.png of a
+ * bytes, so truncated or padded files are errors; the payload buffer grows with the bytes that
+ * really arrive, so a declared size is never allocated up front (docs/testing.md). The PNG-folder reader loads every *.png of a
  * directory in strcmp order of the names, all of one size, into one [n,C,H,W] float array. */
 #include "core/idx.h"
 #include <dirent.h>
@@ -89,8 +90,20 @@ int pd_idx_read_u8(const char *path, uint8_t **data, int dims[4], int *ndim, pd_
             goto done;
         }
     }
-    if (!(buf = malloc(total))) { pd_fail(err, "%s: out of memory (%lld bytes)", path, total); goto done; }
-    long long got = gz_read_all(gz, buf, total);
+    /* The buffer grows as data arrives (at most twice what the file really holds), so a small
+     * file that declares 2 GB fails at its real end, not after a 2 GB allocation. */
+    long long got = 0, cap = 0;
+    while (got < total) {
+        long long want = cap ? 2 * cap : (1LL << 20);
+        if (want > total) want = total;
+        uint8_t *b = realloc(buf, want);
+        if (!b) { pd_fail(err, "%s: out of memory (%lld bytes)", path, want); goto done; }
+        buf = b, cap = want;
+        long long r = gz_read_all(gz, buf + got, cap - got);
+        if (r < 0) { got = -1; break; }
+        got += r;
+        if (got < cap) break;
+    }
     if (got != total) {
         char what[96];
         snprintf(what, sizeof what, "truncated: %lld of %lld data bytes", got < 0 ? 0 : got, total);

@@ -2,7 +2,8 @@
  * rank 1..4. Reading accepts format versions 1.0 (u16 header length), 2.0 and 3.0 (u32); the
  * header is a Python dict literal {'descr': ..., 'fortran_order': ..., 'shape': (...), } that is
  * parsed by hand, strictly. The data must be exactly prod(shape) floats: a truncated file or
- * trailing bytes are errors. Writing emits version 1.0 with the header padded by spaces and a
+ * trailing bytes are errors, checked against the file size before the array is allocated (only
+ * regular files are read). Writing emits version 1.0 with the header padded by spaces and a
  * newline so the data starts 64-byte aligned (as numpy does), atomically (tmp + rename).
  */
 #include "core/npy.h"
@@ -139,6 +140,8 @@ int pd_npy_read(const char *path, float **data, int shape[4], int *ndim, pd_erro
     char descr[16];
     struct stat st;
     if (fstat(fileno(f), &st)) { pd_fail(err, "%s: %s", path, strerror(errno)); goto done; }
+    /* The size checks below need a regular file: a pipe or device is refused, not read. */
+    if (!S_ISREG(st.st_mode)) { pd_fail(err, "%s: not a regular file", path); goto done; }
     /* The preamble and header: at most 12 + 2^24 bytes, read whole. */
     size_t want = (size_t)st.st_size < 12 + (1u << 24) ? (size_t)st.st_size : 12 + (1u << 24), pos;
     if (!(pre = malloc(want ? want : 1)) || fread(pre, 1, want, f) != want) {

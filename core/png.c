@@ -6,8 +6,10 @@
  * go in uncompressed iTXt chunks (UTF-8) before the image data. The file is written atomically:
  * libpng errors longjmp back here, the temporary file is removed and a half-written PNG never
  * appears under the target name. Reading decodes any PNG to 8-bit gray or RGB (palette
- * expanded, 16-bit stripped, alpha dropped) and maps x = u8/127.5 - 1, so writing what was read
- * reproduces the same bytes. Corrupt or truncated files give an error, never a crash.
+ * expanded, 16-bit stripped, alpha and tRNS transparency dropped) and maps x = u8/127.5 - 1, so
+ * writing what was read reproduces the same bytes. Corrupt or truncated files give an error,
+ * never a crash; libpng's chunk limits are set and the image size is checked against the file
+ * size before the rows are allocated. Text chunks are read by png_text.c without decoding.
  */
 #include "core/util.h"
 #include <dirent.h>
@@ -18,10 +20,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #define PD_PNG_PAD 2                     /* pixels between grid tiles */
 #define PD_PNG_MAX_SIDE 1000000          /* libpng's default read limit, so we can read our files */
 #define PD_PNG_MAX_PIXELS (1L << 28)
+#define PD_PNG_MAX_CHUNK ((png_alloc_size_t)8 << 20)   /* an ancillary chunk (ICC profile, ...) */
+#define PD_PNG_MAX_CACHE 64                              /* ancillary chunks kept */
+#define PD_PNG_MAX_DEFLATE 1032ULL                       /* zlib's largest expansion ratio */
 
 typedef struct { char msg[256]; } png_errctx;
 
@@ -128,31 +134,6 @@ done:
     return rc;
 }
 
-/* Text pairs collected while reading. */
-typedef struct { char **keys, **values; int count; } png_texts;
-
-static int collect_text(png_structp png, png_infop info, png_texts *t) {
-    png_textp tp = NULL;
-    int num = png_get_text(png, info, &tp, NULL);
-    if (num <= 0) return 0;
-    char **k = realloc(t->keys, (t->count + num) * sizeof *k);
-    if (k) t->keys = k;
-    char **v = realloc(t->values, (t->count + num) * sizeof *v);
-    if (v) t->values = v;
-    if (!k || !v) return -1;
-    for (int i = 0; i < num; i++) {
-        size_t len = tp[i].compression >= PNG_ITXT_COMPRESSION_NONE ? tp[i].itxt_length
-                                                                     : tp[i].text_length;
-        char *key = strdup(tp[i].key ? tp[i].key : ""), *val = malloc(len + 1);
-        if (!key || !val) { free(key); free(val); return -1; }
-        if (len) memcpy(val, tp[i].text, len);
-        val[len] = '\0';
-        t->keys[t->count] = key;
-        t->values[t->count++] = val;
-    }
-    return 0;
-}
-
 void pd_png_text_free(char **keys, char **values, int count) {
     for (int i = 0; i < count; i++) {
         if (keys) free(keys[i]);
@@ -162,12 +143,15 @@ void pd_png_text_free(char **keys, char **values, int count) {
     free(values);
 }
 
-/* Decodes the whole file (so text chunks after the image data are seen too). pixels may be
- * NULL (text only); texts may be NULL (pixels only). */
-static int png_load(const char *path, float **pixels, int *C, int *H, int *W, png_texts *texts,
-                    pd_error *err) {
+/* Decodes the pixels; text chunks are skipped unread (png_text.c reads them). */
+static int png_load(const char *path, float **pixels, int *C, int *H, int *W, pd_error *err) {
     FILE *f = fopen(path, "rb");
     if (!f) return pd_fail(err, "%s: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st) || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        return pd_fail(err, "%s: not a regular file", path);
+    }
     png_errctx ec = {""};
     png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &ec, on_error, on_warning);
     png_infop info = png ? png_create_info_struct(png) : NULL;
@@ -187,19 +171,36 @@ static int png_load(const char *path, float **pixels, int *C, int *H, int *W, pn
         fclose(f);
         free(img), free(rowp), free(out);
         if (failed_oom) return pd_fail(err, "%s: out of memory", path);
-        if (ec.msg[0] == 'I' && !strncmp(ec.msg, "Image too large", 15))
-            return pd_fail(err, "%s: image too large", path);
+        if (!strncmp(ec.msg, "Image too large", 15))
+            return pd_fail(err, "%s: image too large%s", path, ec.msg + 15);
         return pd_fail(err, "%s: not a valid PNG (%s)", path, ec.msg);
     }
     png_init_io(png, f);
+    /* Bounds before libpng reads a chunk (docs/testing.md "Resource rule"): no ancillary chunk
+     * may be longer than the file or PD_PNG_MAX_CHUNK, text and other ancillary chunks are
+     * dropped unread, at most PD_PNG_MAX_CACHE are kept. */
+    png_set_user_limits(png, PD_PNG_MAX_SIDE, PD_PNG_MAX_SIDE);
+    png_set_chunk_cache_max(png, PD_PNG_MAX_CACHE);
+    png_set_chunk_malloc_max(png, (png_alloc_size_t)st.st_size < PD_PNG_MAX_CHUNK
+                                      ? (png_alloc_size_t)st.st_size + 1 : PD_PNG_MAX_CHUNK);
+    static const png_byte skip[] = "tEXt\0zTXt\0iTXt\0";
+    png_set_keep_unknown_chunks(png, PNG_HANDLE_CHUNK_NEVER, skip, 3);
     png_read_info(png, info);
     png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
     int ct = png_get_color_type(png, info), bd = png_get_bit_depth(png, info);
     if ((unsigned long long)w * h > PD_PNG_MAX_PIXELS) png_error(png, "Image too large");
+    /* Deflate expands at most 1032:1, so the rows (one filter byte each) cannot be larger than
+     * that times the file: checked before the row buffer is allocated. */
+    unsigned long long raw = ((unsigned long long)w * png_get_channels(png, info) * bd + 7) / 8 + 1;
+    if (raw * h > PD_PNG_MAX_DEFLATE * (unsigned long long)st.st_size)
+        png_error(png, "Image too large for the file (more than deflate's 1032:1)");
     if (bd == 16) png_set_strip_16(png);
     if (ct == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
     if (ct == PNG_COLOR_TYPE_GRAY && bd < 8) png_set_expand_gray_1_2_4_to_8(png);
-    if (ct & PNG_COLOR_MASK_ALPHA) png_set_strip_alpha(png);
+    /* Transparency is dropped like an alpha channel: palette_to_rgb also expands a tRNS chunk
+     * into alpha (and a gray/RGB tRNS is ignored), so both sources of alpha are stripped. */
+    if ((ct & PNG_COLOR_MASK_ALPHA) || png_get_valid(png, info, PNG_INFO_tRNS))
+        png_set_strip_alpha(png);
     png_set_interlace_handling(png);
     png_read_update_info(png, info);
     int ch = png_get_channels(png, info);
@@ -211,11 +212,7 @@ static int png_load(const char *path, float **pixels, int *C, int *H, int *W, pn
     for (png_uint_32 y = 0; y < h; y++) rowp[y] = img + y * stride;
     png_read_image(png, rowp);
     png_read_end(png, end);
-    if (texts && (collect_text(png, info, texts) || collect_text(png, end, texts))) {
-        failed_oom = 1;
-        png_error(png, "out of memory");
-    }
-    if (pixels) {
+    {
         /* Interleaved HWC bytes -> planar CHW floats, x = u8/127.5 - 1. */
         out = malloc((size_t)h * stride * sizeof(float));
         if (!out) { failed_oom = 1; png_error(png, "out of memory"); }
@@ -231,20 +228,9 @@ static int png_load(const char *path, float **pixels, int *C, int *H, int *W, pn
     return 0;
 }
 
-int pd_png_read_text(const char *path, char ***keys, char ***values, int *count, pd_error *err) {
-    png_texts t = {0};
-    *keys = NULL, *values = NULL, *count = 0;
-    if (png_load(path, NULL, NULL, NULL, NULL, &t, err)) {
-        pd_png_text_free(t.keys, t.values, t.count);
-        return -1;
-    }
-    *keys = t.keys, *values = t.values, *count = t.count;
-    return 0;
-}
-
 int pd_png_read(const char *path, float **data, int *C, int *H, int *W, pd_error *err) {
     *data = NULL;
-    return png_load(path, data, C, H, W, NULL, err);
+    return png_load(path, data, C, H, W, err);
 }
 
 static int cmp_name(const void *a, const void *b) {

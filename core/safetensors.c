@@ -90,12 +90,19 @@ static void join_surrogates(char *s) {
 }
 
 /* One tensor entry of the header while validating. */
-typedef struct { const char *name; int dtype; unsigned long long begin, end; } st_entry;
+typedef struct { const char *name; int dtype, index; unsigned long long begin, end; } st_entry;
 
 static int entry_cmp(const void *a, const void *b) {
     const st_entry *x = a, *y = b;
     if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
     return (x->end > y->end) - (x->end < y->end);
+}
+
+/* qsort has no context argument; st_read sets this before sorting its name index. */
+static _Thread_local const st_tensor *sort_tensors;
+
+static int index_cmp(const void *a, const void *b) {
+    return strcmp(sort_tensors[*(const int *)a].name, sort_tensors[*(const int *)b].name);
 }
 
 /* A non-negative JSON integer (unquoted scalar). */
@@ -181,7 +188,7 @@ static int read_data(st_file *out, FILE *f, const char *path, unsigned long long
                      const st_entry *sorted, int n, pd_error *err) {
     for (int k = 0; k < n; k++) {
         const st_entry *e = &sorted[k];
-        st_tensor *t = (st_tensor *)st_find(out, e->name);
+        st_tensor *t = &out->tensors[e->index];
         const char *dt = st_dtypes[e->dtype].name;
         size_t bytes = e->end - e->begin;
         if (!(t->data = pd_alloc(t->numel * sizeof(float))))
@@ -240,7 +247,7 @@ int st_read(st_file *out, const char *path, pd_error *err) {
     join_surrogates(hdr);
     char src[600];
     snprintf(src, sizeof src, "%s (JSON header)", path);
-    if (yd_load_string(&doc, p, src, err)) goto done;
+    if (yd_load_json(&doc, p, src, err)) goto done;
     const yd_node *root = doc.root;
     if (root->kind != YD_MAP) { pd_fail(err, "%s: header is not a JSON object", path); goto done; }
 
@@ -259,8 +266,17 @@ int st_read(st_file *out, const char *path, pd_error *err) {
             goto done;
         if (!(t->name = strdup(root->keys[i]))) { pd_fail(err, "%s: out of memory", path); goto done; }
         ents[nt].name = t->name;
+        ents[nt].index = nt;
         out->n_tensors = ++nt;
     }
+    /* The name index (yamldoc already rejected duplicate keys). */
+    if (!(out->by_name = malloc((nt + 1) * sizeof *out->by_name))) {
+        pd_fail(err, "%s: out of memory", path);
+        goto done;
+    }
+    for (int k = 0; k < nt; k++) out->by_name[k] = k;
+    sort_tensors = out->tensors;
+    qsort(out->by_name, nt, sizeof *out->by_name, index_cmp);
     /* Contiguous coverage: sorted by BEGIN, each tensor starts where the previous ended and the
      * last ends at the buffer's end (zero-byte tensors sit anywhere on that chain). */
     qsort(ents, nt, sizeof *ents, entry_cmp);
@@ -312,14 +328,19 @@ void st_free(st_file *f) {
         free(f->meta_values[i]);
     }
     free(f->tensors);
+    free(f->by_name);
     free(f->meta_keys);
     free(f->meta_values);
     memset(f, 0, sizeof *f);
 }
 
 const st_tensor *st_find(const st_file *f, const char *name) {
-    for (int i = 0; i < f->n_tensors; i++)
-        if (f->tensors[i].name && !strcmp(f->tensors[i].name, name)) return &f->tensors[i];
+    int lo = 0, hi = f->by_name ? f->n_tensors : 0;
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2, r = strcmp(f->tensors[f->by_name[mid]].name, name);
+        if (!r) return &f->tensors[f->by_name[mid]];
+        if (r < 0) lo = mid + 1; else hi = mid;
+    }
     return NULL;
 }
 
@@ -455,7 +476,8 @@ int st_write(const char *path, int n, const char *const *names, const int *ndims
     for (int i = 0; i < n && ok; i++) {
         size_t numel = 1;
         for (int d = 0; d < ndims[i]; d++) numel *= (size_t)shapes[i][d];
-        ok = fwrite(data[i], sizeof(float), numel, af.f) == numel;
+        /* An empty tensor's data may be NULL, which fwrite may not be given (UBSan). */
+        ok = !numel || fwrite(data[i], sizeof(float), numel, af.f) == numel;
     }
     if (!ok) {
         pd_atomic_abort(&af);

@@ -19,14 +19,16 @@ typedef struct st_tensor {
 } st_tensor;
 
 typedef struct st_file {
-    st_tensor *tensors;
+    st_tensor *tensors;       /* in header order */
     int n_tensors;
+    int *by_name;             /* tensor indices sorted by name: st_find is a binary search */
     char **meta_keys, **meta_values;   /* __metadata__ (string -> string) */
     int n_meta;
 } st_file;
 
 int st_read(st_file *out, const char *path, pd_error *err);
 void st_free(st_file *f);
+/* O(log n): a file of many tensors is looked up n times while loading (n log n in all). */
 const st_tensor *st_find(const st_file *f, const char *name);
 const char *st_meta(const st_file *f, const char *key);
 /* When f is a pixdiff file of another kind than the one whose metadata carries expected_key, what

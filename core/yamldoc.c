@@ -1,7 +1,10 @@
 /* yamldoc.c — parses one YAML (or JSON) document with libyaml's event API into the yd_node tree
  * of yamldoc.h, remembering the 1-based line of every node and map key. Duplicate map keys, a
  * second document, and nesting deeper than YD_MAX_DEPTH are errors; aliases are expanded by copy
- * under a node budget so an "alias bomb" cannot exhaust memory. The typed getters are strict:
+ * under a node budget and a byte budget: the copies may add at most YD_ALIAS_SLACK bytes plus as
+ * many bytes as the tree parsed from the text so far, so an "alias bomb" fails after a few MB
+ * whatever its depth or scalar sizes (docs/testing.md "Resource rule"). JSON (yd_load_json)
+ * refuses anchors and aliases outright: JSON has none. The typed getters are strict:
  * a present key with the wrong type fails with "source:line: key: expected ..., got ...". */
 #include "core/yamldoc.h"
 #include <errno.h>
@@ -9,10 +12,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <yaml.h>
 
 #define YD_MAX_DEPTH 200
 #define YD_MAX_NODES (1L << 21)
+#define YD_ALIAS_SLACK ((size_t)1 << 20)
 
 typedef struct { char *name; yd_node *node; } yd_anchor;
 
@@ -25,7 +30,17 @@ typedef struct {
     long nodes;
     yd_anchor *anchors;
     int n_anchors;
+    int json;                 /* refuse anchors and aliases */
+    size_t parsed, copied;    /* bytes of the tree built from the text / by alias copies */
 } yd_ctx;
+
+/* Bytes a node holds besides its children: the struct, its scalar, its slots and its keys. */
+static size_t node_bytes(const yd_node *n) {
+    size_t b = sizeof *n + (n->scalar ? strlen(n->scalar) + 1 : 0) + (size_t)n->n * sizeof(void *);
+    if (n->kind == YD_MAP)
+        for (int i = 0; i < n->n; i++) b += sizeof(char *) + sizeof(int) + strlen(n->keys[i]) + 1;
+    return b;
+}
 
 static void node_free(yd_node *n) {
     if (!n) return;
@@ -71,6 +86,12 @@ static int next_event(yd_ctx *c) {
 }
 
 static yd_node *node_copy(yd_ctx *c, const yd_node *s) {
+    c->copied += node_bytes(s);
+    if (c->copied > YD_ALIAS_SLACK + c->parsed) {
+        pd_fail(c->err, "%s:%d: document too large (aliases expand to more than %zu bytes)",
+                c->src, s->line, YD_ALIAS_SLACK + c->parsed);
+        return NULL;
+    }
     yd_node *d = node_new(c, s->kind, s->line);
     if (!d) return NULL;
     d->quoted = s->quoted;
@@ -140,6 +161,13 @@ static yd_node *parse_node(yd_ctx *c, int depth) {
         pd_fail(c->err, "%s:%d: nesting deeper than %d levels", c->src, line, YD_MAX_DEPTH);
         return NULL;
     }
+    if (c->json && (e->type == YAML_ALIAS_EVENT ||
+                    (e->type == YAML_SCALAR_EVENT && e->data.scalar.anchor) ||
+                    (e->type == YAML_MAPPING_START_EVENT && e->data.mapping_start.anchor) ||
+                    (e->type == YAML_SEQUENCE_START_EVENT && e->data.sequence_start.anchor))) {
+        pd_fail(c->err, "%s:%d: YAML anchors and aliases are not JSON", c->src, line);
+        return NULL;
+    }
     if (e->type == YAML_ALIAS_EVENT) {
         /* The anchor is registered only once its node is complete, so self-references fail. */
         for (int i = c->n_anchors - 1; i >= 0; i--)
@@ -158,6 +186,7 @@ static yd_node *parse_node(yd_ctx *c, int depth) {
         if (!n->scalar) { node_free(n); pd_fail(c->err, "%s: out of memory", c->src); return NULL; }
         memcpy(n->scalar, e->data.scalar.value, e->data.scalar.length);
         n->scalar[e->data.scalar.length] = '\0';
+        c->parsed += node_bytes(n);
         if (add_anchor(c, e->data.scalar.anchor, n)) { node_free(n); return NULL; }
         return n;
     }
@@ -214,6 +243,7 @@ static yd_node *parse_node(yd_ctx *c, int depth) {
         }
     }
     if (!n) goto fail;
+    c->parsed += node_bytes(n);   /* children were counted as they were parsed or copied */
     if (is_map && check_duplicates(c, n)) goto fail;
     if (add_anchor(c, (const unsigned char *)anchor, n)) goto fail;
     free(anchor);
@@ -260,25 +290,31 @@ static int start(yd_doc *doc, yd_ctx *c, const char *source, pd_error *err) {
     return 0;
 }
 
+/* Through yd_read_text, so a file is at most 1 MiB whatever it is (a pipe, /dev/zero). */
 int yd_load_file(yd_doc *doc, const char *path, pd_error *err) {
-    yd_ctx c;
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        memset(doc, 0, sizeof *doc);
-        return pd_fail(err, "%s: %s", path, strerror(errno));
-    }
-    if (start(doc, &c, path, err)) { fclose(f); return -1; }
-    yaml_parser_set_input_file(&c.parser, f);
-    int rc = load(doc, &c);
-    fclose(f);
+    char *text;
+    memset(doc, 0, sizeof *doc);
+    if (yd_read_text(path, &text, err)) return -1;
+    int rc = yd_load_string(doc, text, path, err);
+    free(text);
     return rc;
 }
 
-int yd_load_string(yd_doc *doc, const char *text, const char *source_name, pd_error *err) {
+static int load_string(yd_doc *doc, const char *text, const char *source_name, int json,
+                       pd_error *err) {
     yd_ctx c;
     if (start(doc, &c, source_name ? source_name : "<string>", err)) return -1;
+    c.json = json;
     yaml_parser_set_input_string(&c.parser, (const unsigned char *)text, strlen(text));
     return load(doc, &c);
+}
+
+int yd_load_string(yd_doc *doc, const char *text, const char *source_name, pd_error *err) {
+    return load_string(doc, text, source_name, 0, err);
+}
+
+int yd_load_json(yd_doc *doc, const char *text, const char *source_name, pd_error *err) {
+    return load_string(doc, text, source_name, 1, err);
 }
 
 void yd_free(yd_doc *doc) {
@@ -458,17 +494,27 @@ int yd_read_text(const char *path, char **out, pd_error *err) {
     const size_t max = (size_t)1 << 20;
     FILE *f = fopen(path, "rb");
     if (!f) return pd_fail(err, "%s: %s", path, strerror(errno));
-    char *text = malloc(max + 1);
-    if (!text) {
-        fclose(f);
-        return pd_fail(err, "%s: out of memory", path);
+    /* The buffer starts at the size of a regular file (a pipe: 64 KiB) and grows only while bytes
+     * keep coming, so no input allocates more than twice what it holds, and never over 1 MiB. */
+    struct stat st;
+    size_t cap = 65536, n = 0;
+    if (!fstat(fileno(f), &st) && S_ISREG(st.st_mode))
+        cap = (unsigned long long)st.st_size < max ? (size_t)st.st_size + 1 : max + 1;
+    char *text = malloc(cap + 1);
+    int bad = !text;
+    while (!bad) {
+        n += fread(text + n, 1, cap - n, f);
+        if (n < cap || cap > max) break;                /* end of file, or past the cap */
+        size_t nc = 2 * cap < max + 1 ? 2 * cap : max + 1;
+        char *t = realloc(text, nc + 1);
+        if (!t) bad = 1; else text = t, cap = nc;
     }
-    size_t n = fread(text, 1, max + 1, f);
-    int bad = ferror(f);
+    int rerr = !bad && ferror(f);
     fclose(f);
-    if (bad || n > max) {
+    if (bad || rerr || n > max) {
         free(text);
-        return pd_fail(err, "%s: %s", path, bad ? "read error" : "larger than 1 MiB");
+        return pd_fail(err, "%s: %s", path, bad ? "out of memory" : rerr ? "read error" :
+                       "larger than 1 MiB");
     }
     text[n] = 0;
     if (strlen(text) != n) {

@@ -33,6 +33,9 @@ int yd_load_file(yd_doc *doc, const char *path, pd_error *err);
  * NUL bytes inside. Used where the text itself is kept too (training checkpoints store it). */
 int yd_read_text(const char *path, char **text, pd_error *err);
 int yd_load_string(yd_doc *doc, const char *text, const char *source_name, pd_error *err);
+/* JSON text (a safetensors header, a metadata value): as yd_load_string, but YAML anchors and
+ * aliases are refused, since JSON has none and they are the way a small text expands. */
+int yd_load_json(yd_doc *doc, const char *text, const char *source_name, pd_error *err);
 void yd_free(yd_doc *doc);
 
 yd_node *yd_get(const yd_node *map, const char *key);      /* NULL if absent or not a map */

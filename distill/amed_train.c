@@ -15,6 +15,7 @@
  */
 #include "distill/amed_student.h"
 #include "distill/optim.h"
+#include "distill/run_dir.h"
 #include "core/rng.h"
 #include "core/safetensors.h"
 #include "core/util.h"
@@ -223,7 +224,7 @@ static int ckpt_save(trainer *t, const double *loss, pd_error *err) {
     int ndims[3] = {1, 1, 1};
     long long shapes[3][8] = {{(long long)t->np}, {(long long)t->np}, {(long long)t->np}};
     const float *data[3] = {t->pred->params, t->adam_m, t->adam_v};
-    char state[4096];
+    char state[32768];   /* up to 1023 interval losses of 25 characters */
     int len = snprintf(state, sizeof state,
                        "{\"format\": " CKPT_FORMAT ", \"batches\": %lld, \"adam_t\": %lld, "
                        "\"seconds\": %.17g, \"loss\": [", t->batches_done, t->adam_t, t->seconds);
@@ -235,7 +236,9 @@ static int ckpt_save(trainer *t, const double *loss, pd_error *err) {
     return st_write(t->ckpt, 3, names, ndims, (const long long(*)[8])shapes, data, 3, keys, vals, err);
 }
 
-static int ckpt_load(trainer *t, pd_error *err) {
+/* Restores everything ckpt_save wrote, the last batch's interval losses included: they become
+ * the predictor's final_loss even when the run is resumed after its last batch. */
+static int ckpt_load(trainer *t, double *loss, pd_error *err) {
     st_file f;
     if (st_read(&f, t->ckpt, err)) return -1;
     int rc = -1;
@@ -269,6 +272,12 @@ static int ckpt_load(trainer *t, pd_error *err) {
         goto done;
     if (batches < 0 || adam_t < 0) {
         pd_fail(err, "%s: batches %lld / adam_t %lld missing or negative", src, batches, adam_t);
+        goto done;
+    }
+    int nl = 0;
+    if (yd_double_list(&doc, doc.root, "loss", loss, t->steps, &nl, err)) goto done;
+    if (nl != t->steps) {
+        pd_fail(err, "%s: %d interval losses, the run has %d intervals", src, nl, t->steps);
         goto done;
     }
     t->batches_done = batches;
@@ -423,6 +432,9 @@ int pd_amed_train(const pd_amed_train_options *o, pd_error *err) {
     int rc = -1;
     double loss[1024] = {0}, rmean[1024] = {0};
     if (resolve(&t, err) || setup(&t, err)) goto done;
+    /* What an earlier run killed inside an atomic write left (e2e_faults.sh). */
+    rd_remove_stale_tmp_of(t.ckpt);
+    rd_remove_stale_tmp_of(o->out_path);
     logf_(&t, "AMED %s: NFE %d = %d intervals%s on %s rho %g, teacher %s M=%d (%d steps), "
               "%zu predictor parameters", pd_amed_kind_name(t.info.kind), t.info.nfe, t.steps,
           t.info.afs ? " with AFS" : "", pd_grid_name(t.info.grid), t.info.rho, t.info.teacher, t.M,
@@ -433,7 +445,7 @@ int pd_amed_train(const pd_amed_train_options *o, pd_error *err) {
             pd_fail(err, "%s exists: pass resume (--resume) to continue it, or remove it", t.ckpt);
             goto done;
         }
-        if (ckpt_load(&t, err)) goto done;
+        if (ckpt_load(&t, loss, err)) goto done;
         logf_(&t, "resumed from %s at batch %lld", t.ckpt, t.batches_done);
     } else if (o->resume) {
         logf_(&t, "no checkpoint %s: starting a new run", t.ckpt);

@@ -595,7 +595,12 @@ int sid_export_checkpoint(const char *ckpt, const char *out_model, pd_error *err
     if (yd_load_string(&doc, js, src, err)) goto done;
     int bad = unet_config_from_node(&mc, &doc, doc.root, err);
     yd_free(&doc);
-    if (bad || unet_config_validate(&mc, err) || unet_model_alloc(&m, &mc, err)) goto done;
+    /* The arena is bounded by the EMA tensor the file holds, checked before allocating
+     * (docs/testing.md "Resource rule"); too few values leave m->params NULL and fail below. */
+    const st_tensor *held = st_find(&c.f, "sid.theta_ema");
+    if (bad || unet_config_validate(&mc, err) ||
+        unet_model_alloc_within(&m, &mc, held ? held->numel : 0, err))
+        goto done;
     if (strcmp(mc.kind, "generator")) {
         pd_fail(err, "%s: the checkpoint's model config has kind '%s', not 'generator'", ckpt,
                 mc.kind);

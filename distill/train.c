@@ -316,10 +316,12 @@ int tr_export_checkpoint(const char *ckpt, const char *out_model, pd_error *err)
     pd_model *m = NULL;
     st_file f;
     int rc = -1, have_file = 0;
-    if (unet_model_alloc(&m, &cfg.model, err)) goto done;
     if (st_read(&f, ckpt, err)) goto done;
     have_file = 1;
+    /* The arena is bounded by the EMA tensor the file holds, checked before allocating
+     * (docs/testing.md "Resource rule"); too few values leave m->params NULL and fail below. */
     const st_tensor *ema = st_find(&f, "train.ema");
+    if (unet_model_alloc_within(&m, &cfg.model, ema ? ema->numel : 0, err)) goto done;
     if (!ema || ema->ndim != 1 || ema->numel != m->n_params) {
         pd_fail(err, "%s: tensor 'train.ema' is missing or does not hold the model's %zu "
                 "parameters", ckpt, m->n_params);

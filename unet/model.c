@@ -18,11 +18,14 @@
 #include "core/util.h"
 #include "core/yamldoc.h"
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static int model_new(pd_model **out, const pd_unet_config *cfg, int arenas, pd_error *err) {
+/* The arenas are allocated when wanted and the net needs at most max_params parameters. */
+static int model_new(pd_model **out, const pd_unet_config *cfg, int arenas, size_t max_params,
+                     pd_error *err) {
     *out = NULL;
     net_ids ids;
     if (net_ids_parse(&ids, cfg, err)) return -1;
@@ -36,7 +39,7 @@ static int model_new(pd_model **out, const pd_unet_config *cfg, int arenas, pd_e
         pd_model_free(m);
         return -1;
     }
-    if (!arenas) {
+    if (!arenas || m->n_params > max_params) {   /* the tables alone: see songunet.h */
         *out = m;
         return 0;
     }
@@ -57,11 +60,16 @@ static int model_new(pd_model **out, const pd_unet_config *cfg, int arenas, pd_e
 }
 
 int unet_model_alloc(pd_model **out, const pd_unet_config *cfg, pd_error *err) {
-    return model_new(out, cfg, 1, err);
+    return model_new(out, cfg, 1, SIZE_MAX, err);
+}
+
+int unet_model_alloc_within(pd_model **out, const pd_unet_config *cfg, size_t max_params,
+                            pd_error *err) {
+    return model_new(out, cfg, 1, max_params, err);
 }
 
 int unet_model_tables(pd_model **out, const pd_unet_config *cfg, pd_error *err) {
-    return model_new(out, cfg, 0, err);
+    return model_new(out, cfg, 0, 0, err);
 }
 
 static int is_norm(const pd_tensor_info *t) {
@@ -147,6 +155,8 @@ static int buffer_index(const pd_model *m, const char *name) {
     return -1;
 }
 
+/* Checks every parameter's presence and shape first, then copies: m->params is NULL when the
+ * file holds fewer values than the config needs, and then some tensor is missing or misshaped. */
 static int load_tensors(pd_model *m, const st_file *f, const char *path, pd_error *err) {
     for (int i = 0; i < m->n_tensors; i++) {
         const pd_tensor_info *t = &m->tensors[i];
@@ -160,6 +170,12 @@ static int load_tensors(pd_model *m, const st_file *f, const char *path, pd_erro
                            t->name, ws);
         }
         if (check_shape(s, t, path, err)) return -1;
+    }
+    if (!m->params)   /* cannot happen: the tensors checked above hold n_params values */
+        return pd_fail(err, "%s: the config needs more values than the file holds", path);
+    for (int i = 0; i < m->n_tensors; i++) {
+        const pd_tensor_info *t = &m->tensors[i];
+        const st_tensor *s = st_find(f, t->name);
         for (size_t j = 0; j < t->numel; j++)
             if (!isfinite(s->data[j]))
                 return pd_fail(err, "%s: tensor '%s' holds a non-finite value at element %zu", path,
@@ -228,8 +244,13 @@ int pd_model_load(pd_model **out, const char *path, pd_error *err) {
     yd_free(&doc);
     pd_error e2;
     if (!rc && unet_config_validate(&cfg, &e2)) rc = pd_fail(err, "%s: %s", path, e2.msg);
+    /* Every parameter must come from a tensor of the file, so the file's values bound the arena:
+     * checked before allocating it (docs/testing.md "Resource rule"). */
+    size_t file_values = 0;
+    for (int i = 0; i < f.n_tensors; i++) file_values += f.tensors[i].numel;
     pd_model *m = NULL;
-    if (!rc) rc = unet_model_alloc(&m, &cfg, err);
+    if (!rc && unet_model_alloc_within(&m, &cfg, file_values, &e2))
+        rc = pd_fail(err, "%s: %s", path, e2.msg);
     if (!rc) rc = load_tensors(m, &f, path, err);
     st_free(&f);
     if (!rc) rc = pd_sha256_file(path, m->sha256, err);

@@ -65,6 +65,12 @@ typedef struct unet_run unet_run;
 
 /* Builds the block structure from m->cfg and allocates the parameter arena (zeros). */
 int unet_model_alloc(pd_model **out, const pd_unet_config *cfg, pd_error *err);
+/* The same, but when the config needs more than max_params floats it builds the tensor table
+ * and leaves m->params NULL: a file's config is checked against the values the file holds before
+ * the arena is allocated (docs/testing.md "Resource rule"), so a small file cannot ask for a
+ * huge arena, and the loader can still name the tensor that is missing. */
+int unet_model_alloc_within(pd_model **out, const pd_unet_config *cfg, size_t max_params,
+                            pd_error *err);
 /* The same without the arenas (params and bufs NULL): tensor tables and counts only. */
 int unet_model_tables(pd_model **out, const pd_unet_config *cfg, pd_error *err);
 /* keep = 1 keeps every activation for backward (training); 0 shares scratch between blocks.
