@@ -217,10 +217,13 @@ int mt_inception_from_st(mt_inception *net, const st_file *f, pd_error *err) {
     return 0;
 }
 
+struct inc_ws;
+static void ws_free(struct inc_ws *w);
+
 void mt_inception_release(mt_inception *net) {
     if (!net) return;
     free(net->params);
-    for (int i = 0; i < net->n_ws; i++) free(net->ws[i]);
+    for (int i = 0; i < net->n_ws; i++) ws_free(net->ws[i]);   /* the buffers, then the struct */
     free(net->ws);
     net->params = NULL;
     net->ws = NULL;

@@ -126,7 +126,7 @@ static void test_invariance(int C, int H, int W, int OC) {
         pd_set_threads(t / 2 ? 2 : 1);
         int n = t % 2 ? N : 1;
         winograd_conv3x3_forward(y[t], x, w, b, n, C, H, W, OC);
-        winograd_conv3x3_backward(dx[t], t % 2 ? dw[t / 2] : NULL, x, x, w, n, C, H, W, OC);
+        winograd_conv3x3_backward(dx[t], t % 2 ? dw[t / 2] : NULL, y[t], x, w, n, C, H, W, OC);
     }
     pd_set_threads(saved);
     int sy = 1, sx = 1;

@@ -17,6 +17,7 @@
 #include "unet/winograd.h"
 #include <math.h>
 #include <omp.h>
+#include <pthread.h>
 #include <string.h>
 
 /* Below this many elements an OpenMP region costs more than the loop it splits. */
@@ -339,6 +340,10 @@ static void col2im_channel(float *din, const float *col, int c, int H, int W, in
 #define MAX_SLOTS 64
 static _Thread_local float *slot_buf;
 static _Thread_local size_t slot_cap;
+/* Freed when a thread that is not OpenMP's or the main one exits (winograd.c's scratch, likewise). */
+static pthread_key_t slot_key;
+static pthread_once_t slot_once = PTHREAD_ONCE_INIT;
+static void slot_key_init(void) { pthread_key_create(&slot_key, pd_free); }
 
 static int conv_slots(float **slot, float *col, size_t colsize, int N) {
     int G = omp_in_parallel() ? 1 : omp_get_max_threads();
@@ -350,6 +355,8 @@ static int conv_slots(float **slot, float *col, size_t colsize, int N) {
             pd_free(slot_buf);
             slot_buf = p;
             slot_cap = (size_t)(G - 1) * colsize;
+            pthread_once(&slot_once, slot_key_init);
+            pthread_setspecific(slot_key, p);
         } else if (slot_cap < colsize) {
             G = 1;   /* no memory for a second slot: one sample at a time (same bits) */
         } else {

@@ -30,6 +30,7 @@
 #include "unet/gemm.h"
 #include <omp.h>
 #include <stdlib.h>
+#include <pthread.h>
 #include <string.h>
 
 /* Transform loops compiled for AVX-512 and the baseline, picked at load time; the same IEEE
@@ -120,6 +121,11 @@ const char *pd_conv_algorithm(void) { return conv_path_names[conv_get_path()]; }
 
 static _Thread_local float *scr_buf;
 static _Thread_local size_t scr_cap;
+/* A thread that exits (an embedding program's own threads) frees its buffer through this key's
+ * destructor; OpenMP's pool threads and the main thread keep theirs for the process's life. */
+static pthread_key_t scr_key;
+static pthread_once_t scr_once = PTHREAD_ONCE_INIT;
+static void scr_key_init(void) { pthread_key_create(&scr_key, pd_free); }
 
 /* A per-calling-thread buffer of n floats, grown on demand and kept (no allocation once the
  * largest layer has run); NULL when memory runs out. */
@@ -130,6 +136,8 @@ static float *scratch(size_t n) {
         pd_free(scr_buf);
         scr_buf = p;
         scr_cap = n;
+        pthread_once(&scr_once, scr_key_init);
+        pthread_setspecific(scr_key, p);
     }
     return scr_buf;
 }
