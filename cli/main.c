@@ -1,12 +1,16 @@
 /* main.c — the `pixdiff` binary: dispatches `pixdiff <command> ...` through the command table,
  * and answers `pixdiff --help` (commands, samplers, schedules, model syntax) and `--version`.
  * A new command is a file cli/cmd_<name>.c, its prototype in cli/commands.h and one line below.
+ * Under mpirun (docs/scale-out.md) every rank runs the same command line; ranks other than 0 get
+ * --quiet, so progress and logs come from rank 0 alone while errors still print on every rank,
+ * and a rank that fails ends the whole job with its exit code.
  */
 #include "cli/commands.h"
 #include "cli/names.h"
 #include "pixdiff.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const cli_command commands[] = {
@@ -40,7 +44,39 @@ static void print_help(FILE *f) {
             "\nexample: pixdiff sample --sampler heun --steps 18 --seed 0 --n 64 --out grid.png\n");
 }
 
+/* Commands that take --quiet: what a rank other than 0 runs with. */
+static int takes_quiet(const char *c) {
+    static const char *const q[] = {"sample", "eval", "train", "distill", "sweep", "snr", "init"};
+    for (size_t i = 0; i < sizeof q / sizeof q[0]; i++)
+        if (strcmp(c, q[i]) == 0) return 1;
+    return 0;
+}
+
+static int dispatch(int argc, char **argv);
+
 int main(int argc, char **argv) {
+    if (pd_dist_init(&argc, &argv)) {
+        fprintf(stderr, "pixdiff: could not join the MPI job (MPI_Init_thread failed)\n");
+        return 1;
+    }
+    int rc;
+    if (pd_dist_rank() > 0 && argc >= 2 && takes_quiet(argv[1])) {
+        char **v = malloc(sizeof(char *) * ((size_t)argc + 2));
+        if (!v) return 1;
+        memcpy(v, argv, sizeof(char *) * (size_t)argc);
+        v[argc] = "--quiet";
+        v[argc + 1] = NULL;
+        rc = dispatch(argc + 1, v);
+        free(v);
+    } else {
+        rc = dispatch(argc, argv);
+    }
+    if (rc != 0) pd_dist_abort(rc);
+    pd_dist_finalize();
+    return rc;
+}
+
+static int dispatch(int argc, char **argv) {
     if (argc < 2) {
         print_help(stderr);
         return 2;

@@ -34,6 +34,17 @@ int pd_get_threads(void);
  * library loads, unless the environment variable OPENBLAS_CORETYPE names one. */
 const char *pd_blas_core(void);
 
+/* ------------------------------------------------------------------ running under mpirun
+ * (core/dist.c; docs/scale-out.md). pd_dist_init joins the MPI job when the process was started
+ * by mpirun and pixdiff was built with MPI; otherwise there is one process, rank 0 of 1, and the
+ * calls change nothing. Call it first in main and pd_dist_finalize last. A rank that fails calls
+ * pd_dist_abort, which ends every rank of the job with that code (a lone process just returns). */
+int pd_dist_init(int *argc, char ***argv);
+void pd_dist_finalize(void);
+int pd_dist_rank(void);
+int pd_dist_size(void);
+void pd_dist_abort(int code);
+
 /* ------------------------------------------------------------------ name tables
  * Enums with a _COUNT and a name table (checked by _Static_assert in their .c files), shared by
  * CLI flags, YAML keys and PNG metadata. pd_*_from_name returns -1 for an unknown name. */

@@ -1,0 +1,132 @@
+/* dist.c — the process group (contract in core/dist.h): MPI when built with it (PD_HAVE_MPI) and
+ * started by mpirun, else one process.
+ *
+ * Joining: only a process that mpirun (or another PMI launcher) started calls MPI_Init_thread;
+ * a plain `pixdiff ...` never touches MPI, so it starts as fast as before and cannot fail on a
+ * machine without a working MPI runtime. FUNNELED is all we need: OpenMP threads compute, the
+ * main thread alone talks to other ranks. Large buffers go in pieces of at most 1 GiB, because
+ * MPI counts are ints.
+ */
+#include "core/dist.h"
+#include "pixdiff.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef PD_HAVE_MPI
+#include <mpi.h>
+#endif
+
+static int g_rank = 0, g_size = 1, g_mpi = 0;
+
+int dist_rank(void) { return g_rank; }
+int dist_size(void) { return g_size; }
+int pd_dist_rank(void) { return g_rank; }
+int pd_dist_size(void) { return g_size; }
+
+void dist_part(long long n, int r, long long *lo, long long *hi) {
+    *lo = n * r / g_size;
+    *hi = n * (r + 1) / g_size;
+}
+
+#ifdef PD_HAVE_MPI
+#define CHUNK ((size_t)1 << 30)
+
+/* Started by a launcher: OpenMPI's mpirun sets OMPI_COMM_WORLD_SIZE, PMIx and Hydra set theirs. */
+static int launched(void) {
+    return getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMIX_RANK") || getenv("PMI_SIZE");
+}
+
+int pd_dist_init(int *argc, char ***argv) {
+    if (!launched()) return 0;
+    int provided;
+    if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) return -1;
+    g_mpi = 1;
+    MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &g_size);
+    return 0;
+}
+
+void pd_dist_finalize(void) {
+    if (g_mpi) MPI_Finalize();
+    g_mpi = 0;
+}
+
+void pd_dist_abort(int code) {
+    if (g_mpi && g_size > 1) MPI_Abort(MPI_COMM_WORLD, code);
+}
+
+void dist_barrier(void) {
+    if (g_size > 1) MPI_Barrier(MPI_COMM_WORLD);
+}
+
+void dist_bcast(void *buf, size_t n, int root) {
+    if (g_size == 1) return;
+    for (size_t o = 0; o < n; o += CHUNK) {
+        size_t k = n - o < CHUNK ? n - o : CHUNK;
+        MPI_Bcast((char *)buf + o, (int)k, MPI_BYTE, root, MPI_COMM_WORLD);
+    }
+}
+
+void dist_send(const void *buf, size_t n, int to) {
+    for (size_t o = 0; o < n; o += CHUNK) {
+        size_t k = n - o < CHUNK ? n - o : CHUNK;
+        MPI_Send((const char *)buf + o, (int)k, MPI_BYTE, to, 0, MPI_COMM_WORLD);
+    }
+}
+
+void dist_recv(void *buf, size_t n, int from) {
+    for (size_t o = 0; o < n; o += CHUNK) {
+        size_t k = n - o < CHUNK ? n - o : CHUNK;
+        MPI_Recv((char *)buf + o, (int)k, MPI_BYTE, from, 0, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    }
+}
+
+/* Each rank's part broadcast from its owner: simple, and right for the sizes pixdiff gathers
+ * (per-image results, per-share losses), whatever their total. */
+void dist_allgatherv(const void *mine, void *all, const size_t *bytes) {
+    size_t off = 0;
+    for (int r = 0; r < g_size; r++) {
+        if (r == g_rank && bytes[r]) memmove((char *)all + off, mine, bytes[r]);
+        dist_bcast((char *)all + off, bytes[r], r);
+        off += bytes[r];
+    }
+}
+
+int dist_any(int flag) {
+    if (g_size == 1) return flag != 0;
+    int in = flag != 0, out = 0;
+    MPI_Allreduce(&in, &out, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    return out;
+}
+#else
+int pd_dist_init(int *argc, char ***argv) { return 0; }
+void pd_dist_finalize(void) {}
+void pd_dist_abort(int code) {}
+void dist_barrier(void) {}
+void dist_bcast(void *buf, size_t n, int root) {}
+/* With one rank there is no partner: a send or receive is a caller's bug, caught here. */
+void dist_send(const void *buf, size_t n, int to) { abort(); }
+void dist_recv(void *buf, size_t n, int from) { abort(); }
+void dist_allgatherv(const void *mine, void *all, const size_t *bytes) {
+    if (bytes[0]) memmove(all, mine, bytes[0]);
+}
+int dist_any(int flag) { return flag != 0; }
+#endif
+
+void dist_sum_ordered(double *x, size_t n) {
+    if (g_size == 1 || n == 0) return;
+    size_t *bytes = malloc(sizeof(size_t) * (size_t)g_size);
+    double *all = malloc(sizeof(double) * n * (size_t)g_size);
+    if (!bytes || !all) abort();
+    for (int r = 0; r < g_size; r++) bytes[r] = n * sizeof(double);
+    dist_allgatherv(x, all, bytes);
+    for (size_t i = 0; i < n; i++) {
+        double s = all[i];
+        for (int r = 1; r < g_size; r++) s += all[(size_t)r * n + i];
+        x[i] = s;
+    }
+    free(all);
+    free(bytes);
+}
