@@ -7,10 +7,14 @@
  * the metrics room's evaluator (pd_eval_*: classifier features against the Fashion-MNIST test
  * split), snapshots, and at the end the export of G_ema as a generator model. FD runs on its own
  * seeds and leaves the training state alone, so it never changes the trajectory of a run.
+ * Under mpirun (docs/scale-out.md) every rank iterates on the same state (sid_iteration's
+ * gradients are the same on all of them); rank 0 alone writes files and runs the FD evaluation,
+ * and an interrupt seen by any rank stops all of them after the same iteration.
  */
 #include "distill/sid.h"
 #include "distill/run_dir.h"
 #include "distill/run_progress.h"
+#include "core/dist.h"
 #include "core/safetensors.h"
 #include "core/util.h"
 
@@ -144,7 +148,8 @@ int pd_distill_sid(const pd_sid_options *o, pd_error *err) {
         goto done;
     }
     if (rd_make(cfg.out_dir, err)) goto done;
-    rd_remove_stale_tmp(ckpt);
+    const int writer = dist_rank() == 0;   /* the rank that writes the run's files */
+    if (writer) rd_remove_stale_tmp(ckpt);
     pd_model *teacher;
     if (pd_model_load(&teacher, cfg.teacher, err)) goto done;
     if (sid_create(&s, &cfg, teacher, err)) goto done;
@@ -159,7 +164,7 @@ int pd_distill_sid(const pd_sid_options *o, pd_error *err) {
                s->n_params, s->label_dim > 0 ? ", class-conditional" : "", s->B, cfg.alpha,
                cfg.sigma_init, act / 1048576.0, cfg.duration_images, cfg.out_dir);
     }
-    if (fd_open(&fdc, s, o, err)) goto done;
+    if (writer && fd_open(&fdc, s, o, err)) goto done;
 
     const long long total = cfg.duration_images;
     double fd = NAN;
@@ -172,8 +177,9 @@ int pd_distill_sid(const pd_sid_options *o, pd_error *err) {
     long long saved_at = o->resume ? s->images_seen : -1;
 
     while (s->images_seen < total) {
-        if (o->abort && o->abort(o->user)) {
-            if (s->images_seen != saved_at && sid_save_checkpoint(s, ckpt, err)) goto done;
+        if (dist_any(o->abort && o->abort(o->user))) {
+            if (s->images_seen != saved_at && writer && sid_save_checkpoint(s, ckpt, err))
+                goto done;
             pd_fail(err, "interrupted at %lld images; checkpoint %s (continue with --resume)",
                     s->images_seen, ckpt);
             goto done;
@@ -183,14 +189,14 @@ int pd_distill_sid(const pd_sid_options *o, pd_error *err) {
         if (sid_iteration(s, &losses[0], &losses[1], err)) goto done;
         rp_record(&pm, s->images_seen, losses);
 
-        if (rp_crossed(before, s->images_seen, cfg.checkpoint_images)) {
+        if (writer && rp_crossed(before, s->images_seen, cfg.checkpoint_images)) {
             if (sid_save_checkpoint(s, ckpt, err)) goto done;
             saved_at = s->images_seen;
             append_log_csv(s, &pm);
             rp_since_reset(&pm);
             rp_log(o->log, o->user, "checkpoint %s at %lld images", ckpt, s->images_seen);
         }
-        if (rp_crossed(before, s->images_seen, cfg.snapshot_images)) {
+        if (writer && rp_crossed(before, s->images_seen, cfg.snapshot_images)) {
             char snap[1200];
             snprintf(snap, sizeof snap, "%s/generator-%09lld.safetensors", cfg.out_dir,
                      s->images_seen);
@@ -205,6 +211,10 @@ int pd_distill_sid(const pd_sid_options *o, pd_error *err) {
                                  rp_eta(&pm, s->images_seen, total), pm.mean[0], pm.mean[1], fd};
             o->progress(o->user, &p);
         }
+    }
+    if (!writer) {
+        rc = 0;
+        goto done;
     }
     if (s->images_seen != saved_at) {
         if (sid_save_checkpoint(s, ckpt, err)) goto done;
