@@ -94,6 +94,20 @@ void dist_allgatherv(const void *mine, void *all, const size_t *bytes) {
     }
 }
 
+void dist_gatherv(const void *mine, void *all, const size_t *bytes, int root) {
+    size_t off = 0;
+    for (int r = 0; r < g_size; r++) {
+        if (r == root && g_rank == root) {
+            if (bytes[r] && (const char *)all + off != mine) memmove((char *)all + off, mine, bytes[r]);
+        } else if (g_rank == root) {
+            dist_recv((char *)all + off, bytes[r], r);
+        } else if (r == g_rank) {
+            dist_send(mine, bytes[r], root);
+        }
+        off += bytes[r];
+    }
+}
+
 int dist_any(int flag) {
     if (g_size == 1) return flag != 0;
     int in = flag != 0, out = 0;
@@ -111,6 +125,9 @@ void dist_send(const void *buf, size_t n, int to) { abort(); }
 void dist_recv(void *buf, size_t n, int from) { abort(); }
 void dist_allgatherv(const void *mine, void *all, const size_t *bytes) {
     if (bytes[0]) memmove(all, mine, bytes[0]);
+}
+void dist_gatherv(const void *mine, void *all, const size_t *bytes, int root) {
+    if (bytes[0] && all != mine) memmove(all, mine, bytes[0]);
 }
 int dist_any(int flag) { return flag != 0; }
 #endif

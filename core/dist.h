@@ -20,6 +20,9 @@ void dist_barrier(void);                                   /* collective */
 /* Every rank's bytes[r] bytes (from mine on rank r) laid end to end, in rank order, into all on
  * every rank. bytes[] is the same array on every rank. Collective. */
 void dist_allgatherv(const void *mine, void *all, const size_t *bytes);
+/* The same into all on root only (all may be NULL elsewhere); root's own part is not copied
+ * when it already lies in place in all. Collective. */
+void dist_gatherv(const void *mine, void *all, const size_t *bytes, int root);
 /* root's n bytes into buf on every rank. Collective. */
 void dist_bcast(void *buf, size_t n, int root);
 /* Point to point, blocking. */
