@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const cli_command commands[] = {
     {"sample", cmd_sample, "generate images: a PNG grid, one PNG per image, or a .npy array"},
@@ -44,6 +45,21 @@ static void print_help(FILE *f) {
             "\nexample: pixdiff sample --sampler heun --steps 18 --seed 0 --n 64 --out grid.png\n");
 }
 
+/* Threads that wait without burning a core (docs/benchmarks.md, "Sharing the cores"). libgomp
+ * spins a waiting thread for about 300000 pause loops before it sleeps, unless OMP_WAIT_POLICY or
+ * GOMP_SPINCOUNT says otherwise; when another process wants the cores, each parallel region's
+ * barrier then waits for a thread that lost its time slice to a spinning one, and two pixdiff
+ * processes side by side ran 10-30x slower each. libgomp reads those variables once, in its own
+ * constructor, before main (a preinit_array hook is too early: glibc resets the environment
+ * after it), so the only robust way to change the default is to set the variable and exec
+ * ourselves again, once. A user's own OMP_WAIT_POLICY or GOMP_SPINCOUNT is left alone. */
+static void omp_wait_passive_by_default(char **argv) {
+    if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT")) return;
+    if (setenv("OMP_WAIT_POLICY", "passive", 1)) return;
+    execv("/proc/self/exe", argv);
+    /* No /proc (or exec refused): go on with libgomp's default; correctness does not depend on it. */
+}
+
 /* Commands that take --quiet: what a rank other than 0 runs with. */
 static int takes_quiet(const char *c) {
     static const char *const q[] = {"sample", "eval", "train", "distill", "sweep", "snr", "init"};
@@ -55,6 +71,9 @@ static int takes_quiet(const char *c) {
 static int dispatch(int argc, char **argv);
 
 int main(int argc, char **argv) {
+    /* Before MPI_Init: the exec must happen while the process is still a plain program (mpirun's
+     * environment, which tells the new image it is a rank, survives the exec). */
+    omp_wait_passive_by_default(argv);
     if (pd_dist_init(&argc, &argv)) {
         fprintf(stderr, "pixdiff: could not join the MPI job (MPI_Init_thread failed)\n");
         return 1;

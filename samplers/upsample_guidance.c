@@ -13,14 +13,11 @@
  * the network denoisers do, so a sampling loop allocates nothing after its first step. */
 #include "core/util.h"
 #include "pixdiff.h"
+#include "schedules/noise.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* EDM's VP schedule constants (models.md §3.8) */
-#define VP_BETA_D 19.9
-#define VP_BETA_MIN 0.1
 
 typedef struct {
     pd_denoiser *hi, *lo;
@@ -31,15 +28,6 @@ typedef struct {
     int *idx;                  /* [cap] batch index of each active image */
     long long hi_calls, lo_calls, lo_images;
 } ug_ctx;
-
-static double vp_time(double sigma) {
-    return (sqrt(VP_BETA_MIN * VP_BETA_MIN + 2.0 * VP_BETA_D * log1p(sigma * sigma)) - VP_BETA_MIN) /
-           VP_BETA_D;
-}
-
-static double vp_sigma(double t) {
-    return sqrt(expm1(0.5 * VP_BETA_D * t * t + VP_BETA_MIN * t));
-}
 
 static int ug_grow(ug_ctx *c, int n, size_t dlo_dim, int label_dim, pd_error *err) {
     if (n <= c->cap) return 0;
@@ -155,6 +143,14 @@ int pd_denoiser_upsample_guidance(pd_denoiser **out, pd_denoiser *hi, pd_denoise
     if (hi->label_dim != lo->label_dim)
         return pd_fail(err, "upsample guidance: label_dim %d of '%s' differs from %d of '%s'",
                        hi->label_dim, hi->desc, lo->label_dim, lo->desc);
+    /* A one-step generator is evaluated once at its sigma_init, never integrated, so there is no
+     * trajectory for the guidance to act on (and pd_sample would no longer see the generator
+     * behind the wrapper): refuse rather than integrate it as a denoiser. */
+    if (hi->sigma_init > 0 || lo->sigma_init > 0)
+        return pd_fail(err, "upsample guidance: '%s' is a one-step generator (NFE 1 at sigma_init "
+                       "%g), which no sampler integrates; guidance needs a denoiser",
+                       hi->sigma_init > 0 ? hi->desc : lo->desc,
+                       hi->sigma_init > 0 ? hi->sigma_init : lo->sigma_init);
     if (!(hi->sigma_min > 0 && hi->sigma_max > hi->sigma_min))
         return pd_fail(err, "upsample guidance: '%s' has no sigma range (%g, %g)", hi->desc,
                        hi->sigma_min, hi->sigma_max);
@@ -174,8 +170,9 @@ int pd_denoiser_upsample_guidance(pd_denoiser **out, pd_denoiser *hi, pd_denoise
     if (eta >= 1) c->sigma_on = 0;
     else if (eta <= 0) c->sigma_on = INFINITY;
     else {
-        double t_lo = vp_time(hi->sigma_min), t_hi = vp_time(hi->sigma_max);
-        c->sigma_on = vp_sigma(t_hi - eta * (t_hi - t_lo));
+        double t_lo = pd_vp_time(hi->sigma_min, PD_VP_BETA_D, PD_VP_BETA_MIN);
+        double t_hi = pd_vp_time(hi->sigma_max, PD_VP_BETA_D, PD_VP_BETA_MIN);
+        c->sigma_on = pd_vp_sigma(t_hi - eta * (t_hi - t_lo), PD_VP_BETA_D, PD_VP_BETA_MIN);
     }
     d->C = hi->C;
     d->H = hi->H;

@@ -73,6 +73,15 @@ if "$PD" sample --model A/generator.safetensors --n 2 --seed 4 --batch 1 --outpu
 else bad "generator samples and --batch"; fi
 expect_error "sampler options refused for a generator" "one-step generator" \
     "$PD" sample --model A/generator.safetensors --steps 4 --out x.png
+# Upsample guidance needs a trajectory; a generator has none (it used to be integrated with Heun
+# behind the wrapper while the metadata said "Sampler: generator").
+expect_error "upsample guidance refused for a generator" "upsample-guidance.*one-step generator" \
+    "$PD" sample --model A/generator.safetensors --size 32 --upsample-guidance 1 --out x.png
+expect_error "eval refuses upsample guidance for a generator" "upsample-guidance.*one-step generator" \
+    "$PD" eval --model A/generator.safetensors --size 32 --upsample-guidance 1 --n 4
+if "$PD" sample --model A/generator.safetensors --skip-tuning 0.8 --n 2 --seed 1 --out st.png \
+    >st.out 2>&1 && grep -q "NFE 1," st.out; then ok "Skip-Tuning works with a generator (NFE 1)"
+else bad "Skip-Tuning with a generator" st.out; fi
 
 # 4. Ctrl-C, refusal to overwrite, errors.
 expect_sigint C/checkpoint.safetensors c.out \
