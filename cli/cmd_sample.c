@@ -8,6 +8,8 @@
  * before any sampling, and nothing is written before sampling succeeds, so bad input writes
  * nothing. PNGs carry an A1111-style "parameters" chunk and a "pixdiff" JSON chunk holding every
  * setting (DESIGN.md "File formats").
+ * Under mpirun (docs/scale-out.md §4) rank r samples the images pd_dist_part gives it, rank 0
+ * gathers them and writes every output, so the files are those of one process.
  */
 #include "cli/args.h"
 #include "cli/commands.h"
@@ -186,6 +188,22 @@ static void write_png(const char *cmd, const char *path, const float *x, int n, 
     cli_buf_free(&json);
 }
 
+/* One PNG per image, outdir/NNNNN.png, for images i0 .. i0 + nb - 1 held in x; with --class
+ * cycle each file records the class its image was asked for. */
+static void write_files(const char *cmd, const char *outdir, const float *x, int i0, int nb,
+                        size_t chw, int cycle, int label_dim, const cli_model *cm, run_info *r) {
+    for (int i = 0; i < nb; i++) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/%05d.png", outdir, i0 + i);
+        if (cycle) {
+            char k[16];
+            snprintf(k, sizeof k, "%d", (i0 + i) % label_dim);
+            r->cls = cli_parse_class(cmd, "--class", k, cm, r->cls_name, sizeof r->cls_name);
+        }
+        write_png(cmd, path, x + (size_t)i * chw, 1, 1, r, i0 + i);
+    }
+}
+
 int cmd_sample(int argc, char **argv) {
     const char *cmd = "sample";
     pd_sample_params p;
@@ -334,7 +352,11 @@ int cmd_sample(int argc, char **argv) {
     /* The grid's column count as pd_png_write_grid resolves 0, so the metadata records it. */
     if (cols <= 0)
         while ((long long)cols * cols < n) cols++;
-    const int keep_all = out || out_npy;
+    /* Under mpirun: this rank's images [dlo, dhi); rank 0 holds them all to write them. */
+    const int dist = pd_dist_size() > 1;
+    long long dlo, dhi;
+    pd_dist_part(n, &dlo, &dhi);
+    const int keep_all = out || out_npy || dist;
     float *all = NULL, *xb = NULL, *labels = NULL;
     uint64_t *seeds = malloc(sizeof(uint64_t) * (size_t)batch);
     if (keep_all) all = malloc(sizeof(float) * chw * (size_t)n);
@@ -355,7 +377,7 @@ int cmd_sample(int argc, char **argv) {
     /* ---- sample */
     signal(SIGINT, on_sigint);
     p.abort = abort_cb;
-    int n_batches = (n + batch - 1) / batch;
+    int n_batches = (int)((dhi - dlo + batch - 1) / batch);
     cli_progress prog;
     cli_progress_init(&prog, !quiet && isatty(2), n_batches, steps);
     p.progress = cli_progress_step;
@@ -363,7 +385,7 @@ int cmd_sample(int argc, char **argv) {
     double t0 = cli_now(), t_sample = 0;
     int nfe_seen = -1, made_dir = 0;
     for (int b = 0; b < n_batches; b++) {
-        int i0 = b * batch, nb = n - i0 < batch ? n - i0 : batch;
+        int i0 = (int)dlo + b * batch, nb = (int)dhi - i0 < batch ? (int)dhi - i0 : batch;
         float *x = keep_all ? all + (size_t)i0 * chw : xb;
         if (cycle) /* one-hot rows for this batch's images */
             for (int i = 0; i < nb; i++) cli_fill_labels(labels + (size_t)i * label_dim, 1, label_dim, (i0 + i) % label_dim);
@@ -385,22 +407,23 @@ int cmd_sample(int argc, char **argv) {
         t_sample += cli_now() - ts;
         if (nfe_seen < 0) nfe_seen = st.nfe;
         r.nfe = st.nfe;
-        if (outdir) {
+        if (outdir && !dist) {
             if (!made_dir) cli_mkdir_p(cmd, "--outdir", outdir), made_dir = 1;
             cli_progress_done(&prog);
-            for (int i = 0; i < nb; i++) {
-                char path[4200];
-                snprintf(path, sizeof path, "%s/%05d.png", outdir, i0 + i);
-                if (cycle) { /* each file records the class its image was asked for */
-                    char k[16];
-                    snprintf(k, sizeof k, "%d", (i0 + i) % label_dim);
-                    r.cls = cli_parse_class(cmd, "--class", k, &cm, r.cls_name, sizeof r.cls_name);
-                }
-                write_png(cmd, path, x + (size_t)i * chw, 1, 1, &r, i0 + i);
-            }
+            write_files(cmd, outdir, x, i0, nb, chw, cycle, label_dim, &cm, &r);
         }
     }
     cli_progress_done(&prog);
+    if (dist) {
+        pd_dist_gather(all, n, chw * sizeof(float));
+        int nfe = pd_dist_max(nfe_seen >= 0 ? r.nfe : -1);   /* a rank may have had no image */
+        if (nfe >= 0) r.nfe = nfe;
+        if (pd_dist_rank() > 0) out = out_npy = outdir = NULL, quiet = 1;
+        if (outdir) {
+            cli_mkdir_p(cmd, "--outdir", outdir);
+            write_files(cmd, outdir, all, 0, n, chw, cycle, label_dim, &cm, &r);
+        }
+    }
 
     /* ---- outputs */
     if (out_npy) {

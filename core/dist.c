@@ -132,6 +132,35 @@ void dist_gatherv(const void *mine, void *all, const size_t *bytes, int root) {
 int dist_any(int flag) { return flag != 0; }
 #endif
 
+void pd_dist_part(long long n, long long *lo, long long *hi) { dist_part(n, g_rank, lo, hi); }
+
+void pd_dist_gather(void *buf, long long n, size_t item_bytes) {
+    if (g_size == 1) return;
+    size_t *bytes = malloc(sizeof(size_t) * (size_t)g_size);
+    if (!bytes) abort();
+    long long lo, hi, mine = 0;
+    for (int r = 0; r < g_size; r++) {
+        dist_part(n, r, &lo, &hi);
+        bytes[r] = (size_t)(hi - lo) * item_bytes;
+        if (r == g_rank) mine = lo;
+    }
+    dist_gatherv((char *)buf + (size_t)mine * item_bytes, buf, bytes, 0);
+    free(bytes);
+}
+
+int pd_dist_max(int v) {
+    if (g_size == 1) return v;
+    int *all = malloc(sizeof(int) * (size_t)g_size);
+    size_t *bytes = malloc(sizeof(size_t) * (size_t)g_size);
+    if (!all || !bytes) abort();
+    for (int r = 0; r < g_size; r++) bytes[r] = sizeof(int);
+    dist_allgatherv(&v, all, bytes);
+    for (int r = 0; r < g_size; r++) v = all[r] > v ? all[r] : v;
+    free(all);
+    free(bytes);
+    return v;
+}
+
 void dist_sum_ordered(double *x, size_t n) {
     if (g_size == 1 || n == 0) return;
     size_t *bytes = malloc(sizeof(size_t) * (size_t)g_size);

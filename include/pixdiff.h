@@ -44,6 +44,14 @@ void pd_dist_finalize(void);
 int pd_dist_rank(void);
 int pd_dist_size(void);
 void pd_dist_abort(int code);
+/* Work split by index: this rank's part [*lo, *hi) of items 0..n-1 (contiguous, in rank order;
+ * the whole range for one process). */
+void pd_dist_part(long long n, long long *lo, long long *hi);
+/* buf holds n items of item_bytes; each rank has filled its pd_dist_part. On return rank 0's buf
+ * holds every item (the other ranks' bufs are unchanged). Collective; a no-op for one process. */
+void pd_dist_gather(void *buf, long long n, size_t item_bytes);
+/* The largest v over the ranks, on every rank. Collective. */
+int pd_dist_max(int v);
 
 /* ------------------------------------------------------------------ name tables
  * Enums with a _COUNT and a name table (checked by _Static_assert in their .c files), shared by

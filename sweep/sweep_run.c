@@ -441,18 +441,7 @@ static void my_images(int n, int *lo, int *hi) {
 }
 
 /* Rank 0 collects every rank's images [lo, hi) of x [n, dim] into place. */
-static void gather_images(float *x, int n, size_t dim) {
-    if (dist_size() == 1) return;
-    size_t bytes[dist_size()];
-    for (int r = 0; r < dist_size(); r++) {
-        long long a, b;
-        dist_part(n, r, &a, &b);
-        bytes[r] = (size_t)(b - a) * dim * sizeof(float);
-    }
-    int lo, hi;
-    my_images(n, &lo, &hi);
-    dist_gatherv(x + (size_t)lo * dim, x, bytes, 0);
-}
+static void gather_images(float *x, int n, size_t dim) { pd_dist_gather(x, n, dim * sizeof(float)); }
 
 /* All n images of one run of d with parameters q into out [n, dim] (on rank 0; each rank samples
  * its part); seconds of wall time, of denoiser time, and the NFE per image as pd_sample counted
@@ -488,19 +477,12 @@ static int sample_all(run *R, pd_denoiser *d, pd_sample_params q, float *out, do
     }
     if (agree(rc != 0, err)) return -1;
     /* Rank 0 may hold no image (n below the ranks): the NFE is the largest any rank saw. */
-    double nf = seen;
-    if (dist_size() > 1) {
-        double all[dist_size()];
-        size_t bytes[dist_size()];
-        for (int r = 0; r < dist_size(); r++) bytes[r] = sizeof(double);
-        dist_allgatherv(&nf, all, bytes);
-        for (int r = 0; r < dist_size(); r++) nf = all[r] > nf ? all[r] : nf;
-    }
+    seen = pd_dist_max(seen);
     gather_images(out, n, dim);
     R->pr.images_done = n;
     *sec = pd_now() - t0;
     *sec_den = den;
-    *nfe = (int)nf;
+    *nfe = seen;
     return 0;
 }
 
