@@ -6,6 +6,12 @@
  * machine without a working MPI runtime. FUNNELED is all we need: OpenMP threads compute, the
  * main thread alone talks to other ranks. Large buffers go in pieces of at most 1 GiB, because
  * MPI counts are ints.
+ * Waiting: OpenMPI's blocking calls poll at full speed, so a rank that waits for rank 0 (which
+ * writes a checkpoint, or measures a sweep cell) burns a core that rank 0 or another job could
+ * use; on the 2-core development machine two ranks ran several times slower than one process.
+ * Every call here is therefore non-blocking, completed by polling MPI_Test with a sleep that
+ * grows from 20 us to 2 ms: at most a few milliseconds of latency per exchange, negligible
+ * against pixdiff's exchanges (one per training step, one per sweep cell).
  */
 #include "core/dist.h"
 #include "pixdiff.h"
@@ -16,6 +22,7 @@
 
 #ifdef PD_HAVE_MPI
 #include <mpi.h>
+#include <time.h>
 #endif
 
 static int g_rank = 0, g_size = 1, g_mpi = 0;
@@ -32,6 +39,20 @@ void dist_part(long long n, int r, long long *lo, long long *hi) {
 
 #ifdef PD_HAVE_MPI
 #define CHUNK ((size_t)1 << 30)
+
+/* Completes r, sleeping between polls (see the header comment). */
+static void wait_req(MPI_Request *r) {
+    long ns = 20000;
+    for (int polls = 0;; polls++) {
+        int done = 0;
+        MPI_Test(r, &done, MPI_STATUS_IGNORE);
+        if (done) return;
+        if (polls < 64) continue;   /* a fast partner: answer within microseconds */
+        struct timespec ts = {0, ns};
+        nanosleep(&ts, NULL);
+        if (ns < 2000000) ns *= 2;
+    }
+}
 
 /* Started by a launcher: OpenMPI's mpirun sets OMPI_COMM_WORLD_SIZE, PMIx and Hydra set theirs. */
 static int launched(void) {
@@ -58,28 +79,37 @@ void pd_dist_abort(int code) {
 }
 
 void dist_barrier(void) {
-    if (g_size > 1) MPI_Barrier(MPI_COMM_WORLD);
+    if (g_size == 1) return;
+    MPI_Request r;
+    MPI_Ibarrier(MPI_COMM_WORLD, &r);
+    wait_req(&r);
 }
 
 void dist_bcast(void *buf, size_t n, int root) {
     if (g_size == 1) return;
     for (size_t o = 0; o < n; o += CHUNK) {
         size_t k = n - o < CHUNK ? n - o : CHUNK;
-        MPI_Bcast((char *)buf + o, (int)k, MPI_BYTE, root, MPI_COMM_WORLD);
+        MPI_Request r;
+        MPI_Ibcast((char *)buf + o, (int)k, MPI_BYTE, root, MPI_COMM_WORLD, &r);
+        wait_req(&r);
     }
 }
 
 void dist_send(const void *buf, size_t n, int to) {
     for (size_t o = 0; o < n; o += CHUNK) {
         size_t k = n - o < CHUNK ? n - o : CHUNK;
-        MPI_Send((const char *)buf + o, (int)k, MPI_BYTE, to, 0, MPI_COMM_WORLD);
+        MPI_Request r;
+        MPI_Isend((const char *)buf + o, (int)k, MPI_BYTE, to, 0, MPI_COMM_WORLD, &r);
+        wait_req(&r);
     }
 }
 
 void dist_recv(void *buf, size_t n, int from) {
     for (size_t o = 0; o < n; o += CHUNK) {
         size_t k = n - o < CHUNK ? n - o : CHUNK;
-        MPI_Recv((char *)buf + o, (int)k, MPI_BYTE, from, 0, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+        MPI_Request r;
+        MPI_Irecv((char *)buf + o, (int)k, MPI_BYTE, from, 0, MPI_COMM_WORLD, &r);
+        wait_req(&r);
     }
 }
 
@@ -111,7 +141,9 @@ void dist_gatherv(const void *mine, void *all, const size_t *bytes, int root) {
 int dist_any(int flag) {
     if (g_size == 1) return flag != 0;
     int in = flag != 0, out = 0;
-    MPI_Allreduce(&in, &out, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    MPI_Request r;
+    MPI_Iallreduce(&in, &out, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD, &r);
+    wait_req(&r);
     return out;
 }
 #else
