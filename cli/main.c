@@ -74,7 +74,13 @@ int main(int argc, char **argv) {
     /* Before MPI_Init: the exec must happen while the process is still a plain program (mpirun's
      * environment, which tells the new image it is a rank, survives the exec). */
     omp_wait_passive_by_default(argv);
-    if (pd_dist_init(&argc, &argv)) {
+    int joined = pd_dist_init(&argc, &argv);
+    if (joined == -2) {
+        fprintf(stderr, "pixdiff: started by mpirun, but this pixdiff was built without MPI "
+                "(install libopenmpi-dev and rebuild, or run it without mpirun)\n");
+        return 2;
+    }
+    if (joined) {
         fprintf(stderr, "pixdiff: could not join the MPI job (MPI_Init_thread failed)\n");
         return 1;
     }

@@ -25,7 +25,7 @@
 #include <time.h>
 #endif
 
-static int g_rank = 0, g_size = 1, g_mpi = 0;
+static int g_rank = 0, g_size = 1;
 
 int dist_rank(void) { return g_rank; }
 int dist_size(void) { return g_size; }
@@ -37,8 +37,14 @@ void dist_part(long long n, int r, long long *lo, long long *hi) {
     *hi = n * (r + 1) / g_size;
 }
 
+/* Started by a launcher: OpenMPI's mpirun sets OMPI_COMM_WORLD_SIZE, PMIx and Hydra set theirs. */
+static int launched(void) {
+    return getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMIX_RANK") || getenv("PMI_SIZE");
+}
+
 #ifdef PD_HAVE_MPI
 #define CHUNK ((size_t)1 << 30)
+static int g_mpi = 0;   /* MPI_Init_thread done */
 
 /* Completes r, sleeping between polls (see the header comment). */
 static void wait_req(MPI_Request *r) {
@@ -54,10 +60,6 @@ static void wait_req(MPI_Request *r) {
     }
 }
 
-/* Started by a launcher: OpenMPI's mpirun sets OMPI_COMM_WORLD_SIZE, PMIx and Hydra set theirs. */
-static int launched(void) {
-    return getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMIX_RANK") || getenv("PMI_SIZE");
-}
 
 int pd_dist_init(int *argc, char ***argv) {
     if (!launched()) return 0;
@@ -147,7 +149,13 @@ int dist_any(int flag) {
     return out;
 }
 #else
-int pd_dist_init(int *argc, char ***argv) { return 0; }
+/* Started by mpirun but built without MPI: the copies would not know of each other and would
+ * all write the same files, so refuse (-2) when the job has more than one process. */
+int pd_dist_init(int *argc, char ***argv) {
+    const char *n = getenv("OMPI_COMM_WORLD_SIZE");
+    if (!n) n = getenv("PMI_SIZE");
+    return launched() && n && atoi(n) > 1 ? -2 : 0;
+}
 void pd_dist_finalize(void) {}
 void pd_dist_abort(int code) {}
 void dist_barrier(void) {}

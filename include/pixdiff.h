@@ -39,7 +39,8 @@ const char *pd_blas_core(void);
  * by mpirun and pixdiff was built with MPI; otherwise there is one process, rank 0 of 1, and the
  * calls change nothing. Call it first in main and pd_dist_finalize last. A rank that fails calls
  * pd_dist_abort, which ends every rank of the job with that code (a lone process just returns). */
-int pd_dist_init(int *argc, char ***argv);
+int pd_dist_init(int *argc, char ***argv);   /* -1: MPI failed; -2: built without MPI but
+                                              started as one of several mpirun processes */
 void pd_dist_finalize(void);
 int pd_dist_rank(void);
 int pd_dist_size(void);

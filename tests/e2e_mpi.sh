@@ -93,10 +93,18 @@ if grep -q '"fd": [0-9]' e1.json && cmp -s <(untimed e1.json) <(untimed e2.json)
     ok "eval --json identical but for wall times"
 else bad "eval: outputs differ" e2.json; fi
 
-# 3. The quick sweep (analytic data, trajectory error against cached references).
-"$PD" sweep "$SRC/configs/sweeps/quick.yaml" --out q1 --threads 1 --quiet >q1.out 2>&1 || bad "quick sweep" q1.out
-"${MPI[@]}" "$PD" sweep "$SRC/configs/sweeps/quick.yaml" --out q2 --threads 1 --quiet >q2.out 2>&1 ||
-    bad "quick sweep under mpirun" q2.out
+# 3. The quick sweep (analytic data, trajectory error against cached references); while the
+#    ranks run, a second sweep into their folder must find it locked.
+Q=$SRC/configs/sweeps/quick.yaml
+"$PD" sweep "$Q" --out q1 --threads 1 --quiet >q1.out 2>&1 || bad "quick sweep" q1.out
+"${MPI[@]}" "$PD" sweep "$Q" --out q2 --threads 1 --quiet >q2.out 2>&1 &
+job=$!
+for _ in $(seq 1200); do [ -s q2/results.jsonl ] && break; sleep 0.05; done
+if ! "$PD" sweep "$Q" --out q2 --threads 1 >lock.out 2>&1 &&
+    grep -q "another pixdiff sweep is writing to this folder" lock.out; then
+    ok "the folder lock holds against another sweep while the ranks run"
+else bad "a second sweep into the folder of the running job" lock.out; fi
+wait $job || bad "quick sweep under mpirun" q2.out
 same_sweep "quick sweep: results, plots and references identical except timings" q1 q2
 
 # 4. A small sweep of the shipped model: FD, accuracy, spectra, grids; then a rank killed
@@ -120,16 +128,12 @@ same_sweep "model sweep: results, plots and grids identical except timings" m1 m
 "${MPI[@]}" "$PD" sweep small.yaml --out m3 --threads 1 --quiet >m3.out 2>&1 &
 job=$!
 for _ in $(seq 1200); do [ -s m3/results.jsonl ] && break; sleep 0.05; done
-cells_before=$(wc -l <m3/results.jsonl 2>/dev/null || echo 0)
-if ! "$PD" sweep small.yaml --out m3 --threads 1 >lock.out 2>&1 &&
-    grep -q "another pixdiff sweep is writing to this folder" lock.out; then
-    ok "the folder lock holds against another sweep while the ranks run"
-else bad "a second sweep into the folder of the running job" lock.out; fi
 victim=$(pgrep -P $job -f 'pixdiff sweep' | tail -1)
 [ -z "$victim" ] && victim=$(pgrep -f "pixdiff sweep small.yaml --out m3" | grep -v "^$job\$" | tail -1)
 kill -9 "$victim" 2>/dev/null
 wait $job
 rc=$?
+cells_before=$(grep -c . m3/results.jsonl 2>/dev/null)
 if [ $rc -ne 0 ] && [ "$cells_before" -ge 1 ] && [ "$cells_before" -lt 4 ]; then
     ok "a rank killed after $cells_before of 4 cells: the job fails (exit $rc)"
 else bad "kill one rank mid-sweep: exit $rc after $cells_before cells" m3.out; fi
