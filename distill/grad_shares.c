@@ -62,7 +62,9 @@ int gs_plan_init(gs_plan *p, int B, size_t np, pd_error *err) {
     p->hi = (int)hi;
     p->depth = depth_of(p->S);
     p->slots = count_slots(p->S, 0, p->S);
-    size_t nbuf = (size_t)p->depth + (size_t)p->slots + 1;
+    /* Scratch for each tree level, plus (with several ranks) this rank's finished subtrees; one
+     * process sums straight into the caller's gradient. */
+    size_t nbuf = (size_t)p->depth + 1 + (dist_size() > 1 ? (size_t)p->slots : 0);
     p->buf = pd_alloc(nbuf * np * sizeof(float));
     if (!p->buf)
         return pd_fail(err, "out of memory for %zu gradient buffers of %zu values", nbuf, np);
