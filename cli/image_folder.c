@@ -3,43 +3,17 @@
 #include "cli/args.h"
 #include "pixdiff.h"
 
-#include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-
-static int cmp_str(const void *a, const void *b) {
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
 
 char **cli_list_pngs(const char *cmd, const char *flag, const char *dir, int *count) {
-    DIR *d = opendir(dir);
-    if (!d) cli_bad_flag(cmd, flag, "%s: cannot open directory", dir);
     char **names = NULL;
-    int n = 0, cap = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        size_t len = strlen(e->d_name);
-        if (len < 5 || strcasecmp(e->d_name + len - 4, ".png")) continue;
-        if (n == cap) {
-            cap = cap ? 2 * cap : 256;
-            char **grown = realloc(names, sizeof(char *) * (size_t)cap);
-            if (!grown) cli_die(1, cmd, "out of memory");
-            names = grown;
-        }
-        if (!(names[n++] = strdup(e->d_name))) cli_die(1, cmd, "out of memory");
-    }
-    closedir(d);
-    if (n == 0) cli_bad_flag(cmd, flag, "%s: no .png files", dir);
-    qsort(names, (size_t)n, sizeof(char *), cmp_str);
-    *count = n;
+    pd_error err = {{0}};
+    if (pd_png_list(dir, &names, count, &err)) cli_bad_flag(cmd, flag, "%s", err.msg);
     return names;
 }
 
-void cli_free_names(char **names, int count) {
-    for (int i = 0; i < count; i++) free(names[i]);
-    free(names);
-}
+void cli_free_names(char **names, int count) { pd_png_list_free(names, count); }
 
 float *cli_read_png_folder(const char *cmd, const char *flag, const char *dir, int max_n, int *n,
                            int *C, int *H, int *W) {

@@ -5,6 +5,7 @@
  * trailing bytes are errors. Writing emits version 1.0 with the header padded by spaces and a
  * newline so the data starts 64-byte aligned (as numpy does), atomically (tmp + rename).
  */
+#include "core/npy.h"
 #include "core/util.h"
 #include <errno.h>
 #include <stdlib.h>
@@ -43,9 +44,10 @@ static int quoted(npy_lex *l, char *out, size_t cap) {
 }
 
 static int parse_header(const char *path, const char *h, size_t len, int shape[4], int *ndim,
-                        pd_error *err) {
+                        char descr[16], pd_error *err) {
     npy_lex l = {h, h + len};
-    char key[32], descr[32] = "";
+    char key[32];
+    descr[0] = 0;
     int have = 0, fortran = -1;
     if (expect(&l, '{')) return pd_fail(err, "%s: malformed .npy header", path);
     for (;;) {
@@ -55,7 +57,7 @@ static int parse_header(const char *path, const char *h, size_t len, int shape[4
             return pd_fail(err, "%s: malformed .npy header", path);
         skip_ws(&l);
         if (!strcmp(key, "descr")) {
-            if (quoted(&l, descr, sizeof descr))
+            if (quoted(&l, descr, 16))
                 return pd_fail(err, "%s: dtype is not a simple type (need float32 ('<f4'))", path);
             have |= 1;
         } else if (!strcmp(key, "fortran_order")) {
@@ -92,8 +94,6 @@ static int parse_header(const char *path, const char *h, size_t len, int shape[4
         }
     }
     if (have != 7) return pd_fail(err, "%s: .npy header lacks descr, fortran_order or shape", path);
-    if (strcmp(descr, "<f4"))
-        return pd_fail(err, "%s: dtype '%s' not supported, need float32 ('<f4')", path, descr);
     if (fortran)
         return pd_fail(err, "%s: fortran_order arrays not supported, need C order "
                        "(save np.ascontiguousarray(x))", path);
@@ -102,58 +102,71 @@ static int parse_header(const char *path, const char *h, size_t len, int shape[4
     return 0;
 }
 
+int npy_parse(const char *what, const uint8_t *buf, size_t len, char descr[16], int shape[4],
+              int *ndim, size_t *data_off, pd_error *err) {
+    if (len < 8 || memcmp(buf, "\x93NUMPY", 6)) return pd_fail(err, "%s: not a .npy file (bad magic)", what);
+    if (len < 10) return pd_fail(err, "%s: truncated .npy header", what);
+    int major = buf[6];
+    size_t hlen, pos;
+    if (major == 1) {
+        hlen = buf[8] | (size_t)buf[9] << 8;
+        pos = 10;
+    } else if (major == 2 || major == 3) {
+        if (len < 12) return pd_fail(err, "%s: truncated .npy header", what);
+        hlen = buf[8] | (size_t)buf[9] << 8 | (size_t)buf[10] << 16 | (size_t)buf[11] << 24;
+        pos = 12;
+    } else {
+        return pd_fail(err, "%s: .npy format version %d.%d not supported", what, buf[6], buf[7]);
+    }
+    if (hlen > len - pos || hlen > (1u << 24)) return pd_fail(err, "%s: truncated .npy header", what);
+    char *hdr = malloc(hlen + 1);
+    if (!hdr) return pd_fail(err, "%s: out of memory", what);
+    memcpy(hdr, buf + pos, hlen);
+    hdr[hlen] = '\0';
+    int rc = parse_header(what, hdr, hlen, shape, ndim, descr, err);
+    free(hdr);
+    *data_off = pos + hlen;
+    return rc;
+}
+
 int pd_npy_read(const char *path, float **data, int shape[4], int *ndim, pd_error *err) {
     *data = NULL;
     FILE *f = fopen(path, "rb");
     if (!f) return pd_fail(err, "%s: %s", path, strerror(errno));
-    unsigned char pre[12];
-    char *hdr = NULL;
+    uint8_t *pre = NULL;
     float *x = NULL;
     int rc = -1, s[4] = {0}, nd = 0;
+    char descr[16];
     struct stat st;
     if (fstat(fileno(f), &st)) { pd_fail(err, "%s: %s", path, strerror(errno)); goto done; }
-    if (fread(pre, 1, 8, f) != 8 || memcmp(pre, "\x93NUMPY", 6)) {
-        pd_fail(err, "%s: not a .npy file (bad magic)", path);
-        goto done;
-    }
-    int major = pre[6];
-    size_t hlen, pos;
-    if (major == 1) {
-        if (fread(pre + 8, 1, 2, f) != 2) { pd_fail(err, "%s: truncated .npy header", path); goto done; }
-        hlen = pre[8] | (size_t)pre[9] << 8;
-        pos = 10;
-    } else if (major == 2 || major == 3) {
-        if (fread(pre + 8, 1, 4, f) != 4) { pd_fail(err, "%s: truncated .npy header", path); goto done; }
-        hlen = pre[8] | (size_t)pre[9] << 8 | (size_t)pre[10] << 16 | (size_t)pre[11] << 24;
-        pos = 12;
-    } else {
-        pd_fail(err, "%s: .npy format version %d.%d not supported", path, pre[6], pre[7]);
-        goto done;
-    }
-    if (hlen > (size_t)st.st_size - pos || hlen > (1u << 24)) {
-        pd_fail(err, "%s: truncated .npy header", path);
-        goto done;
-    }
-    if (!(hdr = malloc(hlen + 1)) || fread(hdr, 1, hlen, f) != hlen) {
+    /* The preamble and header: at most 12 + 2^24 bytes, read whole. */
+    size_t want = (size_t)st.st_size < 12 + (1u << 24) ? (size_t)st.st_size : 12 + (1u << 24), pos;
+    if (!(pre = malloc(want ? want : 1)) || fread(pre, 1, want, f) != want) {
         pd_fail(err, "%s: cannot read .npy header", path);
         goto done;
     }
-    hdr[hlen] = '\0';
-    if (parse_header(path, hdr, hlen, s, &nd, err)) goto done;
+    if (npy_parse(path, pre, want, descr, s, &nd, &pos, err)) goto done;
+    if (strcmp(descr, "<f4")) {
+        pd_fail(err, "%s: dtype '%s' not supported, need float32 ('<f4')", path, descr);
+        goto done;
+    }
     size_t numel = 1;
     for (int i = 0; i < nd; i++)
         if (__builtin_mul_overflow(numel, (size_t)s[i], &numel) || numel > ((size_t)1 << 40)) {
             pd_fail(err, "%s: array too large", path);
             goto done;
         }
-    size_t avail = (size_t)st.st_size - pos - hlen;
+    size_t avail = (size_t)st.st_size - pos;
     if (avail != numel * 4) {
         pd_fail(err, "%s: shape needs %zu bytes of float32 data but the file has %zu (%s)", path,
                 numel * 4, avail, avail < numel * 4 ? "truncated" : "trailing bytes");
         goto done;
     }
     if (!(x = malloc(numel ? numel * 4 : 4))) { pd_fail(err, "%s: out of memory", path); goto done; }
-    if (fread(x, 4, numel, f) != numel) { pd_fail(err, "%s: read error (truncated?)", path); goto done; }
+    if (fseek(f, (long)pos, SEEK_SET) || fread(x, 4, numel, f) != numel) {
+        pd_fail(err, "%s: read error (truncated?)", path);
+        goto done;
+    }
     memcpy(shape, s, sizeof s);
     *ndim = nd;
     *data = x;
@@ -161,32 +174,41 @@ int pd_npy_read(const char *path, float **data, int shape[4], int *ndim, pd_erro
     rc = 0;
 done:
     fclose(f);
-    free(hdr);
+    free(pre);
     free(x);
     return rc;
 }
 
-int pd_npy_write(const char *path, const float *data, const int *shape, int ndim, pd_error *err) {
-    if (ndim < 1 || ndim > 4) return pd_fail(err, "%s: rank %d not supported (1..4)", path, ndim);
+size_t npy_header(uint8_t *out, size_t cap, const char *descr, const long long *shape, int ndim) {
     char h[256];
-    int n = snprintf(h, sizeof h, "{'descr': '<f4', 'fortran_order': False, 'shape': (");
-    size_t numel = 1;
-    for (int i = 0; i < ndim; i++) {
-        if (shape[i] < 0) return pd_fail(err, "%s: negative dimension %d", path, shape[i]);
-        numel *= (size_t)shape[i];
-        n += snprintf(h + n, sizeof h - n, "%s%d", i ? ", " : "", shape[i]);
-    }
+    int n = snprintf(h, sizeof h, "{'descr': '%s', 'fortran_order': False, 'shape': (", descr);
+    for (int i = 0; i < ndim; i++) n += snprintf(h + n, sizeof h - n, "%s%lld", i ? ", " : "", shape[i]);
     n += snprintf(h + n, sizeof h - n, "%s), }", ndim == 1 ? "," : "");
     /* Pad with spaces and end with '\n' so 10 + len is a multiple of 64 (numpy's alignment). */
     int total = (10 + n + 1 + 63) / 64 * 64;
     while (10 + n + 1 < total) h[n++] = ' ';
     h[n++] = '\n';
-    unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)(n & 0xff),
-                             (unsigned char)(n >> 8)};
+    if ((size_t)n + 10 > cap) return 0;
+    const uint8_t pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (uint8_t)(n & 0xff), (uint8_t)(n >> 8)};
+    memcpy(out, pre, 10);
+    memcpy(out + 10, h, (size_t)n);
+    return (size_t)n + 10;
+}
+
+int pd_npy_write(const char *path, const float *data, const int *shape, int ndim, pd_error *err) {
+    if (ndim < 1 || ndim > 4) return pd_fail(err, "%s: rank %d not supported (1..4)", path, ndim);
+    long long sh[4];
+    size_t numel = 1;
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] < 0) return pd_fail(err, "%s: negative dimension %d", path, shape[i]);
+        numel *= (size_t)shape[i];
+        sh[i] = shape[i];
+    }
+    uint8_t h[320];
+    size_t n = npy_header(h, sizeof h, "<f4", sh, ndim);
     pd_atomic_file af;
     if (pd_atomic_open(&af, path, err)) return -1;
-    if (fwrite(pre, 1, 10, af.f) != 10 || fwrite(h, 1, n, af.f) != (size_t)n ||
-        fwrite(data, 4, numel, af.f) != numel) {
+    if (fwrite(h, 1, n, af.f) != n || fwrite(data, 4, numel, af.f) != numel) {
         int e = errno;
         pd_atomic_abort(&af);
         return pd_fail(err, "%s: write failed: %s", path, strerror(e));

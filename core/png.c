@@ -10,12 +10,14 @@
  * reproduces the same bytes. Corrupt or truncated files give an error, never a crash.
  */
 #include "core/util.h"
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <png.h>
 #include <setjmp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define PD_PNG_PAD 2                     /* pixels between grid tiles */
 #define PD_PNG_MAX_SIDE 1000000          /* libpng's default read limit, so we can read our files */
@@ -31,7 +33,7 @@ static void on_error(png_structp png, png_const_charp msg) {
 
 static void on_warning(png_structp png, png_const_charp msg) { (void)png, (void)msg; }
 
-static unsigned char quantise(float x) {
+uint8_t pd_quantise_u8(float x) {
     float v = x * 127.5f + 128.0f;
     if (!(v > 0.0f)) return 0;           /* also NaN */
     if (v > 255.0f) return 255;
@@ -80,7 +82,7 @@ int pd_png_write_grid(const char *path, const float *x, int n, int C, int H, int
             for (int y = 0; y < H; y++) {
                 const float *src = x + (((size_t)i * C + c) * H + y) * W;
                 unsigned char *dst = img + (y0 + y) * stride + x0 * C + c;
-                for (int j = 0; j < W; j++) dst[(size_t)j * C] = quantise(src[j]);
+                for (int j = 0; j < W; j++) dst[(size_t)j * C] = pd_quantise_u8(src[j]);
             }
     }
     for (long long y = 0; y < gh; y++) rowp[y] = img + y * stride;
@@ -243,4 +245,49 @@ int pd_png_read_text(const char *path, char ***keys, char ***values, int *count,
 int pd_png_read(const char *path, float **data, int *C, int *H, int *W, pd_error *err) {
     *data = NULL;
     return png_load(path, data, C, H, W, NULL, err);
+}
+
+static int cmp_name(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+int pd_png_list(const char *dir, char ***names_out, int *count, pd_error *err) {
+    *names_out = NULL;
+    *count = 0;
+    DIR *d = opendir(dir);
+    if (!d) return pd_fail(err, "%s: cannot open directory: %s", dir, strerror(errno));
+    char **names = NULL;
+    int n = 0, cap = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t len = strlen(e->d_name);
+        if (len < 5 || strcasecmp(e->d_name + len - 4, ".png")) continue;
+        if (n == cap) {
+            cap = cap ? 2 * cap : 256;
+            char **grown = realloc(names, sizeof(char *) * (size_t)cap);
+            if (!grown) break;
+            names = grown;
+        }
+        if (!(names[n] = strdup(e->d_name))) break;
+        n++;
+    }
+    int oom = e != NULL;
+    closedir(d);
+    if (oom) {
+        pd_png_list_free(names, n);
+        return pd_fail(err, "%s: out of memory listing the directory", dir);
+    }
+    if (n == 0) {
+        free(names);
+        return pd_fail(err, "%s: no .png files", dir);
+    }
+    qsort(names, (size_t)n, sizeof(char *), cmp_name);
+    *names_out = names;
+    *count = n;
+    return 0;
+}
+
+void pd_png_list_free(char **names, int count) {
+    for (int i = 0; i < count; i++) free(names[i]);
+    free(names);
 }

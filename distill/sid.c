@@ -331,18 +331,20 @@ int sid_theta_loss(sid_distiller *s, int n, const unet_opts *g_opts, const float
 typedef struct share_ctx {
     sid_distiller *s;
     int theta;
+    long long image0;        /* the step's first image of its stream */
+    uint64_t stream;         /* the step's dropout stream */
 } share_ctx;
 
 static int step_share(void *user, int share, int first, int n, float *grad, double *values,
                       pd_error *err) {
     share_ctx *x = user;
     sid_distiller *s = x->s;
-    sid_draw(s, s->images_seen + first, n, x->theta);
+    sid_draw(s, x->image0 + first, n, x->theta);
     unet_opts o;
     memset(&o, 0, sizeof o);
     o.train = 1;   /* f_psi in the psi step, G in the theta step (§1.5) */
     o.dropout_seed = gs_dropout_seed(s->cfg.seed, share);
-    o.dropout_stream = (x->theta ? SID_STREAM_DROP_G : SID_STREAM_DROP_PSI) + (uint64_t)s->step;
+    o.dropout_stream = x->stream;
     long long dropped = s->dropped;
     s->loss_norm = s->B;
     int rc = x->theta ? sid_theta_loss(s, n, &o, NULL, grad, &values[0], err)
@@ -354,8 +356,9 @@ static int step_share(void *user, int share, int first, int n, float *grad, doub
 }
 
 /* The step's gradient over all ranks (the same bits on each), its loss and dropped samples. */
-static int step_gradient(sid_distiller *s, int theta, float *grad, double *loss, pd_error *err) {
-    share_ctx x = {s, theta};
+static int step_gradient(sid_distiller *s, int theta, long long image0, uint64_t stream,
+                         float *grad, double *loss, pd_error *err) {
+    share_ctx x = {s, theta, image0, stream};
     double v[2];
     if (gs_run(&s->shares, step_share, &x, grad, v, 2, err)) return -1;
     s->dropped += (long long)v[1];
@@ -363,22 +366,77 @@ static int step_gradient(sid_distiller *s, int theta, float *grad, double *loss,
     return 0;
 }
 
-int sid_psi_update(sid_distiller *s, double *loss, pd_error *err) {
+/* The psi step on the B images of the psi stream from image0, dropout stream `stream`; f_psi's
+ * Adam step count runs on through a warm-up. */
+static int psi_update(sid_distiller *s, long long image0, uint64_t stream, double *loss,
+                      pd_error *err) {
     const sid_config *c = &s->cfg;
     double L;
-    if (step_gradient(s, 0, s->grad_psi, &L, err)) return -1;
+    if (step_gradient(s, 0, image0, stream, s->grad_psi, &L, err)) return -1;
     s->nonfinite += opt_sanitize(s->grad_psi, s->n_params);   /* §1.4 nan_to_num */
     opt_adam_step(s->psi->params, s->psi_m, s->psi_v, s->grad_psi, s->n_params, c->lr_psi,
-                  c->beta1_psi, c->beta2_psi, c->eps, s->step + 1);
+                  c->beta1_psi, c->beta2_psi, c->eps, s->step + s->warm_seen / s->B + 1);
     s->last_loss_psi = L / (double)s->chw;
     if (loss) *loss = s->last_loss_psi;
+    return 0;
+}
+
+int sid_psi_update(sid_distiller *s, double *loss, pd_error *err) {
+    return psi_update(s, s->images_seen, SID_STREAM_DROP_PSI + (uint64_t)s->step, loss, err);
+}
+
+int sid_init_generator(sid_distiller *s, const pd_model *g, long long warmup_images,
+                       pd_error *err) {
+    const pd_unet_config *tc = &s->teacher->cfg, *gc = &g->cfg;
+    const char *name = g->path[0] ? g->path : "the initial generator";
+    if (s->images_seen || s->warm_seen)
+        return pd_fail(err, "sid: a warm start needs a fresh run (this one has seen %lld images)",
+                       s->images_seen + s->warm_seen);
+    if (strcmp(gc->kind, "generator"))
+        return pd_fail(err, "%s: kind '%s', not a one-step generator (kind 'generator')", name,
+                       gc->kind);
+    if (strcmp(gc->arch, tc->arch) || strcmp(gc->precond, tc->precond) ||
+        gc->img_resolution != tc->img_resolution || gc->in_channels != tc->in_channels ||
+        gc->label_dim != tc->label_dim || g->n_params != s->n_params)
+        return pd_fail(err, "%s: not the teacher's architecture (%s/%s %dx%dx%d, %d classes, %zu "
+                       "parameters; the teacher: %s/%s %dx%dx%d, %d classes, %zu parameters)",
+                       name, gc->arch, gc->precond, gc->in_channels, gc->img_resolution,
+                       gc->img_resolution, gc->label_dim, g->n_params, tc->arch, tc->precond,
+                       tc->in_channels, tc->img_resolution, tc->img_resolution, tc->label_dim,
+                       s->n_params);
+    if (gc->sigma_init != s->cfg.sigma_init)
+        return pd_fail(err, "%s: sigma_init %g, but the config's sid.sigma_init is %g", name,
+                       gc->sigma_init, s->cfg.sigma_init);
+    if (warmup_images < 0 || warmup_images % s->B)
+        return pd_fail(err, "sid: the fake-score warm-up (%lld images) must be a non-negative "
+                       "multiple of training.batch (%d)", warmup_images, s->B);
+    memcpy(s->gen->params, g->params, s->n_params * sizeof(float));
+    memcpy(s->theta_ema, g->params, s->n_params * sizeof(float));
+    s->warm_total = warmup_images;
+    snprintf(s->init_path, sizeof s->init_path, "%s", g->path);
+    snprintf(s->init_sha256, sizeof s->init_sha256, "%s", g->sha256);
+    return 0;
+}
+
+int sid_warmup_iteration(sid_distiller *s, double *loss_psi, pd_error *err) {
+    if (s->warm_seen >= s->warm_total)
+        return pd_fail(err, "sid: the fake-score warm-up is done (%lld images)", s->warm_total);
+    double t0 = pd_now();
+    long long it = s->warm_seen / s->B;
+    if (psi_update(s, SID_WARM_IMAGE0 + s->warm_seen, SID_STREAM_DROP_WARM + (uint64_t)it,
+                   loss_psi, err))
+        return -1;
+    s->warm_seen += s->B;
+    s->seconds += pd_now() - t0;
     return 0;
 }
 
 int sid_theta_update(sid_distiller *s, double *loss, pd_error *err) {
     const sid_config *c = &s->cfg;
     double L;
-    if (step_gradient(s, 1, s->grad_theta, &L, err)) return -1;
+    if (step_gradient(s, 1, s->images_seen, SID_STREAM_DROP_G + (uint64_t)s->step, s->grad_theta,
+                      &L, err))
+        return -1;
     s->nonfinite += opt_sanitize(s->grad_theta, s->n_params);
     opt_adam_step(s->gen->params, s->theta_m, s->theta_v, s->grad_theta, s->n_params, c->lr_theta,
                   c->beta1_theta, c->beta2_theta, c->eps, s->step + 1);
@@ -456,6 +514,12 @@ int sid_save_checkpoint(const sid_distiller *s, const char *path, pd_error *err)
     ck_meta_config(&m, s->cfg.text, s->cfg.source);
     ck_meta_str(&m, "teacher", s->teacher->path);
     ck_meta_str(&m, "teacher_sha256", s->teacher_sha256);
+    if (s->init_path[0] || s->warm_total) {
+        ck_meta_str(&m, "init_generator", s->init_path);
+        ck_meta_str(&m, "init_generator_sha256", s->init_sha256);
+        ck_meta_count(&m, "psi_warmup_images", s->warm_total);
+        ck_meta_count(&m, "warmup_seen", s->warm_seen);
+    }
     if (ck_meta_model(&m, &s->gen->cfg, path, err)) return -1;
     float *arr[N_CK];
     ck_arrays(s, arr);
@@ -499,13 +563,26 @@ int sid_load_checkpoint(sid_distiller *s, const char *path, pd_error *err) {
         goto done;
     }
     ck_position pos;
-    long long dropped = 0;
+    long long dropped = 0, wtot = 0, wseen = 0;
     float *dst[N_CK];
     ck_arrays(s, dst);
+    int warm = ck_get(&c, "psi_warmup_images") != NULL;
     if (ck_read_position(&c, s->cfg.seed, s->B, &pos, err) ||
         (ck_get(&c, "dropped") && ck_get_count(&c, "dropped", &dropped, err)) ||
-        ck_read_arrays(&c, N_CK, ck_names, dst, s->n_params, err))
+        (warm && (ck_get_count(&c, "psi_warmup_images", &wtot, err) ||
+                  ck_get_count(&c, "warmup_seen", &wseen, err))))
         goto done;
+    if (wseen > wtot || wseen % s->B || (wseen < wtot && pos.images_seen)) {
+        pd_fail(err, "%s: inconsistent warm-up position (%lld of %lld fake-score images, %lld "
+                "images seen, batch %d)", path, wseen, wtot, pos.images_seen, s->B);
+        goto done;
+    }
+    if (ck_read_arrays(&c, N_CK, ck_names, dst, s->n_params, err)) goto done;
+    s->warm_total = wtot;
+    s->warm_seen = wseen;
+    const char *ip = ck_get(&c, "init_generator"), *ih = ck_get(&c, "init_generator_sha256");
+    snprintf(s->init_path, sizeof s->init_path, "%s", ip ? ip : "");
+    snprintf(s->init_sha256, sizeof s->init_sha256, "%s", ih ? ih : "");
     /* ck_read_arrays copied only after every array passed its checks; now the counters. */
     s->images_seen = pos.images_seen;
     s->step = pos.step;

@@ -102,8 +102,8 @@ int pd_shift_from_name(const char *name);
 
 /* The architecture, as EDM's constructor arguments (DESIGN.md "File formats"), plus pixdiff's keys. */
 typedef struct pd_unet_config {
-    char arch[16];            /* "songunet" */
-    char precond[16];         /* "edm" | "vp" | "ve" | "eps" */
+    char arch[16];            /* "songunet" | "adm" (DhariwalUNet) | "classifier" */
+    char precond[16];         /* "edm" | "vp" | "ve" | "iddpm" | "eps" */
     int img_resolution, in_channels, out_channels, label_dim, augment_dim;
     int model_channels, channel_mult[PD_MAX_LEVELS], n_levels, channel_mult_emb, num_blocks;
     int attn_resolutions[PD_MAX_LEVELS], n_attn;
@@ -112,6 +112,10 @@ typedef struct pd_unet_config {
     char embedding_type[16], encoder_type[16], decoder_type[16];
     int resample_filter[4], n_resample_filter;
     double sigma_data, sigma_min, sigma_max;
+    float label_dropout;      /* EDM's classifier-free-guidance label dropout (training only) */
+    double beta_d, beta_min, epsilon_t;  /* VPPrecond (and "eps") */
+    int M;                    /* VPPrecond / iDDPMPrecond: DDPM step count */
+    double C_1, C_2;          /* iDDPMPrecond */
     /* pixdiff's own keys */
     char kind[16];            /* "denoiser" (default) | "generator" (one-step SiD) | "classifier" */
     double sigma_init;        /* generator only: the fixed sigma G is evaluated at (SiD: 2.5) */
@@ -470,6 +474,10 @@ int pd_png_read_text(const char *path, char ***keys, char ***values, int *count,
 void pd_png_text_free(char **keys, char **values, int count);
 /* Reads an 8-bit gray/RGB PNG to floats in [-1,1], [C,H,W]; *data malloc'd. */
 int pd_png_read(const char *path, float **data, int *C, int *H, int *W, pd_error *err);
+/* The *.png names (any case) in dir, sorted by strcmp; fails naming dir when it cannot be
+ * opened or holds none. Free with pd_png_list_free. */
+int pd_png_list(const char *dir, char ***names, int *count, pd_error *err);
+void pd_png_list_free(char **names, int count);
 
 /* ------------------------------------------------------------------ training (distill/train*.c)
  * EDM training of a denoiser from a YAML config (configs/train/NAME.yaml). Checkpoints go to
@@ -484,6 +492,12 @@ typedef struct pd_train_options {
     const char *out_dir;      /* overrides output.dir when non-NULL */
     int threads;              /* > 0 overrides training.threads */
     long long duration_images; /* > 0 overrides training.duration_images */
+    /* Warm start of a new run (not with resume): G and G_ema from this generator model (kind
+     * "generator", the teacher's architecture), f_psi from the teacher, fitted alone on
+     * psi_warmup_images images of G's samples first (< 0: the default, 6400; a multiple of the
+     * batch). SiD itself starts G from the teacher; sid.h has the details. */
+    const char *init_generator_path;
+    long long psi_warmup_images;
     /* progress: about once a second and at the end. loss is the running mean of the mean
      * weighted per-pixel EDM loss. abort: non-zero stops after the current step, saves a
      * checkpoint and makes pd_train fail with an "interrupted" message. log: one line per event
@@ -506,8 +520,8 @@ int pd_train_export(const char *checkpoint, const char *out_model, pd_error *err
  * the output directory: checkpoint.safetensors (f_psi, G, G_ema, both Adam states, progress;
  * atomic, every training.checkpoint_images, at the end and on abort; a resumed run is
  * bit-identical to an uninterrupted one), sid-log.csv (one line per checkpoint: images, step,
- * hours, both mean losses, img/s), fd-log.csv (images, step, hours, FD, KID, class accuracy of
- * G_ema's samples, every eval.fd_images and at the start), generator-<images>.safetensors
+ * hours, both mean losses, img/s), fd-log.csv (images, step, hours, FD, KID, class accuracy,
+ * precision, recall of G_ema's samples, every eval.fd_images and at the start), generator-<images>.safetensors
  * snapshots (training.snapshot_images) and the final G_ema, a model of kind "generator". */
 
 typedef struct pd_sid_progress {
@@ -527,6 +541,12 @@ typedef struct pd_sid_options {
     const char *export_path;  /* final G_ema; NULL: <dir>/generator.safetensors */
     int threads;              /* > 0 overrides training.threads */
     long long duration_images; /* > 0 overrides training.duration_images */
+    /* Warm start of a new run (not with resume): G and G_ema from this generator model (kind
+     * "generator", the teacher's architecture), f_psi from the teacher, fitted alone on
+     * psi_warmup_images images of G's samples first (< 0: the default, 6400; a multiple of the
+     * batch). SiD itself starts G from the teacher; sid.h has the details. */
+    const char *init_generator_path;
+    long long psi_warmup_images;
     /* progress: about once a second and at the end. abort: non-zero stops after the current
      * iteration, writes a checkpoint and makes pd_distill_sid fail with "interrupted". log: one
      * line per event (start/resume, checkpoint, FD, snapshot, export). */
@@ -595,6 +615,15 @@ pd_kid_params pd_kid_default_params(void);
 int pd_kid(const float *f1, int n1, const float *f2, int n2, int dim, const pd_kid_params *p,
            pd_kid_result *r, pd_error *err);
 
+/* Improved precision and recall (Kynkäänniemi et al. 2019, metrics/precision_recall.c): each
+ * set's manifold is the union of balls reaching each point's k-th nearest neighbour in its own
+ * set; precision = fraction of the generated vectors inside the real manifold, recall = fraction
+ * of the real vectors inside the generated one (boundary inside). Euclidean distances in double;
+ * the result does not depend on the thread count. Needs n_real, n_fake > k (the paper: k = 3 and
+ * sets of equal size). O((n_real + n_fake)^2 dim). */
+int pd_precision_recall(const float *real, int n_real, const float *fake, int n_fake, int dim,
+                        int k, double *precision, double *recall, pd_error *err);
+
 /* Fraction of the n rows of logits [n, K] whose argmax (the first on ties) is labels[i]. */
 double pd_class_accuracy(const float *logits, const int *labels, int n, int K);
 /* Trajectory error of samples x against a reference solution ref (same noise), count values:
@@ -630,11 +659,16 @@ double pd_spectral_error(const double *p_gen, const double *p_data, int bins);
  * and all metrics, the spectrum included, are taken at 32 x 32. */
 
 typedef struct pd_eval pd_eval;
+#define PD_PR_SEED 0x5052u    /* "PR": the subset draw of the precision/recall sets */
 
 typedef struct pd_eval_options {
     const char *ref_cache;    /* NULL: pd_eval_default_cache_path */
     const char *data_dir;     /* Fashion-MNIST directory; NULL: PD_FASHION_MNIST_DIR */
     pd_kid_params kid;
+    /* Precision/recall neighbourhood size (3, the paper's; 0 skips them). Both sets are taken at
+     * the same size m = min(n, reference images): a fixed draw (Philox, seed PD_PR_SEED) of m of
+     * the reference features, or of the generated ones when there are more of those. */
+    int pr_k;
     /* one line per event (cache loaded, stale and why, computed, written, not writable) */
     void (*log)(void *user, const char *line);
     void *user;
@@ -647,6 +681,9 @@ typedef struct pd_eval_result {
     int n_labelled;           /* images that came with a requested label */
     double accuracy;          /* classifier argmax == requested label; NaN when n_labelled = 0 */
     double spectral_error;    /* pd_spectral_error against the test split's spectrum */
+    double precision, recall; /* pd_precision_recall, k = pr_k, on pr_n vectors of each set;
+                                 NaN when pr_k = 0 or n <= pr_k */
+    int pr_k, pr_n;
     int spectrum_bins;
     int ref_n;                /* reference images (10000) */
     double ref_accuracy;      /* the classifier's accuracy on the test split */
@@ -668,6 +705,89 @@ int pd_eval_add(pd_eval *ev, const float *x, int n, int C, int R, const int *lab
 int pd_eval_finish(pd_eval *ev, pd_eval_result *r, pd_error *err);
 void pd_eval_reset(pd_eval *ev);   /* forgets the added images, keeps the reference */
 void pd_eval_free(pd_eval *ev);
+
+/* ---- Inception-v3 features and FID (metrics/inception*.c, metrics/fid*.c, core/npz.c)
+ * The FID network is pytorch-fid's Inception-v3 (the TF inception-2015-12-05 graph; Heusel et al.
+ * 2017), forward only, float32 with BatchNorm folded into the convolutions; its 2048 pool3
+ * features per image. Weights: a safetensors file with pytorch-fid's state-dict names, made by
+ * `pixdiff convert pt_inception-2015-12-05-6726825d.pth inception.safetensors`. An image's
+ * features are a function of its pixels alone: not of the batch, its neighbours or the thread
+ * count. Images reach the network as 8 bits (float images are quantised exactly as PNGs are,
+ * pd_quantise_u8), so a PNG folder and the same samples in memory give the same features. */
+
+/* u8 = trunc(clip(x*127.5 + 128, 0, 255)), NaN -> 0: the PNG writer's quantisation (DESIGN.md). */
+uint8_t pd_quantise_u8(float x);
+
+/* How an 8-bit image becomes the 3 x 299 x 299 network input (gray replicated to RGB first):
+ *   pytorch-fid: x = u8/255, bilinear resize to 299 x 299 as torch's F.interpolate
+ *                (align_corners=False, half-pixel centres, edge clamp), then 2x - 1
+ *                (pytorch-fid's resize_input and normalize_input);
+ *   edm:         the StyleGAN3 TorchScript detector EDM's and SiD's fid.py call on uint8
+ *                images: bilinear resize with TF1's legacy sampling (source = j in/299, no
+ *                half-pixel shift, border clamp) on the 0..255 values, then (x - 128)/128.
+ * docs/fid.md states what else differs and how close the edm mode can get. */
+typedef enum { PD_FID_PREP_PYTORCH_FID, PD_FID_PREP_EDM, PD_FID_PREP_COUNT } pd_fid_prep;
+const char *pd_fid_prep_name(pd_fid_prep p);       /* "pytorch-fid", "edm" */
+int pd_fid_prep_from_name(const char *name);        /* -1 unknown */
+
+#define PD_INCEPTION_DIM 2048
+typedef struct pd_inception pd_inception;
+/* Loads the safetensors weights (every convolution and BatchNorm tensor with its shape; errors
+ * name the missing or misshapen tensor). */
+int pd_inception_load(pd_inception **out, const char *path, pd_error *err);
+void pd_inception_free(pd_inception *net);
+const char *pd_inception_path(const pd_inception *net);
+/* Features [n, 2048] of n 8-bit images u8 [n, C, H, W], C = 1 or 3, any H, W >= 1. */
+int pd_inception_features_u8(pd_inception *net, const uint8_t *u8, int n, int C, int H, int W,
+                             pd_fid_prep prep, float *features, pd_error *err);
+/* The same for float images in [-1, 1], quantised with pd_quantise_u8 first. */
+int pd_inception_features(pd_inception *net, const float *x, int n, int C, int H, int W,
+                          pd_fid_prep prep, float *features, pd_error *err);
+
+/* FID statistics files: .npz with float64 `mu` [d] and `sigma` [d, d] (EDM's fid-refs/NAME.npz,
+ * pytorch-fid --save-stats), entries stored or deflated; other entries are ignored. Reading
+ * checks the shapes (and that d matches `dim` when dim > 0); s->n is 0 (the file does not say).
+ * Writing is atomic and stores the entries uncompressed, as numpy's savez (readable by
+ * numpy.load, pytorch-fid and EDM). */
+int pd_npz_stats_read(const char *path, pd_feature_stats *s, int dim, pd_error *err);
+int pd_npz_stats_write(const char *path, const pd_feature_stats *s, pd_error *err);
+
+/* FID reference statistics (metrics/fid_eval.c): mean and covariance (double, divisor n - 1, as
+ * numpy.cov) of the Inception features of a set, with the features when they were computed here
+ * (for KID; none from an .npz). source is one of
+ *   FILE.npz                     statistics (pd_npz_stats_read; n = 0);
+ *   DIR                          the PNGs of DIR, sorted by name;
+ *   FILE.npy                     float32 images [N, C, H, W] (C = 1 or 3) or [N, H, W] in [-1, 1];
+ *   fashion-mnist:test|train     the split as pixdiff's models see it (28 x 28 padded to 32 x 32).
+ * Images are quantised to 8 bits as PNGs are, then go through the network with `prep`. */
+typedef struct pd_fid_ref {
+    pd_feature_stats stats;
+    float *features;          /* [n, 2048] or NULL */
+    int n;                    /* images (0 for an .npz) */
+    char source[1024];
+} pd_fid_ref;
+typedef struct pd_fid_ref_options {
+    int max_n;                /* > 0: only the first max_n images */
+    const char *data_dir;     /* Fashion-MNIST directory; NULL: PD_FASHION_MNIST_DIR */
+    void (*progress)(void *user, int done, int total);   /* after each chunk of images */
+    void *user;
+} pd_fid_ref_options;
+int pd_fid_ref_load(pd_fid_ref *r, pd_inception *net, const char *source, pd_fid_prep prep,
+                    const pd_fid_ref_options *o, pd_error *err);
+void pd_fid_ref_free(pd_fid_ref *r);
+
+/* FID of n feature vectors [n, 2048] against a reference (pd_fd_gaussian on double statistics),
+ * and KID (pd_kid, params kid) when the reference has features (else NaN). singular = 1 when
+ * either set has n <= 2048 images, where the covariance is singular and the FID biased upward
+ * (papers use 50,000). */
+typedef struct pd_fid_result {
+    int n, ref_n;
+    double fid;
+    pd_kid_result kid;
+    int singular;
+} pd_fid_result;
+int pd_fid_compute(const float *features, int n, const pd_fid_ref *ref, const pd_kid_params *kid,
+                   pd_fid_result *r, pd_error *err);
 
 /* ---- SNR analysis (metrics/snr.c; models.md §3.1, §3.3)
  * The data's radially averaged power spectrum at an analysis resolution `size` (the data
@@ -768,6 +888,39 @@ pd_sweep_options pd_sweep_default_options(void);
 /* summary may be NULL. */
 int pd_sweep_run(const char *path, const pd_sweep_options *o, pd_sweep_summary *summary,
                  pd_error *err);
+
+/* ------------------------------------------------------------------ checkpoint conversion
+ * `pixdiff convert` (convert/): EDM/SiD network snapshots (.pkl), torch .pth/.pt state dicts and
+ * plain safetensors state dicts into pixdiff's safetensors. Pickles are read by a restricted
+ * reader that never executes anything the file embeds (core/pickle.h). Reading and writing are
+ * separate calls so a caller can tell a bad input file from a failed write. */
+
+typedef struct pd_converted pd_converted;   /* what was read: tensors + metadata; opaque */
+
+typedef struct pd_convert_params {
+    const char *key;          /* the snapshot dict's entry holding the network ("ema") */
+    int generator;            /* mark the result as a one-step generator (SiD, SiDA) */
+    double sigma_init;        /* its sigma (SiD's init_sigma, 2.5; not stored in the files) */
+    const char *config;       /* YAML/JSON architecture (pixdiff.config keys) for a plain state
+                               * dict with EDM's names; NULL for snapshots */
+    /* progress: stage ("reading", "converting", "writing"), done out of total units. */
+    void (*progress)(void *user, const char *stage, long long done, long long total);
+    void *user;
+} pd_convert_params;
+
+pd_convert_params pd_convert_default_params(void);
+/* Reads and checks IN; fails (naming the file and what is wrong) for anything it cannot convert. */
+int pd_convert_read(pd_converted **out, const char *in, const pd_convert_params *p, pd_error *err);
+/* Writes OUT atomically (temporary file + rename); nothing is left behind on failure. */
+int pd_convert_write(const pd_converted *c, const char *out, const pd_convert_params *p,
+                     pd_error *err);
+/* One line saying what was found ("EDMPrecond + SongUNet (DDPM++), 10 classes"). */
+const char *pd_converted_summary(const pd_converted *c);
+/* The metadata written: keys and values (e.g. "pixdiff.config" and its JSON); NULL past the end. */
+const char *pd_converted_meta(const pd_converted *c, int i, const char **value);
+int pd_converted_tensor_count(const pd_converted *c);
+size_t pd_converted_param_count(const pd_converted *c);
+void pd_converted_free(pd_converted *c);
 
 #ifdef __cplusplus
 }

@@ -27,6 +27,8 @@ static const sw_metric_info metric_table[SW_METRIC_COUNT] = {
     [SW_METRIC_FD] = {"fd", {"fd", NULL}, {1}, {1}, 1, 0, 0},
     [SW_METRIC_KID] = {"kid", {"kid", "kid_se", NULL}, {1, 0}, {1, 1}, 1, 0, 0},
     [SW_METRIC_ACCURACY] = {"accuracy", {"accuracy", NULL}, {1}, {0}, 1, 1, 0},
+    [SW_METRIC_PRECISION_RECALL] = {"precision_recall", {"precision", "recall", NULL}, {1, 1},
+                                    {0, 0}, 1, 0, 0},
     [SW_METRIC_SPECTRAL] = {"spectral", {"spectral", NULL}, {1}, {1}, 1, 0, 0},
     [SW_METRIC_TRAJECTORY] = {"trajectory", {"traj_rmse", "traj_psnr", NULL}, {1, 1}, {1, 0}, 0, 0, 1},
 };

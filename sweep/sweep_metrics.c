@@ -1,7 +1,8 @@
 /* sweep_metrics.c — the one place where a sweep calls metric code (sweep.h sw_metrics_compute),
  * and the cache of trajectory references on disk (sw_ref_load / sw_ref_save).
  *
- * FD, KID (with its standard error), class accuracy and the spectral error all come from one
+ * FD, KID (with its standard error), class accuracy, precision/recall (k = 3, sets of equal
+ * size; metrics/precision_recall.c) and the spectral error all come from one
  * pd_eval pass over the cell's samples (metrics/: classifier features against the Fashion-MNIST
  * test split, spectra from FFTW); the trajectory error is pd_trajectory_error against the
  * reference solution from the same noise. A metric the spec does not ask for stays NaN, which
@@ -46,6 +47,10 @@ int sw_metrics_compute(const sw_eval_ctx *e, const float *x, sw_metric_values *o
             out->v[SW_METRIC_KID][1] = r.kid.se;
         }
         if (sw_spec_has_metric(s, SW_METRIC_ACCURACY)) out->v[SW_METRIC_ACCURACY][0] = r.accuracy;
+        if (sw_spec_has_metric(s, SW_METRIC_PRECISION_RECALL)) {
+            out->v[SW_METRIC_PRECISION_RECALL][0] = r.precision;
+            out->v[SW_METRIC_PRECISION_RECALL][1] = r.recall;
+        }
         if (sw_spec_has_metric(s, SW_METRIC_SPECTRAL)) out->v[SW_METRIC_SPECTRAL][0] = r.spectral_error;
     }
     return 0;

@@ -167,14 +167,13 @@ static void expect_fail(const char *what, const char *path, const char *must1, c
 }
 
 static long long counts(const pd_unet_config *c, int *n_tensors) {
-    unet_arch *a;
-    pd_tensor_info *t;
-    size_t np;
+    pd_model *m;
     pd_error err;
-    if (unet_arch_build(&a, &t, n_tensors, &np, c, &err)) { printf("%s\n", err.msg); return -1; }
-    unet_arch_free(a);
-    free(t);
-    return (long long)np;
+    if (unet_model_alloc(&m, c, &err)) { printf("%s\n", err.msg); return -1; }
+    *n_tensors = m->n_tensors;
+    long long np = (long long)m->n_params;
+    pd_model_free(m);
+    return np;
 }
 
 int main(void) {
@@ -244,15 +243,19 @@ int main(void) {
         snprintf(c2.embedding_type, sizeof c2.embedding_type, "fourier");
         unet_config_to_json(&c2, js, sizeof js);
         write_variant(p_bad, m, -1, -1, 0, js);
-        expect_fail("unsupported embedding_type", p_bad, "embedding_type", p_bad);
+        expect_fail("fourier embedding without its freqs buffer", p_bad, "map_noise.freqs", p_bad);
         c2 = m->cfg;
-        c2.resample_filter[1] = 3;
-        c2.resample_filter[2] = 3;
-        c2.resample_filter[3] = 1;
-        c2.n_resample_filter = 4;
+        snprintf(c2.embedding_type, sizeof c2.embedding_type, "spherical");
         unet_config_to_json(&c2, js, sizeof js);
         write_variant(p_bad, m, -1, -1, 0, js);
-        expect_fail("resample_filter [1,3,3,1]", p_bad, "resample_filter", NULL);
+        expect_fail("unknown embedding_type", p_bad, "embedding_type", "fourier");
+        c2 = m->cfg;
+        c2.resample_filter[1] = 2;
+        c2.resample_filter[2] = 1;
+        c2.n_resample_filter = 3;
+        unet_config_to_json(&c2, js, sizeof js);
+        write_variant(p_bad, m, -1, -1, 0, js);
+        expect_fail("resample_filter [1,2,1]", p_bad, "resample_filter", NULL);
     }
     {
         const char *names[1] = {"model.map_layer0.weight"};
@@ -283,7 +286,7 @@ int main(void) {
         rc = pd_model_save(m, "/nonexistent-dir/x.safetensors", &err);
         tu_check(rc != 0 && access("/nonexistent-dir/x.safetensors", F_OK) != 0,
                  "save into a missing directory fails: %s", err.msg);
-        snprintf(m->cfg.encoder_type, sizeof m->cfg.encoder_type, "residual");
+        snprintf(m->cfg.encoder_type, sizeof m->cfg.encoder_type, "skip");
         rc = pd_model_save(m, p_new, &err);
         tu_check(rc != 0 && access(p_new, F_OK) != 0 && strstr(err.msg, "encoder_type"),
                  "save of an unsupported config fails, nothing written: %s", err.msg);

@@ -137,20 +137,14 @@ void clf_arch_free(void *arch) {
     free(a);
 }
 
-int clf_model_alloc(pd_model **out, const pd_unet_config *cfg, pd_error *err) {
-    *out = NULL;
-    if (clf_config_validate(cfg, err)) return -1;
+int clf_build(pd_model *m, pd_error *err) {
+    const pd_unet_config *cfg = &m->cfg;
     if (cfg->n_levels * cfg->num_blocks > CLF_MAX_BLOCKS)
         return pd_fail(err, "classifier: %d stages x %d blocks is too many", cfg->n_levels,
                        cfg->num_blocks);
-    pd_model *m = calloc(1, sizeof *m);
     clf_arch *a = calloc(1, sizeof *a);
     table tb = {0};
-    if (!m || !a) {
-        free(m);
-        free(a);
-        return pd_fail(err, "out of memory");
-    }
+    if (!a) return pd_fail(err, "out of memory");
     a->cin = cfg->in_channels;
     a->R = cfg->img_resolution;
     a->w0 = cfg->model_channels * cfg->channel_mult[0];
@@ -183,22 +177,18 @@ int clf_model_alloc(pd_model **out, const pd_unet_config *cfg, pd_error *err) {
     if (tb.oom) {
         free(tb.t);
         free(a);
-        free(m);
         return pd_fail(err, "out of memory");
     }
-    m->cfg = *cfg;
     m->tensors = tb.t;
     m->n_tensors = tb.n;
     m->n_params = tb.off;
     m->arch = a;
-    m->params = pd_alloc(m->n_params * sizeof(float));
-    if (!m->params) {
-        pd_fail(err, "out of memory for %zu parameters", m->n_params);
-        pd_model_free(m);
-        return -1;
-    }
-    *out = m;
     return 0;
+}
+
+double clf_gflops_res(const pd_model *m, int res) {
+    (void)res;   /* the classifier runs at its trained size */
+    return clf_gflops(m);
 }
 
 double clf_gflops(const pd_model *m) {

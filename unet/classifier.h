@@ -37,12 +37,13 @@
 int clf_config_is(const pd_unet_config *cfg);
 /* What this runtime supports of a classifier config; the message names the key. */
 int clf_config_validate(const pd_unet_config *cfg, pd_error *err);
-/* Validates, builds the tensor table and allocates the parameter arena (zeros); m->arch holds
- * the stage structure (freed by clf_arch_free, which pd_model_free calls). */
-int clf_model_alloc(pd_model **out, const pd_unet_config *cfg, pd_error *err);
+/* Builds the tensor table of m->cfg (validated); m->arch holds the stage structure (freed by
+ * clf_arch_free). The classifier's entry in unet/net_ops.c. */
+int clf_build(pd_model *m, pd_error *err);
 void clf_arch_free(void *arch);
 /* 2 x multiply-adds of one forward of one image, in GFLOP (convolutions and linears). */
 double clf_gflops(const pd_model *m);
+double clf_gflops_res(const pd_model *m, int res);
 int clf_feature_dim(const pd_model *m);   /* F */
 int clf_num_classes(const pd_model *m);   /* K */
 

@@ -1,18 +1,18 @@
-/* model.c — pd_model: create with random weights, load/save as safetensors, FLOP count.
+/* model.c — pd_model, the architecture-neutral container: create (random weights), load/save as
+ * safetensors, free, FLOP count; what differs between architectures goes through the ops table
+ * (unet/net_ops.h).
  *
- * Files hold the tensors under EDM's EDMPrecond state-dict names (DESIGN.md "File formats") and
- * the config as __metadata__["pixdiff.config"] (JSON, parsed with the YAML reader). Loading is
- * strict: the config must be supported (unet_config_validate), every tensor of the configured
- * net must be present with its exact shape and finite values, and nothing else may be there
- * except EDM's resample_filter buffers (ignored: only the [1,1] filter is supported, and the
- * runtime synthesises it). Saving writes those buffers too, so a pixdiff file loads into EDM's
- * EDMPrecond with load_state_dict(strict=True). Writes are atomic (st_write). The feature
- * classifier (arch "classifier", unet/classifier.h) uses the same file layout with its own
- * tensor table and no buffers; the functions here dispatch on cfg.arch where the two differ.
+ * Files hold the parameters under EDM's state-dict names (DESIGN.md "File formats") and the config
+ * as __metadata__["pixdiff.config"] (JSON, parsed with the YAML reader). Loading is strict: the
+ * config must be supported (unet_config_validate), every parameter of the configured net must be
+ * present with its exact shape and finite values, and nothing else may be there but the net's
+ * buffers: a buffer with fixed contents (resample_filter, iDDPM's u) is checked against them when
+ * present, a loaded one (FourierEmbedding's freqs) is required. Saving writes every buffer, so a
+ * pixdiff file loads into EDM's network with load_state_dict(strict=True). Writes are atomic
+ * (st_write).
  */
 #include "unet/songunet.h"
-#include "unet/unet_arch.h"
-#include "unet/classifier.h"
+#include "unet/net_ops.h"
 #include "core/rng.h"
 #include "core/safetensors.h"
 #include "core/util.h"
@@ -21,6 +21,36 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+int unet_model_alloc(pd_model **out, const pd_unet_config *cfg, pd_error *err) {
+    *out = NULL;
+    net_ids ids;
+    if (net_ids_parse(&ids, cfg, err)) return -1;
+    const net_ops *ops = net_ops_of(ids.arch);
+    if (ops->validate(cfg, &ids, err)) return -1;
+    pd_model *m = calloc(1, sizeof *m);
+    if (!m) return pd_fail(err, "out of memory");
+    m->cfg = *cfg;
+    m->ids = ids;
+    if (net_pc_init(&m->pc, &ids, cfg, err) || ops->build(m, err)) {
+        pd_model_free(m);
+        return -1;
+    }
+    m->params = pd_alloc(m->n_params * sizeof(float));
+    m->bufs = pd_alloc((m->n_buf ? m->n_buf : 1) * sizeof(float));
+    if (!m->params || !m->bufs) {
+        pd_fail(err, "out of memory for %zu parameters", m->n_params);
+        pd_model_free(m);
+        return -1;
+    }
+    for (int i = 0; i < m->n_buffers; i++) {
+        const pd_tensor_info *t = &m->buffers[i];
+        if (m->buf_fixed[i]) memcpy(m->bufs + t->offset, m->buf_fixed[i], t->numel * sizeof(float));
+        else memset(m->bufs + t->offset, 0, t->numel * sizeof(float));
+    }
+    *out = m;
+    return 0;
+}
 
 static int is_norm(const pd_tensor_info *t) {
     return strstr(t->name, ".norm") || strstr(t->name, "_norm.");
@@ -47,6 +77,15 @@ int pd_model_create(pd_model **out, const pd_unet_config *cfg, uint64_t seed, pd
         float sd = (float)(1.0 / sqrt((double)fan_in));
         for (size_t j = 0; j < t->numel; j++) p[j] *= sd;
     }
+    /* Loaded buffers (FourierEmbedding freqs): N(0, 16²) as EDM draws them, stream after the
+     * parameters'. */
+    for (int i = 0; i < m->n_buffers; i++) {
+        if (m->buf_fixed[i]) continue;
+        const pd_tensor_info *t = &m->buffers[i];
+        float *p = m->bufs + t->offset;
+        pd_randn(p, t->numel, seed, (uint64_t)(m->n_tensors + 1 + i));
+        for (size_t j = 0; j < t->numel; j++) p[j] *= 16.0f;
+    }
     *out = m;
     return 0;
 }
@@ -55,8 +94,12 @@ void pd_model_free(pd_model *m) {
     if (!m) return;
     free(m->tensors);
     pd_free(m->params);
-    if (clf_config_is(&m->cfg)) clf_arch_free(m->arch);
-    else unet_arch_free(m->arch);
+    for (int i = 0; i < m->n_buffers; i++) free(m->buf_fixed[i]);
+    free(m->buf_fixed);
+    free(m->buffers);
+    pd_free(m->bufs);
+    net_pc_free(&m->pc);
+    if (m->arch) net_ops_of(m->ids.arch)->free_arch(m->arch);
     free(m);
 }
 
@@ -72,41 +115,72 @@ static void shape_str(char *b, size_t cap, int ndim, const long long *s) {
     if (len < cap) snprintf(b + len, cap - len, "]");
 }
 
-static int ends_with(const char *s, const char *suffix) {
-    size_t a = strlen(s), b = strlen(suffix);
-    return a >= b && !strcmp(s + a - b, suffix);
+
+/* Checks that tensor s has t's shape; the message names the file and the tensor. */
+static int check_shape(const st_tensor *s, const pd_tensor_info *t, const char *path, pd_error *err) {
+    long long want[8];
+    for (int d = 0; d < t->ndim; d++) want[d] = t->shape[d];
+    int same = s->ndim == t->ndim;
+    for (int d = 0; same && d < t->ndim; d++) same = s->shape[d] == want[d];
+    if (same) return 0;
+    char ws[96], gs[96];
+    shape_str(ws, sizeof ws, t->ndim, want);
+    shape_str(gs, sizeof gs, s->ndim, s->shape);
+    return pd_fail(err, "%s: tensor '%s' has shape %s, the config needs %s", path, t->name, gs, ws);
+}
+
+static int buffer_index(const pd_model *m, const char *name) {
+    for (int i = 0; i < m->n_buffers; i++)
+        if (!strcmp(m->buffers[i].name, name)) return i;
+    return -1;
 }
 
 static int load_tensors(pd_model *m, const st_file *f, const char *path, pd_error *err) {
     for (int i = 0; i < m->n_tensors; i++) {
         const pd_tensor_info *t = &m->tensors[i];
-        long long want[8];
-        for (int d = 0; d < t->ndim; d++) want[d] = t->shape[d];
-        char ws[96], gs[96];
-        shape_str(ws, sizeof ws, t->ndim, want);
         const st_tensor *s = st_find(f, t->name);
-        if (!s)
+        if (!s) {
+            long long want[8];
+            char ws[96];
+            for (int d = 0; d < t->ndim; d++) want[d] = t->shape[d];
+            shape_str(ws, sizeof ws, t->ndim, want);
             return pd_fail(err, "%s: tensor '%s' %s is missing (the file's config needs it)", path,
                            t->name, ws);
-        int same = s->ndim == t->ndim;
-        for (int d = 0; same && d < t->ndim; d++) same = s->shape[d] == want[d];
-        if (!same) {
-            shape_str(gs, sizeof gs, s->ndim, s->shape);
-            return pd_fail(err, "%s: tensor '%s' has shape %s, the config needs %s", path, t->name,
-                           gs, ws);
         }
+        if (check_shape(s, t, path, err)) return -1;
         for (size_t j = 0; j < t->numel; j++)
             if (!isfinite(s->data[j]))
                 return pd_fail(err, "%s: tensor '%s' holds a non-finite value at element %zu", path,
                                t->name, j);
         memcpy(m->params + t->offset, s->data, t->numel * sizeof(float));
     }
+    for (int i = 0; i < m->n_buffers; i++) {
+        const pd_tensor_info *t = &m->buffers[i];
+        const st_tensor *s = st_find(f, t->name);
+        if (!s) {
+            if (m->buf_fixed[i]) continue;   /* fixed contents: the runtime knows them */
+            return pd_fail(err, "%s: buffer '%s' is missing (the file's config needs it)", path,
+                           t->name);
+        }
+        if (check_shape(s, t, path, err)) return -1;
+        for (size_t j = 0; j < t->numel; j++) {
+            float v = s->data[j];
+            if (!isfinite(v))
+                return pd_fail(err, "%s: buffer '%s' holds a non-finite value at element %zu", path,
+                               t->name, j);
+            /* A fixed buffer that differs is a different network (e.g. another resample_filter
+             * than the config's); 1e-6 relative allows the writer's own float rounding. */
+            if (m->buf_fixed[i] && fabsf(v - m->buf_fixed[i][j]) > 1e-6f * (1 + fabsf(v)))
+                return pd_fail(err, "%s: buffer '%s' element %zu is %g, the config implies %g",
+                               path, t->name, j, (double)v, (double)m->buf_fixed[i][j]);
+        }
+        if (!m->buf_fixed[i]) memcpy(m->bufs + t->offset, s->data, t->numel * sizeof(float));
+    }
     for (int i = 0; i < f->n_tensors; i++) {
         const char *name = f->tensors[i].name;
-        if (ends_with(name, ".resample_filter") && !clf_config_is(&m->cfg)) continue;
-        if (unet_tensor_index(m, name) < 0)
+        if (unet_tensor_index(m, name) < 0 && buffer_index(m, name) < 0)
             return pd_fail(err, "%s: unexpected tensor '%s' (not part of the configured %s)",
-                           path, name, clf_config_is(&m->cfg) ? "classifier" : "SongUNet");
+                           path, name, net_ops_of(m->ids.arch)->title);
     }
     return 0;
 }
@@ -156,41 +230,22 @@ int pd_model_save(const pd_model *m, const char *path, pd_error *err) {
         free(json);
         return pd_fail(err, "%s: not saved: config too large", path);
     }
-    const unet_arch *a = m->arch;
-    /* EDM registers a resample_filter buffer after the weight/bias of every resampling Conv2d
-     * (conv0 and skip of up/down blocks); the state dict lists it right after the bias. */
-    int cap = m->n_tensors + (clf_config_is(&m->cfg) ? 0 : 4 * (a->n_enc + a->n_dec));
+    int cap = m->n_tensors + m->n_buffers;
     const char **names = calloc(cap, sizeof *names);
     int *ndims = calloc(cap, sizeof *ndims);
     long long (*shapes)[8] = calloc(cap, sizeof *shapes);
     const float **data = calloc(cap, sizeof *data);
-    char (*fnames)[112] = calloc(cap, sizeof *fnames);
-    static const float filter[4] = {0.25f, 0.25f, 0.25f, 0.25f};
     int n = 0, rc;
-    if (!names || !ndims || !shapes || !data || !fnames) {
+    if (!names || !ndims || !shapes || !data) {
         rc = pd_fail(err, "out of memory");
         goto done;
     }
-    for (int i = 0; i < m->n_tensors; i++) {
-        const pd_tensor_info *t = &m->tensors[i];
+    for (int i = 0; i < cap; i++) {
+        const pd_tensor_info *t = i < m->n_tensors ? &m->tensors[i] : &m->buffers[i - m->n_tensors];
         names[n] = t->name;
         ndims[n] = t->ndim;
         for (int d = 0; d < t->ndim; d++) shapes[n][d] = t->shape[d];
-        data[n++] = m->params + t->offset;
-        if (clf_config_is(&m->cfg) ||
-            (!ends_with(t->name, ".conv0.bias") && !ends_with(t->name, ".skip.bias")))
-            continue;
-        for (int k = 0; k < a->n_enc + a->n_dec; k++) {
-            const unet_block *b = k < a->n_enc ? &a->enc[k] : &a->dec[k - a->n_enc];
-            if (!(b->up || b->down) || (i != b->t_conv0 + 1 && i != b->t_skip + 1)) continue;
-            snprintf(fnames[n], sizeof fnames[n], "%.*s.resample_filter",
-                     (int)(strlen(t->name) - 5), t->name);
-            names[n] = fnames[n];
-            ndims[n] = 4;
-            shapes[n][0] = shapes[n][1] = 1;
-            shapes[n][2] = shapes[n][3] = 2;
-            data[n++] = filter;
-        }
+        data[n++] = (i < m->n_tensors ? m->params : m->bufs) + t->offset;
     }
     const char *keys[2] = {"format", "pixdiff.config"};
     const char *vals[2] = {"pt", json};
@@ -200,28 +255,8 @@ done:
     free(ndims);
     free(shapes);
     free(data);
-    free(fnames);
     free(json);
     return rc;
 }
 
-/* 2·MACs of one evaluation of one image at res (0 = trained): convolutions, linears and the two
- * attention matmuls (QᵀK and AV). Elementwise work (norms, SiLU, softmax) is not counted. */
-double pd_model_gflops(const pd_model *m, int res) {
-    const pd_unet_config *c = &m->cfg;
-    if (clf_config_is(c)) return clf_gflops(m);   /* the classifier runs at its trained size */
-    const unet_arch *a = m->arch;
-    if (res <= 0) res = c->img_resolution;
-    double macs = 0, L0 = (double)res * res, E = a->emb_ch, Cn = a->noise_ch;
-    macs += (double)c->label_dim * Cn + Cn * E + E * E;
-    macs += 9.0 * c->in_channels * c->model_channels * L0;
-    for (int k = 0; k < a->n_enc + a->n_dec; k++) {
-        const unet_block *b = k < a->n_enc ? &a->enc[k] : &a->dec[k - a->n_enc];
-        double h = res >> b->level_out, Lo = h * h, ci = b->cin, co = b->cout;
-        macs += 9 * ci * co * Lo + E * co + 9 * co * co * Lo;
-        if (b->has_skip) macs += ci * co * Lo;
-        if (b->attn) macs += 3 * co * co * Lo + 2 * Lo * Lo * co + co * co * Lo;
-    }
-    macs += 9.0 * a->dec[a->n_dec - 1].cout * c->out_channels * L0;
-    return 2 * macs / 1e9;
-}
+double pd_model_gflops(const pd_model *m, int res) { return net_ops_of(m->ids.arch)->gflops(m, res); }

@@ -1,5 +1,8 @@
-/* songunet.c — EDM's SongUNet (DDPM++) forward and backward with preconditioning (models.md
- * §4.3–4.5), over a parameter arena (pd_model) and an activation arena (unet_run).
+/* songunet.c — the EDM U-Net driver: forward and backward with preconditioning of every network
+ * whose walk fills a unet_arch (SongUNet DDPM++/NCSN++, DhariwalUNet; Karras et al. 2022,
+ * training/networks.py), over a parameter arena (pd_model) and an activation arena (unet_run).
+ * One block implementation (EDM UNetBlock with its switches: adaptive scale/shift, heads, skip
+ * scale, eps, resample filter, resample projection) and its backward serve every architecture.
  *
  * A unet_run is planned once for (max_batch, res, keep): every buffer request goes through one
  * planner, which in a sizing pass records sizes and in a second pass hands out pointers into a
@@ -21,16 +24,15 @@
  */
 #include "unet/songunet.h"
 #include "unet/unet_arch.h"
-#include "unet/classifier.h"
 #include "unet/layers.h"
+#include "nn/nn_layers.h"
 #include "core/util.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define GN_EPS 1e-6f
-/* SongUNet's block skip_scale, np.sqrt(0.5), applied by PyTorch as a float32 scalar. */
-#define BLOCK_SCALE ((float)0.70710678118654752440)
+/* NCSN++'s aux_residual merge, (x + aux)/np.sqrt(2), divides by a float32 scalar. */
+#define SQRT2F ((float)1.41421356237309504880)
 /* Dropout stream of block b: opts->dropout_stream * DROPOUT_STREAMS + b (b < DROPOUT_STREAMS). */
 #define DROPOUT_STREAMS 4096
 /* Elementwise loops below this many elements run on one thread (a parallel region costs more). */
@@ -44,7 +46,9 @@ typedef struct bact {
     float *h1, *mean1, *rstd1; /* conv0(...) + affine(emb): norm1's input */
     float *n1;                 /* norm1(h1): the SiLU input */
     uint8_t *mask;             /* dropout mask of silu(n1) */
-    float *p;                  /* affine(emb) [N, cout] */
+    float *p;                  /* affine(emb) [N, cout], or [N, 2·cout] = [scale | shift] */
+    float *aux;                /* NCSN++ residual encoder: (out + aux_residual(aux_in))/√2 */
+    const float *aux_in;       /* its input: the image c_in·x or the previous level's aux */
     float *y;                  /* (conv1 + skip) * s: the output, or attention's residual */
     float *n2, *mean2, *rstd2, *qkv, *att, *a; /* attention caches */
     float *out;                /* block output */
@@ -54,7 +58,7 @@ typedef struct bact {
 enum {
     S_XIN, S_F, S_N0, S_M0, S_R0, S_H1, S_M1, S_R1, S_N1, S_MASK, S_P, S_Y, S_N2, S_M2, S_R2,
     S_QKV, S_ATT, S_A, S_CAT, S_DEC0, S_DEC1, S_AUXN, S_AUXM, S_AUXR, S_T0, S_T1, S_T2, S_COL,
-    S_ASCR, G_0, G_1, G_2, G_4, G_P, G_DA, G_DB, G_DCAT, S_COUNT
+    S_ASCR, S_MOD, S_AXP, S_AXC, G_0, G_1, G_2, G_4, G_P, G_DA, G_DB, G_DCAT, G_AX, S_COUNT
 };
 enum { KEPT, TEMP, PERSIST, GPERSIST, GSLOT };
 
@@ -98,14 +102,14 @@ struct unet_run {
     char *arena;
     size_t bytes;
     /* preconditioning and mapping network */
-    float *x, *xin, *F, *cnoise, *lab, *pe, *e0, *z0, *e1, *z1, *emb;
+    float *x, *xin, *F, *cnoise, *lab, *pe, *e0, *z0, *e1, *z1, *zl, *emb;
     bact *enc, *dec;
     float *skips[UNET_MAX_SKIPS];
     float *aux_n, *aux_mean, *aux_rstd;
-    float *t0, *t1, *t2, *col, *ascr;
+    float *t0, *t1, *t2, *col, *ascr, *mod, *axp, *axc;
     /* backward */
     float *dskips[UNET_MAX_SKIPS];
-    float *g0, *g1, *g2, *g4, *gp, *dA, *dB, *dcat;
+    float *g0, *g1, *g2, *g4, *gp, *dA, *dB, *dcat, *gax;
     float *demb, *dz1, *de1, *dz0, *de0, *dcn, *dxin, *dF;
     /* the last forward */
     int n, have_fwd, dropout_on;
@@ -116,33 +120,11 @@ struct unet_run {
 
 #define PW(t) (r->m->params + r->m->tensors[(t)].offset)
 #define PB(t) (r->m->params + r->m->tensors[(t) + 1].offset)
+#define BUF(b) (r->m->bufs + r->m->buffers[(b)].offset)
 #define DW(t) (dp ? dp + r->m->tensors[(t)].offset : NULL)
 #define DB(t) (dp ? dp + r->m->tensors[(t) + 1].offset : NULL)
 
 /* ------------------------------------------------------------------ model structure */
-
-int unet_model_alloc(pd_model **out, const pd_unet_config *cfg, pd_error *err) {
-    *out = NULL;
-    if (unet_config_validate(cfg, err)) return -1;
-    if (clf_config_is(cfg)) return clf_model_alloc(out, cfg, err);
-    pd_model *m = calloc(1, sizeof *m);
-    if (!m) return pd_fail(err, "out of memory");
-    m->cfg = *cfg;
-    unet_arch *a;
-    if (unet_arch_build(&a, &m->tensors, &m->n_tensors, &m->n_params, cfg, err)) {
-        free(m);
-        return -1;
-    }
-    m->arch = a;
-    m->params = pd_alloc(FL(m->n_params));
-    if (!m->params) {
-        pd_fail(err, "out of memory for %zu parameters", m->n_params);
-        pd_model_free(m);
-        return -1;
-    }
-    *out = m;
-    return 0;
-}
 
 int unet_num_skips(const pd_model *m) { return ((const unet_arch *)m->arch)->n_skips; }
 
@@ -168,7 +150,8 @@ static void plan_block(unet_run *r, plan *p, const unet_block *b, bact *ac, int 
     ac->rstd1 = req(p, KEPT, S_R1, FL(N * go));
     ac->n1 = req(p, KEPT, S_N1, FL(N * co * Lo));
     ac->mask = req(p, KEPT, S_MASK, N * co * Lo);
-    ac->p = req(p, TEMP, S_P, FL(N * co));
+    ac->p = req(p, KEPT, S_P, FL(N * co * (b->adaptive ? 2 : 1)));
+    if (b->adaptive) r->mod = req(p, TEMP, S_MOD, FL(N * co * Lo));
     /* Outputs: encoder outputs are skips (always whole); decoder outputs ping-pong when keep = 0. */
     int oslot = dec_idx < 0 ? -1 : (dec_idx & 1 ? S_DEC1 : S_DEC0);
     float *outp = oslot < 0 ? req(p, PERSIST, 0, FL(N * co * Lo)) : req(p, KEPT, oslot, FL(N * co * Lo));
@@ -178,13 +161,23 @@ static void plan_block(unet_run *r, plan *p, const unet_block *b, bact *ac, int 
         ac->mean2 = req(p, KEPT, S_M2, FL(N * go));
         ac->rstd2 = req(p, KEPT, S_R2, FL(N * go));
         ac->qkv = req(p, KEPT, S_QKV, FL(N * 3 * co * Lo));
-        ac->att = req(p, KEPT, S_ATT, FL(N * Lo * Lo));
+        ac->att = req(p, KEPT, S_ATT, FL(N * b->heads * Lo * Lo));
         ac->a = req(p, KEPT, S_A, FL(N * co * Lo));
         r->ascr = req(p, TEMP, S_ASCR, FL(3 * Lo * Lo + 3 * co * Lo));
     } else {
         ac->y = outp;
     }
     ac->out = outp;
+    if (b->t_aux_residual >= 0) {
+        /* The fused 3x3 conv runs on the aux input padded by one pixel (so the conv, padded one
+         * more, covers EDM's padding 2), then the FIR takes it to the block's output size. */
+        size_t Lp = (size_t)(r->hw[b->level_in] + 2) * (r->hw[b->level_in] + 2);
+        ac->aux = req(p, PERSIST, 0, FL(N * co * Lo));
+        r->axp = req(p, TEMP, S_AXP, FL(N * b->aux_cin * Lp));
+        r->axc = req(p, TEMP, S_AXC, FL(N * (size_t)(co > (size_t)b->aux_cin ? co : (size_t)b->aux_cin) * Lp));
+        r->col = req(p, TEMP, S_COL, FL(9 * b->aux_cin * Lp));
+        r->gax = req(p, GSLOT, G_AX, FL(N * (size_t)(co > (size_t)b->aux_cin ? co : (size_t)b->aux_cin) * Lp));
+    }
     size_t big_i = ci * Li > co * Lo ? ci * Li : co * Lo;
     size_t mid = ci * Lo > co * Lo ? ci * Lo : co * Lo;
     r->t0 = req(p, TEMP, S_T0, FL(N * big_i));
@@ -199,7 +192,7 @@ static void plan_block(unet_run *r, plan *p, const unet_block *b, bact *ac, int 
     r->g1 = req(p, GSLOT, G_1, FL(N * g1));
     r->g2 = req(p, GSLOT, G_2, FL(N * g2));
     r->g4 = req(p, GSLOT, G_4, FL(N * g1));
-    r->gp = req(p, GSLOT, G_P, FL(N * co));
+    r->gp = req(p, GSLOT, G_P, FL(N * co * (b->adaptive ? 2 : 1)));
     if (dec_idx >= 0) {
         r->dA = req(p, GSLOT, G_DA, FL(N * (co * Lo > ci * Li ? co * Lo : ci * Li)));
         r->dB = req(p, GSLOT, G_DB, FL(N * (co * Lo > ci * Li ? co * Lo : ci * Li)));
@@ -211,7 +204,7 @@ static void plan_run(unet_run *r, plan *p) {
     const pd_unet_config *c = &r->m->cfg;
     const unet_arch *a = r->a;
     size_t N = r->max_batch, C = c->in_channels, L0 = (size_t)r->res * r->res;
-    size_t c0 = c->model_channels;
+    size_t c0 = a->enc_conv_out;
     r->x = req(p, GPERSIST, 0, FL(N * C * L0));
     r->xin = req(p, KEPT, S_XIN, FL(N * C * L0));
     r->F = req(p, KEPT, S_F, FL(N * c->out_channels * L0));
@@ -222,6 +215,7 @@ static void plan_run(unet_run *r, plan *p) {
     r->z0 = req(p, PERSIST, 0, FL(N * a->emb_ch));
     r->e1 = req(p, PERSIST, 0, FL(N * a->emb_ch));
     r->z1 = req(p, PERSIST, 0, FL(N * a->emb_ch));
+    r->zl = req(p, PERSIST, 0, FL(N * a->emb_ch));
     r->emb = req(p, PERSIST, 0, FL(N * a->emb_ch));
     r->skips[0] = req(p, PERSIST, 0, FL(N * c0 * L0));
     r->col = req(p, TEMP, S_COL, FL(9 * C * L0));
@@ -230,8 +224,18 @@ static void plan_run(unet_run *r, plan *p) {
         if (p->pass) r->enc[i].in = NULL;
     }
     for (int i = 0; i < a->n_dec; i++) plan_block(r, p, &a->dec[i], &r->dec[i], i);
-    /* Encoder outputs are the skip stack; block inputs are the previous module's output. */
-    for (int s = 1; s < a->n_skips; s++) r->skips[s] = r->enc[a->skip_src[s]].out;
+    /* Encoder outputs are the skip stack (a residual-encoder down block's is its aux merge);
+     * block inputs are the previous module's output. */
+    for (int s = 1; s < a->n_skips; s++) {
+        const bact *ac = &r->enc[a->skip_src[s]];
+        r->skips[s] = a->enc[a->skip_src[s]].t_aux_residual >= 0 ? ac->aux : ac->out;
+    }
+    const float *aux = r->xin;
+    for (int i = 0; i < a->n_enc; i++)
+        if (a->enc[i].t_aux_residual >= 0) {
+            r->enc[i].aux_in = aux;
+            aux = r->enc[i].aux;
+        }
     for (int i = 0; i < a->n_enc; i++) {
         int s = 0;
         while (a->skip_src[s] != i) s++;
@@ -242,6 +246,7 @@ static void plan_run(unet_run *r, plan *p) {
                        : i == 0 ? r->skips[a->n_skips - 1] : r->dec[i - 1].out;
     size_t cl = (size_t)a->dec[a->n_dec - 1].cout;
     r->aux_n = req(p, KEPT, S_AUXN, FL(N * cl * L0));
+    r->col = req(p, TEMP, S_COL, FL(9 * C * L0));
     r->aux_mean = req(p, KEPT, S_AUXM, FL(N * unet_groups((int)cl)));
     r->aux_rstd = req(p, KEPT, S_AUXR, FL(N * unet_groups((int)cl)));
     r->t0 = req(p, TEMP, S_T0, FL(N * cl * L0));
@@ -275,9 +280,9 @@ int unet_run_create(unet_run **out, const pd_model *m, int max_batch, int res, i
     if (res < div || res % div)
         return pd_fail(err, "unet: resolution %d is not a positive multiple of %d (the model has "
                        "%d levels)", res, div, c->n_levels);
-    if (!strcmp(c->kind, "classifier") || c->out_channels != c->in_channels)
-        return pd_fail(err, "unet: model kind '%s' with %d output channels is not a denoiser",
-                       c->kind, c->out_channels);
+    if (m->ids.kind == KIND_CLASSIFIER || !a)
+        return pd_fail(err, "unet: model kind '%s' (arch '%s') is not a denoiser", c->kind,
+                       c->arch);
     unet_run *r = calloc(1, sizeof *r);
     if (!r) return pd_fail(err, "out of memory");
     r->m = m;
@@ -342,36 +347,69 @@ int unet_feature_dim(const unet_run *r) {
 
 /* ------------------------------------------------------------------ forward */
 
-static void resample_forward(float *out, const float *in, const unet_block *b, int N, int C, int H) {
-    if (b->down) avgpool2_forward(out, in, N, C, H, H);
+/* EDM Conv2d's up/down step with the config's resample_filter: [1,1] is the 2x2 average /
+ * nearest x2 (bit-identical to the FIR form), others the FIR of nn/fir.c. H is the input size. */
+static void resample_forward(const unet_arch *a, float *out, const float *in, const unet_block *b,
+                             int N, int C, int H) {
+    if (a->fir && b->down) fir_down_forward(out, in, a->fir_f, a->fir_K, a->fir_pad, N, C, H, H);
+    else if (a->fir) fir_up_forward(out, in, a->fir_f, a->fir_K, a->fir_pad, N, C, H, H);
+    else if (b->down) avgpool2_forward(out, in, N, C, H, H);
     else upsample2_forward(out, in, N, C, H, H);
 }
 
-/* One UNetBlock, models.md §4.4 (adaptive_scale off: h = silu(norm1(conv0(...) + affine(emb)))). */
+/* NCSN++'s residual encoder after a down block (EDM SongUNet encoder_type 'residual'):
+ * aux = (out + aux_residual(aux_in))/√2, aux_residual = EDM Conv2d(kernel 3, down,
+ * fused_resample): the 3x3 conv padded 2, then the FIR with stride 2 and no padding. */
+static void aux_forward(unet_run *r, const unet_block *b, bact *ac, int N) {
+    const unet_arch *a = r->a;
+    int Hi = r->hw[b->level_in], Hp = Hi + 2, ca = b->aux_cin, co = b->cout;
+    pad1_forward(r->axp, ac->aux_in, N, ca, Hi, Hi);
+    conv2d_forward(r->axc, r->axp, PW(b->t_aux_residual), PB(b->t_aux_residual), N, ca, Hp, Hp, co,
+                   3, r->col);
+    fir_down_forward(ac->aux, r->axc, a->fir_f, a->fir_K, 0, N, co, Hp, Hp);
+    size_t no = (size_t)N * co * r->hw[b->level_out] * r->hw[b->level_out];
+    float *x = ac->aux;
+    const float *o = ac->out;
+    #pragma omp parallel for schedule(static) if (no > PAR_MIN)
+    for (size_t i = 0; i < no; i++) x[i] = (o[i] + x[i]) / SQRT2F;
+}
+
+/* One EDM UNetBlock: h = conv0(resample(silu(norm0(x)))); with adaptive scale
+ * h = silu(shift + norm1(h)·(scale + 1)), [scale | shift] = affine(emb), else
+ * h = silu(norm1(h + affine(emb))); y = (conv1(dropout(h)) + skip(x))·skip_scale, skip = 1x1 conv
+ * of the resampled x, the resampled x alone (kernel 0), or x; then optional multi-head attention
+ * o = (proj(attn(qkv(norm2(y)))) + y)·skip_scale. */
 static void block_forward(unet_run *r, const unet_block *b, bact *ac, int N, int blk) {
     const pd_unet_config *c = &r->m->cfg;
     int Hi = r->hw[b->level_in], Ho = r->hw[b->level_out], ci = b->cin, co = b->cout;
     size_t Li = (size_t)Hi * Hi, Lo = (size_t)Ho * Ho;
     int gi = unet_groups(ci), go = unet_groups(co), E = r->a->emb_ch;
-    const float s = BLOCK_SCALE;
+    const float s = b->skip_scale;
     groupnorm_forward(ac->n0, ac->mean0, ac->rstd0, ac->in, PW(b->t_norm0), PB(b->t_norm0), N, ci,
-                      (int)Li, gi, GN_EPS);
+                      (int)Li, gi, b->eps);
     silu_forward(r->t0, ac->n0, (size_t)N * ci * Li);
     const float *conv_in = r->t0;
     if (b->up || b->down) {            /* conv0 resamples before its 3x3 conv (models.md §4.1) */
-        resample_forward(r->t1, r->t0, b, N, ci, Hi);
+        resample_forward(r->a, r->t1, r->t0, b, N, ci, Hi);
         conv_in = r->t1;
     }
     conv2d_forward(ac->h1, conv_in, PW(b->t_conv0), PB(b->t_conv0), N, ci, Ho, Ho, co, 3, r->col);
-    linear_forward(ac->p, r->emb, PW(b->t_affine), PB(b->t_affine), N, E, co);
+    linear_forward(ac->p, r->emb, PW(b->t_affine), PB(b->t_affine), N, E, co * (b->adaptive ? 2 : 1));
     float *h1 = ac->h1;
     const float *pp = ac->p;
-    #pragma omp parallel for schedule(static) if ((size_t)N * co * Lo > PAR_MIN)
-    for (long nc = 0; nc < (long)N * co; nc++)
-        for (size_t i = 0; i < Lo; i++) h1[nc * Lo + i] += pp[nc];
+    if (!b->adaptive) {
+        #pragma omp parallel for schedule(static) if ((size_t)N * co * Lo > PAR_MIN)
+        for (long nc = 0; nc < (long)N * co; nc++)
+            for (size_t i = 0; i < Lo; i++) h1[nc * Lo + i] += pp[nc];
+    }
     groupnorm_forward(ac->n1, ac->mean1, ac->rstd1, ac->h1, PW(b->t_norm1), PB(b->t_norm1), N, co,
-                      (int)Lo, go, GN_EPS);
-    silu_forward(r->t0, ac->n1, (size_t)N * co * Lo);
+                      (int)Lo, go, b->eps);
+    if (b->adaptive) {
+        modulate_forward(r->mod, ac->n1, ac->p, N, co, (int)Lo);
+        silu_forward(r->t0, r->mod, (size_t)N * co * Lo);
+    } else {
+        silu_forward(r->t0, ac->n1, (size_t)N * co * Lo);
+    }
     const float *d1 = r->t0;
     if (r->dropout_on) {
         dropout_forward(r->t1, ac->mask, r->t0, (size_t)N * co * Lo, c->dropout, r->dseed,
@@ -383,11 +421,15 @@ static void block_forward(unet_run *r, const unet_block *b, bact *ac, int N, int
     if (b->has_skip) {
         const float *rs = ac->in;
         if (b->up || b->down) {
-            resample_forward(r->t1, ac->in, b, N, ci, Hi);
+            resample_forward(r->a, r->t1, ac->in, b, N, ci, Hi);
             rs = r->t1;
         }
-        conv2d_forward(r->t2, rs, PW(b->t_skip), PB(b->t_skip), N, ci, Ho, Ho, co, 1, r->col);
-        sk = r->t2;
+        if (b->t_skip >= 0) {
+            conv2d_forward(r->t2, rs, PW(b->t_skip), PB(b->t_skip), N, ci, Ho, Ho, co, 1, r->col);
+            sk = r->t2;
+        } else {
+            sk = rs;   /* kernel-0 skip: the resampling alone */
+        }
     }
     float *y = ac->y;
     size_t ny = (size_t)N * co * Lo;
@@ -395,14 +437,15 @@ static void block_forward(unet_run *r, const unet_block *b, bact *ac, int N, int
     for (size_t i = 0; i < ny; i++) y[i] = (y[i] + sk[i]) * s;
     if (b->attn) {
         groupnorm_forward(ac->n2, ac->mean2, ac->rstd2, ac->y, PW(b->t_norm2), PB(b->t_norm2), N,
-                          co, (int)Lo, go, GN_EPS);
+                          co, (int)Lo, go, b->eps);
         conv2d_forward(ac->qkv, ac->n2, PW(b->t_qkv), PB(b->t_qkv), N, co, Ho, Ho, 3 * co, 1, r->col);
-        attention_forward(ac->a, ac->att, ac->qkv, N, co, (int)Lo, 1, r->ascr);
+        attention_forward(ac->a, ac->att, ac->qkv, N, co, (int)Lo, b->heads, r->ascr);
         conv2d_forward(ac->out, ac->a, PW(b->t_proj), PB(b->t_proj), N, co, Ho, Ho, co, 1, r->col);
         float *o = ac->out;
         #pragma omp parallel for schedule(static) if (ny > PAR_MIN)
         for (size_t i = 0; i < ny; i++) o[i] = (o[i] + y[i]) * s;
     }
+    if (b->t_aux_residual >= 0) aux_forward(r, b, ac, N);
 }
 
 int unet_denoise_forward(unet_run *r, float *out, const float *x, const float *sigma,
@@ -432,8 +475,8 @@ int unet_denoise_forward(unet_run *r, float *out, const float *x, const float *s
 
     /* Preconditioning inputs (models.md §4.3): F's input is c_in·x, its noise label c_noise. */
     for (int i = 0; i < n; i++) {
-        r->pc[i] = unet_precond_eval(c, sigma[i]);
-        r->pcd[i] = unet_precond_deriv(c, sigma[i]);
+        r->pc[i] = unet_precond_eval(&m->pc, sigma[i]);
+        r->pcd[i] = unet_precond_deriv(&m->pc, sigma[i]);
         r->cnoise[i] = (float)r->pc[i].c_noise;
     }
     if (r->keep) memcpy(r->x, x, FL(n * img));
@@ -444,11 +487,16 @@ int unet_denoise_forward(unet_run *r, float *out, const float *x, const float *s
         for (size_t j = 0; j < img; j++) xin[i * img + j] = cin * x[i * img + j];
     }
 
-    /* Mapping network (models.md §4.5): [sin|cos] positional embedding, + map_label(label·√ld),
-     * two SiLU linears. map_augment (augment labels are zero) contributes nothing. */
-    posemb_forward(r->pe, r->cnoise, n, Cn, 1, 1);
+    /* Mapping network. SongUNet: [sin|cos] positional or Fourier embedding, + map_label(label·√ld),
+     * two SiLU linears. ADM: [cos|sin] positional embedding without endpoint, map_layer0, SiLU,
+     * map_layer1 + map_label(label) (no bias), SiLU. map_augment (augment labels are zero)
+     * contributes nothing. */
+    if (a->fourier) fourier_forward(r->pe, r->cnoise, BUF(a->b_freqs), n, Cn, 1);
+    else posemb_forward(r->pe, r->cnoise, n, Cn, a->pe_endpoint, a->pe_flip);
     memcpy(r->e0, r->pe, FL((size_t)n * Cn));
-    if (ld) {
+    if (ld && a->label_late) {
+        for (size_t j = 0; j < (size_t)n * ld; j++) r->lab[j] = labels ? labels[j] : 0.0f;
+    } else if (ld) {
         float sc = (float)sqrt((double)ld);
         for (size_t j = 0; j < (size_t)n * ld; j++) r->lab[j] = labels ? labels[j] * sc : 0.0f;
         linear_forward(r->z0, r->lab, PW(a->t_map_label), PB(a->t_map_label), n, ld, Cn);
@@ -457,11 +505,15 @@ int unet_denoise_forward(unet_run *r, float *out, const float *x, const float *s
     linear_forward(r->z0, r->e0, PW(a->t_map0), PB(a->t_map0), n, Cn, E);
     silu_forward(r->e1, r->z0, (size_t)n * E);
     linear_forward(r->z1, r->e1, PW(a->t_map1), PB(a->t_map1), n, E, E);
+    if (ld && a->label_late) {
+        linear_forward(r->zl, r->lab, PW(a->t_map_label), NULL, n, ld, E);
+        for (size_t j = 0; j < (size_t)n * E; j++) r->z1[j] += r->zl[j];
+    }
     silu_forward(r->emb, r->z1, (size_t)n * E);
 
     /* Encoder: every module's output is a skip. */
     conv2d_forward(r->skips[0], r->xin, PW(a->t_enc_conv), PB(a->t_enc_conv), n, C, H, H,
-                   c->model_channels, 3, r->col);
+                   a->enc_conv_out, 3, r->col);
     for (int i = 0; i < a->n_enc; i++) block_forward(r, &a->enc[i], &r->enc[i], n, i);
     if (opts->feature) {
         int ts = r->tap_skip, ch = a->skip_ch[ts], h = r->hw[a->skip_level[ts]];
@@ -496,18 +548,21 @@ int unet_denoise_forward(unet_run *r, float *out, const float *x, const float *s
         block_forward(r, b, ac, n, a->n_enc + k);
     }
 
-    /* Output: aux_conv(silu(aux_norm(x))), then D = c_skip·x + c_out·F. */
-    int cl = a->dec[a->n_dec - 1].cout;
+    /* Output: out_conv(silu(out_norm(x))) (SongUNet's aux_norm/aux_conv), then
+     * D = c_skip·x + c_out·F[:, :C] (iDDPM's F has 2·C channels). */
+    int cl = a->dec[a->n_dec - 1].cout, OC = c->out_channels;
     groupnorm_forward(r->aux_n, r->aux_mean, r->aux_rstd, r->dec[a->n_dec - 1].out,
-                      PW(a->t_aux_norm), PB(a->t_aux_norm), n, cl, (int)L0, unet_groups(cl), GN_EPS);
+                      PW(a->t_out_norm), PB(a->t_out_norm), n, cl, (int)L0, unet_groups(cl),
+                      a->out_eps);
     silu_forward(r->t0, r->aux_n, (size_t)n * cl * L0);
-    conv2d_forward(r->F, r->t0, PW(a->t_aux_conv), PB(a->t_aux_conv), n, cl, H, H, C, 3, r->col);
+    conv2d_forward(r->F, r->t0, PW(a->t_out_conv), PB(a->t_out_conv), n, cl, H, H, OC, 3, r->col);
     const float *F = r->F;
+    size_t fimg = (size_t)OC * L0;
     #pragma omp parallel for schedule(static) if (n > 1)
     for (int i = 0; i < n; i++) {
         double cs = r->pc[i].c_skip, co = r->pc[i].c_out;
         for (size_t j = 0; j < img; j++)
-            out[i * img + j] = (float)(cs * x[i * img + j] + co * F[i * img + j]);
+            out[i * img + j] = (float)(cs * x[i * img + j] + co * F[i * fimg + j]);
     }
     r->have_fwd = 1;
     return 0;
@@ -515,9 +570,11 @@ int unet_denoise_forward(unet_run *r, float *out, const float *x, const float *s
 
 /* ------------------------------------------------------------------ backward */
 
-static void resample_backward(float *din, const float *dout, const unet_block *b, int N, int C,
-                              int H) {
-    if (b->down) avgpool2_backward(din, dout, N, C, H, H);
+static void resample_backward(const unet_arch *a, float *din, const float *dout,
+                              const unet_block *b, int N, int C, int H) {
+    if (a->fir && b->down) fir_down_backward(din, dout, a->fir_f, a->fir_K, a->fir_pad, N, C, H, H);
+    else if (a->fir) fir_up_backward(din, dout, a->fir_f, a->fir_K, a->fir_pad, N, C, H, H);
+    else if (b->down) avgpool2_backward(din, dout, N, C, H, H);
     else upsample2_backward(din, dout, N, C, H, H);
 }
 
@@ -532,7 +589,7 @@ static void block_backward(unet_run *r, const unet_block *b, bact *ac, int N, co
     size_t Li = (size_t)Hi * Hi, Lo = (size_t)Ho * Ho, no = (size_t)N * co * Lo;
     size_t ni = (size_t)N * ci * Li, nr = (size_t)N * ci * Lo;
     int gi = unet_groups(ci), go = unet_groups(co), E = r->a->emb_ch;
-    const float s = BLOCK_SCALE;
+    const float s = b->skip_scale;
     float *g0 = r->g0, *g1 = r->g1, *g2 = r->g2, *g4 = r->g4;
 
     /* out = (proj(a) + y)·s  ->  g0 = dL/dy (residual part + through attention). */
@@ -543,7 +600,7 @@ static void block_backward(unet_run *r, const unet_block *b, bact *ac, int N, co
         conv2d_backward(g1, DW(b->t_proj), DB(b->t_proj), g0, ac->a, PW(b->t_proj), N, co, Ho,
                         Ho, co, 1, r->col);
         zero(g2, 3 * no);                               /* g2 = dL/dqkv */
-        attention_backward(g2, g1, ac->qkv, ac->att, N, co, (int)Lo, 1, r->ascr);
+        attention_backward(g2, g1, ac->qkv, ac->att, N, co, (int)Lo, b->heads, r->ascr);
         zero(g1, no);                                   /* g1 = dL/dn2 */
         conv2d_backward(g1, DW(b->t_qkv), DB(b->t_qkv), g2, ac->n2, PW(b->t_qkv), N, co, Ho, Ho,
                         3 * co, 1, r->col);
@@ -558,7 +615,12 @@ static void block_backward(unet_run *r, const unet_block *b, bact *ac, int N, co
     /* y = (conv1(d1) + skip(in))·s: g0 now holds dL/d(conv1 out) = dL/d(skip out). */
 
     /* conv1's input, recomputed: d1 = dropout(silu(n1)) with the kept mask. */
-    silu_forward(r->t0, ac->n1, no);
+    const float *a1 = ac->n1;                           /* the SiLU input */
+    if (b->adaptive) {
+        modulate_forward(r->mod, ac->n1, ac->p, N, co, (int)Lo);
+        a1 = r->mod;
+    }
+    silu_forward(r->t0, a1, no);
     const float *d1 = r->t0;
     if (r->dropout_on) {
         const float inv = 1.0f / (1.0f - c->dropout);
@@ -576,26 +638,38 @@ static void block_backward(unet_run *r, const unet_block *b, bact *ac, int N, co
         dropout_backward(g2, g1, ac->mask, no, c->dropout);
         da1 = g2;
     }
-    zero(g4, no);                                       /* g4 = dL/dn1 */
-    silu_backward(g4, da1, ac->n1, no);
-    zero(g1, no);                                       /* g1 = dL/dh1 */
-    groupnorm_backward(g1, DW(b->t_norm1), DB(b->t_norm1), g4, ac->h1, ac->mean1, ac->rstd1,
-                       PW(b->t_norm1), N, co, (int)Lo, go);
-    /* h1 = conv0(...) + p: dL/dp is the spatial sum, which feeds affine and the embedding. */
+    zero(g4, no);                                       /* g4 = dL/da1 */
+    silu_backward(g4, da1, a1, no);
     float *gp = r->gp;
-    #pragma omp parallel for schedule(static) if ((size_t)N * co * Lo > PAR_MIN)
-    for (long nc = 0; nc < (long)N * co; nc++) {
-        float acc = 0;
-        for (size_t i = 0; i < Lo; i++) acc += g1[nc * Lo + i];
-        gp[nc] = acc;
+    if (b->adaptive) {
+        /* a1 = shift + n1·(scale + 1): g2 = dL/dn1, gp = dL/d[scale | shift]. */
+        zero(g2, no);
+        zero(gp, (size_t)N * 2 * co);
+        modulate_backward(g2, gp, g4, ac->n1, ac->p, N, co, (int)Lo);
+        zero(g1, no);                                   /* g1 = dL/dh1 */
+        groupnorm_backward(g1, DW(b->t_norm1), DB(b->t_norm1), g2, ac->h1, ac->mean1, ac->rstd1,
+                           PW(b->t_norm1), N, co, (int)Lo, go);
+        linear_backward(r->demb, DW(b->t_affine), DB(b->t_affine), gp, r->emb, PW(b->t_affine), N,
+                        E, 2 * co);
+    } else {
+        zero(g1, no);                                   /* g1 = dL/dh1 */
+        groupnorm_backward(g1, DW(b->t_norm1), DB(b->t_norm1), g4, ac->h1, ac->mean1, ac->rstd1,
+                           PW(b->t_norm1), N, co, (int)Lo, go);
+        /* h1 = conv0(...) + p: dL/dp is the spatial sum, which feeds affine and the embedding. */
+        #pragma omp parallel for schedule(static) if ((size_t)N * co * Lo > PAR_MIN)
+        for (long nc = 0; nc < (long)N * co; nc++) {
+            float acc = 0;
+            for (size_t i = 0; i < Lo; i++) acc += g1[nc * Lo + i];
+            gp[nc] = acc;
+        }
+        linear_backward(r->demb, DW(b->t_affine), DB(b->t_affine), gp, r->emb, PW(b->t_affine), N,
+                        E, co);
     }
-    linear_backward(r->demb, DW(b->t_affine), DB(b->t_affine), gp, r->emb, PW(b->t_affine), N, E,
-                    co);
     /* conv0's input, recomputed: resample(silu(n0)). */
     silu_forward(r->t0, ac->n0, ni);
     const float *conv_in = r->t0;
     if (b->up || b->down) {
-        resample_forward(r->t1, r->t0, b, N, ci, Hi);
+        resample_forward(r->a, r->t1, r->t0, b, N, ci, Hi);
         conv_in = r->t1;
     }
     zero(g2, nr);                                       /* g2 = dL/d(conv0 input) */
@@ -604,7 +678,7 @@ static void block_backward(unet_run *r, const unet_block *b, bact *ac, int N, co
     const float *da0 = g2;
     if (b->up || b->down) {
         zero(g4, ni);                                   /* g4 = dL/dsilu(n0) */
-        resample_backward(g4, g2, b, N, ci, Hi);
+        resample_backward(r->a, g4, g2, b, N, ci, Hi);
         da0 = g4;
     }
     zero(g1, ni);                                       /* g1 = dL/dn0 */
@@ -613,12 +687,14 @@ static void block_backward(unet_run *r, const unet_block *b, bact *ac, int N, co
                        PW(b->t_norm0), N, ci, (int)Li, gi);
     /* Skip path. */
     if (b->has_skip) {
-        if (b->up || b->down) {
-            resample_forward(r->t1, ac->in, b, N, ci, Hi);
+        if ((b->up || b->down) && b->t_skip < 0) {
+            resample_backward(r->a, din, g0, b, N, ci, Hi);   /* kernel-0 skip */
+        } else if (b->up || b->down) {
+            resample_forward(r->a, r->t1, ac->in, b, N, ci, Hi);
             zero(g2, nr);
             conv2d_backward(g2, DW(b->t_skip), DB(b->t_skip), g0, r->t1, PW(b->t_skip), N, ci, Ho,
                             Ho, co, 1, r->col);
-            resample_backward(din, g2, b, N, ci, Hi);
+            resample_backward(r->a, din, g2, b, N, ci, Hi);
         } else {
             conv2d_backward(din, DW(b->t_skip), DB(b->t_skip), g0, ac->in, PW(b->t_skip), N, ci,
                             Ho, Ho, co, 1, r->col);
@@ -627,6 +703,25 @@ static void block_backward(unet_run *r, const unet_block *b, bact *ac, int N, co
         #pragma omp parallel for schedule(static) if (no > PAR_MIN)
         for (size_t i = 0; i < no; i++) din[i] += g0[i];
     }
+}
+
+/* Reverse of aux_forward. dres: the gradient of the merge (the skip), divided by √2 in place so
+ * that it becomes the down block's output gradient; the aux conv's input gradient accumulates
+ * into daux_in. */
+static void aux_backward(unet_run *r, const unet_block *b, bact *ac, int N, float *dres,
+                         float *daux_in, float *dp) {
+    const unet_arch *a = r->a;
+    int Hi = r->hw[b->level_in], Hp = Hi + 2, ca = b->aux_cin, co = b->cout;
+    size_t no = (size_t)N * co * r->hw[b->level_out] * r->hw[b->level_out];
+    #pragma omp parallel for schedule(static) if (no > PAR_MIN)
+    for (size_t i = 0; i < no; i++) dres[i] /= SQRT2F;
+    zero(r->gax, (size_t)N * co * Hp * Hp);
+    fir_down_backward(r->gax, dres, a->fir_f, a->fir_K, 0, N, co, Hp, Hp);
+    pad1_forward(r->axp, ac->aux_in, N, ca, Hi, Hi);
+    zero(r->axc, (size_t)N * ca * Hp * Hp);             /* axc = dL/d(padded aux input) */
+    conv2d_backward(r->axc, DW(b->t_aux_residual), DB(b->t_aux_residual), r->gax, r->axp,
+                    PW(b->t_aux_residual), N, ca, Hp, Hp, co, 3, r->col);
+    pad1_backward(daux_in, r->axc, N, ca, Hi, Hi);
 }
 
 int unet_denoise_backward(unet_run *r, float *dx, float *dsigma, float *dp, const float *dout,
@@ -638,14 +733,16 @@ int unet_denoise_backward(unet_run *r, float *dx, float *dsigma, float *dp, cons
     if (!r->have_fwd) return pd_fail(err, "unet: backward without a successful forward");
     int n = r->n, C = c->in_channels, H = r->res, E = a->emb_ch, Cn = a->noise_ch;
     size_t L0 = (size_t)H * H, img = (size_t)C * L0;
-    int cl = a->dec[a->n_dec - 1].cout;
+    int cl = a->dec[a->n_dec - 1].cout, OC = c->out_channels;
+    size_t fimg = (size_t)OC * L0;
 
-    /* D = c_skip·x + c_out·F: dL/dF = c_out·g. */
+    /* D = c_skip·x + c_out·F[:, :C]: dL/dF = c_out·g on the first C channels, 0 on the rest. */
     float *dF = r->dF;
     #pragma omp parallel for schedule(static) if (n > 1)
     for (int i = 0; i < n; i++) {
         float co = (float)r->pc[i].c_out;
-        for (size_t j = 0; j < img; j++) dF[i * img + j] = co * dout[i * img + j];
+        for (size_t j = 0; j < img; j++) dF[i * fimg + j] = co * dout[i * img + j];
+        for (size_t j = img; j < fimg; j++) dF[i * fimg + j] = 0;
     }
     for (int s = 0; s < a->n_skips; s++) {
         size_t hs = r->hw[a->skip_level[s]];
@@ -656,14 +753,14 @@ int unet_denoise_backward(unet_run *r, float *dx, float *dsigma, float *dp, cons
     /* Output head: F = aux_conv(silu(aux_norm(h))). dA = dL/dh of the last decoder output. */
     silu_forward(r->t0, r->aux_n, (size_t)n * cl * L0);
     zero(r->g1, (size_t)n * cl * L0);
-    conv2d_backward(r->g1, DW(a->t_aux_conv), DB(a->t_aux_conv), dF, r->t0, PW(a->t_aux_conv), n,
-                    cl, H, H, C, 3, r->col);
+    conv2d_backward(r->g1, DW(a->t_out_conv), DB(a->t_out_conv), dF, r->t0, PW(a->t_out_conv), n,
+                    cl, H, H, OC, 3, r->col);
     zero(r->g2, (size_t)n * cl * L0);
     silu_backward(r->g2, r->g1, r->aux_n, (size_t)n * cl * L0);
     float *dcur = r->dA, *dnext = r->dB;
     zero(dcur, (size_t)n * cl * L0);
-    groupnorm_backward(dcur, DW(a->t_aux_norm), DB(a->t_aux_norm), r->g2, r->dec[a->n_dec - 1].out,
-                       r->aux_mean, r->aux_rstd, PW(a->t_aux_norm), n, cl, (int)L0, unet_groups(cl));
+    groupnorm_backward(dcur, DW(a->t_out_norm), DB(a->t_out_norm), r->g2, r->dec[a->n_dec - 1].out,
+                       r->aux_mean, r->aux_rstd, PW(a->t_out_norm), n, cl, (int)L0, unet_groups(cl));
 
     /* Decoder in reverse: a concatenating block's input gradient splits into the previous
      * output's and skip_scale·(the popped skip's). */
@@ -692,34 +789,48 @@ int unet_denoise_backward(unet_run *r, float *dx, float *dsigma, float *dp, cons
         float *t = dcur; dcur = dnext; dnext = t;
     }
 
-    /* Encoder in reverse: module j's input is skip j-1, so its input gradient lands there. */
+    /* Encoder in reverse: module j's input is skip j-1, so its input gradient lands there. A
+     * residual-encoder merge first sends its share to its aux input (the image or an earlier
+     * merge, i.e. a lower-numbered skip, whose gradient is complete only after this). */
+    zero(r->dxin, (size_t)n * img);
     for (int s = a->n_skips - 1; s >= 1; s--) {
         int i = a->skip_src[s];
-        block_backward(r, &a->enc[i], &r->enc[i], n, r->dskips[s], r->dskips[s - 1], dp);
+        const unet_block *b = &a->enc[i];
+        if (b->t_aux_residual >= 0) {
+            float *dax = r->dxin;
+            for (int q = 0; q < s; q++)
+                if (r->skips[q] == r->enc[i].aux_in) dax = r->dskips[q];
+            aux_backward(r, b, &r->enc[i], n, r->dskips[s], dax, dp);
+        }
+        block_backward(r, b, &r->enc[i], n, r->dskips[s], r->dskips[s - 1], dp);
     }
-    zero(r->dxin, (size_t)n * img);
     conv2d_backward(r->dxin, DW(a->t_enc_conv), DB(a->t_enc_conv), r->dskips[0], r->xin,
-                    PW(a->t_enc_conv), n, C, H, H, c->model_channels, 3, r->col);
+                    PW(a->t_enc_conv), n, C, H, H, a->enc_conv_out, 3, r->col);
 
-    /* Mapping network in reverse; the positional embedding gives dL/dc_noise. */
+    /* Mapping network in reverse; the noise embedding gives dL/dc_noise. */
     zero(r->dz1, (size_t)n * E);
     silu_backward(r->dz1, r->demb, r->z1, (size_t)n * E);
+    if (c->label_dim && a->label_late)
+        linear_backward(NULL, DW(a->t_map_label), NULL, r->dz1, r->lab, PW(a->t_map_label), n,
+                        c->label_dim, E);
     zero(r->de1, (size_t)n * E);
     linear_backward(r->de1, DW(a->t_map1), DB(a->t_map1), r->dz1, r->e1, PW(a->t_map1), n, E, E);
     zero(r->dz0, (size_t)n * E);
     silu_backward(r->dz0, r->de1, r->z0, (size_t)n * E);
     zero(r->de0, (size_t)n * Cn);
     linear_backward(r->de0, DW(a->t_map0), DB(a->t_map0), r->dz0, r->e0, PW(a->t_map0), n, Cn, E);
-    if (c->label_dim)
+    if (c->label_dim && !a->label_late)
         linear_backward(NULL, DW(a->t_map_label), DB(a->t_map_label), r->de0, r->lab,
                         PW(a->t_map_label), n, c->label_dim, Cn);
     zero(r->dcn, n);
-    posemb_backward(r->dcn, r->de0, r->cnoise, n, Cn, 1, 1);
+    /* FourierEmbedding's freqs are a buffer: no gradient (EDM registers them, never trains them). */
+    if (a->fourier) fourier_backward(r->dcn, r->de0, r->cnoise, BUF(a->b_freqs), n, Cn, 1);
+    else posemb_backward(r->dcn, r->de0, r->cnoise, n, Cn, a->pe_endpoint, a->pe_flip);
 
     /* Preconditioning: dx = c_skip·g + c_in·dxin;
      * dσ = c_skip'<g,x> + c_out'<g,F> + c_in'<dxin,x> + c_noise'·dc_noise. */
     for (int i = 0; i < n; i++) {
-        const float *g = dout + i * img, *xi = r->x + i * img, *Fi = r->F + i * img;
+        const float *g = dout + i * img, *xi = r->x + i * img, *Fi = r->F + i * fimg;
         const float *dxi = r->dxin + i * img;
         if (dsigma) {
             double gx = 0, gF = 0, dxx = 0;

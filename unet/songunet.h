@@ -13,6 +13,7 @@
 #define PD_SONGUNET_H
 
 #include "pixdiff.h"
+#include "unet/netdef.h"
 #include <stddef.h>
 
 typedef struct pd_tensor_info {
@@ -25,14 +26,23 @@ typedef struct pd_tensor_info {
 
 struct pd_model {
     pd_unet_config cfg;
+    net_ids ids;              /* cfg's strings, parsed once (unet/netdef.h) */
+    net_pc pc;                /* the preconditioner's constants */
     pd_tensor_info *tensors;  /* canonical order (EDM's module order) */
     int n_tensors;
     float *params;            /* the one parameter arena */
     size_t n_params;
+    /* Buffers (EDM register_buffer: resample filters, FourierEmbedding freqs, iDDPM's u): not
+     * parameters (not counted, never trained); offsets into bufs. buf_fixed[i] holds the values
+     * buffer i must have (checked on load, written on save), NULL for one loaded from the file. */
+    pd_tensor_info *buffers;
+    float **buf_fixed;
+    int n_buffers;
+    float *bufs;
+    size_t n_buf;
     char path[1024];
     char sha256[65];
-    void *arch;               /* block structure, owned by songunet.c (by classifier.c when
-                                 cfg.arch is "classifier") */
+    void *arch;               /* block structure, owned by the architecture's ops (net_ops.h) */
 };
 
 /* Options of one forward call. Zero-initialised = plain inference. */
@@ -77,11 +87,11 @@ int unet_denoise_forward(unet_run *r, float *out, const float *x, const float *s
 int unet_denoise_backward(unet_run *r, float *dx, float *dsigma, float *dparams,
                           const float *dout, pd_error *err);
 
-/* Preconditioning coefficients for one sigma (samplers.md §0.3). */
+/* Preconditioning coefficients for one sigma (EDM Table 1). */
 typedef struct { double c_skip, c_out, c_in, c_noise; } unet_precond;
-unet_precond unet_precond_eval(const pd_unet_config *cfg, double sigma);
+unet_precond unet_precond_eval(const net_pc *pc, double sigma);
 /* Their derivatives d/dsigma (same fields), used by the backward for dL/dsigma. */
-unet_precond unet_precond_deriv(const pd_unet_config *cfg, double sigma);
+unet_precond unet_precond_deriv(const net_pc *pc, double sigma);
 
 /* ---- additions (songunet owner): configs, feature tap size ---- */
 

@@ -1,15 +1,15 @@
-/* unet_config.c — the SongUNet config: EDM's defaults, validation, and its JSON form.
+/* unet_config.c — the U-Net config: EDM's defaults, validation, and its JSON form.
  *
  * The config holds EDM's SongUNet/EDMPrecond constructor arguments plus pixdiff's keys (kind,
  * sigma_init, class_names), DESIGN.md "File formats". It travels inside model files as
  * __metadata__["pixdiff.config"], a one-line JSON object written here and read back with the
- * YAML parser (JSON is YAML). Validation rejects what this runtime does not implement (NCSN++
- * options, other resample filters) with a message naming the key, instead of running a
- * different network than the one that was trained.
+ * YAML parser (JSON is YAML). Validation (the validate entries of unet/net_ops.h) rejects what
+ * this runtime does not implement (EDM's unused skip encoder/decoder, other resample filters) with
+ * a message naming the key, instead of running a different network than the one that was trained.
  */
 #include "unet/songunet.h"
 #include "unet/unet_arch.h"
-#include "unet/classifier.h"
+#include "unet/net_ops.h"
 #include "core/yamldoc.h"
 #include <math.h>
 #include <stdio.h>
@@ -45,46 +45,25 @@ pd_unet_config pd_unet_config_default(void) {
     c.sigma_max = 80;
     strcpy(c.kind, "denoiser");
     c.sigma_init = 2.5;
+    /* VPPrecond / iDDPMPrecond defaults (EDM training/networks.py). */
+    c.beta_d = 19.9;
+    c.beta_min = 0.1;
+    c.M = 1000;
+    c.epsilon_t = 1e-5;
+    c.C_1 = 0.001;
+    c.C_2 = 0.008;
     return c;
 }
 
-static int one_of(const char *s, const char *const *list) {
-    for (int i = 0; list[i]; i++)
-        if (!strcmp(s, list[i])) return 1;
-    return 0;
-}
-
-int unet_config_validate(const pd_unet_config *c, pd_error *err) {
-    static const char *const preconds[] = {"edm", "vp", "ve", "eps", NULL};
-    static const char *const kinds[] = {"denoiser", "generator", "classifier", NULL};
-    /* The feature classifier has its own structure and rules (unet/classifier.h). */
-    if (clf_config_is(c)) return clf_config_validate(c, err);
-    if (strcmp(c->arch, "songunet"))
-        return pd_fail(err, "config key 'arch': '%s' is not supported (only 'songunet' and "
-                       "'classifier')", c->arch);
-    if (!one_of(c->precond, preconds))
-        return pd_fail(err, "config key 'precond': '%s' is not one of edm, vp, ve, eps", c->precond);
-    if (!one_of(c->kind, kinds))
-        return pd_fail(err, "config key 'kind': '%s' is not one of denoiser, generator, classifier",
-                       c->kind);
-    if (!strcmp(c->kind, "classifier"))
-        return pd_fail(err, "config key 'kind': 'classifier' needs arch 'classifier' (a SongUNet "
+/* Architecture-independent part of the U-Net checks; every message names the key. */
+int unet_validate_common(const pd_unet_config *c, const net_ids *ids, pd_error *err) {
+    if (ids->kind == KIND_CLASSIFIER)
+        return pd_fail(err, "config key 'kind': 'classifier' needs arch 'classifier' (a U-Net "
                        "is a denoiser or a generator)");
-    if (strcmp(c->embedding_type, "positional"))
-        return pd_fail(err, "config key 'embedding_type': '%s' is not supported (only 'positional')",
-                       c->embedding_type);
-    if (strcmp(c->encoder_type, "standard"))
-        return pd_fail(err, "config key 'encoder_type': '%s' is not supported (only 'standard')",
-                       c->encoder_type);
-    if (strcmp(c->decoder_type, "standard"))
-        return pd_fail(err, "config key 'decoder_type': '%s' is not supported (only 'standard')",
-                       c->decoder_type);
-    if (c->n_resample_filter != 2 || c->resample_filter[0] != 1 || c->resample_filter[1] != 1)
-        return pd_fail(err, "config key 'resample_filter': only [1, 1] is supported");
     if (c->in_channels < 1 || c->in_channels > 64)
         return pd_fail(err, "config key 'in_channels': %d is out of range 1..64", c->in_channels);
-    if (c->out_channels < 1 || c->out_channels > 64)
-        return pd_fail(err, "config key 'out_channels': %d is out of range 1..64", c->out_channels);
+    if (c->out_channels < 1 || c->out_channels > 128)
+        return pd_fail(err, "config key 'out_channels': %d is out of range 1..128", c->out_channels);
     if (c->label_dim < 0 || c->label_dim > 100000)
         return pd_fail(err, "config key 'label_dim': %d is out of range 0..100000", c->label_dim);
     if (c->augment_dim < 0 || c->augment_dim > 1000)
@@ -124,31 +103,89 @@ int unet_config_validate(const pd_unet_config *c, pd_error *err) {
     }
     if (!(c->dropout >= 0 && c->dropout < 1))
         return pd_fail(err, "config key 'dropout': %g is not in [0, 1)", c->dropout);
+    if (!(c->label_dropout >= 0 && c->label_dropout < 1))
+        return pd_fail(err, "config key 'label_dropout': %g is not in [0, 1)", c->label_dropout);
     if (!(c->sigma_data > 0 && isfinite(c->sigma_data)))
         return pd_fail(err, "config key 'sigma_data': %g must be positive", c->sigma_data);
     if (!(c->sigma_min > 0 && c->sigma_max > c->sigma_min && isfinite(c->sigma_max)))
         return pd_fail(err, "config keys 'sigma_min'/'sigma_max': need 0 < sigma_min < sigma_max "
                        "< inf, got %g, %g", c->sigma_min, c->sigma_max);
-    if (!strcmp(c->kind, "generator") && !(c->sigma_init > 0 && isfinite(c->sigma_init)))
+    if (ids->kind == KIND_GENERATOR && !(c->sigma_init > 0 && isfinite(c->sigma_init)))
         return pd_fail(err, "config key 'sigma_init': %g must be positive for a generator",
                        c->sigma_init);
-    /* Positional embedding with endpoint: Cn/2 - 1 frequencies in the exponent's denominator. */
-    int cn = c->model_channels * c->channel_mult_noise;
-    if (cn % 2 || cn < 4)
-        return pd_fail(err, "config keys 'model_channels'*'channel_mult_noise' = %d must be even "
-                       "and >= 4 (positional embedding)", cn);
-    /* GroupNorm needs C divisible by its group count min(32, C/4); check every norm's width. */
-    int widths[3 * PD_MAX_LEVELS + 1], nw = 0;
-    widths[nw++] = c->model_channels;
+    if (ids->precond == PC_VP || ids->precond == PC_EPS) {
+        if (!(c->beta_d > 0 && isfinite(c->beta_d)) || !(c->beta_min >= 0 && isfinite(c->beta_min)))
+            return pd_fail(err, "config keys 'beta_d'/'beta_min': need beta_d > 0 and beta_min >= "
+                           "0, got %g, %g", c->beta_d, c->beta_min);
+    }
+    if ((ids->precond == PC_VP || ids->precond == PC_EPS || ids->precond == PC_IDDPM) &&
+        (c->M < 2 || c->M > 100000))
+        return pd_fail(err, "config key 'M': %d is out of range 2..100000", c->M);
+    if (ids->precond == PC_IDDPM && !(c->C_1 > 0 && c->C_1 < 1 && c->C_2 >= 0 && c->C_2 < 1))
+        return pd_fail(err, "config keys 'C_1'/'C_2': need 0 < C_1 < 1 and 0 <= C_2 < 1, got %g, %g",
+                       c->C_1, c->C_2);
+    /* iDDPM's network predicts ε and a variance: 2·C channels, D uses the first C. */
+    int want_out = c->in_channels * (ids->precond == PC_IDDPM ? 2 : 1);
+    if (c->out_channels != want_out)
+        return pd_fail(err, "config key 'out_channels': %d, precond '%s' with in_channels %d needs "
+                       "%d", c->out_channels, c->precond, c->in_channels, want_out);
+    return 0;
+}
+
+/* GroupNorm needs C divisible by its group count min(32, C/4); checks every norm's width. */
+static int check_widths(const pd_unet_config *c, int with_mc, pd_error *err) {
+    int widths[PD_MAX_LEVELS + 1], nw = 0;
+    if (with_mc) widths[nw++] = c->model_channels;
     for (int l = 0; l < c->n_levels; l++) widths[nw++] = c->model_channels * c->channel_mult[l];
     for (int i = 0; i < nw; i++)
         if (widths[i] % unet_groups(widths[i]))
             return pd_fail(err, "config key 'model_channels': %d channels are not divisible by "
                            "GroupNorm's %d groups", widths[i], unet_groups(widths[i]));
-    if (c->out_channels != c->in_channels && strcmp(c->kind, "classifier"))
-        return pd_fail(err, "config key 'out_channels': %d differs from in_channels %d (a denoiser "
-                       "predicts an image)", c->out_channels, c->in_channels);
     return 0;
+}
+
+int songunet_validate(const pd_unet_config *c, const net_ids *ids, pd_error *err) {
+    if (unet_validate_common(c, ids, err)) return -1;
+    /* EDM also accepts encoder 'skip' and decoder 'skip'; no released network uses them. */
+    if (ids->encoder == ENC_SKIP)
+        return pd_fail(err, "config key 'encoder_type': 'skip' is not supported (only 'standard' "
+                       "and 'residual')");
+    if (ids->decoder != DEC_STANDARD)
+        return pd_fail(err, "config key 'decoder_type': '%s' is not supported (only 'standard')",
+                       c->decoder_type);
+    int one = c->n_resample_filter == 2 && c->resample_filter[0] == 1 && c->resample_filter[1] == 1;
+    int fir = c->n_resample_filter == 4 && c->resample_filter[0] == 1 &&
+              c->resample_filter[1] == 3 && c->resample_filter[2] == 3 && c->resample_filter[3] == 1;
+    if (!one && !fir)
+        return pd_fail(err, "config key 'resample_filter': only [1, 1] and [1, 3, 3, 1] are "
+                       "supported");
+    /* Positional embedding with endpoint: Cn/2 - 1 frequencies in the exponent's denominator. */
+    int cn = c->model_channels * c->channel_mult_noise;
+    if (cn % 2 || cn < 4)
+        return pd_fail(err, "config keys 'model_channels'*'channel_mult_noise' = %d must be even "
+                       "and >= 4 (noise embedding)", cn);
+    return check_widths(c, 1, err);
+}
+
+int adm_validate(const pd_unet_config *c, const net_ids *ids, pd_error *err) {
+    if (unet_validate_common(c, ids, err)) return -1;
+    /* DhariwalUNet has none of SongUNet's variant switches: they must keep their defaults. */
+    if (ids->embedding != EMB_POSITIONAL || ids->encoder != ENC_STANDARD ||
+        ids->decoder != DEC_STANDARD || c->channel_mult_noise != 1 || c->n_resample_filter != 2 ||
+        c->resample_filter[0] != 1 || c->resample_filter[1] != 1)
+        return pd_fail(err, "config keys 'embedding_type'/'encoder_type'/'decoder_type'/"
+                       "'channel_mult_noise'/'resample_filter': arch 'adm' has none of these "
+                       "(leave them at positional/standard/standard/1/[1, 1])");
+    if (c->model_channels % 2)
+        return pd_fail(err, "config key 'model_channels': %d must be even (positional embedding)",
+                       c->model_channels);
+    return check_widths(c, 0, err);
+}
+
+int unet_config_validate(const pd_unet_config *c, pd_error *err) {
+    net_ids ids;
+    if (net_ids_parse(&ids, c, err)) return -1;
+    return net_ops_of(ids.arch)->validate(c, &ids, err);
 }
 
 static const char *const config_keys[] = {
@@ -156,7 +193,8 @@ static const char *const config_keys[] = {
     "augment_dim", "model_channels", "channel_mult", "channel_mult_emb", "num_blocks",
     "attn_resolutions", "dropout", "channel_mult_noise", "embedding_type", "encoder_type",
     "decoder_type", "resample_filter", "sigma_data", "sigma_min", "sigma_max", "kind",
-    "sigma_init", "class_names", NULL};
+    "sigma_init", "class_names", "label_dropout", "beta_d", "beta_min", "M", "epsilon_t", "C_1",
+    "C_2", NULL};
 
 static int get_int(const yd_doc *d, const yd_node *m, const char *key, int *out, pd_error *err) {
     long long v = *out;
@@ -171,7 +209,7 @@ int unet_config_from_node(pd_unet_config *c, const yd_doc *d, const yd_node *m, 
     if (!m || m->kind != YD_MAP)
         return pd_fail(err, "%s: the model config is not a mapping of keys", d->source);
     if (yd_check_keys(d, m, config_keys, "model config", err)) return -1;
-    double dropout = c->dropout;
+    double dropout = c->dropout, label_dropout = c->label_dropout;
     if (yd_str(d, m, "arch", c->arch, sizeof c->arch, err) ||
         yd_str(d, m, "precond", c->precond, sizeof c->precond, err) ||
         get_int(d, m, "img_resolution", &c->img_resolution, err) ||
@@ -195,9 +233,15 @@ int unet_config_from_node(pd_unet_config *c, const yd_doc *d, const yd_node *m, 
         yd_double(d, m, "sigma_min", &c->sigma_min, err) ||
         yd_double(d, m, "sigma_max", &c->sigma_max, err) ||
         yd_str(d, m, "kind", c->kind, sizeof c->kind, err) ||
-        yd_double(d, m, "sigma_init", &c->sigma_init, err))
+        yd_double(d, m, "sigma_init", &c->sigma_init, err) ||
+        yd_double(d, m, "label_dropout", &label_dropout, err) ||
+        yd_double(d, m, "beta_d", &c->beta_d, err) ||
+        yd_double(d, m, "beta_min", &c->beta_min, err) || get_int(d, m, "M", &c->M, err) ||
+        yd_double(d, m, "epsilon_t", &c->epsilon_t, err) ||
+        yd_double(d, m, "C_1", &c->C_1, err) || yd_double(d, m, "C_2", &c->C_2, err))
         return -1;
     c->dropout = (float)dropout;
+    c->label_dropout = (float)label_dropout;
     /* Entries past a list's length are zero, so equal configs compare equal field by field. */
     for (int l = c->n_levels; l < PD_MAX_LEVELS; l++) c->channel_mult[l] = 0;
     for (int l = c->n_attn; l < PD_MAX_LEVELS; l++) c->attn_resolutions[l] = 0;
@@ -273,6 +317,18 @@ int unet_config_to_json(const pd_unet_config *c, char *b, size_t cap) {
     KEY_DBL("sigma_max", c->sigma_max);
     KEY_STR("kind", c->kind);
     KEY_DBL("sigma_init", c->sigma_init);
+    /* Keys only some configs use are written only there, so older files' JSON is unchanged. */
+    if (c->label_dropout != 0) APPEND(", \"label_dropout\": %.9g", (double)c->label_dropout);
+    if (!strcmp(c->precond, "vp") || !strcmp(c->precond, "eps")) {
+        KEY_DBL("beta_d", c->beta_d);
+        KEY_DBL("beta_min", c->beta_min);
+        KEY_INT("M", c->M);
+        KEY_DBL("epsilon_t", c->epsilon_t);
+    } else if (!strcmp(c->precond, "iddpm")) {
+        KEY_DBL("C_1", c->C_1);
+        KEY_DBL("C_2", c->C_2);
+        KEY_INT("M", c->M);
+    }
     int n_names = 0;
     while (n_names < 16 && c->class_names[n_names][0]) n_names++;
     if (n_names) {
