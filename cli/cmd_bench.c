@@ -3,7 +3,10 @@
  * the median ms per batch and per image, GFLOP/s from pd_model_gflops, and the process's peak
  * resident memory so far (getrusage ru_maxrss; batch sizes run in ascending order so the peak
  * belongs to the largest batch run yet). Without --model it benchmarks the issue's reference net
- * (preset ref64, random weights), the one docs/benchmarks.md compares with PyTorch. */
+ * (preset ref64, random weights), the one docs/benchmarks.md compares with PyTorch.
+ * Before timing, one evaluation of one image records which algorithm each convolution took
+ * (--conv picks the 3x3 one); GFLOP/s are effective: the direct algorithm's multiply-adds x 2
+ * (pd_model_gflops) over the time, whichever algorithm ran. */
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/common.h"
@@ -28,11 +31,45 @@ static double peak_rss_mib(void) {
     return (double)ru.ru_maxrss / 1024.0; /* Linux reports KiB */
 }
 
+/* One evaluation of one image with the convolution record on: a row per distinct layer shape
+ * and algorithm, with its share of the convolutions' (direct-algorithm) flops. */
+static void print_conv_paths(const char *cmd, pd_denoiser *d, const float *x, const float *sig,
+                             const float *labels) {
+    pd_error err = {{0}};
+    pd_conv_stat st[64];
+    float *out = malloc(sizeof(float) * (size_t)d->C * d->H * d->W);
+    if (!out) cli_die(1, cmd, "out of memory");
+    pd_conv_stats_begin();
+    int rc = pd_denoiser_eval(d, out, x, sig, labels, 1, &err);
+    int n = pd_conv_stats_end(st, 64);
+    free(out);
+    if (rc) cli_die(1, cmd, "%s", err.msg);
+    if (n > 64) n = 64;
+    double total = 0, fast = 0;
+    for (int i = 0; i < n; i++) {
+        double g = 2.0 * st[i].C * st[i].OC * st[i].k * st[i].k * st[i].H * st[i].W * st[i].calls;
+        total += g;
+        if (st[i].winograd) fast += g;
+    }
+    printf("convolutions of one evaluation (batch 1): %6s %5s %5s %8s %6s %-9s %7s\n", "kernel",
+           "C", "OC", "HxW", "calls", "algorithm", "% flops");
+    for (int i = 0; i < n; i++) {
+        double g = 2.0 * st[i].C * st[i].OC * st[i].k * st[i].k * st[i].H * st[i].W * st[i].calls;
+        char hw[32];
+        snprintf(hw, sizeof hw, "%dx%d", st[i].H, st[i].W);
+        printf("%42s %4dx%d %5d %5d %8s %6d %-9s %7.1f\n", "", st[i].k, st[i].k, st[i].C, st[i].OC,
+               hw, st[i].calls, st[i].winograd ? "winograd" : "direct", 100 * g / total);
+    }
+    printf("%.1f %% of the convolution flops on Winograd F(4x4,3x3)\n",
+           total > 0 ? 100 * fast / total : 0.0);
+}
+
 int cmd_bench(int argc, char **argv) {
     const char *cmd = "bench";
     const char *model = NULL;
     int preset = -1, repeat = 5, threads = 0, size = 0;
     double sigma = 1.0;
+    const char *conv = NULL;
     arg_int_list batches = {{1, 8, 64}, 3};
     arg_opt opts[] = {
         OPT_DEF("--model", ARG_STR, &model, "FILE", "model file to time", "--preset ref64"),
@@ -46,6 +83,9 @@ int cmd_bench(int argc, char **argv) {
         OPT("--size", ARG_NONNEG_INT, &size, "R", "resolution (0: the trained one)"),
         OPT("--sigma", ARG_POS_DOUBLE, &sigma, "S",
             "noise level of the evaluations (does not change the cost)"),
+        OPT_DEF("--conv", ARG_STR, &conv, "ALG",
+                "3x3 convolution algorithm: winograd (F(4x4,3x3) from 16x16 up) or direct",
+                "$PIXDIFF_CONV or winograd"),
     };
     opts[1].choices = cli_preset_choices();
     arg_spec spec = {
@@ -65,6 +105,7 @@ int cmd_bench(int argc, char **argv) {
     cli_apply_threads(args_given(&spec, "--threads"), threads);
 
     pd_error err = {{0}};
+    if (conv && pd_set_conv_algorithm(conv, &err)) cli_bad_flag(cmd, "--conv", "%s", err.msg);
     pd_model *m = NULL;
     char what[1200];
     if (model) {
@@ -98,10 +139,12 @@ int cmd_bench(int argc, char **argv) {
         sig[i] = (float)sigma;
     }
     printf("model: %s, %dx%dx%d, %.4f GFLOP per image per evaluation, %zu parameters, threads %d, "
-           "OpenBLAS kernels %s, pixdiff %s\n",
+           "OpenBLAS kernels %s, conv %s, pixdiff %s\n",
            what, W, H, C, gflop, pd_model_param_count(m), pd_get_threads(), pd_blas_core(),
-           pd_version());
-    printf("%6s %12s %12s %10s %14s\n", "batch", "ms/batch", "ms/image", "GFLOP/s", "peak RSS MiB");
+           pd_conv_algorithm(), pd_version());
+    print_conv_paths(cmd, d, x, sig, labels);
+    printf("%6s %12s %12s %10s %14s\n", "batch", "ms/batch", "ms/image", "eff GFLOP/s",
+           "peak RSS MiB");
     for (int k = 0; k < batches.n; k++) {
         int b = batches.v[k];
         if (k && b == batches.v[k - 1]) continue;

@@ -93,7 +93,7 @@ int cmd_convert(int argc, char **argv) {
         pd_converted_free(c);
         cli_die(1, cmd, "%s", err.msg);
     }
-    printf("%s: %s; %d tensors, %zu parameters\n", out, pd_converted_summary(c),
+    printf("%s: %s; %d tensors, %zu values\n", out, pd_converted_summary(c),
            pd_converted_tensor_count(c), pd_converted_param_count(c));
     pd_converted_free(c);
     return 0;

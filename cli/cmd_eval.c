@@ -14,11 +14,17 @@
  * Under mpirun (docs/scale-out.md §4) the ranks sample the images pd_dist_part gives them and
  * rank 0 gathers them and measures them in the one-process order and batches, so it prints what
  * one process prints; a folder or a split is read by rank 0 alone.
+ *
+ * --features inception swaps the classifier for the FID Inception-v3 (cli/eval_inception.c): the
+ * same images give FID and KID against --ref (a PNG folder, an .npz of statistics, an .npy of
+ * images, or a Fashion-MNIST split), and/or their statistics are written with --save-ref; the
+ * classifier-only metrics (accuracy, spectral error) are not computed.
  */
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "cli/denoiser_opts.h"
+#include "cli/eval_inception.h"
 #include "cli/image_folder.h"
 #include "cli/names.h"
 #include "cli/sampling_opts.h"
@@ -33,6 +39,7 @@
 #include <unistd.h>
 
 static const char *const split_choices[] = {"none", "train", "test", NULL};
+static const char *const feature_choices[] = {"classifier", "inception", NULL};
 
 static volatile sig_atomic_t interrupted;
 static void on_sigint(int sig) {
@@ -102,7 +109,8 @@ static int png_class(const char *path) {
 
 typedef struct eval_run {
     const char *cmd;
-    pd_eval *ev;
+    pd_eval *ev;              /* classifier features, or */
+    cli_fid *fid;             /* Inception features (--features inception) */
     double t_metrics;
     double traj_sq;          /* sum of squared differences against the reference solution */
     double traj_count;
@@ -111,8 +119,14 @@ typedef struct eval_run {
 static void add_batch(eval_run *r, const float *x, int n, int C, int R, const int *labels) {
     pd_error err = {{0}};
     double t = cli_now();
-    if (pd_eval_add(r->ev, x, n, C, R, labels, &err)) cli_die(1, r->cmd, "%s", err.msg);
+    if (r->fid) cli_fid_add(r->fid, x, n, C, R, R);
+    else if (pd_eval_add(r->ev, x, n, C, R, labels, &err)) cli_die(1, r->cmd, "%s", err.msg);
     r->t_metrics += cli_now() - t;
+}
+
+/* The class image i is asked for: none, the fixed --class, or i mod label_dim. */
+static int class_of(int i, int uncond, int cls, int label_dim) {
+    return uncond ? -1 : cls >= 0 ? cls : label_dim > 0 ? i % label_dim : -1;
 }
 
 /* The trajectory error of nb images against their reference, summed as one batch. */
@@ -126,7 +140,9 @@ static void add_traj(eval_run *r, const float *x, const float *xr, size_t count)
 int cmd_eval(int argc, char **argv) {
     const char *cmd = "eval";
     const char *model = NULL, *class_arg = NULL, *classifier = NULL, *ref_cache = NULL,
-               *images = NULL, *data_dir = NULL;
+               *images = NULL, *data_dir = NULL, *inception = NULL, *prep = NULL, *fid_ref = NULL,
+               *save_ref = NULL;
+    int features = 0;
     int n = 5000, batch = 64, size = 0, threads = 0, quiet = 0, json = 0, uncond = 0, split = 0;
     int ref_steps = 0, kid_subsets = 100, kid_size = 1000, pr_k = 3;
     uint64_t seed = 0, kid_seed = 0;
@@ -158,6 +174,20 @@ int cmd_eval(int argc, char **argv) {
         OPT_CHOICE("--data", &split,
                    "evaluate the first N images of a Fashion-MNIST split instead (a baseline)",
                    split_choices),
+        OPT_CHOICE("--features", &features,
+                   "feature space: the Fashion-MNIST classifier (FD, KID, accuracy, spectra) or "
+                   "Inception-v3 (FID and KID, comparable with papers)", feature_choices),
+        OPT_DEF("--inception", ARG_STR, &inception, "FILE",
+                "inception: FID Inception weights (pixdiff convert of pytorch-fid's .pth)",
+                "$PIXDIFF_INCEPTION"),
+        OPT_DEF("--prep", ARG_STR, &prep, "MODE",
+                "inception: preprocessing, pytorch-fid (resize as torch) or edm (as EDM's fid.py)",
+                "pytorch-fid"),
+        OPT_DEF("--ref", ARG_STR, &fid_ref, "SRC",
+                "inception: reference, a PNG folder, FILE.npz statistics, FILE.npy images or "
+                "fashion-mnist:test|train", "none"),
+        OPT_DEF("--save-ref", ARG_STR, &save_ref, "FILE.npz",
+                "inception: write the evaluated images' mu and sigma (pytorch-fid/EDM .npz)", "off"),
         OPT_DEF("--classifier", ARG_STR, &classifier, "FILE", "feature classifier",
                 "$PIXDIFF_CLASSIFIER or models/fashion-classifier.safetensors"),
         OPT_DEF("--ref-cache", ARG_STR, &ref_cache, "FILE",
@@ -198,7 +228,9 @@ int cmd_eval(int argc, char **argv) {
         "examples:\n"
         "  pixdiff eval --sampler heun --steps 18 --n 5000\n"
         "  pixdiff eval --images samples/ --json\n"
-        "  pixdiff eval --data train --n 5000     (train vs test: the metrics' floor)\n"};
+        "  pixdiff eval --data train --n 5000     (train vs test: the metrics' floor)\n"
+        "  pixdiff eval --features inception --data test --n 10000 --save-ref fm-test.npz\n"
+        "  pixdiff eval --features inception --ref fm-test.npz --sampler heun --steps 18\n"};
     const char *pos[1];
     int npos = 0;
     args_parse(&spec, argc, argv, pos, &npos);
@@ -226,21 +258,43 @@ int cmd_eval(int argc, char **argv) {
     cli_sampling_opts_check(&so, &spec, cmd);
     cli_denoiser_opts_check(&dopt, &spec, cmd);
     cli_apply_threads(args_given(&spec, "--threads"), threads);
+    const int inc = features == 1;
+    if (inc) {
+        static const char *const clf_only[] = {"--classifier", "--ref-cache", NULL};
+        for (int i = 0; clf_only[i]; i++)
+            if (args_given(&spec, clf_only[i]))
+                cli_bad_flag(cmd, clf_only[i], "only read with --features classifier");
+        if (!fid_ref && !save_ref)
+            cli_bad_flag(cmd, "--ref", "--features inception needs a reference (--ref DIR|FILE.npz|"
+                         "FILE.npy|fashion-mnist:test) or --save-ref FILE.npz");
+        if (save_ref) cli_check_out_path(cmd, "--save-ref", save_ref);
+    } else {
+        static const char *const inc_only[] = {"--inception", "--prep", "--ref", "--save-ref", NULL};
+        for (int i = 0; inc_only[i]; i++)
+            if (args_given(&spec, inc_only[i]))
+                cli_bad_flag(cmd, inc_only[i], "only read with --features inception");
+    }
 
     /* ---- classifier and reference statistics (may compute them once) */
-    char clf_path[1024];
-    if (classifier) snprintf(clf_path, sizeof clf_path, "%s", classifier);
+    char clf_path[1024] = "";
+    pd_model *clf = NULL;
+    int clf_R = 1, clf_C = 0, clf_K = 0;
+    if (inc) {
+        /* Inception: no classifier; the network and the reference are loaded below. */
+    } else if (classifier) snprintf(clf_path, sizeof clf_path, "%s", classifier);
     else if (default_classifier(clf_path, sizeof clf_path))
         cli_die(1, cmd, "no --classifier given and none found ($PIXDIFF_CLASSIFIER, " PD_SOURCE_DIR
                         "/models/fashion-classifier.safetensors, " PD_MODELDIR
                         "/fashion-classifier.safetensors); train one with `pixdiff train "
                         "configs/train/fashion-classifier.yaml` or pass --classifier FILE");
-    pd_model *clf = cli_model_load(cmd, clf_path);
-    if (pd_classifier_feature_dim(clf) < 1)
-        cli_bad_flag(cmd, "--classifier", "%s is a %s model, not a classifier", clf_path,
-                     pd_model_config(clf)->kind);
-    const int clf_R = pd_model_config(clf)->img_resolution, clf_C = pd_model_config(clf)->in_channels;
-    const int clf_K = pd_model_config(clf)->label_dim;
+    if (!inc) {
+        clf = cli_model_load(cmd, clf_path);
+        if (pd_classifier_feature_dim(clf) < 1)
+            cli_bad_flag(cmd, "--classifier", "%s is a %s model, not a classifier", clf_path,
+                         pd_model_config(clf)->kind);
+        clf_R = pd_model_config(clf)->img_resolution, clf_C = pd_model_config(clf)->in_channels;
+        clf_K = pd_model_config(clf)->label_dim;
+    }
 
     /* The model is opened before the reference statistics, so a bad --model fails at once. */
     cli_model cm;
@@ -257,7 +311,7 @@ int cmd_eval(int argc, char **argv) {
         H = cm.den->H;
         label_dim = cm.den->label_dim;
         if (cm.den->W != H) cli_die(1, cmd, "%s: the metrics need square images (%dx%d)", cm.name, cm.den->W, H);
-        if (C != clf_C || H % clf_R)
+        if (!inc && (C != clf_C || H % clf_R))
             cli_die(1, cmd, "%s makes %dx%dx%d images; the classifier reads %dx%dx%d (the size must be a "
                     "multiple of %d)", cm.name, C, H, H, clf_C, clf_R, clf_R, clf_R);
         cls = cli_parse_class(cmd, "--class", class_arg, &cm, cls_name, sizeof cls_name);
@@ -300,7 +354,9 @@ int cmd_eval(int argc, char **argv) {
         pd_error e0 = {{0}};
         if (pd_png_read(path, &img, &fc, &fh, &w, &e0)) cli_die(1, cmd, "%s", e0.msg);
         free(img);
-        if (fh != w || fc != clf_C || fh % clf_R)
+        if (inc && fc != 1 && fc != 3)
+            cli_die(1, cmd, "%s: %d channels; Inception reads gray or RGB", path, fc);
+        if (!inc && (fh != w || fc != clf_C || fh % clf_R))
             cli_die(1, cmd, "%s: %dx%dx%d; the classifier reads %dx%dx%d images (square, size a "
                     "multiple of %d)", path, fc, fh, w, clf_C, clf_R, clf_R, clf_R);
     }
@@ -319,8 +375,15 @@ int cmd_eval(int argc, char **argv) {
     const int dist = pd_dist_size() > 1, lead = pd_dist_rank() == 0;
     if (!sampling && !lead) return 0;
     double t0 = cli_now();
-    if (lead && pd_eval_create(&ev, clf, &eo, &err)) cli_die(1, cmd, "%s", err.msg);
-    eval_run run = {cmd, ev, 0, 0, 0};
+    cli_fid fid;
+    memset(&fid, 0, sizeof fid);
+    if (lead && inc) cli_fid_open(&fid, cmd, inception, prep, fid_ref, data_dir, quiet);
+    else if (lead && pd_eval_create(&ev, clf, &eo, &err)) cli_die(1, cmd, "%s", err.msg);
+    eval_run run = {cmd, ev, inc ? &fid : NULL, 0, 0, 0};
+    if (lead && inc) {
+        fid.progress = !sampling;   /* sampling draws its own progress bar */
+        cli_fid_expect(&fid, n);
+    }
     double t_ref = cli_now() - t0, t_sample = 0, t_start = cli_now();
     int label_mode_cycle = 0, nfe = 0;
 
@@ -334,7 +397,9 @@ int cmd_eval(int argc, char **argv) {
         int *labels = malloc(sizeof(int) * (size_t)n);
         if (!labels) cli_die(1, cmd, "out of memory");
         for (int i = 0; i < n; i++) labels[i] = lab[i] < clf_K ? lab[i] : -1;
-        add_batch(&run, x, n, 1, 32, labels);
+        const int chunk = inc ? 64 : n;   /* Inception: chunks, for the progress line */
+        for (int i0 = 0; i0 < n; i0 += chunk)
+            add_batch(&run, x + (size_t)i0 * 32 * 32, n - i0 < chunk ? n - i0 : chunk, 1, 32, labels + i0);
         free(labels);
         free(x);
         free(lab);
@@ -344,7 +409,7 @@ int cmd_eval(int argc, char **argv) {
         float *buf = malloc(sizeof(float) * (size_t)B * fc * fh * fh);
         int *labels = malloc(sizeof(int) * B), nb = 0;
         if (!buf || !labels) cli_die(1, cmd, "out of memory");
-        plain_progress pp = {!quiet, cli_now(), cli_now()};
+        plain_progress pp = {!quiet && !inc, cli_now(), cli_now()};
         for (int i = 0; i < n; i++) {
             char path[4200];
             snprintf(path, sizeof path, "%s/%s", images, names[i]);
@@ -414,7 +479,7 @@ int cmd_eval(int argc, char **argv) {
             for (int i = 0; i < nb; i++) {
                 seeds[i] = seed + (uint64_t)(i0 + i);
                 pd_randn(x + (size_t)i * chw, chw, seeds[i], 0);
-                int k = uncond ? -1 : cls >= 0 ? cls : label_dim > 0 ? (i0 + i) % label_dim : -1;
+                int k = class_of(i0 + i, uncond, cls, label_dim);
                 if (onehot) {
                     memset(onehot + (size_t)i * label_dim, 0, sizeof(float) * (size_t)label_dim);
                     if (k >= 0) onehot[(size_t)i * label_dim + k] = 1.0f;
@@ -454,7 +519,7 @@ int cmd_eval(int argc, char **argv) {
             for (int i0 = 0; lead && i0 < n; i0 += batch) {
                 int nb = n - i0 < batch ? n - i0 : batch;
                 for (int i = 0; i < nb; i++) {
-                    int k = uncond ? -1 : cls >= 0 ? cls : label_dim > 0 ? (i0 + i) % label_dim : -1;
+                    int k = class_of(i0 + i, uncond, cls, label_dim);
                     want[i] = k >= 0 && k < clf_K && label_dim == clf_K ? k : -1;
                 }
                 if (xr) add_traj(&run, x + (size_t)i0 * chw, xr + (size_t)i0 * chw, chw * (size_t)nb);
@@ -467,8 +532,10 @@ int cmd_eval(int argc, char **argv) {
 
     /* ---- metrics */
     pd_eval_result r;
+    memset(&r, 0, sizeof r);
     double tm = cli_now();
-    if (pd_eval_finish(ev, &r, &err)) cli_die(1, cmd, "%s", err.msg);
+    if (inc) cli_fid_finish(&fid, save_ref, &eo.kid, quiet);
+    else if (pd_eval_finish(ev, &r, &err)) cli_die(1, cmd, "%s", err.msg);
     run.t_metrics += cli_now() - tm;
     double wall = cli_now() - t_start + t_ref;
     double traj_rmse = NAN, traj_psnr = NAN;
@@ -502,35 +569,40 @@ int cmd_eval(int argc, char **argv) {
             cli_buf_printf(&b, ", \"labels\": \"%s\"",
                            uncond ? "none" : cls >= 0 ? "fixed" : label_mode_cycle ? "cycle" : "none");
         }
-        cli_buf_printf(&b, ", \"n\": %d, \"fd\": ", r.n);
-        cli_buf_json_num(&b, r.fd);
-        cli_buf_printf(&b, ", \"kid\": ");
-        cli_buf_json_num(&b, r.kid.kid);
-        cli_buf_printf(&b, ", \"kid_se\": ");
-        cli_buf_json_num(&b, r.kid.se);
-        cli_buf_printf(&b, ", \"kid_std\": ");
-        cli_buf_json_num(&b, r.kid.std);
-        cli_buf_printf(&b, ", \"kid_subsets\": %d, \"kid_subset_size\": %d, \"accuracy\": ",
-                       r.kid.subsets, r.kid.subset_size);
-        cli_buf_json_num(&b, r.accuracy);
-        cli_buf_printf(&b, ", \"n_labelled\": %d, \"precision\": ", r.n_labelled);
-        cli_buf_json_num(&b, r.precision);
-        cli_buf_printf(&b, ", \"recall\": ");
-        cli_buf_json_num(&b, r.recall);
-        cli_buf_printf(&b, ", \"pr_k\": %d, \"pr_n\": %d, \"spectral_error\": ", r.pr_k, r.pr_n);
-        cli_buf_json_num(&b, r.spectral_error);
-        cli_buf_printf(&b, ", \"spectrum_bins\": %d, \"trajectory_rmse\": ", r.spectrum_bins);
+        if (inc) cli_fid_json(&fid, &b, save_ref);
+        else {
+            cli_buf_printf(&b, ", \"n\": %d, \"fd\": ", r.n);
+            cli_buf_json_num(&b, r.fd);
+            cli_buf_printf(&b, ", \"kid\": ");
+            cli_buf_json_num(&b, r.kid.kid);
+            cli_buf_printf(&b, ", \"kid_se\": ");
+            cli_buf_json_num(&b, r.kid.se);
+            cli_buf_printf(&b, ", \"kid_std\": ");
+            cli_buf_json_num(&b, r.kid.std);
+            cli_buf_printf(&b, ", \"kid_subsets\": %d, \"kid_subset_size\": %d, \"accuracy\": ",
+                           r.kid.subsets, r.kid.subset_size);
+            cli_buf_json_num(&b, r.accuracy);
+            cli_buf_printf(&b, ", \"n_labelled\": %d, \"precision\": ", r.n_labelled);
+            cli_buf_json_num(&b, r.precision);
+            cli_buf_printf(&b, ", \"recall\": ");
+            cli_buf_json_num(&b, r.recall);
+            cli_buf_printf(&b, ", \"pr_k\": %d, \"pr_n\": %d, \"spectral_error\": ", r.pr_k, r.pr_n);
+            cli_buf_json_num(&b, r.spectral_error);
+            cli_buf_printf(&b, ", \"spectrum_bins\": %d", r.spectrum_bins);
+            cli_buf_printf(&b, ", \"ref_n\": %d, \"ref_accuracy\": ", r.ref_n);
+            cli_buf_json_num(&b, r.ref_accuracy);
+            cli_buf_printf(&b, ", \"ref_cache\": ");
+            cli_buf_json_str(&b, r.ref_path);
+            cli_buf_printf(&b, ", \"classifier\": ");
+            cli_buf_json_str(&b, clf_path);
+            cli_buf_printf(&b, ", \"classifier_sha256\": ");
+            cli_buf_json_str(&b, pd_model_sha256(clf));
+        }
+        cli_buf_printf(&b, ", \"trajectory_rmse\": ");
         cli_buf_json_num(&b, traj_rmse);
         cli_buf_printf(&b, ", \"trajectory_psnr\": ");
         cli_buf_json_num(&b, traj_psnr);
-        cli_buf_printf(&b, ", \"ref_steps\": %d, \"ref_n\": %d, \"ref_accuracy\": ", ref_steps, r.ref_n);
-        cli_buf_json_num(&b, r.ref_accuracy);
-        cli_buf_printf(&b, ", \"ref_cache\": ");
-        cli_buf_json_str(&b, r.ref_path);
-        cli_buf_printf(&b, ", \"classifier\": ");
-        cli_buf_json_str(&b, clf_path);
-        cli_buf_printf(&b, ", \"classifier_sha256\": ");
-        cli_buf_json_str(&b, pd_model_sha256(clf));
+        cli_buf_printf(&b, ", \"ref_steps\": %d", ref_steps);
         cli_buf_printf(&b, ", \"wall_s\": ");
         cli_buf_json_num(&b, wall);
         cli_buf_printf(&b, ", \"sampling_s\": ");
@@ -557,28 +629,33 @@ int cmd_eval(int argc, char **argv) {
         } else {
             printf("%s\n", source);
         }
-        printf("  n                 %d\n", r.n);
-        printf("  FD                %.4f\n", r.fd);
-        printf("  KID               %.6f +/- %.6f (SE; %d subsets of %d)\n", r.kid.kid, r.kid.se,
-               r.kid.subsets, r.kid.subset_size);
-        if (r.n_labelled > 0)
-            printf("  class accuracy    %.4f (%d labelled; the classifier on the test split: %.4f)\n",
-                   r.accuracy, r.n_labelled, r.ref_accuracy);
-        else printf("  class accuracy    n/a (no requested labels)\n");
-        if (r.pr_n > 0)
-            printf("  precision/recall  %.4f / %.4f (k = %d, %d images of each set)\n", r.precision,
-                   r.recall, r.pr_k, r.pr_n);
-        else printf("  precision/recall  n/a (needs more than %d images)\n", r.pr_k);
-        printf("  spectral error    %.4f (RMSE of log10 radial power, %d bins)\n", r.spectral_error,
-               r.spectrum_bins - 1);
+        if (inc) {
+            cli_fid_print(&fid, save_ref);
+        } else {
+            printf("  n                 %d\n", r.n);
+            printf("  FD                %.4f\n", r.fd);
+            printf("  KID               %.6f +/- %.6f (SE; %d subsets of %d)\n", r.kid.kid, r.kid.se,
+                   r.kid.subsets, r.kid.subset_size);
+            if (r.n_labelled > 0)
+                printf("  class accuracy    %.4f (%d labelled; the classifier on the test split: %.4f)\n",
+                       r.accuracy, r.n_labelled, r.ref_accuracy);
+            else printf("  class accuracy    n/a (no requested labels)\n");
+            if (r.pr_n > 0)
+                printf("  precision/recall  %.4f / %.4f (k = %d, %d images of each set)\n", r.precision,
+                       r.recall, r.pr_k, r.pr_n);
+            else printf("  precision/recall  n/a (needs more than %d images)\n", r.pr_k);
+            printf("  spectral error    %.4f (RMSE of log10 radial power, %d bins)\n", r.spectral_error,
+                   r.spectrum_bins - 1);
+        }
         if (run.traj_count > 0)
             printf("  trajectory error  RMSE %.5f, PSNR %.2f dB (vs heun, %d steps)\n", traj_rmse,
                    traj_psnr, ref_steps);
         printf("  wall time         %.2f s (sampling %.2f s, metrics %.2f s, reference %.2f s)\n", wall,
                t_sample, run.t_metrics, t_ref);
-        printf("  reference         %d test images, %s\n", r.ref_n, r.ref_path);
+        if (!inc) printf("  reference         %d test images, %s\n", r.ref_n, r.ref_path);
     }
     pd_eval_free(ev);
+    cli_fid_close(&fid);
     cli_denoiser_opts_free(&dopt);
     if (sampling) cli_model_close(&cm);
     cli_sampling_opts_free(&so);

@@ -85,6 +85,13 @@ int main(int argc, char **argv) {
         fprintf(stderr, "pixdiff: could not join the MPI job (MPI_Init_thread failed)\n");
         return 1;
     }
+    const char *conv = getenv("PIXDIFF_CONV");
+    pd_error err = {{0}};
+    if (conv && pd_set_conv_algorithm(conv, &err)) {
+        fprintf(stderr, "pixdiff: PIXDIFF_CONV: %s\n", err.msg);
+        pd_dist_abort(2);
+        return 2;
+    }
     int rc;
     if (pd_dist_rank() > 0 && argc >= 2 && takes_quiet(argv[1])) {
         char **v = malloc(sizeof(char *) * ((size_t)argc + 2));

@@ -85,7 +85,7 @@ static int walk_module(walk *w, const pk_value *obj, const char *prefix, int dep
 
 /* ------------------------------------------------------------------ kwargs */
 
-typedef enum { KW_INT, KW_FLOAT, KW_STR, KW_INTS, KW_BOOL, KW_IGNORE } kw_type;
+typedef enum { KW_INT, KW_FLOAT, KW_STR, KW_INTS } kw_type;
 typedef struct kwarg {
     const char *name;
     kw_type type;
@@ -99,7 +99,7 @@ static const kwarg songunet_kw[] = {
     {"model_channels", KW_INT, "128"}, {"channel_mult", KW_INTS, "1,2,2,2"},
     {"channel_mult_emb", KW_INT, "4"}, {"num_blocks", KW_INT, "4"},
     {"attn_resolutions", KW_INTS, "16"}, {"dropout", KW_FLOAT, "0.10"},
-    {"label_dropout", KW_IGNORE, "0"}, {"embedding_type", KW_STR, "positional"},
+    {"label_dropout", KW_FLOAT, "0"}, {"embedding_type", KW_STR, "positional"},
     {"channel_mult_noise", KW_INT, "1"}, {"encoder_type", KW_STR, "standard"},
     {"decoder_type", KW_STR, "standard"}, {"resample_filter", KW_INTS, "1,1"}, {NULL, 0, NULL}};
 /* training/networks.py DhariwalUNet.__init__ */
@@ -109,7 +109,7 @@ static const kwarg dhariwal_kw[] = {
     {"model_channels", KW_INT, "192"}, {"channel_mult", KW_INTS, "1,2,3,4"},
     {"channel_mult_emb", KW_INT, "4"}, {"num_blocks", KW_INT, "3"},
     {"attn_resolutions", KW_INTS, "32,16,8"}, {"dropout", KW_FLOAT, "0.10"},
-    {"label_dropout", KW_IGNORE, "0"}, {NULL, 0, NULL}};
+    {"label_dropout", KW_FLOAT, "0"}, {NULL, 0, NULL}};
 
 /* The preconditioners, their pixdiff names and their own kwargs (the rest go to the model). */
 typedef struct precond_def {
@@ -142,14 +142,13 @@ typedef struct kwval {
 static int parse_default(const kwarg *k, kwval *v) {
     memset(v, 0, sizeof *v);
     switch (k->type) {
-    case KW_INT: case KW_BOOL: v->i = atoll(k->def); break;
+    case KW_INT: v->i = atoll(k->def); break;
     case KW_FLOAT: v->f = !strcmp(k->def, "inf") ? INFINITY : atof(k->def); break;
     case KW_STR: snprintf(v->s, sizeof v->s, "%s", k->def); break;
     case KW_INTS:
         for (const char *p = k->def; *p && v->n < PD_MAX_LEVELS + 4; p = strchr(p, ',') ? strchr(p, ',') + 1 : "")
             v->ints[v->n++] = atoi(p);
         break;
-    case KW_IGNORE: break;
     }
     return 0;
 }
@@ -164,7 +163,6 @@ static int kw_get(const char *src, const char *cls, const pk_value *kwargs, cons
     memset(v, 0, sizeof *v);
     switch (k->type) {
     case KW_INT:
-    case KW_BOOL:
         if (x->kind != PK_INT && x->kind != PK_BOOL) break;
         if (x->i < -(1LL << 31) || x->i > (1LL << 31)) break;
         v->i = x->i;
@@ -187,7 +185,6 @@ static int kw_get(const char *src, const char *cls, const pk_value *kwargs, cons
             v->ints[v->n++] = (int)x->items[i]->i;
         }
         return 0;
-    case KW_IGNORE: return 0;
     }
     return pd_fail(err, "%s: %s argument '%s' has an unexpected type (%s)", src, cls, k->name,
                    pk_kind_name(x->kind));
@@ -254,6 +251,7 @@ static int model_config(pd_unet_config *cfg, const char *src, const pk_value *mo
         else if (!strcmp(n, "num_blocks")) cfg->num_blocks = (int)v.i;
         else if (!strcmp(n, "channel_mult_noise")) cfg->channel_mult_noise = (int)v.i;
         else if (!strcmp(n, "dropout")) cfg->dropout = (float)v.f;
+        else if (!strcmp(n, "label_dropout")) cfg->label_dropout = (float)v.f;
         else if (!strcmp(n, "embedding_type")) {
             if (set_str(cfg->embedding_type, sizeof cfg->embedding_type, v.s, src, n, err)) return -1;
         } else if (!strcmp(n, "encoder_type")) {
@@ -318,7 +316,7 @@ int cv_edm_network(pd_converted *c, const pk_value *root, const pd_convert_param
         return pd_fail(err, "%s: %s says model_type '%s' but holds a %s", src, net->s, v.s, model->s);
 
     pd_unet_config cfg = pd_unet_config_default();
-    strcpy(cfg.arch, adm ? "dhariwalunet" : "songunet");
+    strcpy(cfg.arch, adm ? "adm" : "songunet");
     strcpy(cfg.precond, pd->name);
     if (model_config(&cfg, src, model, adm, err)) return -1;
 
@@ -333,9 +331,9 @@ int cv_edm_network(pd_converted *c, const pk_value *root, const pd_convert_param
     if (!strcmp(pd->name, "edm")) {
         smin = pv[0], smax = pv[1], cfg.sigma_data = pv[2];
     } else if (!strcmp(pd->name, "vp")) {
+        cfg.beta_d = pv[0], cfg.beta_min = pv[1], cfg.M = (int)pv[2], cfg.epsilon_t = pv[3];
         smin = vp_sigma(pv[3], pv[0], pv[1]);
         smax = vp_sigma(1, pv[0], pv[1]);
-        cfg.beta_d = pv[0], cfg.beta_min = pv[1], cfg.M = (int)pv[2], cfg.epsilon_t = pv[3];
     } else if (!strcmp(pd->name, "ve")) {
         smin = pv[0], smax = pv[1];
     } else {
@@ -369,10 +367,9 @@ int cv_edm_network(pd_converted *c, const pk_value *root, const pd_convert_param
     }
     if (cv_check_resample_filters(c, cfg.resample_filter, cfg.n_resample_filter, err)) return -1;
 
-    /* The preconditioner's own keys (beta_d ... or C_1 ...) are written by the config writer. */
     char json[16384];
-    int len = unet_config_to_json(&cfg, json, sizeof json);
-    if (len < 2 || (size_t)len >= sizeof json) return pd_fail(err, "%s: config too large", src);
+    if (unet_config_to_json(&cfg, json, sizeof json) < 0)
+        return pd_fail(err, "%s: config too large", src);
     if (cv_set_meta(c, "format", "pt", err) || cv_set_meta(c, "pixdiff.config", json, err))
         return -1;
     const char *family = adm ? "ADM" : !strcmp(cfg.embedding_type, "positional") &&

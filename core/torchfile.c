@@ -226,26 +226,11 @@ static int open_zip(tf_file *f, pd_error *err) {
     return rc;
 }
 
-int tf_open(tf_file *f, const char *path, pd_error *err) {
-    memset(f, 0, sizeof *f);
-    snprintf(f->path, sizeof f->path, "%s", path);
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return pd_fail(err, "%s: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) || !S_ISREG(sb.st_mode)) {
-        close(fd);
-        return pd_fail(err, "%s: not a regular file", path);
-    }
-    f->len = (size_t)sb.st_size;
-    if (f->len < 2) {
-        close(fd);
-        return pd_fail(err, "%s: too short for a pickle or torch file", path);
-    }
-    void *p = mmap(NULL, f->len, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
-    if (p == MAP_FAILED) return pd_fail(err, "%s: mmap: %s", path, strerror(errno));
-    f->map = p;
-    if (!tf_sniff(f->map, f->len)) {
+/* Recognises the container of f->map and parses it; closes f on failure. */
+static int parse(tf_file *f, pd_error *err) {
+    char path[sizeof f->path];
+    memcpy(path, f->path, sizeof path);
+    if (f->len < 2 || !tf_sniff(f->map, f->len)) {
         tf_close(f);
         return pd_fail(err, "%s: neither a pickle (protocol 2-5) nor a torch zip archive", path);
     }
@@ -271,11 +256,42 @@ int tf_open(tf_file *f, const char *path, pd_error *err) {
     return rc;
 }
 
+int tf_open(tf_file *f, const char *path, pd_error *err) {
+    memset(f, 0, sizeof *f);
+    snprintf(f->path, sizeof f->path, "%s", path);
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return pd_fail(err, "%s: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fd, &sb) || !S_ISREG(sb.st_mode)) {
+        close(fd);
+        return pd_fail(err, "%s: not a regular file", path);
+    }
+    f->len = (size_t)sb.st_size;
+    if (f->len < 2) {
+        close(fd);
+        return pd_fail(err, "%s: too short for a pickle or torch file", path);
+    }
+    void *p = mmap(NULL, f->len, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (p == MAP_FAILED) return pd_fail(err, "%s: mmap: %s", path, strerror(errno));
+    f->map = p;
+    f->mapped = 1;
+    return parse(f, err);
+}
+
+int tf_open_buffer(tf_file *f, const uint8_t *buf, size_t len, const char *name, pd_error *err) {
+    memset(f, 0, sizeof *f);
+    snprintf(f->path, sizeof f->path, "%s", name);
+    f->map = buf;
+    f->len = len;
+    return parse(f, err);
+}
+
 void tf_close(tf_file *f) {
     pk_ctx_free(f->ctx);
     zip_close(&f->zip);
     for (int i = 0; i < f->n_owned; i++) free(f->owned[i]);
     free(f->owned);
-    if (f->map) munmap((void *)f->map, f->len);
+    if (f->map && f->mapped) munmap((void *)f->map, f->len);
     memset(f, 0, sizeof *f);
 }

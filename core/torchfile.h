@@ -24,6 +24,7 @@ typedef struct tf_file {
     pk_value *root;
     const uint8_t *map;
     size_t len;
+    int mapped;                 /* map is ours (tf_open) rather than the caller's */
     zip_archive zip;
     uint8_t **owned;            /* inflated zip entries */
     int n_owned;
@@ -32,6 +33,8 @@ typedef struct tf_file {
 /* 1 when the file looks like a pickle or a torch file (by its first bytes). */
 int tf_sniff(const uint8_t *buf, size_t len);
 int tf_open(tf_file *f, const char *path, pd_error *err);
+/* The same on a buffer the caller owns (it must outlive f); name is used in messages. */
+int tf_open_buffer(tf_file *f, const uint8_t *buf, size_t len, const char *name, pd_error *err);
 void tf_close(tf_file *f);
 const char *tf_format_name(tf_format f);
 

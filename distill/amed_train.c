@@ -162,9 +162,11 @@ static int setup(trainer *t, pd_error *err) {
     pd_amed_info *in = &t->info;
     if (pd_model_load(&t->model, o->model_path, err)) return -1;
     const pd_unet_config *c = pd_model_config(t->model);
-    if (strcmp(c->arch, "songunet") || (c->kind[0] && strcmp(c->kind, "denoiser")))
-        return pd_fail(err, "%s: an AMED predictor needs a denoiser model (arch songunet, kind "
-                       "denoiser), this is %s/%s", o->model_path, c->arch, c->kind[0] ? c->kind : "denoiser");
+    if ((strcmp(c->arch, "songunet") && strcmp(c->arch, "adm")) ||
+        (c->kind[0] && strcmp(c->kind, "denoiser")))
+        return pd_fail(err, "%s: an AMED predictor needs a denoiser model (arch songunet or adm, "
+                       "kind denoiser), this is %s/%s", o->model_path, c->arch,
+                       c->kind[0] ? c->kind : "denoiser");
     snprintf(in->model_sha256, sizeof in->model_sha256, "%s", pd_model_sha256(t->model));
     const char *base = strrchr(o->model_path, '/');
     snprintf(in->model_name, sizeof in->model_name, "%s", base ? base + 1 : o->model_path);

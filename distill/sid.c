@@ -64,9 +64,9 @@ int sid_create(sid_distiller **out, const sid_config *cfg, pd_model *teacher, pd
     const char *tname = teacher->path[0] ? teacher->path : "the teacher";
     /* models.md §1.1: SiD distils EDM-preconditioned denoisers (sid_train.py asserts it); the
      * psi loss weighting lambda(sigma) and G's definition assume that form. */
-    if (strcmp(tc->arch, "songunet") || strcmp(tc->kind, "denoiser")) {
-        pd_fail(err, "%s: a SiD teacher must be a SongUNet denoiser (this is %s, kind %s)", tname,
-                tc->arch, tc->kind);
+    if ((strcmp(tc->arch, "songunet") && strcmp(tc->arch, "adm")) || strcmp(tc->kind, "denoiser")) {
+        pd_fail(err, "%s: a SiD teacher must be a U-Net denoiser, songunet or adm (this is %s, "
+                "kind %s)", tname, tc->arch, tc->kind);
         goto fail;
     }
     if (strcmp(tc->precond, "edm")) {

@@ -30,6 +30,21 @@ const char *pd_version(void);
 void pd_set_threads(int n);
 int pd_get_threads(void);
 
+/* The 3x3 convolutions' algorithm: "winograd" (the default: Winograd's F(4x4,3x3) on layers of
+ * 16x16 pixels or more, the direct im2col product on smaller ones) or "direct" (im2col + sgemm
+ * everywhere, for checking; about 3x less float rounding). The environment variable PIXDIFF_CONV
+ * sets the default. Process-wide; set it before evaluations start. */
+int pd_set_conv_algorithm(const char *name, pd_error *err);
+const char *pd_conv_algorithm(void);
+/* Which path the convolutions took: between begin and end, every convolution's shape and path
+ * is recorded (one row per distinct shape and path; `images` counts images through it). end
+ * copies at most cap rows and returns how many there were. */
+typedef struct pd_conv_stat {
+    int k, C, OC, H, W, winograd, calls, images;
+} pd_conv_stat;
+void pd_conv_stats_begin(void);
+int pd_conv_stats_end(pd_conv_stat *out, int cap);
+
 /* OpenBLAS kernel family in use ("Haswell", "SkylakeX", ...): detected from the CPU when the
  * library loads, unless the environment variable OPENBLAS_CORETYPE names one. */
 const char *pd_blas_core(void);
@@ -143,7 +158,9 @@ const char *pd_model_path(const pd_model *m);
 const char *pd_model_tensor(const pd_model *m, int i, int shape[4], int *ndim);
 
 /* Named architectures for `pixdiff init` (unet/config_presets.c): "tiny", "fashion32", "ref64",
- * "cifar10". pd_unet_preset_name(i) is the i-th name, NULL past the end. */
+ * "cifar10", EDM's released networks "edm-cifar10-ddpmpp", "edm-cifar10-ncsnpp",
+ * "edm-ffhq64-ddpmpp", "edm-ffhq64-ncsnpp", "edm-imagenet64-adm", and the test-sized
+ * "tiny-ncsnpp", "tiny-adm". pd_unet_preset_name(i) is the i-th name, NULL past the end. */
 const char *pd_unet_preset_name(int i);
 int pd_unet_config_preset(pd_unet_config *cfg, const char *name, pd_error *err);
 /* Overlays the keys of a YAML (or JSON) file onto *cfg: the same keys as the pixdiff.config
@@ -919,7 +936,7 @@ const char *pd_converted_summary(const pd_converted *c);
 /* The metadata written: keys and values (e.g. "pixdiff.config" and its JSON); NULL past the end. */
 const char *pd_converted_meta(const pd_converted *c, int i, const char **value);
 int pd_converted_tensor_count(const pd_converted *c);
-size_t pd_converted_param_count(const pd_converted *c);
+size_t pd_converted_param_count(const pd_converted *c);   /* values: parameters and buffers */
 void pd_converted_free(pd_converted *c);
 
 #ifdef __cplusplus

@@ -10,6 +10,7 @@
  * grows with the data's offset: 5e-5 + 2e-5·|offset|). An indexing bug gives errors of order 1.
  */
 #include "unet/layers.h"
+#include "unet/winograd.h"
 #include "core/rng.h"
 #include "pixdiff.h"
 #include "testutil.h"
@@ -322,6 +323,9 @@ int main(void) {
                  groupnorm_groups(256) == 32 && groupnorm_groups(2) == 1,
              "groupnorm_groups = min(32, C/4): 8->%d 96->%d 64->%d 256->%d 2->%d", groupnorm_groups(8),
              groupnorm_groups(96), groupnorm_groups(64), groupnorm_groups(256), groupnorm_groups(2));
+    /* The direct (im2col) kernel at these tolerances; the 3x3 Winograd path has its own
+     * reference test with the tolerances its transforms call for (test_winograd.c). */
+    conv_set_path(CONV_DIRECT);
     test_conv(2, 3, 5, 7, 4, 1, 1);
     test_conv(2, 3, 5, 7, 4, 3, 1);
     test_conv(1, 5, 7, 5, 3, 3, 0);
@@ -346,12 +350,16 @@ int main(void) {
     test_posemb(5, 128, 0, 0, 1000);
     test_posemb_values();
     test_dropout();
-    test_conv_invariance(8, 5, 7, 6, 3);
-    test_conv_invariance(64, 32, 32, 64, 3);
+    for (int path = 0; path < CONV_PATH_COUNT; path++) {   /* both 3x3 paths */
+        conv_set_path((conv_path)path);
+        printf("-- conv path %s\n", conv_path_names[path]);
+        test_conv_invariance(8, 5, 7, 6, 3);
+        test_conv_invariance(64, 32, 32, 64, 3);
+        test_conv_backward_threads(3, 32, 16, 48, 3);
+        test_conv_backward_threads(3, 64, 32, 64, 3);
+    }
     test_conv_invariance(128, 16, 16, 128, 1);
     test_other_invariance();
-    test_conv_backward_threads(3, 32, 16, 48, 3);
-    test_conv_backward_threads(3, 64, 32, 64, 3);
     test_conv_backward_threads(3, 96, 8, 80, 1);
     return tu_finish();
 }

@@ -12,6 +12,7 @@
  * others (bitwise).
  */
 #include "unet/layers.h"
+#include "unet/winograd.h"
 #include "testutil.h"
 #include <math.h>
 #include <stdio.h>
@@ -275,6 +276,9 @@ static void t_dropout(void) {
 }
 
 int main(void) {
+    /* The direct conv kernels against FD; the Winograd path's backward is checked against the
+     * exact double backward in test_winograd.c. */
+    conv_set_path(CONV_DIRECT);
     t_linear(3, 7, 5);
     t_silu(64);
     t_groupnorm(2, 8, 6);

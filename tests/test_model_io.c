@@ -169,7 +169,7 @@ static void expect_fail(const char *what, const char *path, const char *must1, c
 static long long counts(const pd_unet_config *c, int *n_tensors) {
     pd_model *m;
     pd_error err;
-    if (unet_model_alloc(&m, c, &err)) { printf("%s\n", err.msg); return -1; }
+    if (unet_model_tables(&m, c, &err)) { printf("%s\n", err.msg); return -1; }
     *n_tensors = m->n_tensors;
     long long np = (long long)m->n_params;
     pd_model_free(m);
@@ -313,6 +313,20 @@ int main(void) {
         np = counts(&e, &nt);
         tu_check(np == 61805571 && nt == 541, "EDM DDPM++ FFHQ-64: %lld params, %d tensors "
                  "(published 61,805,571 / 541)", np, nt);
+        /* The presets of EDM's released networks: counts of EDM's own constructors
+         * (sum(p.numel() for p in net.parameters()), len(list(net.named_parameters()))). */
+        static const struct { const char *preset; long long np; int nt; } pr[] = {
+            {"edm-cifar10-ddpmpp", 55733891, 417}, {"edm-cifar10-ncsnpp", 56397827, 421},
+            {"edm-ffhq64-ddpmpp", 61805571, 541},  {"edm-ffhq64-ncsnpp", 62761091, -1},
+            {"edm-imagenet64-adm", 295899267, 541}};
+        for (size_t i = 0; i < sizeof pr / sizeof *pr; i++) {
+            pd_unet_config q;
+            pd_error perr;
+            int ok = !pd_unet_config_preset(&q, pr[i].preset, &perr);
+            np = ok ? counts(&q, &nt) : -1;
+            tu_check(np == pr[i].np && (pr[i].nt < 0 || nt == pr[i].nt),
+                     "preset %s: %lld params, %d tensors (EDM: %lld)", pr[i].preset, np, nt, pr[i].np);
+        }
     }
 
     /* GFLOPs of the small net at 16x16, counted by hand (MACs per module, L = H·W):

@@ -51,6 +51,18 @@ void tu_fill(float *x, size_t n, uint64_t seed, float scale) {
     for (size_t i = 0; i < n; i++) x[i] = (2 * x[i] - 1) * scale;
 }
 
+float *tu_randf(size_t n, uint64_t seed, float scale) {
+    float *x = malloc(n * sizeof *x);
+    tu_fill(x, n, seed, scale);
+    return x;
+}
+
+double *tu_to_d(const float *x, size_t n) {
+    double *d = malloc(n * sizeof *d);
+    for (size_t i = 0; i < n; i++) d[i] = x[i];
+    return d;
+}
+
 void tu_fill_d(double *x, size_t n, uint64_t seed, double scale) {
     float *t = malloc(n * sizeof *t);
     tu_fill(t, n, seed, 1.0f);

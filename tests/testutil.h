@@ -13,6 +13,9 @@ void tu_check(int cond, const char *fmt, ...);
 /* Deterministic test data: uniform in [-scale, scale] from a seed. */
 void tu_fill(float *x, size_t n, uint64_t seed, float scale);
 void tu_fill_d(double *x, size_t n, uint64_t seed, double scale);
+/* Newly allocated (malloc) copies: n values from tu_fill, and a float array widened to double. */
+float *tu_randf(size_t n, uint64_t seed, float scale);
+double *tu_to_d(const float *x, size_t n);
 /* Prints "N passed, M failed" and returns the exit code. */
 int tu_finish(void);
 #endif

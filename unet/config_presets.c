@@ -3,7 +3,11 @@
  * A preset starts from EDM's SongUNet defaults (pd_unet_config_default) and changes only what
  * differs. "ref64" is the 3.33 GFLOP net of the issue's speed reference (PyTorch comparison in
  * docs/benchmarks.md); "cifar10" is EDM's DDPM++ CIFAR-10 net exactly, augment_dim 9 included, so
- * its parameter count is the published 55,733,891 (models.md §4.8). A YAML file uses the keys of
+ * its parameter count is the published 55,733,891 (models.md §4.8). The edm-* presets are the
+ * released EDM networks (Karras et al. 2022, train.py --arch ddpmpp|ncsnpp|adm with the README's
+ * per-dataset options), unconditional except ImageNet; their parameter counts are those of EDM's
+ * own constructors (docs/architectures.md). tiny-ncsnpp and tiny-adm are test-sized versions of
+ * the two new architectures (ADM's attention needs 64 channels per head). A YAML file uses the keys of
  * the pixdiff.config metadata and is parsed by the model loader's own key parser
  * (unet_config_from_node), so a key means the same thing in both places; an optional
  * `preset: NAME` key starts from that preset, as in a training config's model section.
@@ -14,7 +18,10 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char *const preset_names[] = {"tiny", "fashion32", "ref64", "cifar10", NULL};
+static const char *const preset_names[] = {
+    "tiny", "fashion32", "ref64", "cifar10", "edm-cifar10-ddpmpp", "edm-cifar10-ncsnpp",
+    "edm-ffhq64-ddpmpp", "edm-ffhq64-ncsnpp", "edm-imagenet64-adm", "tiny-ncsnpp", "tiny-adm",
+    NULL};
 
 const char *pd_unet_preset_name(int i) {
     return i >= 0 && i < (int)(sizeof preset_names / sizeof preset_names[0]) ? preset_names[i]
@@ -31,6 +38,51 @@ static void set_attn(pd_unet_config *c, int res) {
     memset(c->attn_resolutions, 0, sizeof c->attn_resolutions);
     c->attn_resolutions[0] = res;
     c->n_attn = 1;
+}
+
+/* EDM train.py --arch=ncsnpp: Fourier embedding, residual encoder, [1,3,3,1] resampling. */
+static void set_ncsnpp(pd_unet_config *c) {
+    snprintf(c->embedding_type, sizeof c->embedding_type, "fourier");
+    snprintf(c->encoder_type, sizeof c->encoder_type, "residual");
+    c->channel_mult_noise = 2;
+    c->n_resample_filter = 4;
+    c->resample_filter[0] = c->resample_filter[3] = 1;
+    c->resample_filter[1] = c->resample_filter[2] = 3;
+}
+
+/* EDM's released networks (train.py and its README's commands). */
+static int edm_preset(pd_unet_config *c, const char *name) {
+    static const int m222[] = {2, 2, 2}, m1222[] = {1, 2, 2, 2}, m1234[] = {1, 2, 3, 4};
+    int cifar = !strncmp(name, "edm-cifar10-", 12), ffhq = !strncmp(name, "edm-ffhq64-", 11);
+    if (cifar || ffhq) {
+        /* CIFAR-10 32x32: --cres 2,2,2 (default), dropout 0.13, augment 0.12; FFHQ 64x64:
+         * --cres=1,2,2,2 --dropout=0.05 --augment=0.15. Augmentation gives augment_dim 9. */
+        const char *fam = name + (cifar ? 12 : 11);
+        if (strcmp(fam, "ddpmpp") && strcmp(fam, "ncsnpp")) return -1;
+        c->img_resolution = cifar ? 32 : 64;
+        set_levels(c, cifar ? m222 : m1222, cifar ? 3 : 4);
+        c->dropout = cifar ? 0.13f : 0.05f;
+        c->augment_dim = 9;
+        if (!strcmp(fam, "ncsnpp")) set_ncsnpp(c);
+        return 0;
+    }
+    if (!strcmp(name, "edm-imagenet64-adm")) {
+        /* --arch=adm --cond=1: DhariwalUNet defaults, 1000 classes, no augmentation. */
+        snprintf(c->arch, sizeof c->arch, "adm");
+        c->img_resolution = 64;
+        c->label_dim = 1000;
+        c->model_channels = 192;
+        set_levels(c, m1234, 4);
+        c->num_blocks = 3;
+        memset(c->attn_resolutions, 0, sizeof c->attn_resolutions);
+        c->attn_resolutions[0] = 32;
+        c->attn_resolutions[1] = 16;
+        c->attn_resolutions[2] = 8;
+        c->n_attn = 3;
+        c->dropout = 0.1f;
+        return 0;
+    }
+    return -1;
 }
 
 int pd_unet_config_preset(pd_unet_config *cfg, const char *name, pd_error *err) {
@@ -89,9 +141,27 @@ int pd_unet_config_preset(pd_unet_config *cfg, const char *name, pd_error *err) 
         c.in_channels = c.out_channels = 3;
         c.augment_dim = 9;
         c.dropout = 0.13f;
-    } else {
-        return pd_fail(err, "unknown preset '%s' (choose from: tiny, fashion32, ref64, cifar10)",
-                       name);
+    } else if (!strcmp(name, "tiny-ncsnpp") || !strcmp(name, "tiny-adm")) {
+        /* Test-sized NCSN++ (16x16 gray, as tiny) and ADM (widths 16 and 64: one head at 8x8). */
+        static const int m12[] = {1, 2}, m14[] = {1, 4};
+        int adm = !strcmp(name, "tiny-adm");
+        c.model_channels = 16;
+        set_levels(&c, adm ? m14 : m12, 2);
+        c.num_blocks = 1;
+        set_attn(&c, 8);
+        c.img_resolution = 16;
+        c.in_channels = c.out_channels = 1;
+        c.augment_dim = 0;
+        c.dropout = 0;
+        if (adm) snprintf(c.arch, sizeof c.arch, "adm");
+        else set_ncsnpp(&c);
+    } else if (edm_preset(&c, name)) {
+        char list[512] = "";
+        for (int i = 0; preset_names[i]; i++) {
+            strncat(list, i ? ", " : "", sizeof list - strlen(list) - 1);
+            strncat(list, preset_names[i], sizeof list - strlen(list) - 1);
+        }
+        return pd_fail(err, "unknown preset '%s' (choose from: %s)", name, list);
     }
     *cfg = c;
     return 0;

@@ -14,6 +14,7 @@
 #include "core/rng.h"
 #include "core/util.h"
 #include "unet/gemm.h"
+#include "unet/winograd.h"
 #include <math.h>
 #include <omp.h>
 #include <string.h>
@@ -371,6 +372,13 @@ static void im2col_group(float **slot, const float *x, int g, int C, int H, int 
  * and the GEMM accumulates onto it (beta = 1). A 1x1 conv reads the input as [C, HW] directly. */
 void conv2d_forward(float *out, const float *in, const float *w, const float *b, int N, int C,
                     int H, int W, int OC, int k, float *col) {
+    /* 3x3 layers take Winograd's F(4x4,3x3) unless the path says direct (unet/winograd.h). */
+    int wino = k == 3 && conv_winograd_applies(C, H, W, OC);
+    if (wino && winograd_conv3x3_forward(out, in, w, b, N, C, H, W, OC) == 0) {
+        conv_note(k, C, H, W, OC, N, 1);
+        return;
+    }
+    conv_note(k, C, H, W, OC, N, 0);
     size_t HW = (size_t)H * W;
     int K = C * k * k;
     if (b) {
@@ -418,6 +426,9 @@ void conv2d_backward(float *din, float *dw, float *db, const float *dout, const 
             db[o] += (float)s;
         }
     }
+    if (k == 3 && conv_winograd_applies(C, H, W, OC) &&
+        winograd_conv3x3_backward(din, dw, dout, in, w, N, C, H, W, OC) == 0)
+        return;
     if (k == 1) {   /* col_n is x_n itself */
         if (dw)
             for (int n = 0; n < N; n++)

@@ -65,6 +65,8 @@ typedef struct unet_run unet_run;
 
 /* Builds the block structure from m->cfg and allocates the parameter arena (zeros). */
 int unet_model_alloc(pd_model **out, const pd_unet_config *cfg, pd_error *err);
+/* The same without the arenas (params and bufs NULL): tensor tables and counts only. */
+int unet_model_tables(pd_model **out, const pd_unet_config *cfg, pd_error *err);
 /* keep = 1 keeps every activation for backward (training); 0 shares scratch between blocks.
  * res: 0 = the trained resolution, else any multiple of 2^(levels-1). Attention stays on the same
  * *levels* as at the trained resolution (level l attends iff img_resolution >> l is listed in

@@ -1,0 +1,491 @@
+/* winograd.c — F(4x4, 3x3) convolutions, forward and backward (contract in winograd.h), and the
+ * direct/Winograd switch.
+ *
+ * The matrices (Lavin & Gray 2016, interpolation points 0, ±1, ±2, ∞):
+ *   B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1]
+ *   G   = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1]
+ *   A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]
+ * Tile (ty, tx) of a sample reads input rows 4ty-1 .. 4ty+4 and columns 4tx-1 .. 4tx+4 (zero
+ * outside the image) and writes output rows 4ty .. 4ty+3, columns 4tx .. 4tx+3 (clipped at H, W).
+ *
+ * One call: (1) the filters go to the transform domain, U [OC][36][C], in double rounded once;
+ * (2) per group of samples, the input transform V [C][36][T] per sample (OpenMP over (sample,
+ * channel)), the 36 products per sample (OpenMP over (sample, ξ), each one single-threaded
+ * OpenBLAS call), the output transform with the bias (OpenMP over (sample, output channel)).
+ * A group holds as many samples as fit a fixed scratch budget: which group a sample is in changes
+ * no bit, since every value a sample gets is computed from that sample alone by code whose
+ * operation order is fixed (transforms: scalar IEEE operations, no contraction; products: one
+ * sgemm shape per layer).
+ *
+ * Why the filters are transformed on every call rather than cached per model: a model's weights
+ * change under the runtime's feet in several ways (Adam steps, EMA swaps of the params pointer,
+ * memcpy from checkpoints), and a stale cache would be silently wrong. The transform costs about
+ * 160 flops per (output, input) channel pair, once per call for the whole batch, against
+ * 72·T flops per pair per sample in the products (T = 64 tiles at 32x32): 3.5 % at batch 1 there,
+ * and its 36 floats per pair are read straight back by the products.
+ */
+#include "unet/winograd.h"
+#include "core/util.h"
+#include "pixdiff.h"
+#include "unet/gemm.h"
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Transform loops compiled for AVX-512 and the baseline, picked at load time; the same IEEE
+ * operations in the same order in both (-ffp-contract=off), hence the same bits. */
+#define PD_CLONES __attribute__((target_clones("avx512f", "default")))
+
+/* ------------------------------------------------------------------ the switch */
+
+const char *const conv_path_names[CONV_PATH_COUNT] = {"winograd", "direct"};
+
+static int path_now = -1;   /* -1: not yet read from PIXDIFF_CONV */
+
+void conv_set_path(conv_path p) { __atomic_store_n(&path_now, (int)p, __ATOMIC_RELAXED); }
+
+conv_path conv_get_path(void) {
+    int p = __atomic_load_n(&path_now, __ATOMIC_RELAXED);
+    if (p < 0) {
+        const char *e = getenv("PIXDIFF_CONV");
+        p = e && !strcmp(e, "direct") ? CONV_DIRECT : CONV_AUTO;
+        __atomic_store_n(&path_now, p, __ATOMIC_RELAXED);
+    }
+    return (conv_path)p;
+}
+
+/* Winograd for 3x3 layers of 16x16 pixels or more (T >= 16 tiles per sample). Below that a
+ * sample's 36 products [OC, C] x [C, T] are too thin: OpenBLAS packs the whole U_ξ for T columns
+ * of work, and at 8x8 (T = 4) a 256-channel layer ran 3x slower than the direct product at batch
+ * 1 and only level at batch 8; at 16x16 Winograd is level at batch 1 (the filter transform, once
+ * per call, is most of its cost there) and 2x faster at batch 8; at 32x32 and 64x64 it is
+ * 1.6-2.3x faster at batch 1 (single thread, CPU time, OpenBLAS Haswell kernels, AMD EPYC).
+ * Layers with fewer than 16 input or output channels (the image-facing first and last convs)
+ * stay direct: their products degenerate to a few rows, the transforms are all the cost, they
+ * carry under 0.1 % of the flops, and the last one writes the denoised image, which keeps the
+ * direct path's smaller rounding. The rule reads the shape only, so the choice never depends on
+ * batch or threads. */
+int conv_winograd_applies(int C, int H, int W, int OC) {
+    return conv_get_path() == CONV_AUTO && H >= 4 && W >= 4 && H * W >= 256 && C >= 16 &&
+           OC >= 16;
+}
+
+/* ------------------------------------------------------------------ the path record */
+
+#define MAX_NOTES 64
+static int notes_on, n_notes;
+static pd_conv_stat notes[MAX_NOTES];
+
+void pd_conv_stats_begin(void) {
+    n_notes = 0;
+    notes_on = 1;
+}
+
+int pd_conv_stats_end(pd_conv_stat *out, int cap) {
+    notes_on = 0;
+    int n = n_notes < cap ? n_notes : cap;
+    if (out && n > 0) memcpy(out, notes, (size_t)n * sizeof *out);
+    return n_notes;
+}
+
+void conv_note(int k, int C, int H, int W, int OC, int N, int winograd) {
+    if (!notes_on) return;
+    for (int i = 0; i < n_notes; i++) {
+        pd_conv_stat *t = &notes[i];
+        if (t->k == k && t->C == C && t->OC == OC && t->H == H && t->W == W &&
+            t->winograd == winograd) {
+            t->calls++;
+            t->images += N;
+            return;
+        }
+    }
+    if (n_notes == MAX_NOTES) return;
+    notes[n_notes++] = (pd_conv_stat){.k = k, .C = C, .OC = OC, .H = H, .W = W,
+                                      .winograd = winograd, .calls = 1, .images = N};
+}
+
+int pd_set_conv_algorithm(const char *name, pd_error *err) {
+    for (int p = 0; p < CONV_PATH_COUNT; p++)
+        if (name && !strcmp(name, conv_path_names[p])) {
+            conv_set_path((conv_path)p);
+            return 0;
+        }
+    return pd_fail(err, "unknown convolution algorithm '%s' (choose from: winograd, direct)",
+                   name ? name : "");
+}
+
+const char *pd_conv_algorithm(void) { return conv_path_names[conv_get_path()]; }
+
+/* ------------------------------------------------------------------ scratch */
+
+static _Thread_local float *scr_buf;
+static _Thread_local size_t scr_cap;
+
+/* A per-calling-thread buffer of n floats, grown on demand and kept (no allocation once the
+ * largest layer has run); NULL when memory runs out. */
+static float *scratch(size_t n) {
+    if (n > scr_cap) {
+        float *p = pd_alloc(n * sizeof *p);
+        if (!p) return NULL;
+        pd_free(scr_buf);
+        scr_buf = p;
+        scr_cap = n;
+    }
+    return scr_buf;
+}
+
+/* Scratch budget per group of samples, in floats (8 MiB; a group of one always goes ahead
+ * whatever its size): groups only save barriers, and peak memory matters more. */
+#define GROUP_FLOATS ((size_t)2 << 20)
+
+/* ------------------------------------------------------------------ transforms */
+
+/* u_i = (G g)_i for the rows i of G, in double, for CB channels at once (the loops over cc
+ * vectorise). Multiplications by the reciprocals rather than divisions (a division costs ~15
+ * cycles; the reciprocals' rounding is far below float's). */
+#define CB 16
+#define R6 (1.0 / 6)
+#define R12 (1.0 / 12)
+#define R24 (1.0 / 24)
+static inline void g_rows(double u[6][CB], const double *g0, const double *g1, const double *g2) {
+    for (int cc = 0; cc < CB; cc++) {
+        double p = g0[cc] + g2[cc], e = g0[cc] * R24 + g2[cc] * R6;
+        u[0][cc] = g0[cc] * 0.25;
+        u[1][cc] = -(p + g1[cc]) * R6;
+        u[2][cc] = -(p - g1[cc]) * R6;
+        u[3][cc] = e + g1[cc] * R12;
+        u[4][cc] = e - g1[cc] * R12;
+        u[5][cc] = g2[cc];
+    }
+}
+
+/* Row r of the transformed filters, U [R][36][Q] with U[r][ξ][q] = (G g G^T)[i][j], ξ = 6i + j:
+ * flip = 0: R = OC, Q = C, g = w[r][q]; flip = 1: R = C, Q = OC, g = w[q][r] rotated by 180°
+ * (the filters of the adjoint convolution, dout -> din). Columns go CB at a time through a local
+ * [36][CB] block, then out as 36 runs within the row's contiguous 36·Q floats (single floats
+ * scattered over 36 planes far apart thrash the cache sets: measured 20x slower). */
+PD_CLONES static void filter_rows(float *U, const float *w, int C, int OC, int r, int flip) {
+    int Q = flip ? OC : C;
+    double g[9][CB], t[3][6][CB], u[6][CB];
+    float blk[36][CB];
+    float *dst = U + (size_t)r * 36 * Q;
+    for (int q0 = 0; q0 < Q; q0 += CB) {
+        int qn = Q - q0 < CB ? Q - q0 : CB;
+        for (int k = 0; k < 9; k++)
+            for (int qq = 0; qq < CB; qq++) {
+                size_t f = flip ? ((size_t)(q0 + qq) * C + r) * 9 + 8 - k
+                                : ((size_t)r * C + q0 + qq) * 9 + k;
+                g[k][qq] = qq < qn ? w[f] : 0.0;
+            }
+        for (int b = 0; b < 3; b++) g_rows(t[b], g[b], g[3 + b], g[6 + b]);   /* column b of G g */
+        for (int i = 0; i < 6; i++) {   /* row i of (G g) G^T */
+            g_rows(u, t[0][i], t[1][i], t[2][i]);
+            for (int j = 0; j < 6; j++)
+                for (int qq = 0; qq < CB; qq++) blk[i * 6 + j][qq] = (float)u[j][qq];
+        }
+        for (int e = 0; e < 36; e++) {   /* a plain loop: memcpy of 64 bytes became rep movsq */
+            float *d = dst + (size_t)e * Q + q0;
+            for (int qq = 0; qq < qn; qq++) d[qq] = blk[e][qq];
+        }
+    }
+}
+
+static void filter_transform(float *U, const float *w, int C, int OC, int flip) {
+    int R = flip ? C : OC;
+    #pragma omp parallel for schedule(static) if ((size_t)C * OC >= 4096)
+    for (int r = 0; r < R; r++) filter_rows(U, w, C, OC, r, flip);
+}
+
+/* B^T applied down the six rows r0..r5 of width n (t_i = Σ_a B^T[i][a] r_a), and across: for
+ * each of the six rows of t, six values per tile from columns 4tx .. 4tx+5, stored at
+ * V[(6i + j)·vs + tx]. */
+PD_CLONES static void input_rows(float *V, size_t vs, const float *r, int pw, int tw, float *t) {
+    const float *r0 = r, *r1 = r + pw, *r2 = r + 2 * pw, *r3 = r + 3 * pw, *r4 = r + 4 * pw,
+                *r5 = r + 5 * pw;
+    float *t0 = t, *t1 = t + pw, *t2 = t + 2 * pw, *t3 = t + 3 * pw, *t4 = t + 4 * pw,
+          *t5 = t + 5 * pw;
+    #pragma omp simd
+    for (int x = 0; x < pw; x++) {
+        float x0 = r0[x], x1 = r1[x], x2 = r2[x], x3 = r3[x], x4 = r4[x], x5 = r5[x];
+        t0[x] = (4 * x0 - 5 * x2) + x4;
+        t1[x] = -4 * (x1 + x2) + (x3 + x4);
+        t2[x] = 4 * (x1 - x2) - (x3 - x4);
+        t3[x] = 2 * (x3 - x1) + (x4 - x2);
+        t4[x] = 2 * (x1 - x3) + (x4 - x2);
+        t5[x] = (4 * x1 - 5 * x3) + x5;
+    }
+    for (int i = 0; i < 6; i++) {
+        const float *s = t + (size_t)i * pw;
+        float *v = V + (size_t)(6 * i) * vs;
+        for (int tx = 0; tx < tw; tx++) {
+            const float *d = s + 4 * tx;
+            float x0 = d[0], x1 = d[1], x2 = d[2], x3 = d[3], x4 = d[4], x5 = d[5];
+            v[tx] = (4 * x0 - 5 * x2) + x4;
+            v[vs + tx] = -4 * (x1 + x2) + (x3 + x4);
+            v[2 * vs + tx] = 4 * (x1 - x2) - (x3 - x4);
+            v[3 * vs + tx] = 2 * (x3 - x1) + (x4 - x2);
+            v[4 * vs + tx] = 2 * (x1 - x3) + (x4 - x2);
+            v[5 * vs + tx] = (4 * x1 - 5 * x3) + x5;
+        }
+    }
+}
+
+/* V[c][ξ][t] = (B^T d B)[i][j] for every tile t of channel c of one sample x [C,H,W];
+ * V [C][36][T] (channel-major: one channel's transform is one contiguous run of 36·T floats). */
+static void input_transform(float *V, const float *x, int c, int C, int H, int W) {
+    int th = (H + 3) / 4, tw = (W + 3) / 4, T = th * tw, pw = 4 * tw + 2;
+    float buf[12 * pw];   /* six padded input rows, then six rows of B^T d */
+    const float *src = x + (size_t)c * H * W;
+    for (int ty = 0; ty < th; ty++) {
+        for (int a = 0; a < 6; a++) {
+            float *row = buf + (size_t)a * pw;
+            int y = 4 * ty - 1 + a;
+            memset(row, 0, (size_t)pw * sizeof *row);
+            if (y >= 0 && y < H) memcpy(row + 1, src + (size_t)y * W, (size_t)W * sizeof *row);
+        }
+        input_rows(V + (size_t)c * 36 * T + (size_t)ty * tw, (size_t)T, buf, pw, tw, buf + 6 * pw);
+    }
+}
+
+/* A^T applied down the 36 planes m_ξ (ξ = 6i + j, planes vs apart, tw values each) and across:
+ * out rows k = 0..3 of width 4·tw. */
+PD_CLONES static void output_rows(float *o, const float *m, size_t vs, int tw, float *s) {
+    /* s[k][j][tx] = Σ_i A^T[k][i] m_{6i+j}[tx] */
+    for (int j = 0; j < 6; j++) {
+        const float *m0 = m + (size_t)j * vs, *m1 = m0 + 6 * vs, *m2 = m1 + 6 * vs,
+                    *m3 = m2 + 6 * vs, *m4 = m3 + 6 * vs, *m5 = m4 + 6 * vs;
+        float *s0 = s + (size_t)j * tw, *s1 = s0 + 6 * tw, *s2 = s1 + 6 * tw, *s3 = s2 + 6 * tw;
+        #pragma omp simd
+        for (int tx = 0; tx < tw; tx++) {
+            float a = m1[tx] + m2[tx], b = m1[tx] - m2[tx], c = m3[tx] + m4[tx],
+                  d = m3[tx] - m4[tx];
+            s0[tx] = (m0[tx] + a) + c;
+            s1[tx] = b + 2 * d;
+            s2[tx] = a + 4 * c;
+            s3[tx] = (b + 8 * d) + m5[tx];
+        }
+    }
+    for (int k = 0; k < 4; k++) {
+        const float *s0 = s + (size_t)k * 6 * tw, *s1 = s0 + tw, *s2 = s1 + tw, *s3 = s2 + tw,
+                    *s4 = s3 + tw, *s5 = s4 + tw;
+        float *row = o + (size_t)k * 4 * tw;
+        for (int tx = 0; tx < tw; tx++) {
+            float a = s1[tx] + s2[tx], b = s1[tx] - s2[tx], c = s3[tx] + s4[tx],
+                  d = s3[tx] - s4[tx];
+            row[4 * tx] = (s0[tx] + a) + c;
+            row[4 * tx + 1] = b + 2 * d;
+            row[4 * tx + 2] = a + 4 * c;
+            row[4 * tx + 3] = (b + 8 * d) + s5[tx];
+        }
+    }
+}
+
+/* Output channel o of one sample: y = A^T M A per tile, plus bias (accumulate = 0: y written;
+ * 1: y added to what out holds). M [OC][36][T]. */
+static void output_transform(float *y, const float *M, int o, int OC, int H, int W, float bias,
+                             int accumulate) {
+    int th = (H + 3) / 4, tw = (W + 3) / 4, T = th * tw;
+    float buf[16 * tw + 24 * tw];   /* four output rows, then A^T M down the planes */
+    float *dst = y + (size_t)o * H * W;
+    for (int ty = 0; ty < th; ty++) {
+        output_rows(buf, M + (size_t)o * 36 * T + (size_t)ty * tw, (size_t)T, tw, buf + 16 * tw);
+        for (int k = 0; k < 4 && 4 * ty + k < H; k++) {
+            const float *r = buf + (size_t)k * 4 * tw;
+            float *d = dst + (size_t)(4 * ty + k) * W;
+            if (accumulate)
+                for (int x = 0; x < W; x++) d[x] += r[x];
+            else
+                for (int x = 0; x < W; x++) d[x] = r[x] + bias;
+        }
+    }
+}
+
+/* dM = A dY A^T per tile for output channel o of one sample's dout [OC,H,W], dM [OC][36][T]
+ * (the adjoint of output_transform, zero beyond the image). */
+PD_CLONES static void grad_rows(float *dM, size_t vs, const float *r, int pw, int tw, float *z) {
+    const float *y0 = r, *y1 = r + pw, *y2 = r + 2 * pw, *y3 = r + 3 * pw;
+    #pragma omp simd
+    for (int x = 0; x < pw; x++) {   /* z_i = Σ_k A^T[k][i] y_k */
+        float e = y0[x] + y2[x], f = y1[x] + y3[x], g = y0[x] + 4 * y2[x],
+              h = 2 * y1[x] + 8 * y3[x];
+        z[x] = y0[x];
+        z[pw + x] = e + f;
+        z[2 * pw + x] = e - f;
+        z[3 * pw + x] = g + h;
+        z[4 * pw + x] = g - h;
+        z[5 * pw + x] = y3[x];
+    }
+    for (int i = 0; i < 6; i++) {
+        const float *s = z + (size_t)i * pw;
+        float *v = dM + (size_t)(6 * i) * vs;
+        for (int tx = 0; tx < tw; tx++) {
+            const float *q = s + 4 * tx;
+            float e = q[0] + q[2], f = q[1] + q[3], g = q[0] + 4 * q[2], h = 2 * q[1] + 8 * q[3];
+            v[tx] = q[0];
+            v[vs + tx] = e + f;
+            v[2 * vs + tx] = e - f;
+            v[3 * vs + tx] = g + h;
+            v[4 * vs + tx] = g - h;
+            v[5 * vs + tx] = q[3];
+        }
+    }
+}
+
+static void grad_transform(float *dM, const float *dy, int o, int OC, int H, int W) {
+    int th = (H + 3) / 4, tw = (W + 3) / 4, T = th * tw, pw = 4 * tw;
+    float buf[10 * pw];   /* four padded dout rows, then six rows of A dY */
+    const float *src = dy + (size_t)o * H * W;
+    for (int ty = 0; ty < th; ty++) {
+        for (int k = 0; k < 4; k++) {
+            float *row = buf + (size_t)k * pw;
+            int y = 4 * ty + k;
+            memset(row, 0, (size_t)pw * sizeof *row);
+            if (y < H) memcpy(row, src + (size_t)y * W, (size_t)W * sizeof *row);
+        }
+        grad_rows(dM + (size_t)o * 36 * T + (size_t)ty * tw, (size_t)T, buf, pw, tw, buf + 4 * pw);
+    }
+}
+
+/* dw[o][c] += G^T dU[o][·][c] G, dU [OC][36][C], in double, CB input channels at a time. */
+PD_CLONES static void filter_grad_row(float *dw, const float *dU, int C, int oc) {
+    const float *src = dU + (size_t)oc * 36 * C;
+    for (int c0 = 0; c0 < C; c0 += CB) {
+        int cn = C - c0 < CB ? C - c0 : CB;
+        double t[6][3][CB];
+        for (int i = 0; i < 6; i++) {   /* t = dU G */
+            const float *u = src + (size_t)(6 * i) * C + c0;
+            for (int cc = 0; cc < cn; cc++) {
+                double x0 = u[cc], x1 = u[C + cc], x2 = u[2 * C + cc], x3 = u[3 * C + cc],
+                       x4 = u[4 * C + cc], x5 = u[5 * C + cc];
+                t[i][0][cc] = x0 * 0.25 - (x1 + x2) * R6 + (x3 + x4) * R24;
+                t[i][1][cc] = (x2 - x1) * R6 + (x3 - x4) * R12;
+                t[i][2][cc] = (x3 + x4 - x1 - x2) * R6 + x5;
+            }
+        }
+        for (int b = 0; b < 3; b++)   /* dg = G^T t */
+            for (int cc = 0; cc < cn; cc++) {
+                double x0 = t[0][b][cc], x1 = t[1][b][cc], x2 = t[2][b][cc], x3 = t[3][b][cc],
+                       x4 = t[4][b][cc], x5 = t[5][b][cc];
+                float *g = dw + ((size_t)oc * C + c0 + cc) * 9;
+                g[b] += (float)(x0 * 0.25 - (x1 + x2) * R6 + (x3 + x4) * R24);
+                g[3 + b] += (float)((x2 - x1) * R6 + (x3 - x4) * R12);
+                g[6 + b] += (float)((x3 + x4 - x1 - x2) * R6 + x5);
+            }
+    }
+}
+
+static void filter_grad(float *dw, const float *dU, int C, int OC) {
+    #pragma omp parallel for schedule(static) if ((size_t)C * OC >= 4096)
+    for (int oc = 0; oc < OC; oc++) filter_grad_row(dw, dU, C, oc);
+}
+
+/* ------------------------------------------------------------------ the passes */
+
+static int imin(int a, int b) { return a < b ? a : b; }
+
+/* Samples per group for per-sample scratch of `per` floats. */
+static int group_size(size_t per, int N) {
+    size_t g = per ? GROUP_FLOATS / per : (size_t)N;
+    return g < 1 ? 1 : (int)(g < (size_t)N ? g : (size_t)N);
+}
+
+/* out = conv(in) through transformed filters U [OC][36][C] (+ bias, or accumulated onto out).
+ * scr: at least g·36·(C + OC)·T floats for the group size g chosen by the caller. */
+static void forward_pass(float *out, const float *in, const float *U, const float *b, int N,
+                         int C, int H, int W, int OC, int accumulate, float *scr, int G) {
+    int T = ((H + 3) / 4) * ((W + 3) / 4);
+    size_t vn = (size_t)36 * C * T, mn = (size_t)36 * OC * T;
+    float *V = scr, *M = scr + (size_t)G * vn;
+    double flops = 72.0 * OC * C * T;   /* per sample */
+    for (int n0 = 0; n0 < N; n0 += G) {
+        int g = imin(G, N - n0);
+        const float *x = in + (size_t)n0 * C * H * W;
+        float *y = out + (size_t)n0 * OC * H * W;
+        #pragma omp parallel if (g * flops >= PD_GEMM_PAR_FLOPS)
+        {
+            #pragma omp for schedule(static)
+            for (int sc = 0; sc < g * C; sc++)
+                input_transform(V + (size_t)(sc / C) * vn, x + (size_t)(sc / C) * C * H * W,
+                                sc % C, C, H, W);
+            /* ξ-major, so a thread's consecutive products share U_ξ */
+            #pragma omp for schedule(static)
+            for (int xs = 0; xs < 36 * g; xs++) {
+                int xi = xs / g, s = xs % g;
+                pd_sgemm_st(0, 0, OC, T, C, 1.0f, U + (size_t)xi * C, 36 * C,
+                            V + s * vn + (size_t)xi * T, 36 * T, 0.0f, M + s * mn + (size_t)xi * T,
+                            36 * T);
+            }
+            #pragma omp for schedule(static)
+            for (int so = 0; so < g * OC; so++)
+                output_transform(y + (size_t)(so / OC) * OC * H * W, M + (size_t)(so / OC) * mn,
+                                 so % OC, OC, H, W, b ? b[so % OC] : 0.0f, accumulate);
+        }
+    }
+}
+
+/* The scratch for `fixed` floats plus groups of `per` floats per sample: *G samples a group
+ * (one when memory is short); NULL when even that does not fit. */
+static float *scratch_groups(size_t fixed, size_t per, int N, int *G) {
+    *G = group_size(per, N);
+    float *s = scratch(fixed + (size_t)*G * per);
+    if (!s && *G > 1) {
+        *G = 1;
+        s = scratch(fixed + per);
+    }
+    return s;
+}
+
+int winograd_conv3x3_forward(float *out, const float *in, const float *w, const float *b, int N,
+                             int C, int H, int W, int OC) {
+    int T = ((H + 3) / 4) * ((W + 3) / 4), G;
+    size_t un = (size_t)36 * OC * C;
+    float *scr = scratch_groups(un, (size_t)36 * (C + OC) * T, N, &G);
+    if (!scr) return -1;
+    filter_transform(scr, w, C, OC, 0);
+    forward_pass(out, in, scr, b, N, C, H, W, OC, 0, scr + un, G);
+    return 0;
+}
+
+/* din: the forward pass on dout with the adjoint filters, accumulated. dw: per group, V of the
+ * input and dM of dout per sample, then per ξ (one thread each) dU_ξ += dM_ξ · V_ξ^T over the
+ * group's samples in order; so every dU element sums samples and tiles in one fixed order, and
+ * the thread count changes no bit. */
+int winograd_conv3x3_backward(float *din, float *dw, const float *dout, const float *in,
+                              const float *w, int N, int C, int H, int W, int OC) {
+    if (!din && !dw) return 0;
+    int T = ((H + 3) / 4) * ((W + 3) / 4), G;
+    size_t un = (size_t)36 * OC * C, vn = (size_t)36 * C * T, mn = (size_t)36 * OC * T;
+    float *scr = scratch_groups(un, vn + mn, N, &G);
+    if (!scr) return -1;
+    if (din) {
+        filter_transform(scr, w, C, OC, 1);
+        forward_pass(din, dout, scr, NULL, N, OC, H, W, C, 1, scr + un, G);
+    }
+    if (!dw) return 0;
+    float *dU = scr, *V = scr + un, *dM = V + (size_t)G * vn;
+    memset(dU, 0, un * sizeof *dU);
+    double flops = 72.0 * OC * C * T;
+    for (int n0 = 0; n0 < N; n0 += G) {
+        int g = imin(G, N - n0);
+        const float *x = in + (size_t)n0 * C * H * W, *dy = dout + (size_t)n0 * OC * H * W;
+        #pragma omp parallel if (g * flops >= PD_GEMM_PAR_FLOPS)
+        {
+            #pragma omp for schedule(static) nowait
+            for (int sc = 0; sc < g * C; sc++)
+                input_transform(V + (size_t)(sc / C) * vn, x + (size_t)(sc / C) * C * H * W,
+                                sc % C, C, H, W);
+            #pragma omp for schedule(static)
+            for (int so = 0; so < g * OC; so++)
+                grad_transform(dM + (size_t)(so / OC) * mn, dy + (size_t)(so / OC) * OC * H * W,
+                               so % OC, OC, H, W);
+            #pragma omp for schedule(static)
+            for (int xi = 0; xi < 36; xi++)
+                for (int s = 0; s < g; s++)
+                    pd_sgemm_st(0, 1, OC, C, T, 1.0f, dM + s * mn + (size_t)xi * T, 36 * T,
+                                V + s * vn + (size_t)xi * T, 36 * T, 1.0f, dU + (size_t)xi * C,
+                                36 * C);
+        }
+    }
+    filter_grad(dw, dU, C, OC);
+    return 0;
+}
