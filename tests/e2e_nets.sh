@@ -41,7 +41,7 @@ for net in ncsnpp adm; do
     if cmp -s st_$net.npy s0_$net.npy; then bad "$net: Skip-Tuning changes nothing"; else ok "$net: Skip-Tuning changes the samples"; fi
     run "$net: upsample guidance at 2x" "$PD" sample --seed 0 --model $M --steps 3 --n 2 --size 32 --upsample-guidance 0.5 --out ug_$net.png --quiet
     "$PD" bench --model $M --batches 1 --repeat 1 --threads 1 >bench_$net.txt 2>&1 || true
-    has "$net: bench" bench_$net.txt '^ +1 +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9.]+$'
+    has "$net: bench" bench_$net.txt '^ +1 +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9.]+$'
     run "$net: distill amed (feature tap)" "$PD" distill amed --model $M --nfe 3 --images 4 --batch 2 --out pred_$net.safetensors --quiet
     run "$net: sample with the AMED predictor" "$PD" sample --seed 0 --model $M --sampler amed --predictor pred_$net.safetensors --n 2 --out amed_$net.png --quiet
     cat >sid_$net.yaml <<'YAML'
