@@ -2,9 +2,11 @@
 BUILD   ?= build
 JOBS    ?= $(shell nproc)
 PIXDIFF := $(BUILD)/pixdiff
-# Debian packages pixdiff builds and runs with (dataset-fashion-mnist: training/metrics data).
+# Debian packages pixdiff builds and runs with (dataset-fashion-mnist: training/metrics data;
+# OpenMPI: optional for the build, installed so the mpirun tests run, docs/scale-out.md).
 DEPS := cmake gcc make pkg-config libopenblas-openmp-dev libfftw3-dev libpng-dev libyaml-dev zlib1g-dev \
-        libssl-dev liblapacke-dev libplplot-dev plplot-driver-cairo dataset-fashion-mnist
+        libssl-dev liblapacke-dev libplplot-dev plplot-driver-cairo dataset-fashion-mnist \
+        openmpi-bin libopenmpi-dev
 
 .PHONY: all deps build run test bench install clean sanitize fuzz fuzz-deps
 all: build

@@ -11,6 +11,9 @@
  * precision and recall (Kynkäänniemi et al. 2019, k = 3), spectral error, optionally the trajectory error against a Heun reference from the same noise
  * (--ref-steps), and the wall time; --json prints one JSON object instead. Progress and the
  * reference-cache log go to stderr. Every flag is checked before any work.
+ * Under mpirun (docs/scale-out.md §4) the ranks sample the images pd_dist_part gives them and
+ * rank 0 gathers them and measures them in the one-process order and batches, so it prints what
+ * one process prints; a folder or a split is read by rank 0 alone.
  *
  * --features inception swaps the classifier for the FID Inception-v3 (cli/eval_inception.c): the
  * same images give FID and KID against --ref (a PNG folder, an .npz of statistics, an .npy of
@@ -103,6 +106,19 @@ static void add_batch(eval_run *r, const float *x, int n, int C, int R, const in
     if (r->fid) cli_fid_add(r->fid, x, n, C, R, R);
     else if (pd_eval_add(r->ev, x, n, C, R, labels, &err)) cli_die(1, r->cmd, "%s", err.msg);
     r->t_metrics += cli_now() - t;
+}
+
+/* The class image i is asked for: none, the fixed --class, or i mod label_dim. */
+static int class_of(int i, int uncond, int cls, int label_dim) {
+    return uncond ? -1 : cls >= 0 ? cls : label_dim > 0 ? i % label_dim : -1;
+}
+
+/* The trajectory error of nb images against their reference, summed as one batch. */
+static void add_traj(eval_run *r, const float *x, const float *xr, size_t count) {
+    double rmse = 0;
+    pd_trajectory_error(x, xr, count, &rmse, NULL);
+    r->traj_sq += rmse * rmse * (double)count;
+    r->traj_count += (double)count;
 }
 
 int cmd_eval(int argc, char **argv) {
@@ -345,13 +361,16 @@ int cmd_eval(int argc, char **argv) {
     eo.log = log_line;
     pd_eval *ev = NULL;
     pd_error err = {{0}};
+    /* Under mpirun rank 0 measures; the others only help sample. */
+    const int dist = pd_dist_size() > 1, lead = pd_dist_rank() == 0;
+    if (!sampling && !lead) return 0;
     double t0 = cli_now();
     cli_fid fid;
     memset(&fid, 0, sizeof fid);
-    if (inc) cli_fid_open(&fid, cmd, inception, prep, fid_ref, data_dir, quiet);
-    else if (pd_eval_create(&ev, clf, &eo, &err)) cli_die(1, cmd, "%s", err.msg);
+    if (lead && inc) cli_fid_open(&fid, cmd, inception, prep, fid_ref, data_dir, quiet);
+    else if (lead && pd_eval_create(&ev, clf, &eo, &err)) cli_die(1, cmd, "%s", err.msg);
     eval_run run = {cmd, ev, inc ? &fid : NULL, 0, 0, 0};
-    if (inc) {
+    if (lead && inc) {
         fid.progress = !sampling;   /* sampling draws its own progress bar */
         cli_fid_expect(&fid, n);
     }
@@ -412,14 +431,18 @@ int cmd_eval(int argc, char **argv) {
         const size_t chw = (size_t)C * H * H;
         if (batch > n) batch = n;
         label_mode_cycle = label_dim > 0 && cls < 0 && !uncond;
-        float *x = malloc(sizeof(float) * chw * (size_t)batch);
-        float *xr = ref_steps > 0 ? malloc(sizeof(float) * chw * (size_t)batch) : NULL;
+        /* this rank's images [dlo, dhi); under mpirun all of them are kept for the gather */
+        long long dlo, dhi;
+        pd_dist_part(n, &dlo, &dhi);
+        const size_t held = dist ? (size_t)n : (size_t)batch;
+        float *x = malloc(sizeof(float) * chw * held);
+        float *xr = ref_steps > 0 ? malloc(sizeof(float) * chw * held) : NULL;
         int *want = malloc(sizeof(int) * (size_t)batch);
         int *classes = malloc(sizeof(int) * (size_t)n);
         if (!x || (ref_steps > 0 && !xr) || !want || !classes)
             cli_die(1, cmd, "out of memory for a batch of %d images of %dx%dx%d", batch, C, H, H);
         for (int i = 0; i < n; i++)
-            classes[i] = uncond ? -1 : cls >= 0 ? cls : label_dim > 0 ? i % label_dim : -1;
+            classes[i] = class_of(i, uncond, cls, label_dim);
         pd_generate_params gp = pd_generate_default_params();
         gp.sample = p;
         gp.seed = seed;
@@ -443,13 +466,15 @@ int cmd_eval(int argc, char **argv) {
             pr->eta = 0;
         }
         signal(SIGINT, on_sigint);
-        int n_batches = (n + batch - 1) / batch;
+        int n_batches = (int)((dhi - dlo + batch - 1) / batch);
         cli_progress prog;
         cli_progress_init(&prog, !quiet && isatty(2), n_batches, p.steps);
         gp.user = gr.user = &prog;
         plain_progress pp = {!quiet && !isatty(2), cli_now(), cli_now()};
+        float *const x0 = x, *const xr0 = xr;
         for (int b = 0; b < n_batches; b++) {
-            int i0 = b * batch, nb = n - i0 < batch ? n - i0 : batch;
+            int i0 = (int)dlo + b * batch, nb = (int)dhi - i0 < batch ? (int)dhi - i0 : batch;
+            if (dist) x = x0 + (size_t)i0 * chw, xr = xr0 ? xr0 + (size_t)i0 * chw : NULL;
             /* Accuracy needs the classifier to know the model's classes. */
             for (int i = 0; i < nb; i++) {
                 int k = classes[i0 + i];
@@ -470,17 +495,31 @@ int cmd_eval(int argc, char **argv) {
                     if (interrupted) cli_die(130, cmd, "interrupted");
                     cli_die(1, cmd, "reference solution: %s", err.msg);
                 }
-                double rmse = 0;
-                pd_trajectory_error(x, xr, chw * (size_t)nb, &rmse, NULL);
-                run.traj_sq += rmse * rmse * (double)(chw * (size_t)nb);
-                run.traj_count += (double)(chw * (size_t)nb);
+                if (!dist) add_traj(&run, x, xr, chw * (size_t)nb);
             }
             t_sample += cli_now() - ts;
-            add_batch(&run, x, nb, C, H, want);
+            if (!dist) add_batch(&run, x, nb, C, H, want);
             if (!isatty(2)) plain_tick(&pp, i0 + nb, n);
         }
         cli_progress_done(&prog);
+        x = x0, xr = xr0;
+        if (dist) {
+            /* Rank 0 measures all n images in the batches one process uses. */
+            pd_dist_gather(x, n, chw * sizeof(float));
+            if (xr) pd_dist_gather(xr, n, chw * sizeof(float));
+            nfe = pd_dist_max(dhi > dlo ? nfe : -1);
+            for (int i0 = 0; lead && i0 < n; i0 += batch) {
+                int nb = n - i0 < batch ? n - i0 : batch;
+                for (int i = 0; i < nb; i++) {
+                    int k = classes[i0 + i];
+                    want[i] = k >= 0 && k < clf_K && label_dim == clf_K ? k : -1;
+                }
+                if (xr) add_traj(&run, x + (size_t)i0 * chw, xr + (size_t)i0 * chw, chw * (size_t)nb);
+                add_batch(&run, x + (size_t)i0 * chw, nb, C, H, want);
+            }
+        }
         free(x), free(xr), free(want), free(classes);
+        if (!lead) return 0;
     }
 
     /* ---- metrics */

@@ -11,6 +11,9 @@
  * all of them succeeded (cli/outputs.c), so an error or Ctrl-C (exit 130) writes nothing. PNGs
  * carry an A1111-style "parameters" chunk and a "pixdiff" JSON chunk holding every setting
  * (DESIGN.md "File formats"); --json prints the same settings and the outputs on stdout.
+ * Under mpirun (docs/scale-out.md §4) rank r generates the images pd_dist_part gives it (one
+ * pd_generate range), rank 0 gathers them and writes every output, so the files are those of one
+ * process; a drawn seed is rank 0's, sent to the others.
  */
 #include "cli/args.h"
 #include "cli/commands.h"
@@ -409,6 +412,7 @@ int cmd_sample(int argc, char **argv) {
     /* ---- seeds: --seeds, --seed S (S + i), or one drawn and printed */
     const int seed_drawn = !seeds_arg && !args_given(&spec, "--seed");
     if (seed_drawn) seed = cli_random_seed();
+    if (seed_drawn) pd_dist_bcast(&seed, sizeof seed);   /* every rank samples rank 0's draw */
     if (!seeds) {
         seeds = malloc(sizeof(uint64_t) * (size_t)n);
         if (!seeds) cli_die(1, cmd, "out of memory for %d seeds", n);
@@ -446,7 +450,11 @@ int cmd_sample(int argc, char **argv) {
     /* The grid's column count as pd_png_write_grid resolves 0, so the metadata records it. */
     if (cols <= 0)
         while ((long long)cols * cols < n) cols++;
-    const int keep_all = out_png || out_npy;
+    /* Under mpirun: this rank's images [dlo, dhi); rank 0 holds them all to write them. */
+    const int dist = pd_dist_size() > 1;
+    long long dlo, dhi;
+    pd_dist_part(n, &dlo, &dhi);
+    const int keep_all = out_png || out_npy || dist;
     float *all = NULL;
     int *classes = NULL;
     if (keep_all) all = malloc(sizeof(float) * chw * (size_t)n);
@@ -470,8 +478,9 @@ int cmd_sample(int argc, char **argv) {
 
     /* ---- sample (pd_generate: the library's batching loop) */
     cli_progress prog;
-    cli_progress_init(&prog, !quiet && isatty(2), (n + batch - 1) / batch, steps);
+    cli_progress_init(&prog, !quiet && isatty(2), (int)((dhi - dlo + batch - 1) / batch), steps);
     outdir_writer ow = {cmd, NULL, &r, classes, &cm, &prog};
+    if (dist && pd_dist_rank() > 0) out_png = out_npy = outdir = NULL, quiet = 1, json = 0;
     if (outdir) ow.stage = cli_outputs_dir(cmd, "--outdir", outdir);
     cli_catch_interrupts();
     pd_generate_params gp = pd_generate_default_params();
@@ -485,18 +494,24 @@ int cmd_sample(int argc, char **argv) {
     gp.guidance = guidance;
     gp.progress = sample_progress;
     gp.abort = cli_interrupted;
-    gp.images = outdir ? write_images : NULL;
+    gp.images = outdir && !dist ? write_images : NULL;
     gp.user = &ow;
     double t0 = cli_now();
     pd_sample_stats st = {0};
     pd_error err = {{0}};
-    if (pd_generate(d, &gp, 0, n, all, &st, &err)) {
+    if (pd_generate(d, &gp, dlo, (int)(dhi - dlo), all ? all + (size_t)dlo * chw : NULL, &st, &err)) {
         cli_progress_done(&prog);
         if (cli_interrupted(NULL)) cli_die(130, cmd, "interrupted; nothing written");
         cli_die(1, cmd, "%s", err.msg);
     }
     cli_progress_done(&prog);
     r.nfe = st.nfe;
+    if (dist) {
+        pd_dist_gather(all, n, chw * sizeof(float));
+        int nfe = pd_dist_max(dhi > dlo ? r.nfe : -1);   /* a rank may have had no image */
+        if (nfe >= 0) r.nfe = nfe;
+        if (outdir && write_images(&ow, 0, n, all, &err)) cli_die(1, cmd, "%s", err.msg);
+    }
 
     /* ---- outputs: temporaries first, then all renamed into place */
     if (cycle) { /* the grid records "cycle", not the last image's class */

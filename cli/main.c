@@ -1,6 +1,9 @@
 /* main.c — the `pixdiff` binary: dispatches `pixdiff <command> ...` through the command table,
  * and answers `pixdiff --help` (commands, samplers, schedules, model syntax) and `--version`.
  * A new command is a file cli/cmd_<name>.c, its prototype in cli/commands.h and one line below.
+ * Under mpirun (docs/scale-out.md) every rank runs the same command line; ranks other than 0 get
+ * --quiet, so progress and logs come from rank 0 alone while errors still print on every rank,
+ * and a rank that fails ends the whole job with its exit code.
  */
 #include "cli/commands.h"
 #include "cli/names.h"
@@ -58,14 +61,55 @@ static void omp_wait_passive_by_default(char **argv) {
     /* No /proc (or exec refused): go on with libgomp's default; correctness does not depend on it. */
 }
 
+/* Commands that take --quiet: what a rank other than 0 runs with. */
+static int takes_quiet(const char *c) {
+    static const char *const q[] = {"sample", "eval", "train", "distill", "sweep", "snr", "init"};
+    for (size_t i = 0; i < sizeof q / sizeof q[0]; i++)
+        if (strcmp(c, q[i]) == 0) return 1;
+    return 0;
+}
+
+static int dispatch(int argc, char **argv);
+
 int main(int argc, char **argv) {
+    /* Before MPI_Init: the exec must happen while the process is still a plain program (mpirun's
+     * environment, which tells the new image it is a rank, survives the exec). */
     omp_wait_passive_by_default(argv);
+    int joined = pd_dist_init(&argc, &argv);
+    if (joined == -2) {
+        fprintf(stderr, "pixdiff: started by mpirun, but this pixdiff was built without MPI "
+                "(install libopenmpi-dev and rebuild, or run it without mpirun)\n");
+        return 2;
+    }
+    if (joined) {
+        fprintf(stderr, "pixdiff: could not join the MPI job (MPI_Init_thread failed)\n");
+        return 1;
+    }
     const char *conv = getenv("PIXDIFF_CONV");
     pd_error err = {{0}};
     if (conv && pd_set_conv_algorithm(conv, &err)) {
         fprintf(stderr, "pixdiff: PIXDIFF_CONV: %s\n", err.msg);
+        pd_dist_abort(2);
         return 2;
     }
+    int rc;
+    if (pd_dist_rank() > 0 && argc >= 2 && takes_quiet(argv[1])) {
+        char **v = malloc(sizeof(char *) * ((size_t)argc + 2));
+        if (!v) return 1;
+        memcpy(v, argv, sizeof(char *) * (size_t)argc);
+        v[argc] = "--quiet";
+        v[argc + 1] = NULL;
+        rc = dispatch(argc + 1, v);
+        free(v);
+    } else {
+        rc = dispatch(argc, argv);
+    }
+    if (rc != 0) pd_dist_abort(rc);
+    pd_dist_finalize();
+    return rc;
+}
+
+static int dispatch(int argc, char **argv) {
     if (argc < 2) { /* bad usage: one line, like every other error (exit 2) */
         fprintf(stderr, "pixdiff: missing command; usage: pixdiff <command> [options] (see pixdiff --help)\n");
         return 2;

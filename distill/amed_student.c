@@ -73,6 +73,7 @@ int amed_student_interval(amed_student *s, const pd_amed_predictor *pred, const 
                           const double *target, double *x_out, double *ds_out, double *loss,
                           double *grad, double *r_mean, pd_error *err) {
     int n = iv->n;
+    const double norm = iv->norm > 0 ? iv->norm : n;
     if (n < 1 || n > s->max_n)
         return pd_fail(err, "amed student: batch of %d images (1..%d)", n, s->max_n);
     if (!(iv->t0 > iv->t1) || !(iv->t1 > 0))
@@ -125,7 +126,7 @@ int amed_student_interval(amed_student *s, const pd_amed_predictor *pred, const 
                 if (!tg) continue;
                 double diff = xo[j] - tg[j];
                 lb += diff * diff;
-                double g = 2.0 * diff / n, gd = alpha0 * ch * g;
+                double g = 2.0 * diff / norm, gd = alpha0 * ch * g;
                 ga2 += g * a2;
                 gdds += gd * ds[j];
                 dout[j] = (float)(-gd / sb);
@@ -151,7 +152,7 @@ int amed_student_interval(amed_student *s, const pd_amed_predictor *pred, const 
             const float *dx = s->dx + (size_t)i * dim;
             double dyds = 0;   /* <dL/dy, dy/ds> with dy/ds = A1 */
             for (size_t j = 0; j < dim; j++) {
-                double g = 2.0 * (xo[j] - tg[j]) / n, gd = alpha0 * ch * g;
+                double g = 2.0 * (xo[j] - tg[j]) / norm, gd = alpha0 * ch * g;
                 double dly = gd / sb + dx[j] + (iv->plugin ? g : 0.0);
                 dyds += dly * a1[j];
             }
@@ -162,7 +163,7 @@ int amed_student_interval(amed_student *s, const pd_amed_predictor *pred, const 
             amed_backward(pred, k, dlr, dlc, dla, grad);
         }
     }
-    if (loss) *loss = L / n;
-    if (r_mean) *r_mean = rsum / n;
+    if (loss) *loss = L / norm;
+    if (r_mean) *r_mean = rsum / norm;
     return 0;
 }

@@ -36,6 +36,8 @@ typedef struct amed_interval {
     int plugin;                /* 0: x' = x + c (t1 - t0) A2;  1: x' = y + c (t1 - s) A2 */
     const float *feature;      /* [n, 64], or NULL for zeros (the AFS step) */
     const float *labels;       /* [n, label_dim] or NULL */
+    int norm;                  /* the loss divides by this (0: n); the global batch when these n
+                                  images are one gradient share of it */
 } amed_interval;
 
 typedef struct amed_student amed_student;
@@ -47,7 +49,8 @@ void amed_student_free(amed_student *s);
 
 /* The interval's output x_out [n, dim] and d_s [n, dim] (either may be NULL) with the current
  * predictor. With target [n, dim] non-NULL also *loss (L above) and, when grad [n_params] is
- * non-NULL, accumulates dL/dphi into it. r_mean (may be NULL) gets the mean predicted r. */
+ * non-NULL, accumulates dL/dphi into it. r_mean (may be NULL) gets the sum of the predicted r
+ * over the norm (the mean when norm is n). */
 int amed_student_interval(amed_student *s, const pd_amed_predictor *pred, const amed_interval *iv,
                           const double *target, double *x_out, double *ds_out, double *loss,
                           double *grad, double *r_mean, pd_error *err);

@@ -12,10 +12,16 @@
  * backward through a keep = 1 U-Net run (distill/amed_student.c). Every batch is a pure function
  * of (seed, image index) and the parameters, and the checkpoint after each batch holds the
  * parameters, Adam's state and the counters, so a resumed run is bit-identical.
+ * Each interval's gradient is the sum, in share order, of the gradients of the batch's fixed
+ * shares (distill/grad_shares.h's cut); under mpirun every rank runs the teacher and the student
+ * on its shares' images only and the shares are gathered, so N ranks train the bits of one
+ * process. Rank 0 writes the checkpoint and the predictor.
  */
 #include "distill/amed_student.h"
+#include "distill/grad_shares.h"
 #include "distill/optim.h"
 #include "distill/run_dir.h"
+#include "core/dist.h"
 #include "core/rng.h"
 #include "core/safetensors.h"
 #include "core/util.h"
@@ -68,6 +74,8 @@ typedef struct trainer {
     /* buffers */
     float *z, *labels, *xin, *den_out, *sigf, *feat, *gradf, *adam_m, *adam_v;
     double *tea, *x, *ring[4], *a1, *kk, *xout, *dsout, *grad;
+    int S, s_lo, s_hi;          /* gradient shares of a batch; this rank's shares [s_lo, s_hi) */
+    double *shgrad, *shall;     /* [S][np + 2]: per share gradient, loss, r sum; gather space */
     long long batches_done, adam_t;
     double seconds;
 } trainer;
@@ -103,6 +111,7 @@ static void trainer_free(trainer *t) {
     pd_free(t->z);
     pd_free(t->tea);
     pd_free(t->grad);
+    pd_free(t->shgrad);
 }
 
 /* Resolves the options into info (kind, steps, AFS, grid, teacher) and checks them. */
@@ -207,6 +216,16 @@ static int setup(trainer *t, pd_error *err) {
     t->kk = d, d += BD;
     t->xout = d, d += BD;
     t->dsout = d;
+    /* gradient shares (grad_shares.h): a fixed function of the batch, never of the ranks */
+    t->S = gs_shares(t->B);
+    long long lo, hi;
+    dist_part(t->S, dist_rank(), &lo, &hi);
+    t->s_lo = (int)lo;
+    t->s_hi = (int)hi;
+    size_t sw = (size_t)t->S * (t->np + 2);
+    t->shgrad = pd_alloc(sizeof(double) * 2 * sw);
+    if (!t->shgrad) return pd_fail(err, "amed train: out of memory for %d gradient shares", t->S);
+    t->shall = t->shgrad + sw;
 
     snprintf(t->settings, sizeof t->settings,
              "kind=%s nfe=%d steps=%d afs=%d grid=%s rho=%.17g sigma=[%.17g,%.17g] s_dir=%.17g "
@@ -292,34 +311,64 @@ done:
 
 /* ------------------------------------------------------------------ one batch */
 
-/* D(x; t0) of the whole batch into den_out (AFS when afs_now: D = x/(q (q + t0)) as pd_sample
- * computes it), with the feature tap into feat (zeros on the AFS step). */
-static int first_eval(trainer *t, const double *x, double t0, int afs_now, pd_error *err) {
-    size_t BD = (size_t)t->B * t->dim;
+/* D(x; t0) of this rank's nb images into den_out (AFS when afs_now: D = x/(q (q + t0)) as
+ * pd_sample computes it), with the feature tap into feat (zeros on the AFS step). */
+static int first_eval(trainer *t, const double *x, int nb, double t0, int afs_now, pd_error *err) {
+    size_t BD = (size_t)nb * t->dim;
     if (afs_now) {
         double q = sqrt(1.0 + t0 * t0), f = 1.0 / (q * (q + t0));
         for (size_t j = 0; j < BD; j++) t->den_out[j] = (float)(f * x[j]);
-        memset(t->feat, 0, sizeof(float) * (size_t)t->B * AMED_FEAT);
+        memset(t->feat, 0, sizeof(float) * (size_t)nb * AMED_FEAT);
         return 0;
     }
     for (size_t j = 0; j < BD; j++) t->xin[j] = (float)x[j];
-    for (int b = 0; b < t->B; b++) t->sigf[b] = (float)t0;
+    for (int b = 0; b < nb; b++) t->sigf[b] = (float)t0;
     t->den->feature_out = t->feat;
-    int rc = pd_denoiser_eval(t->den, t->den_out, t->xin, t->sigf, t->ld ? t->labels : NULL, t->B, err);
+    int rc = pd_denoiser_eval(t->den, t->den_out, t->xin, t->sigf, t->ld ? t->labels : NULL, nb, err);
     t->den->feature_out = NULL;
     return rc;
 }
 
+/* First image of gradient share j of the batch (distill/grad_shares.h). */
+static int share_first(const trainer *t, int j) { return (int)((long long)j * t->B / t->S); }
+
+/* The interval's gradient, loss and mean r over the whole batch: each share's (this rank's
+ * shares, computed into shgrad) gathered from every rank and added in share order, so every
+ * rank, and a lone process, gets the same bits (docs/scale-out.md §2). */
+static void sum_shares(trainer *t, double *loss, double *rmean) {
+    const size_t w = t->np + 2;
+    if (dist_size() > 1) {
+        size_t bytes[dist_size()];
+        for (int r = 0; r < dist_size(); r++) {
+            long long lo, hi;
+            dist_part(t->S, r, &lo, &hi);
+            bytes[r] = (size_t)(hi - lo) * w * sizeof(double);
+        }
+        dist_allgatherv(t->shgrad + (size_t)t->s_lo * w, t->shall, bytes);
+        memcpy(t->shgrad, t->shall, sizeof(double) * w * (size_t)t->S);
+    }
+    for (size_t i = 0; i < w; i++) {
+        double acc = 0.0;
+        for (int j = 0; j < t->S; j++) acc += t->shgrad[(size_t)j * w + i];
+        if (i < t->np) t->grad[i] = acc;
+        else if (i == t->np) *loss = acc;
+        else *rmean = acc;
+    }
+}
+
+/* One batch: this rank's images [i0, i0 + nb) (those of its gradient shares) through the
+ * teacher and the student; every interval's Adam step on the whole batch's gradient. */
 static int run_batch(trainer *t, long long batch_index, double *loss, double *rmean, pd_error *err) {
     const pd_amed_info *in = &t->info;
     const int B = t->B, plugin = in->kind != PD_AMED_SOLVER, multistep = in->kind == PD_AMED_PLUGIN_IPNDM;
-    const size_t dim = t->dim, BD = (size_t)B * dim;
+    const int i0 = share_first(t, t->s_lo), nb = share_first(t, t->s_hi) - i0;
+    const size_t dim = t->dim, BD = (size_t)nb * dim, w = t->np + 2;
     static const double ab[4][4] = {{1, 0, 0, 0}, {3, -1, 0, 0}, {23, -16, 5, 0}, {55, -59, 37, -9}};
     static const double ab_den[4] = {1, 2, 12, 24};
 
-    /* noise and labels of images g = batch_index * B + b */
-    for (int b = 0; b < B; b++) {
-        uint64_t g = (uint64_t)batch_index * (uint64_t)B + (uint64_t)b;
+    /* noise and labels of images g = batch_index * B + i0 + b */
+    for (int b = 0; b < nb; b++) {
+        uint64_t g = (uint64_t)batch_index * (uint64_t)B + (uint64_t)(i0 + b);
         pd_randn(t->z + (size_t)b * dim, dim, t->o->seed, STREAM_NOISE + g);
         if (t->ld > 0) {
             float u;
@@ -332,7 +381,8 @@ static int run_batch(trainer *t, long long batch_index, double *loss, double *rm
         }
     }
 
-    /* the teacher on the finer grid, states at every (M + 1)-th step */
+    /* the teacher on the finer grid, states at every (M + 1)-th step (each image's trajectory
+     * depends on its own noise only, so a rank runs just its images) */
     pd_sample_params tp = pd_sample_default_params();
     tp.sampler = multistep ? PD_SAMPLER_IPNDM : PD_SAMPLER_HEUN;
     tp.sched.grid = in->grid;
@@ -347,7 +397,8 @@ static int run_batch(trainer *t, long long batch_index, double *loss, double *rm
     tp.trajectory = traj_cb;
     tp.user = &tc;
     memcpy(t->xin, t->z, sizeof(float) * BD);
-    if (pd_sample(t->den, &tp, t->xin, t->ld ? t->labels : NULL, NULL, B, NULL, err)) return -1;
+    if (nb > 0 && pd_sample(t->den, &tp, t->xin, t->ld ? t->labels : NULL, NULL, nb, NULL, err))
+        return -1;
 
     /* the student, interval by interval, one Adam step each */
     double s0 = t->sig[0];
@@ -356,17 +407,8 @@ static int run_batch(trainer *t, long long batch_index, double *loss, double *rm
     for (int n = 0; n < t->steps; n++) {
         double t0 = t->sig[n], t1 = t->sig[n + 1];
         if (!multistep && n > 0) memcpy(t->x, t->tea + (size_t)(n - 1) * BD, sizeof(double) * BD);
-        if (first_eval(t, t->x, t0, in->afs && n == 0, err)) return -1;
+        if (nb > 0 && first_eval(t, t->x, nb, t0, in->afs && n == 0, err)) return -1;
 
-        amed_interval iv = {0};
-        iv.n = B;
-        iv.t0 = t0;
-        iv.t1 = t1;
-        iv.x = t->x;
-        iv.feature = t->feat;
-        iv.labels = t->ld ? t->labels : NULL;
-        iv.plugin = plugin;
-        iv.alpha0 = 1.0;
         const int mo = in->max_order;
         double *d0 = t->ring[pushed % 4];
         const double *d1 = t->ring[(pushed + 3) % 4], *d2 = t->ring[(pushed + 2) % 4],
@@ -379,7 +421,7 @@ static int run_batch(trainer *t, long long batch_index, double *loss, double *rm
             /* AB_p(d_n; H) in the sampler's order (amed_plugin.c); p = 1 is d_n itself */
             t->a1[j] = c1[0] * d0[j] + c1[1] * d1[j] + c1[2] * d2[j] + c1[3] * d3[j];
         }
-        iv.a1 = t->a1;
+        double alpha0 = 1.0;
         if (multistep) {
             /* after pushing d_n: A2 = c2_0 d_s + (c2_1 d_n + c2_2 H[-1] + c2_3 H[-2]) */
             long long k2 = pushed + 1;
@@ -389,13 +431,33 @@ static int run_batch(trainer *t, long long batch_index, double *loss, double *rm
             const double *e1 = t->ring[(k2 + 3) % 4], *e2 = t->ring[(k2 + 2) % 4],
                          *e3 = t->ring[(k2 + 1) % 4];
             for (size_t j = 0; j < BD; j++) t->kk[j] = c2[1] * e1[j] + c2[2] * e2[j] + c2[3] * e3[j];
-            iv.k = t->kk;
-            iv.alpha0 = c2[0];
+            alpha0 = c2[0];
         }
-        memset(t->grad, 0, sizeof(double) * t->np);
-        if (amed_student_interval(t->stu, t->pred, &iv, t->tea + (size_t)n * BD, t->xout, t->dsout,
-                                  &loss[n], t->grad, &rmean[n], err))
-            return -1;
+        /* each of this rank's shares on its own, its loss normalised by the whole batch */
+        int failed = 0;
+        for (int j = t->s_lo; j < t->s_hi && !failed; j++) {
+            size_t o = (size_t)(share_first(t, j) - i0) * dim;
+            double *g = t->shgrad + (size_t)j * w;
+            memset(g, 0, sizeof(double) * w);
+            amed_interval iv = {0};
+            iv.n = share_first(t, j + 1) - share_first(t, j);
+            iv.norm = B;
+            iv.t0 = t0;
+            iv.t1 = t1;
+            iv.x = t->x + o;
+            iv.feature = t->feat + (size_t)(share_first(t, j) - i0) * AMED_FEAT;
+            iv.labels = t->ld ? t->labels + (size_t)(share_first(t, j) - i0) * t->ld : NULL;
+            iv.plugin = plugin;
+            iv.alpha0 = alpha0;
+            iv.a1 = t->a1 + o;
+            iv.k = multistep ? t->kk + o : NULL;
+            failed = amed_student_interval(t->stu, t->pred, &iv, t->tea + (size_t)n * BD + o,
+                                           t->xout + o, t->dsout + o, &g[t->np], g,
+                                           &g[t->np + 1], err) != 0;
+        }
+        if (dist_any(failed))
+            return failed ? -1 : pd_fail(err, "another rank failed in batch %lld", batch_index + 1);
+        sum_shares(t, &loss[n], &rmean[n]);
 
         /* NaN/Inf guard (as the reference's nan_to_num), then one Adam step */
         for (size_t i = 0; i < t->np; i++) t->gradf[i] = (float)t->grad[i];
@@ -459,14 +521,14 @@ int pd_amed_train(const pd_amed_train_options *o, pd_error *err) {
         if (run_batch(&t, t.batches_done, loss, rmean, err)) goto done;
         t.batches_done++;
         t.seconds += pd_now() - tb;
-        if (ckpt_save(&t, loss, err)) goto done;
+        if (dist_rank() == 0 && ckpt_save(&t, loss, err)) goto done;
         if (o->progress) {
             double el = pd_now() - t_start;
             double ips = el > 0 ? (double)(t.batches_done - start_batches) * t.B / el : 0;
             double eta = ips > 0 ? (double)(total_batches - t.batches_done) * t.B / ips : 0;
             o->progress(o->user, t.batches_done * t.B, total, t.steps, loss, ips, eta);
         }
-        if (t.batches_done < total_batches && o->abort && o->abort(o->user)) {
+        if (t.batches_done < total_batches && dist_any(o->abort && o->abort(o->user))) {
             pd_fail(err, "interrupted after batch %lld of %lld; %s holds the run (resume to continue)",
                     t.batches_done, total_batches, t.ckpt);
             goto done;
@@ -479,6 +541,10 @@ int pd_amed_train(const pd_amed_train_options *o, pd_error *err) {
     t.info.images = t.batches_done * t.B;
     t.info.final_loss = t.steps > 0 ? lsum / t.steps : 0;
     t.pred->info = t.info;
+    if (dist_rank() > 0) {   /* rank 0 writes the run's files (docs/scale-out.md) */
+        rc = 0;
+        goto done;
+    }
     if (pd_amed_predictor_save(t.pred, o->out_path, err)) goto done;
     logf_(&t, "wrote %s (%lld trajectories, %.1f s of training; mean interval loss %.6g, mean r "
               "of the last batch %.4f .. %.4f)", o->out_path, t.info.images, t.seconds,

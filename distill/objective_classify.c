@@ -47,6 +47,11 @@ size_t tr_classify_bytes(const tr_classify *c) { return clf_run_bytes(c->run); }
 
 double tr_cross_entropy(float *dlogits, const float *logits, const int *target, int n, int K,
                         int *correct) {
+    return tr_cross_entropy_norm(dlogits, logits, target, n, n, K, correct);
+}
+
+double tr_cross_entropy_norm(float *dlogits, const float *logits, const int *target, int n,
+                             int norm, int K, int *correct) {
     double total = 0.0;
     int hits = 0;
     for (int i = 0; i < n; i++) {
@@ -62,11 +67,11 @@ double tr_cross_entropy(float *dlogits, const float *logits, const int *target, 
         if (dlogits)
             for (int k = 0; k < K; k++) {
                 double p = exp((double)z[k] - lse);
-                dlogits[(size_t)i * K + k] = (float)((p - (k == target[i])) / n);
+                dlogits[(size_t)i * K + k] = (float)((p - (k == target[i])) / norm);
             }
     }
     if (correct) *correct = hits;
-    return total / n;
+    return total / norm;
 }
 
 int tr_classify_loss(tr_classify *c, const float *x, const int *target, int n,
@@ -79,7 +84,8 @@ int tr_classify_loss(tr_classify *c, const float *x, const int *target, int n,
             return pd_fail(err, "classify: label %d of image %d is outside 0..%d", target[i], i,
                            c->K - 1);
     if (clf_forward(c->run, c->logits, NULL, x, n, opts, err)) return -1;
-    double L = tr_cross_entropy(grad ? c->dlogits : NULL, c->logits, target, n, c->K, correct);
+    double L = tr_cross_entropy_norm(grad ? c->dlogits : NULL, c->logits, target, n,
+                                     c->norm > 0 ? c->norm : n, c->K, correct);
     if (loss) *loss = L;
     if (grad && clf_backward(c->run, NULL, grad, c->dlogits, err)) return -1;
     return 0;

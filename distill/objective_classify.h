@@ -19,6 +19,8 @@
 typedef struct tr_classify {
     clf_run *run;             /* keep = 1, sized for the batch */
     int B, K;
+    int norm;                 /* what the loss divides by: 0 = the images of the call; the global
+                                 batch while the trainer runs one gradient share of it */
     float *logits, *dlogits;  /* [B, K] */
     int *target;              /* [B] */
     ds_dataset test;          /* the t10k split, loaded on the first tr_classify_report */
@@ -34,6 +36,9 @@ size_t tr_classify_bytes(const tr_classify *c);
  * gets how many argmax (first maximum) equal the target. */
 double tr_cross_entropy(float *dlogits, const float *logits, const int *target, int n, int K,
                         int *correct);
+/* The same with the sum divided by norm instead of n (one share of a larger batch). */
+double tr_cross_entropy_norm(float *dlogits, const float *logits, const int *target, int n,
+                             int norm, int K, int *correct);
 
 /* Forward on x [n, C, R, R], cross-entropy, and with grad != NULL the backward, accumulating
  * dL/dparams into grad. opts NULL = no dropout. */

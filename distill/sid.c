@@ -31,6 +31,7 @@ void sid_free(sid_distiller *s) {
     pd_model_free(s->gen);
     pd_free(s->theta_ema);
     pd_free(s->z);
+    gs_plan_free(&s->shares);
     sid_config_free(&s->cfg);
     free(s);
 }
@@ -118,6 +119,7 @@ int sid_create(sid_distiller **out, const sid_config *cfg, pd_model *teacher, pd
     s->sig_init = s->sigma + s->B;
     s->w = s->sig_init + s->B;
     s->labels = s->w + s->B;
+    if (gs_plan_init(&s->shares, s->B, np, err)) goto fail;
     *out = s;
     return 0;
 fail:
@@ -206,6 +208,7 @@ int sid_psi_loss(sid_distiller *s, int n, const unet_opts *opts, float *grad, do
     if (unet_denoise_forward(s->run_psi, s->Df, s->xt, s->sigma, labels_of(s), n, opts, err))
         return -1;
     double per[n];
+    const int norm = s->loss_norm > 0 ? s->loss_norm : n;
     const double sd2 = s->psi->cfg.sigma_data * s->psi->cfg.sigma_data;
     #pragma omp parallel for schedule(static)
     for (int i = 0; i < n; i++) {
@@ -218,8 +221,8 @@ int sid_psi_loss(sid_distiller *s, int n, const unet_opts *opts, float *grad, do
             continue;
         }
         double sg = s->sigma[i], lambda = (sg * sg + sd2) / (sg * sg * sd2);
-        /* dL/dD = 2 lambda (D - x_g) / n: L is summed over pixels, averaged over the batch. */
-        float scale = (float)(2.0 * lambda / n);
+        /* dL/dD = 2 lambda (D - x_g) / norm: L is summed over pixels, averaged over the batch. */
+        float scale = (float)(2.0 * lambda / norm);
         double acc = 0.0;
         for (size_t k = 0; k < chw; k++) {
             float r = d[k] - y[k];
@@ -231,7 +234,7 @@ int sid_psi_loss(sid_distiller *s, int n, const unet_opts *opts, float *grad, do
     double total = 0.0;
     int nd = 0;
     for (int i = 0; i < n; i++) total += per[i], nd += drop[i];
-    if (loss) *loss = total / n;
+    if (loss) *loss = total / norm;
     if (grad) {
         s->dropped += nd;
         if (unet_denoise_backward(s->run_psi, NULL, NULL, grad, s->gDf, err)) return -1;
@@ -256,8 +259,9 @@ int sid_theta_loss(sid_distiller *s, int n, const unet_opts *g_opts, const float
         unet_denoise_forward(s->run_psi, s->Df, s->xt, s->sigma, lab, n, NULL, err))
         return -1;
     double per[n];
-    /* The batch loss is sum_i L_i * lsg / n (§M1.4; not unscaled before Adam). */
-    const double k_scale = s->cfg.loss_scale_g / n;
+    /* The batch loss is sum_i L_i * lsg / n (docs/algorithms.md §M1.4; not unscaled before Adam), n the global
+     * batch when this is one share of it. */
+    const double k_scale = s->cfg.loss_scale_g / (s->loss_norm > 0 ? s->loss_norm : n);
     #pragma omp parallel for schedule(static)
     for (int i = 0; i < n; i++) {
         const float *a = s->Dr + i * chw, *b = s->Df + i * chw, *x = s->xg + i * chw;
@@ -321,21 +325,54 @@ int sid_theta_loss(sid_distiller *s, int n, const unet_opts *g_opts, const float
 
 /* ------------------------------------------------------------------ steps */
 
-static unet_opts train_opts(const sid_distiller *s, uint64_t stream) {
+/* One gradient share of a psi or theta step (grad_shares.h): its images of the step's stream
+ * drawn into the front of the buffers, its own dropout key, losses over the global batch.
+ * values: [0] the share's loss, [1] the samples it dropped. */
+typedef struct share_ctx {
+    sid_distiller *s;
+    int theta;
+    long long image0;        /* the step's first image of its stream */
+    uint64_t stream;         /* the step's dropout stream */
+} share_ctx;
+
+static int step_share(void *user, int share, int first, int n, float *grad, double *values,
+                      pd_error *err) {
+    share_ctx *x = user;
+    sid_distiller *s = x->s;
+    sid_draw(s, x->image0 + first, n, x->theta);
     unet_opts o;
     memset(&o, 0, sizeof o);
-    o.train = 1;
-    o.dropout_seed = s->cfg.seed;
-    o.dropout_stream = stream + (uint64_t)s->step;
-    return o;
+    o.train = 1;   /* f_psi in the psi step, G in the theta step (§M1.5) */
+    o.dropout_seed = gs_dropout_seed(s->cfg.seed, share);
+    o.dropout_stream = x->stream;
+    long long dropped = s->dropped;
+    s->loss_norm = s->B;
+    int rc = x->theta ? sid_theta_loss(s, n, &o, NULL, grad, &values[0], err)
+                      : sid_psi_loss(s, n, &o, grad, &values[0], err);
+    s->loss_norm = 0;
+    values[1] = (double)(s->dropped - dropped);
+    s->dropped = dropped;
+    return rc;
 }
 
-/* The psi step under dropout options o; f_psi's Adam step count runs on through a warm-up. */
-static int psi_update(sid_distiller *s, const unet_opts *o, double *loss, pd_error *err) {
+/* The step's gradient over all ranks (the same bits on each), its loss and dropped samples. */
+static int step_gradient(sid_distiller *s, int theta, long long image0, uint64_t stream,
+                         float *grad, double *loss, pd_error *err) {
+    share_ctx x = {s, theta, image0, stream};
+    double v[2];
+    if (gs_run(&s->shares, step_share, &x, grad, v, 2, err)) return -1;
+    s->dropped += (long long)v[1];
+    *loss = v[0];
+    return 0;
+}
+
+/* The psi step on the B images of the psi stream from image0, dropout stream `stream`; f_psi's
+ * Adam step count runs on through a warm-up. */
+static int psi_update(sid_distiller *s, long long image0, uint64_t stream, double *loss,
+                      pd_error *err) {
     const sid_config *c = &s->cfg;
-    memset(s->grad_psi, 0, s->n_params * sizeof(float));
     double L;
-    if (sid_psi_loss(s, s->B, o, s->grad_psi, &L, err)) return -1;
+    if (step_gradient(s, 0, image0, stream, s->grad_psi, &L, err)) return -1;
     s->nonfinite += opt_sanitize(s->grad_psi, s->n_params);   /* §M1.4 nan_to_num */
     opt_adam_step(s->psi->params, s->psi_m, s->psi_v, s->grad_psi, s->n_params, c->lr_psi,
                   c->beta1_psi, c->beta2_psi, c->eps, s->step + s->warm_seen / s->B + 1);
@@ -345,8 +382,7 @@ static int psi_update(sid_distiller *s, const unet_opts *o, double *loss, pd_err
 }
 
 int sid_psi_update(sid_distiller *s, double *loss, pd_error *err) {
-    unet_opts o = train_opts(s, SID_STREAM_DROP_PSI);   /* f_psi in train mode (§M1.5) */
-    return psi_update(s, &o, loss, err);
+    return psi_update(s, s->images_seen, SID_STREAM_DROP_PSI + (uint64_t)s->step, loss, err);
 }
 
 int sid_init_generator(sid_distiller *s, const pd_model *g, long long warmup_images,
@@ -387,10 +423,9 @@ int sid_warmup_iteration(sid_distiller *s, double *loss_psi, pd_error *err) {
         return pd_fail(err, "sid: the fake-score warm-up is done (%lld images)", s->warm_total);
     double t0 = pd_now();
     long long it = s->warm_seen / s->B;
-    unet_opts o = train_opts(s, SID_STREAM_DROP_WARM);
-    o.dropout_stream = SID_STREAM_DROP_WARM + (uint64_t)it;
-    sid_draw(s, SID_WARM_IMAGE0 + s->warm_seen, s->B, 0);
-    if (psi_update(s, &o, loss_psi, err)) return -1;
+    if (psi_update(s, SID_WARM_IMAGE0 + s->warm_seen, SID_STREAM_DROP_WARM + (uint64_t)it,
+                   loss_psi, err))
+        return -1;
     s->warm_seen += s->B;
     s->seconds += pd_now() - t0;
     return 0;
@@ -398,10 +433,10 @@ int sid_warmup_iteration(sid_distiller *s, double *loss_psi, pd_error *err) {
 
 int sid_theta_update(sid_distiller *s, double *loss, pd_error *err) {
     const sid_config *c = &s->cfg;
-    unet_opts o = train_opts(s, SID_STREAM_DROP_G);     /* G in train mode (§M1.5) */
-    memset(s->grad_theta, 0, s->n_params * sizeof(float));
     double L;
-    if (sid_theta_loss(s, s->B, &o, NULL, s->grad_theta, &L, err)) return -1;
+    if (step_gradient(s, 1, s->images_seen, SID_STREAM_DROP_G + (uint64_t)s->step, s->grad_theta,
+                      &L, err))
+        return -1;
     s->nonfinite += opt_sanitize(s->grad_theta, s->n_params);
     opt_adam_step(s->gen->params, s->theta_m, s->theta_v, s->grad_theta, s->n_params, c->lr_theta,
                   c->beta1_theta, c->beta2_theta, c->eps, s->step + 1);
@@ -415,10 +450,7 @@ int sid_theta_update(sid_distiller *s, double *loss, pd_error *err) {
 
 int sid_iteration(sid_distiller *s, double *loss_psi, double *loss_theta, pd_error *err) {
     double t0 = pd_now();
-    sid_draw(s, s->images_seen, s->B, 0);
-    if (sid_psi_update(s, loss_psi, err)) return -1;
-    sid_draw(s, s->images_seen, s->B, 1);
-    if (sid_theta_update(s, loss_theta, err)) return -1;
+    if (sid_psi_update(s, loss_psi, err) || sid_theta_update(s, loss_theta, err)) return -1;
     s->images_seen += s->B;
     s->step++;
     s->seconds += pd_now() - t0;

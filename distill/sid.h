@@ -20,7 +20,9 @@
  *     word 2 the label;
  *   dropout masks: f_psi in the psi step SID_STREAM_DROP_PSI + iteration, G in the theta step
  *     SID_STREAM_DROP_G + iteration (unet_opts.dropout_stream; the U-Net derives per-block
- *     streams).
+ *     streams), key gs_dropout_seed(seed, share) for each gradient share of the step.
+ * Each step's gradient is the fixed-tree sum of its shares' gradients (distill/grad_shares.h),
+ * so the ranks of an mpirun job distil the bits one process distils with the same batch.
  *
  * psi loss (§M1.3): L_psi = (1/B) sum_i lambda(sigma_i) sum_pix (f_psi(x_g + sigma n) - x_g)^2,
  *   G in eval mode without gradient, f_psi in train mode (dropout).
@@ -38,6 +40,7 @@
 #ifndef PD_SID_H
 #define PD_SID_H
 
+#include "distill/grad_shares.h"
 #include "distill/sid_config.h"
 #include "unet/songunet.h"
 
@@ -77,6 +80,9 @@ typedef struct sid_distiller {
     double last_loss_psi, last_loss_theta;
     size_t nonfinite;                        /* gradient entries the guard replaced, total */
     long long dropped;                       /* samples dropped for non-finite values, total */
+    int loss_norm;                           /* what the losses divide by: 0 = the n of the call;
+                                                the global batch while a step runs one share */
+    gs_plan shares;                          /* the steps' gradient shares (grad_shares.h) */
     /* Warm start: G and G_ema copied from init_path; f_psi fitted alone for warm_total images
      * (warm_seen done so far) before the first theta step. 0 / "" for a run from the teacher. */
     long long warm_total, warm_seen;
@@ -122,9 +128,10 @@ int sid_psi_loss(sid_distiller *s, int n, const unet_opts *opts, float *grad, do
 int sid_theta_loss(sid_distiller *s, int n, const unet_opts *g_opts, const float *w_fixed,
                    float *grad, double *loss, pd_error *err);
 
-/* The optimiser halves of an iteration, on the batch sid_draw filled (B images): gradient,
- * guard, Adam. sid_theta_update also updates the EMA of G from images_seen. Neither advances
- * images_seen or step. */
+/* The optimiser halves of an iteration on the next B images of their stream (from images_seen),
+ * each share drawn by sid_draw into the front of the buffers (which hold the last share after):
+ * gradient, guard, Adam. sid_theta_update also updates the EMA of G from images_seen. Neither
+ * advances images_seen or step. */
 int sid_psi_update(sid_distiller *s, double *loss, pd_error *err);
 int sid_theta_update(sid_distiller *s, double *loss, pd_error *err);
 

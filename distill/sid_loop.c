@@ -7,10 +7,14 @@
  * the metrics room's evaluator (pd_eval_*: classifier features against the Fashion-MNIST test
  * split), snapshots, and at the end the export of G_ema as a generator model. FD runs on its own
  * seeds and leaves the training state alone, so it never changes the trajectory of a run.
+ * Under mpirun (docs/scale-out.md) every rank iterates on the same state (sid_iteration's
+ * gradients are the same on all of them); rank 0 alone writes files and runs the FD evaluation,
+ * and an interrupt seen by any rank stops all of them after the same iteration.
  */
 #include "distill/sid.h"
 #include "distill/run_dir.h"
 #include "distill/run_progress.h"
+#include "core/dist.h"
 #include "core/safetensors.h"
 #include "core/util.h"
 
@@ -138,12 +142,13 @@ static void append_log_csv(const sid_distiller *s, const rp_meter *pm) {
 static int run_warmup(sid_distiller *s, const pd_sid_options *o, const char *ckpt,
                       pd_error *err) {
     if (s->warm_seen >= s->warm_total) return 0;
+    const int writer = dist_rank() == 0;   /* rank 0 writes the checkpoints */
     long long saved_at = o->resume ? s->warm_seen : -1;
     double t0 = pd_now(), mean = 0;
     int nmean = 0;
     while (s->warm_seen < s->warm_total) {
-        if (o->abort && o->abort(o->user)) {
-            if (s->warm_seen != saved_at && sid_save_checkpoint(s, ckpt, err)) return -1;
+        if (dist_any(o->abort && o->abort(o->user))) {
+            if (s->warm_seen != saved_at && writer && sid_save_checkpoint(s, ckpt, err)) return -1;
             return pd_fail(err, "interrupted in the fake-score warm-up at %lld of %lld images; "
                            "checkpoint %s (continue with --resume)", s->warm_seen, s->warm_total,
                            ckpt);
@@ -153,8 +158,8 @@ static int run_warmup(sid_distiller *s, const pd_sid_options *o, const char *ckp
         if (sid_warmup_iteration(s, &lp, err)) return -1;
         mean += lp;
         nmean++;
-        int save = rp_crossed(before, s->warm_seen, s->cfg.checkpoint_images) ||
-                   s->warm_seen >= s->warm_total;
+        int save = writer && (rp_crossed(before, s->warm_seen, s->cfg.checkpoint_images) ||
+                              s->warm_seen >= s->warm_total);
         /* a line every tenth of the warm-up too: it can be long on a busy machine */
         long long tenth = s->warm_total / 10 > s->B ? s->warm_total / 10 : s->B;
         if (save || rp_crossed(before, s->warm_seen, tenth)) {
@@ -187,6 +192,7 @@ int pd_distill_sid(const pd_sid_options *o, pd_error *err) {
         if (!o->resume) pd_fail(err, "%s: no teacher: set `teacher:` or pass --teacher", cfg.source);
         goto done;
     }
+    const int writer = dist_rank() == 0;   /* the rank that writes the run's files */
     pd_model *teacher;
     if (pd_model_load(&teacher, cfg.teacher, err)) goto done;
     if (sid_create(&s, &cfg, teacher, err)) goto done;
@@ -208,7 +214,7 @@ int pd_distill_sid(const pd_sid_options *o, pd_error *err) {
     /* The directory only once the networks are known to fit together (no empty run folder
      * left behind by a refused teacher or initial generator). */
     if (rd_make(cfg.out_dir, err)) goto done;
-    rd_remove_stale_tmp(ckpt);
+    if (writer) rd_remove_stale_tmp(ckpt);
     if (o->resume) {
         if (sid_load_checkpoint(s, ckpt, err)) goto done;
         rp_log(o->log, o->user, "resumed %s at %lld images (iteration %lld, %.2f h distilled)",
@@ -220,7 +226,7 @@ int pd_distill_sid(const pd_sid_options *o, pd_error *err) {
                s->n_params, s->label_dim > 0 ? ", class-conditional" : "", s->B, cfg.alpha,
                cfg.sigma_init, act / 1048576.0, cfg.duration_images, cfg.out_dir);
     }
-    if (fd_open(&fdc, s, o, err)) goto done;
+    if (writer && fd_open(&fdc, s, o, err)) goto done;
 
     const long long total = cfg.duration_images;
     double fd = NAN;
@@ -234,8 +240,9 @@ int pd_distill_sid(const pd_sid_options *o, pd_error *err) {
     long long saved_at = o->resume ? s->images_seen : -1;
 
     while (s->images_seen < total) {
-        if (o->abort && o->abort(o->user)) {
-            if (s->images_seen != saved_at && sid_save_checkpoint(s, ckpt, err)) goto done;
+        if (dist_any(o->abort && o->abort(o->user))) {
+            if (s->images_seen != saved_at && writer && sid_save_checkpoint(s, ckpt, err))
+                goto done;
             pd_fail(err, "interrupted at %lld images; checkpoint %s (continue with --resume)",
                     s->images_seen, ckpt);
             goto done;
@@ -245,14 +252,14 @@ int pd_distill_sid(const pd_sid_options *o, pd_error *err) {
         if (sid_iteration(s, &losses[0], &losses[1], err)) goto done;
         rp_record(&pm, s->images_seen, losses);
 
-        if (rp_crossed(before, s->images_seen, cfg.checkpoint_images)) {
+        if (writer && rp_crossed(before, s->images_seen, cfg.checkpoint_images)) {
             if (sid_save_checkpoint(s, ckpt, err)) goto done;
             saved_at = s->images_seen;
             append_log_csv(s, &pm);
             rp_since_reset(&pm);
             rp_log(o->log, o->user, "checkpoint %s at %lld images", ckpt, s->images_seen);
         }
-        if (rp_crossed(before, s->images_seen, cfg.snapshot_images)) {
+        if (writer && rp_crossed(before, s->images_seen, cfg.snapshot_images)) {
             char snap[1200];
             snprintf(snap, sizeof snap, "%s/generator-%09lld.safetensors", cfg.out_dir,
                      s->images_seen);
@@ -267,6 +274,10 @@ int pd_distill_sid(const pd_sid_options *o, pd_error *err) {
                                  rp_eta(&pm, s->images_seen, total), pm.mean[0], pm.mean[1], fd};
             o->progress(o->user, &p);
         }
+    }
+    if (!writer) {
+        rc = 0;
+        goto done;
     }
     if (s->images_seen != saved_at) {
         if (sid_save_checkpoint(s, ckpt, err)) goto done;

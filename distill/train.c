@@ -8,6 +8,7 @@
 #include "distill/train.h"
 #include "distill/checkpoint.h"
 #include "distill/edm_init.h"
+#include "distill/grad_shares.h"
 #include "distill/objective_classify.h"
 #include "core/rng.h"
 #include "core/safetensors.h"
@@ -29,6 +30,7 @@ void tr_free(tr_trainer *t) {
     pd_free(t->y);
     free(t->idx);
     ds_sampler_free(&t->sampler);
+    gs_plan_free(&t->shares);
     if (t->owns_data) ds_free(&t->data_owned);
     tr_config_free(&t->cfg);
     free(t);
@@ -105,6 +107,7 @@ int tr_create(tr_trainer **out, const tr_config *cfg, ds_dataset *data, pd_error
     t->sigma = t->dD + bc;
     t->labels = t->sigma + t->B;
     if (ds_sampler_init(&t->sampler, t->data->n, c->seed, err)) goto fail;
+    if (gs_plan_init(&t->shares, t->B, np, err)) goto fail;
     *out = t;
     return 0;
 fail:
@@ -115,8 +118,9 @@ fail:
 /* ------------------------------------------------------------------ loss */
 
 int tr_edm_loss(unet_run *run, const float *x, const float *y, const float *sigma,
-                const float *labels, int n, size_t chw, double sigma_data, const unet_opts *opts,
-                float *D, float *dD, float *grad, double *loss, pd_error *err) {
+                const float *labels, int n, int norm, size_t chw, double sigma_data,
+                const unet_opts *opts, float *D, float *dD, float *grad, double *loss,
+                pd_error *err) {
     if (unet_denoise_forward(run, D, x, sigma, labels, n, opts, err)) return -1;
     double per[n > 0 ? n : 1];
     const double sd2 = sigma_data * sigma_data;
@@ -125,9 +129,9 @@ int tr_edm_loss(unet_run *run, const float *x, const float *y, const float *sigm
         const float *d = D + (size_t)i * chw, *t = y + (size_t)i * chw;
         float *g = dD + (size_t)i * chw;
         double s = sigma[i], lambda = (s * s + sd2) / (s * s * sd2);
-        /* dL/dD = 2 lambda (D - y) / n: L averages the per-sample sums over the batch. */
+        /* dL/dD = 2 lambda (D - y) / norm: L averages the per-sample sums over the batch. */
         double acc = 0.0;
-        float scale = (float)(2.0 * lambda / n);
+        float scale = (float)(2.0 * lambda / norm);
         for (size_t k = 0; k < chw; k++) {
             float r = d[k] - t[k];
             acc += (double)r * r;
@@ -137,7 +141,7 @@ int tr_edm_loss(unet_run *run, const float *x, const float *y, const float *sigm
     }
     double total = 0.0;
     for (int i = 0; i < n; i++) total += per[i];
-    if (loss) *loss = total / n;
+    if (loss) *loss = total / norm;
     if (grad && unet_denoise_backward(run, NULL, NULL, grad, dD, err)) return -1;
     return 0;
 }
@@ -185,21 +189,35 @@ static void build_batch(tr_trainer *t, long long first, int n, uint64_t seed, in
     }
 }
 
-int tr_step(tr_trainer *t, double *loss, pd_error *err) {
-    double t0 = pd_now();
+/* One share of the step (grad_shares.h): its images of the batch stream, its dropout key, the
+ * loss normalised by the global batch. */
+static int step_share(void *user, int share, int first, int n, float *grad, double *values,
+                      pd_error *err) {
+    tr_trainer *t = user;
     const tr_config *c = &t->cfg;
-    build_batch(t, t->images_seen, t->B, c->seed, 0, 1);
+    build_batch(t, t->images_seen + first, n, c->seed, 0, 1);
     unet_opts opts;
     memset(&opts, 0, sizeof opts);
     opts.train = 1;
-    opts.dropout_seed = c->seed;
+    opts.dropout_seed = gs_dropout_seed(c->seed, share);
     opts.dropout_stream = TR_STREAM_DROPOUT + (uint64_t)t->step;
-    memset(t->grad, 0, t->n_params * sizeof(float));
+    if (t->cls) {
+        t->cls->norm = t->B;
+        int rc = tr_classify_batch(t->cls, t->y, t->data, t->idx, n, &opts, grad, &values[0], err);
+        t->cls->norm = 0;
+        return rc;
+    }
+    return tr_edm_loss(t->run, t->x, t->y, t->sigma, t->label_dim > 0 ? t->labels : NULL, n, t->B,
+                       t->chw, c->sigma_data, &opts, t->D, t->dD, grad, &values[0], err);
+}
+
+int tr_step(tr_trainer *t, double *loss, pd_error *err) {
+    double t0 = pd_now();
+    const tr_config *c = &t->cfg;
     double L = 0, t1 = pd_now();
-    if (t->cls ? tr_classify_batch(t->cls, t->y, t->data, t->idx, t->B, &opts, t->grad, &L, err)
-               : tr_edm_loss(t->run, t->x, t->y, t->sigma, t->label_dim > 0 ? t->labels : NULL,
-                             t->B, t->chw, c->sigma_data, &opts, t->D, t->dD, t->grad, &L, err))
-        return -1;
+    /* The batch's gradient: its shares summed along a fixed tree, over the ranks of an mpirun
+     * job or in this process alone, the same bits either way (grad_shares.h). */
+    if (gs_run(&t->shares, step_share, t, t->grad, &L, 1, err)) return -1;
     t->t_fwdbwd += pd_now() - t1;
 
     /* docs/algorithms.md §M1.4: nan -> 0, +-inf -> +-1e5 before the optimiser, then optional clipping. */
@@ -230,7 +248,7 @@ int tr_eval_loss(tr_trainer *t, int n, uint64_t eval_seed, double *loss, pd_erro
     double L;
     if (t->cls ? tr_classify_batch(t->cls, t->y, t->data, t->idx, n, &opts, NULL, &L, err)
                : tr_edm_loss(t->run, t->x, t->y, t->sigma, t->label_dim > 0 ? t->labels : NULL, n,
-                             t->chw, t->cfg.sigma_data, &opts, t->D, t->dD, NULL, &L, err))
+                             n, t->chw, t->cfg.sigma_data, &opts, t->D, t->dD, NULL, &L, err))
         return -1;
     *loss = t->cls ? L : L / (double)t->chw;
     return 0;

@@ -8,7 +8,10 @@
  *     noise n (pd_randn stream TR_STREAM_NOISE + g), and its ln sigma, label drop and flip
  *     (pd_randu stream TR_STREAM_AUX + g, words 0-1 Box-Muller, 2, 3);
  *   step s: the dropout masks (unet_opts.dropout_stream = TR_STREAM_DROPOUT + s, from which the
- *     U-Net derives one stream per block).
+ *     U-Net derives one stream per block; key gs_dropout_seed(seed, share) for each of the
+ *     step's gradient shares, distill/grad_shares.h).
+ * The step's gradient is the fixed-tree sum of its shares' gradients (grad_shares.h), so N ranks
+ * of an mpirun job train the bits one process trains with the same batch.
  * So the state (params, EMA, m, v, images_seen, step) saved in a checkpoint determines the rest
  * of the run exactly, and a resumed run is bit-identical to an uninterrupted one (checked in
  * tests/test_train.c and, through kill -9, tests/e2e_train.sh; it holds across thread counts as
@@ -26,6 +29,7 @@
 #define PD_TRAIN_H
 
 #include "distill/dataset.h"
+#include "distill/grad_shares.h"
 #include "distill/optim.h"
 #include "distill/train_config.h"
 #include "unet/songunet.h"
@@ -53,6 +57,7 @@ typedef struct tr_trainer {
     size_t chw;
     float *y, *x, *sigma, *labels, *D, *dD; /* batch buffers */
     int *idx;
+    gs_plan shares;                        /* the step's gradient shares (grad_shares.h) */
     double last_loss;                      /* mean weighted per-pixel loss of the last step */
     double grad_norm;                      /* global norm of the last gradient, before clipping */
     size_t nonfinite;                      /* gradient entries the NaN/Inf guard replaced, total */
@@ -68,12 +73,14 @@ void tr_free(tr_trainer *t);
  * Adam with warm-up, EMA. *loss (may be NULL) gets the mean weighted per-pixel loss. */
 int tr_step(tr_trainer *t, double *loss, pd_error *err);
 
-/* EDM loss of a prepared batch: D = D(x; sigma, labels), L as in the header comment (summed over
- * pixels, averaged over the n samples). With grad != NULL runs the backward with
- * dL/dD = 2 lambda (D - y) / n and accumulates dL/dparams into grad. D and dD are n*chw scratch. */
+/* EDM loss of n prepared samples: D = D(x; sigma, labels), L as in the header comment (summed
+ * over pixels, divided by norm: n for a whole batch, the global batch for one share of it). With
+ * grad != NULL runs the backward with dL/dD = 2 lambda (D - y) / norm and accumulates dL/dparams
+ * into grad. D and dD are n*chw scratch. */
 int tr_edm_loss(unet_run *run, const float *x, const float *y, const float *sigma,
-                const float *labels, int n, size_t chw, double sigma_data, const unet_opts *opts,
-                float *D, float *dD, float *grad, double *loss, pd_error *err);
+                const float *labels, int n, int norm, size_t chw, double sigma_data,
+                const unet_opts *opts, float *D, float *dD, float *grad, double *loss,
+                pd_error *err);
 
 /* The loss (mean weighted per-pixel) of the current params with dropout off, on the first
  * min(n, batch) dataset images in order with draws from eval_seed: a fixed yardstick for tests. */

@@ -6,11 +6,15 @@
  * images, step, hours, mean loss since the previous line, img/s, lr, gradient norm) and the final
  * EMA model. A run never overwrites an existing checkpoint unless asked to resume from it.
  * For a classifier, every checkpoint also logs the EMA weights' accuracy on the t10k split.
+ * Under mpirun (docs/scale-out.md) every rank runs this loop on the same state (tr_step's
+ * gradient is the same on all of them); rank 0 alone writes files, and an interrupt seen by any
+ * rank stops all of them after the same step.
  */
 #include "distill/train.h"
 #include "distill/objective_classify.h"
 #include "distill/run_dir.h"
 #include "distill/run_progress.h"
+#include "core/dist.h"
 #include "core/util.h"
 
 #include <stdio.h>
@@ -51,7 +55,7 @@ int pd_train(const pd_train_options *o, pd_error *err) {
     int rc = -1;
     if (rd_check_checkpoint(ckpt, o->resume, "output.dir (--out)", err)) goto done;
     if (rd_make(cfg.out_dir, err)) goto done;
-    rd_remove_stale_tmp(ckpt);
+    if (dist_rank() == 0) rd_remove_stale_tmp(ckpt);
     if (tr_create(&t, &cfg, NULL, err)) goto done;
     if (o->resume) {
         if (tr_load_checkpoint(t, ckpt, err)) goto done;
@@ -70,11 +74,12 @@ int pd_train(const pd_train_options *o, pd_error *err) {
     /* What the checkpoint on disk holds; a new run has none yet, so a Ctrl-C even before the first
      * step writes one and --resume works as the message says. */
     long long saved_at = o->resume ? t->images_seen : -1;
+    const int writer = dist_rank() == 0;   /* the rank that writes the run's files */
     opt_adam a = {cfg.lr, cfg.beta1, cfg.beta2, cfg.eps, cfg.warmup_images, cfg.grad_clip};
 
     while (t->images_seen < total) {
-        if (o->abort && o->abort(o->user)) {
-            if (t->images_seen != saved_at && tr_save_checkpoint(t, ckpt, err)) goto done;
+        if (dist_any(o->abort && o->abort(o->user))) {
+            if (t->images_seen != saved_at && writer && tr_save_checkpoint(t, ckpt, err)) goto done;
             pd_fail(err, "interrupted at %lld images; checkpoint %s (continue with --resume)",
                     t->images_seen, ckpt);
             goto done;
@@ -84,7 +89,7 @@ int pd_train(const pd_train_options *o, pd_error *err) {
         if (tr_step(t, &loss, err)) goto done;
         rp_record(&pm, t->images_seen, &loss);
 
-        if (rp_crossed(before, t->images_seen, cfg.checkpoint_images)) {
+        if (writer && rp_crossed(before, t->images_seen, cfg.checkpoint_images)) {
             if (tr_save_checkpoint(t, ckpt, err)) goto done;
             saved_at = t->images_seen;
             append_log_csv(cfg.out_dir, t, rp_since_mean(&pm, 0), pm.rate,
@@ -93,7 +98,7 @@ int pd_train(const pd_train_options *o, pd_error *err) {
             rp_log(o->log, o->user, "checkpoint %s at %lld images", ckpt, t->images_seen);
             if (t->cls && tr_classify_report(t, o, NULL, err)) goto done;
         }
-        if (rp_crossed(before, t->images_seen, cfg.snapshot_images)) {
+        if (writer && rp_crossed(before, t->images_seen, cfg.snapshot_images)) {
             char snap[1200];
             snprintf(snap, sizeof snap, "%s/snapshot-%09lld.safetensors", cfg.out_dir,
                      t->images_seen);
@@ -103,6 +108,10 @@ int pd_train(const pd_train_options *o, pd_error *err) {
         if (o->progress && rp_progress_due(&pm, t->images_seen, total))
             o->progress(o->user, t->images_seen, total, pm.rate, pm.mean[0],
                         rp_eta(&pm, t->images_seen, total));
+    }
+    if (!writer) {
+        rc = 0;
+        goto done;
     }
     if (t->images_seen != saved_at) {
         if (tr_save_checkpoint(t, ckpt, err)) goto done;

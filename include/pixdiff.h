@@ -64,6 +64,29 @@ int pd_default_classifier_path(char *out, size_t cap, pd_error *err);
 int pd_resolve_input(char *out, size_t cap, const char *path, const char *config_file,
                      pd_error *err);
 
+/* ------------------------------------------------------------------ running under mpirun
+ * (core/dist.c; docs/scale-out.md). pd_dist_init joins the MPI job when the process was started
+ * by mpirun and pixdiff was built with MPI; otherwise there is one process, rank 0 of 1, and the
+ * calls change nothing. Call it first in main and pd_dist_finalize last. A rank that fails calls
+ * pd_dist_abort, which ends every rank of the job with that code (a lone process just returns). */
+int pd_dist_init(int *argc, char ***argv);   /* -1: MPI failed; -2: built without MPI but
+                                              started as one of several mpirun processes */
+void pd_dist_finalize(void);
+int pd_dist_rank(void);
+int pd_dist_size(void);
+void pd_dist_abort(int code);
+/* Work split by index: this rank's part [*lo, *hi) of items 0..n-1 (contiguous, in rank order;
+ * the whole range for one process). */
+void pd_dist_part(long long n, long long *lo, long long *hi);
+/* buf holds n items of item_bytes; each rank has filled its pd_dist_part. On return rank 0's buf
+ * holds every item (the other ranks' bufs are unchanged). Collective; a no-op for one process. */
+void pd_dist_gather(void *buf, long long n, size_t item_bytes);
+/* Rank 0's n bytes at buf into buf on every rank (a seed drawn once). Collective; a no-op for one
+ * process. */
+void pd_dist_bcast(void *buf, size_t n);
+/* The largest v over the ranks, on every rank. Collective. */
+int pd_dist_max(int v);
+
 /* ------------------------------------------------------------------ name tables
  * Enums with a _COUNT and a name table (checked by _Static_assert in their .c files), shared by
  * CLI flags, YAML keys and PNG metadata. pd_*_from_name returns -1 for an unknown name. */

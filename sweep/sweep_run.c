@@ -15,7 +15,15 @@
  * Time: "seconds" is the wall time of sampling the cell (noise, labels, pd_sample over all
  * batches); "seconds_denoiser" the part pd_sample spent inside denoiser calls; their ratio gives
  * "outside_denoiser", the sampler's own overhead, which issue 4 wants at a few percent.
+ *
+ * Under mpirun (docs/scale-out.md §3) every rank walks the same cells in the same order and
+ * samples its part of each cell's images (core/dist.h dist_part of the n indices; an image
+ * depends only on its index); rank 0 gathers them and alone holds the lock, reads and writes the
+ * folder, computes the metrics and writes reports, grids and references. So the outputs are the
+ * one-process outputs (timing fields aside), results.jsonl grows in the same order, and a job
+ * that loses a rank dies as a whole (MPI) leaving at most the cell in flight to redo.
  */
+#include "core/dist.h"
 #include "core/util.h"
 #include "sweep/sweep.h"
 
@@ -464,11 +472,32 @@ static void generate_cb(void *user, const pd_progress *p) {
     report_progress(R);
 }
 
-/* All n images of one run of d with parameters q into out [n, dim], through the library's loop
- * (pd_generate: image i from pd_randn(seed + i, 0), class classes[i]); seconds of wall time, of
- * denoiser time, and the NFE per image as pd_sample counted it. */
+/* Any rank's failure stops every rank here, before the next exchange: the failing rank keeps its
+ * message, the others say what happened. */
+static int agree(int failed, pd_error *err) {
+    if (!dist_any(failed)) return 0;
+    return failed ? -1 : pd_fail(err, "interrupted");
+}
+
+/* This rank's images [*lo, *hi) of a cell's n. */
+static void my_images(int n, int *lo, int *hi) {
+    long long a, b;
+    dist_part(n, dist_rank(), &a, &b);
+    *lo = (int)a;
+    *hi = (int)b;
+}
+
+/* Rank 0 collects every rank's images [lo, hi) of x [n, dim] into place. */
+static void gather_images(float *x, int n, size_t dim) { pd_dist_gather(x, n, dim * sizeof(float)); }
+
+/* All n images of one run of d with parameters q into out [n, dim] (on rank 0), through the
+ * library's loop (pd_generate: image i from pd_randn(seed + i, 0), class classes[i]). Under mpirun
+ * each rank generates its pd_dist_part of the images (pd_generate's (first, count) range gives
+ * the images one process makes) and rank 0 gathers them. Seconds of wall time, of this rank's
+ * denoiser time, and the NFE per image as pd_sample counted it (the same on every rank). */
 static int sample_all(run *R, pd_denoiser *d, pd_sample_params q, float *out, double *sec,
                       double *sec_den, int *nfe, pd_error *err) {
+    const size_t dim = (size_t)d->C * d->H * d->W;
     pd_generate_params gp = pd_generate_default_params();
     gp.sample = q;
     gp.seed = R->s->seed;
@@ -479,15 +508,22 @@ static int sample_all(run *R, pd_denoiser *d, pd_sample_params q, float *out, do
     gp.user = R;
     double t0 = pd_now();
     pd_sample_stats st = {0};
+    int lo, hi;
+    my_images(R->s->n, &lo, &hi);
     R->pr.images_done = 0;
     R->pr.step = 0;
-    if (abort_cb(R)) return pd_fail(err, "interrupted");
-    if (pd_generate(d, &gp, 0, R->s->n, out, &st, err))
-        return abort_cb(R) ? pd_fail(err, "interrupted") : -1;
+    int rc = 0;
+    if (abort_cb(R)) rc = pd_fail(err, "interrupted");
+    else if (pd_generate(d, &gp, lo, hi - lo, out + (size_t)lo * dim, &st, err))
+        rc = abort_cb(R) ? pd_fail(err, "interrupted") : -1;
+    if (agree(rc != 0, err)) return -1;
+    /* A rank may hold no image (n below the ranks): the NFE is the largest any rank saw. */
+    int seen = pd_dist_max(hi > lo ? st.nfe : -1);
+    gather_images(out, R->s->n, dim);
     R->pr.images_done = R->s->n;
     *sec = pd_now() - t0;
     *sec_den = st.seconds_denoiser;
-    *nfe = st.nfe;
+    *nfe = seen;
     return 0;
 }
 
@@ -528,7 +564,7 @@ static int get_reference(run *R, int vi, double s_first, double s_last, pd_error
         len += snprintf(key + len, sizeof key - (size_t)len, "|cfg=%s", a);
     }
     if (len >= (int)sizeof key) return pd_fail(err, "reference key too long");
-    if (R->ref_end && !strcmp(R->ref_key, key)) return 0;
+    if (R->ref_key[0] && !strcmp(R->ref_key, key)) return 0;
     free(R->ref_end);
     free(R->ref_zero);
     R->ref_end = R->ref_zero = NULL;
@@ -537,18 +573,21 @@ static int get_reference(run *R, int vi, double s_first, double s_last, pd_error
     const int n = s->n;
     const size_t dim = (size_t)d->C * d->H * d->W;
     float *end = NULL, *zero = NULL;
-    int got = sw_ref_load(R->out, key, n, d->C, d->H, d->W, &end, &zero, err);
-    if (got < 0) return -1;
+    /* Rank 0 reads the cache; the other ranks only help compute a missing reference. */
+    int got = dist_rank() == 0 ? sw_ref_load(R->out, key, n, d->C, d->H, d->W, &end, &zero, err) : 0;
+    if (agree(got < 0, err)) return -1;
+    dist_bcast(&got, sizeof got, 0);
     if (got == 1) {
         logf_(R, "reference %016llx: read from %s/reference (heun %d steps, sigma %g .. %g)",
               (unsigned long long)sw_hash(key), R->out, s->reference_steps, s_first, s_last);
     } else {
         end = malloc(sizeof(float) * (size_t)n * dim);
         zero = malloc(sizeof(float) * (size_t)n * dim);
-        if (!end || !zero) {
+        if (agree(!end || !zero, err)) {
+            if (!end || !zero) pd_fail(err, "out of memory for the trajectory reference (%d images)", n);
             free(end);
             free(zero);
-            return pd_fail(err, "out of memory for the trajectory reference (%d images)", n);
+            return -1;
         }
         char what[160];
         snprintf(what, sizeof what, "reference: heun %d steps, sigma %.4g .. %.4g", s->reference_steps,
@@ -577,12 +616,14 @@ static int get_reference(run *R, int vi, double s_first, double s_last, pd_error
             for (int i = 0; i < n; i++) pd_randn(end + (size_t)i * dim, dim, s->seed + (uint64_t)i, 0);
             for (size_t j = 0; j < (size_t)n * dim; j++) end[j] *= (float)s_first;
         }
-        /* sigma = 0: D(x(s_last); s_last), batch by batch. */
+        /* sigma = 0: D(x(s_last); s_last), batch by batch, each rank on its images. */
         const int batch = s->batch < n ? s->batch : n;
+        int lo, hi;
+        my_images(n, &lo, &hi);
         float *sig = malloc(sizeof(float) * (size_t)batch);
         if (!sig) rc = pd_fail(err, "out of memory");
-        for (int i0 = 0; rc == 0 && i0 < n; i0 += batch) {
-            int nb = n - i0 < batch ? n - i0 : batch;
+        for (int i0 = lo; rc == 0 && i0 < hi; i0 += batch) {
+            int nb = hi - i0 < batch ? hi - i0 : batch;
             for (int i = 0; i < nb; i++) sig[i] = (float)s_last;
             fill_labels(R, i0, nb, d->label_dim);
             rc = pd_denoiser_eval(d, zero + (size_t)i0 * dim, end + (size_t)i0 * dim, sig,
@@ -590,7 +631,10 @@ static int get_reference(run *R, int vi, double s_first, double s_last, pd_error
         }
         free(sig);
         R->pr.what = saved_what;
-        if (rc == 0) rc = sw_ref_save(R->out, key, n, d->C, d->H, d->W, end, zero, err);
+        rc = agree(rc != 0, err);
+        if (rc == 0) gather_images(zero, n, dim);
+        if (rc == 0 && dist_rank() == 0)
+            rc = sw_ref_save(R->out, key, n, d->C, d->H, d->W, end, zero, err);
         if (rc) {
             free(end);
             free(zero);
@@ -836,8 +880,9 @@ static int run_cell(run *R, int ci, int todo_index, pd_sweep_summary *sum, pd_er
         free(R->x);
         R->x = malloc(sizeof(float) * need);
         R->x_cap = R->x ? need : 0;
-        if (!R->x) return pd_fail(err, "out of memory for %d samples of %dx%dx%d", s->n, d->C, d->H, d->W);
+        if (!R->x) pd_fail(err, "out of memory for %d samples of %dx%dx%d", s->n, d->C, d->H, d->W);
     }
+    if (agree(!R->x, err)) return -1;
     double t_ref = pd_now();
     if (sw_spec_has_metric(s, SW_METRIC_TRAJECTORY) && get_reference(R, c->variant, s_first, s_last, err))
         return -1;
@@ -847,6 +892,11 @@ static int run_cell(run *R, int ci, int todo_index, pd_sweep_summary *sum, pd_er
     double sec = 0, sec_den = 0;
     int nfe = 0;
     if (sample_all(R, d, q, R->x, &sec, &sec_den, &nfe, err)) return -1;
+    if (dist_rank() > 0) {   /* rank 0 measures and writes; the others go on to the next cell */
+        R->g.cells[ci].done = 1;
+        sum->ran++;
+        return 0;
+    }
 
     double tm = pd_now();
     sw_metric_values mv;
@@ -1000,32 +1050,44 @@ int pd_sweep_run(const char *path, const pd_sweep_options *opts, pd_sweep_summar
     if (needs_classifier(s) && open_classifier(R, err)) goto done;
     if (sw_spec_needs_inception(s) && open_inception(R, err)) goto done;
     if (load_predictors(R, err) || load_generators(R, err) || sw_grid_build(&R->g, s, &R->mf, R->ov, err)) goto done;
-    if (!o->dry_run) {
+    /* Under mpirun rank 0 alone touches the folder: the lock, results.jsonl, reuse; the others
+     * learn which cells are done from it. */
+    const int writer = dist_rank() == 0;
+    if (!o->dry_run && writer) {
         /* From here on the folder is ours: nothing else appends to or repairs results.jsonl. */
-        if (mkdir_p(R->out, err)) goto done;
+        if (mkdir_p(R->out, err)) goto agreed;
         char lock[1100];
         snprintf(lock, sizeof lock, "%s/.sweep.lock", R->out);
         R->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
         if (R->lock_fd < 0) {
             pd_fail(err, "%s: %s", lock, strerror(errno));
-            goto done;
+            goto agreed;
         }
         if (flock(R->lock_fd, LOCK_EX | LOCK_NB)) {
             pd_fail(err, "%s: another pixdiff sweep is writing to this folder", R->out);
-            goto done;
+            goto agreed;
         }
         remove_stale_tmp(R);
     }
     int dropped = 0;
-    if (sw_results_load(&R->res, R->out, !o->dry_run, &dropped, err)) goto done;
+    if (writer && sw_results_load(&R->res, R->out, !o->dry_run, &dropped, err)) goto agreed;
     if (dropped)
         logf_(R, "%s: %s the torn last line of a killed run", R->res.path,
               o->dry_run ? "will cut" : "cut");
-    if (R->mf.known && reuse_cells(R, err)) goto done;
+    if (writer && R->mf.known && reuse_cells(R, err)) goto agreed;
+    rc = 0;
+agreed:
+    if (agree(rc != 0, err)) {
+        rc = -1;
+        goto done;
+    }
+    rc = -1;
     sum.cells = R->g.n_cells;
     for (int c = 0; c < R->g.n_cells; c++) {
-        R->g.cells[c].done |= R->mf.known && sw_results_find(&R->res, R->g.cells[c].key) != NULL;
-        sum.already_done += R->g.cells[c].done;
+        int d = R->g.cells[c].done || (R->mf.known && sw_results_find(&R->res, R->g.cells[c].key));
+        dist_bcast(&d, sizeof d, 0);
+        R->g.cells[c].done = d;
+        sum.already_done += d;
     }
     {
         char mets[200] = "";
@@ -1048,8 +1110,8 @@ int pd_sweep_run(const char *path, const pd_sweep_options *opts, pd_sweep_summar
         goto done;
     }
 
-    if (R->clf && sum.already_done < sum.cells && open_evaluator(R, err)) goto done;
-    if (R->inc && sum.already_done < sum.cells && open_fid_ref(R, err)) goto done;
+    if (writer && R->clf && sum.already_done < sum.cells && open_evaluator(R, err)) goto done;
+    if (writer && R->inc && sum.already_done < sum.cells && open_fid_ref(R, err)) goto done;
 
     /* Per-image buffers: classes, and one batch of one-hot labels (the trajectory reference). */
     int label_dim = R->mf.label_dim, batch = s->batch < s->n ? s->batch : s->n;
@@ -1064,7 +1126,7 @@ int pd_sweep_run(const char *path, const pd_sweep_options *opts, pd_sweep_summar
         goto done;
     }
     /* Always regenerate the report once, so a changed sweep file shows its plan at once. */
-    if (sw_report_write(s, &R->g, &R->res, R->out, err)) goto done;
+    if (writer && sw_report_write(s, &R->g, &R->res, R->out, err)) goto done;
 
     int todo = sum.cells - sum.already_done, k = 0;
     R->pr.todo = todo;

@@ -355,7 +355,7 @@ static void test_gradient(void) {
     o.dropout_stream = 9;
     float *grad = calloc(m->n_params, sizeof(float));
     double L0;
-    int rc = tr_edm_loss(run, x, y, sigma, labels, B, CHW, 0.5, &o, D, dD, grad, &L0, &err);
+    int rc = tr_edm_loss(run, x, y, sigma, labels, B, B, CHW, 0.5, &o, D, dD, grad, &L0, &err);
     tu_check(rc == 0 && isfinite(L0), "EDM loss of a tiny batch: %.6f (%s)", L0, err.msg);
     if (rc) goto out;
 
@@ -376,10 +376,10 @@ static void test_gradient(void) {
             double h = FD_H * fmax(fabs(keep), 0.05), lp, lm;
             m->params[best] = (float)(keep + h);
             double hp = (double)m->params[best] - keep;
-            tr_edm_loss(run, x, y, sigma, labels, B, CHW, 0.5, &o, D, dD, NULL, &lp, &err);
+            tr_edm_loss(run, x, y, sigma, labels, B, B, CHW, 0.5, &o, D, dD, NULL, &lp, &err);
             m->params[best] = (float)(keep - h);
             double hm = keep - (double)m->params[best];
-            tr_edm_loss(run, x, y, sigma, labels, B, CHW, 0.5, &o, D, dD, NULL, &lm, &err);
+            tr_edm_loss(run, x, y, sigma, labels, B, B, CHW, 0.5, &o, D, dD, NULL, &lm, &err);
             m->params[best] = keep;
             got[np] = grad[best];
             ref[np] = (lp - lm) / (hp + hm);

@@ -1,0 +1,169 @@
+/* grad_shares.c — the fixed-tree gradient sum over shares and ranks (contract in grad_shares.h).
+ *
+ * Two walks over the same tree, in the same (pre-)order on every rank. The first computes the
+ * maximal subtrees that lie inside this rank's shares ("slots"), each by the local recursion
+ * node = left + right. The second combines: a node that spans ranks is left + right, added by
+ * the owner of its first share, which receives the right half from the owner of the right
+ * half's first share. Every rank meets its sends and receives in the global post-order of the
+ * nodes, so the exchange cannot deadlock. The owner of share 0 ends with the root and
+ * broadcasts it.
+ */
+#include "distill/grad_shares.h"
+#include "core/dist.h"
+#include "core/util.h"
+
+#include <string.h>
+
+int gs_shares(int B) { return B < GS_MAX_SHARES ? B : GS_MAX_SHARES; }
+
+uint64_t gs_dropout_seed(uint64_t seed, int share) {
+    return seed + (uint64_t)share * 0x9E3779B97F4A7C15ull;   /* golden-ratio spacing of keys */
+}
+
+/* The rank whose dist_part of the S shares holds share s. */
+static int owner(int S, int s) {
+    for (int r = 0; r < dist_size(); r++) {
+        long long lo, hi;
+        dist_part(S, r, &lo, &hi);
+        if (s >= lo && s < hi) return r;
+    }
+    return 0;
+}
+
+/* [lo, hi) lies inside one rank's shares: that rank, else -1. */
+static int single_owner(int S, int lo, int hi) {
+    int q = owner(S, lo);
+    return owner(S, hi - 1) == q ? q : -1;
+}
+
+static int depth_of(int S) {
+    int d = 0;
+    while ((1 << d) < S) d++;
+    return d;
+}
+
+/* Slots this rank fills: maximal single-owner subtrees that it owns. */
+static int count_slots(int S, int lo, int hi) {
+    int q = single_owner(S, lo, hi);
+    if (q >= 0) return q == dist_rank();
+    int mid = lo + (hi - lo) / 2;
+    return count_slots(S, lo, mid) + count_slots(S, mid, hi);
+}
+
+int gs_plan_init(gs_plan *p, int B, size_t np, pd_error *err) {
+    memset(p, 0, sizeof *p);
+    if (B < 1) return pd_fail(err, "gradient shares: batch %d", B);
+    p->B = B;
+    p->S = gs_shares(B);
+    p->np = np;
+    long long lo, hi;
+    dist_part(p->S, dist_rank(), &lo, &hi);
+    p->lo = (int)lo;
+    p->hi = (int)hi;
+    p->depth = depth_of(p->S);
+    p->slots = count_slots(p->S, 0, p->S);
+    /* Scratch for each tree level, plus (with several ranks) this rank's finished subtrees; one
+     * process sums straight into the caller's gradient. */
+    size_t nbuf = (size_t)p->depth + 1 + (dist_size() > 1 ? (size_t)p->slots : 0);
+    p->buf = pd_alloc(nbuf * np * sizeof(float));
+    if (!p->buf)
+        return pd_fail(err, "out of memory for %zu gradient buffers of %zu values", nbuf, np);
+    return 0;
+}
+
+void gs_plan_free(gs_plan *p) {
+    pd_free(p->buf);
+    memset(p, 0, sizeof *p);
+}
+
+static void add_into(float *a, const float *b, size_t n) {
+    #pragma omp parallel for schedule(static) if (n > 65536)
+    for (size_t i = 0; i < n; i++) a[i] = a[i] + b[i];
+}
+
+typedef struct walk {
+    gs_plan *p;
+    gs_share_fn fn;
+    void *user;
+    double *values;          /* [S][GS_MAX_VALUES] */
+    pd_error *err;
+    int slot;                /* next slot (both walks number them alike) */
+} walk;
+
+static float *tmp_buf(gs_plan *p, int d) { return p->buf + (size_t)d * p->np; }
+static float *slot_buf(gs_plan *p, int k) { return p->buf + ((size_t)p->depth + 1 + k) * p->np; }
+
+/* The subtree [lo, hi) computed here into out; scratch from level d down. */
+static int local(walk *w, int lo, int hi, float *out, int d) {
+    gs_plan *p = w->p;
+    if (hi - lo == 1) {
+        memset(out, 0, p->np * sizeof(float));
+        int first = (int)((long long)lo * p->B / p->S), end = (int)((long long)hi * p->B / p->S);
+        return w->fn(w->user, lo, first, end - first, out, w->values + (size_t)lo * GS_MAX_VALUES,
+                     w->err);
+    }
+    int mid = lo + (hi - lo) / 2;
+    if (local(w, lo, mid, out, d + 1) || local(w, mid, hi, tmp_buf(p, d), d + 1)) return -1;
+    add_into(out, tmp_buf(p, d), p->np);
+    return 0;
+}
+
+static int compute(walk *w, int lo, int hi) {
+    int q = single_owner(w->p->S, lo, hi);
+    if (q >= 0) return q == dist_rank() ? local(w, lo, hi, slot_buf(w->p, w->slot++), 1) : 0;
+    int mid = lo + (hi - lo) / 2;
+    return compute(w, lo, mid) || compute(w, mid, hi) ? -1 : 0;
+}
+
+/* The node's value on the owner of its first share (NULL elsewhere). */
+static float *combine(walk *w, int lo, int hi) {
+    gs_plan *p = w->p;
+    int q = single_owner(p->S, lo, hi);
+    if (q >= 0) return q == dist_rank() ? slot_buf(p, w->slot++) : NULL;
+    int mid = lo + (hi - lo) / 2;
+    float *left = combine(w, lo, mid), *right = combine(w, mid, hi);
+    int ql = owner(p->S, lo), qr = owner(p->S, mid);
+    if (dist_rank() == qr) dist_send(right, p->np * sizeof(float), ql);
+    if (dist_rank() == ql) {
+        dist_recv(tmp_buf(p, 0), p->np * sizeof(float), qr);
+        add_into(left, tmp_buf(p, 0), p->np);
+    }
+    return left;
+}
+
+int gs_run(gs_plan *p, gs_share_fn fn, void *user, float *grad, double *values, int n_values,
+           pd_error *err) {
+    double per[GS_MAX_SHARES][GS_MAX_VALUES];
+    memset(per, 0, sizeof per);
+    walk w = {p, fn, user, &per[0][0], err, 0};
+    if (dist_size() == 1) {
+        /* One process: the whole tree is one slot; compute it straight into grad. */
+        if (local(&w, 0, p->S, grad, 0)) return -1;
+    } else {
+        /* The shares need no messages, so a failure is agreed on before any exchange starts:
+         * every rank returns, the failing one with its own message. */
+        int failed = compute(&w, 0, p->S) != 0;
+        if (dist_any(failed))
+            return failed ? -1 : pd_fail(err, "another rank failed computing its gradient shares");
+        w.slot = 0;
+        float *root = combine(&w, 0, p->S);
+        int q0 = owner(p->S, 0);
+        if (dist_rank() == q0) memcpy(grad, root, p->np * sizeof(float));
+        dist_bcast(grad, p->np * sizeof(float), q0);
+        size_t bytes[dist_size()];
+        for (int r = 0; r < dist_size(); r++) {
+            long long lo, hi;
+            dist_part(p->S, r, &lo, &hi);
+            bytes[r] = (size_t)(hi - lo) * sizeof per[0];
+        }
+        double all[GS_MAX_SHARES][GS_MAX_VALUES];
+        dist_allgatherv(per[p->lo], all, bytes);
+        memcpy(per, all, sizeof all);
+    }
+    for (int k = 0; k < n_values; k++) {
+        double s = 0.0;
+        for (int j = 0; j < p->S; j++) s += per[j][k];
+        values[k] = s;
+    }
+    return 0;
+}
