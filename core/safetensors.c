@@ -335,7 +335,12 @@ void st_free(st_file *f) {
 }
 
 const st_tensor *st_find(const st_file *f, const char *name) {
-    int lo = 0, hi = f->by_name ? f->n_tensors : 0;
+    if (!f->by_name) {   /* an st_file built by hand (no index): a plain scan */
+        for (int i = 0; i < f->n_tensors; i++)
+            if (f->tensors[i].name && !strcmp(f->tensors[i].name, name)) return &f->tensors[i];
+        return NULL;
+    }
+    int lo = 0, hi = f->n_tensors;
     while (lo < hi) {
         int mid = lo + (hi - lo) / 2, r = strcmp(f->tensors[f->by_name[mid]].name, name);
         if (!r) return &f->tensors[f->by_name[mid]];

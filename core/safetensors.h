@@ -21,7 +21,8 @@ typedef struct st_tensor {
 typedef struct st_file {
     st_tensor *tensors;       /* in header order */
     int n_tensors;
-    int *by_name;             /* tensor indices sorted by name: st_find is a binary search */
+    int *by_name;             /* tensor indices sorted by name (st_read): st_find is a binary
+                                 search; NULL in a file built by hand: a linear scan */
     char **meta_keys, **meta_values;   /* __metadata__ (string -> string) */
     int n_meta;
 } st_file;

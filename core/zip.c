@@ -72,7 +72,7 @@ int zip_open(zip_archive *z, const uint8_t *buf, size_t len, const char *source,
     if ((count == 0xffff || cd_size == 0xffffffffu || cd_off == 0xffffffffu) && eocd >= 20 &&
         le(buf + eocd - 20, 4) == 0x07064b50) {
         uint64_t e64 = le(buf + eocd - 20 + 8, 8);
-        if (e64 > len - 56 || le(buf + e64, 4) != 0x06064b50)
+        if (len < 56 || e64 > len - 56 || le(buf + e64, 4) != 0x06064b50)   /* no wrap-around */
             return pd_fail(err, "%s: bad zip64 end-of-central-directory record", source);
         count = le(buf + e64 + 32, 8);
         cd_size = le(buf + e64 + 40, 8);

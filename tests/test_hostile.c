@@ -7,8 +7,10 @@
  *   2 YAML alias bomb; aliases in a safetensors header   6 palette PNG with tRNS
  *   3 80,000 tensors: st_read + st_find in n log n        (7, the LSan suppression file, is
  *   4 PNG text chunk declaring 2 GB; 16384^2 pixels in     exercised by `make sanitize`)
- *     100 bytes; text read without decoding the pixels    + IDX and .npy size checks */
+ *     100 bytes; text read without decoding the pixels    + IDX and .npy size checks, and a
+ *                                                         zip over-read fuzz_zip found */
 #include "core/idx.h"
+#include "core/zip.h"
 #include "core/safetensors.h"
 #include "core/util.h"
 #include "core/yamldoc.h"
@@ -224,6 +226,23 @@ static void finding6(void) {
     if (!rc) free(x);
 }
 
+/* Found by fuzz_zip: a 48-byte zip whose end record points at a zip64 locator read 8 bytes
+ * before the buffer (a length check that wrapped around below 56 bytes; ASan catches it). */
+static void zip64_short(void) {
+    FILE *f = fopen(HOSTILE "zip64-short.zip", "rb");
+    uint8_t buf[256];
+    size_t n = f ? fread(buf, 1, sizeof buf, f) : 0;
+    if (f) fclose(f);
+    uint8_t *exact = malloc(n);   /* exactly n bytes, so an over-read is outside the block */
+    memcpy(exact, buf, n);
+    zip_archive z;
+    pd_error e = {""};
+    int rc = zip_open(&z, exact, n, "zip64-short.zip", &e);
+    tu_check(n == 48 && rc == -1 && e.msg[0], "zip with a zip64 locator in 48 bytes: %s", e.msg);
+    if (!rc) zip_close(&z);
+    free(exact);
+}
+
 int main(void) {
     finding1();
     finding2();
@@ -231,6 +250,7 @@ int main(void) {
     finding5();
     idx_sizes();
     finding6();
+    zip64_short();
     finding3();   /* last: it grows the heap for its 80,000 names */
     return tu_finish();
 }
