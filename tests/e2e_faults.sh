@@ -16,7 +16,7 @@ export OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 OMP_WAIT_POLICY=passive
 "$PD" init --preset tiny --seed 4 --out tiny.safetensors --quiet || bad "init tiny"
 
 # ---------------------------------------------------------------- sample --outdir
-S=(sample --model tiny.safetensors --n 48 --batch 4 --steps 6 --quiet)
+S=(sample --model tiny.safetensors --seed 0 --n 48 --batch 4 --steps 6 --quiet)
 t0=$(date +%s%N)
 "$PD" "${S[@]}" --outdir A >a.out 2>&1 && ok "uninterrupted sample --outdir of 48 images" ||
     bad "sample --outdir" a.out
