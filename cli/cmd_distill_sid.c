@@ -27,6 +27,8 @@ int cmd_distill_sid(int argc, char **argv) {
     const char *cmd = "distill sid";
     const char *teacher = NULL, *config = NULL, *out_dir = NULL, *export_path = NULL,
                *checkpoint = NULL, *classifier = NULL;
+    const char *init_generator = NULL;
+    double psi_warmup_d = -1;
     int resume = 0, threads = 0, quiet = 0;
     double duration = 0;
     arg_opt opts[] = {
@@ -51,10 +53,17 @@ int cmd_distill_sid(int argc, char **argv) {
         OPT_DEF("--duration", ARG_NONNEG_DOUBLE, &duration, "IMAGES",
                 "distil until this many images (overrides training.duration_images)",
                 "the config's"),
+        OPT_DEF("--init-generator", ARG_STR, &init_generator, "G.safetensors",
+                "warm start: G and G_ema from this generator (f_psi from the teacher, fitted "
+                "alone first); a new run only", "G from the teacher"),
+        OPT_DEF("--psi-warmup", ARG_NONNEG_DOUBLE, &psi_warmup_d, "IMAGES",
+                "with --init-generator: images of G's samples f_psi is fitted on alone before "
+                "the first generator step (a multiple of the batch)", "6400"),
         OPT("--quiet", ARG_FLAG, &quiet, NULL, "no progress or event lines"),
     };
     arg_spec spec = {cmd,
-                     "--config FILE [--teacher FILE] [--resume] [--out DIR] [--export G.safetensors]"
+                     "--config FILE [--teacher FILE] [--resume] [--out DIR] [--export G.safetensors] "
+                     "[--init-generator G.safetensors [--psi-warmup IMAGES]]"
                      "  |  --export OUT --checkpoint CKPT",
                      "Distil a teacher denoiser into a one-step generator with Score identity "
                      "Distillation (SiD): a fake-score network and the generator, both initialised "
@@ -75,6 +84,9 @@ int cmd_distill_sid(int argc, char **argv) {
                      "      --config configs/distill/sid-fashion32.yaml --out runs/sid32\n"
                      "  pixdiff distill sid --config configs/distill/sid-fashion32.yaml --out "
                      "runs/sid32 --resume\n"
+                     "  pixdiff distill sid --teacher models/fashion32.safetensors --config "
+                     "configs/distill/sid-fashion32.yaml \\\n      --out runs/sid-warm "
+                     "--init-generator models/fashion32-sid.safetensors\n"
                      "  pixdiff distill sid --export models/fashion32-sid.safetensors --checkpoint "
                      "runs/sid32/checkpoint.safetensors\n"};
     const char *pos[1];
@@ -98,6 +110,14 @@ int cmd_distill_sid(int argc, char **argv) {
                         "CKPT); see pixdiff distill sid --help");
     long long duration_images = cli_duration_images(cmd, "--duration", duration);
     if (export_path) cli_check_out_path(cmd, "--export", export_path);
+    if (init_generator && resume)
+        cli_bad_flag(cmd, "--init-generator", "starts a new run; not with --resume");
+    if (psi_warmup_d >= 0 && !init_generator)
+        cli_bad_flag(cmd, "--psi-warmup", "only with --init-generator");
+    if (init_generator && access(init_generator, R_OK) != 0)
+        cli_bad_flag(cmd, "--init-generator", "%s: cannot read the file", init_generator);
+    long long psi_warmup = psi_warmup_d >= 0 ? cli_duration_images(cmd, "--psi-warmup",
+                                                                     psi_warmup_d) : -1;
     if (teacher && access(teacher, R_OK) != 0)
         cli_bad_flag(cmd, "--teacher", "%s: cannot read the file", teacher);
 
@@ -112,6 +132,8 @@ int cmd_distill_sid(int argc, char **argv) {
     o.export_path = export_path;
     o.threads = threads;
     o.duration_images = duration_images;
+    o.init_generator_path = init_generator;
+    o.psi_warmup_images = psi_warmup;
     o.progress = on_progress;
     o.abort = cli_interrupted;
     o.log = cli_run_log;

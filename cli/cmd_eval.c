@@ -8,7 +8,7 @@
  * first N images of a Fashion-MNIST split (--data train|test, a baseline). The images stream
  * through the library's evaluator (pd_eval_*, metrics/eval.c) batch by batch, so memory does not
  * grow with N except for the features. Printed on stdout: n, FD, KID +/- SE, class accuracy,
- * spectral error, optionally the trajectory error against a Heun reference from the same noise
+ * precision and recall (Kynkäänniemi et al. 2019, k = 3), spectral error, optionally the trajectory error against a Heun reference from the same noise
  * (--ref-steps), and the wall time; --json prints one JSON object instead. Progress and the
  * reference-cache log go to stderr. Every flag is checked before any work.
  *
@@ -128,7 +128,7 @@ int cmd_eval(int argc, char **argv) {
                *save_ref = NULL;
     int features = 0;
     int n = 5000, batch = 64, size = 0, threads = 0, quiet = 0, json = 0, uncond = 0, split = 0;
-    int ref_steps = 0, kid_subsets = 100, kid_size = 1000;
+    int ref_steps = 0, kid_subsets = 100, kid_size = 1000, pr_k = 3;
     uint64_t seed = 0, kid_seed = 0;
     cli_sampling_opts so;
     arg_opt srows[CLI_SAMPLING_MAX_ROWS];
@@ -182,6 +182,8 @@ int cmd_eval(int argc, char **argv) {
         OPT("--kid-subsets", ARG_POS_INT, &kid_subsets, "K", "KID: number of subsets"),
         OPT("--kid-subset-size", ARG_POS_INT, &kid_size, "M", "KID: images per subset (at most n)"),
         OPT("--kid-seed", ARG_U64, &kid_seed, "S", "KID: seed of the subset draws"),
+        OPT_DEF("--pr-k", ARG_NONNEG_INT, &pr_k, "K",
+                "precision/recall: the k of the k-NN radii (0 skips them)", "3"),
         OPT("--json", ARG_FLAG, &json, NULL, "print one JSON object instead of the table"),
         OPT_DEF("--threads", ARG_NONNEG_INT, &threads, "T",
                 "threads (0: all cores; does not change results)", "$OMP_NUM_THREADS or all cores"),
@@ -196,7 +198,8 @@ int cmd_eval(int argc, char **argv) {
         cmd,
         "[options]",
         "Generate N images (or read --images DIR, or take --data train|test) and print FD, KID +/- "
-        "SE, class accuracy and spectral error against the Fashion-MNIST test split, on the "
+        "SE, class accuracy, precision and recall (Kynkaanniemi et al. 2019, k-NN radii) and "
+        "spectral error against the Fashion-MNIST test split, on the "
         "features of the classifier, with n and the wall time. The test split's statistics are "
         "cached and recomputed when the classifier or the data change.",
         opts,
@@ -348,6 +351,7 @@ int cmd_eval(int argc, char **argv) {
     eo.kid.subsets = kid_subsets;
     eo.kid.subset_size = kid_size;
     eo.kid.seed = kid_seed;
+    eo.pr_k = pr_k;
     eo.log = log_line;
     pd_eval *ev = NULL;
     pd_error err = {{0}};
@@ -491,7 +495,7 @@ int cmd_eval(int argc, char **argv) {
     pd_eval_result r;
     memset(&r, 0, sizeof r);
     double tm = cli_now();
-    if (inc) cli_fid_finish(&fid, save_ref, &eo.kid, quiet);
+    if (inc) cli_fid_finish(&fid, save_ref, &eo.kid, pr_k, quiet);
     else if (pd_eval_finish(ev, &r, &err)) cli_die(1, cmd, "%s", err.msg);
     run.t_metrics += cli_now() - tm;
     double wall = cli_now() - t_start + t_ref;
@@ -539,7 +543,11 @@ int cmd_eval(int argc, char **argv) {
             cli_buf_printf(&b, ", \"kid_subsets\": %d, \"kid_subset_size\": %d, \"accuracy\": ",
                            r.kid.subsets, r.kid.subset_size);
             cli_buf_json_num(&b, r.accuracy);
-            cli_buf_printf(&b, ", \"n_labelled\": %d, \"spectral_error\": ", r.n_labelled);
+            cli_buf_printf(&b, ", \"n_labelled\": %d, \"precision\": ", r.n_labelled);
+            cli_buf_json_num(&b, r.precision);
+            cli_buf_printf(&b, ", \"recall\": ");
+            cli_buf_json_num(&b, r.recall);
+            cli_buf_printf(&b, ", \"pr_k\": %d, \"pr_n\": %d, \"spectral_error\": ", r.pr_k, r.pr_n);
             cli_buf_json_num(&b, r.spectral_error);
             cli_buf_printf(&b, ", \"spectrum_bins\": %d", r.spectrum_bins);
             cli_buf_printf(&b, ", \"ref_n\": %d, \"ref_accuracy\": ", r.ref_n);
@@ -593,6 +601,10 @@ int cmd_eval(int argc, char **argv) {
                 printf("  class accuracy    %.4f (%d labelled; the classifier on the test split: %.4f)\n",
                        r.accuracy, r.n_labelled, r.ref_accuracy);
             else printf("  class accuracy    n/a (no requested labels)\n");
+            if (r.pr_n > 0)
+                printf("  precision/recall  %.4f / %.4f (k = %d, %d images of each set)\n", r.precision,
+                       r.recall, r.pr_k, r.pr_n);
+            else printf("  precision/recall  n/a (needs more than %d images)\n", r.pr_k);
             printf("  spectral error    %.4f (RMSE of log10 radial power, %d bins)\n", r.spectral_error,
                    r.spectrum_bins - 1);
         }

@@ -30,5 +30,6 @@ int cmd_distill_sid(int argc, char **argv);
 int cmd_distill_amed(int argc, char **argv);
 int cmd_sweep(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
 
 #endif

@@ -23,6 +23,7 @@ static const cli_command commands[] = {
     {"snr", cmd_snr, "per-frequency SNR of a data set under a sigma grid (CSV and plots)"},
     {"distill", cmd_distill, "distil a teacher: sid (one-step generator), amed (predictor); see distill --help"},
     {"sweep", cmd_sweep, "run a YAML sampler sweep: metrics vs NFE, tables and plots (resumable)"},
+    {"convert", cmd_convert, "EDM/SiD .pkl or torch .pth checkpoint -> safetensors (runs no pickled code)"},
     {"plot", cmd_plot, "plot columns of CSV logs (training loss, SiD's FD) against images as a PNG"},
 };
 static const int n_commands = (int)(sizeof commands / sizeof commands[0]);

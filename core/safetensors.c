@@ -30,7 +30,7 @@ static const struct { const char *name; int size; } st_dtypes[] = {
 #define ST_N_DTYPES ((int)(sizeof st_dtypes / sizeof st_dtypes[0]))
 
 /* IEEE binary16 -> binary32, exact for every input (normals, subnormals, inf, NaN). */
-static float half_to_float(uint16_t h) {
+float st_f16_to_f32(uint16_t h) {
     uint32_t s = (uint32_t)(h & 0x8000) << 16, e = (h >> 10) & 0x1f, m = h & 0x3ff, u;
     if (e == 0x1f) u = s | 0x7f800000u | (m << 13);
     else if (e) u = s | ((e + 112) << 23) | (m << 13);     /* rebias 15 -> 127 */
@@ -45,7 +45,7 @@ static float half_to_float(uint16_t h) {
 }
 
 /* bfloat16 is the top half of a binary32. */
-static float bf16_to_float(uint16_t h) {
+float st_bf16_to_f32(uint16_t h) {
     uint32_t u = (uint32_t)h << 16;
     float out;
     memcpy(&out, &u, 4);
@@ -197,7 +197,7 @@ static int read_data(st_file *out, FILE *f, const char *path, unsigned long long
         int bf = !strcmp(dt, "BF16");
         for (size_t i = t->numel; i-- > 0;) {
             uint16_t h = in[i];
-            t->data[i] = bf ? bf16_to_float(h) : half_to_float(h);
+            t->data[i] = bf ? st_bf16_to_f32(h) : st_f16_to_f32(h);
         }
     }
     return 0;

@@ -33,6 +33,10 @@ const char *st_meta(const st_file *f, const char *key);
  * it is ("a training checkpoint (export its model: …)"); otherwise NULL (file_kind.c). */
 const char *st_pixdiff_other_kind(const st_file *f, const char *expected_key);
 
+/* IEEE binary16 and bfloat16 to binary32, exact for every input (also used by convert/). */
+float st_f16_to_f32(uint16_t h);
+float st_bf16_to_f32(uint16_t h);
+
 /* Writes F32 tensors in the given order. names[i], shapes[i][0..ndims[i]), data[i]. */
 int st_write(const char *path, int n, const char *const *names, const int *ndims,
              const long long (*shapes)[8], const float *const *data, int n_meta,

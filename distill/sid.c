@@ -330,17 +330,69 @@ static unet_opts train_opts(const sid_distiller *s, uint64_t stream) {
     return o;
 }
 
-int sid_psi_update(sid_distiller *s, double *loss, pd_error *err) {
+/* The psi step under dropout options o; f_psi's Adam step count runs on through a warm-up. */
+static int psi_update(sid_distiller *s, const unet_opts *o, double *loss, pd_error *err) {
     const sid_config *c = &s->cfg;
-    unet_opts o = train_opts(s, SID_STREAM_DROP_PSI);   /* f_psi in train mode (§1.5) */
     memset(s->grad_psi, 0, s->n_params * sizeof(float));
     double L;
-    if (sid_psi_loss(s, s->B, &o, s->grad_psi, &L, err)) return -1;
+    if (sid_psi_loss(s, s->B, o, s->grad_psi, &L, err)) return -1;
     s->nonfinite += opt_sanitize(s->grad_psi, s->n_params);   /* §1.4 nan_to_num */
     opt_adam_step(s->psi->params, s->psi_m, s->psi_v, s->grad_psi, s->n_params, c->lr_psi,
-                  c->beta1_psi, c->beta2_psi, c->eps, s->step + 1);
+                  c->beta1_psi, c->beta2_psi, c->eps, s->step + s->warm_seen / s->B + 1);
     s->last_loss_psi = L / (double)s->chw;
     if (loss) *loss = s->last_loss_psi;
+    return 0;
+}
+
+int sid_psi_update(sid_distiller *s, double *loss, pd_error *err) {
+    unet_opts o = train_opts(s, SID_STREAM_DROP_PSI);   /* f_psi in train mode (§1.5) */
+    return psi_update(s, &o, loss, err);
+}
+
+int sid_init_generator(sid_distiller *s, const pd_model *g, long long warmup_images,
+                       pd_error *err) {
+    const pd_unet_config *tc = &s->teacher->cfg, *gc = &g->cfg;
+    const char *name = g->path[0] ? g->path : "the initial generator";
+    if (s->images_seen || s->warm_seen)
+        return pd_fail(err, "sid: a warm start needs a fresh run (this one has seen %lld images)",
+                       s->images_seen + s->warm_seen);
+    if (strcmp(gc->kind, "generator"))
+        return pd_fail(err, "%s: kind '%s', not a one-step generator (kind 'generator')", name,
+                       gc->kind);
+    if (strcmp(gc->arch, tc->arch) || strcmp(gc->precond, tc->precond) ||
+        gc->img_resolution != tc->img_resolution || gc->in_channels != tc->in_channels ||
+        gc->label_dim != tc->label_dim || g->n_params != s->n_params)
+        return pd_fail(err, "%s: not the teacher's architecture (%s/%s %dx%dx%d, %d classes, %zu "
+                       "parameters; the teacher: %s/%s %dx%dx%d, %d classes, %zu parameters)",
+                       name, gc->arch, gc->precond, gc->in_channels, gc->img_resolution,
+                       gc->img_resolution, gc->label_dim, g->n_params, tc->arch, tc->precond,
+                       tc->in_channels, tc->img_resolution, tc->img_resolution, tc->label_dim,
+                       s->n_params);
+    if (gc->sigma_init != s->cfg.sigma_init)
+        return pd_fail(err, "%s: sigma_init %g, but the config's sid.sigma_init is %g", name,
+                       gc->sigma_init, s->cfg.sigma_init);
+    if (warmup_images < 0 || warmup_images % s->B)
+        return pd_fail(err, "sid: the fake-score warm-up (%lld images) must be a non-negative "
+                       "multiple of training.batch (%d)", warmup_images, s->B);
+    memcpy(s->gen->params, g->params, s->n_params * sizeof(float));
+    memcpy(s->theta_ema, g->params, s->n_params * sizeof(float));
+    s->warm_total = warmup_images;
+    snprintf(s->init_path, sizeof s->init_path, "%s", g->path);
+    snprintf(s->init_sha256, sizeof s->init_sha256, "%s", g->sha256);
+    return 0;
+}
+
+int sid_warmup_iteration(sid_distiller *s, double *loss_psi, pd_error *err) {
+    if (s->warm_seen >= s->warm_total)
+        return pd_fail(err, "sid: the fake-score warm-up is done (%lld images)", s->warm_total);
+    double t0 = pd_now();
+    long long it = s->warm_seen / s->B;
+    unet_opts o = train_opts(s, SID_STREAM_DROP_WARM);
+    o.dropout_stream = SID_STREAM_DROP_WARM + (uint64_t)it;
+    sid_draw(s, SID_WARM_IMAGE0 + s->warm_seen, s->B, 0);
+    if (psi_update(s, &o, loss_psi, err)) return -1;
+    s->warm_seen += s->B;
+    s->seconds += pd_now() - t0;
     return 0;
 }
 
@@ -430,6 +482,12 @@ int sid_save_checkpoint(const sid_distiller *s, const char *path, pd_error *err)
     ck_meta_config(&m, s->cfg.text, s->cfg.source);
     ck_meta_str(&m, "teacher", s->teacher->path);
     ck_meta_str(&m, "teacher_sha256", s->teacher_sha256);
+    if (s->init_path[0] || s->warm_total) {
+        ck_meta_str(&m, "init_generator", s->init_path);
+        ck_meta_str(&m, "init_generator_sha256", s->init_sha256);
+        ck_meta_count(&m, "psi_warmup_images", s->warm_total);
+        ck_meta_count(&m, "warmup_seen", s->warm_seen);
+    }
     if (ck_meta_model(&m, &s->gen->cfg, path, err)) return -1;
     float *arr[N_CK];
     ck_arrays(s, arr);
@@ -473,13 +531,26 @@ int sid_load_checkpoint(sid_distiller *s, const char *path, pd_error *err) {
         goto done;
     }
     ck_position pos;
-    long long dropped = 0;
+    long long dropped = 0, wtot = 0, wseen = 0;
     float *dst[N_CK];
     ck_arrays(s, dst);
+    int warm = ck_get(&c, "psi_warmup_images") != NULL;
     if (ck_read_position(&c, s->cfg.seed, s->B, &pos, err) ||
         (ck_get(&c, "dropped") && ck_get_count(&c, "dropped", &dropped, err)) ||
-        ck_read_arrays(&c, N_CK, ck_names, dst, s->n_params, err))
+        (warm && (ck_get_count(&c, "psi_warmup_images", &wtot, err) ||
+                  ck_get_count(&c, "warmup_seen", &wseen, err))))
         goto done;
+    if (wseen > wtot || wseen % s->B || (wseen < wtot && pos.images_seen)) {
+        pd_fail(err, "%s: inconsistent warm-up position (%lld of %lld fake-score images, %lld "
+                "images seen, batch %d)", path, wseen, wtot, pos.images_seen, s->B);
+        goto done;
+    }
+    if (ck_read_arrays(&c, N_CK, ck_names, dst, s->n_params, err)) goto done;
+    s->warm_total = wtot;
+    s->warm_seen = wseen;
+    const char *ip = ck_get(&c, "init_generator"), *ih = ck_get(&c, "init_generator_sha256");
+    snprintf(s->init_path, sizeof s->init_path, "%s", ip ? ip : "");
+    snprintf(s->init_sha256, sizeof s->init_sha256, "%s", ih ? ih : "");
     /* ck_read_arrays copied only after every array passed its checks; now the counters. */
     s->images_seen = pos.images_seen;
     s->step = pos.step;

@@ -50,6 +50,12 @@
 /* Dropout streams stay below 2^48: the U-Net multiplies them by 4096 for per-block streams. */
 #define SID_STREAM_DROP_PSI 0x0000535000000000ull /* "SP" + iteration */
 #define SID_STREAM_DROP_G   0x0000534700000000ull /* "SG" + iteration */
+/* Warm start (sid_init_generator): the fake-score-only warm-up draws its psi-step images from the
+ * psi streams at SID_WARM_IMAGE0 + warm-up image index (never reached by a run's own images) and
+ * its dropout masks from SID_STREAM_DROP_WARM + warm-up iteration. */
+#define SID_WARM_IMAGE0 (1ll << 44)
+#define SID_STREAM_DROP_WARM 0x0000535700000000ull /* "SW" + warm-up iteration */
+#define SID_DEFAULT_WARMUP_IMAGES 6400
 #define SID_CHECKPOINT_FORMAT "1"
 
 typedef struct sid_distiller {
@@ -71,6 +77,10 @@ typedef struct sid_distiller {
     double last_loss_psi, last_loss_theta;
     size_t nonfinite;                        /* gradient entries the guard replaced, total */
     long long dropped;                       /* samples dropped for non-finite values, total */
+    /* Warm start: G and G_ema copied from init_path; f_psi fitted alone for warm_total images
+     * (warm_seen done so far) before the first theta step. 0 / "" for a run from the teacher. */
+    long long warm_total, warm_seen;
+    char init_path[1024], init_sha256[65];
     char teacher_sha256[65];
 } sid_distiller;
 
@@ -79,6 +89,19 @@ typedef struct sid_distiller {
  * SongUNet denoiser of square images. */
 int sid_create(sid_distiller **out, const sid_config *cfg, pd_model *teacher, pd_error *err);
 void sid_free(sid_distiller *s);
+
+/* Warm start from an already distilled generator g (a model of kind "generator" of the teacher's
+ * architecture and this config's sigma_init; not taken over): G and G_ema become copies of g, f_psi
+ * stays the teacher, and the run first fits f_psi alone on warmup_images images of G's samples
+ * (sid_warmup_iteration) before the alternating iterations. Only on a fresh distiller. */
+int sid_init_generator(sid_distiller *s, const pd_model *g, long long warmup_images,
+                       pd_error *err);
+/* One fake-score-only iteration of the warm-up: a psi step (sid_psi_update's loss and Adam, with
+ * the warm-up's own draws and dropout masks) on the next B warm-up images; G, G_ema, the theta
+ * Adam state, images_seen and step stay as they are; warm_seen advances by B. f_psi's Adam counts
+ * its steps across the warm-up and the run (step + warm_seen / B), so its bias correction is
+ * that of one continuous optimiser. */
+int sid_warmup_iteration(sid_distiller *s, double *loss_psi, pd_error *err);
 
 /* Fills z, noise, sigma, labels (and sig_init, xin = sigma_init z) for images first .. first+n-1
  * of the psi stream (theta = 0) or the theta stream (theta = 1), with the draws of the header. */
@@ -115,7 +138,8 @@ int sid_generate_ema(sid_distiller *s, float *out, int n, uint64_t seed0, pd_err
 /* Checkpoint: one safetensors file with sid.psi, sid.theta, sid.theta_ema, sid.psi_adam_m/v,
  * sid.theta_adam_m/v (1-D, n_params each) and metadata: format, images seen, step, seconds,
  * seed, RNG position, last losses, the YAML text, the teacher's path and sha256, and the
- * generator's model config, in the container of distill/checkpoint.h. Atomic (st_write). */
+ * generator's model config, in the container of distill/checkpoint.h; a warm-started run adds
+ * init_generator, init_generator_sha256, psi_warmup_images and warmup_seen. Atomic (st_write). */
 int sid_save_checkpoint(const sid_distiller *s, const char *path, pd_error *err);
 /* Restores a checkpoint into a distiller built from a compatible config and the same teacher. */
 int sid_load_checkpoint(sid_distiller *s, const char *path, pd_error *err);

@@ -22,11 +22,13 @@
 pd_sid_options pd_sid_default_options(void) {
     pd_sid_options o;
     memset(&o, 0, sizeof o);
+    o.psi_warmup_images = -1;
     return o;
 }
 
 /* The FD hook: n samples of G_ema (seeds fd_seed + k, label k mod classes) through the metrics
- * evaluator; *fd, *kid and *acc (NaN for an unconditional model) come back. */
+ * evaluator; FD comes back, and FD, KID, accuracy (NaN for an unconditional model), precision and
+ * recall (k = 3, n of each set) go to fd-log.csv. */
 typedef struct fd_ctx {
     pd_model *clf;
     pd_eval *ev;
@@ -78,11 +80,13 @@ static int fd_run(fd_ctx *f, sid_distiller *s, const pd_sid_options *o, double *
         return -1;
     *fd = r.fd;
     char line[300];
-    snprintf(line, sizeof line, "%lld,%lld,%.4f,%.6g,%.6g,%.4f", s->images_seen, s->step,
-             s->seconds / 3600.0, r.fd, r.kid.kid, r.accuracy);
-    rd_append_csv(c->out_dir, "fd-log.csv", "images,step,hours,fd,kid,accuracy", line);
-    rp_log(o->log, o->user, "FD %.4g, KID %.4g, class accuracy %.3f of G_ema at %lld images "
-           "(%d samples, %.1f s)", r.fd, r.kid.kid, r.accuracy, s->images_seen, c->fd_n, pd_now() - t0);
+    snprintf(line, sizeof line, "%lld,%lld,%.4f,%.6g,%.6g,%.4f,%.4f,%.4f", s->images_seen, s->step,
+             s->seconds / 3600.0, r.fd, r.kid.kid, r.accuracy, r.precision, r.recall);
+    rd_append_csv(c->out_dir, "fd-log.csv", "images,step,hours,fd,kid,accuracy,precision,recall",
+                  line);
+    rp_log(o->log, o->user, "FD %.4g, KID %.4g, class accuracy %.3f, precision %.3f, recall %.3f "
+           "of G_ema at %lld images (%d samples, %.1f s)", r.fd, r.kid.kid, r.accuracy,
+           r.precision, r.recall, s->images_seen, c->fd_n, pd_now() - t0);
     return 0;
 }
 
@@ -128,6 +132,43 @@ static void append_log_csv(const sid_distiller *s, const rp_meter *pm) {
                   line);
 }
 
+/* The fake-score-only warm-up of a warm-started run (sid_init_generator): psi steps until
+ * warm_total images, a checkpoint every training.checkpoint_images and one at the end (so the
+ * alternating phase always starts from a checkpoint on disk); Ctrl-C checkpoints and stops. */
+static int run_warmup(sid_distiller *s, const pd_sid_options *o, const char *ckpt,
+                      pd_error *err) {
+    if (s->warm_seen >= s->warm_total) return 0;
+    long long saved_at = o->resume ? s->warm_seen : -1;
+    double t0 = pd_now(), mean = 0;
+    int nmean = 0;
+    while (s->warm_seen < s->warm_total) {
+        if (o->abort && o->abort(o->user)) {
+            if (s->warm_seen != saved_at && sid_save_checkpoint(s, ckpt, err)) return -1;
+            return pd_fail(err, "interrupted in the fake-score warm-up at %lld of %lld images; "
+                           "checkpoint %s (continue with --resume)", s->warm_seen, s->warm_total,
+                           ckpt);
+        }
+        long long before = s->warm_seen;
+        double lp;
+        if (sid_warmup_iteration(s, &lp, err)) return -1;
+        mean += lp;
+        nmean++;
+        if (rp_crossed(before, s->warm_seen, s->cfg.checkpoint_images) ||
+            s->warm_seen >= s->warm_total) {
+            if (sid_save_checkpoint(s, ckpt, err)) return -1;
+            saved_at = s->warm_seen;
+            rp_log(o->log, o->user, "warm-up: f_psi alone at %lld of %lld images, loss psi %.4f "
+                   "(mean since the last line), %.1f img/s; checkpoint %s", s->warm_seen,
+                   s->warm_total, mean / nmean, (double)s->B * nmean / (pd_now() - t0),
+                   ckpt);
+            mean = 0;
+            nmean = 0;
+            t0 = pd_now();
+        }
+    }
+    return 0;
+}
+
 int pd_distill_sid(const pd_sid_options *o, pd_error *err) {
     sid_config cfg;
     char ckpt[1200];
@@ -143,11 +184,28 @@ int pd_distill_sid(const pd_sid_options *o, pd_error *err) {
         if (!o->resume) pd_fail(err, "%s: no teacher: set `teacher:` or pass --teacher", cfg.source);
         goto done;
     }
-    if (rd_make(cfg.out_dir, err)) goto done;
-    rd_remove_stale_tmp(ckpt);
     pd_model *teacher;
     if (pd_model_load(&teacher, cfg.teacher, err)) goto done;
     if (sid_create(&s, &cfg, teacher, err)) goto done;
+    if (o->resume && o->init_generator_path) {
+        pd_fail(err, "--init-generator starts a new run; a resumed run continues from its "
+                "checkpoint's generator");
+        goto done;
+    }
+    if (o->init_generator_path) {
+        pd_model *g;
+        if (pd_model_load(&g, o->init_generator_path, err)) goto done;
+        int bad = sid_init_generator(s, g, o->psi_warmup_images < 0 ? SID_DEFAULT_WARMUP_IMAGES
+                                                                     : o->psi_warmup_images, err);
+        pd_model_free(g);
+        if (bad) goto done;
+        rp_log(o->log, o->user, "warm start: G and G_ema from %s, f_psi from the teacher, fitted "
+               "alone on %lld images first", o->init_generator_path, s->warm_total);
+    }
+    /* The directory only once the networks are known to fit together (no empty run folder
+     * left behind by a refused teacher or initial generator). */
+    if (rd_make(cfg.out_dir, err)) goto done;
+    rd_remove_stale_tmp(ckpt);
     if (o->resume) {
         if (sid_load_checkpoint(s, ckpt, err)) goto done;
         rp_log(o->log, o->user, "resumed %s at %lld images (iteration %lld, %.2f h distilled)",
@@ -164,6 +222,7 @@ int pd_distill_sid(const pd_sid_options *o, pd_error *err) {
     const long long total = cfg.duration_images;
     double fd = NAN;
     if (fdc.ev && s->images_seen == 0 && fd_run(&fdc, s, o, &fd, err)) goto done;
+    if (run_warmup(s, o, ckpt, err)) goto done;
     rp_meter pm;
     const double last[2] = {s->last_loss_psi, s->last_loss_theta};
     rp_init(&pm, 2, s->images_seen, last);

@@ -472,6 +472,12 @@ typedef struct pd_train_options {
     const char *out_dir;      /* overrides output.dir when non-NULL */
     int threads;              /* > 0 overrides training.threads */
     long long duration_images; /* > 0 overrides training.duration_images */
+    /* Warm start of a new run (not with resume): G and G_ema from this generator model (kind
+     * "generator", the teacher's architecture), f_psi from the teacher, fitted alone on
+     * psi_warmup_images images of G's samples first (< 0: the default, 6400; a multiple of the
+     * batch). SiD itself starts G from the teacher; sid.h has the details. */
+    const char *init_generator_path;
+    long long psi_warmup_images;
     /* progress: about once a second and at the end. loss is the running mean of the mean
      * weighted per-pixel EDM loss. abort: non-zero stops after the current step, saves a
      * checkpoint and makes pd_train fail with an "interrupted" message. log: one line per event
@@ -494,8 +500,8 @@ int pd_train_export(const char *checkpoint, const char *out_model, pd_error *err
  * the output directory: checkpoint.safetensors (f_psi, G, G_ema, both Adam states, progress;
  * atomic, every training.checkpoint_images, at the end and on abort; a resumed run is
  * bit-identical to an uninterrupted one), sid-log.csv (one line per checkpoint: images, step,
- * hours, both mean losses, img/s), fd-log.csv (images, step, hours, FD, KID, class accuracy of
- * G_ema's samples, every eval.fd_images and at the start), generator-<images>.safetensors
+ * hours, both mean losses, img/s), fd-log.csv (images, step, hours, FD, KID, class accuracy,
+ * precision, recall of G_ema's samples, every eval.fd_images and at the start), generator-<images>.safetensors
  * snapshots (training.snapshot_images) and the final G_ema, a model of kind "generator". */
 
 typedef struct pd_sid_progress {
@@ -515,6 +521,12 @@ typedef struct pd_sid_options {
     const char *export_path;  /* final G_ema; NULL: <dir>/generator.safetensors */
     int threads;              /* > 0 overrides training.threads */
     long long duration_images; /* > 0 overrides training.duration_images */
+    /* Warm start of a new run (not with resume): G and G_ema from this generator model (kind
+     * "generator", the teacher's architecture), f_psi from the teacher, fitted alone on
+     * psi_warmup_images images of G's samples first (< 0: the default, 6400; a multiple of the
+     * batch). SiD itself starts G from the teacher; sid.h has the details. */
+    const char *init_generator_path;
+    long long psi_warmup_images;
     /* progress: about once a second and at the end. abort: non-zero stops after the current
      * iteration, writes a checkpoint and makes pd_distill_sid fail with "interrupted". log: one
      * line per event (start/resume, checkpoint, FD, snapshot, export). */
@@ -583,6 +595,15 @@ pd_kid_params pd_kid_default_params(void);
 int pd_kid(const float *f1, int n1, const float *f2, int n2, int dim, const pd_kid_params *p,
            pd_kid_result *r, pd_error *err);
 
+/* Improved precision and recall (Kynkäänniemi et al. 2019, metrics/precision_recall.c): each
+ * set's manifold is the union of balls reaching each point's k-th nearest neighbour in its own
+ * set; precision = fraction of the generated vectors inside the real manifold, recall = fraction
+ * of the real vectors inside the generated one (boundary inside). Euclidean distances in double;
+ * the result does not depend on the thread count. Needs n_real, n_fake > k (the paper: k = 3 and
+ * sets of equal size). O((n_real + n_fake)^2 dim). */
+int pd_precision_recall(const float *real, int n_real, const float *fake, int n_fake, int dim,
+                        int k, double *precision, double *recall, pd_error *err);
+
 /* Fraction of the n rows of logits [n, K] whose argmax (the first on ties) is labels[i]. */
 double pd_class_accuracy(const float *logits, const int *labels, int n, int K);
 /* Trajectory error of samples x against a reference solution ref (same noise), count values:
@@ -618,11 +639,16 @@ double pd_spectral_error(const double *p_gen, const double *p_data, int bins);
  * and all metrics, the spectrum included, are taken at 32 x 32. */
 
 typedef struct pd_eval pd_eval;
+#define PD_PR_SEED 0x5052u    /* "PR": the subset draw of the precision/recall sets */
 
 typedef struct pd_eval_options {
     const char *ref_cache;    /* NULL: pd_eval_default_cache_path */
     const char *data_dir;     /* Fashion-MNIST directory; NULL: PD_FASHION_MNIST_DIR */
     pd_kid_params kid;
+    /* Precision/recall neighbourhood size (3, the paper's; 0 skips them). Both sets are taken at
+     * the same size m = min(n, reference images): a fixed draw (Philox, seed PD_PR_SEED) of m of
+     * the reference features, or of the generated ones when there are more of those. */
+    int pr_k;
     /* one line per event (cache loaded, stale and why, computed, written, not writable) */
     void (*log)(void *user, const char *line);
     void *user;
@@ -635,6 +661,9 @@ typedef struct pd_eval_result {
     int n_labelled;           /* images that came with a requested label */
     double accuracy;          /* classifier argmax == requested label; NaN when n_labelled = 0 */
     double spectral_error;    /* pd_spectral_error against the test split's spectrum */
+    double precision, recall; /* pd_precision_recall, k = pr_k, on pr_n vectors of each set;
+                                 NaN when pr_k = 0 or n <= pr_k */
+    int pr_k, pr_n;
     int spectrum_bins;
     int ref_n;                /* reference images (10000) */
     double ref_accuracy;      /* the classifier's accuracy on the test split */
@@ -728,17 +757,21 @@ int pd_fid_ref_load(pd_fid_ref *r, pd_inception *net, const char *source, pd_fid
 void pd_fid_ref_free(pd_fid_ref *r);
 
 /* FID of n feature vectors [n, 2048] against a reference (pd_fd_gaussian on double statistics),
- * and KID (pd_kid, params kid) when the reference has features (else NaN). singular = 1 when
+ * and, when the reference has features (else NaN): KID (pd_kid, params kid; NULL skips it) and
+ * precision/recall (pd_precision_recall with k = pr_k, 0 skips them) on sets of equal size
+ * m = min(n, ref n), drawn as pd_eval draws them (Philox seed PD_PR_SEED). singular = 1 when
  * either set has n <= 2048 images, where the covariance is singular and the FID biased upward
  * (papers use 50,000). */
 typedef struct pd_fid_result {
     int n, ref_n;
     double fid;
     pd_kid_result kid;
+    double precision, recall;
+    int pr_k, pr_n;
     int singular;
 } pd_fid_result;
 int pd_fid_compute(const float *features, int n, const pd_fid_ref *ref, const pd_kid_params *kid,
-                   pd_fid_result *r, pd_error *err);
+                   int pr_k, pd_fid_result *r, pd_error *err);
 
 /* ---- SNR analysis (metrics/snr.c; models.md §3.1, §3.3)
  * The data's radially averaged power spectrum at an analysis resolution `size` (the data
@@ -839,6 +872,39 @@ pd_sweep_options pd_sweep_default_options(void);
 /* summary may be NULL. */
 int pd_sweep_run(const char *path, const pd_sweep_options *o, pd_sweep_summary *summary,
                  pd_error *err);
+
+/* ------------------------------------------------------------------ checkpoint conversion
+ * `pixdiff convert` (convert/): EDM/SiD network snapshots (.pkl), torch .pth/.pt state dicts and
+ * plain safetensors state dicts into pixdiff's safetensors. Pickles are read by a restricted
+ * reader that never executes anything the file embeds (core/pickle.h). Reading and writing are
+ * separate calls so a caller can tell a bad input file from a failed write. */
+
+typedef struct pd_converted pd_converted;   /* what was read: tensors + metadata; opaque */
+
+typedef struct pd_convert_params {
+    const char *key;          /* the snapshot dict's entry holding the network ("ema") */
+    int generator;            /* mark the result as a one-step generator (SiD, SiDA) */
+    double sigma_init;        /* its sigma (SiD's init_sigma, 2.5; not stored in the files) */
+    const char *config;       /* YAML/JSON architecture (pixdiff.config keys) for a plain state
+                               * dict with EDM's names; NULL for snapshots */
+    /* progress: stage ("reading", "converting", "writing"), done out of total units. */
+    void (*progress)(void *user, const char *stage, long long done, long long total);
+    void *user;
+} pd_convert_params;
+
+pd_convert_params pd_convert_default_params(void);
+/* Reads and checks IN; fails (naming the file and what is wrong) for anything it cannot convert. */
+int pd_convert_read(pd_converted **out, const char *in, const pd_convert_params *p, pd_error *err);
+/* Writes OUT atomically (temporary file + rename); nothing is left behind on failure. */
+int pd_convert_write(const pd_converted *c, const char *out, const pd_convert_params *p,
+                     pd_error *err);
+/* One line saying what was found ("EDMPrecond + SongUNet (DDPM++), 10 classes"). */
+const char *pd_converted_summary(const pd_converted *c);
+/* The metadata written: keys and values (e.g. "pixdiff.config" and its JSON); NULL past the end. */
+const char *pd_converted_meta(const pd_converted *c, int i, const char **value);
+int pd_converted_tensor_count(const pd_converted *c);
+size_t pd_converted_param_count(const pd_converted *c);
+void pd_converted_free(pd_converted *c);
 
 #ifdef __cplusplus
 }

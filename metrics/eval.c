@@ -7,7 +7,9 @@
  * upsample-guidance samples) are m x m average-pooled first, in chunks, so memory stays bounded
  * whatever the resolution. Each image contributes independently of its batch, so a stream of
  * batches gives the same result as one call. pd_eval_finish computes FD (double statistics of
- * both sets), KID (pd_kid, reference features as the second set) and the spectral error.
+ * both sets), KID (pd_kid, reference features as the second set), precision and recall
+ * (precision_recall.c, on sets of equal size; the reference side's k-NN radii are kept for the
+ * next finish of the same size) and the spectral error.
  */
 #include "metrics/metrics.h"
 
@@ -28,12 +30,18 @@ struct pd_eval {
     long long labelled, correct;
     double *spec_sum;         /* [bins] */
     float *pooled, *logits, *chunk_feat;
+    /* Precision/recall: k, and the reference side for the last size m (kept, since a sweep
+     * evaluates many cells of the same n): the drawn features and their k-NN radii. */
+    int pr_k, pr_m;
+    float *pr_ref;            /* [pr_m, F] */
+    double *pr_ref_r2;        /* [pr_m] */
 };
 
 pd_eval_options pd_eval_default_options(void) {
     pd_eval_options o;
     memset(&o, 0, sizeof o);
     o.kid = pd_kid_default_params();
+    o.pr_k = 3;
     return o;
 }
 
@@ -45,6 +53,8 @@ void pd_eval_free(pd_eval *ev) {
     free(ev->pooled);
     free(ev->logits);
     free(ev->chunk_feat);
+    free(ev->pr_ref);
+    free(ev->pr_ref_r2);
     free(ev);
 }
 
@@ -69,6 +79,11 @@ int pd_eval_create(pd_eval **out, pd_model *clf, const pd_eval_options *o, pd_er
     ev->F = pd_classifier_feature_dim(clf);
     ev->K = cfg->label_dim;
     ev->kid = opt.kid;
+    if (opt.pr_k < 0) {
+        pd_eval_free(ev);
+        return pd_fail(err, "evaluation: precision/recall k = %d (0 skips them)", opt.pr_k);
+    }
+    ev->pr_k = opt.pr_k;
     const size_t img = (size_t)ev->C * ev->R * ev->R;
     ev->spec_sum = calloc((size_t)pd_spectrum_bins(ev->R), sizeof(double));
     ev->pooled = malloc(sizeof(float) * img * EVAL_CHUNK);
@@ -145,6 +160,68 @@ int pd_eval_add(pd_eval *ev, const float *x, int n, int C, int R, const int *lab
     return 0;
 }
 
+/* The reference side of precision/recall at size m: m reference features (all of them, in
+ * order, when m is their count; else the first m of the PD_PR_SEED draw) and their radii. */
+static int pr_reference(pd_eval *ev, int m, int *idx, pd_error *err) {
+    if (ev->pr_m == m) return 0;
+    free(ev->pr_ref);
+    free(ev->pr_ref_r2);
+    ev->pr_m = 0;
+    ev->pr_ref = malloc(sizeof(float) * (size_t)m * ev->F);
+    ev->pr_ref_r2 = malloc(sizeof(double) * (size_t)m);
+    if (!ev->pr_ref || !ev->pr_ref_r2) return pd_fail(err, "evaluation: out of memory");
+    if (m < ev->ref.n) mt_kid_subset(idx, ev->ref.n, m, PD_PR_SEED, 0, 0);
+    for (int i = 0; i < m; i++)
+        memcpy(ev->pr_ref + (size_t)i * ev->F,
+               ev->ref.features + (size_t)(m < ev->ref.n ? idx[i] : i) * ev->F,
+               sizeof(float) * (size_t)ev->F);
+    if (mt_knn_radii2(ev->pr_ref_r2, ev->pr_ref, m, ev->F, ev->pr_k, err)) return -1;
+    ev->pr_m = m;
+    return 0;
+}
+
+/* Precision and recall (Kynkäänniemi et al. 2019) on sets of equal size m = min(n, ref n). */
+static int eval_precision_recall(pd_eval *ev, pd_eval_result *r, pd_error *err) {
+    r->precision = r->recall = NAN;
+    r->pr_k = ev->pr_k;
+    if (!ev->pr_k) return 0;
+    const int m = ev->n < ev->ref.n ? ev->n : ev->ref.n;
+    if (m <= ev->pr_k) return 0;   /* too few images for a k-th neighbour: NaN */
+    int nmax = ev->n > ev->ref.n ? ev->n : ev->ref.n;
+    int *idx = malloc(sizeof(int) * (size_t)nmax);
+    float *gen = NULL;
+    double *r2 = malloc(sizeof(double) * (size_t)m);
+    int rc = -1;
+    if (!idx || !r2) {
+        pd_fail(err, "evaluation: out of memory");
+        goto done;
+    }
+    if (pr_reference(ev, m, idx, err)) goto done;
+    const float *g = ev->feat;
+    if (m < ev->n) {
+        gen = malloc(sizeof(float) * (size_t)m * ev->F);
+        if (!gen) {
+            pd_fail(err, "evaluation: out of memory");
+            goto done;
+        }
+        mt_kid_subset(idx, ev->n, m, PD_PR_SEED, 0, 1);
+        for (int i = 0; i < m; i++)
+            memcpy(gen + (size_t)i * ev->F, ev->feat + (size_t)idx[i] * ev->F,
+                   sizeof(float) * (size_t)ev->F);
+        g = gen;
+    }
+    if (mt_knn_radii2(r2, g, m, ev->F, ev->pr_k, err)) goto done;
+    r->precision = mt_manifold_coverage(g, m, ev->pr_ref, ev->pr_ref_r2, m, ev->F);
+    r->recall = mt_manifold_coverage(ev->pr_ref, m, g, r2, m, ev->F);
+    r->pr_n = m;
+    rc = 0;
+done:
+    free(idx);
+    free(gen);
+    free(r2);
+    return rc;
+}
+
 int pd_eval_finish(pd_eval *ev, pd_eval_result *r, pd_error *err) {
     memset(r, 0, sizeof *r);
     if (ev->n < 2) return pd_fail(err, "evaluation: needs at least 2 images (got %d)", ev->n);
@@ -154,6 +231,7 @@ int pd_eval_finish(pd_eval *ev, pd_eval_result *r, pd_error *err) {
     pd_feature_stats_free(&g);
     if (rc) return -1;
     if (pd_kid(ev->feat, ev->n, ev->ref.features, ev->ref.n, ev->F, &ev->kid, &r->kid, err)) return -1;
+    if (eval_precision_recall(ev, r, err)) return -1;
     const int bins = pd_spectrum_bins(ev->R);
     double *p = malloc(sizeof(double) * (size_t)bins);
     if (!p) return pd_fail(err, "evaluation: out of memory");

@@ -17,6 +17,14 @@
  * idx holds n entries (it is the shuffle's scratch). */
 void mt_kid_subset(int *idx, int n, int m, uint64_t seed, int subset, int which);
 
+/* Precision/recall pieces (precision_recall.c). r2[i] = squared distance from x[i] to its k-th
+ * nearest neighbour among the other n - 1 rows of x [n, dim] (needs 1 <= k < n). */
+int mt_knn_radii2(double *r2, const float *x, int n, int dim, int k, pd_error *err);
+/* Fraction of the nq rows of q inside the union of the balls (p[j], squared radius r2[j]),
+ * boundary inside. */
+double mt_manifold_coverage(const float *q, int nq, const float *p, const double *r2, int np,
+                            int dim);
+
 /* Adds the radially averaged power spectrum of each of the n images [n, C, N, N] (averaged over
  * its channels) to sum[0..pd_spectrum_bins(N)), in image order, so sums over batches in order
  * equal one call on the concatenation (bit for bit). Plans are made once per N under a lock. */

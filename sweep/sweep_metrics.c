@@ -1,7 +1,8 @@
 /* sweep_metrics.c — the one place where a sweep calls metric code (sweep.h sw_metrics_compute),
  * and the cache of trajectory references on disk (sw_ref_load / sw_ref_save).
  *
- * FD, KID (with its standard error), class accuracy and the spectral error all come from one
+ * FD, KID (with its standard error), class accuracy, precision/recall (k = 3, sets of equal
+ * size; metrics/precision_recall.c) and the spectral error all come from one
  * pd_eval pass over the cell's samples (metrics/: classifier features against the Fashion-MNIST
  * test split, spectra from FFTW); the trajectory error is pd_trajectory_error against the
  * reference solution from the same noise. A metric the spec does not ask for stays NaN, which
@@ -34,20 +35,25 @@ int sw_metrics_compute(const sw_eval_ctx *e, const float *x, sw_metric_values *o
     int classifier = 0;
     for (int i = 0; i < s->n_metrics; i++) classifier |= sw_spec_metric_uses_classifier(s, s->metrics[i]);
     if (sw_spec_needs_inception(s)) {
-        /* FID and KID on Inception features (metrics/fid_eval.c) */
+        /* FID, KID and precision/recall on Inception features (metrics/fid_eval.c) */
         if (!e->inc || !e->fid_ref) return pd_fail(err, "inception metrics: no network or reference");
         float *f = malloc(sizeof(float) * (size_t)e->n * PD_INCEPTION_DIM);
         if (!f) return pd_fail(err, "inception metrics: out of memory");
         pd_kid_params kp = pd_kid_default_params();
         pd_fid_result r;
         int rc = pd_inception_features(e->inc, x, e->n, e->C, e->H, e->W, (pd_fid_prep)s->fid_prep, f, err) ||
-                 pd_fid_compute(f, e->n, e->fid_ref, &kp, &r, err);
+                 pd_fid_compute(f, e->n, e->fid_ref, &kp,
+                                sw_spec_has_metric(s, SW_METRIC_PRECISION_RECALL) ? 3 : 0, &r, err);
         free(f);
         if (rc) return -1;
         if (sw_spec_has_metric(s, SW_METRIC_FD)) out->v[SW_METRIC_FD][0] = r.fid;
         if (sw_spec_has_metric(s, SW_METRIC_KID)) {
             out->v[SW_METRIC_KID][0] = r.kid.kid;
             out->v[SW_METRIC_KID][1] = r.kid.se;
+        }
+        if (sw_spec_has_metric(s, SW_METRIC_PRECISION_RECALL)) {
+            out->v[SW_METRIC_PRECISION_RECALL][0] = r.precision;
+            out->v[SW_METRIC_PRECISION_RECALL][1] = r.recall;
         }
     }
     if (classifier) {
@@ -63,6 +69,10 @@ int sw_metrics_compute(const sw_eval_ctx *e, const float *x, sw_metric_values *o
             out->v[SW_METRIC_KID][1] = r.kid.se;
         }
         if (sw_spec_has_metric(s, SW_METRIC_ACCURACY)) out->v[SW_METRIC_ACCURACY][0] = r.accuracy;
+        if (sw_spec_metric_uses_classifier(s, SW_METRIC_PRECISION_RECALL)) {
+            out->v[SW_METRIC_PRECISION_RECALL][0] = r.precision;
+            out->v[SW_METRIC_PRECISION_RECALL][1] = r.recall;
+        }
         if (sw_spec_has_metric(s, SW_METRIC_SPECTRAL)) out->v[SW_METRIC_SPECTRAL][0] = r.spectral_error;
     }
     return 0;

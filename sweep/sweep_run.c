@@ -400,6 +400,8 @@ static int open_evaluator(run *R, pd_error *err) {
     pd_eval_options eo = pd_eval_default_options();
     eo.log = eval_log;
     eo.user = R;
+    /* Precision/recall cost O(n^2): only when the sweep asks for them. */
+    if (!sw_spec_has_metric(s, SW_METRIC_PRECISION_RECALL)) eo.pr_k = 0;
     if (s->data_dir[0]) eo.data_dir = s->data_dir;
     pd_error e2;
     if (pd_eval_create(&R->ev, R->clf, &eo, &e2))

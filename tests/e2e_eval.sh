@@ -72,7 +72,7 @@ run "eval --json, --batch 3 --threads 1" j1.txt "$PD" eval --model cond.safetens
 run "eval --json, --batch 24 --threads 2" j2.txt "$PD" eval --model cond.safetensors "${E[@]}" --sampler euler --steps 3 --n 24 --batch 24 --threads 2 --json
 has "second eval loads the cache" j1.txt.err 'reference statistics: .*fashion-mnist-t10k-.*\(64 images, 8 features'
 hasnt "... without recomputing" j1.txt.err 'computing'
-for k in fd kid kid_se accuracy spectral_error; do
+for k in fd kid kid_se accuracy precision recall pr_n spectral_error; do
     a=$(json_field j1.txt $k)
     b=$(json_field j2.txt $k)
     if [ -n "$a" ] && [ "$a" = "$b" ]; then ok "json $k = $a whatever --batch and --threads"

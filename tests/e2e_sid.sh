@@ -7,7 +7,8 @@
 # uninterrupted run's; export from the checkpoint alone gives the same file; `pixdiff sample`
 # on the generator reports NFE 1 and writes "Sampler: generator" metadata, and refuses sampler
 # options; Ctrl-C leaves a resumable checkpoint; a second run refuses to overwrite a checkpoint
-# without --resume; a missing teacher and an unknown YAML key fail with one clear line.
+# without --resume; a missing teacher and an unknown YAML key fail with one clear line; a warm
+# start from a generator (--init-generator) runs its fake-score warm-up and distils on.
 # Prints "N passed, M failed".
 set -uo pipefail
 
@@ -83,7 +84,22 @@ if "$PD" sample --model A/generator.safetensors --skip-tuning 0.8 --n 2 --seed 1
     >st.out 2>&1 && grep -q "NFE 1," st.out; then ok "Skip-Tuning works with a generator (NFE 1)"
 else bad "Skip-Tuning with a generator" st.out; fi
 
-# 4. Ctrl-C, refusal to overwrite, errors.
+# 4. Warm start from A's generator: the fake-score warm-up logs, then the run goes on and exports;
+#    --init-generator is refused with --resume and with a denoiser.
+if "$PD" distill sid --config sid.yaml --teacher teacher.safetensors --out W --duration 16 \
+    --init-generator A/generator.safetensors --psi-warmup 16 >w.out 2>&1 &&
+    grep -q "warm start: G and G_ema from A/generator.safetensors" w.out &&
+    grep -q "warm-up: f_psi alone at 16 of 16 images" w.out && [ -f W/generator.safetensors ] &&
+    ! cmp -s W/generator.safetensors A/generator.safetensors; then
+    ok "warm start: fake-score warm-up, then distillation from the given generator"
+else bad "warm start with --init-generator" w.out; fi
+expect_error "--init-generator with --resume refused" "init-generator.*new run" \
+    "$PD" distill sid --resume --out W --init-generator A/generator.safetensors
+expect_error "a denoiser as --init-generator refused" "not a one-step generator" \
+    "$PD" distill sid --config sid.yaml --teacher teacher.safetensors --out W2 \
+    --init-generator teacher.safetensors
+
+# 5. Ctrl-C, refusal to overwrite, errors.
 expect_sigint C/checkpoint.safetensors c.out \
     "$PD" distill sid --config sid.yaml --teacher teacher.safetensors --duration 1000000 --out C
 expect_error "refuses to overwrite a checkpoint without --resume" "already exists.*--resume" \

@@ -1,10 +1,13 @@
-/* ref_songunet.c — naive double-precision SongUNet denoiser for tests (see ref_songunet.h).
+/* ref_songunet.c — naive double-precision EDM U-Net denoiser for tests (see ref_songunet.h).
  *
  * One image at a time, every tensor a fresh malloc'd [C][H][W] array, every layer a plain loop
- * written from the spec: GroupNorm min(32, C/4) groups with biased variance (§4.1), PyTorch
- * cross-correlation with zero padding, 2x2 average pooling / nearest x2 for resample_filter
- * [1,1], UNetBlock exactly as the pseudo-code of §4.4 (one head, skip_scale √½, eps 1e-6), the
- * SongUNet walk of §4.5 with its skip stack, and the preconditioners of §4.3.
+ * written from EDM's training/networks.py: GroupNorm min(32, C/4) groups with biased variance,
+ * PyTorch cross-correlation with zero padding, resampling as the depthwise (transposed) conv with
+ * the resample_filter f⊗f/(Σf)² ([1,1]: 2x2 average / nearest x2), UNetBlock with its switches
+ * (SongUNet: one head, skip_scale √½, eps 1e-6, resample_proj; ADM: adaptive scale/shift,
+ * C/64 heads, skip_scale 1, eps 1e-5, kernel-0 resampling skips), the SongUNet walk (positional
+ * or Fourier embedding, standard or residual encoder) and the DhariwalUNet walk with their skip
+ * stacks, and the EDM/VP/VE/iDDPM preconditioners (iDDPM's σ table in double).
  */
 #include "ref_songunet.h"
 #include <math.h>
@@ -20,6 +23,11 @@ typedef struct {
     const double *params;
     double *own;              /* params converted from float when o->params is NULL */
     int fail;
+    /* block switches of the architecture being evaluated */
+    int adaptive, resample_proj, adm;
+    double skip_scale, eps;
+    double f[4];
+    int K;
 } ctx;
 
 static ten mk(int C, int H) {
@@ -44,6 +52,13 @@ static const double *P(ctx *c, size_t numel, const char *fmt, ...) {
         }
         return c->params + t->offset;
     }
+    for (int i = 0; i < c->m->n_buffers; i++) {   /* FourierEmbedding freqs: a buffer */
+        const pd_tensor_info *t = &c->m->buffers[i];
+        if (strcmp(t->name, name) || t->numel != numel) continue;
+        static double buf[4096];
+        for (size_t j = 0; j < numel && j < 4096; j++) buf[j] = c->m->bufs[t->offset + j];
+        return buf;
+    }
     fprintf(stderr, "ref: tensor %s missing\n", name);
     c->fail = 1;
     return NULL;
@@ -51,7 +66,7 @@ static const double *P(ctx *c, size_t numel, const char *fmt, ...) {
 
 static double silu(double v) { return v / (1 + exp(-v)); }
 
-static ten groupnorm(ctx *c, const ten *x, const char *mod) {
+static ten groupnorm(ctx *c, const ten *x, const char *mod, double eps) {
     const double *g = P(c, x->C, "%s.weight", mod), *b = P(c, x->C, "%s.bias", mod);
     ten o = mk(x->C, x->H);
     if (!g || !b) return o;
@@ -66,7 +81,7 @@ static ten groupnorm(ctx *c, const ten *x, const char *mod) {
         var /= cnt;
         for (int ch = k * cpg; ch < (k + 1) * cpg; ch++)
             for (int i = 0; i < L; i++)
-                o.d[ch * L + i] = (x->d[ch * L + i] - mu) / sqrt(var + 1e-6) * g[ch] + b[ch];
+                o.d[ch * L + i] = (x->d[ch * L + i] - mu) / sqrt(var + eps) * g[ch] + b[ch];
     }
     return o;
 }
@@ -75,48 +90,75 @@ static void silu_inplace(ten *t) {
     for (size_t i = 0; i < (size_t)t->C * t->H * t->H; i++) t->d[i] = silu(t->d[i]);
 }
 
-static ten conv(ctx *c, const ten *x, int OC, int k, const char *mod) {
+/* Conv with zero padding p (output H + 2p − k + 1). */
+static ten conv_pad(ctx *c, const ten *x, int OC, int k, int p, const char *mod) {
     const double *w = P(c, (size_t)OC * x->C * k * k, "%s.weight", mod);
     const double *b = P(c, OC, "%s.bias", mod);
-    ten o = mk(OC, x->H);
+    int H = x->H, Ho = H + 2 * p - k + 1;
+    ten o = mk(OC, Ho);
     if (!w || !b) return o;
-    int H = x->H, p = k / 2;
     /* out[oc,y,x] = b[oc] + Σ_{ic,ki,kj} w[oc,ic,ki,kj]·in[ic, y+ki-p, x+kj-p] (zero outside). */
     for (int oc = 0; oc < OC; oc++) {
-        double *dst = o.d + (size_t)oc * H * H;
-        for (int i = 0; i < H * H; i++) dst[i] = b[oc];
+        double *dst = o.d + (size_t)oc * Ho * Ho;
+        for (int i = 0; i < Ho * Ho; i++) dst[i] = b[oc];
         for (int ic = 0; ic < x->C; ic++)
             for (int ki = 0; ki < k; ki++)
                 for (int kj = 0; kj < k; kj++) {
                     double wv = w[((oc * x->C + ic) * k + ki) * k + kj];
-                    int x0 = p - kj > 0 ? p - kj : 0, x1 = H + p - kj < H ? H + p - kj : H;
-                    for (int y = 0; y < H; y++) {
+                    for (int y = 0; y < Ho; y++) {
                         int yy = y + ki - p;
                         if (yy < 0 || yy >= H) continue;
-                        const double *src = x->d + ((size_t)ic * H + yy) * H + kj - p;
-                        for (int xx = x0; xx < x1; xx++) dst[y * H + xx] += wv * src[xx];
+                        for (int xx = 0; xx < Ho; xx++) {
+                            int xs = xx + kj - p;
+                            if (xs >= 0 && xs < H) dst[y * Ho + xx] += wv * x->d[((size_t)ic * H + yy) * H + xs];
+                        }
                     }
                 }
     }
     return o;
 }
 
-/* resample_filter [1,1]: down = depthwise conv with [[.25,.25],[.25,.25]], stride 2; up = the
- * transposed conv with 4x that filter, i.e. each pixel copied to a 2x2 block. */
-static ten resample(const ten *x, int up) {
-    int H = x->H, Ho = up ? 2 * H : H / 2;
+static ten conv(ctx *c, const ten *x, int OC, int k, const char *mod) {
+    return conv_pad(c, x, OC, k, k / 2, mod);
+}
+
+/* EDM Conv2d resampling with g = f⊗f/(Σf)²: down = depthwise conv with g, stride 2, padding
+ * pad; up = depthwise transposed conv with 4g, stride 2, padding pad (scatter form). */
+static ten resample_pad(const ctx *c, const ten *x, int up, int pad) {
+    int K = c->K, H = x->H;
+    double g[16], s = 0;
+    for (int i = 0; i < K; i++) s += c->f[i];
+    for (int i = 0; i < K; i++)
+        for (int j = 0; j < K; j++) g[i * K + j] = (up ? 4 : 1) * c->f[i] * c->f[j] / (s * s);
+    int Ho = up ? 2 * (H - 1) - 2 * pad + K : (H + 2 * pad - K) / 2 + 1;
     ten o = mk(x->C, Ho);
-    for (int ch = 0; ch < x->C; ch++)
-        for (int y = 0; y < Ho; y++)
-            for (int xx = 0; xx < Ho; xx++) {
-                const double *s = x->d + (size_t)ch * H * H;
-                o.d[((size_t)ch * Ho + y) * Ho + xx] =
-                    up ? s[(y / 2) * H + xx / 2]
-                       : 0.25 * (s[2 * y * H + 2 * xx] + s[2 * y * H + 2 * xx + 1] +
-                                 s[(2 * y + 1) * H + 2 * xx] + s[(2 * y + 1) * H + 2 * xx + 1]);
-            }
+    for (int ch = 0; ch < x->C; ch++) {
+        const double *src = x->d + (size_t)ch * H * H;
+        double *dst = o.d + (size_t)ch * Ho * Ho;
+        if (up) {
+            for (int yy = 0; yy < H; yy++)
+                for (int xx = 0; xx < H; xx++)
+                    for (int i = 0; i < K; i++)
+                        for (int j = 0; j < K; j++) {
+                            int y = 2 * yy - pad + i, xo = 2 * xx - pad + j;
+                            if (y >= 0 && y < Ho && xo >= 0 && xo < Ho)
+                                dst[y * Ho + xo] += g[i * K + j] * src[yy * H + xx];
+                        }
+        } else {
+            for (int y = 0; y < Ho; y++)
+                for (int xo = 0; xo < Ho; xo++)
+                    for (int i = 0; i < K; i++)
+                        for (int j = 0; j < K; j++) {
+                            int yy = 2 * y - pad + i, xx = 2 * xo - pad + j;
+                            if (yy >= 0 && yy < H && xx >= 0 && xx < H)
+                                dst[y * Ho + xo] += g[i * K + j] * src[yy * H + xx];
+                        }
+        }
+    }
     return o;
 }
+
+static ten resample(const ctx *c, const ten *x, int up) { return resample_pad(c, x, up, (c->K - 1) / 2); }
 
 static ten copy(const ten *x) {
     ten o = mk(x->C, x->H);
@@ -124,28 +166,42 @@ static ten copy(const ten *x) {
     return o;
 }
 
-/* UNetBlock forward, models.md §4.4 (adaptive_scale false, 1 head). */
+/* EDM UNetBlock.forward with the context's switches. */
 static ten unet_block(ctx *c, const ten *x, int cout, const double *emb, int E, int up, int down,
                       int attn, const char *name) {
     char mod[96];
-    const double s = sqrt(0.5);
+    const double s = c->skip_scale;
+    int heads = c->adm ? cout / 64 : 1;
+    if (heads == 0) attn = 0;   /* EDM: num_heads = cout // 64 = 0 means no attention */
     snprintf(mod, sizeof mod, "%s.norm0", name);
-    ten h = groupnorm(c, x, mod);
+    ten h = groupnorm(c, x, mod, c->eps);
     silu_inplace(&h);
-    if (up || down) { ten t = resample(&h, up); free(h.d); h = t; }
+    if (up || down) { ten t = resample(c, &h, up); free(h.d); h = t; }
     snprintf(mod, sizeof mod, "%s.conv0", name);
     ten h1 = conv(c, &h, cout, 3, mod);
     free(h.d);
-    const double *aw = P(c, (size_t)cout * E, "%s.affine.weight", name);
-    const double *ab = P(c, cout, "%s.affine.bias", name);
-    int L = h1.H * h1.H;
-    for (int o = 0; aw && ab && o < cout; o++) {
-        double p = ab[o];
-        for (int j = 0; j < E; j++) p += aw[o * E + j] * emb[j];
-        for (int i = 0; i < L; i++) h1.d[o * L + i] += p;
+    int np = cout * (c->adaptive ? 2 : 1);
+    const double *aw = P(c, (size_t)np * E, "%s.affine.weight", name);
+    const double *ab = P(c, np, "%s.affine.bias", name);
+    double *pr = calloc(np, sizeof(double));
+    for (int o = 0; aw && ab && o < np; o++) {
+        pr[o] = ab[o];
+        for (int j = 0; j < E; j++) pr[o] += aw[o * E + j] * emb[j];
     }
+    int L = h1.H * h1.H;
+    ten h2;
     snprintf(mod, sizeof mod, "%s.norm1", name);
-    ten h2 = groupnorm(c, &h1, mod);
+    if (c->adaptive) {
+        /* silu(shift + norm1(x)·(scale + 1)), [scale | shift] = affine(emb). */
+        h2 = groupnorm(c, &h1, mod, c->eps);
+        for (int o = 0; o < cout; o++)
+            for (int i = 0; i < L; i++) h2.d[o * L + i] = pr[cout + o] + h2.d[o * L + i] * (pr[o] + 1);
+    } else {
+        for (int o = 0; o < cout; o++)
+            for (int i = 0; i < L; i++) h1.d[o * L + i] += pr[o];
+        h2 = groupnorm(c, &h1, mod, c->eps);
+    }
+    free(pr);
     free(h1.d);
     silu_inplace(&h2);
     snprintf(mod, sizeof mod, "%s.conv1", name);
@@ -153,10 +209,14 @@ static ten unet_block(ctx *c, const ten *x, int cout, const double *emb, int E, 
     free(h2.d);
     ten sk;
     if (cout != x->C || up || down) {
-        ten rs = (up || down) ? resample(x, up) : copy(x);
-        snprintf(mod, sizeof mod, "%s.skip", name);
-        sk = conv(c, &rs, cout, 1, mod);
-        free(rs.d);
+        ten rs = (up || down) ? resample(c, x, up) : copy(x);
+        if (c->resample_proj || cout != x->C) {
+            snprintf(mod, sizeof mod, "%s.skip", name);
+            sk = conv(c, &rs, cout, 1, mod);
+            free(rs.d);
+        } else {
+            sk = rs;
+        }
     } else {
         sk = copy(x);
     }
@@ -164,27 +224,31 @@ static ten unet_block(ctx *c, const ten *x, int cout, const double *emb, int E, 
     free(sk.d);
     if (!attn) return y;
     snprintf(mod, sizeof mod, "%s.norm2", name);
-    ten n2 = groupnorm(c, &y, mod);
+    ten n2 = groupnorm(c, &y, mod, c->eps);
     snprintf(mod, sizeof mod, "%s.qkv", name);
     ten qkv = conv(c, &n2, 3 * cout, 1, mod);
     free(n2.d);
-    /* One head: q, k, v of channel ch are qkv channels 3ch, 3ch+1, 3ch+2. */
+    /* qkv.reshape(heads, Ch, 3, L): q, k, v of channel ch of head hd are qkv channels
+     * hd·3Ch + 3ch + {0,1,2}; output channel hd·Ch + ch. */
+    int Ch = cout / heads;
     ten a = mk(cout, y.H);
     double *w = malloc(sizeof(double) * L);
-    for (int i = 0; i < L; i++) {
-        double mx = -INFINITY, z = 0;
-        for (int l = 0; l < L; l++) {
-            double dot = 0;
-            for (int ch = 0; ch < cout; ch++)
-                dot += qkv.d[(3 * ch) * L + i] * qkv.d[(3 * ch + 1) * L + l];
-            w[l] = dot / sqrt((double)cout);
-            if (w[l] > mx) mx = w[l];
-        }
-        for (int l = 0; l < L; l++) z += (w[l] = exp(w[l] - mx));
-        for (int ch = 0; ch < cout; ch++) {
-            double acc = 0;
-            for (int l = 0; l < L; l++) acc += w[l] / z * qkv.d[(3 * ch + 2) * L + l];
-            a.d[ch * L + i] = acc;
+    for (int hd = 0; hd < heads; hd++) {
+        const double *q = qkv.d + (size_t)hd * 3 * Ch * L;
+        for (int i = 0; i < L; i++) {
+            double mx = -INFINITY, z = 0;
+            for (int l = 0; l < L; l++) {
+                double dot = 0;
+                for (int ch = 0; ch < Ch; ch++) dot += q[(3 * ch) * L + i] * q[(3 * ch + 1) * L + l];
+                w[l] = dot / sqrt((double)Ch);
+                if (w[l] > mx) mx = w[l];
+            }
+            for (int l = 0; l < L; l++) z += (w[l] = exp(w[l] - mx));
+            for (int ch = 0; ch < Ch; ch++) {
+                double acc = 0;
+                for (int l = 0; l < L; l++) acc += w[l] / z * q[(3 * ch + 2) * L + l];
+                a.d[(hd * Ch + ch) * L + i] = acc;
+            }
         }
     }
     free(w);
@@ -203,61 +267,93 @@ static int in_list(const int *v, int n, int x) {
     return 0;
 }
 
-/* F(x_in, c_noise, label) for one image, models.md §4.5. */
-static ten songunet(ctx *c, const ten *xin, double cnoise, const double *label, const ref_opts *o,
-                    double *feature) {
-    const pd_unet_config *cf = &c->m->cfg;
-    int mc = cf->model_channels, Cn = mc * cf->channel_mult_noise, E = mc * cf->channel_mult_emb;
-    int R = cf->img_resolution, L = cf->n_levels;
-    /* Mapping: [cos | sin] with endpoint frequencies, halves swapped to [sin | cos]. */
-    double *e = calloc(Cn, sizeof(double)), *e1 = calloc(E, sizeof(double));
-    double *emb = calloc(E, sizeof(double));
-    int half = Cn / 2;
-    for (int i = 0; i < half; i++) {
-        double f = pow(1.0 / 10000, (double)i / (half - 1));
-        e[i] = sin(cnoise * f);
-        e[half + i] = cos(cnoise * f);
+static double lin(ctx *c, double *out, const double *in, int IN, int OUT, int bias, const char *mod) {
+    const double *w = P(c, (size_t)OUT * IN, "%s.weight", mod);
+    const double *b = bias ? P(c, OUT, "%s.bias", mod) : NULL;
+    for (int j = 0; w && j < OUT; j++) {
+        double acc = b ? b[j] : 0;
+        for (int k = 0; k < IN; k++) acc += w[j * IN + k] * in[k];
+        out[j] = acc;
     }
-    if (cf->label_dim) {
-        int ld = cf->label_dim;
-        const double *w = P(c, (size_t)Cn * ld, "map_label.weight"), *b = P(c, Cn, "map_label.bias");
-        for (int j = 0; w && b && j < Cn; j++) {
-            double acc = b[j];
-            for (int k = 0; k < ld; k++) acc += w[j * ld + k] * (label ? label[k] * sqrt((double)ld) : 0);
-            e[j] += acc;
+    return 0;
+}
+
+/* The mapping network of SongUNet (adm = 0) or DhariwalUNet (adm = 1): emb [E]. */
+static void mapping(ctx *c, double *emb, double cnoise, const double *label) {
+    const pd_unet_config *cf = &c->m->cfg;
+    int mc = cf->model_channels, E = mc * cf->channel_mult_emb, ld = cf->label_dim;
+    int Cn = c->adm ? mc : mc * cf->channel_mult_noise, half = Cn / 2;
+    double *e = calloc(Cn, sizeof(double)), *e1 = calloc(E, sizeof(double));
+    double *t = calloc(E > Cn ? E : Cn, sizeof(double)), *lab = calloc(ld ? ld : 1, sizeof(double));
+    if (!strcmp(cf->embedding_type, "fourier")) {
+        /* FourierEmbedding: [cos(2π f c) | sin(2π f c)], then SongUNet's swap to [sin | cos]. */
+        const double *fr = P(c, half, "map_noise.freqs");
+        for (int i = 0; fr && i < half; i++) {
+            e[i] = sin(2 * M_PI * fr[i] * cnoise);
+            e[half + i] = cos(2 * M_PI * fr[i] * cnoise);
+        }
+    } else {
+        /* PositionalEmbedding: [cos | sin] of freqs (1/10000)^(i/(half − endpoint)); SongUNet
+         * (endpoint) swaps the halves, ADM (no endpoint) does not. */
+        for (int i = 0; i < half; i++) {
+            double f = pow(1.0 / 10000, (double)i / (half - (c->adm ? 0 : 1)));
+            e[c->adm ? i : half + i] = cos(cnoise * f);
+            e[c->adm ? half + i : i] = sin(cnoise * f);
         }
     }
-    const double *w0 = P(c, (size_t)E * Cn, "map_layer0.weight"), *b0 = P(c, E, "map_layer0.bias");
-    const double *w1 = P(c, (size_t)E * E, "map_layer1.weight"), *b1 = P(c, E, "map_layer1.bias");
-    for (int j = 0; w0 && b0 && j < E; j++) {
-        double acc = b0[j];
-        for (int k = 0; k < Cn; k++) acc += w0[j * Cn + k] * e[k];
-        e1[j] = silu(acc);
+    for (int k = 0; k < ld; k++) lab[k] = label ? label[k] : 0;
+    if (!c->adm && ld) {
+        for (int k = 0; k < ld; k++) lab[k] *= sqrt((double)ld);
+        lin(c, t, lab, ld, Cn, 1, "map_label");
+        for (int j = 0; j < Cn; j++) e[j] += t[j];
     }
-    for (int j = 0; w1 && b1 && j < E; j++) {
-        double acc = b1[j];
-        for (int k = 0; k < E; k++) acc += w1[j * E + k] * e1[k];
-        emb[j] = silu(acc);
+    lin(c, e1, e, Cn, E, 1, "map_layer0");
+    for (int j = 0; j < E; j++) e1[j] = silu(e1[j]);
+    lin(c, emb, e1, E, E, 1, "map_layer1");
+    if (c->adm && ld) {
+        lin(c, t, lab, ld, E, 0, "map_label");
+        for (int j = 0; j < E; j++) emb[j] += t[j];
     }
-    free(e);
-    free(e1);
+    for (int j = 0; j < E; j++) emb[j] = silu(emb[j]);
+    free(e); free(e1); free(t); free(lab);
+}
+
+/* F(x_in, c_noise, label) for one image: EDM SongUNet.forward / DhariwalUNet.forward. */
+static ten unet(ctx *c, const ten *xin, double cnoise, const double *label, const ref_opts *o,
+                double *feature) {
+    const pd_unet_config *cf = &c->m->cfg;
+    int mc = cf->model_channels, E = mc * cf->channel_mult_emb;
+    int R = cf->img_resolution, L = cf->n_levels;
+    int residual = !strcmp(cf->encoder_type, "residual");
+    double *emb = calloc(E, sizeof(double));
+    mapping(c, emb, cnoise, label);
 
     /* Encoder with the skip stack. */
     ten skips[128];
     int ns = 0;
     char name[96];
-    ten x;
+    ten x, aux = copy(xin);
     int cout = cf->in_channels;
     for (int l = 0; l < L; l++) {
         int r = R >> l;
         if (l == 0) {
             snprintf(name, sizeof name, "enc.%dx%d_conv", r, r);
-            x = conv(c, xin, mc, 3, name);
-            cout = mc;
+            cout = c->adm ? mc * cf->channel_mult[0] : mc;
+            x = conv(c, xin, cout, 3, name);
         } else {
             snprintf(name, sizeof name, "enc.%dx%d_down", r, r);
             ten t = unet_block(c, &x, cout, emb, E, 0, 1, 0, name);
             x = t;
+            if (residual) {
+                /* aux_residual: 3x3 conv padded 2, then the filter with stride 2, no padding. */
+                snprintf(name, sizeof name, "enc.%dx%d_aux_residual", r, r);
+                ten cv = conv_pad(c, &aux, cout, 3, 2, name);
+                ten rs = resample_pad(c, &cv, 0, 0);
+                for (size_t j = 0; j < (size_t)cout * x.H * x.H; j++)
+                    x.d[j] = (x.d[j] + rs.d[j]) / sqrt(2.0);
+                free(cv.d); free(rs.d); free(aux.d);
+                aux = copy(&x);
+            }
         }
         skips[ns++] = x;
         for (int i = 0; i < cf->num_blocks; i++) {
@@ -268,15 +364,15 @@ static ten songunet(ctx *c, const ten *xin, double cnoise, const double *label, 
             skips[ns++] = x;
         }
     }
+    free(aux.d);
     int nskips = ns;
     /* Feature tap: the last encoder output of the level running at 8x8, else of the lowest. */
     if (feature) {
         int tl = L - 1;
         for (int l = 0; l < L; l++)
             if ((xin->H >> l) == 8) tl = l;
-        int s = -1, h = xin->H >> tl;
-        /* Skips per level: level 0 has 1 + nb, every other level 1 + nb. */
-        s = (tl + 1) * (cf->num_blocks + 1) - 1;
+        int h = xin->H >> tl;
+        int s = (tl + 1) * (cf->num_blocks + 1) - 1;
         const ten *t = &skips[s];
         for (int q = 0; q < h * h; q++) {
             double acc = 0;
@@ -288,6 +384,7 @@ static ten songunet(ctx *c, const ten *xin, double cnoise, const double *label, 
     x = copy(&x);
     for (int l = L - 1; l >= 0; l--) {
         int r = R >> l;
+        int at = in_list(cf->attn_resolutions, cf->n_attn, r);
         if (l == L - 1) {
             snprintf(name, sizeof name, "dec.%dx%d_in0", r, r);
             ten t = unet_block(c, &x, cout, emb, E, 0, 0, 1, name);
@@ -311,36 +408,50 @@ static ten songunet(ctx *c, const ten *xin, double cnoise, const double *label, 
             free(x.d);
             snprintf(name, sizeof name, "dec.%dx%d_block%d", r, r, i);
             cout = mc * cf->channel_mult[l];
-            x = unet_block(c, &cat, cout, emb, E, 0, 0,
-                           i == cf->num_blocks && in_list(cf->attn_resolutions, cf->n_attn, r), name);
+            /* SongUNet attends on a level's last block only, ADM on every block. */
+            x = unet_block(c, &cat, cout, emb, E, 0, 0, at && (c->adm || i == cf->num_blocks), name);
             free(cat.d);
         }
-        if (l == 0) {
-            snprintf(name, sizeof name, "dec.%dx%d_aux_norm", r, r);
-            ten t = groupnorm(c, &x, name);
-            silu_inplace(&t);
-            free(x.d);
-            snprintf(name, sizeof name, "dec.%dx%d_aux_conv", r, r);
-            x = conv(c, &t, cf->out_channels, 3, name);
-            free(t.d);
-        }
     }
+    snprintf(name, sizeof name, c->adm ? "out_norm" : "dec.%dx%d_aux_norm", R, R);
+    ten t = groupnorm(c, &x, name, c->adm ? 1e-5 : 1e-6);
+    silu_inplace(&t);
+    free(x.d);
+    snprintf(name, sizeof name, c->adm ? "out_conv" : "dec.%dx%d_aux_conv", R, R);
+    x = conv(c, &t, cf->out_channels, 3, name);
+    free(t.d);
     for (int i = 0; i < nskips; i++) free(skips[i].d);
     free(emb);
     return x;
+}
+
+/* iDDPM's σ table (Nichol & Dhariwal 2021; EDM iDDPMPrecond), in double. */
+static int iddpm_index(const pd_unet_config *cf, double s) {
+    int M = cf->M, best = M;
+    double u = 0, bd = fabs(s);
+    for (int j = M; j > 0; j--) {
+        double a0 = sin(0.5 * M_PI * (j - 1) / M / (cf->C_2 + 1)), a1 = sin(0.5 * M_PI * j / M / (cf->C_2 + 1));
+        double r = fmax(a0 * a0 / (a1 * a1), cf->C_1);
+        u = sqrt((u * u + 1) / r - 1);
+        if (fabs(s - u) <= bd) { bd = fabs(s - u); best = j - 1; }
+    }
+    return best;
 }
 
 int ref_denoise(const pd_model *m, double *out, const double *x, const double *sigma,
                 const double *labels, int n, const ref_opts *o) {
     static const ref_opts none;
     if (!o) o = &none;
-    ctx c = {m, o->params, NULL, 0};
+    const pd_unet_config *cf = &m->cfg;
+    int adm = !strcmp(cf->arch, "adm");
+    ctx c = {m, o->params, NULL, 0, adm, !adm, adm, adm ? 1.0 : sqrt(0.5), adm ? 1e-5 : 1e-6,
+             {0}, cf->n_resample_filter};
+    for (int i = 0; i < c.K; i++) c.f[i] = cf->resample_filter[i];
     if (!c.params) {
         c.own = malloc(sizeof(double) * m->n_params);
         for (size_t i = 0; i < m->n_params; i++) c.own[i] = m->params[i];
         c.params = c.own;
     }
-    const pd_unet_config *cf = &m->cfg;
     int H = o->res ? o->res : cf->img_resolution, C = cf->in_channels;
     size_t img = (size_t)C * H * H;
     int fdim = 0;
@@ -350,7 +461,7 @@ int ref_denoise(const pd_model *m, double *out, const double *x, const double *s
     }
     for (int i = 0; i < n; i++) {
         double s = sigma[i], c_skip, c_out, c_in, c_noise;
-        /* models.md §4.3; "eps" is the ε-net form of §3.9 = VPPrecond's coefficients. */
+        /* EDM Table 1; "eps" is the ε-net form = VPPrecond's coefficients. */
         if (!strcmp(cf->precond, "edm")) {
             double sd = cf->sigma_data;
             c_skip = sd * sd / (s * s + sd * sd);
@@ -359,15 +470,20 @@ int ref_denoise(const pd_model *m, double *out, const double *x, const double *s
             c_noise = log(s) / 4;
         } else if (!strcmp(cf->precond, "ve")) {
             c_skip = 1, c_out = s, c_in = 1, c_noise = log(s / 2);
+        } else if (!strcmp(cf->precond, "iddpm")) {
+            c_skip = 1, c_out = -s, c_in = 1 / sqrt(s * s + 1);
+            c_noise = cf->M - 1 - iddpm_index(cf, s);
         } else {
-            double t = (sqrt(0.1 * 0.1 + 2 * 19.9 * log(1 + s * s)) - 0.1) / 19.9;
-            c_skip = 1, c_out = -s, c_in = 1 / sqrt(s * s + 1), c_noise = 999 * t;
+            double bm = cf->beta_min, bd = cf->beta_d;
+            double t = (sqrt(bm * bm + 2 * bd * log(1 + s * s)) - bm) / bd;
+            c_skip = 1, c_out = -s, c_in = 1 / sqrt(s * s + 1), c_noise = (cf->M - 1) * t;
         }
         if (o->round_c_noise) c_noise = (float)c_noise;
         ten xin = mk(C, H);
         for (size_t j = 0; j < img; j++) xin.d[j] = c_in * x[i * img + j];
-        ten F = songunet(&c, &xin, c_noise, labels ? labels + (size_t)i * cf->label_dim : NULL, o,
-                         o->feature ? o->feature + (size_t)i * fdim : NULL);
+        ten F = unet(&c, &xin, c_noise, labels ? labels + (size_t)i * cf->label_dim : NULL, o,
+                     o->feature ? o->feature + (size_t)i * fdim : NULL);
+        /* iDDPM's F has 2·C channels; D uses the first C. */
         for (size_t j = 0; j < img; j++) out[i * img + j] = c_skip * x[i * img + j] + c_out * F.d[j];
         free(xin.d);
         free(F.d);

@@ -1,4 +1,5 @@
-/* ref_songunet.h — an independent double-precision reference of the whole SongUNet denoiser,
+/* ref_songunet.h — an independent double-precision reference of the whole EDM U-Net denoiser
+ * (SongUNet DDPM++/NCSN++, DhariwalUNet; EDM, VP, VE, iDDPM preconditioning),
  * written from models.md §4.1–4.5 with naive loops. It shares nothing with unet/ but the
  * model's config and tensor table (names, offsets): its own module walk, its own parameter
  * lookup by state-dict name, its own layers and preconditioning. Tests only. */

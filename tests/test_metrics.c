@@ -20,7 +20,8 @@
  *   - the reference cache: computed, then loaded, then recomputed when the data, the classifier
  *     or the file changes (the log names the reason); an unwritable cache still evaluates;
  *     default path from XDG_CACHE_HOME / HOME; the evaluator on the reference images themselves
- *     gives FD ~ 0, spectral error ~ 0 and the reference accuracy, the same at 64 px (pooled) and
+ *     gives FD ~ 0, spectral error ~ 0, precision = recall = 1 (fewer images: a drawn reference
+ *     subset, the same on a fresh evaluator) and the reference accuracy, the same at 64 px (pooled) and
  *     in batches;
  *   - SNR: white noise has p^2 P_p(k) ~ 1 at every pooling; pooling a nearest-upsampled set
  *     gives the native spectrum bit for bit; the CSV has the documented rows and values.
@@ -650,11 +651,31 @@ static void test_cache_and_eval(void) {
              "the reference images against themselves: FD %.2e, spectral error %.2e, accuracy %.4f "
              "(reference %.4f), KID %.3e +- %.1e %s", r1.fd, r1.spectral_error, r1.accuracy,
              r1.ref_accuracy, r1.kid.kid, r1.kid.se, err.msg);
+    tu_check(rc == 0 && r1.precision == 1.0 && r1.recall == 1.0 && r1.pr_k == 3 && r1.pr_n == n,
+             "the reference images against themselves: precision %g, recall %g (k %d, %d of each)",
+             r1.precision, r1.recall, r1.pr_k, r1.pr_n);
+    /* Fewer images than the reference: a drawn reference subset of the same size; a second finish
+     * (the reference radii kept) gives the same numbers as a fresh evaluator's. */
+    {
+        pd_eval_result a, b, c;
+        pd_eval *ev2 = NULL;
+        pd_eval_reset(ev);
+        int r_ = pd_eval_add(ev, x + 7 * 1024, 20, 1, 32, NULL, &err) || pd_eval_finish(ev, &a, &err) ||
+                 pd_eval_finish(ev, &b, &err) || eval_once(clf, cache, data, &ev2) ||
+                 pd_eval_add(ev2, x + 7 * 1024, 20, 1, 32, NULL, &err) || pd_eval_finish(ev2, &c, &err);
+        tu_check(r_ == 0 && a.pr_n == 20 && a.precision >= 0 && a.precision <= 1 && a.recall >= 0 &&
+                     a.recall <= 1 && b.precision == a.precision && b.recall == a.recall &&
+                     c.precision == a.precision && c.recall == a.recall,
+                 "20 images against a drawn 20 of the reference: precision %g, recall %g; repeated "
+                 "and fresh evaluators agree (%s)", a.precision, a.recall, err.msg);
+        pd_eval_free(ev2);
+    }
     pd_eval_reset(ev);
     float *up = malloc(sizeof(float) * n * 64 * 64);
     mt_upsample_nearest(up, x, n, 1, 32, 2);
     rc = pd_eval_add(ev, up, n, 1, 64, labels, &err) || pd_eval_finish(ev, &r2, &err);
-    tu_check(rc == 0 && r2.fd == r1.fd && r2.kid.kid == r1.kid.kid && r2.spectral_error == r1.spectral_error,
+    tu_check(rc == 0 && r2.fd == r1.fd && r2.kid.kid == r1.kid.kid && r2.spectral_error == r1.spectral_error &&
+                 r2.precision == r1.precision && r2.recall == r1.recall,
              "64-px images pooled to 32: the same FD, KID and spectral error as in 32-px batches");
     rc = pd_eval_add(ev, up, n, 1, 48, labels, &err);
     tu_check(rc == -1 && strstr(err.msg, "multiple of 32"), "48-px images fail: %s", err.msg);

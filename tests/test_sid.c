@@ -8,12 +8,14 @@
  * the rest of the loss is unchanged); bit-exact resume (K iterations vs K/2 + checkpoint + K/2:
  * psi, theta, theta_ema and both Adam states) also through the public pd_distill_sid; export of
  * G_ema -> load -> pd_sample with NFE 1 equal to D(sigma_init z; sigma_init) bit for bit; the
+ * warm start from a generator with its fake-score-only warm-up (what moves, resume); the
  * YAML config's strictness and the shipped config. A few seconds in all.
  */
 #include "distill/sid.h"
 #include "distill/sid_config.h"
 #include "distill/optim.h"
 #include "core/rng.h"
+#include "core/safetensors.h"
 #include "core/util.h"
 #include "testutil.h"
 
@@ -472,6 +474,110 @@ out:
     unlink(tpath);
 }
 
+/* ------------------------------------------------------------------ warm start */
+
+/* sid_init_generator + the fake-score-only warm-up: G and G_ema are the given generator's weights
+ * and f_psi the teacher's; the warm-up moves f_psi only (G, G_ema, the theta Adam state, images
+ * seen and step stay), and lowers the psi loss on a fixed batch of G's samples; a checkpoint in
+ * the middle of the warm-up resumes bit-exactly through the warm-up and into the alternating
+ * iterations; a denoiser, another sigma_init or a warm-up not a multiple of the batch is refused. */
+static void test_warm_start(const char *dir) {
+    pd_error err = {""};
+    enum { B = 4, W = 12 };
+    char ckpt[1200];
+    snprintf(ckpt, sizeof ckpt, "%s/warm.safetensors", dir);
+    sid_config c = test_config(B, 1e-3, 1e-3);
+    /* The "shipped generator": G_ema of a distiller trained a few iterations (not the teacher). */
+    sid_distiller *a = make(&c, 0.1f, 31), *b = NULL, *x = NULL;
+    pd_model *g = NULL;
+    int rc = !a;
+    for (int k = 0; k < 3 && !rc; k++) rc = sid_iteration(a, NULL, NULL, &err);
+    if (!rc) {
+        pd_unet_config gc = a->gen->cfg;
+        rc = unet_model_alloc(&g, &gc, &err);
+        if (!rc) memcpy(g->params, a->theta_ema, a->n_params * sizeof(float));
+    }
+    tu_check(rc == 0, "a trained tiny generator (%s)", err.msg);
+    if (rc) goto out;
+    const size_t n = a->n_params;
+
+    /* Refusals. */
+    b = make(&c, 0.1f, 31);
+    if (!b) goto out;
+    tu_check(sid_init_generator(b, b->teacher, 8, &err) != 0 && strstr(err.msg, "generator"),
+             "a denoiser as the initial generator refused: %s", err.msg);
+    g->cfg.sigma_init = 1.0;
+    tu_check(sid_init_generator(b, g, 8, &err) != 0 && strstr(err.msg, "sigma_init"),
+             "another sigma_init refused: %s", err.msg);
+    g->cfg.sigma_init = c.sigma_init;
+    tu_check(sid_init_generator(b, g, 6, &err) != 0 && strstr(err.msg, "multiple"),
+             "a warm-up of 6 images at batch 4 refused: %s", err.msg);
+
+    err.msg[0] = 0;
+    rc = sid_init_generator(b, g, W, &err);
+    tu_check(rc == 0 && same(b->gen->params, g->params, n) && same(b->theta_ema, g->params, n) &&
+                 same(b->psi->params, b->teacher->params, n) && !same(g->params, b->teacher->params, n),
+             "warm start: G = G_ema = the generator, f_psi = the teacher (%s)", err.msg);
+    if (rc) goto out;
+    /* The psi loss on one fixed batch of G's samples, before and after the warm-up. */
+    double l0 = 0, l1 = 0;
+    unet_opts eval;
+    memset(&eval, 0, sizeof eval);
+    sid_draw(b, SID_WARM_IMAGE0, B, 0);
+    rc = sid_psi_loss(b, B, &eval, NULL, &l0, &err);
+    x = make(&c, 0.1f, 31);
+    rc = rc || !x || sid_init_generator(x, g, W, &err);
+    for (int k = 0; k < W / B && !rc; k++) {
+        rc = sid_warmup_iteration(b, NULL, &err);
+        if (!rc && k == 0) rc = sid_warmup_iteration(x, NULL, &err) || sid_save_checkpoint(x, ckpt, &err);
+    }
+    tu_check(rc == 0 && b->warm_seen == W && b->images_seen == 0 && b->step == 0 &&
+                 same(b->gen->params, g->params, n) && same(b->theta_ema, g->params, n) &&
+                 !same(b->psi->params, b->teacher->params, n),
+             "warm-up of %d images moved f_psi only (images seen %lld, step %lld) (%s)", W,
+             b->images_seen, b->step, err.msg);
+    int zero = 1;
+    for (size_t k = 0; k < n; k++) zero &= b->theta_m[k] == 0 && b->theta_v[k] == 0;
+    tu_check(zero, "warm-up: the theta Adam state untouched");
+    sid_draw(b, SID_WARM_IMAGE0, B, 0);
+    rc = rc || sid_psi_loss(b, B, &eval, NULL, &l1, &err);
+    tu_check(rc == 0 && l1 < l0, "warm-up lowers the psi loss on G's samples: %.6g -> %.6g", l0, l1);
+    tu_check(sid_warmup_iteration(b, NULL, &err) != 0, "no warm-up step past its end: %s", err.msg);
+    err.msg[0] = 0;
+    /* Resume from the checkpoint written after the first warm-up iteration: the rest of the
+     * warm-up and two alternating iterations, bit-identical to b continuing. */
+    sid_free(x);
+    x = make(&c, 0.1f, 31);
+    rc = !x || sid_load_checkpoint(x, ckpt, &err);
+    tu_check(rc == 0 && x->warm_seen == B && x->warm_total == W, "warm-up checkpoint loads at "
+             "%lld of %lld (%s)", x ? x->warm_seen : -1, x ? x->warm_total : -1, err.msg);
+    while (!rc && x->warm_seen < x->warm_total) rc = sid_warmup_iteration(x, NULL, &err);
+    for (int k = 0; k < 2 && !rc; k++)
+        rc = sid_iteration(x, NULL, NULL, &err) || sid_iteration(b, NULL, NULL, &err);
+    tu_check(rc == 0 && same(x->psi->params, b->psi->params, n) && same(x->gen->params, b->gen->params, n) &&
+                 same(x->theta_ema, b->theta_ema, n) && same(x->psi_m, b->psi_m, n) &&
+                 same(x->psi_v, b->psi_v, n) && same(x->theta_v, b->theta_v, n) &&
+                 x->images_seen == b->images_seen && !same(b->gen->params, g->params, n),
+             "warm-up resumed mid-way, then 2 iterations: bit-identical to the uninterrupted run (%s)",
+             err.msg);
+    /* The checkpoint after the warm-up records it; one of a plain run says nothing about it. */
+    rc = sid_save_checkpoint(b, ckpt, &err);
+    st_file f;
+    rc = rc || st_read(&f, ckpt, &err);
+    if (!rc) {
+        const char *w = st_meta(&f, "pixdiff.sid.psi_warmup_images");
+        tu_check(w && !strcmp(w, "12"), "checkpoint records psi_warmup_images %s", w ? w : "(none)");
+        st_free(&f);
+    }
+out:
+    pd_model_free(g);
+    sid_free(a);
+    sid_free(b);
+    sid_free(x);
+    sid_config_free(&c);
+    unlink(ckpt);
+}
+
 /* ------------------------------------------------------------------ public loop */
 
 static void test_public(const char *dir) {
@@ -574,6 +680,7 @@ int main(void) {
     TIMED(test_steps());
     TIMED(test_nan_guard());
     TIMED(test_resume_export(dir));
+    TIMED(test_warm_start(dir));
     TIMED(test_public(dir));
     TIMED(test_config_files());
     rmdir(dir);
