@@ -526,7 +526,7 @@ int cmd_eval(int argc, char **argv) {
     pd_eval_result r;
     memset(&r, 0, sizeof r);
     double tm = cli_now();
-    if (inc) cli_fid_finish(&fid, save_ref, &eo.kid, quiet);
+    if (inc) cli_fid_finish(&fid, save_ref, &eo.kid, pr_k, quiet);
     else if (pd_eval_finish(ev, &r, &err)) cli_die(1, cmd, "%s", err.msg);
     if (!inc && r.n < pd_classifier_feature_dim(clf))
         fprintf(stderr, "pixdiff eval: warning: %d images is fewer than the %d feature dimensions: "

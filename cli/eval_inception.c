@@ -76,7 +76,7 @@ void cli_fid_add(cli_fid *f, const float *x, int n, int C, int H, int W) {
     if (f->progress) cli_run_progress(&f->ui, f->n, total, rate, "inception", el / f->n * (total - f->n));
 }
 
-void cli_fid_finish(cli_fid *f, const char *save_ref, const pd_kid_params *kid, int quiet) {
+void cli_fid_finish(cli_fid *f, const char *save_ref, const pd_kid_params *kid, int pr_k, int quiet) {
     if (f->ui.drawn) fputc('\n', stderr), f->ui.drawn = 0;
     pd_error err = {{0}};
     if (save_ref) {
@@ -88,7 +88,7 @@ void cli_fid_finish(cli_fid *f, const char *save_ref, const pd_kid_params *kid, 
         if (!quiet) fprintf(stderr, "%s: wrote the statistics of %d images to %s\n", f->cmd, f->n, save_ref);
     }
     if (f->have_ref) {
-        if (pd_fid_compute(f->feat, f->n, &f->ref, kid, &f->r, &err)) cli_die(1, f->cmd, "%s", err.msg);
+        if (pd_fid_compute(f->feat, f->n, &f->ref, kid, pr_k, &f->r, &err)) cli_die(1, f->cmd, "%s", err.msg);
         if (f->r.singular && !quiet) {
             char refn[48] = "";
             if (f->ref.n) snprintf(refn, sizeof refn, " (reference: %d)", f->ref.n);
@@ -112,8 +112,12 @@ void cli_fid_json(const cli_fid *f, cli_buf *b, const char *save_ref) {
     cli_buf_json_num(b, f->have_ref ? f->r.kid.se : NAN);
     cli_buf_printf(b, ", \"kid_std\": ");
     cli_buf_json_num(b, f->have_ref ? f->r.kid.std : NAN);
-    cli_buf_printf(b, ", \"kid_subsets\": %d, \"kid_subset_size\": %d, \"ref\": ", f->r.kid.subsets,
-                   f->r.kid.subset_size);
+    cli_buf_printf(b, ", \"kid_subsets\": %d, \"kid_subset_size\": %d, \"precision\": ",
+                   f->r.kid.subsets, f->r.kid.subset_size);
+    cli_buf_json_num(b, f->have_ref ? f->r.precision : NAN);
+    cli_buf_printf(b, ", \"recall\": ");
+    cli_buf_json_num(b, f->have_ref ? f->r.recall : NAN);
+    cli_buf_printf(b, ", \"pr_k\": %d, \"pr_n\": %d, \"ref\": ", f->r.pr_k, f->r.pr_n);
     if (f->have_ref) cli_buf_json_str(b, f->ref.source);
     else cli_buf_printf(b, "null");
     cli_buf_printf(b, ", \"ref_n\": %d, \"singular\": %s, \"save_ref\": ", f->ref.n,
@@ -134,6 +138,10 @@ void cli_fid_print(const cli_fid *f, const char *save_ref) {
             printf("  KID               %.6f +/- %.6f (SE; %d subsets of %d)\n", f->r.kid.kid,
                    f->r.kid.se, f->r.kid.subsets, f->r.kid.subset_size);
         else printf("  KID               n/a (the reference is statistics only)\n");
+        if (f->r.pr_n > 0)
+            printf("  precision/recall  %.4f / %.4f (k = %d, %d images of each set)\n", f->r.precision,
+                   f->r.recall, f->r.pr_k, f->r.pr_n);
+        else if (f->ref.n) printf("  precision/recall  n/a (needs more than %d images)\n", f->r.pr_k);
         if (f->ref.n) printf("  reference         %s (%d images)\n", f->ref.source, f->ref.n);
         else printf("  reference         %s (statistics)\n", f->ref.source);
     }

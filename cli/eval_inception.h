@@ -32,8 +32,9 @@ void cli_fid_expect(cli_fid *f, int total);
 /* Features of n images [n, C, H, W] in [-1, 1] (quantised to 8 bits as PNGs are). */
 void cli_fid_add(cli_fid *f, const float *x, int n, int C, int H, int W);
 /* Writes the statistics of the added images to save_ref (if non-NULL, atomically) and computes
- * FID and KID against the reference (if any); warns on stderr when n <= 2048. */
-void cli_fid_finish(cli_fid *f, const char *save_ref, const pd_kid_params *kid, int quiet);
+ * FID, KID and precision/recall (k = pr_k) against the reference (if any); warns on stderr when
+ * n <= 2048. */
+void cli_fid_finish(cli_fid *f, const char *save_ref, const pd_kid_params *kid, int pr_k, int quiet);
 /* The result as JSON fields (", \"fid\": ...") or as the text table's lines. */
 void cli_fid_json(const cli_fid *f, cli_buf *b, const char *save_ref);
 void cli_fid_print(const cli_fid *f, const char *save_ref);

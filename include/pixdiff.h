@@ -887,17 +887,21 @@ int pd_fid_ref_load(pd_fid_ref *r, pd_inception *net, const char *source, pd_fid
 void pd_fid_ref_free(pd_fid_ref *r);
 
 /* FID of n feature vectors [n, 2048] against a reference (pd_fd_gaussian on double statistics),
- * and KID (pd_kid, params kid) when the reference has features (else NaN). singular = 1 when
+ * and, when the reference has features (else NaN): KID (pd_kid, params kid; NULL skips it) and
+ * precision/recall (pd_precision_recall with k = pr_k, 0 skips them) on sets of equal size
+ * m = min(n, ref n), drawn as pd_eval draws them (Philox seed PD_PR_SEED). singular = 1 when
  * either set has n <= 2048 images, where the covariance is singular and the FID biased upward
  * (papers use 50,000). */
 typedef struct pd_fid_result {
     int n, ref_n;
     double fid;
     pd_kid_result kid;
+    double precision, recall;
+    int pr_k, pr_n;
     int singular;
 } pd_fid_result;
 int pd_fid_compute(const float *features, int n, const pd_fid_ref *ref, const pd_kid_params *kid,
-                   pd_fid_result *r, pd_error *err);
+                   int pr_k, pd_fid_result *r, pd_error *err);
 
 /* ---- SNR analysis (metrics/snr.c; docs/algorithms.md §M3.1, §M3.3)
  * The data's radially averaged power spectrum at an analysis resolution `size` (the data

@@ -10,9 +10,11 @@
  * pd_fd_gaussian (metrics/fd.c: double, LAPACK), the one implementation of the Fréchet distance
  * in pixdiff. With n <= 2048 images a 2048 x 2048 covariance is singular (rank <= n - 1): the
  * FID is still defined and computed (eigenvalues clamped at 0) but is biased upward and far
- * from the 50,000-image values papers report; the result flags it so callers can warn.
+ * from the 50,000-image values papers report; the result flags it so callers can warn. KID and
+ * precision/recall (Kynkäänniemi et al. 2019) need the reference's features.
  */
 #include "metrics/inception.h"
+#include "metrics/metrics.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -152,10 +154,41 @@ int pd_fid_ref_load(pd_fid_ref *r, pd_inception *net, const char *source, pd_fid
     return rc ? -1 : finish(r, feat, n, err);
 }
 
+/* The first m vectors of the PD_PR_SEED draw of set `which` (0 reference, 1 generated; as
+ * metrics/eval.c draws them), or f itself when m is all of it. */
+static const float *pr_set(const float *f, int n, int m, int which, int *idx, float **own) {
+    *own = NULL;
+    if (m == n) return f;
+    float *s = malloc(sizeof(float) * (size_t)m * INC_FEATURES);
+    if (!s) return NULL;
+    mt_kid_subset(idx, n, m, PD_PR_SEED, 0, which);
+    for (int i = 0; i < m; i++)
+        memcpy(s + (size_t)i * INC_FEATURES, f + (size_t)idx[i] * INC_FEATURES, sizeof(float) * INC_FEATURES);
+    *own = s;
+    return s;
+}
+
+static int fid_precision_recall(const float *features, int n, const pd_fid_ref *ref, int k,
+                                pd_fid_result *res, pd_error *err) {
+    const int m = n < ref->n ? n : ref->n;
+    res->pr_k = k;
+    if (m <= k) return 0;   /* too few images for a k-th neighbour: NaN */
+    int *idx = malloc(sizeof(int) * (size_t)(n > ref->n ? n : ref->n));
+    float *own_r = NULL, *own_g = NULL;
+    const float *r = idx ? pr_set(ref->features, ref->n, m, 0, idx, &own_r) : NULL;
+    const float *g = r ? pr_set(features, n, m, 1, idx, &own_g) : NULL;
+    int rc = g ? pd_precision_recall(r, m, g, m, INC_FEATURES, k, &res->precision, &res->recall, err)
+               : pd_fail(err, "precision/recall: out of memory");
+    if (!rc) res->pr_n = m;
+    free(idx), free(own_r), free(own_g);
+    return rc;
+}
+
 int pd_fid_compute(const float *features, int n, const pd_fid_ref *ref, const pd_kid_params *kid,
-                   pd_fid_result *res, pd_error *err) {
+                   int pr_k, pd_fid_result *res, pd_error *err) {
     memset(res, 0, sizeof *res);
     res->kid.kid = res->kid.std = res->kid.se = NAN;
+    res->precision = res->recall = NAN;
     if (!ref || ref->stats.dim != INC_FEATURES)
         return pd_fail(err, "FID: the reference has no %d-d statistics", INC_FEATURES);
     pd_feature_stats g;
@@ -168,5 +201,6 @@ int pd_fid_compute(const float *features, int n, const pd_fid_ref *ref, const pd
     res->singular = n <= INC_FEATURES || (ref->n > 0 && ref->n <= INC_FEATURES);
     if (ref->features && kid && pd_kid(features, n, ref->features, ref->n, INC_FEATURES, kid, &res->kid, err))
         return -1;
+    if (ref->features && pr_k > 0 && fid_precision_recall(features, n, ref, pr_k, res, err)) return -1;
     return 0;
 }

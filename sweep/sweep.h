@@ -106,8 +106,8 @@ typedef struct sw_spec {
     char model[1024];
     int model_line;
     char classifier[1024];
-    /* features: inception (0: the classifier) — fd and kid become FID and KID on the FID
-     * Inception-v3's features (metrics/inception.c) against fid_ref (a PNG folder, FILE.npz
+    /* features: inception (0: the classifier) — fd, kid and precision_recall are taken on the FID
+     * Inception-v3's features (fd is then FID) (metrics/inception.c) against fid_ref (a PNG folder, FILE.npz
      * statistics, FILE.npy images or fashion-mnist:SPLIT), preprocessed as fid_prep. inception:
      * the weights, "" = $PIXDIFF_INCEPTION (resolved when the file is read). */
     int inception_features;
@@ -147,8 +147,8 @@ typedef struct sw_spec {
  * options a sampler does not read, impossible budgets; errors read "file:line: key: why". */
 int sw_spec_load(sw_spec *s, const char *path, pd_error *err);
 int sw_spec_has_metric(const sw_spec *s, sw_metric m);
-/* Whether metric m of this sweep goes through the classifier (fd and kid do not with
- * features: inception), and whether any asked metric needs the Inception network. */
+/* Whether metric m of this sweep goes through the classifier (fd, kid and precision_recall do
+ * not with features: inception), and whether any asked metric needs the Inception network. */
 int sw_spec_metric_uses_classifier(const sw_spec *s, sw_metric m);
 int sw_spec_needs_inception(const sw_spec *s);
 

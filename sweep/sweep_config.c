@@ -44,12 +44,14 @@ int sw_metric_from_name(const char *name) {
 }
 
 int sw_spec_metric_uses_classifier(const sw_spec *s, sw_metric m) {
-    if (s->inception_features && (m == SW_METRIC_FD || m == SW_METRIC_KID)) return 0;
+    if (s->inception_features && (m == SW_METRIC_FD || m == SW_METRIC_KID || m == SW_METRIC_PRECISION_RECALL))
+        return 0;
     return metric_table[m].needs_classifier;
 }
 
 int sw_spec_needs_inception(const sw_spec *s) {
-    return s->inception_features && (sw_spec_has_metric(s, SW_METRIC_FD) || sw_spec_has_metric(s, SW_METRIC_KID));
+    return s->inception_features && (sw_spec_has_metric(s, SW_METRIC_FD) || sw_spec_has_metric(s, SW_METRIC_KID) ||
+                                     sw_spec_has_metric(s, SW_METRIC_PRECISION_RECALL));
 }
 
 int sw_spec_has_metric(const sw_spec *s, sw_metric m) {

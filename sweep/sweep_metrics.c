@@ -35,20 +35,25 @@ int sw_metrics_compute(const sw_eval_ctx *e, const float *x, sw_metric_values *o
     int classifier = 0;
     for (int i = 0; i < s->n_metrics; i++) classifier |= sw_spec_metric_uses_classifier(s, s->metrics[i]);
     if (sw_spec_needs_inception(s)) {
-        /* FID and KID on Inception features (metrics/fid_eval.c) */
+        /* FID, KID and precision/recall on Inception features (metrics/fid_eval.c) */
         if (!e->inc || !e->fid_ref) return pd_fail(err, "inception metrics: no network or reference");
         float *f = malloc(sizeof(float) * (size_t)e->n * PD_INCEPTION_DIM);
         if (!f) return pd_fail(err, "inception metrics: out of memory");
         pd_kid_params kp = pd_kid_default_params();
         pd_fid_result r;
         int rc = pd_inception_features(e->inc, x, e->n, e->C, e->H, e->W, (pd_fid_prep)s->fid_prep, f, err) ||
-                 pd_fid_compute(f, e->n, e->fid_ref, &kp, &r, err);
+                 pd_fid_compute(f, e->n, e->fid_ref, &kp,
+                                sw_spec_has_metric(s, SW_METRIC_PRECISION_RECALL) ? 3 : 0, &r, err);
         free(f);
         if (rc) return -1;
         if (sw_spec_has_metric(s, SW_METRIC_FD)) out->v[SW_METRIC_FD][0] = r.fid;
         if (sw_spec_has_metric(s, SW_METRIC_KID)) {
             out->v[SW_METRIC_KID][0] = r.kid.kid;
             out->v[SW_METRIC_KID][1] = r.kid.se;
+        }
+        if (sw_spec_has_metric(s, SW_METRIC_PRECISION_RECALL)) {
+            out->v[SW_METRIC_PRECISION_RECALL][0] = r.precision;
+            out->v[SW_METRIC_PRECISION_RECALL][1] = r.recall;
         }
     }
     if (classifier) {
@@ -64,7 +69,7 @@ int sw_metrics_compute(const sw_eval_ctx *e, const float *x, sw_metric_values *o
             out->v[SW_METRIC_KID][1] = r.kid.se;
         }
         if (sw_spec_has_metric(s, SW_METRIC_ACCURACY)) out->v[SW_METRIC_ACCURACY][0] = r.accuracy;
-        if (sw_spec_has_metric(s, SW_METRIC_PRECISION_RECALL)) {
+        if (sw_spec_metric_uses_classifier(s, SW_METRIC_PRECISION_RECALL)) {
             out->v[SW_METRIC_PRECISION_RECALL][0] = r.precision;
             out->v[SW_METRIC_PRECISION_RECALL][1] = r.recall;
         }

@@ -219,8 +219,8 @@ static void check_references(void) {
              "reference saved as .npz and read back: the same statistics, no features");
     pd_fid_result r1, r2;
     pd_kid_params kp = pd_kid_default_params();
-    if (!rc) rc |= pd_fid_compute(a.features, n, &a, &kp, &r1, &err) ||
-                   pd_fid_compute(a.features, n, &c, &kp, &r2, &err);
+    if (!rc) rc |= pd_fid_compute(a.features, n, &a, &kp, 3, &r1, &err) ||
+                   pd_fid_compute(a.features, n, &c, &kp, 3, &r2, &err);
     if (rc) printf("error: %s\n", err.msg);
     tu_check(!rc && fabs(r1.fid) < 1e-6 && r1.singular && isfinite(r1.kid.kid) && isnan(r2.kid.kid) &&
              r2.fid == r1.fid,
