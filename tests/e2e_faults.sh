@@ -85,14 +85,16 @@ if [ -x "$MP" ] && "$MP" --inception big.pth 2>mp.out; then
         if [ -e D/inc.safetensors ]; then
             cmp -s D/inc.safetensors ref.safetensors && whole=$((whole + 1)) || torn=$((torn + 1))
         fi
+        others=$(ls D | grep -v '^inc\.safetensors$' | grep -v '^inc\.safetensors\.tmp\.[0-9]*$' || true)
+        [ -z "$others" ] || bad "after kill $i: unexpected files: $others"
+        rm -f D/inc.safetensors.tmp.*   # a killed writer's temporary (96 MB each): not kept
     done
     [ "$torn" -eq 0 ] && ok "convert killed $kills times: the output name never held a partial file ($whole complete)" ||
         bad "convert killed $kills times: $torn partial files under the final name"
     "$PD" convert big.pth D/inc.safetensors >cv.out 2>&1 && cmp -s D/inc.safetensors ref.safetensors &&
         ok "convert after the kills writes the whole file" || bad "convert after the kills" cv.out
-    others=$(ls D | grep -v '^inc\.safetensors$' | grep -v '\.tmp\.[0-9]*$' || true)
-    [ -z "$others" ] && ok "nothing but the output and killed writers' temporaries in the folder" ||
-        bad "unexpected files: $others"
+    [ "$(ls D)" = inc.safetensors ] && ok "after the kills, nothing but killed writers' temporaries and the output" ||
+        bad "files left: $(ls D)"
 else bad "make_pth (next to pixdiff) could not write the .pth" mp.out; fi
 
 e2e_finish
