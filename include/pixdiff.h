@@ -247,7 +247,8 @@ void pd_denoiser_free(pd_denoiser *d);
 
 /* The network with its preconditioning, at resolution res (0 = the trained resolution).
  * The model must outlive the denoiser. Activation memory is sized on the first call for a
- * batch size and reused; no allocation inside the sampling loop. */
+ * batch size and reused; no allocation inside the sampling loop. Fails, naming the file, for a
+ * model of kind "generator" (pd_generator_from_model) or "classifier". */
 int pd_denoiser_from_model(pd_denoiser **out, pd_model *m, int res, pd_error *err);
 
 /* Analytic denoisers (exact, for tests and for checking samplers). Spec syntax:
