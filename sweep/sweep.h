@@ -2,7 +2,8 @@
  * face): the parsed and validated sweep file (sweep_config.c), the grid of cells and their
  * canonical keys (sweep_cells.c), results.jsonl and the files regenerated from it
  * (sweep_results.c, sweep_report.c), the metrics adapter with the trajectory reference cache
- * (sweep_metrics.c), and a growable string for JSON and Markdown (sweep_buf.c).
+ * (sweep_metrics.c), a growable string for JSON and Markdown (sweep_buf.c), and what moves between
+ * the ranks of an mpirun job when cells go whole to them (sweep_dist.c).
  *
  * The grid is variants x samplers x NFE budgets. A budget means "at most N evaluations": each
  * sampler runs the most steps that fit (pd_sampler_steps_for_nfe) and the NFE it actually spends
