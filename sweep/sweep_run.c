@@ -840,10 +840,6 @@ static int save_grid(run *R, const sw_cell *c, const pd_denoiser *d, const float
     return pd_png_write_grid(path, x, n, d->C, d->H, d->W, 0, text, err);
 }
 
-static int commit_cell(run *R, const sw_cell_result *res, pd_sweep_summary *sum, pd_error *err);
-
-/* Runs cell ci: sample, measure, append, regenerate the report (alone: sample and measure; the
- * result waits in R->solo_res for run_round). */
 /* The spec's reuse folders: a cell not in our results.jsonl whose key is in theirs is copied
  * into ours (a dry run only counts them). The key holds every setting that changes a cell's
  * numbers, so the copy is the cell this sweep would have computed. */
@@ -884,6 +880,10 @@ static int reuse_cells(run *R, pd_error *err) {
     return 0;
 }
 
+static int commit_cell(run *R, const sw_cell_result *res, pd_sweep_summary *sum, pd_error *err);
+
+/* Runs cell ci: sample, measure, append, regenerate the report (alone: sample and measure; the
+ * result waits in R->solo_res for run_round). */
 static int run_cell(run *R, int ci, int todo_index, pd_sweep_summary *sum, pd_error *err) {
     const sw_spec *s = R->s;
     const sw_cell *c = &R->g.cells[ci];
@@ -1013,12 +1013,8 @@ static int run_round(run *R, int first, int todo_index, pd_sweep_summary *sum, p
     double t0 = pd_now(), t_ref = 0;
     if (sw_spec_has_metric(s, SW_METRIC_TRAJECTORY)) {
         R->pr.what = "trajectory references";
-        size_t cap = 0;
-        for (int r = 0; r < N; r++) {
-            const pd_denoiser *d = R->var[R->g.cells[cells[r]].variant].den;
-            size_t count = (size_t)s->n * d->C * d->H * d->W;
-            if (r == me) cap = count;
-        }
+        const pd_denoiser *dm = R->var[R->g.cells[cells[me]].variant].den;
+        size_t cap = (size_t)s->n * dm->C * dm->H * dm->W;
         if (cap > R->solo_ref_cap) {
             free(R->solo_ref);
             R->solo_ref = malloc(sizeof(float) * cap);
