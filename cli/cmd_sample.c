@@ -508,8 +508,12 @@ int cmd_sample(int argc, char **argv) {
     }
     cli_progress_done(&prog);
     r.nfe = st.nfe;
+    /* The rate counts every image made: one process's sampling time, or under mpirun the wall
+     * time until the last rank's images have reached rank 0 (st is rank 0's share alone). */
+    double t_sampling = st.seconds_total;
     if (dist) {
         pd_dist_gather(all, n, chw * sizeof(float));
+        t_sampling = cli_now() - t0;
         int nfe = pd_dist_max(dhi > dlo ? r.nfe : -1);   /* a rank may have had no image */
         if (nfe >= 0) r.nfe = nfe;
         if (outdir && write_images(&ow, 0, n, all, &err)) cli_die(1, cmd, "%s", err.msg);
@@ -530,11 +534,12 @@ int cmd_sample(int argc, char **argv) {
     cli_outputs_commit(cmd);
     double secs = cli_now() - t0;
     if (!quiet) {
+        char ranks[32] = "";
+        if (dist) snprintf(ranks, sizeof ranks, " on %d ranks", pd_dist_size());
         fprintf(stderr,
-                "pixdiff sample: %d image%s %dx%d, %s, %d step%s, NFE %d, %.2f s (%.2f images/s)", n,
+                "pixdiff sample: %d image%s %dx%d, %s, %d step%s, NFE %d, %.2f s (%.2f images/s%s)", n,
                 n == 1 ? "" : "s", W, H, gen_sigma > 0 ? "one-step generator" : pd_sampler_name(p.sampler),
-                steps, steps == 1 ? "" : "s", r.nfe, secs,
-                st.seconds_total > 0 ? n / st.seconds_total : 0.0);
+                steps, steps == 1 ? "" : "s", r.nfe, secs, t_sampling > 0 ? n / t_sampling : 0.0, ranks);
         if (out_png) fprintf(stderr, " -> %s", out_png);
         if (outdir) fprintf(stderr, " -> %s/", outdir);
         if (out_npy) fprintf(stderr, " -> %s", out_npy);

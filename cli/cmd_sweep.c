@@ -133,6 +133,12 @@ int cmd_sweep(int argc, char **argv) {
     if (!quiet && !dry) {
         fprintf(stderr, "pixdiff sweep: %d cells: %d run now, %d already done; %.1f s", sum.cells,
                 sum.ran, sum.already_done, sum.seconds);
+        /* All ranks' images over the cells' wall time: the rate of the whole job. */
+        if (sum.ran > 0 && sum.cell_seconds > 0) {
+            fprintf(stderr, "; %lld images sampled and scored at %.1f images/s", sum.images,
+                    sum.images / sum.cell_seconds);
+            if (pd_dist_size() > 1) fprintf(stderr, " (%d ranks)", pd_dist_size());
+        }
         if (sum.ran > 0 && !isnan(sum.outside_denoiser_max))
             fprintf(stderr, "; at most %.1f%% of sampling time outside the denoiser",
                     100 * sum.outside_denoiser_max);

@@ -1033,6 +1033,11 @@ typedef struct pd_sweep_summary {
     double seconds;
     double outside_denoiser_max;  /* the largest fraction of sampling time outside the denoiser
                                    * among the cells run (NaN when none ran) */
+    /* The cells run now: their images (n per cell; under mpirun all ranks' together) and the wall
+     * time from the first cell's start to the last one's record (references included), so
+     * images / cell_seconds is the run's throughput whatever the number of ranks. */
+    long long images;
+    double cell_seconds;
     char out_dir[1024];
 } pd_sweep_summary;
 
