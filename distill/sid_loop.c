@@ -178,6 +178,7 @@ static int run_warmup(sid_distiller *s, const pd_sid_options *o, const char *ckp
 }
 
 int pd_distill_sid(const pd_sid_options *o, pd_error *err) {
+    const double t_call = pd_now();
     sid_config cfg;
     char ckpt[1200];
     if (load_config(o, &cfg, ckpt, sizeof ckpt, err)) return -1;
@@ -270,8 +271,11 @@ int pd_distill_sid(const pd_sid_options *o, pd_error *err) {
             fd_run(&fdc, s, o, &fd, err))
             goto done;
         if (o->progress && rp_progress_due(&pm, s->images_seen, total)) {
-            pd_sid_progress p = {s->images_seen, total, pm.rate,
-                                 rp_eta(&pm, s->images_seen, total), pm.mean[0], pm.mean[1], fd};
+            pd_progress p;
+            rp_report(&pm, &p, "sid", s->images_seen, total, t_call);
+            p.loss_psi = pm.mean[0];
+            p.loss_theta = pm.mean[1];
+            p.fd = fd;
             o->progress(o->user, &p);
         }
     }

@@ -10,12 +10,13 @@
  * free guidance wraps the denoiser for the call (samplers/cfg.c). Buffers are allocated once per
  * call, before the first batch.
  */
+#include "core/progress.h"
+#include "core/util.h"
 #include "pixdiff.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 pd_generate_params pd_generate_default_params(void) {
     pd_generate_params p;
@@ -25,12 +26,6 @@ pd_generate_params pd_generate_default_params(void) {
     p.batch = 16;
     p.guidance = 1.0;
     return p;
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 uint64_t pd_generate_seed(const pd_generate_params *p, long long i) {
@@ -46,19 +41,18 @@ typedef struct {
     const pd_generate_params *p;
     pd_progress pr;
     double t0;
+    long long k0;             /* images of the call before the running batch */
 } gen_state;
 
-static void step_cb(void *user, int step, int steps) {
+static void step_cb(void *user, const pd_progress *sp) {
     gen_state *g = user;
     if (!g->p->progress) return;
-    g->pr.step = step;
-    g->pr.steps = steps;
-    g->pr.total = (long long)g->pr.batches * steps;
-    g->pr.done = (long long)(g->pr.batch - 1) * steps + step;
-    g->pr.seconds = now_s() - g->t0;
-    g->pr.eta_seconds = g->pr.done > 0 ? g->pr.seconds / (double)g->pr.done *
-                                             (double)(g->pr.total - g->pr.done)
-                                       : -1;
+    g->pr.step = sp->step;
+    g->pr.images_done = g->k0 + sp->images_done;
+    g->pr.steps = sp->steps;
+    g->pr.total = (long long)g->pr.batches * sp->steps;
+    g->pr.done = (long long)(g->pr.batch - 1) * sp->steps + sp->step;
+    pg_time(&g->pr, g->t0);
     g->p->progress(g->p->user, &g->pr);
 }
 
@@ -99,8 +93,8 @@ int pd_generate(pd_denoiser *d, const pd_generate_params *p, long long first, in
         goto done;
     }
 
-    gen_state g = {p, {0}, now_s()};
-    g.pr.what = "generate";
+    gen_state g = {p, {0}, pd_now(), 0};
+    pg_init(&g.pr, "generate", "steps");
     g.pr.batches = (count + batch - 1) / batch;
     g.pr.images = count;
     pd_sample_params sp = p->sample;
@@ -123,7 +117,7 @@ int pd_generate(pd_denoiser *d, const pd_generate_params *p, long long first, in
             }
         }
         g.pr.batch = b + 1;
-        g.pr.images_done = k0;
+        g.k0 = g.pr.images_done = k0;
         pd_sample_stats st = {0};
         if (pd_sample(den, &sp, x, labels, seeds, nb, &st, err)) {
             rc = -1;

@@ -7,6 +7,7 @@
  * caller's, drawn per image seed as for every sampler, so image i depends only on its seed. One
  * arena per call (input, output, sigmas); the caller's x is written only on success.
  */
+#include "core/progress.h"
 #include "core/util.h"
 #include "samplers/sampler_impl.h"
 
@@ -36,7 +37,14 @@ int pd_sample_generator(pd_denoiser *d, const pd_sample_params *p, float *x, con
     double t_den = pd_now() - t1;
     if (rc == 0) {
         memcpy(x, out, sizeof(float) * total);
-        if (p->progress) p->progress(p->user, 1, 1);
+        if (p->progress) {
+            pd_progress pr;
+            pg_init(&pr, "sample", "steps");
+            pr.done = pr.total = pr.step = pr.steps = pr.batch = pr.batches = 1;
+            pr.images_done = pr.images = n;
+            pg_time(&pr, t0);
+            p->progress(p->user, &pr);
+        }
         if (stats) {
             stats->steps = 1;
             stats->nfe = 1;
