@@ -157,7 +157,7 @@ int cmd_info(int argc, char **argv) {
            c->img_resolution);
     printf("%-18s %d\n", "in_channels", c->in_channels);
     printf("%-18s %d\n", "out_channels", c->out_channels);
-    if (pd_classifier_feature_dim(m) > 0)   /* unet/classifier.h: F = model_channels x channel_mult_emb */
+    if (pd_classifier_feature_dim(m) > 0)   /* classifier/classifier.h: F = model_channels x channel_mult_emb */
         printf("%-18s %d (the penultimate layer: the metrics' feature space)\n", "features",
                pd_classifier_feature_dim(m));
     printf("%-18s %d", "label_dim", c->label_dim);

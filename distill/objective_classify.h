@@ -1,5 +1,5 @@
 /* objective_classify.h — the base trainer's second objective: cross-entropy of a classifier's
- * logits against the data labels (models with arch/kind "classifier", unet/classifier.h).
+ * logits against the data labels (models with arch/kind "classifier", classifier/classifier.h).
  *
  * Contract: the trainer picks the objective from the model: a classifier trains with
  * L = (1/B) sum_i [logsumexp(z_i) - z_i[y_i]] (z = logits, y = the image's data label; label
@@ -14,7 +14,7 @@
 
 #include "distill/dataset.h"
 #include "distill/train.h"
-#include "unet/classifier.h"
+#include "classifier/classifier.h"
 
 typedef struct tr_classify {
     clf_run *run;             /* keep = 1, sized for the batch */

@@ -237,7 +237,7 @@ int pd_unet_config_from_yaml(pd_unet_config *cfg, const char *path, pd_error *er
 int pd_unet_config_json(const pd_unet_config *cfg, char *buf, size_t cap);
 
 /* ------------------------------------------------------------------ classifier
- * The feature classifier (arch "classifier", unet/classifier.h; models/fashion-classifier
+ * The feature classifier (arch "classifier", classifier/classifier.h; models/fashion-classifier
  * .safetensors): x [n, in_channels, img_resolution, img_resolution] in [-1, 1], at exactly the
  * trained size (callers pool or pad other sizes themselves). Fills logits [n, K] (K = label_dim)
  * and/or features [n, F], the penultimate layer (the metrics' feature space); either may be NULL.

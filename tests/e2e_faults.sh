@@ -6,6 +6,8 @@
 # uninterrupted run's (atomic writes), and running the command again completes the set.
 # `distill amed`: killed again and again and resumed, it writes a predictor bit-identical to an
 # uninterrupted run's, and leaves no temporary file beside its checkpoint.
+# `convert`: killed at random moments while converting a 96 MB torch.save file (made by make_pth,
+# next to pixdiff), the output name holds either nothing or the whole file; a rerun writes it.
 # Prints "N passed, M failed".
 set -uo pipefail
 
@@ -62,5 +64,37 @@ if [ -f C/pb.safetensors ] && cmp -s pa.safetensors C/pb.safetensors; then
     ok "distill amed killed $kills times with SIGKILL and resumed: predictor bit-identical"
 else bad "distill amed kill -9 and resume: predictors differ (after $kills kills)" pb.out; fi
 expect_no_tmp C
+
+# ---------------------------------------------------------------- convert
+MP=$(dirname "$PD")/make_pth
+if [ -x "$MP" ] && "$MP" --inception big.pth 2>mp.out; then
+    t0=$(date +%s%N)
+    "$PD" convert big.pth ref.safetensors >cv.out 2>&1 && ok "uninterrupted convert of a 96 MB .pth" ||
+        bad "convert" cv.out
+    ms=$((($(date +%s%N) - t0) / 1000000))
+    mkdir -p D
+    kills=0 whole=0 torn=0
+    for i in $(seq 1 12); do
+        rm -f D/inc.safetensors
+        "$PD" convert big.pth D/inc.safetensors >cv.out 2>&1 &
+        pid=$!
+        d=$((ms * (5 + RANDOM % 101) / 100))
+        sleep "$((d / 1000)).$(printf %03d $((d % 1000)))"
+        kill -9 $pid 2>/dev/null && kills=$((kills + 1))
+        wait $pid 2>/dev/null
+        if [ -e D/inc.safetensors ]; then
+            cmp -s D/inc.safetensors ref.safetensors && whole=$((whole + 1)) || torn=$((torn + 1))
+        fi
+        others=$(ls D | grep -v '^inc\.safetensors$' | grep -v '^inc\.safetensors\.tmp\.[0-9]*$' || true)
+        [ -z "$others" ] || bad "after kill $i: unexpected files: $others"
+        rm -f D/inc.safetensors.tmp.*   # a killed writer's temporary (96 MB each): not kept
+    done
+    [ "$torn" -eq 0 ] && ok "convert killed $kills times: the output name never held a partial file ($whole complete)" ||
+        bad "convert killed $kills times: $torn partial files under the final name"
+    "$PD" convert big.pth D/inc.safetensors >cv.out 2>&1 && cmp -s D/inc.safetensors ref.safetensors &&
+        ok "convert after the kills writes the whole file" || bad "convert after the kills" cv.out
+    [ "$(ls D)" = inc.safetensors ] && ok "after the kills, nothing but killed writers' temporaries and the output" ||
+        bad "files left: $(ls D)"
+else bad "make_pth (next to pixdiff) could not write the .pth" mp.out; fi
 
 e2e_finish

@@ -1,6 +1,6 @@
 /* ref_classifier.c — naive double-precision feature classifier for tests (see ref_classifier.h).
  *
- * Straight from unet/classifier.h: stem conv3x3; per stage (2x2 mean pool before stages > 0)
+ * Straight from classifier/classifier.h: stem conv3x3; per stage (2x2 mean pool before stages > 0)
  * num_blocks x [GroupNorm(min(32, C/4) groups, eps 1e-5) -> SiLU -> conv3x3]; GroupNorm -> SiLU
  * -> global mean -> linear -> SiLU (features) -> linear (logits). Plain loops, no BLAS, no
  * threads, everything in double.

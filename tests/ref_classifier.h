@@ -1,5 +1,5 @@
 /* ref_classifier.h — an independent double-precision reference of the feature classifier,
- * written from the architecture description in unet/classifier.h with naive loops. It shares
+ * written from the architecture description in classifier/classifier.h with naive loops. It shares
  * nothing with unet/ but the model's config and tensor table: its own stage walk, its own
  * lookup of each tensor by name, its own layers (no dropout: inference). Tests only. */
 #ifndef PD_REF_CLASSIFIER_H

@@ -1,4 +1,4 @@
-/* test_classifier.c — the feature classifier (unet/classifier.c) and its training objective
+/* test_classifier.c — the feature classifier (classifier/classifier.c) and its training objective
  * (distill/objective_classify.c).
  *
  * Checks, with their tolerances:
@@ -27,7 +27,7 @@
 #include "core/safetensors.h"
 #include "distill/objective_classify.h"
 #include "distill/train.h"
-#include "unet/classifier.h"
+#include "classifier/classifier.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -1,7 +1,7 @@
 /* net_ops.c — the table of architectures (unet/net_ops.h). */
 #include "unet/net_ops.h"
 #include "unet/unet_arch.h"
-#include "unet/classifier.h"
+#include "classifier/classifier.h"
 
 static int clf_validate(const pd_unet_config *c, const net_ids *ids, pd_error *err) {
     (void)ids;

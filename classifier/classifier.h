@@ -1,6 +1,8 @@
 /* classifier.h — the feature classifier: a small GroupNorm/SiLU CNN built from unet/layers.h,
  * with forward and backward, living in the same pd_model as the U-Nets (one parameter arena, a
- * canonical tensor table, safetensors with the config in pixdiff.config).
+ * canonical tensor table, safetensors with the config in pixdiff.config). It is not a U-Net, so
+ * it has its own room (classifier/); it shares the layers, the model container and the file
+ * format, and joins the container as one more row of unet/net_ops.c's architecture table.
  *
  * Architecture (config arch = kind = "classifier"; W_s = model_channels * channel_mult[s],
  * R = img_resolution, S = the number of channel_mult entries):

@@ -8,7 +8,7 @@
  * double sum per (image, channel)) and buffer clears, so an image's result never depends on its
  * batch or the thread count.
  */
-#include "unet/classifier.h"
+#include "classifier/classifier.h"
 #include "unet/layers.h"
 #include "core/util.h"
 
