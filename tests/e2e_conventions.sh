@@ -183,22 +183,12 @@ else bad "shipped sweep from another directory (exit $rc)" far.txt; fi
 # ---------------------------------------------------------------- 80 columns
 # Every long command's progress line (cli/progress.c, one printer for all) is drawn only on a
 # terminal: script(1) gives the command one. Each must fit 80 columns and say what its rate counts.
-tty_lines() { # NAME RATE PATTERN CMD...: the progress lines (PATTERN, with an ETA) of CMD on a tty
-    local name=$1 rate=$2 pat=$3 longest
-    shift 3
-    script -qec "$*" /dev/null >"tty_$name.log" 2>&1
-    longest=$(tr '\r' '\n' <"tty_$name.log" | sed 's/\x1b\[K//g' | grep -E "$pat" | grep 'ETA ' |
-              awk '{ if (length > m) m = length } END { print m + 0 }')
-    if [ "$longest" -gt 0 ] && [ "$longest" -le 80 ] && grep -q "$rate" "tty_$name.log"; then
-        ok "$name: progress lines fit 80 columns ($longest) and say $rate"
-    else bad "$name: progress line of $longest columns (or no $rate)" "tty_$name.log"; fi
-}
 if command -v script >/dev/null; then
-    tty_lines sample "steps/s" '^sample: batch' "$PD" sample "${M[*]}" --steps 40 --n 64 --batch 8 --seed 1 --out tty.png
-    tty_lines train "img/s" '^train: ' "$PD" train --config fixtures/d/tiny.yaml --duration 64 --out tty_run
-    tty_lines "distill amed" "img/s" '^amed: ' "$PD" distill amed --model tiny.safetensors --nfe 5 --images 16 \
+    expect_tty_progress sample "steps/s" '^sample: batch' "$PD" sample "${M[*]}" --steps 40 --n 64 --batch 8 --seed 1 --out tty.png
+    expect_tty_progress train "img/s" '^train: ' "$PD" train --config fixtures/d/tiny.yaml --duration 64 --out tty_run
+    expect_tty_progress "distill amed" "img/s" '^amed: ' "$PD" distill amed --model tiny.safetensors --nfe 5 --images 16 \
         --batch 8 --out tty_pred.safetensors
-    printf 'model: analytic:gaussian:res=8:ch=1:std=0.5\nsamplers: [heun, dpmpp-2m]\nnfe: [5, 9]\nn: 64\nbatch: 16\nmetrics: [trajectory]\nname: a-sweep-with-a-long-name-to-cut\n' >fixtures/tty.yaml
-    tty_lines sweep "evals/s" '^sweep cell' "$PD" sweep fixtures/tty.yaml --out tty_sweep
+    printf 'model: analytic:gaussian:res=8:ch=1:std=0.5\nsamplers: [heun, dpmpp-2m]\nnfe: [5, 9]\nn: 64\nbatch: 16\nmetrics: [trajectory]\n' >fixtures/tty.yaml
+    expect_tty_progress sweep "evals/s" '^sweep cell' "$PD" sweep fixtures/tty.yaml --out tty_sweep
 else ok "script(1) not installed: progress width not checked"; fi
 e2e_finish
