@@ -80,9 +80,10 @@ int cli_progress_format(char *line, size_t cap, const char *prefix, const pd_pro
     /* the call's own values */
     size_t dl = 0;
     if (isfinite(p->loss)) dl += (size_t)snprintf(det + dl, sizeof det - dl, "loss %.4f", p->loss);
-    if (isfinite(p->loss_psi) || isfinite(p->loss_theta))
-        dl += (size_t)snprintf(det + dl, sizeof det - dl, "%spsi %.4f theta %.4f", dl ? "  " : "",
-                               p->loss_psi, p->loss_theta);
+    if (isfinite(p->loss_psi))
+        dl += (size_t)snprintf(det + dl, sizeof det - dl, "%spsi %.4f", dl ? "  " : "", p->loss_psi);
+    if (isfinite(p->loss_theta))
+        dl += (size_t)snprintf(det + dl, sizeof det - dl, "%stheta %.4f", dl ? " " : "", p->loss_theta);
     if (isfinite(p->fd)) dl += (size_t)snprintf(det + dl, sizeof det - dl, "%sFD %.3g", dl ? "  " : "", p->fd);
     for (int n = 0; p->losses && n < p->n_losses && dl < sizeof det - 16; n++)
         dl += (size_t)snprintf(det + dl, sizeof det - dl, "%s%.3g", n ? " " : dl ? "  loss " : "loss ",

@@ -63,8 +63,10 @@ typedef struct pd_progress {
     const char *what;         /* the call: "sample", "generate", "train", "sid", "amed", "fid-ref",
                                * "sweep", "convert" */
     const char *stage;        /* the part of the call under way, "" when it has one part: convert
-                               * "reading" | "converting" | "writing"; sweep the cell's or the
-                               * reference's description ("heun nfe<=9 (5 steps) [base]") */
+                               * "reading" | "converting" | "writing"; sid "warm-up" (f_psi alone,
+                               * a warm start's first phase; loss_psi its mean since the last
+                               * warm-up log line) then ""; sweep the cell's or the reference's
+                               * description ("heun nfe<=9 (5 steps) [base]") */
     const char *unit;         /* what done, total and rate count: "steps" (sampler steps: sample,
                                * generate), "images" (train, sid, amed: training images or
                                * trajectories; fid-ref), "evals" (sweep: network evaluations of one
