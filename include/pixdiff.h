@@ -76,7 +76,8 @@ typedef struct pd_progress {
     double seconds;           /* since the call began */
     double rate;              /* units per second (train, sid: over the last steps; the others:
                                * since the call or its stage began); < 0 while unknown */
-    double eta_seconds;       /* seconds left for the call; < 0 while unknown */
+    double eta_seconds;       /* seconds left for the call (convert: for the stage; a sweep: for
+                               * the run's cells, references left out); < 0 while unknown */
     /* ---- images (sample, generate, sweep: the current cell or reference; fid-ref) */
     long long images_done, images; /* finished and in all; 0, 0 when the call does not count them */
     /* ---- sampling (sample: batch 1 of 1; generate; sweep) */
