@@ -43,14 +43,29 @@ static double peak_rss_mib(void) {
 
 /* One evaluation of one image with the convolution record on: a row per distinct layer shape
  * and algorithm, with its share of the convolutions' (direct-algorithm) flops. */
-static void print_conv_paths(const char *cmd, pd_denoiser *d, const float *x, const float *sig,
+/* What bench times: one network evaluation of a batch, as the denoiser D(x; sigma) or, for a
+ * one-step generator (which is not a denoiser), as G(z) = D(sigma_init z; sigma_init). */
+typedef struct {
+    pd_denoiser *d;
+    pd_generator *g;
+    size_t chw;
+} bench_net;
+
+static int bench_eval(const bench_net *n, float *out, const float *x, const float *sig,
+                      const float *labels, int b, pd_error *err) {
+    if (n->d) return pd_denoiser_eval(n->d, out, x, sig, labels, b, err);
+    memcpy(out, x, sizeof(float) * n->chw * (size_t)b);
+    return pd_generator_run(n->g, out, labels, b, err);
+}
+
+static void print_conv_paths(const char *cmd, const bench_net *net, const float *x, const float *sig,
                              const float *labels) {
     pd_error err = {{0}};
     pd_conv_stat st[64];
-    float *out = malloc(sizeof(float) * (size_t)d->C * d->H * d->W);
+    float *out = malloc(sizeof(float) * net->chw);
     if (!out) cli_die(1, cmd, "out of memory");
     pd_conv_stats_begin();
-    int rc = pd_denoiser_eval(d, out, x, sig, labels, 1, &err);
+    int rc = bench_eval(net, out, x, sig, labels, 1, &err);
     int n = pd_conv_stats_end(st, 64);
     free(out);
     if (rc) cli_die(1, cmd, "%s", err.msg);
@@ -92,7 +107,8 @@ int cmd_bench(int argc, char **argv) {
                 "$OMP_NUM_THREADS or all cores"),
         OPT("--size", ARG_NONNEG_INT, &size, "R", "resolution (0: the trained one)"),
         OPT("--sigma", ARG_POS_DOUBLE, &sigma, "S",
-            "noise level of the evaluations (does not change the cost)"),
+            "noise level of the evaluations (does not change the cost; a one-step generator "
+            "evaluates at its sigma_init)"),
         OPT_DEF("--conv", ARG_STR, &conv, "ALG",
                 "3x3 convolution algorithm: winograd (F(4x4,3x3) from 16x16 up) or direct",
                 "$PIXDIFF_CONV or winograd"),
@@ -128,13 +144,17 @@ int cmd_bench(int argc, char **argv) {
         if (pd_model_create(&m, &cfg, 0, &err)) cli_die(1, cmd, "%s", err.msg);
         snprintf(what, sizeof what, "preset %s (random weights)", name);
     }
-    pd_denoiser *d = NULL;
-    if (pd_denoiser_from_model(&d, m, size, &err)) {
+    bench_net net = {NULL, NULL, 0};
+    const int gen = !strcmp(pd_model_config(m)->kind, "generator");
+    if (gen ? pd_generator_from_model(&net.g, m, size, &err)
+            : pd_denoiser_from_model(&net.d, m, size, &err)) {
         if (size) cli_bad_flag(cmd, "--size", "%s", err.msg);
         cli_die(1, cmd, "%s", err.msg);
     }
-    const int C = d->C, H = d->H, W = d->W, L = d->label_dim;
+    const int C = gen ? net.g->C : net.d->C, H = gen ? net.g->H : net.d->H;
+    const int W = gen ? net.g->W : net.d->W, L = gen ? net.g->label_dim : net.d->label_dim;
     const size_t chw = (size_t)C * H * W;
+    net.chw = chw;
     const double gflop = pd_model_gflops(m, H);
     qsort(batches.v, (size_t)batches.n, sizeof(int), cmp_int);
     int bmax = batches.v[batches.n - 1];
@@ -152,16 +172,16 @@ int cmd_bench(int argc, char **argv) {
            "OpenBLAS kernels %s, conv %s, pixdiff %s\n",
            what, W, H, C, gflop, pd_model_param_count(m), pd_get_threads(), pd_blas_core(),
            pd_conv_algorithm(), pd_version());
-    print_conv_paths(cmd, d, x, sig, labels);
+    print_conv_paths(cmd, &net, x, sig, labels);
     printf("%6s %12s %12s %10s %14s %14s\n", "batch", "ms/batch", "ms/image", "eff GFLOP/s",
            "peak RSS MiB", "CPU ms/image");
     for (int k = 0; k < batches.n; k++) {
         int b = batches.v[k];
         if (k && b == batches.v[k - 1]) continue;
-        if (pd_denoiser_eval(d, out, x, sig, labels, b, &err)) cli_die(1, cmd, "%s", err.msg);
+        if (bench_eval(&net, out, x, sig, labels, b, &err)) cli_die(1, cmd, "%s", err.msg);
         for (int r = 0; r < repeat; r++) {
             double t0 = cli_now(), c0 = cpu_seconds();
-            if (pd_denoiser_eval(d, out, x, sig, labels, b, &err)) cli_die(1, cmd, "%s", err.msg);
+            if (bench_eval(&net, out, x, sig, labels, b, &err)) cli_die(1, cmd, "%s", err.msg);
             t[r] = cli_now() - t0;
             tc[r] = cpu_seconds() - c0;
         }
@@ -179,7 +199,8 @@ int cmd_bench(int argc, char **argv) {
     free(labels);
     free(t);
     free(tc);
-    pd_denoiser_free(d);
+    pd_denoiser_free(net.d);
+    pd_generator_free(net.g);
     pd_model_free(m);
     return 0;
 }

@@ -64,6 +64,9 @@ int cmd_denoise(int argc, char **argv) {
     int res = (model && strncmp(model, "analytic:", 9) == 0) ? 0 : H;
     if (H != W) cli_die(2, cmd, "--input %s: images must be square, got %dx%d", input, H, W);
     cli_model_open(&cm, cmd, model, res);
+    if (cm.gen)
+        cli_bad_flag(cmd, "--model", "%s is a one-step generator (kind generator), not a denoiser: "
+                     "pixdiff sample runs it", cm.name);
     pd_denoiser *d = cm.den;
     if (d->C != C || d->H != H || d->W != W)
         cli_die(2, cmd, "--input %s: shape [%d,%d,%d,%d] does not fit the model (C,H,W = %d,%d,%d)",

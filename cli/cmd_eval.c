@@ -304,19 +304,19 @@ int cmd_eval(int argc, char **argv) {
     pd_denoiser *d = NULL;
     if (sampling) {
         cli_model_open(&cm, cmd, model, size);
-        C = cm.den->C;
-        H = cm.den->H;
-        label_dim = cm.den->label_dim;
-        if (cm.den->W != H) cli_die(2, cmd, "%s: the metrics need square images (%dx%d)", cm.name, cm.den->W, H);
+        C = cm.C;
+        H = cm.H;
+        label_dim = cm.label_dim;
+        if (cm.W != H) cli_die(2, cmd, "%s: the metrics need square images (%dx%d)", cm.name, cm.W, H);
         if (!inc && (C != clf_C || H % clf_R))
             cli_die(2, cmd, "%s makes %dx%dx%d images; the classifier reads %dx%dx%d (the size must be a "
                     "multiple of %d)", cm.name, C, H, H, clf_C, clf_R, clf_R, clf_R);
         cls = cli_parse_class(cmd, "--class", class_arg, &cm, cls_name, sizeof cls_name);
         if (uncond && label_dim <= 0)
             cli_bad_flag(cmd, "--unconditional", "model '%s' is unconditional already", cm.name);
-        /* A one-step generator (SiD) is one evaluation at its sigma_init: pd_sample's generator
-         * path; sampler and schedule options do not apply (as in pixdiff sample). */
-        gen_sigma = cm.den->sigma_init;
+        /* A one-step generator (SiD) is one evaluation at its sigma_init (pd_generator); sampler
+         * and schedule options do not apply (as in pixdiff sample). */
+        gen_sigma = cm.gen ? cm.gen->sigma_init : 0;
         for (int i = 0; gen_sigma > 0 && i < n_srows; i++)
             if (args_given(&spec, srows[i].flag))
                 cli_bad_flag(cmd, srows[i].flag, "%s is a one-step generator (NFE 1 at sigma_init %g); "
@@ -324,7 +324,7 @@ int cmd_eval(int argc, char **argv) {
         if (gen_sigma > 0 && ref_steps > 0)
             cli_bad_flag(cmd, "--ref-steps", "%s is a one-step generator: it has no ODE trajectory",
                          cm.name);
-        cli_sampling_opts_params(&so, &spec, cmd, cm.den->sigma_min, cm.den->sigma_max, H,
+        cli_sampling_opts_params(&so, &spec, cmd, cm.sigma_min, cm.sigma_max, H,
                                  cm.model ? pd_model_config(cm.model)->img_resolution : H, &p);
         if (p.amed && cm.model && H != pd_model_config(cm.model)->img_resolution)
             cli_bad_flag(cmd, "--predictor", "reads the 8x8 feature tap of the trained size %d; "
@@ -494,7 +494,8 @@ int cmd_eval(int argc, char **argv) {
             prog.in_ref = 0;
             pd_sample_stats st = {0};
             double ts = cli_now();
-            if (pd_generate(d, &gp, i0, nb, x, &st, &err)) {
+            if (cm.gen ? pd_generator_generate(cm.gen, &gp, i0, nb, x, &st, &err)
+                       : pd_generate(d, &gp, i0, nb, x, &st, &err)) {
                 cli_progress_clear(&prog.ui);
                 if (interrupted) cli_die(130, cmd, "interrupted");
                 cli_die(1, cmd, "%s", err.msg);

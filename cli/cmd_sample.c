@@ -86,7 +86,7 @@ static void make_parameters(cli_buf *b, const run_info *r, int index) {
     if (r->transform && r->transform[0]) cli_buf_printf(b, ", Denoiser: %s", r->transform);
     if (r->guided) cli_buf_printf(b, ", CFG scale: %g", r->guidance);
     if (r->cycle && index < 0) {
-        cli_buf_printf(b, ", Class: cycle (image i: i mod %d)", r->cm->den->label_dim);
+        cli_buf_printf(b, ", Class: cycle (image i: i mod %d)", r->cm->label_dim);
     } else if (r->cls >= 0) {
         cli_buf_printf(b, ", Class: %d", r->cls);
         if (r->cls_name[0]) cli_buf_printf(b, " (%s)", r->cls_name);
@@ -353,17 +353,17 @@ int cmd_sample(int argc, char **argv) {
     /* ---- model, shapes, class, noise (still nothing written) */
     cli_model cm;
     cli_model_open(&cm, cmd, model, size);
-    pd_denoiser *d = cm.den;
-    const int C = d->C, H = d->H, W = d->W, label_dim = d->label_dim;
+    pd_denoiser *d = cm.den;   /* NULL for a one-step generator (cm.gen) */
+    const int C = cm.C, H = cm.H, W = cm.W, label_dim = cm.label_dim;
     const size_t chw = (size_t)C * H * W;
     char cls_name[32];
     const int cycle = class_arg && !strcmp(class_arg, "cycle");
     if (cycle && label_dim <= 0)
         cli_bad_flag(cmd, "--class", "model '%s' is unconditional (label_dim 0), got 'cycle'", cm.name);
     int cls = cycle ? -1 : cli_parse_class(cmd, "--class", class_arg, &cm, cls_name, sizeof cls_name);
-    /* A one-step generator (SiD, kind "generator") is one evaluation at its sigma_init; pd_sample
-     * takes its generator path, so there is no sampler, grid or step count to choose. */
-    const double gen_sigma = d->sigma_init;
+    /* A one-step generator (SiD, kind "generator") is one evaluation at its sigma_init
+     * (pd_generator), so there is no sampler, grid or step count to choose. */
+    const double gen_sigma = cm.gen ? cm.gen->sigma_init : 0;
     for (int i = 0; gen_sigma > 0 && i < n_srows; i++)
         if (args_given(&spec, srows[i].flag))
             cli_bad_flag(cmd, srows[i].flag, "%s is a one-step generator (NFE 1 at sigma_init %g); "
@@ -425,7 +425,7 @@ int cmd_sample(int argc, char **argv) {
                     cli_bad_flag(cmd, "--seeds", "seed %" PRIu64 " is listed twice (--outdir names "
                                  "files by seed)", seeds[i]);
 
-    cli_sampling_opts_params(&so, &spec, cmd, d->sigma_min, d->sigma_max, H,
+    cli_sampling_opts_params(&so, &spec, cmd, cm.sigma_min, cm.sigma_max, H,
                              cm.model ? pd_model_config(cm.model)->img_resolution : H, &p);
     /* Skip-Tuning / upsample guidance: the denoiser the sampler sees (cli/denoiser_opts.c) */
     d = cli_denoiser_opts_apply(&dopt, &spec, cmd, &cm);
@@ -499,7 +499,9 @@ int cmd_sample(int argc, char **argv) {
     double t0 = cli_now();
     pd_sample_stats st = {0};
     pd_error err = {{0}};
-    if (pd_generate(d, &gp, dlo, (int)(dhi - dlo), all ? all + (size_t)dlo * chw : NULL, &st, &err)) {
+    float *mine = all ? all + (size_t)dlo * chw : NULL;
+    if (cm.gen ? pd_generator_generate(cm.gen, &gp, dlo, (int)(dhi - dlo), mine, &st, &err)
+               : pd_generate(d, &gp, dlo, (int)(dhi - dlo), mine, &st, &err)) {
         cli_progress_clear(&prog);
         if (cli_interrupted(NULL)) cli_die(130, cmd, "interrupted; nothing written");
         cli_die(1, cmd, "%s", err.msg);

@@ -41,6 +41,20 @@ pd_model *cli_model_load(const char *cmd, const char *path) {
     return m;
 }
 
+/* cm's image shape and sigma range, from its denoiser or its generator (and the model's config). */
+static void model_shape(cli_model *cm) {
+    if (cm->den) {
+        cm->C = cm->den->C, cm->H = cm->den->H, cm->W = cm->den->W;
+        cm->label_dim = cm->den->label_dim;
+        cm->sigma_min = cm->den->sigma_min, cm->sigma_max = cm->den->sigma_max;
+    } else {
+        const pd_unet_config *c = pd_model_config(cm->model);
+        cm->C = cm->gen->C, cm->H = cm->gen->H, cm->W = cm->gen->W;
+        cm->label_dim = cm->gen->label_dim;
+        cm->sigma_min = c->sigma_min, cm->sigma_max = c->sigma_max;
+    }
+}
+
 void cli_model_open(cli_model *cm, const char *cmd, const char *spec, int res) {
     pd_error err = {{0}};
     memset(cm, 0, sizeof *cm);
@@ -55,6 +69,7 @@ void cli_model_open(cli_model *cm, const char *cmd, const char *spec, int res) {
             cli_bad_flag(cmd, "--size", "an analytic model takes its size from the spec (:res=R)");
         if (pd_denoiser_analytic(&cm->den, cm->spec, &err)) cli_die(2, cmd, "--model: %s", err.msg);
         snprintf(cm->name, sizeof cm->name, "%s", cm->spec);
+        model_shape(cm);
         return;
     }
     cm->model = cli_model_load(cmd, cm->spec);
@@ -70,16 +85,21 @@ void cli_model_open(cli_model *cm, const char *cmd, const char *spec, int res) {
     if (res > 0 && (res < trained || res % trained))
         cli_bad_flag(cmd, "--size", "%d is not a whole multiple of %s's trained size %d (use %d, "
                      "%d, %d, ...)", res, cm->name, trained, trained, 2 * trained, 4 * trained);
-    if (pd_denoiser_from_model(&cm->den, cm->model, res, &err)) {
+    const int gen = !strcmp(pd_model_config(cm->model)->kind, "generator");
+    if (gen ? pd_generator_from_model(&cm->gen, cm->model, res, &err)
+            : pd_denoiser_from_model(&cm->den, cm->model, res, &err)) {
         if (res > 0) cli_bad_flag(cmd, "--size", "%s", err.msg);
         cli_die(1, cmd, "%s", err.msg);
     }
+    model_shape(cm);
 }
 
 void cli_model_close(cli_model *cm) {
     if (cm->den) pd_denoiser_free(cm->den);
+    pd_generator_free(cm->gen);
     if (cm->model) pd_model_free(cm->model);
     cm->den = NULL;
+    cm->gen = NULL;
     cm->model = NULL;
 }
 
@@ -87,7 +107,7 @@ int cli_parse_class(const char *cmd, const char *flag, const char *val, const cl
                     char *name, size_t cap) {
     if (name && cap) name[0] = 0;
     if (!val) return -1;
-    int label_dim = cm->den->label_dim;
+    int label_dim = cm->label_dim;
     if (label_dim <= 0)
         cli_bad_flag(cmd, flag, "model '%s' is unconditional (label_dim 0), got '%s'", cm->name,
                      val);

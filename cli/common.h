@@ -15,7 +15,10 @@
 
 typedef struct cli_model {
     pd_model *model; /* NULL for analytic denoisers */
-    pd_denoiser *den;
+    pd_denoiser *den; /* NULL for a one-step generator, which is not a denoiser: */
+    pd_generator *gen; /* the generator of a model of kind "generator", else NULL */
+    int C, H, W, label_dim;        /* the images it makes (den's or gen's) */
+    double sigma_min, sigma_max;   /* den's, or the generator network's config */
     char spec[1024]; /* the file path or the analytic spec */
     char name[1024]; /* file name without directory and extension, or the spec */
     char sha256[65]; /* "" for analytic denoisers */
@@ -25,7 +28,8 @@ typedef struct cli_model {
 /* The default model (pd_default_model_path: $PIXDIFF_MODEL or the shipped one); exits 2 when
  * $PIXDIFF_MODEL names no file, 1 with a hint when there is no default model. */
 void cli_default_model(const char *cmd, char *path, size_t cap);
-/* Loads spec (NULL: the default model) and builds its denoiser at resolution res (0: trained).
+/* Loads spec (NULL: the default model) and builds its denoiser (or, for a model of kind
+ * "generator", its generator) at resolution res (0: trained).
  * Exits 1 with one line naming the file on failure, or 2 for a malformed analytic spec. */
 void cli_model_open(cli_model *cm, const char *cmd, const char *spec, int res);
 void cli_model_close(cli_model *cm);

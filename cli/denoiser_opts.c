@@ -83,6 +83,11 @@ pd_denoiser *cli_denoiser_opts_apply(cli_denoiser_opts *o, arg_spec *spec, const
     if ((o->st_on || ug) && !cm->model)
         cli_bad_flag(cmd, o->st_on ? "--skip-tuning" : "--upsample-guidance",
                      "needs a U-Net model, not %s", cm->spec);
+    /* A one-step generator has no trajectory for upsample guidance to act on (pd_generator). */
+    if (ug && cm->gen)
+        cli_bad_flag(cmd, "--upsample-guidance", "%s is a one-step generator (NFE 1 at sigma_init "
+                     "%g): upsample guidance steers a sampler's trajectory, which a generator does "
+                     "not have", cm->name, cm->gen->sigma_init);
     if (ug) {
         int r0 = pd_model_config(cm->model)->img_resolution, R = cm->den->H;
         if (R % r0 || R / r0 < 2)
@@ -91,7 +96,8 @@ pd_denoiser *cli_denoiser_opts_apply(cli_denoiser_opts *o, arg_spec *spec, const
         if (pd_denoiser_from_model(&o->lo, cm->model, r0, &err)) cli_die(1, cmd, "%s", err.msg);
     }
     if (o->st_on) {
-        if (pd_denoiser_set_skip_tuning(cm->den, &o->st, &err) ||
+        if ((cm->gen ? pd_generator_set_skip_tuning(cm->gen, &o->st, &err)
+                     : pd_denoiser_set_skip_tuning(cm->den, &o->st, &err)) ||
             (o->lo && pd_denoiser_set_skip_tuning(o->lo, &o->st, &err)))
             cli_bad_flag(cmd, "--skip-tuning", "%s", err.msg);
         len += snprintf(o->desc + len, sizeof o->desc - len, "skip-tuning %s", o->skip_tuning);

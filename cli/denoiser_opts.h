@@ -29,7 +29,9 @@ int cli_denoiser_opts_init(cli_denoiser_opts *o, arg_opt *rows);
 void cli_denoiser_opts_check(cli_denoiser_opts *o, arg_spec *spec, const char *cmd);
 /* Applies the options to an open model (cm->den at the sampling size) and returns the denoiser
  * to sample with: cm->den itself, or the upsample-guidance wrapper around it and a native-size
- * branch. Exit 2 when an option does not fit the model (analytic, size not a multiple). */
+ * branch. For a one-step generator (cm->gen) Skip-Tuning goes to the generator and NULL is
+ * returned; upsample guidance exits 2 naming both. Exit 2 when an option does not fit the model
+ * (analytic, size not a multiple). */
 pd_denoiser *cli_denoiser_opts_apply(cli_denoiser_opts *o, arg_spec *spec, const char *cmd,
                                      cli_model *cm);
 /* Frees what apply built (before cli_model_close). */

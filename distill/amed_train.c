@@ -324,10 +324,8 @@ static int first_eval(trainer *t, const double *x, int nb, double t0, int afs_no
     }
     for (size_t j = 0; j < BD; j++) t->xin[j] = (float)x[j];
     for (int b = 0; b < nb; b++) t->sigf[b] = (float)t0;
-    t->den->feature_out = t->feat;
-    int rc = pd_denoiser_eval(t->den, t->den_out, t->xin, t->sigf, t->ld ? t->labels : NULL, nb, err);
-    t->den->feature_out = NULL;
-    return rc;
+    return pd_denoiser_eval_features(t->den, t->den_out, t->xin, t->sigf, t->ld ? t->labels : NULL,
+                                     nb, t->feat, err);
 }
 
 /* First image of gradient share j of the batch (distill/grad_shares.h). */

@@ -154,7 +154,7 @@ int sid_load_checkpoint(sid_distiller *s, const char *path, pd_error *err);
 int sid_checkpoint_config(const char *path, sid_config *cfg, pd_error *err);
 
 /* Writes G_ema as a normal model file: the teacher's architecture with kind "generator" and
- * sigma_init in pixdiff.config, so pd_sample generates with one evaluation. */
+ * sigma_init in pixdiff.config, so pd_generator_from_model opens it (one evaluation per image). */
 int sid_export(sid_distiller *s, const char *path, pd_error *err);
 /* The same from a checkpoint file alone (no teacher needed). */
 int sid_export_checkpoint(const char *ckpt, const char *out_model, pd_error *err);

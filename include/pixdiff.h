@@ -253,43 +253,49 @@ int pd_classifier_feature_dim(const pd_model *m);
 
 /* ------------------------------------------------------------------ denoisers
  * Every model is seen by samplers as D(x; sigma, label) -> x0 estimate. sigma is per sample.
- * labels is [n, label_dim] (one-hot, or zeros for "no label"), or NULL for no label. */
+ * labels is [n, label_dim] (one-hot, or zeros for "no label"), or NULL for no label. A denoiser
+ * is D and nothing else: what a caller needs from inside the network (AMED's feature tap) comes
+ * back through the evaluation call, and a wrapper never writes the fields of the denoiser it wraps.
+ * A denoiser's own scratch (a network's activation arena, a wrapper's buffers, the evals count)
+ * makes one pd_denoiser one thread's run state (see "Threads" below). A one-step generator is not
+ * a denoiser (pd_generator below). */
 
 typedef struct pd_denoiser pd_denoiser;
 struct pd_denoiser {
     int C, H, W;              /* image shape this denoiser works at */
     int label_dim;
     double sigma_min, sigma_max, sigma_data;
+    /* D(x; sigma, labels) -> out for n images. features: NULL, or [n, feature_dim] to receive
+     * AMED's feature tap of this very call (docs/algorithms.md §S4.4): a network denoiser writes
+     * the channel mean of its U-Net's last 8x8 encoder block (unet_opts.feature); an analytic
+     * denoiser has no network and writes nothing (feature_dim 0: its callers read zeros); a
+     * wrapper passes the request to the evaluation the features belong to or fails naming itself
+     * (pd_denoiser_cfg passes the conditional branch's through, upsample guidance refuses). */
     int (*eval)(pd_denoiser *self, float *out, const float *x, const float *sigma,
-                const float *labels, int n, pd_error *err);
+                const float *labels, int n, float *features, pd_error *err);
     void (*destroy)(pd_denoiser *self);
     void *ctx;
     long long evals;          /* calls to eval since creation (batched calls count once) */
     char desc[128];           /* human-readable description for metadata */
-    /* AMED's feature tap (docs/algorithms.md §S4.4). feature_dim: values per image this denoiser can
-     * report (64 for a network with an 8x8 level at this resolution; 0: no tap, as for analytic
-     * denoisers and wrappers, whose callers use zeros). While feature_out is non-NULL, every eval
-     * of a denoiser with a tap writes [n, feature_dim] there: the channel mean of the U-Net's last
-     * 8x8 encoder block (unet_opts.feature). Callers set it around one call and reset it to NULL;
-     * constructors leave both 0 (calloc). */
-    float *feature_out;
-    int feature_dim;
-    /* > 0: a one-step generator (model kind "generator", SiD docs/algorithms.md §M1.2): pd_sample returns
-     * D(sigma_init z; sigma_init, label) with one evaluation (NFE 1) whatever the sampler
-     * settings. 0 for every other denoiser (calloc). */
-    double sigma_init;
+    int feature_dim;          /* values per image eval writes into features (64 for a network
+                               * with an 8x8 level at this resolution; 0: none) */
 };
 
-/* Checks the arguments, calls d->eval and counts it in d->evals (one per call, any n). */
+/* Checks the arguments, calls d->eval without the feature tap and counts it in d->evals (one per
+ * call, any n). */
 int pd_denoiser_eval(pd_denoiser *d, float *out, const float *x, const float *sigma,
                      const float *labels, int n, pd_error *err);
+/* The same with AMED's feature tap: features [n, d->feature_dim] (see eval above), or NULL. */
+int pd_denoiser_eval_features(pd_denoiser *d, float *out, const float *x, const float *sigma,
+                              const float *labels, int n, float *features, pd_error *err);
 /* Calls d->destroy(d) (which releases ctx and anything else the constructor owns, but not the
  * struct itself), then free(d): constructors allocate the struct with malloc/calloc. NULL is ok. */
 void pd_denoiser_free(pd_denoiser *d);
 
 /* The network with its preconditioning, at resolution res (0 = the trained resolution).
  * The model must outlive the denoiser. Activation memory is sized on the first call for a
- * batch size and reused; no allocation inside the sampling loop. */
+ * batch size and reused; no allocation inside the sampling loop. Fails, naming the file, for a
+ * model of kind "generator" (pd_generator_from_model) or "classifier". */
 int pd_denoiser_from_model(pd_denoiser **out, pd_model *m, int res, pd_error *err);
 
 /* Analytic denoisers (exact, for tests and for checking samplers). Spec syntax:
@@ -308,7 +314,8 @@ int pd_denoiser_analytic(pd_denoiser **out, const char *spec, pd_error *err);
  * times of hi's sigma_min, sigma_max, sigma_on = sigma_VP(t_hi - eta (t_hi - t_lo)), i.e. the first
  * eta fraction of the trajectory in VP time (§M2.4); eta >= 1: always on, eta <= 0 or w = 0: never
  * (then D~ is D_hi bit for bit). The wrapper counts one eval per call like any denoiser; the
- * inner calls are counted by hi and lo and by pd_upsample_guidance_stats. */
+ * inner calls are counted by hi and lo and by pd_upsample_guidance_stats. It has no AMED feature
+ * tap: an evaluation that asks for one fails naming the wrapper. */
 int pd_denoiser_upsample_guidance(pd_denoiser **out, pd_denoiser *hi, pd_denoiser *lo, int m, double w,
                                   double eta, pd_error *err);
 /* The sigma at and above which guidance acts (+inf when never); -1 if d is not such a wrapper. */
@@ -322,8 +329,9 @@ int pd_upsample_guidance_stats(const pd_denoiser *d, long long *hi_calls, long l
  *   D~(x; sigma, c) = D(x; sigma, 0) + w (D(x; sigma, c) - D(x; sigma, 0)),
  * the conditional and the unconditional (zero label) evaluations done as one batch of 2n. w = 1 is
  * the conditional model bit for bit, w = 0 the unconditional one. Meaningful only for a model
- * trained with label dropout (pd_unet_config.label_dropout); fails for an unconditional model or a
- * one-step generator. inner is not owned and must outlive the wrapper. */
+ * trained with label dropout (pd_unet_config.label_dropout); fails for an unconditional model. AMED's
+ * feature tap passes through from the conditional evaluation. inner is not owned and must outlive
+ * the wrapper. */
 int pd_denoiser_cfg(pd_denoiser **out, pd_denoiser *inner, double w, pd_error *err);
 
 /* Skip-Tuning (docs/algorithms.md §S5): every encoder->decoder skip tensor of the U-Net is multiplied by
@@ -349,6 +357,31 @@ int pd_denoiser_num_skips(const pd_denoiser *d);
 /* The per-skip factors in the U-Net's production order (unet_opts.skip_scale: enc conv first),
  * scale[p] = rho_{k - p}; n_skips = k + 1. Fails as pd_denoiser_set_skip_tuning. */
 int pd_skip_tuning_scales(const pd_skip_tuning *st, int n_skips, float *scale, pd_error *err);
+
+/* ------------------------------------------------------------------ one-step generators
+ * A one-step generator (model kind "generator": SiD, docs/algorithms.md §M1.2) maps noise to an
+ * image in one network call, G(z; label) = D_theta(sigma_init z; sigma_init, label). It is not a
+ * denoiser: pd_denoiser_from_model refuses its model, so no sampler (multi-step or AMED), upsample
+ * guidance or classifier-free guidance can be put on it (guidance would extrapolate towards
+ * G(z; no label), an input the generator was never distilled for). Skip-Tuning, a change inside
+ * the network, applies. Like a network denoiser, one pd_generator is one thread's run state. */
+typedef struct pd_generator {
+    int C, H, W;              /* the image shape it makes */
+    int label_dim;
+    double sigma_init;        /* the fixed sigma of its one evaluation (SiD: 2.5) */
+    char desc[128];           /* human-readable description for metadata */
+    void *ctx;                /* the network (internal) */
+} pd_generator;
+
+/* The generator of a model of kind "generator" at resolution res (0 = the trained one); fails,
+ * naming the file, for a model of another kind. The model must outlive the generator. */
+int pd_generator_from_model(pd_generator **out, pd_model *m, int res, pd_error *err);
+void pd_generator_free(pd_generator *g);  /* NULL is ok */
+/* Skip-Tuning of the generator's network, as pd_denoiser_set_skip_tuning (st = NULL clears). */
+int pd_generator_set_skip_tuning(pd_generator *g, const pd_skip_tuning *st, pd_error *err);
+/* x: in, the standard-normal noise z [n,C,H,W]; out, G(z; labels) (labels [n, label_dim] or NULL).
+ * One network evaluation; an image's result does not depend on n. On failure x is unchanged. */
+int pd_generator_run(pd_generator *g, float *x, const float *labels, int n, pd_error *err);
 
 /* Exact probability-flow ODE solution for Gaussian data: x(sigma_to) from x(sigma_from). */
 void pd_gaussian_ode_exact(float *out, const float *x, double mu, double std,
@@ -458,7 +491,7 @@ int pd_sample(pd_denoiser *d, const pd_sample_params *p, float *x, const float *
  *
  * Threads. A pd_model is the weights: read-only once loaded (or created), so any number of threads
  * may share one model (the classifier is the exception: pd_classifier_features caches buffers in
- * the model). A pd_denoiser is one thread's run state (activation arena, counters, feature tap):
+ * the model). A pd_denoiser (or pd_generator) is one thread's run state (activation arena, counters):
  * build one per thread with pd_denoiser_from_model on the shared model and never use one from two
  * threads at once. Each call uses OpenMP inside (pd_set_threads); results never depend on the
  * thread count. The name tables, pd_randn and the schedules are pure functions. pd_set_threads
@@ -501,10 +534,15 @@ int pd_generate_class(const pd_generate_params *p, long long i);
  * images, so processes can share one request. */
 int pd_generate(pd_denoiser *d, const pd_generate_params *p, long long first, int count, float *out,
                 pd_sample_stats *stats, pd_error *err);
+/* The same request made by a one-step generator: the same seeds, classes, noise, batching, ranges
+ * and callbacks (progress reports one step per batch), one evaluation per image (stats: steps =
+ * nfe = 1). p->sample does not apply; p->use_guidance fails, naming the generator. */
+int pd_generator_generate(pd_generator *g, const pd_generate_params *p, long long first, int count,
+                          float *out, pd_sample_stats *stats, pd_error *err);
 
 /* ------------------------------------------------------------------ AMED (docs/algorithms.md §S4)
  * The predictor g_phi (§S4.4, samplers/amed_predictor.c): from the 64-value feature tap of an
- * interval's first denoiser call (pd_denoiser.feature_out; zeros on an AFS step or for a
+ * interval's first denoiser call (pd_denoiser_eval_features; zeros on an AFS step or for a
  * denoiser without a tap) and the raw sigmas t_n > t_{n+1} it predicts, per image,
  *   r in (0, 1)                     the intermediate sigma s = t_{n+1}^r t_n^(1-r),
  *   c = 1 + s_dir (2 sigmoid - 1)   the scale of the step that uses d(y; s) (1 when s_dir = 0),

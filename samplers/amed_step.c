@@ -35,6 +35,7 @@ int amed_begin(pd_run *r, int plugin) {
     st->s = st->a + n;
     st->sig = st->s + n;
     st->pred = pred;
+    st->ask = pred != NULL;
     st->tap = pred && r->d->feature_dim == AMED_FEAT;
     r->state = st;
     return 0;
@@ -52,10 +53,8 @@ void amed_end(pd_run *r) {
 
 int amed_first_eval(pd_run *r, const double *x, double t0, int i) {
     amed_state *st = r->state;
-    if (!st->tap) return pd_run_denoise(r, x, t0, i);
-    r->d->feature_out = st->feat;
-    int rc = pd_run_denoise(r, x, t0, i);
-    r->d->feature_out = NULL;
+    if (!st->ask) return pd_run_denoise(r, x, t0, i);
+    int rc = pd_run_denoise_features(r, x, t0, i, st->feat);
     /* the reference's AFS step feeds zeros (no network call, nothing captured) */
     if (rc == 0 && r->last_afs) memset(st->feat, 0, sizeof(float) * (size_t)r->n * AMED_FEAT);
     return rc;

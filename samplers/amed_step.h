@@ -2,9 +2,10 @@
  * predictor state of a run, the interval's first denoiser call with the feature tap, and the
  * per-image prediction of r, c, a with the intermediate sigma (docs/algorithms.md §S4.2, §S4.4).
  *
- * Feature tap: the first call of interval n sets pd_denoiser.feature_out for that call only. An
- * AFS answer (no network call) and a denoiser without a tap (analytic, wrappers) give zeros, as
- * the reference does on its AFS step. A tap of another size (a U-Net sampled away from its
+ * Feature tap: when a predictor is in use, the first call of interval n asks the denoiser for its
+ * tap through the evaluation call (pd_denoiser_eval_features). An AFS answer (no network call) and
+ * an analytic denoiser (no network, feature_dim 0) give zeros, as the reference does on its AFS
+ * step; a wrapper passes the request on or fails naming itself (pixdiff.h, pd_denoiser.eval). A tap of another size (a U-Net sampled away from its
  * trained resolution has no 8x8 level) fails when a predictor is in use: g_phi reads 64 values.
  * The neutral predictor (pd_sample_params.amed = NULL) reads nothing and gives r = 1/2, c = a = 1.
  */
@@ -15,7 +16,8 @@
 
 typedef struct amed_state {
     const pd_amed_predictor *pred; /* NULL: neutral */
-    int tap;                       /* the denoiser reports the 64-value tap */
+    int ask;                       /* a predictor is in use: request the tap on first calls */
+    int tap;                       /* ... and the denoiser reports the 64-value tap */
     int max_order;                 /* plugin: AB order cap (1 for the Euler base) */
     long long pushed;              /* plugin: directions pushed to the history so far */
     float *feat;                   /* [n, 64] */

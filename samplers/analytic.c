@@ -47,8 +47,9 @@ void pd_gaussian_ode_exact(float *out, const float *x, double mu, double std, do
 
 /* ------------------------------------------------------------------ gaussian */
 
+/* features: an analytic denoiser has no network, so it reports nothing (feature_dim 0). */
 static int gauss_eval(pd_denoiser *d, float *out, const float *x, const float *sigma,
-                      const float *labels, int n, pd_error *err) {
+                      const float *labels, int n, float *features, pd_error *err) {
     const gauss_ctx *g = d->ctx;
     size_t dim = (size_t)d->C * d->H * d->W;
     double s2 = g->std * g->std;
@@ -71,7 +72,7 @@ static void ctx_destroy(pd_denoiser *d) {
 /* ------------------------------------------------------------------ points */
 
 static int points_eval(pd_denoiser *d, float *out, const float *x, const float *sigma,
-                       const float *labels, int n, pd_error *err) {
+                       const float *labels, int n, float *features, pd_error *err) {
     points_ctx *pc = d->ctx;
     const int K = pc->K;
     const size_t dim = pc->dim;

@@ -6,8 +6,11 @@
  *   D = D_u + w (D_c - D_u),  computed as  D_c + (w - 1) (D_c - D_u)  in double,
  * the same value, whose second form is exactly D_c at w = 1 (the term is 0), so guidance 1 gives
  * the conditional model bit for bit (an image's result never depends on its batch neighbours:
- * DESIGN.md convention 7). Scratch is sized on the first call and regrown only for a larger batch,
- * so the sampling loop allocates nothing after its first step. */
+ * DESIGN.md convention 7). AMED's feature tap, when asked for, is the conditional branch's (the
+ * first n rows of the 2n call), as the AMED reference reads the conditional half of its guided
+ * batch (zju-pi/diff-sampler, amed-solver-main/solvers_amed.py, get_amed_prediction). Scratch is
+ * sized on the first call and regrown only for a larger batch, so the sampling loop allocates
+ * nothing after its first step. */
 #include "core/util.h"
 #include "pixdiff.h"
 #include <math.h>
@@ -19,17 +22,23 @@ typedef struct {
     pd_denoiser *inner;
     double w;
     int cap;             /* images the scratch below holds (2 cap rows) */
-    float *x2, *s2, *l2, *d2;
+    float *x2, *s2, *l2, *d2, *f2;  /* f2: the 2n-row feature tap (inner->feature_dim > 0) */
 } cfg_ctx;
 
-static int cfg_grow(cfg_ctx *c, int n, size_t dim, int L, pd_error *err) {
+static void cfg_free_scratch(cfg_ctx *c) {
+    pd_free(c->x2), pd_free(c->s2), pd_free(c->l2), pd_free(c->d2), pd_free(c->f2);
+    c->x2 = c->s2 = c->l2 = c->d2 = c->f2 = NULL;
+}
+
+static int cfg_grow(cfg_ctx *c, int n, size_t dim, int L, int fd, pd_error *err) {
     if (n <= c->cap) return 0;
-    pd_free(c->x2), pd_free(c->s2), pd_free(c->l2), pd_free(c->d2);
+    cfg_free_scratch(c);
     c->x2 = pd_alloc(sizeof(float) * 2 * (size_t)n * dim);
     c->d2 = pd_alloc(sizeof(float) * 2 * (size_t)n * dim);
     c->s2 = pd_alloc(sizeof(float) * 2 * (size_t)n);
     c->l2 = pd_alloc(sizeof(float) * 2 * (size_t)n * (size_t)L);
-    if (!c->x2 || !c->d2 || !c->s2 || !c->l2) {
+    c->f2 = pd_alloc(sizeof(float) * 2 * (size_t)n * (size_t)(fd > 0 ? fd : 1));
+    if (!c->x2 || !c->d2 || !c->s2 || !c->l2 || !c->f2) {
         c->cap = 0;
         return pd_fail(err, "guidance: out of memory for a batch of %d", n);
     }
@@ -38,18 +47,21 @@ static int cfg_grow(cfg_ctx *c, int n, size_t dim, int L, pd_error *err) {
 }
 
 static int cfg_eval(pd_denoiser *self, float *out, const float *x, const float *sigma,
-                    const float *labels, int n, pd_error *err) {
+                    const float *labels, int n, float *features, pd_error *err) {
     cfg_ctx *c = self->ctx;
-    const int L = self->label_dim;
+    const int L = self->label_dim, fd = self->feature_dim;
     const size_t dim = (size_t)self->C * self->H * self->W;
-    if (cfg_grow(c, n, dim, L, err)) return -1;
+    if (cfg_grow(c, n, dim, L, fd, err)) return -1;
     memcpy(c->x2, x, sizeof(float) * (size_t)n * dim);
     memcpy(c->x2 + (size_t)n * dim, x, sizeof(float) * (size_t)n * dim);
     memcpy(c->s2, sigma, sizeof(float) * (size_t)n);
     memcpy(c->s2 + n, sigma, sizeof(float) * (size_t)n);
     memset(c->l2, 0, sizeof(float) * 2 * (size_t)n * (size_t)L);
     if (labels) memcpy(c->l2, labels, sizeof(float) * (size_t)n * (size_t)L);
-    if (pd_denoiser_eval(c->inner, c->d2, c->x2, c->s2, c->l2, 2 * n, err)) return -1;
+    if (pd_denoiser_eval_features(c->inner, c->d2, c->x2, c->s2, c->l2, 2 * n,
+                                  features ? c->f2 : NULL, err))
+        return -1;
+    if (features && fd > 0) memcpy(features, c->f2, sizeof(float) * (size_t)n * (size_t)fd);
     const float *dc = c->d2, *du = c->d2 + (size_t)n * dim;
     const double wm1 = c->w - 1.0;
     const size_t total = (size_t)n * dim;
@@ -62,7 +74,7 @@ static int cfg_eval(pd_denoiser *self, float *out, const float *x, const float *
 static void cfg_destroy(pd_denoiser *self) {
     cfg_ctx *c = self->ctx;
     if (c) {
-        pd_free(c->x2), pd_free(c->s2), pd_free(c->l2), pd_free(c->d2);
+        cfg_free_scratch(c);
         free(c);
     }
     self->ctx = NULL;
@@ -76,8 +88,6 @@ int pd_denoiser_cfg(pd_denoiser **out, pd_denoiser *inner, double w, pd_error *e
     if (inner->label_dim <= 0)
         return pd_fail(err, "guidance: the model is unconditional (label_dim 0); classifier-free "
                             "guidance needs a class-conditional model");
-    if (inner->sigma_init > 0)
-        return pd_fail(err, "guidance: a one-step generator is not a denoiser; it cannot be guided");
     pd_denoiser *d = calloc(1, sizeof *d);
     cfg_ctx *c = calloc(1, sizeof *c);
     if (!d || !c) {
@@ -90,6 +100,7 @@ int pd_denoiser_cfg(pd_denoiser **out, pd_denoiser *inner, double w, pd_error *e
     d->label_dim = inner->label_dim;
     d->sigma_min = inner->sigma_min, d->sigma_max = inner->sigma_max;
     d->sigma_data = inner->sigma_data;
+    d->feature_dim = inner->feature_dim;
     d->eval = cfg_eval;
     d->destroy = cfg_destroy;
     d->ctx = c;

@@ -1,17 +1,22 @@
 /* denoiser.c — the generic half of the denoiser interface (pixdiff.h): argument checks and the
- * evaluation count around d->eval, and destruction. Every concrete denoiser (network, analytic,
+ * evaluation count around d->eval (with or without AMED's feature tap), and destruction. Every concrete denoiser (network, analytic,
  * wrappers) only fills the struct's fields and function pointers. */
 #include "pixdiff.h"
 #include <stdlib.h>
 
-int pd_denoiser_eval(pd_denoiser *d, float *out, const float *x, const float *sigma,
-                     const float *labels, int n, pd_error *err) {
+int pd_denoiser_eval_features(pd_denoiser *d, float *out, const float *x, const float *sigma,
+                              const float *labels, int n, float *features, pd_error *err) {
     if (!d || !d->eval) return pd_fail(err, "denoiser: NULL denoiser or eval function");
     if (!out || !x || !sigma) return pd_fail(err, "denoiser '%s': NULL buffer", d->desc);
     if (n < 1) return pd_fail(err, "denoiser '%s': batch size %d < 1", d->desc, n);
     /* One count per batched call: "NFE" is network evaluations per image (docs/algorithms.md §S0.6). */
     d->evals++;
-    return d->eval(d, out, x, sigma, labels, n, err);
+    return d->eval(d, out, x, sigma, labels, n, features, err);
+}
+
+int pd_denoiser_eval(pd_denoiser *d, float *out, const float *x, const float *sigma,
+                     const float *labels, int n, pd_error *err) {
+    return pd_denoiser_eval_features(d, out, x, sigma, labels, n, NULL, err);
 }
 
 void pd_denoiser_free(pd_denoiser *d) {

@@ -7,8 +7,9 @@
  * class_i, the settings): not on the batch size, the thread count, its neighbours, or which
  * (first, count) range it was generated in (EDM's StackedRandomGenerator; DESIGN.md convention 7).
  * A range lets processes split one request (image i always lands in the same place). Classifier-
- * free guidance wraps the denoiser for the call (samplers/cfg.c). Buffers are allocated once per
- * call, before the first batch.
+ * free guidance wraps the denoiser for the call (samplers/cfg.c). A one-step generator
+ * (pd_generator_generate) runs the same loop with its one evaluation in place of the sampler.
+ * Buffers are allocated once per call, before the first batch.
  */
 #include "core/progress.h"
 #include "core/util.h"
@@ -61,15 +62,36 @@ static int abort_cb(void *user) {
     return g->p->abort ? g->p->abort(g->p->user) : 0;
 }
 
-int pd_generate(pd_denoiser *d, const pd_generate_params *p, long long first, int count, float *out,
-                pd_sample_stats *stats, pd_error *err) {
-    if (stats) memset(stats, 0, sizeof *stats);
-    if (!d || !p) return pd_fail(err, "generate: NULL denoiser or parameters");
-    if (first < 0 || count < 0)
-        return pd_fail(err, "generate: bad image range (first %lld, count %d)", first, count);
-    if (!out && !p->images) return pd_fail(err, "generate: no output buffer and no images callback");
-    if (count == 0) return 0;
-    const int L = d->label_dim;
+/* What makes one batch: a sampler on a denoiser, or a one-step generator. */
+typedef struct {
+    pd_denoiser *den;         /* the sampler's denoiser (guided when asked), or NULL */
+    pd_generator *gen;        /* or the generator */
+    int C, H, W, label_dim;
+} gen_source;
+
+/* One batch of nb images from their noise in x: pd_sample with the step callbacks, or the
+ * generator's one evaluation (abort checked before it, progress after it, as for one step). */
+static int run_batch(const gen_source *src, const pd_sample_params *sp, gen_state *g, float *x,
+                     const float *labels, const uint64_t *seeds, int nb, pd_sample_stats *st,
+                     pd_error *err) {
+    if (src->den) return pd_sample(src->den, sp, x, labels, seeds, nb, st, err);
+    double t0 = pd_now();
+    if (abort_cb(g)) return pd_fail(err, "generator: aborted before its one step");
+    if (pd_generator_run(src->gen, x, labels, nb, err)) return -1;
+    double t = pd_now() - t0;
+    pd_progress one;          /* as pd_sample reports its last step */
+    pg_init(&one, "sample", "steps");
+    one.done = one.total = one.step = one.steps = one.batch = one.batches = 1;
+    one.images_done = one.images = nb;
+    step_cb(g, &one);
+    st->steps = st->nfe = 1;
+    st->seconds_total = st->seconds_denoiser = t;
+    return 0;
+}
+
+static int generate(const gen_source *src, const pd_generate_params *p, long long first, int count,
+                    float *out, pd_sample_stats *stats, pd_error *err) {
+    const int L = src->label_dim;
     for (int k = 0; k < count; k++) {
         int c = pd_generate_class(p, first + k);
         if (c >= 0 && c >= L)
@@ -77,13 +99,8 @@ int pd_generate(pd_denoiser *d, const pd_generate_params *p, long long first, in
                            first + k, c, L);
     }
     const int batch = p->batch > 0 ? (p->batch < count ? p->batch : count) : (count < 16 ? count : 16);
-    const size_t chw = (size_t)d->C * d->H * d->W;
+    const size_t chw = (size_t)src->C * src->H * src->W;
 
-    pd_denoiser *den = d, *guided = NULL;
-    if (p->use_guidance) {
-        if (pd_denoiser_cfg(&guided, d, p->guidance, err)) return -1;
-        den = guided;
-    }
     float *xbuf = out ? NULL : malloc(sizeof(float) * chw * (size_t)batch);
     float *labels = L > 0 ? calloc((size_t)batch * (size_t)L, sizeof(float)) : NULL;
     uint64_t *seeds = malloc(sizeof(uint64_t) * (size_t)batch);
@@ -119,7 +136,7 @@ int pd_generate(pd_denoiser *d, const pd_generate_params *p, long long first, in
         g.pr.batch = b + 1;
         g.k0 = g.pr.images_done = k0;
         pd_sample_stats st = {0};
-        if (pd_sample(den, &sp, x, labels, seeds, nb, &st, err)) {
+        if (run_batch(src, &sp, &g, x, labels, seeds, nb, &st, err)) {
             rc = -1;
             goto done;
         }
@@ -139,6 +156,42 @@ done:
     free(xbuf);
     free(labels);
     free(seeds);
+    return rc;
+}
+
+/* The checks every request gets; 1 when there is nothing to do. */
+static int check_request(const void *src, const pd_generate_params *p, long long first, int count,
+                         float *out, pd_sample_stats *stats, pd_error *err) {
+    if (stats) memset(stats, 0, sizeof *stats);
+    if (!src || !p) return pd_fail(err, "generate: NULL model or parameters");
+    if (first < 0 || count < 0)
+        return pd_fail(err, "generate: bad image range (first %lld, count %d)", first, count);
+    if (!out && !p->images) return pd_fail(err, "generate: no output buffer and no images callback");
+    return count == 0;
+}
+
+int pd_generate(pd_denoiser *d, const pd_generate_params *p, long long first, int count, float *out,
+                pd_sample_stats *stats, pd_error *err) {
+    int rc = check_request(d, p, first, count, out, stats, err);
+    if (rc) return rc < 0 ? -1 : 0;
+    gen_source src = {d, NULL, d->C, d->H, d->W, d->label_dim};
+    pd_denoiser *guided = NULL;
+    if (p->use_guidance) {
+        if (pd_denoiser_cfg(&guided, d, p->guidance, err)) return -1;
+        src.den = guided;
+    }
+    rc = generate(&src, p, first, count, out, stats, err);
     pd_denoiser_free(guided);
     return rc;
+}
+
+int pd_generator_generate(pd_generator *g, const pd_generate_params *p, long long first, int count,
+                          float *out, pd_sample_stats *stats, pd_error *err) {
+    int rc = check_request(g, p, first, count, out, stats, err);
+    if (rc) return rc < 0 ? -1 : 0;
+    if (p->use_guidance)
+        return pd_fail(err, "classifier-free guidance: '%s' is a one-step generator, not a denoiser; "
+                       "guidance does not apply", g->desc);
+    gen_source src = {NULL, g, g->C, g->H, g->W, g->label_dim};
+    return generate(&src, p, first, count, out, stats, err);
 }

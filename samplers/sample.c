@@ -99,7 +99,7 @@ int pd_sampler_steps_for_nfe(const pd_sample_params *p, int nfe) {
 
 /* ------------------------------------------------------------------ run helpers */
 
-int pd_run_denoise(pd_run *r, const double *x, double sigma, int step) {
+int pd_run_denoise_features(pd_run *r, const double *x, double sigma, int step, float *features) {
     size_t total = r->total;
     if (r->afs_pending) {
         /* AFS (docs/algorithms.md §S4.3): at sigma_max, x ~ sigma z, so x/sqrt(1 + sigma^2) is the
@@ -119,7 +119,8 @@ int pd_run_denoise(pd_run *r, const double *x, double sigma, int step) {
     for (size_t j = 0; j < total; j++) xin[j] = (float)x[j];
     for (int b = 0; b < r->n; b++) r->sig[b] = (float)sigma;
     double t0 = pd_now();
-    int rc = pd_denoiser_eval(r->d, r->den, r->xin, r->sig, r->labels, r->n, r->err);
+    int rc = pd_denoiser_eval_features(r->d, r->den, r->xin, r->sig, r->labels, r->n, features,
+                                       r->err);
     r->seconds_denoiser += pd_now() - t0;
     r->nfe++;
     if (rc) {
@@ -130,6 +131,10 @@ int pd_run_denoise(pd_run *r, const double *x, double sigma, int step) {
                        step + 1, r->steps, sigma, msg);
     }
     return 0;
+}
+
+int pd_run_denoise(pd_run *r, const double *x, double sigma, int step) {
+    return pd_run_denoise_features(r, x, sigma, step, NULL);
 }
 
 int pd_run_denoise_each(pd_run *r, const double *x, const double *sigma, int step) {
@@ -222,8 +227,6 @@ int pd_sample(pd_denoiser *d, const pd_sample_params *p, float *x, const float *
     if (d->C < 1 || d->H < 1 || d->W < 1)
         return pd_fail(err, "pd_sample: denoiser '%s' has no image shape (%dx%dx%d)", d->desc, d->C,
                        d->H, d->W);
-    /* A SiD generator is not integrated: it maps sigma_init z to an image in one call. */
-    if (d->sigma_init > 0) return pd_sample_generator(d, p, x, labels, n, stats, err);
     const pd_sampler_impl *impl = pd_sampler_impl_get(p->sampler);
     if (!impl) return pd_fail(err, "pd_sample: unknown sampler kind %d", (int)p->sampler);
     const char *name = pd_sampler_name(p->sampler);

@@ -79,6 +79,9 @@ const pd_sampler_impl *pd_sampler_impl_get(pd_sampler_kind k);
  * r->last_afs; every sampler thereby gets AFS on its first evaluation, and multistep samplers
  * store that D/d in their history like any other. */
 int pd_run_denoise(pd_run *r, const double *x, double sigma, int step);
+/* The same with AMED's feature tap of the call into features [n, feature_dim] (NULL: none);
+ * an AFS answer writes nothing there. */
+int pd_run_denoise_features(pd_run *r, const double *x, double sigma, int step, float *features);
 /* The same with a sigma per image, sigma[n] (AMED calls the network at a_b s_b, samplers.md
  * §S4.2); one NFE. AFS, when pending, uses each image's sigma. */
 int pd_run_denoise_each(pd_run *r, const double *x, const double *sigma, int step);
@@ -99,9 +102,5 @@ int pd_impl_steps_for_nfe(const pd_sampler_impl *impl, const pd_sample_params *p
 /* impl->nfe_for_steps less the one evaluation AFS saves (p->afs); what a run really spends. */
 int pd_impl_nfe_for_steps(const pd_sampler_impl *impl, const pd_sample_params *p, int steps);
 
-/* pd_sample for a one-step generator (d->sigma_init > 0; samplers/generator.c): x = D(sigma_init z;
- * sigma_init, labels), one evaluation, steps = nfe = 1; the sampler settings do not apply. */
-int pd_sample_generator(pd_denoiser *d, const pd_sample_params *p, float *x, const float *labels,
-                        int n, pd_sample_stats *stats, pd_error *err);
 
 #endif

@@ -81,8 +81,13 @@ static void guide_one(float *out, const float *lo, int C, int h, int w, int m, d
 }
 
 static int ug_eval(pd_denoiser *self, float *out, const float *x, const float *sigma,
-                   const float *labels, int n, pd_error *err) {
+                   const float *labels, int n, float *features, pd_error *err) {
     ug_ctx *c = self->ctx;
+    /* AMED's predictor reads the 8x8 tap of the network at its trained size; the guided D mixes
+     * two resolutions, neither of which is that tap at the sampled size. */
+    if (features)
+        return pd_fail(err, "upsample guidance: '%s' has no AMED feature tap (the predictor reads "
+                       "the 8x8 level of the network at its trained size)", self->desc);
     pd_denoiser *lo = c->lo;
     c->hi_calls++;
     if (pd_denoiser_eval(c->hi, out, x, sigma, labels, n, err)) return -1;
@@ -143,14 +148,6 @@ int pd_denoiser_upsample_guidance(pd_denoiser **out, pd_denoiser *hi, pd_denoise
     if (hi->label_dim != lo->label_dim)
         return pd_fail(err, "upsample guidance: label_dim %d of '%s' differs from %d of '%s'",
                        hi->label_dim, hi->desc, lo->label_dim, lo->desc);
-    /* A one-step generator is evaluated once at its sigma_init, never integrated, so there is no
-     * trajectory for the guidance to act on (and pd_sample would no longer see the generator
-     * behind the wrapper): refuse rather than integrate it as a denoiser. */
-    if (hi->sigma_init > 0 || lo->sigma_init > 0)
-        return pd_fail(err, "upsample guidance: '%s' is a one-step generator (NFE 1 at sigma_init "
-                       "%g), which no sampler integrates; guidance needs a denoiser",
-                       hi->sigma_init > 0 ? hi->desc : lo->desc,
-                       hi->sigma_init > 0 ? hi->sigma_init : lo->sigma_init);
     if (!(hi->sigma_min > 0 && hi->sigma_max > hi->sigma_min))
         return pd_fail(err, "upsample guidance: '%s' has no sigma range (%g, %g)", hi->desc,
                        hi->sigma_min, hi->sigma_max);

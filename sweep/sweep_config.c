@@ -334,7 +334,7 @@ static void auto_label(sw_sampler *sm) {
 }
 
 /* "- {generator: FILE[, label: L]}": a one-step generator (SiD) as one more series; it has no
- * sampler, schedule or options (pd_sample evaluates it once at its sigma_init). */
+ * sampler, schedule or options (pd_generator_generate evaluates it once at its sigma_init). */
 static int parse_generator(ctx *c, const yd_node *item, const char *where, sw_sampler *sm) {
     char path[200];
     for (int i = 0; i < item->n; i++)

@@ -65,7 +65,7 @@ typedef struct run {
     pd_amed_predictor **preds;      /* [n_samplers * n_nfe], AMED predictors the cells use */
     sw_budget_override *ov;         /* [n_samplers * n_nfe] */
     pd_model *gen_model[SW_MAX_SAMPLERS];    /* one-step generators (sw_sampler.generator) */
-    pd_denoiser *gen_den[SW_MAX_SAMPLERS];
+    pd_generator *gen[SW_MAX_SAMPLERS];
     char out[1024];
     int lock_fd;
     sw_labels labels;
@@ -326,7 +326,7 @@ static int load_generators(run *R, pd_error *err) {
                                 "%dx%dx%d for %d",
                            where, sm->generator, cfg->img_resolution, cfg->img_resolution, cfg->in_channels,
                            cfg->label_dim, s->model, R->mf.res, R->mf.res, R->mf.C, R->mf.label_dim);
-        if (pd_denoiser_from_model(&R->gen_den[si], R->gen_model[si], 0, &e2))
+        if (pd_generator_from_model(&R->gen[si], R->gen_model[si], 0, &e2))
             return pd_fail(err, "%s: %s", where, e2.msg);
         for (int b = 0; b < s->n_nfe; b++) {
             o[b].used = 1;
@@ -339,10 +339,10 @@ static int load_generators(run *R, pd_error *err) {
     return 0;
 }
 
-/* The denoiser a cell samples with: its generator, or its variant's denoiser. */
-static pd_denoiser *cell_denoiser(const run *R, const sw_cell *c) {
-    return R->gen_den[c->sampler] ? R->gen_den[c->sampler] : R->var[c->variant].den;
-}
+/* The denoiser of a cell's variant. A generator's cell (R->gen) makes its images without it, but
+ * exists only in a variant without transforms, whose denoiser has the generator's image shape
+ * (load_generators checks it against the model). */
+static pd_denoiser *cell_denoiser(const run *R, const sw_cell *c) { return R->var[c->variant].den; }
 
 /* What a sweep file alone could not check: labels against the model's classes, metrics against
  * the classifier's input size. */
@@ -493,13 +493,14 @@ static void my_images(int n, int *lo, int *hi) {
 /* Rank 0 collects every rank's images [lo, hi) of x [n, dim] into place. */
 static void gather_images(float *x, int n, size_t dim) { pd_dist_gather(x, n, dim * sizeof(float)); }
 
-/* All n images of one run of d with parameters q into out [n, dim] (on rank 0), through the
- * library's loop (pd_generate: image i from pd_randn(seed + i, 0), class classes[i]). Under mpirun
+/* All n images of one run of d with parameters q (or of the one-step generator g, when not NULL)
+ * into out [n, dim] (on rank 0), through the library's loop (pd_generate, pd_generator_generate:
+ * image i from pd_randn(seed + i, 0), class classes[i]). Under mpirun
  * each rank generates its pd_dist_part of the images (pd_generate's (first, count) range gives
  * the images one process makes) and rank 0 gathers them. Seconds of wall time, of this rank's
  * denoiser time, and the NFE per image as pd_sample counted it (the same on every rank). */
-static int sample_all(run *R, pd_denoiser *d, pd_sample_params q, float *out, double *sec,
-                      double *sec_den, int *nfe, pd_error *err) {
+static int sample_all(run *R, pd_denoiser *d, pd_generator *g, pd_sample_params q, float *out,
+                      double *sec, double *sec_den, int *nfe, pd_error *err) {
     const size_t dim = (size_t)d->C * d->H * d->W;
     pd_generate_params gp = pd_generate_default_params();
     gp.sample = q;
@@ -517,7 +518,8 @@ static int sample_all(run *R, pd_denoiser *d, pd_sample_params q, float *out, do
     R->pr.step = R->pr.batch = 0;
     int rc = 0;
     if (abort_cb(R)) rc = pd_fail(err, "interrupted");
-    else if (pd_generate(d, &gp, lo, hi - lo, out + (size_t)lo * dim, &st, err))
+    else if (g ? pd_generator_generate(g, &gp, lo, hi - lo, out + (size_t)lo * dim, &st, err)
+               : pd_generate(d, &gp, lo, hi - lo, out + (size_t)lo * dim, &st, err))
         rc = abort_cb(R) ? pd_fail(err, "interrupted") : -1;
     if (agree(rc != 0, err)) return -1;
     /* A rank may hold no image (n below the ranks): the NFE is the largest any rank saw. */
@@ -614,7 +616,7 @@ static int get_reference(run *R, int vi, double s_first, double s_last, pd_error
             q.sched.end_at_zero = 0;
             q.sched.shift = PD_SHIFT_NONE;
             q.steps = s->reference_steps;
-            rc = sample_all(R, d, q, end, &sec, &sec_den, &nfe, err);
+            rc = sample_all(R, d, NULL, q, end, &sec, &sec_den, &nfe, err);
         } else {
             /* A one-point grid (one step into sigma = 0): the state at s_last is the start. */
             for (int i = 0; i < n; i++) pd_randn(end + (size_t)i * dim, dim, s->seed + (uint64_t)i, 0);
@@ -661,9 +663,11 @@ static void cell_params(run *R, const sw_cell *c, pd_sample_params *q) {
     const sw_spec *s = R->s;
     const sw_variant *v = &s->variants[c->variant];
     const pd_denoiser *d = cell_denoiser(R, c);
+    /* a generator's cell: the sigma range of the generator's network */
+    const pd_unet_config *gc = R->gen[c->sampler] ? pd_model_config(R->gen_model[c->sampler]) : NULL;
     *q = c->p;
-    if (q->sched.sigma_min <= 0) q->sched.sigma_min = d->sigma_min;
-    if (q->sched.sigma_max <= 0) q->sched.sigma_max = d->sigma_max;
+    if (q->sched.sigma_min <= 0) q->sched.sigma_min = gc ? gc->sigma_min : d->sigma_min;
+    if (q->sched.sigma_max <= 0) q->sched.sigma_max = gc ? gc->sigma_max : d->sigma_max;
     q->sched.shift = v->shift;
     q->sched.shift_res = d->H;
     q->sched.shift_base = v->shift_base > 0 ? v->shift_base : R->mf.res;
@@ -749,7 +753,7 @@ static void make_record(sw_buf *b, run *R, const sw_cell *c, const pd_sample_par
     json_kv_str(b, "labels", R->labels == SW_LABELS_CYCLE ? "cycle" : "none");
     json_kv_str(b, "model", gm ? s->samplers[c->sampler].generator : s->model);
     json_kv_str(b, "model_sha256", gm ? pd_model_sha256(gm) : R->model ? pd_model_sha256(R->model) : "");
-    json_kv_num(b, "sigma_init", gm ? d->sigma_init : NAN);
+    json_kv_num(b, "sigma_init", gm ? R->gen[c->sampler]->sigma_init : NAN);
     for (int m = 0; m < s->n_metrics; m++) {
         const sw_metric_info *mi = sw_metric_get(s->metrics[m]);
         for (int k = 0; mi->columns[k]; k++) json_kv_num(b, mi->columns[k], mv->v[s->metrics[m]][k]);
@@ -898,7 +902,7 @@ static int run_cell(run *R, int ci, int todo_index, pd_sweep_summary *sum, pd_er
 
     double sec = 0, sec_den = 0;
     int nfe = 0;
-    if (sample_all(R, d, q, R->x, &sec, &sec_den, &nfe, err)) return -1;
+    if (sample_all(R, d, R->gen[c->sampler], q, R->x, &sec, &sec_den, &nfe, err)) return -1;
     if (dist_rank() > 0) {   /* rank 0 measures and writes; the others go on to the next cell */
         R->g.cells[ci].done = 1;
         sum->ran++;
@@ -1008,7 +1012,7 @@ static void cleanup(run *R) {
     free(R->preds);
     free(R->ov);
     for (int si = 0; si < SW_MAX_SAMPLERS; si++) {
-        pd_denoiser_free(R->gen_den[si]);
+        pd_generator_free(R->gen[si]);
         if (R->gen_model[si]) pd_model_free(R->gen_model[si]);
     }
     if (R->lock_fd >= 0) close(R->lock_fd);

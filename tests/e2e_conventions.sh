@@ -6,7 +6,8 @@
 #   - seeds as EDM's generate.py: --seeds 0-3,10 (image i uses its listed seed, the same image as
 #     --seed S), --outdir files named by seed, a drawn seed printed and recorded, --n/--seeds
 #     exclusive;
-#   - classifier-free guidance: --guidance 1 equals the conditional model bit for bit, W = 0 the
+#   - classifier-free guidance: --guidance 1 equals the conditional model bit for bit (AMED with a
+#     predictor too: its feature tap crosses the wrapper), W = 0 the
 #     unconditional model, the weight is recorded; refused for unconditional models and for models
 #     that record no label dropout... (only when they record 0);
 #   - --out x.npy writes an array; --json output of info and sample is valid JSON (json_check, a
@@ -155,6 +156,16 @@ else bad "--guidance 0"; fi
 has "--guidance recorded (parameters)" g3.txt 'CFG scale: 3'
 has "--guidance recorded (JSON)" g3.txt '"guidance": 3'
 has "a model that records no label dropout: a note" g3.log 'does not record its label dropout'
+# AMED's feature tap comes back through the evaluation call, so it crosses the guidance wrapper
+# (the conditional branch's): AMED with a predictor under --guidance 1 = without guidance. (It used
+# to read zeros behind the wrapper.) The shipped predictor reads the tiny model's 8x8 level too.
+A=(--sampler amed --predictor "$SRC/models/fashion32-amed-nfe5.safetensors" --seed 5 --n 2 --class 2)
+"$PD" sample "${C[@]}" "${A[@]}" --out amed_c.npy --quiet 2>/dev/null
+"$PD" sample "${C[@]}" "${A[@]}" --guidance 1 --out amed_g1.npy --quiet 2>/dev/null
+same "AMED with a predictor: --guidance 1 = the conditional model, bit for bit" amed_c.npy amed_g1.npy
+"$PD" sample "${C[@]}" "${A[@]}" --guidance 2 --out amed_g2.npy --quiet 2>/dev/null
+if [ -s amed_g2.npy ] && ! cmp -s amed_g2.npy amed_c.npy; then ok "AMED with a predictor and --guidance 2 runs"
+else bad "AMED with a predictor and --guidance 2"; fi
 if "$PD" sample --model nodrop.safetensors --class 1 --guidance 2 --force-guidance --steps 2 --n 1 \
     --out forced.png --quiet 2>forced.log && is_png forced.png; then ok "--force-guidance overrides a recorded label dropout of 0"
 else bad "--force-guidance" forced.log; fi

@@ -6,7 +6,7 @@
 # again at random moments and resumed each time must export a generator bit-identical to an
 # uninterrupted run's; export from the checkpoint alone gives the same file; `pixdiff sample`
 # on the generator reports NFE 1 and writes "Sampler: generator" metadata, and refuses sampler
-# options; Ctrl-C leaves a resumable checkpoint; a second run refuses to overwrite a checkpoint
+# options, upsample guidance and guidance (denoise refuses it, bench times it); Ctrl-C leaves a resumable checkpoint; a second run refuses to overwrite a checkpoint
 # without --resume; a missing teacher and an unknown YAML key fail with one clear line; a warm
 # start from a generator (--init-generator) runs its fake-score warm-up and distils on; on a
 # terminal the progress line fits 80 columns with img/s and both losses. Prints "N passed, M failed".
@@ -88,6 +88,17 @@ expect_error "eval refuses upsample guidance for a generator" "upsample-guidance
 if "$PD" sample --model A/generator.safetensors --skip-tuning 0.8 --n 2 --seed 1 --out st.png \
     >st.out 2>&1 && grep -q "NFE 1," st.out; then ok "Skip-Tuning works with a generator (NFE 1)"
 else bad "Skip-Tuning with a generator" st.out; fi
+expect_error "guidance refused for a generator" "guidance.*one-step generator" \
+    "$PD" sample --model A/generator.safetensors --class 1 --guidance 2 --force-guidance --out x.png
+# A generator is not a denoiser (pd_denoiser_from_model refuses it): denoise says so; bench times
+# its one evaluation.
+"$PD" sample --model teacher.safetensors --n 1 --seed 1 --steps 2 --output-npy in.npy --quiet ||
+    bad "denoise input"
+expect_error "denoise refuses a generator" "model.*one-step generator.*not a denoiser" \
+    "$PD" denoise --model A/generator.safetensors --input in.npy --sigma 1 --output d.npy
+if "$PD" bench --model A/generator.safetensors --batches 1 --repeat 1 --threads 1 >gb.out 2>&1 &&
+    grep -Eq '^ +1 +[0-9.]+ +[0-9.]+' gb.out; then ok "bench times a generator"
+else bad "bench with a generator" gb.out; fi
 
 # 4. Warm start from A's generator: the fake-score warm-up logs, then the run goes on and exports;
 #    --init-generator is refused with --resume and with a denoiser.

@@ -6,9 +6,9 @@
 #include <string.h>
 
 static int rec_eval(pd_denoiser *self, float *out, const float *x, const float *sigma,
-                    const float *labels, int n, pd_error *err) {
+                    const float *labels, int n, float *features, pd_error *err) {
     rs_rec *c = self->ctx;
-    if (pd_denoiser_eval(c->inner, out, x, sigma, labels, n, err)) return -1;
+    if (pd_denoiser_eval_features(c->inner, out, x, sigma, labels, n, features, err)) return -1;
     size_t m = (size_t)n * self->C * self->H * self->W;
     if (m <= c->cap) memcpy(c->last, out, m * sizeof *out);
     if (c->calls < RS_REC_MAX) c->sig[c->calls] = sigma[0];

@@ -8,7 +8,7 @@
  *     the denoiser's own call count, for amed and amed-plugin;
  *   - with a random predictor (both heads) on the tiny U-Net, amed, amed-plugin on iPNDM and on
  *     Euler equal an independent double reference written here from the spec (feature tap via
- *     pd_denoiser.feature_out, zeros on the AFS step, per-image r, c, a, the network at a s, the
+ *     pd_denoiser_eval_features, zeros on the AFS step, per-image r, c, a, the network at a s, the
  *     iPNDM history with the intermediate directions), and an image's result is the same alone or
  *     in a batch (bitwise) although every image has its own s;
  *   - convergence order on the Gaussian (exact solution) with the neutral predictor: amed ~2
@@ -156,9 +156,7 @@ static void D(pd_denoiser *d, float *out, const double *x, const double *sig, in
     for (size_t j = 0; j < (size_t)n * dim; j++) xin[j] = (float)x[j];
     for (int b = 0; b < n; b++) s[b] = (float)sig[b];
     pd_error err;
-    d->feature_out = feat;
-    if (pd_denoiser_eval(d, out, xin, s, NULL, n, &err)) printf("  eval: %s\n", err.msg);
-    d->feature_out = NULL;
+    if (pd_denoiser_eval_features(d, out, xin, s, NULL, n, feat, &err)) printf("  eval: %s\n", err.msg);
     free(xin);
 }
 
@@ -253,9 +251,7 @@ static void test_reference(pd_model *m) {
                 float xin[N * 256], out[N * 256], sg[N];
                 for (int b = 0; b < N; b++) sg[b] = (float)sig[1];
                 for (size_t j = 0; j < tot; j++) xin[j] = z[j] * 10;
-                d->feature_out = feat;
-                pd_denoiser_eval(d, out, xin, sg, NULL, N, &err);
-                d->feature_out = NULL;
+                pd_denoiser_eval_features(d, out, xin, sg, NULL, N, feat, &err);
                 double r[N];
                 pd_amed_predict(pred, feat, N, sig[1], sig[2], r, NULL, NULL, &err);
                 tu_check(fabs(r[0] - r[1]) > 1e-6 && fabs(r[1] - r[2]) > 1e-6,

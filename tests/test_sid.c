@@ -7,7 +7,8 @@
  * theta step lower their losses on a fixed batch; the NaN guard (a non-finite sample is dropped,
  * the rest of the loss is unchanged); bit-exact resume (K iterations vs K/2 + checkpoint + K/2:
  * psi, theta, theta_ema and both Adam states) also through the public pd_distill_sid; export of
- * G_ema -> load -> pd_sample with NFE 1 equal to D(sigma_init z; sigma_init) bit for bit; the
+ * G_ema -> load -> pd_generator_generate with NFE 1 equal to D(sigma_init z; sigma_init) bit for bit
+ * (and pd_denoiser_from_model refuses it: a generator is not a denoiser); the
  * warm start from a generator with its fake-score-only warm-up (what moves, resume); the
  * YAML config's strictness and the shipped config. A few seconds in all.
  */
@@ -421,16 +422,17 @@ static void test_resume_export(const char *dir) {
         unlink(t2);
     }
 
-    /* Export G_ema -> load -> pd_sample (NFE 1) == D(sigma_init z; sigma_init) on the loaded
-     * model == G_ema's own samples inside the distiller. */
+    /* Export G_ema -> load -> pd_generator_generate (NFE 1) == D(sigma_init z; sigma_init) on the
+     * loaded model == G_ema's own samples inside the distiller. */
     enum { N = 3 };
     pd_model *g = NULL;
-    pd_denoiser *d = NULL;
+    pd_generator *d = NULL;
     unet_run *run = NULL;
     float x[N * 64], xin[N * 64], sig[N], lab[N * 3] = {0}, direct[N * 64], inside[N * 64];
     uint64_t seeds[N];
+    int classes[N];
     rc = sid_export(a, gpath, &err) || pd_model_load(&g, gpath, &err) ||
-         pd_denoiser_from_model(&d, g, 0, &err) || unet_run_create(&run, g, N, 0, 0, &err);
+         pd_generator_from_model(&d, g, 0, &err) || unet_run_create(&run, g, N, 0, 0, &err);
     tu_check(rc == 0 && !strcmp(g->cfg.kind, "generator") && g->cfg.sigma_init == 2.5 &&
                  d->sigma_init == 2.5,
              "exported G_ema loads as kind '%s', sigma_init %g (%s)", g ? g->cfg.kind : "?",
@@ -443,18 +445,23 @@ static void test_resume_export(const char *dir) {
         for (int k = 0; k < 64; k++) xin[i * 64 + k] = 2.5f * x[i * 64 + k];
         sig[i] = 2.5f;
         lab[i * 3 + i % 3] = 1;
+        classes[i] = i % 3;
     }
-    pd_sample_params p = pd_sample_default_params();
+    pd_generate_params p = pd_generate_default_params();
+    p.seeds = seeds;
+    p.classes = classes;
     pd_sample_stats st;
     memset(&st, 0, sizeof st);
-    rc = pd_sample(d, &p, x, lab, seeds, N, &st, &err) ||
+    rc = pd_generator_generate(d, &p, 0, N, x, &st, &err) ||
          unet_denoise_forward(run, direct, xin, sig, lab, N, NULL, &err) ||
          sid_generate_ema(a, inside, N, 500, &err);
-    tu_check(rc == 0 && st.nfe == 1 && st.steps == 1 && d->evals == 1,
-             "pd_sample on a generator: NFE %d, steps %d, %lld denoiser call (%s)", st.nfe,
-             st.steps, d->evals, err.msg);
+    tu_check(rc == 0 && st.nfe == 1 && st.steps == 1,
+             "pd_generator_generate: NFE %d, steps %d (%s)", st.nfe, st.steps, err.msg);
     tu_check(rc == 0 && same(x, direct, N * 64) && same(x, inside, N * 64),
              "generator sample == D(2.5 z; 2.5) == G_ema inside the distiller, bit for bit");
+    pd_denoiser *dn = NULL;
+    tu_check(pd_denoiser_from_model(&dn, g, 0, &err) != 0 && !dn && strstr(err.msg, "generator"),
+             "a generator is not a denoiser: %s", err.msg);
     /* The same export from the checkpoint file alone. */
     pd_model *g2 = NULL;
     rc = sid_save_checkpoint(a, ckpt, &err) || sid_export_checkpoint(ckpt, gpath2, &err) ||
@@ -464,7 +471,7 @@ static void test_resume_export(const char *dir) {
     pd_model_free(g2);
 out2:
     unet_run_free(run);
-    pd_denoiser_free(d);
+    pd_generator_free(d);
     pd_model_free(g);
 out:
     sid_free(a);

@@ -9,7 +9,7 @@
  *   - a sigma window applies per sample: in a batch with sigmas on both sides of it each image
  *     equals its own single-image evaluation with or without the scales (bitwise), features too;
  *   - bad input (analytic denoiser, wrong list length, NaN, empty window) fails with a message;
- *   - the feature tap through pd_denoiser.feature_out equals unet_opts.feature; analytic: dim 0.
+ *   - the feature tap through pd_denoiser_eval_features equals unet_opts.feature; analytic: dim 0.
  */
 #include "pixdiff.h"
 #include "unet/songunet.h"
@@ -141,9 +141,7 @@ int main(void) {
     pd_denoiser_set_skip_tuning(d, &st, &err);
     pd_skip_tuning_scales(&st, ns, sc, &err);
     float *feat = malloc(n * 64 * sizeof *feat), *fref = malloc(64 * sizeof *fref);
-    d->feature_out = feat;
-    pd_denoiser_eval(d, o1, x, sig, NULL, n, &err);
-    d->feature_out = NULL;
+    pd_denoiser_eval_features(d, o1, x, sig, NULL, n, feat, &err);
     ok = 1;
     int okf = 1;
     for (int b = 0; b < n; b++) {
@@ -182,13 +180,11 @@ int main(void) {
     tu_check(d->feature_dim == 64 && an->feature_dim == 0, "feature_dim: U-Net %d, analytic %d",
              d->feature_dim, an->feature_dim);
     pd_denoiser_set_skip_tuning(d, NULL, &err);
-    d->feature_out = feat;
-    pd_denoiser_eval(d, o1, x, sig, NULL, n, &err);
-    d->feature_out = NULL;
+    pd_denoiser_eval_features(d, o1, x, sig, NULL, n, feat, &err);
     float *fall = malloc(n * 64 * sizeof *fall);
     hand(m, o2, x, sig, n, NULL, fall);
     tu_check(same(feat, fall, n * 64) && same(o1, o2, n * img),
-             "feature_out == unet_opts.feature, output unchanged (bitwise)");
+             "features out == unet_opts.feature, output unchanged (bitwise)");
     pd_denoiser *up;
     pd_denoiser_from_model(&up, m, 32, &err);
     tu_check(up->feature_dim == 256, "tiny at 32x32: tap of %d values (no 8x8 level)", up->feature_dim);

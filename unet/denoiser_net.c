@@ -5,17 +5,19 @@
  * fixed batch allocates nothing after its first step. Labels are ignored by unconditional
  * models; a conditional model given NULL sees the zero vector (docs/algorithms.md §M4.3). destroy frees
  * the context only; the struct itself is freed by pd_denoiser_free. The model must outlive the
- * denoiser.
+ * denoiser. A model of kind "generator" is refused: a one-step generator is not a denoiser
+ * (unet/generator_net.c builds its pd_generator on net_denoiser_create, the constructor without
+ * that check).
  *
- * Two optional per-call features reach the U-Net through unet_opts. The feature tap
- * (pd_denoiser.feature_out, AMED docs/algorithms.md §S4.4) is filled on every eval while the pointer is
- * set. Skip-Tuning (pd_denoiser_set_skip_tuning, docs/algorithms.md §S5) scales the skips of the images whose sigma
+ * Two optional per-call features reach the U-Net through unet_opts. The feature tap (AMED
+ * docs/algorithms.md §S4.4) is filled when the eval call passes a features buffer. Skip-Tuning (pd_denoiser_set_skip_tuning, docs/algorithms.md §S5) scales the skips of the images whose sigma
  * lies in the window; a batch whose sigmas straddle the window is split into the images inside
  * and those outside, each group evaluated on its own through gather buffers (allocated on the
  * first split batch of a size and kept, as the run is), which is exact because an image's result
  * does not depend on the batch it is in (songunet's contract); a batch wholly inside or outside
  * the window runs as one call.
  */
+#include "unet/denoiser_net.h"
 #include "unet/songunet.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,7 +80,7 @@ static int in_window(const net_ctx *c, float sigma) {
 }
 
 static int net_eval(pd_denoiser *self, float *out, const float *x, const float *sigma,
-                    const float *labels, int n, pd_error *err) {
+                    const float *labels, int n, float *features, pd_error *err) {
     net_ctx *c = self->ctx;
     if (n < 1) return pd_fail(err, "denoiser: batch of %d images", n);
     if (!c->run || n > c->batch) {
@@ -88,7 +90,7 @@ static int net_eval(pd_denoiser *self, float *out, const float *x, const float *
         c->batch = n;
     }
     const float *lab = self->label_dim ? labels : NULL;
-    float *feat = self->feature_dim > 0 ? self->feature_out : NULL;
+    float *feat = self->feature_dim > 0 ? features : NULL;
     if (!c->st_on) return forward(c, out, x, sigma, lab, n, 0, feat, err);
     int inside = 0;
     for (int b = 0; b < n; b++) inside += in_window(c, sigma[b]);
@@ -129,7 +131,23 @@ static void net_destroy(pd_denoiser *self) {
     self->ctx = NULL;
 }
 
+const char *net_model_file(const pd_model *m) {
+    const char *file = m->path[0] ? strrchr(m->path, '/') : NULL;
+    return file ? file + 1 : m->path[0] ? m->path : "random weights";
+}
+
 int pd_denoiser_from_model(pd_denoiser **out, pd_model *m, int res, pd_error *err) {
+    *out = NULL;
+    /* A one-step generator is not a denoiser (DESIGN.md "The one abstraction"): refusing it here
+     * is what keeps it out of every sampler and denoiser wrapper. */
+    if (m->ids.kind == KIND_GENERATOR)
+        return pd_fail(err, "model '%s' is a one-step generator (kind \"generator\"), not a denoiser: "
+                       "it makes an image in one call (pd_generator_from_model), no sampler or "
+                       "denoiser transform applies", net_model_file(m));
+    return net_denoiser_create(out, m, res, err);
+}
+
+int net_denoiser_create(pd_denoiser **out, pd_model *m, int res, pd_error *err) {
     *out = NULL;
     const pd_unet_config *cfg = &m->cfg;
     if (res <= 0) res = cfg->img_resolution;
@@ -154,14 +172,11 @@ int pd_denoiser_from_model(pd_denoiser **out, pd_model *m, int res, pd_error *er
     d->sigma_min = cfg->sigma_min;
     d->sigma_max = cfg->sigma_max;
     d->sigma_data = cfg->sigma_data;
-    /* A SiD generator is the same network evaluated once at its fixed sigma (docs/algorithms.md §M1.2). */
-    if (!strcmp(cfg->kind, "generator")) d->sigma_init = cfg->sigma_init;
     d->feature_dim = unet_feature_dim(probe);
     d->eval = net_eval;
     d->destroy = net_destroy;
     d->ctx = c;
-    const char *file = m->path[0] ? strrchr(m->path, '/') : NULL;
-    file = file ? file + 1 : m->path[0] ? m->path : "random weights";
+    const char *file = net_model_file(m);
     snprintf(d->desc, sizeof d->desc, "songunet %s %dx%d%s, %.2fM params (%.60s)", cfg->precond, res,
              res, res != cfg->img_resolution ? " (upscaled)" : "", pd_model_param_count(m) / 1e6,
              file);
