@@ -207,7 +207,7 @@ static int write_images(void *user, long long first, int count, const float *x, 
     outdir_writer *w = user;
     run_info *r = w->r;
     const size_t chw = (size_t)r->C * r->H * r->W;
-    cli_progress_done(w->prog);
+    cli_progress_clear(w->prog);
     for (int k = 0; k < count; k++) {
         const long long i = first + k;
         char path[4300];
@@ -224,7 +224,7 @@ static int write_images(void *user, long long first, int count, const float *x, 
 }
 
 static void sample_progress(void *user, const pd_progress *pr) {
-    cli_progress_generate(((outdir_writer *)user)->prog, pr);
+    cli_progress_show(((outdir_writer *)user)->prog, pr);
 }
 
 /* --out: the format its extension names (.png grid or .npy array); anything else is refused. */
@@ -478,9 +478,9 @@ int cmd_sample(int argc, char **argv) {
 
     /* ---- sample (pd_generate: the library's batching loop) */
     cli_progress prog;
-    cli_progress_init(&prog, !quiet && isatty(2), (int)((dhi - dlo + batch - 1) / batch), steps);
     outdir_writer ow = {cmd, NULL, &r, classes, &cm, &prog};
     if (dist && pd_dist_rank() > 0) out_png = out_npy = outdir = NULL, quiet = 1, json = 0;
+    cli_progress_init(&prog, "sample", quiet);
     if (outdir) ow.stage = cli_outputs_dir(cmd, "--outdir", outdir);
     cli_catch_interrupts();
     pd_generate_params gp = pd_generate_default_params();
@@ -502,11 +502,11 @@ int cmd_sample(int argc, char **argv) {
     float *mine = all ? all + (size_t)dlo * chw : NULL;
     if (cm.gen ? pd_generator_generate(cm.gen, &gp, dlo, (int)(dhi - dlo), mine, &st, &err)
                : pd_generate(d, &gp, dlo, (int)(dhi - dlo), mine, &st, &err)) {
-        cli_progress_done(&prog);
+        cli_progress_clear(&prog);
         if (cli_interrupted(NULL)) cli_die(130, cmd, "interrupted; nothing written");
         cli_die(1, cmd, "%s", err.msg);
     }
-    cli_progress_done(&prog);
+    cli_progress_clear(&prog);
     r.nfe = st.nfe;
     /* The rate counts every image made: one process's sampling time, or under mpirun the wall
      * time until the last rank's images have reached rank 0 (st is rank 0's share alone). */

@@ -35,6 +35,7 @@ static void append_log_csv(const char *dir, const tr_trainer *t, double loss_mea
 }
 
 int pd_train(const pd_train_options *o, pd_error *err) {
+    const double t_call = pd_now();
     tr_config cfg;
     if (o->config_path) {
         if (tr_config_load(&cfg, o->config_path, err)) return -1;
@@ -105,9 +106,12 @@ int pd_train(const pd_train_options *o, pd_error *err) {
             if (tr_export(t, snap, err)) goto done;
             rp_log(o->log, o->user, "snapshot %s", snap);
         }
-        if (o->progress && rp_progress_due(&pm, t->images_seen, total))
-            o->progress(o->user, t->images_seen, total, pm.rate, pm.mean[0],
-                        rp_eta(&pm, t->images_seen, total));
+        if (o->progress && rp_progress_due(&pm, t->images_seen, total)) {
+            pd_progress pr;
+            rp_report(&pm, &pr, "train", t->images_seen, total, t_call);
+            pr.loss = pm.mean[0];
+            o->progress(o->user, &pr);
+        }
     }
     if (!writer) {
         rc = 0;

@@ -29,6 +29,7 @@
  * as a whole (MPI) leaving at most the cells in flight (one round) to redo.
  */
 #include "core/dist.h"
+#include "core/progress.h"
 #include "core/util.h"
 #include "sweep/sweep.h"
 
@@ -80,11 +81,11 @@ typedef struct run {
     /* the trajectory reference in memory */
     char ref_key[SW_KEY_CAP];
     float *ref_end, *ref_zero;
-    /* progress */
-    pd_sweep_progress pr;
-    double t_cell;
+    /* progress (pd_progress, unit "evals": image evaluations, images x NFE) */
+    pd_progress pr;
+    double t_run, t_cell;
     int batch_i0;
-    double units_done, secs_done, units_todo; /* units: image evaluations (images x NFE) */
+    double units_done, secs_done, units_todo; /* of the cells this run samples */
     double cell_units;
     /* whole cells (run_round): this rank runs its cell alone, with the reference handed to it */
     int solo;
@@ -93,6 +94,8 @@ typedef struct run {
     sw_cell_result solo_res; /* what the cell produced, until rank 0 has it */
     sw_cell_result *round;   /* rank 0: the round's results, one per rank */
     int *round_cells;        /* the round's cells, one per rank */
+    double cell_frac;        /* the share of the running cell's sampling done */
+    int in_reference;        /* 1 while a trajectory reference is computed (no cell progress) */
     char dry_missing[1100];  /* dry run: the input a real run would stop at ("" none) */
 } run;
 
@@ -451,22 +454,18 @@ static int abort_cb(void *user) {
     return R->o->abort && R->o->abort(R->o->user);
 }
 
+/* done: the finished cells' evaluations plus the running cell's share (none while its reference
+ * is computed); the rate is that of the finished cells, references left out (one-off costs). */
 static void report_progress(run *R) {
     if (!R->o->progress) return;
     double now = pd_now();
-    R->pr.cell_seconds = now - R->t_cell;
-    if (R->units_done > 0) {
-        double rate = R->secs_done / R->units_done;
-        /* The share of the current cell done: whole batches plus the running batch's steps. */
-        int nb = R->s->batch < R->pr.images - R->pr.images_done ? R->s->batch : R->pr.images - R->pr.images_done;
-        double in_batch = R->pr.steps > 0 ? (double)R->pr.step / R->pr.steps : 0;
-        double frac = R->pr.images > 0 ? (R->pr.images_done + in_batch * nb) / R->pr.images : 0;
-        if (frac > 1) frac = 1;
-        R->pr.eta_seconds = rate * (R->units_todo - R->cell_units * frac);
-        if (R->pr.eta_seconds < 0) R->pr.eta_seconds = 0;
-    } else {
-        R->pr.eta_seconds = -1;
-    }
+    R->pr.seconds = now - R->t_run;
+    R->pr.stage_seconds = now - R->t_cell;
+    double frac = R->in_reference ? 0 : R->cell_frac;
+    R->pr.done = llround(R->units_done + R->cell_units * frac);
+    R->pr.total = llround(R->units_done + R->units_todo);
+    R->pr.rate = R->units_done > 0 && R->secs_done > 0 ? R->units_done / R->secs_done : -1;
+    R->pr.eta_seconds = R->pr.rate > 0 ? (double)(R->pr.total - R->pr.done) / R->pr.rate : -1;
     R->o->progress(R->o->user, &R->pr);
 }
 
@@ -478,9 +477,13 @@ static void fill_labels(run *R, int i0, int nb, int label_dim) {
 
 static void generate_cb(void *user, const pd_progress *p) {
     run *R = user;
-    R->pr.images_done = (int)p->images_done;
+    R->pr.images_done = p->images_done;
+    R->pr.images = p->images;
+    R->pr.batch = p->batch;
+    R->pr.batches = p->batches;
     R->pr.step = p->step;
     R->pr.steps = p->steps;
+    if (!R->in_reference && p->total > 0) R->cell_frac = (double)p->done / (double)p->total;
     report_progress(R);
 }
 
@@ -530,7 +533,7 @@ static int sample_all(run *R, pd_denoiser *d, pd_generator *g, pd_sample_params 
     int lo = 0, hi = R->s->n;   /* alone: all of them */
     if (!R->solo) my_images(R->s->n, &lo, &hi);
     R->pr.images_done = 0;
-    R->pr.step = 0;
+    R->pr.step = R->pr.batch = 0;
     int rc = 0;
     if (abort_cb(R)) rc = pd_fail(err, "interrupted");
     else if (g ? pd_generator_generate(g, &gp, lo, hi - lo, out + (size_t)lo * dim, &st, err)
@@ -615,9 +618,10 @@ static int get_reference(run *R, int vi, double s_first, double s_last, pd_error
         logf_(R, "reference %016llx: computing (heun %d steps from sigma %g to %g, %d images from the "
                  "cells' noise; cached in %s/reference)",
               (unsigned long long)sw_hash(key), s->reference_steps, s_first, s_last, n, R->out);
-        const char *saved_what = R->pr.what;
-        R->pr.what = what;
+        const char *saved_what = R->pr.stage;
+        R->pr.stage = what;
         R->pr.images = n;
+        R->in_reference = 1;
         double t0 = pd_now(), sec = 0, sec_den = 0;
         int nfe = 0, rc = 0;
         if (s_last < s_first) {
@@ -650,7 +654,8 @@ static int get_reference(run *R, int vi, double s_first, double s_last, pd_error
                                   R->classes ? R->onehot : NULL, nb, err);
         }
         free(sig);
-        R->pr.what = saved_what;
+        R->pr.stage = saved_what;
+        R->in_reference = 0;
         rc = agree(rc != 0, err);
         if (rc == 0) gather_images(zero, n, dim);
         if (rc == 0 && dist_rank() == 0)
@@ -898,10 +903,11 @@ static int run_cell(run *R, int ci, int todo_index, pd_sweep_summary *sum, pd_er
     R->pr.cell = ci + 1;
     R->pr.cells = R->g.n_cells;
     R->pr.todo_index = todo_index;
-    R->pr.what = what;
+    R->pr.stage = what;
     R->pr.images = s->n;
     R->pr.images_done = 0;
-    R->pr.step = R->pr.steps = 0;
+    R->pr.step = R->pr.steps = R->pr.batch = R->pr.batches = 0;
+    R->cell_frac = 0;
     R->t_cell = pd_now();
     R->cell_units = (double)s->n * (c->nfe > 0 ? c->nfe : 1);
     report_progress(R);
@@ -925,7 +931,8 @@ static int run_cell(run *R, int ci, int todo_index, pd_sweep_summary *sum, pd_er
         get_reference(R, c->variant, s_first, s_last, err))
         return -1;
     t_ref = pd_now() - t_ref; /* kept out of the ETA's rate: references are one-off costs */
-    R->pr.what = what;
+    R->pr.stage = what;
+    R->pr.images = s->n;
 
     double sec = 0, sec_den = 0;
     int nfe = 0;
@@ -1178,6 +1185,8 @@ int pd_sweep_run(const char *path, const pd_sweep_options *opts, pd_sweep_summar
     R->lock_fd = -1;
     R->o = o;
     R->s = s;
+    R->t_run = pd_now();
+    pg_init(&R->pr, "sweep", "evals");
     double t0 = pd_now();
     int rc = -1;
     if (sw_spec_load(s, path, err)) goto done;
