@@ -232,23 +232,8 @@ void cli_check_out_path(const char *cmd, const char *flag, const char *path) {
 }
 
 void cli_mkdir_p(const char *cmd, const char *flag, const char *dir) {
-    char buf[4096];
-    if (snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf)
-        cli_bad_flag(cmd, flag, "path too long");
-    for (char *p = buf + 1;; p++) {
-        if (*p == '/' || *p == 0) {
-            char c = *p;
-            *p = 0;
-            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-                cli_die(1, cmd, "%s %s: cannot create directory %s: %s", flag, dir, buf,
-                        strerror(errno));
-            *p = c;
-            if (!c) break;
-        }
-    }
-    struct stat st;
-    if (stat(buf, &st) != 0 || !S_ISDIR(st.st_mode))
-        cli_die(1, cmd, "%s %s: not a directory", flag, dir);
+    pd_error err = {0};
+    if (pd_make_dirs(dir, &err)) cli_die(1, cmd, "%s %s: %s", flag, dir, err.msg);
 }
 
 static volatile sig_atomic_t interrupted = 0;

@@ -233,7 +233,7 @@ int pd_distill_sid(const pd_sid_options *o, pd_error *err) {
     }
     /* The directory only once the networks are known to fit together (no empty run folder
      * left behind by a refused teacher or initial generator). */
-    if (rd_make(cfg.out_dir, err)) goto done;
+    if (pd_make_dirs(cfg.out_dir, err)) goto done;
     if (writer) rd_remove_stale_tmp(ckpt);
     if (o->resume) {
         if (sid_load_checkpoint(s, ckpt, err)) goto done;

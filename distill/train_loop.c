@@ -55,7 +55,7 @@ int pd_train(const pd_train_options *o, pd_error *err) {
     tr_trainer *t = NULL;
     int rc = -1;
     if (rd_check_checkpoint(ckpt, o->resume, "output.dir (--out)", err)) goto done;
-    if (rd_make(cfg.out_dir, err)) goto done;
+    if (pd_make_dirs(cfg.out_dir, err)) goto done;
     if (dist_rank() == 0) rd_remove_stale_tmp(ckpt);
     if (tr_create(&t, &cfg, NULL, err)) goto done;
     if (o->resume) {

@@ -636,6 +636,10 @@ int pd_amed_train(const pd_amed_train_options *o, pd_error *err);
 
 /* ------------------------------------------------------------------ files */
 
+/* mkdir -p: creates dir and every missing parent (mode 0777 before the umask); an existing
+ * directory is fine, an existing non-directory is an error naming it. */
+int pd_make_dirs(const char *dir, pd_error *err);
+
 /* .npy: float32, C order, any rank up to 4 (shape[] filled, *ndim set). *data is malloc'd. */
 int pd_npy_read(const char *path, float **data, int shape[4], int *ndim, pd_error *err);
 int pd_npy_write(const char *path, const float *data, const int *shape, int ndim, pd_error *err);

@@ -121,19 +121,6 @@ pd_sweep_options pd_sweep_default_options(void) {
     return o;
 }
 
-static int mkdir_p(const char *dir, pd_error *err) {
-    char p[1024];
-    snprintf(p, sizeof p, "%s", dir);
-    for (char *q = p + 1; *q; q++) {
-        if (*q != '/') continue;
-        *q = 0;
-        if (mkdir(p, 0755) && errno != EEXIST) return pd_fail(err, "%s: %s", p, strerror(errno));
-        *q = '/';
-    }
-    if (mkdir(p, 0755) && errno != EEXIST) return pd_fail(err, "%s: %s", p, strerror(errno));
-    return 0;
-}
-
 /* ------------------------------------------------------------------ model and variants */
 
 static int open_model(run *R, pd_error *err) {
@@ -1215,7 +1202,7 @@ int pd_sweep_run(const char *path, const pd_sweep_options *opts, pd_sweep_summar
     const int writer = dist_rank() == 0;
     if (!o->dry_run && writer) {
         /* From here on the folder is ours: nothing else appends to or repairs results.jsonl. */
-        if (mkdir_p(R->out, err)) goto agreed;
+        if (pd_make_dirs(R->out, err)) goto agreed;
         char lock[1100];
         snprintf(lock, sizeof lock, "%s/.sweep.lock", R->out);
         R->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
