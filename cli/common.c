@@ -161,59 +161,34 @@ double cli_now(void) {
 
 /* ------------------------------------------------------------------ strings */
 
+/* The JSON writer is core/jsonbuf.c; the CLI's facade only turns an allocation failure into
+ * exit 1, so no command prints a truncated document. */
+static void buf_check(const cli_buf *b) {
+    if (b->oom) {
+        fprintf(stderr, "pixdiff: out of memory\n");
+        exit(1);
+    }
+}
+
 void cli_buf_printf(cli_buf *b, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    int need = vsnprintf(NULL, 0, fmt, ap);
+    jb_vprintf(b, fmt, ap);
     va_end(ap);
-    if (need < 0) return;
-    if (b->len + (size_t)need + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + (size_t)need + 1) cap *= 2;
-        char *s = realloc(b->s, cap);
-        if (!s) {
-            fprintf(stderr, "pixdiff: out of memory\n");
-            exit(1);
-        }
-        b->s = s;
-        b->cap = cap;
-    }
-    va_start(ap, fmt);
-    vsnprintf(b->s + b->len, b->cap - b->len, fmt, ap);
-    va_end(ap);
-    b->len += (size_t)need;
+    buf_check(b);
 }
 
 void cli_buf_json_str(cli_buf *b, const char *s) {
-    cli_buf_printf(b, "\"");
-    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
-        if (*p == '"' || *p == '\\') cli_buf_printf(b, "\\%c", *p);
-        else if (*p == '\n') cli_buf_printf(b, "\\n");
-        else if (*p == '\t') cli_buf_printf(b, "\\t");
-        else if (*p < 0x20) cli_buf_printf(b, "\\u%04x", *p);
-        else cli_buf_printf(b, "%c", *p);
-    }
-    cli_buf_printf(b, "\"");
+    jb_json_str(b, s);
+    buf_check(b);
 }
 
 void cli_buf_json_num(cli_buf *b, double v) {
-    if (!isfinite(v)) {
-        cli_buf_printf(b, "null");
-        return;
-    }
-    /* Shortest %g that reads back to the same double, so metadata is exact and readable. */
-    char tmp[40];
-    for (int prec = 6; prec <= 17; prec++) {
-        snprintf(tmp, sizeof tmp, "%.*g", prec, v);
-        if (strtod(tmp, NULL) == v) break;
-    }
-    cli_buf_printf(b, "%s", tmp);
+    jb_json_num(b, v);
+    buf_check(b);
 }
 
-void cli_buf_free(cli_buf *b) {
-    free(b->s);
-    memset(b, 0, sizeof *b);
-}
+void cli_buf_free(cli_buf *b) { jb_free(b); }
 
 /* ------------------------------------------------------------------ files */
 

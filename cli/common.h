@@ -7,6 +7,7 @@
 #define PD_CLI_COMMON_H
 
 #include "cli/progress.h"
+#include "core/jsonbuf.h"
 #include "pixdiff.h"
 #include <stddef.h>
 #include <stdio.h>
@@ -55,15 +56,13 @@ double cli_now(void);
 
 /* ------------------------------------------------------------------ strings */
 
-typedef struct cli_buf {
-    char *s;
-    size_t len, cap;
-} cli_buf;
+/* The JSON writer of core/jsonbuf.h; these exit 1 when an allocation fails. */
+typedef jb_buf cli_buf;
 
 void cli_buf_printf(cli_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Appends s as a JSON string literal (quoted and escaped). */
 void cli_buf_json_str(cli_buf *b, const char *s);
-/* Appends a double as JSON ("null" for NaN/inf), shortest round-tripping form. */
+/* Appends a double as JSON ("null" for NaN/inf) in jb_fmt_double's form. */
 void cli_buf_json_num(cli_buf *b, double v);
 void cli_buf_free(cli_buf *b);
 

@@ -2,8 +2,8 @@
  * face): the parsed and validated sweep file (sweep_config.c), the grid of cells and their
  * canonical keys (sweep_cells.c), results.jsonl and the files regenerated from it
  * (sweep_results.c, sweep_report.c), the metrics adapter with the trajectory reference cache
- * (sweep_metrics.c), a growable string for JSON and Markdown (sweep_buf.c), and what moves between
- * the ranks of an mpirun job when cells go whole to them (sweep_dist.c).
+ * (sweep_metrics.c), and what moves between the ranks of an mpirun job when cells go whole to
+ * them (sweep_dist.c). JSON text is written with the one JSON writer, core/jsonbuf.h.
  *
  * The grid is variants x samplers x NFE budgets. A budget means "at most N evaluations": each
  * sampler runs the most steps that fit (pd_sampler_steps_for_nfe) and the NFE it actually spends
@@ -15,6 +15,7 @@
 #ifndef PD_SWEEP_H
 #define PD_SWEEP_H
 
+#include "core/jsonbuf.h"
 #include "core/yamldoc.h"
 #include "pixdiff.h"
 
@@ -25,21 +26,6 @@
 #define SW_MAX_NFE 64
 #define SW_MAX_VARIANTS 16
 #define SW_KEY_CAP 1024
-
-/* ------------------------------------------------------------------ strings */
-
-typedef struct sw_buf {
-    char *s;
-    size_t len, cap;
-    int oom;                 /* an allocation failed: s holds what fit */
-} sw_buf;
-
-void sw_printf(sw_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void sw_json_str(sw_buf *b, const char *s);  /* a JSON string literal */
-void sw_json_num(sw_buf *b, double v);       /* shortest round-trip form; null for NaN/inf */
-void sw_free(sw_buf *b);
-/* %.17g trimmed to the shortest text that reads back to the same double. */
-void sw_fmt_double(char *out, size_t cap, double v);
 
 /* ------------------------------------------------------------------ metrics */
 
@@ -233,7 +219,7 @@ const sw_record *sw_results_find(const sw_results *r, const char *key);
 /* The record as one JSON line (no newline), fields in their order, the string fields named in
  * set_names given set_values instead: what sw_results_append takes. */
 int sw_record_json(const sw_record *rec, const char *const *set_names, const char *const *set_values,
-                   int n_set, sw_buf *out);
+                   int n_set, jb_buf *out);
 const char *sw_record_get(const sw_record *rec, const char *name); /* NULL when absent */
 double sw_record_num(const sw_record *rec, const char *name);      /* NaN when absent/null */
 void sw_results_free(sw_results *r);

@@ -49,7 +49,7 @@ static void kadd(keybuf *k, const char *fmt, ...) {
 
 static const char *num(char *t, double v) {
     if (isinf(v)) snprintf(t, 40, "%sinf", v < 0 ? "-" : "");
-    else sw_fmt_double(t, 40, v);
+    else jb_fmt_double(t, 40, v);
     return t;
 }
 

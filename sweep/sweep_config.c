@@ -318,7 +318,7 @@ static void auto_label(sw_sampler *sm) {
     } while (0)
     if (p->sched.grid != pd_sampler_default_grid(p->sampler)) ADD(" %s", pd_grid_name(p->sched.grid));
     if (p->sched.rho > 0) {
-        sw_fmt_double(t, sizeof t, p->sched.rho);
+        jb_fmt_double(t, sizeof t, p->sched.rho);
         ADD(" rho=%s", t);
     }
     if (!p->sched.end_at_zero) ADD(" end=sigma-min");

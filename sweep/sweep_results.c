@@ -219,22 +219,22 @@ const sw_record *sw_results_find(const sw_results *r, const char *key) {
 }
 
 int sw_record_json(const sw_record *rec, const char *const *set_names, const char *const *set_values,
-                   int n_set, sw_buf *out) {
-    sw_printf(out, "{");
+                   int n_set, jb_buf *out) {
+    jb_printf(out, "{");
     for (int i = 0; i < rec->n_fields; i++) {
         const sw_field *f = &rec->fields[i];
         const char *replace = NULL;
         for (int k = 0; k < n_set; k++)
             if (!strcmp(f->name, set_names[k])) replace = set_values[k];
-        sw_printf(out, "%s", i ? ", " : "");
-        sw_json_str(out, f->name);
-        sw_printf(out, ": ");
+        jb_printf(out, "%s", i ? ", " : "");
+        jb_json_str(out, f->name);
+        jb_printf(out, ": ");
         /* Numbers stay the text they were written as, so they round-trip exactly. */
-        if (replace) sw_json_str(out, replace);
-        else if (f->is_string) sw_json_str(out, f->value);
-        else sw_printf(out, "%s", *f->value ? f->value : "null");
+        if (replace) jb_json_str(out, replace);
+        else if (f->is_string) jb_json_str(out, f->value);
+        else jb_printf(out, "%s", *f->value ? f->value : "null");
     }
-    sw_printf(out, "}");
+    jb_printf(out, "}");
     return out->oom ? -1 : 0;
 }
 

@@ -547,30 +547,30 @@ static int get_reference(run *R, int vi, double s_first, double s_last, pd_error
     const sw_variant *v = &s->variants[vi];
     pd_denoiser *d = R->var[vi].den;
     char key[SW_KEY_CAP], a[40], b[40];
-    sw_fmt_double(a, sizeof a, s_first);
-    sw_fmt_double(b, sizeof b, s_last);
+    jb_fmt_double(a, sizeof a, s_first);
+    jb_fmt_double(b, sizeof b, s_last);
     /* Everything that changes the ODE or its start: model, denoiser transforms, noise, labels. */
     int len = snprintf(key, sizeof key, "reference=heun:%d|model=%s|size=%d|sigma=%s..%s|n=%d|seed=%llu|labels=%s",
                        s->reference_steps, R->mf.identity, d->H, a, b, s->n, (unsigned long long)s->seed,
                        R->labels == SW_LABELS_CYCLE ? "cycle" : "none");
     if (v->ug) {
-        sw_fmt_double(a, sizeof a, v->ug_w);
-        sw_fmt_double(b, sizeof b, v->ug_eta);
+        jb_fmt_double(a, sizeof a, v->ug_w);
+        jb_fmt_double(b, sizeof b, v->ug_eta);
         len += snprintf(key + len, sizeof key - (size_t)len, "|ug=w:%s,eta:%s", a, b);
     }
     if (v->skip) {
         const pd_skip_tuning *t = &v->skip_tuning;
         len += snprintf(key + len, sizeof key - (size_t)len, "|skip=");
         for (int i = 0; i < (t->n_rho ? t->n_rho : 2) && len < (int)sizeof key; i++) {
-            sw_fmt_double(a, sizeof a, t->n_rho ? t->rho[i] : i ? t->rho_top : t->rho_bottom);
+            jb_fmt_double(a, sizeof a, t->n_rho ? t->rho[i] : i ? t->rho_top : t->rho_bottom);
             len += snprintf(key + len, sizeof key - (size_t)len, "%s%s", i ? "," : "", a);
         }
-        sw_fmt_double(a, sizeof a, t->sigma_lo);
-        sw_fmt_double(b, sizeof b, t->sigma_hi);
+        jb_fmt_double(a, sizeof a, t->sigma_lo);
+        jb_fmt_double(b, sizeof b, t->sigma_hi);
         len += snprintf(key + len, sizeof key - (size_t)len, ",sigma:%s..%s", a, b);
     }
     if (v->cfg && len < (int)sizeof key) {
-        sw_fmt_double(a, sizeof a, v->cfg_w);
+        jb_fmt_double(a, sizeof a, v->cfg_w);
         len += snprintf(key + len, sizeof key - (size_t)len, "|cfg=%s", a);
     }
     if (len >= (int)sizeof key) return pd_fail(err, "reference key too long");
@@ -719,23 +719,23 @@ static void describe_cell(char *out, size_t cap, const sw_spec *s, const sw_cell
              c->steps, c->steps == 1 ? "" : "s", c->nfe, s->variants[c->variant].name);
 }
 
-static void json_kv_str(sw_buf *b, const char *k, const char *v) {
-    sw_printf(b, ", \"%s\": ", k);
-    sw_json_str(b, v);
+static void json_kv_str(jb_buf *b, const char *k, const char *v) {
+    jb_printf(b, ", \"%s\": ", k);
+    jb_json_str(b, v);
 }
-static void json_kv_num(sw_buf *b, const char *k, double v) {
-    sw_printf(b, ", \"%s\": ", k);
-    sw_json_num(b, v);
+static void json_kv_num(jb_buf *b, const char *k, double v) {
+    jb_printf(b, ", \"%s\": ", k);
+    jb_json_num(b, v);
 }
 
-static void make_record(sw_buf *b, run *R, const sw_cell *c, const pd_sample_params *q, int nfe,
+static void make_record(jb_buf *b, run *R, const sw_cell *c, const pd_sample_params *q, int nfe,
                         const sw_metric_values *mv, double sec, double sec_den, double sec_metrics) {
     const sw_spec *s = R->s;
     const sw_variant *v = &s->variants[c->variant];
     const pd_denoiser *d = cell_denoiser(R, c);
     const pd_model *gm = R->gen_model[c->sampler];
-    sw_printf(b, "{\"key\": ");
-    sw_json_str(b, c->key);
+    jb_printf(b, "{\"key\": ");
+    jb_json_str(b, c->key);
     json_kv_str(b, "sweep", s->name);
     json_kv_str(b, "label", s->samplers[c->sampler].label);
     json_kv_str(b, "variant", v->name);
@@ -766,13 +766,13 @@ static void make_record(sw_buf *b, run *R, const sw_cell *c, const pd_sample_par
     json_kv_num(b, "ug_eta", v->ug ? v->ug_eta : NAN);
     json_kv_num(b, "guidance", v->cfg ? v->cfg_w : NAN);
     if (v->skip && v->skip_tuning.n_rho) {
-        sw_buf t = {0};
+        jb_buf t = {0};
         for (int i = 0; i < v->skip_tuning.n_rho; i++) {
-            if (i) sw_printf(&t, " ");
-            sw_json_num(&t, v->skip_tuning.rho[i]);
+            if (i) jb_printf(&t, " ");
+            jb_json_num(&t, v->skip_tuning.rho[i]);
         }
         json_kv_str(b, "skip_rho", t.s ? t.s : "");
-        sw_free(&t);
+        jb_free(&t);
     } else {
         json_kv_str(b, "skip_rho", "");
     }
@@ -806,7 +806,7 @@ static void make_record(sw_buf *b, run *R, const sw_cell *c, const pd_sample_par
     gmtime_r(&now, &tmv);
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tmv);
     json_kv_str(b, "finished", when);
-    sw_printf(b, "}");
+    jb_printf(b, "}");
 }
 
 static void slug(char *out, size_t cap, const char *in) {
@@ -855,11 +855,11 @@ static int reuse_cells(run *R, pd_error *err) {
                 const sw_cell *cell = &R->g.cells[c];
                 const char *names[] = {"sweep", "label", "variant"};
                 const char *values[] = {s->name, s->samplers[cell->sampler].label, s->variants[cell->variant].name};
-                sw_buf line = {0};
+                jb_buf line = {0};
                 int rc = sw_record_json(rec, names, values, 3, &line);
                 if (rc) pd_fail(err, "%s: out of memory", other.path);
                 else rc = sw_results_append(&R->res, line.s, err);
-                sw_free(&line);
+                jb_free(&line);
                 if (rc) {
                     sw_results_free(&other);
                     return -1;
@@ -937,10 +937,10 @@ static int run_cell(run *R, int ci, int todo_index, pd_sweep_summary *sum, pd_er
     if (sw_metrics_compute(&ec, R->x, &mv, &e2)) return pd_fail(err, "%s: metrics: %s", what, e2.msg);
     double sec_metrics = pd_now() - tm;
 
-    sw_buf rec = {0};
+    jb_buf rec = {0};
     make_record(&rec, R, c, &q, nfe, &mv, sec, sec_den, sec_metrics);
     if (rec.oom) {
-        sw_free(&rec);
+        jb_free(&rec);
         return pd_fail(err, "out of memory for a result line");
     }
     sw_cell_result res = {ci, 0, nfe, sec, sec_den, sec_metrics, mv, rec.s,

@@ -7,6 +7,7 @@
  * this runtime does not implement (EDM's unused skip encoder/decoder, other resample filters) with
  * a message naming the key, instead of running a different network than the one that was trained.
  */
+#include "core/jsonbuf.h"
 #include "unet/layers.h"
 #include "unet/songunet.h"
 #include "unet/unet_arch.h"
@@ -266,89 +267,75 @@ int unet_config_from_node(pd_unet_config *c, const yd_doc *d, const yd_node *m, 
     return 0;
 }
 
-/* Appends a JSON string literal (quotes, backslashes and control bytes escaped). */
-static size_t json_str(char *b, size_t cap, size_t len, const char *s) {
-    if (len < cap) len += snprintf(b + len, cap - len, "\"");
-    for (; *s && len < cap; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\') len += snprintf(b + len, cap - len, "\\%c", ch);
-        else if (ch < 0x20) len += snprintf(b + len, cap - len, "\\u%04x", ch);
-        else len += snprintf(b + len, cap - len, "%c", ch);
-    }
-    if (len < cap) len += snprintf(b + len, cap - len, "\"");
-    return len;
+static void key(jb_buf *b, const char *k) { jb_printf(b, "%s\"%s\": ", b->len > 1 ? ", " : "", k); }
+static void key_str(jb_buf *b, const char *k, const char *v) { key(b, k); jb_json_str(b, v); }
+static void key_int(jb_buf *b, const char *k, int v) { key(b, k); jb_printf(b, "%d", v); }
+static void key_num(jb_buf *b, const char *k, double v) { key(b, k); jb_json_num(b, v); }
+static void key_ints(jb_buf *b, const char *k, const int *v, int n) {
+    key(b, k);
+    jb_printf(b, "[");
+    for (int i = 0; i < n; i++) jb_printf(b, "%s%d", i ? ", " : "", v[i]);
+    jb_printf(b, "]");
 }
 
-static size_t json_ints(char *b, size_t cap, size_t len, const int *v, int n) {
-    if (len < cap) len += snprintf(b + len, cap - len, "[");
-    for (int i = 0; i < n && len < cap; i++)
-        len += snprintf(b + len, cap - len, "%s%d", i ? ", " : "", v[i]);
-    if (len < cap) len += snprintf(b + len, cap - len, "]");
-    return len;
-}
-
-int unet_config_to_json(const pd_unet_config *c, char *b, size_t cap) {
-    size_t len = 0;
-#define APPEND(...) do { if (len < cap) len += snprintf(b + len, cap - len, __VA_ARGS__); } while (0)
-#define KEY_STR(k, v) do { APPEND("%s\"%s\": ", len > 1 ? ", " : "", k); len = json_str(b, cap, len, v); } while (0)
-#define KEY_INT(k, v) APPEND("%s\"%s\": %d", len > 1 ? ", " : "", k, v)
-#define KEY_DBL(k, v) APPEND("%s\"%s\": %.17g", len > 1 ? ", " : "", k, v)
-#define KEY_INTS(k, v, n) do { APPEND("%s\"%s\": ", len > 1 ? ", " : "", k); len = json_ints(b, cap, len, v, n); } while (0)
-    APPEND("{");
-    KEY_STR("arch", c->arch);
-    KEY_STR("precond", c->precond);
-    KEY_INT("img_resolution", c->img_resolution);
-    KEY_INT("in_channels", c->in_channels);
-    KEY_INT("out_channels", c->out_channels);
-    KEY_INT("label_dim", c->label_dim);
-    KEY_INT("augment_dim", c->augment_dim);
-    KEY_INT("model_channels", c->model_channels);
-    KEY_INTS("channel_mult", c->channel_mult, c->n_levels);
-    KEY_INT("channel_mult_emb", c->channel_mult_emb);
-    KEY_INT("num_blocks", c->num_blocks);
-    KEY_INTS("attn_resolutions", c->attn_resolutions, c->n_attn);
+int unet_config_to_json(const pd_unet_config *c, char *out, size_t cap) {
+    jb_buf j = {0}, *b = &j;
+    jb_printf(b, "{");
+    key_str(b, "arch", c->arch);
+    key_str(b, "precond", c->precond);
+    key_int(b, "img_resolution", c->img_resolution);
+    key_int(b, "in_channels", c->in_channels);
+    key_int(b, "out_channels", c->out_channels);
+    key_int(b, "label_dim", c->label_dim);
+    key_int(b, "augment_dim", c->augment_dim);
+    key_int(b, "model_channels", c->model_channels);
+    key_ints(b, "channel_mult", c->channel_mult, c->n_levels);
+    key_int(b, "channel_mult_emb", c->channel_mult_emb);
+    key_int(b, "num_blocks", c->num_blocks);
+    key_ints(b, "attn_resolutions", c->attn_resolutions, c->n_attn);
     /* dropout is a float: %.9g round-trips it exactly. */
-    APPEND(", \"dropout\": %.9g", (double)c->dropout);
-    KEY_INT("channel_mult_noise", c->channel_mult_noise);
-    KEY_STR("embedding_type", c->embedding_type);
-    KEY_STR("encoder_type", c->encoder_type);
-    KEY_STR("decoder_type", c->decoder_type);
-    KEY_INTS("resample_filter", c->resample_filter, c->n_resample_filter);
-    KEY_DBL("sigma_data", c->sigma_data);
-    KEY_DBL("sigma_min", c->sigma_min);
-    KEY_DBL("sigma_max", c->sigma_max);
-    KEY_STR("kind", c->kind);
-    KEY_DBL("sigma_init", c->sigma_init);
+    jb_printf(b, ", \"dropout\": %.9g", (double)c->dropout);
+    key_int(b, "channel_mult_noise", c->channel_mult_noise);
+    key_str(b, "embedding_type", c->embedding_type);
+    key_str(b, "encoder_type", c->encoder_type);
+    key_str(b, "decoder_type", c->decoder_type);
+    key_ints(b, "resample_filter", c->resample_filter, c->n_resample_filter);
+    key_num(b, "sigma_data", c->sigma_data);
+    key_num(b, "sigma_min", c->sigma_min);
+    key_num(b, "sigma_max", c->sigma_max);
+    key_str(b, "kind", c->kind);
+    key_num(b, "sigma_init", c->sigma_init);
     /* Keys only some configs use are written only there, so older files' JSON is unchanged;
      * label_dropout only when recorded (>= 0; -1 = not recorded). */
-    if (c->label_dropout >= 0) APPEND(", \"label_dropout\": %.9g", (double)c->label_dropout);
+    if (c->label_dropout >= 0) jb_printf(b, ", \"label_dropout\": %.9g", (double)c->label_dropout);
     if (!strcmp(c->precond, "vp") || !strcmp(c->precond, "eps")) {
-        KEY_DBL("beta_d", c->beta_d);
-        KEY_DBL("beta_min", c->beta_min);
-        KEY_INT("M", c->M);
-        KEY_DBL("epsilon_t", c->epsilon_t);
+        key_num(b, "beta_d", c->beta_d);
+        key_num(b, "beta_min", c->beta_min);
+        key_int(b, "M", c->M);
+        key_num(b, "epsilon_t", c->epsilon_t);
     } else if (!strcmp(c->precond, "iddpm")) {
-        KEY_DBL("C_1", c->C_1);
-        KEY_DBL("C_2", c->C_2);
-        KEY_INT("M", c->M);
+        key_num(b, "C_1", c->C_1);
+        key_num(b, "C_2", c->C_2);
+        key_int(b, "M", c->M);
     }
     int n_names = 0;
     while (n_names < 16 && c->class_names[n_names][0]) n_names++;
     if (n_names) {
-        APPEND(", \"class_names\": [");
+        jb_printf(b, ", \"class_names\": [");
         for (int i = 0; i < n_names; i++) {
-            if (i) APPEND(", ");
-            len = json_str(b, cap, len, c->class_names[i]);
+            if (i) jb_printf(b, ", ");
+            jb_json_str(b, c->class_names[i]);
         }
-        APPEND("]");
+        jb_printf(b, "]");
     }
-    APPEND("}");
-#undef APPEND
-#undef KEY_STR
-#undef KEY_INT
-#undef KEY_DBL
-#undef KEY_INTS
-    return len < cap ? (int)len : -1;
+    jb_printf(b, "}");
+    int rc = -1;
+    if (!j.oom && j.len < cap) {
+        memcpy(out, j.s, j.len + 1);
+        rc = (int)j.len;
+    }
+    jb_free(&j);
+    return rc;
 }
 
 int pd_unet_config_json(const pd_unet_config *c, char *buf, size_t cap) {
