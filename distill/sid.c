@@ -458,30 +458,24 @@ int sid_iteration(sid_distiller *s, double *loss_psi, double *loss_theta, pd_err
 }
 
 int sid_generate_ema(sid_distiller *s, float *out, int n, uint64_t seed0, pd_error *err) {
-    const size_t chw = s->chw;
+    /* The library's "n images from seeds" loop (pd_generator_generate) on G with theta_ema
+     * swapped in: the same noise, labels and batching as `pixdiff sample` of the exported model. */
     const int L = s->label_dim;
-    const float si = (float)s->cfg.sigma_init;
+    int *classes = L > 0 ? malloc(sizeof(int) * (size_t)(n > 0 ? n : 1)) : NULL;
+    if (L > 0 && !classes) return pd_fail(err, "out of memory for %d FD labels", n);
+    for (int k = 0; L > 0 && k < n; k++) classes[k] = k % L;
+    pd_generate_params p = pd_generate_default_params();
+    p.seed = seed0;
+    p.classes = classes;
+    p.batch = s->B;
     float *live = s->gen->params;
     s->gen->params = s->theta_ema;
-    int rc = 0;
-    for (int i0 = 0; i0 < n && !rc; i0 += s->B) {
-        int nb = n - i0 < s->B ? n - i0 : s->B;
-        #pragma omp parallel for schedule(static)
-        for (int i = 0; i < nb; i++) {
-            float *xin = s->xin + i * chw;
-            pd_randn(xin, chw, seed0 + (uint64_t)(i0 + i), 0);
-            for (size_t k = 0; k < chw; k++) xin[k] *= si;
-            s->sig_init[i] = si;
-            if (L > 0) {
-                float *lab = s->labels + (size_t)i * L;
-                memset(lab, 0, (size_t)L * sizeof(float));
-                lab[(i0 + i) % L] = 1.0f;
-            }
-        }
-        rc = unet_denoise_forward(s->run_g, out + (size_t)i0 * chw, s->xin, s->sig_init,
-                                  labels_of(s), nb, NULL, err);
-    }
+    pd_generator *g = NULL;
+    int rc = pd_generator_from_model(&g, s->gen, s->H, err) ||
+             pd_generator_generate(g, &p, 0, n, out, NULL, err) ? -1 : 0;
+    pd_generator_free(g);
     s->gen->params = live;
+    free(classes);
     return rc;
 }
 

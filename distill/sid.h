@@ -139,7 +139,7 @@ int sid_theta_update(sid_distiller *s, double *loss, pd_error *err);
 int sid_iteration(sid_distiller *s, double *loss_psi, double *loss_theta, pd_error *err);
 
 /* G_ema's samples for the images with seeds seed0 .. seed0+n-1 (z = pd_randn(seed, 0), label of
- * image k = k mod label_dim), written to out [n, chw] in batches through run_g. */
+ * image k = k mod label_dim), written to out [n, chw] by pd_generator_generate (batch B). */
 int sid_generate_ema(sid_distiller *s, float *out, int n, uint64_t seed0, pd_error *err);
 
 /* Checkpoint: one safetensors file with sid.psi, sid.theta, sid.theta_ema, sid.psi_adam_m/v,
