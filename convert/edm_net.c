@@ -10,6 +10,7 @@
  * constructor defaults of training/networks.py, copied into the tables below.
  */
 #include "convert/convert_int.h"
+#include "schedules/noise.h"
 #include "unet/songunet.h"
 #include <math.h>
 #include <stdio.h>
@@ -226,11 +227,6 @@ static int set_str(char *dst, size_t cap, const char *s, const char *src, const 
     return 0;
 }
 
-/* VPPrecond.sigma(t) = sqrt(exp(0.5 beta_d t^2 + beta_min t) - 1) (EDM Table 1). */
-static double vp_sigma(double t, double beta_d, double beta_min) {
-    return sqrt(expm1(0.5 * beta_d * t * t + beta_min * t));
-}
-
 /* Model kwargs into the config; the SongUNet-only keys keep their defaults for DhariwalUNet. */
 static int model_config(pd_unet_config *cfg, const char *src, const pk_value *model, int adm,
                         pd_error *err) {
@@ -332,8 +328,8 @@ int cv_edm_network(pd_converted *c, const pk_value *root, const pd_convert_param
         smin = pv[0], smax = pv[1], cfg.sigma_data = pv[2];
     } else if (!strcmp(pd->name, "vp")) {
         cfg.beta_d = pv[0], cfg.beta_min = pv[1], cfg.M = (int)pv[2], cfg.epsilon_t = pv[3];
-        smin = vp_sigma(pv[3], pv[0], pv[1]);
-        smax = vp_sigma(1, pv[0], pv[1]);
+        smin = pd_vp_sigma(pv[3], pv[0], pv[1]);
+        smax = pd_vp_sigma(1, pv[0], pv[1]);
     } else if (!strcmp(pd->name, "ve")) {
         smin = pv[0], smax = pv[1];
     } else {

@@ -13,6 +13,7 @@
 #include "unet/unet_arch.h"
 #include "unet/net_ops.h"
 #include "core/yamldoc.h"
+#include "schedules/noise.h"
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -49,8 +50,8 @@ pd_unet_config pd_unet_config_default(void) {
     c.sigma_init = 2.5;
     c.label_dropout = -1; /* not recorded (pixdiff.h); pixdiff train records its loss.label_dropout */
     /* VPPrecond / iDDPMPrecond defaults (EDM training/networks.py). */
-    c.beta_d = 19.9;
-    c.beta_min = 0.1;
+    c.beta_d = PD_VP_BETA_D;
+    c.beta_min = PD_VP_BETA_MIN;
     c.M = 1000;
     c.epsilon_t = 1e-5;
     c.C_1 = 0.001;
