@@ -45,21 +45,6 @@ static int ug_grow(ug_ctx *c, int n, size_t dlo_dim, int label_dim, pd_error *er
     return 0;
 }
 
-/* Down_m of one image: [C, mh, mw] -> [C, h, w], block means in double, fixed order. */
-static void pool_one(float *out, const float *in, int C, int h, int w, int m) {
-    int W = w * m;
-    double inv = 1.0 / ((double)m * m);
-    for (int c = 0; c < C; c++)
-        for (int y = 0; y < h; y++)
-            for (int x = 0; x < w; x++) {
-                const float *blk = in + ((size_t)c * h * m + (size_t)y * m) * W + (size_t)x * m;
-                double s = 0;
-                for (int dy = 0; dy < m; dy++)
-                    for (int dx = 0; dx < m; dx++) s += blk[(size_t)dy * W + dx];
-                out[((size_t)c * h + y) * w + x] = (float)(s * inv);
-            }
-}
-
 /* out += w Up_m(lo - Down_m out) for one image, in double per block. */
 static void guide_one(float *out, const float *lo, int C, int h, int w, int m, double wt) {
     int W = w * m;
@@ -102,10 +87,12 @@ static int ug_eval(pd_denoiser *self, float *out, const float *x, const float *s
     na = 0;
     for (int b = 0; b < n; b++)
         if ((double)sigma[b] >= c->sigma_on) c->idx[na++] = b;
-    #pragma omp parallel for schedule(static) if ((size_t)na * dim > 32768)
+    /* Down_m (pd_avg_pool: block means in double, fixed order), one image at a time since the
+     * images that get guidance need not be contiguous. */
     for (int k = 0; k < na; k++) {
         int b = c->idx[k];
-        pool_one(c->xlo + (size_t)k * dlo, x + (size_t)b * dim, C, h, w, m);
+        if (pd_avg_pool(c->xlo + (size_t)k * dlo, x + (size_t)b * dim, 1, C, h * m, w * m, m, err))
+            return -1;
         c->slo[k] = (float)((double)sigma[b] / m);
         if (L && labels) memcpy(c->llo + (size_t)k * L, labels + (size_t)b * L, sizeof(float) * L);
     }

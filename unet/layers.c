@@ -546,41 +546,6 @@ void upsample2_backward(float *din, const float *dout, int N, int C, int H, int 
     }
 }
 
-/* Upsample guidance's Down_m / Up_m (docs/algorithms.md §M2.1): m x m block mean and m x m copy. */
-void avgpool_forward(float *out, const float *in, int N, int C, int H, int W, int m) {
-    int Ho = H / m, Wo = W / m;
-    float inv = (float)(1.0 / ((double)m * m));
-    #pragma omp parallel for schedule(static) if ((size_t)N * C * H * W > PAR_MIN)
-    for (int nc = 0; nc < N * C; nc++) {
-        const float *x = in + (size_t)nc * H * W;
-        float *y = out + (size_t)nc * Ho * Wo;
-        for (int i = 0; i < Ho; i++)
-            for (int j = 0; j < Wo; j++) {
-                float s = 0.0f;
-                for (int a = 0; a < m; a++) {
-                    const float *r = x + (size_t)(i * m + a) * W + (size_t)j * m;
-                    for (int b = 0; b < m; b++) s += r[b];
-                }
-                y[(size_t)i * Wo + j] = s * inv;
-            }
-    }
-}
-
-void upsample_nearest_forward(float *out, const float *in, int N, int C, int H, int W, int m) {
-    int Wo = W * m;
-    #pragma omp parallel for schedule(static) if ((size_t)N * C * H * W * m * m > PAR_MIN)
-    for (int nc = 0; nc < N * C; nc++) {
-        const float *x = in + (size_t)nc * H * W;
-        float *y = out + (size_t)nc * H * W * m * m;
-        for (int i = 0; i < H; i++) {
-            float *r0 = y + (size_t)i * m * Wo;
-            for (int j = 0; j < W; j++)
-                for (int b = 0; b < m; b++) r0[(size_t)j * m + b] = x[(size_t)i * W + j];
-            for (int a = 1; a < m; a++) memcpy(r0 + (size_t)a * Wo, r0, (size_t)Wo * sizeof *r0);
-        }
-    }
-}
-
 /* ------------------------------------------------------------------ attention */
 
 /* Item b = n·heads + h (sample n, head h) of qkv starts at b·3·Ch·L: rows c·3 + j (j = q, k, v)

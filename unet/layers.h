@@ -50,9 +50,6 @@ void avgpool2_forward(float *out, const float *in, int N, int C, int H, int W);
 void avgpool2_backward(float *din, const float *dout, int N, int C, int H, int W);
 void upsample2_forward(float *out, const float *in, int N, int C, int H, int W);
 void upsample2_backward(float *din, const float *dout, int N, int C, int H, int W);
-/* General factor m (upsample guidance): out [N,C,H/m,W/m] / [N,C,H*m,W*m]. */
-void avgpool_forward(float *out, const float *in, int N, int C, int H, int W, int m);
-void upsample_nearest_forward(float *out, const float *in, int N, int C, int H, int W, int m);
 
 /* EDM UNetBlock self-attention core (docs/algorithms.md §M4.4). qkv [N,3C,L] in EDM's interleaved layout:
  * channel index = head*(3*Ch) + c*3 + j (j = 0 q, 1 k, 2 v), Ch = C/heads.
