@@ -1,8 +1,11 @@
-/* progress.c — the defaults and timing arithmetic of pd_progress reports (progress.h). */
+/* progress.c — the defaults and timing arithmetic of pd_progress reports, and log lines
+ * (progress.h). */
 #include "core/progress.h"
 #include "core/util.h"
 
 #include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 void pg_init(pd_progress *p, const char *what, const char *unit) {
@@ -21,4 +24,14 @@ void pg_time(pd_progress *p, double t0) {
     p->eta_seconds = p->rate > 0 && p->total > 0
                          ? (double)(p->total > p->done ? p->total - p->done : 0) / p->rate
                          : -1;
+}
+
+void pg_log(void (*log)(void *user, const char *line), void *user, const char *fmt, ...) {
+    if (!log) return;
+    char line[1600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    log(user, line);
 }

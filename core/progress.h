@@ -4,6 +4,8 @@
  * every optional field absent (0, NULL, NaN losses) and rate and ETA unknown (-1). pg_time sets
  * the elapsed seconds since t0 and, from done over that time, the rate and the ETA of what is
  * left of total; a call that measures its rate otherwise overwrites rate and eta_seconds after.
+ * pg_log is the one formatter of the other callback channel, log lines: it formats one line
+ * (printf, at most 1599 bytes) and hands it to log(user, line); nothing when log is NULL.
  */
 #ifndef PD_CORE_PROGRESS_H
 #define PD_CORE_PROGRESS_H
@@ -13,5 +15,7 @@
 void pg_init(pd_progress *p, const char *what, const char *unit);
 /* seconds = now - t0; rate = done / seconds; eta = (total - done) / rate (-1 while unknown). */
 void pg_time(pd_progress *p, double t0);
+void pg_log(void (*log)(void *user, const char *line), void *user, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 #endif

@@ -30,7 +30,6 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,16 +92,7 @@ static void traj_cb(void *user, int step, const double *x, int n, size_t dim) {
     memcpy(c->tea + (size_t)(step / c->stride - 1) * c->total, x, sizeof(double) * (size_t)n * dim);
 }
 
-static void logf_(const trainer *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void logf_(const trainer *t, const char *fmt, ...) {
-    if (!t->o->log) return;
-    char line[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    t->o->log(t->o->user, line);
-}
+#define logf_(t, ...) pg_log((t)->o->log, (t)->o->user, __VA_ARGS__)
 
 static void trainer_free(trainer *t) {
     pd_denoiser_free(t->den);

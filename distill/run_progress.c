@@ -1,4 +1,4 @@
-/* run_progress.c — rate and loss meters, interval tests and log lines of the long runs (see
+/* run_progress.c — rate and loss meters and interval tests of the long runs (see
  * run_progress.h). The arithmetic is the loops' own, in the same order, so what they print and
  * log is unchanged by its living here.
  */
@@ -6,7 +6,6 @@
 #include "core/progress.h"
 #include "core/util.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -70,14 +69,4 @@ void rp_report(const rp_meter *m, pd_progress *p, const char *what, long long im
 
 int rp_crossed(long long before, long long after, long long every) {
     return every > 0 && before / every != after / every;
-}
-
-void rp_log(void (*log)(void *user, const char *line), void *user, const char *fmt, ...) {
-    if (!log) return;
-    char line[1400];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    log(user, line);
 }

@@ -1,7 +1,7 @@
 /* run_progress.h — what a long run (pd_train, pd_distill_sid) reports while it runs: img/s over
  * a window, running-mean losses, per-interval loss means for the CSV logs, when a progress
- * callback is due (and its pd_progress report) and when an image count crosses an interval; and
- * log lines through the caller's callback.
+ * callback is due (and its pd_progress report) and when an image count crosses an interval (log
+ * lines go through pg_log, core/progress.h).
  *
  * Contract: an rp_meter follows up to RP_MAX_LOSSES loss series. rp_record, called once after
  * each step with the images seen so far and the step's losses, updates
@@ -53,8 +53,5 @@ void rp_report(const rp_meter *m, pd_progress *p, const char *what, long long im
 /* 1 when going from `before` to `after` images passes a multiple of `every` (every > 0). */
 int rp_crossed(long long before, long long after, long long every);
 
-/* Formats one line and hands it to log(user, line); nothing when log is NULL. */
-void rp_log(void (*log)(void *user, const char *line), void *user, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 
 #endif

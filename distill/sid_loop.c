@@ -89,7 +89,7 @@ static int fd_run(fd_ctx *f, sid_distiller *s, const pd_sid_options *o, double *
              s->seconds / 3600.0, r.fd, r.kid.kid, r.accuracy, r.precision, r.recall);
     rd_append_csv(c->out_dir, "fd-log.csv", "images,step,hours,fd,kid,accuracy,precision,recall",
                   line);
-    rp_log(o->log, o->user, "FD %.4g, KID %.4g, class accuracy %.3f, precision %.3f, recall %.3f "
+    pg_log(o->log, o->user, "FD %.4g, KID %.4g, class accuracy %.3f, precision %.3f, recall %.3f "
            "of G_ema at %lld images (%d samples, %.1f s)", r.fd, r.kid.kid, r.accuracy,
            r.precision, r.recall, s->images_seen, c->fd_n, pd_now() - t0);
     return 0;
@@ -184,7 +184,7 @@ static int run_warmup(sid_distiller *s, const pd_sid_options *o, const char *ckp
         if (save || rp_crossed(before, s->warm_seen, tenth)) {
             if (save && sid_save_checkpoint(s, ckpt, err)) return -1;
             if (save) saved_at = s->warm_seen;
-            rp_log(o->log, o->user, "warm-up: f_psi alone at %lld of %lld images, loss psi %.4f "
+            pg_log(o->log, o->user, "warm-up: f_psi alone at %lld of %lld images, loss psi %.4f "
                    "(mean since the last line), %.1f img/s%s%s", s->warm_seen, s->warm_total,
                    mean / nmean, (double)s->B * nmean / (pd_now() - t0),
                    save ? "; checkpoint " : "", save ? ckpt : "");
@@ -228,7 +228,7 @@ int pd_distill_sid(const pd_sid_options *o, pd_error *err) {
                                                                      : o->psi_warmup_images, err);
         pd_model_free(g);
         if (bad) goto done;
-        rp_log(o->log, o->user, "warm start: G and G_ema from %s, f_psi from the teacher, fitted "
+        pg_log(o->log, o->user, "warm start: G and G_ema from %s, f_psi from the teacher, fitted "
                "alone on %lld images first", o->init_generator_path, s->warm_total);
     }
     /* The directory only once the networks are known to fit together (no empty run folder
@@ -237,11 +237,11 @@ int pd_distill_sid(const pd_sid_options *o, pd_error *err) {
     if (writer) rd_remove_stale_tmp(ckpt);
     if (o->resume) {
         if (sid_load_checkpoint(s, ckpt, err)) goto done;
-        rp_log(o->log, o->user, "resumed %s at %lld images (iteration %lld, %.2f h distilled)",
+        pg_log(o->log, o->user, "resumed %s at %lld images (iteration %lld, %.2f h distilled)",
                ckpt, s->images_seen, s->step, s->seconds / 3600.0);
     } else {
         size_t act = unet_run_bytes(s->run_t) + unet_run_bytes(s->run_psi) + unet_run_bytes(s->run_g);
-        rp_log(o->log, o->user, "new SiD run: teacher %s (%zu parameters%s), batch %d, alpha %g, "
+        pg_log(o->log, o->user, "new SiD run: teacher %s (%zu parameters%s), batch %d, alpha %g, "
                "sigma_init %g, %.0f MB of activations, %lld images -> %s", cfg.teacher,
                s->n_params, s->label_dim > 0 ? ", class-conditional" : "", s->B, cfg.alpha,
                cfg.sigma_init, act / 1048576.0, cfg.duration_images, cfg.out_dir);
@@ -277,14 +277,14 @@ int pd_distill_sid(const pd_sid_options *o, pd_error *err) {
             saved_at = s->images_seen;
             append_log_csv(s, &pm);
             rp_since_reset(&pm);
-            rp_log(o->log, o->user, "checkpoint %s at %lld images", ckpt, s->images_seen);
+            pg_log(o->log, o->user, "checkpoint %s at %lld images", ckpt, s->images_seen);
         }
         if (writer && rp_crossed(before, s->images_seen, cfg.snapshot_images)) {
             char snap[1200];
             snprintf(snap, sizeof snap, "%s/generator-%09lld.safetensors", cfg.out_dir,
                      s->images_seen);
             if (sid_export(s, snap, err)) goto done;
-            rp_log(o->log, o->user, "snapshot %s", snap);
+            pg_log(o->log, o->user, "snapshot %s", snap);
         }
         if (fdc.ev && rp_crossed(before, s->images_seen, cfg.fd_images) &&
             fd_run(&fdc, s, o, &fd, err))
@@ -305,16 +305,16 @@ int pd_distill_sid(const pd_sid_options *o, pd_error *err) {
     if (s->images_seen != saved_at) {
         if (sid_save_checkpoint(s, ckpt, err)) goto done;
         if (pm.since_n) append_log_csv(s, &pm);
-        rp_log(o->log, o->user, "checkpoint %s at %lld images", ckpt, s->images_seen);
+        pg_log(o->log, o->user, "checkpoint %s at %lld images", ckpt, s->images_seen);
     }
     char model_path[1200];
     if (o->export_path) snprintf(model_path, sizeof model_path, "%s", o->export_path);
     else snprintf(model_path, sizeof model_path, "%s/generator.safetensors", cfg.out_dir);
     if (sid_export(s, model_path, err)) goto done;
-    rp_log(o->log, o->user, "exported G_ema (%lld images, %.2f h) to %s", s->images_seen,
+    pg_log(o->log, o->user, "exported G_ema (%lld images, %.2f h) to %s", s->images_seen,
            s->seconds / 3600.0, model_path);
     if (s->nonfinite || s->dropped)
-        rp_log(o->log, o->user, "note: %zu non-finite gradient entries replaced, %lld samples "
+        pg_log(o->log, o->user, "note: %zu non-finite gradient entries replaced, %lld samples "
                "dropped for non-finite values (docs/algorithms.md §M1.4 guards)", s->nonfinite, s->dropped);
     rc = 0;
 done:

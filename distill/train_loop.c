@@ -15,6 +15,7 @@
 #include "distill/run_dir.h"
 #include "distill/run_progress.h"
 #include "core/dist.h"
+#include "core/progress.h"
 #include "core/util.h"
 
 #include <stdio.h>
@@ -60,10 +61,10 @@ int pd_train(const pd_train_options *o, pd_error *err) {
     if (tr_create(&t, &cfg, NULL, err)) goto done;
     if (o->resume) {
         if (tr_load_checkpoint(t, ckpt, err)) goto done;
-        rp_log(o->log, o->user, "resumed %s at %lld images (step %lld, %.2f h trained)", ckpt,
+        pg_log(o->log, o->user, "resumed %s at %lld images (step %lld, %.2f h trained)", ckpt,
                t->images_seen, t->step, t->seconds / 3600.0);
     } else {
-        rp_log(o->log, o->user, "new run: %zu parameters, %d images of %dx%dx%d, batch %d (%.0f MB "
+        pg_log(o->log, o->user, "new run: %zu parameters, %d images of %dx%dx%d, batch %d (%.0f MB "
                "of activations), %lld images -> %s", t->n_params, t->data->n, t->H, t->H, t->C,
                t->B, (t->cls ? tr_classify_bytes(t->cls) : unet_run_bytes(t->run)) / 1048576.0,
                cfg.duration_images, cfg.out_dir);
@@ -96,7 +97,7 @@ int pd_train(const pd_train_options *o, pd_error *err) {
             append_log_csv(cfg.out_dir, t, rp_since_mean(&pm, 0), pm.rate,
                            opt_lr(&a, t->images_seen));
             rp_since_reset(&pm);
-            rp_log(o->log, o->user, "checkpoint %s at %lld images", ckpt, t->images_seen);
+            pg_log(o->log, o->user, "checkpoint %s at %lld images", ckpt, t->images_seen);
             if (t->cls && tr_classify_report(t, o, NULL, err)) goto done;
         }
         if (writer && rp_crossed(before, t->images_seen, cfg.snapshot_images)) {
@@ -104,7 +105,7 @@ int pd_train(const pd_train_options *o, pd_error *err) {
             snprintf(snap, sizeof snap, "%s/snapshot-%09lld.safetensors", cfg.out_dir,
                      t->images_seen);
             if (tr_export(t, snap, err)) goto done;
-            rp_log(o->log, o->user, "snapshot %s", snap);
+            pg_log(o->log, o->user, "snapshot %s", snap);
         }
         if (o->progress && rp_progress_due(&pm, t->images_seen, total)) {
             pd_progress pr;
@@ -121,20 +122,20 @@ int pd_train(const pd_train_options *o, pd_error *err) {
         if (tr_save_checkpoint(t, ckpt, err)) goto done;
         if (pm.since_n) append_log_csv(cfg.out_dir, t, rp_since_mean(&pm, 0), pm.rate,
                                        opt_lr(&a, t->images_seen));
-        rp_log(o->log, o->user, "checkpoint %s at %lld images", ckpt, t->images_seen);
+        pg_log(o->log, o->user, "checkpoint %s at %lld images", ckpt, t->images_seen);
         if (t->cls && tr_classify_report(t, o, NULL, err)) goto done;
     }
     char model_path[1200];
     if (o->export_path) snprintf(model_path, sizeof model_path, "%s", o->export_path);
     else snprintf(model_path, sizeof model_path, "%s/model.safetensors", cfg.out_dir);
     if (tr_export(t, model_path, err)) goto done;
-    rp_log(o->log, o->user, "exported the EMA weights (%lld images, %.2f h) to %s", t->images_seen,
+    pg_log(o->log, o->user, "exported the EMA weights (%lld images, %.2f h) to %s", t->images_seen,
            t->seconds / 3600.0, model_path);
     if (t->t_step > 0)
-        rp_log(o->log, o->user, "this session: %.1f%% of the step time in the U-Net "
+        pg_log(o->log, o->user, "this session: %.1f%% of the step time in the U-Net "
                "forward/backward", 100.0 * t->t_fwdbwd / t->t_step);
     if (t->nonfinite)
-        rp_log(o->log, o->user, "note: %zu non-finite gradient entries were replaced (models.md "
+        pg_log(o->log, o->user, "note: %zu non-finite gradient entries were replaced (models.md "
                "§M1.4 guard)", t->nonfinite);
     rc = 0;
 done:

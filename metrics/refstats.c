@@ -18,12 +18,12 @@
  * one is.
  */
 #include "core/fashion.h"
+#include "core/progress.h"
 #include "core/safetensors.h"
 #include "core/util.h"
 #include "metrics/metrics.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,18 +35,6 @@ void mt_ref_free(mt_ref *r) {
     free(r->spectrum);
     pd_feature_stats_free(&r->stats);
     memset(r, 0, sizeof *r);
-}
-
-static void logf_(void (*log)(void *, const char *), void *user, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void logf_(void (*log)(void *, const char *), void *user, const char *fmt, ...) {
-    if (!log) return;
-    char line[1600];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    log(user, line);
 }
 
 int pd_eval_default_cache_path(char *path, size_t cap, const pd_model *clf, pd_error *err) {
@@ -270,11 +258,11 @@ int mt_ref_get(mt_ref *r, pd_model *clf, const char *path, const char *data_dir,
             mt_ref_free(r);
             return -1;
         }
-        logf_(log, user, "reference statistics: %s (%d images, %d features, %.2f s)", path, r->n,
+        pg_log(log, user, "reference statistics: %s (%d images, %d features, %.2f s)", path, r->n,
               F, pd_now() - t0);
         return 0;
     }
-    logf_(log, user, "reference statistics: computing them for %s: the cache %s is %s", fp.img_path,
+    pg_log(log, user, "reference statistics: computing them for %s: the cache %s is %s", fp.img_path,
           path, why);
     if (compute(r, clf, data_dir, F, R, K, err) ||
         pd_feature_stats_compute(&r->stats, r->features, r->n, F, err)) {
@@ -282,11 +270,11 @@ int mt_ref_get(mt_ref *r, pd_model *clf, const char *path, const char *data_dir,
         return -1;
     }
     snprintf(fp.n_s, sizeof fp.n_s, "%d", r->n);
-    logf_(log, user, "reference statistics: %d images in %.1f s (classifier accuracy %.4f)", r->n,
+    pg_log(log, user, "reference statistics: %d images in %.1f s (classifier accuracy %.4f)", r->n,
           pd_now() - t0, r->accuracy);
     if (write_cache(r, path, &fp, &e))
-        logf_(log, user, "reference statistics: not cached, using them from memory: %s", e.msg);
+        pg_log(log, user, "reference statistics: not cached, using them from memory: %s", e.msg);
     else
-        logf_(log, user, "reference statistics: cached in %s", path);
+        pg_log(log, user, "reference statistics: cached in %s", path);
     return 0;
 }

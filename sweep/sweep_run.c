@@ -37,7 +37,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,16 +98,7 @@ typedef struct run {
     char dry_missing[1100];  /* dry run: the input a real run would stop at ("" none) */
 } run;
 
-static void logf_(run *R, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void logf_(run *R, const char *fmt, ...) {
-    if (!R->o->log) return;
-    char line[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    R->o->log(R->o->user, line);
-}
+#define logf_(R, ...) pg_log((R)->o->log, (R)->o->user, __VA_ARGS__)
 
 static void eval_log(void *user, const char *line) {
     run *R = user;
