@@ -10,6 +10,7 @@
  */
 #include "classifier/classifier.h"
 #include "unet/layers.h"
+#include "core/arena.h"
 #include "core/util.h"
 
 #include <math.h>
@@ -231,15 +232,10 @@ struct clf_run {
 #define DW(t) (dp ? dp + r->m->tensors[(t)].offset : NULL)
 #define DB(t) (dp ? dp + r->m->tensors[(t) + 1].offset : NULL)
 
-/* The next 64-byte aligned piece of the arena at *off (NULL while only measuring). */
-static float *take(char *base, size_t *off, size_t floats) {
-    float *r = base ? (float *)(base + *off) : NULL;
-    *off += (floats * sizeof(float) + 63) & ~(size_t)63;
-    return r;
-}
-
-/* Lays out the buffers from base (NULL base: just measures). Returns the bytes used. */
-static size_t layout(clf_run *r, char *base) {
+/* The run's buffers in one arena (core/arena.h; NULL base: just measures). */
+static void layout(void *ctx, ar_arena *ar) {
+    clf_run *r = ctx;
+    const char *base = ar->base;
     const clf_arch *a = r->a;
     size_t N = (size_t)r->max_batch, R2 = (size_t)a->R * a->R;
     size_t maxact = a->w0 * R2, maxcol = (size_t)a->cin * 9 * R2;
@@ -253,9 +249,8 @@ static size_t layout(clf_run *r, char *base) {
         if (groupnorm_groups(b->cin) > gmax) gmax = groupnorm_groups(b->cin);
     }
     size_t rl2 = (size_t)a->rlast * a->rlast, F = a->F;
-    size_t off = 0;
     float *dummy;
-#define TAKE(ptr, n) do { dummy = take(base, &off, (n)); if (base) (ptr) = dummy; } while (0)
+#define TAKE(ptr, n) do { dummy = ar_take(ar, sizeof(float) * (n)); if (base) (ptr) = dummy; } while (0)
     TAKE(r->x, N * a->cin * R2);
     TAKE(r->col, maxcol);
     TAKE(r->gap, N * a->clast);
@@ -281,8 +276,8 @@ static size_t layout(clf_run *r, char *base) {
         TAKE(r->tmean, N * groupnorm_groups(a->clast));
         TAKE(r->trstd, N * groupnorm_groups(a->clast));
         TAKE(r->drop, N * F);
-        dummy = take(base, &off, (N * F + 3) / 4);
-        if (base) r->mask = (uint8_t *)dummy;
+        uint8_t *mask = ar_take(ar, N * F);
+        if (base) r->mask = mask;
         TAKE(r->ga, N * maxact);
         TAKE(r->gb, N * maxact);
         TAKE(r->dact, N * maxact);
@@ -322,7 +317,6 @@ static size_t layout(clf_run *r, char *base) {
         }
     }
 #undef TAKE
-    return off;
 }
 
 int clf_run_create(clf_run **out, const pd_model *m, int max_batch, int keep, pd_error *err) {
@@ -336,15 +330,13 @@ int clf_run_create(clf_run **out, const pd_model *m, int max_batch, int keep, pd
     r->a = m->arch;
     r->max_batch = max_batch;
     r->keep = keep ? 1 : 0;
-    r->bytes = layout(r, NULL);
-    r->arena = pd_alloc(r->bytes);
+    r->arena = ar_build(layout, r, &r->bytes);
     if (!r->arena) {
         double mib = r->bytes / 1048576.0;
         free(r);
         return pd_fail(err, "classifier: out of memory for %.1f MiB of activations (batch %d)",
                        mib, max_batch);
     }
-    layout(r, r->arena);
     *out = r;
     return 0;
 }

@@ -1,6 +1,7 @@
 /* amed_student.c — one AMED student interval with its gradient (contract and equations in
  * amed_student.h). Buffers are sized once at creation; nothing is allocated per interval. */
 #include "distill/amed_student.h"
+#include "core/arena.h"
 #include "core/util.h"
 #include <math.h>
 #include <stdlib.h>
@@ -27,6 +28,24 @@ void amed_student_free(amed_student *s) {
     free(s);
 }
 
+/* The micro-batch buffers in one arena (core/arena.h). */
+static void layout(void *ctx, ar_arena *a) {
+    amed_student *s = ctx;
+    const size_t md = (size_t)s->micro * s->dim, mi = (size_t)s->micro;
+    s->y = ar_take(a, sizeof(double) * md);
+    s->xo = ar_take(a, sizeof(double) * md);
+    s->ds = ar_take(a, sizeof(double) * md);
+    s->s = ar_take(a, sizeof(double) * mi);
+    s->sum_ga2 = ar_take(a, sizeof(double) * mi);
+    s->sum_gdds = ar_take(a, sizeof(double) * mi);
+    s->yf = ar_take(a, sizeof(float) * md);
+    s->Df = ar_take(a, sizeof(float) * md);
+    s->dout = ar_take(a, sizeof(float) * md);
+    s->dx = ar_take(a, sizeof(float) * md);
+    s->sigf = ar_take(a, sizeof(float) * mi);
+    s->dsig = ar_take(a, sizeof(float) * mi);
+}
+
 int amed_student_create(amed_student **out, pd_model *m, int micro, int max_n, pd_error *err) {
     *out = NULL;
     if (micro < 1 || max_n < 1)
@@ -44,27 +63,12 @@ int amed_student_create(amed_student **out, pd_model *m, int micro, int max_n, p
         free(s);
         return -1;
     }
-    size_t md = (size_t)micro * s->dim, mi = (size_t)micro;
-    s->arena = pd_alloc(sizeof(double) * (3 * md + 3 * mi) + sizeof(float) * (4 * md + 2 * mi));
-    s->cache = calloc(mi, sizeof(amed_cache));
+    s->arena = ar_build(layout, s, NULL);
+    s->cache = calloc((size_t)micro, sizeof(amed_cache));
     if (!s->arena || !s->cache) {
         amed_student_free(s);
         return pd_fail(err, "amed student: out of memory for a micro-batch of %d", micro);
     }
-    double *dp = s->arena;   /* doubles first, so every block stays 8-byte aligned */
-    s->y = dp, dp += md;
-    s->xo = dp, dp += md;
-    s->ds = dp, dp += md;
-    s->s = dp, dp += mi;
-    s->sum_ga2 = dp, dp += mi;
-    s->sum_gdds = dp, dp += mi;
-    float *fp = (float *)dp;
-    s->yf = fp, fp += md;
-    s->Df = fp, fp += md;
-    s->dout = fp, fp += md;
-    s->dx = fp, fp += md;
-    s->sigf = fp, fp += mi;
-    s->dsig = fp;
     *out = s;
     return 0;
 }

@@ -9,6 +9,7 @@
 #include "distill/sid.h"
 #include "distill/checkpoint.h"
 #include "distill/optim.h"
+#include "core/arena.h"
 #include "core/rng.h"
 #include "core/safetensors.h"
 #include "core/util.h"
@@ -51,6 +52,27 @@ static int clone_teacher(pd_model **out, const pd_model *t, const pd_unet_config
     return 0;
 }
 
+/* The two arenas (core/arena.h): G_ema, both Adam states and both gradients (np floats each;
+ * theta_ema first, so it is the allocation), and the batch buffers (z first). */
+static void state_layout(void *ctx, ar_arena *a) {
+    sid_distiller *s = ctx;
+    float **arr[] = {&s->theta_ema, &s->psi_m, &s->psi_v, &s->theta_m, &s->theta_v, &s->grad_psi,
+                     &s->grad_theta};
+    for (size_t i = 0; i < sizeof arr / sizeof arr[0]; i++) *arr[i] = ar_take(a, sizeof(float) * s->n_params);
+}
+
+static void batch_layout(void *ctx, ar_arena *a) {
+    sid_distiller *s = ctx;
+    const size_t bc = sizeof(float) * (size_t)s->B * s->chw, b = sizeof(float) * (size_t)s->B;
+    float **bufs[] = {&s->z, &s->noise, &s->xin, &s->xg, &s->xt, &s->Dr, &s->Df, &s->gDr, &s->gDf,
+                      &s->gxg, &s->gxt};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) *bufs[i] = ar_take(a, bc);
+    s->sigma = ar_take(a, b);
+    s->sig_init = ar_take(a, b);
+    s->w = ar_take(a, b);
+    s->labels = ar_take(a, b * (size_t)(s->label_dim > 0 ? s->label_dim : 1));
+}
+
 int sid_create(sid_distiller **out, const sid_config *cfg, pd_model *teacher, pd_error *err) {
     *out = NULL;
     sid_distiller *s = calloc(1, sizeof *s);
@@ -82,18 +104,10 @@ int sid_create(sid_distiller **out, const sid_config *cfg, pd_model *teacher, pd
         goto fail;
     snprintf(s->teacher_sha256, sizeof s->teacher_sha256, "%s", teacher->sha256);
     size_t np = s->n_params = teacher->n_params;
-    /* One arena for G_ema, both Adam states and both gradients (DESIGN.md convention 1). */
-    s->theta_ema = pd_alloc(7 * np * sizeof(float));
-    if (!s->theta_ema) {
+    if (!ar_build(state_layout, s, NULL)) {
         pd_fail(err, "out of memory for the optimiser state (7 x %zu floats)", np);
         goto fail;
     }
-    s->psi_m = s->theta_ema + np;
-    s->psi_v = s->psi_m + np;
-    s->theta_m = s->psi_v + np;
-    s->theta_v = s->theta_m + np;
-    s->grad_psi = s->theta_v + np;
-    s->grad_theta = s->grad_psi + np;
     memcpy(s->theta_ema, teacher->params, np * sizeof(float));
 
     s->B = cfg->batch;
@@ -106,19 +120,10 @@ int sid_create(sid_distiller **out, const sid_config *cfg, pd_model *teacher, pd
         unet_run_create(&s->run_g, s->gen, s->B, s->H, 1, err))
         goto fail;
 
-    size_t bc = (size_t)s->B * s->chw, nl = (size_t)s->B * (s->label_dim > 0 ? s->label_dim : 1);
-    float *p = s->z = pd_alloc((11 * bc + 3 * (size_t)s->B + nl) * sizeof(float));
-    if (!p) {
+    if (!ar_build(batch_layout, s, NULL)) {
         pd_fail(err, "out of memory for the batch buffers");
         goto fail;
     }
-    float **bufs[] = {&s->z, &s->noise, &s->xin, &s->xg, &s->xt, &s->Dr, &s->Df, &s->gDr, &s->gDf,
-                      &s->gxg, &s->gxt};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) *bufs[i] = p + i * bc;
-    s->sigma = p + 11 * bc;
-    s->sig_init = s->sigma + s->B;
-    s->w = s->sig_init + s->B;
-    s->labels = s->w + s->B;
     if (gs_plan_init(&s->shares, s->B, np, err)) goto fail;
     *out = s;
     return 0;

@@ -12,6 +12,7 @@
  * params.trajectory, when set, sees the float64 state after every step (AMED's teacher capture,
  * distill/amed_train.c); pd_run_denoise_each is the per-image-sigma call AMED needs.
  */
+#include "core/arena.h"
 #include "core/progress.h"
 #include "core/rng.h"
 #include "core/util.h"
@@ -192,7 +193,24 @@ void pd_euler_update(double *x, const float *den, double s0, double s1, size_t t
 
 /* ------------------------------------------------------------------ pd_sample */
 
-static size_t align64(size_t v) { return (v + 63) & ~(size_t)63; }
+/* pd_sample's one arena (core/arena.h): grid, state, work buffers, denoiser I/O, per-image
+ * sigma. The grid is the arena's first piece, so it is also the allocation. */
+typedef struct {
+    pd_run *r;
+    double *grid;
+    int n_work;
+} run_arena;
+
+static void run_layout(void *ctx, ar_arena *a) {
+    run_arena *ra = ctx;
+    pd_run *r = ra->r;
+    r->sigmas = ra->grid = ar_take(a, sizeof(double) * ((size_t)r->steps + 1));
+    r->x = ar_take(a, sizeof(double) * r->total);
+    for (int k = 0; k < ra->n_work; k++) r->work[k] = ar_take(a, sizeof(double) * r->total);
+    r->xin = ar_take(a, sizeof(float) * r->total);
+    r->den = ar_take(a, sizeof(float) * r->total);
+    r->sig = ar_take(a, sizeof(float) * (size_t)r->n);
+}
 
 static int check_params(const pd_sample_params *q, pd_error *err) {
     const char *name = pd_sampler_name(q->sampler);
@@ -252,19 +270,9 @@ int pd_sample(pd_denoiser *d, const pd_sample_params *p, float *x, const float *
                        name);
     if (impl->n_work > PD_RUN_MAX_WORK) return pd_fail(err, "%s: too many work buffers", name);
 
-    /* One arena: grid, state, work buffers, denoiser I/O, per-sample sigma. */
     size_t dim = (size_t)d->C * d->H * d->W, total = dim * (size_t)n;
     if (total / (size_t)n != dim || total > SIZE_MAX / 64)
         return pd_fail(err, "%s: batch of %d images of %zu values is too large", name, n, dim);
-    size_t off_grid = 0;
-    size_t off_x = align64(off_grid + sizeof(double) * ((size_t)q.steps + 1));
-    size_t off_work = align64(off_x + sizeof(double) * total);
-    size_t off_xin = align64(off_work + (size_t)impl->n_work * align64(sizeof(double) * total));
-    size_t off_den = align64(off_xin + sizeof(float) * total);
-    size_t off_sig = align64(off_den + sizeof(float) * total);
-    size_t bytes = align64(off_sig + sizeof(float) * (size_t)n);
-    char *arena = pd_alloc(bytes);
-    if (!arena) return pd_fail(err, "%s: out of memory (%zu bytes for a batch of %d)", name, bytes, n);
 
     pd_run r;
     memset(&r, 0, sizeof r);
@@ -278,14 +286,11 @@ int pd_sample(pd_denoiser *d, const pd_sample_params *p, float *x, const float *
     r.seeds = seeds;
     r.err = err;
     r.afs_pending = q.afs;
-    double *sigmas = (double *)(arena + off_grid);
-    r.sigmas = sigmas;
-    r.x = (double *)(arena + off_x);
-    for (int k = 0; k < impl->n_work; k++)
-        r.work[k] = (double *)(arena + off_work + (size_t)k * align64(sizeof(double) * total));
-    r.xin = (float *)(arena + off_xin);
-    r.den = (float *)(arena + off_den);
-    r.sig = (float *)(arena + off_sig);
+    run_arena ra = {&r, NULL, impl->n_work};
+    size_t bytes;
+    double *arena = ar_build(run_layout, &ra, &bytes);
+    if (!arena) return pd_fail(err, "%s: out of memory (%zu bytes for a batch of %d)", name, bytes, n);
+    double *sigmas = ra.grid;
 
     int rc = pd_sigma_grid(sigmas, q.steps, &q.sched, err);
     if (rc) {

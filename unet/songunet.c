@@ -26,6 +26,7 @@
 #include "unet/unet_arch.h"
 #include "unet/layers.h"
 #include "nn/nn_layers.h"
+#include "core/arena.h"
 #include "core/util.h"
 #include <math.h>
 #include <stdlib.h>
@@ -64,8 +65,8 @@ enum { KEPT, TEMP, PERSIST, GPERSIST, GSLOT };
 
 typedef struct plan {
     int keep, pass;
-    char *base;
-    size_t off, slot_size[S_COUNT], slot_off[S_COUNT];
+    ar_arena ar;             /* the unshared buffers, after the slots (base NULL in pass 0) */
+    size_t slot_size[S_COUNT], slot_off[S_COUNT];
 } plan;
 
 /* With keep = 0 a block's caches with disjoint lifetimes share one slot: norm0's output dies at
@@ -85,11 +86,9 @@ static void *req(plan *p, int mode, int slot, size_t bytes) {
             if (bytes > p->slot_size[slot]) p->slot_size[slot] = bytes;
             return NULL;
         }
-        return p->base + p->slot_off[slot];
+        return p->ar.base + p->slot_off[slot];
     }
-    void *r = p->pass ? p->base + p->off : NULL;
-    p->off += bytes;
-    return r;
+    return ar_take(&p->ar, bytes);
 }
 #define FL(n) ((size_t)(n) * sizeof(float))
 
@@ -309,7 +308,7 @@ int unet_run_create(unet_run **out, const pd_model *m, int max_batch, int res, i
     plan_run(r, &p);
     size_t slots = 0;
     for (int s = 0; s < S_COUNT; s++) { p.slot_off[s] = slots; slots += p.slot_size[s]; }
-    r->bytes = slots + p.off;
+    r->bytes = slots + p.ar.off;
     r->arena = pd_alloc(r->bytes);
     if (!r->arena) {
         double mib = r->bytes / 1048576.0;
@@ -317,9 +316,9 @@ int unet_run_create(unet_run **out, const pd_model *m, int max_batch, int res, i
         return pd_fail(err, "unet: out of memory for %.1f MiB of activations (batch %d, %dx%d)",
                        mib, max_batch, res, res);
     }
-    p.base = r->arena;
+    p.ar.base = r->arena;
+    p.ar.off = slots;
     p.pass = 1;
-    p.off = slots;
     plan_run(r, &p);
     *out = r;
     return 0;
