@@ -108,7 +108,7 @@ int pd_sampler_option_check(const pd_sampler_option *o, double v, char *msg, siz
         return -1;
     }
     if (isnan(v) || v < o->lo || (o->lo_open && v == o->lo) || v > o->hi) {
-        snprintf(msg, cap, "%g is outside %c%g, %g]", v, o->lo_open ? '(' : '[', o->lo, o->hi);
+        snprintf(msg, cap, "%.10g is outside %c%.10g, %.10g]", v, o->lo_open ? '(' : '[', o->lo, o->hi);
         return -1;
     }
     return 0;
