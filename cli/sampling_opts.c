@@ -105,7 +105,7 @@ int cli_sampling_opts_init(cli_sampling_opts *o, arg_opt *rows, int with_sampler
         rows[n++] = (arg_opt)OPT_DEF("--nfe", ARG_POS_INT, &o->nfe, "N",
                                      "instead of --steps: the most steps within N network evaluations", "off");
     rows[n++] = (arg_opt){"--schedule", ARG_CHOICE, &o->grid, NULL, "sigma grid",
-                          with_sampler ? "the sampler's own (samplers: default schedule, below)" : NULL,
+                          with_sampler ? "the sampler's own (pixdiff --help: default schedule)" : NULL,
                           cli_grid_choices(), 0};
     rows[n++] = (arg_opt)OPT_DEF("--rho", ARG_POS_DOUBLE, &o->rho, "R", "grid exponent (karras, vp-time)",
                                  "karras 7, vp-time 1");

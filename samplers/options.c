@@ -20,8 +20,9 @@
 /* name, type, field and offset, lo, hi, lo_open, def, def_means, samplers, meta, help,
  * key, key_rule, label, png, json, record, json_block */
 static const pd_sampler_option rows[] = {
+    /* DDIM's eta (Song et al. 2021, Eq. 16; docs/algorithms.md §S1.3). */
     {"eta", PD_OPT_NUM, F(eta), 0, 1e6, 0, 0, NAN, BIT(PD_SAMPLER_DDIM), "E",
-     "DDIM stochasticity (0 deterministic, 1 DDPM-like; Song et al. 2021 Eq. 16)",
+     "DDIM stochasticity (0 deterministic, 1 DDPM-like)",
      NULL, PD_OPT_KEY_ALWAYS, "eta=", "Eta", NULL, NULL, 0},
     /* EDM Alg. 2 (Karras et al. 2022): churn only where S_tmin <= sigma <= S_tmax. */
     {"churn", PD_OPT_NUM, F(s_churn), 0, 1e6, 0, 0, NAN, BIT(PD_SAMPLER_HEUN), "C",
@@ -57,7 +58,7 @@ static const pd_sampler_option rows[] = {
     {"exact_d2", PD_OPT_BOOL, F(dpmpp_exact_d2), 0, 1, 0, 0, NAN, DPMPP, "0|1",
      "1: twice the reference codes' D2 term, the exact third-order quadrature (docs/algorithms.md "
      "§S3.1)", "d2", PD_OPT_KEY_ALWAYS, "exact-d2", "Exact D2", NULL, NULL, -1},
-    /* DPM-Solver-2 (Lu et al. 2022, Alg. 1 with r1 = R): s = sigma_{i+1}^R sigma_i^(1-R). */
+    /* DPM-Solver-2 (Lu et al. 2022, DPM-Solver Alg. 1 with r1 = R; docs/algorithms.md §S3.4). */
     {"r", PD_OPT_NUM, F(dpm2_r), 0, 1, 1, 0, 0.5, BIT(PD_SAMPLER_DPM2), "R",
      "intermediate sigma sigma_next^R sigma^(1-R), 0 < R <= 1", NULL, PD_OPT_KEY_ALWAYS, "r=", NULL,
      "dpm2_r", "dpm2_r", 1},
