@@ -2,8 +2,8 @@
  * torch state dict (.pth/.pt: FID Inception weights, or EDM names with --config) or a plain
  * safetensors state dict (with --config) into a pixdiff model file (pixdiff.h "checkpoint
  * conversion"). A file it cannot read or convert exits 2 with one line naming it; a failed write
- * exits 1; OUT is written atomically, so nothing appears on error. Progress goes to stderr: in
- * place on a terminal, else one line per stage for inputs over 64 MB.
+ * exits 1; OUT is written atomically, so nothing appears on error. Progress goes to stderr
+ * (cli/progress.h): in place on a terminal, else one line per stage for inputs over 64 MB.
  */
 #include "cli/args.h"
 #include "cli/commands.h"
@@ -13,28 +13,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
-
-typedef struct convert_ui {
-    int tty, big;
-    char stage[32];
-    double last;
-} convert_ui;
-
-static void progress(void *user, const char *stage, long long done, long long total) {
-    convert_ui *ui = user;
-    int new_stage = strcmp(stage, ui->stage) != 0;
-    if (ui->tty) {
-        double now = cli_now();
-        if (!new_stage && done < total && now - ui->last < 0.2) return;
-        ui->last = now;
-        fprintf(stderr, "\rconvert: %-10s %3.0f%%", stage, total ? 100.0 * done / total : 100.0);
-        fflush(stderr);
-    } else if (ui->big && new_stage) {
-        fprintf(stderr, "convert: %s\n", stage);
-    }
-    snprintf(ui->stage, sizeof ui->stage, "%s", stage);
-}
 
 int cmd_convert(int argc, char **argv) {
     const char *cmd = "convert";
@@ -74,21 +52,21 @@ int cmd_convert(int argc, char **argv) {
     cli_check_out_path(cmd, "OUT", out);
 
     struct stat sb;
-    convert_ui ui = {.tty = !quiet && isatty(2),
-                     .big = !quiet && stat(in, &sb) == 0 && sb.st_size > (64LL << 20)};
-    if (ui.tty || ui.big) {
-        p.progress = progress;
+    cli_progress ui;
+    cli_progress_init(&ui, "convert", quiet);
+    if (!quiet && (ui.tty || (stat(in, &sb) == 0 && sb.st_size > (64LL << 20)))) {
+        p.progress = cli_progress_show;
         p.user = &ui;
     }
     pd_error err;
     pd_converted *c;
     int rc = pd_convert_read(&c, in, &p, &err);
     if (rc) {
-        if (ui.tty) fputc('\n', stderr);
+        cli_progress_end(&ui);
         cli_die(2, cmd, "%s", err.msg);
     }
     rc = pd_convert_write(c, out, &p, &err);
-    if (ui.tty) fputc('\n', stderr);
+    cli_progress_end(&ui);
     if (rc) {
         pd_converted_free(c);
         cli_die(1, cmd, "%s", err.msg);

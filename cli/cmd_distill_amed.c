@@ -19,38 +19,6 @@
 #include <string.h>
 #include <unistd.h>
 
-typedef struct amed_ui {
-    int tty, quiet, drawn;
-    double last_line;
-} amed_ui;
-
-static void on_progress(void *user, long long images, long long total, int steps, const double *loss,
-                        double img_per_s, double eta_s) {
-    amed_ui *ui = user;
-    if (ui->quiet) return;
-    double now = cli_now();
-    if (!ui->tty && now - ui->last_line < 60 && images < total) return;
-    ui->last_line = now;
-    char e[32], ls[256] = "";
-    size_t len = 0;
-    for (int n = 0; n < steps && len < sizeof ls - 16; n++)
-        len += (size_t)snprintf(ls + len, sizeof ls - len, "%s%.4g", n ? " " : "", loss[n]);
-    cli_fmt_eta(e, sizeof e, eta_s);
-    fprintf(stderr, "%samed: %lld/%lld trajectories (%.1f%%)  %.2f img/s  interval loss %s  ETA %s%s",
-            ui->tty ? "\r\033[K" : "", images, total, total ? 100.0 * images / total : 0.0, img_per_s,
-            ls, e, ui->tty ? "" : "\n");
-    ui->drawn = ui->tty;
-    fflush(stderr);
-}
-
-static void on_log(void *user, const char *line) {
-    amed_ui *ui = user;
-    if (ui->quiet) return;
-    fprintf(stderr, "%samed: %s\n", ui->drawn ? "\r\033[K" : "", line);
-    ui->drawn = 0;
-    fflush(stderr);
-}
-
 static const char *const plugin_choices[] = {"none", "ipndm", "euler", NULL};
 
 int cmd_distill_amed(int argc, char **argv) {
@@ -153,15 +121,14 @@ int cmd_distill_amed(int argc, char **argv) {
     o.out_path = out;
     o.checkpoint = checkpoint;
     o.resume = resume;
-    amed_ui ui = {isatty(2), quiet, 0, -1e9};
-    o.progress = on_progress;
+    cli_progress ui;
+    cli_progress_init(&ui, "amed", quiet);
+    o.progress = cli_progress_show;
     o.abort = cli_interrupted;
-    o.log = on_log;
+    o.log = cli_progress_log;
     o.user = &ui;
     cli_catch_interrupts();
     pd_error err = {{0}};
-    int rc = pd_amed_train(&o, &err);
-    if (ui.drawn) fputc('\n', stderr);
-    if (rc) cli_die(cli_interrupted(NULL) ? 130 : 1, cmd, "%s", err.msg);
+    cli_progress_finish(&ui, cmd, pd_amed_train(&o, &err), err.msg);
     return 0;
 }

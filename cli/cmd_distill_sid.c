@@ -11,17 +11,9 @@
 #include "cli/common.h"
 #include "pixdiff.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
-
-static void on_progress(void *user, const pd_sid_progress *p) {
-    char losses[96], fd[32] = "";
-    if (!isnan(p->fd)) snprintf(fd, sizeof fd, "  FD %.3g", p->fd);
-    snprintf(losses, sizeof losses, "loss psi %.4f theta %.4f%s", p->loss_psi, p->loss_theta, fd);
-    cli_run_progress(user, p->images_seen, p->total, p->img_per_s, losses, p->eta_s);
-}
 
 int cmd_distill_sid(int argc, char **argv) {
     const char *cmd = "distill sid";
@@ -121,8 +113,8 @@ int cmd_distill_sid(int argc, char **argv) {
     if (teacher && access(teacher, R_OK) != 0)
         cli_bad_flag(cmd, "--teacher", "%s: cannot read the file", teacher);
 
-    cli_run_ui ui;
-    cli_run_ui_init(&ui, "sid", quiet);
+    cli_progress ui;
+    cli_progress_init(&ui, "sid", quiet);
     pd_sid_options o = pd_sid_default_options();
     o.config_path = config ? cli_input_path(config) : NULL;
     o.teacher_path = teacher;
@@ -134,11 +126,11 @@ int cmd_distill_sid(int argc, char **argv) {
     o.duration_images = duration_images;
     o.init_generator_path = init_generator;
     o.psi_warmup_images = psi_warmup;
-    o.progress = on_progress;
+    o.progress = cli_progress_show;
     o.abort = cli_interrupted;
-    o.log = cli_run_log;
+    o.log = cli_progress_log;
     o.user = &ui;
     cli_catch_interrupts();
-    cli_run_finish(&ui, cmd, pd_distill_sid(&o, &err), err.msg);
+    cli_progress_finish(&ui, cmd, pd_distill_sid(&o, &err), err.msg);
     return 0;
 }

@@ -57,23 +57,30 @@ static void log_line(void *user, const char *line) {
     if (!quiet_log) fprintf(stderr, "pixdiff eval: %s\n", line);
 }
 
-static void eval_progress(void *user, const pd_progress *pr) { cli_progress_generate(user, pr); }
+/* pd_generate reports per call, one batch of the run (and its reference solution) each; the
+ * run's line counts the sampler steps of all batches, the reference's included. */
+typedef struct eval_bar {
+    cli_progress ui;
+    int b, n_batches;         /* the run's batch in progress (0-based) and their count */
+    int steps, ref_steps;     /* per batch: of the sampler and of the reference (0: none) */
+    int in_ref;               /* the reference of batch b is running */
+    double t0;
+} eval_bar;
 
-/* Lines for a non-terminal stderr, at most every 15 s, so logs show progress without a bar. */
-typedef struct plain_progress {
-    int enabled;
-    double t0, last;
-} plain_progress;
-
-static void plain_tick(plain_progress *p, int done, int total) {
-    if (!p->enabled) return;
-    double now = cli_now();
-    if (done < total && now - p->last < 15) return;
-    p->last = now;
-    double el = now - p->t0;
-    fprintf(stderr, "pixdiff eval: %d/%d images, %.0f s", done, total, el);
-    if (done > 0 && done < total) fprintf(stderr, ", ETA %.0f s", el / done * (total - done));
-    fputc('\n', stderr);
+static void eval_progress(void *user, const pd_progress *pr) {
+    eval_bar *e = user;
+    if (e->in_ref) e->ref_steps = pr->steps;
+    else e->steps = pr->steps;
+    pd_progress q = *pr;
+    long long per = e->steps + e->ref_steps;
+    q.batch = e->b + 1;
+    q.batches = e->n_batches;
+    q.done = (long long)e->b * per + (e->in_ref ? e->steps : 0) + pr->step;
+    q.total = (long long)e->n_batches * per;
+    q.seconds = cli_now() - e->t0;
+    q.rate = q.seconds > 0 && q.done > 0 ? (double)q.done / q.seconds : -1;
+    q.eta_seconds = q.rate > 0 ? (double)(q.total - q.done) / q.rate : -1;
+    cli_progress_show(&e->ui, &q);
 }
 
 /* The class index in a `pixdiff sample` PNG's "pixdiff" chunk ("class": {"index": K}), or -1. */
@@ -399,7 +406,9 @@ int cmd_eval(int argc, char **argv) {
         float *buf = malloc(sizeof(float) * (size_t)B * fc * fh * fh);
         int *labels = malloc(sizeof(int) * B), nb = 0;
         if (!buf || !labels) cli_die(1, cmd, "out of memory");
-        plain_progress pp = {!quiet && !inc, cli_now(), cli_now()};
+        cli_progress bar;
+        cli_progress_init(&bar, cmd, quiet || inc);   /* Inception draws its own line */
+        const double t_read = cli_now();
         for (int i = 0; i < n; i++) {
             char path[4200];
             snprintf(path, sizeof path, "%s/%s", images, names[i]);
@@ -417,9 +426,10 @@ int cmd_eval(int argc, char **argv) {
             if (nb == B || i == n - 1) {
                 add_batch(&run, buf, nb, fc, fh, labels);
                 nb = 0;
-                plain_tick(&pp, i + 1, n);
+                cli_progress_count(&bar, "", "images", i + 1, n, t_read);
             }
         }
+        cli_progress_clear(&bar);
         H = fh;
         cli_free_names(names, count);
         free(buf);
@@ -467,10 +477,10 @@ int cmd_eval(int argc, char **argv) {
         }
         signal(SIGINT, on_sigint);
         int n_batches = (int)((dhi - dlo + batch - 1) / batch);
-        cli_progress prog;
-        cli_progress_init(&prog, !quiet && isatty(2), n_batches, p.steps);
+        eval_bar prog = {.n_batches = n_batches, .ref_steps = ref_steps > 0 ? ref_steps : 0,
+                         .t0 = cli_now()};
+        cli_progress_init(&prog.ui, cmd, quiet);
         gp.user = gr.user = &prog;
-        plain_progress pp = {!quiet && !isatty(2), cli_now(), cli_now()};
         float *const x0 = x, *const xr0 = xr;
         for (int b = 0; b < n_batches; b++) {
             int i0 = (int)dlo + b * batch, nb = (int)dhi - i0 < batch ? (int)dhi - i0 : batch;
@@ -480,19 +490,21 @@ int cmd_eval(int argc, char **argv) {
                 int k = classes[i0 + i];
                 want[i] = k >= 0 && k < clf_K && label_dim == clf_K ? k : -1;
             }
-            prog.batch0 = b;
+            prog.b = b;
+            prog.in_ref = 0;
             pd_sample_stats st = {0};
             double ts = cli_now();
             if (cm.gen ? pd_generator_generate(cm.gen, &gp, i0, nb, x, &st, &err)
                        : pd_generate(d, &gp, i0, nb, x, &st, &err)) {
-                cli_progress_done(&prog);
+                cli_progress_clear(&prog.ui);
                 if (interrupted) cli_die(130, cmd, "interrupted");
                 cli_die(1, cmd, "%s", err.msg);
             }
             nfe = st.nfe;
             if (xr) {
+                prog.in_ref = 1;
                 if (pd_generate(d, &gr, i0, nb, xr, &st, &err)) {
-                    cli_progress_done(&prog);
+                    cli_progress_clear(&prog.ui);
                     if (interrupted) cli_die(130, cmd, "interrupted");
                     cli_die(1, cmd, "reference solution: %s", err.msg);
                 }
@@ -500,9 +512,8 @@ int cmd_eval(int argc, char **argv) {
             }
             t_sample += cli_now() - ts;
             if (!dist) add_batch(&run, x, nb, C, H, want);
-            if (!isatty(2)) plain_tick(&pp, i0 + nb, n);
         }
-        cli_progress_done(&prog);
+        cli_progress_clear(&prog.ui);
         x = x0, xr = xr0;
         if (dist) {
             /* Rank 0 measures all n images in the batches one process uses. */

@@ -231,7 +231,7 @@ static int write_images(void *user, long long first, int count, const float *x, 
     outdir_writer *w = user;
     run_info *r = w->r;
     const size_t chw = (size_t)r->C * r->H * r->W;
-    cli_progress_done(w->prog);
+    cli_progress_clear(w->prog);
     for (int k = 0; k < count; k++) {
         const long long i = first + k;
         char path[4300];
@@ -248,7 +248,7 @@ static int write_images(void *user, long long first, int count, const float *x, 
 }
 
 static void sample_progress(void *user, const pd_progress *pr) {
-    cli_progress_generate(((outdir_writer *)user)->prog, pr);
+    cli_progress_show(((outdir_writer *)user)->prog, pr);
 }
 
 /* --out: the format its extension names (.png grid or .npy array); anything else is refused. */
@@ -502,9 +502,9 @@ int cmd_sample(int argc, char **argv) {
 
     /* ---- sample (pd_generate: the library's batching loop) */
     cli_progress prog;
-    cli_progress_init(&prog, !quiet && isatty(2), (int)((dhi - dlo + batch - 1) / batch), steps);
     outdir_writer ow = {cmd, NULL, &r, classes, &cm, &prog};
     if (dist && pd_dist_rank() > 0) out_png = out_npy = outdir = NULL, quiet = 1, json = 0;
+    cli_progress_init(&prog, "sample", quiet);
     if (outdir) ow.stage = cli_outputs_dir(cmd, "--outdir", outdir);
     cli_catch_interrupts();
     pd_generate_params gp = pd_generate_default_params();
@@ -526,14 +526,18 @@ int cmd_sample(int argc, char **argv) {
     float *mine = all ? all + (size_t)dlo * chw : NULL;
     if (cm.gen ? pd_generator_generate(cm.gen, &gp, dlo, (int)(dhi - dlo), mine, &st, &err)
                : pd_generate(d, &gp, dlo, (int)(dhi - dlo), mine, &st, &err)) {
-        cli_progress_done(&prog);
+        cli_progress_clear(&prog);
         if (cli_interrupted(NULL)) cli_die(130, cmd, "interrupted; nothing written");
         cli_die(1, cmd, "%s", err.msg);
     }
-    cli_progress_done(&prog);
+    cli_progress_clear(&prog);
     r.nfe = st.nfe;
+    /* The rate counts every image made: one process's sampling time, or under mpirun the wall
+     * time until the last rank's images have reached rank 0 (st is rank 0's share alone). */
+    double t_sampling = st.seconds_total;
     if (dist) {
         pd_dist_gather(all, n, chw * sizeof(float));
+        t_sampling = cli_now() - t0;
         int nfe = pd_dist_max(dhi > dlo ? r.nfe : -1);   /* a rank may have had no image */
         if (nfe >= 0) r.nfe = nfe;
         if (outdir && write_images(&ow, 0, n, all, &err)) cli_die(1, cmd, "%s", err.msg);
@@ -554,11 +558,12 @@ int cmd_sample(int argc, char **argv) {
     cli_outputs_commit(cmd);
     double secs = cli_now() - t0;
     if (!quiet) {
+        char ranks[32] = "";
+        if (dist) snprintf(ranks, sizeof ranks, " on %d ranks", pd_dist_size());
         fprintf(stderr,
-                "pixdiff sample: %d image%s %dx%d, %s, %d step%s, NFE %d, %.2f s (%.2f images/s)", n,
+                "pixdiff sample: %d image%s %dx%d, %s, %d step%s, NFE %d, %.2f s (%.2f images/s%s)", n,
                 n == 1 ? "" : "s", W, H, gen_sigma > 0 ? "one-step generator" : pd_sampler_name(p.sampler),
-                steps, steps == 1 ? "" : "s", r.nfe, secs,
-                st.seconds_total > 0 ? n / st.seconds_total : 0.0);
+                steps, steps == 1 ? "" : "s", r.nfe, secs, t_sampling > 0 ? n / t_sampling : 0.0, ranks);
         if (out_png) fprintf(stderr, " -> %s", out_png);
         if (outdir) fprintf(stderr, " -> %s/", outdir);
         if (out_npy) fprintf(stderr, " -> %s", out_npy);

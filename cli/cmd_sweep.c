@@ -1,8 +1,9 @@
 /* cmd_sweep.c — `pixdiff sweep FILE.yaml`: run a YAML-configured sampler sweep (pd_sweep_run).
  *
  * The file is validated completely before any work (errors name file:line: key and exit 2). The
- * progress line shows the cell, its settings, images and steps done and the ETA of the run; on a
- * terminal it redraws in place, otherwise one line per cell start is printed (log files). Each
+ * progress line (cli/progress.h) shows the cell, its settings, images and steps done, evaluations
+ * per second and the ETA of the run; on a terminal it redraws in place, otherwise one line per
+ * cell start and one a minute are printed (log files). Each
  * finished cell prints one line with its metrics and the fraction of time outside the denoiser.
  * Ctrl-C (or SIGTERM) drops the cell in progress and exits 130; everything finished is kept and
  * a re-run resumes. --dry-run lists the cells on stdout, each marked done or not, and writes
@@ -16,43 +17,14 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 typedef struct sweep_ui {
-    int tty, quiet, dry, drawn;
-    int last_cell;
-    double last_draw;
+    cli_progress bar;
+    int dry;
 } sweep_ui;
 
-static void on_progress(void *user, const pd_sweep_progress *p) {
-    sweep_ui *ui = user;
-    if (ui->quiet) return;
-    double now = cli_now();
-    char eta[32];
-    cli_fmt_eta(eta, sizeof eta, p->eta_seconds);
-    if (ui->tty) {
-        if (now - ui->last_draw < 0.1 && p->cell == ui->last_cell) return;
-        /* One line within 80 columns (a longer one wraps and leaves a line per update): the
-         * cell's description is cut to what the counters leave. */
-        char head[64], tail[96];
-        snprintf(head, sizeof head, "cell %d/%d (%d/%d): ", p->cell, p->cells, p->todo_index, p->todo);
-        snprintf(tail, sizeof tail, "  img %d/%d  step %d/%d  ETA %s", p->images_done, p->images,
-                 p->step, p->steps, eta);
-        int room = 79 - (int)strlen(head) - (int)strlen(tail);
-        if (room < 8) room = 8;
-        int wl = (int)strlen(p->what);
-        fprintf(stderr, "\r\033[K%s%.*s%s%s", head, wl > room ? room - 1 : wl, p->what,
-                wl > room ? "~" : "", tail);
-        ui->drawn = 1;
-    } else if (p->cell != ui->last_cell) {
-        fprintf(stderr, "cell %d/%d (%d of %d to run): %s  ETA %s\n", p->cell, p->cells,
-                p->todo_index, p->todo, p->what, eta);
-    } else {
-        return;
-    }
-    ui->last_cell = p->cell;
-    ui->last_draw = now;
-    fflush(stderr);
+static void on_progress(void *user, const pd_progress *p) {
+    cli_progress_show(&((sweep_ui *)user)->bar, p);
 }
 
 static void on_log(void *user, const char *line) {
@@ -61,10 +33,7 @@ static void on_log(void *user, const char *line) {
         printf("%s\n", line);
         return;
     }
-    if (ui->quiet) return;
-    fprintf(stderr, "%s%s\n", ui->drawn ? "\r\033[K" : "", line);
-    ui->drawn = 0;
-    fflush(stderr);
+    cli_progress_print(&ui->bar, line);
 }
 
 int cmd_sweep(int argc, char **argv) {
@@ -107,7 +76,9 @@ int cmd_sweep(int argc, char **argv) {
     /* --threads wins over the file's `threads`, which wins over $OMP_NUM_THREADS / all cores. */
     cli_apply_threads(args_given(&spec, "--threads"), threads);
 
-    sweep_ui ui = {isatty(2), quiet, dry, 0, 0, -1e9};
+    sweep_ui ui;
+    cli_progress_init(&ui.bar, "sweep", quiet);
+    ui.dry = dry;
     pd_sweep_options o = pd_sweep_default_options();
     o.out_dir = out_dir;
     o.dry_run = dry;
@@ -121,7 +92,7 @@ int cmd_sweep(int argc, char **argv) {
     pd_error err = {{0}};
     const char *path = cli_input_path(pos[0]);
     int rc = pd_sweep_run(path, &o, &sum, &err);
-    if (ui.drawn) fprintf(stderr, "\r\033[K");
+    cli_progress_clear(&ui.bar);
     if (rc) {
         if (cli_interrupted(NULL)) cli_die(130, cmd, "%s", err.msg);
         /* A problem in the sweep file (the message starts "FILE:") is bad input, exit 2; the
@@ -133,6 +104,12 @@ int cmd_sweep(int argc, char **argv) {
     if (!quiet && !dry) {
         fprintf(stderr, "pixdiff sweep: %d cells: %d run now, %d already done; %.1f s", sum.cells,
                 sum.ran, sum.already_done, sum.seconds);
+        /* All ranks' images over the cells' wall time: the rate of the whole job. */
+        if (sum.ran > 0 && sum.cell_seconds > 0) {
+            fprintf(stderr, "; %lld images sampled and scored at %.1f images/s", sum.images,
+                    sum.images / sum.cell_seconds);
+            if (pd_dist_size() > 1) fprintf(stderr, " (%d ranks)", pd_dist_size());
+        }
         if (sum.ran > 0 && !isnan(sum.outside_denoiser_max))
             fprintf(stderr, "; at most %.1f%% of sampling time outside the denoiser",
                     100 * sum.outside_denoiser_max);

@@ -13,13 +13,6 @@
 #include <stdio.h>
 #include <string.h>
 
-static void on_progress(void *user, long long seen, long long total, double rate, double loss,
-                        double eta) {
-    char losses[64];
-    snprintf(losses, sizeof losses, "loss %.4f", loss);
-    cli_run_progress(user, seen, total, rate, losses, eta);
-}
-
 int cmd_train(int argc, char **argv) {
     const char *cmd = "train";
     const char *config = NULL, *checkpoint = NULL, *export_path = NULL, *out_dir = NULL;
@@ -84,8 +77,8 @@ int cmd_train(int argc, char **argv) {
     long long duration_images = cli_duration_images(cmd, "--duration", args_given(&spec, "--duration"), duration);
     if (export_path) cli_check_out_path(cmd, "--export", export_path);
 
-    cli_run_ui ui;
-    cli_run_ui_init(&ui, "train", quiet);
+    cli_progress ui;
+    cli_progress_init(&ui, "train", quiet);
     pd_train_options o = pd_train_default_options();
     o.config_path = config ? cli_input_path(config) : NULL;
     o.resume = resume;
@@ -94,11 +87,11 @@ int cmd_train(int argc, char **argv) {
     o.out_dir = out_dir;
     o.threads = threads;
     o.duration_images = duration_images;
-    o.progress = on_progress;
+    o.progress = cli_progress_show;
     o.abort = cli_interrupted;
-    o.log = cli_run_log;
+    o.log = cli_progress_log;
     o.user = &ui;
     cli_catch_interrupts();
-    cli_run_finish(&ui, cmd, pd_train(&o, &err), err.msg);
+    cli_progress_finish(&ui, cmd, pd_train(&o, &err), err.msg);
     return 0;
 }

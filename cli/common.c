@@ -1,6 +1,5 @@
-/* common.c — shared CLI helpers (common.h): model resolution and loading, --class, the progress
- * bar, the progress and event lines of long runs (train, distill sid), a growable string with
- * JSON escaping, and output-path checks. Errors print one line and exit through cli_die /
+/* common.c — shared CLI helpers (common.h): model resolution and loading, --class, the clock, a
+ * growable string with JSON escaping, output-path checks, interrupts and durations. Errors print one line and exit through cli_die /
  * cli_bad_flag (args.h); the library itself never prints. */
 #include "cli/common.h"
 #include "cli/args.h"
@@ -152,80 +151,12 @@ void cli_apply_threads(int given, int threads) {
     pd_set_threads(threads);
 }
 
-/* ------------------------------------------------------------------ progress */
+/* ------------------------------------------------------------------ clock */
 
 double cli_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-void cli_progress_init(cli_progress *p, int enabled, int n_batches, int steps) {
-    memset(p, 0, sizeof *p);
-    p->enabled = enabled;
-    p->n_batches = n_batches;
-    p->steps = steps;
-    p->t_start = cli_now();
-}
-
-void cli_progress_batch(cli_progress *p, int batch) {
-    p->batch = batch;
-    p->t_batch = cli_now();
-    cli_progress_step(p, 0, p->steps);
-}
-
-static void fmt_duration(char *buf, size_t cap, double s) {
-    if (!isfinite(s) || s < 0) {
-        snprintf(buf, cap, "?");
-        return;
-    }
-    long t = (long)(s + 0.5);
-    if (t >= 3600) snprintf(buf, cap, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
-    else snprintf(buf, cap, "%ld:%02ld", t / 60, t % 60);
-}
-
-/* Called by pd_sample after each step; draws at most ~10 times a second, and always the last
- * step, so the bar costs nothing measurable even on tiny models. */
-void cli_progress_step(void *user, int step, int steps) {
-    cli_progress *p = user;
-    if (!p || !p->enabled) return;
-    double now = cli_now();
-    if (step > 0 && step < steps && now - p->last_draw < 0.1) return;
-    p->last_draw = now;
-    if (steps > 0) p->steps = steps;
-    if (step > p->steps) step = p->steps;
-    double done = (double)(p->batch - 1) * p->steps + step;
-    double total = (double)p->n_batches * p->steps;
-    double elapsed = now - p->t_start;
-    char rate[32] = "", eta[32] = "?";
-    double bt = now - p->t_batch;
-    if (step > 0 && bt > 0) {
-        double ips = step / bt;
-        if (ips >= 1) snprintf(rate, sizeof rate, "%.2f steps/s", ips);
-        else snprintf(rate, sizeof rate, "%.2f s/step", 1 / ips);
-    }
-    if (done > 0) fmt_duration(eta, sizeof eta, elapsed / done * (total - done));
-    const int width = 16; /* the whole line stays within 80 columns */
-    int fill = total > 0 ? (int)(width * done / total) : 0;
-    char bar[32];
-    for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
-    bar[width] = 0;
-    fprintf(stderr, "\r\033[Kbatch %d/%d  step %d/%d  [%s]  %s  ETA %s", p->batch, p->n_batches,
-            step, p->steps, bar, rate, eta);
-    fflush(stderr);
-}
-
-void cli_progress_generate(cli_progress *p, const pd_progress *pr) {
-    int b = p->batch0 + pr->batch;
-    if (b != p->batch) cli_progress_batch(p, b);
-    if (pr->step > 0) cli_progress_step(p, pr->step, pr->steps);
-}
-
-void cli_progress_done(cli_progress *p) {
-    if (p->enabled) {
-        fprintf(stderr, "\r\033[K");
-        fflush(stderr);
-    }
 }
 
 /* ------------------------------------------------------------------ strings */
@@ -301,23 +232,8 @@ void cli_check_out_path(const char *cmd, const char *flag, const char *path) {
 }
 
 void cli_mkdir_p(const char *cmd, const char *flag, const char *dir) {
-    char buf[4096];
-    if (snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf)
-        cli_bad_flag(cmd, flag, "path too long");
-    for (char *p = buf + 1;; p++) {
-        if (*p == '/' || *p == 0) {
-            char c = *p;
-            *p = 0;
-            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-                cli_die(1, cmd, "%s %s: cannot create directory %s: %s", flag, dir, buf,
-                        strerror(errno));
-            *p = c;
-            if (!c) break;
-        }
-    }
-    struct stat st;
-    if (stat(buf, &st) != 0 || !S_ISDIR(st.st_mode))
-        cli_die(1, cmd, "%s %s: not a directory", flag, dir);
+    pd_error err = {0};
+    if (pd_make_dirs(dir, &err)) cli_die(1, cmd, "%s %s: %s", flag, dir, err.msg);
 }
 
 static volatile sig_atomic_t interrupted = 0;
@@ -348,42 +264,6 @@ void cli_fmt_eta(char *b, size_t cap, double s) {
 }
 
 /* ------------------------------------------------------------------ long runs */
-
-void cli_run_ui_init(cli_run_ui *ui, const char *prefix, int quiet) {
-    ui->prefix = prefix;
-    ui->tty = isatty(2);
-    ui->quiet = quiet;
-    ui->drawn = 0;
-    ui->last_line = -1e9;
-}
-
-void cli_run_progress(cli_run_ui *ui, long long seen, long long total, double rate,
-                      const char *losses, double eta_s) {
-    if (ui->quiet) return;
-    double now = cli_now();
-    if (!ui->tty && now - ui->last_line < 60 && seen < total) return;
-    ui->last_line = now;
-    char e[32];
-    cli_fmt_eta(e, sizeof e, eta_s);
-    fprintf(stderr, "%s%s: %lld/%lld images (%.1f%%)  %.1f img/s  %s  ETA %s%s",
-            ui->tty ? "\r\033[K" : "", ui->prefix, seen, total,
-            total ? 100.0 * seen / total : 0.0, rate, losses, e, ui->tty ? "" : "\n");
-    ui->drawn = ui->tty;
-    fflush(stderr);
-}
-
-void cli_run_log(void *user, const char *line) {
-    cli_run_ui *ui = user;
-    if (ui->quiet) return;
-    fprintf(stderr, "%s%s: %s\n", ui->drawn ? "\r\033[K" : "", ui->prefix, line);
-    ui->drawn = 0;
-    fflush(stderr);
-}
-
-void cli_run_finish(cli_run_ui *ui, const char *cmd, int rc, const char *msg) {
-    if (ui->drawn) fputc('\n', stderr);
-    if (rc) cli_die(cli_interrupted(NULL) ? 130 : 1, cmd, "%s", msg);
-}
 
 long long cli_duration_images(const char *cmd, const char *flag, int at_least_one, double images) {
     if ((at_least_one || images != 0) && (images < 1 || images > 9e18 || images != (long long)images))

@@ -1,11 +1,12 @@
 /* common.h — helpers shared by the CLI commands: opening a model (file, default model or
- * `analytic:` spec) as a denoiser, resolving --class, the stderr progress bar, the progress and
- * event lines of long runs, a growable string for metadata, and output-path checks. Everything
+ * `analytic:` spec) as a denoiser, resolving --class, a growable string for metadata, output-path
+ * checks, interrupts and durations (the progress printer is cli/progress.h). Everything
  * here may print and exit: it is CLI.
  */
 #ifndef PD_CLI_COMMON_H
 #define PD_CLI_COMMON_H
 
+#include "cli/progress.h"
 #include "pixdiff.h"
 #include <stddef.h>
 #include <stdio.h>
@@ -47,25 +48,9 @@ void cli_fill_labels(float *labels, int n, int label_dim, int cls);
  * OpenMP and OpenBLAS always get the same count (pd_set_threads). */
 void cli_apply_threads(int given, int threads);
 
-/* ------------------------------------------------------------------ progress */
+/* ------------------------------------------------------------------ clock */
 
-typedef struct cli_progress {
-    int enabled;          /* stderr is a terminal and not --quiet */
-    int batch, n_batches; /* current batch (1-based) */
-    int batch0;           /* batches before the current pd_generate call (cli_progress_generate) */
-    int steps;            /* steps per batch */
-    double t_start;       /* of the whole run */
-    double t_batch;       /* of the current batch */
-    double last_draw;
-} cli_progress;
-
-void cli_progress_init(cli_progress *p, int enabled, int n_batches, int steps);
-void cli_progress_batch(cli_progress *p, int batch);     /* 1-based, call before pd_sample */
-void cli_progress_step(void *user, int step, int steps); /* pd_sample_params.progress */
-/* pd_generate's progress (batch p->batch0 + pr->batch of the run): the same bar. */
-void cli_progress_generate(cli_progress *p, const pd_progress *pr);
-void cli_progress_done(cli_progress *p);                 /* clears the line */
-
+/* Monotonic seconds. The progress printer is cli/progress.h. */
 double cli_now(void);
 
 /* ------------------------------------------------------------------ strings */
@@ -100,25 +85,6 @@ void cli_fmt_eta(char *b, size_t cap, double seconds);
 
 /* ------------------------------------------------------------------ long runs */
 
-/* The stderr lines of a long run (train, distill sid): "<prefix>: <progress>" redrawn in place on
- * a terminal, or printed once a minute (and at the end) when stderr is a file, so a background
- * run's log stays short; event lines (cli_run_log, the library's log callback) clear a drawn
- * progress line first. --quiet silences both. */
-typedef struct cli_run_ui {
-    const char *prefix;   /* "train", "sid" */
-    int tty, quiet, drawn;
-    double last_line;
-} cli_run_ui;
-
-void cli_run_ui_init(cli_run_ui *ui, const char *prefix, int quiet);
-/* "<seen>/<total> images (<pct>%)  <rate> img/s  <losses>  ETA <eta>"; losses is the run's
- * already formatted loss part ("loss 0.1234"). */
-void cli_run_progress(cli_run_ui *ui, long long seen, long long total, double rate,
-                      const char *losses, double eta_s);
-/* The library's log callback; user is the cli_run_ui. */
-void cli_run_log(void *user, const char *line);
-/* The end of the run: finishes a drawn progress line, then exits 1 with msg when rc != 0. */
-void cli_run_finish(cli_run_ui *ui, const char *cmd, int rc, const char *msg);
 /* A count of images given as a number (--duration): a whole count >= 1, or 0 (when at_least_one
  * is 0: --duration not given, or a count where 0 means none); exits 2 naming the flag otherwise. */
 long long cli_duration_images(const char *cmd, const char *flag, int at_least_one, double images);

@@ -10,10 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void ref_progress(void *user, int done, int total) {
-    cli_fid *f = user;
-    double el = cli_now() - f->t0;
-    cli_run_progress(&f->ui, done, total, el > 0 ? done / el : 0, "reference", el / done * (total - done));
+static void ref_progress(void *user, const pd_progress *p) {
+    pd_progress q = *p;
+    q.stage = "reference";
+    cli_progress_show(&((cli_fid *)user)->ui, &q);
 }
 
 void cli_fid_open(cli_fid *f, const char *cmd, const char *inception, const char *prep,
@@ -21,7 +21,7 @@ void cli_fid_open(cli_fid *f, const char *cmd, const char *inception, const char
     memset(f, 0, sizeof *f);
     f->cmd = cmd;
     f->progress = 1;
-    cli_run_ui_init(&f->ui, cmd, quiet);
+    cli_progress_init(&f->ui, cmd, quiet);
     const char *flag = "--inception";
     if (!inception || !*inception) {
         inception = getenv("PIXDIFF_INCEPTION");
@@ -41,7 +41,7 @@ void cli_fid_open(cli_fid *f, const char *cmd, const char *inception, const char
         pd_fid_ref_options o = {0, data_dir, ref_progress, f};
         f->t0 = cli_now();
         int rc = pd_fid_ref_load(&f->ref, f->net, ref, f->prep, &o, &err);
-        if (f->ui.drawn) fputc('\n', stderr), f->ui.drawn = 0;
+        cli_progress_end(&f->ui);
         if (rc) cli_bad_flag(cmd, "--ref", "%s", err.msg);
         f->have_ref = 1;
         if (!quiet)
@@ -71,13 +71,12 @@ void cli_fid_add(cli_fid *f, const float *x, int n, int C, int H, int W) {
         cli_die(1, f->cmd, "%s", err.msg);
     f->t_features += cli_now() - t;
     f->n += n;
-    double el = cli_now() - f->t0, rate = f->n / (f->t_features > 0 ? f->t_features : 1e-9);
     int total = f->total > f->n ? f->total : f->n;
-    if (f->progress) cli_run_progress(&f->ui, f->n, total, rate, "inception", el / f->n * (total - f->n));
+    if (f->progress) cli_progress_count(&f->ui, "inception", "images", f->n, total, f->t0);
 }
 
 void cli_fid_finish(cli_fid *f, const char *save_ref, const pd_kid_params *kid, int pr_k, int quiet) {
-    if (f->ui.drawn) fputc('\n', stderr), f->ui.drawn = 0;
+    cli_progress_end(&f->ui);
     pd_error err = {{0}};
     if (save_ref) {
         pd_feature_stats s;

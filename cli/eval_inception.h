@@ -18,7 +18,7 @@ typedef struct cli_fid {
     int n, cap, total;
     int progress;             /* draw the progress line (cli_fid_open sets 1) */
     double t0, t_features;
-    cli_run_ui ui;
+    cli_progress ui;
     pd_fid_result r;
     char inception_path[1024];
 } cli_fid;

@@ -4,6 +4,8 @@
  * safetensors with the collected metadata atomically (core/safetensors.h).
  */
 #include "convert/convert_int.h"
+#include "core/progress.h"
+#include "core/util.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -132,6 +134,22 @@ int cv_check_resample_filters(const pd_converted *c, const int *f, int nf, pd_er
 
 static int has_ext(const char *path, const char *ext) { return ends_with(path, ext); }
 
+/* One report of stage (unit "files" or "values"): done of total, the rate over the stage (begun
+ * at t_stage), seconds since the call began (t_call). */
+static void report(const pd_convert_params *p, const char *stage, const char *unit, long long done,
+                   long long total, double t_call, double t_stage) {
+    if (!p->progress) return;
+    pd_progress pr;
+    pg_init(&pr, "convert", unit);
+    pr.stage = stage;
+    pr.done = done;
+    pr.total = total;
+    pg_time(&pr, t_stage);
+    pr.seconds = pd_now() - t_call;
+    if (!strcmp(unit, "files")) pr.rate = pr.eta_seconds = -1;   /* one file: no rate to speak of */
+    p->progress(p->user, &pr);
+}
+
 int pd_convert_read(pd_converted **out, const char *in, const pd_convert_params *p,
                     pd_error *err) {
     *out = NULL;
@@ -139,7 +157,8 @@ int pd_convert_read(pd_converted **out, const char *in, const pd_convert_params 
     if (!c) return pd_fail(err, "out of memory");
     snprintf(c->path, sizeof c->path, "%s", in);
     int rc;
-    if (p->progress) p->progress(p->user, "reading", 0, 1);
+    const double t0 = pd_now();
+    report(p, "reading", "files", 0, 1, t0, t0);
     if (has_ext(in, ".safetensors")) {
         if (!p->config) {
             rc = pd_fail(err, "%s: a safetensors state dict needs --config ARCH.yaml", in);
@@ -158,7 +177,7 @@ int pd_convert_read(pd_converted **out, const char *in, const pd_convert_params 
             rc = sd ? cv_pickled_state_dict(c, root, p, err) : cv_edm_network(c, root, p, err);
         }
     }
-    if (p->progress) p->progress(p->user, "reading", 1, 1);
+    report(p, "reading", "files", 1, 1, t0, t0);
     if (rc) {
         pd_converted_free(c);
         return -1;
@@ -180,6 +199,7 @@ int pd_convert_write(const pd_converted *c, const char *path, const pd_convert_p
         goto done;
     }
     long long total = 0, done_n = 0;
+    const double t0 = pd_now();
     for (int i = 0; i < c->n; i++) total += cv_numel(&c->t[i]);
     for (int i = 0; i < c->n; i++) {
         const cv_tensor *t = &c->t[i];
@@ -202,12 +222,13 @@ int pd_convert_write(const pd_converted *c, const char *path, const pd_convert_p
             data[i] = owned[i];
         }
         done_n += n;
-        if (p->progress) p->progress(p->user, "converting", done_n, total);
+        report(p, "converting", "values", done_n, total, t0, t0);
     }
-    if (p->progress) p->progress(p->user, "writing", 0, 1);
+    const double t1 = pd_now();
+    report(p, "writing", "files", 0, 1, t0, t1);
     rc = st_write(path, c->n, names, ndims, (const long long (*)[8])shapes, data, c->n_meta,
                   (const char *const *)c->meta_k, (const char *const *)c->meta_v, err);
-    if (!rc && p->progress) p->progress(p->user, "writing", 1, 1);
+    if (!rc) report(p, "writing", "files", 1, 1, t0, t1);
 done:
     for (int i = 0; owned && i < c->n; i++) free(owned[i]);
     free(owned);

@@ -1,11 +1,12 @@
 /* util.c — small shared helpers (util.h): 64-byte aligned zeroed allocation, atomic file writes,
- * sha256 of a file and a monotonic clock. An atomic write goes to "<path>.tmp.<pid>" in the same
+ * mkdir -p, sha256 of a file and a monotonic clock. An atomic write goes to "<path>.tmp.<pid>" in the same
  * directory (so rename stays on one file system), is flushed and fsync'd, then renamed over the
  * target: readers see either the old file or the complete new one, never half of it. */
 #include "core/util.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -22,6 +23,25 @@ void *pd_alloc(size_t bytes) {
 }
 
 void pd_free(void *p) { free(p); }
+
+int pd_make_dirs(const char *dir, pd_error *err) {
+    char p[1024];
+    if (!dir || !*dir) return pd_fail(err, "empty directory name");
+    if (snprintf(p, sizeof p, "%s", dir) >= (int)sizeof p)
+        return pd_fail(err, "%s: path too long", dir);
+    for (char *s = p + 1;; s++) {
+        if (*s != '/' && *s) continue;
+        char c = *s;
+        *s = 0;
+        if (mkdir(p, 0777) != 0 && errno != EEXIST)
+            return pd_fail(err, "%s: cannot create directory: %s", p, strerror(errno));
+        *s = c;
+        if (!c) break;
+    }
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) return pd_fail(err, "%s: not a directory", dir);
+    return 0;
+}
 
 int pd_atomic_open(pd_atomic_file *af, const char *path, pd_error *err) {
     memset(af, 0, sizeof *af);

@@ -22,6 +22,7 @@
 #include "distill/optim.h"
 #include "distill/run_dir.h"
 #include "core/dist.h"
+#include "core/progress.h"
 #include "core/rng.h"
 #include "core/safetensors.h"
 #include "core/util.h"
@@ -521,10 +522,17 @@ int pd_amed_train(const pd_amed_train_options *o, pd_error *err) {
         t.seconds += pd_now() - tb;
         if (dist_rank() == 0 && ckpt_save(&t, loss, err)) goto done;
         if (o->progress) {
-            double el = pd_now() - t_start;
-            double ips = el > 0 ? (double)(t.batches_done - start_batches) * t.B / el : 0;
-            double eta = ips > 0 ? (double)(total_batches - t.batches_done) * t.B / ips : 0;
-            o->progress(o->user, t.batches_done * t.B, total, t.steps, loss, ips, eta);
+            /* rate and ETA of this session (a resumed run starts its clock again) */
+            pd_progress pr;
+            pg_init(&pr, "amed", "images");
+            pr.done = t.batches_done * t.B - start_batches * t.B;
+            pr.total = total - start_batches * t.B;
+            pg_time(&pr, t_start);
+            pr.done = t.batches_done * t.B;
+            pr.total = total;
+            pr.losses = loss;
+            pr.n_losses = t.steps;
+            o->progress(o->user, &pr);
         }
         if (t.batches_done < total_batches && dist_any(o->abort && o->abort(o->user))) {
             pd_fail(err, "interrupted after batch %lld of %lld; %s holds the run (resume to continue)",

@@ -12,25 +12,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-int rd_make(const char *dir, pd_error *err) {
-    char p[1024];
-    if (snprintf(p, sizeof p, "%s", dir) >= (int)sizeof p)
-        return pd_fail(err, "%s: path too long", dir);
-    for (char *s = p + 1;; s++) {
-        if (*s != '/' && *s) continue;
-        char c = *s;
-        *s = 0;
-        if (mkdir(p, 0777) != 0 && errno != EEXIST)
-            return pd_fail(err, "%s: cannot create directory: %s", p, strerror(errno));
-        *s = c;
-        if (!c) break;
-    }
-    struct stat st;
-    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
-        return pd_fail(err, "%s: not a directory", dir);
-    return 0;
-}
-
 int rd_check_checkpoint(const char *ckpt, int resume, const char *dir_name, pd_error *err) {
     int exists = access(ckpt, F_OK) == 0;
     if (exists && !resume)

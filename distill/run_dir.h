@@ -1,8 +1,7 @@
 /* run_dir.h — the output directory of a long run (pd_train, pd_distill_sid): creating it,
  * guarding its checkpoint, cleaning up after killed writers, appending CSV logs.
  *
- * Contract: rd_make creates a directory and its parents (mkdir -p) and fails naming the part
- * that could not be made. rd_check_checkpoint enforces the resume rule every run follows: an
+ * Contract (the directory itself is made by pd_make_dirs): rd_check_checkpoint enforces the resume rule every run follows: an
  * existing checkpoint is never overwritten unless the run resumes from it, and resuming needs
  * one. rd_remove_stale_tmp deletes the "<file>.tmp.<pid>" files of the checkpoint's directory
  * that a writer killed inside an atomic write leaves behind (checkpoint, snapshot, export: the
@@ -16,7 +15,6 @@
 
 #include "pixdiff.h"
 
-int rd_make(const char *dir, pd_error *err);
 /* exists && !resume, or !exists && resume: fails; dir_name names the output directory's setting
  * in the message ("output.dir (--out)"). */
 int rd_check_checkpoint(const char *ckpt, int resume, const char *dir_name, pd_error *err);

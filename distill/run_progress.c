@@ -3,6 +3,7 @@
  * log is unchanged by its living here.
  */
 #include "distill/run_progress.h"
+#include "core/progress.h"
 #include "core/util.h"
 
 #include <stdarg.h>
@@ -57,8 +58,14 @@ int rp_progress_due(rp_meter *m, long long images, long long total) {
     return 1;
 }
 
-double rp_eta(const rp_meter *m, long long images, long long total) {
-    return m->rate > 0 ? (double)(total - images) / m->rate : 0.0;
+void rp_report(const rp_meter *m, pd_progress *p, const char *what, long long images,
+               long long total, double t0) {
+    pg_init(p, what, "images");
+    p->done = images;
+    p->total = total;
+    p->seconds = pd_now() - t0;
+    p->rate = m->rate > 0 ? m->rate : -1;
+    p->eta_seconds = m->rate > 0 ? (double)(total - images) / m->rate : -1;
 }
 
 int rp_crossed(long long before, long long after, long long every) {

@@ -1,7 +1,7 @@
 /* run_progress.h — what a long run (pd_train, pd_distill_sid) reports while it runs: img/s over
  * a window, running-mean losses, per-interval loss means for the CSV logs, when a progress
- * callback is due and when an image count crosses an interval; and log lines through the
- * caller's callback.
+ * callback is due (and its pd_progress report) and when an image count crosses an interval; and
+ * log lines through the caller's callback.
  *
  * Contract: an rp_meter follows up to RP_MAX_LOSSES loss series. rp_record, called once after
  * each step with the images seen so far and the step's losses, updates
@@ -45,8 +45,10 @@ void rp_since_reset(rp_meter *m);
 /* 1 when a progress report is due: a second since the last one, or the run's end reached. Marks
  * it as made. */
 int rp_progress_due(rp_meter *m, long long images, long long total);
-/* Seconds left at the current rate; 0 while the rate is unknown. */
-double rp_eta(const rp_meter *m, long long images, long long total);
+/* A pd_progress report (what, unit "images") of images out of total at the meter's rate: losses
+ * absent, seconds since t0; the caller fills its loss fields. */
+void rp_report(const rp_meter *m, pd_progress *p, const char *what, long long images,
+               long long total, double t0);
 
 /* 1 when going from `before` to `after` images passes a multiple of `every` (every > 0). */
 int rp_crossed(long long before, long long after, long long every);

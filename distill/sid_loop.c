@@ -15,6 +15,7 @@
 #include "distill/run_dir.h"
 #include "distill/run_progress.h"
 #include "core/dist.h"
+#include "core/progress.h"
 #include "core/safetensors.h"
 #include "core/util.h"
 
@@ -139,13 +140,17 @@ static void append_log_csv(const sid_distiller *s, const rp_meter *pm) {
 /* The fake-score-only warm-up of a warm-started run (sid_init_generator): psi steps until
  * warm_total images, a checkpoint every training.checkpoint_images and one at the end (so the
  * alternating phase always starts from a checkpoint on disk); Ctrl-C checkpoints and stops. */
-static int run_warmup(sid_distiller *s, const pd_sid_options *o, const char *ckpt,
+static int run_warmup(sid_distiller *s, const pd_sid_options *o, const char *ckpt, double t_call,
                       pd_error *err) {
     if (s->warm_seen >= s->warm_total) return 0;
     const int writer = dist_rank() == 0;   /* rank 0 writes the checkpoints */
     long long saved_at = o->resume ? s->warm_seen : -1;
     double t0 = pd_now(), mean = 0;
     int nmean = 0;
+    /* progress (stage "warm-up"): about once a second and at the end, rate over this session */
+    const double t_warm = pd_now();
+    const long long warm_from = s->warm_seen;
+    double last_report = t_warm;
     while (s->warm_seen < s->warm_total) {
         if (dist_any(o->abort && o->abort(o->user))) {
             if (s->warm_seen != saved_at && writer && sid_save_checkpoint(s, ckpt, err)) return -1;
@@ -158,6 +163,20 @@ static int run_warmup(sid_distiller *s, const pd_sid_options *o, const char *ckp
         if (sid_warmup_iteration(s, &lp, err)) return -1;
         mean += lp;
         nmean++;
+        if (o->progress && (pd_now() - last_report >= 1.0 || s->warm_seen >= s->warm_total)) {
+            pd_progress p;
+            pg_init(&p, "sid", "images");
+            p.stage = "warm-up";
+            p.done = s->warm_seen - warm_from;
+            p.total = s->warm_total - warm_from;
+            pg_time(&p, t_warm);
+            p.done = s->warm_seen;
+            p.total = s->warm_total;
+            p.seconds = pd_now() - t_call;
+            p.loss_psi = mean / nmean;
+            o->progress(o->user, &p);
+            last_report = pd_now();
+        }
         int save = writer && (rp_crossed(before, s->warm_seen, s->cfg.checkpoint_images) ||
                               s->warm_seen >= s->warm_total);
         /* a line every tenth of the warm-up too: it can be long on a busy machine */
@@ -178,6 +197,7 @@ static int run_warmup(sid_distiller *s, const pd_sid_options *o, const char *ckp
 }
 
 int pd_distill_sid(const pd_sid_options *o, pd_error *err) {
+    const double t_call = pd_now();
     sid_config cfg;
     char ckpt[1200];
     if (load_config(o, &cfg, ckpt, sizeof ckpt, err)) return -1;
@@ -213,7 +233,7 @@ int pd_distill_sid(const pd_sid_options *o, pd_error *err) {
     }
     /* The directory only once the networks are known to fit together (no empty run folder
      * left behind by a refused teacher or initial generator). */
-    if (rd_make(cfg.out_dir, err)) goto done;
+    if (pd_make_dirs(cfg.out_dir, err)) goto done;
     if (writer) rd_remove_stale_tmp(ckpt);
     if (o->resume) {
         if (sid_load_checkpoint(s, ckpt, err)) goto done;
@@ -231,7 +251,7 @@ int pd_distill_sid(const pd_sid_options *o, pd_error *err) {
     const long long total = cfg.duration_images;
     double fd = NAN;
     if (fdc.ev && s->images_seen == 0 && fd_run(&fdc, s, o, &fd, err)) goto done;
-    if (run_warmup(s, o, ckpt, err)) goto done;
+    if (run_warmup(s, o, ckpt, t_call, err)) goto done;
     rp_meter pm;
     const double last[2] = {s->last_loss_psi, s->last_loss_theta};
     rp_init(&pm, 2, s->images_seen, last);
@@ -270,8 +290,11 @@ int pd_distill_sid(const pd_sid_options *o, pd_error *err) {
             fd_run(&fdc, s, o, &fd, err))
             goto done;
         if (o->progress && rp_progress_due(&pm, s->images_seen, total)) {
-            pd_sid_progress p = {s->images_seen, total, pm.rate,
-                                 rp_eta(&pm, s->images_seen, total), pm.mean[0], pm.mean[1], fd};
+            pd_progress p;
+            rp_report(&pm, &p, "sid", s->images_seen, total, t_call);
+            p.loss_psi = pm.mean[0];
+            p.loss_theta = pm.mean[1];
+            p.fd = fd;
             o->progress(o->user, &p);
         }
     }

@@ -35,6 +35,7 @@ static void append_log_csv(const char *dir, const tr_trainer *t, double loss_mea
 }
 
 int pd_train(const pd_train_options *o, pd_error *err) {
+    const double t_call = pd_now();
     tr_config cfg;
     if (o->config_path) {
         if (tr_config_load(&cfg, o->config_path, err)) return -1;
@@ -54,7 +55,7 @@ int pd_train(const pd_train_options *o, pd_error *err) {
     tr_trainer *t = NULL;
     int rc = -1;
     if (rd_check_checkpoint(ckpt, o->resume, "output.dir (--out)", err)) goto done;
-    if (rd_make(cfg.out_dir, err)) goto done;
+    if (pd_make_dirs(cfg.out_dir, err)) goto done;
     if (dist_rank() == 0) rd_remove_stale_tmp(ckpt);
     if (tr_create(&t, &cfg, NULL, err)) goto done;
     if (o->resume) {
@@ -105,9 +106,12 @@ int pd_train(const pd_train_options *o, pd_error *err) {
             if (tr_export(t, snap, err)) goto done;
             rp_log(o->log, o->user, "snapshot %s", snap);
         }
-        if (o->progress && rp_progress_due(&pm, t->images_seen, total))
-            o->progress(o->user, t->images_seen, total, pm.rate, pm.mean[0],
-                        rp_eta(&pm, t->images_seen, total));
+        if (o->progress && rp_progress_due(&pm, t->images_seen, total)) {
+            pd_progress pr;
+            rp_report(&pm, &pr, "train", t->images_seen, total, t_call);
+            pr.loss = pm.mean[0];
+            o->progress(o->user, &pr);
+        }
     }
     if (!writer) {
         rc = 0;

@@ -49,6 +49,53 @@ int pd_conv_stats_end(pd_conv_stat *out, int cap);
  * library loads, unless the environment variable OPENBLAS_CORETYPE names one. */
 const char *pd_blas_core(void);
 
+/* ------------------------------------------------------------------ progress
+ * Every long call of the library (pd_sample, pd_generate, pd_train, pd_distill_sid, pd_amed_train,
+ * pd_fid_ref_load, pd_sweep_run, pd_convert_read/write) reports through one callback shape,
+ *   void (*progress)(void *user, const pd_progress *p);
+ * called on the calling thread, between units of its work (never inside an OpenMP region), with
+ * the options' `user`. p and everything it points to are valid during the callback only. The
+ * first block is filled by every call; the blocks after it hold what one kind of call knows,
+ * and read as absent (0, NULL, or NaN for the loss values) in the others. Within one stage done
+ * never decreases, and the last report of a call that finishes its work has done == total. */
+typedef struct pd_progress {
+    /* ---- every call */
+    const char *what;         /* the call: "sample", "generate", "train", "sid", "amed", "fid-ref",
+                               * "sweep", "convert" */
+    const char *stage;        /* the part of the call under way, "" when it has one part: convert
+                               * "reading" | "converting" | "writing"; sid "warm-up" (f_psi alone,
+                               * a warm start's first phase; loss_psi its mean since the last
+                               * warm-up log line) then ""; sweep the cell's or the reference's
+                               * description ("heun nfe<=9 (5 steps) [base]") */
+    const char *unit;         /* what done, total and rate count: "steps" (sampler steps: sample,
+                               * generate), "images" (train, sid, amed: training images or
+                               * trajectories; fid-ref), "evals" (sweep: network evaluations of one
+                               * image, images x NFE, over the cells this run samples), "values"
+                               * (convert: tensor elements), "files" (convert reading, writing) */
+    long long done, total;    /* units done and in all (total 0: unknown) */
+    double seconds;           /* since the call began */
+    double rate;              /* units per second (train, sid: over the last steps; the others:
+                               * since the call or its stage began); < 0 while unknown */
+    double eta_seconds;       /* seconds left for the call (convert: for the stage; a sweep: for
+                               * the run's cells, references left out); < 0 while unknown */
+    /* ---- images (sample, generate, sweep: the current cell or reference; fid-ref) */
+    long long images_done, images; /* finished and in all; 0, 0 when the call does not count them */
+    /* ---- sampling (sample: batch 1 of 1; generate; sweep) */
+    int batch, batches;       /* 1-based batch in progress and their count */
+    int step, steps;          /* sampler steps done in the batch and per batch */
+    /* ---- training: running means of the last steps; NaN when the call has no such value */
+    double loss;              /* train: the mean weighted per-pixel EDM loss */
+    double loss_psi;          /* sid: EDM-weighted per-pixel loss of f_psi on G's samples */
+    double loss_theta;        /* sid: the generator loss per pixel, without loss_scale_g */
+    double fd;                /* sid: the latest FD of G_ema's samples; NaN before the first */
+    const double *losses;     /* amed: the last batch's per-interval losses [n_losses] */
+    int n_losses;             /* amed: the intervals (0 elsewhere) */
+    /* ---- sweep (0 elsewhere) */
+    int cell, cells;          /* the running cell's 1-based index in the sweep and their count */
+    int todo_index, todo;     /* its 1-based index among the cells this run samples, and their count */
+    double stage_seconds;     /* seconds since the current cell began (its reference included) */
+} pd_progress;
+
 /* ------------------------------------------------------------------ shipped files (core/data_dir.c)
  * The data directory holds the shipped models/ and configs/: $PIXDIFF_DATA when set, else
  * ../share/pixdiff relative to the library (or to the program it is linked into), so a moved
@@ -397,11 +444,12 @@ typedef struct pd_sample_params {
      * the plugin's base solver). NULL: the neutral predictor r = 1/2, c = a = 1, with which amed
      * is DPM-Solver-2 (dpm2 with r = 1/2) and amed-plugin is iPNDM with a geometric midpoint. */
     const pd_amed_predictor *amed;
-    /* progress: called after each step; abort: return non-zero to stop (pd_sample fails). */
-    void (*progress)(void *user, int step, int steps);
+    /* progress: after each step (what "sample", unit "steps", done = step of steps; images_done =
+     * n after the last); abort: return non-zero to stop (pd_sample fails). */
+    void (*progress)(void *user, const pd_progress *p);
     int (*abort)(void *user);
     void *user;
-    /* trajectory: if non-NULL, called after each step (1-based, as progress, same user) with the
+    /* trajectory: if non-NULL, called after each step (1-based, as progress's step, same user) with the
      * float64 state x [n, C*H*W] at sigmas[step]: teacher trajectories, trajectory metrics. */
     void (*trajectory)(void *user, int step, const double *x, int n, size_t dim);
 } pd_sample_params;
@@ -503,16 +551,8 @@ int pd_sample(pd_denoiser *d, const pd_sample_params *p, float *x, const float *
  * thread count. The name tables, pd_randn and the schedules are pure functions. pd_set_threads
  * changes process-wide state.
  *
- * Progress: long calls report through one shape, pd_progress, with counts of what was done. */
-typedef struct pd_progress {
-    const char *what;         /* "generate" */
-    long long done, total;    /* sampler steps done and in all (steps x batches) */
-    int batch, batches;       /* 1-based batch in progress, and their count */
-    int step, steps;          /* within the batch */
-    long long images_done, images;
-    double seconds;           /* since the call began */
-    double eta_seconds;       /* < 0 while unknown */
-} pd_progress;
+ * Progress: every long call reports through one callback shape, progress(user, const pd_progress *)
+ * (the progress section near the top), on the calling thread, between units of its work. */
 
 typedef struct pd_generate_params {
     pd_sample_params sample;  /* pd_sample_default_params(); its progress/abort/user are ignored */
@@ -528,7 +568,8 @@ typedef struct pd_generate_params {
     int batch;                /* images per denoiser call (16); results do not depend on it */
     int use_guidance;         /* 1: classifier-free guidance with weight `guidance` (pd_denoiser_cfg) */
     double guidance;          /* 1 */
-    /* progress after every sampler step; abort non-zero stops at the next step (pd_generate fails,
+    /* progress after every sampler step (what "generate", unit "steps": done of steps x batches;
+     * batch, step, images_done of count); abort non-zero stops at the next step (pd_generate fails,
      * "interrupted"); images, when set, receives each finished batch (images first..first+count-1
      * of the request) and may fail with err filled to stop. */
     void (*progress)(void *user, const pd_progress *p);
@@ -637,9 +678,9 @@ typedef struct pd_amed_train_options {
     const char *out_path;     /* the predictor file; required */
     const char *checkpoint;   /* NULL: <out_path>.ckpt */
     int resume;               /* 1: continue from the checkpoint (required if one exists) */
-    /* progress: after every batch; loss[steps] the per-interval losses of that batch. */
-    void (*progress)(void *user, long long images, long long total, int steps, const double *loss,
-                     double img_per_s, double eta_s);
+    /* progress: after every batch (what "amed", unit "images": trajectories trained on, rate and
+     * ETA of this session; losses[n_losses] the per-interval losses of that batch). */
+    void (*progress)(void *user, const pd_progress *p);
     int (*abort)(void *user); /* non-zero: stop after the current batch (checkpoint kept) */
     void (*log)(void *user, const char *line);
     void *user;
@@ -648,6 +689,10 @@ pd_amed_train_options pd_amed_train_default_options(void);
 int pd_amed_train(const pd_amed_train_options *o, pd_error *err);
 
 /* ------------------------------------------------------------------ files */
+
+/* mkdir -p: creates dir and every missing parent (mode 0777 before the umask); an existing
+ * directory is fine, an existing non-directory is an error naming it. */
+int pd_make_dirs(const char *dir, pd_error *err);
 
 /* .npy: float32, C order, any rank up to 4 (shape[] filled, *ndim set). *data is malloc'd. */
 int pd_npy_read(const char *path, float **data, int shape[4], int *ndim, pd_error *err);
@@ -700,12 +745,12 @@ typedef struct pd_train_options {
      * batch). SiD itself starts G from the teacher; sid.h has the details. */
     const char *init_generator_path;
     long long psi_warmup_images;
-    /* progress: about once a second and at the end. loss is the running mean of the mean
-     * weighted per-pixel EDM loss. abort: non-zero stops after the current step, saves a
+    /* progress: about once a second and at the end (what "train", unit "images": images seen,
+     * loss the running mean of the mean weighted per-pixel EDM loss). abort: non-zero stops after
+     * the current step, saves a
      * checkpoint and makes pd_train fail with an "interrupted" message. log: one line per event
      * (resumed, checkpoint, snapshot, export). */
-    void (*progress)(void *user, long long images_seen, long long total, double img_per_s,
-                     double loss, double eta_s);
+    void (*progress)(void *user, const pd_progress *p);
     int (*abort)(void *user);
     void (*log)(void *user, const char *line);
     void *user;
@@ -726,14 +771,6 @@ int pd_train_export(const char *checkpoint, const char *out_model, pd_error *err
  * precision, recall of G_ema's samples, every eval.fd_images and at the start), generator-<images>.safetensors
  * snapshots (training.snapshot_images) and the final G_ema, a model of kind "generator". */
 
-typedef struct pd_sid_progress {
-    long long images_seen, total;
-    double img_per_s, eta_s;
-    double loss_psi;          /* running mean: EDM-weighted per-pixel loss of f_psi on G's samples */
-    double loss_theta;        /* running mean: SiD generator loss per pixel, without loss_scale_g */
-    double fd;                /* latest FD of G_ema's samples; NaN before the first */
-} pd_sid_progress;
-
 typedef struct pd_sid_options {
     const char *config_path;  /* YAML config; NULL with resume: the checkpoint's own */
     const char *teacher_path; /* overrides the config's teacher (required if the config has none) */
@@ -749,10 +786,11 @@ typedef struct pd_sid_options {
      * batch). SiD itself starts G from the teacher; sid.h has the details. */
     const char *init_generator_path;
     long long psi_warmup_images;
-    /* progress: about once a second and at the end. abort: non-zero stops after the current
+    /* progress: about once a second and at the end (what "sid", unit "images": images seen;
+     * loss_psi, loss_theta running means, fd). abort: non-zero stops after the current
      * iteration, writes a checkpoint and makes pd_distill_sid fail with "interrupted". log: one
      * line per event (start/resume, checkpoint, FD, snapshot, export). */
-    void (*progress)(void *user, const pd_sid_progress *p);
+    void (*progress)(void *user, const pd_progress *p);
     int (*abort)(void *user);
     void (*log)(void *user, const char *line);
     void *user;
@@ -971,7 +1009,8 @@ typedef struct pd_fid_ref {
 typedef struct pd_fid_ref_options {
     int max_n;                /* > 0: only the first max_n images */
     const char *data_dir;     /* Fashion-MNIST directory; NULL: PD_FASHION_MNIST_DIR */
-    void (*progress)(void *user, int done, int total);   /* after each chunk of images */
+    /* after each chunk of images (what "fid-ref", unit "images"); not called for an .npz */
+    void (*progress)(void *user, const pd_progress *p);
     void *user;
 } pd_fid_ref_options;
 int pd_fid_ref_load(pd_fid_ref *r, pd_inception *net, const char *source, pd_fid_prep prep,
@@ -1059,24 +1098,16 @@ int pd_plot_lines(const char *path, const pd_plot_opts *o, const pd_plot_series 
  * results.csv, results.md and plot_<metric>.png atomically after each, so a kill loses at most
  * the cell in progress and a re-run resumes. Image i of every cell uses seed + i. */
 
-typedef struct pd_sweep_progress {
-    int cell, cells;          /* the running cell's 1-based index in the sweep, and the total */
-    int todo_index, todo;     /* its 1-based index among the cells this run samples, and their count */
-    const char *what;         /* "heun nfe<=9 (5 steps) [base]", or "reference for ..." */
-    int images_done, images;  /* within the cell (or reference) */
-    int step, steps;          /* of the batch being sampled */
-    double cell_seconds;      /* elapsed in the cell */
-    double eta_seconds;       /* estimate for the rest of the run; < 0 before anything was measured */
-} pd_sweep_progress;
-
 typedef struct pd_sweep_options {
     const char *out_dir;      /* overrides the file's `output` when non-NULL */
     int dry_run;              /* 1: validate, list the cells through log (done or to do), write nothing */
     int threads;              /* > 0 overrides the file's `threads`; both 0: the current setting */
-    /* progress: after every sampler step; log: one line per event (plan, cell results, notes);
+    /* progress: at each cell's (and reference's) start and after every sampler step (what
+     * "sweep", stage the cell, unit "evals"; cell, cells, todo_index, todo; images and step of
+     * the cell; eta for the whole run); log: one line per event (plan, cell results, notes);
      * abort: non-zero stops at the next step; the cell in progress is dropped and pd_sweep_run
      * fails with an "interrupted" message. */
-    void (*progress)(void *user, const pd_sweep_progress *p);
+    void (*progress)(void *user, const pd_progress *p);
     void (*log)(void *user, const char *line);
     int (*abort)(void *user);
     void *user;
@@ -1087,6 +1118,11 @@ typedef struct pd_sweep_summary {
     double seconds;
     double outside_denoiser_max;  /* the largest fraction of sampling time outside the denoiser
                                    * among the cells run (NaN when none ran) */
+    /* The cells run now: their images (n per cell; under mpirun all ranks' together) and the wall
+     * time from the first cell's start to the last one's record (references included), so
+     * images / cell_seconds is the run's throughput whatever the number of ranks. */
+    long long images;
+    double cell_seconds;
     char out_dir[1024];
 } pd_sweep_summary;
 
@@ -1109,8 +1145,9 @@ typedef struct pd_convert_params {
     double sigma_init;        /* its sigma (SiD's init_sigma, 2.5; not stored in the files) */
     const char *config;       /* YAML/JSON architecture (pixdiff.config keys) for a plain state
                                * dict with EDM's names; NULL for snapshots */
-    /* progress: stage ("reading", "converting", "writing"), done out of total units. */
-    void (*progress)(void *user, const char *stage, long long done, long long total);
+    /* progress (what "convert"): stage "reading" (unit "files", 0 then 1 of 1), "converting"
+     * (unit "values": tensor elements converted) and "writing" (unit "files"). */
+    void (*progress)(void *user, const pd_progress *p);
     void *user;
 } pd_convert_params;
 

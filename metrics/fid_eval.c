@@ -13,6 +13,8 @@
  * from the 50,000-image values papers report; the result flags it so callers can warn. KID and
  * precision/recall (Kynkäänniemi et al. 2019) need the reference's features.
  */
+#include "core/progress.h"
+#include "core/util.h"
 #include "metrics/inception.h"
 #include "metrics/metrics.h"
 
@@ -29,6 +31,17 @@ void pd_fid_ref_free(pd_fid_ref *r) {
     pd_feature_stats_free(&r->stats);
     free(r->features);
     memset(r, 0, sizeof *r);
+}
+
+/* Reports done of n images (t0: when the call began). */
+static void report(const pd_fid_ref_options *o, long long done, long long n, double t0) {
+    if (!o || !o->progress) return;
+    pd_progress p;
+    pg_init(&p, "fid-ref", "images");
+    p.done = p.images_done = done;
+    p.total = p.images = n;
+    pg_time(&p, t0);
+    o->progress(o->user, &p);
 }
 
 static int ends_with(const char *s, const char *suf) {
@@ -48,7 +61,8 @@ static int finish(pd_fid_ref *r, float *feat, int n, pd_error *err) {
 
 /* Features of images x [n, C, H, W] in [-1, 1], in chunks, with progress. */
 static int features_of(pd_inception *net, const float *x, int n, int C, int H, int W,
-                       pd_fid_prep prep, const pd_fid_ref_options *o, float **out, pd_error *err) {
+                       pd_fid_prep prep, const pd_fid_ref_options *o, double t0, float **out,
+                       pd_error *err) {
     float *feat = malloc(sizeof(float) * (size_t)n * INC_FEATURES);
     if (!feat) return pd_fail(err, "FID reference: out of memory for %d feature vectors", n);
     const size_t img = (size_t)C * H * W;
@@ -59,14 +73,14 @@ static int features_of(pd_inception *net, const float *x, int n, int C, int H, i
             free(feat);
             return -1;
         }
-        if (o && o->progress) o->progress(o->user, i0 + c, n);
+        report(o, i0 + c, n, t0);
     }
     *out = feat;
     return 0;
 }
 
 static int from_pngs(pd_fid_ref *r, pd_inception *net, const char *dir, pd_fid_prep prep,
-                     const pd_fid_ref_options *o, pd_error *err) {
+                     const pd_fid_ref_options *o, double t0, pd_error *err) {
     char **names = NULL;
     int count = 0, C = 0, H = 0, W = 0;
     if (pd_png_list(dir, &names, &count, err)) return -1;
@@ -103,7 +117,7 @@ static int from_pngs(pd_fid_ref *r, pd_inception *net, const char *dir, pd_fid_p
                 goto out;
             done += nb;
             nb = 0;
-            if (o && o->progress) o->progress(o->user, done, n);
+            report(o, done, n, t0);
         }
     }
     rc = finish(r, feat, n, err);
@@ -117,6 +131,7 @@ out:
 
 int pd_fid_ref_load(pd_fid_ref *r, pd_inception *net, const char *source, pd_fid_prep prep,
                     const pd_fid_ref_options *o, pd_error *err) {
+    const double t0 = pd_now();
     memset(r, 0, sizeof *r);
     if (!source || !*source) return pd_fail(err, "FID reference: no source given");
     snprintf(r->source, sizeof r->source, "%s", source);
@@ -142,14 +157,14 @@ int pd_fid_ref_load(pd_fid_ref *r, pd_inception *net, const char *source, pd_fid
             return pd_fail(err, "%s: need images [N, C, H, W] (C = 1 or 3) or [N, H, W]", source);
         }
     } else {
-        return from_pngs(r, net, source, prep, o, err);
+        return from_pngs(r, net, source, prep, o, t0, err);
     }
     if (max_n && max_n < n) n = max_n;
     if (n < 2) {
         free(x);
         return pd_fail(err, "%s: need at least 2 images", source);
     }
-    int rc = features_of(net, x, n, C, H, W, prep, o, &feat, err);
+    int rc = features_of(net, x, n, C, H, W, prep, o, t0, &feat, err);
     free(x);
     return rc ? -1 : finish(r, feat, n, err);
 }

@@ -72,16 +72,7 @@ static int make_parent(const char *path, pd_error *err) {
     char *slash = strrchr(dir, '/');
     if (!slash || slash == dir) return 0;
     *slash = 0;
-    for (char *p = dir + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        if (mkdir(dir, 0755) && errno != EEXIST)
-            return pd_fail(err, "%s: cannot create directory: %s", dir, strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(dir, 0755) && errno != EEXIST)
-        return pd_fail(err, "%s: cannot create directory: %s", dir, strerror(errno));
-    return 0;
+    return pd_make_dirs(dir, err);
 }
 
 /* What the statistics depend on, as the cache's metadata records it. */

@@ -11,12 +11,13 @@
  * (pd_generator_generate) runs the same loop with its one evaluation in place of the sampler.
  * Buffers are allocated once per call, before the first batch.
  */
+#include "core/progress.h"
+#include "core/util.h"
 #include "pixdiff.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 pd_generate_params pd_generate_default_params(void) {
     pd_generate_params p;
@@ -26,12 +27,6 @@ pd_generate_params pd_generate_default_params(void) {
     p.batch = 16;
     p.guidance = 1.0;
     return p;
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 uint64_t pd_generate_seed(const pd_generate_params *p, long long i) {
@@ -47,19 +42,18 @@ typedef struct {
     const pd_generate_params *p;
     pd_progress pr;
     double t0;
+    long long k0;             /* images of the call before the running batch */
 } gen_state;
 
-static void step_cb(void *user, int step, int steps) {
+static void step_cb(void *user, const pd_progress *sp) {
     gen_state *g = user;
     if (!g->p->progress) return;
-    g->pr.step = step;
-    g->pr.steps = steps;
-    g->pr.total = (long long)g->pr.batches * steps;
-    g->pr.done = (long long)(g->pr.batch - 1) * steps + step;
-    g->pr.seconds = now_s() - g->t0;
-    g->pr.eta_seconds = g->pr.done > 0 ? g->pr.seconds / (double)g->pr.done *
-                                             (double)(g->pr.total - g->pr.done)
-                                       : -1;
+    g->pr.step = sp->step;
+    g->pr.images_done = g->k0 + sp->images_done;
+    g->pr.steps = sp->steps;
+    g->pr.total = (long long)g->pr.batches * sp->steps;
+    g->pr.done = (long long)(g->pr.batch - 1) * sp->steps + sp->step;
+    pg_time(&g->pr, g->t0);
     g->p->progress(g->p->user, &g->pr);
 }
 
@@ -81,11 +75,15 @@ static int run_batch(const gen_source *src, const pd_sample_params *sp, gen_stat
                      const float *labels, const uint64_t *seeds, int nb, pd_sample_stats *st,
                      pd_error *err) {
     if (src->den) return pd_sample(src->den, sp, x, labels, seeds, nb, st, err);
-    double t0 = now_s();
+    double t0 = pd_now();
     if (abort_cb(g)) return pd_fail(err, "generator: aborted before its one step");
     if (pd_generator_run(src->gen, x, labels, nb, err)) return -1;
-    double t = now_s() - t0;
-    step_cb(g, 1, 1);
+    double t = pd_now() - t0;
+    pd_progress one;          /* as pd_sample reports its last step */
+    pg_init(&one, "sample", "steps");
+    one.done = one.total = one.step = one.steps = one.batch = one.batches = 1;
+    one.images_done = one.images = nb;
+    step_cb(g, &one);
     st->steps = st->nfe = 1;
     st->seconds_total = st->seconds_denoiser = t;
     return 0;
@@ -112,8 +110,8 @@ static int generate(const gen_source *src, const pd_generate_params *p, long lon
         goto done;
     }
 
-    gen_state g = {p, {0}, now_s()};
-    g.pr.what = "generate";
+    gen_state g = {p, {0}, pd_now(), 0};
+    pg_init(&g.pr, "generate", "steps");
     g.pr.batches = (count + batch - 1) / batch;
     g.pr.images = count;
     pd_sample_params sp = p->sample;
@@ -136,7 +134,7 @@ static int generate(const gen_source *src, const pd_generate_params *p, long lon
             }
         }
         g.pr.batch = b + 1;
-        g.pr.images_done = k0;
+        g.k0 = g.pr.images_done = k0;
         pd_sample_stats st = {0};
         if (run_batch(src, &sp, &g, x, labels, seeds, nb, &st, err)) {
             rc = -1;

@@ -12,6 +12,7 @@
  * params.trajectory, when set, sees the float64 state after every step (AMED's teacher capture,
  * distill/amed_train.c); pd_run_denoise_each is the per-image-sigma call AMED needs.
  */
+#include "core/progress.h"
 #include "core/rng.h"
 #include "core/util.h"
 #include "samplers/sampler_impl.h"
@@ -282,6 +283,11 @@ int pd_sample(pd_denoiser *d, const pd_sample_params *p, float *x, const float *
     for (size_t j = 0; j < total; j++) xs[j] = s0 * (double)x[j];
 
     rc = impl->begin ? impl->begin(&r) : 0;
+    pd_progress pr;
+    pg_init(&pr, "sample", "steps");
+    pr.total = pr.steps = q.steps;
+    pr.images = n;
+    pr.batch = pr.batches = 1;
     if (rc == 0) {
         for (int i = 0; i < q.steps; i++) {
             if (q.abort && q.abort(q.user)) {
@@ -290,7 +296,12 @@ int pd_sample(pd_denoiser *d, const pd_sample_params *p, float *x, const float *
             }
             rc = impl->step(&r, i);
             if (rc) break;
-            if (q.progress) q.progress(q.user, i + 1, q.steps);
+            if (q.progress) {
+                pr.done = pr.step = i + 1;
+                pr.images_done = i + 1 == q.steps ? n : 0;
+                pg_time(&pr, t_start);
+                q.progress(q.user, &pr);
+            }
             if (q.trajectory) q.trajectory(q.user, i + 1, r.x, n, dim);
         }
         if (impl->end) impl->end(&r);

@@ -2,7 +2,8 @@
  * face): the parsed and validated sweep file (sweep_config.c), the grid of cells and their
  * canonical keys (sweep_cells.c), results.jsonl and the files regenerated from it
  * (sweep_results.c, sweep_report.c), the metrics adapter with the trajectory reference cache
- * (sweep_metrics.c), and a growable string for JSON and Markdown (sweep_buf.c).
+ * (sweep_metrics.c), a growable string for JSON and Markdown (sweep_buf.c), and what moves between
+ * the ranks of an mpirun job when cells go whole to them (sweep_dist.c).
  *
  * The grid is variants x samplers x NFE budgets. A budget means "at most N evaluations": each
  * sampler runs the most steps that fit (pd_sampler_steps_for_nfe) and the NFE it actually spends
@@ -271,5 +272,36 @@ typedef struct sw_eval_ctx {
 
 /* Every metric of the spec on the samples x [n, C, H, W]: the one place that calls metric code. */
 int sw_metrics_compute(const sw_eval_ctx *e, const float *x, sw_metric_values *out, pd_error *err);
+
+/* ------------------------------------------------------------------ cells over ranks (sweep_dist.c)
+ * Under mpirun, small cells go whole to one rank each, in rounds of one cell per rank, and rank 0
+ * writes them in the one-process order (docs/scale-out.md §3). */
+
+/* What one cell produced, for the writer: its record line, what the log line and summary need,
+ * and the grid's images. */
+typedef struct sw_cell_result {
+    int cell;                /* index in the grid */
+    int failed;              /* the cell failed on its rank (that rank holds the message) */
+    int nfe;                 /* as pd_sample counted it */
+    double sec, sec_den, sec_metrics;
+    sw_metric_values mv;
+    char *record;            /* the JSON line, or NULL */
+    const float *grid;       /* the first grid_n images [grid_n, dim], or NULL */
+    int grid_n;
+    size_t dim;
+    void *own;               /* what a received result owns (record and grid), freed by sw_cell_result_free */
+} sw_cell_result;
+
+/* 1 when the next cells go whole to the ranks: more than one rank, at least `ranks` cells left,
+ * and cells small (n < SW_DIST_LARGE x ranks x batch, batch capped at n); else the cell's images
+ * are split over the ranks. The same answer on every rank. */
+#define SW_DIST_LARGE 8
+int sw_dist_whole_cells(int n, int batch, int ranks, int cells_left);
+/* Collective: every rank's result (mine) to rank 0, into all[0 .. size-1] in rank order (all[0]
+ * is a copy of rank 0's own, which it keeps owning). Other ranks leave all untouched. */
+int sw_dist_collect(const sw_cell_result *mine, sw_cell_result *all, pd_error *err);
+void sw_cell_result_free(sw_cell_result *r);
+/* Collective: rank 0's FID reference (statistics and features) to every other rank. */
+int sw_dist_share_fid_ref(pd_fid_ref *r, pd_error *err);
 
 #endif

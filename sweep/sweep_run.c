@@ -16,14 +16,20 @@
  * batches); "seconds_denoiser" the part pd_sample spent inside denoiser calls; their ratio gives
  * "outside_denoiser", the sampler's own overhead, which issue 4 wants at a few percent.
  *
- * Under mpirun (docs/scale-out.md §3) every rank walks the same cells in the same order and
- * samples its part of each cell's images (core/dist.h dist_part of the n indices; an image
- * depends only on its index); rank 0 gathers them and alone holds the lock, reads and writes the
- * folder, computes the metrics and writes reports, grids and references. So the outputs are the
- * one-process outputs (timing fields aside), results.jsonl grows in the same order, and a job
- * that loses a rank dies as a whole (MPI) leaving at most the cell in flight to redo.
+ * Under mpirun (docs/scale-out.md §3) every rank walks the same cells in the same order. Small
+ * cells go whole to the ranks in rounds of one per rank (sweep_dist.c: the rule, and what moves):
+ * the round's trajectory references are made first, together, each handed to the rank whose cell
+ * needs it; then rank r samples and scores the round's r-th cell alone (R->solo), and rank 0
+ * collects the records and writes them in the cells' order. A large cell, or one of the last
+ * cells when fewer are left than ranks, is split instead: each rank samples its part of the
+ * images (core/dist.h dist_part of the n indices; an image depends only on its index), rank 0
+ * gathers them and computes the metrics. Rank 0 alone holds the lock, reads and writes the
+ * folder: records, reports, grids and references. So the outputs are the one-process outputs
+ * (timing fields aside), results.jsonl grows in the same order, and a job that loses a rank dies
+ * as a whole (MPI) leaving at most the cells in flight (one round) to redo.
  */
 #include "core/dist.h"
+#include "core/progress.h"
 #include "core/util.h"
 #include "sweep/sweep.h"
 
@@ -75,12 +81,21 @@ typedef struct run {
     /* the trajectory reference in memory */
     char ref_key[SW_KEY_CAP];
     float *ref_end, *ref_zero;
-    /* progress */
-    pd_sweep_progress pr;
-    double t_cell;
+    /* progress (pd_progress, unit "evals": image evaluations, images x NFE) */
+    pd_progress pr;
+    double t_run, t_cell;
     int batch_i0;
-    double units_done, secs_done, units_todo; /* units: image evaluations (images x NFE) */
+    double units_done, secs_done, units_todo; /* of the cells this run samples */
     double cell_units;
+    /* whole cells (run_round): this rank runs its cell alone, with the reference handed to it */
+    int solo;
+    float *solo_ref;         /* the reference at the cell's last sigma, [n, dim] */
+    size_t solo_ref_cap;     /* floats */
+    sw_cell_result solo_res; /* what the cell produced, until rank 0 has it */
+    sw_cell_result *round;   /* rank 0: the round's results, one per rank */
+    int *round_cells;        /* the round's cells, one per rank */
+    double cell_frac;        /* the share of the running cell's sampling done */
+    int in_reference;        /* 1 while a trajectory reference is computed (no cell progress) */
     char dry_missing[1100];  /* dry run: the input a real run would stop at ("" none) */
 } run;
 
@@ -104,19 +119,6 @@ pd_sweep_options pd_sweep_default_options(void) {
     pd_sweep_options o;
     memset(&o, 0, sizeof o);
     return o;
-}
-
-static int mkdir_p(const char *dir, pd_error *err) {
-    char p[1024];
-    snprintf(p, sizeof p, "%s", dir);
-    for (char *q = p + 1; *q; q++) {
-        if (*q != '/') continue;
-        *q = 0;
-        if (mkdir(p, 0755) && errno != EEXIST) return pd_fail(err, "%s: %s", p, strerror(errno));
-        *q = '/';
-    }
-    if (mkdir(p, 0755) && errno != EEXIST) return pd_fail(err, "%s: %s", p, strerror(errno));
-    return 0;
 }
 
 /* ------------------------------------------------------------------ model and variants */
@@ -439,22 +441,18 @@ static int abort_cb(void *user) {
     return R->o->abort && R->o->abort(R->o->user);
 }
 
+/* done: the finished cells' evaluations plus the running cell's share (none while its reference
+ * is computed); the rate is that of the finished cells, references left out (one-off costs). */
 static void report_progress(run *R) {
     if (!R->o->progress) return;
     double now = pd_now();
-    R->pr.cell_seconds = now - R->t_cell;
-    if (R->units_done > 0) {
-        double rate = R->secs_done / R->units_done;
-        /* The share of the current cell done: whole batches plus the running batch's steps. */
-        int nb = R->s->batch < R->pr.images - R->pr.images_done ? R->s->batch : R->pr.images - R->pr.images_done;
-        double in_batch = R->pr.steps > 0 ? (double)R->pr.step / R->pr.steps : 0;
-        double frac = R->pr.images > 0 ? (R->pr.images_done + in_batch * nb) / R->pr.images : 0;
-        if (frac > 1) frac = 1;
-        R->pr.eta_seconds = rate * (R->units_todo - R->cell_units * frac);
-        if (R->pr.eta_seconds < 0) R->pr.eta_seconds = 0;
-    } else {
-        R->pr.eta_seconds = -1;
-    }
+    R->pr.seconds = now - R->t_run;
+    R->pr.stage_seconds = now - R->t_cell;
+    double frac = R->in_reference ? 0 : R->cell_frac;
+    R->pr.done = llround(R->units_done + R->cell_units * frac);
+    R->pr.total = llround(R->units_done + R->units_todo);
+    R->pr.rate = R->units_done > 0 && R->secs_done > 0 ? R->units_done / R->secs_done : -1;
+    R->pr.eta_seconds = R->pr.rate > 0 ? (double)(R->pr.total - R->pr.done) / R->pr.rate : -1;
     R->o->progress(R->o->user, &R->pr);
 }
 
@@ -466,9 +464,13 @@ static void fill_labels(run *R, int i0, int nb, int label_dim) {
 
 static void generate_cb(void *user, const pd_progress *p) {
     run *R = user;
-    R->pr.images_done = (int)p->images_done;
+    R->pr.images_done = p->images_done;
+    R->pr.images = p->images;
+    R->pr.batch = p->batch;
+    R->pr.batches = p->batches;
     R->pr.step = p->step;
     R->pr.steps = p->steps;
+    if (!R->in_reference && p->total > 0) R->cell_frac = (double)p->done / (double)p->total;
     report_progress(R);
 }
 
@@ -477,6 +479,12 @@ static void generate_cb(void *user, const pd_progress *p) {
 static int agree(int failed, pd_error *err) {
     if (!dist_any(failed)) return 0;
     return failed ? -1 : pd_fail(err, "interrupted");
+}
+
+/* agree, or, while a rank runs a whole cell alone, its own verdict (no exchange). */
+static int settle(run *R, int failed, pd_error *err) {
+    if (R->solo) return failed ? -1 : 0;
+    return agree(failed, err);
 }
 
 /* This rank's images [*lo, *hi) of a cell's n. */
@@ -509,19 +517,19 @@ static int sample_all(run *R, pd_denoiser *d, pd_generator *g, pd_sample_params 
     gp.user = R;
     double t0 = pd_now();
     pd_sample_stats st = {0};
-    int lo, hi;
-    my_images(R->s->n, &lo, &hi);
+    int lo = 0, hi = R->s->n;   /* alone: all of them */
+    if (!R->solo) my_images(R->s->n, &lo, &hi);
     R->pr.images_done = 0;
-    R->pr.step = 0;
+    R->pr.step = R->pr.batch = 0;
     int rc = 0;
     if (abort_cb(R)) rc = pd_fail(err, "interrupted");
     else if (g ? pd_generator_generate(g, &gp, lo, hi - lo, out + (size_t)lo * dim, &st, err)
                : pd_generate(d, &gp, lo, hi - lo, out + (size_t)lo * dim, &st, err))
         rc = abort_cb(R) ? pd_fail(err, "interrupted") : -1;
-    if (agree(rc != 0, err)) return -1;
+    if (settle(R, rc != 0, err)) return -1;
     /* A rank may hold no image (n below the ranks): the NFE is the largest any rank saw. */
-    int seen = pd_dist_max(hi > lo ? st.nfe : -1);
-    gather_images(out, R->s->n, dim);
+    int seen = R->solo ? st.nfe : pd_dist_max(hi > lo ? st.nfe : -1);
+    if (!R->solo) gather_images(out, R->s->n, dim);
     R->pr.images_done = R->s->n;
     *sec = pd_now() - t0;
     *sec_den = st.seconds_denoiser;
@@ -597,9 +605,10 @@ static int get_reference(run *R, int vi, double s_first, double s_last, pd_error
         logf_(R, "reference %016llx: computing (heun %d steps from sigma %g to %g, %d images from the "
                  "cells' noise; cached in %s/reference)",
               (unsigned long long)sw_hash(key), s->reference_steps, s_first, s_last, n, R->out);
-        const char *saved_what = R->pr.what;
-        R->pr.what = what;
+        const char *saved_what = R->pr.stage;
+        R->pr.stage = what;
         R->pr.images = n;
+        R->in_reference = 1;
         double t0 = pd_now(), sec = 0, sec_den = 0;
         int nfe = 0, rc = 0;
         if (s_last < s_first) {
@@ -632,7 +641,8 @@ static int get_reference(run *R, int vi, double s_first, double s_last, pd_error
                                   R->classes ? R->onehot : NULL, nb, err);
         }
         free(sig);
-        R->pr.what = saved_what;
+        R->pr.stage = saved_what;
+        R->in_reference = 0;
         rc = agree(rc != 0, err);
         if (rc == 0) gather_images(zero, n, dim);
         if (rc == 0 && dist_rank() == 0)
@@ -669,6 +679,34 @@ static void cell_params(run *R, const sw_cell *c, pd_sample_params *q) {
     q->sched.shift_base_low = v->shift_base_low;
     q->steps = c->steps;
     q->nfe = 0;
+}
+
+/* The cell's parameters and the ends of its grid: its first sigma (where the noise starts) and
+ * the last one its samples are compared at. */
+static int cell_sigmas(run *R, const sw_cell *c, const char *what, pd_sample_params *q, double *s_first,
+                       double *s_last, pd_error *err) {
+    cell_params(R, c, q);
+    int gsteps = c->steps > 1 ? c->steps : 2;
+    double *sig = malloc(sizeof(double) * (size_t)(gsteps + 1));
+    if (!sig) return pd_fail(err, "out of memory");
+    pd_error e2;
+    if (pd_sigma_grid(sig, c->steps, &q->sched, &e2)) {
+        free(sig);
+        return pd_fail(err, "%s: %s: %s", R->s->source, what, e2.msg);
+    }
+    *s_first = sig[0];
+    *s_last = sig[c->steps];
+    if (q->sched.end_at_zero) {
+        /* Compared with the solution at sigma = 0, reached through the grid's smallest nonzero
+         * sigma: the last nonzero point of the same grid with at least two steps. */
+        if (pd_sigma_grid(sig, gsteps, &q->sched, &e2)) {
+            free(sig);
+            return pd_fail(err, "%s: %s: %s", R->s->source, what, e2.msg);
+        }
+        *s_last = sig[gsteps - 1];
+    }
+    free(sig);
+    return 0;
 }
 
 static void describe_cell(char *out, size_t cap, const sw_spec *s, const sw_cell *c) {
@@ -779,7 +817,8 @@ static void slug(char *out, size_t cap, const char *in) {
     out[k] = 0;
 }
 
-static int save_grid(run *R, const sw_cell *c, const pd_denoiser *d, const char *record, pd_error *err) {
+static int save_grid(run *R, const sw_cell *c, const pd_denoiser *d, const float *x, const char *record,
+                     pd_error *err) {
     const sw_spec *s = R->s;
     char dir[1100], a[80], b[64], path[1400];
     snprintf(dir, sizeof dir, "%s/grids", R->out);
@@ -791,10 +830,9 @@ static int save_grid(run *R, const sw_cell *c, const pd_denoiser *d, const char 
              (unsigned long long)(sw_hash(c->key) & 0xffffffffull));
     int n = s->n < GRID_IMAGES ? s->n : GRID_IMAGES;
     const char *text[] = {"pixdiff", record, NULL};
-    return pd_png_write_grid(path, R->x, n, d->C, d->H, d->W, 0, text, err);
+    return pd_png_write_grid(path, x, n, d->C, d->H, d->W, 0, text, err);
 }
 
-/* Runs cell ci: sample, measure, append, regenerate the report. */
 /* The spec's reuse folders: a cell not in our results.jsonl whose key is in theirs is copied
  * into ours (a dry run only counts them). The key holds every setting that changes a cell's
  * numbers, so the copy is the cell this sweep would have computed. */
@@ -835,6 +873,10 @@ static int reuse_cells(run *R, pd_error *err) {
     return 0;
 }
 
+static int commit_cell(run *R, const sw_cell_result *res, pd_sweep_summary *sum, pd_error *err);
+
+/* Runs cell ci: sample, measure, append, regenerate the report (alone: sample and measure; the
+ * result waits in R->solo_res for run_round). */
 static int run_cell(run *R, int ci, int todo_index, pd_sweep_summary *sum, pd_error *err) {
     const sw_spec *s = R->s;
     const sw_cell *c = &R->g.cells[ci];
@@ -845,36 +887,19 @@ static int run_cell(run *R, int ci, int todo_index, pd_sweep_summary *sum, pd_er
     R->pr.cell = ci + 1;
     R->pr.cells = R->g.n_cells;
     R->pr.todo_index = todo_index;
-    R->pr.what = what;
+    R->pr.stage = what;
     R->pr.images = s->n;
     R->pr.images_done = 0;
-    R->pr.step = R->pr.steps = 0;
+    R->pr.step = R->pr.steps = R->pr.batch = R->pr.batches = 0;
+    R->cell_frac = 0;
     R->t_cell = pd_now();
     R->cell_units = (double)s->n * (c->nfe > 0 ? c->nfe : 1);
     report_progress(R);
 
     pd_sample_params q;
-    cell_params(R, c, &q);
-    /* The cell's grid: its first sigma (where the noise starts) and last one. */
-    int gsteps = c->steps > 1 ? c->steps : 2;
-    double *sig = malloc(sizeof(double) * (size_t)(gsteps + 1));
-    if (!sig) return pd_fail(err, "out of memory");
+    double s_first, s_last;
     pd_error e2;
-    if (pd_sigma_grid(sig, c->steps, &q.sched, &e2)) {
-        free(sig);
-        return pd_fail(err, "%s: %s: %s", s->source, what, e2.msg);
-    }
-    double s_first = sig[0], s_last = sig[c->steps];
-    if (q.sched.end_at_zero) {
-        /* Compared with the solution at sigma = 0, reached through the grid's smallest nonzero
-         * sigma: the last nonzero point of the same grid with at least two steps. */
-        if (pd_sigma_grid(sig, gsteps, &q.sched, &e2)) {
-            free(sig);
-            return pd_fail(err, "%s: %s: %s", s->source, what, e2.msg);
-        }
-        s_last = sig[gsteps - 1];
-    }
-    free(sig);
+    if (cell_sigmas(R, c, what, &q, &s_first, &s_last, err)) return -1;
 
     size_t need = (size_t)s->n * dim;
     if (need > R->x_cap) {
@@ -883,17 +908,20 @@ static int run_cell(run *R, int ci, int todo_index, pd_sweep_summary *sum, pd_er
         R->x_cap = R->x ? need : 0;
         if (!R->x) pd_fail(err, "out of memory for %d samples of %dx%dx%d", s->n, d->C, d->H, d->W);
     }
-    if (agree(!R->x, err)) return -1;
+    if (settle(R, !R->x, err)) return -1;
     double t_ref = pd_now();
-    if (sw_spec_has_metric(s, SW_METRIC_TRAJECTORY) && get_reference(R, c->variant, s_first, s_last, err))
+    /* Alone, the reference was made before the round (run_round). */
+    if (sw_spec_has_metric(s, SW_METRIC_TRAJECTORY) && !R->solo &&
+        get_reference(R, c->variant, s_first, s_last, err))
         return -1;
     t_ref = pd_now() - t_ref; /* kept out of the ETA's rate: references are one-off costs */
-    R->pr.what = what;
+    R->pr.stage = what;
+    R->pr.images = s->n;
 
     double sec = 0, sec_den = 0;
     int nfe = 0;
     if (sample_all(R, d, R->gen[c->sampler], q, R->x, &sec, &sec_den, &nfe, err)) return -1;
-    if (dist_rank() > 0) {   /* rank 0 measures and writes; the others go on to the next cell */
+    if (dist_rank() > 0 && !R->solo) {   /* rank 0 measures and writes; the others go on */
         R->g.cells[ci].done = 1;
         sum->ran++;
         return 0;
@@ -901,8 +929,8 @@ static int run_cell(run *R, int ci, int todo_index, pd_sweep_summary *sum, pd_er
 
     double tm = pd_now();
     sw_metric_values mv;
-    sw_eval_ctx ec = {s,        R->ev,      R->inc,   &R->fid_ref, q.sched.end_at_zero ? R->ref_zero : R->ref_end,
-                      R->classes, s->n, d->C, d->H, d->W};
+    const float *ref = R->solo ? R->solo_ref : q.sched.end_at_zero ? R->ref_zero : R->ref_end;
+    sw_eval_ctx ec = {s, R->ev, R->inc, &R->fid_ref, ref, R->classes, s->n, d->C, d->H, d->W};
     if (sw_metrics_compute(&ec, R->x, &mv, &e2)) return pd_fail(err, "%s: metrics: %s", what, e2.msg);
     double sec_metrics = pd_now() - tm;
 
@@ -912,35 +940,145 @@ static int run_cell(run *R, int ci, int todo_index, pd_sweep_summary *sum, pd_er
         sw_free(&rec);
         return pd_fail(err, "out of memory for a result line");
     }
-    int rc = 0;
-    if (s->save_grid) rc = save_grid(R, c, d, rec.s, err);
-    if (rc == 0) rc = sw_results_append(&R->res, rec.s, err);
-    sw_free(&rec);
-    if (rc) return -1;
-    R->g.cells[ci].done = 1;
-    if (sw_report_write(s, &R->g, &R->res, R->out, err)) return -1;
+    sw_cell_result res = {ci, 0, nfe, sec, sec_den, sec_metrics, mv, rec.s,
+                          R->x, s->save_grid ? (s->n < GRID_IMAGES ? s->n : GRID_IMAGES) : 0, dim, rec.s};
+    if (R->solo) { /* run_round hands it to rank 0 */
+        R->solo_res = res;
+        return 0;
+    }
+    int rc = commit_cell(R, &res, sum, err);
+    sw_cell_result_free(&res);
+    if (rc || sw_report_write(s, &R->g, &R->res, R->out, err)) return -1;
+    R->secs_done += pd_now() - R->t_cell - t_ref;
+    return 0;
+}
 
-    double total = pd_now() - R->t_cell, outside = sec > 0 ? 1 - sec_den / sec : NAN;
-    R->units_done += R->cell_units;
-    R->secs_done += total - t_ref;
-    R->units_todo -= R->cell_units;
+/* Rank 0: a finished cell into the folder (its grid, then its line in results.jsonl), counted and
+ * logged; the caller regenerates the report files. */
+static int commit_cell(run *R, const sw_cell_result *res, pd_sweep_summary *sum, pd_error *err) {
+    const sw_spec *s = R->s;
+    const int ci = res->cell;
+    const sw_cell *c = &R->g.cells[ci];
+    if (s->save_grid && save_grid(R, c, cell_denoiser(R, c), res->grid, res->record, err)) return -1;
+    if (sw_results_append(&R->res, res->record, err)) return -1;
+    R->g.cells[ci].done = 1;
+
+    double sec = res->sec, outside = sec > 0 ? 1 - res->sec_den / sec : NAN;
+    double units = (double)s->n * (c->nfe > 0 ? c->nfe : 1);
+    R->units_done += units;
+    R->units_todo -= units;
     sum->ran++;
     if (!(outside <= sum->outside_denoiser_max)) sum->outside_denoiser_max = outside;
-    char vals[400] = "";
+    char vals[400] = "", what[256];
     size_t len = 0;
     for (int m = 0; m < s->n_metrics; m++) {
         const sw_metric_info *mi = sw_metric_get(s->metrics[m]);
         for (int k = 0; mi->columns[k] && len < sizeof vals; k++)
             len += (size_t)snprintf(vals + len, sizeof vals - len, "%s%s %.4g", len ? ", " : "",
-                                    mi->columns[k], mv.v[s->metrics[m]][k]);
+                                    mi->columns[k], res->mv.v[s->metrics[m]][k]);
     }
+    describe_cell(what, sizeof what, s, c);
     logf_(R, "cell %d/%d %s: %s | %d images in %.2f s (%.1f/s), %.1f%% outside the denoiser%s",
           ci + 1, R->g.n_cells, what, vals, s->n, sec, sec > 0 ? s->n / sec : 0.0, 100 * outside,
-          nfe != c->nfe ? " (NFE differs from the plan)" : "");
+          res->nfe != c->nfe ? " (NFE differs from the plan)" : "");
     return 0;
 }
 
+/* The round's reference for rank r's cell, from rank 0 (which holds the whole of every reference)
+ * into that rank's solo_ref. */
+static void hand_reference(run *R, int r, int end_at_zero, size_t count) {
+    const float *src = end_at_zero ? R->ref_zero : R->ref_end;
+    if (r == dist_rank() && r == 0) memcpy(R->solo_ref, src, sizeof(float) * count);
+    else if (r == dist_rank()) dist_recv(R->solo_ref, sizeof(float) * count, 0);
+    else if (dist_rank() == 0) dist_send(src, sizeof(float) * count, r);
+}
+
+/* A round of whole cells (sweep_dist.c sw_dist_whole_cells): the next dist_size() cells to run
+ * from cell `first` on, rank r's being the r-th. Their trajectory references are made first, all
+ * ranks together and in the cells' order (as one process makes them, so the cache holds the same
+ * files), each handed to its cell's rank; then every rank samples and scores its cell alone, and
+ * rank 0 writes the finished ones in order, up to the first that failed, and the report once. A
+ * failure anywhere stops every rank after that. */
+static int run_round(run *R, int first, int todo_index, pd_sweep_summary *sum, pd_error *err) {
+    const sw_spec *s = R->s;
+    const int N = dist_size(), me = dist_rank();
+    int *cells = R->round_cells;
+    for (int c = first, k = 0; k < N; c++)
+        if (!R->g.cells[c].done) cells[k++] = c;
+    double t0 = pd_now(), t_ref = 0;
+    if (sw_spec_has_metric(s, SW_METRIC_TRAJECTORY)) {
+        R->pr.what = "trajectory references";
+        const pd_denoiser *dm = R->var[R->g.cells[cells[me]].variant].den;
+        size_t cap = (size_t)s->n * dm->C * dm->H * dm->W;
+        if (cap > R->solo_ref_cap) {
+            free(R->solo_ref);
+            R->solo_ref = malloc(sizeof(float) * cap);
+            R->solo_ref_cap = R->solo_ref ? cap : 0;
+            if (!R->solo_ref) pd_fail(err, "out of memory for the trajectory reference (%d images)", s->n);
+        }
+        if (agree(!R->solo_ref, err)) return -1;
+        for (int r = 0; r < N; r++) {
+            const sw_cell *c = &R->g.cells[cells[r]];
+            const pd_denoiser *d = R->var[c->variant].den;
+            char what[256];
+            pd_sample_params q;
+            double s_first, s_last;
+            describe_cell(what, sizeof what, s, c);
+            /* the same on every rank: a grid that fails, fails everywhere */
+            if (cell_sigmas(R, c, what, &q, &s_first, &s_last, err) ||
+                get_reference(R, c->variant, s_first, s_last, err))
+                return -1;
+            hand_reference(R, r, q.sched.end_at_zero, (size_t)s->n * d->C * d->H * d->W);
+        }
+        t_ref = pd_now() - t0;
+    }
+
+    R->solo = 1;
+    int failed = run_cell(R, cells[me], todo_index + me, sum, err) != 0;
+    R->solo = 0;
+    if (failed) sw_cell_result_free(&R->solo_res);
+    R->solo_res.cell = cells[me];
+    R->solo_res.failed = failed;
+    /* Rank 0 short of memory for a result cannot take the rest: it fails, and the job with it. */
+    if (sw_dist_collect(&R->solo_res, R->round, err)) return -1;
+    int committed = 0, wrote = 0;
+    if (me == 0) {
+        while (committed < N && !R->round[committed].failed && R->round[committed].record) {
+            if (commit_cell(R, &R->round[committed], sum, err)) {
+                wrote = -1;
+                break;
+            }
+            committed++;
+        }
+        if (committed && sw_report_write(s, &R->g, &R->res, R->out, err)) wrote = -1;
+        for (int r = 1; r < N; r++) sw_cell_result_free(&R->round[r]);
+    }
+    sw_cell_result_free(&R->solo_res);
+    dist_bcast(&committed, sizeof committed, 0);
+    for (int r = 0; me > 0 && r < committed; r++) {
+        R->g.cells[cells[r]].done = 1;
+        sum->ran++;
+    }
+    R->secs_done += pd_now() - t0 - t_ref;
+    return agree(failed || wrote, err);
+}
+
 /* ------------------------------------------------------------------ pd_sweep_run */
+
+/* Before rounds of whole cells: every rank scores cells, so every rank opens the evaluator (after
+ * rank 0 did, so that on one machine they read the reference statistics it cached rather than
+ * compute them again) and takes rank 0's FID reference; and the round's bookkeeping. */
+static int prepare_whole(run *R, pd_error *err) {
+    int bad = 0;
+    if (dist_rank() > 0 && R->clf) bad = open_evaluator(R, err);
+    if (agree(bad, err)) return -1;
+    if (R->inc && sw_dist_share_fid_ref(&R->fid_ref, err)) return -1;
+    R->round_cells = malloc(sizeof(int) * (size_t)dist_size());
+    if (dist_rank() == 0) R->round = calloc((size_t)dist_size(), sizeof *R->round);
+    bad = !R->round_cells || (dist_rank() == 0 && !R->round);
+    if (bad) pd_fail(err, "out of memory");
+    return agree(bad, err);
+}
 
 /* Temporary files ("<name>.tmp.<pid>") left by a sweep killed while it wrote a report file, a
  * grid or a reference; called with the folder's lock held, so none of them is being written. */
@@ -997,6 +1135,9 @@ static void cleanup(run *R) {
     free(R->x);
     free(R->ref_end);
     free(R->ref_zero);
+    free(R->solo_ref);
+    free(R->round);
+    free(R->round_cells);
     if (R->preds)
         for (int i = 0; i < R->s->n_samplers * R->s->n_nfe; i++) pd_amed_predictor_free(R->preds[i]);
     free(R->preds);
@@ -1028,6 +1169,8 @@ int pd_sweep_run(const char *path, const pd_sweep_options *opts, pd_sweep_summar
     R->lock_fd = -1;
     R->o = o;
     R->s = s;
+    R->t_run = pd_now();
+    pg_init(&R->pr, "sweep", "evals");
     double t0 = pd_now();
     int rc = -1;
     if (sw_spec_load(s, path, err)) goto done;
@@ -1056,7 +1199,7 @@ int pd_sweep_run(const char *path, const pd_sweep_options *opts, pd_sweep_summar
     const int writer = dist_rank() == 0;
     if (!o->dry_run && writer) {
         /* From here on the folder is ours: nothing else appends to or repairs results.jsonl. */
-        if (mkdir_p(R->out, err)) goto agreed;
+        if (pd_make_dirs(R->out, err)) goto agreed;
         char lock[1100];
         snprintf(lock, sizeof lock, "%s/.sweep.lock", R->out);
         R->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
@@ -1111,8 +1254,20 @@ agreed:
         goto done;
     }
 
-    if (writer && R->clf && sum.already_done < sum.cells && open_evaluator(R, err)) goto done;
-    if (writer && R->inc && sum.already_done < sum.cells && open_fid_ref(R, err)) goto done;
+    int todo = sum.cells - sum.already_done, k = 0, bad = 0;
+    if (writer && R->clf && todo) bad = open_evaluator(R, err);
+    if (!bad && writer && R->inc && todo) bad = open_fid_ref(R, err);
+    if (agree(bad, err)) goto done;
+    if (dist_size() > 1 && todo) {
+        const int N = dist_size(), whole = sw_dist_whole_cells(s->n, s->batch, N, todo);
+        if (whole) logf_(R, "%d ranks: cells go whole to the ranks, %d at a time (n %d < %d x ranks x batch)%s",
+                         N, N, s->n, SW_DIST_LARGE, todo % N ? "; the last ones are split" : "");
+        else if (todo < N) logf_(R, "%d ranks: each cell's images are split over the ranks (fewer cells "
+                                    "to run than ranks)", N);
+        else logf_(R, "%d ranks: each cell's images are split over the ranks (large cells: n %d >= %d x "
+                      "ranks x batch)", N, s->n, SW_DIST_LARGE);
+        if (whole && prepare_whole(R, err)) goto done;
+    }
 
     /* Per-image buffers: classes, and one batch of one-hot labels (the trajectory reference). */
     int label_dim = R->mf.label_dim, batch = s->batch < s->n ? s->batch : s->n;
@@ -1129,21 +1284,27 @@ agreed:
     /* Always regenerate the report once, so a changed sweep file shows its plan at once. */
     if (writer && sw_report_write(s, &R->g, &R->res, R->out, err)) goto done;
 
-    int todo = sum.cells - sum.already_done, k = 0;
     R->pr.todo = todo;
+    const double t_cells = pd_now();
     for (int c = 0; c < R->g.n_cells; c++)
         if (!R->g.cells[c].done) R->units_todo += (double)s->n * (R->g.cells[c].nfe > 0 ? R->g.cells[c].nfe : 1);
     for (int c = 0; c < R->g.n_cells; c++) {
         if (R->g.cells[c].done) continue;
-        if (run_cell(R, c, ++k, &sum, err)) {
+        /* A round of whole cells (one per rank) while the rule allows, else one split cell. */
+        const int whole = sw_dist_whole_cells(s->n, s->batch, dist_size(), todo - k);
+        if (whole ? run_round(R, c, k + 1, &sum, err) : run_cell(R, c, k + 1, &sum, err)) {
             if (!strcmp(err->msg, "interrupted") || abort_cb(R)) {
                 char what[256];
-                describe_cell(what, sizeof what, s, &R->g.cells[c]);
+                if (whole) snprintf(what, sizeof what, "the %d cells in flight", dist_size());
+                else describe_cell(what, sizeof what, s, &R->g.cells[c]);
                 pd_fail(err, "interrupted: %d of %d cells done, %s dropped; run again to resume", sum.already_done + sum.ran,
                         sum.cells, what);
             }
             goto done;
         }
+        k += whole ? dist_size() : 1;
+        sum.images = (long long)sum.ran * s->n;
+        sum.cell_seconds = pd_now() - t_cells;
     }
     rc = 0;
 done:

@@ -13,7 +13,8 @@
 #   - --out x.npy writes an array; --json output of info and sample is valid JSON (json_check, a
 #     strict checker built next to pixdiff) with the expected values;
 #   - shipped configs work from any directory;
-#   - progress lines fit 80 columns.
+#   - progress lines fit 80 columns and say what their rate counts (sample, train, distill amed,
+#     sweep).
 # usage: e2e_conventions.sh PIXDIFF SOURCE_DIR
 set -u
 . "$(dirname "$0")/testutil.sh"
@@ -191,12 +192,14 @@ if [ $rc -eq 0 ] && ! grep -q "would stop" far.txt; then ok "a shipped sweep dry
 else bad "shipped sweep from another directory (exit $rc)" far.txt; fi
 
 # ---------------------------------------------------------------- 80 columns
-# The progress line is drawn only on a terminal: script(1) gives the command one.
+# Every long command's progress line (cli/progress.c, one printer for all) is drawn only on a
+# terminal: script(1) gives the command one. Each must fit 80 columns and say what its rate counts.
 if command -v script >/dev/null; then
-    script -qec "$PD sample ${M[*]} --steps 40 --n 64 --batch 8 --seed 1 --out tty.png" /dev/null >tty.log 2>&1
-    longest=$(tr '\r' '\n' <tty.log | sed 's/\x1b\[K//g' | grep '^batch' |
-              awk '{ if (length > m) m = length } END { print m + 0 }')
-    if [ "$longest" -gt 0 ] && [ "$longest" -le 80 ] && grep -q "steps/s" tty.log; then ok "progress lines fit 80 columns ($longest) and say steps/s"
-    else bad "progress line of $longest columns" tty.log; fi
+    expect_tty_progress sample "steps/s" '^sample: batch' "$PD" sample "${M[*]}" --steps 40 --n 64 --batch 8 --seed 1 --out tty.png
+    expect_tty_progress train "img/s" '^train: ' "$PD" train --config fixtures/d/tiny.yaml --duration 64 --out tty_run
+    expect_tty_progress "distill amed" "img/s" '^amed: ' "$PD" distill amed --model tiny.safetensors --nfe 5 --images 16 \
+        --batch 8 --out tty_pred.safetensors
+    printf 'model: analytic:gaussian:res=8:ch=1:std=0.5\nsamplers: [heun, dpmpp-2m]\nnfe: [5, 9]\nn: 64\nbatch: 16\nmetrics: [trajectory]\n' >fixtures/tty.yaml
+    expect_tty_progress sweep "evals/s" '^sweep cell' "$PD" sweep fixtures/tty.yaml --out tty_sweep
 else ok "script(1) not installed: progress width not checked"; fi
 e2e_finish

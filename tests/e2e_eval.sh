@@ -8,7 +8,8 @@
 # the same metrics whatever --batch and --threads, read a PNG folder written by `sample` with its
 # class labels, evaluate a data split, pool 64-px samples, and report the trajectory error. snr
 # must write its CSV and two PNGs. Bad flags give one line on stderr, a non-zero exit and no
-# files. Prints "N passed, M failed" and exits non-zero on any failure.
+# files. On a terminal the sampling progress line fits 80 columns and says steps/s. Prints
+# "N passed, M failed" and exits non-zero on any failure.
 set -euo pipefail
 
 . "$(dirname "${BASH_SOURCE[0]}")/testutil.sh"
@@ -61,6 +62,11 @@ E=(--classifier "$T/clf.safetensors" --data-dir "$T/fm" --kid-subsets 10)
 
 # ---------------------------------------------------------------- eval: sampling
 run "eval a model" ev1.txt "$PD" eval --model cond.safetensors "${E[@]}" --sampler euler --steps 3 --n 24 --batch 8
+# The same run on a terminal: the progress line (cli/progress.c) fits 80 columns, says steps/s.
+if command -v script >/dev/null; then
+    expect_tty_progress eval "steps/s" '^eval: batch' "$PD" eval --model cond.safetensors "${E[*]}" --sampler euler \
+        --steps 3 --n 24 --batch 8
+fi
 for pat in '^  n +24$' '^  FD +[0-9.]+$' '^  KID +-?[0-9.]+ \+/- [0-9.]+ \(SE; 10 subsets of 24\)$' \
     '^  class accuracy +[0-9.]+ \(24 labelled' '^  spectral error +[0-9.]+ ' '^  wall time +[0-9.]+ s' \
     'labels cycle 0\.\.9'; do

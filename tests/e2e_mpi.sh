@@ -5,9 +5,12 @@
 # with PD_MPIEXEC naming the mpirun that pixdiff was built against (CMake sets it; empty when MPI
 # was not found: the test then exits 77, which ctest reports as skipped).
 # Checks: sample (grid, .npy, one PNG per image) and eval (--json) identical to one process;
-# sweeps (configs/sweeps/quick.yaml and a small sweep of the shipped model with FD, accuracy,
-# spectra and grids) identical except timing fields; a rank killed with SIGKILL mid-sweep fails
-# the job, the folder lock holds meanwhile, and a re-run resumes to the one-process results;
+# sweeps identical except timing fields, in both of the ways cells spread over ranks (docs/
+# scale-out.md §3): whole cells in rounds of one per rank (configs/sweeps/quick.yaml, trajectory
+# references handed between ranks; a small sweep of the shipped model with FD, accuracy, spectra
+# and grids, on 2 ranks and on 3, where the last cell is split) and cells split by image (large
+# cells, with references); a rank killed with SIGKILL mid-sweep fails the job, the folder lock
+# holds meanwhile, and a re-run resumes to the one-process results;
 # train (configs/train/tiny.yaml), distill sid and distill amed (tiny nets) bit-identical to one
 # process, and a training run resumed on another number of ranks too. Prints "N passed, M failed".
 set -uo pipefail
@@ -123,7 +126,28 @@ save_grid: true
 EOF
 "$PD" sweep small.yaml --out m1 --threads 1 --quiet >m1.out 2>&1 || bad "model sweep" m1.out
 "${MPI[@]}" "$PD" sweep small.yaml --out m2 --threads 1 --quiet >m2.out 2>&1 || bad "model sweep under mpirun" m2.out
-same_sweep "model sweep: results, plots and grids identical except timings" m1 m2
+same_sweep "model sweep (2 rounds of whole cells): results, plots and grids identical except timings" m1 m2
+# Three ranks: one round of three whole cells, then the last cell split over the ranks.
+MPI3=("${MPI[@]}")
+MPI3[3]=3
+"${MPI3[@]}" "$PD" sweep small.yaml --out m4 --threads 1 --quiet >m4.out 2>&1 || bad "model sweep on 3 ranks" m4.out
+same_sweep "model sweep on 3 ranks (a round, then a split cell): identical except timings" m1 m4
+
+# 4b. Large cells (n >= 8 x ranks x batch) keep the split of each cell's images, the trajectory
+#     references included.
+cat >large.yaml <<EOF
+name: mpi-large
+model: analytic:gaussian:res=8:ch=1:std=0.5
+samplers: [euler, dpmpp-2m]
+nfe: [3, 6]
+n: 16
+seed: 4
+batch: 1
+metrics: [trajectory]
+EOF
+"$PD" sweep large.yaml --out l1 --threads 1 --quiet >l1.out 2>&1 || bad "large-cell sweep" l1.out
+"${MPI[@]}" "$PD" sweep large.yaml --out l2 --threads 1 --quiet >l2.out 2>&1 || bad "large-cell sweep under mpirun" l2.out
+same_sweep "large cells split by image: results and references identical except timings" l1 l2
 
 "${MPI[@]}" "$PD" sweep small.yaml --out m3 --threads 1 --quiet >m3.out 2>&1 &
 job=$!

@@ -8,8 +8,8 @@
 # on the generator reports NFE 1 and writes "Sampler: generator" metadata, and refuses sampler
 # options, upsample guidance and guidance (denoise refuses it, bench times it); Ctrl-C leaves a resumable checkpoint; a second run refuses to overwrite a checkpoint
 # without --resume; a missing teacher and an unknown YAML key fail with one clear line; a warm
-# start from a generator (--init-generator) runs its fake-score warm-up and distils on.
-# Prints "N passed, M failed".
+# start from a generator (--init-generator) runs its fake-score warm-up and distils on; on a
+# terminal the progress line fits 80 columns with img/s and both losses. Prints "N passed, M failed".
 set -uo pipefail
 
 . "$(dirname "${BASH_SOURCE[0]}")/testutil.sh"
@@ -41,6 +41,11 @@ if "$PD" "${S[@]}" --out A >a.out 2>&1 && [ -f A/generator.safetensors ]; then
     ok "uninterrupted run of $N images"
 else bad "uninterrupted run" a.out; fi
 ms=$((($(date +%s%N) - t0) / 1000000))
+# Its progress line on a terminal (cli/progress.c): images, img/s and both losses in 80 columns.
+if command -v script >/dev/null; then
+    expect_tty_progress "distill sid" "img/s" '^sid: .* psi .* theta ' "$PD" distill sid --config sid.yaml \
+        --teacher teacher.safetensors --duration 16 --out TTY
+fi
 
 # 2. The same run, SIGKILLed at random moments (15-45% of the full run's time after each start:
 #    during iterations, checkpoint writes and start-up) and resumed until it finishes.

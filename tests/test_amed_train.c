@@ -134,12 +134,11 @@ typedef struct {
     int batches, steps, stop_after;
 } rec;
 
-static void on_progress(void *user, long long images, long long total, int steps, const double *loss,
-                        double ips, double eta) {
+static void on_progress(void *user, const pd_progress *p) {
     rec *r = user;
-    if (r->batches < 256) memcpy(r->loss[r->batches], loss, sizeof(double) * (size_t)steps);
+    if (r->batches < 256) memcpy(r->loss[r->batches], p->losses, sizeof(double) * (size_t)p->n_losses);
     r->batches++;
-    r->steps = steps;
+    r->steps = p->n_losses;
 }
 
 static int on_abort(void *user) {

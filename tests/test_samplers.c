@@ -430,9 +430,11 @@ static void test_ddim_stochastic(void) {
 }
 
 static int n_progress, abort_after;
-static void on_progress(void *u, int step, int steps) {
+static void on_progress(void *u, const pd_progress *pr) {
     (void)u;
-    if (step == n_progress + 1 && steps == 10) n_progress = step;
+    if (pr->step == n_progress + 1 && pr->steps == 10 && pr->done == pr->step && pr->total == 10 &&
+        !strcmp(pr->what, "sample") && !strcmp(pr->unit, "steps"))
+        n_progress = pr->step;
 }
 static int on_abort(void *u) { return n_progress >= abort_after; }
 

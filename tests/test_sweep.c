@@ -96,7 +96,7 @@ static void on_log(void *user, const char *line) {
     b->lines++;
     if (!strncmp(line, "cell ", 5)) b->cells_listed++;
 }
-static void on_progress(void *user, const pd_sweep_progress *p) {
+static void on_progress(void *user, const pd_progress *p) {
     logbuf *b = user;
     (void)p;
     b->progress_calls++;

@@ -114,3 +114,18 @@ e2e_finish() {
     echo "$pass passed, $fail failed"
     [ $fail -eq 0 ]
 }
+
+# expect_tty_progress NAME RATE PATTERN CMD...: CMD run on a terminal (script(1)) draws progress
+# lines (those matching PATTERN, with an ETA) of at most 80 columns, and RATE ("img/s") appears.
+# Callers check that script(1) exists first.
+expect_tty_progress() {
+    local name=$1 rate=$2 pat=$3 longest log
+    shift 3
+    log="tty_${name// /_}.log"
+    script -qec "$*" /dev/null >"$log" 2>&1 || true   # (callers may run under set -e)
+    longest=$(tr '\r' '\n' <"$log" | sed 's/\x1b\[K//g' | { grep -E "$pat" || true; } | { grep 'ETA ' || true; } |
+              awk '{ if (length > m) m = length } END { print m + 0 }')
+    if [ "$longest" -gt 0 ] && [ "$longest" -le 80 ] && grep -q "$rate" "$log"; then
+        ok "$name: progress lines fit 80 columns ($longest) and say $rate"
+    else bad "$name: progress line of $longest columns (or no $rate)" "$log"; fi
+}

@@ -140,7 +140,7 @@ static void plan_block(unet_run *r, plan *p, const unet_block *b, bact *ac, int 
     size_t N = r->max_batch;
     size_t Li = (size_t)r->hw[b->level_in] * r->hw[b->level_in];
     size_t Lo = (size_t)r->hw[b->level_out] * r->hw[b->level_out];
-    size_t ci = b->cin, co = b->cout, gi = unet_groups(b->cin), go = unet_groups(b->cout);
+    size_t ci = b->cin, co = b->cout, gi = groupnorm_groups(b->cin), go = groupnorm_groups(b->cout);
     ac->cat = b->pop >= 0 ? req(p, KEPT, S_CAT, FL(N * ci * Li)) : NULL;
     ac->n0 = req(p, KEPT, S_N0, FL(N * ci * Li));
     ac->mean0 = req(p, KEPT, S_M0, FL(N * gi));
@@ -247,8 +247,8 @@ static void plan_run(unet_run *r, plan *p) {
     size_t cl = (size_t)a->dec[a->n_dec - 1].cout;
     r->aux_n = req(p, KEPT, S_AUXN, FL(N * cl * L0));
     r->col = req(p, TEMP, S_COL, FL(9 * C * L0));
-    r->aux_mean = req(p, KEPT, S_AUXM, FL(N * unet_groups((int)cl)));
-    r->aux_rstd = req(p, KEPT, S_AUXR, FL(N * unet_groups((int)cl)));
+    r->aux_mean = req(p, KEPT, S_AUXM, FL(N * groupnorm_groups((int)cl)));
+    r->aux_rstd = req(p, KEPT, S_AUXR, FL(N * groupnorm_groups((int)cl)));
     r->t0 = req(p, TEMP, S_T0, FL(N * cl * L0));
     r->col = req(p, TEMP, S_COL, FL(9 * cl * L0));
     /* Gradients of the skip stack and of the mapping network / preconditioning (keep only). */
@@ -383,7 +383,7 @@ static void block_forward(unet_run *r, const unet_block *b, bact *ac, int N, int
     const pd_unet_config *c = &r->m->cfg;
     int Hi = r->hw[b->level_in], Ho = r->hw[b->level_out], ci = b->cin, co = b->cout;
     size_t Li = (size_t)Hi * Hi, Lo = (size_t)Ho * Ho;
-    int gi = unet_groups(ci), go = unet_groups(co), E = r->a->emb_ch;
+    int gi = groupnorm_groups(ci), go = groupnorm_groups(co), E = r->a->emb_ch;
     const float s = b->skip_scale;
     groupnorm_forward(ac->n0, ac->mean0, ac->rstd0, ac->in, PW(b->t_norm0), PB(b->t_norm0), N, ci,
                       (int)Li, gi, b->eps);
@@ -552,7 +552,7 @@ int unet_denoise_forward(unet_run *r, float *out, const float *x, const float *s
      * D = c_skip·x + c_out·F[:, :C] (iDDPM's F has 2·C channels). */
     int cl = a->dec[a->n_dec - 1].cout, OC = c->out_channels;
     groupnorm_forward(r->aux_n, r->aux_mean, r->aux_rstd, r->dec[a->n_dec - 1].out,
-                      PW(a->t_out_norm), PB(a->t_out_norm), n, cl, (int)L0, unet_groups(cl),
+                      PW(a->t_out_norm), PB(a->t_out_norm), n, cl, (int)L0, groupnorm_groups(cl),
                       a->out_eps);
     silu_forward(r->t0, r->aux_n, (size_t)n * cl * L0);
     conv2d_forward(r->F, r->t0, PW(a->t_out_conv), PB(a->t_out_conv), n, cl, H, H, OC, 3, r->col);
@@ -588,7 +588,7 @@ static void block_backward(unet_run *r, const unet_block *b, bact *ac, int N, co
     int Hi = r->hw[b->level_in], Ho = r->hw[b->level_out], ci = b->cin, co = b->cout;
     size_t Li = (size_t)Hi * Hi, Lo = (size_t)Ho * Ho, no = (size_t)N * co * Lo;
     size_t ni = (size_t)N * ci * Li, nr = (size_t)N * ci * Lo;
-    int gi = unet_groups(ci), go = unet_groups(co), E = r->a->emb_ch;
+    int gi = groupnorm_groups(ci), go = groupnorm_groups(co), E = r->a->emb_ch;
     const float s = b->skip_scale;
     float *g0 = r->g0, *g1 = r->g1, *g2 = r->g2, *g4 = r->g4;
 
@@ -760,7 +760,7 @@ int unet_denoise_backward(unet_run *r, float *dx, float *dsigma, float *dp, cons
     float *dcur = r->dA, *dnext = r->dB;
     zero(dcur, (size_t)n * cl * L0);
     groupnorm_backward(dcur, DW(a->t_out_norm), DB(a->t_out_norm), r->g2, r->dec[a->n_dec - 1].out,
-                       r->aux_mean, r->aux_rstd, PW(a->t_out_norm), n, cl, (int)L0, unet_groups(cl));
+                       r->aux_mean, r->aux_rstd, PW(a->t_out_norm), n, cl, (int)L0, groupnorm_groups(cl));
 
     /* Decoder in reverse: a concatenating block's input gradient splits into the previous
      * output's and skip_scale·(the popped skip's). */

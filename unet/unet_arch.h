@@ -113,7 +113,4 @@ int adm_arch_build(unet_arch *a, arch_table *tb, const pd_unet_config *c, pd_err
 int unet_arch_build(pd_model *m, pd_error *err);
 void unet_arch_free(void *a);
 
-/* EDM GroupNorm group count, min(32, C/4) (training/networks.py GroupNorm). */
-static inline int unet_groups(int C) { int g = C / 4; return g < 32 ? g : 32; }
-
 #endif

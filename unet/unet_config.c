@@ -7,6 +7,7 @@
  * this runtime does not implement (EDM's unused skip encoder/decoder, other resample filters) with
  * a message naming the key, instead of running a different network than the one that was trained.
  */
+#include "unet/layers.h"
 #include "unet/songunet.h"
 #include "unet/unet_arch.h"
 #include "unet/net_ops.h"
@@ -139,9 +140,9 @@ static int check_widths(const pd_unet_config *c, int with_mc, pd_error *err) {
     if (with_mc) widths[nw++] = c->model_channels;
     for (int l = 0; l < c->n_levels; l++) widths[nw++] = c->model_channels * c->channel_mult[l];
     for (int i = 0; i < nw; i++)
-        if (widths[i] % unet_groups(widths[i]))
+        if (widths[i] % groupnorm_groups(widths[i]))
             return pd_fail(err, "config key 'model_channels': %d channels are not divisible by "
-                           "GroupNorm's %d groups", widths[i], unet_groups(widths[i]));
+                           "GroupNorm's %d groups", widths[i], groupnorm_groups(widths[i]));
     return 0;
 }
 
