@@ -20,29 +20,29 @@ typedef struct name_help {
 /* Samplers: what each one is; the flags it reads come from the sampler option table (pixdiff.h)
  * and its default schedule from the sampler itself; `options` holds only flags outside the table. */
 static const name_help sampler_help[PD_SAMPLER_COUNT] = {
-    [PD_SAMPLER_EULER] = {"Euler step of the probability-flow ODE (samplers.md 2.1); NFE = steps", ""},
+    [PD_SAMPLER_EULER] = {"Euler step of the probability-flow ODE (docs/algorithms.md S2.1); NFE = steps", ""},
     [PD_SAMPLER_HEUN] = {"EDM Alg. 1/2: Euler + trapezoid corrector, none into sigma 0; NFE 2N-1", ""},
     [PD_SAMPLER_DDIM] =
-        {"DDIM = Euler in x/s (samplers.md 1.2); eta > 0: ancestral noise; NFE = steps", ""},
-    [PD_SAMPLER_DPMPP_2M] = {"DPM-Solver++(2M), data prediction in log-SNR (samplers.md 3.1); NFE = steps",
+        {"DDIM = Euler in x/s (docs/algorithms.md S1.2); eta > 0: ancestral noise; NFE = steps", ""},
+    [PD_SAMPLER_DPMPP_2M] = {"DPM-Solver++(2M), data prediction in log-SNR (docs/algorithms.md S3.1); NFE = steps",
                              ""},
     [PD_SAMPLER_DPMPP_3M] = {"DPM-Solver++(3M), warm-up and lower-order final steps; NFE = steps", ""},
-    [PD_SAMPLER_IPNDM] = {"iPNDM: fixed-coefficient Adams-Bashforth in sigma (samplers.md 3.2); NFE = steps",
+    [PD_SAMPLER_IPNDM] = {"iPNDM: fixed-coefficient Adams-Bashforth in sigma (docs/algorithms.md S3.2); NFE = steps",
                           ""},
-    [PD_SAMPLER_DPM2] = {"DPM-Solver-2, geometric midpoint (samplers.md 3.4); NFE 2N-1 (2N to sigma-min)",
+    [PD_SAMPLER_DPM2] = {"DPM-Solver-2, geometric midpoint (docs/algorithms.md S3.4); NFE 2N-1 (2N to sigma-min)",
                          ""},
-    [PD_SAMPLER_UNIPC] = {"UniPC bh2 predictor-corrector (samplers.md 3.3); NFE = steps", ""},
-    [PD_SAMPLER_AMED] = {"AMED-Solver: learned intermediate sigma and step scale (samplers.md 4.2); "
+    [PD_SAMPLER_UNIPC] = {"UniPC bh2 predictor-corrector (docs/algorithms.md S3.3); NFE = steps", ""},
+    [PD_SAMPLER_AMED] = {"AMED-Solver: learned intermediate sigma and step scale (docs/algorithms.md S4.2); "
                          "NFE 2N - AFS",
                          "--predictor FILE (pixdiff distill amed; its grid, steps and AFS are the "
                          "defaults)"},
     [PD_SAMPLER_AMED_PLUGIN] = {"AMED-Plugin on iPNDM or Euler, as the predictor was trained "
-                                "(samplers.md 4.6); NFE 2N - AFS",
+                                "(docs/algorithms.md S4.6); NFE 2N - AFS",
                                 "--predictor FILE (pixdiff distill amed --plugin ipndm|euler)"},
 };
 
 static const name_help grid_help[PD_GRID_COUNT] = {
-    [PD_GRID_KARRAS] = {"EDM polynomial grid in sigma^(1/rho) (samplers.md 0.5)",
+    [PD_GRID_KARRAS] = {"EDM polynomial grid in sigma^(1/rho) (docs/algorithms.md S0.5)",
                         "--rho (default 7)"},
     [PD_GRID_LOGSNR] = {"uniform in log sigma (logSNR-uniform; the rho -> inf limit of karras)",
                         ""},
@@ -51,15 +51,15 @@ static const name_help grid_help[PD_GRID_COUNT] = {
     [PD_GRID_DDIM_UNIFORM] = {"DDPM linear-beta indices 0, k, 2k, ... of T = 1000 (DDIM uniform)",
                               ""},
     [PD_GRID_DDIM_QUAD] = {"DDPM linear-beta indices, quadratic spacing (DDIM quad)", ""},
-    [PD_GRID_COSINE] = {"uniform t of the logSNR-truncated cosine schedule (models.md 3.2)", ""},
+    [PD_GRID_COSINE] = {"uniform t of the logSNR-truncated cosine schedule (docs/algorithms.md M3.2)", ""},
 };
 
 static const name_help shift_help[PD_SHIFT_COUNT] = {
     [PD_SHIFT_NONE] = {"sigma unchanged", ""},
-    [PD_SHIFT_SCALE] = {"simple diffusion: every sigma x size/base (models.md 3.3)",
+    [PD_SHIFT_SCALE] = {"simple diffusion: every sigma x size/base (docs/algorithms.md M3.3)",
                         "--shift-base B"},
     [PD_SHIFT_INTERP] =
-        {"logSNR interpolated between the shifts for base-low and base (models.md 3.4)",
+        {"logSNR interpolated between the shifts for base-low and base (docs/algorithms.md M3.4)",
          "--shift-base B --shift-base-low L"},
 };
 

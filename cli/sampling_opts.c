@@ -126,7 +126,7 @@ int cli_sampling_opts_init(cli_sampling_opts *o, arg_opt *rows, int with_sampler
     if (with_sampler) {
         n += sampler_flag_rows(o, rows + n);
         rows[n++] = (arg_opt)OPT_DEF("--afs", ARG_FLAG, &o->afs, NULL,
-                                     "analytical first step (samplers.md 4.3): one NFE less", "off");
+                                     "analytical first step (docs/algorithms.md S4.3): one NFE less", "off");
         rows[n++] = (arg_opt)OPT_DEF("--no-afs", ARG_FLAG, &o->no_afs, NULL,
                                      "no AFS even where the predictor was trained with it", "off");
         rows[n++] = (arg_opt)OPT_DEF("--predictor", ARG_STR, &o->predictor_path, "FILE",
@@ -158,7 +158,7 @@ static void check_amed_and_orders(cli_sampling_opts *o, arg_spec *spec, const ch
         if (!args_given(spec, "--afs") && !o->no_afs) o->afs = in->afs;
         name = pd_sampler_name((pd_sampler_kind)o->sampler);
     } else if (amed && !args_given(spec, "--end")) {
-        o->end = 1;   /* AMED's convention (samplers.md 4.2): stop at sigma_min */
+        o->end = 1;   /* AMED's convention (docs/algorithms.md S4.2): stop at sigma_min */
     }
     if (o->no_afs) o->afs = 0;
     check_sampler_flags(o, cmd);
