@@ -58,6 +58,41 @@ static const char *kind_of(const cli_model *cm) {
     return k[0] ? k : "denoiser";
 }
 
+/* The sampler options in the "parameters" text (the option table, pixdiff.h): each row with a
+ * PNG name that the sampler reads, when not its default; a key group (S_churn) with its members. */
+static void options_parameters(cli_buf *b, const pd_sample_params *p) {
+    int n;
+    const pd_sampler_option *t = pd_sampler_options(&n);
+    for (int i = 0; i < n; i++) {
+        const pd_sampler_option *o = &t[i];
+        if (!o->png || o->key_rule == PD_OPT_KEY_MEMBER || !(o->samplers & (1u << p->sampler)) ||
+            pd_sampler_option_get(p, o) == o->def)
+            continue;
+        for (int j = i; j < n && (j == i || t[j].key_rule == PD_OPT_KEY_MEMBER); j++)
+            if (t[j].png) cli_buf_printf(b, ", %s: %g", t[j].png, pd_sampler_option_value(p, &t[j]));
+    }
+}
+
+/* The sampler options in the JSON chunk: block 0 and 1 hold what pixdiff 0.1 always wrote there
+ * (one key per JSON name); block -1 the later options, only those the sampler reads that are
+ * not at their defaults, so the files of earlier settings stay the same byte for byte. */
+static void options_json(cli_buf *b, const pd_sample_params *p, int block) {
+    int n;
+    const pd_sampler_option *t = pd_sampler_options(&n);
+    for (int i = 0; i < n; i++) {
+        const pd_sampler_option *o = &t[i];
+        const char *name = o->json ? o->json : o->name;
+        int seen = 0;
+        for (int j = 0; j < i && !seen; j++) seen = !strcmp(name, t[j].json ? t[j].json : t[j].name);
+        if (o->json_block != block || seen) continue;
+        if (block < 0 && (!(o->samplers & (1u << p->sampler)) || pd_sampler_option_get(p, o) == o->def))
+            continue;
+        cli_buf_printf(b, ", \"%s\": ", name);
+        if (o->type == PD_OPT_NUM) cli_buf_json_num(b, pd_sampler_option_value(p, o));
+        else cli_buf_printf(b, "%d", (int)pd_sampler_option_value(p, o));
+    }
+}
+
 /* A1111-style one-line "parameters" text: "Steps: 18, Sampler: heun, ...". index < 0: a grid. */
 static void make_parameters(cli_buf *b, const run_info *r, int index) {
     const pd_sample_params *p = r->p;
@@ -77,10 +112,7 @@ static void make_parameters(cli_buf *b, const run_info *r, int index) {
         if (p->sched.shift == PD_SHIFT_INTERP)
             cli_buf_printf(b, ", Shift base low: %g", p->sched.shift_base_low);
     }
-    if (p->sampler == PD_SAMPLER_DDIM && p->eta > 0) cli_buf_printf(b, ", Eta: %g", p->eta);
-    if (p->s_churn > 0)
-        cli_buf_printf(b, ", S_churn: %g, S_tmin: %g, S_tmax: %g, S_noise: %g", p->s_churn,
-                       p->s_tmin, p->s_tmax, p->s_noise);
+    options_parameters(b, p);
     if (r->gen_sigma <= 0 && p->afs) cli_buf_printf(b, ", AFS: on");
     if (r->predictor) cli_buf_printf(b, ", Predictor: %s", r->predictor);
     if (r->transform && r->transform[0]) cli_buf_printf(b, ", Denoiser: %s", r->transform);
@@ -138,16 +170,8 @@ static void make_json(cli_buf *b, const run_info *r, int index) {
     cli_buf_json_num(b, p->sched.shift_base);
     cli_buf_printf(b, ", \"shift_base_low\": ");
     cli_buf_json_num(b, p->sched.shift_base_low);
-    cli_buf_printf(b, ", \"steps\": %d, \"nfe\": %d, \"eta\": ", r->steps, r->nfe);
-    cli_buf_json_num(b, p->eta);
-    cli_buf_printf(b, ", \"s_churn\": ");
-    cli_buf_json_num(b, p->s_churn);
-    cli_buf_printf(b, ", \"s_tmin\": ");
-    cli_buf_json_num(b, p->s_tmin);
-    cli_buf_printf(b, ", \"s_tmax\": ");
-    cli_buf_json_num(b, p->s_tmax);
-    cli_buf_printf(b, ", \"s_noise\": ");
-    cli_buf_json_num(b, p->s_noise);
+    cli_buf_printf(b, ", \"steps\": %d, \"nfe\": %d", r->steps, r->nfe);
+    options_json(b, p, 0);
     cli_buf_printf(b, ", \"class\": ");
     if (r->cycle && index < 0) {
         cli_buf_printf(b, "\"cycle\"");
@@ -168,9 +192,9 @@ static void make_json(cli_buf *b, const run_info *r, int index) {
     cli_buf_printf(b, ", \"noise\": ");
     if (r->noise_path) cli_buf_json_str(b, r->noise_path);
     else cli_buf_printf(b, "\"philox: image i uses pd_randn(seed of image i, 0)\"");
-    cli_buf_printf(b, ", \"afs\": %s, \"max_order\": %d, \"dpm2_r\": ", p->afs ? "true" : "false",
-                   p->max_order);
-    cli_buf_json_num(b, p->dpm2_r > 0 ? p->dpm2_r : 0.5);
+    cli_buf_printf(b, ", \"afs\": %s", p->afs ? "true" : "false");
+    options_json(b, p, 1);
+    options_json(b, p, -1);
     cli_buf_printf(b, ", \"predictor\": ");
     if (r->predictor) cli_buf_json_str(b, r->predictor);
     else cli_buf_printf(b, "null");

@@ -20,7 +20,7 @@ int cli_denoiser_opts_init(cli_denoiser_opts *o, arg_opt *rows) {
                                  "Skip-Tuning only where LO <= sigma <= HI", "every sigma");
     rows[n++] = (arg_opt)OPT_DEF("--upsample-guidance", ARG_NONNEG_DOUBLE, &o->ug_w, "W",
                                  "with --size m x the trained size: guidance weight from the "
-                                 "native-size branch (models.md 2)", "off");
+                                 "native-size branch (docs/algorithms.md M2)", "off");
     rows[n++] = (arg_opt)OPT("--ug-eta", ARG_NONNEG_DOUBLE, &o->ug_eta, "E",
                              "upsample guidance acts over the first E of the trajectory (VP time)");
     return n;

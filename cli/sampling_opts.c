@@ -4,10 +4,84 @@
 #include "cli/sampling_opts.h"
 #include "cli/names.h"
 
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 static const char *const end_choices[] = {"zero", "sigma-min", NULL};
+
+/* "dpmpp-2m, dpmpp-3m, unipc" for one row's samplers. */
+static size_t row_readers(char *out, size_t cap, const pd_sampler_option *r) {
+    size_t len = 0;
+    out[0] = 0;
+    for (int k = 0; k < PD_SAMPLER_COUNT && len < cap; k++)
+        if (r->samplers & (1u << k))
+            len += (size_t)snprintf(out + len, cap - len, "%s%s", len ? ", " : "",
+                                    pd_sampler_name((pd_sampler_kind)k));
+    return len;
+}
+
+/* One row per name of the sampler option table (pixdiff.h), its help generated from the rows:
+ * the first row's text, then who reads it and the ranges ("dpmpp-2m, unipc 1..3; ipndm 1..4"). */
+static int sampler_flag_rows(cli_sampling_opts *o, arg_opt *rows) {
+    int n_rows;
+    const pd_sampler_option *t = pd_sampler_options(&n_rows);
+    o->n_flags = 0;
+    for (int i = 0; i < n_rows; i++) {
+        cli_sampler_flag *f = NULL;
+        for (int j = 0; j < o->n_flags && !f; j++)
+            if (!strcmp(o->flags[j].row->name, t[i].name)) f = &o->flags[j];
+        size_t len;
+        if (!f) {
+            if (o->n_flags == CLI_SAMPLER_OPTS_MAX) cli_die(1, "pixdiff", "raise CLI_SAMPLER_OPTS_MAX");
+            f = &o->flags[o->n_flags++];
+            f->row = &t[i];
+            f->given = NULL;
+            len = (size_t)snprintf(f->flag, sizeof f->flag, "--%s", t[i].name);
+            for (char *c = f->flag; *c; c++)
+                if (*c == '_') *c = '-';
+            double def = isnan(t[i].def_means) ? t[i].def : t[i].def_means;
+            snprintf(f->def, sizeof f->def, "%g", def);
+            len = (size_t)snprintf(f->help, sizeof f->help, "%s (", t[i].help);
+        } else {
+            len = strlen(f->help);
+            f->help[--len] = 0; /* reopen the parenthesis */
+            len += (size_t)snprintf(f->help + len, sizeof f->help - len, "; ");
+        }
+        if (len < sizeof f->help) len += row_readers(f->help + len, sizeof f->help - len, &t[i]);
+        if (t[i].type == PD_OPT_INT && len < sizeof f->help)
+            len += (size_t)snprintf(f->help + len, sizeof f->help - len, " %g..%g", t[i].lo, t[i].hi);
+        if (len < sizeof f->help) snprintf(f->help + len, sizeof f->help - len, ")");
+    }
+    for (int j = 0; j < o->n_flags; j++)
+        rows[j] = (arg_opt)OPT_DEF(o->flags[j].flag, ARG_STR, &o->flags[j].given,
+                                   o->flags[j].row->meta, o->flags[j].help, o->flags[j].def);
+    return o->n_flags;
+}
+
+/* The sampler option flags given: each one the sampler reads, in its range (exit 2 naming it). */
+static void check_sampler_flags(cli_sampling_opts *o, const char *cmd) {
+    pd_sampler_kind k = (pd_sampler_kind)o->sampler;
+    for (int j = 0; j < o->n_flags; j++) {
+        const cli_sampler_flag *f = &o->flags[j];
+        if (!f->given) continue;
+        const pd_sampler_option *r = pd_sampler_option_find(k, f->row->name, NULL);
+        char who[200], msg[160];
+        if (!r) {
+            pd_sampler_option_readers(f->row->name, who, sizeof who);
+            cli_bad_flag(cmd, f->flag, "only the %s sampler%s read%s it (sampler is %s)", who,
+                         strchr(who, ',') ? "s" : "", strchr(who, ',') ? "" : "s", pd_sampler_name(k));
+        }
+        double v;
+        if (args_parse_double(f->given, &v) && strcmp(f->given, "inf"))
+            cli_bad_flag(cmd, f->flag, "expected a number, got '%s'", f->given);
+        if (!strcmp(f->given, "inf")) v = INFINITY;
+        if (pd_sampler_option_check(r, v, msg, sizeof msg))
+            cli_bad_flag(cmd, f->flag, "%s (the %s sampler)", msg, pd_sampler_name(k));
+        pd_sampler_option_set(&o->opt_values, r, v);
+    }
+}
 
 int cli_sampling_opts_init(cli_sampling_opts *o, arg_opt *rows, int with_sampler,
                            const char *sigma_min_def, const char *sigma_max_def,
@@ -21,11 +95,7 @@ int cli_sampling_opts_init(cli_sampling_opts *o, arg_opt *rows, int with_sampler
     o->end = p.sched.end_at_zero ? 0 : 1;
     o->steps = p.steps > 0 ? p.steps : 18;
     o->shift_base_low = p.sched.shift_base_low;
-    o->eta = p.eta;
-    o->churn = p.s_churn;
-    o->s_tmin = p.s_tmin;
-    o->s_tmax = p.s_tmax;
-    o->s_noise = p.s_noise;
+    o->opt_values = p;
     int n = 0;
     if (with_sampler) rows[n++] = (arg_opt)OPT_CHOICE("--sampler", &o->sampler, "sampler", cli_sampler_choices());
     rows[n++] = (arg_opt)OPT("--steps", ARG_POS_INT, &o->steps, "N",
@@ -34,7 +104,9 @@ int cli_sampling_opts_init(cli_sampling_opts *o, arg_opt *rows, int with_sampler
     if (with_sampler)
         rows[n++] = (arg_opt)OPT_DEF("--nfe", ARG_POS_INT, &o->nfe, "N",
                                      "instead of --steps: the most steps within N network evaluations", "off");
-    rows[n++] = (arg_opt)OPT_CHOICE("--schedule", &o->grid, "sigma grid", cli_grid_choices());
+    rows[n++] = (arg_opt){"--schedule", ARG_CHOICE, &o->grid, NULL, "sigma grid",
+                          with_sampler ? "the sampler's own (pixdiff --help: default schedule)" : NULL,
+                          cli_grid_choices(), 0};
     rows[n++] = (arg_opt)OPT_DEF("--rho", ARG_POS_DOUBLE, &o->rho, "R", "grid exponent (karras, vp-time)",
                                  "karras 7, vp-time 1");
     rows[n++] = (arg_opt)OPT_DEF("--sigma-min", ARG_POS_DOUBLE, &o->sigma_min, "S",
@@ -52,25 +124,11 @@ int cli_sampling_opts_init(cli_sampling_opts *o, arg_opt *rows, int with_sampler
     rows[n++] = (arg_opt)OPT("--shift-base-low", ARG_POS_DOUBLE, &o->shift_base_low, "L",
                              "low base resolution of the interp shift");
     if (with_sampler) {
-        rows[n++] = (arg_opt)OPT("--eta", ARG_NONNEG_DOUBLE, &o->eta, "E",
-                                 "DDIM stochasticity (0 deterministic, 1 DDPM-like)");
-        rows[n++] = (arg_opt)OPT("--churn", ARG_NONNEG_DOUBLE, &o->churn, "C",
-                                 "EDM S_churn (Alg. 2; 0 = deterministic)");
-        rows[n++] = (arg_opt)OPT("--s-tmin", ARG_NONNEG_DOUBLE, &o->s_tmin, "A",
-                                 "EDM S_tmin: churn only where sigma >= A");
-        rows[n++] = (arg_opt)OPT("--s-tmax", ARG_NONNEG_DOUBLE, &o->s_tmax, "B",
-                                 "EDM S_tmax: churn only where sigma <= B");
-        rows[n++] = (arg_opt)OPT("--s-noise", ARG_POS_DOUBLE, &o->s_noise, "S",
-                                 "EDM S_noise: scale of the churn noise");
+        n += sampler_flag_rows(o, rows + n);
         rows[n++] = (arg_opt)OPT_DEF("--afs", ARG_FLAG, &o->afs, NULL,
-                                     "analytical first step (samplers.md 4.3): one NFE less", "off");
+                                     "analytical first step (docs/algorithms.md S4.3): one NFE less", "off");
         rows[n++] = (arg_opt)OPT_DEF("--no-afs", ARG_FLAG, &o->no_afs, NULL,
                                      "no AFS even where the predictor was trained with it", "off");
-        rows[n++] = (arg_opt)OPT_DEF("--max-order", ARG_POS_INT, &o->max_order, "K",
-                                     "order cap of dpmpp-2m/3m, unipc (1..3), ipndm, amed-plugin (1..4)",
-                                     "the sampler's");
-        rows[n++] = (arg_opt)OPT_DEF("--r", ARG_POS_DOUBLE, &o->dpm2_r, "R",
-                                     "dpm2: intermediate sigma sigma_next^R sigma^(1-R), 0 < R <= 1", "0.5");
         rows[n++] = (arg_opt)OPT_DEF("--predictor", ARG_STR, &o->predictor_path, "FILE",
                                      "AMED predictor (pixdiff distill amed) for amed / amed-plugin",
                                      "none: r = 1/2, c = 1");
@@ -78,7 +136,7 @@ int cli_sampling_opts_init(cli_sampling_opts *o, arg_opt *rows, int with_sampler
     return n;
 }
 
-/* --predictor (and the settings it brings), --afs/--no-afs, --max-order and --r. */
+/* --predictor (and the settings it brings), --afs/--no-afs and the sampler option flags. */
 static void check_amed_and_orders(cli_sampling_opts *o, arg_spec *spec, const char *cmd) {
     const char *name = pd_sampler_name((pd_sampler_kind)o->sampler);
     int amed = o->sampler == PD_SAMPLER_AMED || o->sampler == PD_SAMPLER_AMED_PLUGIN;
@@ -100,24 +158,10 @@ static void check_amed_and_orders(cli_sampling_opts *o, arg_spec *spec, const ch
         if (!args_given(spec, "--afs") && !o->no_afs) o->afs = in->afs;
         name = pd_sampler_name((pd_sampler_kind)o->sampler);
     } else if (amed && !args_given(spec, "--end")) {
-        o->end = 1;   /* AMED's convention (samplers.md 4.2): stop at sigma_min */
+        o->end = 1;   /* AMED's convention (docs/algorithms.md S4.2): stop at sigma_min */
     }
     if (o->no_afs) o->afs = 0;
-    if (args_given(spec, "--max-order")) {
-        int hi = o->sampler == PD_SAMPLER_DPMPP_2M || o->sampler == PD_SAMPLER_DPMPP_3M ||
-                         o->sampler == PD_SAMPLER_UNIPC
-                     ? 3
-                 : o->sampler == PD_SAMPLER_IPNDM || o->sampler == PD_SAMPLER_AMED_PLUGIN ? 4
-                                                                                        : 0;
-        if (!hi) cli_bad_flag(cmd, "--max-order", "the %s sampler has no order cap", name);
-        if (o->max_order > hi)
-            cli_bad_flag(cmd, "--max-order", "%d is above %s's highest order %d", o->max_order, name, hi);
-    }
-    if (args_given(spec, "--r")) {
-        if (o->sampler != PD_SAMPLER_DPM2)
-            cli_bad_flag(cmd, "--r", "only the dpm2 sampler reads it (sampler is %s)", name);
-        if (o->dpm2_r > 1) cli_bad_flag(cmd, "--r", "must be in (0, 1], got %g", o->dpm2_r);
-    }
+    check_sampler_flags(o, cmd);
 }
 
 void cli_sampling_opts_free(cli_sampling_opts *o) {
@@ -132,17 +176,10 @@ void cli_sampling_opts_check(cli_sampling_opts *o, arg_spec *spec, const char *c
     if (o->with_sampler) {
         if (args_given(spec, "--steps") && args_given(spec, "--nfe"))
             cli_bad_flag(cmd, "--nfe", "give --steps or --nfe, not both");
-        if (args_given(spec, "--eta") && o->sampler != PD_SAMPLER_DDIM)
-            cli_bad_flag(cmd, "--eta", "only the ddim sampler reads it (sampler is %s)",
-                         pd_sampler_name((pd_sampler_kind)o->sampler));
-        const char *churn_flags[] = {"--churn", "--s-tmin", "--s-tmax", "--s-noise"};
-        for (int i = 0; i < 4; i++)
-            if (args_given(spec, churn_flags[i]) && o->sampler != PD_SAMPLER_HEUN)
-                cli_bad_flag(cmd, churn_flags[i], "only the heun sampler reads it (sampler is %s)",
-                             pd_sampler_name((pd_sampler_kind)o->sampler));
-        if (o->s_tmin > o->s_tmax)
-            cli_bad_flag(cmd, "--s-tmin", "%g is above --s-tmax %g", o->s_tmin, o->s_tmax);
         check_amed_and_orders(o, spec, cmd);
+        if (o->opt_values.s_tmin > o->opt_values.s_tmax)
+            cli_bad_flag(cmd, "--s-tmin", "%g is above --s-tmax %g", o->opt_values.s_tmin,
+                         o->opt_values.s_tmax);
     }
     if (args_given(spec, "--rho") && o->grid != PD_GRID_KARRAS && o->grid != PD_GRID_VP_TIME)
         cli_bad_flag(cmd, "--rho", "the %s schedule has no rho", pd_grid_name((pd_grid_kind)o->grid));
@@ -158,7 +195,7 @@ void cli_sampling_opts_check(cli_sampling_opts *o, arg_spec *spec, const char *c
 
 void cli_sampling_opts_params(const cli_sampling_opts *o, arg_spec *spec, const char *cmd,
                               double smin, double smax, int res, int base, pd_sample_params *p) {
-    *p = pd_sample_default_params();
+    *p = o->opt_values;   /* pd_sample_default_params with the sampler option flags set */
     p->sampler = (pd_sampler_kind)o->sampler;
     p->sched.grid = (pd_grid_kind)o->grid;
     p->sched.rho = o->rho;
@@ -172,14 +209,7 @@ void cli_sampling_opts_params(const cli_sampling_opts *o, arg_spec *spec, const 
     p->sched.shift_res = res;
     p->sched.shift_base = o->shift_base > 0 ? o->shift_base : base;
     p->sched.shift_base_low = o->shift_base_low;
-    p->eta = o->eta;
-    p->s_churn = o->churn;
-    p->s_tmin = o->s_tmin;
-    p->s_tmax = o->s_tmax;
-    p->s_noise = o->s_noise;
     p->afs = o->afs;
-    p->max_order = o->max_order;
-    p->dpm2_r = o->dpm2_r;
     p->amed = o->predictor;
     int steps = o->steps;
     if (o->with_sampler && args_given(spec, "--nfe")) {

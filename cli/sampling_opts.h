@@ -9,24 +9,35 @@
 #include "cli/args.h"
 #include "pixdiff.h"
 
-#define CLI_SAMPLING_MAX_ROWS 24
+/* Up to CLI_SAMPLER_OPTS_MAX distinct option names in the sampler option table (pixdiff.h). */
+#define CLI_SAMPLER_OPTS_MAX 18
+#define CLI_SAMPLING_MAX_ROWS (14 + CLI_SAMPLER_OPTS_MAX)
+
+/* One flag of the sampler option table: its first row, the text given, and the help strings. */
+typedef struct cli_sampler_flag {
+    const pd_sampler_option *row;
+    const char *given;            /* the value text, or NULL */
+    char flag[40], help[240], def[32];
+} cli_sampler_flag;
 
 typedef struct cli_sampling_opts {
     int with_sampler;         /* 0: only the sigma-grid options (snr) */
     int sampler, grid, shift, end, steps, nfe;
     double rho, sigma_min, sigma_max, shift_base, shift_base_low;
-    double eta, churn, s_tmin, s_tmax, s_noise;
-    /* --afs / --no-afs, --max-order, --r (dpm2), --predictor (amed, amed-plugin) */
-    int afs, no_afs, max_order;
-    double dpm2_r;
+    /* The sampler option table's flags (--eta, --churn, --max-order, ...; pixdiff.h). */
+    cli_sampler_flag flags[CLI_SAMPLER_OPTS_MAX];
+    int n_flags;
+    pd_sample_params opt_values;  /* the table's fields, parsed and checked by cli_sampling_opts_check */
+    /* --afs / --no-afs, --predictor (amed, amed-plugin) */
+    int afs, no_afs;
     const char *predictor_path;
     pd_amed_predictor *predictor;   /* loaded by cli_sampling_opts_check; cli_sampling_opts_free */
 } cli_sampling_opts;
 
 /* Sets the defaults (pd_sample_default_params) and writes the option rows into rows (room for
  * CLI_SAMPLING_MAX_ROWS); returns their count. With a sampler: --sampler --steps --nfe
- * --schedule --rho --sigma-min --sigma-max --end --shift --shift-base --shift-base-low --eta
- * --churn --s-tmin --s-tmax --s-noise; without: the grid ones (--schedule --steps --rho
+ * --schedule --rho --sigma-min --sigma-max --end --shift --shift-base --shift-base-low, one flag
+ * per name of the sampler option table, --afs --no-afs --predictor; without: the grid ones (--schedule --steps --rho
  * --sigma-min --sigma-max --end --shift --shift-base --shift-base-low). The *_def strings are the
  * help texts of the sigma-range and shift-base defaults ("the model's", ...). */
 int cli_sampling_opts_init(cli_sampling_opts *o, arg_opt *rows, int with_sampler,

@@ -135,7 +135,7 @@ int pd_train(const pd_train_options *o, pd_error *err) {
         pg_log(o->log, o->user, "this session: %.1f%% of the step time in the U-Net "
                "forward/backward", 100.0 * t->t_fwdbwd / t->t_step);
     if (t->nonfinite)
-        pg_log(o->log, o->user, "note: %zu non-finite gradient entries were replaced (models.md "
+        pg_log(o->log, o->user, "note: %zu non-finite gradient entries were replaced (docs/algorithms.md "
                "§M1.4 guard)", t->nonfinite);
     rc = 0;
 done:

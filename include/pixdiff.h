@@ -473,6 +473,60 @@ pd_grid_kind pd_sampler_default_grid(pd_sampler_kind k);
 int pd_sampler_steps_for_nfe(const pd_sample_params *p, int nfe);
 int pd_sampler_nfe_for_steps(const pd_sample_params *p, int steps);
 
+/* ------------------------------------------------------------------ sampler options
+ * Every setting a sampler reads from pd_sample_params is one row of one table (samplers/options.c,
+ * docs/samplers-dev.md "Adding a sampler option"), in a fixed order. The CLI flags, their checks
+ * and `--help`, the sweep's YAML keys and their checks, sweep cell keys, series labels and
+ * results.jsonl columns, and the PNG metadata are all generated from it. Values travel as double
+ * (an INT or BOOL row's field is an int). A name may have several rows with disjoint samplers
+ * when the range differs per sampler (max_order). */
+typedef enum { PD_OPT_NUM, PD_OPT_INT, PD_OPT_BOOL } pd_option_type;
+typedef enum {
+    PD_OPT_KEY_ALWAYS,    /* |key=value whenever the sampler reads it */
+    PD_OPT_KEY_IF_SET,    /* only when the value is not the default: adding an option keeps old keys */
+    PD_OPT_KEY_GROUP,     /* when not the default: |key=v,w,... with the MEMBER rows that follow it */
+    PD_OPT_KEY_MEMBER
+} pd_option_key;
+typedef struct pd_sampler_option {
+    const char *name;       /* YAML key under options:; the CLI flag is "--" name with '-' for '_' */
+    pd_option_type type;
+    const char *field;      /* the pd_sample_params field ("dpm2_r"), for library messages */
+    size_t offset;          /* offsetof(pd_sample_params, field): double for NUM, int for INT/BOOL */
+    double lo, hi;          /* accepted range (hi may be INFINITY); lo itself refused if lo_open */
+    int lo_open;
+    double def;             /* what pd_sample_default_params sets */
+    double def_means;       /* NAN, or the value the sampler uses while the field holds def (r: 0 = 1/2) */
+    unsigned samplers;      /* bit k set: sampler k reads it */
+    const char *meta;       /* CLI value name ("R"); BOOL rows take 0 or 1 on the CLI */
+    const char *help;       /* one line for --help */
+    /* How records show it (NULL: name). */
+    const char *key;        /* sweep cell key token */
+    pd_option_key key_rule;
+    const char *label;      /* series label when not the default: "eta=" adds the value; a bare word
+                             * ("exact-d2") stands alone; NULL: not in labels */
+    const char *png;        /* PNG "parameters" name, written when not the default (a GROUP row
+                             * brings its MEMBER rows); NULL: not written there */
+    const char *json;       /* PNG "pixdiff" JSON name */
+    const char *record;     /* results.jsonl column */
+    int json_block;         /* PNG JSON: 0 after "nfe", 1 after "afs" (pixdiff 0.1's places, always
+                             * written); -1: written only when the sampler reads it and not default */
+} pd_sampler_option;
+
+/* The table (*n rows, in their fixed order). */
+const pd_sampler_option *pd_sampler_options(int *n);
+/* The row named name (case-insensitive, '-' = '_') that sampler k reads; NULL when k reads no
+ * such option; *exists (may be NULL) says whether any sampler does. */
+const pd_sampler_option *pd_sampler_option_find(pd_sampler_kind k, const char *name, int *exists);
+double pd_sampler_option_get(const pd_sample_params *p, const pd_sampler_option *o);
+/* get, with def replaced by def_means where the row has one: the value the sampler uses. */
+double pd_sampler_option_value(const pd_sample_params *p, const pd_sampler_option *o);
+void pd_sampler_option_set(pd_sample_params *p, const pd_sampler_option *o, double v);
+/* 0 if v is in the row's range (an integer for INT, 0 or 1 for BOOL); else -1 with a message
+ * ("0.9 is outside (0, 1]") in msg. */
+int pd_sampler_option_check(const pd_sampler_option *o, double v, char *msg, size_t cap);
+/* "ddim" or "dpmpp-2m, dpmpp-3m, unipc": the samplers that read any row named name. */
+void pd_sampler_option_readers(const char *name, char *out, size_t cap);
+
 /* Runs the sampler on a batch. x: in, the standard-normal noise z [n,C,H,W]; out, the samples.
  * seeds[i] is image i's seed (per-step noise of stochastic samplers uses pd_randn(seeds[i], step+1)).
  * The sigma grid's range defaults to the denoiser's when sched.sigma_min/max <= 0, and

@@ -55,16 +55,10 @@ pd_sample_params pd_sample_default_params(void) {
     p.sched.sigma_max = 0;
     p.steps = 18;                          /* EDM's CIFAR-10 setting, NFE 35 (docs/algorithms.md §S2.2) */
     p.nfe = 0;
-    p.eta = 0;
-    p.s_churn = 0;                         /* EDM Alg. 2 defaults: no churn, S_min 0, S_max inf */
-    p.s_tmin = 0;
-    p.s_tmax = INFINITY;
-    p.s_noise = 1;
-    p.max_order = 0;                       /* the sampler's own (samplers/multistep.h) */
-    p.lower_order_final = 1;               /* diff-sampler's rule (docs/algorithms.md §S3.1) */
-    p.thresholding = 0;                    /* off: it assumes data in [-1, 1] */
-    p.dpmpp_exact_d2 = 0;                  /* the reference codes' 3M coefficient (dpmpp.c) */
-    p.dpm2_r = 0;                          /* 1/2, the original DPM-Solver-2 */
+    /* The sampler options' defaults come from their table (samplers/options.c). */
+    int n_opts;
+    const pd_sampler_option *opts = pd_sampler_options(&n_opts);
+    for (int i = 0; i < n_opts; i++) pd_sampler_option_set(&p, &opts[i], opts[i].def);
     p.afs = 0;
     return p;
 }
@@ -212,28 +206,19 @@ static void run_layout(void *ctx, ar_arena *a) {
     r->sig = ar_take(a, sizeof(float) * (size_t)r->n);
 }
 
+/* Each option the sampler reads is in its table's range, or holds its default (samplers/options.c). */
 static int check_params(const pd_sample_params *q, pd_error *err) {
     const char *name = pd_sampler_name(q->sampler);
-    if (!isfinite(q->eta) || q->eta < 0)
-        return pd_fail(err, "%s: eta must be >= 0, got %g", name, q->eta);
-    if (!isfinite(q->s_churn) || q->s_churn < 0)
-        return pd_fail(err, "%s: s_churn must be >= 0, got %g", name, q->s_churn);
-    if (isnan(q->s_tmin) || isnan(q->s_tmax) || q->s_tmin < 0)
-        return pd_fail(err, "%s: need s_tmin >= 0 and s_tmax not NaN, got %g, %g", name, q->s_tmin,
-                       q->s_tmax);
-    if (!isfinite(q->s_noise) || q->s_noise < 0)
-        return pd_fail(err, "%s: s_noise must be >= 0, got %g", name, q->s_noise);
     if (q->afs != 0 && q->afs != 1) return pd_fail(err, "%s: afs must be 0 or 1, got %d", name, q->afs);
-    if (q->lower_order_final != 0 && q->lower_order_final != 1)
-        return pd_fail(err, "%s: lower_order_final must be 0 or 1, got %d", name, q->lower_order_final);
-    if (!(q->thresholding >= 0 && q->thresholding < 1))
-        return pd_fail(err, "%s: thresholding is a quantile in (0, 1) or 0 (off), got %g", name,
-                       q->thresholding);
-    if (!(q->dpm2_r >= 0 && q->dpm2_r <= 1))
-        return pd_fail(err, "%s: dpm2_r must be in (0, 1] (0 = 1/2), got %g", name, q->dpm2_r);
-    if (q->dpmpp_exact_d2 != 0 && q->dpmpp_exact_d2 != 1)
-        return pd_fail(err, "%s: dpmpp_exact_d2 must be 0 or 1, got %d", name, q->dpmpp_exact_d2);
-    if (q->max_order < 0) return pd_fail(err, "%s: max_order must be >= 0, got %d", name, q->max_order);
+    int n_opts;
+    const pd_sampler_option *opts = pd_sampler_options(&n_opts);
+    for (int i = 0; i < n_opts; i++) {
+        const pd_sampler_option *o = &opts[i];
+        double v = pd_sampler_option_get(q, o);
+        char msg[120];
+        if ((o->samplers & (1u << q->sampler)) && v != o->def && pd_sampler_option_check(o, v, msg, sizeof msg))
+            return pd_fail(err, "%s: %s: %s", name, o->field, msg);
+    }
     return 0;
 }
 

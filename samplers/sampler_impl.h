@@ -82,8 +82,8 @@ int pd_run_denoise(pd_run *r, const double *x, double sigma, int step);
 /* The same with AMED's feature tap of the call into features [n, feature_dim] (NULL: none);
  * an AFS answer writes nothing there. */
 int pd_run_denoise_features(pd_run *r, const double *x, double sigma, int step, float *features);
-/* The same with a sigma per image, sigma[n] (AMED calls the network at a_b s_b, samplers.md
- * §S4.2); one NFE. AFS, when pending, uses each image's sigma. */
+/* The same with a sigma per image, sigma[n] (AMED calls the network at a_b s_b,
+ * docs/algorithms.md §S4.2); one NFE. AFS, when pending, uses each image's sigma. */
 int pd_run_denoise_each(pd_run *r, const double *x, const double *sigma, int step);
 
 /* Per-image step noise into eps[total]: image b gets pd_randn_double(seeds[b], step + 1)

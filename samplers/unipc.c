@@ -1,5 +1,5 @@
-/* unipc.c — UniPC with the bh2 coefficients, data prediction in lambda = -ln sigma (samplers.md
- * docs/algorithms.md §S3.3; diff-sampler's unipc_sampler / unipc_update in the VE form). Step i (sigma_i ->
+/* unipc.c — UniPC with the bh2 coefficients, data prediction in lambda = -ln sigma (docs/algorithms.md
+ * §S3.3; diff-sampler's unipc_sampler / unipc_update in the VE form). Step i (sigma_i ->
  * sigma_{i+1}), order p from multistep.h's rule, h = ln(sigma_i/sigma_{i+1}), hh = -h,
  * phi1 = B = e^{hh} - 1 (bh2), r_k = ln(sigma_i/sigma_{i-k})/h < 0 and
  * D_k = (M_{i-k} - M_i)/r_k for k = 1..p-1:

@@ -53,11 +53,29 @@ static const char *num(char *t, double v) {
     return t;
 }
 
+/* The options the sampler reads, from the option table (pixdiff.h) in its order: "|key=value"
+ * by each row's key rule; a group ("|churn=10,0.05,50,1.003") only when its head is not default. */
+static void key_options(keybuf *kb, const pd_sample_params *p) {
+    int n;
+    const pd_sampler_option *t = pd_sampler_options(&n);
+    char a[40];
+    for (int i = 0; i < n; i++) {
+        const pd_sampler_option *o = &t[i];
+        if (!(o->samplers & (1u << p->sampler)) || o->key_rule == PD_OPT_KEY_MEMBER) continue;
+        if (o->key_rule != PD_OPT_KEY_ALWAYS && pd_sampler_option_get(p, o) == o->def) continue;
+        kadd(kb, "|%s=", o->key ? o->key : o->name);
+        for (int j = i; j < n && (j == i || t[j].key_rule == PD_OPT_KEY_MEMBER); j++) {
+            double v = pd_sampler_option_value(p, &t[j]);
+            if (t[j].type == PD_OPT_NUM) kadd(kb, "%s%s", j > i ? "," : "", num(a, v));
+            else kadd(kb, "%s%d", j > i ? "," : "", (int)v);
+        }
+    }
+}
+
 /* The sampler's part of a key: model, sampler, grid and the options the sampler reads. */
 static void key_sampler(keybuf *kb, const sw_model_facts *mf, const char *model, const pd_sample_params *p,
                         const char *predictor_sha, int steps) {
-    unsigned k = (unsigned)p->sampler;
-    char a[40], b[40], c[40], d[40];
+    char a[40], b[40];
     kadd(kb, "model=%s|sampler=%s|grid=%s", mf->known ? mf->identity : model,
          pd_sampler_name(p->sampler), pd_grid_name(p->sched.grid));
     if (p->sched.grid == PD_GRID_KARRAS || p->sched.grid == PD_GRID_VP_TIME)
@@ -67,15 +85,7 @@ static void key_sampler(keybuf *kb, const sw_model_facts *mf, const char *model,
         kadd(kb, "|sigma=%s..%s", num(a, p->sched.sigma_min > 0 ? p->sched.sigma_min : mf->sigma_min),
              num(b, p->sched.sigma_max > 0 ? p->sched.sigma_max : mf->sigma_max));
     else kadd(kb, "|sigma=model");
-    if (k == PD_SAMPLER_DDIM) kadd(kb, "|eta=%s", num(a, p->eta));
-    if (k == PD_SAMPLER_HEUN && p->s_churn > 0)
-        kadd(kb, "|churn=%s,%s,%s,%s", num(a, p->s_churn), num(b, p->s_tmin), num(c, p->s_tmax),
-             num(d, p->s_noise));
-    if (k == PD_SAMPLER_DPMPP_2M || k == PD_SAMPLER_DPMPP_3M || k == PD_SAMPLER_UNIPC)
-        kadd(kb, "|order=%d|lof=%d|thr=%s", p->max_order, p->lower_order_final, num(a, p->thresholding));
-    if (k == PD_SAMPLER_DPMPP_2M || k == PD_SAMPLER_DPMPP_3M) kadd(kb, "|d2=%d", p->dpmpp_exact_d2);
-    if (k == PD_SAMPLER_IPNDM) kadd(kb, "|order=%d", p->max_order);
-    if (k == PD_SAMPLER_DPM2) kadd(kb, "|r=%s", num(a, p->dpm2_r > 0 ? p->dpm2_r : 0.5));
+    key_options(kb, p);
     if (predictor_sha && *predictor_sha) kadd(kb, "|predictor=sha256:%s", predictor_sha);
     kadd(kb, "|afs=%d|steps=%d", p->afs, steps);
 }

@@ -15,6 +15,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -224,81 +225,52 @@ static const char *metric_name_i(int k) { return metric_table[k].name; }
 
 /* ------------------------------------------------------------------ sampler options */
 
-#define BIT(k) (1u << (k))
-#define DPMPP (BIT(PD_SAMPLER_DPMPP_2M) | BIT(PD_SAMPLER_DPMPP_3M))
-#define ALL_SAMPLERS ((1u << PD_SAMPLER_COUNT) - 1)
-
-typedef enum { O_NUM, O_INT, O_BOOL } opt_kind;
-typedef struct opt_row {
-    const char *key;
-    opt_kind kind;
-    unsigned samplers;       /* which samplers read it */
-    double lo, hi;
-    const char *readers;     /* for the message */
-} opt_row;
-
-/* Each option the samplers read (pd_sample_params), with the samplers that read it. */
-static const opt_row opt_rows[] = {
-    {"eta", O_NUM, BIT(PD_SAMPLER_DDIM), 0, 1e6, "ddim"},
-    {"churn", O_NUM, BIT(PD_SAMPLER_HEUN), 0, 1e6, "heun"},
-    {"s_tmin", O_NUM, BIT(PD_SAMPLER_HEUN), 0, INFINITY, "heun"},
-    {"s_tmax", O_NUM, BIT(PD_SAMPLER_HEUN), 0, INFINITY, "heun"},
-    {"s_noise", O_NUM, BIT(PD_SAMPLER_HEUN), 0, 1e6, "heun"},
-    {"max_order", O_INT, DPMPP | BIT(PD_SAMPLER_UNIPC) | BIT(PD_SAMPLER_IPNDM), 1, 4,
-     "dpmpp-2m, dpmpp-3m, unipc (1..3), ipndm (1..4)"},
-    {"lower_order_final", O_BOOL, DPMPP | BIT(PD_SAMPLER_UNIPC), 0, 1, "dpmpp-2m, dpmpp-3m, unipc"},
-    {"thresholding", O_NUM, DPMPP | BIT(PD_SAMPLER_UNIPC), 0, 0.999999, "dpmpp-2m, dpmpp-3m, unipc"},
-    {"exact_d2", O_BOOL, DPMPP, 0, 1, "dpmpp-2m, dpmpp-3m"},
-    {"r", O_NUM, BIT(PD_SAMPLER_DPM2), 1e-6, 1, "dpm2"},
-    {"afs", O_BOOL, ALL_SAMPLERS, 0, 1, "every sampler"},
-};
-#define N_OPT_ROWS ((int)(sizeof opt_rows / sizeof opt_rows[0]))
-
+/* options: {...} of a sampler entry: each key a row of the sampler option table (pixdiff.h) that
+ * this sampler reads, in its range; afs, for every sampler, is the one key outside the table. */
 static int parse_options(ctx *c, const yd_node *opts, int line, const char *where, sw_sampler *sm) {
     if (need_map(c, opts, line, where)) return -1;
     pd_sample_params *p = &sm->p;
     for (int i = 0; i < opts->n; i++) {
-        const opt_row *row = NULL;
-        for (int r = 0; r < N_OPT_ROWS && !row; r++)
-            if (!strcmp(opt_rows[r].key, opts->keys[i])) row = &opt_rows[r];
-        char path[320];
-        join(path, sizeof path, where, opts->keys[i]);
-        if (!row) {
-            static const char *known[N_OPT_ROWS + 1];
-            for (int r = 0; r < N_OPT_ROWS; r++) known[r] = opt_rows[r].key;
-            known[N_OPT_ROWS] = NULL;
+        const char *k = opts->keys[i];
+        char path[320], msg[160];
+        join(path, sizeof path, where, k);
+        if (!strcmp(k, "afs")) {
+            if (get_bool(c, opts, k, where, &p->afs, NULL)) return -1;
+            continue;
+        }
+        int exists;
+        const pd_sampler_option *row = pd_sampler_option_find(p->sampler, k, &exists);
+        if (!exists) {
+            int n;
+            const pd_sampler_option *t = pd_sampler_options(&n);
+            const char *known[40];
+            int m = 0;
+            for (int r = 0; r < n && m < 38; r++)
+                if (!r || strcmp(t[r].name, t[r - 1].name)) known[m++] = t[r].name;
+            known[m++] = "afs";
+            known[m] = NULL;
             return check_keys(c, opts, known, where);
         }
-        if (!(row->samplers & BIT(p->sampler)))
+        if (!row) {
+            pd_sampler_option_readers(k, msg, sizeof msg);
             return failf(c, opts->key_lines[i], path, "not read by the %s sampler (only %s)",
-                         pd_sampler_name(p->sampler), row->readers);
+                         pd_sampler_name(p->sampler), msg);
+        }
         double v = 0;
-        long long iv = 0;
-        int bv = 0;
-        if (row->kind == O_NUM &&
-            get_num(c, opts, row->key, where, row->lo, row->hi, isinf(row->hi), &v, NULL))
+        if (row->type == PD_OPT_BOOL) {
+            int bv = 0;
+            if (get_bool(c, opts, k, where, &bv, NULL)) return -1;
+            v = bv;
+        } else if (row->type == PD_OPT_INT) {
+            long long iv = 0;
+            if (get_int(c, opts, k, where, LLONG_MIN, LLONG_MAX, &iv, NULL)) return -1;
+            v = (double)iv;
+        } else if (get_num(c, opts, k, where, -INFINITY, INFINITY, isinf(row->hi), &v, NULL)) {
             return -1;
-        if (row->kind == O_INT &&
-            get_int(c, opts, row->key, where, (long long)row->lo, (long long)row->hi, &iv, NULL))
-            return -1;
-        if (row->kind == O_BOOL && get_bool(c, opts, row->key, where, &bv, NULL)) return -1;
-        const char *k = row->key;
-        if (!strcmp(k, "eta")) p->eta = v;
-        else if (!strcmp(k, "churn")) p->s_churn = v;
-        else if (!strcmp(k, "s_tmin")) p->s_tmin = v;
-        else if (!strcmp(k, "s_tmax")) p->s_tmax = v;
-        else if (!strcmp(k, "s_noise")) p->s_noise = v;
-        else if (!strcmp(k, "max_order")) {
-            int hi = p->sampler == PD_SAMPLER_IPNDM ? 4 : 3;
-            if (iv > hi)
-                return failf(c, opts->key_lines[i], path, "%lld is above %d, the %s sampler's highest order",
-                             iv, hi, pd_sampler_name(p->sampler));
-            p->max_order = (int)iv;
-        } else if (!strcmp(k, "lower_order_final")) p->lower_order_final = bv;
-        else if (!strcmp(k, "thresholding")) p->thresholding = v;
-        else if (!strcmp(k, "exact_d2")) p->dpmpp_exact_d2 = bv;
-        else if (!strcmp(k, "r")) p->dpm2_r = v;
-        else if (!strcmp(k, "afs")) p->afs = bv;
+        }
+        if (pd_sampler_option_check(row, v, msg, sizeof msg))
+            return failf(c, opts->key_lines[i], path, "%s (the %s sampler)", msg, pd_sampler_name(p->sampler));
+        pd_sampler_option_set(p, row, v);
     }
     if (p->s_tmin > p->s_tmax)
         return failf(c, line_of(opts, "s_tmin"), where, "s_tmin %g is above s_tmax %g", p->s_tmin, p->s_tmax);
@@ -308,7 +280,6 @@ static int parse_options(ctx *c, const yd_node *opts, int line, const char *wher
 /* The default series label: the name plus the options that differ from the defaults. */
 static void auto_label(sw_sampler *sm) {
     const pd_sample_params *p = &sm->p;
-    pd_sample_params d = pd_sample_default_params();
     char t[64];
     size_t len = (size_t)snprintf(sm->label, sizeof sm->label, "%s", pd_sampler_name(p->sampler));
 #define ADD(...)                                                                                   \
@@ -322,13 +293,15 @@ static void auto_label(sw_sampler *sm) {
         ADD(" rho=%s", t);
     }
     if (!p->sched.end_at_zero) ADD(" end=sigma-min");
-    if (p->eta != d.eta) ADD(" eta=%g", p->eta);
-    if (p->s_churn != d.s_churn) ADD(" churn=%g", p->s_churn);
-    if (p->max_order) ADD(" order=%d", p->max_order);
-    if (p->lower_order_final != d.lower_order_final) ADD(" lof=%d", p->lower_order_final);
-    if (p->thresholding > 0) ADD(" thr=%g", p->thresholding);
-    if (p->dpmpp_exact_d2) ADD(" exact-d2");
-    if (p->dpm2_r > 0) ADD(" r=%g", p->dpm2_r);
+    int n_opts;
+    const pd_sampler_option *rows = pd_sampler_options(&n_opts);
+    for (int i = 0; i < n_opts; i++) { /* the option table's label tokens, where not default */
+        const pd_sampler_option *o = &rows[i];
+        double v = pd_sampler_option_get(p, o);
+        if (!o->label || !(o->samplers & (1u << p->sampler)) || v == o->def) continue;
+        if (o->label[strlen(o->label) - 1] == '=') ADD(" %s%g", o->label, v);
+        else ADD(" %s", o->label);
+    }
     if (p->afs) ADD(" afs");
 #undef ADD
 }

@@ -737,16 +737,13 @@ static void make_record(jb_buf *b, run *R, const sw_cell *c, const pd_sample_par
     json_kv_str(b, "end", gm ? "" : q->sched.end_at_zero ? "zero" : "sigma-min");
     json_kv_num(b, "sigma_min", gm ? NAN : q->sched.sigma_min);
     json_kv_num(b, "sigma_max", gm ? NAN : q->sched.sigma_max);
-    json_kv_num(b, "eta", gm ? NAN : q->eta);
-    json_kv_num(b, "churn", gm ? NAN : q->s_churn);
-    json_kv_num(b, "s_tmin", gm ? NAN : q->s_tmin);
-    json_kv_num(b, "s_tmax", gm ? NAN : q->s_tmax);
-    json_kv_num(b, "s_noise", gm ? NAN : q->s_noise);
-    json_kv_num(b, "max_order", gm ? NAN : q->max_order);
-    json_kv_num(b, "lower_order_final", gm ? NAN : q->lower_order_final);
-    json_kv_num(b, "thresholding", gm ? NAN : q->thresholding);
-    json_kv_num(b, "exact_d2", gm ? NAN : q->dpmpp_exact_d2);
-    json_kv_num(b, "dpm2_r", gm ? NAN : q->dpm2_r > 0 ? q->dpm2_r : 0.5);
+    int n_opts;   /* the sampler option table's columns (pixdiff.h), one per record name */
+    const pd_sampler_option *opts = pd_sampler_options(&n_opts);
+    for (int i = 0; i < n_opts; i++) {
+        const char *col = opts[i].record ? opts[i].record : opts[i].name;
+        if (!i || strcmp(col, opts[i - 1].record ? opts[i - 1].record : opts[i - 1].name))
+            json_kv_num(b, col, gm ? NAN : pd_sampler_option_value(q, &opts[i]));
+    }
     json_kv_num(b, "afs", gm ? NAN : q->afs);
     json_kv_str(b, "shift", pd_shift_name(v->shift));
     json_kv_num(b, "shift_base", v->shift != PD_SHIFT_NONE ? q->sched.shift_base : NAN);

@@ -4,8 +4,8 @@
  * direct product), cosine (lambda range and uniform t); the end conventions (EDM: steps nonzero
  * sigmas + 0; AMED: steps + 1 sigmas down to sigma_min); strict monotonicity; the SNR shift
  * (scale multiplies by d/base; interp equals each shifted schedule at the t endpoints and the
- * geometric blend between); the noise schedules of schedules/noise.h (VP values from models.md
- * §M3.8, the iDDPM cosine table equal to EDM's u table reversed, cosine round trips); name tables;
+ * geometric blend between); the noise schedules of schedules/noise.h (VP values from
+ * docs/algorithms.md §M3.8, the iDDPM cosine table equal to EDM's u table reversed, cosine round trips); name tables;
  * and that bad inputs fail. */
 #include "pixdiff.h"
 #include "schedules/noise.h"
