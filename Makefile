@@ -8,7 +8,7 @@ DEPS := cmake gcc make pkg-config libopenblas-openmp-dev libfftw3-dev libpng-dev
         libssl-dev liblapacke-dev libplplot-dev plplot-driver-cairo dataset-fashion-mnist \
         openmpi-bin libopenmpi-dev
 
-.PHONY: all deps build run test bench install clean sanitize fuzz fuzz-deps
+.PHONY: all deps build run test bench install clean sanitize fuzz fuzz-deps fuzz-build fuzz-smoke
 all: build
 
 # Installs only what is missing; silent and prompt-free, so it is safe to run again.
@@ -45,7 +45,9 @@ install: build
 
 # Reliability (docs/testing.md "Testing"): the whole ctest suite built with ASan + UBSan (+ LSan,
 # with the suppressions of tests/sanitize/lsan.supp), and the libFuzzer harnesses of tests/fuzz/
-# run for FUZZ_SECONDS each from their seed corpora (clang; work and findings in FUZZ_WORK).
+# run for FUZZ_SECONDS each from their seed corpora (clang; work and findings in FUZZ_WORK),
+# FUZZ_JOBS of them side by side. `make fuzz-smoke` is CI's short run: every harness for
+# FUZZ_SMOKE_SECONDS from its seeds alone (a fresh work folder), so any finding is this tree's.
 SAN_BUILD    ?= build-asan
 # SAN_TESTS: a ctest -R regex to run part of the suite sanitized; SAN_EXCLUDE: a ctest -E regex
 # of tests left out (CI: e2e_install and e2e_mpi, docs/testing.md "Sanitizers").
@@ -54,6 +56,8 @@ SAN_EXCLUDE  ?=
 FUZZ_BUILD   ?= build-fuzz
 FUZZ_SECONDS ?= 15
 FUZZ_WORK    ?= $(FUZZ_BUILD)/fuzz-work
+FUZZ_JOBS    ?= $(JOBS)
+FUZZ_SMOKE_SECONDS ?= 15
 SAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:detect_stack_use_after_return=0 \
            LSAN_OPTIONS=suppressions=$(CURDIR)/tests/sanitize/lsan.supp:print_suppressions=0 \
            UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
@@ -66,10 +70,16 @@ sanitize: deps
 fuzz-deps:
 	@$(MAKE) --no-print-directory deps EXTRA_DEPS="clang libclang-rt-14-dev libomp-dev"
 
-fuzz: fuzz-deps
+fuzz-build: fuzz-deps
 	cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_COMPILER=clang -DPD_FUZZ=ON
 	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz_all
-	tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_WORK)
+
+fuzz: fuzz-build
+	FUZZ_JOBS=$(FUZZ_JOBS) tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_WORK)
+
+fuzz-smoke: fuzz-build
+	rm -rf $(FUZZ_BUILD)/smoke-work
+	FUZZ_JOBS=$(FUZZ_JOBS) tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SMOKE_SECONDS) $(FUZZ_BUILD)/smoke-work
 
 clean:
 	rm -rf $(BUILD) $(SAN_BUILD) $(FUZZ_BUILD)
