@@ -50,7 +50,7 @@ install: build
 # FUZZ_SMOKE_SECONDS from its seeds alone (a fresh work folder), so any finding is this tree's.
 SAN_BUILD    ?= build-asan
 # SAN_TESTS: a ctest -R regex to run part of the suite sanitized; SAN_EXCLUDE: a ctest -E regex
-# of tests left out (CI: e2e_install and e2e_mpi, docs/testing.md "Sanitizers").
+# of tests left out (CI runs them all).
 SAN_TESTS    ?=
 SAN_EXCLUDE  ?=
 FUZZ_BUILD   ?= build-fuzz

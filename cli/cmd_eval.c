@@ -368,12 +368,12 @@ int cmd_eval(int argc, char **argv) {
     eo.log = log_line;
     pd_eval *ev = NULL;
     pd_error err = {{0}};
-    /* Under mpirun rank 0 measures; the others only help sample. */
-    const int dist = pd_dist_size() > 1, lead = pd_dist_rank() == 0;
-    if (!sampling && !lead) return 0;
-    double t0 = cli_now();
+    /* Under mpirun rank 0 measures; the others only help sample, then free what they hold. */
     cli_fid fid;
     memset(&fid, 0, sizeof fid);
+    const int dist = pd_dist_size() > 1, lead = pd_dist_rank() == 0;
+    if (!sampling && !lead) goto done;
+    double t0 = cli_now();
     if (lead && inc) cli_fid_open(&fid, cmd, inception, prep, fid_ref, data_dir, quiet);
     else if (lead && pd_eval_create(&ev, clf, &eo, &err)) cli_die(1, cmd, "%s", err.msg);
     eval_run run = {cmd, ev, inc ? &fid : NULL, 0, 0, 0};
@@ -432,6 +432,7 @@ int cmd_eval(int argc, char **argv) {
         cli_progress_clear(&bar);
         H = fh;
         cli_free_names(names, count);
+        names = NULL;
         free(buf);
         free(labels);
     } else {
@@ -531,7 +532,7 @@ int cmd_eval(int argc, char **argv) {
             }
         }
         free(x), free(xr), free(want), free(classes);
-        if (!lead) return 0;
+        if (!lead) goto done;
     }
 
     /* ---- metrics */
@@ -663,6 +664,8 @@ int cmd_eval(int argc, char **argv) {
                t_sample, run.t_metrics, t_ref);
         if (!inc) printf("  reference         %d test images, %s\n", r.ref_n, r.ref_path);
     }
+done:
+    if (names) cli_free_names(names, count);
     pd_eval_free(ev);
     cli_fid_close(&fid);
     cli_denoiser_opts_free(&dopt);

@@ -17,6 +17,15 @@ set_target_properties(pixdiff_static PROPERTIES OUTPUT_NAME pixdiff)
 target_link_libraries(pixdiff_shared PRIVATE ${PD_EXTERNAL})
 target_link_libraries(pixdiff_static PUBLIC ${PD_EXTERNAL})
 target_include_directories(pixdiff_shared INTERFACE $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)
+# A sanitized library (PD_SANITIZE, `make sanitize`) needs ASan's runtime to come first in the
+# program that loads it, so pixdiff.pc and the CMake package of such a build ask every consumer to
+# link with the same -fsanitize flags (docs/testing.md "Sanitizers"); an ordinary build adds none.
+if(PD_SANITIZE)
+  set(PD_PC_SANITIZE " -fsanitize=address,undefined")
+  target_link_options(pixdiff_shared INTERFACE -fsanitize=address,undefined)
+else()
+  set(PD_PC_SANITIZE "")
+endif()
 
 # The build tree's data directory: build/share/pixdiff/{models,configs} link to the sources, so
 # build/pixdiff finds the shipped files the way an installed one does (core/data_dir.c).
