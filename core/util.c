@@ -85,11 +85,17 @@ int pd_sha256_file(const char *path, char hex[65], pd_error *err) {
     hex[0] = '\0';
     FILE *f = fopen(path, "rb");
     if (!f) return pd_fail(err, "%s: %s", path, strerror(errno));
+    /* Chunks of 1 MiB, or one chunk the size of a smaller regular file (+1 to see its end):
+     * a model of a few KB, loaded many times (the fuzzers), should not cost a 1 MiB buffer. */
+    size_t cap = (size_t)1 << 20;
+    struct stat st;
+    if (!fstat(fileno(f), &st) && S_ISREG(st.st_mode) && (unsigned long long)st.st_size < cap)
+        cap = (size_t)st.st_size + 1;
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    unsigned char *buf = malloc(1 << 20);
+    unsigned char *buf = malloc(cap);
     int ok = ctx && buf && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
     size_t got;
-    while (ok && (got = fread(buf, 1, 1 << 20, f)) > 0) ok = EVP_DigestUpdate(ctx, buf, got);
+    while (ok && (got = fread(buf, 1, cap, f)) > 0) ok = EVP_DigestUpdate(ctx, buf, got);
     int rerr = ferror(f);
     unsigned char md[32];
     unsigned int mdlen = 0;

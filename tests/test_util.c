@@ -1,5 +1,6 @@
-/* test_util — core/util.c: sha256 known answers (FIPS 180-2 "abc", the empty string, and the
- * one-million-'a' message, which spans several read chunks), aligned zeroed allocation, atomic
+/* test_util — core/util.c: sha256 known answers (FIPS 180-2 "abc", the empty string, the
+ * one-million-'a' message, read in one chunk, and three million 'a's, read in three 1 MiB chunks,
+ * checked against Python's hashlib), aligned zeroed allocation, atomic
  * writes (commit replaces the target, abort keeps the old file and removes the temporary one),
  * and a monotonic clock. */
 #include "core/util.h"
@@ -37,13 +38,18 @@ int main(void) {
     rc = pd_sha256_file(path, hex, &e);
     tu_check(rc == 0 && !strcmp(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
              "sha256(\"\") = %.16s...", hex);
-    char *a = malloc(1000000);
-    memset(a, 'a', 1000000);
+    char *a = malloc(3000000);
+    memset(a, 'a', 3000000);
     write_file(path, a, 1000000);
-    free(a);
     rc = pd_sha256_file(path, hex, &e);
     tu_check(rc == 0 && !strcmp(hex, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0"),
              "sha256(10^6 x 'a') = %.16s...", hex);
+    /* Larger than the 1 MiB read buffer: three chunks (value from Python's hashlib). */
+    write_file(path, a, 3000000);
+    free(a);
+    rc = pd_sha256_file(path, hex, &e);
+    tu_check(rc == 0 && !strcmp(hex, "2a152c894398719c0570f83fac34ac03a0f6e8e474b995c2403aa5434f7b9dd4"),
+             "sha256(3 x 10^6 x 'a'), read in 1 MiB chunks = %.16s...", hex);
     tu_check(pd_sha256_file("no/such/file", hex, &e) == -1 && hex[0] == '\0' &&
              !strcmp(e.msg, "no/such/file: No such file or directory"), "sha256 of a missing file");
 
