@@ -22,6 +22,7 @@
 #include "distill/optim.h"
 #include "distill/run_dir.h"
 #include "core/dist.h"
+#include "core/jsonbuf.h"
 #include "core/progress.h"
 #include "core/rng.h"
 #include "core/safetensors.h"
@@ -234,16 +235,29 @@ static int ckpt_save(trainer *t, const double *loss, pd_error *err) {
     int ndims[3] = {1, 1, 1};
     long long shapes[3][8] = {{(long long)t->np}, {(long long)t->np}, {(long long)t->np}};
     const float *data[3] = {t->pred->params, t->adam_m, t->adam_v};
-    char state[32768];   /* up to 1023 interval losses of 25 characters */
-    int len = snprintf(state, sizeof state,
-                       "{\"format\": " CKPT_FORMAT ", \"batches\": %lld, \"adam_t\": %lld, "
-                       "\"seconds\": %.17g, \"loss\": [", t->batches_done, t->adam_t, t->seconds);
-    for (int n = 0; n < t->steps && len < (int)sizeof state - 40; n++)
-        len += snprintf(state + len, sizeof state - len, "%s%.17g", n ? ", " : "", loss[n]);
-    snprintf(state + len, sizeof state - len, "]}");
+    /* The one JSON writer (core/jsonbuf.h); jb_num keeps a diverged loss (nan) readable. */
+    jb_buf state = {0};
+    jb_printf(&state, "{\"format\": " CKPT_FORMAT);
+    jb_key_int(&state, "batches", t->batches_done);
+    jb_key_int(&state, "adam_t", t->adam_t);
+    jb_key(&state, "seconds");
+    jb_num(&state, t->seconds);
+    jb_key(&state, "loss");
+    jb_printf(&state, "[");
+    for (int n = 0; n < t->steps; n++) {
+        if (n) jb_printf(&state, ", ");
+        jb_num(&state, loss[n]);
+    }
+    jb_printf(&state, "]}");
+    if (state.oom) {
+        jb_free(&state);
+        return pd_fail(err, "%s: out of memory for the checkpoint metadata", t->ckpt);
+    }
     const char *keys[3] = {"format", "pixdiff.amed_train", "pixdiff.amed_settings"};
-    const char *vals[3] = {"pt", state, t->settings};
-    return st_write(t->ckpt, 3, names, ndims, (const long long(*)[8])shapes, data, 3, keys, vals, err);
+    const char *vals[3] = {"pt", state.s, t->settings};
+    int rc = st_write(t->ckpt, 3, names, ndims, (const long long(*)[8])shapes, data, 3, keys, vals, err);
+    jb_free(&state);
+    return rc;
 }
 
 /* Restores everything ckpt_save wrote, the last batch's interval losses included: they become

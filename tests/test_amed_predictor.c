@@ -222,6 +222,25 @@ int main(void) {
         pd_amed_predictor_free(q);
     }
 
+    /* 5b. what the JSON writer must carry: a diverged run's final_loss (nan, kept as pixdiff
+     * reads it back) and a model name with a quote, a backslash and a tab (escaped) */
+    {
+        pd_amed_info i4 = make_info(0.01, 0);
+        i4.final_loss = NAN;
+        snprintf(i4.model_name, sizeof i4.model_name, "a \"b\" \\ c\td.safetensors");
+        pd_amed_predictor *w = NULL, *w2 = NULL;
+        const char *p4 = "test_amed_predictor_nan.safetensors";
+        int ok4 = pd_amed_predictor_create(&w, &i4, 3, 0, &err) == 0 &&
+                  pd_amed_predictor_save(w, p4, &err) == 0 && pd_amed_predictor_load(&w2, p4, &err) == 0;
+        tu_check(ok4 && isnan(pd_amed_predictor_info(w2)->final_loss) &&
+                     !strcmp(pd_amed_predictor_info(w2)->model_name, i4.model_name),
+                 "round trip of final_loss nan and model name '%s': %s", i4.model_name,
+                 ok4 ? "read back" : err.msg);
+        pd_amed_predictor_free(w);
+        pd_amed_predictor_free(w2);
+        remove(p4);
+    }
+
     /* 6. malformed files */
     {
         const char *bad = "test_amed_predictor_bad.safetensors";
