@@ -64,35 +64,11 @@ int tr_config_copy(tr_config *dst, const tr_config *src, pd_error *err) {
     return 0;
 }
 
-/* The model section: optional `preset`, then the pd_unet_config keys on top of it. The preset key
- * is stripped from a shallow copy of the map so the U-Net's strict key check sees only its keys. */
+/* The model section: optional `preset`, then the pd_unet_config keys on top of it. */
 static int parse_model(tr_config *c, const yd_doc *d, const yd_node *m, pd_error *err) {
     if (m->kind != YD_MAP)
         return pd_fail(err, "%s:%d: model: expected a mapping of keys", d->source, m->line);
-    char preset[64] = "";
-    if (yd_str(d, m, "preset", preset, sizeof preset, err)) return -1;
-    if (preset[0] && pd_unet_config_preset(&c->model, preset, err)) {
-        char inner[sizeof err->msg];
-        snprintf(inner, sizeof inner, "%s", err->msg);
-        const yd_node *v = yd_get(m, "preset");
-        return pd_fail(err, "%s:%d: model.preset: %s", d->source, v ? v->line : m->line, inner);
-    }
-    yd_node rest = *m;
-    yd_node *items[m->n > 0 ? m->n : 1];
-    char *keys[m->n > 0 ? m->n : 1];
-    int lines[m->n > 0 ? m->n : 1];
-    rest.n = 0;
-    for (int i = 0; i < m->n; i++) {
-        if (!strcmp(m->keys[i], "preset")) continue;
-        items[rest.n] = m->items[i];
-        keys[rest.n] = m->keys[i];
-        lines[rest.n] = m->key_lines ? m->key_lines[i] : m->line;
-        rest.n++;
-    }
-    rest.items = items;
-    rest.keys = keys;
-    rest.key_lines = lines;
-    if (unet_config_from_node(&c->model, d, &rest, err)) return -1;
+    if (unet_config_from_preset_map(&c->model, d, m, "model.", err)) return -1;
     if (unet_config_validate(&c->model, err)) {
         char inner[sizeof err->msg];
         snprintf(inner, sizeof inner, "%s", err->msg);

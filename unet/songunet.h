@@ -111,6 +111,10 @@ int unet_config_validate(const pd_unet_config *cfg, pd_error *err);
  * formats"); an unknown key or a wrongly typed value fails naming the key. Does not validate. */
 int unet_config_from_node(pd_unet_config *cfg, const struct yd_doc *doc,
                           const struct yd_node *map, pd_error *err);
+/* A map of those keys with an optional `preset: NAME` (config_presets.c): the preset as the base,
+ * then the other keys on top. A bad preset fails as "source:line: <key_prefix>preset: ...". */
+int unet_config_from_preset_map(pd_unet_config *cfg, const struct yd_doc *doc,
+                                const struct yd_node *map, const char *key_prefix, pd_error *err);
 /* The config as one-line JSON (the __metadata__["pixdiff.config"] value); returns the length,
  * or -1 if it does not fit in cap bytes. */
 int unet_config_to_json(const pd_unet_config *cfg, char *buf, size_t cap);
