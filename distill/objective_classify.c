@@ -6,6 +6,7 @@
  * scaled by 1/n because the loss averages over the batch.
  */
 #include "distill/objective_classify.h"
+#include "core/progress.h"
 #include "core/util.h"
 
 #include <math.h>
@@ -146,12 +147,9 @@ int tr_classify_report(tr_trainer *t, const pd_train_options *o, double *accurac
     t->model->params = live;
     if (rc) return -1;
     if (accuracy) *accuracy = acc;
-    if (o && o->log) {
-        char line[400];
-        snprintf(line, sizeof line, "test accuracy %.2f%% (cross-entropy %.4f) of the EMA weights "
-                 "on the %d t10k images at %lld images seen (%.1f s)", 100.0 * acc, ce, c->test.n,
-                 t->images_seen, pd_now() - t0);
-        o->log(o->user, line);
-    }
+    if (o)
+        pg_log(o->log, o->user, "test accuracy %.2f%% (cross-entropy %.4f) of the EMA weights on "
+               "the %d t10k images at %lld images seen (%.1f s)", 100.0 * acc, ce, c->test.n,
+               t->images_seen, pd_now() - t0);
     return 0;
 }
