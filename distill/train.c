@@ -10,6 +10,7 @@
 #include "distill/edm_init.h"
 #include "distill/grad_shares.h"
 #include "distill/objective_classify.h"
+#include "core/arena.h"
 #include "core/rng.h"
 #include "core/safetensors.h"
 #include "core/util.h"
@@ -66,6 +67,23 @@ static int check_data(const tr_trainer *t, pd_error *err) {
     return 0;
 }
 
+/* The two arenas (core/arena.h; pd_alloc zeroes them): EMA, Adam's m and v and the gradient
+ * (n_params each; the EMA first, so it is the allocation), and the batch buffers (y first). */
+static void state_layout(void *ctx, ar_arena *a) {
+    tr_trainer *t = ctx;
+    float **arr[] = {&t->ema, &t->adam_m, &t->adam_v, &t->grad};
+    for (size_t i = 0; i < sizeof arr / sizeof arr[0]; i++) *arr[i] = ar_take(a, sizeof(float) * t->n_params);
+}
+
+static void batch_layout(void *ctx, ar_arena *a) {
+    tr_trainer *t = ctx;
+    const size_t bc = sizeof(float) * (size_t)t->B * t->chw, b = sizeof(float) * (size_t)t->B;
+    float **bufs[] = {&t->y, &t->x, &t->D, &t->dD};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) *bufs[i] = ar_take(a, bc);
+    t->sigma = ar_take(a, b);
+    t->labels = ar_take(a, b * (size_t)(t->label_dim > 0 ? t->label_dim : 1));
+}
+
 int tr_create(tr_trainer **out, const tr_config *cfg, ds_dataset *data, pd_error *err) {
     *out = NULL;
     tr_trainer *t = calloc(1, sizeof *t);
@@ -80,12 +98,10 @@ int tr_create(tr_trainer **out, const tr_config *cfg, ds_dataset *data, pd_error
     if (tr_init_edm(t->model, c->seed, err)) goto fail;
     t->n_params = t->model->n_params;
     size_t np = t->n_params;
-    /* One arena for EMA, m, v and the gradient (DESIGN.md convention 1); pd_alloc zeroes it. */
-    t->ema = pd_alloc(4 * np * sizeof(float));
-    if (!t->ema) { pd_fail(err, "out of memory for the optimiser state (%zu params)", np); goto fail; }
-    t->adam_m = t->ema + np;
-    t->adam_v = t->adam_m + np;
-    t->grad = t->adam_v + np;
+    if (!ar_build(state_layout, t, NULL)) {
+        pd_fail(err, "out of memory for the optimiser state (%zu params)", np);
+        goto fail;
+    }
     memcpy(t->ema, t->model->params, np * sizeof(float));
 
     t->B = c->batch;
@@ -97,15 +113,9 @@ int tr_create(tr_trainer **out, const tr_config *cfg, ds_dataset *data, pd_error
                                  : unet_run_create(&t->run, t->model, t->B, t->H, 1, err))
         goto fail;
 
-    size_t bc = (size_t)t->B * t->chw, nl = (size_t)t->B * (t->label_dim > 0 ? t->label_dim : 1);
-    t->y = pd_alloc((4 * bc + (size_t)t->B + nl) * sizeof(float));
+    ar_build(batch_layout, t, NULL);
     t->idx = malloc((size_t)t->B * sizeof(int));
     if (!t->y || !t->idx) { pd_fail(err, "out of memory for the batch buffers"); goto fail; }
-    t->x = t->y + bc;
-    t->D = t->x + bc;
-    t->dD = t->D + bc;
-    t->sigma = t->dD + bc;
-    t->labels = t->sigma + t->B;
     if (ds_sampler_init(&t->sampler, t->data->n, c->seed, err)) goto fail;
     if (gs_plan_init(&t->shares, t->B, np, err)) goto fail;
     *out = t;
