@@ -208,7 +208,7 @@ static int setup(trainer *t, pd_error *err) {
     t->xout = d, d += BD;
     t->dsout = d;
     /* gradient shares (grad_shares.h): a fixed function of the batch, never of the ranks */
-    t->S = gs_shares(t->B);
+    t->S = gs_shares(t->B, GS_MAX_SHARES);   /* cheap here: the predictor's gradient only */
     long long lo, hi;
     dist_part(t->S, dist_rank(), &lo, &hi);
     t->s_lo = (int)lo;

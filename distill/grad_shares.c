@@ -14,7 +14,10 @@
 
 #include <string.h>
 
-int gs_shares(int B) { return B < GS_MAX_SHARES ? B : GS_MAX_SHARES; }
+int gs_shares(int B, int max_shares) {
+    int s = max_shares < GS_MAX_SHARES ? max_shares : GS_MAX_SHARES;
+    return B < s ? B : s;
+}
 
 uint64_t gs_dropout_seed(uint64_t seed, int share) {
     return seed + (uint64_t)share * 0x9E3779B97F4A7C15ull;   /* golden-ratio spacing of keys */
@@ -50,11 +53,12 @@ static int count_slots(int S, int lo, int hi) {
     return count_slots(S, lo, mid) + count_slots(S, mid, hi);
 }
 
-int gs_plan_init(gs_plan *p, int B, size_t np, pd_error *err) {
+int gs_plan_init(gs_plan *p, int B, int max_shares, size_t np, pd_error *err) {
     memset(p, 0, sizeof *p);
     if (B < 1) return pd_fail(err, "gradient shares: batch %d", B);
+    if (max_shares < 1) return pd_fail(err, "gradient shares: %d shares", max_shares);
     p->B = B;
-    p->S = gs_shares(B);
+    p->S = gs_shares(B, max_shares);
     p->np = np;
     long long lo, hi;
     dist_part(p->S, dist_rank(), &lo, &hi);

@@ -1,11 +1,11 @@
 /* grad_shares.h — a step's gradient as a fixed sum of per-share gradients, over the MPI ranks.
  *
- * Contract (docs/scale-out.md §2): the global batch of B images is cut into S = gs_shares(B)
- * shares, share j holding images floor(j B / S) .. floor((j+1) B / S) - 1 of the batch. A share's
+ * Contract (docs/scale-out.md §2): the global batch of B images is cut into S = gs_shares(B, max)
+ * shares (max: the config's `training.shares`), share j holding images floor(j B / S) .. floor((j+1) B / S) - 1 of the batch. A share's
  * gradient is computed on its own (a U-Net call on its images only, with the loss normalised by
  * the global B), and the step's gradient is the sum of the S share gradients along one fixed
  * binary tree (node [lo, hi) = [lo, mid) + [mid, hi), mid = lo + (hi - lo) / 2, leaves the shares).
- * S and the tree depend on B only, never on the number of ranks: with N ranks, rank r computes
+ * S and the tree depend on B and the config only, never on the number of ranks: with N ranks, rank r computes
  * the shares dist_part(S, r) (core/dist.h), the subtrees that lie inside one rank's shares are
  * added where they were computed, and the nodes that span ranks are added by the rank that owns
  * their first share after receiving the right half from its owner; the root is then broadcast.
@@ -22,11 +22,16 @@
 #include "pixdiff.h"
 #include <stddef.h>
 
-#define GS_MAX_SHARES 64   /* the most ranks a step can use; a batch of B < 64 has B shares */
+#define GS_MAX_SHARES 64     /* the most shares (so ranks) a step can have */
+#define GS_DEFAULT_SHARES 8  /* `training.shares` when a config does not say: each share is one
+                              * U-Net call, and a call on 8 images runs near batch-64 speed per
+                              * image while one on 1 image runs ~1.5x slower (docs/benchmarks.md,
+                              * "Training step"); 8 ranks can still share a step */
 #define GS_MAX_VALUES 4    /* per-share scalars */
 
-/* The shares of a batch of B images: min(B, GS_MAX_SHARES). */
-int gs_shares(int B);
+/* The shares of a batch of B images when the config allows at most max_shares:
+ * min(B, max_shares, GS_MAX_SHARES). */
+int gs_shares(int B, int max_shares);
 
 /* Computes share `share` (images first .. first + n - 1 of the batch): its gradient into grad
  * (zeroed by the caller, length np) and its scalars into values[GS_MAX_VALUES]. */
@@ -40,7 +45,7 @@ typedef struct gs_plan {
     float *buf;              /* (depth + slots) * np */
 } gs_plan;
 
-int gs_plan_init(gs_plan *p, int B, size_t np, pd_error *err);
+int gs_plan_init(gs_plan *p, int B, int max_shares, size_t np, pd_error *err);
 void gs_plan_free(gs_plan *p);
 
 /* One step's gradient into grad [np] (every rank) and the share scalars, summed in share order,

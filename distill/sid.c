@@ -124,7 +124,7 @@ int sid_create(sid_distiller **out, const sid_config *cfg, pd_model *teacher, pd
         pd_fail(err, "out of memory for the batch buffers");
         goto fail;
     }
-    if (gs_plan_init(&s->shares, s->B, np, err)) goto fail;
+    if (gs_plan_init(&s->shares, s->B, s->cfg.shares, np, err)) goto fail;
     *out = s;
     return 0;
 fail:
@@ -510,6 +510,7 @@ int sid_save_checkpoint(const sid_distiller *s, const char *path, pd_error *err)
     ck_meta_real(&m, "loss_psi", s->last_loss_psi, 9);
     ck_meta_real(&m, "loss_theta", s->last_loss_theta, 9);
     ck_meta_count(&m, "dropped", s->dropped);
+    ck_meta_count(&m, "shares", s->cfg.shares);
     ck_meta_config(&m, s->cfg.text, s->cfg.source);
     ck_meta_str(&m, "teacher", s->teacher->path);
     ck_meta_str(&m, "teacher_sha256", s->teacher_sha256);
@@ -549,6 +550,8 @@ int sid_load_checkpoint(sid_distiller *s, const char *path, pd_error *err) {
     int rc = -1;
     sid_config old;
     if (ck_config(&c, &old, err)) goto done;
+    /* Checkpoints from before `training.shares` existed were made with the most shares. */
+    if (ck_get_real(&c, "shares") == 0) old.shares = GS_MAX_SHARES;
     rc = sid_config_compatible(&old, &s->cfg, path, err);
     sid_config_free(&old);
     if (rc) goto done;

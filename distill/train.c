@@ -107,7 +107,7 @@ int tr_create(tr_trainer **out, const tr_config *cfg, ds_dataset *data, pd_error
     t->sigma = t->dD + bc;
     t->labels = t->sigma + t->B;
     if (ds_sampler_init(&t->sampler, t->data->n, c->seed, err)) goto fail;
-    if (gs_plan_init(&t->shares, t->B, np, err)) goto fail;
+    if (gs_plan_init(&t->shares, t->B, c->shares, np, err)) goto fail;
     *out = t;
     return 0;
 fail:
@@ -265,6 +265,7 @@ int tr_save_checkpoint(const tr_trainer *t, const char *path, pd_error *err) {
     ck_meta_init(&m, &tr_kind);
     ck_meta_position(&m, t->images_seen, t->step, t->seconds, t->cfg.seed);
     ck_meta_real(&m, "last_loss", t->last_loss, 9);
+    ck_meta_count(&m, "shares", t->cfg.shares);
     ck_meta_config(&m, t->cfg.text, t->cfg.source);
     if (ck_meta_model(&m, &t->cfg.model, path, err)) return -1;
     const float *data[4] = {t->model->params, t->ema, t->adam_m, t->adam_v};
@@ -293,6 +294,8 @@ int tr_load_checkpoint(tr_trainer *t, const char *path, pd_error *err) {
     int rc = -1;
     tr_config old;
     if (ck_config(&c, &old, err)) goto done;
+    /* Checkpoints from before `training.shares` existed were made with the most shares. */
+    if (ck_get_real(&c, "shares") == 0) old.shares = GS_MAX_SHARES;
     rc = tr_config_compatible(&old, &t->cfg, path, err);
     tr_config_free(&old);
     if (rc) goto done;

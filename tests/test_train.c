@@ -290,6 +290,9 @@ static void test_configs(void) {
     tu_check(parse_fails("data:\n  kind: imagenet\n", "bad.yaml:2", "data.kind", "imagenet"),
              "unknown data kind");
     tu_check(parse_fails("training:\n  batch: 0\n", "bad.yaml:2", "batch", NULL), "batch 0");
+    tu_check(parse_fails("training:\n  shares: 0\n", "bad.yaml:2", "shares", NULL), "shares 0");
+    tu_check(parse_fails("training:\n  shares: 65\n", "bad.yaml:2", "shares", NULL),
+             "shares above GS_MAX_SHARES");
     tu_check(parse_fails("model:\n  preset: huge\n", "bad.yaml:2", "huge", NULL), "unknown preset");
     tu_check(parse_fails("data:\n  kind: png-folder\n", "bad.yaml:2", "data.path", NULL),
              "png-folder without a path");
@@ -559,6 +562,21 @@ static void test_training(void) {
              "checkpoint of a different model: %s", e3.msg);
     tr_free(o);
     tr_config_free(&c2);
+    o = NULL;
+    /* A checkpoint whose step was cut into other gradient shares: the same model, other bits. */
+    strcpy(text2, tiny_yaml);
+    char *text3 = malloc(strlen(tiny_yaml) + 32);
+    char *at = strstr(text2, "  batch: 8\n") + strlen("  batch: 8\n");
+    snprintf(text3, strlen(tiny_yaml) + 32, "%.*s  shares: 2\n%s", (int)(at - text2), text2, at);
+    rc = tr_config_parse(&c2, text3, "shares2", &err) || tr_create(&o, &c2, &ds, &err) ||
+         tr_save_checkpoint(o, ck2, &err);
+    pd_error e4 = {""};
+    tu_check(rc == 0 && o->shares.S == 2 && tr_load_checkpoint(r, ck2, &e4) == -1 &&
+                 strstr(e4.msg, "training.shares"),
+             "checkpoint with other gradient shares: %s", e4.msg);
+    tr_free(o);
+    tr_config_free(&c2);
+    free(text3);
     free(text2);
     unlink(ck2);
     unlink(ck);
