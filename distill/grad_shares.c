@@ -69,14 +69,14 @@ int gs_plan_init(gs_plan *p, int B, int max_shares, size_t np, pd_error *err) {
     /* Scratch for each tree level, plus (with several ranks) this rank's finished subtrees; one
      * process sums straight into the caller's gradient. */
     size_t nbuf = (size_t)p->depth + 1 + (dist_size() > 1 ? (size_t)p->slots : 0);
-    p->buf = pd_alloc(nbuf * np * sizeof(float));
+    p->buf = core_alloc(nbuf * np * sizeof(float));
     if (!p->buf)
         return pd_fail(err, "out of memory for %zu gradient buffers of %zu values", nbuf, np);
     return 0;
 }
 
 void gs_plan_free(gs_plan *p) {
-    pd_free(p->buf);
+    core_free(p->buf);
     memset(p, 0, sizeof *p);
 }
 
