@@ -99,10 +99,10 @@ static void trainer_free(trainer *t) {
     amed_student_free(t->stu);
     pd_amed_predictor_free(t->pred);
     pd_model_free(t->model);
-    pd_free(t->z);
-    pd_free(t->tea);
-    pd_free(t->grad);
-    pd_free(t->shgrad);
+    core_free(t->z);
+    core_free(t->tea);
+    core_free(t->grad);
+    core_free(t->shgrad);
 }
 
 /* Resolves the options into info (kind, steps, AFS, grid, teacher) and checks them. */
@@ -186,9 +186,9 @@ static int setup(trainer *t, pd_error *err) {
     /* buffers: floats in one arena, the teacher states, the doubles */
     size_t BD = (size_t)t->B * t->dim, B = (size_t)t->B, ld = (size_t)(t->ld > 0 ? t->ld : 1);
     size_t nf = 3 * BD + B * ld + B + B * AMED_FEAT + 3 * t->np;
-    t->z = pd_alloc(sizeof(float) * nf);
-    t->tea = pd_alloc(sizeof(double) * BD * (size_t)t->steps);
-    t->grad = pd_alloc(sizeof(double) * (9 * BD + t->np));
+    t->z = core_alloc(sizeof(float) * nf);
+    t->tea = core_alloc(sizeof(double) * BD * (size_t)t->steps);
+    t->grad = core_alloc(sizeof(double) * (9 * BD + t->np));
     if (!t->z || !t->tea || !t->grad)
         return pd_fail(err, "amed train: out of memory for a batch of %d", t->B);
     float *f = t->z + BD;
@@ -214,7 +214,7 @@ static int setup(trainer *t, pd_error *err) {
     t->s_lo = (int)lo;
     t->s_hi = (int)hi;
     size_t sw = (size_t)t->S * (t->np + 2);
-    t->shgrad = pd_alloc(sizeof(double) * 2 * sw);
+    t->shgrad = core_alloc(sizeof(double) * 2 * sw);
     if (!t->shgrad) return pd_fail(err, "amed train: out of memory for %d gradient shares", t->S);
     t->shall = t->shgrad + sw;
 
@@ -361,7 +361,7 @@ static int run_batch(trainer *t, long long batch_index, double *loss, double *rm
         pd_randn(t->z + (size_t)b * dim, dim, t->o->seed, STREAM_NOISE + g);
         if (t->ld > 0) {
             float u;
-            pd_randu(&u, 1, t->o->seed, STREAM_LABEL + g);
+            rng_randu(&u, 1, t->o->seed, STREAM_LABEL + g);
             int cls = (int)(u * t->ld);
             if (cls >= t->ld) cls = t->ld - 1;
             float *l = t->labels + (size_t)b * t->ld;
@@ -504,12 +504,12 @@ int pd_amed_train(const pd_amed_train_options *o, pd_error *err) {
 
     long long total_batches = (o->images + t.B - 1) / t.B, total = total_batches * t.B;
     long long start_batches = t.batches_done;
-    double t_start = pd_now();
+    double t_start = core_now();
     while (t.batches_done < total_batches) {
-        double tb = pd_now();
+        double tb = core_now();
         if (run_batch(&t, t.batches_done, loss, rmean, err)) goto done;
         t.batches_done++;
-        t.seconds += pd_now() - tb;
+        t.seconds += core_now() - tb;
         if (dist_rank() == 0 && ckpt_save(&t, loss, err)) goto done;
         if (o->progress) {
             /* rate and ETA of this session (a resumed run starts its clock again) */

@@ -76,14 +76,14 @@ int gs_plan_init(gs_plan *p, int B, int max_shares, int max_workers, size_t np, 
     while (W > 1 && (size_t)(W - 1) * per_worker > GS_WORKER_BYTES) W--;
     p->workers = W;
     nbuf += (size_t)(W - 1) * (p->depth + 2);
-    p->buf = pd_alloc(nbuf * np * sizeof(float));
+    p->buf = core_alloc(nbuf * np * sizeof(float));
     if (!p->buf)
         return pd_fail(err, "out of memory for %zu gradient buffers of %zu values", nbuf, np);
     return 0;
 }
 
 void gs_plan_free(gs_plan *p) {
-    pd_free(p->buf);
+    core_free(p->buf);
     memset(p, 0, sizeof *p);
 }
 

@@ -30,8 +30,8 @@ void sid_free(sid_distiller *s) {
     pd_model_free(s->teacher);
     pd_model_free(s->psi);
     pd_model_free(s->gen);
-    pd_free(s->theta_ema);
-    pd_free(s->z);
+    core_free(s->theta_ema);
+    core_free(s->z);
     gs_plan_free(&s->shares);
     sid_config_free(&s->cfg);
     free(s);
@@ -152,7 +152,7 @@ void sid_draw(sid_distiller *s, long long first, int n, int theta) {
     for (int i = 0; i < n; i++) {
         uint64_t g = (uint64_t)(first + i);
         float u[4];
-        pd_randu(u, 4, c->seed, sa + g);
+        rng_randu(u, 4, c->seed, sa + g);
         if (theta) {
             /* u ~ U(0, tmax/1000) on the Karras schedule (§M1.4). */
             s->sigma[i] = (float)sid_karras_sigma((double)u[0] * c->tmax / 1000.0);
@@ -427,13 +427,13 @@ int sid_init_generator(sid_distiller *s, const pd_model *g, long long warmup_ima
 int sid_warmup_iteration(sid_distiller *s, double *loss_psi, pd_error *err) {
     if (s->warm_seen >= s->warm_total)
         return pd_fail(err, "sid: the fake-score warm-up is done (%lld images)", s->warm_total);
-    double t0 = pd_now();
+    double t0 = core_now();
     long long it = s->warm_seen / s->B;
     if (psi_update(s, SID_WARM_IMAGE0 + s->warm_seen, SID_STREAM_DROP_WARM + (uint64_t)it,
                    loss_psi, err))
         return -1;
     s->warm_seen += s->B;
-    s->seconds += pd_now() - t0;
+    s->seconds += core_now() - t0;
     return 0;
 }
 
@@ -455,11 +455,11 @@ int sid_theta_update(sid_distiller *s, double *loss, pd_error *err) {
 }
 
 int sid_iteration(sid_distiller *s, double *loss_psi, double *loss_theta, pd_error *err) {
-    double t0 = pd_now();
+    double t0 = core_now();
     if (sid_psi_update(s, loss_psi, err) || sid_theta_update(s, loss_theta, err)) return -1;
     s->images_seen += s->B;
     s->step++;
-    s->seconds += pd_now() - t0;
+    s->seconds += core_now() - t0;
     return 0;
 }
 

@@ -27,8 +27,8 @@ void tr_free(tr_trainer *t) {
     for (int k = 1; k < GS_MAX_SHARES; k++) unet_run_free(t->wrun[k]);
     tr_classify_free(t->cls);
     pd_model_free(t->model);
-    pd_free(t->ema);
-    pd_free(t->y);
+    core_free(t->ema);
+    core_free(t->y);
     free(t->idx);
     ds_sampler_free(&t->sampler);
     gs_plan_free(&t->shares);
@@ -81,8 +81,8 @@ int tr_create(tr_trainer **out, const tr_config *cfg, ds_dataset *data, pd_error
     if (tr_init_edm(t->model, c->seed, err)) goto fail;
     t->n_params = t->model->n_params;
     size_t np = t->n_params;
-    /* One arena for EMA, m, v and the gradient (DESIGN.md convention 1); pd_alloc zeroes it. */
-    t->ema = pd_alloc(4 * np * sizeof(float));
+    /* One arena for EMA, m, v and the gradient (DESIGN.md convention 1); core_alloc zeroes it. */
+    t->ema = core_alloc(4 * np * sizeof(float));
     if (!t->ema) { pd_fail(err, "out of memory for the optimiser state (%zu params)", np); goto fail; }
     t->adam_m = t->ema + np;
     t->adam_v = t->adam_m + np;
@@ -99,7 +99,7 @@ int tr_create(tr_trainer **out, const tr_config *cfg, ds_dataset *data, pd_error
         goto fail;
 
     size_t bc = (size_t)t->B * t->chw, nl = (size_t)t->B * (t->label_dim > 0 ? t->label_dim : 1);
-    t->y = pd_alloc((4 * bc + (size_t)t->B + nl) * sizeof(float));
+    t->y = core_alloc((4 * bc + (size_t)t->B + nl) * sizeof(float));
     t->idx = malloc((size_t)t->B * sizeof(int));
     if (!t->y || !t->idx) { pd_fail(err, "out of memory for the batch buffers"); goto fail; }
     t->x = t->y + bc;
@@ -161,7 +161,7 @@ int tr_edm_loss(unet_run *run, const float *x, const float *y, const float *sigm
 static void image_draws(const tr_config *c, uint64_t seed, long long g, float *sigma, int *drop,
                         int *flip) {
     float u[4];
-    pd_randu(u, 4, seed, TR_STREAM_AUX + (uint64_t)g);
+    rng_randu(u, 4, seed, TR_STREAM_AUX + (uint64_t)g);
     double z = sqrt(-2.0 * log((double)u[0])) * cos(6.283185307179586 * u[1]);
     *sigma = (float)exp(c->p_mean + c->p_std * z);
     *drop = u[2] < c->label_dropout;
@@ -230,14 +230,14 @@ static int step_share(void *user, int share, int worker, int first, int n, float
 }
 
 int tr_step(tr_trainer *t, double *loss, pd_error *err) {
-    double t0 = pd_now();
+    double t0 = core_now();
     const tr_config *c = &t->cfg;
-    double L = 0, t1 = pd_now();
+    double L = 0, t1 = core_now();
     /* The batch's gradient: its shares summed along a fixed tree, over the ranks of an mpirun
      * job or in this process alone, the same bits either way (grad_shares.h). */
     if (!t->cls) batch_indices(t, t->images_seen, t->B, 0, 0);
     if (gs_run(&t->shares, step_share, t, t->grad, &L, 1, err)) return -1;
-    t->t_fwdbwd += pd_now() - t1;
+    t->t_fwdbwd += core_now() - t1;
 
     /* docs/algorithms.md §M1.4: nan -> 0, +-inf -> +-1e5 before the optimiser, then optional clipping. */
     t->nonfinite += opt_sanitize(t->grad, t->n_params);
@@ -252,7 +252,7 @@ int tr_step(tr_trainer *t, double *loss, pd_error *err) {
     t->step++;
     t->last_loss = t->cls ? L : L / (double)t->chw;   /* cross-entropy, or EDM per pixel */
     if (loss) *loss = t->last_loss;
-    double dt = pd_now() - t0;
+    double dt = core_now() - t0;
     t->t_step += dt;
     t->seconds += dt;
     return 0;

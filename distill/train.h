@@ -6,7 +6,7 @@
  * function of the run seed and a position (Philox, core/rng.h):
  *   image g of the run (g = images_seen + i): its dataset index (dataset.h epoch shuffle), its
  *     noise n (pd_randn stream TR_STREAM_NOISE + g), and its ln sigma, label drop and flip
- *     (pd_randu stream TR_STREAM_AUX + g, words 0-1 Box-Muller, 2, 3);
+ *     (rng_randu stream TR_STREAM_AUX + g, words 0-1 Box-Muller, 2, 3);
  *   step s: the dropout masks (unet_opts.dropout_stream = TR_STREAM_DROPOUT + s, from which the
  *     U-Net derives one stream per block; key gs_dropout_seed(seed, share) for each of the
  *     step's gradient shares, distill/grad_shares.h).

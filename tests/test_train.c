@@ -182,9 +182,9 @@ static void test_fashion(void) {
     pd_error err = {""};
     struct stat st;
     if (stat(DS_FASHION_DIR "/t10k-images-idx3-ubyte.gz", &st) == 0) {
-        double t0 = pd_now();
+        double t0 = core_now();
         int rc = ds_load_fashion_mnist(&ds, NULL, 0, &err);
-        double dt = pd_now() - t0;
+        double dt = core_now() - t0;
         tu_check(rc == 0 && ds.n == 10000 && ds.C == 1 && ds.H == 32 && ds.W == 32 && ds.labels,
                  "Fashion-MNIST t10k: 10000 x 1x32x32 in %.2f s (%s)", dt, err.msg);
         if (rc == 0) {
@@ -368,7 +368,7 @@ static void test_gradient(void) {
     double ref[MAXP];
     int np = 0;
     for (int ti = 0; ti < m->n_tensors && np + 3 <= MAXP; ti++) {
-        const pd_tensor_info *t = &m->tensors[ti];
+        const unet_tensor_info *t = &m->tensors[ti];
         if (!strstr(t->name, ".weight") || strstr(t->name, "norm")) continue;
         for (int k = 0; k < 3; k++) {
             size_t best = t->offset + (k * t->numel) / 3;
@@ -418,7 +418,7 @@ static void test_init(void) {
     }
     int ok = 1, n_zero = 0;
     for (int i = 0; i < m->n_tensors; i++) {
-        const pd_tensor_info *t = &m->tensors[i];
+        const unet_tensor_info *t = &m->tensors[i];
         const float *p = m->params + t->offset;
         float mx = 0;
         for (size_t k = 0; k < t->numel; k++) mx = fmaxf(mx, fabsf(p[k]));
@@ -457,7 +457,7 @@ static void test_training(void) {
         tu_check(0, "tr_create: %s", err.msg);
         goto out;
     }
-    double e0, e1, first = 0, last = 0, t0 = pd_now();
+    double e0, e1, first = 0, last = 0, t0 = core_now();
     tr_eval_loss(t, 8, 99, &e0, &err);
     const int steps = 120;
     for (int s = 0; s < steps; s++) {
@@ -467,7 +467,7 @@ static void test_training(void) {
         if (s >= steps - 10) last += l / 10;
     }
     tr_eval_loss(t, 8, 99, &e1, &err);
-    double dt = pd_now() - t0;
+    double dt = core_now() - t0;
     tu_check(e1 < 0.6 * e0 && last < first,
              "tiny model learns: eval loss %.4f -> %.4f, train loss %.4f -> %.4f (%d steps, "
              "%.2f s, %.0f%% in forward/backward)", e0, e1, first, last, steps, dt,
