@@ -124,7 +124,7 @@ int sid_create(sid_distiller **out, const sid_config *cfg, pd_model *teacher, pd
         pd_fail(err, "out of memory for the batch buffers");
         goto fail;
     }
-    if (gs_plan_init(&s->shares, s->B, s->cfg.shares, np, err)) goto fail;
+    if (gs_plan_init(&s->shares, s->B, s->cfg.shares, 1, np, err)) goto fail;
     *out = s;
     return 0;
 fail:
@@ -340,8 +340,9 @@ typedef struct share_ctx {
     uint64_t stream;         /* the step's dropout stream */
 } share_ctx;
 
-static int step_share(void *user, int share, int first, int n, float *grad, double *values,
-                      pd_error *err) {
+static int step_share(void *user, int share, int worker, int first, int n, float *grad,
+                      double *values, pd_error *err) {
+    (void)worker;   /* one worker: the plan below asks for no more */
     share_ctx *x = user;
     sid_distiller *s = x->s;
     sid_draw(s, x->image0 + first, n, x->theta);

@@ -24,6 +24,7 @@
 void tr_free(tr_trainer *t) {
     if (!t) return;
     unet_run_free(t->run);
+    for (int k = 1; k < GS_MAX_SHARES; k++) unet_run_free(t->wrun[k]);
     tr_classify_free(t->cls);
     pd_model_free(t->model);
     core_free(t->ema);
@@ -107,7 +108,14 @@ int tr_create(tr_trainer **out, const tr_config *cfg, ds_dataset *data, pd_error
     t->sigma = t->dD + bc;
     t->labels = t->sigma + t->B;
     if (ds_sampler_init(&t->sampler, t->data->n, c->seed, err)) goto fail;
-    if (gs_plan_init(&t->shares, t->B, c->shares, np, err)) goto fail;
+    /* A denoiser's shares run on parallel workers, each with a run sized for one share; the
+     * classifier's objective keeps one share at a time. */
+    if (gs_plan_init(&t->shares, t->B, c->shares, t->cls ? 1 : pd_get_threads(), np, err))
+        goto fail;
+    for (int k = 1; k < t->shares.workers; k++)
+        if (unet_run_create(&t->wrun[k], t->model, (t->B + t->shares.S - 1) / t->shares.S, t->H, 1,
+                            err))
+            goto fail;
     *out = t;
     return 0;
 fail:
@@ -160,18 +168,24 @@ static void image_draws(const tr_config *c, uint64_t seed, long long g, float *s
     *flip = c->flip && u[3] < 0.5f;
 }
 
-/* Fills y, x = y + sigma n, sigma and labels for images first .. first+n-1 of the stream.
- * ordered = 1 reads dataset images in index order (evaluation) instead of the shuffled stream. */
-static void build_batch(tr_trainer *t, long long first, int n, uint64_t seed, int ordered,
-                        int train) {
+/* Dataset indices of images first .. first+n-1 into t->idx[at ..]: the shuffled stream, or
+ * (ordered = 1, evaluation) the dataset in index order. Not thread-safe (the sampler caches an
+ * epoch), so a step fills the whole batch's before its shares run. */
+static void batch_indices(tr_trainer *t, long long first, int n, int ordered, int at) {
     for (int i = 0; i < n; i++)
-        t->idx[i] = ordered ? (int)((first + i) % t->data->n)
-                            : ds_sampler_index(&t->sampler, first + i);
+        t->idx[at + i] = ordered ? (int)((first + i) % t->data->n)
+                                 : ds_sampler_index(&t->sampler, first + i);
+}
+
+/* Fills y, x = y + sigma n, sigma and labels for images first .. first+n-1 of the stream, from
+ * the indices t->idx[at ..], into the batch buffers from position `at` on (a share writes its
+ * own part of the batch, so parallel shares do not meet). */
+static void build_batch(tr_trainer *t, long long first, int n, uint64_t seed, int train, int at) {
     const tr_config *c = &t->cfg;
     const int L = t->label_dim;
     #pragma omp parallel for schedule(static)
-    for (int i = 0; i < n; i++) {
-        long long g = first + i;
+    for (int i = at; i < at + n; i++) {
+        long long g = first + (i - at);
         int drop, flip;
         image_draws(c, seed, g, &t->sigma[i], &drop, &flip);
         if (!train) drop = flip = 0;
@@ -191,24 +205,28 @@ static void build_batch(tr_trainer *t, long long first, int n, uint64_t seed, in
 
 /* One share of the step (grad_shares.h): its images of the batch stream, its dropout key, the
  * loss normalised by the global batch. */
-static int step_share(void *user, int share, int first, int n, float *grad, double *values,
-                      pd_error *err) {
+static int step_share(void *user, int share, int worker, int first, int n, float *grad,
+                      double *values, pd_error *err) {
     tr_trainer *t = user;
     const tr_config *c = &t->cfg;
-    build_batch(t, t->images_seen + first, n, c->seed, 0, 1);
     unet_opts opts;
     memset(&opts, 0, sizeof opts);
     opts.train = 1;
     opts.dropout_seed = gs_dropout_seed(c->seed, share);
     opts.dropout_stream = TR_STREAM_DROPOUT + (uint64_t)t->step;
-    if (t->cls) {
+    if (t->cls) {   /* one worker (tr_create); its buffers from position 0 */
+        batch_indices(t, t->images_seen + first, n, 0, 0);
+        build_batch(t, t->images_seen + first, n, c->seed, 1, 0);
         t->cls->norm = t->B;
         int rc = tr_classify_batch(t->cls, t->y, t->data, t->idx, n, &opts, grad, &values[0], err);
         t->cls->norm = 0;
         return rc;
     }
-    return tr_edm_loss(t->run, t->x, t->y, t->sigma, t->label_dim > 0 ? t->labels : NULL, n, t->B,
-                       t->chw, c->sigma_data, &opts, t->D, t->dD, grad, &values[0], err);
+    build_batch(t, t->images_seen + first, n, c->seed, 1, first);
+    size_t o = (size_t)first * t->chw;
+    return tr_edm_loss(worker ? t->wrun[worker] : t->run, t->x + o, t->y + o, t->sigma + first,
+                       t->label_dim > 0 ? t->labels + (size_t)first * t->label_dim : NULL, n, t->B,
+                       t->chw, c->sigma_data, &opts, t->D + o, t->dD + o, grad, &values[0], err);
 }
 
 int tr_step(tr_trainer *t, double *loss, pd_error *err) {
@@ -217,6 +235,7 @@ int tr_step(tr_trainer *t, double *loss, pd_error *err) {
     double L = 0, t1 = core_now();
     /* The batch's gradient: its shares summed along a fixed tree, over the ranks of an mpirun
      * job or in this process alone, the same bits either way (grad_shares.h). */
+    if (!t->cls) batch_indices(t, t->images_seen, t->B, 0, 0);
     if (gs_run(&t->shares, step_share, t, t->grad, &L, 1, err)) return -1;
     t->t_fwdbwd += core_now() - t1;
 
@@ -242,7 +261,8 @@ int tr_step(tr_trainer *t, double *loss, pd_error *err) {
 int tr_eval_loss(tr_trainer *t, int n, uint64_t eval_seed, double *loss, pd_error *err) {
     if (n > t->B) n = t->B;
     if (n < 1) return pd_fail(err, "tr_eval_loss: n must be >= 1");
-    build_batch(t, 0, n, eval_seed, 1, 0);
+    batch_indices(t, 0, n, 1, 0);
+    build_batch(t, 0, n, eval_seed, 0, 0);
     unet_opts opts;
     memset(&opts, 0, sizeof opts);
     double L;

@@ -46,6 +46,7 @@ typedef struct tr_trainer {
     float *ema, *adam_m, *adam_v, *grad;   /* [n_params] each, one arena */
     size_t n_params;
     unet_run *run;                         /* the denoiser's run; NULL for a classifier */
+    unet_run *wrun[GS_MAX_SHARES];         /* runs of gradient-share workers 1.. (0 uses run) */
     struct tr_classify *cls;               /* a classifier's objective (objective_classify.h) */
     ds_dataset *data;
     ds_dataset data_owned;

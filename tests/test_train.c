@@ -503,6 +503,28 @@ static void test_training(void) {
              "resume: params, EMA, Adam m and v bit-identical after %d steps (%zu params)", K, np);
     tu_check(!same(a->model->params, a->ema, np), "EMA differs from the live weights");
 
+    /* Shares computed on parallel workers (grad_shares.h) give the bits of one share at a time:
+     * the batch of 8 in 8 shares, and in 3 uneven shares (2, 3, 3 images) cut 1 + 2. */
+    for (int variant = 0; variant < 2; variant++) {
+        tr_config cv;
+        char text[2048];
+        snprintf(text, sizeof text, "%s%s", tiny_yaml, variant ? "  shares: 3\n" : "");
+        tr_trainer *w1 = NULL, *w2 = NULL;
+        pd_set_threads(1);
+        int rv = tr_config_parse(&cv, text, "tiny", &err) || tr_create(&w1, &cv, &ds, &err);
+        for (int s = 0; s < 3 && !rv; s++) rv = tr_step(w1, NULL, &err);
+        pd_set_threads(2);
+        rv = rv || tr_create(&w2, &cv, &ds, &err);
+        for (int s = 0; s < 3 && !rv; s++) rv = tr_step(w2, NULL, &err);
+        tu_check(rv == 0 && w1->shares.workers == 1 && w2->shares.workers == 2 &&
+                     same(w1->model->params, w2->model->params, np) &&
+                     same(w1->adam_v, w2->adam_v, np) && w1->last_loss == w2->last_loss,
+                 "%d shares: 2 workers train the bits of 1 (%s)", variant ? 3 : 8, err.msg);
+        tr_free(w1);
+        tr_free(w2);
+        if (!rv) tr_config_free(&cv);
+    }
+
     /* Export: the EMA weights as a model that loads like any other. */
     pd_model *loaded = NULL;
     rc = tr_export(a, model, &err) || pd_model_load(&loaded, model, &err);
