@@ -101,7 +101,7 @@ static void trainer_free(trainer *t) {
     amed_student_free(t->stu);
     pd_amed_predictor_free(t->pred);
     pd_model_free(t->model);
-    pd_free(t->z);
+    core_free(t->z);
 }
 
 /* Resolves the options into info (kind, steps, AFS, grid, teacher) and checks them. */
@@ -148,7 +148,7 @@ static int resolve(trainer *t, pd_error *err) {
     return 0;
 }
 
-/* The one arena (core/arena.h; pd_alloc zeroes it, so Adam starts from 0): the batch's floats
+/* The one arena (core/arena.h; core_alloc zeroes it, so Adam starts from 0): the batch's floats
  * (z first, so it is the allocation), the teacher states, the doubles, and the gradient shares
  * [S][np + 2] twice (this rank's, and the gather space). */
 static void trainer_layout(void *ctx, ar_arena *a) {
@@ -211,7 +211,7 @@ static int setup(trainer *t, pd_error *err) {
     if (pd_sigma_grid(t->sig, t->steps, &sp, err)) return -1;
 
     /* gradient shares (grad_shares.h): a fixed function of the batch, never of the ranks */
-    t->S = gs_shares(t->B);
+    t->S = gs_shares(t->B, GS_MAX_SHARES);   /* cheap here: the predictor's gradient only */
     long long lo, hi;
     dist_part(t->S, dist_rank(), &lo, &hi);
     t->s_lo = (int)lo;
@@ -376,7 +376,7 @@ static int run_batch(trainer *t, long long batch_index, double *loss, double *rm
         pd_randn(t->z + (size_t)b * dim, dim, t->o->seed, STREAM_NOISE + g);
         if (t->ld > 0) {
             float u;
-            pd_randu(&u, 1, t->o->seed, STREAM_LABEL + g);
+            rng_randu(&u, 1, t->o->seed, STREAM_LABEL + g);
             int cls = (int)(u * t->ld);
             if (cls >= t->ld) cls = t->ld - 1;
             float *l = t->labels + (size_t)b * t->ld;
@@ -519,12 +519,12 @@ int pd_amed_train(const pd_amed_train_options *o, pd_error *err) {
 
     long long total_batches = (o->images + t.B - 1) / t.B, total = total_batches * t.B;
     long long start_batches = t.batches_done;
-    double t_start = pd_now();
+    double t_start = core_now();
     while (t.batches_done < total_batches) {
-        double tb = pd_now();
+        double tb = core_now();
         if (run_batch(&t, t.batches_done, loss, rmean, err)) goto done;
         t.batches_done++;
-        t.seconds += pd_now() - tb;
+        t.seconds += core_now() - tb;
         if (dist_rank() == 0 && ckpt_save(&t, loss, err)) goto done;
         if (o->progress) {
             /* rate and ETA of this session (a resumed run starts its clock again) */

@@ -7,6 +7,7 @@
  */
 #include "distill/train_config.h"
 #include "distill/config_sections.h"
+#include "distill/grad_shares.h"
 #include "distill/dataset.h"
 #include "unet/songunet.h"
 
@@ -38,6 +39,7 @@ tr_config tr_config_default(void) {
     c.sigma_data = NAN;           /* NAN = take the model's sigma_data */
     c.label_dropout = 0.1;
     c.batch = 64;
+    c.shares = GS_DEFAULT_SHARES;
     c.duration_images = 1000000;
     c.checkpoint_images = 50000;
     c.snapshot_images = 0;
@@ -94,7 +96,7 @@ int tr_config_parse(tr_config *c, const char *text, const char *source, pd_error
     static const char *const k_opt[] = {"lr", "betas", "eps", "warmup_images", "grad_clip", NULL};
     static const char *const k_loss[] = {"p_mean", "p_std", "sigma_data", "label_dropout", NULL};
     static const char *const k_train[] = {"batch", "duration_images", "checkpoint_images",
-                                          "snapshot_images", "seed", "threads", NULL};
+                                          "snapshot_images", "seed", "threads", "shares", NULL};
     if (root && root->kind == YD_SCALAR && root->scalar && !root->scalar[0]) root = NULL;
     if (root && yd_check_keys(&doc, root, top, NULL, err)) goto done;
 
@@ -141,7 +143,7 @@ int tr_config_parse(tr_config *c, const char *text, const char *source, pd_error
             goto done;
     }
     if ((s = section(root, "training"))) {
-        long long batch = c->batch, seed = 0, threads = c->threads;
+        long long batch = c->batch, seed = 0, threads = c->threads, shares = c->shares;
         if (yd_check_keys(&doc, s, k_train, "training", err) ||
             cs_count(&doc, s, "batch", &batch, 1, CS_NO_MAX, "training", err) ||
             cs_count(&doc, s, "duration_images", &c->duration_images, 1, CS_NO_MAX, "training",
@@ -151,7 +153,8 @@ int tr_config_parse(tr_config *c, const char *text, const char *source, pd_error
             cs_count(&doc, s, "snapshot_images", &c->snapshot_images, 0, CS_NO_MAX, "training",
                      err) ||
             cs_count(&doc, s, "seed", &seed, 0, CS_NO_MAX, "training", err) ||
-            cs_count(&doc, s, "threads", &threads, 0, CS_NO_MAX, "training", err))
+            cs_count(&doc, s, "threads", &threads, 0, CS_NO_MAX, "training", err) ||
+            cs_count(&doc, s, "shares", &shares, 1, GS_MAX_SHARES, "training", err))
             goto done;
         if (batch > 65536 || threads > 4096) {
             pd_fail(err, "%s:%d: training: batch (%lld) or threads (%lld) is unreasonably large",
@@ -159,6 +162,7 @@ int tr_config_parse(tr_config *c, const char *text, const char *source, pd_error
             goto done;
         }
         c->batch = (int)batch;
+        c->shares = (int)shares;
         c->seed = (uint64_t)seed;
         c->threads = (int)threads;
     }
@@ -211,6 +215,8 @@ int tr_config_compatible(const tr_config *old, const tr_config *cur, const char 
     else if (strcmp(old->data_path, cur->data_path)) key = "data.path";
     else if (old->flip != cur->flip) key = "data.flip";
     else if (old->batch != cur->batch) key = "training.batch";
+    else if (gs_shares(old->batch, old->shares) != gs_shares(cur->batch, cur->shares))
+        key = "training.shares";
     else if (old->seed != cur->seed) key = "training.seed";
     if (key)
         return pd_fail(err, "%s: the checkpoint was made with a different %s than %s gives; resume "

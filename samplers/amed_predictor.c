@@ -42,11 +42,11 @@ const char *pd_amed_kind_name(pd_amed_kind k) {
 
 int pd_amed_kind_from_name(const char *name) {
     if (!name) return -1;
-    int k = pd_name_lookup(kind_names, PD_AMED_KIND_COUNT, name);
+    int k = names_lookup(kind_names, PD_AMED_KIND_COUNT, name);
     if (k >= 0) return k;
     /* the CLI's --plugin takes the base solver's name alone */
     static const char *const short_names[] = {"amed", "ipndm", "euler"};
-    return pd_name_lookup(short_names, 3, name);
+    return names_lookup(short_names, 3, name);
 }
 
 pd_sampler_kind pd_amed_kind_sampler(pd_amed_kind k) {
@@ -147,7 +147,7 @@ int pd_amed_predictor_create(pd_amed_predictor **out, const pd_amed_info *info, 
             float *w = p->params + off[t];
             if (t == 0) {
                 double lim = sqrt(6.0 / (d->rows + d->cols));
-                pd_randu(w, numel, seed, 0x414D4900u + (uint64_t)t);
+                rng_randu(w, numel, seed, 0x414D4900u + (uint64_t)t);
                 for (size_t i = 0; i < numel; i++) w[i] = (float)(lim * (2.0 * w[i] - 1.0));
             } else {
                 double sd = sqrt(1.0 / d->cols);

@@ -16,26 +16,26 @@
 #include "unet/netdef.h"
 #include <stddef.h>
 
-typedef struct pd_tensor_info {
+typedef struct unet_tensor_info {
     char name[96];
     int shape[4];
     int ndim;
     size_t offset;            /* into pd_model.params, in floats */
     size_t numel;
-} pd_tensor_info;
+} unet_tensor_info;
 
 struct pd_model {
     pd_unet_config cfg;
     net_ids ids;              /* cfg's strings, parsed once (unet/netdef.h) */
     net_pc pc;                /* the preconditioner's constants */
-    pd_tensor_info *tensors;  /* canonical order (EDM's module order) */
+    unet_tensor_info *tensors;  /* canonical order (EDM's module order) */
     int n_tensors;
     float *params;            /* the one parameter arena */
     size_t n_params;
     /* Buffers (EDM register_buffer: resample filters, FourierEmbedding freqs, iDDPM's u): not
      * parameters (not counted, never trained); offsets into bufs. buf_fixed[i] holds the values
      * buffer i must have (checked on load, written on save), NULL for one loaded from the file. */
-    pd_tensor_info *buffers;
+    unet_tensor_info *buffers;
     float **buf_fixed;
     int n_buffers;
     float *bufs;

@@ -50,8 +50,8 @@ pd_unet_config pd_unet_config_default(void) {
     c.sigma_init = 2.5;
     c.label_dropout = -1; /* not recorded (pixdiff.h); pixdiff train records its loss.label_dropout */
     /* VPPrecond / iDDPMPrecond defaults (EDM training/networks.py). */
-    c.beta_d = PD_VP_BETA_D;
-    c.beta_min = PD_VP_BETA_MIN;
+    c.beta_d = NOISE_VP_BETA_D;
+    c.beta_min = NOISE_VP_BETA_MIN;
     c.M = 1000;
     c.epsilon_t = 1e-5;
     c.C_1 = 0.001;
