@@ -71,7 +71,7 @@ typedef struct sw_sampler {
 
 /* A transform of the denoiser or grid applied to every sampler. A new kind is one more field
  * group here, one more key in sweep_config.c, one more term in the cell key (sweep_cells.c) and
- * one more step where sweep_run.c builds the cell's denoiser. */
+ * one more step where sweep_plan.c builds the cell's denoiser. */
 typedef struct sw_variant {
     char name[48];
     int line;

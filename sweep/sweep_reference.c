@@ -1,0 +1,153 @@
+/* sweep_reference.c — the trajectory reference of a cell (sweep_run.h): the probability-flow
+ * ODE of the cell's denoiser from the cells' own noise, solved by Heun with reference_steps steps,
+ * kept in memory for the next cell with the same key, cached on disk by rank 0
+ * (sweep_metrics.c sw_ref_load/sw_ref_save) and, under mpirun, computed by all ranks together
+ * (each on its part of the images) and handed to the rank whose cell needs it.
+ */
+#include "core/dist.h"
+#include "core/util.h"
+#include "sweep/sweep_run.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void fill_labels(sw_run *R, int i0, int nb, int label_dim) {
+    if (!R->classes) return;
+    memset(R->onehot, 0, sizeof(float) * (size_t)nb * label_dim);
+    for (int i = 0; i < nb; i++) R->onehot[(size_t)i * label_dim + R->classes[i0 + i]] = 1;
+}
+
+/* ------------------------------------------------------------------ trajectory reference */
+
+/* The reference for a cell: the probability-flow ODE of the cell's denoiser from the same noise,
+ * solved by Heun with reference_steps steps on a Karras grid from the cell's first sigma down to
+ * s_last, then one denoiser call for sigma = 0 (what the last step of an EDM sampler does). */
+int sw_get_reference(sw_run *R, int vi, double s_first, double s_last, pd_error *err) {
+    const sw_spec *s = R->s;
+    const sw_variant *v = &s->variants[vi];
+    pd_denoiser *d = R->var[vi].den;
+    char key[SW_KEY_CAP], a[40], b[40];
+    jb_fmt_double(a, sizeof a, s_first);
+    jb_fmt_double(b, sizeof b, s_last);
+    /* Everything that changes the ODE or its start: model, denoiser transforms, noise, labels. */
+    int len = snprintf(key, sizeof key, "reference=heun:%d|model=%s|size=%d|sigma=%s..%s|n=%d|seed=%llu|labels=%s",
+                       s->reference_steps, R->mf.identity, d->H, a, b, s->n, (unsigned long long)s->seed,
+                       R->labels == SW_LABELS_CYCLE ? "cycle" : "none");
+    if (v->ug) {
+        jb_fmt_double(a, sizeof a, v->ug_w);
+        jb_fmt_double(b, sizeof b, v->ug_eta);
+        len += snprintf(key + len, sizeof key - (size_t)len, "|ug=w:%s,eta:%s", a, b);
+    }
+    if (v->skip) {
+        const pd_skip_tuning *t = &v->skip_tuning;
+        len += snprintf(key + len, sizeof key - (size_t)len, "|skip=");
+        for (int i = 0; i < (t->n_rho ? t->n_rho : 2) && len < (int)sizeof key; i++) {
+            jb_fmt_double(a, sizeof a, t->n_rho ? t->rho[i] : i ? t->rho_top : t->rho_bottom);
+            len += snprintf(key + len, sizeof key - (size_t)len, "%s%s", i ? "," : "", a);
+        }
+        jb_fmt_double(a, sizeof a, t->sigma_lo);
+        jb_fmt_double(b, sizeof b, t->sigma_hi);
+        len += snprintf(key + len, sizeof key - (size_t)len, ",sigma:%s..%s", a, b);
+    }
+    if (v->cfg && len < (int)sizeof key) {
+        jb_fmt_double(a, sizeof a, v->cfg_w);
+        len += snprintf(key + len, sizeof key - (size_t)len, "|cfg=%s", a);
+    }
+    if (len >= (int)sizeof key) return pd_fail(err, "reference key too long");
+    if (R->ref_key[0] && !strcmp(R->ref_key, key)) return 0;
+    free(R->ref_end);
+    free(R->ref_zero);
+    R->ref_end = R->ref_zero = NULL;
+    R->ref_key[0] = 0;
+
+    const int n = s->n;
+    const size_t dim = (size_t)d->C * d->H * d->W;
+    float *end = NULL, *zero = NULL;
+    /* Rank 0 reads the cache; the other ranks only help compute a missing reference. */
+    int got = dist_rank() == 0 ? sw_ref_load(R->out, key, n, d->C, d->H, d->W, &end, &zero, err) : 0;
+    if (sw_agree(got < 0, err)) return -1;
+    dist_bcast(&got, sizeof got, 0);
+    if (got == 1) {
+        sw_log(R, "reference %016llx: read from %s/reference (heun %d steps, sigma %g .. %g)",
+              (unsigned long long)sw_hash(key), R->out, s->reference_steps, s_first, s_last);
+    } else {
+        end = malloc(sizeof(float) * (size_t)n * dim);
+        zero = malloc(sizeof(float) * (size_t)n * dim);
+        if (sw_agree(!end || !zero, err)) {
+            if (!end || !zero) pd_fail(err, "out of memory for the trajectory reference (%d images)", n);
+            free(end);
+            free(zero);
+            return -1;
+        }
+        char what[160];
+        snprintf(what, sizeof what, "reference: heun %d steps, sigma %.4g .. %.4g", s->reference_steps,
+                 s_first, s_last);
+        sw_log(R, "reference %016llx: computing (heun %d steps from sigma %g to %g, %d images from the "
+                 "cells' noise; cached in %s/reference)",
+              (unsigned long long)sw_hash(key), s->reference_steps, s_first, s_last, n, R->out);
+        const char *saved_what = R->pr.stage;
+        R->pr.stage = what;
+        R->pr.images = n;
+        R->in_reference = 1;
+        double t0 = pd_now(), sec = 0, sec_den = 0;
+        int nfe = 0, rc = 0;
+        if (s_last < s_first) {
+            pd_sample_params q = pd_sample_default_params();
+            q.sampler = PD_SAMPLER_HEUN;
+            q.sched.grid = PD_GRID_KARRAS;
+            q.sched.rho = 7;
+            q.sched.sigma_min = s_last;
+            q.sched.sigma_max = s_first;
+            q.sched.end_at_zero = 0;
+            q.sched.shift = PD_SHIFT_NONE;
+            q.steps = s->reference_steps;
+            rc = sw_sample_all(R, d, NULL, q, end, &sec, &sec_den, &nfe, err);
+        } else {
+            /* A one-point grid (one step into sigma = 0): the state at s_last is the start. */
+            for (int i = 0; i < n; i++) pd_randn(end + (size_t)i * dim, dim, s->seed + (uint64_t)i, 0);
+            for (size_t j = 0; j < (size_t)n * dim; j++) end[j] *= (float)s_first;
+        }
+        /* sigma = 0: D(x(s_last); s_last), batch by batch, each rank on its images. */
+        const int batch = s->batch < n ? s->batch : n;
+        int lo, hi;
+        sw_my_images(n, &lo, &hi);
+        float *sig = malloc(sizeof(float) * (size_t)batch);
+        if (!sig) rc = pd_fail(err, "out of memory");
+        for (int i0 = lo; rc == 0 && i0 < hi; i0 += batch) {
+            int nb = hi - i0 < batch ? hi - i0 : batch;
+            for (int i = 0; i < nb; i++) sig[i] = (float)s_last;
+            fill_labels(R, i0, nb, d->label_dim);
+            rc = pd_denoiser_eval(d, zero + (size_t)i0 * dim, end + (size_t)i0 * dim, sig,
+                                  R->classes ? R->onehot : NULL, nb, err);
+        }
+        free(sig);
+        R->pr.stage = saved_what;
+        R->in_reference = 0;
+        rc = sw_agree(rc != 0, err);
+        if (rc == 0) sw_gather_images(zero, n, dim);
+        if (rc == 0 && dist_rank() == 0)
+            rc = sw_ref_save(R->out, key, n, d->C, d->H, d->W, end, zero, err);
+        if (rc) {
+            free(end);
+            free(zero);
+            return -1;
+        }
+        sw_log(R, "reference %016llx: heun %d steps (NFE %d), sigma %g .. %g, %d images: %.1f s",
+              (unsigned long long)sw_hash(key), s->reference_steps, nfe + 1, s_first, s_last, n,
+              pd_now() - t0);
+    }
+    R->ref_end = end;
+    R->ref_zero = zero;
+    snprintf(R->ref_key, sizeof R->ref_key, "%s", key);
+    return 0;
+}
+
+/* The round's reference for rank r's cell, from rank 0 (which holds the whole of every reference)
+ * into that rank's solo_ref. */
+void sw_hand_reference(sw_run *R, int r, int end_at_zero, size_t count) {
+    const float *src = end_at_zero ? R->ref_zero : R->ref_end;
+    if (r == dist_rank() && r == 0) memcpy(R->solo_ref, src, sizeof(float) * count);
+    else if (r == dist_rank()) dist_recv(R->solo_ref, sizeof(float) * count, 0);
+    else if (dist_rank() == 0) dist_send(src, sizeof(float) * count, r);
+}
