@@ -1068,7 +1068,7 @@ int pd_snr_write_csv(const char *path, const pd_snr_spectra *s, const pd_snr_sch
                      int n_sched, pd_error *err);
 
 /* ------------------------------------------------------------------ plots
- * Line plots as PNG through PLplot's cairo driver (sweep/plot.c): axes, ticks, log axes and a
+ * Line plots as PNG through PLplot's cairo driver (plot/plot.c): axes, ticks, log axes and a
  * legend come from the library, not from pixels drawn by hand. Written atomically. */
 
 typedef struct pd_plot_series {
