@@ -73,6 +73,15 @@ int sw_open_model(sw_run *R, pd_error *err) {
     return 0;
 }
 
+/* The variant's stack describes itself once: the cell keys and reference keys read the text. */
+static int describe_variant(sw_run *R, int vi, const char *where, pd_error *err) {
+    sw_run_variant *rv = &R->var[vi];
+    pd_error e2;
+    if (pd_denoiser_describe(rv->den, rv->desc, sizeof rv->desc, &e2)) return pd_fail(err, "%s: %s", where, e2.msg);
+    R->mf.den_desc[vi] = rv->desc;
+    return 0;
+}
+
 /* Builds each variant's denoiser now, so every size, guidance or Skip-Tuning problem shows up
  * before the first cell. */
 int sw_build_variants(sw_run *R, pd_error *err) {
@@ -84,7 +93,13 @@ int sw_build_variants(sw_run *R, pd_error *err) {
         snprintf(where, sizeof where, "%s:%d: variants[%d] '%s'", s->source, v->line, vi, v->name);
         if (R->analytic) {
             if (v->cfg) return pd_fail(err, "%s: guidance needs a class-conditional model file", where);
+            /* An analytic denoiser has one size and no network to tune or guide. */
+            if (v->ug || v->skip || (v->size && v->size != R->mf.res))
+                return pd_fail(err, "%s: %s needs a model file; %s is analytic", where,
+                               v->ug ? "upsample guidance" : v->skip ? "Skip-Tuning" : "a sampling size",
+                               s->model);
             rv->den = R->analytic;
+            if (describe_variant(R, vi, where, err)) return -1;
             continue;
         }
         int res = R->mf.res, size = v->size ? v->size : res;
@@ -127,6 +142,7 @@ int sw_build_variants(sw_run *R, pd_error *err) {
             rv->own[rv->n_own++] = w;
             rv->den = w;
         }
+        if (describe_variant(R, vi, where, err)) return -1;
     }
     return 0;
 }

@@ -25,36 +25,17 @@ static void fill_labels(sw_run *R, int i0, int nb, int label_dim) {
  * s_last, then one denoiser call for sigma = 0 (what the last step of an EDM sampler does). */
 int sw_get_reference(sw_run *R, int vi, double s_first, double s_last, pd_error *err) {
     const sw_spec *s = R->s;
-    const sw_variant *v = &s->variants[vi];
     pd_denoiser *d = R->var[vi].den;
     char key[SW_KEY_CAP], a[40], b[40];
     jb_fmt_double(a, sizeof a, s_first);
     jb_fmt_double(b, sizeof b, s_last);
-    /* Everything that changes the ODE or its start: model, denoiser transforms, noise, labels. */
-    int len = snprintf(key, sizeof key, "reference=heun:%d|model=%s|size=%d|sigma=%s..%s|n=%d|seed=%llu|labels=%s",
-                       s->reference_steps, R->mf.identity, d->H, a, b, s->n, (unsigned long long)s->seed,
-                       R->labels == SW_LABELS_CYCLE ? "cycle" : "none");
-    if (v->ug) {
-        jb_fmt_double(a, sizeof a, v->ug_w);
-        jb_fmt_double(b, sizeof b, v->ug_eta);
-        len += snprintf(key + len, sizeof key - (size_t)len, "|ug=w:%s,eta:%s", a, b);
-    }
-    if (v->skip) {
-        const pd_skip_tuning *t = &v->skip_tuning;
-        len += snprintf(key + len, sizeof key - (size_t)len, "|skip=");
-        for (int i = 0; i < (t->n_rho ? t->n_rho : 2) && len < (int)sizeof key; i++) {
-            jb_fmt_double(a, sizeof a, t->n_rho ? t->rho[i] : i ? t->rho_top : t->rho_bottom);
-            len += snprintf(key + len, sizeof key - (size_t)len, "%s%s", i ? "," : "", a);
-        }
-        jb_fmt_double(a, sizeof a, t->sigma_lo);
-        jb_fmt_double(b, sizeof b, t->sigma_hi);
-        len += snprintf(key + len, sizeof key - (size_t)len, ",sigma:%s..%s", a, b);
-    }
-    if (v->cfg && len < (int)sizeof key) {
-        jb_fmt_double(a, sizeof a, v->cfg_w);
-        len += snprintf(key + len, sizeof key - (size_t)len, "|cfg=%s", a);
-    }
-    if (len >= (int)sizeof key) return pd_fail(err, "reference key too long");
+    /* Everything that changes the ODE or its start: the denoiser stack as it describes itself
+     * (model, size, every transform: sw_run_variant.desc), the grid's ends, noise, labels. */
+    size_t len = 0;
+    jb_addf(key, sizeof key, &len, "reference=heun:%d|%s|sigma=%s..%s|n=%d|seed=%llu|labels=%s",
+            s->reference_steps, R->var[vi].desc, a, b, s->n, (unsigned long long)s->seed,
+            R->labels == SW_LABELS_CYCLE ? "cycle" : "none");
+    if (len >= sizeof key) return pd_fail(err, "reference key too long");
     if (R->ref_key[0] && !strcmp(R->ref_key, key)) return 0;
     free(R->ref_end);
     free(R->ref_zero);

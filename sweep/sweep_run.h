@@ -24,6 +24,7 @@ typedef struct sw_run_variant {
     pd_denoiser *den;        /* what the cells sample with (the wrapper for upsample guidance) */
     pd_denoiser *own[4];     /* denoisers this variant owns (freed in reverse order) */
     int n_own;
+    char desc[SW_KEY_CAP];   /* den's canonical description (pd_denoiser_describe) */
 } sw_run_variant;
 
 typedef struct sw_run {

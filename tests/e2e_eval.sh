@@ -97,7 +97,7 @@ has "eval warns when n is below the feature dimension" tr.txt.err 'warning: 4 im
 run "eval 64-px samples (--size 64, pooled to 32)" s64.txt "$PD" eval --model cond.safetensors "${E[@]}" --steps 2 --n 4 --size 64
 has "eval --size 64 reports 64x64" s64.txt '64x64'
 run "eval with upsample guidance at 64 px" ug.txt "$PD" eval --model cond.safetensors "${E[@]}" --steps 2 --n 4 --size 64 --upsample-guidance 0.5
-has "eval names the denoiser transform" ug.txt 'upsample-guidance w 0\.5'
+has "eval names the denoiser transform" ug.txt 'ug=w:0\.5,eta:0\.6'
 run "eval an unconditional 16-px model at --size 32" t32.txt "$PD" eval --model tiny.safetensors "${E[@]}" --steps 2 --n 4 --size 32
 
 # ---------------------------------------------------------------- eval: PNG folders and data splits
