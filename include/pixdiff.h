@@ -618,6 +618,28 @@ int pd_generate(pd_denoiser *d, const pd_generate_params *p, long long first, in
 int pd_generator_generate(pd_generator *g, const pd_generate_params *p, long long first, int count,
                           float *out, pd_sample_stats *stats, pd_error *err);
 
+/* ------------------------------------------------------------------ trajectory reference
+ * The trajectory error of a run (pd_trajectory_error) compares its images with the exact solution
+ * of the same ODE from the same noise, ending where the run ends (docs/algorithms.md §S0.7;
+ * samplers/trajectory.c): one definition for `pixdiff eval --ref-steps` and a sweep's trajectory
+ * metric. */
+
+/* The ends of the reference for the sampler settings p on d (sigma range and shift resolution
+ * from d where p leaves them 0, as pd_sample does): s_first, the grid's first sigma, and s_last,
+ * its smallest nonzero sigma (for a one-step grid into sigma = 0, that of the same grid with two
+ * steps). p->steps, or the steps that fit p->nfe. */
+int pd_trajectory_span(const pd_denoiser *d, const pd_sample_params *p, double *s_first, double *s_last,
+                       pd_error *err);
+/* The reference for images first..first+count-1 of the request p (its seeds, classes, noise,
+ * batch, guidance and callbacks; p->sample is the run being measured): end [count, C, H, W]
+ * receives x(s_last), solved by Heun with ref_steps steps on a Karras grid (rho 7) from s_first
+ * to s_last; zero (may be NULL) receives D(x(s_last); s_last), the run's own last step into
+ * sigma = 0 taken from the exact state. A run whose grid ends at sigma = 0 (sched.end_at_zero)
+ * is compared with zero, one that stops at sigma_min with end. stats: the reference's NFE per
+ * image (the final step included) and its time. Any (first, count) split gives the same arrays. */
+int pd_trajectory_reference(pd_denoiser *d, const pd_generate_params *p, int ref_steps, long long first,
+                            int count, float *end, float *zero, pd_sample_stats *stats, pd_error *err);
+
 /* ------------------------------------------------------------------ AMED (docs/algorithms.md §S4)
  * The predictor g_phi (§S4.4, samplers/amed_predictor.c): from the 64-value feature tap of an
  * interval's first denoiser call (pd_denoiser_eval_features; zeros on an AFS step or for a

@@ -369,31 +369,14 @@ static void cell_params(sw_run *R, const sw_cell *c, pd_sample_params *q) {
     q->nfe = 0;
 }
 
-/* The cell's parameters and the ends of its grid: its first sigma (where the noise starts) and
- * the last one its samples are compared at. */
+/* The cell's parameters and the ends of its trajectory reference (pd_trajectory_span): its grid's
+ * first sigma (where the noise starts) and its smallest nonzero sigma. */
 int sw_cell_sigmas(sw_run *R, const sw_cell *c, const char *what, pd_sample_params *q, double *s_first,
-                       double *s_last, pd_error *err) {
+                   double *s_last, pd_error *err) {
     cell_params(R, c, q);
-    int gsteps = c->steps > 1 ? c->steps : 2;
-    double *sig = malloc(sizeof(double) * (size_t)(gsteps + 1));
-    if (!sig) return pd_fail(err, "out of memory");
     pd_error e2;
-    if (pd_sigma_grid(sig, c->steps, &q->sched, &e2)) {
-        free(sig);
+    if (pd_trajectory_span(sw_cell_denoiser(R, c), q, s_first, s_last, &e2))
         return pd_fail(err, "%s: %s: %s", R->s->source, what, e2.msg);
-    }
-    *s_first = sig[0];
-    *s_last = sig[c->steps];
-    if (q->sched.end_at_zero) {
-        /* Compared with the solution at sigma = 0, reached through the grid's smallest nonzero
-         * sigma: the last nonzero point of the same grid with at least two steps. */
-        if (pd_sigma_grid(sig, gsteps, &q->sched, &e2)) {
-            free(sig);
-            return pd_fail(err, "%s: %s: %s", R->s->source, what, e2.msg);
-        }
-        *s_last = sig[gsteps - 1];
-    }
-    free(sig);
     return 0;
 }
 

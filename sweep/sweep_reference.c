@@ -12,18 +12,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void fill_labels(sw_run *R, int i0, int nb, int label_dim) {
-    if (!R->classes) return;
-    memset(R->onehot, 0, sizeof(float) * (size_t)nb * label_dim);
-    for (int i = 0; i < nb; i++) R->onehot[(size_t)i * label_dim + R->classes[i0 + i]] = 1;
-}
-
 /* ------------------------------------------------------------------ trajectory reference */
 
-/* The reference for a cell: the probability-flow ODE of the cell's denoiser from the same noise,
- * solved by Heun with reference_steps steps on a Karras grid from the cell's first sigma down to
- * s_last, then one denoiser call for sigma = 0 (what the last step of an EDM sampler does). */
-int sw_get_reference(sw_run *R, int vi, double s_first, double s_last, pd_error *err) {
+/* The reference for a cell: pd_trajectory_reference (docs/algorithms.md §S0.7, as `pixdiff eval
+ * --ref-steps`) of the cell's request, the probability-flow ODE of the cell's denoiser from the
+ * same noise solved by Heun with reference_steps steps from the grid's first sigma to s_last
+ * ("end"), and one more denoiser call into sigma = 0 ("zero"); both are kept, for the cells that
+ * stop at sigma_min and those that end at 0. */
+int sw_get_reference(sw_run *R, int vi, const pd_sample_params *q, double s_first, double s_last,
+                     pd_error *err) {
     const sw_spec *s = R->s;
     pd_denoiser *d = R->var[vi].den;
     char key[SW_KEY_CAP], a[40], b[40];
@@ -71,42 +68,25 @@ int sw_get_reference(sw_run *R, int vi, double s_first, double s_last, pd_error 
         R->pr.stage = what;
         R->pr.images = n;
         R->in_reference = 1;
-        double t0 = pd_now(), sec = 0, sec_den = 0;
-        int nfe = 0, rc = 0;
-        if (s_last < s_first) {
-            pd_sample_params q = pd_sample_default_params();
-            q.sampler = PD_SAMPLER_HEUN;
-            q.sched.grid = PD_GRID_KARRAS;
-            q.sched.rho = 7;
-            q.sched.sigma_min = s_last;
-            q.sched.sigma_max = s_first;
-            q.sched.end_at_zero = 0;
-            q.sched.shift = PD_SHIFT_NONE;
-            q.steps = s->reference_steps;
-            rc = sw_sample_all(R, d, NULL, q, end, &sec, &sec_den, &nfe, err);
-        } else {
-            /* A one-point grid (one step into sigma = 0): the state at s_last is the start. */
-            for (int i = 0; i < n; i++) pd_randn(end + (size_t)i * dim, dim, s->seed + (uint64_t)i, 0);
-            for (size_t j = 0; j < (size_t)n * dim; j++) end[j] *= (float)s_first;
-        }
-        /* sigma = 0: D(x(s_last); s_last), batch by batch, each rank on its images. */
-        const int batch = s->batch < n ? s->batch : n;
+        double t0 = pd_now();
+        /* Each rank its images of the cells' request; rank 0 gathers both arrays. */
         int lo, hi;
         sw_my_images(n, &lo, &hi);
-        float *sig = malloc(sizeof(float) * (size_t)batch);
-        if (!sig) rc = pd_fail(err, "out of memory");
-        for (int i0 = lo; rc == 0 && i0 < hi; i0 += batch) {
-            int nb = hi - i0 < batch ? hi - i0 : batch;
-            for (int i = 0; i < nb; i++) sig[i] = (float)s_last;
-            fill_labels(R, i0, nb, d->label_dim);
-            rc = pd_denoiser_eval(d, zero + (size_t)i0 * dim, end + (size_t)i0 * dim, sig,
-                                  R->classes ? R->onehot : NULL, nb, err);
-        }
-        free(sig);
+        pd_generate_params gp = sw_generate_params(R, *q);
+        pd_sample_stats st = {0};
+        R->pr.images_done = 0;
+        R->pr.step = R->pr.batch = 0;
+        int rc = pd_trajectory_reference(d, &gp, s->reference_steps, lo, hi - lo, end + (size_t)lo * dim,
+                                         zero + (size_t)lo * dim, &st, err);
         R->pr.stage = saved_what;
         R->in_reference = 0;
         rc = sw_agree(rc != 0, err);
-        if (rc == 0) sw_gather_images(zero, n, dim);
+        /* A rank may hold no image (n below the ranks): the NFE is the largest any rank saw. */
+        int nfe = pd_dist_max(hi > lo ? st.nfe : -1);
+        if (rc == 0) {
+            sw_gather_images(end, n, dim);
+            sw_gather_images(zero, n, dim);
+        }
         if (rc == 0 && dist_rank() == 0)
             rc = sw_ref_save(R->out, key, n, d->C, d->H, d->W, end, zero, err);
         if (rc) {
@@ -115,7 +95,7 @@ int sw_get_reference(sw_run *R, int vi, double s_first, double s_last, pd_error 
             return -1;
         }
         sw_log(R, "reference %016llx: heun %d steps (NFE %d), sigma %g .. %g, %d images: %.1f s",
-              (unsigned long long)sw_hash(key), s->reference_steps, nfe + 1, s_first, s_last, n,
+              (unsigned long long)sw_hash(key), s->reference_steps, nfe, s_first, s_last, n,
               pd_now() - t0);
     }
     R->ref_end = end;

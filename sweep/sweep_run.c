@@ -114,9 +114,7 @@ void sw_gather_images(float *x, int n, size_t dim) { pd_dist_gather(x, n, dim * 
  * each rank generates its pd_dist_part of the images (pd_generate's (first, count) range gives
  * the images one process makes) and rank 0 gathers them. Seconds of wall time, of this rank's
  * denoiser time, and the NFE per image as pd_sample counted it (the same on every rank). */
-int sw_sample_all(sw_run *R, pd_denoiser *d, pd_generator *g, pd_sample_params q, float *out,
-                      double *sec, double *sec_den, int *nfe, pd_error *err) {
-    const size_t dim = (size_t)d->C * d->H * d->W;
+pd_generate_params sw_generate_params(sw_run *R, pd_sample_params q) {
     pd_generate_params gp = pd_generate_default_params();
     gp.sample = q;
     gp.seed = R->s->seed;
@@ -125,6 +123,13 @@ int sw_sample_all(sw_run *R, pd_denoiser *d, pd_generator *g, pd_sample_params q
     gp.progress = generate_cb;
     gp.abort = abort_cb;
     gp.user = R;
+    return gp;
+}
+
+static int sample_all(sw_run *R, pd_denoiser *d, pd_generator *g, pd_sample_params q, float *out,
+                      double *sec, double *sec_den, int *nfe, pd_error *err) {
+    const size_t dim = (size_t)d->C * d->H * d->W;
+    pd_generate_params gp = sw_generate_params(R, q);
     double t0 = pd_now();
     pd_sample_stats st = {0};
     int lo = 0, hi = R->s->n;   /* alone: all of them */
@@ -184,7 +189,7 @@ static int run_cell(sw_run *R, int ci, int todo_index, pd_sweep_summary *sum, pd
     double t_ref = pd_now();
     /* Alone, the reference was made before the round (run_round). */
     if (sw_spec_has_metric(s, SW_METRIC_TRAJECTORY) && !R->solo &&
-        sw_get_reference(R, c->variant, s_first, s_last, err))
+        sw_get_reference(R, c->variant, &q, s_first, s_last, err))
         return -1;
     t_ref = pd_now() - t_ref; /* kept out of the ETA's rate: references are one-off costs */
     R->pr.stage = what;
@@ -192,7 +197,7 @@ static int run_cell(sw_run *R, int ci, int todo_index, pd_sweep_summary *sum, pd
 
     double sec = 0, sec_den = 0;
     int nfe = 0;
-    if (sw_sample_all(R, d, R->gen[c->sampler], q, R->x, &sec, &sec_den, &nfe, err)) return -1;
+    if (sample_all(R, d, R->gen[c->sampler], q, R->x, &sec, &sec_den, &nfe, err)) return -1;
     if (dist_rank() > 0 && !R->solo) {   /* rank 0 measures and writes; the others go on */
         R->g.cells[ci].done = 1;
         sum->ran++;
@@ -258,7 +263,7 @@ static int run_round(sw_run *R, int first, int todo_index, pd_sweep_summary *sum
             sw_describe_cell(what, sizeof what, s, c);
             /* the same on every rank: a grid that fails, fails everywhere */
             if (sw_cell_sigmas(R, c, what, &q, &s_first, &s_last, err) ||
-                sw_get_reference(R, c->variant, s_first, s_last, err))
+                sw_get_reference(R, c->variant, &q, s_first, s_last, err))
                 return -1;
             sw_hand_reference(R, r, q.sched.end_at_zero, (size_t)s->n * d->C * d->H * d->W);
         }
@@ -363,7 +368,6 @@ static void cleanup(sw_run *R) {
     pd_denoiser_free(R->analytic);
     if (R->model) pd_model_free(R->model);
     free(R->classes);
-    free(R->onehot);
     free(R->x);
     free(R->ref_end);
     free(R->ref_zero);
@@ -501,15 +505,14 @@ agreed:
         if (whole && prepare_whole(R, err)) goto done;
     }
 
-    /* Per-image buffers: classes, and one batch of one-hot labels (the trajectory reference). */
-    int label_dim = R->mf.label_dim, batch = s->batch < s->n ? s->batch : s->n;
+    /* The class of each image (labels: cycle). */
+    int label_dim = R->mf.label_dim;
     if (R->labels == SW_LABELS_CYCLE) {
         R->classes = malloc(sizeof(int) * (size_t)s->n);
-        R->onehot = malloc(sizeof(float) * (size_t)batch * label_dim);
         if (R->classes)
             for (int i = 0; i < s->n; i++) R->classes[i] = i % label_dim;
     }
-    if (R->labels == SW_LABELS_CYCLE && (!R->classes || !R->onehot)) {
+    if (R->labels == SW_LABELS_CYCLE && !R->classes) {
         pd_fail(err, "out of memory");
         goto done;
     }

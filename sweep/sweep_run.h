@@ -48,7 +48,6 @@ typedef struct sw_run {
     int lock_fd;
     sw_labels labels;
     int *classes;            /* [n] or NULL */
-    float *onehot;           /* [batch, label_dim] */
     float *x;                /* [n, dim] samples of the current cell */
     size_t x_cap;            /* floats */
     /* the trajectory reference in memory */
@@ -93,7 +92,10 @@ int sw_cell_sigmas(sw_run *R, const sw_cell *c, const char *what, pd_sample_para
 void sw_describe_cell(char *out, size_t cap, const sw_spec *s, const sw_cell *c);
 
 /* ---- sweep_reference.c */
-int sw_get_reference(sw_run *R, int vi, double s_first, double s_last, pd_error *err);
+/* The reference of variant vi for the sampler settings q (sw_cell_sigmas gave s_first, s_last)
+ * into R->ref_end / R->ref_zero. */
+int sw_get_reference(sw_run *R, int vi, const pd_sample_params *q, double s_first, double s_last,
+                     pd_error *err);
 void sw_hand_reference(sw_run *R, int r, int end_at_zero, size_t count);
 
 /* ---- sweep_record.c */
@@ -106,7 +108,7 @@ int sw_reuse_cells(sw_run *R, pd_error *err);
 int sw_agree(int failed, pd_error *err);
 void sw_my_images(int n, int *lo, int *hi);
 void sw_gather_images(float *x, int n, size_t dim);
-int sw_sample_all(sw_run *R, pd_denoiser *d, pd_generator *g, pd_sample_params q, float *out,
-                  double *sec, double *sec_den, int *nfe, pd_error *err);
+/* The cells' request (seed, classes, batch, progress and abort through R) with sampler settings q. */
+pd_generate_params sw_generate_params(sw_run *R, pd_sample_params q);
 
 #endif

@@ -27,18 +27,6 @@ run() {
 json_field() { grep -oE "\"$2\": [^,}]+" "$1" | head -n 1 | cut -d' ' -f2-; }
 
 # ---------------------------------------------------------------- fixtures
-# A fake Fashion-MNIST split: n random 28x28 images and labels i mod 10, as gzip IDX files.
-fake_split() { # DIR SPLIT N
-    local dir=$1 split=$2 n=$3 hex
-    mkdir -p "$dir"
-    hex=$(printf '%08x' "$n")
-    { printf '\x00\x00\x08\x03'; printf "\\x${hex:0:2}\\x${hex:2:2}\\x${hex:4:2}\\x${hex:6:2}"
-      printf '\x00\x00\x00\x1c\x00\x00\x00\x1c'; head -c $((n * 784)) /dev/urandom; } |
-        gzip >"$dir/$split-images-idx3-ubyte.gz"
-    { printf '\x00\x00\x08\x01'; printf "\\x${hex:0:2}\\x${hex:2:2}\\x${hex:4:2}\\x${hex:6:2}"
-      for ((i = 0; i < n; i++)); do printf "\\x0$((i % 10))"; done; } |
-        gzip >"$dir/$split-labels-idx1-ubyte.gz"
-}
 fake_split "$T/fm" t10k 64
 fake_split "$T/fm" train 48
 cat >clf.yaml <<'EOF'
