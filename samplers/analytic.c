@@ -331,7 +331,7 @@ int pd_denoiser_analytic(pd_denoiser **out, const char *spec, pd_error *err) {
         y = malloc(nv * sizeof *y);
         if (!y) return pd_fail(err, "%s: out of memory", spec);
         /* uniform in [-1, 1]: element j of the Philox stream (seed, 0) */
-        pd_randu(y, nv, seed, 0);
+        rng_randu(y, nv, seed, 0);
         for (size_t i = 0; i < nv; i++) y[i] = 2.0f * y[i] - 1.0f;
     }
     size_t dim = (size_t)C * H * W;

@@ -27,18 +27,18 @@ typedef struct {
 } cfg_ctx;
 
 static void cfg_free_scratch(cfg_ctx *c) {
-    pd_free(c->x2), pd_free(c->s2), pd_free(c->l2), pd_free(c->d2), pd_free(c->f2);
+    core_free(c->x2), core_free(c->s2), core_free(c->l2), core_free(c->d2), core_free(c->f2);
     c->x2 = c->s2 = c->l2 = c->d2 = c->f2 = NULL;
 }
 
 static int cfg_grow(cfg_ctx *c, int n, size_t dim, int L, int fd, pd_error *err) {
     if (n <= c->cap) return 0;
     cfg_free_scratch(c);
-    c->x2 = pd_alloc(sizeof(float) * 2 * (size_t)n * dim);
-    c->d2 = pd_alloc(sizeof(float) * 2 * (size_t)n * dim);
-    c->s2 = pd_alloc(sizeof(float) * 2 * (size_t)n);
-    c->l2 = pd_alloc(sizeof(float) * 2 * (size_t)n * (size_t)L);
-    c->f2 = pd_alloc(sizeof(float) * 2 * (size_t)n * (size_t)(fd > 0 ? fd : 1));
+    c->x2 = core_alloc(sizeof(float) * 2 * (size_t)n * dim);
+    c->d2 = core_alloc(sizeof(float) * 2 * (size_t)n * dim);
+    c->s2 = core_alloc(sizeof(float) * 2 * (size_t)n);
+    c->l2 = core_alloc(sizeof(float) * 2 * (size_t)n * (size_t)L);
+    c->f2 = core_alloc(sizeof(float) * 2 * (size_t)n * (size_t)(fd > 0 ? fd : 1));
     if (!c->x2 || !c->d2 || !c->s2 || !c->l2 || !c->f2) {
         c->cap = 0;
         return pd_fail(err, "guidance: out of memory for a batch of %d", n);

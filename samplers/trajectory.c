@@ -63,7 +63,7 @@ static int final_step(pd_denoiser *d, const pd_generate_params *p, double s_last
     float *labels = L > 0 ? calloc((size_t)batch * (size_t)L, sizeof(float)) : NULL;
     int rc = 0;
     if (!sig || (L > 0 && !labels)) rc = pd_fail(err, "trajectory reference: out of memory");
-    const double t0 = pd_now();
+    const double t0 = core_now();
     for (int k0 = 0; rc == 0 && k0 < count; k0 += batch) {
         const int nb = count - k0 < batch ? count - k0 : batch;
         if (p->abort && p->abort(p->user)) {
@@ -83,8 +83,8 @@ static int final_step(pd_denoiser *d, const pd_generate_params *p, double s_last
     }
     if (rc == 0 && st) {
         st->nfe += 1;
-        st->seconds_denoiser += pd_now() - t0;
-        st->seconds_total += pd_now() - t0;
+        st->seconds_denoiser += core_now() - t0;
+        st->seconds_total += core_now() - t0;
     }
     free(sig);
     free(labels);

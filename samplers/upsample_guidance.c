@@ -32,11 +32,11 @@ typedef struct {
 
 static int ug_grow(ug_ctx *c, int n, size_t dlo_dim, int label_dim, pd_error *err) {
     if (n <= c->cap) return 0;
-    pd_free(c->xlo), pd_free(c->dlo), pd_free(c->slo), pd_free(c->llo), free(c->idx);
-    c->xlo = pd_alloc(sizeof(float) * (size_t)n * dlo_dim);
-    c->dlo = pd_alloc(sizeof(float) * (size_t)n * dlo_dim);
-    c->slo = pd_alloc(sizeof(float) * (size_t)n);
-    c->llo = label_dim ? pd_alloc(sizeof(float) * (size_t)n * label_dim) : NULL;
+    core_free(c->xlo), core_free(c->dlo), core_free(c->slo), core_free(c->llo), free(c->idx);
+    c->xlo = core_alloc(sizeof(float) * (size_t)n * dlo_dim);
+    c->dlo = core_alloc(sizeof(float) * (size_t)n * dlo_dim);
+    c->slo = core_alloc(sizeof(float) * (size_t)n);
+    c->llo = label_dim ? core_alloc(sizeof(float) * (size_t)n * label_dim) : NULL;
     c->idx = malloc(sizeof(int) * (size_t)n);
     if (!c->xlo || !c->dlo || !c->slo || (label_dim && !c->llo) || !c->idx) {
         c->cap = 0;
@@ -114,7 +114,7 @@ static int ug_eval(pd_denoiser *self, float *out, const float *x, const float *s
 static void ug_destroy(pd_denoiser *self) {
     ug_ctx *c = self->ctx;
     if (c) {
-        pd_free(c->xlo), pd_free(c->dlo), pd_free(c->slo), pd_free(c->llo), free(c->idx);
+        core_free(c->xlo), core_free(c->dlo), core_free(c->slo), core_free(c->llo), free(c->idx);
         free(c);
     }
     self->ctx = NULL;
@@ -187,9 +187,9 @@ int pd_denoiser_upsample_guidance(pd_denoiser **out, pd_denoiser *hi, pd_denoise
     if (eta >= 1) c->sigma_on = 0;
     else if (eta <= 0) c->sigma_on = INFINITY;
     else {
-        double t_lo = pd_vp_time(hi->sigma_min, PD_VP_BETA_D, PD_VP_BETA_MIN);
-        double t_hi = pd_vp_time(hi->sigma_max, PD_VP_BETA_D, PD_VP_BETA_MIN);
-        c->sigma_on = pd_vp_sigma(t_hi - eta * (t_hi - t_lo), PD_VP_BETA_D, PD_VP_BETA_MIN);
+        double t_lo = noise_vp_time(hi->sigma_min, NOISE_VP_BETA_D, NOISE_VP_BETA_MIN);
+        double t_hi = noise_vp_time(hi->sigma_max, NOISE_VP_BETA_D, NOISE_VP_BETA_MIN);
+        c->sigma_on = noise_vp_sigma(t_hi - eta * (t_hi - t_lo), NOISE_VP_BETA_D, NOISE_VP_BETA_MIN);
     }
     d->C = hi->C;
     d->H = hi->H;

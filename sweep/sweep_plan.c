@@ -202,7 +202,7 @@ int sw_load_predictors(sw_run *R, pd_error *err) {
             if (nfe != s->nfe[b] || o->p.steps < 1)
                 return pd_fail(err, "%s: %s: %d steps spend %d evaluations, not the budget %d", where, path,
                                o->p.steps, nfe, s->nfe[b]);
-            if (pd_sha256_file(path, o->sha256, &e2)) return pd_fail(err, "%s: %s", where, e2.msg);
+            if (core_sha256_file(path, o->sha256, &e2)) return pd_fail(err, "%s: %s", where, e2.msg);
         }
         if (missing[0])
             sw_log(R, "%s: no predictor file %s for NFE %s: those budgets have no cell", sm->label,
@@ -298,12 +298,12 @@ int sw_open_inception(sw_run *R, pd_error *err) {
 int sw_open_fid_ref(sw_run *R, pd_error *err) {
     const sw_spec *s = R->s;
     pd_error e2;
-    double t0 = pd_now();
+    double t0 = core_now();
     pd_fid_ref_options fo = {0, s->data_dir[0] ? s->data_dir : NULL, NULL, NULL};
     if (pd_fid_ref_load(&R->fid_ref, R->inc, s->fid_ref, (pd_fid_prep)s->fid_prep, &fo, &e2))
         return pd_fail(err, "%s:%d: fid_ref: %s", s->source, s->features_line, e2.msg);
     sw_log(R, "FID reference %s: %s (%.1f s)", s->fid_ref,
-          R->fid_ref.n ? "statistics of its images" : "statistics from the file", pd_now() - t0);
+          R->fid_ref.n ? "statistics of its images" : "statistics from the file", core_now() - t0);
     return 0;
 }
 

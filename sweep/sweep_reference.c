@@ -68,7 +68,7 @@ int sw_get_reference(sw_run *R, int vi, const pd_sample_params *q, double s_firs
         R->pr.stage = what;
         R->pr.images = n;
         R->in_reference = 1;
-        double t0 = pd_now();
+        double t0 = core_now();
         /* Each rank its images of the cells' request; rank 0 gathers both arrays. */
         int lo, hi;
         sw_my_images(n, &lo, &hi);
@@ -96,7 +96,7 @@ int sw_get_reference(sw_run *R, int vi, const pd_sample_params *q, double s_firs
         }
         sw_log(R, "reference %016llx: heun %d steps (NFE %d), sigma %g .. %g, %d images: %.1f s",
               (unsigned long long)sw_hash(key), s->reference_steps, nfe, s_first, s_last, n,
-              pd_now() - t0);
+              core_now() - t0);
     }
     R->ref_end = end;
     R->ref_zero = zero;

@@ -61,7 +61,7 @@ static int abort_cb(void *user) {
  * is computed); the rate is that of the finished cells, references left out (one-off costs). */
 static void report_progress(sw_run *R) {
     if (!R->o->progress) return;
-    double now = pd_now();
+    double now = core_now();
     R->pr.seconds = now - R->t_run;
     R->pr.stage_seconds = now - R->t_cell;
     double frac = R->in_reference ? 0 : R->cell_frac;
@@ -130,7 +130,7 @@ static int sample_all(sw_run *R, pd_denoiser *d, pd_generator *g, pd_sample_para
                       double *sec, double *sec_den, int *nfe, pd_error *err) {
     const size_t dim = (size_t)d->C * d->H * d->W;
     pd_generate_params gp = sw_generate_params(R, q);
-    double t0 = pd_now();
+    double t0 = core_now();
     pd_sample_stats st = {0};
     int lo = 0, hi = R->s->n;   /* alone: all of them */
     if (!R->solo) sw_my_images(R->s->n, &lo, &hi);
@@ -146,7 +146,7 @@ static int sample_all(sw_run *R, pd_denoiser *d, pd_generator *g, pd_sample_para
     int seen = R->solo ? st.nfe : pd_dist_max(hi > lo ? st.nfe : -1);
     if (!R->solo) sw_gather_images(out, R->s->n, dim);
     R->pr.images_done = R->s->n;
-    *sec = pd_now() - t0;
+    *sec = core_now() - t0;
     *sec_den = st.seconds_denoiser;
     *nfe = seen;
     return 0;
@@ -169,7 +169,7 @@ static int run_cell(sw_run *R, int ci, int todo_index, pd_sweep_summary *sum, pd
     R->pr.images_done = 0;
     R->pr.step = R->pr.steps = R->pr.batch = R->pr.batches = 0;
     R->cell_frac = 0;
-    R->t_cell = pd_now();
+    R->t_cell = core_now();
     R->cell_units = (double)s->n * (c->nfe > 0 ? c->nfe : 1);
     report_progress(R);
 
@@ -186,12 +186,12 @@ static int run_cell(sw_run *R, int ci, int todo_index, pd_sweep_summary *sum, pd
         if (!R->x) pd_fail(err, "out of memory for %d samples of %dx%dx%d", s->n, d->C, d->H, d->W);
     }
     if (settle(R, !R->x, err)) return -1;
-    double t_ref = pd_now();
+    double t_ref = core_now();
     /* Alone, the reference was made before the round (run_round). */
     if (sw_spec_has_metric(s, SW_METRIC_TRAJECTORY) && !R->solo &&
         sw_get_reference(R, c->variant, &q, s_first, s_last, err))
         return -1;
-    t_ref = pd_now() - t_ref; /* kept out of the ETA's rate: references are one-off costs */
+    t_ref = core_now() - t_ref; /* kept out of the ETA's rate: references are one-off costs */
     R->pr.stage = what;
     R->pr.images = s->n;
 
@@ -204,12 +204,12 @@ static int run_cell(sw_run *R, int ci, int todo_index, pd_sweep_summary *sum, pd
         return 0;
     }
 
-    double tm = pd_now();
+    double tm = core_now();
     sw_metric_values mv;
     const float *ref = R->solo ? R->solo_ref : q.sched.end_at_zero ? R->ref_zero : R->ref_end;
     sw_eval_ctx ec = {s, R->ev, R->inc, &R->fid_ref, ref, R->classes, s->n, d->C, d->H, d->W};
     if (sw_metrics_compute(&ec, R->x, &mv, &e2)) return pd_fail(err, "%s: metrics: %s", what, e2.msg);
-    double sec_metrics = pd_now() - tm;
+    double sec_metrics = core_now() - tm;
 
     jb_buf rec = {0};
     sw_make_record(&rec, R, c, &q, nfe, &mv, sec, sec_den, sec_metrics);
@@ -226,7 +226,7 @@ static int run_cell(sw_run *R, int ci, int todo_index, pd_sweep_summary *sum, pd
     int rc = sw_commit_cell(R, &res, sum, err);
     sw_cell_result_free(&res);
     if (rc || sw_report_write(s, &R->g, &R->res, R->out, err)) return -1;
-    R->secs_done += pd_now() - R->t_cell - t_ref;
+    R->secs_done += core_now() - R->t_cell - t_ref;
     return 0;
 }
 
@@ -242,7 +242,7 @@ static int run_round(sw_run *R, int first, int todo_index, pd_sweep_summary *sum
     int *cells = R->round_cells;
     for (int c = first, k = 0; k < N; c++)
         if (!R->g.cells[c].done) cells[k++] = c;
-    double t0 = pd_now(), t_ref = 0;
+    double t0 = core_now(), t_ref = 0;
     if (sw_spec_has_metric(s, SW_METRIC_TRAJECTORY)) {
         R->pr.what = "trajectory references";
         const pd_denoiser *dm = R->var[R->g.cells[cells[me]].variant].den;
@@ -267,7 +267,7 @@ static int run_round(sw_run *R, int first, int todo_index, pd_sweep_summary *sum
                 return -1;
             sw_hand_reference(R, r, q.sched.end_at_zero, (size_t)s->n * d->C * d->H * d->W);
         }
-        t_ref = pd_now() - t0;
+        t_ref = core_now() - t0;
     }
 
     R->solo = 1;
@@ -296,7 +296,7 @@ static int run_round(sw_run *R, int first, int todo_index, pd_sweep_summary *sum
         R->g.cells[cells[r]].done = 1;
         sum->ran++;
     }
-    R->secs_done += pd_now() - t0 - t_ref;
+    R->secs_done += core_now() - t0 - t_ref;
     return sw_agree(failed || wrote, err);
 }
 
@@ -405,9 +405,9 @@ int pd_sweep_run(const char *path, const pd_sweep_options *opts, pd_sweep_summar
     R->lock_fd = -1;
     R->o = o;
     R->s = s;
-    R->t_run = pd_now();
+    R->t_run = core_now();
     pg_init(&R->pr, "sweep", "evals");
-    double t0 = pd_now();
+    double t0 = core_now();
     int rc = -1;
     if (sw_spec_load(s, path, err)) goto done;
     if (o->out_dir && *o->out_dir) snprintf(s->out_dir, sizeof s->out_dir, "%s", o->out_dir);
@@ -520,7 +520,7 @@ agreed:
     if (writer && sw_report_write(s, &R->g, &R->res, R->out, err)) goto done;
 
     R->pr.todo = todo;
-    const double t_cells = pd_now();
+    const double t_cells = core_now();
     for (int c = 0; c < R->g.n_cells; c++)
         if (!R->g.cells[c].done) R->units_todo += (double)s->n * (R->g.cells[c].nfe > 0 ? R->g.cells[c].nfe : 1);
     for (int c = 0; c < R->g.n_cells; c++) {
@@ -539,11 +539,11 @@ agreed:
         }
         k += whole ? dist_size() : 1;
         sum.images = (long long)sum.ran * s->n;
-        sum.cell_seconds = pd_now() - t_cells;
+        sum.cell_seconds = core_now() - t_cells;
     }
     rc = 0;
 done:
-    sum.seconds = pd_now() - t0;
+    sum.seconds = core_now() - t0;
     if (summary) *summary = sum;
     cleanup(R);
     free(R);

@@ -27,9 +27,6 @@ E=(--classifier "$T/clf.safetensors" --data-dir "$T/fm" --kid-subsets 2 --json -
 GAUSS=analytic:gaussian:res=32:ch=1:std=0.5
 K=500
 
-# json_field FILE KEY: the value of "KEY": in a one-line JSON object.
-json_field() { grep -oE "\"$2\": [^,}]+" "$1" | head -n 1 | cut -d' ' -f2-; }
-
 # check NAME MODEL N SAMPLER_YAML NFE SWEEP_EXTRA -- EVAL_FLAGS...: the sweep's one cell and eval
 # give the same trajectory RMSE and PSNR (to 1e-12 relative: eval sums squares batch by batch).
 check() {

@@ -167,9 +167,20 @@ int pd_unet_config_preset(pd_unet_config *cfg, const char *name, pd_error *err) 
     return 0;
 }
 
-/* The config keys of map m (all but `preset`) onto *c: a shallow copy of the map without
- * `preset`, so the strict key check of unet_config_from_node sees only config keys. */
-static int overlay_keys(pd_unet_config *c, const yd_doc *doc, const yd_node *m, pd_error *err) {
+/* The optional `preset: NAME` of map m as the base of *c, then m's other keys on top: the keys go
+ * through a shallow copy of m without `preset`, so the strict key check of unet_config_from_node
+ * sees only config keys. */
+int unet_config_from_preset_map(pd_unet_config *c, const yd_doc *doc, const yd_node *m,
+                                const char *key_prefix, pd_error *err) {
+    char preset[64] = "";
+    if (yd_str(doc, m, "preset", preset, sizeof preset, err)) return -1;
+    if (preset[0] && pd_unet_config_preset(c, preset, err)) {
+        char inner[sizeof err->msg];
+        snprintf(inner, sizeof inner, "%s", err->msg);
+        const yd_node *v = yd_get(m, "preset");
+        return pd_fail(err, "%s:%d: %spreset: %s", doc->source, v ? v->line : m->line, key_prefix,
+                       inner);
+    }
     int cap = m->n > 0 ? m->n : 1;
     yd_node rest = *m;
     yd_node *items[cap];
@@ -195,18 +206,10 @@ int pd_unet_config_from_yaml(pd_unet_config *cfg, const char *path, pd_error *er
     const yd_node *m = doc.root;
     pd_unet_config c = *cfg;
     int rc = 0;
-    char preset[64] = "";
     if (!m || m->kind != YD_MAP) {
         rc = pd_fail(err, "%s: expected a mapping of architecture keys", path);
-    } else if (yd_str(&doc, m, "preset", preset, sizeof preset, err)) {
-        rc = -1;
-    } else if (preset[0] && pd_unet_config_preset(&c, preset, err)) {
+    } else if (unet_config_from_preset_map(&c, &doc, m, "", err)) {
         /* An optional `preset: NAME` (as in a training config's model section) is the base. */
-        char inner[sizeof err->msg];
-        snprintf(inner, sizeof inner, "%s", err->msg);
-        const yd_node *v = yd_get(m, "preset");
-        rc = pd_fail(err, "%s:%d: preset: %s", path, v ? v->line : m->line, inner);
-    } else if (overlay_keys(&c, &doc, m, err)) {
         rc = -1;
     } else {
         /* Messages from the validator name the key; add the file so the line stands alone. */

@@ -66,7 +66,7 @@ int pd_generator_run(pd_generator *g, float *x, const float *labels, int n, pd_e
     size_t dim = (size_t)g->C * g->H * g->W, total = dim * (size_t)n;
     if (total / (size_t)n != dim || total > SIZE_MAX / 16)
         return pd_fail(err, "generator: batch of %d images of %zu values is too large", n, dim);
-    float *xin = pd_alloc(sizeof(float) * (2 * total + (size_t)n));
+    float *xin = core_alloc(sizeof(float) * (2 * total + (size_t)n));
     if (!xin) return pd_fail(err, "generator: out of memory for a batch of %d", n);
     float *out = xin + total, *sig = out + total;
     const float sf = (float)g->sigma_init;
@@ -75,6 +75,6 @@ int pd_generator_run(pd_generator *g, float *x, const float *labels, int n, pd_e
     for (int b = 0; b < n; b++) sig[b] = sf;
     int rc = pd_denoiser_eval(g->ctx, out, xin, sig, labels, n, err);
     if (rc == 0) memcpy(x, out, sizeof(float) * total);
-    pd_free(xin);
+    core_free(xin);
     return rc;
 }
