@@ -67,6 +67,15 @@ void jb_fmt_double(char *out, size_t cap, double v) {
     }
 }
 
+void jb_addf(char *out, size_t cap, size_t *len, const char *fmt, ...) {
+    if (*len >= cap) return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(out + *len, cap - *len, fmt, ap);
+    va_end(ap);
+    *len = n < 0 ? cap : *len + (size_t)n;
+}
+
 void jb_num(jb_buf *b, double v) {
     char t[40];
     jb_fmt_double(t, sizeof t, v);

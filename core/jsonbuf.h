@@ -35,5 +35,9 @@ void jb_key_num(jb_buf *b, const char *k, double v);        /* jb_key, jb_json_n
 void jb_free(jb_buf *b);
 /* The number format above into out (cap >= 32 holds every double). */
 void jb_fmt_double(char *out, size_t cap, double v);
+/* printf text appended to a fixed buffer out[cap] at *len, NUL-terminated, for canonical keys and
+ * descriptions: once the text does not fit, *len ends past cap - 1 and stays there, so one check
+ * at the end (*len < cap) tells whether all of it fit. */
+void jb_addf(char *out, size_t cap, size_t *len, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 #endif

@@ -11,6 +11,7 @@
  * hi denoiser's sigma range (VP time, docs/algorithms.md §M2.4 and §M3.8; the formula is in pixdiff.h).
  * Scratch for the lo branch is sized on the first call and regrown only for a larger batch, as
  * the network denoisers do, so a sampling loop allocates nothing after its first step. */
+#include "core/jsonbuf.h"
 #include "core/util.h"
 #include "pixdiff.h"
 #include "schedules/noise.h"
@@ -119,6 +120,38 @@ static void ug_destroy(pd_denoiser *self) {
     self->ctx = NULL;
 }
 
+/* Whether two descriptions differ only in their "|size=" term (the native-size branch of the
+ * guidance is then the guided stack itself at the model's size). */
+static int same_but_size(const char *a, const char *b) {
+    const char *sa = strstr(a, "|size="), *sb = strstr(b, "|size=");
+    if (!sa || !sb || sa - a != sb - b || strncmp(a, b, (size_t)(sa - a))) return 0;
+    sa = strchr(sa + 1, '|');
+    sb = strchr(sb + 1, '|');
+    return !strcmp(sa ? sa : "", sb ? sb : "");
+}
+
+/* pd_denoiser_describe: hi's description, then "|ug=w:<w>,eta:<eta>", and ",lo:[...]" with the
+ * native-size branch's own description when it is not hi's stack at the model's size. */
+static int ug_describe(const pd_denoiser *self, char *out, size_t cap) {
+    const ug_ctx *c = self->ctx;
+    if (!c->hi->describe || !c->lo->describe) return -1;
+    int n = c->hi->describe(c->hi, out, cap);
+    char *lo = malloc(cap);
+    if (n < 0 || !lo || c->lo->describe(c->lo, lo, cap) < 0) {
+        free(lo);
+        return -1;
+    }
+    int same = same_but_size(out, lo);
+    size_t len = (size_t)n;
+    char a[40], b[40];
+    jb_fmt_double(a, sizeof a, c->w);
+    jb_fmt_double(b, sizeof b, c->eta);
+    jb_addf(out, cap, &len, "|ug=w:%s,eta:%s", a, b);
+    if (!same) jb_addf(out, cap, &len, ",lo:[%s]", lo);
+    free(lo);
+    return len < cap ? (int)len : -1;
+}
+
 int pd_denoiser_upsample_guidance(pd_denoiser **out, pd_denoiser *hi, pd_denoiser *lo, int m, double w,
                                   double eta, pd_error *err) {
     if (!out) return pd_fail(err, "upsample guidance: NULL output");
@@ -166,6 +199,7 @@ int pd_denoiser_upsample_guidance(pd_denoiser **out, pd_denoiser *hi, pd_denoise
     d->sigma_max = hi->sigma_max;
     d->sigma_data = hi->sigma_data;
     d->eval = ug_eval;
+    d->describe = ug_describe;
     d->destroy = ug_destroy;
     d->ctx = c;
     snprintf(d->desc, sizeof d->desc, "upsample-guidance(m=%d,w=%.4g,eta=%.4g) %.64s", m, w, eta, hi->desc);

@@ -18,18 +18,6 @@ export OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 XDG_CACHE_HOME="$T/xdg"
 unset PIXDIFF_MODEL PIXDIFF_CLASSIFIER
 
 # ---------------------------------------------------------------- fixtures
-# A fake Fashion-MNIST split: n random 28x28 images and labels i mod 10, as gzip IDX files.
-fake_split() { # DIR SPLIT N
-    local dir=$1 split=$2 n=$3 hex
-    mkdir -p "$dir"
-    hex=$(printf '%08x' "$n")
-    { printf '\x00\x00\x08\x03'; printf "\\x${hex:0:2}\\x${hex:2:2}\\x${hex:4:2}\\x${hex:6:2}"
-      printf '\x00\x00\x00\x1c\x00\x00\x00\x1c'; head -c $((n * 784)) /dev/urandom; } |
-        gzip >"$dir/$split-images-idx3-ubyte.gz"
-    { printf '\x00\x00\x08\x01'; printf "\\x${hex:0:2}\\x${hex:2:2}\\x${hex:4:2}\\x${hex:6:2}"
-      for ((i = 0; i < n; i++)); do printf "\\x0$((i % 10))"; done; } |
-        gzip >"$dir/$split-labels-idx1-ubyte.gz"
-}
 fake_split "$T/fm" t10k 64
 fake_split "$T/fm" train 48
 cat >clf.yaml <<'EOF'
@@ -88,7 +76,7 @@ has "eval warns when n is below the feature dimension" tr.txt.err 'warning: 4 im
 run_to "eval 64-px samples (--size 64, pooled to 32)" s64.txt "$PD" eval --model cond.safetensors "${E[@]}" --steps 2 --n 4 --size 64
 has "eval --size 64 reports 64x64" s64.txt '64x64'
 run_to "eval with upsample guidance at 64 px" ug.txt "$PD" eval --model cond.safetensors "${E[@]}" --steps 2 --n 4 --size 64 --upsample-guidance 0.5
-has "eval names the denoiser transform" ug.txt 'upsample-guidance w 0\.5'
+has "eval names the denoiser transform" ug.txt 'ug=w:0\.5,eta:0\.6'
 run_to "eval an unconditional 16-px model at --size 32" t32.txt "$PD" eval --model tiny.safetensors "${E[@]}" --steps 2 --n 4 --size 32
 
 # ---------------------------------------------------------------- eval: PNG folders and data splits

@@ -9,7 +9,7 @@
 # run helpers check what every resumable long run (train, distill sid) promises: kill_resume
 # kills a run with SIGKILL again and again and resumes it; expect_no_tmp checks that no temporary
 # checkpoint files were left; expect_sigint checks that Ctrl-C writes a checkpoint and exits
-# non-zero.
+# non-zero. fake_split writes a small fake Fashion-MNIST split for the tests that run eval.
 
 pass=0
 fail=0
@@ -152,4 +152,18 @@ expect_tty_progress() {
     if [ "$longest" -gt 0 ] && [ "$longest" -le 80 ] && grep -q "$rate" "$log"; then
         ok "$name: progress lines fit 80 columns ($longest) and say $rate"
     else bad "$name: progress line of $longest columns (or no $rate)" "$log"; fi
+}
+
+# fake_split DIR SPLIT N: a fake Fashion-MNIST split, N random 28x28 images and labels i mod 10
+# as gzip IDX files (the data `pixdiff eval` measures against, in seconds).
+fake_split() {
+    local dir=$1 split=$2 n=$3 hex
+    mkdir -p "$dir"
+    hex=$(printf '%08x' "$n")
+    { printf '\x00\x00\x08\x03'; printf "\\x${hex:0:2}\\x${hex:2:2}\\x${hex:4:2}\\x${hex:6:2}"
+      printf '\x00\x00\x00\x1c\x00\x00\x00\x1c'; head -c $((n * 784)) /dev/urandom; } |
+        gzip >"$dir/$split-images-idx3-ubyte.gz"
+    { printf '\x00\x00\x08\x01'; printf "\\x${hex:0:2}\\x${hex:2:2}\\x${hex:4:2}\\x${hex:6:2}"
+      for ((i = 0; i < n; i++)); do printf "\\x0$((i % 10))"; done; } |
+        gzip >"$dir/$split-labels-idx1-ubyte.gz"
 }

@@ -55,6 +55,11 @@ int pd_generator_set_skip_tuning(pd_generator *g, const pd_skip_tuning *st, pd_e
     return pd_denoiser_set_skip_tuning(g->ctx, st, err);
 }
 
+int pd_generator_describe(const pd_generator *g, char *out, size_t cap, pd_error *err) {
+    if (!g) return pd_fail(err, "generator: NULL generator");
+    return pd_denoiser_describe(g->ctx, out, cap, err);
+}
+
 int pd_generator_run(pd_generator *g, float *x, const float *labels, int n, pd_error *err) {
     if (!g || !x) return pd_fail(err, "generator: NULL argument");
     if (n < 1) return pd_fail(err, "generator: batch size %d < 1", n);
