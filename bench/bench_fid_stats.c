@@ -20,12 +20,12 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_fid_stats: %s\n", err.msg);
         return 1;
     }
-    double fid = 0, t0 = pd_now();
+    double fid = 0, t0 = core_now();
     if (pd_fd_gaussian(a.mu, a.sigma, b.mu, b.sigma, a.dim, &fid, &err)) {
         fprintf(stderr, "bench_fid_stats: %s\n", err.msg);
         return 1;
     }
-    printf("fid %.17g\nseconds %.3f (d = %d)\n", fid, pd_now() - t0, a.dim);
+    printf("fid %.17g\nseconds %.3f (d = %d)\n", fid, core_now() - t0, a.dim);
     pd_feature_stats_free(&a);
     pd_feature_stats_free(&b);
     return 0;

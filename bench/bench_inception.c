@@ -97,12 +97,12 @@ int main(int argc, char **argv) {
     const double gf = gflop_per_image();
     double best = 1e30, best_cpu = 1e30;
     for (int r = 0; r < rounds; r++) {
-        double t0 = pd_now(), c0 = cpu_seconds();
+        double t0 = core_now(), c0 = cpu_seconds();
         if (pd_inception_features_u8(net, u8, batch, 1, size, size, PD_FID_PREP_PYTORCH_FID, feat, &err)) {
             fprintf(stderr, "bench_inception: %s\n", err.msg);
             return 1;
         }
-        double dt = pd_now() - t0, dc = cpu_seconds() - c0;
+        double dt = core_now() - t0, dc = cpu_seconds() - c0;
         printf("round %d: %d images in %.2f s: %.2f img/s, %.3f CPU s/image\n", r + 1, batch, dt,
                batch / dt, dc / batch);
         if (dt < best) best = dt;

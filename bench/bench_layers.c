@@ -16,8 +16,9 @@ static void fill(float *x, size_t n) {
 
 static void bench(int N, int C, int H, int OC, int k, int backward) {
     size_t ni = (size_t)N * C * H * H, no = (size_t)N * OC * H * H, nw = (size_t)OC * C * k * k;
-    float *x = pd_alloc(ni * 4), *y = pd_alloc(no * 4), *w = pd_alloc(nw * 4), *b = pd_alloc(OC * 4),
-          *col = pd_alloc((size_t)C * k * k * H * H * 4), *dx = pd_alloc(ni * 4), *dw = pd_alloc(nw * 4);
+    float *x = core_alloc(ni * 4), *y = core_alloc(no * 4), *w = core_alloc(nw * 4),
+          *b = core_alloc(OC * 4), *col = core_alloc((size_t)C * k * k * H * H * 4),
+          *dx = core_alloc(ni * 4), *dw = core_alloc(nw * 4);
     if (!x || !y || !w || !b || !col || !dx || !dw) { printf("out of memory\n"); exit(1); }
     fill(x, ni); fill(w, nw); fill(b, OC);
     double flop = 2.0 * N * OC * C * k * k * H * H * (backward ? 2 : 1);
@@ -26,17 +27,18 @@ static void bench(int N, int C, int H, int OC, int k, int backward) {
     /* Best of 5 timed rounds: the machine is shared, and the minimum is the least disturbed. */
     double t = 1e30;
     for (int round = 0; round < 5; round++) {
-        double t0 = pd_now();
+        double t0 = core_now();
         for (int r = 0; r < reps; r++) {
             if (backward) conv2d_backward(dx, dw, NULL, y, x, w, N, C, H, H, OC, k, col);
             else conv2d_forward(y, x, w, b, N, C, H, H, OC, k, col);
         }
-        double dt = (pd_now() - t0) / reps;
+        double dt = (core_now() - t0) / reps;
         if (dt < t) t = dt;
     }
     printf("conv2d %-8s N=%d C=%3d OC=%3d %2dx%-2d k=%d  %8.3f ms  %6.1f GFLOP/s\n",
            backward ? "backward" : "forward", N, C, OC, H, H, k, t * 1e3, flop / t * 1e-9);
-    pd_free(x); pd_free(y); pd_free(w); pd_free(b); pd_free(col); pd_free(dx); pd_free(dw);
+    core_free(x); core_free(y); core_free(w); core_free(b);
+    core_free(col); core_free(dx); core_free(dw);
 }
 
 int main(int argc, char **argv) {

@@ -39,7 +39,7 @@ int main(int argc, char **argv) {
     double worst = 0, sum_ratio = 0;
     int layers = 0;
     for (int t = 0; t < m->n_tensors; t++) {
-        const pd_tensor_info *ti = &m->tensors[t];
+        const unet_tensor_info *ti = &m->tensors[t];
         int res = 0;
         if (ti->ndim != 4 || ti->shape[2] != 3 || ti->shape[3] != 3) continue;
         for (const char *p = ti->name; (p = strchr(p, '.')) != NULL; p++)

@@ -20,16 +20,16 @@ import json
 import math
 import os
 import resource
-import statistics
 import struct
 import subprocess
 import sys
 import tempfile
-import time
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from timing import median_ms
 
 
 def read_safetensors(path):
@@ -166,18 +166,6 @@ class Net:
         head = ("out_norm", "out_conv") if self.adm else (f"dec.{R}x{R}_aux_norm", f"dec.{R}x{R}_aux_conv")
         f = self.conv(F.silu(self.norm(h, head[0], 1e-5 if self.adm else 1e-6)), head[1])
         return c_skip * x + c_out * f[:, : x.shape[1]]
-
-
-def median_ms(fn, repeat):
-    """Median wall and process-CPU milliseconds of fn() (after one warm-up call)."""
-    fn()
-    ts, cs = [], []
-    for _ in range(repeat):
-        t, c = time.perf_counter(), time.process_time()
-        fn()
-        ts.append(time.perf_counter() - t)
-        cs.append(time.process_time() - c)
-    return statistics.median(ts) * 1e3, statistics.median(cs) * 1e3
 
 
 def main():

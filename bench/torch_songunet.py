@@ -11,12 +11,12 @@ median of several runs in ms per image. Not used by any test; run with Debian's 
 """
 import argparse
 import math
-import statistics
-import time
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from timing import median_ms
 
 PRESETS = {
     # name: (model_channels, channel_mult, num_blocks, attn_resolutions, img_channels, label_dim)
@@ -130,24 +130,6 @@ class SongUNet(nn.Module):
         return c_skip[:, None, None, None] * x + c_out[:, None, None, None] * f
 
 
-CPU_MS = {}
-
-
-def median_ms(fn, repeat, key=None):
-    """Median wall ms of repeat calls after a warm-up; the median process CPU ms (all threads)
-    goes to CPU_MS[key]: a figure a shared machine disturbs far less than wall time."""
-    fn()  # warm-up
-    times, cpus = [], []
-    for _ in range(repeat):
-        t, c = time.perf_counter(), time.process_time()
-        fn()
-        times.append(time.perf_counter() - t)
-        cpus.append(time.process_time() - c)
-    if key is not None:
-        CPU_MS[key] = statistics.median(cpus) * 1e3
-    return statistics.median(times) * 1e3
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--preset", default="ref64", choices=PRESETS)
@@ -165,20 +147,20 @@ def main():
     net.eval()
     for b in map(int, args.batches.split(",")):
         x, s = torch.randn(b, cimg, 32, 32), torch.full((b,), 2.0)
-        best = {}
+        best, cpu = {}, {}
         with torch.no_grad():
-            best["eager"] = median_ms(lambda: net(x, s), args.repeat, "eager")
+            best["eager"], cpu["eager"] = median_ms(lambda: net(x, s), args.repeat)
             cl = net.to(memory_format=torch.channels_last)
             xc = x.to(memory_format=torch.channels_last)
-            best["channels_last"] = median_ms(lambda: cl(xc, s), args.repeat, "channels_last")
+            best["channels_last"], cpu["channels_last"] = median_ms(lambda: cl(xc, s), args.repeat)
             net.to(memory_format=torch.contiguous_format)
             frozen = torch.jit.freeze(torch.jit.trace(net, (x, s)).eval())
-            best["torchscript_frozen"] = median_ms(lambda: frozen(x, s), args.repeat,
-                                                   "torchscript_frozen")
+            best["torchscript_frozen"], cpu["torchscript_frozen"] = median_ms(lambda: frozen(x, s),
+                                                                              args.repeat)
         mode = min(best, key=best.get)
         print(f"forward batch {b:3d}: {best[mode] / b:8.2f} ms/image (best: {mode}; "
               + ", ".join(f"{k} {v / b:.2f}" for k, v in best.items())
-              + f"; CPU ms/image of the best: {CPU_MS[mode] / b:.2f})")
+              + f"; CPU ms/image of the best: {cpu[mode] / b:.2f})")
     if args.train_batch <= 0:
         return
     net.train()
@@ -192,7 +174,7 @@ def main():
         loss.backward()
         opt.step()
 
-    ms = median_ms(step, args.repeat)
+    ms, _ = median_ms(step, args.repeat)
     print(f"train step batch {b}: {ms / b:8.2f} ms/image ({1e3 * b / ms:.1f} img/s)")
 
 

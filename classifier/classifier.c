@@ -3,7 +3,7 @@
  *
  * The stage walk below is the single description of the network: the tensor table, the run's
  * buffers, the forward, the backward and the FLOP count all read the same clf_block list, so
- * they cannot disagree. Heavy math is the layers' (conv2d/linear through pd_sgemm, GroupNorm,
+ * they cannot disagree. Heavy math is the layers' (conv2d/linear through gemm_sgemm, GroupNorm,
  * SiLU, pooling, dropout); the only loops of our own are the global average pool (a fixed-order
  * double sum per (image, channel)) and buffer clears, so an image's result never depends on its
  * batch or the thread count.
@@ -96,7 +96,7 @@ int clf_config_validate(const pd_unet_config *c, pd_error *err) {
 /* ------------------------------------------------------------------ structure */
 
 typedef struct table {
-    pd_tensor_info *t;
+    unet_tensor_info *t;
     int n, cap, oom;
     size_t off;
 } table;
@@ -105,12 +105,12 @@ static int add(table *tb, const char *module, const char *leaf, int ndim, int d0
                int d3) {
     if (tb->n == tb->cap) {
         int cap = tb->cap ? 2 * tb->cap : 64;
-        pd_tensor_info *t = realloc(tb->t, (size_t)cap * sizeof *t);
+        unet_tensor_info *t = realloc(tb->t, (size_t)cap * sizeof *t);
         if (!t) { tb->oom = 1; return -1; }
         tb->t = t;
         tb->cap = cap;
     }
-    pd_tensor_info *ti = &tb->t[tb->n];
+    unet_tensor_info *ti = &tb->t[tb->n];
     memset(ti, 0, sizeof *ti);
     snprintf(ti->name, sizeof ti->name, "clf.%s.%s", module, leaf);
     int d[4] = {d0, d1, d2, d3};
@@ -343,7 +343,7 @@ int clf_run_create(clf_run **out, const pd_model *m, int max_batch, int keep, pd
 
 void clf_run_free(clf_run *r) {
     if (!r) return;
-    pd_free(r->arena);
+    core_free(r->arena);
     free(r);
 }
 

@@ -8,8 +8,9 @@
  * first N images of a Fashion-MNIST split (--data train|test, a baseline). The images stream
  * through the library's evaluator (pd_eval_*, metrics/eval.c) batch by batch, so memory does not
  * grow with N except for the features. Printed on stdout: n, FD, KID +/- SE, class accuracy,
- * precision and recall (Kynkäänniemi et al. 2019, k = 3), spectral error, optionally the trajectory error against a Heun reference from the same noise
- * (--ref-steps), and the wall time; --json prints one JSON object instead. Progress and the
+ * precision and recall (Kynkäänniemi et al. 2019, k = 3), spectral error, optionally the
+ * trajectory error against the reference from the same noise (--ref-steps; pd_trajectory_reference,
+ * docs/algorithms.md §S0.7, as a sweep's trajectory metric), and the wall time; --json prints one JSON object instead. Progress and the
  * reference-cache log go to stderr. Every flag is checked before any work.
  * Under mpirun (docs/scale-out.md §4) the ranks sample the images pd_dist_part gives them and
  * rank 0 gathers them and measures them in the one-process order and batches, so it prints what
@@ -158,8 +159,9 @@ int cmd_eval(int argc, char **argv) {
         OPT("--size", ARG_NONNEG_INT, &size, "R",
             "sampling resolution (0: the trained one); images are average-pooled to 32 for the metrics"),
         OPT_DEF("--ref-steps", ARG_NONNEG_INT, &ref_steps, "N",
-                "also solve from the same noise with heun, N karras steps, and report RMSE/PSNR "
-                "against it (trajectory error)", "off"),
+                "also solve from the same noise with heun, N karras steps, to where the sampler "
+                "ends, and report RMSE/PSNR against it (trajectory error, docs/algorithms.md S0.7)",
+                "off"),
         OPT_DEF("--images", ARG_STR, &images, "DIR",
                 "evaluate the PNGs of DIR (sorted by name) instead of sampling", "off"),
         OPT_CHOICE("--data", &split,
@@ -447,10 +449,14 @@ int cmd_eval(int argc, char **argv) {
         pd_dist_part(n, &dlo, &dhi);
         const size_t held = dist ? (size_t)n : (size_t)batch;
         float *x = malloc(sizeof(float) * chw * held);
+        /* xr: the reference each image is compared with; xe: the reference's state at its last
+         * nonzero sigma, scratch when the run ends at sigma = 0 (docs/algorithms.md §S0.7). */
         float *xr = ref_steps > 0 ? malloc(sizeof(float) * chw * held) : NULL;
+        const int zero_end = ref_steps > 0 && !cm.gen && p.sched.end_at_zero;
+        float *xe = zero_end ? malloc(sizeof(float) * chw * (size_t)batch) : NULL;
         int *want = malloc(sizeof(int) * (size_t)batch);
         int *classes = malloc(sizeof(int) * (size_t)n);
-        if (!x || (ref_steps > 0 && !xr) || !want || !classes)
+        if (!x || (ref_steps > 0 && !xr) || (zero_end && !xe) || !want || !classes)
             cli_die(1, cmd, "out of memory for a batch of %d images of %dx%dx%d", batch, C, H, H);
         for (int i = 0; i < n; i++)
             classes[i] = class_of(i, uncond, cls, label_dim);
@@ -461,27 +467,12 @@ int cmd_eval(int argc, char **argv) {
         gp.batch = batch;
         gp.progress = eval_progress;
         gp.abort = abort_cb;
-        pd_generate_params gr = gp;  /* the reference solver: heun on a karras grid, same range */
-        if (ref_steps > 0) {
-            /* The reference solves the same ODE: same denoiser (transforms included), no AMED. */
-            pd_sample_params *pr = &gr.sample;
-            pr->amed = NULL;
-            pr->afs = 0;
-            pr->max_order = 0;
-            pr->sampler = PD_SAMPLER_HEUN;
-            pr->sched.grid = PD_GRID_KARRAS;
-            pr->sched.rho = 7;
-            pr->sched.end_at_zero = 1;
-            pr->steps = ref_steps;
-            pr->s_churn = 0;
-            pr->eta = 0;
-        }
         signal(SIGINT, on_sigint);
         int n_batches = (int)((dhi - dlo + batch - 1) / batch);
         eval_bar prog = {.n_batches = n_batches, .ref_steps = ref_steps > 0 ? ref_steps : 0,
                          .t0 = cli_now()};
         cli_progress_init(&prog.ui, cmd, quiet);
-        gp.user = gr.user = &prog;
+        gp.user = &prog;
         float *const x0 = x, *const xr0 = xr;
         for (int b = 0; b < n_batches; b++) {
             int i0 = (int)dlo + b * batch, nb = (int)dhi - i0 < batch ? (int)dhi - i0 : batch;
@@ -503,8 +494,10 @@ int cmd_eval(int argc, char **argv) {
             }
             nfe = st.nfe;
             if (xr) {
+                /* The reference of the same request (samplers/trajectory.c): the sweep's too. */
                 prog.in_ref = 1;
-                if (pd_generate(d, &gr, i0, nb, xr, &st, &err)) {
+                if (pd_trajectory_reference(d, &gp, ref_steps, i0, nb, zero_end ? xe : xr,
+                                            zero_end ? xr : NULL, &st, &err)) {
                     cli_progress_clear(&prog.ui);
                     if (interrupted) cli_die(130, cmd, "interrupted");
                     cli_die(1, cmd, "reference solution: %s", err.msg);
@@ -531,7 +524,7 @@ int cmd_eval(int argc, char **argv) {
                 add_batch(&run, x + (size_t)i0 * chw, nb, C, H, want);
             }
         }
-        free(x), free(xr), free(want), free(classes);
+        free(x), free(xr), free(xe), free(want), free(classes);
         if (!lead) goto done;
     }
 

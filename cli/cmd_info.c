@@ -94,7 +94,7 @@ int cmd_info(int argc, char **argv) {
             cli_buf_printf(&b, "{\"file\": ");
             cli_buf_json_str(&b, path);
             cli_buf_printf(&b, ", \"sha256\": ");
-            cli_buf_json_str(&b, pd_sha256_file(path, sha, &perr) == 0 ? sha : "");
+            cli_buf_json_str(&b, core_sha256_file(path, sha, &perr) == 0 ? sha : "");
             cli_buf_printf(&b, ", \"kind\": \"amed-predictor\", \"amed_kind\": \"%s\", \"sampler\": "
                            "\"%s\", \"nfe\": %d, \"steps\": %d, \"afs\": %s, \"grid\": \"%s\", "
                            "\"model_sha256\": ", pd_amed_kind_name(a->kind),
@@ -108,7 +108,7 @@ int cmd_info(int argc, char **argv) {
             return 0;
         }
         printf("%-18s %s\n", "file", path);
-        if (pd_sha256_file(path, sha, &perr) == 0) printf("%-18s %s\n", "sha256", sha);
+        if (core_sha256_file(path, sha, &perr) == 0) printf("%-18s %s\n", "sha256", sha);
         printf("%-18s AMED predictor, %s (pixdiff sample --sampler %s --predictor FILE)\n", "kind",
                pd_amed_kind_name(a->kind), pd_sampler_name(pd_amed_kind_sampler(a->kind)));
         printf("%-18s %d (%d steps%s)\n", "nfe", a->nfe, a->steps, a->afs ? ", AFS" : "");

@@ -115,7 +115,8 @@ static void make_parameters(cli_buf *b, const run_info *r, int index) {
     options_parameters(b, p);
     if (r->gen_sigma <= 0 && p->afs) cli_buf_printf(b, ", AFS: on");
     if (r->predictor) cli_buf_printf(b, ", Predictor: %s", r->predictor);
-    if (r->transform && r->transform[0]) cli_buf_printf(b, ", Denoiser: %s", r->transform);
+    /* quoted, as A1111 writes a value holding commas */
+    if (r->transform && r->transform[0]) cli_buf_printf(b, ", Denoiser: \"%s\"", r->transform);
     if (r->guided) cli_buf_printf(b, ", CFG scale: %g", r->guidance);
     if (r->cycle && index < 0) {
         cli_buf_printf(b, ", Class: cycle (image i: i mod %d)", r->cm->label_dim);

@@ -74,10 +74,20 @@ void cli_denoiser_opts_check(cli_denoiser_opts *o, arg_spec *spec, const char *c
         cli_bad_flag(cmd, "--ug-eta", "needs --upsample-guidance W");
 }
 
+/* o->desc: the transforms' terms of the stack's canonical description (pd_denoiser_describe,
+ * what a sweep's keys use), i.e. the text after "model=...|size=N|"; "" for the bare model. */
+static void set_desc(cli_denoiser_opts *o, const char *cmd, const pd_denoiser *d, const pd_generator *g) {
+    char text[1024];
+    pd_error err = {{0}};
+    if (g ? pd_generator_describe(g, text, sizeof text, &err) : pd_denoiser_describe(d, text, sizeof text, &err))
+        cli_die(1, cmd, "%s", err.msg);
+    const char *size = strstr(text, "|size="), *rest = size ? strchr(size + 1, '|') : NULL;
+    snprintf(o->desc, sizeof o->desc, "%s", rest ? rest + 1 : "");
+}
+
 pd_denoiser *cli_denoiser_opts_apply(cli_denoiser_opts *o, arg_spec *spec, const char *cmd,
                                      cli_model *cm) {
     pd_error err = {{0}};
-    int len = 0;
     o->desc[0] = 0;
     int ug = args_given(spec, "--upsample-guidance");
     if ((o->st_on || ug) && !cm->model)
@@ -100,18 +110,15 @@ pd_denoiser *cli_denoiser_opts_apply(cli_denoiser_opts *o, arg_spec *spec, const
                      : pd_denoiser_set_skip_tuning(cm->den, &o->st, &err)) ||
             (o->lo && pd_denoiser_set_skip_tuning(o->lo, &o->st, &err)))
             cli_bad_flag(cmd, "--skip-tuning", "%s", err.msg);
-        len += snprintf(o->desc + len, sizeof o->desc - len, "skip-tuning %s", o->skip_tuning);
-        if (o->skip_window)
-            len += snprintf(o->desc + len, sizeof o->desc - len, " at sigma %s", o->skip_window);
     }
-    if (!ug) return cm->den;
-    int m = cm->den->H / o->lo->H;
-    if (pd_denoiser_upsample_guidance(&o->ug, cm->den, o->lo, m, o->ug_w, o->ug_eta, &err))
-        cli_bad_flag(cmd, "--upsample-guidance", "%s", err.msg);
-    if ((size_t)len < sizeof o->desc)
-        snprintf(o->desc + len, sizeof o->desc - len, "%supsample-guidance w %g eta %g (x%d)",
-                 len ? ", " : "", o->ug_w, o->ug_eta, m);
-    return o->ug;
+    if (ug) {
+        int m = cm->den->H / o->lo->H;
+        if (pd_denoiser_upsample_guidance(&o->ug, cm->den, o->lo, m, o->ug_w, o->ug_eta, &err))
+            cli_bad_flag(cmd, "--upsample-guidance", "%s", err.msg);
+    }
+    pd_denoiser *d = ug ? o->ug : cm->den;
+    set_desc(o, cmd, d, cm->gen);
+    return d;
 }
 
 void cli_denoiser_opts_free(cli_denoiser_opts *o) {

@@ -20,7 +20,8 @@ typedef struct cli_denoiser_opts {
     pd_skip_tuning st;        /* parsed by cli_denoiser_opts_check */
     int st_on;
     pd_denoiser *lo, *ug;     /* upsample guidance: the native-size branch and the wrapper (owned) */
-    char desc[256];           /* for metadata: "" when nothing applies */
+    char desc[1024];          /* for metadata: the transforms' terms of the stack's description
+                               * (pd_denoiser_describe), "" when nothing applies */
 } cli_denoiser_opts;
 
 /* Writes the rows (room for CLI_DENOISER_MAX_ROWS) and returns their count. */

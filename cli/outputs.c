@@ -6,6 +6,7 @@
  */
 #include "cli/outputs.h"
 #include "cli/args.h"
+#include "pixdiff.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -21,7 +22,7 @@
 static struct {
     char final[OUT_MAX][PATH_CAP], tmp[OUT_MAX][PATH_CAP];
     int is_dir[OUT_MAX], n;
-    char made[32][PATH_CAP]; /* directories created, outermost first */
+    char made[32][PATH_CAP]; /* directories created, deepest first */
     int n_made, committed, hooked;
 } g;
 
@@ -48,7 +49,7 @@ static void cleanup(void) {
             unlink(g.tmp[i]);
         }
     }
-    for (int i = g.n_made - 1; i >= 0; i--) rmdir(g.made[i]);
+    for (int i = 0; i < g.n_made; i++) rmdir(g.made[i]);
 }
 
 static int add(const char *cmd, const char *final, int is_dir) {
@@ -73,22 +74,16 @@ const char *cli_outputs_file(const char *cmd, const char *final) {
 const char *cli_outputs_dir(const char *cmd, const char *flag, const char *dir) {
     char buf[PATH_CAP];
     if (snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf) cli_bad_flag(cmd, flag, "path too long");
-    for (char *p = buf + 1;; p++) {
-        if (*p == '/' || *p == 0) {
-            char c = *p;
-            *p = 0;
-            if (mkdir(buf, 0777) == 0) {
-                if (g.n_made < 32) snprintf(g.made[g.n_made++], PATH_CAP, "%s", buf);
-            } else if (errno != EEXIST) {
-                cli_die(1, cmd, "%s %s: cannot create directory %s: %s", flag, dir, buf,
-                        strerror(errno));
-            }
-            *p = c;
-            if (!c) break;
-        }
-    }
+    /* What pd_make_dirs is about to create: dir and its missing ancestors, deepest first. */
     struct stat st;
-    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) cli_die(1, cmd, "%s %s: not a directory", flag, dir);
+    while (g.n_made < 32 && stat(buf, &st) != 0) {
+        snprintf(g.made[g.n_made++], PATH_CAP, "%s", buf);
+        char *slash = strrchr(buf, '/');
+        if (!slash || slash == buf) break;
+        *slash = 0;
+    }
+    pd_error err = {0};
+    if (pd_make_dirs(dir, &err)) cli_die(1, cmd, "%s %s: %s", flag, dir, err.msg);
     int i = add(cmd, dir, 1);
     snprintf(g.tmp[i], PATH_CAP, "%s/.pixdiff-%d.tmp", dir, (int)getpid());
     if (mkdir(g.tmp[i], 0777) != 0)

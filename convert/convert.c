@@ -145,7 +145,7 @@ static void report(const pd_convert_params *p, const char *stage, const char *un
     pr.done = done;
     pr.total = total;
     pg_time(&pr, t_stage);
-    pr.seconds = pd_now() - t_call;
+    pr.seconds = core_now() - t_call;
     if (!strcmp(unit, "files")) pr.rate = pr.eta_seconds = -1;   /* one file: no rate to speak of */
     p->progress(p->user, &pr);
 }
@@ -157,7 +157,7 @@ int pd_convert_read(pd_converted **out, const char *in, const pd_convert_params 
     if (!c) return pd_fail(err, "out of memory");
     snprintf(c->path, sizeof c->path, "%s", in);
     int rc;
-    const double t0 = pd_now();
+    const double t0 = core_now();
     report(p, "reading", "files", 0, 1, t0, t0);
     if (has_ext(in, ".safetensors")) {
         if (!p->config) {
@@ -199,7 +199,7 @@ int pd_convert_write(const pd_converted *c, const char *path, const pd_convert_p
         goto done;
     }
     long long total = 0, done_n = 0;
-    const double t0 = pd_now();
+    const double t0 = core_now();
     for (int i = 0; i < c->n; i++) total += cv_numel(&c->t[i]);
     for (int i = 0; i < c->n; i++) {
         const cv_tensor *t = &c->t[i];
@@ -224,7 +224,7 @@ int pd_convert_write(const pd_converted *c, const char *path, const pd_convert_p
         done_n += n;
         report(p, "converting", "values", done_n, total, t0, t0);
     }
-    const double t1 = pd_now();
+    const double t1 = core_now();
     report(p, "writing", "files", 0, 1, t0, t1);
     rc = st_write(path, c->n, names, ndims, (const long long (*)[8])shapes, data, c->n_meta,
                   (const char *const *)c->meta_k, (const char *const *)c->meta_v, err);

@@ -328,8 +328,8 @@ int cv_edm_network(pd_converted *c, const pk_value *root, const pd_convert_param
         smin = pv[0], smax = pv[1], cfg.sigma_data = pv[2];
     } else if (!strcmp(pd->name, "vp")) {
         cfg.beta_d = pv[0], cfg.beta_min = pv[1], cfg.M = (int)pv[2], cfg.epsilon_t = pv[3];
-        smin = pd_vp_sigma(pv[3], pv[0], pv[1]);
-        smax = pd_vp_sigma(1, pv[0], pv[1]);
+        smin = noise_vp_sigma(pv[3], pv[0], pv[1]);
+        smax = noise_vp_sigma(1, pv[0], pv[1]);
     } else if (!strcmp(pd->name, "ve")) {
         smin = pv[0], smax = pv[1];
     } else {

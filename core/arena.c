@@ -6,7 +6,7 @@ void *ar_build(void (*layout)(void *ctx, ar_arena *a), void *ctx, size_t *bytes)
     ar_arena a = {NULL, 0};
     layout(ctx, &a);
     if (bytes) *bytes = a.off;
-    a.base = pd_alloc(a.off ? a.off : 64);
+    a.base = core_alloc(a.off ? a.off : 64);
     if (!a.base) return NULL;
     a.off = 0;
     layout(ctx, &a);

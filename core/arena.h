@@ -3,7 +3,7 @@
  *
  * Contract: a layout is a function that makes a sequence of ar_take calls. ar_build walks it once
  * with base NULL to measure (every take returns NULL and only counts), allocates that many bytes
- * with pd_alloc, then walks it again from that base to set the pointers: the same takes in the
+ * with core_alloc, then walks it again from that base to set the pointers: the same takes in the
  * same order give the same offsets. Every piece starts 64-byte aligned (cache lines, and the
  * widest vector loads). A layout that shares memory between buffers (songunet's slots) sets the
  * base and the starting offset itself and uses ar_take for what it does not share. */
@@ -24,7 +24,7 @@ static inline void *ar_take(ar_arena *a, size_t bytes) {
     return p;
 }
 
-/* Measures layout(ctx, .), allocates and lays out again. Returns the arena (free it with pd_free)
+/* Measures layout(ctx, .), allocates and lays out again. Returns the arena (free it with core_free)
  * and its size in *bytes (may be NULL), or NULL when the allocation fails (the layout's pointers
  * are then NULL from the measuring walk). */
 void *ar_build(void (*layout)(void *ctx, ar_arena *a), void *ctx, size_t *bytes);

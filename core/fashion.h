@@ -6,10 +6,10 @@
 
 #include "pixdiff.h"
 
-#define PD_FASHION_MNIST_PACKAGE "dataset-fashion-mnist"
+#define FASHION_MNIST_PACKAGE "dataset-fashion-mnist"
 
 /* The images and labels paths of a split: dir (NULL or "": PD_FASHION_MNIST_DIR) +
  * "{train,t10k}-{images-idx3,labels-idx1}-ubyte.gz". */
-void pd_fashion_mnist_files(const char *dir, int train, char *images, char *labels, size_t cap);
+void fashion_mnist_files(const char *dir, int train, char *images, char *labels, size_t cap);
 
 #endif

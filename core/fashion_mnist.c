@@ -17,7 +17,7 @@
 #define FASHION_SIDE 28
 #define FASHION_PAD 2   /* 28 + 2*2 = 32 */
 
-void pd_fashion_mnist_files(const char *dir, int train, char *images, char *labels, size_t cap) {
+void fashion_mnist_files(const char *dir, int train, char *images, char *labels, size_t cap) {
     if (!dir || !*dir) dir = PD_FASHION_MNIST_DIR;
     const char *split = train ? "train" : "t10k";
     snprintf(images, cap, "%s/%s-images-idx3-ubyte.gz", dir, split);
@@ -29,7 +29,7 @@ void pd_fashion_mnist_files(const char *dir, int train, char *images, char *labe
 static int fashion_fail(pd_error *err, const char *what) {
     return pd_fail(err, "%s (Fashion-MNIST comes from the Debian package %s: "
                         "`sudo apt-get install %s`, or `make deps`)",
-                   what, PD_FASHION_MNIST_PACKAGE, PD_FASHION_MNIST_PACKAGE);
+                   what, FASHION_MNIST_PACKAGE, FASHION_MNIST_PACKAGE);
 }
 
 int pd_fashion_mnist_load(const char *dir, int train, float **images, uint8_t **labels, int *n_out,
@@ -38,7 +38,7 @@ int pd_fashion_mnist_load(const char *dir, int train, float **images, uint8_t **
     if (labels) *labels = NULL;
     *n_out = 0;
     char ipath[1100], lpath[1100];
-    pd_fashion_mnist_files(dir, train, ipath, lpath, sizeof ipath);
+    fashion_mnist_files(dir, train, ipath, lpath, sizeof ipath);
 
     /* Name the missing file ourselves, so the message is right whatever the IDX reader says. */
     const char *paths[2] = {ipath, lpath};
@@ -55,11 +55,11 @@ int pd_fashion_mnist_load(const char *dir, int train, float **images, uint8_t **
     int idims[4] = {0}, ldims[4] = {0}, indim = 0, lndim = 0;
     pd_error sub = {{0}};
     char what[2400] = "";
-    if (pd_idx_read_u8(ipath, &img, idims, &indim, &sub) != 0) {
+    if (idx_read_u8(ipath, &img, idims, &indim, &sub) != 0) {
         snprintf(what, sizeof what, "%s", sub.msg);
         return fashion_fail(err, what);
     }
-    if (pd_idx_read_u8(lpath, &lab, ldims, &lndim, &sub) != 0) {
+    if (idx_read_u8(lpath, &lab, ldims, &lndim, &sub) != 0) {
         free(img);
         snprintf(what, sizeof what, "%s", sub.msg);
         return fashion_fail(err, what);

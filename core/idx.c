@@ -54,7 +54,7 @@ static int gz_fail(gzFile gz, const char *path, const char *what, pd_error *err)
     return pd_fail(err, "%s: corrupt gzip data (%s)", path, m && m[0] ? m : "zlib error");
 }
 
-int pd_idx_read_u8(const char *path, uint8_t **data, int dims[4], int *ndim, pd_error *err) {
+int idx_read_u8(const char *path, uint8_t **data, int dims[4], int *ndim, pd_error *err) {
     *data = NULL;
     int fd = open(path, O_RDONLY);
     if (fd < 0) return open_error(path, errno, err);
@@ -130,8 +130,8 @@ static int name_cmp(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-int pd_png_folder_read(const char *dir, float **data, int *n, int *C, int *H, int *W,
-                       pd_error *err) {
+int core_png_folder_read(const char *dir, float **data, int *n, int *C, int *H, int *W,
+                         pd_error *err) {
     *data = NULL;
     DIR *d = opendir(dir);
     if (!d) return pd_fail(err, "%s: %s", dir, strerror(errno));

@@ -1,6 +1,6 @@
 /* jsonbuf.c — the one JSON writer (jsonbuf.h): a growable string, JSON string literals with
- * quotes, backslashes and control bytes escaped, and numbers in the shortest form that reads
- * back to the same double. */
+ * quotes, backslashes and control bytes escaped, numbers in the shortest form that reads back
+ * to the same double, and object members. */
 #include "core/jsonbuf.h"
 
 #include <math.h>
@@ -67,14 +67,43 @@ void jb_fmt_double(char *out, size_t cap, double v) {
     }
 }
 
-void jb_json_num(jb_buf *b, double v) {
-    if (!isfinite(v)) {
-        jb_printf(b, "null");
-        return;
-    }
+void jb_addf(char *out, size_t cap, size_t *len, const char *fmt, ...) {
+    if (*len >= cap) return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(out + *len, cap - *len, fmt, ap);
+    va_end(ap);
+    *len = n < 0 ? cap : *len + (size_t)n;
+}
+
+void jb_num(jb_buf *b, double v) {
     char t[40];
     jb_fmt_double(t, sizeof t, v);
     jb_printf(b, "%s", t);
+}
+
+void jb_json_num(jb_buf *b, double v) {
+    if (isfinite(v)) jb_num(b, v);
+    else jb_printf(b, "null");
+}
+
+void jb_key(jb_buf *b, const char *k) {
+    jb_printf(b, "%s\"%s\": ", b->len && b->s[b->len - 1] != '{' ? ", " : "", k);
+}
+
+void jb_key_str(jb_buf *b, const char *k, const char *v) {
+    jb_key(b, k);
+    jb_json_str(b, v);
+}
+
+void jb_key_int(jb_buf *b, const char *k, long long v) {
+    jb_key(b, k);
+    jb_printf(b, "%lld", v);
+}
+
+void jb_key_num(jb_buf *b, const char *k, double v) {
+    jb_key(b, k);
+    jb_json_num(b, v);
 }
 
 void jb_free(jb_buf *b) {

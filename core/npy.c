@@ -209,12 +209,12 @@ int pd_npy_write(const char *path, const float *data, const int *shape, int ndim
     }
     uint8_t h[320];
     size_t n = npy_header(h, sizeof h, "<f4", sh, ndim);
-    pd_atomic_file af;
-    if (pd_atomic_open(&af, path, err)) return -1;
+    core_atomic_file af;
+    if (core_atomic_open(&af, path, err)) return -1;
     if (fwrite(h, 1, n, af.f) != n || fwrite(data, 4, numel, af.f) != numel) {
         int e = errno;
-        pd_atomic_abort(&af);
+        core_atomic_abort(&af);
         return pd_fail(err, "%s: write failed: %s", path, strerror(e));
     }
-    return pd_atomic_commit(&af, err);
+    return core_atomic_commit(&af, err);
 }

@@ -144,8 +144,8 @@ int pd_npz_stats_write(const char *path, const pd_feature_stats *s, pd_error *er
     if (counts[1] * 8 > 0xffffffffu - 4096) return pd_fail(err, "%s: %lld features is too many for a zip32 .npz", path, d);
     uint8_t hdr[2][320], local[30 + 16], central[2][46 + 16];
     size_t hlen[2], pos = 0;
-    pd_atomic_file af;
-    if (pd_atomic_open(&af, path, err)) return -1;
+    core_atomic_file af;
+    if (core_atomic_open(&af, path, err)) return -1;
     for (int k = 0; k < 2; k++) {
         hlen[k] = npy_header(hdr[k], sizeof hdr[k], "<f8", shapes[k], k + 1);
         const size_t size = hlen[k] + 8 * counts[k], nlen = strlen(names[k]);
@@ -193,9 +193,9 @@ int pd_npz_stats_write(const char *path, const pd_feature_stats *s, pd_error *er
     put(eocd + 12, cd_size, 4);
     put(eocd + 16, pos, 4);
     if (fwrite(eocd, 1, 22, af.f) != 22) goto fail;
-    return pd_atomic_commit(&af, err);
+    return core_atomic_commit(&af, err);
 fail:;
     int e = errno;
-    pd_atomic_abort(&af);
+    core_atomic_abort(&af);
     return pd_fail(err, "%s: write failed: %s", path, strerror(e));
 }

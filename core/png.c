@@ -1,7 +1,7 @@
 /* png.c — PNG images with libpng (pixdiff.h pd_png_*).
  *
  * Writing tiles n images [n,C,H,W] (C = 1 gray or 3 RGB, floats in [-1,1]) into a grid of `cols`
- * columns with PD_PNG_PAD black pixels between tiles (none around the border), quantised as
+ * columns with PNGIO_PAD black pixels between tiles (none around the border), quantised as
  * u8 = trunc(clip(x*127.5 + 128, 0, 255)) (DESIGN.md "File formats"; NaN maps to 0). Text pairs
  * go in uncompressed iTXt chunks (UTF-8) before the image data. The file is written atomically:
  * libpng errors longjmp back here, the temporary file is removed and a half-written PNG never
@@ -22,12 +22,12 @@
 #include <strings.h>
 #include <sys/stat.h>
 
-#define PD_PNG_PAD 2                     /* pixels between grid tiles */
-#define PD_PNG_MAX_SIDE 1000000          /* libpng's default read limit, so we can read our files */
-#define PD_PNG_MAX_PIXELS (1L << 28)
-#define PD_PNG_MAX_CHUNK ((png_alloc_size_t)8 << 20)   /* an ancillary chunk (ICC profile, ...) */
-#define PD_PNG_MAX_CACHE 64                              /* ancillary chunks kept */
-#define PD_PNG_MAX_DEFLATE 1032ULL                       /* zlib's largest expansion ratio */
+#define PNGIO_PAD 2                     /* pixels between grid tiles */
+#define PNGIO_MAX_SIDE 1000000          /* libpng's default read limit, so we can read our files */
+#define PNGIO_MAX_PIXELS (1L << 28)
+#define PNGIO_MAX_CHUNK ((png_alloc_size_t)8 << 20)   /* an ancillary chunk (ICC profile, ...) */
+#define PNGIO_MAX_CACHE 64                              /* ancillary chunks kept */
+#define PNGIO_MAX_DEFLATE 1032ULL                       /* zlib's largest expansion ratio */
 
 typedef struct { char msg[256]; } png_errctx;
 
@@ -63,9 +63,9 @@ int pd_png_write_grid(const char *path, const float *x, int n, int C, int H, int
     if (cols == 0) cols = (int)ceil(sqrt((double)n));
     if (cols > n) cols = n;
     int rows = (n + cols - 1) / cols;
-    long long gw = (long long)cols * W + (long long)(cols - 1) * PD_PNG_PAD;
-    long long gh = (long long)rows * H + (long long)(rows - 1) * PD_PNG_PAD;
-    if (gw > PD_PNG_MAX_SIDE || gh > PD_PNG_MAX_SIDE || gw * gh > PD_PNG_MAX_PIXELS)
+    long long gw = (long long)cols * W + (long long)(cols - 1) * PNGIO_PAD;
+    long long gh = (long long)rows * H + (long long)(rows - 1) * PNGIO_PAD;
+    if (gw > PNGIO_MAX_SIDE || gh > PNGIO_MAX_SIDE || gw * gh > PNGIO_MAX_PIXELS)
         return pd_fail(err, "%s: grid of %lldx%lld pixels is too large", path, gw, gh);
     int nt = 0;
     while (text && text[2 * nt]) {
@@ -83,7 +83,7 @@ int pd_png_write_grid(const char *path, const float *x, int n, int C, int H, int
         return pd_fail(err, "%s: out of memory", path);
     }
     for (int i = 0; i < n; i++) {
-        size_t y0 = (size_t)(i / cols) * (H + PD_PNG_PAD), x0 = (size_t)(i % cols) * (W + PD_PNG_PAD);
+        size_t y0 = (size_t)(i / cols) * (H + PNGIO_PAD), x0 = (size_t)(i % cols) * (W + PNGIO_PAD);
         for (int c = 0; c < C; c++)
             for (int y = 0; y < H; y++) {
                 const float *src = x + (((size_t)i * C + c) * H + y) * W;
@@ -101,21 +101,21 @@ int pd_png_write_grid(const char *path, const float *x, int n, int C, int H, int
         tx[i].lang_key = (png_charp)"";
     }
 
-    pd_atomic_file af;
+    core_atomic_file af;
     png_errctx ec = {""};
     int rc = -1;
-    if (pd_atomic_open(&af, path, err)) goto done;
+    if (core_atomic_open(&af, path, err)) goto done;
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &ec, on_error, on_warning);
     png_infop info = png ? png_create_info_struct(png) : NULL;
     if (!info) {
         png_destroy_write_struct(&png, NULL);
-        pd_atomic_abort(&af);
+        core_atomic_abort(&af);
         pd_fail(err, "%s: out of memory", path);
         goto done;
     }
     if (setjmp(png_jmpbuf(png))) {
         png_destroy_write_struct(&png, &info);
-        pd_atomic_abort(&af);
+        core_atomic_abort(&af);
         pd_fail(err, "%s: PNG write failed: %s", path, ec.msg);
         goto done;
     }
@@ -128,7 +128,7 @@ int pd_png_write_grid(const char *path, const float *x, int n, int C, int H, int
     png_write_image(png, rowp);
     png_write_end(png, info);
     png_destroy_write_struct(&png, &info);
-    rc = pd_atomic_commit(&af, err);
+    rc = core_atomic_commit(&af, err);
 done:
     free(img), free(rowp), free(tx);
     return rc;
@@ -177,22 +177,22 @@ static int png_load(const char *path, float **pixels, int *C, int *H, int *W, pd
     }
     png_init_io(png, f);
     /* Bounds before libpng reads a chunk (docs/testing.md "Resource rule"): no ancillary chunk
-     * may be longer than the file or PD_PNG_MAX_CHUNK, text and other ancillary chunks are
-     * dropped unread, at most PD_PNG_MAX_CACHE are kept. */
-    png_set_user_limits(png, PD_PNG_MAX_SIDE, PD_PNG_MAX_SIDE);
-    png_set_chunk_cache_max(png, PD_PNG_MAX_CACHE);
-    png_set_chunk_malloc_max(png, (png_alloc_size_t)st.st_size < PD_PNG_MAX_CHUNK
-                                      ? (png_alloc_size_t)st.st_size + 1 : PD_PNG_MAX_CHUNK);
+     * may be longer than the file or PNGIO_MAX_CHUNK, text and other ancillary chunks are
+     * dropped unread, at most PNGIO_MAX_CACHE are kept. */
+    png_set_user_limits(png, PNGIO_MAX_SIDE, PNGIO_MAX_SIDE);
+    png_set_chunk_cache_max(png, PNGIO_MAX_CACHE);
+    png_set_chunk_malloc_max(png, (png_alloc_size_t)st.st_size < PNGIO_MAX_CHUNK
+                                      ? (png_alloc_size_t)st.st_size + 1 : PNGIO_MAX_CHUNK);
     static const png_byte skip[] = "tEXt\0zTXt\0iTXt\0";
     png_set_keep_unknown_chunks(png, PNG_HANDLE_CHUNK_NEVER, skip, 3);
     png_read_info(png, info);
     png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
     int ct = png_get_color_type(png, info), bd = png_get_bit_depth(png, info);
-    if ((unsigned long long)w * h > PD_PNG_MAX_PIXELS) png_error(png, "Image too large");
+    if ((unsigned long long)w * h > PNGIO_MAX_PIXELS) png_error(png, "Image too large");
     /* Deflate expands at most 1032:1, so the rows (one filter byte each) cannot be larger than
      * that times the file: checked before the row buffer is allocated. */
     unsigned long long raw = ((unsigned long long)w * png_get_channels(png, info) * bd + 7) / 8 + 1;
-    if (raw * h > PD_PNG_MAX_DEFLATE * (unsigned long long)st.st_size)
+    if (raw * h > PNGIO_MAX_DEFLATE * (unsigned long long)st.st_size)
         png_error(png, "Image too large for the file (more than deflate's 1032:1)");
     if (bd == 16) png_set_strip_16(png);
     if (ct == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);

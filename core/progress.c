@@ -19,7 +19,7 @@ void pg_init(pd_progress *p, const char *what, const char *unit) {
 }
 
 void pg_time(pd_progress *p, double t0) {
-    p->seconds = pd_now() - t0;
+    p->seconds = core_now() - t0;
     p->rate = p->seconds > 0 && p->done > 0 ? (double)p->done / p->seconds : -1;
     p->eta_seconds = p->rate > 0 && p->total > 0
                          ? (double)(p->total > p->done ? p->total - p->done : 0) / p->rate

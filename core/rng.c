@@ -13,7 +13,7 @@
 #define PHILOX_W0 0x9E3779B9u
 #define PHILOX_W1 0xBB67AE85u
 
-void pd_philox4x32(uint32_t out[4], const uint32_t ctr[4], const uint32_t key[2]) {
+void rng_philox4x32(uint32_t out[4], const uint32_t ctr[4], const uint32_t key[2]) {
     uint32_t c0 = ctr[0], c1 = ctr[1], c2 = ctr[2], c3 = ctr[3];
     uint32_t k0 = key[0], k1 = key[1];
     for (int round = 0; round < 10; round++) {
@@ -34,13 +34,13 @@ void pd_philox4x32(uint32_t out[4], const uint32_t ctr[4], const uint32_t key[2]
 static void block(uint32_t out[4], uint64_t blk, uint64_t seed, uint64_t stream) {
     uint32_t ctr[4] = {(uint32_t)blk, (uint32_t)(blk >> 32), (uint32_t)stream, (uint32_t)(stream >> 32)};
     uint32_t key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)};
-    pd_philox4x32(out, ctr, key);
+    rng_philox4x32(out, ctr, key);
 }
 
 /* (0,1): never 0, so log() in Box-Muller is finite. */
 static inline double to_unit(uint32_t v) { return ((double)v + 0.5) * (1.0 / 4294967296.0); }
 
-void pd_randu(float *out, size_t n, uint64_t seed, uint64_t stream) {
+void rng_randu(float *out, size_t n, uint64_t seed, uint64_t stream) {
     size_t nblk = (n + 3) / 4;
     #pragma omp parallel for schedule(static) if (n > 65536)
     for (size_t b = 0; b < nblk; b++) {
@@ -61,7 +61,7 @@ static void normals4(double z[4], uint64_t b, uint64_t seed, uint64_t stream) {
     }
 }
 
-void pd_randn_double(double *out, size_t n, uint64_t seed, uint64_t stream) {
+void rng_randn_double(double *out, size_t n, uint64_t seed, uint64_t stream) {
     size_t nblk = (n + 3) / 4;
     #pragma omp parallel for schedule(static) if (n > 65536)
     for (size_t b = 0; b < nblk; b++) {

@@ -10,10 +10,10 @@
 #include <stddef.h>
 
 /* One Philox4x32-10 block: 4 x 32 random bits for counter (ctr0..3) under key (k0,k1). */
-void pd_philox4x32(uint32_t out[4], const uint32_t ctr[4], const uint32_t key[2]);
+void rng_philox4x32(uint32_t out[4], const uint32_t ctr[4], const uint32_t key[2]);
 /* Uniform floats in (0,1), element j of (seed, stream). */
-void pd_randu(float *out, size_t n, uint64_t seed, uint64_t stream);
+void rng_randu(float *out, size_t n, uint64_t seed, uint64_t stream);
 /* pd_randn (normals) is public, in pixdiff.h. Double-valued normals for samplers' float64 state: */
-void pd_randn_double(double *out, size_t n, uint64_t seed, uint64_t stream);
+void rng_randn_double(double *out, size_t n, uint64_t seed, uint64_t stream);
 
 #endif

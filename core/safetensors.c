@@ -191,7 +191,7 @@ static int read_data(st_file *out, FILE *f, const char *path, unsigned long long
         st_tensor *t = &out->tensors[e->index];
         const char *dt = st_dtypes[e->dtype].name;
         size_t bytes = e->end - e->begin;
-        if (!(t->data = pd_alloc(t->numel * sizeof(float))))
+        if (!(t->data = core_alloc(t->numel * sizeof(float))))
             return pd_fail(err, "%s: tensor '%s': out of memory (%zu elements)", path, e->name,
                            t->numel);
         if (!bytes) continue;
@@ -321,7 +321,7 @@ void st_free(st_file *f) {
     if (!f) return;
     for (int i = 0; i < f->n_tensors; i++) {
         free(f->tensors[i].name);
-        pd_free(f->tensors[i].data);
+        core_free(f->tensors[i].data);
     }
     for (int i = 0; i < f->n_meta; i++) {
         free(f->meta_keys[i]);
@@ -473,8 +473,8 @@ int st_write(const char *path, int n, const char *const *names, const int *ndims
     if (h.oom) { pd_fail(err, "%s: out of memory", path); goto done; }
     if ((long long)h.len > ST_MAX_HEADER) { pd_fail(err, "%s: header too large", path); goto done; }
 
-    pd_atomic_file af;
-    if (pd_atomic_open(&af, path, err)) goto done;
+    core_atomic_file af;
+    if (core_atomic_open(&af, path, err)) goto done;
     unsigned char n8[8];
     for (int i = 0; i < 8; i++) n8[i] = (unsigned char)((unsigned long long)h.len >> (8 * i));
     int ok = fwrite(n8, 1, 8, af.f) == 8 && fwrite(h.s, 1, h.len, af.f) == h.len;
@@ -485,11 +485,11 @@ int st_write(const char *path, int n, const char *const *names, const int *ndims
         ok = !numel || fwrite(data[i], sizeof(float), numel, af.f) == numel;
     }
     if (!ok) {
-        pd_atomic_abort(&af);
+        core_atomic_abort(&af);
         pd_fail(err, "%s: write failed: %s", path, strerror(errno));
         goto done;
     }
-    rc = pd_atomic_commit(&af, err);
+    rc = core_atomic_commit(&af, err);
 done:
     free(h.s);
     return rc;

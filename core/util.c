@@ -12,8 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
-void *pd_alloc(size_t bytes) {
-    /* Round up so a zero-byte request still returns a unique pointer that pd_free accepts. */
+void *core_alloc(size_t bytes) {
+    /* Round up so a zero-byte request still returns a unique pointer that core_free accepts. */
     size_t sz = (bytes + 63) & ~(size_t)63;
     if (sz < bytes) return NULL;
     void *p = NULL;
@@ -22,7 +22,7 @@ void *pd_alloc(size_t bytes) {
     return p;
 }
 
-void pd_free(void *p) { free(p); }
+void core_free(void *p) { free(p); }
 
 int pd_make_dirs(const char *dir, pd_error *err) {
     char p[1024];
@@ -43,7 +43,7 @@ int pd_make_dirs(const char *dir, pd_error *err) {
     return 0;
 }
 
-int pd_atomic_open(pd_atomic_file *af, const char *path, pd_error *err) {
+int core_atomic_open(core_atomic_file *af, const char *path, pd_error *err) {
     memset(af, 0, sizeof *af);
     if (snprintf(af->path, sizeof af->path, "%s", path) >= (int)sizeof af->path)
         return pd_fail(err, "%s: path too long", path);
@@ -53,7 +53,7 @@ int pd_atomic_open(pd_atomic_file *af, const char *path, pd_error *err) {
     return 0;
 }
 
-int pd_atomic_commit(pd_atomic_file *af, pd_error *err) {
+int core_atomic_commit(core_atomic_file *af, pd_error *err) {
     if (!af->f) return pd_fail(err, "%s: file is not open", af->path);
     int bad = fflush(af->f) != 0 || ferror(af->f);
     int e = errno;
@@ -75,13 +75,13 @@ int pd_atomic_commit(pd_atomic_file *af, pd_error *err) {
     return 0;
 }
 
-void pd_atomic_abort(pd_atomic_file *af) {
+void core_atomic_abort(core_atomic_file *af) {
     if (af->f) fclose(af->f);
     af->f = NULL;
     if (af->tmp[0]) remove(af->tmp);
 }
 
-int pd_sha256_file(const char *path, char hex[65], pd_error *err) {
+int core_sha256_file(const char *path, char hex[65], pd_error *err) {
     hex[0] = '\0';
     FILE *f = fopen(path, "rb");
     if (!f) return pd_fail(err, "%s: %s", path, strerror(errno));
@@ -109,7 +109,7 @@ int pd_sha256_file(const char *path, char hex[65], pd_error *err) {
     return 0;
 }
 
-double pd_now(void) {
+double core_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + 1e-9 * ts.tv_nsec;

@@ -23,7 +23,7 @@ struct amed_student {
 void amed_student_free(amed_student *s) {
     if (!s) return;
     unet_run_free(s->run);
-    pd_free(s->arena);
+    core_free(s->arena);
     free(s->cache);
     free(s);
 }

@@ -21,7 +21,9 @@
 #include "distill/grad_shares.h"
 #include "distill/optim.h"
 #include "distill/run_dir.h"
+#include "core/arena.h"
 #include "core/dist.h"
+#include "core/jsonbuf.h"
 #include "core/progress.h"
 #include "core/rng.h"
 #include "core/safetensors.h"
@@ -71,7 +73,7 @@ typedef struct trainer {
     double sig[1024];           /* the student's grid, steps + 1 values */
     char ckpt[1100];
     char settings[1024];        /* everything a resumed run must share */
-    /* buffers */
+    /* buffers: one arena (trainer_layout) */
     float *z, *labels, *xin, *den_out, *sigf, *feat, *gradf, *adam_m, *adam_v;
     double *tea, *x, *ring[4], *a1, *kk, *xout, *dsout, *grad;
     int S, s_lo, s_hi;          /* gradient shares of a batch; this rank's shares [s_lo, s_hi) */
@@ -99,10 +101,7 @@ static void trainer_free(trainer *t) {
     amed_student_free(t->stu);
     pd_amed_predictor_free(t->pred);
     pd_model_free(t->model);
-    pd_free(t->z);
-    pd_free(t->tea);
-    pd_free(t->grad);
-    pd_free(t->shgrad);
+    core_free(t->z);
 }
 
 /* Resolves the options into info (kind, steps, AFS, grid, teacher) and checks them. */
@@ -149,6 +148,34 @@ static int resolve(trainer *t, pd_error *err) {
     return 0;
 }
 
+/* The one arena (core/arena.h; core_alloc zeroes it, so Adam starts from 0): the batch's floats
+ * (z first, so it is the allocation), the teacher states, the doubles, and the gradient shares
+ * [S][np + 2] twice (this rank's, and the gather space). */
+static void trainer_layout(void *ctx, ar_arena *a) {
+    trainer *t = ctx;
+    const size_t BD = (size_t)t->B * t->dim, B = (size_t)t->B, ld = (size_t)(t->ld > 0 ? t->ld : 1);
+    const size_t F = sizeof(float), D = sizeof(double), sw = (size_t)t->S * (t->np + 2);
+    t->z = ar_take(a, F * BD);
+    t->labels = ar_take(a, F * B * ld);
+    t->xin = ar_take(a, F * BD);
+    t->den_out = ar_take(a, F * BD);
+    t->sigf = ar_take(a, F * B);
+    t->feat = ar_take(a, F * B * AMED_FEAT);
+    t->gradf = ar_take(a, F * t->np);
+    t->adam_m = ar_take(a, F * t->np);
+    t->adam_v = ar_take(a, F * t->np);
+    t->tea = ar_take(a, D * BD * (size_t)t->steps);
+    t->grad = ar_take(a, D * t->np);
+    t->x = ar_take(a, D * BD);
+    for (int k = 0; k < 4; k++) t->ring[k] = ar_take(a, D * BD);
+    t->a1 = ar_take(a, D * BD);
+    t->kk = ar_take(a, D * BD);
+    t->xout = ar_take(a, D * BD);
+    t->dsout = ar_take(a, D * BD);
+    t->shgrad = ar_take(a, D * sw);
+    t->shall = ar_take(a, D * sw);
+}
+
 static int setup(trainer *t, pd_error *err) {
     const pd_amed_train_options *o = t->o;
     pd_amed_info *in = &t->info;
@@ -183,40 +210,15 @@ static int setup(trainer *t, pd_error *err) {
     sp.end_at_zero = 0;
     if (pd_sigma_grid(t->sig, t->steps, &sp, err)) return -1;
 
-    /* buffers: floats in one arena, the teacher states, the doubles */
-    size_t BD = (size_t)t->B * t->dim, B = (size_t)t->B, ld = (size_t)(t->ld > 0 ? t->ld : 1);
-    size_t nf = 3 * BD + B * ld + B + B * AMED_FEAT + 3 * t->np;
-    t->z = pd_alloc(sizeof(float) * nf);
-    t->tea = pd_alloc(sizeof(double) * BD * (size_t)t->steps);
-    t->grad = pd_alloc(sizeof(double) * (9 * BD + t->np));
-    if (!t->z || !t->tea || !t->grad)
-        return pd_fail(err, "amed train: out of memory for a batch of %d", t->B);
-    float *f = t->z + BD;
-    t->labels = f, f += B * ld;
-    t->xin = f, f += BD;
-    t->den_out = f, f += BD;
-    t->sigf = f, f += B;
-    t->feat = f, f += B * AMED_FEAT;
-    t->gradf = f, f += t->np;
-    t->adam_m = f, f += t->np;
-    t->adam_v = f;
-    double *d = t->grad + t->np;
-    t->x = d, d += BD;
-    for (int k = 0; k < 4; k++) t->ring[k] = d, d += BD;
-    t->a1 = d, d += BD;
-    t->kk = d, d += BD;
-    t->xout = d, d += BD;
-    t->dsout = d;
     /* gradient shares (grad_shares.h): a fixed function of the batch, never of the ranks */
-    t->S = gs_shares(t->B);
+    t->S = gs_shares(t->B, GS_MAX_SHARES);   /* cheap here: the predictor's gradient only */
     long long lo, hi;
     dist_part(t->S, dist_rank(), &lo, &hi);
     t->s_lo = (int)lo;
     t->s_hi = (int)hi;
-    size_t sw = (size_t)t->S * (t->np + 2);
-    t->shgrad = pd_alloc(sizeof(double) * 2 * sw);
-    if (!t->shgrad) return pd_fail(err, "amed train: out of memory for %d gradient shares", t->S);
-    t->shall = t->shgrad + sw;
+    if (!ar_build(trainer_layout, t, NULL))
+        return pd_fail(err, "amed train: out of memory for a batch of %d and %d gradient shares",
+                       t->B, t->S);
 
     snprintf(t->settings, sizeof t->settings,
              "kind=%s nfe=%d steps=%d afs=%d grid=%s rho=%.17g sigma=[%.17g,%.17g] s_dir=%.17g "
@@ -234,16 +236,29 @@ static int ckpt_save(trainer *t, const double *loss, pd_error *err) {
     int ndims[3] = {1, 1, 1};
     long long shapes[3][8] = {{(long long)t->np}, {(long long)t->np}, {(long long)t->np}};
     const float *data[3] = {t->pred->params, t->adam_m, t->adam_v};
-    char state[32768];   /* up to 1023 interval losses of 25 characters */
-    int len = snprintf(state, sizeof state,
-                       "{\"format\": " CKPT_FORMAT ", \"batches\": %lld, \"adam_t\": %lld, "
-                       "\"seconds\": %.17g, \"loss\": [", t->batches_done, t->adam_t, t->seconds);
-    for (int n = 0; n < t->steps && len < (int)sizeof state - 40; n++)
-        len += snprintf(state + len, sizeof state - len, "%s%.17g", n ? ", " : "", loss[n]);
-    snprintf(state + len, sizeof state - len, "]}");
+    /* The one JSON writer (core/jsonbuf.h); jb_num keeps a diverged loss (nan) readable. */
+    jb_buf state = {0};
+    jb_printf(&state, "{\"format\": " CKPT_FORMAT);
+    jb_key_int(&state, "batches", t->batches_done);
+    jb_key_int(&state, "adam_t", t->adam_t);
+    jb_key(&state, "seconds");
+    jb_num(&state, t->seconds);
+    jb_key(&state, "loss");
+    jb_printf(&state, "[");
+    for (int n = 0; n < t->steps; n++) {
+        if (n) jb_printf(&state, ", ");
+        jb_num(&state, loss[n]);
+    }
+    jb_printf(&state, "]}");
+    if (state.oom) {
+        jb_free(&state);
+        return pd_fail(err, "%s: out of memory for the checkpoint metadata", t->ckpt);
+    }
     const char *keys[3] = {"format", "pixdiff.amed_train", "pixdiff.amed_settings"};
-    const char *vals[3] = {"pt", state, t->settings};
-    return st_write(t->ckpt, 3, names, ndims, (const long long(*)[8])shapes, data, 3, keys, vals, err);
+    const char *vals[3] = {"pt", state.s, t->settings};
+    int rc = st_write(t->ckpt, 3, names, ndims, (const long long(*)[8])shapes, data, 3, keys, vals, err);
+    jb_free(&state);
+    return rc;
 }
 
 /* Restores everything ckpt_save wrote, the last batch's interval losses included: they become
@@ -361,7 +376,7 @@ static int run_batch(trainer *t, long long batch_index, double *loss, double *rm
         pd_randn(t->z + (size_t)b * dim, dim, t->o->seed, STREAM_NOISE + g);
         if (t->ld > 0) {
             float u;
-            pd_randu(&u, 1, t->o->seed, STREAM_LABEL + g);
+            rng_randu(&u, 1, t->o->seed, STREAM_LABEL + g);
             int cls = (int)(u * t->ld);
             if (cls >= t->ld) cls = t->ld - 1;
             float *l = t->labels + (size_t)b * t->ld;
@@ -504,12 +519,12 @@ int pd_amed_train(const pd_amed_train_options *o, pd_error *err) {
 
     long long total_batches = (o->images + t.B - 1) / t.B, total = total_batches * t.B;
     long long start_batches = t.batches_done;
-    double t_start = pd_now();
+    double t_start = core_now();
     while (t.batches_done < total_batches) {
-        double tb = pd_now();
+        double tb = core_now();
         if (run_batch(&t, t.batches_done, loss, rmean, err)) goto done;
         t.batches_done++;
-        t.seconds += pd_now() - tb;
+        t.seconds += core_now() - tb;
         if (dist_rank() == 0 && ckpt_save(&t, loss, err)) goto done;
         if (o->progress) {
             /* rate and ETA of this session (a resumed run starts its clock again) */

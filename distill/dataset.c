@@ -49,7 +49,7 @@ int ds_load_png_folder(ds_dataset *ds, const char *dir, pd_error *err) {
     memset(ds, 0, sizeof *ds);
     float *x = NULL;
     int n = 0, C = 0, H = 0, W = 0;
-    if (pd_png_folder_read(dir, &x, &n, &C, &H, &W, err) != 0) return -1;
+    if (core_png_folder_read(dir, &x, &n, &C, &H, &W, err) != 0) return -1;
     if (n <= 0) {
         free(x);
         return pd_fail(err, "%s: no PNG images found", dir);
@@ -78,7 +78,7 @@ void ds_epoch_permutation(uint32_t *perm, int n, uint64_t seed, long long epoch)
             uint64_t blk = (uint64_t)k >> 2;
             uint32_t ctr[4] = {(uint32_t)blk, (uint32_t)(blk >> 32), (uint32_t)stream,
                                (uint32_t)(stream >> 32)};
-            pd_philox4x32(r, ctr, key);
+            rng_philox4x32(r, ctr, key);
         }
         uint32_t j = (uint32_t)(((uint64_t)r[k & 3] * (uint64_t)(i + 1)) >> 32);
         uint32_t t = perm[i];

@@ -31,7 +31,7 @@ typedef struct ds_dataset {
 /* Fashion-MNIST from dir (NULL: DS_FASHION_DIR): train = 1 the 60000-image train split,
  * 0 the 10000-image t10k split. Images come out [n,1,32,32]. */
 int ds_load_fashion_mnist(ds_dataset *ds, const char *dir, int train, pd_error *err);
-/* Every PNG in dir (same size, gray or RGB), unlabelled, via core/idx.h's pd_png_folder_read. */
+/* Every PNG in dir (same size, gray or RGB), unlabelled, via core/idx.h's core_png_folder_read. */
 int ds_load_png_folder(ds_dataset *ds, const char *dir, pd_error *err);
 void ds_free(ds_dataset *ds);
 

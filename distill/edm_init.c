@@ -18,7 +18,7 @@ static int ends_with(const char *s, const char *suffix) {
 
 int tr_init_edm(pd_model *m, uint64_t seed, pd_error *err) {
     for (int i = 0; i < m->n_tensors; i++) {
-        const pd_tensor_info *t = &m->tensors[i];
+        const unet_tensor_info *t = &m->tensors[i];
         float *p = m->params + t->offset;
         if (ends_with(t->name, ".bias")) {
             memset(p, 0, t->numel * sizeof(float));
@@ -42,7 +42,7 @@ int tr_init_edm(pd_model *m, uint64_t seed, pd_error *err) {
         else if (ends_with(t->name, ".qkv.weight"))
             gain = sqrt(0.2);                  /* init_attn */
         double bound = sqrt(6.0 / (fan_in + fan_out)) * gain;
-        pd_randu(p, t->numel, seed, TR_STREAM_INIT + (uint64_t)i);
+        rng_randu(p, t->numel, seed, TR_STREAM_INIT + (uint64_t)i);
         for (size_t k = 0; k < t->numel; k++) p[k] = (float)(bound * (2.0 * p[k] - 1.0));
     }
     return 0;

@@ -6,6 +6,7 @@
  * scaled by 1/n because the loss averages over the batch.
  */
 #include "distill/objective_classify.h"
+#include "core/progress.h"
 #include "core/util.h"
 
 #include <math.h>
@@ -23,7 +24,7 @@ int tr_classify_create(tr_classify **out, const pd_model *m, int batch, pd_error
         free(c);
         return -1;
     }
-    c->logits = pd_alloc(2 * (size_t)batch * c->K * sizeof(float));
+    c->logits = core_alloc(2 * (size_t)batch * c->K * sizeof(float));
     c->target = malloc((size_t)batch * sizeof(int));
     if (!c->logits || !c->target) {
         tr_classify_free(c);
@@ -37,7 +38,7 @@ int tr_classify_create(tr_classify **out, const pd_model *m, int batch, pd_error
 void tr_classify_free(tr_classify *c) {
     if (!c) return;
     clf_run_free(c->run);
-    pd_free(c->logits);
+    core_free(c->logits);
     free(c->target);
     if (c->have_test) ds_free(&c->test);
     free(c);
@@ -141,17 +142,14 @@ int tr_classify_report(tr_trainer *t, const pd_train_options *o, double *accurac
     /* Measure what gets exported: the EMA weights, swapped in as the params for the forward. */
     float *live = t->model->params;
     t->model->params = t->ema;
-    double acc, ce, t0 = pd_now();
+    double acc, ce, t0 = core_now();
     int rc = tr_classify_accuracy(c, &c->test, &acc, &ce, err);
     t->model->params = live;
     if (rc) return -1;
     if (accuracy) *accuracy = acc;
-    if (o && o->log) {
-        char line[400];
-        snprintf(line, sizeof line, "test accuracy %.2f%% (cross-entropy %.4f) of the EMA weights "
-                 "on the %d t10k images at %lld images seen (%.1f s)", 100.0 * acc, ce, c->test.n,
-                 t->images_seen, pd_now() - t0);
-        o->log(o->user, line);
-    }
+    if (o)
+        pg_log(o->log, o->user, "test accuracy %.2f%% (cross-entropy %.4f) of the EMA weights on "
+               "the %d t10k images at %lld images seen (%.1f s)", 100.0 * acc, ce, c->test.n,
+               t->images_seen, core_now() - t0);
     return 0;
 }

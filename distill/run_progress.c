@@ -15,7 +15,7 @@ void rp_init(rp_meter *m, int n_losses, long long images, const double *initial)
     for (int j = 0; j < m->n_losses; j++) m->mean[j] = initial[j];
     m->rate_head = 1;
     m->rate_count = 1;
-    m->rate_t[0] = pd_now();
+    m->rate_t[0] = core_now();
     m->rate_n[0] = images;
 }
 
@@ -33,7 +33,7 @@ void rp_record(rp_meter *m, long long images, const double *losses) {
         for (int i = 0; i < k; i++) s += m->ring[j][i];
         m->mean[j] = s / k;
     }
-    double now = pd_now();
+    double now = core_now();
     m->now = now;
     m->rate_t[m->rate_head] = now;
     m->rate_n[m->rate_head] = images;
@@ -62,7 +62,7 @@ void rp_report(const rp_meter *m, pd_progress *p, const char *what, long long im
     pg_init(p, what, "images");
     p->done = images;
     p->total = total;
-    p->seconds = pd_now() - t0;
+    p->seconds = core_now() - t0;
     p->rate = m->rate > 0 ? m->rate : -1;
     p->eta_seconds = m->rate > 0 ? (double)(total - images) / m->rate : -1;
 }

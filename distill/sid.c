@@ -30,8 +30,8 @@ void sid_free(sid_distiller *s) {
     pd_model_free(s->teacher);
     pd_model_free(s->psi);
     pd_model_free(s->gen);
-    pd_free(s->theta_ema);
-    pd_free(s->z);
+    core_free(s->theta_ema);
+    core_free(s->z);
     gs_plan_free(&s->shares);
     sid_config_free(&s->cfg);
     free(s);
@@ -124,7 +124,7 @@ int sid_create(sid_distiller **out, const sid_config *cfg, pd_model *teacher, pd
         pd_fail(err, "out of memory for the batch buffers");
         goto fail;
     }
-    if (gs_plan_init(&s->shares, s->B, np, err)) goto fail;
+    if (gs_plan_init(&s->shares, s->B, s->cfg.shares, 1, np, err)) goto fail;
     *out = s;
     return 0;
 fail:
@@ -152,7 +152,7 @@ void sid_draw(sid_distiller *s, long long first, int n, int theta) {
     for (int i = 0; i < n; i++) {
         uint64_t g = (uint64_t)(first + i);
         float u[4];
-        pd_randu(u, 4, c->seed, sa + g);
+        rng_randu(u, 4, c->seed, sa + g);
         if (theta) {
             /* u ~ U(0, tmax/1000) on the Karras schedule (§M1.4). */
             s->sigma[i] = (float)sid_karras_sigma((double)u[0] * c->tmax / 1000.0);
@@ -340,8 +340,9 @@ typedef struct share_ctx {
     uint64_t stream;         /* the step's dropout stream */
 } share_ctx;
 
-static int step_share(void *user, int share, int first, int n, float *grad, double *values,
-                      pd_error *err) {
+static int step_share(void *user, int share, int worker, int first, int n, float *grad,
+                      double *values, pd_error *err) {
+    (void)worker;   /* one worker: the plan below asks for no more */
     share_ctx *x = user;
     sid_distiller *s = x->s;
     sid_draw(s, x->image0 + first, n, x->theta);
@@ -426,13 +427,13 @@ int sid_init_generator(sid_distiller *s, const pd_model *g, long long warmup_ima
 int sid_warmup_iteration(sid_distiller *s, double *loss_psi, pd_error *err) {
     if (s->warm_seen >= s->warm_total)
         return pd_fail(err, "sid: the fake-score warm-up is done (%lld images)", s->warm_total);
-    double t0 = pd_now();
+    double t0 = core_now();
     long long it = s->warm_seen / s->B;
     if (psi_update(s, SID_WARM_IMAGE0 + s->warm_seen, SID_STREAM_DROP_WARM + (uint64_t)it,
                    loss_psi, err))
         return -1;
     s->warm_seen += s->B;
-    s->seconds += pd_now() - t0;
+    s->seconds += core_now() - t0;
     return 0;
 }
 
@@ -454,11 +455,11 @@ int sid_theta_update(sid_distiller *s, double *loss, pd_error *err) {
 }
 
 int sid_iteration(sid_distiller *s, double *loss_psi, double *loss_theta, pd_error *err) {
-    double t0 = pd_now();
+    double t0 = core_now();
     if (sid_psi_update(s, loss_psi, err) || sid_theta_update(s, loss_theta, err)) return -1;
     s->images_seen += s->B;
     s->step++;
-    s->seconds += pd_now() - t0;
+    s->seconds += core_now() - t0;
     return 0;
 }
 
@@ -510,6 +511,7 @@ int sid_save_checkpoint(const sid_distiller *s, const char *path, pd_error *err)
     ck_meta_real(&m, "loss_psi", s->last_loss_psi, 9);
     ck_meta_real(&m, "loss_theta", s->last_loss_theta, 9);
     ck_meta_count(&m, "dropped", s->dropped);
+    ck_meta_count(&m, "shares", s->cfg.shares);
     ck_meta_config(&m, s->cfg.text, s->cfg.source);
     ck_meta_str(&m, "teacher", s->teacher->path);
     ck_meta_str(&m, "teacher_sha256", s->teacher_sha256);
@@ -549,6 +551,8 @@ int sid_load_checkpoint(sid_distiller *s, const char *path, pd_error *err) {
     int rc = -1;
     sid_config old;
     if (ck_config(&c, &old, err)) goto done;
+    /* Checkpoints from before `training.shares` existed were made with the most shares. */
+    if (ck_get_real(&c, "shares") == 0) old.shares = GS_MAX_SHARES;
     rc = sid_config_compatible(&old, &s->cfg, path, err);
     sid_config_free(&old);
     if (rc) goto done;

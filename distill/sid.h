@@ -14,7 +14,7 @@
  * seed and a position (Philox, core/rng.h), so the saved state (psi, theta, theta_ema, both Adam
  * states, images_seen) determines the rest of the run and a resumed run is bit-identical:
  *   psi step, image g = images_seen + i:  z  stream SID_STREAM_PSI_Z + g, n stream
- *     SID_STREAM_PSI_N + g (pd_randn), words of pd_randu stream SID_STREAM_PSI_AUX + g:
+ *     SID_STREAM_PSI_N + g (pd_randn), words of rng_randu stream SID_STREAM_PSI_AUX + g:
  *     0-1 Box-Muller for ln sigma ~ N(p_mean, p_std^2), 2 the label (uniform over the classes);
  *   theta step, image g: streams SID_STREAM_TH_Z/N/AUX + g, aux word 0 u ~ U(0, tmax/1000),
  *     word 2 the label;

@@ -6,6 +6,7 @@
  */
 #include "distill/sid_config.h"
 #include "distill/config_sections.h"
+#include "distill/grad_shares.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +33,7 @@ sid_config sid_config_default(void) {
     c.ema_halflife_images = 500000;
     c.ema_rampup = 0.05;
     c.batch = 64;
+    c.shares = GS_DEFAULT_SHARES;
     c.duration_images = 1000000;
     c.checkpoint_images = 12800;
     c.snapshot_images = 0;
@@ -72,7 +74,7 @@ int sid_config_parse(sid_config *c, const char *text, const char *source, pd_err
     static const char *const k_opt[] = {"lr_psi", "lr_theta", "betas", "betas_theta", "eps",
                                         NULL};
     static const char *const k_train[] = {"batch", "duration_images", "checkpoint_images",
-                                          "snapshot_images", "seed", "threads", NULL};
+                                          "snapshot_images", "seed", "threads", "shares", NULL};
     static const char *const k_eval[] = {"fd_images", "fd_n", "fd_seed", "classifier", NULL};
     if (root && root->kind == YD_SCALAR && root->scalar && !root->scalar[0]) root = NULL;
     if (root && root->kind != YD_MAP) {
@@ -107,7 +109,7 @@ int sid_config_parse(sid_config *c, const char *text, const char *source, pd_err
     if ((s = yd_get(root, "ema")) && cs_ema(&doc, s, &c->ema_halflife_images, &c->ema_rampup, err))
         goto done;
     if ((s = yd_get(root, "training"))) {
-        long long batch = c->batch, seed = 0, threads = c->threads;
+        long long batch = c->batch, seed = 0, threads = c->threads, shares = c->shares;
         if (yd_check_keys(&doc, s, k_train, "training", err) ||
             cs_count(&doc, s, "batch", &batch, 1, 65536, "training", err) ||
             cs_count(&doc, s, "duration_images", &c->duration_images, 1, (long long)4e18,
@@ -117,9 +119,11 @@ int sid_config_parse(sid_config *c, const char *text, const char *source, pd_err
             cs_count(&doc, s, "snapshot_images", &c->snapshot_images, 0, (long long)4e18,
                      "training", err) ||
             cs_count(&doc, s, "seed", &seed, 0, (long long)4e18, "training", err) ||
-            cs_count(&doc, s, "threads", &threads, 0, 4096, "training", err))
+            cs_count(&doc, s, "threads", &threads, 0, 4096, "training", err) ||
+            cs_count(&doc, s, "shares", &shares, 1, GS_MAX_SHARES, "training", err))
             goto done;
         c->batch = (int)batch;
+        c->shares = (int)shares;
         c->seed = (uint64_t)seed;
         c->threads = (int)threads;
     }
@@ -170,6 +174,8 @@ int sid_config_compatible(const sid_config *old, const sid_config *cur, const ch
                           pd_error *err) {
     const char *key = NULL;
     if (old->batch != cur->batch) key = "training.batch";
+    else if (gs_shares(old->batch, old->shares) != gs_shares(cur->batch, cur->shares))
+        key = "training.shares";
     else if (old->seed != cur->seed) key = "training.seed";
     else if (old->sigma_init != cur->sigma_init) key = "sid.sigma_init";
     if (key)

@@ -13,6 +13,7 @@
  *   optimizer:  lr_psi, lr_theta, betas [b1, b2] (both), betas_theta (overrides for G), eps
  *   ema:        halflife_images, rampup
  *   training:   batch, duration_images, checkpoint_images, snapshot_images (0 = none), seed,
+ *               shares (the most gradient shares of a step, distill/grad_shares.h; default 8),
  *               threads (0 = all cores)
  *   eval:       fd_images (FD of G_ema every this many images; 0 = never), fd_n (samples),
  *               fd_seed (image k uses seed fd_seed + k, label k mod classes), classifier (the
@@ -32,6 +33,7 @@ typedef struct sid_config {
     double beta1_psi, beta2_psi, beta1_theta, beta2_theta, eps;
     double ema_halflife_images, ema_rampup;
     int batch;
+    int shares;                   /* the most gradient shares of a step (distill/grad_shares.h) */
     long long duration_images, checkpoint_images, snapshot_images;
     uint64_t seed;
     int threads;

@@ -75,7 +75,7 @@ static void fd_close(fd_ctx *f) {
 static int fd_run(fd_ctx *f, sid_distiller *s, const pd_sid_options *o, double *fd,
                   pd_error *err) {
     const sid_config *c = &s->cfg;
-    double t0 = pd_now();
+    double t0 = core_now();
     if (sid_generate_ema(s, f->x, c->fd_n, c->fd_seed, err)) return -1;
     for (int k = 0; k < c->fd_n; k++) f->labels[k] = s->label_dim > 0 ? k % s->label_dim : -1;
     pd_eval_reset(f->ev);
@@ -91,7 +91,7 @@ static int fd_run(fd_ctx *f, sid_distiller *s, const pd_sid_options *o, double *
                   line);
     pg_log(o->log, o->user, "FD %.4g, KID %.4g, class accuracy %.3f, precision %.3f, recall %.3f "
            "of G_ema at %lld images (%d samples, %.1f s)", r.fd, r.kid.kid, r.accuracy,
-           r.precision, r.recall, s->images_seen, c->fd_n, pd_now() - t0);
+           r.precision, r.recall, s->images_seen, c->fd_n, core_now() - t0);
     return 0;
 }
 
@@ -145,10 +145,10 @@ static int run_warmup(sid_distiller *s, const pd_sid_options *o, const char *ckp
     if (s->warm_seen >= s->warm_total) return 0;
     const int writer = dist_rank() == 0;   /* rank 0 writes the checkpoints */
     long long saved_at = o->resume ? s->warm_seen : -1;
-    double t0 = pd_now(), mean = 0;
+    double t0 = core_now(), mean = 0;
     int nmean = 0;
     /* progress (stage "warm-up"): about once a second and at the end, rate over this session */
-    const double t_warm = pd_now();
+    const double t_warm = core_now();
     const long long warm_from = s->warm_seen;
     double last_report = t_warm;
     while (s->warm_seen < s->warm_total) {
@@ -163,7 +163,7 @@ static int run_warmup(sid_distiller *s, const pd_sid_options *o, const char *ckp
         if (sid_warmup_iteration(s, &lp, err)) return -1;
         mean += lp;
         nmean++;
-        if (o->progress && (pd_now() - last_report >= 1.0 || s->warm_seen >= s->warm_total)) {
+        if (o->progress && (core_now() - last_report >= 1.0 || s->warm_seen >= s->warm_total)) {
             pd_progress p;
             pg_init(&p, "sid", "images");
             p.stage = "warm-up";
@@ -172,10 +172,10 @@ static int run_warmup(sid_distiller *s, const pd_sid_options *o, const char *ckp
             pg_time(&p, t_warm);
             p.done = s->warm_seen;
             p.total = s->warm_total;
-            p.seconds = pd_now() - t_call;
+            p.seconds = core_now() - t_call;
             p.loss_psi = mean / nmean;
             o->progress(o->user, &p);
-            last_report = pd_now();
+            last_report = core_now();
         }
         int save = writer && (rp_crossed(before, s->warm_seen, s->cfg.checkpoint_images) ||
                               s->warm_seen >= s->warm_total);
@@ -186,18 +186,18 @@ static int run_warmup(sid_distiller *s, const pd_sid_options *o, const char *ckp
             if (save) saved_at = s->warm_seen;
             pg_log(o->log, o->user, "warm-up: f_psi alone at %lld of %lld images, loss psi %.4f "
                    "(mean since the last line), %.1f img/s%s%s", s->warm_seen, s->warm_total,
-                   mean / nmean, (double)s->B * nmean / (pd_now() - t0),
+                   mean / nmean, (double)s->B * nmean / (core_now() - t0),
                    save ? "; checkpoint " : "", save ? ckpt : "");
             mean = 0;
             nmean = 0;
-            t0 = pd_now();
+            t0 = core_now();
         }
     }
     return 0;
 }
 
 int pd_distill_sid(const pd_sid_options *o, pd_error *err) {
-    const double t_call = pd_now();
+    const double t_call = core_now();
     sid_config cfg;
     char ckpt[1200];
     if (load_config(o, &cfg, ckpt, sizeof ckpt, err)) return -1;

@@ -10,6 +10,7 @@
 #include "distill/edm_init.h"
 #include "distill/grad_shares.h"
 #include "distill/objective_classify.h"
+#include "core/arena.h"
 #include "core/rng.h"
 #include "core/safetensors.h"
 #include "core/util.h"
@@ -24,10 +25,11 @@
 void tr_free(tr_trainer *t) {
     if (!t) return;
     unet_run_free(t->run);
+    for (int k = 1; k < GS_MAX_SHARES; k++) unet_run_free(t->wrun[k]);
     tr_classify_free(t->cls);
     pd_model_free(t->model);
-    pd_free(t->ema);
-    pd_free(t->y);
+    core_free(t->ema);
+    core_free(t->y);
     free(t->idx);
     ds_sampler_free(&t->sampler);
     gs_plan_free(&t->shares);
@@ -66,6 +68,23 @@ static int check_data(const tr_trainer *t, pd_error *err) {
     return 0;
 }
 
+/* The two arenas (core/arena.h; core_alloc zeroes them): EMA, Adam's m and v and the gradient
+ * (n_params each; the EMA first, so it is the allocation), and the batch buffers (y first). */
+static void state_layout(void *ctx, ar_arena *a) {
+    tr_trainer *t = ctx;
+    float **arr[] = {&t->ema, &t->adam_m, &t->adam_v, &t->grad};
+    for (size_t i = 0; i < sizeof arr / sizeof arr[0]; i++) *arr[i] = ar_take(a, sizeof(float) * t->n_params);
+}
+
+static void batch_layout(void *ctx, ar_arena *a) {
+    tr_trainer *t = ctx;
+    const size_t bc = sizeof(float) * (size_t)t->B * t->chw, b = sizeof(float) * (size_t)t->B;
+    float **bufs[] = {&t->y, &t->x, &t->D, &t->dD};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) *bufs[i] = ar_take(a, bc);
+    t->sigma = ar_take(a, b);
+    t->labels = ar_take(a, b * (size_t)(t->label_dim > 0 ? t->label_dim : 1));
+}
+
 int tr_create(tr_trainer **out, const tr_config *cfg, ds_dataset *data, pd_error *err) {
     *out = NULL;
     tr_trainer *t = calloc(1, sizeof *t);
@@ -80,12 +99,10 @@ int tr_create(tr_trainer **out, const tr_config *cfg, ds_dataset *data, pd_error
     if (tr_init_edm(t->model, c->seed, err)) goto fail;
     t->n_params = t->model->n_params;
     size_t np = t->n_params;
-    /* One arena for EMA, m, v and the gradient (DESIGN.md convention 1); pd_alloc zeroes it. */
-    t->ema = pd_alloc(4 * np * sizeof(float));
-    if (!t->ema) { pd_fail(err, "out of memory for the optimiser state (%zu params)", np); goto fail; }
-    t->adam_m = t->ema + np;
-    t->adam_v = t->adam_m + np;
-    t->grad = t->adam_v + np;
+    if (!ar_build(state_layout, t, NULL)) {
+        pd_fail(err, "out of memory for the optimiser state (%zu params)", np);
+        goto fail;
+    }
     memcpy(t->ema, t->model->params, np * sizeof(float));
 
     t->B = c->batch;
@@ -97,17 +114,18 @@ int tr_create(tr_trainer **out, const tr_config *cfg, ds_dataset *data, pd_error
                                  : unet_run_create(&t->run, t->model, t->B, t->H, 1, err))
         goto fail;
 
-    size_t bc = (size_t)t->B * t->chw, nl = (size_t)t->B * (t->label_dim > 0 ? t->label_dim : 1);
-    t->y = pd_alloc((4 * bc + (size_t)t->B + nl) * sizeof(float));
+    ar_build(batch_layout, t, NULL);
     t->idx = malloc((size_t)t->B * sizeof(int));
     if (!t->y || !t->idx) { pd_fail(err, "out of memory for the batch buffers"); goto fail; }
-    t->x = t->y + bc;
-    t->D = t->x + bc;
-    t->dD = t->D + bc;
-    t->sigma = t->dD + bc;
-    t->labels = t->sigma + t->B;
     if (ds_sampler_init(&t->sampler, t->data->n, c->seed, err)) goto fail;
-    if (gs_plan_init(&t->shares, t->B, np, err)) goto fail;
+    /* A denoiser's shares run on parallel workers, each with a run sized for one share; the
+     * classifier's objective keeps one share at a time. */
+    if (gs_plan_init(&t->shares, t->B, c->shares, t->cls ? 1 : pd_get_threads(), np, err))
+        goto fail;
+    for (int k = 1; k < t->shares.workers; k++)
+        if (unet_run_create(&t->wrun[k], t->model, (t->B + t->shares.S - 1) / t->shares.S, t->H, 1,
+                            err))
+            goto fail;
     *out = t;
     return 0;
 fail:
@@ -153,25 +171,31 @@ int tr_edm_loss(unet_run *run, const float *x, const float *y, const float *sigm
 static void image_draws(const tr_config *c, uint64_t seed, long long g, float *sigma, int *drop,
                         int *flip) {
     float u[4];
-    pd_randu(u, 4, seed, TR_STREAM_AUX + (uint64_t)g);
+    rng_randu(u, 4, seed, TR_STREAM_AUX + (uint64_t)g);
     double z = sqrt(-2.0 * log((double)u[0])) * cos(6.283185307179586 * u[1]);
     *sigma = (float)exp(c->p_mean + c->p_std * z);
     *drop = u[2] < c->label_dropout;
     *flip = c->flip && u[3] < 0.5f;
 }
 
-/* Fills y, x = y + sigma n, sigma and labels for images first .. first+n-1 of the stream.
- * ordered = 1 reads dataset images in index order (evaluation) instead of the shuffled stream. */
-static void build_batch(tr_trainer *t, long long first, int n, uint64_t seed, int ordered,
-                        int train) {
+/* Dataset indices of images first .. first+n-1 into t->idx[at ..]: the shuffled stream, or
+ * (ordered = 1, evaluation) the dataset in index order. Not thread-safe (the sampler caches an
+ * epoch), so a step fills the whole batch's before its shares run. */
+static void batch_indices(tr_trainer *t, long long first, int n, int ordered, int at) {
     for (int i = 0; i < n; i++)
-        t->idx[i] = ordered ? (int)((first + i) % t->data->n)
-                            : ds_sampler_index(&t->sampler, first + i);
+        t->idx[at + i] = ordered ? (int)((first + i) % t->data->n)
+                                 : ds_sampler_index(&t->sampler, first + i);
+}
+
+/* Fills y, x = y + sigma n, sigma and labels for images first .. first+n-1 of the stream, from
+ * the indices t->idx[at ..], into the batch buffers from position `at` on (a share writes its
+ * own part of the batch, so parallel shares do not meet). */
+static void build_batch(tr_trainer *t, long long first, int n, uint64_t seed, int train, int at) {
     const tr_config *c = &t->cfg;
     const int L = t->label_dim;
     #pragma omp parallel for schedule(static)
-    for (int i = 0; i < n; i++) {
-        long long g = first + i;
+    for (int i = at; i < at + n; i++) {
+        long long g = first + (i - at);
         int drop, flip;
         image_draws(c, seed, g, &t->sigma[i], &drop, &flip);
         if (!train) drop = flip = 0;
@@ -191,34 +215,39 @@ static void build_batch(tr_trainer *t, long long first, int n, uint64_t seed, in
 
 /* One share of the step (grad_shares.h): its images of the batch stream, its dropout key, the
  * loss normalised by the global batch. */
-static int step_share(void *user, int share, int first, int n, float *grad, double *values,
-                      pd_error *err) {
+static int step_share(void *user, int share, int worker, int first, int n, float *grad,
+                      double *values, pd_error *err) {
     tr_trainer *t = user;
     const tr_config *c = &t->cfg;
-    build_batch(t, t->images_seen + first, n, c->seed, 0, 1);
     unet_opts opts;
     memset(&opts, 0, sizeof opts);
     opts.train = 1;
     opts.dropout_seed = gs_dropout_seed(c->seed, share);
     opts.dropout_stream = TR_STREAM_DROPOUT + (uint64_t)t->step;
-    if (t->cls) {
+    if (t->cls) {   /* one worker (tr_create); its buffers from position 0 */
+        batch_indices(t, t->images_seen + first, n, 0, 0);
+        build_batch(t, t->images_seen + first, n, c->seed, 1, 0);
         t->cls->norm = t->B;
         int rc = tr_classify_batch(t->cls, t->y, t->data, t->idx, n, &opts, grad, &values[0], err);
         t->cls->norm = 0;
         return rc;
     }
-    return tr_edm_loss(t->run, t->x, t->y, t->sigma, t->label_dim > 0 ? t->labels : NULL, n, t->B,
-                       t->chw, c->sigma_data, &opts, t->D, t->dD, grad, &values[0], err);
+    build_batch(t, t->images_seen + first, n, c->seed, 1, first);
+    size_t o = (size_t)first * t->chw;
+    return tr_edm_loss(worker ? t->wrun[worker] : t->run, t->x + o, t->y + o, t->sigma + first,
+                       t->label_dim > 0 ? t->labels + (size_t)first * t->label_dim : NULL, n, t->B,
+                       t->chw, c->sigma_data, &opts, t->D + o, t->dD + o, grad, &values[0], err);
 }
 
 int tr_step(tr_trainer *t, double *loss, pd_error *err) {
-    double t0 = pd_now();
+    double t0 = core_now();
     const tr_config *c = &t->cfg;
-    double L = 0, t1 = pd_now();
+    double L = 0, t1 = core_now();
     /* The batch's gradient: its shares summed along a fixed tree, over the ranks of an mpirun
      * job or in this process alone, the same bits either way (grad_shares.h). */
+    if (!t->cls) batch_indices(t, t->images_seen, t->B, 0, 0);
     if (gs_run(&t->shares, step_share, t, t->grad, &L, 1, err)) return -1;
-    t->t_fwdbwd += pd_now() - t1;
+    t->t_fwdbwd += core_now() - t1;
 
     /* docs/algorithms.md §M1.4: nan -> 0, +-inf -> +-1e5 before the optimiser, then optional clipping. */
     t->nonfinite += opt_sanitize(t->grad, t->n_params);
@@ -233,7 +262,7 @@ int tr_step(tr_trainer *t, double *loss, pd_error *err) {
     t->step++;
     t->last_loss = t->cls ? L : L / (double)t->chw;   /* cross-entropy, or EDM per pixel */
     if (loss) *loss = t->last_loss;
-    double dt = pd_now() - t0;
+    double dt = core_now() - t0;
     t->t_step += dt;
     t->seconds += dt;
     return 0;
@@ -242,7 +271,8 @@ int tr_step(tr_trainer *t, double *loss, pd_error *err) {
 int tr_eval_loss(tr_trainer *t, int n, uint64_t eval_seed, double *loss, pd_error *err) {
     if (n > t->B) n = t->B;
     if (n < 1) return pd_fail(err, "tr_eval_loss: n must be >= 1");
-    build_batch(t, 0, n, eval_seed, 1, 0);
+    batch_indices(t, 0, n, 1, 0);
+    build_batch(t, 0, n, eval_seed, 0, 0);
     unet_opts opts;
     memset(&opts, 0, sizeof opts);
     double L;
@@ -265,6 +295,7 @@ int tr_save_checkpoint(const tr_trainer *t, const char *path, pd_error *err) {
     ck_meta_init(&m, &tr_kind);
     ck_meta_position(&m, t->images_seen, t->step, t->seconds, t->cfg.seed);
     ck_meta_real(&m, "last_loss", t->last_loss, 9);
+    ck_meta_count(&m, "shares", t->cfg.shares);
     ck_meta_config(&m, t->cfg.text, t->cfg.source);
     if (ck_meta_model(&m, &t->cfg.model, path, err)) return -1;
     const float *data[4] = {t->model->params, t->ema, t->adam_m, t->adam_v};
@@ -293,6 +324,8 @@ int tr_load_checkpoint(tr_trainer *t, const char *path, pd_error *err) {
     int rc = -1;
     tr_config old;
     if (ck_config(&c, &old, err)) goto done;
+    /* Checkpoints from before `training.shares` existed were made with the most shares. */
+    if (ck_get_real(&c, "shares") == 0) old.shares = GS_MAX_SHARES;
     rc = tr_config_compatible(&old, &t->cfg, path, err);
     tr_config_free(&old);
     if (rc) goto done;

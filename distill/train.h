@@ -6,7 +6,7 @@
  * function of the run seed and a position (Philox, core/rng.h):
  *   image g of the run (g = images_seen + i): its dataset index (dataset.h epoch shuffle), its
  *     noise n (pd_randn stream TR_STREAM_NOISE + g), and its ln sigma, label drop and flip
- *     (pd_randu stream TR_STREAM_AUX + g, words 0-1 Box-Muller, 2, 3);
+ *     (rng_randu stream TR_STREAM_AUX + g, words 0-1 Box-Muller, 2, 3);
  *   step s: the dropout masks (unet_opts.dropout_stream = TR_STREAM_DROPOUT + s, from which the
  *     U-Net derives one stream per block; key gs_dropout_seed(seed, share) for each of the
  *     step's gradient shares, distill/grad_shares.h).
@@ -46,6 +46,7 @@ typedef struct tr_trainer {
     float *ema, *adam_m, *adam_v, *grad;   /* [n_params] each, one arena */
     size_t n_params;
     unet_run *run;                         /* the denoiser's run; NULL for a classifier */
+    unet_run *wrun[GS_MAX_SHARES];         /* runs of gradient-share workers 1.. (0 uses run) */
     struct tr_classify *cls;               /* a classifier's objective (objective_classify.h) */
     ds_dataset *data;
     ds_dataset data_owned;

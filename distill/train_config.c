@@ -7,6 +7,7 @@
  */
 #include "distill/train_config.h"
 #include "distill/config_sections.h"
+#include "distill/grad_shares.h"
 #include "distill/dataset.h"
 #include "unet/songunet.h"
 
@@ -38,6 +39,7 @@ tr_config tr_config_default(void) {
     c.sigma_data = NAN;           /* NAN = take the model's sigma_data */
     c.label_dropout = 0.1;
     c.batch = 64;
+    c.shares = GS_DEFAULT_SHARES;
     c.duration_images = 1000000;
     c.checkpoint_images = 50000;
     c.snapshot_images = 0;
@@ -64,35 +66,11 @@ int tr_config_copy(tr_config *dst, const tr_config *src, pd_error *err) {
     return 0;
 }
 
-/* The model section: optional `preset`, then the pd_unet_config keys on top of it. The preset key
- * is stripped from a shallow copy of the map so the U-Net's strict key check sees only its keys. */
+/* The model section: optional `preset`, then the pd_unet_config keys on top of it. */
 static int parse_model(tr_config *c, const yd_doc *d, const yd_node *m, pd_error *err) {
     if (m->kind != YD_MAP)
         return pd_fail(err, "%s:%d: model: expected a mapping of keys", d->source, m->line);
-    char preset[64] = "";
-    if (yd_str(d, m, "preset", preset, sizeof preset, err)) return -1;
-    if (preset[0] && pd_unet_config_preset(&c->model, preset, err)) {
-        char inner[sizeof err->msg];
-        snprintf(inner, sizeof inner, "%s", err->msg);
-        const yd_node *v = yd_get(m, "preset");
-        return pd_fail(err, "%s:%d: model.preset: %s", d->source, v ? v->line : m->line, inner);
-    }
-    yd_node rest = *m;
-    yd_node *items[m->n > 0 ? m->n : 1];
-    char *keys[m->n > 0 ? m->n : 1];
-    int lines[m->n > 0 ? m->n : 1];
-    rest.n = 0;
-    for (int i = 0; i < m->n; i++) {
-        if (!strcmp(m->keys[i], "preset")) continue;
-        items[rest.n] = m->items[i];
-        keys[rest.n] = m->keys[i];
-        lines[rest.n] = m->key_lines ? m->key_lines[i] : m->line;
-        rest.n++;
-    }
-    rest.items = items;
-    rest.keys = keys;
-    rest.key_lines = lines;
-    if (unet_config_from_node(&c->model, d, &rest, err)) return -1;
+    if (unet_config_from_preset_map(&c->model, d, m, "model.", err)) return -1;
     if (unet_config_validate(&c->model, err)) {
         char inner[sizeof err->msg];
         snprintf(inner, sizeof inner, "%s", err->msg);
@@ -118,7 +96,7 @@ int tr_config_parse(tr_config *c, const char *text, const char *source, pd_error
     static const char *const k_opt[] = {"lr", "betas", "eps", "warmup_images", "grad_clip", NULL};
     static const char *const k_loss[] = {"p_mean", "p_std", "sigma_data", "label_dropout", NULL};
     static const char *const k_train[] = {"batch", "duration_images", "checkpoint_images",
-                                          "snapshot_images", "seed", "threads", NULL};
+                                          "snapshot_images", "seed", "threads", "shares", NULL};
     if (root && root->kind == YD_SCALAR && root->scalar && !root->scalar[0]) root = NULL;
     if (root && yd_check_keys(&doc, root, top, NULL, err)) goto done;
 
@@ -165,7 +143,7 @@ int tr_config_parse(tr_config *c, const char *text, const char *source, pd_error
             goto done;
     }
     if ((s = section(root, "training"))) {
-        long long batch = c->batch, seed = 0, threads = c->threads;
+        long long batch = c->batch, seed = 0, threads = c->threads, shares = c->shares;
         if (yd_check_keys(&doc, s, k_train, "training", err) ||
             cs_count(&doc, s, "batch", &batch, 1, CS_NO_MAX, "training", err) ||
             cs_count(&doc, s, "duration_images", &c->duration_images, 1, CS_NO_MAX, "training",
@@ -175,7 +153,8 @@ int tr_config_parse(tr_config *c, const char *text, const char *source, pd_error
             cs_count(&doc, s, "snapshot_images", &c->snapshot_images, 0, CS_NO_MAX, "training",
                      err) ||
             cs_count(&doc, s, "seed", &seed, 0, CS_NO_MAX, "training", err) ||
-            cs_count(&doc, s, "threads", &threads, 0, CS_NO_MAX, "training", err))
+            cs_count(&doc, s, "threads", &threads, 0, CS_NO_MAX, "training", err) ||
+            cs_count(&doc, s, "shares", &shares, 1, GS_MAX_SHARES, "training", err))
             goto done;
         if (batch > 65536 || threads > 4096) {
             pd_fail(err, "%s:%d: training: batch (%lld) or threads (%lld) is unreasonably large",
@@ -183,6 +162,7 @@ int tr_config_parse(tr_config *c, const char *text, const char *source, pd_error
             goto done;
         }
         c->batch = (int)batch;
+        c->shares = (int)shares;
         c->seed = (uint64_t)seed;
         c->threads = (int)threads;
     }
@@ -235,6 +215,8 @@ int tr_config_compatible(const tr_config *old, const tr_config *cur, const char 
     else if (strcmp(old->data_path, cur->data_path)) key = "data.path";
     else if (old->flip != cur->flip) key = "data.flip";
     else if (old->batch != cur->batch) key = "training.batch";
+    else if (gs_shares(old->batch, old->shares) != gs_shares(cur->batch, cur->shares))
+        key = "training.shares";
     else if (old->seed != cur->seed) key = "training.seed";
     if (key)
         return pd_fail(err, "%s: the checkpoint was made with a different %s than %s gives; resume "

@@ -13,6 +13,7 @@
  *   ema:       halflife_images, rampup (EDM ema_rampup ratio; 0 = no ramp-up)
  *   loss:      p_mean, p_std, sigma_data (default: the model's), label_dropout
  *   training:  batch, duration_images, checkpoint_images, snapshot_images (0 = none), seed,
+ *              shares (the most gradient shares of a step, distill/grad_shares.h; default 8),
  *              threads (0 = all cores)
  *   output:    dir (relative paths are relative to the working directory)
  */
@@ -32,6 +33,7 @@ typedef struct tr_config {
     double ema_halflife_images, ema_rampup;
     double p_mean, p_std, sigma_data, label_dropout;
     int batch;
+    int shares;                   /* the most gradient shares of a step (distill/grad_shares.h) */
     long long duration_images, checkpoint_images, snapshot_images;
     uint64_t seed;
     int threads;

@@ -36,7 +36,7 @@ static void append_log_csv(const char *dir, const tr_trainer *t, double loss_mea
 }
 
 int pd_train(const pd_train_options *o, pd_error *err) {
-    const double t_call = pd_now();
+    const double t_call = core_now();
     tr_config cfg;
     if (o->config_path) {
         if (tr_config_load(&cfg, o->config_path, err)) return -1;

@@ -279,6 +279,11 @@ struct pd_denoiser {
     char desc[128];           /* human-readable description for metadata */
     int feature_dim;          /* values per image eval writes into features (64 for a network
                                * with an 8x8 level at this resolution; 0: none) */
+    /* The denoiser's part of its canonical description (pd_denoiser_describe) into out (cap
+     * bytes, NUL-terminated); returns the length, or -1 when it does not fit. A wrapper writes
+     * the description of the denoiser it wraps, then its own term. NULL: the denoiser cannot
+     * describe itself, and pd_denoiser_describe fails. */
+    int (*describe)(const pd_denoiser *self, char *out, size_t cap);
 };
 
 /* Checks the arguments, calls d->eval without the feature tap and counts it in d->evals (one per
@@ -291,6 +296,22 @@ int pd_denoiser_eval_features(pd_denoiser *d, float *out, const float *x, const 
 /* Calls d->destroy(d) (which releases ctx and anything else the constructor owns, but not the
  * struct itself), then free(d): constructors allocate the struct with malloc/calloc. NULL is ok. */
 void pd_denoiser_free(pd_denoiser *d);
+/* The canonical text of what a denoiser stack computes: two stacks with the same text give the
+ * same D for the same inputs, and any setting that changes D changes the text. It is the one
+ * description a sweep's cell keys, its trajectory-reference cache and the PNG metadata use. Terms
+ * "name=value" joined by '|', numbers written shortest round-trip (core/jsonbuf.h), in the order
+ * the stack is built, innermost first:
+ *   model=sha256:<hex>|size=<H>        a network denoiser (the model file's hash; the model's
+ *                                      path for a model never saved), at resolution H;
+ *   model=<spec>|size=<H>              an analytic denoiser (its spec as given);
+ *   |skip=rho:<bottom>..<top>,sigma:<lo>..<hi>  or  |skip=rho:<r0>,<r1>,...,sigma:<lo>..<hi>
+ *                                      Skip-Tuning on the network (docs/algorithms.md §S5);
+ *   |ug=w:<w>,eta:<eta>                upsample guidance (§M2) over the stack so far, whose
+ *                                      native-size branch is the same stack at the model's size
+ *                                      (else ",lo:[<its description>]" follows);
+ *   |cfg=<w>                           classifier-free guidance.
+ * Fails, naming the denoiser, for one without a describe callback or when cap is too small. */
+int pd_denoiser_describe(const pd_denoiser *d, char *out, size_t cap, pd_error *err);
 
 /* The network with its preconditioning, at resolution res (0 = the trained resolution).
  * The model must outlive the denoiser. Activation memory is sized on the first call for a
@@ -379,6 +400,9 @@ int pd_generator_from_model(pd_generator **out, pd_model *m, int res, pd_error *
 void pd_generator_free(pd_generator *g);  /* NULL is ok */
 /* Skip-Tuning of the generator's network, as pd_denoiser_set_skip_tuning (st = NULL clears). */
 int pd_generator_set_skip_tuning(pd_generator *g, const pd_skip_tuning *st, pd_error *err);
+/* The generator's network as pd_denoiser_describe writes it ("model=sha256:<hex>|size=<H>" and
+ * its Skip-Tuning term): the model file holds sigma_init, so its hash names the generator. */
+int pd_generator_describe(const pd_generator *g, char *out, size_t cap, pd_error *err);
 /* x: in, the standard-normal noise z [n,C,H,W]; out, G(z; labels) (labels [n, label_dim] or NULL).
  * One network evaluation; an image's result does not depend on n. On failure x is unchanged. */
 int pd_generator_run(pd_generator *g, float *x, const float *labels, int n, pd_error *err);
@@ -593,6 +617,28 @@ int pd_generate(pd_denoiser *d, const pd_generate_params *p, long long first, in
  * nfe = 1). p->sample does not apply; p->use_guidance fails, naming the generator. */
 int pd_generator_generate(pd_generator *g, const pd_generate_params *p, long long first, int count,
                           float *out, pd_sample_stats *stats, pd_error *err);
+
+/* ------------------------------------------------------------------ trajectory reference
+ * The trajectory error of a run (pd_trajectory_error) compares its images with the exact solution
+ * of the same ODE from the same noise, ending where the run ends (docs/algorithms.md §S0.7;
+ * samplers/trajectory.c): one definition for `pixdiff eval --ref-steps` and a sweep's trajectory
+ * metric. */
+
+/* The ends of the reference for the sampler settings p on d (sigma range and shift resolution
+ * from d where p leaves them 0, as pd_sample does): s_first, the grid's first sigma, and s_last,
+ * its smallest nonzero sigma (for a one-step grid into sigma = 0, that of the same grid with two
+ * steps). p->steps, or the steps that fit p->nfe. */
+int pd_trajectory_span(const pd_denoiser *d, const pd_sample_params *p, double *s_first, double *s_last,
+                       pd_error *err);
+/* The reference for images first..first+count-1 of the request p (its seeds, classes, noise,
+ * batch, guidance and callbacks; p->sample is the run being measured): end [count, C, H, W]
+ * receives x(s_last), solved by Heun with ref_steps steps on a Karras grid (rho 7) from s_first
+ * to s_last; zero (may be NULL) receives D(x(s_last); s_last), the run's own last step into
+ * sigma = 0 taken from the exact state. A run whose grid ends at sigma = 0 (sched.end_at_zero)
+ * is compared with zero, one that stops at sigma_min with end. stats: the reference's NFE per
+ * image (the final step included) and its time. Any (first, count) split gives the same arrays. */
+int pd_trajectory_reference(pd_denoiser *d, const pd_generate_params *p, int ref_steps, long long first,
+                            int count, float *end, float *zero, pd_sample_stats *stats, pd_error *err);
 
 /* ------------------------------------------------------------------ AMED (docs/algorithms.md §S4)
  * The predictor g_phi (§S4.4, samplers/amed_predictor.c): from the 64-value feature tap of an
@@ -1068,7 +1114,7 @@ int pd_snr_write_csv(const char *path, const pd_snr_spectra *s, const pd_snr_sch
                      int n_sched, pd_error *err);
 
 /* ------------------------------------------------------------------ plots
- * Line plots as PNG through PLplot's cairo driver (sweep/plot.c): axes, ticks, log axes and a
+ * Line plots as PNG through PLplot's cairo driver (plot/plot.c): axes, ticks, log axes and a
  * legend come from the library, not from pixels drawn by hand. Written atomically. */
 
 typedef struct pd_plot_series {

@@ -131,7 +131,7 @@ out:
 
 int pd_fid_ref_load(pd_fid_ref *r, pd_inception *net, const char *source, pd_fid_prep prep,
                     const pd_fid_ref_options *o, pd_error *err) {
-    const double t0 = pd_now();
+    const double t0 = core_now();
     memset(r, 0, sizeof *r);
     if (!source || !*source) return pd_fail(err, "FID reference: no source given");
     snprintf(r->source, sizeof r->source, "%s", source);

@@ -301,7 +301,7 @@ static void conv_run(float *out, const float *in, const inc_conv *c, int H, int 
                 }
         B = col;
     }
-    pd_sgemm_st(0, 0, c->OC, P, K, 1.0f, c->w, K, B, P, 0.0f, out, P);
+    gemm_sgemm_st(0, 0, c->OC, P, K, 1.0f, c->w, K, B, P, 0.0f, out, P);
     for (int o = 0; o < c->OC; o++) {
         float *r = out + (size_t)o * P, bo = c->b[o];
         for (int p = 0; p < P; p++) {

@@ -56,10 +56,10 @@ int mt_inception_synthetic(st_file *f, const mt_inception *arch) {
             if (s == 0) t->shape[1] = c->C, t->shape[2] = c->kh, t->shape[3] = c->kw;
             t->numel = s == 0 ? (size_t)c->OC * fan : (size_t)c->OC;
             t->name = strdup(name);
-            t->data = pd_alloc(sizeof(float) * t->numel);
+            t->data = core_alloc(sizeof(float) * t->numel);
             if (!t->name || !t->data) {
                 free(t->name);
-                pd_free(t->data);
+                core_free(t->data);
                 st_free(f);
                 return -1;
             }

@@ -33,7 +33,7 @@ void mt_kid_subset(int *idx, int n, int m, uint64_t seed, int subset, int which)
             uint64_t blk = (uint64_t)i >> 2;
             uint32_t ctr[4] = {(uint32_t)blk, (uint32_t)(blk >> 32), (uint32_t)stream,
                                (uint32_t)(stream >> 32)};
-            pd_philox4x32(r, ctr, key);
+            rng_philox4x32(r, ctr, key);
         }
         /* j uniform on i..n-1 up to a bias below n / 2^32. */
         int j = i + (int)(((uint64_t)r[i & 3] * (uint64_t)(n - i)) >> 32);

@@ -239,11 +239,11 @@ int mt_ref_get(mt_ref *r, pd_model *clf, const char *path, const char *data_dir,
         return pd_fail(err, "reference statistics: the classifier has no file hash (load it from a file)");
     snprintf(fp.clf_sha, sizeof fp.clf_sha, "%s", sha);
     snprintf(fp.clf_path, sizeof fp.clf_path, "%s", pd_model_path(clf) ? pd_model_path(clf) : "");
-    pd_fashion_mnist_files(data_dir, 0, fp.img_path, fp.lab_path, sizeof fp.img_path);
+    fashion_mnist_files(data_dir, 0, fp.img_path, fp.lab_path, sizeof fp.img_path);
     pd_error e = {{0}};
-    if (pd_sha256_file(fp.img_path, fp.img_sha, &e) || pd_sha256_file(fp.lab_path, fp.lab_sha, &e))
+    if (core_sha256_file(fp.img_path, fp.img_sha, &e) || core_sha256_file(fp.lab_path, fp.lab_sha, &e))
         return pd_fail(err, "%s (Fashion-MNIST comes from the Debian package %s)", e.msg,
-                       PD_FASHION_MNIST_PACKAGE);
+                       FASHION_MNIST_PACKAGE);
     snprintf(fp.f_s, sizeof fp.f_s, "%d", F);
     snprintf(fp.r_s, sizeof fp.r_s, "%d", R);
     snprintf(r->path, sizeof r->path, "%s", path);
@@ -252,14 +252,14 @@ int mt_ref_get(mt_ref *r, pd_model *clf, const char *path, const char *data_dir,
     r->bins = pd_spectrum_bins(R);
 
     char why[400] = "";
-    double t0 = pd_now();
+    double t0 = core_now();
     if (try_load(r, path, &fp, F, R, why, sizeof why) == 0) {
         if (pd_feature_stats_compute(&r->stats, r->features, r->n, F, err)) {
             mt_ref_free(r);
             return -1;
         }
         pg_log(log, user, "reference statistics: %s (%d images, %d features, %.2f s)", path, r->n,
-              F, pd_now() - t0);
+              F, core_now() - t0);
         return 0;
     }
     pg_log(log, user, "reference statistics: computing them for %s: the cache %s is %s", fp.img_path,
@@ -271,7 +271,7 @@ int mt_ref_get(mt_ref *r, pd_model *clf, const char *path, const char *data_dir,
     }
     snprintf(fp.n_s, sizeof fp.n_s, "%d", r->n);
     pg_log(log, user, "reference statistics: %d images in %.1f s (classifier accuracy %.4f)", r->n,
-          pd_now() - t0, r->accuracy);
+          core_now() - t0, r->accuracy);
     if (write_cache(r, path, &fp, &e))
         pg_log(log, user, "reference statistics: not cached, using them from memory: %s", e.msg);
     else

@@ -88,8 +88,8 @@ int pd_snr_write_csv(const char *path, const pd_snr_spectra *s, const pd_snr_sch
             if (!(sched[j].sigma[i] > 0) || !isfinite(sched[j].sigma[i]))
                 return pd_fail(err, "SNR: schedule '%s': sigma %d is %g", sched[j].name, i, sched[j].sigma[i]);
     }
-    pd_atomic_file af;
-    if (pd_atomic_open(&af, path, err)) return -1;
+    core_atomic_file af;
+    if (core_atomic_open(&af, path, err)) return -1;
     fprintf(af.f, "schedule,step,t,sigma,logsnr,pool,logsnr_pooled,bin,freq,data_power,log10_snr\n");
     for (int j = 0; j < n_sched; j++) {
         int m = sched[j].n;
@@ -110,8 +110,8 @@ int pd_snr_write_csv(const char *path, const pd_snr_spectra *s, const pd_snr_sch
         }
     }
     if (ferror(af.f)) {
-        pd_atomic_abort(&af);
+        core_atomic_abort(&af);
         return pd_fail(err, "%s: write failed", path);
     }
-    return pd_atomic_commit(&af, err);
+    return core_atomic_commit(&af, err);
 }

@@ -15,9 +15,9 @@ static int amed_nfe(const pd_sample_params *p, int steps) {
     return p->sched.end_at_zero ? 2 * steps - 1 : 2 * steps;
 }
 
-static int amed_solver_begin(pd_run *r) { return amed_begin(r, 0); }
+static int amed_solver_begin(sampler_run *r) { return amed_begin(r, 0); }
 
-static int amed_step(pd_run *r, int i) {
+static int amed_step(sampler_run *r, int i) {
     amed_state *st = r->state;
     double t0 = r->sigmas[i], t1 = r->sigmas[i + 1];
     double *x = r->x, *dir = r->work[0], *y = r->work[1];
@@ -25,7 +25,7 @@ static int amed_step(pd_run *r, int i) {
     int n = r->n;
     if (amed_first_eval(r, x, t0, i)) return -1;
     if (t1 == 0.0) {
-        pd_euler_update(x, r->den, t0, t1, total);
+        sampler_euler_update(x, r->den, t0, t1, total);
         return 0;
     }
     amed_predict_interval(r, t0, t1);
@@ -37,7 +37,7 @@ static int amed_step(pd_run *r, int i) {
             dir[j] = (x[j] - den[j]) / t0;
             y[j] = x[j] + (s[b] - t0) * dir[j];
         }
-    if (pd_run_denoise_each(r, y, st->sig, i)) return -1;
+    if (sampler_run_denoise_each(r, y, st->sig, i)) return -1;
     den = r->den;
     const double *c = st->c;
     #pragma omp parallel for schedule(static) if (n > 1 && total > 32768)
@@ -51,7 +51,7 @@ static int amed_step(pd_run *r, int i) {
     return 0;
 }
 
-const pd_sampler_impl pd_sampler_amed_impl = {
+const sampler_impl sampler_amed_impl = {
     .kind = PD_SAMPLER_AMED,
     .default_grid = PD_GRID_VP_TIME,
     .n_work = 2,

@@ -24,7 +24,7 @@ static int plugin_nfe(const pd_sample_params *p, int steps) {
     return p->sched.end_at_zero ? 2 * steps - 1 : 2 * steps;
 }
 
-static int plugin_begin(pd_run *r) {
+static int plugin_begin(sampler_run *r) {
     if (amed_begin(r, 1)) return -1;
     amed_state *st = r->state;
     const pd_amed_predictor *pred = r->p->amed;
@@ -32,7 +32,7 @@ static int plugin_begin(pd_run *r) {
         st->max_order = 1;
     } else {
         int def = pred && pred->info.max_order >= 1 ? pred->info.max_order : 4;
-        st->max_order = pd_ms_max_order(r, def, 4);
+        st->max_order = ms_max_order(r, def, 4);
         if (st->max_order < 0) {
             amed_end(r);
             return -1;
@@ -49,7 +49,7 @@ static void ab_setup(const amed_state *st, double coef[4]) {
     for (int q = 0; q < 4; q++) coef[q] = ab[p - 1][q] / ab_den[p - 1];
 }
 
-static int plugin_step(pd_run *r, int i) {
+static int plugin_step(sampler_run *r, int i) {
     amed_state *st = r->state;
     double t0 = r->sigmas[i], t1 = r->sigmas[i + 1];
     double *x = r->x, *y = r->work[4];
@@ -67,7 +67,7 @@ static int plugin_step(pd_run *r, int i) {
     if (t1 == 0.0) {
         /* the base step into sigma = 0: Euler returns D exactly, iPNDM takes its AB step */
         if (st->max_order == 1) {
-            pd_euler_update(x, den, t0, t1, total);
+            sampler_euler_update(x, den, t0, t1, total);
         } else {
             double h = t1 - t0;
             #pragma omp parallel for schedule(static) if (total > 32768)
@@ -92,7 +92,7 @@ static int plugin_step(pd_run *r, int i) {
     st->pushed++;
 
     /* second half from y: d_s at the net's a s, x' = y + c (t1 - s) AB_p(d_s; H) */
-    if (pd_run_denoise_each(r, y, st->sig, i)) return -1;
+    if (sampler_run_denoise_each(r, y, st->sig, i)) return -1;
     den = r->den;
     k = st->pushed;
     d0 = r->work[k % 4];
@@ -110,7 +110,7 @@ static int plugin_step(pd_run *r, int i) {
     return 0;
 }
 
-const pd_sampler_impl pd_sampler_amed_plugin_impl = {
+const sampler_impl sampler_amed_plugin_impl = {
     .kind = PD_SAMPLER_AMED_PLUGIN,
     .default_grid = PD_GRID_KARRAS,
     .n_work = 5,

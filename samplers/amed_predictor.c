@@ -16,6 +16,7 @@
  * parses JSON). Loading checks every tensor's shape and that the heads match s_dir / s_time.
  */
 #include "samplers/amed_predictor.h"
+#include "core/jsonbuf.h"
 #include "core/rng.h"
 #include "core/safetensors.h"
 #include "core/yamldoc.h"
@@ -41,11 +42,11 @@ const char *pd_amed_kind_name(pd_amed_kind k) {
 
 int pd_amed_kind_from_name(const char *name) {
     if (!name) return -1;
-    int k = pd_name_lookup(kind_names, PD_AMED_KIND_COUNT, name);
+    int k = names_lookup(kind_names, PD_AMED_KIND_COUNT, name);
     if (k >= 0) return k;
     /* the CLI's --plugin takes the base solver's name alone */
     static const char *const short_names[] = {"amed", "ipndm", "euler"};
-    return pd_name_lookup(short_names, 3, name);
+    return names_lookup(short_names, 3, name);
 }
 
 pd_sampler_kind pd_amed_kind_sampler(pd_amed_kind k) {
@@ -146,7 +147,7 @@ int pd_amed_predictor_create(pd_amed_predictor **out, const pd_amed_info *info, 
             float *w = p->params + off[t];
             if (t == 0) {
                 double lim = sqrt(6.0 / (d->rows + d->cols));
-                pd_randu(w, numel, seed, 0x414D4900u + (uint64_t)t);
+                rng_randu(w, numel, seed, 0x414D4900u + (uint64_t)t);
                 for (size_t i = 0; i < numel; i++) w[i] = (float)(lim * (2.0 * w[i] - 1.0));
             } else {
                 double sd = sqrt(1.0 / d->cols);
@@ -300,18 +301,36 @@ void pd_amed_sample_params(const pd_amed_predictor *p, pd_sample_params *sp) {
 
 /* ------------------------------------------------------------------ file */
 
-static void info_json(const pd_amed_info *in, char *buf, size_t cap) {
-    snprintf(buf, cap,
-             "{\"format\": " AMED_FORMAT ", \"kind\": \"%s\", \"steps\": %d, \"nfe\": %d, "
-             "\"afs\": %s, \"grid\": \"%s\", \"rho\": %.17g, \"sigma_min\": %.17g, "
-             "\"sigma_max\": %.17g, \"end\": \"sigma-min\", \"s_dir\": %.17g, \"s_time\": %.17g, "
-             "\"max_order\": %d, \"teacher\": \"%s\", \"teacher_m\": %d, \"feature_dim\": %d, "
-             "\"model_sha256\": \"%s\", \"model_name\": \"%s\", \"images\": %lld, \"batch\": %d, "
-             "\"lr\": %.17g, \"seed\": \"%" PRIu64 "\", \"final_loss\": %.17g}",
-             pd_amed_kind_name(in->kind), in->steps, in->nfe, in->afs ? "true" : "false",
-             pd_grid_name(in->grid), in->rho, in->sigma_min, in->sigma_max, in->s_dir, in->s_time,
-             in->max_order, in->teacher, in->teacher_m, AMED_FEAT, in->model_sha256,
-             in->model_name, in->images, in->batch, in->lr, in->seed, in->final_loss);
+/* pixdiff.amed through the one JSON writer (core/jsonbuf.h), keys in docs/formats.md's order.
+ * final_loss keeps a diverged run's nan/inf (jb_num), which the reader gives back. */
+static void info_json(const pd_amed_info *in, jb_buf *b) {
+    jb_printf(b, "{\"format\": " AMED_FORMAT);
+    jb_key_str(b, "kind", pd_amed_kind_name(in->kind));
+    jb_key_int(b, "steps", in->steps);
+    jb_key_int(b, "nfe", in->nfe);
+    jb_key(b, "afs");
+    jb_printf(b, "%s", in->afs ? "true" : "false");
+    jb_key_str(b, "grid", pd_grid_name(in->grid));
+    jb_key_num(b, "rho", in->rho);
+    jb_key_num(b, "sigma_min", in->sigma_min);
+    jb_key_num(b, "sigma_max", in->sigma_max);
+    jb_key_str(b, "end", "sigma-min");
+    jb_key_num(b, "s_dir", in->s_dir);
+    jb_key_num(b, "s_time", in->s_time);
+    jb_key_int(b, "max_order", in->max_order);
+    jb_key_str(b, "teacher", in->teacher);
+    jb_key_int(b, "teacher_m", in->teacher_m);
+    jb_key_int(b, "feature_dim", AMED_FEAT);
+    jb_key_str(b, "model_sha256", in->model_sha256);
+    jb_key_str(b, "model_name", in->model_name);
+    jb_key_int(b, "images", in->images);
+    jb_key_int(b, "batch", in->batch);
+    jb_key_num(b, "lr", in->lr);
+    jb_key(b, "seed");
+    jb_printf(b, "\"%" PRIu64 "\"", in->seed);
+    jb_key(b, "final_loss");
+    jb_num(b, in->final_loss);
+    jb_printf(b, "}");
 }
 
 int pd_amed_predictor_save(const pd_amed_predictor *p, const char *path, pd_error *err) {
@@ -332,15 +351,14 @@ int pd_amed_predictor_save(const pd_amed_predictor *p, const char *path, pd_erro
         data[n] = p->params + off[t];
         n++;
     }
-    char json[2048];
-    /* model_name is user text: keep it JSON-safe (no quotes or backslashes) */
-    pd_amed_info in = p->info;
-    for (char *c = in.model_name; *c; c++)
-        if (*c == '"' || *c == '\\' || (unsigned char)*c < 0x20) *c = '_';
-    info_json(&in, json, sizeof json);
+    jb_buf json = {0};
+    info_json(&p->info, &json);
+    int rc = json.oom ? pd_fail(err, "%s: out of memory for the predictor metadata", path) : 0;
     const char *keys[2] = {"format", "pixdiff.amed"};
-    const char *vals[2] = {"pt", json};
-    return st_write(path, n, names, ndims, (const long long(*)[8])shapes, data, 2, keys, vals, err);
+    const char *vals[2] = {"pt", json.s};
+    if (!rc) rc = st_write(path, n, names, ndims, (const long long(*)[8])shapes, data, 2, keys, vals, err);
+    jb_free(&json);
+    return rc;
 }
 
 static int parse_info(pd_amed_info *in, const char *json, const char *path, pd_error *err) {

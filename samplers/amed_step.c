@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-int amed_begin(pd_run *r, int plugin) {
+int amed_begin(sampler_run *r, int plugin) {
     const pd_amed_predictor *pred = r->p->amed;
     const char *name = pd_sampler_name(r->p->sampler);
     if (pred) {
@@ -41,7 +41,7 @@ int amed_begin(pd_run *r, int plugin) {
     return 0;
 }
 
-void amed_end(pd_run *r) {
+void amed_end(sampler_run *r) {
     amed_state *st = r->state;
     if (st) {
         free(st->feat);
@@ -51,16 +51,16 @@ void amed_end(pd_run *r) {
     r->state = NULL;
 }
 
-int amed_first_eval(pd_run *r, const double *x, double t0, int i) {
+int amed_first_eval(sampler_run *r, const double *x, double t0, int i) {
     amed_state *st = r->state;
-    if (!st->ask) return pd_run_denoise(r, x, t0, i);
-    int rc = pd_run_denoise_features(r, x, t0, i, st->feat);
+    if (!st->ask) return sampler_run_denoise(r, x, t0, i);
+    int rc = sampler_run_denoise_features(r, x, t0, i, st->feat);
     /* the reference's AFS step feeds zeros (no network call, nothing captured) */
     if (rc == 0 && r->last_afs) memset(st->feat, 0, sizeof(float) * (size_t)r->n * AMED_FEAT);
     return rc;
 }
 
-void amed_predict_interval(pd_run *r, double t0, double t1) {
+void amed_predict_interval(sampler_run *r, double t0, double t1) {
     amed_state *st = r->state;
     for (int b = 0; b < r->n; b++) {
         double rr = 0.5, c = 1.0, a = 1.0;

@@ -26,11 +26,11 @@ typedef struct amed_state {
 
 /* Allocates the state (r->state) and checks that the predictor's kind fits the sampler
  * (plugin = 0: a solver predictor; 1: a plugin one). */
-int amed_begin(pd_run *r, int plugin);
-void amed_end(pd_run *r);
+int amed_begin(sampler_run *r, int plugin);
+void amed_end(sampler_run *r);
 /* D(x; t0) into r->den (AFS when pending), with the tap into st->feat when a predictor reads it. */
-int amed_first_eval(pd_run *r, const double *x, double t0, int i);
+int amed_first_eval(sampler_run *r, const double *x, double t0, int i);
 /* st->r, c, a, s, sig for every image of the interval t0 -> t1 (t1 > 0). */
-void amed_predict_interval(pd_run *r, double t0, double t1);
+void amed_predict_interval(sampler_run *r, double t0, double t1);
 
 #endif

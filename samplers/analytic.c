@@ -15,6 +15,7 @@
  * unknown, repeated or malformed option fails naming it. For points, "file=" takes the rest of
  * the spec as the path (so a path may contain ':') and excludes n/res/ch/seed.
  */
+#include "core/jsonbuf.h"
 #include "core/rng.h"
 #include "pixdiff.h"
 #include <errno.h>
@@ -27,11 +28,19 @@
 #define MAX_CH 64
 #define MAX_POINTS_VALUES ((size_t)1 << 31)
 
+/* The spec as given: what pd_denoiser_describe writes (first member of both contexts). */
+#define SPEC_MAX 1024
 typedef struct {
+    char text[SPEC_MAX];
+} spec_name;
+
+typedef struct {
+    spec_name spec;
     double mu, std;
 } gauss_ctx;
 
 typedef struct {
+    spec_name spec;
     int K;
     size_t dim;
     float *y;          /* [K, dim] */
@@ -62,6 +71,14 @@ static int gauss_eval(pd_denoiser *d, float *out, const float *x, const float *s
         for (size_t j = 0; j < dim; j++) ob[j] = (float)(g->mu + c * ((double)xb[j] - g->mu));
     }
     return 0;
+}
+
+/* pd_denoiser_describe's terms (pixdiff.h): the spec names the data exactly; then the size. */
+static int spec_describe(const pd_denoiser *d, char *out, size_t cap) {
+    const spec_name *s = d->ctx;
+    size_t len = 0;
+    jb_addf(out, cap, &len, "model=%s|size=%d", s->text, d->H);
+    return len < cap ? (int)len : -1;
 }
 
 static void ctx_destroy(pd_denoiser *d) {
@@ -197,6 +214,7 @@ int pd_denoiser_analytic(pd_denoiser **out, const char *spec, pd_error *err) {
     const char *prefix = "analytic:";
     if (strncmp(spec, prefix, strlen(prefix)))
         return pd_fail(err, "%s: an analytic spec starts with 'analytic:'", spec);
+    if (strlen(spec) >= SPEC_MAX) return pd_fail(err, "%.60s...: an analytic spec is at most %d bytes", spec, SPEC_MAX - 1);
     const char *kind = spec + strlen(prefix);
     size_t klen = strcspn(kind, ":");
     int gaussian = klen == 8 && !strncmp(kind, "gaussian", 8);
@@ -266,9 +284,11 @@ int pd_denoiser_analytic(pd_denoiser **out, const char *spec, pd_error *err) {
             free(g);
             return pd_fail(err, "%s: out of memory", spec);
         }
+        snprintf(g->spec.text, sizeof g->spec.text, "%s", spec);
         g->mu = mu;
         g->std = std;
         d->ctx = g;
+        d->describe = spec_describe;
         d->sigma_data = std;
         d->eval = gauss_eval;
         d->destroy = ctx_destroy;
@@ -311,7 +331,7 @@ int pd_denoiser_analytic(pd_denoiser **out, const char *spec, pd_error *err) {
         y = malloc(nv * sizeof *y);
         if (!y) return pd_fail(err, "%s: out of memory", spec);
         /* uniform in [-1, 1]: element j of the Philox stream (seed, 0) */
-        pd_randu(y, nv, seed, 0);
+        rng_randu(y, nv, seed, 0);
         for (size_t i = 0; i < nv; i++) y[i] = 2.0f * y[i] - 1.0f;
     }
     size_t dim = (size_t)C * H * W;
@@ -325,6 +345,7 @@ int pd_denoiser_analytic(pd_denoiser **out, const char *spec, pd_error *err) {
         free(y);
         return pd_fail(err, "%s: out of memory", spec);
     }
+    snprintf(pc->spec.text, sizeof pc->spec.text, "%s", spec);
     pc->K = K;
     pc->dim = dim;
     pc->y = y;
@@ -339,6 +360,7 @@ int pd_denoiser_analytic(pd_denoiser **out, const char *spec, pd_error *err) {
     if (!(d->sigma_data > 0)) d->sigma_data = 0.5;
     d->ctx = pc;
     d->eval = points_eval;
+    d->describe = spec_describe;
     d->destroy = points_destroy;
     *out = d;
     return 0;

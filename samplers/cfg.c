@@ -12,6 +12,7 @@
  * sized on the first call and regrown only for a larger batch, so the sampling loop allocates
  * nothing after its first step. */
 #include "core/util.h"
+#include "core/jsonbuf.h"
 #include "pixdiff.h"
 #include <math.h>
 #include <stdio.h>
@@ -26,18 +27,18 @@ typedef struct {
 } cfg_ctx;
 
 static void cfg_free_scratch(cfg_ctx *c) {
-    pd_free(c->x2), pd_free(c->s2), pd_free(c->l2), pd_free(c->d2), pd_free(c->f2);
+    core_free(c->x2), core_free(c->s2), core_free(c->l2), core_free(c->d2), core_free(c->f2);
     c->x2 = c->s2 = c->l2 = c->d2 = c->f2 = NULL;
 }
 
 static int cfg_grow(cfg_ctx *c, int n, size_t dim, int L, int fd, pd_error *err) {
     if (n <= c->cap) return 0;
     cfg_free_scratch(c);
-    c->x2 = pd_alloc(sizeof(float) * 2 * (size_t)n * dim);
-    c->d2 = pd_alloc(sizeof(float) * 2 * (size_t)n * dim);
-    c->s2 = pd_alloc(sizeof(float) * 2 * (size_t)n);
-    c->l2 = pd_alloc(sizeof(float) * 2 * (size_t)n * (size_t)L);
-    c->f2 = pd_alloc(sizeof(float) * 2 * (size_t)n * (size_t)(fd > 0 ? fd : 1));
+    c->x2 = core_alloc(sizeof(float) * 2 * (size_t)n * dim);
+    c->d2 = core_alloc(sizeof(float) * 2 * (size_t)n * dim);
+    c->s2 = core_alloc(sizeof(float) * 2 * (size_t)n);
+    c->l2 = core_alloc(sizeof(float) * 2 * (size_t)n * (size_t)L);
+    c->f2 = core_alloc(sizeof(float) * 2 * (size_t)n * (size_t)(fd > 0 ? fd : 1));
     if (!c->x2 || !c->d2 || !c->s2 || !c->l2 || !c->f2) {
         c->cap = 0;
         return pd_fail(err, "guidance: out of memory for a batch of %d", n);
@@ -80,6 +81,19 @@ static void cfg_destroy(pd_denoiser *self) {
     self->ctx = NULL;
 }
 
+/* pd_denoiser_describe: the guided denoiser's description, then "|cfg=<w>". */
+static int cfg_describe(const pd_denoiser *self, char *out, size_t cap) {
+    const cfg_ctx *c = self->ctx;
+    if (!c->inner->describe) return -1;
+    int n = c->inner->describe(c->inner, out, cap);
+    if (n < 0) return -1;
+    size_t len = (size_t)n;
+    char w[40];
+    jb_fmt_double(w, sizeof w, c->w);
+    jb_addf(out, cap, &len, "|cfg=%s", w);
+    return len < cap ? (int)len : -1;
+}
+
 int pd_denoiser_cfg(pd_denoiser **out, pd_denoiser *inner, double w, pd_error *err) {
     if (!out) return pd_fail(err, "guidance: NULL output");
     *out = NULL;
@@ -102,6 +116,7 @@ int pd_denoiser_cfg(pd_denoiser **out, pd_denoiser *inner, double w, pd_error *e
     d->sigma_data = inner->sigma_data;
     d->feature_dim = inner->feature_dim;
     d->eval = cfg_eval;
+    d->describe = cfg_describe;
     d->destroy = cfg_destroy;
     d->ctx = c;
     snprintf(d->desc, sizeof d->desc, "cfg(w=%g) of %.100s", w, inner->desc);

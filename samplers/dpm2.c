@@ -13,14 +13,14 @@ static int dpm2_nfe(const pd_sample_params *p, int steps) {
     return p->sched.end_at_zero ? 2 * steps - 1 : 2 * steps;
 }
 
-static int dpm2_step(pd_run *r, int i) {
+static int dpm2_step(sampler_run *r, int i) {
     double s0 = r->sigmas[i], s1 = r->sigmas[i + 1];
     double rr = r->p->dpm2_r > 0 ? r->p->dpm2_r : 0.5;
     double *x = r->x, *dir = r->work[0], *y = r->work[1];
     size_t total = r->total;
-    if (pd_run_denoise(r, x, s0, i)) return -1;
+    if (sampler_run_denoise(r, x, s0, i)) return -1;
     if (s1 == 0.0) {
-        pd_euler_update(x, r->den, s0, s1, total);
+        sampler_euler_update(x, r->den, s0, s1, total);
         return 0;
     }
     double s = pow(s1, rr) * pow(s0, 1.0 - rr);
@@ -30,7 +30,7 @@ static int dpm2_step(pd_run *r, int i) {
         dir[j] = (x[j] - den[j]) / s0;
         y[j] = x[j] + (s - s0) * dir[j];
     }
-    if (pd_run_denoise(r, y, s, i)) return -1;
+    if (sampler_run_denoise(r, y, s, i)) return -1;
     den = r->den;
     double h = s1 - s0, a = 1.0 / (2.0 * rr), b = 1.0 - a;
     #pragma omp parallel for schedule(static) if (total > 32768)
@@ -41,7 +41,7 @@ static int dpm2_step(pd_run *r, int i) {
     return 0;
 }
 
-const pd_sampler_impl pd_sampler_dpm2_impl = {
+const sampler_impl sampler_dpm2_impl = {
     .kind = PD_SAMPLER_DPM2,
     .default_grid = PD_GRID_KARRAS,
     .n_work = 2,

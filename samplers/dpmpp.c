@@ -31,15 +31,15 @@ typedef struct {
 
 static int dpmpp_nfe(const pd_sample_params *p, int steps) { return steps; }
 
-static int dpmpp_begin(pd_run *r) {
+static int dpmpp_begin(sampler_run *r) {
     int def = r->p->sampler == PD_SAMPLER_DPMPP_3M ? 3 : 2;
-    int order = pd_ms_max_order(r, def, 3);
+    int order = ms_max_order(r, def, 3);
     if (order < 0) return -1;
     dpmpp_state *st = calloc(1, sizeof *st);
     if (!st) return pd_fail(r->err, "%s: out of memory", pd_sampler_name(r->p->sampler));
     st->max_order = order;
     if (r->p->thresholding > 0) {
-        st->scratch = pd_alloc(sizeof(double) * r->total);
+        st->scratch = core_alloc(sizeof(double) * r->total);
         if (!st->scratch) {
             free(st);
             return pd_fail(r->err, "%s: out of memory for thresholding", pd_sampler_name(r->p->sampler));
@@ -49,26 +49,26 @@ static int dpmpp_begin(pd_run *r) {
     return 0;
 }
 
-static void dpmpp_end(pd_run *r) {
+static void dpmpp_end(sampler_run *r) {
     dpmpp_state *st = r->state;
-    if (st) pd_free(st->scratch);
+    if (st) core_free(st->scratch);
     free(st);
     r->state = NULL;
 }
 
-static int dpmpp_step(pd_run *r, int i) {
+static int dpmpp_step(sampler_run *r, int i) {
     dpmpp_state *st = r->state;
     const double *sg = r->sigmas;
     double s0 = sg[i], s1 = sg[i + 1];
-    if (pd_run_denoise(r, r->x, s0, i)) return -1;
+    if (sampler_run_denoise(r, r->x, s0, i)) return -1;
     double *x = r->x, *m0 = r->work[i % 3];
     const float *den = r->den;
     size_t total = r->total;
     #pragma omp parallel for schedule(static) if (total > 32768)
     for (size_t j = 0; j < total; j++) m0[j] = den[j];
-    if (r->p->thresholding > 0) pd_ms_threshold(m0, st->scratch, r->n, r->dim, r->p->thresholding);
+    if (r->p->thresholding > 0) ms_threshold(m0, st->scratch, r->n, r->dim, r->p->thresholding);
 
-    int order = pd_ms_order(r, i, st->max_order);
+    int order = ms_order(r, i, st->max_order);
     if (s1 == 0.0) {
         /* lambda = inf: the first-order update is M_i itself (e^{-h} = 0) */
         #pragma omp parallel for schedule(static) if (total > 32768)
@@ -102,7 +102,7 @@ static int dpmpp_step(pd_run *r, int i) {
     return 0;
 }
 
-const pd_sampler_impl pd_sampler_dpmpp_2m_impl = {
+const sampler_impl sampler_dpmpp_2m_impl = {
     .kind = PD_SAMPLER_DPMPP_2M,
     .default_grid = PD_GRID_LOGSNR,
     .n_work = 3,
@@ -113,7 +113,7 @@ const pd_sampler_impl pd_sampler_dpmpp_2m_impl = {
     .end = dpmpp_end,
 };
 
-const pd_sampler_impl pd_sampler_dpmpp_3m_impl = {
+const sampler_impl sampler_dpmpp_3m_impl = {
     .kind = PD_SAMPLER_DPMPP_3M,
     .default_grid = PD_GRID_LOGSNR,
     .n_work = 3,

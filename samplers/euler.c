@@ -6,14 +6,14 @@
 
 static int euler_nfe(const pd_sample_params *p, int steps) { return steps; }
 
-static int euler_step(pd_run *r, int i) {
+static int euler_step(sampler_run *r, int i) {
     double s0 = r->sigmas[i], s1 = r->sigmas[i + 1];
-    if (pd_run_denoise(r, r->x, s0, i)) return -1;
-    pd_euler_update(r->x, r->den, s0, s1, r->total);
+    if (sampler_run_denoise(r, r->x, s0, i)) return -1;
+    sampler_euler_update(r->x, r->den, s0, s1, r->total);
     return 0;
 }
 
-const pd_sampler_impl pd_sampler_euler_impl = {
+const sampler_impl sampler_euler_impl = {
     .kind = PD_SAMPLER_EULER,
     .default_grid = PD_GRID_KARRAS,
     .n_work = 0,

@@ -75,10 +75,10 @@ static int run_batch(const gen_source *src, const pd_sample_params *sp, gen_stat
                      const float *labels, const uint64_t *seeds, int nb, pd_sample_stats *st,
                      pd_error *err) {
     if (src->den) return pd_sample(src->den, sp, x, labels, seeds, nb, st, err);
-    double t0 = pd_now();
+    double t0 = core_now();
     if (abort_cb(g)) return pd_fail(err, "generator: aborted before its one step");
     if (pd_generator_run(src->gen, x, labels, nb, err)) return -1;
-    double t = pd_now() - t0;
+    double t = core_now() - t0;
     pd_progress one;          /* as pd_sample reports its last step */
     pg_init(&one, "sample", "steps");
     one.done = one.total = one.step = one.steps = one.batch = one.batches = 1;
@@ -110,7 +110,7 @@ static int generate(const gen_source *src, const pd_generate_params *p, long lon
         goto done;
     }
 
-    gen_state g = {p, {0}, pd_now(), 0};
+    gen_state g = {p, {0}, core_now(), 0};
     pg_init(&g.pr, "generate", "steps");
     g.pr.batches = (count + batch - 1) / batch;
     g.pr.images = count;

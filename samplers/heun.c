@@ -24,7 +24,7 @@ static int heun_uses_noise(const pd_sample_params *p) {
     return p->s_churn > 0 && p->s_noise > 0 && p->s_tmin <= p->s_tmax;
 }
 
-static int heun_step(pd_run *r, int i) {
+static int heun_step(sampler_run *r, int i) {
     const pd_sample_params *p = r->p;
     double s0 = r->sigmas[i], s1 = r->sigmas[i + 1];
     double *x = r->x, *dir = r->work[0], *xp = r->work[1];
@@ -37,16 +37,16 @@ static int heun_step(pd_run *r, int i) {
         sh = s0 * (1.0 + gamma);
         double amp = sqrt(sh * sh - s0 * s0) * p->s_noise;
         if (amp > 0) {
-            pd_run_noise(r, i, xp);    /* xp is free until the predictor */
+            sampler_run_noise(r, i, xp);    /* xp is free until the predictor */
             #pragma omp parallel for schedule(static) if (total > 32768)
             for (size_t j = 0; j < total; j++) x[j] += amp * xp[j];
         }
     }
 
-    if (pd_run_denoise(r, x, sh, i)) return -1;
+    if (sampler_run_denoise(r, x, sh, i)) return -1;
     const float *den = r->den;
     if (s1 == 0.0) {
-        pd_euler_update(x, den, sh, s1, total);
+        sampler_euler_update(x, den, sh, s1, total);
         return 0;
     }
     double h = s1 - sh;
@@ -55,7 +55,7 @@ static int heun_step(pd_run *r, int i) {
         dir[j] = (x[j] - den[j]) / sh;
         xp[j] = x[j] + h * dir[j];
     }
-    if (pd_run_denoise(r, xp, s1, i)) return -1;
+    if (sampler_run_denoise(r, xp, s1, i)) return -1;
     den = r->den;
     #pragma omp parallel for schedule(static) if (total > 32768)
     for (size_t j = 0; j < total; j++) {
@@ -65,7 +65,7 @@ static int heun_step(pd_run *r, int i) {
     return 0;
 }
 
-const pd_sampler_impl pd_sampler_heun_impl = {
+const sampler_impl sampler_heun_impl = {
     .kind = PD_SAMPLER_HEUN,
     .default_grid = PD_GRID_KARRAS,
     .n_work = 2,

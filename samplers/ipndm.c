@@ -19,17 +19,17 @@ static int ipndm_nfe(const pd_sample_params *p, int steps) { return steps; }
 static const double ab[4][4] = {{1, 0, 0, 0}, {3, -1, 0, 0}, {23, -16, 5, 0}, {55, -59, 37, -9}};
 static const double ab_den[4] = {1, 2, 12, 24};
 
-static int ipndm_begin(pd_run *r) {
-    int p = pd_ms_max_order(r, 4, 4);
+static int ipndm_begin(sampler_run *r) {
+    int p = ms_max_order(r, 4, 4);
     if (p < 0) return -1;
     r->state = (void *)(intptr_t)p;   /* the whole state is one small int */
     return 0;
 }
 
-static int ipndm_step(pd_run *r, int i) {
+static int ipndm_step(sampler_run *r, int i) {
     int max_order = (int)(intptr_t)r->state;
     double s0 = r->sigmas[i], s1 = r->sigmas[i + 1];
-    if (pd_run_denoise(r, r->x, s0, i)) return -1;
+    if (sampler_run_denoise(r, r->x, s0, i)) return -1;
     int p = i + 1 < max_order ? i + 1 : max_order;
     double *x = r->x, *d0 = r->work[i % 4];
     const double *d1 = r->work[(i + 3) % 4], *d2 = r->work[(i + 2) % 4], *d3 = r->work[(i + 1) % 4];
@@ -48,7 +48,7 @@ static int ipndm_step(pd_run *r, int i) {
     return 0;
 }
 
-const pd_sampler_impl pd_sampler_ipndm_impl = {
+const sampler_impl sampler_ipndm_impl = {
     .kind = PD_SAMPLER_IPNDM,
     .default_grid = PD_GRID_KARRAS,
     .n_work = 4,

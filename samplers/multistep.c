@@ -3,7 +3,7 @@
 #include "samplers/multistep.h"
 #include <math.h>
 
-int pd_ms_order(const pd_run *r, int i, int max_order) {
+int ms_order(const sampler_run *r, int i, int max_order) {
     if (r->sigmas[i + 1] == 0.0) return 1;   /* k-diffusion: the step into 0 returns D */
     if (!r->p->lower_order_final) return i + 1 < max_order ? i + 1 : max_order;
     /* diff-sampler (solvers.py dpm_pp_sampler): i + 1 < p ? i + 1 : min(p, steps - i) */
@@ -12,7 +12,7 @@ int pd_ms_order(const pd_run *r, int i, int max_order) {
     return left < max_order ? left : max_order;
 }
 
-int pd_ms_max_order(const pd_run *r, int def, int hi) {
+int ms_max_order(const sampler_run *r, int def, int hi) {
     int p = r->p->max_order;
     if (p == 0) return def;
     if (p < 1 || p > hi)
@@ -51,7 +51,7 @@ static double select_kth(double *a, long n, long k) {
     return a[k];
 }
 
-void pd_ms_threshold(double *m, double *scratch, int n, size_t dim, double q) {
+void ms_threshold(double *m, double *scratch, int n, size_t dim, double q) {
     double pos = q * (double)(dim - 1);
     long k = (long)floor(pos);
     double frac = pos - (double)k;

@@ -18,17 +18,17 @@
 
 #include "samplers/sampler_impl.h"
 
-int pd_ms_order(const pd_run *r, int i, int max_order);
+int ms_order(const sampler_run *r, int i, int max_order);
 
 /* r->p->max_order resolved: 0 gives def; a value outside 1..hi fails naming the sampler.
  * Returns the order, or -1 with r->err. */
-int pd_ms_max_order(const pd_run *r, int def, int hi);
+int ms_max_order(const sampler_run *r, int def, int hi);
 
 /* Dynamic thresholding (docs/algorithms.md §S3.1, diff-sampler's dynamic_thresholding_fn): per image,
  * s = max(1, quantile_q |m|) with torch.quantile's linear interpolation between order
  * statistics (position q (dim - 1)), then m <- clip(m, -s, s)/s. m is [n, dim]; scratch is
  * n * dim doubles. The quantile is an exact order statistic, so the result does not depend on
  * the thread count. */
-void pd_ms_threshold(double *m, double *scratch, int n, size_t dim, double q);
+void ms_threshold(double *m, double *scratch, int n, size_t dim, double q);
 
 #endif

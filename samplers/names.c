@@ -24,5 +24,5 @@ const char *pd_sampler_name(pd_sampler_kind k) {
 }
 
 int pd_sampler_from_name(const char *name) {
-    return pd_name_lookup(sampler_names, PD_SAMPLER_COUNT, name);
+    return names_lookup(sampler_names, PD_SAMPLER_COUNT, name);
 }

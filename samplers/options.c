@@ -75,7 +75,7 @@ const pd_sampler_option *pd_sampler_option_find(pd_sampler_kind k, const char *n
     const char *one[] = {name};
     if (exists) *exists = 0;
     for (int i = 0; i < N_ROWS; i++) {
-        if (pd_name_lookup(one, 1, rows[i].name) != 0) continue;
+        if (names_lookup(one, 1, rows[i].name) != 0) continue;
         if (exists) *exists = 1;
         if ((unsigned)k < PD_SAMPLER_COUNT && (rows[i].samplers & BIT(k))) return &rows[i];
     }

@@ -7,10 +7,10 @@
  * x = sigma_0 z (docs/algorithms.md §S0.1) and runs the sampler's step function once per grid interval,
  * checking the abort callback before and reporting progress after each step. The caller's x is
  * written only on success. Statistics: NFE counts batched denoiser calls (one per image), time
- * is wall-clock in total and inside the denoiser. AFS (params.afs) lives in pd_run_denoise, so
+ * is wall-clock in total and inside the denoiser. AFS (params.afs) lives in sampler_run_denoise, so
  * it applies to every sampler's first evaluation and its NFE saving to every count here.
  * params.trajectory, when set, sees the float64 state after every step (AMED's teacher capture,
- * distill/amed_train.c); pd_run_denoise_each is the per-image-sigma call AMED needs.
+ * distill/amed_train.c); sampler_run_denoise_each is the per-image-sigma call AMED needs.
  */
 #include "core/arena.h"
 #include "core/progress.h"
@@ -23,26 +23,26 @@
 
 #define MAX_STEPS 1000000
 
-static const pd_sampler_impl *const impls[] = {
-    [PD_SAMPLER_EULER] = &pd_sampler_euler_impl,
-    [PD_SAMPLER_HEUN] = &pd_sampler_heun_impl,
-    [PD_SAMPLER_DDIM] = &pd_sampler_ddim_impl,
-    [PD_SAMPLER_DPMPP_2M] = &pd_sampler_dpmpp_2m_impl,
-    [PD_SAMPLER_DPMPP_3M] = &pd_sampler_dpmpp_3m_impl,
-    [PD_SAMPLER_IPNDM] = &pd_sampler_ipndm_impl,
-    [PD_SAMPLER_DPM2] = &pd_sampler_dpm2_impl,
-    [PD_SAMPLER_UNIPC] = &pd_sampler_unipc_impl,
-    [PD_SAMPLER_AMED] = &pd_sampler_amed_impl,
-    [PD_SAMPLER_AMED_PLUGIN] = &pd_sampler_amed_plugin_impl,
+static const sampler_impl *const impls[] = {
+    [PD_SAMPLER_EULER] = &sampler_euler_impl,
+    [PD_SAMPLER_HEUN] = &sampler_heun_impl,
+    [PD_SAMPLER_DDIM] = &sampler_ddim_impl,
+    [PD_SAMPLER_DPMPP_2M] = &sampler_dpmpp_2m_impl,
+    [PD_SAMPLER_DPMPP_3M] = &sampler_dpmpp_3m_impl,
+    [PD_SAMPLER_IPNDM] = &sampler_ipndm_impl,
+    [PD_SAMPLER_DPM2] = &sampler_dpm2_impl,
+    [PD_SAMPLER_UNIPC] = &sampler_unipc_impl,
+    [PD_SAMPLER_AMED] = &sampler_amed_impl,
+    [PD_SAMPLER_AMED_PLUGIN] = &sampler_amed_plugin_impl,
 };
 _Static_assert(sizeof impls / sizeof impls[0] == PD_SAMPLER_COUNT, "sampler vtable table");
 
-const pd_sampler_impl *pd_sampler_impl_get(pd_sampler_kind k) {
+const sampler_impl *sampler_impl_get(pd_sampler_kind k) {
     return (unsigned)k < PD_SAMPLER_COUNT ? impls[k] : NULL;
 }
 
 pd_grid_kind pd_sampler_default_grid(pd_sampler_kind k) {
-    const pd_sampler_impl *impl = pd_sampler_impl_get(k);
+    const sampler_impl *impl = sampler_impl_get(k);
     return impl ? impl->default_grid : PD_GRID_KARRAS;
 }
 
@@ -63,38 +63,39 @@ pd_sample_params pd_sample_default_params(void) {
     return p;
 }
 
-int pd_impl_nfe_for_steps(const pd_sampler_impl *impl, const pd_sample_params *p, int steps) {
+int sampler_impl_nfe_for_steps(const sampler_impl *impl, const pd_sample_params *p, int steps) {
     /* AFS replaces exactly one evaluation: the first of step 0, which every sampler makes. */
     return impl->nfe_for_steps(p, steps) - (p->afs ? 1 : 0);
 }
 
 int pd_sampler_nfe_for_steps(const pd_sample_params *p, int steps) {
-    const pd_sampler_impl *impl = p ? pd_sampler_impl_get(p->sampler) : NULL;
+    const sampler_impl *impl = p ? sampler_impl_get(p->sampler) : NULL;
     if (!impl || steps < 1) return -1;
-    return pd_impl_nfe_for_steps(impl, p, steps);
+    return sampler_impl_nfe_for_steps(impl, p, steps);
 }
 
-int pd_impl_steps_for_nfe(const pd_sampler_impl *impl, const pd_sample_params *p, int nfe) {
+int sampler_impl_steps_for_nfe(const sampler_impl *impl, const pd_sample_params *p, int nfe) {
     /* Every sampler spends at least one evaluation per step, less the one AFS saves, so
      * steps <= nfe + 1; NFE is non-decreasing in steps, so the scan stops at the first step
      * count over budget. */
     int best = -1;
     for (int s = 1; s <= nfe + 1 && s <= MAX_STEPS; s++) {
-        if (pd_impl_nfe_for_steps(impl, p, s) > nfe) break;
+        if (sampler_impl_nfe_for_steps(impl, p, s) > nfe) break;
         best = s;
     }
     return best;
 }
 
 int pd_sampler_steps_for_nfe(const pd_sample_params *p, int nfe) {
-    const pd_sampler_impl *impl = p ? pd_sampler_impl_get(p->sampler) : NULL;
+    const sampler_impl *impl = p ? sampler_impl_get(p->sampler) : NULL;
     if (!impl) return -1;
-    return pd_impl_steps_for_nfe(impl, p, nfe);
+    return sampler_impl_steps_for_nfe(impl, p, nfe);
 }
 
 /* ------------------------------------------------------------------ run helpers */
 
-int pd_run_denoise_features(pd_run *r, const double *x, double sigma, int step, float *features) {
+int sampler_run_denoise_features(sampler_run *r, const double *x, double sigma, int step,
+                                 float *features) {
     size_t total = r->total;
     if (r->afs_pending) {
         /* AFS (docs/algorithms.md §S4.3): at sigma_max, x ~ sigma z, so x/sqrt(1 + sigma^2) is the
@@ -113,10 +114,10 @@ int pd_run_denoise_features(pd_run *r, const double *x, double sigma, int step, 
     #pragma omp parallel for schedule(static) if (total > 32768)
     for (size_t j = 0; j < total; j++) xin[j] = (float)x[j];
     for (int b = 0; b < r->n; b++) r->sig[b] = (float)sigma;
-    double t0 = pd_now();
+    double t0 = core_now();
     int rc = pd_denoiser_eval_features(r->d, r->den, r->xin, r->sig, r->labels, r->n, features,
                                        r->err);
-    r->seconds_denoiser += pd_now() - t0;
+    r->seconds_denoiser += core_now() - t0;
     r->nfe++;
     if (rc) {
         char msg[sizeof r->err->msg];
@@ -128,15 +129,15 @@ int pd_run_denoise_features(pd_run *r, const double *x, double sigma, int step, 
     return 0;
 }
 
-int pd_run_denoise(pd_run *r, const double *x, double sigma, int step) {
-    return pd_run_denoise_features(r, x, sigma, step, NULL);
+int sampler_run_denoise(sampler_run *r, const double *x, double sigma, int step) {
+    return sampler_run_denoise_features(r, x, sigma, step, NULL);
 }
 
-int pd_run_denoise_each(pd_run *r, const double *x, const double *sigma, int step) {
+int sampler_run_denoise_each(sampler_run *r, const double *x, const double *sigma, int step) {
     size_t total = r->total, dim = r->dim;
     int n = r->n;
     if (r->afs_pending) {
-        /* AFS as in pd_run_denoise, with each image's own sigma. */
+        /* AFS as in sampler_run_denoise, with each image's own sigma. */
         r->afs_pending = 0;
         r->last_afs = 1;
         float *den = r->den;
@@ -151,9 +152,9 @@ int pd_run_denoise_each(pd_run *r, const double *x, const double *sigma, int ste
     #pragma omp parallel for schedule(static) if (total > 32768)
     for (size_t j = 0; j < total; j++) xin[j] = (float)x[j];
     for (int b = 0; b < n; b++) r->sig[b] = (float)sigma[b];
-    double t0 = pd_now();
+    double t0 = core_now();
     int rc = pd_denoiser_eval(r->d, r->den, r->xin, r->sig, r->labels, n, r->err);
-    r->seconds_denoiser += pd_now() - t0;
+    r->seconds_denoiser += core_now() - t0;
     r->nfe++;
     if (rc) {
         char msg[sizeof r->err->msg];
@@ -165,13 +166,13 @@ int pd_run_denoise_each(pd_run *r, const double *x, const double *sigma, int ste
     return 0;
 }
 
-void pd_run_noise(pd_run *r, int step, double *eps) {
-    /* One image at a time: pd_randn_double parallelises inside for large images. */
+void sampler_run_noise(sampler_run *r, int step, double *eps) {
+    /* One image at a time: rng_randn_double parallelises inside for large images. */
     for (int b = 0; b < r->n; b++)
-        pd_randn_double(eps + (size_t)b * r->dim, r->dim, r->seeds[b], (uint64_t)step + 1);
+        rng_randn_double(eps + (size_t)b * r->dim, r->dim, r->seeds[b], (uint64_t)step + 1);
 }
 
-void pd_euler_update(double *x, const float *den, double s0, double s1, size_t total) {
+void sampler_euler_update(double *x, const float *den, double s0, double s1, size_t total) {
     if (s1 == 0.0) {
         #pragma omp parallel for schedule(static) if (total > 32768)
         for (size_t j = 0; j < total; j++) x[j] = den[j];
@@ -190,14 +191,14 @@ void pd_euler_update(double *x, const float *den, double s0, double s1, size_t t
 /* pd_sample's one arena (core/arena.h): grid, state, work buffers, denoiser I/O, per-image
  * sigma. The grid is the arena's first piece, so it is also the allocation. */
 typedef struct {
-    pd_run *r;
+    sampler_run *r;
     double *grid;
     int n_work;
 } run_arena;
 
 static void run_layout(void *ctx, ar_arena *a) {
     run_arena *ra = ctx;
-    pd_run *r = ra->r;
+    sampler_run *r = ra->r;
     r->sigmas = ra->grid = ar_take(a, sizeof(double) * ((size_t)r->steps + 1));
     r->x = ar_take(a, sizeof(double) * r->total);
     for (int k = 0; k < ra->n_work; k++) r->work[k] = ar_take(a, sizeof(double) * r->total);
@@ -224,13 +225,13 @@ static int check_params(const pd_sample_params *q, pd_error *err) {
 
 int pd_sample(pd_denoiser *d, const pd_sample_params *p, float *x, const float *labels,
               const uint64_t *seeds, int n, pd_sample_stats *stats, pd_error *err) {
-    double t_start = pd_now();
+    double t_start = core_now();
     if (!d || !p || !x) return pd_fail(err, "pd_sample: NULL argument");
     if (n < 1) return pd_fail(err, "pd_sample: batch size %d < 1", n);
     if (d->C < 1 || d->H < 1 || d->W < 1)
         return pd_fail(err, "pd_sample: denoiser '%s' has no image shape (%dx%dx%d)", d->desc, d->C,
                        d->H, d->W);
-    const pd_sampler_impl *impl = pd_sampler_impl_get(p->sampler);
+    const sampler_impl *impl = sampler_impl_get(p->sampler);
     if (!impl) return pd_fail(err, "pd_sample: unknown sampler kind %d", (int)p->sampler);
     const char *name = pd_sampler_name(p->sampler);
 
@@ -242,10 +243,10 @@ int pd_sample(pd_denoiser *d, const pd_sample_params *p, float *x, const float *
     if (q.steps == 0) {
         if (q.nfe <= 0)
             return pd_fail(err, "%s: give steps or an NFE budget (both are 0)", name);
-        q.steps = pd_impl_steps_for_nfe(impl, &q, q.nfe);
+        q.steps = sampler_impl_steps_for_nfe(impl, &q, q.nfe);
         if (q.steps < 1)
             return pd_fail(err, "%s: an NFE budget of %d fits no step (one step costs %d)", name,
-                           q.nfe, pd_impl_nfe_for_steps(impl, &q, 1));
+                           q.nfe, sampler_impl_nfe_for_steps(impl, &q, 1));
     }
     if (q.steps > MAX_STEPS) return pd_fail(err, "%s: %d steps is too many", name, q.steps);
     if (check_params(&q, err)) return -1;
@@ -253,13 +254,13 @@ int pd_sample(pd_denoiser *d, const pd_sample_params *p, float *x, const float *
     if (noisy && !seeds)
         return pd_fail(err, "%s: this run draws noise (eta or s_churn > 0) and needs per-image seeds",
                        name);
-    if (impl->n_work > PD_RUN_MAX_WORK) return pd_fail(err, "%s: too many work buffers", name);
+    if (impl->n_work > SAMPLER_RUN_MAX_WORK) return pd_fail(err, "%s: too many work buffers", name);
 
     size_t dim = (size_t)d->C * d->H * d->W, total = dim * (size_t)n;
     if (total / (size_t)n != dim || total > SIZE_MAX / 64)
         return pd_fail(err, "%s: batch of %d images of %zu values is too large", name, n, dim);
 
-    pd_run r;
+    sampler_run r;
     memset(&r, 0, sizeof r);
     r.d = d;
     r.p = &q;
@@ -279,7 +280,7 @@ int pd_sample(pd_denoiser *d, const pd_sample_params *p, float *x, const float *
 
     int rc = pd_sigma_grid(sigmas, q.steps, &q.sched, err);
     if (rc) {
-        pd_free(arena);
+        core_free(arena);
         return -1;
     }
     double s0 = sigmas[0];
@@ -317,10 +318,10 @@ int pd_sample(pd_denoiser *d, const pd_sample_params *p, float *x, const float *
         if (stats) {
             stats->steps = q.steps;
             stats->nfe = r.nfe;
-            stats->seconds_total = pd_now() - t_start;
+            stats->seconds_total = core_now() - t_start;
             stats->seconds_denoiser = r.seconds_denoiser;
         }
     }
-    pd_free(arena);
+    core_free(arena);
     return rc;
 }

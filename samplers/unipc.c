@@ -29,14 +29,14 @@ typedef struct {
 
 static int unipc_nfe(const pd_sample_params *p, int steps) { return steps; }
 
-static int unipc_begin(pd_run *r) {
-    int order = pd_ms_max_order(r, 3, 3);
+static int unipc_begin(sampler_run *r) {
+    int order = ms_max_order(r, 3, 3);
     if (order < 0) return -1;
     unipc_state *st = calloc(1, sizeof *st);
     if (!st) return pd_fail(r->err, "unipc: out of memory");
     st->max_order = order;
     if (r->p->thresholding > 0) {
-        st->scratch = pd_alloc(sizeof(double) * r->total);
+        st->scratch = core_alloc(sizeof(double) * r->total);
         if (!st->scratch) {
             free(st);
             return pd_fail(r->err, "unipc: out of memory for thresholding");
@@ -46,9 +46,9 @@ static int unipc_begin(pd_run *r) {
     return 0;
 }
 
-static void unipc_end(pd_run *r) {
+static void unipc_end(sampler_run *r) {
     unipc_state *st = r->state;
-    if (st) pd_free(st->scratch);
+    if (st) core_free(st->scratch);
     free(st);
     r->state = NULL;
 }
@@ -83,27 +83,27 @@ static void solve_small(int k, double A[3][3], double *b, double *z) {
 }
 
 /* Copies the denoiser output to m (double) and thresholds it if asked. */
-static void take_model(pd_run *r, double *m) {
+static void take_model(sampler_run *r, double *m) {
     unipc_state *st = r->state;
     const float *den = r->den;
     size_t total = r->total;
     #pragma omp parallel for schedule(static) if (total > 32768)
     for (size_t j = 0; j < total; j++) m[j] = den[j];
-    if (r->p->thresholding > 0) pd_ms_threshold(m, st->scratch, r->n, r->dim, r->p->thresholding);
+    if (r->p->thresholding > 0) ms_threshold(m, st->scratch, r->n, r->dim, r->p->thresholding);
 }
 
-static int unipc_step(pd_run *r, int i) {
+static int unipc_step(sampler_run *r, int i) {
     unipc_state *st = r->state;
     const double *sg = r->sigmas;
     double s0 = sg[i], s1 = sg[i + 1];
     double *x = r->x, *xp = r->work[4];
     size_t total = r->total;
     if (i == 0) {
-        if (pd_run_denoise(r, x, s0, i)) return -1;
+        if (sampler_run_denoise(r, x, s0, i)) return -1;
         take_model(r, r->work[0]);
     }
     const double *m0 = r->work[i % 4];
-    int p = pd_ms_order(r, i, st->max_order);
+    int p = ms_order(r, i, st->max_order);
     int last = i == r->steps - 1;
     if (s1 == 0.0) {
         #pragma omp parallel for schedule(static) if (total > 32768)
@@ -152,7 +152,7 @@ static int unipc_step(pd_run *r, int i) {
     if (last) return 0;
 
     /* corrector: M_{i+1} at the predictor's point, kept for the next step */
-    if (pd_run_denoise(r, xp, s1, i)) return -1;
+    if (sampler_run_denoise(r, xp, s1, i)) return -1;
     double *mt = r->work[(i + 1) % 4];
     take_model(r, mt);
     #pragma omp parallel for schedule(static) if (total > 32768)
@@ -165,7 +165,7 @@ static int unipc_step(pd_run *r, int i) {
     return 0;
 }
 
-const pd_sampler_impl pd_sampler_unipc_impl = {
+const sampler_impl sampler_unipc_impl = {
     .kind = PD_SAMPLER_UNIPC,
     .default_grid = PD_GRID_LOGSNR,
     .n_work = 5,

@@ -11,6 +11,7 @@
  * hi denoiser's sigma range (VP time, docs/algorithms.md §M2.4 and §M3.8; the formula is in pixdiff.h).
  * Scratch for the lo branch is sized on the first call and regrown only for a larger batch, as
  * the network denoisers do, so a sampling loop allocates nothing after its first step. */
+#include "core/jsonbuf.h"
 #include "core/util.h"
 #include "pixdiff.h"
 #include "schedules/noise.h"
@@ -31,11 +32,11 @@ typedef struct {
 
 static int ug_grow(ug_ctx *c, int n, size_t dlo_dim, int label_dim, pd_error *err) {
     if (n <= c->cap) return 0;
-    pd_free(c->xlo), pd_free(c->dlo), pd_free(c->slo), pd_free(c->llo), free(c->idx);
-    c->xlo = pd_alloc(sizeof(float) * (size_t)n * dlo_dim);
-    c->dlo = pd_alloc(sizeof(float) * (size_t)n * dlo_dim);
-    c->slo = pd_alloc(sizeof(float) * (size_t)n);
-    c->llo = label_dim ? pd_alloc(sizeof(float) * (size_t)n * label_dim) : NULL;
+    core_free(c->xlo), core_free(c->dlo), core_free(c->slo), core_free(c->llo), free(c->idx);
+    c->xlo = core_alloc(sizeof(float) * (size_t)n * dlo_dim);
+    c->dlo = core_alloc(sizeof(float) * (size_t)n * dlo_dim);
+    c->slo = core_alloc(sizeof(float) * (size_t)n);
+    c->llo = label_dim ? core_alloc(sizeof(float) * (size_t)n * label_dim) : NULL;
     c->idx = malloc(sizeof(int) * (size_t)n);
     if (!c->xlo || !c->dlo || !c->slo || (label_dim && !c->llo) || !c->idx) {
         c->cap = 0;
@@ -113,10 +114,42 @@ static int ug_eval(pd_denoiser *self, float *out, const float *x, const float *s
 static void ug_destroy(pd_denoiser *self) {
     ug_ctx *c = self->ctx;
     if (c) {
-        pd_free(c->xlo), pd_free(c->dlo), pd_free(c->slo), pd_free(c->llo), free(c->idx);
+        core_free(c->xlo), core_free(c->dlo), core_free(c->slo), core_free(c->llo), free(c->idx);
         free(c);
     }
     self->ctx = NULL;
+}
+
+/* Whether two descriptions differ only in their "|size=" term (the native-size branch of the
+ * guidance is then the guided stack itself at the model's size). */
+static int same_but_size(const char *a, const char *b) {
+    const char *sa = strstr(a, "|size="), *sb = strstr(b, "|size=");
+    if (!sa || !sb || sa - a != sb - b || strncmp(a, b, (size_t)(sa - a))) return 0;
+    sa = strchr(sa + 1, '|');
+    sb = strchr(sb + 1, '|');
+    return !strcmp(sa ? sa : "", sb ? sb : "");
+}
+
+/* pd_denoiser_describe: hi's description, then "|ug=w:<w>,eta:<eta>", and ",lo:[...]" with the
+ * native-size branch's own description when it is not hi's stack at the model's size. */
+static int ug_describe(const pd_denoiser *self, char *out, size_t cap) {
+    const ug_ctx *c = self->ctx;
+    if (!c->hi->describe || !c->lo->describe) return -1;
+    int n = c->hi->describe(c->hi, out, cap);
+    char *lo = malloc(cap);
+    if (n < 0 || !lo || c->lo->describe(c->lo, lo, cap) < 0) {
+        free(lo);
+        return -1;
+    }
+    int same = same_but_size(out, lo);
+    size_t len = (size_t)n;
+    char a[40], b[40];
+    jb_fmt_double(a, sizeof a, c->w);
+    jb_fmt_double(b, sizeof b, c->eta);
+    jb_addf(out, cap, &len, "|ug=w:%s,eta:%s", a, b);
+    if (!same) jb_addf(out, cap, &len, ",lo:[%s]", lo);
+    free(lo);
+    return len < cap ? (int)len : -1;
 }
 
 int pd_denoiser_upsample_guidance(pd_denoiser **out, pd_denoiser *hi, pd_denoiser *lo, int m, double w,
@@ -154,9 +187,9 @@ int pd_denoiser_upsample_guidance(pd_denoiser **out, pd_denoiser *hi, pd_denoise
     if (eta >= 1) c->sigma_on = 0;
     else if (eta <= 0) c->sigma_on = INFINITY;
     else {
-        double t_lo = pd_vp_time(hi->sigma_min, PD_VP_BETA_D, PD_VP_BETA_MIN);
-        double t_hi = pd_vp_time(hi->sigma_max, PD_VP_BETA_D, PD_VP_BETA_MIN);
-        c->sigma_on = pd_vp_sigma(t_hi - eta * (t_hi - t_lo), PD_VP_BETA_D, PD_VP_BETA_MIN);
+        double t_lo = noise_vp_time(hi->sigma_min, NOISE_VP_BETA_D, NOISE_VP_BETA_MIN);
+        double t_hi = noise_vp_time(hi->sigma_max, NOISE_VP_BETA_D, NOISE_VP_BETA_MIN);
+        c->sigma_on = noise_vp_sigma(t_hi - eta * (t_hi - t_lo), NOISE_VP_BETA_D, NOISE_VP_BETA_MIN);
     }
     d->C = hi->C;
     d->H = hi->H;
@@ -166,6 +199,7 @@ int pd_denoiser_upsample_guidance(pd_denoiser **out, pd_denoiser *hi, pd_denoise
     d->sigma_max = hi->sigma_max;
     d->sigma_data = hi->sigma_data;
     d->eval = ug_eval;
+    d->describe = ug_describe;
     d->destroy = ug_destroy;
     d->ctx = c;
     snprintf(d->desc, sizeof d->desc, "upsample-guidance(m=%d,w=%.4g,eta=%.4g) %.64s", m, w, eta, hi->desc);

@@ -68,38 +68,38 @@ static void grid_logsnr(double *s, int m, double smin, double smax) {
  * fitted so that sigma(1) = sigma_max and sigma(eps) = sigma_min. */
 static void grid_vp_time(double *s, int m, double smin, double smax, double rho) {
     double bd, bmin;
-    pd_vp_fit(smin, smax, VP_EPS_S, &bd, &bmin);
+    noise_vp_fit(smin, smax, VP_EPS_S, &bd, &bmin);
     double e = pow(VP_EPS_S, 1.0 / rho);
     for (int i = 1; i < m - 1; i++) {
         double t = pow(1.0 + (double)i / (m - 1) * (e - 1.0), rho);
-        s[i] = pd_vp_sigma(t, bd, bmin);
+        s[i] = noise_vp_sigma(t, bd, bmin);
     }
 }
 
 static int grid_cosine(double *s, int m, double smin, double smax, pd_error *err) {
-    double thi = fmin(1.0, pd_cosine_time(smax)), tlo = fmax(0.0, pd_cosine_time(smin));
-    double hi = thi >= 1.0 ? pd_cosine_sigma(1.0) : smax;
-    double lo = tlo <= 0.0 ? pd_cosine_sigma(0.0) : smin;
+    double thi = fmin(1.0, noise_cosine_time(smax)), tlo = fmax(0.0, noise_cosine_time(smin));
+    double hi = thi >= 1.0 ? noise_cosine_sigma(1.0) : smax;
+    double lo = tlo <= 0.0 ? noise_cosine_sigma(0.0) : smin;
     if (!(hi > lo))
         return pd_fail(err, "schedule 'cosine': [%g, %g] does not overlap the truncated cosine range "
-                       "[%g, %g]", smin, smax, pd_cosine_sigma(0.0), pd_cosine_sigma(1.0));
+                       "[%g, %g]", smin, smax, noise_cosine_sigma(0.0), noise_cosine_sigma(1.0));
     s[0] = hi;
-    for (int i = 1; i < m - 1; i++) s[i] = pd_cosine_sigma(thi + (double)i / (m - 1) * (tlo - thi));
+    for (int i = 1; i < m - 1; i++) s[i] = noise_cosine_sigma(thi + (double)i / (m - 1) * (tlo - thi));
     if (m > 1) s[m - 1] = lo;
     return 0;
 }
 
 static int grid_ddim(double *s, int m, double smin, double smax, int quad, pd_error *err) {
     const char *name = quad ? "ddim-quad" : "ddim-uniform";
-    double tab[PD_DDPM_T];
-    pd_ddpm_linear_sigmas(tab, PD_DDPM_T);
-    int j0 = 0, j1 = PD_DDPM_T - 1;
-    while (j0 < PD_DDPM_T && tab[j0] < smin) j0++;
+    double tab[NOISE_DDPM_T];
+    noise_ddpm_linear_sigmas(tab, NOISE_DDPM_T);
+    int j0 = 0, j1 = NOISE_DDPM_T - 1;
+    while (j0 < NOISE_DDPM_T && tab[j0] < smin) j0++;
     while (j1 >= 0 && tab[j1] > smax) j1--;
     int teff = j1 - j0 + 1;
     if (teff < 1)
         return pd_fail(err, "schedule '%s': no DDPM timestep has sigma in [%g, %g] (the table spans "
-                       "[%.4g, %.4g])", name, smin, smax, tab[0], tab[PD_DDPM_T - 1]);
+                       "[%.4g, %.4g])", name, smin, smax, tab[0], tab[NOISE_DDPM_T - 1]);
     if (m > teff)
         return pd_fail(err, "schedule '%s': %d sigmas needed but only %d DDPM timesteps lie in "
                        "[%g, %g]", name, m, teff, smin, smax);
@@ -134,7 +134,7 @@ int pd_sigma_grid(double *sigmas, int steps, const pd_schedule_params *p, pd_err
                        "sigma_max %g", name, smin, smax);
     if (isnan(p->rho) || isinf(p->rho))
         return pd_fail(err, "schedule '%s': rho must be finite, got %g", name, p->rho);
-    if (pd_shift_check(p, err)) return -1;
+    if (shift_check(p, err)) return -1;
 
     int m = p->end_at_zero ? steps : steps + 1; /* nonzero sigmas */
     double *s = sigmas;
@@ -153,7 +153,7 @@ int pd_sigma_grid(double *sigmas, int steps, const pd_schedule_params *p, pd_err
         break;
     default: break;
     }
-    for (int i = 0; i < m; i++) s[i] *= pd_shift_factor(s[i], p);
+    for (int i = 0; i < m; i++) s[i] *= shift_factor(s[i], p);
     if (p->end_at_zero) s[steps] = 0.0;
 
     for (int i = 0; i < m; i++)

@@ -26,10 +26,10 @@ const char *pd_grid_name(pd_grid_kind k) {
     return (unsigned)k < PD_GRID_COUNT ? grid_names[k] : NULL;
 }
 
-int pd_grid_from_name(const char *name) { return pd_name_lookup(grid_names, PD_GRID_COUNT, name); }
+int pd_grid_from_name(const char *name) { return names_lookup(grid_names, PD_GRID_COUNT, name); }
 
 const char *pd_shift_name(pd_shift_kind k) {
     return (unsigned)k < PD_SHIFT_COUNT ? shift_names[k] : NULL;
 }
 
-int pd_shift_from_name(const char *name) { return pd_name_lookup(shift_names, PD_SHIFT_COUNT, name); }
+int pd_shift_from_name(const char *name) { return names_lookup(shift_names, PD_SHIFT_COUNT, name); }

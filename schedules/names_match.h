@@ -6,7 +6,7 @@
 
 #include <ctype.h>
 
-static inline int pd_name_lookup(const char *const *table, int count, const char *name) {
+static inline int names_lookup(const char *const *table, int count, const char *name) {
     if (!name) return -1;
     for (int k = 0; k < count; k++) {
         const char *a = table[k], *b = name;

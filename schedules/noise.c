@@ -9,19 +9,19 @@
 #define PI 3.14159265358979323846
 
 /* VP: sigma^2 = exp(beta_d t^2/2 + beta_min t) - 1 (docs/algorithms.md §S0.2); expm1 keeps small t exact. */
-double pd_vp_sigma(double t, double beta_d, double beta_min) {
+double noise_vp_sigma(double t, double beta_d, double beta_min) {
     return sqrt(expm1(0.5 * beta_d * t * t + beta_min * t));
 }
 
 /* Inverse: solve beta_d t^2/2 + beta_min t = ln(1 + sigma^2) for the positive root. */
-double pd_vp_time(double sigma, double beta_d, double beta_min) {
+double noise_vp_time(double sigma, double beta_d, double beta_min) {
     double l = log1p(sigma * sigma);
     return (sqrt(beta_min * beta_min + 2.0 * beta_d * l) - beta_min) / beta_d;
 }
 
 /* docs/algorithms.md §S0.5: two conditions sigma(1) = sigma_max, sigma(eps) = sigma_min, linear in
  * (beta_d, beta_min): beta_d/2 + beta_min = L_max and beta_d eps^2/2 + beta_min eps = L_min. */
-void pd_vp_fit(double sigma_min, double sigma_max, double eps_s, double *beta_d, double *beta_min) {
+void noise_vp_fit(double sigma_min, double sigma_max, double eps_s, double *beta_d, double *beta_min) {
     double lmin = log1p(sigma_min * sigma_min), lmax = log1p(sigma_max * sigma_max);
     *beta_d = 2.0 * (lmin / eps_s - lmax) / (eps_s - 1.0);
     *beta_min = lmax - 0.5 * *beta_d;
@@ -29,7 +29,7 @@ void pd_vp_fit(double sigma_min, double sigma_max, double eps_s, double *beta_d,
 
 /* docs/algorithms.md §M3.5. The cumulative product is kept as a sum of log1p(-beta) so the small-index
  * sigmas (abar ~ 0.9999) are not lost to cancellation in 1 - abar. */
-void pd_ddpm_linear_sigmas(double *sigma, int T) {
+void noise_ddpm_linear_sigmas(double *sigma, int T) {
     double logabar = 0.0;
     for (int j = 0; j < T; j++) {
         double beta = 1e-4 + (0.02 - 1e-4) * (T > 1 ? (double)j / (T - 1) : 0.0);
@@ -40,7 +40,7 @@ void pd_ddpm_linear_sigmas(double *sigma, int T) {
 
 /* docs/algorithms.md §M3.6 (iDDPM): betas from the ratio of f, clipped at 0.999, then abar is the product
  * of (1 - beta) again, as the iDDPM code does; the clip is what makes abar_T ~ 2.4e-9. */
-void pd_iddpm_cosine_sigmas(double *sigma, int T) {
+void noise_iddpm_cosine_sigmas(double *sigma, int T) {
     const double s = 0.008;
     double f0 = cos(s / (1.0 + s) * PI / 2);
     f0 *= f0;
@@ -56,7 +56,7 @@ void pd_iddpm_cosine_sigmas(double *sigma, int T) {
 }
 
 /* EDM iDDPMPrecond (docs/algorithms.md §S0.5): built from u_M = 0 downwards in j. */
-void pd_iddpm_u_table(double *u, int M) {
+void noise_iddpm_u_table(double *u, int M) {
     const double C1 = 0.001, C2 = 0.008;
     u[M] = 0.0;
     for (int j = M; j > 0; j--) {
@@ -67,15 +67,15 @@ void pd_iddpm_u_table(double *u, int M) {
 }
 
 /* docs/algorithms.md §M3.2: with a = a0 + t (a1 - a0), tan(a) = exp(-lambda/2) = sigma. */
-static double cos_a0(void) { return atan(exp(-0.5 * PD_COSINE_LAMBDA_MAX)); }
-static double cos_a1(void) { return atan(exp(-0.5 * PD_COSINE_LAMBDA_MIN)); }
+static double cos_a0(void) { return atan(exp(-0.5 * NOISE_COSINE_LAMBDA_MAX)); }
+static double cos_a1(void) { return atan(exp(-0.5 * NOISE_COSINE_LAMBDA_MIN)); }
 
-double pd_cosine_sigma(double t) {
+double noise_cosine_sigma(double t) {
     double a0 = cos_a0(), a1 = cos_a1();
     return tan(a0 + t * (a1 - a0));
 }
 
-double pd_cosine_time(double sigma) {
+double noise_cosine_time(double sigma) {
     double a0 = cos_a0(), a1 = cos_a1();
     return (atan(sigma) - a0) / (a1 - a0);
 }

@@ -29,7 +29,7 @@
 
 static int positive(double v) { return isfinite(v) && v > 0; }
 
-int pd_shift_check(const pd_schedule_params *p, pd_error *err) {
+int shift_check(const pd_schedule_params *p, pd_error *err) {
     if (p->shift == PD_SHIFT_NONE) return 0;
     if ((unsigned)p->shift >= PD_SHIFT_COUNT)
         return pd_fail(err, "schedule: unknown shift kind %d", (int)p->shift);
@@ -45,12 +45,12 @@ int pd_shift_check(const pd_schedule_params *p, pd_error *err) {
     return 0;
 }
 
-double pd_shift_factor(double sigma, const pd_schedule_params *p) {
+double shift_factor(double sigma, const pd_schedule_params *p) {
     switch (p->shift) {
     case PD_SHIFT_SCALE:
         return p->shift_res / p->shift_base;
     case PD_SHIFT_INTERP: {
-        double t = fmin(fmax(pd_cosine_time(sigma), 0.0), 1.0);
+        double t = fmin(fmax(noise_cosine_time(sigma), 0.0), 1.0);
         return exp(t * log(p->shift_res / p->shift_base) +
                    (1.0 - t) * log(p->shift_res / p->shift_base_low));
     }

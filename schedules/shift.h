@@ -6,8 +6,8 @@
 #include "pixdiff.h"
 
 /* Checks the shift's parameters (resolution and bases > 0 and finite); 0 or -1 with err. */
-int pd_shift_check(const pd_schedule_params *p, pd_error *err);
+int shift_check(const pd_schedule_params *p, pd_error *err);
 /* The factor the unshifted sigma is multiplied by (1 for PD_SHIFT_NONE). */
-double pd_shift_factor(double sigma, const pd_schedule_params *p);
+double shift_factor(double sigma, const pd_schedule_params *p);
 
 #endif

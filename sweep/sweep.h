@@ -70,8 +70,9 @@ typedef struct sw_sampler {
 } sw_sampler;
 
 /* A transform of the denoiser or grid applied to every sampler. A new kind is one more field
- * group here, one more key in sweep_config.c, one more term in the cell key (sweep_cells.c) and
- * one more step where sweep_run.c builds the cell's denoiser. */
+ * group here, one more key in sweep_config.c and one more step where sweep_plan.c builds the
+ * cell's denoiser; the denoiser stack describes itself (pd_denoiser_describe), so the cell keys
+ * and the reference keys follow without a change here. */
 typedef struct sw_variant {
     char name[48];
     int line;
@@ -176,6 +177,9 @@ typedef struct sw_model_facts {
     int res, C, label_dim;   /* trained resolution, channels, classes */
     double sigma_min, sigma_max;
     int is_analytic;
+    /* each variant's denoiser stack as it describes itself (pd_denoiser_describe): the one text
+     * behind the cell keys and the trajectory-reference keys; NULL entries when not known */
+    const char *den_desc[SW_MAX_VARIANTS];
 } sw_model_facts;
 
 /* ov: NULL, or [n_samplers * n_nfe] overrides (index s * n_nfe + b). */

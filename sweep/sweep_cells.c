@@ -6,11 +6,17 @@
  * numbers:
  *   model=sha256:<hex>|sampler=heun|grid=karras|rho=7|end=zero|sigma=0.002..80|afs=0|steps=5|
  *   size=32|shift=none|n=5000|seed=0|labels=cycle|metrics=fd,kid|classifier=<path>
- * plus the options the sampler reads and the variant's transforms. Names (series labels, variant
- * names) are not part of it, so renaming is free; two budgets that give the same step count are
- * one cell; two (sampler, variant) pairs with equal keys are an error in the sweep file. A
- * one-step generator's key starts model=sha256:<its file>|sampler=generator|sigma_init=2.5|steps=1
- * and every budget maps to that one cell.
+ * plus the options the sampler reads and the variant's transforms. The denoiser's part is the
+ * variant's stack as it describes itself (pd_denoiser_describe: "model=...|size=N" then one term
+ * per transform), spliced in the order keys have always had: its model term first, its size
+ * term and transforms after the sampler's part and the grid's shift. So a new transform changes
+ * the keys with no change here, and the keys of earlier runs stay as they were. Names (series
+ * labels, variant names) are not part of it, so renaming is free; two budgets that give the same
+ * step count are one cell; two (sampler, variant) pairs with equal keys are an error in the sweep
+ * file. A one-step generator's key starts model=sha256:<its file>|sampler=generator|
+ * sigma_init=2.5|steps=1 and every budget maps to that one cell. Without the model file (a dry
+ * run) there is no stack to describe: the key then holds the model's path, the variant's size
+ * as written and its name.
  */
 #include "sweep/sweep.h"
 
@@ -37,19 +43,10 @@ typedef struct keybuf {
     size_t len, cap;
 } keybuf;
 
-static void kadd(keybuf *k, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void kadd(keybuf *k, const char *fmt, ...) {
-    if (k->len >= k->cap) return;
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(k->s + k->len, k->cap - k->len, fmt, ap);
-    va_end(ap);
-    if (n > 0) k->len += (size_t)n;
-}
+#define kadd(k, ...) jb_addf((k)->s, (k)->cap, &(k)->len, __VA_ARGS__)
 
 static const char *num(char *t, double v) {
-    if (isinf(v)) snprintf(t, 40, "%sinf", v < 0 ? "-" : "");
-    else jb_fmt_double(t, 40, v);
+    jb_fmt_double(t, 40, v);   /* "inf" for infinities */
     return t;
 }
 
@@ -72,12 +69,14 @@ static void key_options(keybuf *kb, const pd_sample_params *p) {
     }
 }
 
-/* The sampler's part of a key: model, sampler, grid and the options the sampler reads. */
-static void key_sampler(keybuf *kb, const sw_model_facts *mf, const char *model, const pd_sample_params *p,
-                        const char *predictor_sha, int steps) {
+/* The sampler's part of a key: model (the denoiser description's first term, model_term long),
+ * sampler, grid and the options the sampler reads. */
+static void key_sampler(keybuf *kb, const sw_model_facts *mf, const char *den, size_t model_term,
+                        const char *model, const pd_sample_params *p, const char *predictor_sha, int steps) {
     char a[40], b[40];
-    kadd(kb, "model=%s|sampler=%s|grid=%s", mf->known ? mf->identity : model,
-         pd_sampler_name(p->sampler), pd_grid_name(p->sched.grid));
+    if (den) kadd(kb, "%.*s", (int)model_term, den);
+    else kadd(kb, "model=%s", model);
+    kadd(kb, "|sampler=%s|grid=%s", pd_sampler_name(p->sampler), pd_grid_name(p->sched.grid));
     if (p->sched.grid == PD_GRID_KARRAS || p->sched.grid == PD_GRID_VP_TIME)
         kadd(kb, "|rho=%s", num(a, p->sched.rho > 0 ? p->sched.rho : p->sched.grid == PD_GRID_KARRAS ? 7 : 1));
     kadd(kb, "|end=%s", p->sched.end_at_zero ? "zero" : "sigma-min");
@@ -96,6 +95,11 @@ static int make_key(char *out, const sw_spec *s, const sw_model_facts *mf, const
     const char *file_sha = o && o->used ? o->sha256 : NULL;
     char a[40], b[40];
     keybuf kb = {out, 0, SW_KEY_CAP};
+    /* The variant's stack: "model=...", then "|size=N", then its transforms' terms. */
+    const char *den = mf->known ? mf->den_desc[vi] : NULL;
+    const char *size = den ? strstr(den, "|size=") : NULL;
+    if (den && !size) return -1;
+    const char *transforms = size ? size + 1 + strcspn(size + 1, "|") : NULL;
     if (s->samplers[si].generator[0]) {
         /* A generator: its own file and sigma_init; nothing of the sampler applies. */
         if (file_sha && *file_sha)
@@ -103,9 +107,9 @@ static int make_key(char *out, const sw_spec *s, const sw_model_facts *mf, const
         else kadd(&kb, "model=%s|sampler=generator", s->samplers[si].generator);
         kadd(&kb, "|steps=1");
     } else
-        key_sampler(&kb, mf, s->model, p, file_sha, steps);
-    /* The variant, resolved: sampling size, then each transform. */
-    if (mf->known) kadd(&kb, "|size=%d", v->size ? v->size : mf->res);
+        key_sampler(&kb, mf, den, den ? (size_t)(size - den) : 0, s->model, p, file_sha, steps);
+    /* The variant, resolved: sampling size, the grid's shift, then each transform. */
+    if (den) kadd(&kb, "%.*s", (int)(transforms - size), size);
     else kadd(&kb, "|size=%d", v->size);
     kadd(&kb, "|shift=%s", pd_shift_name(v->shift));
     if (v->shift != PD_SHIFT_NONE) {
@@ -113,18 +117,8 @@ static int make_key(char *out, const sw_spec *s, const sw_model_facts *mf, const
         kadd(&kb, ",base=%s", num(a, base));
         if (v->shift == PD_SHIFT_INTERP) kadd(&kb, ",base_low=%s", num(b, v->shift_base_low));
     }
-    if (v->ug) kadd(&kb, "|ug=w:%s,eta:%s", num(a, v->ug_w), num(b, v->ug_eta));
-    if (v->skip) {
-        const pd_skip_tuning *t = &v->skip_tuning;
-        if (t->n_rho) {
-            kadd(&kb, "|skip=rho:");
-            for (int i = 0; i < t->n_rho; i++) kadd(&kb, "%s%s", i ? "," : "", num(a, t->rho[i]));
-        } else {
-            kadd(&kb, "|skip=rho:%s..%s", num(a, t->rho_bottom), num(b, t->rho_top));
-        }
-        kadd(&kb, ",sigma:%s..%s", num(a, t->sigma_lo), num(b, t->sigma_hi));
-    }
-    if (v->cfg) kadd(&kb, "|cfg=%s", num(a, v->cfg_w));
+    if (den) kadd(&kb, "%s", transforms);
+    else kadd(&kb, "|variant=%s", v->name);
     sw_labels lab = sw_resolved_labels(s, mf);
     kadd(&kb, "|n=%d|seed=%llu|labels=%s|metrics=", s->n, (unsigned long long)s->seed,
          lab == SW_LABELS_CYCLE ? "cycle" : lab == SW_LABELS_NONE ? "none" : "auto");

@@ -694,7 +694,7 @@ static int parse_root(ctx *c, const yd_node *root, sw_spec *s) {
         for (int k = 0; k < s->n_samplers; k++) {
             const pd_sample_params *p = &s->samplers[k].p;
             if (s->samplers[k].predictor[0] || s->samplers[k].generator[0])
-                continue; /* files decide (sweep_run.c); a generator fits every budget */
+                continue; /* files decide (sweep_plan.c); a generator fits every budget */
             if (pd_sampler_steps_for_nfe(p, (int)bv) < 1)
                 return failf(c, it->line, path,
                              "budget %lld fits no step of samplers[%d] '%s' (one step costs %d "

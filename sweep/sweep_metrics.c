@@ -140,8 +140,8 @@ int sw_ref_save(const char *out_dir, const char *key, int n, int C, int H, int W
     remove(kp); /* the arrays change below: the old key must not vouch for them */
     int shape[4] = {n, C, H, W};
     if (pd_npy_write(ep, end, shape, 4, err) || pd_npy_write(zp, zero, shape, 4, err)) return -1;
-    pd_atomic_file af;
-    if (pd_atomic_open(&af, kp, err)) return -1;
+    core_atomic_file af;
+    if (core_atomic_open(&af, kp, err)) return -1;
     fputs(key, af.f);
-    return pd_atomic_commit(&af, err);
+    return core_atomic_commit(&af, err);
 }

@@ -56,8 +56,8 @@ static int write_csv(const sw_results *r, const char *out_dir, pd_error *err) {
         }
     char path[1100];
     snprintf(path, sizeof path, "%s/results.csv", out_dir);
-    pd_atomic_file af;
-    if (pd_atomic_open(&af, path, err)) {
+    core_atomic_file af;
+    if (core_atomic_open(&af, path, err)) {
         free(cols);
         return -1;
     }
@@ -75,7 +75,7 @@ static int write_csv(const sw_results *r, const char *out_dir, pd_error *err) {
         fputc('\n', af.f);
     }
     free(cols);
-    return pd_atomic_commit(&af, err);
+    return core_atomic_commit(&af, err);
 }
 
 /* ------------------------------------------------------------------ results.md */
@@ -118,8 +118,8 @@ static int write_md(const sw_spec *s, const sw_grid *g, const sw_results *r, con
                     pd_error *err) {
     char path[1100];
     snprintf(path, sizeof path, "%s/results.md", out_dir);
-    pd_atomic_file af;
-    if (pd_atomic_open(&af, path, err)) return -1;
+    core_atomic_file af;
+    if (core_atomic_open(&af, path, err)) return -1;
     FILE *f = af.f;
     int done = 0;
     for (int c = 0; c < g->n_cells; c++) done += rec_of(r, g, c) != NULL;
@@ -222,7 +222,7 @@ static int write_md(const sw_spec *s, const sw_grid *g, const sw_results *r, con
     }
     fprintf(f, "\n\"outside denoiser\": the fraction of the cell's sampling time not spent inside "
                "denoiser evaluations (sampler arithmetic, noise, conversions).\n");
-    return pd_atomic_commit(&af, err);
+    return core_atomic_commit(&af, err);
 }
 
 /* ------------------------------------------------------------------ plots */

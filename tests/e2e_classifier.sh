@@ -9,10 +9,7 @@
 set -uo pipefail
 
 . "$(dirname "${BASH_SOURCE[0]}")/testutil.sh"
-if [ ! -f /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz ]; then
-    echo "skipped: Fashion-MNIST is not installed (Debian package dataset-fashion-mnist)"
-    exit 0
-fi
+need_fashion_mnist t10k
 e2e_init e2e_classifier.sh "$@"
 export OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2
 

@@ -14,11 +14,6 @@ export OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2
 unset PIXDIFF_MODEL
 
 # run NAME CMD...: the command must succeed.
-run() {
-    local name=$1
-    shift
-    if "$@" >"$T/run.out" 2>&1; then ok "$name"; else bad "$name (exit $?)" "$T/run.out"; fi
-}
 
 # ---------------------------------------------------------------- help and version
 "$PD" --help >help.txt 2>&1 && ok "--help exits 0" || bad "--help exits 0" help.txt

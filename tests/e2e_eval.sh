@@ -17,28 +17,7 @@ e2e_init e2e_eval.sh "$@"
 export OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 XDG_CACHE_HOME="$T/xdg"
 unset PIXDIFF_MODEL PIXDIFF_CLASSIFIER
 
-# run NAME OUT CMD...: the command must succeed; stdout to OUT, stderr to OUT.err.
-run() {
-    local name=$1 out=$2
-    shift 2
-    if "$@" >"$out" 2>"$out.err"; then ok "$name"; else bad "$name (exit $?)" "$out.err"; fi
-}
-# json_field FILE KEY: the value of "KEY": in a one-line JSON object.
-json_field() { grep -oE "\"$2\": [^,}]+" "$1" | head -n 1 | cut -d' ' -f2-; }
-
 # ---------------------------------------------------------------- fixtures
-# A fake Fashion-MNIST split: n random 28x28 images and labels i mod 10, as gzip IDX files.
-fake_split() { # DIR SPLIT N
-    local dir=$1 split=$2 n=$3 hex
-    mkdir -p "$dir"
-    hex=$(printf '%08x' "$n")
-    { printf '\x00\x00\x08\x03'; printf "\\x${hex:0:2}\\x${hex:2:2}\\x${hex:4:2}\\x${hex:6:2}"
-      printf '\x00\x00\x00\x1c\x00\x00\x00\x1c'; head -c $((n * 784)) /dev/urandom; } |
-        gzip >"$dir/$split-images-idx3-ubyte.gz"
-    { printf '\x00\x00\x08\x01'; printf "\\x${hex:0:2}\\x${hex:2:2}\\x${hex:4:2}\\x${hex:6:2}"
-      for ((i = 0; i < n; i++)); do printf "\\x0$((i % 10))"; done; } |
-        gzip >"$dir/$split-labels-idx1-ubyte.gz"
-}
 fake_split "$T/fm" t10k 64
 fake_split "$T/fm" train 48
 cat >clf.yaml <<'EOF'
@@ -55,13 +34,13 @@ channel_mult_emb: 2
 attn_resolutions: []
 EOF
 printf 'preset: tiny\nimg_resolution: 32\nlabel_dim: 10\nattn_resolutions: [16]\n' >cond.yaml
-run "init a tiny classifier" init.txt "$PD" init --config clf.yaml --out clf.safetensors
-run "init a tiny conditional 32-px model" init2.txt "$PD" init --config cond.yaml --out cond.safetensors
-run "init a tiny unconditional 16-px model" init3.txt "$PD" init --preset tiny --out tiny.safetensors
+run_to "init a tiny classifier" init.txt "$PD" init --config clf.yaml --out clf.safetensors
+run_to "init a tiny conditional 32-px model" init2.txt "$PD" init --config cond.yaml --out cond.safetensors
+run_to "init a tiny unconditional 16-px model" init3.txt "$PD" init --preset tiny --out tiny.safetensors
 E=(--classifier "$T/clf.safetensors" --data-dir "$T/fm" --kid-subsets 10)
 
 # ---------------------------------------------------------------- eval: sampling
-run "eval a model" ev1.txt "$PD" eval --model cond.safetensors "${E[@]}" --sampler euler --steps 3 --n 24 --batch 8
+run_to "eval a model" ev1.txt "$PD" eval --model cond.safetensors "${E[@]}" --sampler euler --steps 3 --n 24 --batch 8
 # The same run on a terminal: the progress line (cli/progress.c) fits 80 columns, says steps/s.
 if command -v script >/dev/null; then
     expect_tty_progress eval "steps/s" '^eval: batch' "$PD" eval --model cond.safetensors "${E[*]}" --sampler euler \
@@ -74,8 +53,8 @@ for pat in '^  n +24$' '^  FD +[0-9.]+$' '^  KID +-?[0-9.]+ \+/- [0-9.]+ \(SE; 1
 done
 has "first eval computes the reference statistics" ev1.txt.err 'reference statistics: computing them .*not there yet'
 has "... and caches them under \$XDG_CACHE_HOME/pixdiff" ev1.txt.err "cached in $T/xdg/pixdiff/fashion-mnist-t10k-[0-9a-f]{16}\.safetensors"
-run "eval --json, --batch 3 --threads 1" j1.txt "$PD" eval --model cond.safetensors "${E[@]}" --sampler euler --steps 3 --n 24 --batch 3 --threads 1 --json
-run "eval --json, --batch 24 --threads 2" j2.txt "$PD" eval --model cond.safetensors "${E[@]}" --sampler euler --steps 3 --n 24 --batch 24 --threads 2 --json
+run_to "eval --json, --batch 3 --threads 1" j1.txt "$PD" eval --model cond.safetensors "${E[@]}" --sampler euler --steps 3 --n 24 --batch 3 --threads 1 --json
+run_to "eval --json, --batch 24 --threads 2" j2.txt "$PD" eval --model cond.safetensors "${E[@]}" --sampler euler --steps 3 --n 24 --batch 24 --threads 2 --json
 has "second eval loads the cache" j1.txt.err 'reference statistics: .*fashion-mnist-t10k-.*\(64 images, 8 features'
 hasnt "... without recomputing" j1.txt.err 'computing'
 for k in fd kid kid_se accuracy precision recall pr_n spectral_error; do
@@ -86,28 +65,28 @@ for k in fd kid kid_se accuracy precision recall pr_n spectral_error; do
 done
 has "json: n" j1.txt '"n": 24'
 has "json: labels cycle" j1.txt '"labels": "cycle"'
-run "eval --class 3" cls.txt "$PD" eval --model cond.safetensors "${E[@]}" --steps 2 --n 8 --class 3
+run_to "eval --class 3" cls.txt "$PD" eval --model cond.safetensors "${E[@]}" --steps 2 --n 8 --class 3
 has "eval --class names the class" cls.txt 'class 3'
 hasnt "eval: no warning at n = the feature dimension (8)" cls.txt.err 'fewer than the'
-run "eval --unconditional" unc.txt "$PD" eval --model cond.safetensors "${E[@]}" --steps 2 --n 8 --unconditional
+run_to "eval --unconditional" unc.txt "$PD" eval --model cond.safetensors "${E[@]}" --steps 2 --n 8 --unconditional
 has "eval --unconditional: no accuracy" unc.txt 'class accuracy +n/a'
-run "eval --ref-steps 6 (trajectory error)" tr.txt "$PD" eval --model cond.safetensors "${E[@]}" --sampler euler --steps 2 --n 4 --ref-steps 6
+run_to "eval --ref-steps 6 (trajectory error)" tr.txt "$PD" eval --model cond.safetensors "${E[@]}" --sampler euler --steps 2 --n 4 --ref-steps 6
 has "trajectory error printed" tr.txt '^  trajectory error +RMSE [0-9.]+, PSNR [0-9.]+ dB \(vs heun, 6 steps\)$'
 has "eval warns when n is below the feature dimension" tr.txt.err 'warning: 4 images is fewer than the 8 feature dimensions'
-run "eval 64-px samples (--size 64, pooled to 32)" s64.txt "$PD" eval --model cond.safetensors "${E[@]}" --steps 2 --n 4 --size 64
+run_to "eval 64-px samples (--size 64, pooled to 32)" s64.txt "$PD" eval --model cond.safetensors "${E[@]}" --steps 2 --n 4 --size 64
 has "eval --size 64 reports 64x64" s64.txt '64x64'
-run "eval with upsample guidance at 64 px" ug.txt "$PD" eval --model cond.safetensors "${E[@]}" --steps 2 --n 4 --size 64 --upsample-guidance 0.5
-has "eval names the denoiser transform" ug.txt 'upsample-guidance w 0\.5'
-run "eval an unconditional 16-px model at --size 32" t32.txt "$PD" eval --model tiny.safetensors "${E[@]}" --steps 2 --n 4 --size 32
+run_to "eval with upsample guidance at 64 px" ug.txt "$PD" eval --model cond.safetensors "${E[@]}" --steps 2 --n 4 --size 64 --upsample-guidance 0.5
+has "eval names the denoiser transform" ug.txt 'ug=w:0\.5,eta:0\.6'
+run_to "eval an unconditional 16-px model at --size 32" t32.txt "$PD" eval --model tiny.safetensors "${E[@]}" --steps 2 --n 4 --size 32
 
 # ---------------------------------------------------------------- eval: PNG folders and data splits
-run "sample --outdir with --class 7" smp.txt "$PD" sample --model cond.safetensors --class 7 --steps 2 --n 6 --outdir pngs --quiet
-run "eval --images" img.txt "$PD" eval --images pngs "${E[@]}"
+run_to "sample --outdir with --class 7" smp.txt "$PD" sample --model cond.safetensors --class 7 --steps 2 --n 6 --outdir pngs --quiet
+run_to "eval --images" img.txt "$PD" eval --images pngs "${E[@]}"
 has "eval --images: 6 images" img.txt '^  n +6$'
 has "eval --images: labels from the PNG metadata" img.txt 'class accuracy +[0-9.]+ \(6 labelled'
-run "eval --data train --n 40" dtr.txt "$PD" eval --data train --n 40 "${E[@]}"
+run_to "eval --data train --n 40" dtr.txt "$PD" eval --data train --n 40 "${E[@]}"
 has "eval --data train: 40 images, labelled" dtr.txt 'class accuracy +[0-9.]+ \(40 labelled'
-run "eval --data test: the reference against itself" dte.txt "$PD" eval --data test --n 64 "${E[@]}" --json
+run_to "eval --data test: the reference against itself" dte.txt "$PD" eval --data test --n 64 "${E[@]}" --json
 fd=$(json_field dte.txt fd)
 acc=$(json_field dte.txt accuracy)
 racc=$(json_field dte.txt ref_accuracy)
@@ -117,24 +96,24 @@ else bad "the test split against itself: FD $fd, accuracy $acc vs $racc" dte.txt
 
 # ---------------------------------------------------------------- eval: a stale cache
 # The default cache name carries the classifier's hash; a named cache file must notice the change.
-run "eval --ref-cache FILE" rc.txt "$PD" eval --data test --n 16 "${E[@]}" --ref-cache "$T/my-ref.safetensors"
+run_to "eval --ref-cache FILE" rc.txt "$PD" eval --data test --n 16 "${E[@]}" --ref-cache "$T/my-ref.safetensors"
 if [ -s "$T/my-ref.safetensors" ]; then ok "--ref-cache FILE written"; else bad "--ref-cache FILE not written" rc.txt.err; fi
-run "init another classifier at the same path" init4.txt "$PD" init --config clf.yaml --seed 5 --out clf.safetensors
-run "eval after the classifier changed" st.txt "$PD" eval --data test --n 16 "${E[@]}" --ref-cache "$T/my-ref.safetensors"
+run_to "init another classifier at the same path" init4.txt "$PD" init --config clf.yaml --seed 5 --out clf.safetensors
+run_to "eval after the classifier changed" st.txt "$PD" eval --data test --n 16 "${E[@]}" --ref-cache "$T/my-ref.safetensors"
 has "the cache is stale: the classifier changed" st.txt.err 'classifier \(sha256\) changed'
 has "... and is rewritten" st.txt.err "cached in $T/my-ref.safetensors"
 
 # ---------------------------------------------------------------- snr
-run "snr on the (fake) test split" snr.txt "$PD" snr --data-dir "$T/fm" --steps 10 --out snr.csv --plot snr.png
+run_to "snr on the (fake) test split" snr.txt "$PD" snr --data-dir "$T/fm" --steps 10 --out snr.csv --plot snr.png
 has "snr: CSV header" snr.csv '^schedule,step,t,sigma,logsnr,pool,logsnr_pooled,bin,freq,data_power,log10_snr$'
 rows=$(($(wc -l <snr.csv) - 1))
 # 10 nonzero sigmas x (16 + 8 + 4) bins
 if [ "$rows" -eq 280 ]; then ok "snr: 280 rows"; else bad "snr: $rows rows, expected 280" snr.csv; fi
 if is_png snr.png && is_png snr-logsnr.png; then ok "snr: two PNG plots"; else bad "snr: plots missing" snr.txt.err; fi
-run "snr --size 64 --shift scale" snr2.txt "$PD" snr --data-dir "$T/fm" --steps 5 --size 64 --shift scale --out snr2.csv --plot snr2.png --plot-logsnr lsnr2.png
+run_to "snr --size 64 --shift scale" snr2.txt "$PD" snr --data-dir "$T/fm" --steps 5 --size 64 --shift scale --out snr2.csv --plot snr2.png --plot-logsnr lsnr2.png
 has "snr: the shifted schedule's rows" snr2.csv '^shift-scale-64,'
 if is_png lsnr2.png; then ok "snr --plot-logsnr"; else bad "snr --plot-logsnr missing" snr2.txt.err; fi
-run "snr --images" snr3.txt "$PD" snr --images pngs --pools 1,2 --steps 4 --out snr3.csv --plot snr3.png
+run_to "snr --images" snr3.txt "$PD" snr --images pngs --pools 1,2 --steps 4 --out snr3.csv --plot snr3.png
 
 # ---------------------------------------------------------------- bad input
 expect_error "eval --n 1" "pixdiff eval: --n: " "$PD" eval --model "$T/cond.safetensors" "${E[@]}" --n 1
@@ -170,7 +149,7 @@ expect_error "snr --out into a missing directory" "--out: " "$PD" snr --data-dir
 # A generator entry is one more series: one cell of NFE 1 in the plain variant, none in a
 # transformed one, none for a missing file; its FD is pixdiff eval's on the same seeds.
 { cat cond.yaml; printf 'kind: generator\nsigma_init: 2.5\n'; } >gen.yaml
-run "init a tiny one-step generator" init5.txt "$PD" init --config gen.yaml --seed 7 --out gen.safetensors
+run_to "init a tiny one-step generator" init5.txt "$PD" init --config gen.yaml --seed 7 --out gen.safetensors
 cat >gsweep.yaml <<EOF
 model: cond.safetensors
 classifier: clf.safetensors
@@ -192,11 +171,11 @@ save_grid: false
 threads: 1
 output: gsweep
 EOF
-run "sweep dry run with a generator" gdry.txt "$PD" sweep gsweep.yaml --dry-run
+run_to "sweep dry run with a generator" gdry.txt "$PD" sweep gsweep.yaml --dry-run
 has "dry run: 5 cells" gdry.txt "dry run: 5 of 5 cells to run"
 has "dry run: the generator's one cell" gdry.txt "cell [0-9]/5 one-step \(one-step generator, NFE 1\) \[base\]"
 has "dry run: a missing generator file has no cell" gdry.txt "no generator file nosuch\.safetensors: no cell"
-run "sweep with a generator" gsw.txt "$PD" sweep gsweep.yaml
+run_to "sweep with a generator" gsw.txt "$PD" sweep gsweep.yaml
 if [ "$(wc -l <gsweep/results.jsonl)" -eq 5 ] &&
     grep '"label": "one-step"' gsweep/results.jsonl | grep -q '"sampler": "generator".*"nfe": 1,'; then
     ok "sweep: 5 cells, the generator's at NFE 1"
@@ -204,7 +183,7 @@ else bad "sweep with a generator" gsweep/results.jsonl; fi
 has "results.md: the generator at every budget" gsweep/results.md \
     '^\| one-step / base \| [0-9.e+-]+ \(1\) \| [0-9.e+-]+ \(1\) \|'
 has "results.md: no generator cell in the skip variant" gsweep/results.md '^\| one-step / skip \| n/a \| n/a \|'
-run "eval the generator" geval.txt "$PD" eval --model gen.safetensors --n 12 --batch 5 --seed 4 \
+run_to "eval the generator" geval.txt "$PD" eval --model gen.safetensors --n 12 --batch 5 --seed 4 \
     --classifier "$T/clf.safetensors" --data-dir "$T/fm" --json --threads 1
 fd_eval=$(json_field geval.txt fd)
 fd_sweep=$(grep '"label": "one-step"' gsweep/results.jsonl | grep -oE '"fd": [^,]+' | cut -d' ' -f2)

@@ -16,39 +16,33 @@ e2e_init e2e_fid.sh "$@"
 export OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2
 unset PIXDIFF_INCEPTION
 
-run() {
-    local name=$1 out=$2
-    shift 2
-    if "$@" >"$out" 2>"$out.err"; then ok "$name"; else bad "$name (exit $?)" "$out.err"; fi
-}
-json_field() { grep -oE "\"$2\": [^,}]+" "$1" | head -n 1 | cut -d' ' -f2-; }
 
 BI="$(dirname "$PD")/bench_inception"
-run "synthetic Inception weights" w.txt "$BI" --write-weights w.safetensors
-run "init a tiny model" init.txt "$PD" init --preset tiny --out tiny.safetensors
-run "sample 4 PNGs and their floats" s.txt "$PD" sample --seed 0 --model tiny.safetensors --n 4 --steps 2 \
+run_to "synthetic Inception weights" w.txt "$BI" --write-weights w.safetensors
+run_to "init a tiny model" init.txt "$PD" init --preset tiny --out tiny.safetensors
+run_to "sample 4 PNGs and their floats" s.txt "$PD" sample --seed 0 --model tiny.safetensors --n 4 --steps 2 \
     --outdir A --output-npy A.npy --quiet
 I=(--features inception --inception w.safetensors)
 
-run "eval --save-ref from a PNG folder" save.txt "$PD" eval "${I[@]}" --images A --save-ref A.npz
+run_to "eval --save-ref from a PNG folder" save.txt "$PD" eval "${I[@]}" --images A --save-ref A.npz
 [ -s A.npz ] && ok "the .npz is written" || bad "no A.npz"
 has "save-ref reports the file" save.txt "statistics +A.npz"
 
-run "eval samples in memory against the folder's statistics" mem.json "$PD" eval "${I[@]}" \
+run_to "eval samples in memory against the folder's statistics" mem.json "$PD" eval "${I[@]}" \
     --ref A.npz --model tiny.safetensors --n 4 --steps 2 --json
 [ "$(json_field mem.json fid)" = "0" ] && ok "FID 0: in-memory samples == their PNGs" ||
     bad "FID in memory vs PNG statistics: $(json_field mem.json fid)" mem.json
 [ "$(json_field mem.json kid)" = "null" ] && ok "no KID against statistics only" || bad "KID from an .npz"
 has "n <= 2048 warns" mem.json.err "warning: 4 images is not more than the 2048 features"
 
-run "eval the folder against the .npy of its floats" npy.json "$PD" eval "${I[@]}" --ref A.npy \
+run_to "eval the folder against the .npy of its floats" npy.json "$PD" eval "${I[@]}" --ref A.npy \
     --images A --json
 [ "$(json_field npy.json fid)" = "0" ] && ok "FID 0: PNG folder == .npy floats" ||
     bad "FID folder vs .npy: $(json_field npy.json fid)" npy.json
 [ "$(json_field npy.json kid)" != "null" ] && ok "KID against reference images" || bad "no KID" npy.json
 [ "$(json_field npy.json ref_n)" = "4" ] && ok "ref_n 4" || bad "ref_n" npy.json
 
-run "PIXDIFF_INCEPTION stands in for --inception" env.txt env PIXDIFF_INCEPTION=w.safetensors \
+run_to "PIXDIFF_INCEPTION stands in for --inception" env.txt env PIXDIFF_INCEPTION=w.safetensors \
     "$PD" eval --features inception --images A --ref A.npz
 has "text output has FID" env.txt "^  FID +0\.0000"
 
@@ -64,7 +58,7 @@ inception: w.safetensors
 fid_ref: A.npy
 output: sw
 YAML
-run "sweep with features: inception" sweep.txt "$PD" sweep sweep.yaml --quiet
+run_to "sweep with features: inception" sweep.txt "$PD" sweep sweep.yaml --quiet
 has "the sweep's cell records the Inception reference" sw/results.jsonl "inception=w.safetensors,prep=pytorch-fid,ref=A.npy"
 has "the sweep's fd is a number" sw/results.jsonl '"fd": [0-9]'
 has "the sweep's kid is a number" sw/results.jsonl '"kid": -?[0-9]'

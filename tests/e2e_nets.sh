@@ -14,11 +14,6 @@ e2e_init e2e_nets.sh "$@"
 export OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2
 unset PIXDIFF_MODEL
 
-run() {
-    local name=$1
-    shift
-    if "$@" >"$T/run.out" 2>&1; then ok "$name"; else bad "$name (exit $?)" "$T/run.out"; fi
-}
 
 samplers="euler heun ddim dpmpp-2m dpmpp-3m ipndm dpm2 unipc"
 for net in ncsnpp adm; do

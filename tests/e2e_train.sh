@@ -10,10 +10,7 @@
 set -uo pipefail
 
 . "$(dirname "${BASH_SOURCE[0]}")/testutil.sh"
-if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
-    echo "skipped: Fashion-MNIST is not installed (Debian package dataset-fashion-mnist)"
-    exit 0
-fi
+need_fashion_mnist train
 e2e_init e2e_train.sh "$@"
 CFG=$SRC/configs/train/tiny.yaml
 export OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2

@@ -17,7 +17,7 @@ typedef struct { const pd_model *m; const double *dp; double *tmp; int bad; } ct
 /* The tensor `name` as doubles, checking its element count. */
 static const double *T(ctx *c, const char *name, size_t numel) {
     for (int i = 0; i < c->m->n_tensors; i++) {
-        const pd_tensor_info *t = &c->m->tensors[i];
+        const unet_tensor_info *t = &c->m->tensors[i];
         if (strcmp(t->name, name)) continue;
         if (t->numel != numel) {
             fprintf(stderr, "ref_classifier: %s has %zu values, expected %zu\n", name, t->numel,

@@ -56,6 +56,32 @@ int rs_sample(pd_denoiser *d, const pd_sample_params *p, float *x, const uint64_
     return rc;
 }
 
+pd_amed_info rs_amed_info(pd_amed_kind k, double s_dir, double s_time) {
+    pd_amed_info in;
+    memset(&in, 0, sizeof in);
+    in.kind = k;
+    in.steps = 3;
+    in.nfe = 5;
+    in.afs = 1;
+    in.grid = k == PD_AMED_SOLVER ? PD_GRID_VP_TIME : PD_GRID_KARRAS;
+    in.rho = k == PD_AMED_SOLVER ? 1 : 7;
+    in.sigma_min = 0.002;
+    in.sigma_max = 80;
+    in.s_dir = s_dir;
+    in.s_time = s_time;
+    in.max_order = k == PD_AMED_PLUGIN_IPNDM ? 4 : 1;
+    snprintf(in.teacher, sizeof in.teacher, "heun");
+    in.teacher_m = 1;
+    snprintf(in.model_sha256, sizeof in.model_sha256, "%064d", 7);
+    snprintf(in.model_name, sizeof in.model_name, "tiny.safetensors");
+    in.images = 1000;
+    in.batch = 64;
+    in.lr = 5e-3;
+    in.seed = 12345678901234567ull;
+    in.final_loss = 0.25;
+    return in;
+}
+
 pd_sample_params rs_params(pd_sampler_kind k, pd_grid_kind g, int steps, int end_at_zero) {
     pd_sample_params p = pd_sample_default_params();
     p.sampler = k;

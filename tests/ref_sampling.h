@@ -1,6 +1,7 @@
 /* ref_sampling.h — plumbing shared by the sampler tests (test_samplers, test_multistep): a
  * recording denoiser wrapper, seeded test noise, a pd_sample call that reports its error, sampler
- * parameters in one line, and the log-log fit that turns errors into a convergence order.
+ * parameters in one line, the log-log fit that turns errors into a convergence order, and the
+ * AMED predictor description the AMED tests build their predictors from.
  *
  * Contract: rs_open_rec wraps the analytic denoiser `spec` (exits 1 when it cannot be opened) and
  * passes every call through unchanged, recording in its rs_rec (d->ctx) the last output (when it
@@ -32,6 +33,10 @@ void rs_noise(float *z, int n, size_t dim, const uint64_t *seeds);
 int rs_sample(pd_denoiser *d, const pd_sample_params *p, float *x, const uint64_t *seeds, int n,
               pd_sample_stats *st);
 pd_sample_params rs_params(pd_sampler_kind k, pd_grid_kind g, int steps, int end_at_zero);
+/* An AMED predictor's info: kind k on 3 steps with AFS (NFE 5), vp-time rho 1 for the solver and
+ * karras rho 7 for the plugins, sigma in [0.002, 80], the given head ranges, max_order 4 for
+ * plugin-ipndm (else 1), and a fixed training record (teacher heun, M 1, tiny.safetensors, ...). */
+pd_amed_info rs_amed_info(pd_amed_kind k, double s_dir, double s_time);
 /* Least-squares slope of log err against log steps, negated: the order p in err ~ steps^-p. */
 double rs_fit_order(const int *steps, const double *err, int n);
 

@@ -43,7 +43,7 @@ static const double *P(ctx *c, size_t numel, const char *fmt, ...) {
     vsnprintf(name + 6, sizeof name - 6, fmt, ap);
     va_end(ap);
     for (int i = 0; i < c->m->n_tensors; i++) {
-        const pd_tensor_info *t = &c->m->tensors[i];
+        const unet_tensor_info *t = &c->m->tensors[i];
         if (strcmp(t->name, name)) continue;
         if (t->numel != numel) {
             fprintf(stderr, "ref: tensor %s has %zu elements, expected %zu\n", name, t->numel, numel);
@@ -53,7 +53,7 @@ static const double *P(ctx *c, size_t numel, const char *fmt, ...) {
         return c->params + t->offset;
     }
     for (int i = 0; i < c->m->n_buffers; i++) {   /* FourierEmbedding freqs: a buffer */
-        const pd_tensor_info *t = &c->m->buffers[i];
+        const unet_tensor_info *t = &c->m->buffers[i];
         if (strcmp(t->name, name) || t->numel != numel) continue;
         static double buf[4096];
         for (size_t j = 0; j < numel && j < 4096; j++) buf[j] = c->m->bufs[t->offset + j];

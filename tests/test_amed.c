@@ -20,6 +20,7 @@
  */
 #include "pixdiff.h"
 #include "samplers/amed_predictor.h"
+#include "ref_sampling.h"
 #include "testutil.h"
 #include <math.h>
 #include <stdio.h>
@@ -38,31 +39,6 @@ static pd_sample_params params(pd_sampler_kind k, pd_grid_kind g, int steps, int
     return p;
 }
 
-static int run(pd_denoiser *d, const pd_sample_params *p, float *x, int n, pd_sample_stats *st) {
-    pd_error err = {{0}};
-    pd_sample_stats tmp;
-    int rc = pd_sample(d, p, x, NULL, NULL, n, st ? st : &tmp, &err);
-    if (rc) printf("  pd_sample failed: %s\n", err.msg);
-    return rc;
-}
-
-static pd_amed_info info_of(pd_amed_kind k, double s_dir, double s_time) {
-    pd_amed_info in;
-    memset(&in, 0, sizeof in);
-    in.kind = k;
-    in.steps = 3;
-    in.nfe = 5;
-    in.afs = 1;
-    in.grid = k == PD_AMED_SOLVER ? PD_GRID_VP_TIME : PD_GRID_KARRAS;
-    in.rho = k == PD_AMED_SOLVER ? 1 : 7;
-    in.sigma_min = 0.002;
-    in.sigma_max = 80;
-    in.s_dir = s_dir;
-    in.s_time = s_time;
-    in.max_order = k == PD_AMED_PLUGIN_IPNDM ? 4 : 1;
-    return in;
-}
-
 static pd_model *tiny(void) {
     pd_unet_config c;
     pd_error err;
@@ -78,7 +54,7 @@ static pd_model *tiny(void) {
 
 static void test_equals_dpm2(pd_denoiser *d, const char *what, int n, int all_variants) {
     pd_error err;
-    pd_amed_info in = info_of(PD_AMED_SOLVER, 0.01, 0.2);
+    pd_amed_info in = rs_amed_info(PD_AMED_SOLVER, 0.01, 0.2);
     pd_amed_predictor *zero;
     pd_amed_predictor_create(&zero, &in, 0, 1, &err);
     size_t total = (size_t)n * d->C * d->H * d->W;
@@ -97,7 +73,7 @@ static void test_equals_dpm2(pd_denoiser *d, const char *what, int n, int all_va
                     memcpy(xa, z, total * sizeof *z);
                     memcpy(xb, z, total * sizeof *z);
                     pd_sample_stats sa, sb;
-                    ok &= run(d, &pa, xa, n, &sa) == 0 && run(d, &pb, xb, n, &sb) == 0;
+                    ok &= rs_sample(d, &pa, xa, NULL, n, &sa) == 0 && rs_sample(d, &pb, xb, NULL, n, &sb) == 0;
                     ok &= !memcmp(xa, xb, total * sizeof *xa) && sa.nfe == sb.nfe;
                     cases++;
                 }
@@ -127,7 +103,7 @@ static void test_nfe(void) {
                     long long e0 = d->evals;
                     pd_sample_stats st = {0};
                     int want = 2 * steps - afs - end0;
-                    ok &= run(d, &p, x, 2, &st) == 0 && st.nfe == want && d->evals - e0 == want &&
+                    ok &= rs_sample(d, &p, x, NULL, 2, &st) == 0 && st.nfe == want && d->evals - e0 == want &&
                           pd_sampler_nfe_for_steps(&p, steps) == want;
                     if (steps == 3)
                         len += snprintf(tab + len, sizeof tab - len, " %s/%s/%s:%d", pd_sampler_name(ks[k]),
@@ -228,7 +204,7 @@ static void test_reference(pd_model *m) {
     pd_amed_kind kinds[3] = {PD_AMED_SOLVER, PD_AMED_PLUGIN_IPNDM, PD_AMED_PLUGIN_EULER};
     for (int k = 0; k < 3; k++)
         for (int afs = 0; afs < 2; afs++) {
-            pd_amed_info in = info_of(kinds[k], 0.3, 0.2);
+            pd_amed_info in = rs_amed_info(kinds[k], 0.3, 0.2);
             pd_amed_predictor *pred;
             pd_amed_predictor_create(&pred, &in, 5 + k, 0, &err);
             pd_sample_params p = pd_sample_default_params();
@@ -239,7 +215,7 @@ static void test_reference(pd_model *m) {
             pd_schedule_params sp = p.sched;
             pd_sigma_grid(sig, STEPS, &sp, &err);
             memcpy(xs, z, sizeof z);
-            int rc = run(d, &p, xs, N, NULL);
+            int rc = rs_sample(d, &p, xs, NULL, N, NULL);
             reference(d, pred, kinds[k], sig, STEPS, afs, z, N, ref);
             char name[96];
             snprintf(name, sizeof name, "%s %s vs reference", pd_amed_kind_name(kinds[k]),
@@ -259,7 +235,7 @@ static void test_reference(pd_model *m) {
                 /* batch independence with per-image sigmas */
                 float solo[256];
                 memcpy(solo, z + dim, sizeof solo);
-                run(d, &p, solo, 1, NULL);
+                rs_sample(d, &p, solo, NULL, 1, NULL);
                 tu_check(!memcmp(solo, xs + dim, sizeof solo), "  image 1 alone == in the batch of 3 (bitwise)");
             }
             pd_amed_predictor_free(pred);
@@ -285,7 +261,7 @@ static void test_order(void) {
     };
     int steps[4] = {16, 32, 64, 128};
     for (int c = 0; c < 3; c++) {
-        pd_amed_info in = info_of(cases[c].base, 0.01, 0);
+        pd_amed_info in = rs_amed_info(cases[c].base, 0.01, 0);
         pd_amed_predictor *zero;
         pd_amed_predictor_create(&zero, &in, 0, 1, &err);
         double e[4];
@@ -293,7 +269,7 @@ static void test_order(void) {
             pd_sample_params p = params(cases[c].k, PD_GRID_KARRAS, steps[s], 0, 0);
             p.amed = zero;
             memcpy(x, z, sizeof z);
-            run(d, &p, x, N, NULL);
+            rs_sample(d, &p, x, NULL, N, NULL);
             e[s] = 0;
             for (int j = 0; j < N * DIM; j++) e[s] = fmax(e[s], fabs((double)x[j] - ex[j]));
         }
@@ -337,7 +313,7 @@ static void test_trajectory(void) {
     pd_sample_params p = params(PD_SAMPLER_HEUN, PD_GRID_KARRAS, 6, 0, 0);
     p.trajectory = on_traj;
     p.user = &t;
-    run(d, &p, x, 2, NULL);
+    rs_sample(d, &p, x, NULL, 2, NULL);
     int same = 1;
     for (int j = 0; j < 2 * 64; j++) same &= x[j] == (float)t.last[j];
     tu_check(t.calls == 6 && t.last_step == 6 && t.n == 2 && same,
@@ -352,7 +328,7 @@ static void test_errors(pd_model *m) {
     pd_denoiser *g;
     pd_denoiser_analytic(&g, GAUSS, &err);
     float x[64];
-    pd_amed_info in = info_of(PD_AMED_SOLVER, 0.01, 0), ip = info_of(PD_AMED_PLUGIN_IPNDM, 0.01, 0);
+    pd_amed_info in = rs_amed_info(PD_AMED_SOLVER, 0.01, 0), ip = rs_amed_info(PD_AMED_PLUGIN_IPNDM, 0.01, 0);
     pd_amed_predictor *ps, *pp;
     pd_amed_predictor_create(&ps, &in, 1, 0, &err);
     pd_amed_predictor_create(&pp, &ip, 1, 0, &err);

@@ -14,37 +14,12 @@
 #include "pixdiff.h"
 #include "core/safetensors.h"
 #include "samplers/amed_predictor.h"
+#include "ref_sampling.h"
 #include "testutil.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static pd_amed_info make_info(double s_dir, double s_time) {
-    pd_amed_info in;
-    memset(&in, 0, sizeof in);
-    in.kind = PD_AMED_SOLVER;
-    in.steps = 3;
-    in.nfe = 5;
-    in.afs = 1;
-    in.grid = PD_GRID_VP_TIME;
-    in.rho = 1;
-    in.sigma_min = 0.002;
-    in.sigma_max = 80;
-    in.s_dir = s_dir;
-    in.s_time = s_time;
-    in.max_order = 1;
-    snprintf(in.teacher, sizeof in.teacher, "heun");
-    in.teacher_m = 1;
-    snprintf(in.model_sha256, sizeof in.model_sha256, "%064d", 7);
-    snprintf(in.model_name, sizeof in.model_name, "tiny.safetensors");
-    in.images = 1000;
-    in.batch = 64;
-    in.lr = 5e-3;
-    in.seed = 12345678901234567ull;
-    in.final_loss = 0.25;
-    return in;
-}
 
 /* ---------------------------------------------------------------- the naive double twin */
 
@@ -117,7 +92,7 @@ int main(void) {
     size_t want[3] = {8929, 8950, 8971};
     double sd[3] = {0, 0.01, 0.01}, st[3] = {0, 0, 0.2};
     for (int i = 0; i < 3; i++) {
-        pd_amed_info in = make_info(sd[i], st[i]);
+        pd_amed_info in = rs_amed_info(PD_AMED_SOLVER, sd[i], st[i]);
         pd_amed_predictor *p;
         pd_amed_predictor_create(&p, &in, 1, 0, &err);
         tu_check(pd_amed_predictor_param_count(p) == want[i], "parameters with s_dir %g s_time %g: %zu",
@@ -126,7 +101,7 @@ int main(void) {
     }
 
     /* 2. forward vs the twin, through a saved file; both heads, large scales to see them */
-    pd_amed_info in = make_info(0.3, 0.2);
+    pd_amed_info in = rs_amed_info(PD_AMED_SOLVER, 0.3, 0.2);
     pd_amed_predictor *p;
     if (pd_amed_predictor_create(&p, &in, 42, 0, &err)) {
         printf("%s\n", err.msg);
@@ -222,6 +197,25 @@ int main(void) {
         pd_amed_predictor_free(q);
     }
 
+    /* 5b. what the JSON writer must carry: a diverged run's final_loss (nan, kept as pixdiff
+     * reads it back) and a model name with a quote, a backslash and a tab (escaped) */
+    {
+        pd_amed_info i4 = rs_amed_info(PD_AMED_SOLVER, 0.01, 0);
+        i4.final_loss = NAN;
+        snprintf(i4.model_name, sizeof i4.model_name, "a \"b\" \\ c\td.safetensors");
+        pd_amed_predictor *w = NULL, *w2 = NULL;
+        const char *p4 = "test_amed_predictor_nan.safetensors";
+        int ok4 = pd_amed_predictor_create(&w, &i4, 3, 0, &err) == 0 &&
+                  pd_amed_predictor_save(w, p4, &err) == 0 && pd_amed_predictor_load(&w2, p4, &err) == 0;
+        tu_check(ok4 && isnan(pd_amed_predictor_info(w2)->final_loss) &&
+                     !strcmp(pd_amed_predictor_info(w2)->model_name, i4.model_name),
+                 "round trip of final_loss nan and model name '%s': %s", i4.model_name,
+                 ok4 ? "read back" : err.msg);
+        pd_amed_predictor_free(w);
+        pd_amed_predictor_free(w2);
+        remove(p4);
+    }
+
     /* 6. malformed files */
     {
         const char *bad = "test_amed_predictor_bad.safetensors";
@@ -233,7 +227,7 @@ int main(void) {
         st_write(bad, 1, names, nd, (const long long(*)[8])sh, data, 0, NULL, NULL, &err);
         tu_check(pd_amed_predictor_load(&q, bad, &err) != 0, "no metadata: %s", err.msg);
         char json[2048];
-        pd_amed_info i3 = make_info(0.01, 0);
+        pd_amed_info i3 = rs_amed_info(PD_AMED_SOLVER, 0.01, 0);
         (void)i3;
         snprintf(json, sizeof json,
                  "{\"kind\": \"solver\", \"steps\": 3, \"nfe\": 5, \"afs\": true, \"grid\": \"vp-time\", "

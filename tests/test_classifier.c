@@ -182,7 +182,7 @@ static void check_backward(void) {
     for (size_t j = 0; j < np; j++) pd[j] = m->params[j];
     for (int t = 0; t < nt; t++)
         for (int q = 0; q < 3; q++) {
-            const pd_tensor_info *ti = &m->tensors[t];
+            const unet_tensor_info *ti = &m->tensors[t];
             size_t at = ti->offset + (q == 0 ? 0 : q == 1 ? ti->numel - 1
                                                           : (t * 7919u + 17) % ti->numel);
             double h = 1e-5, keep = pd[at];
@@ -256,7 +256,7 @@ static void check_dropout(void) {
             fd[k] = (lp - lm) / (2 * h);
             got[k] = dx[at];
         } else {
-            const pd_tensor_info *ti = &m->tensors[k < 16 ? fc : stem];
+            const unet_tensor_info *ti = &m->tensors[k < 16 ? fc : stem];
             size_t at = ti->offset + (k * 7919u) % ti->numel;
             const float h = 1e-2f, keep = m->params[at];
             m->params[at] = keep + h;

@@ -14,6 +14,7 @@
  *     AMED with the tap at once, give the single-thread images bit for bit.
  * Small random-weight models (the "tiny" preset, 16x16 with an 8x8 level) keep it fast. */
 #include "pixdiff.h"
+#include "ref_sampling.h"
 #include "testutil.h"
 
 #include <pthread.h>
@@ -113,19 +114,7 @@ static void test_generator(void) {
 
 static pd_amed_predictor *predictor(void) {
     pd_error err = {{0}};
-    pd_amed_info in;
-    memset(&in, 0, sizeof in);
-    in.kind = PD_AMED_SOLVER;
-    in.steps = 3;
-    in.nfe = 5;
-    in.afs = 1;
-    in.grid = PD_GRID_VP_TIME;
-    in.rho = 1;
-    in.sigma_min = 0.002;
-    in.sigma_max = 80;
-    in.s_dir = 0.3;
-    in.s_time = 0.2;
-    in.max_order = 1;
+    pd_amed_info in = rs_amed_info(PD_AMED_SOLVER, 0.3, 0.2);
     pd_amed_predictor *pr = NULL;
     if (pd_amed_predictor_create(&pr, &in, 9, 0, &err)) printf("predictor: %s\n", err.msg);
     return pr;

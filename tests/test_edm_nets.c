@@ -27,7 +27,7 @@ static uint32_t fnv1a(const char *s) {
 
 /* make_fixtures.py fill(): v_j = sin(0.7 j + 0.013 (h mod 9973) + 0.1); freqs 16 v; norm weights
  * 1 + 0.1 v, norm biases 0.1 v; other weights v·sqrt(2/fan_in); other biases 0.1 v. */
-static void fill(float *p, const pd_tensor_info *t) {
+static void fill(float *p, const unet_tensor_info *t) {
     const char *leaf = strrchr(t->name, '.') + 1;
     char module[96];
     snprintf(module, sizeof module, "%.*s", (int)(leaf - 1 - t->name), t->name);

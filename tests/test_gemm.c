@@ -1,9 +1,9 @@
-/* test_gemm — the OpenBLAS scheduler of unet/gemm.h. (1) pd_sgemm and pd_sgemm_batch against a
+/* test_gemm — the OpenBLAS scheduler of unet/gemm.h. (1) gemm_sgemm and gemm_sgemm_batch against a
  * double-precision triple loop for every transpose combination, edge sizes (one element, sizes
  * that are not multiples of the 16-aligned tiles, several row and column tiles), alpha/beta
  * (beta = 0 must not read C: it is filled with NaN) and padded leading dimensions (the padding of
- * C must stay untouched); pd_sgemv_st likewise. (2) The tile rule covers M x N exactly with
- * tiles no larger than PD_GEMM_MT x PD_GEMM_NT. (3) The properties the layers' bit-identity rests on, checked
+ * C must stay untouched); gemm_sgemv_st likewise. (2) The tile rule covers M x N exactly with
+ * tiles no larger than GEMM_MT x GEMM_NT. (3) The properties the layers' bit-identity rests on, checked
  * bitwise: 1 vs 2 threads, a batch item vs a lone call, a call from inside an OpenMP region vs
  * outside, and operands moved to other addresses and leading dimensions (a conv sample's im2col
  * matrix lives in the caller's col or in a per-thread buffer, a linear row anywhere in the batch).
@@ -37,7 +37,7 @@ static void ref_gemm(double *out, int tA, int tB, int M, int N, int K, double al
         }
 }
 
-/* pd_sgemm (batch = 0) or item 1 of a 3-item pd_sgemm_batch vs the double reference. */
+/* gemm_sgemm (batch = 0) or item 1 of a 3-item gemm_sgemm_batch vs the double reference. */
 static void one(int tA, int tB, int M, int N, int K, float alpha, float beta, int pad, int batch) {
     int lda = (tA ? M : K) + pad, ldb = (tB ? K : N) + pad, ldc = N + pad;
     size_t na = (size_t)(tA ? K : M) * lda, nb = (size_t)(tB ? N : K) * ldb, nc = (size_t)M * ldc;
@@ -55,9 +55,9 @@ static void one(int tA, int tB, int M, int N, int K, float alpha, float beta, in
     size_t off_a = batch ? na : 0, off_b = batch ? nb : 0, off_c = batch ? nc : 0;
     ref_gemm(ref, tA, tB, M, N, K, alpha, A + off_a, lda, B + off_b, ldb, beta, C0 + off_c, ldc);
     if (batch)
-        pd_sgemm_batch(tA, tB, M, N, K, alpha, A, lda, na, B, ldb, nb, beta, C, ldc, nc, items);
+        gemm_sgemm_batch(tA, tB, M, N, K, alpha, A, lda, na, B, ldb, nb, beta, C, ldc, nc, items);
     else
-        pd_sgemm(tA, tB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        gemm_sgemm(tA, tB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     for (int i = 0; i < M; i++)
         memcpy(got + (size_t)i * N, C + off_c + (size_t)i * ldc, (size_t)N * sizeof *got);
     int pad_ok = 1;   /* the padding columns of C stay untouched */
@@ -66,7 +66,7 @@ static void one(int tA, int tB, int M, int N, int K, float alpha, float beta, in
             pad_ok &= C[off_c + (size_t)i * ldc + j] == C0[off_c + (size_t)i * ldc + j];
     char name[128];
     snprintf(name, sizeof name, "%s %c%c M=%d N=%d K=%d a=%g b=%g pad=%d",
-             batch ? "batch item 1" : "pd_sgemm", tA ? 'T' : 'N', tB ? 'T' : 'N', M, N, K, alpha,
+             batch ? "batch item 1" : "gemm_sgemm", tA ? 'T' : 'N', tB ? 'T' : 'N', M, N, K, alpha,
              beta, pad);
     tu_compare(name, got, ref, (size_t)M * N, tol(K));
     if (!pad_ok) tu_check(0, "%s: wrote outside the N columns", name);
@@ -88,32 +88,32 @@ static void gemv(int tA, int rows, int cols, float alpha, float beta) {
         ref[o] = alpha * s + beta * y0[o];
     }
     memcpy(y, y0, n_out * sizeof *y);
-    pd_sgemv_st(tA, rows, cols, alpha, A, cols, x, beta, y);
+    gemm_sgemv_st(tA, rows, cols, alpha, A, cols, x, beta, y);
     char name[96];
-    snprintf(name, sizeof name, "pd_sgemv_st %c rows=%d cols=%d a=%g b=%g", tA ? 'T' : 'N', rows,
+    snprintf(name, sizeof name, "gemm_sgemv_st %c rows=%d cols=%d a=%g b=%g", tA ? 'T' : 'N', rows,
              cols, alpha, beta);
     tu_compare(name, y, ref, n_out, tol(n_in));
     free(A); free(x); free(y); free(y0); free(ref);
 }
 
-/* Tiles cover M x N once, each at most PD_GEMM_MT x PD_GEMM_NT, sizes multiples of 16 unless the
+/* Tiles cover M x N once, each at most GEMM_MT x GEMM_NT, sizes multiples of 16 unless the
  * whole dimension. */
 static void tile_rule(void) {
     int bad = 0;
     for (int M = 1; M <= 700; M += 37)
         for (int N = 1; N <= 1100; N += 53) {
             int mt, nt, mc, nc;
-            pd_gemm_tiles(M, N, 576, &mt, &nt, &mc, &nc);
-            bad += mt > PD_GEMM_MT || nt > PD_GEMM_NT || (mt % 16 && mt != M) || (nt % 16 && nt != N);
+            gemm_tiles(M, N, 576, &mt, &nt, &mc, &nc);
+            bad += mt > GEMM_MT || nt > GEMM_NT || (mt % 16 && mt != M) || (nt % 16 && nt != N);
             bad += (mc - 1) * mt >= M || mc * mt < M || (nc - 1) * nt >= N || nc * nt < N;
         }
     int mt, nt, mc, nc, mt2, nt2, mc2, nc2;
-    pd_gemm_tiles(64, 1024, 576, &mt, &nt, &mc, &nc);
-    pd_gemm_tiles(64, 576, 1024, &mt2, &nt2, &mc2, &nc2);   /* 3 tiles would be odd: 4 */
+    gemm_tiles(64, 1024, 576, &mt, &nt, &mc, &nc);
+    gemm_tiles(64, 576, 1024, &mt2, &nt2, &mc2, &nc2);   /* 3 tiles would be odd: 4 */
     tu_check(bad == 0 && mt == 64 && nt == 256 && mc == 1 && nc == 4 && mc2 == 1 && nc2 == 4 &&
                  nt2 == 144,
              "tile rule: exact cover, <= %d x %d, 16-aligned (%d bad); 64x1024 -> %d x %d tiles "
-             "of %d x %d; 64x576 -> %d x %d of %d x %d", PD_GEMM_MT, PD_GEMM_NT, bad, mc, nc, mt,
+             "of %d x %d; 64x576 -> %d x %d of %d x %d", GEMM_MT, GEMM_NT, bad, mc, nc, mt,
              nt, mc2, nc2, mt2, nt2);
 }
 
@@ -131,15 +131,15 @@ static void invariance(int tA, int tB, int M, int N, int K) {
     int saved = pd_get_threads();
     pd_set_threads(1);
     for (int b = 0; b < nb; b++)
-        pd_sgemm(tA, tB, M, N, K, 0.7f, A + b * sa, lda, B + b * sb, ldb, 1.0f, c[0] + b * sc, N);
+        gemm_sgemm(tA, tB, M, N, K, 0.7f, A + b * sa, lda, B + b * sb, ldb, 1.0f, c[0] + b * sc, N);
     pd_set_threads(2);
     for (int b = 0; b < nb; b++)
-        pd_sgemm(tA, tB, M, N, K, 0.7f, A + b * sa, lda, B + b * sb, ldb, 1.0f, c[1] + b * sc, N);
-    pd_sgemm_batch(tA, tB, M, N, K, 0.7f, A, lda, sa, B, ldb, sb, 1.0f, c[2], N, sc, nb);
+        gemm_sgemm(tA, tB, M, N, K, 0.7f, A + b * sa, lda, B + b * sb, ldb, 1.0f, c[1] + b * sc, N);
+    gemm_sgemm_batch(tA, tB, M, N, K, 0.7f, A, lda, sa, B, ldb, sb, 1.0f, c[2], N, sc, nb);
     /* each item from its own thread of an enclosing region (the inner loops run single-threaded) */
     #pragma omp parallel for num_threads(2) schedule(static)
     for (int b = 0; b < nb; b++)
-        pd_sgemm(tA, tB, M, N, K, 0.7f, A + b * sa, lda, B + b * sb, ldb, 1.0f, c[3] + b * sc, N);
+        gemm_sgemm(tA, tB, M, N, K, 0.7f, A + b * sa, lda, B + b * sb, ldb, 1.0f, c[3] + b * sc, N);
     /* item 1 again, from operands copied to odd addresses with padded leading dimensions */
     int pad = 3, lda2 = lda + pad, ldb2 = ldb + pad, ldc2 = N + pad;
     int ra = tA ? K : M, rb = tB ? N : K;
@@ -149,7 +149,7 @@ static void invariance(int tA, int tB, int M, int N, int K) {
     for (int r = 0; r < rb; r++) memcpy(B2 + 1 + (size_t)r * ldb2, B + sb + (size_t)r * ldb, (size_t)ldb * 4);
     for (int r = 0; r < M; r++)   /* item 1's starting C (c[5] is never written) */
         memcpy(C2 + 1 + (size_t)r * ldc2, c[5] + sc + (size_t)r * N, (size_t)N * 4);
-    pd_sgemm(tA, tB, M, N, K, 0.7f, A2 + 1, lda2, B2 + 1, ldb2, 1.0f, C2 + 1, ldc2);
+    gemm_sgemm(tA, tB, M, N, K, 0.7f, A2 + 1, lda2, B2 + 1, ldb2, 1.0f, C2 + 1, ldc2);
     for (int r = 0; r < M; r++) memcpy(c[4] + sc + (size_t)r * N, C2 + 1 + (size_t)r * ldc2, (size_t)N * 4);
     pd_set_threads(saved);
     int thr = !memcmp(c[0], c[1], sc * nb * 4), bat = !memcmp(c[0], c[2], sc * nb * 4),
@@ -162,7 +162,7 @@ static void invariance(int tA, int tB, int M, int N, int K) {
     free(A); free(B); free(A2); free(B2); free(C2);
 }
 
-/* pd_sgemm_st outside any parallel region with 2 OpenMP threads must still run single-threaded:
+/* gemm_sgemm_st outside any parallel region with 2 OpenMP threads must still run single-threaded:
  * same bits as the call made from inside a region (where OpenBLAS never threads). The raw
  * cblas_sgemm with 2 threads is shown for information (it may or may not differ). */
 static void single_threaded(void) {
@@ -173,18 +173,18 @@ static void single_threaded(void) {
     tu_fill(B, (size_t)K * N, 10, 1);
     int saved = pd_get_threads();
     pd_set_threads(2);
-    pd_sgemm_st(0, 0, M, N, K, 1.0f, A, K, B, N, 0.0f, c1, N);
+    gemm_sgemm_st(0, 0, M, N, K, 1.0f, A, K, B, N, 0.0f, c1, N);
     int after = omp_get_max_threads();
     #pragma omp parallel num_threads(2)
     {
         #pragma omp single
-        pd_sgemm_st(0, 0, M, N, K, 1.0f, A, K, B, N, 0.0f, c2, N);
+        gemm_sgemm_st(0, 0, M, N, K, 1.0f, A, K, B, N, 0.0f, c2, N);
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, A, K, B, N, 0.0f, c3, N);
     pd_set_threads(saved);
     int same = !memcmp(c1, c2, (size_t)M * N * 4);
     tu_check(same && after == 2,
-             "pd_sgemm_st single-threaded outside a region: same bits as inside one (%s), thread "
+             "gemm_sgemm_st single-threaded outside a region: same bits as inside one (%s), thread "
              "count restored (%d); raw 2-thread cblas_sgemm %s", same ? "yes" : "NO", after,
              memcmp(c1, c3, (size_t)M * N * 4) ? "differs" : "happens to agree");
     free(A); free(B); free(c1); free(c2); free(c3);
@@ -197,10 +197,10 @@ static void gemv_invariance(void) {
           *y2 = calloc(rows + 5, 4);
     tu_fill(A, (size_t)rows * cols, 14, 1);
     tu_fill(x, cols, 15, 1);
-    pd_sgemv_st(0, rows, cols, 1.0f, A, cols, x, 0.0f, y1);
+    gemm_sgemv_st(0, rows, cols, 1.0f, A, cols, x, 0.0f, y1);
     memmove(x + 3, x, cols * 4);
-    pd_sgemv_st(0, rows, cols, 1.0f, A, cols, x + 3, 0.0f, y2 + 1);
-    tu_check(!memcmp(y1, y2 + 1, rows * 4), "pd_sgemv_st bitwise with x, y at other addresses");
+    gemm_sgemv_st(0, rows, cols, 1.0f, A, cols, x + 3, 0.0f, y2 + 1);
+    tu_check(!memcmp(y1, y2 + 1, rows * 4), "gemm_sgemv_st bitwise with x, y at other addresses");
     free(A); free(x); free(y1); free(y2);
 }
 

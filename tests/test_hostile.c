@@ -40,7 +40,7 @@ static void expect(const char *what, int rc, const pd_error *e, const char *need
                    double t0) {
     long grew = peak_kb() - before;
     tu_check(rc == -1 && strstr(e->msg, needle) && grew < RSS_LIMIT_KB,
-             "%s: \"%s\" (peak RSS +%ld KiB, %.2f s)", what, e->msg, grew, pd_now() - t0);
+             "%s: \"%s\" (peak RSS +%ld KiB, %.2f s)", what, e->msg, grew, core_now() - t0);
 }
 
 static void write_file(const char *path, const char *data, size_t n) {
@@ -54,7 +54,7 @@ static void finding1(void) {
     pd_error e = {""};
     pd_model *m = NULL;
     long r = peak_kb();
-    double t = pd_now();
+    double t = core_now();
     int rc = pd_model_load(&m, HOSTILE "config-bomb.safetensors", &e);
     expect("1 config of 1.7e14 parameters, no tensors", rc, &e, "is missing", r, t);
     if (!rc) pd_model_free(m);
@@ -65,7 +65,7 @@ static void finding2(void) {
     pd_error e = {""};
     yd_doc d;
     long r = peak_kb();
-    double t = pd_now();
+    double t = core_now();
     int rc = yd_load_file(&d, HOSTILE "alias-bomb.yaml", &e);
     expect("2 1.5 KB alias bomb of 10^9 bytes", rc, &e, "document too large", r, t);
     if (!rc) yd_free(&d);
@@ -129,7 +129,7 @@ static void finding4(void) {
         char path[512], what[64];
         snprintf(path, sizeof path, HOSTILE "text-2gb-%s.png", kinds[i]);
         long r = peak_kb();
-        double t = pd_now();
+        double t = core_now();
         snprintf(what, sizeof what, "4 %s chunk declaring 2 GB, text", kinds[i]);
         int rc = pd_png_read_text(path, &k, &v, &n, &e);
         expect(what, rc, &e, "not a valid PNG", r, t);
@@ -140,7 +140,7 @@ static void finding4(void) {
         if (!rc) free(x);
     }
     long r = peak_kb();
-    double t = pd_now();
+    double t = core_now();
     int rc = pd_png_read(HOSTILE "pixels-16k.png", &x, &C, &H, &W, &e);
     expect("4 16384x16384 pixels in a 69-byte file", rc, &e, "image too large", r, t);
     if (!rc) free(x);
@@ -159,7 +159,7 @@ static void finding5(void) {
     pd_error e = {""};
     pd_csv t;
     long r = peak_kb();
-    double t0 = pd_now();
+    double t0 = core_now();
     int rc = pd_csv_read("/dev/zero", &t, &e);
     expect("5 CSV from /dev/zero", rc, &e, "line longer than 1 MiB", r, t0);
     if (!rc) pd_csv_free(&t);
@@ -173,7 +173,7 @@ static void finding5(void) {
         fputs("a,b,c,d\n", w);
         for (;;) fputs("1,2,3,4\n", w);
     }
-    r = peak_kb(), t0 = pd_now();
+    r = peak_kb(), t0 = core_now();
     rc = pd_csv_read(fifo, &t, &e);
     expect("5 endless CSV rows from a pipe", rc, &e, "not a regular file", r, t0);
     if (!rc) pd_csv_free(&t);
@@ -206,8 +206,8 @@ static void idx_sizes(void) {
     uint8_t *d;
     int dims[4], nd;
     long r = peak_kb();
-    double t = pd_now();
-    int rc = pd_idx_read_u8(path, &d, dims, &nd, &e);
+    double t = core_now();
+    int rc = idx_read_u8(path, &d, dims, &nd, &e);
     expect("IDX declaring 2 GB in 16 bytes", rc, &e, "truncated: 0 of 2147483647", r, t);
     if (!rc) free(d);
     remove(path);

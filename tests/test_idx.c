@@ -35,7 +35,7 @@ static void expect_fail(const char *what, const char *path, const char *needle) 
     uint8_t *d = (uint8_t *)1;
     int dims[4], nd;
     pd_error e = {""};
-    int rc = pd_idx_read_u8(path, &d, dims, &nd, &e);
+    int rc = idx_read_u8(path, &d, dims, &nd, &e);
     tu_check(rc == -1 && d == NULL && strstr(e.msg, needle) != NULL, "%-28s -> %s", what, e.msg);
     if (!rc) free(d);
 }
@@ -45,8 +45,8 @@ static void real_set(const char *img, const char *lab, int n) {
     int dx[4], dy[4], nx, ny;
     pd_error e = {""};
     double t0 = clock() / (double)CLOCKS_PER_SEC;
-    int rc = pd_idx_read_u8(img, &x, dx, &nx, &e);
-    rc |= pd_idx_read_u8(lab, &y, dy, &ny, &e);
+    int rc = idx_read_u8(img, &x, dx, &nx, &e);
+    rc |= idx_read_u8(lab, &y, dy, &ny, &e);
     tu_check(rc == 0 && nx == 3 && dx[0] == n && dx[1] == 28 && dx[2] == 28 && ny == 1 && dy[0] == n,
              "%s: %dx%dx%d, labels %d (%.2f s) %s", img, dx[0], dx[1], dx[2], dy[0],
              clock() / (double)CLOCKS_PER_SEC - t0, rc ? e.msg : "");
@@ -70,19 +70,19 @@ int main(void) {
 
     size_t n = make_idx(buf, 0x803, dims, 3, 60);
     write_gz(GZ, buf, n);
-    int rc = pd_idx_read_u8(GZ, &d, got, &nd, &e);
+    int rc = idx_read_u8(GZ, &d, got, &nd, &e);
     tu_check(rc == 0 && nd == 3 && got[0] == 3 && got[1] == 4 && got[2] == 5 && !memcmp(d, buf + 16, 60),
              "gzip idx3-ubyte 3x4x5 read exactly (%s)", rc ? e.msg : "");
     free(d);
     n = make_idx(buf, 0x801, dims, 1, 3);
     write_gz(GZ, buf, n);
-    rc = pd_idx_read_u8(GZ, &d, got, &nd, &e);
+    rc = idx_read_u8(GZ, &d, got, &nd, &e);
     tu_check(rc == 0 && nd == 1 && got[0] == 3 && d[2] == 17, "gzip idx1-ubyte labels [3]");
     free(d);
     FILE *f = fopen("test_idx.tmp.raw", "wb");
     fwrite(buf, 1, n, f);
     fclose(f);
-    rc = pd_idx_read_u8("test_idx.tmp.raw", &d, got, &nd, &e);
+    rc = idx_read_u8("test_idx.tmp.raw", &d, got, &nd, &e);
     tu_check(rc == 0 && nd == 1 && got[0] == 3 && d[1] == 10, "uncompressed IDX also read");
     free(d);
     remove("test_idx.tmp.raw");
@@ -159,7 +159,7 @@ int main(void) {
     fclose(fopen(path, "w"));
     float *all = NULL;
     int cnt = 0, C = 0, H = 0, W = 0;
-    rc = pd_png_folder_read(dir, &all, &cnt, &C, &H, &W, &e);
+    rc = core_png_folder_read(dir, &all, &cnt, &C, &H, &W, &e);
     /* a.png (-0.5) < b.png (0.5) < c.PNG (1.0) in strcmp order ("a" < "b" < "c") */
     int ok = rc == 0 && cnt == 3 && C == 3 && H == 2 && W == 4;
     float want[3] = {-0.5f, 0.5f, 1.0f};
@@ -169,7 +169,7 @@ int main(void) {
     free(all);
     snprintf(path, sizeof path, "%s/d.png", dir);
     pd_png_write_grid(path, img, 1, 1, 2, 4, 1, NULL, &e);
-    rc = pd_png_folder_read(dir, &all, &cnt, &C, &H, &W, &e);
+    rc = core_png_folder_read(dir, &all, &cnt, &C, &H, &W, &e);
     tu_check(rc == -1 && all == NULL && strstr(e.msg, "d.png") && strstr(e.msg, "a.png"),
              "mismatched image named -> %s", e.msg);
     const char *rm[5] = {"a.png", "b.png", "c.PNG", "d.png", "notes.txt"};
@@ -177,10 +177,10 @@ int main(void) {
         snprintf(path, sizeof path, "%s/%s", dir, rm[i]);
         remove(path);
     }
-    rc = pd_png_folder_read(dir, &all, &cnt, &C, &H, &W, &e);
+    rc = core_png_folder_read(dir, &all, &cnt, &C, &H, &W, &e);
     tu_check(rc == -1 && strstr(e.msg, "no .png files"), "empty folder -> %s", e.msg);
     rmdir(dir);
-    rc = pd_png_folder_read(dir, &all, &cnt, &C, &H, &W, &e);
+    rc = core_png_folder_read(dir, &all, &cnt, &C, &H, &W, &e);
     tu_check(rc == -1 && strstr(e.msg, "No such file"), "missing folder -> %s", e.msg);
     return tu_finish();
 }

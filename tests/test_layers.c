@@ -1,6 +1,6 @@
 /* test_layers — every fast layer forward (unet/layers.c) against its double-precision naive twin
  * on random inputs, including awkward sizes (odd spatial sizes, C not a multiple of 32), the
- * general resampling factors, dropout's mask against pd_randu, and the batch/thread invariance
+ * general resampling factors, dropout's mask against rng_randu, and the batch/thread invariance
  * the samplers rely on: an image's conv2d output is bit-identical in a batch of 1 or 5 and with 1
  * or 2 threads, and conv2d backward's din, dW and db are bit-identical with 1 or 2 threads.
  *
@@ -179,7 +179,7 @@ static void test_dropout(void) {
     float *x = randf(n, 14, 1), *y = malloc(n * sizeof *y), *u = malloc(n * sizeof *u);
     uint8_t *mask = malloc(n);
     dropout_forward(y, mask, x, n, p, 77, 5);
-    pd_randu(u, n, 77, 5);
+    rng_randu(u, n, 77, 5);
     size_t bad = 0, kept = 0;
     for (size_t i = 0; i < n; i++) {
         int m = u[i] >= p;
@@ -187,7 +187,7 @@ static void test_dropout(void) {
         float want = m ? x[i] * (float)(1.0 / (1.0 - p)) : 0.0f;
         if (mask[i] != m || y[i] != want) bad++;
     }
-    tu_check(bad == 0, "dropout mask = (pd_randu >= p) and out = in*mask/(1-p): %zu mismatches", bad);
+    tu_check(bad == 0, "dropout mask = (rng_randu >= p) and out = in*mask/(1-p): %zu mismatches", bad);
     double frac = (double)kept / n;
     tu_check(fabs(frac - (1 - p)) < 0.01, "dropout keep fraction %.4f (want %.2f)", frac, 1 - p);
     dropout_forward(y, mask, x, n, 0.0f, 77, 5);

@@ -148,7 +148,7 @@ static double naive_fd(const float *f1, int n1, const float *f2, int n2, int d) 
 /* Correlated Gaussian features: f = mu + A z, z standard normal (Philox seed). */
 static void gauss_features(float *f, int n, int d, const double *mu, const double *A, uint64_t seed) {
     double *z = malloc(sizeof(double) * (size_t)n * d);
-    pd_randn_double(z, (size_t)n * d, seed, 0);
+    rng_randn_double(z, (size_t)n * d, seed, 0);
     for (int i = 0; i < n; i++)
         for (int a = 0; a < d; a++) {
             double acc = mu[a];
@@ -541,7 +541,7 @@ static int write_idx(const char *path, const uint8_t *data, const int *dims, int
 static int write_fake_fashion(const char *dir, int n, uint64_t seed, int label_shift) {
     uint8_t *img = malloc((size_t)n * 784), lab[256];
     float *u = malloc(sizeof(float) * (size_t)n * 784);
-    pd_randu(u, (size_t)n * 784, seed, 0);
+    rng_randu(u, (size_t)n * 784, seed, 0);
     for (int i = 0; i < n * 784; i++) {
         int r = (i % 784) / 28, c = i % 28;
         double blob = exp(-((r - 14) * (r - 14) + (c - 14) * (c - 14)) / (30.0 + 4 * (i / 784 % 5)));

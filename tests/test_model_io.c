@@ -73,7 +73,7 @@ static int write_variant(const char *path, const pd_model *m, int drop, int resh
     const float **data = calloc(cap, sizeof *data);
     for (int i = 0; i < m->n_tensors; i++) {
         if (i == drop) continue;
-        const pd_tensor_info *t = &m->tensors[i];
+        const unet_tensor_info *t = &m->tensors[i];
         names[n] = t->name;
         nd[n] = t->ndim;
         for (int d = 0; d < t->ndim; d++) sh[n][d] = t->shape[d];
@@ -137,7 +137,7 @@ static void write_f16(const char *path, const pd_model *m) {
     len += snprintf(hdr + len, cap - len, "{\"__metadata__\":{\"pixdiff.config\":\"%s\"}", esc);
     size_t off = 0;
     for (int i = 0; i < m->n_tensors; i++) {
-        const pd_tensor_info *t = &m->tensors[i];
+        const unet_tensor_info *t = &m->tensors[i];
         len += snprintf(hdr + len, cap - len, ",\"%s\":{\"dtype\":\"F16\",\"shape\":[", t->name);
         for (int d = 0; d < t->ndim; d++) len += snprintf(hdr + len, cap - len, "%s%d", d ? "," : "", t->shape[d]);
         len += snprintf(hdr + len, cap - len, "],\"data_offsets\":[%zu,%zu]}", off, off + 2 * t->numel);
@@ -201,7 +201,7 @@ int main(void) {
     tu_check(same_config(pd_model_config(l), pd_model_config(m)), "config identical (class name '%s')",
              pd_model_config(l)->class_names[1]);
     char hex[65];
-    pd_sha256_file(p_ok, hex, &err);
+    core_sha256_file(p_ok, hex, &err);
     tu_check(strlen(pd_model_sha256(l)) == 64 && !strcmp(hex, pd_model_sha256(l)) &&
              !strcmp(pd_model_path(l), p_ok), "loaded model: path and sha256 %.16s...", hex);
     {

@@ -530,7 +530,7 @@ static void test_thresholding(void) {
             if (b == 1) smax = s;
             for (int j = 0; j < DIM; j++) ref[b * DIM + j] = fmin(fmax(m[b * DIM + j], -s), s) / s;
         }
-        pd_ms_threshold(mm, sc, N, DIM, q);
+        ms_threshold(mm, sc, N, DIM, q);
         double e = 0;
         for (int j = 0; j < N * DIM; j++) e = fmax(e, fabs(mm[j] - ref[j]));
         tu_check(e < 1e-14, "dynamic thresholding q=%.3f vs sorted quantile (linear interpolation): max err %.1e "

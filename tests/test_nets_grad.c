@@ -143,7 +143,7 @@ static void check(const char *tag, const pd_unet_config *c, int cond, uint64_t s
     float *g = malloc(sizeof(float) * ns);
     for (size_t j = 0; j < np; j++) pd[j] = m->params[j];
     for (int t = 0; t < nt; t++) {
-        const pd_tensor_info *ti = &m->tensors[t];
+        const unet_tensor_info *ti = &m->tensors[t];
         size_t at = ti->offset + (t % 2 == 0 ? ti->numel - 1 : (t * 7919u) % ti->numel);
         double h = 1e-5, keep = pd[at];
         pd[at] = keep + h;

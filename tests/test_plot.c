@@ -1,4 +1,4 @@
-/* test_plot.c — pd_plot_lines (sweep/plot.c): a plot with a log x-axis, three series and a NaN gap
+/* test_plot.c — pd_plot_lines (plot/plot.c): a plot with a log x-axis, three series and a NaN gap
  * is written, read back with pd_png_read and checked for its size, for ink (neither blank nor
  * flooded), for the series' palette colours and for many distinct colours (anti-aliased text,
  * grid, legend); series that name a colour draw in it; a second plot overwrites it atomically
@@ -79,7 +79,9 @@ int main(void) {
     snprintf(path, sizeof path, "%s/plot.png", dir);
     snprintf(errpath, sizeof errpath, "%s/stderr.txt", dir);
 
-    /* Everything PLplot (or cairo, fontconfig) might print goes to this file; it must stay empty. */
+    /* The library does not touch stderr (plot/plot.c): the test itself points fd 2 at a file for
+     * the plots below, which must leave it empty: PLplot's errors come back in pd_error, and a
+     * normal plot prints nothing. */
     fflush(stderr);
     int saved = dup(2);
     FILE *ef = fopen(errpath, "w");

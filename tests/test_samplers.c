@@ -148,7 +148,7 @@ static void test_points(void) {
     tu_check(pd_denoiser_analytic(&d, "analytic:points:n=16:res=8:ch=1:seed=3", &err) == 0 && d->C == 1 && d->H == 8,
              "open analytic:points:n=16:res=8:ch=1:seed=3");
     float g[16 * 64], o[16 * 64], s16[16];
-    pd_randu(g, 16 * 64, 3, 0);
+    rng_randu(g, 16 * 64, 3, 0);
     for (int i = 0; i < 16 * 64; i++) g[i] = 2 * g[i] - 1;
     for (int b = 0; b < 16; b++) s16[b] = 1e-3f;
     pd_denoiser_eval(d, o, g, s16, NULL, 16, &err);

@@ -248,33 +248,35 @@ static void test_cosine(void) {
 
 /* The noise schedules themselves (docs/algorithms.md §M3): published values and cross-checks. */
 static void test_noise_schedules(void) {
-    double v0 = pd_vp_sigma(1e-5, PD_VP_BETA_D, PD_VP_BETA_MIN), v1 = pd_vp_sigma(1, PD_VP_BETA_D, PD_VP_BETA_MIN);
+    double v0 = noise_vp_sigma(1e-5, NOISE_VP_BETA_D, NOISE_VP_BETA_MIN),
+           v1 = noise_vp_sigma(1, NOISE_VP_BETA_D, NOISE_VP_BETA_MIN);
     double rt = 0;
     for (int i = 0; i <= 20; i++) {
         double t = 1e-5 + i * (1 - 1e-5) / 20;
-        rt = fmax(rt, fabs(pd_vp_time(pd_vp_sigma(t, 19.9, 0.1), 19.9, 0.1) / t - 1));
+        rt = fmax(rt, fabs(noise_vp_time(noise_vp_sigma(t, 19.9, 0.1), 19.9, 0.1) / t - 1));
     }
     tu_check(fabs(v0 / 0.0010005 - 1) < 1e-4 && fabs(v1 / 152.17 - 1) < 1e-4 && rt < 1e-9,
              "VP: sigma(1e-5) = %.7f, sigma(1) = %.3f (docs/algorithms.md §M3.8: 0.0010005, 152.17), t(sigma(t)) rel err %.1e",
              v0, v1, rt);
     double tab[1000], ref[1000];
-    pd_ddpm_linear_sigmas(tab, 1000);
+    noise_ddpm_linear_sigmas(tab, 1000);
     ddpm_table(ref);
     cmp_d("DDPM linear-beta sigmas vs direct long double product", tab, ref, 1000, 1e-12);
     /* iDDPM cosine (betas clipped) and EDM's iDDPMPrecond u table are the same table reversed:
      * abar_EDM(j) = sin^2(pi j/(2M(1+C2))) = f(M - j) and the C1 clip is the 0.999 beta clip. */
     double ic[1000], u[1001], ur[1000];
-    pd_iddpm_cosine_sigmas(ic, 1000);
-    pd_iddpm_u_table(u, 1000);
+    noise_iddpm_cosine_sigmas(ic, 1000);
+    noise_iddpm_u_table(u, 1000);
     for (int j = 0; j < 1000; j++) ur[j] = u[999 - j];
     cmp_d("iDDPM cosine sigmas = EDM u table reversed", ic, ur, 1000, 1e-9);
     double abar_t = 1 / (1 + ic[999] * ic[999]);
     tu_check(fabs(ic[0] - 0.0064) < 5e-5 && fabs(abar_t / 2.4e-9 - 1) < 0.02 && u[1000] == 0,
              "  sigma(t=1) = %.5f (~0.0064), abar_T = %.3e (~2.4e-9), u_M = 0 (docs/algorithms.md §M3.6)", ic[0], abar_t);
     double ct = 0;
-    for (int i = 0; i <= 10; i++) ct = fmax(ct, fabs(pd_cosine_time(pd_cosine_sigma(i / 10.0)) - i / 10.0));
-    tu_check(fabs(-2 * log(pd_cosine_sigma(0)) - 15) < 1e-9 && fabs(-2 * log(pd_cosine_sigma(1)) + 15) < 1e-9 &&
-             ct < 1e-12, "truncated cosine: lambda(0) = 15, lambda(1) = -15, t(sigma(t)) = t (err %.1e)", ct);
+    for (int i = 0; i <= 10; i++)
+        ct = fmax(ct, fabs(noise_cosine_time(noise_cosine_sigma(i / 10.0)) - i / 10.0));
+    tu_check(fabs(-2 * log(noise_cosine_sigma(0)) - 15) < 1e-9 &&
+             fabs(-2 * log(noise_cosine_sigma(1)) + 15) < 1e-9 && ct < 1e-12, "truncated cosine: lambda(0) = 15, lambda(1) = -15, t(sigma(t)) = t (err %.1e)", ct);
 }
 
 /* ---------------------------------------------------------------- conventions */

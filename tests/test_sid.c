@@ -193,7 +193,7 @@ static void test_gradient(void) {
     int np = 0;
     /* Three entries of every weight tensor (largest |grad| of a strided scan), as in test_train. */
     for (int ti = 0; ti < m->n_tensors && np + 3 <= MAXP; ti++) {
-        const pd_tensor_info *t = &m->tensors[ti];
+        const unet_tensor_info *t = &m->tensors[ti];
         if (!strstr(t->name, ".weight") || strstr(t->name, "norm")) continue;
         for (int k = 0; k < 3; k++) {
             size_t lo = t->offset + (k * t->numel) / 3, hi = t->offset + ((k + 1) * t->numel) / 3;
@@ -680,9 +680,9 @@ int main(void) {
         printf("cannot create a temporary directory\n");
         return 1;
     }
-    double t0 = pd_now();
+    double t0 = core_now();
     double t;
-#define TIMED(call) t = pd_now(); call; printf("  [%.2f s] %s\n", pd_now() - t, #call)
+#define TIMED(call) t = core_now(); call; printf("  [%.2f s] %s\n", core_now() - t, #call)
     TIMED(test_karras());
     TIMED(test_loss_reference());
     TIMED(test_gradient());
@@ -693,6 +693,6 @@ int main(void) {
     TIMED(test_public(dir));
     TIMED(test_config_files());
     rmdir(dir);
-    printf("test_sid: %.1f s\n", pd_now() - t0);
+    printf("test_sid: %.1f s\n", core_now() - t0);
     return tu_finish();
 }

@@ -178,7 +178,7 @@ int main(void) {
         for (size_t j = 0; j < np; j++) pd[j] = m->params[j];
         for (int t = 0; t < nt; t++)
             for (int q = 0; q < 2; q++) {
-                const pd_tensor_info *ti = &m->tensors[t];
+                const unet_tensor_info *ti = &m->tensors[t];
                 size_t at = ti->offset + (q == 0 ? ti->numel - 1 : (t * 7919u) % ti->numel);
                 double h = 1e-5, keep = pd[at];
                 pd[at] = keep + h;

@@ -182,9 +182,9 @@ static void test_fashion(void) {
     pd_error err = {""};
     struct stat st;
     if (stat(DS_FASHION_DIR "/t10k-images-idx3-ubyte.gz", &st) == 0) {
-        double t0 = pd_now();
+        double t0 = core_now();
         int rc = ds_load_fashion_mnist(&ds, NULL, 0, &err);
-        double dt = pd_now() - t0;
+        double dt = core_now() - t0;
         tu_check(rc == 0 && ds.n == 10000 && ds.C == 1 && ds.H == 32 && ds.W == 32 && ds.labels,
                  "Fashion-MNIST t10k: 10000 x 1x32x32 in %.2f s (%s)", dt, err.msg);
         if (rc == 0) {
@@ -290,6 +290,9 @@ static void test_configs(void) {
     tu_check(parse_fails("data:\n  kind: imagenet\n", "bad.yaml:2", "data.kind", "imagenet"),
              "unknown data kind");
     tu_check(parse_fails("training:\n  batch: 0\n", "bad.yaml:2", "batch", NULL), "batch 0");
+    tu_check(parse_fails("training:\n  shares: 0\n", "bad.yaml:2", "shares", NULL), "shares 0");
+    tu_check(parse_fails("training:\n  shares: 65\n", "bad.yaml:2", "shares", NULL),
+             "shares above GS_MAX_SHARES");
     tu_check(parse_fails("model:\n  preset: huge\n", "bad.yaml:2", "huge", NULL), "unknown preset");
     tu_check(parse_fails("data:\n  kind: png-folder\n", "bad.yaml:2", "data.path", NULL),
              "png-folder without a path");
@@ -365,7 +368,7 @@ static void test_gradient(void) {
     double ref[MAXP];
     int np = 0;
     for (int ti = 0; ti < m->n_tensors && np + 3 <= MAXP; ti++) {
-        const pd_tensor_info *t = &m->tensors[ti];
+        const unet_tensor_info *t = &m->tensors[ti];
         if (!strstr(t->name, ".weight") || strstr(t->name, "norm")) continue;
         for (int k = 0; k < 3; k++) {
             size_t best = t->offset + (k * t->numel) / 3;
@@ -415,7 +418,7 @@ static void test_init(void) {
     }
     int ok = 1, n_zero = 0;
     for (int i = 0; i < m->n_tensors; i++) {
-        const pd_tensor_info *t = &m->tensors[i];
+        const unet_tensor_info *t = &m->tensors[i];
         const float *p = m->params + t->offset;
         float mx = 0;
         for (size_t k = 0; k < t->numel; k++) mx = fmaxf(mx, fabsf(p[k]));
@@ -454,7 +457,7 @@ static void test_training(void) {
         tu_check(0, "tr_create: %s", err.msg);
         goto out;
     }
-    double e0, e1, first = 0, last = 0, t0 = pd_now();
+    double e0, e1, first = 0, last = 0, t0 = core_now();
     tr_eval_loss(t, 8, 99, &e0, &err);
     const int steps = 120;
     for (int s = 0; s < steps; s++) {
@@ -464,7 +467,7 @@ static void test_training(void) {
         if (s >= steps - 10) last += l / 10;
     }
     tr_eval_loss(t, 8, 99, &e1, &err);
-    double dt = pd_now() - t0;
+    double dt = core_now() - t0;
     tu_check(e1 < 0.6 * e0 && last < first,
              "tiny model learns: eval loss %.4f -> %.4f, train loss %.4f -> %.4f (%d steps, "
              "%.2f s, %.0f%% in forward/backward)", e0, e1, first, last, steps, dt,
@@ -499,6 +502,28 @@ static void test_training(void) {
                  a->images_seen == r->images_seen && a->step == r->step,
              "resume: params, EMA, Adam m and v bit-identical after %d steps (%zu params)", K, np);
     tu_check(!same(a->model->params, a->ema, np), "EMA differs from the live weights");
+
+    /* Shares computed on parallel workers (grad_shares.h) give the bits of one share at a time:
+     * the batch of 8 in 8 shares, and in 3 uneven shares (2, 3, 3 images) cut 1 + 2. */
+    for (int variant = 0; variant < 2; variant++) {
+        tr_config cv;
+        char text[2048];
+        snprintf(text, sizeof text, "%s%s", tiny_yaml, variant ? "  shares: 3\n" : "");
+        tr_trainer *w1 = NULL, *w2 = NULL;
+        pd_set_threads(1);
+        int rv = tr_config_parse(&cv, text, "tiny", &err) || tr_create(&w1, &cv, &ds, &err);
+        for (int s = 0; s < 3 && !rv; s++) rv = tr_step(w1, NULL, &err);
+        pd_set_threads(2);
+        rv = rv || tr_create(&w2, &cv, &ds, &err);
+        for (int s = 0; s < 3 && !rv; s++) rv = tr_step(w2, NULL, &err);
+        tu_check(rv == 0 && w1->shares.workers == 1 && w2->shares.workers == 2 &&
+                     same(w1->model->params, w2->model->params, np) &&
+                     same(w1->adam_v, w2->adam_v, np) && w1->last_loss == w2->last_loss,
+                 "%d shares: 2 workers train the bits of 1 (%s)", variant ? 3 : 8, err.msg);
+        tr_free(w1);
+        tr_free(w2);
+        if (!rv) tr_config_free(&cv);
+    }
 
     /* Export: the EMA weights as a model that loads like any other. */
     pd_model *loaded = NULL;
@@ -559,6 +584,21 @@ static void test_training(void) {
              "checkpoint of a different model: %s", e3.msg);
     tr_free(o);
     tr_config_free(&c2);
+    o = NULL;
+    /* A checkpoint whose step was cut into other gradient shares: the same model, other bits. */
+    strcpy(text2, tiny_yaml);
+    char *text3 = malloc(strlen(tiny_yaml) + 32);
+    char *at = strstr(text2, "  batch: 8\n") + strlen("  batch: 8\n");
+    snprintf(text3, strlen(tiny_yaml) + 32, "%.*s  shares: 2\n%s", (int)(at - text2), text2, at);
+    rc = tr_config_parse(&c2, text3, "shares2", &err) || tr_create(&o, &c2, &ds, &err) ||
+         tr_save_checkpoint(o, ck2, &err);
+    pd_error e4 = {""};
+    tu_check(rc == 0 && o->shares.S == 2 && tr_load_checkpoint(r, ck2, &e4) == -1 &&
+                 strstr(e4.msg, "training.shares"),
+             "checkpoint with other gradient shares: %s", e4.msg);
+    tr_free(o);
+    tr_config_free(&c2);
+    free(text3);
     free(text2);
     unlink(ck2);
     unlink(ck);

@@ -31,59 +31,59 @@ int main(void) {
     char hex[65];
     const char *path = "test_util.tmp.bin";
     write_file(path, "abc", 3);
-    int rc = pd_sha256_file(path, hex, &e);
+    int rc = core_sha256_file(path, hex, &e);
     tu_check(rc == 0 && !strcmp(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"),
              "sha256(\"abc\") = %.16s...", hex);
     write_file(path, "", 0);
-    rc = pd_sha256_file(path, hex, &e);
+    rc = core_sha256_file(path, hex, &e);
     tu_check(rc == 0 && !strcmp(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
              "sha256(\"\") = %.16s...", hex);
     char *a = malloc(3000000);
     memset(a, 'a', 3000000);
     write_file(path, a, 1000000);
-    rc = pd_sha256_file(path, hex, &e);
+    rc = core_sha256_file(path, hex, &e);
     tu_check(rc == 0 && !strcmp(hex, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0"),
              "sha256(10^6 x 'a') = %.16s...", hex);
     /* Larger than the 1 MiB read buffer: three chunks (value from Python's hashlib). */
     write_file(path, a, 3000000);
     free(a);
-    rc = pd_sha256_file(path, hex, &e);
+    rc = core_sha256_file(path, hex, &e);
     tu_check(rc == 0 && !strcmp(hex, "2a152c894398719c0570f83fac34ac03a0f6e8e474b995c2403aa5434f7b9dd4"),
              "sha256(3 x 10^6 x 'a'), read in 1 MiB chunks = %.16s...", hex);
-    tu_check(pd_sha256_file("no/such/file", hex, &e) == -1 && hex[0] == '\0' &&
+    tu_check(core_sha256_file("no/such/file", hex, &e) == -1 && hex[0] == '\0' &&
              !strcmp(e.msg, "no/such/file: No such file or directory"), "sha256 of a missing file");
 
     int ok = 1;
     size_t sizes[5] = {0, 1, 63, 64, 100000};
     for (int i = 0; i < 5; i++) {
-        unsigned char *p = pd_alloc(sizes[i]);
+        unsigned char *p = core_alloc(sizes[i]);
         ok &= p != NULL && ((uintptr_t)p & 63) == 0;
         for (size_t k = 0; ok && k < sizes[i]; k++) ok &= p[k] == 0;
-        pd_free(p);
+        core_free(p);
     }
-    tu_check(ok, "pd_alloc: 64-byte aligned and zeroed (0, 1, 63, 64, 100000 bytes)");
-    tu_check(pd_alloc(SIZE_MAX - 10) == NULL, "pd_alloc of SIZE_MAX - 10 fails with NULL");
+    tu_check(ok, "core_alloc: 64-byte aligned and zeroed (0, 1, 63, 64, 100000 bytes)");
+    tu_check(core_alloc(SIZE_MAX - 10) == NULL, "core_alloc of SIZE_MAX - 10 fails with NULL");
 
-    pd_atomic_file af;
+    core_atomic_file af;
     write_file(path, "old", 3);
-    rc = pd_atomic_open(&af, path, &e);
+    rc = core_atomic_open(&af, path, &e);
     char tmp[1100];
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
     tu_check(rc == 0 && !strcmp(af.tmp, tmp) && access(tmp, F_OK) == 0 && read_is(path, "old"),
              "atomic open: writes to %s, target untouched", af.tmp);
     fputs("new", af.f);
-    rc = pd_atomic_commit(&af, &e);
+    rc = core_atomic_commit(&af, &e);
     tu_check(rc == 0 && read_is(path, "new") && access(tmp, F_OK) != 0, "commit renames over target");
-    rc = pd_atomic_open(&af, path, &e);
+    rc = core_atomic_open(&af, path, &e);
     fputs("half-writ", af.f);
-    pd_atomic_abort(&af);
+    core_atomic_abort(&af);
     tu_check(rc == 0 && read_is(path, "new") && access(tmp, F_OK) != 0,
              "abort keeps the old file and removes the temporary one");
     remove(path);
 
-    double t0 = pd_now();
+    double t0 = core_now();
     usleep(20000);
-    double dt = pd_now() - t0;
-    tu_check(dt >= 0.019 && dt < 2.0, "pd_now is monotonic seconds (slept 20 ms, measured %.4f s)", dt);
+    double dt = core_now() - t0;
+    tu_check(dt >= 0.019 && dt < 2.0, "core_now is monotonic seconds (slept 20 ms, measured %.4f s)", dt);
     return tu_finish();
 }

@@ -47,7 +47,7 @@ void tu_check(int cond, const char *fmt, ...) {
 }
 
 void tu_fill(float *x, size_t n, uint64_t seed, float scale) {
-    pd_randu(x, n, seed, 12345);
+    rng_randu(x, n, seed, 12345);
     for (size_t i = 0; i < n; i++) x[i] = (2 * x[i] - 1) * scale;
 }
 

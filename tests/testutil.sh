@@ -4,14 +4,24 @@
 # Contract: e2e_init takes the script's arguments (PIXDIFF SOURCE_DIR), sets PD (absolute path of
 # the binary) and SRC, and makes a temporary directory T, removed on exit, the working directory.
 # ok / bad / expect_error / has / hasnt / same keep the tally that the script prints last with
-# e2e_finish ("N passed, M failed"; its exit status fails the ctest when anything failed). The
+# e2e_finish ("N passed, M failed"; its exit status fails the ctest when anything failed); run
+# and run_to count a command's success. The
 # run helpers check what every resumable long run (train, distill sid) promises: kill_resume
 # kills a run with SIGKILL again and again and resumes it; expect_no_tmp checks that no temporary
 # checkpoint files were left; expect_sigint checks that Ctrl-C writes a checkpoint and exits
-# non-zero.
+# non-zero. fake_split writes a small fake Fashion-MNIST split for the tests that run eval.
 
 pass=0
 fail=0
+
+# need_fashion_mnist SPLIT: ends the script as passed, saying so, when Fashion-MNIST's SPLIT
+# (train or t10k) images are not installed.
+need_fashion_mnist() {
+    if [ ! -f "/usr/share/datasets/fashion-mnist/$1-images-idx3-ubyte.gz" ]; then
+        echo "skipped: Fashion-MNIST is not installed (Debian package dataset-fashion-mnist)"
+        exit 0
+    fi
+}
 
 # e2e_init SCRIPT "$@"
 e2e_init() {
@@ -61,6 +71,20 @@ hasnt() { if grep -qE -- "$3" "$2"; then bad "$1: /$3/ in $2" "$2"; else ok "$1"
 # same NAME FILE1 FILE2: byte-identical, non-empty files.
 same() { if [ -s "$2" ] && cmp -s "$2" "$3"; then ok "$1"; else bad "$1: $2 and $3 differ"; fi; }
 is_png() { [ "$(head -c 8 "$1" | od -An -tx1 | tr -d ' \n')" = "89504e470d0a1a0a" ]; }
+# run NAME CMD...: ok when CMD succeeds, else a failure with the tail of its output ($T/run.out).
+run() {
+    local name=$1
+    shift
+    if "$@" >"$T/run.out" 2>&1; then ok "$name"; else bad "$name (exit $?)" "$T/run.out"; fi
+}
+# run_to NAME OUT CMD...: the same with CMD's stdout kept in OUT and its stderr in OUT.err.
+run_to() {
+    local name=$1 out=$2
+    shift 2
+    if "$@" >"$out" 2>"$out.err"; then ok "$name"; else bad "$name (exit $?)" "$out.err"; fi
+}
+# json_field FILE KEY: the value of "KEY": in a one-line JSON object.
+json_field() { grep -oE "\"$2\": [^,}]+" "$1" | head -n 1 | cut -d' ' -f2-; }
 
 # kill_resume DONE CKPT TRIES DELAY_FN LOG CMD...: starts CMD (with --resume once CKPT exists: a
 # kill before the first checkpoint leaves nothing to resume, so it starts afresh then) and
@@ -128,4 +152,18 @@ expect_tty_progress() {
     if [ "$longest" -gt 0 ] && [ "$longest" -le 80 ] && grep -q "$rate" "$log"; then
         ok "$name: progress lines fit 80 columns ($longest) and say $rate"
     else bad "$name: progress line of $longest columns (or no $rate)" "$log"; fi
+}
+
+# fake_split DIR SPLIT N: a fake Fashion-MNIST split, N random 28x28 images and labels i mod 10
+# as gzip IDX files (the data `pixdiff eval` measures against, in seconds).
+fake_split() {
+    local dir=$1 split=$2 n=$3 hex
+    mkdir -p "$dir"
+    hex=$(printf '%08x' "$n")
+    { printf '\x00\x00\x08\x03'; printf "\\x${hex:0:2}\\x${hex:2:2}\\x${hex:4:2}\\x${hex:6:2}"
+      printf '\x00\x00\x00\x1c\x00\x00\x00\x1c'; head -c $((n * 784)) /dev/urandom; } |
+        gzip >"$dir/$split-images-idx3-ubyte.gz"
+    { printf '\x00\x00\x08\x01'; printf "\\x${hex:0:2}\\x${hex:2:2}\\x${hex:4:2}\\x${hex:6:2}"
+      for ((i = 0; i < n; i++)); do printf "\\x0$((i % 10))"; done; } |
+        gzip >"$dir/$split-labels-idx1-ubyte.gz"
 }

@@ -17,6 +17,7 @@
  * does not depend on the batch it is in (songunet's contract); a batch wholly inside or outside
  * the window runs as one call.
  */
+#include "core/jsonbuf.h"
 #include "unet/denoiser_net.h"
 #include "unet/songunet.h"
 #include <stdio.h>
@@ -31,6 +32,7 @@ typedef struct {
     int st_on, n_skips;
     float st_scale[PD_SKIP_TUNING_MAX];
     double st_lo, st_hi;
+    pd_skip_tuning st;        /* the settings as given, for the description */
     /* gather buffers for a batch that straddles the window: gcap images */
     int gcap;
     float *gx, *gout, *gsig, *glab, *gfeat;
@@ -131,6 +133,36 @@ static void net_destroy(pd_denoiser *self) {
     self->ctx = NULL;
 }
 
+/* pd_denoiser_describe's terms of a network (pixdiff.h): the model file's hash, the resolution,
+ * then Skip-Tuning as given (a ramp or the list, and the sigma window). */
+static int net_describe(const pd_denoiser *self, char *out, size_t cap) {
+    const net_ctx *c = self->ctx;
+    const char *sha = pd_model_sha256(c->m);
+    size_t len = 0;
+    if (sha && sha[0]) jb_addf(out, cap, &len, "model=sha256:%s", sha);
+    else jb_addf(out, cap, &len, "model=%s", c->m->path[0] ? c->m->path : "unsaved");
+    jb_addf(out, cap, &len, "|size=%d", self->H);
+    if (c->st_on) {
+        const pd_skip_tuning *t = &c->st;
+        char a[40], b[40];
+        if (t->n_rho) {
+            jb_addf(out, cap, &len, "|skip=rho:");
+            for (int i = 0; i < t->n_rho; i++) {
+                jb_fmt_double(a, sizeof a, t->rho[i]);
+                jb_addf(out, cap, &len, "%s%s", i ? "," : "", a);
+            }
+        } else {
+            jb_fmt_double(a, sizeof a, t->rho_bottom);
+            jb_fmt_double(b, sizeof b, t->rho_top);
+            jb_addf(out, cap, &len, "|skip=rho:%s..%s", a, b);
+        }
+        jb_fmt_double(a, sizeof a, t->sigma_lo);
+        jb_fmt_double(b, sizeof b, t->sigma_hi);
+        jb_addf(out, cap, &len, ",sigma:%s..%s", a, b);
+    }
+    return len < cap ? (int)len : -1;
+}
+
 const char *net_model_file(const pd_model *m) {
     const char *file = m->path[0] ? strrchr(m->path, '/') : NULL;
     return file ? file + 1 : m->path[0] ? m->path : "random weights";
@@ -174,6 +206,7 @@ int net_denoiser_create(pd_denoiser **out, pd_model *m, int res, pd_error *err) 
     d->sigma_data = cfg->sigma_data;
     d->feature_dim = unet_feature_dim(probe);
     d->eval = net_eval;
+    d->describe = net_describe;
     d->destroy = net_destroy;
     d->ctx = c;
     const char *file = net_model_file(m);
@@ -205,6 +238,7 @@ int pd_denoiser_set_skip_tuning(pd_denoiser *d, const pd_skip_tuning *st, pd_err
     c->n_skips = k1;
     c->st_lo = st->sigma_lo;
     c->st_hi = st->sigma_hi;
+    c->st = *st;
     c->st_on = 1;
     return 0;
 }

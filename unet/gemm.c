@@ -29,14 +29,14 @@ static void cut(int n, int pieces, int *size, int *count) {
     *count = (n + s - 1) / s;
 }
 
-void pd_gemm_tiles(int M, int N, int K, int *mt, int *nt, int *mt_count, int *nt_count) {
+void gemm_tiles(int M, int N, int K, int *mt, int *nt, int *mt_count, int *nt_count) {
     (void)K;
     if (M <= 0 || N <= 0) {
         *mt = *nt = 1;
         *mt_count = *nt_count = 0;
         return;
     }
-    int rp = (M + PD_GEMM_MT - 1) / PD_GEMM_MT, cp = (N + PD_GEMM_NT - 1) / PD_GEMM_NT;
+    int rp = (M + GEMM_MT - 1) / GEMM_MT, cp = (N + GEMM_NT - 1) / GEMM_NT;
     /* An even number of tiles keeps two threads equally busy (a 64 x 576 weight gradient: four
      * tiles of 144 columns rather than three of 192). */
     if (rp * cp > 1 && (rp * cp) % 2) {
@@ -58,52 +58,52 @@ void pd_gemm_tiles(int M, int N, int K, int *mt, int *nt, int *mt_count, int *nt
         if (saved_ > 1) omp_set_num_threads(saved_);                                               \
     } while (0)
 
-void pd_sgemm_st(int transA, int transB, int M, int N, int K, float alpha, const float *A,
-                 int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+void gemm_sgemm_st(int transA, int transB, int M, int N, int K, float alpha, const float *A,
+                   int lda, const float *B, int ldb, float beta, float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
     SINGLE_THREADED(cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans,
                                 transB ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb,
                                 beta, C, ldc));
 }
 
-void pd_sgemv_st(int transA, int rows, int cols, float alpha, const float *A, int lda,
-                 const float *x, float beta, float *y) {
+void gemm_sgemv_st(int transA, int rows, int cols, float alpha, const float *A, int lda,
+                   const float *x, float beta, float *y) {
     if (rows <= 0 || cols <= 0) return;
     SINGLE_THREADED(cblas_sgemv(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, rows, cols,
                                 alpha, A, lda, x, 1, beta, y, 1));
 }
 
-void pd_sgemm_tile(int t, int transA, int transB, int M, int N, int K, float alpha,
-                   const float *A, int lda, const float *B, int ldb, float beta, float *C,
-                   int ldc) {
+void gemm_sgemm_tile(int t, int transA, int transB, int M, int N, int K, float alpha,
+                     const float *A, int lda, const float *B, int ldb, float beta, float *C,
+                     int ldc) {
     int mt, nt, mc, nc;
-    pd_gemm_tiles(M, N, K, &mt, &nt, &mc, &nc);
+    gemm_tiles(M, N, K, &mt, &nt, &mc, &nc);
     int i0 = t / nc * mt, j0 = t % nc * nt;
     int m = M - i0 < mt ? M - i0 : mt, n = N - j0 < nt ? N - j0 : nt;
     /* op(A) rows i0.. start at row i0 of A, or column i0 of A^T; op(B) columns likewise. */
     const float *a = transA ? A + i0 : A + (size_t)i0 * lda;
     const float *b = transB ? B + (size_t)j0 * ldb : B + j0;
-    pd_sgemm_st(transA, transB, m, n, K, alpha, a, lda, b, ldb, beta, C + (size_t)i0 * ldc + j0, ldc);
+    gemm_sgemm_st(transA, transB, m, n, K, alpha, a, lda, b, ldb, beta, C + (size_t)i0 * ldc + j0, ldc);
 }
 
-void pd_sgemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
-              const float *B, int ldb, float beta, float *C, int ldc) {
-    pd_sgemm_batch(transA, transB, M, N, K, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc, 0, 1);
+void gemm_sgemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+                const float *B, int ldb, float beta, float *C, int ldc) {
+    gemm_sgemm_batch(transA, transB, M, N, K, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc, 0, 1);
 }
 
-void pd_sgemm_batch(int transA, int transB, int M, int N, int K, float alpha, const float *A,
-                    int lda, size_t strideA, const float *B, int ldb, size_t strideB, float beta,
-                    float *C, int ldc, size_t strideC, int batch) {
+void gemm_sgemm_batch(int transA, int transB, int M, int N, int K, float alpha, const float *A,
+                      int lda, size_t strideA, const float *B, int ldb, size_t strideB, float beta,
+                      float *C, int ldc, size_t strideC, int batch) {
     int mt, nt, mc, nc;
-    pd_gemm_tiles(M, N, K, &mt, &nt, &mc, &nc);
+    gemm_tiles(M, N, K, &mt, &nt, &mc, &nc);
     int tiles = mc * nc, items = tiles * batch;
     if (items <= 0) return;
     /* One tile, or little work, runs on the caller: no team is woken for nothing. */
     #pragma omp parallel for schedule(static) \
-        if (items > 1 && 2.0 * M * N * K * batch >= PD_GEMM_PAR_FLOPS)
+        if (items > 1 && 2.0 * M * N * K * batch >= GEMM_PAR_FLOPS)
     for (int it = 0; it < items; it++) {
         int b = it / tiles;
-        pd_sgemm_tile(it % tiles, transA, transB, M, N, K, alpha, A + (size_t)b * strideA, lda,
-                      B + (size_t)b * strideB, ldb, beta, C + (size_t)b * strideC, ldc);
+        gemm_sgemm_tile(it % tiles, transA, transB, M, N, K, alpha, A + (size_t)b * strideA, lda,
+                        B + (size_t)b * strideB, ldb, beta, C + (size_t)b * strideC, ldc);
     }
 }

@@ -5,13 +5,13 @@
  * its thread count, and its edge kernels accumulate differently from its main kernel, so a
  * product's bits change with the thread count. A single-threaded call, though, is bit-reproducible
  * for a given (M, N, K, transposes) whatever the pointers, leading dimensions or calling thread.
- * So every product here is cut into tiles whose sizes depend only on (M, N, K) (pd_gemm_tiles),
+ * So every product here is cut into tiles whose sizes depend only on (M, N, K) (gemm_tiles),
  * and each tile is one single-threaded cblas_sgemm; our OpenMP loop hands tiles to threads. An
  * element's value then depends only on the shape, never on the thread count or the batch size.
  *
  * Single-threaded BLAS: CMake links Debian's OpenMP build of OpenBLAS, which runs a call on the
- * calling thread alone when omp_in_parallel() is true or omp_get_max_threads() is 1. pd_sgemm_st
- * and pd_sgemv_st make sure of it everywhere (outside an active OpenMP region they set the calling
+ * calling thread alone when omp_in_parallel() is true or omp_get_max_threads() is 1. gemm_sgemm_st
+ * and gemm_sgemv_st make sure of it everywhere (outside an active OpenMP region they set the calling
  * task's thread count to 1 for the call), so they may be called from any loop, nested or not.
  *
  * Row-major, cblas_sgemm's meaning: C[M,N] = alpha · op(A)[M,K] · op(B)[K,N] + beta · C (beta = 0:
@@ -23,40 +23,40 @@
 #include <stddef.h>
 
 /* Tile rule (gemm.c explains the sizes): C is cut into *mt_count x *nt_count tiles of at most
- * *mt <= PD_GEMM_MT rows and *nt <= PD_GEMM_NT columns, multiples of 16 unless the whole M or N;
+ * *mt <= GEMM_MT rows and *nt <= GEMM_NT columns, multiples of 16 unless the whole M or N;
  * tile t covers rows from (t / nt_count)·mt and columns from (t % nt_count)·nt, clipped at M and
  * N. Depends on M and N only (K is not used today). */
-#define PD_GEMM_MT 64
-#define PD_GEMM_NT 256
-void pd_gemm_tiles(int M, int N, int K, int *mt, int *nt, int *mt_count, int *nt_count);
+#define GEMM_MT 64
+#define GEMM_NT 256
+void gemm_tiles(int M, int N, int K, int *mt, int *nt, int *mt_count, int *nt_count);
 
 /* Below this many flops in one OpenMP loop of products, waking a thread team costs more than it
  * saves (and on a loaded machine a barrier can wait a whole time slice): such loops run on the
  * calling thread, through the very same tiles. */
-#define PD_GEMM_PAR_FLOPS 4e6
+#define GEMM_PAR_FLOPS 4e6
 
 /* One single-threaded OpenBLAS call on the calling thread (see above). */
-void pd_sgemm_st(int transA, int transB, int M, int N, int K, float alpha, const float *A,
-                 int lda, const float *B, int ldb, float beta, float *C, int ldc);
+void gemm_sgemm_st(int transA, int transB, int M, int N, int K, float alpha, const float *A,
+                   int lda, const float *B, int ldb, float beta, float *C, int ldc);
 /* y[M] = alpha · op(A) · x + beta · y, A [rows x cols] row-major, op(A) A or A^T. */
-void pd_sgemv_st(int transA, int rows, int cols, float alpha, const float *A, int lda,
-                 const float *x, float beta, float *y);
+void gemm_sgemv_st(int transA, int rows, int cols, float alpha, const float *A, int lda,
+                   const float *x, float beta, float *y);
 
-/* One tile of a product: tile t of pd_gemm_tiles(M, N, K), single-threaded on the calling
+/* One tile of a product: tile t of gemm_tiles(M, N, K), single-threaded on the calling
  * thread. For layers that run tiles inside their own OpenMP loops. */
-void pd_sgemm_tile(int t, int transA, int transB, int M, int N, int K, float alpha,
-                   const float *A, int lda, const float *B, int ldb, float beta, float *C,
-                   int ldc);
+void gemm_sgemm_tile(int t, int transA, int transB, int M, int N, int K, float alpha,
+                     const float *A, int lda, const float *B, int ldb, float beta, float *C,
+                     int ldc);
 
 /* The whole product: an OpenMP loop (static schedule) over its tiles. */
-void pd_sgemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
-              const float *B, int ldb, float beta, float *C, int ldc);
+void gemm_sgemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+                const float *B, int ldb, float beta, float *C, int ldc);
 
 /* Batched: for b < batch, C_b = alpha·op(A_b)·op(B_b) + beta·C_b with X_b = X + b·strideX
  * (strideA = 0: one A for every item, e.g. a layer's weights). One OpenMP loop over (item, tile);
- * item b's bits equal those of pd_sgemm on it alone. */
-void pd_sgemm_batch(int transA, int transB, int M, int N, int K, float alpha, const float *A,
-                    int lda, size_t strideA, const float *B, int ldb, size_t strideB, float beta,
-                    float *C, int ldc, size_t strideC, int batch);
+ * item b's bits equal those of gemm_sgemm on it alone. */
+void gemm_sgemm_batch(int transA, int transB, int M, int N, int K, float alpha, const float *A,
+                      int lda, size_t strideA, const float *B, int ldb, size_t strideB, float beta,
+                      float *C, int ldc, size_t strideC, int batch);
 
 #endif

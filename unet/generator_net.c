@@ -55,13 +55,18 @@ int pd_generator_set_skip_tuning(pd_generator *g, const pd_skip_tuning *st, pd_e
     return pd_denoiser_set_skip_tuning(g->ctx, st, err);
 }
 
+int pd_generator_describe(const pd_generator *g, char *out, size_t cap, pd_error *err) {
+    if (!g) return pd_fail(err, "generator: NULL generator");
+    return pd_denoiser_describe(g->ctx, out, cap, err);
+}
+
 int pd_generator_run(pd_generator *g, float *x, const float *labels, int n, pd_error *err) {
     if (!g || !x) return pd_fail(err, "generator: NULL argument");
     if (n < 1) return pd_fail(err, "generator: batch size %d < 1", n);
     size_t dim = (size_t)g->C * g->H * g->W, total = dim * (size_t)n;
     if (total / (size_t)n != dim || total > SIZE_MAX / 16)
         return pd_fail(err, "generator: batch of %d images of %zu values is too large", n, dim);
-    float *xin = pd_alloc(sizeof(float) * (2 * total + (size_t)n));
+    float *xin = core_alloc(sizeof(float) * (2 * total + (size_t)n));
     if (!xin) return pd_fail(err, "generator: out of memory for a batch of %d", n);
     float *out = xin + total, *sig = out + total;
     const float sf = (float)g->sigma_init;
@@ -70,6 +75,6 @@ int pd_generator_run(pd_generator *g, float *x, const float *labels, int n, pd_e
     for (int b = 0; b < n; b++) sig[b] = sf;
     int rc = pd_denoiser_eval(g->ctx, out, xin, sig, labels, n, err);
     if (rc == 0) memcpy(x, out, sizeof(float) * total);
-    pd_free(xin);
+    core_free(xin);
     return rc;
 }

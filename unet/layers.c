@@ -44,11 +44,11 @@ static double sum_f(const float *x, size_t n) {
  * depend on that shape alone, not on N (one GEMM over the batch would tile, and round, by N). */
 void linear_forward(float *out, const float *in, const float *w, const float *b, int N, int IN,
                     int OUT) {
-    #pragma omp parallel for schedule(static) if (2.0 * N * IN * OUT >= PD_GEMM_PAR_FLOPS)
+    #pragma omp parallel for schedule(static) if (2.0 * N * IN * OUT >= GEMM_PAR_FLOPS)
     for (int n = 0; n < N; n++) {
         float *y = out + (size_t)n * OUT;
         if (b) memcpy(y, b, (size_t)OUT * sizeof *y);
-        pd_sgemv_st(0, OUT, IN, 1.0f, w, IN, in + (size_t)n * IN, b ? 1.0f : 0.0f, y);
+        gemm_sgemv_st(0, OUT, IN, 1.0f, w, IN, in + (size_t)n * IN, b ? 1.0f : 0.0f, y);
     }
 }
 
@@ -60,11 +60,11 @@ void linear_backward(float *din, float *dw, float *db, const float *dout, const 
     if (db)
         for (int n = 0; n < N; n++)
             for (int o = 0; o < OUT; o++) db[o] += dout[(size_t)n * OUT + o];
-    if (dw) pd_sgemm(1, 0, OUT, IN, N, 1.0f, dout, OUT, in, IN, 1.0f, dw, IN);
+    if (dw) gemm_sgemm(1, 0, OUT, IN, N, 1.0f, dout, OUT, in, IN, 1.0f, dw, IN);
     if (!din) return;
-    #pragma omp parallel for schedule(static) if (2.0 * N * IN * OUT >= PD_GEMM_PAR_FLOPS)
+    #pragma omp parallel for schedule(static) if (2.0 * N * IN * OUT >= GEMM_PAR_FLOPS)
     for (int n = 0; n < N; n++)
-        pd_sgemv_st(1, OUT, IN, 1.0f, w, IN, dout + (size_t)n * OUT, 1.0f, din + (size_t)n * IN);
+        gemm_sgemv_st(1, OUT, IN, 1.0f, w, IN, dout + (size_t)n * OUT, 1.0f, din + (size_t)n * IN);
 }
 
 /* ------------------------------------------------------------------ SiLU */
@@ -100,10 +100,10 @@ static inline float exp_ieee(float x) {
 /* Chunks of the elementwise loops, compiled for AVX-512 and the baseline and picked at load time;
  * both give the same bits (see exp_ieee). (Only AVX-512's masked operations let GCC vectorize the
  * clamps without -fno-trapping-math; the baseline clone runs them scalar.) */
-#define PD_CLONES __attribute__((target_clones("avx512f", "default")))
+#define UNET_CLONES __attribute__((target_clones("avx512f", "default")))
 #define CHUNK 4096
 
-PD_CLONES static void silu_chunk(float *out, const float *in, size_t n) {
+UNET_CLONES static void silu_chunk(float *out, const float *in, size_t n) {
     #pragma omp simd
     for (size_t i = 0; i < n; i++) {
         float x = in[i];
@@ -112,7 +112,7 @@ PD_CLONES static void silu_chunk(float *out, const float *in, size_t n) {
 }
 
 /* d/dx x·σ(x) = σ(x)·(1 + x·(1 − σ(x))). */
-PD_CLONES static void silu_bwd_chunk(float *din, const float *dout, const float *in, size_t n) {
+UNET_CLONES static void silu_bwd_chunk(float *din, const float *dout, const float *in, size_t n) {
     #pragma omp simd
     for (size_t i = 0; i < n; i++) {
         float x = in[i];
@@ -157,7 +157,7 @@ static double lanes_total(const double *v) {
     return ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7]));
 }
 
-PD_CLONES static void gn_stats(const float *x, size_t n, double *sum, double *sumsq) {
+UNET_CLONES static void gn_stats(const float *x, size_t n, double *sum, double *sumsq) {
     double s[LANES] = {0}, q[LANES] = {0};
     size_t i = 0;
     for (; i + LANES <= n; i += LANES)
@@ -175,8 +175,8 @@ PD_CLONES static void gn_stats(const float *x, size_t n, double *sum, double *su
     *sumsq = lanes_total(q);
 }
 
-PD_CLONES static void gn_sums2(const float *dy, const float *x, size_t n, float ga, float m,
-                               float r, double *s1, double *s2) {
+UNET_CLONES static void gn_sums2(const float *dy, const float *x, size_t n, float ga, float m,
+                                 float r, double *s1, double *s2) {
     double a[LANES] = {0}, b[LANES] = {0};
     size_t i = 0;
     for (; i + LANES <= n; i += LANES)
@@ -195,15 +195,15 @@ PD_CLONES static void gn_sums2(const float *dy, const float *x, size_t n, float 
 }
 
 /* y = ((x − m)·r)·γ + β; y may alias x. */
-PD_CLONES static void gn_apply(float *y, const float *x, size_t n, float m, float r, float ga,
-                               float be) {
+UNET_CLONES static void gn_apply(float *y, const float *x, size_t n, float m, float r, float ga,
+                                 float be) {
     #pragma omp simd
     for (size_t i = 0; i < n; i++) y[i] = ((x[i] - m) * r) * ga + be;
 }
 
 /* dx += r·((dy·γ − m1) − x̂·m2), x̂ = (x − m)·r. */
-PD_CLONES static void gn_apply_bwd(float *dx, const float *dy, const float *x, size_t n, float m,
-                                   float r, float ga, float m1, float m2) {
+UNET_CLONES static void gn_apply_bwd(float *dx, const float *dy, const float *x, size_t n, float m,
+                                     float r, float ga, float m1, float m2) {
     #pragma omp simd
     for (size_t i = 0; i < n; i++) dx[i] += r * ((dy[i] * ga - m1) - ((x[i] - m) * r) * m2);
 }
@@ -343,16 +343,16 @@ static _Thread_local size_t slot_cap;
 /* Freed when a thread that is not OpenMP's or the main one exits (winograd.c's scratch, likewise). */
 static pthread_key_t slot_key;
 static pthread_once_t slot_once = PTHREAD_ONCE_INIT;
-static void slot_key_init(void) { pthread_key_create(&slot_key, pd_free); }
+static void slot_key_init(void) { pthread_key_create(&slot_key, core_free); }
 
 static int conv_slots(float **slot, float *col, size_t colsize, int N) {
     int G = omp_in_parallel() ? 1 : omp_get_max_threads();
     G = imax(1, imin(imin(G, N), MAX_SLOTS));
     slot[0] = col;
     if (G > 1 && (size_t)(G - 1) * colsize > slot_cap) {
-        float *p = pd_alloc((size_t)(G - 1) * colsize * sizeof *p);
+        float *p = core_alloc((size_t)(G - 1) * colsize * sizeof *p);
         if (p) {
-            pd_free(slot_buf);
+            core_free(slot_buf);
             slot_buf = p;
             slot_cap = (size_t)(G - 1) * colsize;
             pthread_once(&slot_once, slot_key_init);
@@ -395,24 +395,24 @@ void conv2d_forward(float *out, const float *in, const float *w, const float *b,
     }
     float beta = b ? 1.0f : 0.0f;
     if (k == 1) {
-        pd_sgemm_batch(0, 0, OC, (int)HW, K, 1.0f, w, K, 0, in, (int)HW, (size_t)C * HW, beta, out,
-                       (int)HW, (size_t)OC * HW, N);
+        gemm_sgemm_batch(0, 0, OC, (int)HW, K, 1.0f, w, K, 0, in, (int)HW, (size_t)C * HW, beta, out,
+                         (int)HW, (size_t)OC * HW, N);
         return;
     }
     float *slot[MAX_SLOTS];
     int G = conv_slots(slot, col, (size_t)K * HW, N);
     int mt, nt, mc, nc;
-    pd_gemm_tiles(OC, (int)HW, K, &mt, &nt, &mc, &nc);
+    gemm_tiles(OC, (int)HW, K, &mt, &nt, &mc, &nc);
     int tiles = mc * nc;
     for (int n0 = 0; n0 < N; n0 += G) {
         int g = imin(G, N - n0);
         im2col_group(slot, in + (size_t)n0 * C * HW, g, C, H, W, k);
         #pragma omp parallel for schedule(static) \
-            if (g * tiles > 1 && 2.0 * g * OC * HW * K >= PD_GEMM_PAR_FLOPS)
+            if (g * tiles > 1 && 2.0 * g * OC * HW * K >= GEMM_PAR_FLOPS)
         for (int it = 0; it < g * tiles; it++) {
             int s = it / tiles;
-            pd_sgemm_tile(it % tiles, 0, 0, OC, (int)HW, K, 1.0f, w, K, slot[s], (int)HW, beta,
-                          out + (size_t)(n0 + s) * OC * HW, (int)HW);
+            gemm_sgemm_tile(it % tiles, 0, 0, OC, (int)HW, K, 1.0f, w, K, slot[s], (int)HW, beta,
+                            out + (size_t)(n0 + s) * OC * HW, (int)HW);
         }
     }
 }
@@ -439,41 +439,41 @@ void conv2d_backward(float *din, float *dw, float *db, const float *dout, const 
     if (k == 1) {   /* col_n is x_n itself */
         if (dw)
             for (int n = 0; n < N; n++)
-                pd_sgemm(0, 1, OC, K, (int)HW, 1.0f, dout + (size_t)n * OC * HW, (int)HW,
-                         in + (size_t)n * C * HW, (int)HW, 1.0f, dw, K);
+                gemm_sgemm(0, 1, OC, K, (int)HW, 1.0f, dout + (size_t)n * OC * HW, (int)HW,
+                           in + (size_t)n * C * HW, (int)HW, 1.0f, dw, K);
         if (din)
-            pd_sgemm_batch(1, 0, C, (int)HW, OC, 1.0f, w, C, 0, dout, (int)HW, (size_t)OC * HW,
-                           1.0f, din, (int)HW, (size_t)C * HW, N);
+            gemm_sgemm_batch(1, 0, C, (int)HW, OC, 1.0f, w, C, 0, dout, (int)HW, (size_t)OC * HW,
+                             1.0f, din, (int)HW, (size_t)C * HW, N);
         return;
     }
     if (!dw && !din) return;
     float *slot[MAX_SLOTS];
     int G = conv_slots(slot, col, (size_t)K * HW, N);
     int mt, nt, mc, nc;
-    pd_gemm_tiles(K, (int)HW, OC, &mt, &nt, &mc, &nc);
+    gemm_tiles(K, (int)HW, OC, &mt, &nt, &mc, &nc);
     int tiles = mc * nc;                         /* of dcol [K, HW] */
-    pd_gemm_tiles(OC, K, (int)HW, &mt, &nt, &mc, &nc);
+    gemm_tiles(OC, K, (int)HW, &mt, &nt, &mc, &nc);
     int wtiles = mc * nc;                        /* of dW [OC, K] */
     for (int n0 = 0; n0 < N; n0 += G) {
         int g = imin(G, N - n0);
         const float *dy = dout + (size_t)n0 * OC * HW;
-        if (dw) {   /* each dW tile adds the group's samples in order: pd_sgemm per sample, bitwise */
+        if (dw) {   /* each dW tile adds the group's samples in order: gemm_sgemm per sample, bitwise */
             im2col_group(slot, in + (size_t)n0 * C * HW, g, C, H, W, k);
             #pragma omp parallel for schedule(static) \
-                if (wtiles > 1 && 2.0 * g * OC * HW * K >= PD_GEMM_PAR_FLOPS)
+                if (wtiles > 1 && 2.0 * g * OC * HW * K >= GEMM_PAR_FLOPS)
             for (int t = 0; t < wtiles; t++)
                 for (int s = 0; s < g; s++)
-                    pd_sgemm_tile(t, 0, 1, OC, K, (int)HW, 1.0f, dy + (size_t)s * OC * HW, (int)HW,
-                                  slot[s], (int)HW, 1.0f, dw, K);
+                    gemm_sgemm_tile(t, 0, 1, OC, K, (int)HW, 1.0f, dy + (size_t)s * OC * HW, (int)HW,
+                                    slot[s], (int)HW, 1.0f, dw, K);
         }
         if (!din) continue;
         /* dcol_n[C·k·k, HW] = W^T · dout_n into the slots (their im2col is no longer needed) */
         #pragma omp parallel for schedule(static) \
-            if (g * tiles > 1 && 2.0 * g * OC * HW * K >= PD_GEMM_PAR_FLOPS)
+            if (g * tiles > 1 && 2.0 * g * OC * HW * K >= GEMM_PAR_FLOPS)
         for (int it = 0; it < g * tiles; it++) {
             int s = it / tiles;
-            pd_sgemm_tile(it % tiles, 1, 0, K, (int)HW, OC, 1.0f, w, K, dy + (size_t)s * OC * HW,
-                          (int)HW, 0.0f, slot[s], (int)HW);
+            gemm_sgemm_tile(it % tiles, 1, 0, K, (int)HW, OC, 1.0f, w, K, dy + (size_t)s * OC * HW,
+                            (int)HW, 0.0f, slot[s], (int)HW);
         }
         float *dx = din + (size_t)n0 * C * HW;
         #pragma omp parallel for schedule(static) if ((size_t)g * K * HW > PAR_MIN)
@@ -564,12 +564,12 @@ void attention_forward(float *out, float *att, const float *qkv, int N, int C, i
     int Ch = C / heads, items = N * heads, qt = (L + ATT_QT - 1) / ATT_QT;
     size_t LL = (size_t)L * L, hs = (size_t)3 * Ch * L;
     float scale = (float)(1.0 / sqrt((double)Ch));
-    #pragma omp parallel for schedule(static) if (4.0 * items * LL * Ch >= PD_GEMM_PAR_FLOPS)
+    #pragma omp parallel for schedule(static) if (4.0 * items * LL * Ch >= GEMM_PAR_FLOPS)
     for (int it = 0; it < items * qt; it++) {
         int b = it / qt, i0 = it % qt * ATT_QT, m = imin(ATT_QT, L - i0);
         const float *q = qkv + (size_t)b * hs;
         float *a = att + (size_t)b * LL + (size_t)i0 * L;
-        pd_sgemm_st(1, 0, m, L, Ch, scale, q + i0, 3 * L, q + L, 3 * L, 0.0f, a, L);
+        gemm_sgemm_st(1, 0, m, L, Ch, scale, q + i0, 3 * L, q + L, 3 * L, 0.0f, a, L);
         for (int r = 0; r < m; r++) {
             float *ar = a + (size_t)r * L;
             float mx = ar[0];
@@ -579,8 +579,8 @@ void attention_forward(float *out, float *att, const float *qkv, int N, int C, i
             float inv = (float)(1.0 / s);
             for (int l = 0; l < L; l++) ar[l] *= inv;
         }
-        pd_sgemm_st(0, 1, Ch, m, L, 1.0f, q + 2 * (size_t)L, 3 * L, a, L, 0.0f,
-                    out + (size_t)b * Ch * L + i0, L);
+        gemm_sgemm_st(0, 1, Ch, m, L, 1.0f, q + 2 * (size_t)L, 3 * L, a, L, 0.0f,
+                      out + (size_t)b * Ch * L + i0, L);
     }
 }
 
@@ -595,14 +595,14 @@ void attention_backward(float *dqkv, const float *dout, const float *qkv, const 
     size_t LL = (size_t)L * L, hs = (size_t)3 * Ch * L, os = (size_t)Ch * L;
     float scale = (float)(1.0 / sqrt((double)Ch));
     for (int i0 = 0; i0 < items; i0 += 3) {
-        int g = imin(3, items - i0), par = 4.0 * g * LL * Ch >= PD_GEMM_PAR_FLOPS;
+        int g = imin(3, items - i0), par = 4.0 * g * LL * Ch >= GEMM_PAR_FLOPS;
         #pragma omp parallel for schedule(static) if (par)
         for (int it = 0; it < g * qt; it++) {
             int s = it / qt, b = i0 + s, r0 = it % qt * ATT_QT, m = imin(ATT_QT, L - r0);
             const float *q = qkv + (size_t)b * hs, *A = att + (size_t)b * LL + (size_t)r0 * L;
             float *dS = scratch + (size_t)s * LL + (size_t)r0 * L;
-            pd_sgemm_st(1, 0, m, L, Ch, 1.0f, dout + (size_t)b * os + r0, L, q + 2 * (size_t)L,
-                        3 * L, 0.0f, dS, L);
+            gemm_sgemm_st(1, 0, m, L, Ch, 1.0f, dout + (size_t)b * os + r0, L, q + 2 * (size_t)L,
+                          3 * L, 0.0f, dS, L);
             for (int r = 0; r < m; r++) {
                 const float *ar = A + (size_t)r * L;
                 float *dr = dS + (size_t)r * L;
@@ -611,18 +611,18 @@ void attention_backward(float *dqkv, const float *dout, const float *qkv, const 
                 float sf = (float)sum;
                 for (int l = 0; l < L; l++) dr[l] = ar[l] * (dr[l] - sf);
             }
-            pd_sgemm_st(0, 1, Ch, m, L, scale, q + L, 3 * L, dS, L, 1.0f,
-                        dqkv + (size_t)b * hs + r0, 3 * L);
+            gemm_sgemm_st(0, 1, Ch, m, L, scale, q + L, 3 * L, dS, L, 1.0f,
+                          dqkv + (size_t)b * hs + r0, 3 * L);
         }
         #pragma omp parallel for schedule(static) if (par)
         for (int it = 0; it < g * qt; it++) {
             int s = it / qt, b = i0 + s, j0 = it % qt * ATT_QT, m = imin(ATT_QT, L - j0);
             const float *q = qkv + (size_t)b * hs;
             float *dq = dqkv + (size_t)b * hs;
-            pd_sgemm_st(0, 0, Ch, m, L, scale, q, 3 * L, scratch + (size_t)s * LL + j0, L, 1.0f,
-                        dq + L + j0, 3 * L);
-            pd_sgemm_st(0, 0, Ch, m, L, 1.0f, dout + (size_t)b * os, L, att + (size_t)b * LL + j0,
-                        L, 1.0f, dq + 2 * (size_t)L + j0, 3 * L);
+            gemm_sgemm_st(0, 0, Ch, m, L, scale, q, 3 * L, scratch + (size_t)s * LL + j0, L, 1.0f,
+                          dq + L + j0, 3 * L);
+            gemm_sgemm_st(0, 0, Ch, m, L, 1.0f, dout + (size_t)b * os, L, att + (size_t)b * LL + j0,
+                          L, 1.0f, dq + 2 * (size_t)L + j0, 3 * L);
         }
     }
 }
@@ -667,7 +667,7 @@ void posemb_backward(float *dc_noise, const float *dout, const float *c_noise, i
 
 /* ------------------------------------------------------------------ dropout */
 
-/* mask[i] = (u_i >= p) with u_i element i of pd_randu(seed, stream): the same Philox block
+/* mask[i] = (u_i >= p) with u_i element i of rng_randu(seed, stream): the same Philox block
  * (i/4, stream) under key seed and the same (v + 0.5)/2^32 map as core/rng.c, computed here per
  * block so no n-float scratch is needed. P(keep) = 1 − p. */
 void dropout_forward(float *out, uint8_t *mask, const float *in, size_t n, float p, uint64_t seed,
@@ -685,7 +685,7 @@ void dropout_forward(float *out, uint8_t *mask, const float *in, size_t n, float
         uint32_t ctr[4] = {(uint32_t)b, (uint32_t)((uint64_t)b >> 32), (uint32_t)stream,
                            (uint32_t)(stream >> 32)};
         uint32_t r[4];
-        pd_philox4x32(r, ctr, key);
+        rng_philox4x32(r, ctr, key);
         for (size_t j = 0; j < 4 && 4 * b + j < n; j++) {
             size_t i = 4 * b + j;
             float u = (float)(((double)r[j] + 0.5) * (1.0 / 4294967296.0));

@@ -43,15 +43,15 @@ static int model_new(pd_model **out, const pd_unet_config *cfg, int arenas, size
         *out = m;
         return 0;
     }
-    m->params = pd_alloc(m->n_params * sizeof(float));
-    m->bufs = pd_alloc((m->n_buf ? m->n_buf : 1) * sizeof(float));
+    m->params = core_alloc(m->n_params * sizeof(float));
+    m->bufs = core_alloc((m->n_buf ? m->n_buf : 1) * sizeof(float));
     if (!m->params || !m->bufs) {
         pd_fail(err, "out of memory for %zu parameters", m->n_params);
         pd_model_free(m);
         return -1;
     }
     for (int i = 0; i < m->n_buffers; i++) {
-        const pd_tensor_info *t = &m->buffers[i];
+        const unet_tensor_info *t = &m->buffers[i];
         if (m->buf_fixed[i]) memcpy(m->bufs + t->offset, m->buf_fixed[i], t->numel * sizeof(float));
         else memset(m->bufs + t->offset, 0, t->numel * sizeof(float));
     }
@@ -72,7 +72,7 @@ int unet_model_tables(pd_model **out, const pd_unet_config *cfg, pd_error *err) 
     return model_new(out, cfg, 0, 0, err);
 }
 
-static int is_norm(const pd_tensor_info *t) {
+static int is_norm(const unet_tensor_info *t) {
     return strstr(t->name, ".norm") || strstr(t->name, "_norm.");
 }
 
@@ -83,7 +83,7 @@ int pd_model_create(pd_model **out, const pd_unet_config *cfg, uint64_t seed, pd
     pd_model *m;
     if (unet_model_alloc(&m, cfg, err)) return -1;
     for (int i = 0; i < m->n_tensors; i++) {
-        pd_tensor_info *t = &m->tensors[i];
+        unet_tensor_info *t = &m->tensors[i];
         float *p = m->params + t->offset;
         pd_randn(p, t->numel, seed, (uint64_t)i + 1);
         if (is_norm(t)) {
@@ -92,7 +92,7 @@ int pd_model_create(pd_model **out, const pd_unet_config *cfg, uint64_t seed, pd
             continue;
         }
         /* A bias follows its weight in the table; both scale by the weight's fan-in. */
-        const pd_tensor_info *w = t->ndim >= 2 ? t : &m->tensors[i - 1];
+        const unet_tensor_info *w = t->ndim >= 2 ? t : &m->tensors[i - 1];
         size_t fan_in = w->numel / (size_t)w->shape[0];
         float sd = (float)(1.0 / sqrt((double)fan_in));
         for (size_t j = 0; j < t->numel; j++) p[j] *= sd;
@@ -101,7 +101,7 @@ int pd_model_create(pd_model **out, const pd_unet_config *cfg, uint64_t seed, pd
      * parameters'. */
     for (int i = 0; i < m->n_buffers; i++) {
         if (m->buf_fixed[i]) continue;
-        const pd_tensor_info *t = &m->buffers[i];
+        const unet_tensor_info *t = &m->buffers[i];
         float *p = m->bufs + t->offset;
         pd_randn(p, t->numel, seed, (uint64_t)(m->n_tensors + 1 + i));
         for (size_t j = 0; j < t->numel; j++) p[j] *= 16.0f;
@@ -113,11 +113,11 @@ int pd_model_create(pd_model **out, const pd_unet_config *cfg, uint64_t seed, pd
 void pd_model_free(pd_model *m) {
     if (!m) return;
     free(m->tensors);
-    pd_free(m->params);
+    core_free(m->params);
     for (int i = 0; i < m->n_buffers; i++) free(m->buf_fixed[i]);
     free(m->buf_fixed);
     free(m->buffers);
-    pd_free(m->bufs);
+    core_free(m->bufs);
     net_pc_free(&m->pc);
     if (m->arch) net_ops_of(m->ids.arch)->free_arch(m->arch);
     free(m);
@@ -137,7 +137,7 @@ static void shape_str(char *b, size_t cap, int ndim, const long long *s) {
 
 
 /* Checks that tensor s has t's shape; the message names the file and the tensor. */
-static int check_shape(const st_tensor *s, const pd_tensor_info *t, const char *path, pd_error *err) {
+static int check_shape(const st_tensor *s, const unet_tensor_info *t, const char *path, pd_error *err) {
     long long want[8];
     for (int d = 0; d < t->ndim; d++) want[d] = t->shape[d];
     int same = s->ndim == t->ndim;
@@ -159,7 +159,7 @@ static int buffer_index(const pd_model *m, const char *name) {
  * file holds fewer values than the config needs, and then some tensor is missing or misshaped. */
 static int load_tensors(pd_model *m, const st_file *f, const char *path, pd_error *err) {
     for (int i = 0; i < m->n_tensors; i++) {
-        const pd_tensor_info *t = &m->tensors[i];
+        const unet_tensor_info *t = &m->tensors[i];
         const st_tensor *s = st_find(f, t->name);
         if (!s) {
             long long want[8];
@@ -174,7 +174,7 @@ static int load_tensors(pd_model *m, const st_file *f, const char *path, pd_erro
     if (!m->params)   /* cannot happen: the tensors checked above hold n_params values */
         return pd_fail(err, "%s: the config needs more values than the file holds", path);
     for (int i = 0; i < m->n_tensors; i++) {
-        const pd_tensor_info *t = &m->tensors[i];
+        const unet_tensor_info *t = &m->tensors[i];
         const st_tensor *s = st_find(f, t->name);
         for (size_t j = 0; j < t->numel; j++)
             if (!isfinite(s->data[j]))
@@ -183,7 +183,7 @@ static int load_tensors(pd_model *m, const st_file *f, const char *path, pd_erro
         memcpy(m->params + t->offset, s->data, t->numel * sizeof(float));
     }
     for (int i = 0; i < m->n_buffers; i++) {
-        const pd_tensor_info *t = &m->buffers[i];
+        const unet_tensor_info *t = &m->buffers[i];
         const st_tensor *s = st_find(f, t->name);
         if (!s) {
             if (m->buf_fixed[i]) continue;   /* fixed contents: the runtime knows them */
@@ -253,7 +253,7 @@ int pd_model_load(pd_model **out, const char *path, pd_error *err) {
         rc = pd_fail(err, "%s: %s", path, e2.msg);
     if (!rc) rc = load_tensors(m, &f, path, err);
     st_free(&f);
-    if (!rc) rc = pd_sha256_file(path, m->sha256, err);
+    if (!rc) rc = core_sha256_file(path, m->sha256, err);
     if (rc) { pd_model_free(m); return -1; }
     snprintf(m->path, sizeof m->path, "%s", path);
     *out = m;
@@ -280,7 +280,7 @@ int pd_model_save(const pd_model *m, const char *path, pd_error *err) {
         goto done;
     }
     for (int i = 0; i < cap; i++) {
-        const pd_tensor_info *t = i < m->n_tensors ? &m->tensors[i] : &m->buffers[i - m->n_tensors];
+        const unet_tensor_info *t = i < m->n_tensors ? &m->tensors[i] : &m->buffers[i - m->n_tensors];
         names[n] = t->name;
         ndims[n] = t->ndim;
         for (int d = 0; d < t->ndim; d++) shapes[n][d] = t->shape[d];

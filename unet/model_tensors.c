@@ -5,7 +5,7 @@
 
 const char *pd_model_tensor(const pd_model *m, int i, int shape[4], int *ndim) {
     if (!m || i < 0 || i >= m->n_tensors) return NULL;
-    const pd_tensor_info *t = &m->tensors[i];
+    const unet_tensor_info *t = &m->tensors[i];
     int nd = t->ndim < 0 ? 0 : t->ndim > 4 ? 4 : t->ndim;
     for (int k = 0; k < 4; k++) shape[k] = k < nd ? t->shape[k] : 0;
     *ndim = nd;

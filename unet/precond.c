@@ -3,7 +3,7 @@
  * backward pass, for the preconditioner parsed into a net_pc (unet/netdef.h).
  *
  * "edm": EDMPrecond (σ_data). "vp": VPPrecond, c_noise = (M−1)·t(σ) with the continuous VP time
- * t(σ) = (sqrt(β_min² + 2β_d ln(1+σ²)) − β_min)/β_d (Song et al. 2021; pd_vp_time, schedules/noise.c). "ve": VEPrecond,
+ * t(σ) = (sqrt(β_min² + 2β_d ln(1+σ²)) − β_min)/β_d (Song et al. 2021; noise_vp_time, schedules/noise.c). "ve": VEPrecond,
  * c_noise = ln(σ/2). "iddpm": iDDPMPrecond, c_noise = M−1−j with j the index of the nearest σ
  * in its table u (Nichol & Dhariwal 2021), piecewise constant in σ (derivative 0); its network
  * outputs 2·C channels of which D uses the first C. "eps": an ε-prediction network used as a
@@ -36,7 +36,7 @@ unet_precond unet_precond_eval(const net_pc *pc, double s) {
         p.c_out = -s;
         p.c_in = 1 / sqrt(s * s + 1);
         p.c_noise = pc->id == PC_IDDPM ? (double)(pc->M - 1 - iddpm_index(pc, s))
-                                       : (pc->M - 1) * pd_vp_time(s, pc->beta_d, pc->beta_min);
+                                       : (pc->M - 1) * noise_vp_time(s, pc->beta_d, pc->beta_min);
         break;
     case PC_VE:
         p.c_skip = 1;

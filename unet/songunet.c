@@ -309,7 +309,7 @@ int unet_run_create(unet_run **out, const pd_model *m, int max_batch, int res, i
     size_t slots = 0;
     for (int s = 0; s < S_COUNT; s++) { p.slot_off[s] = slots; slots += p.slot_size[s]; }
     r->bytes = slots + p.ar.off;
-    r->arena = pd_alloc(r->bytes);
+    r->arena = core_alloc(r->bytes);
     if (!r->arena) {
         double mib = r->bytes / 1048576.0;
         unet_run_free(r);
@@ -329,7 +329,7 @@ oom:
 
 void unet_run_free(unet_run *r) {
     if (!r) return;
-    pd_free(r->arena);
+    core_free(r->arena);
     free(r->enc);
     free(r->dec);
     free(r->pc);

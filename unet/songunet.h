@@ -16,26 +16,26 @@
 #include "unet/netdef.h"
 #include <stddef.h>
 
-typedef struct pd_tensor_info {
+typedef struct unet_tensor_info {
     char name[96];
     int shape[4];
     int ndim;
     size_t offset;            /* into pd_model.params, in floats */
     size_t numel;
-} pd_tensor_info;
+} unet_tensor_info;
 
 struct pd_model {
     pd_unet_config cfg;
     net_ids ids;              /* cfg's strings, parsed once (unet/netdef.h) */
     net_pc pc;                /* the preconditioner's constants */
-    pd_tensor_info *tensors;  /* canonical order (EDM's module order) */
+    unet_tensor_info *tensors;  /* canonical order (EDM's module order) */
     int n_tensors;
     float *params;            /* the one parameter arena */
     size_t n_params;
     /* Buffers (EDM register_buffer: resample filters, FourierEmbedding freqs, iDDPM's u): not
      * parameters (not counted, never trained); offsets into bufs. buf_fixed[i] holds the values
      * buffer i must have (checked on load, written on save), NULL for one loaded from the file. */
-    pd_tensor_info *buffers;
+    unet_tensor_info *buffers;
     float **buf_fixed;
     int n_buffers;
     float *bufs;
@@ -111,6 +111,10 @@ int unet_config_validate(const pd_unet_config *cfg, pd_error *err);
  * formats"); an unknown key or a wrongly typed value fails naming the key. Does not validate. */
 int unet_config_from_node(pd_unet_config *cfg, const struct yd_doc *doc,
                           const struct yd_node *map, pd_error *err);
+/* A map of those keys with an optional `preset: NAME` (config_presets.c): the preset as the base,
+ * then the other keys on top. A bad preset fails as "source:line: <key_prefix>preset: ...". */
+int unet_config_from_preset_map(pd_unet_config *cfg, const struct yd_doc *doc,
+                                const struct yd_node *map, const char *key_prefix, pd_error *err);
 /* The config as one-line JSON (the __metadata__["pixdiff.config"] value); returns the length,
  * or -1 if it does not fit in cap bytes. */
 int unet_config_to_json(const pd_unet_config *cfg, char *buf, size_t cap);

@@ -9,10 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-static pd_tensor_info *grow(pd_tensor_info **t, int n, int *cap, arch_table *tb) {
+static unet_tensor_info *grow(unet_tensor_info **t, int n, int *cap, arch_table *tb) {
     if (n == *cap) {
         int c = *cap ? 2 * *cap : 256;
-        pd_tensor_info *p = realloc(*t, c * sizeof *p);
+        unet_tensor_info *p = realloc(*t, c * sizeof *p);
         if (!p) { tb->oom = 1; return NULL; }
         *t = p;
         *cap = c;
@@ -21,7 +21,7 @@ static pd_tensor_info *grow(pd_tensor_info **t, int n, int *cap, arch_table *tb)
     return &(*t)[n];
 }
 
-static void set_shape(pd_tensor_info *ti, int ndim, int d0, int d1, int d2, int d3) {
+static void set_shape(unet_tensor_info *ti, int ndim, int d0, int d1, int d2, int d3) {
     int d[4] = {d0, d1, d2, d3};
     ti->ndim = ndim;
     ti->numel = 1;
@@ -30,7 +30,7 @@ static void set_shape(pd_tensor_info *ti, int ndim, int d0, int d1, int d2, int 
 
 int at_add(arch_table *tb, const char *module, const char *leaf, int ndim, int d0, int d1, int d2,
            int d3) {
-    pd_tensor_info *ti = grow(&tb->t, tb->n, &tb->cap, tb);
+    unet_tensor_info *ti = grow(&tb->t, tb->n, &tb->cap, tb);
     if (!ti) return -1;
     snprintf(ti->name, sizeof ti->name, "model.%s.%s", module, leaf);
     set_shape(ti, ndim, d0, d1, d2, d3);
@@ -60,7 +60,7 @@ int at_norm(arch_table *tb, const char *module, int c) {
 int at_buffer(arch_table *tb, const char *name, int ndim, int d0, int d1, int d2, int d3,
               const float *data) {
     int bcap = tb->bcap;
-    pd_tensor_info *ti = grow(&tb->b, tb->nb, &bcap, tb);
+    unet_tensor_info *ti = grow(&tb->b, tb->nb, &bcap, tb);
     if (!ti) return -1;
     if (bcap != tb->bcap) {
         float **p = realloc(tb->bdata, bcap * sizeof *p);

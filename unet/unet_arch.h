@@ -59,10 +59,10 @@ typedef struct unet_arch {
 
 /* ---- the tensor-table builder shared by the architecture walks (unet_arch.c) ---- */
 typedef struct arch_table {
-    pd_tensor_info *t;
+    unet_tensor_info *t;
     int n, cap;
     size_t off;
-    pd_tensor_info *b;        /* buffers (not parameters): resample filters, freqs, iDDPM's u */
+    unet_tensor_info *b;        /* buffers (not parameters): resample filters, freqs, iDDPM's u */
     float **bdata;            /* fixed contents of each buffer (NULL: loaded from the file) */
     int nb, bcap;
     size_t boff;

@@ -50,8 +50,8 @@ pd_unet_config pd_unet_config_default(void) {
     c.sigma_init = 2.5;
     c.label_dropout = -1; /* not recorded (pixdiff.h); pixdiff train records its loss.label_dropout */
     /* VPPrecond / iDDPMPrecond defaults (EDM training/networks.py). */
-    c.beta_d = PD_VP_BETA_D;
-    c.beta_min = PD_VP_BETA_MIN;
+    c.beta_d = NOISE_VP_BETA_D;
+    c.beta_min = NOISE_VP_BETA_MIN;
     c.M = 1000;
     c.epsilon_t = 1e-5;
     c.C_1 = 0.001;
@@ -268,12 +268,8 @@ int unet_config_from_node(pd_unet_config *c, const yd_doc *d, const yd_node *m, 
     return 0;
 }
 
-static void key(jb_buf *b, const char *k) { jb_printf(b, "%s\"%s\": ", b->len > 1 ? ", " : "", k); }
-static void key_str(jb_buf *b, const char *k, const char *v) { key(b, k); jb_json_str(b, v); }
-static void key_int(jb_buf *b, const char *k, int v) { key(b, k); jb_printf(b, "%d", v); }
-static void key_num(jb_buf *b, const char *k, double v) { key(b, k); jb_json_num(b, v); }
 static void key_ints(jb_buf *b, const char *k, const int *v, int n) {
-    key(b, k);
+    jb_key(b, k);
     jb_printf(b, "[");
     for (int i = 0; i < n; i++) jb_printf(b, "%s%d", i ? ", " : "", v[i]);
     jb_printf(b, "]");
@@ -282,42 +278,42 @@ static void key_ints(jb_buf *b, const char *k, const int *v, int n) {
 int unet_config_to_json(const pd_unet_config *c, char *out, size_t cap) {
     jb_buf j = {0}, *b = &j;
     jb_printf(b, "{");
-    key_str(b, "arch", c->arch);
-    key_str(b, "precond", c->precond);
-    key_int(b, "img_resolution", c->img_resolution);
-    key_int(b, "in_channels", c->in_channels);
-    key_int(b, "out_channels", c->out_channels);
-    key_int(b, "label_dim", c->label_dim);
-    key_int(b, "augment_dim", c->augment_dim);
-    key_int(b, "model_channels", c->model_channels);
+    jb_key_str(b, "arch", c->arch);
+    jb_key_str(b, "precond", c->precond);
+    jb_key_int(b, "img_resolution", c->img_resolution);
+    jb_key_int(b, "in_channels", c->in_channels);
+    jb_key_int(b, "out_channels", c->out_channels);
+    jb_key_int(b, "label_dim", c->label_dim);
+    jb_key_int(b, "augment_dim", c->augment_dim);
+    jb_key_int(b, "model_channels", c->model_channels);
     key_ints(b, "channel_mult", c->channel_mult, c->n_levels);
-    key_int(b, "channel_mult_emb", c->channel_mult_emb);
-    key_int(b, "num_blocks", c->num_blocks);
+    jb_key_int(b, "channel_mult_emb", c->channel_mult_emb);
+    jb_key_int(b, "num_blocks", c->num_blocks);
     key_ints(b, "attn_resolutions", c->attn_resolutions, c->n_attn);
     /* dropout is a float: %.9g round-trips it exactly. */
     jb_printf(b, ", \"dropout\": %.9g", (double)c->dropout);
-    key_int(b, "channel_mult_noise", c->channel_mult_noise);
-    key_str(b, "embedding_type", c->embedding_type);
-    key_str(b, "encoder_type", c->encoder_type);
-    key_str(b, "decoder_type", c->decoder_type);
+    jb_key_int(b, "channel_mult_noise", c->channel_mult_noise);
+    jb_key_str(b, "embedding_type", c->embedding_type);
+    jb_key_str(b, "encoder_type", c->encoder_type);
+    jb_key_str(b, "decoder_type", c->decoder_type);
     key_ints(b, "resample_filter", c->resample_filter, c->n_resample_filter);
-    key_num(b, "sigma_data", c->sigma_data);
-    key_num(b, "sigma_min", c->sigma_min);
-    key_num(b, "sigma_max", c->sigma_max);
-    key_str(b, "kind", c->kind);
-    key_num(b, "sigma_init", c->sigma_init);
+    jb_key_num(b, "sigma_data", c->sigma_data);
+    jb_key_num(b, "sigma_min", c->sigma_min);
+    jb_key_num(b, "sigma_max", c->sigma_max);
+    jb_key_str(b, "kind", c->kind);
+    jb_key_num(b, "sigma_init", c->sigma_init);
     /* Keys only some configs use are written only there, so older files' JSON is unchanged;
      * label_dropout only when recorded (>= 0; -1 = not recorded). */
     if (c->label_dropout >= 0) jb_printf(b, ", \"label_dropout\": %.9g", (double)c->label_dropout);
     if (!strcmp(c->precond, "vp") || !strcmp(c->precond, "eps")) {
-        key_num(b, "beta_d", c->beta_d);
-        key_num(b, "beta_min", c->beta_min);
-        key_int(b, "M", c->M);
-        key_num(b, "epsilon_t", c->epsilon_t);
+        jb_key_num(b, "beta_d", c->beta_d);
+        jb_key_num(b, "beta_min", c->beta_min);
+        jb_key_int(b, "M", c->M);
+        jb_key_num(b, "epsilon_t", c->epsilon_t);
     } else if (!strcmp(c->precond, "iddpm")) {
-        key_num(b, "C_1", c->C_1);
-        key_num(b, "C_2", c->C_2);
-        key_int(b, "M", c->M);
+        jb_key_num(b, "C_1", c->C_1);
+        jb_key_num(b, "C_2", c->C_2);
+        jb_key_int(b, "M", c->M);
     }
     int n_names = 0;
     while (n_names < 16 && c->class_names[n_names][0]) n_names++;

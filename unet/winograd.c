@@ -35,7 +35,7 @@
 
 /* Transform loops compiled for AVX-512 and the baseline, picked at load time; the same IEEE
  * operations in the same order in both (-ffp-contract=off), hence the same bits. */
-#define PD_CLONES __attribute__((target_clones("avx512f", "default")))
+#define UNET_CLONES __attribute__((target_clones("avx512f", "default")))
 
 /* ------------------------------------------------------------------ the switch */
 
@@ -125,15 +125,15 @@ static _Thread_local size_t scr_cap;
  * destructor; OpenMP's pool threads and the main thread keep theirs for the process's life. */
 static pthread_key_t scr_key;
 static pthread_once_t scr_once = PTHREAD_ONCE_INIT;
-static void scr_key_init(void) { pthread_key_create(&scr_key, pd_free); }
+static void scr_key_init(void) { pthread_key_create(&scr_key, core_free); }
 
 /* A per-calling-thread buffer of n floats, grown on demand and kept (no allocation once the
  * largest layer has run); NULL when memory runs out. */
 static float *scratch(size_t n) {
     if (n > scr_cap) {
-        float *p = pd_alloc(n * sizeof *p);
+        float *p = core_alloc(n * sizeof *p);
         if (!p) return NULL;
-        pd_free(scr_buf);
+        core_free(scr_buf);
         scr_buf = p;
         scr_cap = n;
         pthread_once(&scr_once, scr_key_init);
@@ -172,7 +172,7 @@ static inline void g_rows(double u[6][CB], const double *g0, const double *g1, c
  * (the filters of the adjoint convolution, dout -> din). Columns go CB at a time through a local
  * [36][CB] block, then out as 36 runs within the row's contiguous 36·Q floats (single floats
  * scattered over 36 planes far apart thrash the cache sets: measured 20x slower). */
-PD_CLONES static void filter_rows(float *U, const float *w, int C, int OC, int r, int flip) {
+UNET_CLONES static void filter_rows(float *U, const float *w, int C, int OC, int r, int flip) {
     int Q = flip ? OC : C;
     double g[9][CB], t[3][6][CB], u[6][CB];
     float blk[36][CB];
@@ -207,7 +207,7 @@ static void filter_transform(float *U, const float *w, int C, int OC, int flip) 
 /* B^T applied down the six rows r0..r5 of width n (t_i = Σ_a B^T[i][a] r_a), and across: for
  * each of the six rows of t, six values per tile from columns 4tx .. 4tx+5, stored at
  * V[(6i + j)·vs + tx]. */
-PD_CLONES static void input_rows(float *V, size_t vs, const float *r, int pw, int tw, float *t) {
+UNET_CLONES static void input_rows(float *V, size_t vs, const float *r, int pw, int tw, float *t) {
     const float *r0 = r, *r1 = r + pw, *r2 = r + 2 * pw, *r3 = r + 3 * pw, *r4 = r + 4 * pw,
                 *r5 = r + 5 * pw;
     float *t0 = t, *t1 = t + pw, *t2 = t + 2 * pw, *t3 = t + 3 * pw, *t4 = t + 4 * pw,
@@ -257,7 +257,7 @@ static void input_transform(float *V, const float *x, int c, int C, int H, int W
 
 /* A^T applied down the 36 planes m_ξ (ξ = 6i + j, planes vs apart, tw values each) and across:
  * out rows k = 0..3 of width 4·tw. */
-PD_CLONES static void output_rows(float *o, const float *m, size_t vs, int tw, float *s) {
+UNET_CLONES static void output_rows(float *o, const float *m, size_t vs, int tw, float *s) {
     /* s[k][j][tx] = Σ_i A^T[k][i] m_{6i+j}[tx] */
     for (int j = 0; j < 6; j++) {
         const float *m0 = m + (size_t)j * vs, *m1 = m0 + 6 * vs, *m2 = m1 + 6 * vs,
@@ -310,7 +310,7 @@ static void output_transform(float *y, const float *M, int o, int OC, int H, int
 
 /* dM = A dY A^T per tile for output channel o of one sample's dout [OC,H,W], dM [OC][36][T]
  * (the adjoint of output_transform, zero beyond the image). */
-PD_CLONES static void grad_rows(float *dM, size_t vs, const float *r, int pw, int tw, float *z) {
+UNET_CLONES static void grad_rows(float *dM, size_t vs, const float *r, int pw, int tw, float *z) {
     const float *y0 = r, *y1 = r + pw, *y2 = r + 2 * pw, *y3 = r + 3 * pw;
     #pragma omp simd
     for (int x = 0; x < pw; x++) {   /* z_i = Σ_k A^T[k][i] y_k */
@@ -355,7 +355,7 @@ static void grad_transform(float *dM, const float *dy, int o, int OC, int H, int
 }
 
 /* dw[o][c] += G^T dU[o][·][c] G, dU [OC][36][C], in double, CB input channels at a time. */
-PD_CLONES static void filter_grad_row(float *dw, const float *dU, int C, int oc) {
+UNET_CLONES static void filter_grad_row(float *dw, const float *dU, int C, int oc) {
     const float *src = dU + (size_t)oc * 36 * C;
     for (int c0 = 0; c0 < C; c0 += CB) {
         int cn = C - c0 < CB ? C - c0 : CB;
@@ -409,7 +409,7 @@ static void forward_pass(float *out, const float *in, const float *U, const floa
         int g = imin(G, N - n0);
         const float *x = in + (size_t)n0 * C * H * W;
         float *y = out + (size_t)n0 * OC * H * W;
-        #pragma omp parallel if (g * flops >= PD_GEMM_PAR_FLOPS)
+        #pragma omp parallel if (g * flops >= GEMM_PAR_FLOPS)
         {
             #pragma omp for schedule(static)
             for (int sc = 0; sc < g * C; sc++)
@@ -419,9 +419,9 @@ static void forward_pass(float *out, const float *in, const float *U, const floa
             #pragma omp for schedule(static)
             for (int xs = 0; xs < 36 * g; xs++) {
                 int xi = xs / g, s = xs % g;
-                pd_sgemm_st(0, 0, OC, T, C, 1.0f, U + (size_t)xi * C, 36 * C,
-                            V + s * vn + (size_t)xi * T, 36 * T, 0.0f, M + s * mn + (size_t)xi * T,
-                            36 * T);
+                gemm_sgemm_st(0, 0, OC, T, C, 1.0f, U + (size_t)xi * C, 36 * C,
+                              V + s * vn + (size_t)xi * T, 36 * T, 0.0f, M + s * mn + (size_t)xi * T,
+                              36 * T);
             }
             #pragma omp for schedule(static)
             for (int so = 0; so < g * OC; so++)
@@ -476,7 +476,7 @@ int winograd_conv3x3_backward(float *din, float *dw, const float *dout, const fl
     for (int n0 = 0; n0 < N; n0 += G) {
         int g = imin(G, N - n0);
         const float *x = in + (size_t)n0 * C * H * W, *dy = dout + (size_t)n0 * OC * H * W;
-        #pragma omp parallel if (g * flops >= PD_GEMM_PAR_FLOPS)
+        #pragma omp parallel if (g * flops >= GEMM_PAR_FLOPS)
         {
             #pragma omp for schedule(static) nowait
             for (int sc = 0; sc < g * C; sc++)
@@ -489,9 +489,9 @@ int winograd_conv3x3_backward(float *din, float *dw, const float *dout, const fl
             #pragma omp for schedule(static)
             for (int xi = 0; xi < 36; xi++)
                 for (int s = 0; s < g; s++)
-                    pd_sgemm_st(0, 1, OC, C, T, 1.0f, dM + s * mn + (size_t)xi * T, 36 * T,
-                                V + s * vn + (size_t)xi * T, 36 * T, 1.0f, dU + (size_t)xi * C,
-                                36 * C);
+                    gemm_sgemm_st(0, 1, OC, C, T, 1.0f, dM + s * mn + (size_t)xi * T, 36 * T,
+                                  V + s * vn + (size_t)xi * T, 36 * T, 1.0f, dU + (size_t)xi * C,
+                                  36 * C);
         }
     }
     filter_grad(dw, dU, C, OC);
