@@ -13,12 +13,19 @@
 #include <string.h>
 #include <unistd.h>
 
+static char fuzz_path[512];
+
+/* libFuzzer ends a run with exit(): the input file goes then, so /dev/shm does not fill up with
+ * one file per fuzzing process. */
+static inline void fuzz_remove_file(void) { remove(fuzz_path); }
+
 /* The path of a file holding data[0..size), named with the given extension. */
 static inline const char *fuzz_file(const uint8_t *data, size_t size, const char *ext) {
-    static char path[512];
     const char *dir = getenv("PD_FUZZ_DIR");
-    snprintf(path, sizeof path, "%s/pdfuzz.%ld%s", dir && dir[0] ? dir : "/dev/shm",
+    if (!fuzz_path[0]) atexit(fuzz_remove_file);
+    snprintf(fuzz_path, sizeof fuzz_path, "%s/pdfuzz.%ld%s", dir && dir[0] ? dir : "/dev/shm",
              (long)getpid(), ext);
+    const char *path = fuzz_path;
     FILE *f = fopen(path, "wb");
     if (!f || fwrite(data, 1, size, f) != size || fclose(f)) abort();
     return path;
