@@ -27,6 +27,8 @@ void sid_free(sid_distiller *s) {
     unet_run_free(s->run_t);
     unet_run_free(s->run_psi);
     unet_run_free(s->run_g);
+    for (int k = 1; k < GS_MAX_SHARES; k++)
+        for (int j = 0; j < 3; j++) unet_run_free(s->wrun[k][j]);
     pd_model_free(s->teacher);
     pd_model_free(s->psi);
     pd_model_free(s->gen);
@@ -124,7 +126,14 @@ int sid_create(sid_distiller **out, const sid_config *cfg, pd_model *teacher, pd
         pd_fail(err, "out of memory for the batch buffers");
         goto fail;
     }
-    if (gs_plan_init(&s->shares, s->B, s->cfg.shares, 1, np, err)) goto fail;
+    /* The shares run on parallel workers (sid.h "Workers"), one per thread; worker k >= 1 gets
+     * its own three runs sized for one share. */
+    if (gs_plan_init(&s->shares, s->B, s->cfg.shares, pd_get_threads(), np, err)) goto fail;
+    const int share_max = (s->B + s->shares.S - 1) / s->shares.S;
+    pd_model *const nets[3] = {teacher, s->psi, s->gen};
+    for (int k = 1; k < s->shares.workers; k++)
+        for (int j = 0; j < 3; j++)
+            if (unet_run_create(&s->wrun[k][j], nets[j], share_max, s->H, 1, err)) goto fail;
     *out = s;
     return 0;
 fail:
@@ -140,7 +149,28 @@ double sid_karras_sigma(double u) {
     return pow(a + (1.0 - u) * (b - a), rho);
 }
 
-void sid_draw(sid_distiller *s, long long first, int n, int theta) {
+/* One share's working set (sid.h "Workers"): the batch buffers from image `first` on and the runs
+ * of the worker computing it. The public loss functions use worker 0's view from image 0. */
+typedef struct sid_view {
+    unet_run *run_t, *run_psi, *run_g;
+    float *z, *noise, *xin, *xg, *xt, *Dr, *Df, *gDr, *gDf, *gxg, *gxt;
+    float *sigma, *sig_init, *w, *labels;    /* labels: NULL for an unconditional teacher */
+} sid_view;
+
+static sid_view view_of(const sid_distiller *s, int worker, int first) {
+    const size_t o = (size_t)first * s->chw;
+    unet_run *const *wr = s->wrun[worker];
+    sid_view v = {worker ? wr[0] : s->run_t, worker ? wr[1] : s->run_psi,
+                  worker ? wr[2] : s->run_g,
+                  s->z + o, s->noise + o, s->xin + o, s->xg + o, s->xt + o, s->Dr + o, s->Df + o,
+                  s->gDr + o, s->gDf + o, s->gxg + o, s->gxt + o,
+                  s->sigma + first, s->sig_init + first, s->w + first,
+                  s->label_dim > 0 ? s->labels + (size_t)first * s->label_dim : NULL};
+    return v;
+}
+
+/* sid_draw into a view: its image i is image first + i of the stream. */
+static void draw(const sid_distiller *s, const sid_view *v, long long first, int n, int theta) {
     const sid_config *c = &s->cfg;
     const uint64_t sz = theta ? SID_STREAM_TH_Z : SID_STREAM_PSI_Z;
     const uint64_t sn = theta ? SID_STREAM_TH_N : SID_STREAM_PSI_N;
@@ -155,26 +185,31 @@ void sid_draw(sid_distiller *s, long long first, int n, int theta) {
         rng_randu(u, 4, c->seed, sa + g);
         if (theta) {
             /* u ~ U(0, tmax/1000) on the Karras schedule (§M1.4). */
-            s->sigma[i] = (float)sid_karras_sigma((double)u[0] * c->tmax / 1000.0);
+            v->sigma[i] = (float)sid_karras_sigma((double)u[0] * c->tmax / 1000.0);
         } else {
             /* ln sigma ~ N(p_mean, p_std^2) by Box-Muller (§M1.3). */
             double zz = sqrt(-2.0 * log((double)u[0])) * cos(6.283185307179586 * u[1]);
-            s->sigma[i] = (float)exp(c->p_mean + c->p_std * zz);
+            v->sigma[i] = (float)exp(c->p_mean + c->p_std * zz);
         }
         if (L > 0) {
             /* Data-free SiD draws labels from the data's label distribution (§M1.6); the
              * classes of the teacher's data are balanced, so uniform. */
-            float *lab = s->labels + (size_t)i * L;
+            float *lab = v->labels + (size_t)i * L;
             memset(lab, 0, (size_t)L * sizeof(float));
             int k = (int)(u[2] * (float)L);
             lab[k < L ? k : L - 1] = 1.0f;
         }
-        float *z = s->z + i * chw, *xin = s->xin + i * chw;
+        float *z = v->z + i * chw, *xin = v->xin + i * chw;
         pd_randn(z, chw, c->seed, sz + g);
-        pd_randn(s->noise + i * chw, chw, c->seed, sn + g);
+        pd_randn(v->noise + i * chw, chw, c->seed, sn + g);
         for (size_t k = 0; k < chw; k++) xin[k] = si * z[k];
-        s->sig_init[i] = si;
+        v->sig_init[i] = si;
     }
+}
+
+void sid_draw(sid_distiller *s, long long first, int n, int theta) {
+    sid_view v = view_of(s, 0, 0);
+    draw(s, &v, first, n, theta);
 }
 
 static int all_finite(const float *x, size_t n) {
@@ -183,49 +218,48 @@ static int all_finite(const float *x, size_t n) {
     return 1;
 }
 
-static const float *labels_of(const sid_distiller *s) { return s->label_dim > 0 ? s->labels : NULL; }
-
 /* x_t = x_g + sigma n for the samples whose x_g is finite; a non-finite sample gets x_t = 0 (any
  * finite input: it is dropped from the loss) and drop[i] = 1. */
-static void make_xt(sid_distiller *s, int n, unsigned char *drop) {
+static void make_xt(const sid_distiller *s, const sid_view *v, int n, unsigned char *drop) {
     const size_t chw = s->chw;
     #pragma omp parallel for schedule(static)
     for (int i = 0; i < n; i++) {
-        const float *xg = s->xg + i * chw, *nz = s->noise + i * chw;
-        float *xt = s->xt + i * chw;
+        const float *xg = v->xg + i * chw, *nz = v->noise + i * chw;
+        float *xt = v->xt + i * chw;
         drop[i] = !all_finite(xg, chw);
-        float sg = s->sigma[i];
+        float sg = v->sigma[i];
         for (size_t k = 0; k < chw; k++) xt[k] = drop[i] ? 0.0f : xg[k] + sg * nz[k];
     }
 }
 
 /* ------------------------------------------------------------------ psi loss (§M1.3) */
 
-int sid_psi_loss(sid_distiller *s, int n, const unet_opts *opts, float *grad, double *loss,
-                 pd_error *err) {
-    if (n < 1 || n > s->B) return pd_fail(err, "sid: batch of %d, the distiller holds 1..%d", n, s->B);
+/* sid_psi_loss on a view, the loss divided by norm (the global batch when this is one share of
+ * it); *n_dropped: the samples dropped for non-finite values. */
+static int psi_loss(const sid_distiller *s, const sid_view *v, int n, int norm,
+                    const unet_opts *opts, float *grad, double *loss, int *n_dropped,
+                    pd_error *err) {
     const size_t chw = s->chw;
     /* G in eval mode, no gradient: its samples are the psi network's data. */
-    if (unet_denoise_forward(s->run_g, s->xg, s->xin, s->sig_init, labels_of(s), n, NULL, err))
+    if (unet_denoise_forward(v->run_g, v->xg, v->xin, v->sig_init, v->labels, n, NULL, err))
         return -1;
     unsigned char drop[n];
-    make_xt(s, n, drop);
-    if (unet_denoise_forward(s->run_psi, s->Df, s->xt, s->sigma, labels_of(s), n, opts, err))
+    make_xt(s, v, n, drop);
+    if (unet_denoise_forward(v->run_psi, v->Df, v->xt, v->sigma, v->labels, n, opts, err))
         return -1;
     double per[n];
-    const int norm = s->loss_norm > 0 ? s->loss_norm : n;
     const double sd2 = s->psi->cfg.sigma_data * s->psi->cfg.sigma_data;
     #pragma omp parallel for schedule(static)
     for (int i = 0; i < n; i++) {
-        const float *d = s->Df + i * chw, *y = s->xg + i * chw;
-        float *g = s->gDf + i * chw;
+        const float *d = v->Df + i * chw, *y = v->xg + i * chw;
+        float *g = v->gDf + i * chw;
         if (!drop[i]) drop[i] = !all_finite(d, chw);
         if (drop[i]) {
             memset(g, 0, chw * sizeof(float));
             per[i] = 0.0;
             continue;
         }
-        double sg = s->sigma[i], lambda = (sg * sg + sd2) / (sg * sg * sd2);
+        double sg = v->sigma[i], lambda = (sg * sg + sd2) / (sg * sg * sd2);
         /* dL/dD = 2 lambda (D - x_g) / norm: L is summed over pixels, averaged over the batch. */
         float scale = (float)(2.0 * lambda / norm);
         double acc = 0.0;
@@ -240,44 +274,52 @@ int sid_psi_loss(sid_distiller *s, int n, const unet_opts *opts, float *grad, do
     int nd = 0;
     for (int i = 0; i < n; i++) total += per[i], nd += drop[i];
     if (loss) *loss = total / norm;
-    if (grad) {
-        s->dropped += nd;
-        if (unet_denoise_backward(s->run_psi, NULL, NULL, grad, s->gDf, err)) return -1;
-    }
+    *n_dropped = nd;
+    return grad ? unet_denoise_backward(v->run_psi, NULL, NULL, grad, v->gDf, err) : 0;
+}
+
+int sid_psi_loss(sid_distiller *s, int n, const unet_opts *opts, float *grad, double *loss,
+                 pd_error *err) {
+    if (n < 1 || n > s->B) return pd_fail(err, "sid: batch of %d, the distiller holds 1..%d", n, s->B);
+    sid_view v = view_of(s, 0, 0);
+    int nd;
+    if (psi_loss(s, &v, n, n, opts, grad, loss, &nd, err)) return -1;
+    if (grad) s->dropped += nd;
     return 0;
 }
 
 /* ------------------------------------------------------------------ theta loss (§M1.4, §M1.5) */
 
-int sid_theta_loss(sid_distiller *s, int n, const unet_opts *g_opts, const float *w_fixed,
-                   float *grad, double *loss, pd_error *err) {
-    if (n < 1 || n > s->B) return pd_fail(err, "sid: batch of %d, the distiller holds 1..%d", n, s->B);
+/* sid_theta_loss on a view, the batch loss divided by norm (see psi_loss). */
+static int theta_loss(const sid_distiller *s, const sid_view *v, int n, int norm,
+                      const unet_opts *g_opts, const float *w_fixed, float *grad, double *loss,
+                      int *n_dropped, pd_error *err) {
     const size_t chw = s->chw;
     const double alpha = s->cfg.alpha;
-    const float *lab = labels_of(s);
-    if (unet_denoise_forward(s->run_g, s->xg, s->xin, s->sig_init, lab, n, g_opts, err)) return -1;
+    const float *lab = v->labels;
+    if (unet_denoise_forward(v->run_g, v->xg, v->xin, v->sig_init, lab, n, g_opts, err)) return -1;
     unsigned char drop[n];
-    make_xt(s, n, drop);
+    make_xt(s, v, n, drop);
     /* Both score networks in eval mode with frozen parameters; their runs keep the activations
      * for the input gradients below. */
-    if (unet_denoise_forward(s->run_t, s->Dr, s->xt, s->sigma, lab, n, NULL, err) ||
-        unet_denoise_forward(s->run_psi, s->Df, s->xt, s->sigma, lab, n, NULL, err))
+    if (unet_denoise_forward(v->run_t, v->Dr, v->xt, v->sigma, lab, n, NULL, err) ||
+        unet_denoise_forward(v->run_psi, v->Df, v->xt, v->sigma, lab, n, NULL, err))
         return -1;
     double per[n];
-    /* The batch loss is sum_i L_i * lsg / n (docs/algorithms.md §M1.4; not unscaled before Adam), n the global
-     * batch when this is one share of it. */
-    const double k_scale = s->cfg.loss_scale_g / (s->loss_norm > 0 ? s->loss_norm : n);
+    /* The batch loss is sum_i L_i * lsg / norm (docs/algorithms.md §M1.4; not unscaled before
+     * Adam), norm the global batch when this is one share of it. */
+    const double k_scale = s->cfg.loss_scale_g / norm;
     #pragma omp parallel for schedule(static)
     for (int i = 0; i < n; i++) {
-        const float *a = s->Dr + i * chw, *b = s->Df + i * chw, *x = s->xg + i * chw;
-        float *ga = s->gDr + i * chw, *gb = s->gDf + i * chw, *gx = s->gxg + i * chw;
+        const float *a = v->Dr + i * chw, *b = v->Df + i * chw, *x = v->xg + i * chw;
+        float *ga = v->gDr + i * chw, *gb = v->gDf + i * chw, *gx = v->gxg + i * chw;
         if (!drop[i]) drop[i] = !all_finite(a, chw) || !all_finite(b, chw);
         if (drop[i]) {
             memset(ga, 0, chw * sizeof(float));
             memset(gb, 0, chw * sizeof(float));
             memset(gx, 0, chw * sizeof(float));
             per[i] = 0.0;
-            s->w[i] = 0.0f;
+            v->w[i] = 0.0f;
             continue;
         }
         double w;
@@ -290,7 +332,7 @@ int sid_theta_loss(sid_distiller *s, int n, const unet_opts *g_opts, const float
             l1 /= (double)chw;
             w = 1.0 / (l1 > 1e-5 ? l1 : 1e-5);
         }
-        s->w[i] = (float)w;
+        v->w[i] = (float)w;
         /* L = w sum d ((a - x) - alpha d), d = a - b:
          *   dL/da = w ((a - x) + (1 - 2 alpha) d), dL/db = w (2 alpha d - (a - x)),
          *   dL/dx (explicit) = -w d. */
@@ -310,29 +352,40 @@ int sid_theta_loss(sid_distiller *s, int n, const unet_opts *g_opts, const float
     int nd = 0;
     for (int i = 0; i < n; i++) total += per[i], nd += drop[i];
     if (loss) *loss = total * k_scale;
+    *n_dropped = nd;
     if (!grad) return 0;
-    s->dropped += nd;
     /* x_t = x_g + sigma n, so dL/dx_g collects both networks' input gradients (dparams NULL:
      * their parameters are frozen in this step), then flows into G. */
-    memset(s->gxt, 0, (size_t)n * chw * sizeof(float));
-    if (unet_denoise_backward(s->run_t, s->gxt, NULL, NULL, s->gDr, err) ||
-        unet_denoise_backward(s->run_psi, s->gxt, NULL, NULL, s->gDf, err))
+    memset(v->gxt, 0, (size_t)n * chw * sizeof(float));
+    if (unet_denoise_backward(v->run_t, v->gxt, NULL, NULL, v->gDr, err) ||
+        unet_denoise_backward(v->run_psi, v->gxt, NULL, NULL, v->gDf, err))
         return -1;
     #pragma omp parallel for schedule(static)
     for (int i = 0; i < n; i++) {
-        float *gx = s->gxg + i * chw;
-        const float *gt = s->gxt + i * chw;
+        float *gx = v->gxg + i * chw;
+        const float *gt = v->gxt + i * chw;
         if (drop[i]) continue;
         for (size_t k = 0; k < chw; k++) gx[k] += gt[k];
     }
-    return unet_denoise_backward(s->run_g, NULL, NULL, grad, s->gxg, err);
+    return unet_denoise_backward(v->run_g, NULL, NULL, grad, v->gxg, err);
+}
+
+int sid_theta_loss(sid_distiller *s, int n, const unet_opts *g_opts, const float *w_fixed,
+                   float *grad, double *loss, pd_error *err) {
+    if (n < 1 || n > s->B) return pd_fail(err, "sid: batch of %d, the distiller holds 1..%d", n, s->B);
+    sid_view v = view_of(s, 0, 0);
+    int nd;
+    if (theta_loss(s, &v, n, n, g_opts, w_fixed, grad, loss, &nd, err)) return -1;
+    if (grad) s->dropped += nd;
+    return 0;
 }
 
 /* ------------------------------------------------------------------ steps */
 
 /* One gradient share of a psi or theta step (grad_shares.h): its images of the step's stream
- * drawn into the front of the buffers, its own dropout key, losses over the global batch.
- * values: [0] the share's loss, [1] the samples it dropped. */
+ * drawn into their place in the batch buffers, its worker's runs, its own dropout key, losses
+ * over the global batch. values: [0] the share's loss, [1] the samples it dropped. Shares on
+ * different workers run at once: nothing here writes the distiller itself. */
 typedef struct share_ctx {
     sid_distiller *s;
     int theta;
@@ -342,22 +395,19 @@ typedef struct share_ctx {
 
 static int step_share(void *user, int share, int worker, int first, int n, float *grad,
                       double *values, pd_error *err) {
-    (void)worker;   /* one worker: the plan below asks for no more */
     share_ctx *x = user;
-    sid_distiller *s = x->s;
-    sid_draw(s, x->image0 + first, n, x->theta);
+    const sid_distiller *s = x->s;
+    sid_view v = view_of(s, worker, first);
+    draw(s, &v, x->image0 + first, n, x->theta);
     unet_opts o;
     memset(&o, 0, sizeof o);
     o.train = 1;   /* f_psi in the psi step, G in the theta step (§M1.5) */
     o.dropout_seed = gs_dropout_seed(s->cfg.seed, share);
     o.dropout_stream = x->stream;
-    long long dropped = s->dropped;
-    s->loss_norm = s->B;
-    int rc = x->theta ? sid_theta_loss(s, n, &o, NULL, grad, &values[0], err)
-                      : sid_psi_loss(s, n, &o, grad, &values[0], err);
-    s->loss_norm = 0;
-    values[1] = (double)(s->dropped - dropped);
-    s->dropped = dropped;
+    int nd = 0;
+    int rc = x->theta ? theta_loss(s, &v, n, s->B, &o, NULL, grad, &values[0], &nd, err)
+                      : psi_loss(s, &v, n, s->B, &o, grad, &values[0], &nd, err);
+    values[1] = (double)nd;
     return rc;
 }
 

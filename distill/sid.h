@@ -23,6 +23,11 @@
  *     streams), key gs_dropout_seed(seed, share) for each gradient share of the step.
  * Each step's gradient is the fixed-tree sum of its shares' gradients (distill/grad_shares.h),
  * so the ranks of an mpirun job distil the bits one process distils with the same batch.
+ * Workers: in one process the shares run on up to pd_get_threads() share workers at once
+ * (grad_shares.h "Workers"), each share single-threaded inside; a share uses the batch buffers
+ * of its own images (first .. first + n - 1, disjoint from every other share's) and its worker's
+ * three runs (worker 0: run_t, run_psi, run_g; worker k >= 1: wrun[k], sized for one share).
+ * The tree and every share's bits are unchanged, so any worker count gives the bits of one.
  *
  * psi loss (§M1.3): L_psi = (1/B) sum_i lambda(sigma_i) sum_pix (f_psi(x_g + sigma n) - x_g)^2,
  *   G in eval mode without gradient, f_psi in train mode (dropout).
@@ -67,6 +72,7 @@ typedef struct sid_distiller {
     size_t n_params;
     float *theta_ema, *psi_m, *psi_v, *theta_m, *theta_v, *grad_psi, *grad_theta; /* one arena */
     unet_run *run_t, *run_psi, *run_g;
+    unet_run *wrun[GS_MAX_SHARES][3];        /* share workers 1..: f_phi, f_psi and G runs */
     int B, C, H, label_dim;
     size_t chw;
     /* batch buffers [B*chw] unless noted */
@@ -80,8 +86,6 @@ typedef struct sid_distiller {
     double last_loss_psi, last_loss_theta;
     size_t nonfinite;                        /* gradient entries the guard replaced, total */
     long long dropped;                       /* samples dropped for non-finite values, total */
-    int loss_norm;                           /* what the losses divide by: 0 = the n of the call;
-                                                the global batch while a step runs one share */
     gs_plan shares;                          /* the steps' gradient shares (grad_shares.h) */
     /* Warm start: G and G_ema copied from init_path; f_psi fitted alone for warm_total images
      * (warm_seen done so far) before the first theta step. 0 / "" for a run from the teacher. */
@@ -129,8 +133,8 @@ int sid_theta_loss(sid_distiller *s, int n, const unet_opts *g_opts, const float
                    float *grad, double *loss, pd_error *err);
 
 /* The optimiser halves of an iteration on the next B images of their stream (from images_seen),
- * each share drawn by sid_draw into the front of the buffers (which hold the last share after):
- * gradient, guard, Adam. sid_theta_update also updates the EMA of G from images_seen. Neither
+ * each share drawn into its own images' place in the buffers (which hold the whole batch after,
+ * the losses' intermediates of each share's last pass): gradient, guard, Adam. sid_theta_update also updates the EMA of G from images_seen. Neither
  * advances images_seen or step. */
 int sid_psi_update(sid_distiller *s, double *loss, pd_error *err);
 int sid_theta_update(sid_distiller *s, double *loss, pd_error *err);

@@ -241,10 +241,13 @@ int pd_distill_sid(const pd_sid_options *o, pd_error *err) {
                ckpt, s->images_seen, s->step, s->seconds / 3600.0);
     } else {
         size_t act = unet_run_bytes(s->run_t) + unet_run_bytes(s->run_psi) + unet_run_bytes(s->run_g);
-        pg_log(o->log, o->user, "new SiD run: teacher %s (%zu parameters%s), batch %d, alpha %g, "
-               "sigma_init %g, %.0f MB of activations, %lld images -> %s", cfg.teacher,
-               s->n_params, s->label_dim > 0 ? ", class-conditional" : "", s->B, cfg.alpha,
-               cfg.sigma_init, act / 1048576.0, cfg.duration_images, cfg.out_dir);
+        for (int k = 1; k < s->shares.workers; k++)
+            for (int j = 0; j < 3; j++) act += unet_run_bytes(s->wrun[k][j]);
+        pg_log(o->log, o->user, "new SiD run: teacher %s (%zu parameters%s), batch %d (%d "
+               "shares, %d at once), alpha %g, sigma_init %g, %.0f MB of activations, %lld "
+               "images -> %s", cfg.teacher, s->n_params, s->label_dim > 0 ? ", class-conditional"
+               : "", s->B, s->shares.S, s->shares.workers, cfg.alpha, cfg.sigma_init,
+               act / 1048576.0, cfg.duration_images, cfg.out_dir);
     }
     if (writer && fd_open(&fdc, s, o, err)) goto done;
 

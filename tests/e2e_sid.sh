@@ -9,7 +9,8 @@
 # options, upsample guidance and guidance (denoise refuses it, bench times it); Ctrl-C leaves a resumable checkpoint; a second run refuses to overwrite a checkpoint
 # without --resume; a missing teacher and an unknown YAML key fail with one clear line; a warm
 # start from a generator (--init-generator) runs its fake-score warm-up and distils on; on a
-# terminal the progress line fits 80 columns with img/s and both losses. Prints "N passed, M failed".
+# terminal the progress line fits 80 columns with img/s and both losses; --threads 1 exports the
+# generator that two threads (two share workers) export. Prints "N passed, M failed".
 set -uo pipefail
 
 . "$(dirname "${BASH_SOURCE[0]}")/testutil.sh"
@@ -33,7 +34,7 @@ training:
   threads: 2
 EOF
 N=96
-S=(distill sid --config sid.yaml --teacher teacher.safetensors --duration $N --quiet)
+S=(distill sid --config sid.yaml --teacher teacher.safetensors --duration $N)
 
 # 1. Uninterrupted reference run (its wall time, in ms, scales the kill times below).
 t0=$(date +%s%N)
@@ -46,6 +47,13 @@ if command -v script >/dev/null; then
     expect_tty_progress "distill sid" "img/s" '^sid: .* psi .* theta ' "$PD" distill sid --config sid.yaml \
         --teacher teacher.safetensors --duration 16 --out TTY
 fi
+
+# The same run on one thread: the config's two threads compute the shares on two workers at once
+# (distill/sid.h "Workers"), one thread one share at a time; the generator is the same file.
+if "$PD" "${S[@]}" --threads 1 --out T1 >t1.out 2>&1 && grep -q "8 shares, 1 at once" t1.out &&
+    grep -q "8 shares, 2 at once" a.out && cmp -s A/generator.safetensors T1/generator.safetensors; then
+    ok "--threads 1 (one share worker) exports the generator of 2 threads (two workers)"
+else bad "--threads 1 and 2 give different generators" t1.out; fi
 
 # 2. The same run, SIGKILLed at random moments (15-45% of the full run's time after each start:
 #    during iterations, checkpoint writes and start-up) and resumed until it finishes.

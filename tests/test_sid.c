@@ -6,7 +6,8 @@
  * gradient paths (explicit -x_g, f_phi and f_psi w.r.t. their input); that one psi step and one
  * theta step lower their losses on a fixed batch; the NaN guard (a non-finite sample is dropped,
  * the rest of the loss is unchanged); bit-exact resume (K iterations vs K/2 + checkpoint + K/2:
- * psi, theta, theta_ema and both Adam states) also through the public pd_distill_sid; export of
+ * psi, theta, theta_ema and both Adam states) also through the public pd_distill_sid; share
+ * workers (1 and 2 threads, 8 and 3 shares, bit-identical state); export of
  * G_ema -> load -> pd_generator_generate with NFE 1 equal to D(sigma_init z; sigma_init) bit for bit
  * (and pd_denoiser_from_model refuses it: a generator is not a denoiser); the
  * warm start from a generator with its fake-score-only warm-up (what moves, resume); the
@@ -261,7 +262,7 @@ static void test_steps(void) {
         sid_draw(s, 0, B, 0);
         double L0, L1, l;
         int rc = sid_psi_loss(s, B, NULL, NULL, &L0, &err) || sid_psi_update(s, &l, &err);
-        sid_draw(s, 0, B, 0);   /* the update drew its shares over the buffers */
+        sid_draw(s, 0, B, 0);   /* the update's passes overwrote the intermediates */
         rc = rc || sid_psi_loss(s, B, NULL, NULL, &L1, &err);
         tu_check(rc == 0 && L1 < L0 * 0.999,
                  "one psi step lowers the psi loss on its batch: %.6g -> %.6g (%.3f%%)", L0, L1,
@@ -483,6 +484,61 @@ out:
     unlink(tpath);
 }
 
+/* ------------------------------------------------------------------ share workers */
+
+/* Shares on parallel workers (sid.h "Workers") distil the bits of one share at a time: a batch of
+ * 8 in 8 shares and in 3 uneven ones (2, 3, 3 images, cut 1 + 2 over the workers), dropout on,
+ * a few iterations on 1 thread and on 2: psi, theta, theta_ema, both Adam states, the losses and
+ * the dropped count bit-identical. */
+static void test_workers(void) {
+    pd_error err = {""};
+    enum { B = 8, K = 3 };
+    int threads = pd_get_threads();
+    for (int variant = 0; variant < 2; variant++) {
+        char text[512];
+        snprintf(text, sizeof text,
+                 "optimizer:\n  lr_psi: 1e-3\n  lr_theta: 1e-3\nema:\n  halflife_images: 16\n"
+                 "training:\n  batch: %d\n  seed: 13\n  shares: %d\n", B, variant ? 3 : 8);
+        sid_config c;
+        if (sid_config_parse(&c, text, "workers-config", &err)) {
+            tu_check(0, "workers config: %s", err.msg);
+            return;
+        }
+        sid_distiller *w[2] = {NULL, NULL};
+        int rc = 0;
+        for (int k = 0; k < 2 && !rc; k++) {
+            pd_set_threads(k + 1);
+            w[k] = make(&c, 0.2f, 41);
+            rc = !w[k];
+            for (int i = 0; i < K && !rc; i++) rc = sid_iteration(w[k], NULL, NULL, &err);
+        }
+        pd_set_threads(threads);
+        if (!rc) {
+            const sid_distiller *a = w[0], *b = w[1];
+            size_t n = a->n_params;
+            tu_check(a->shares.workers == 1 && b->shares.workers == 2 &&
+                         a->shares.S == (variant ? 3 : 8),
+                     "%d shares: the runs used %d and %d workers", a->shares.S, a->shares.workers,
+                     b->shares.workers);
+            tu_check(same(a->psi->params, b->psi->params, n) && same(a->gen->params, b->gen->params, n) &&
+                         same(a->theta_ema, b->theta_ema, n) && same(a->psi_m, b->psi_m, n) &&
+                         same(a->psi_v, b->psi_v, n) && same(a->theta_m, b->theta_m, n) &&
+                         same(a->theta_v, b->theta_v, n) && !same(a->gen->params, a->teacher->params, n),
+                     "%d shares: 2 workers distil the bits of 1 (psi, theta, theta_ema, Adam)",
+                     a->shares.S);
+            tu_check(a->last_loss_psi == b->last_loss_psi &&
+                         a->last_loss_theta == b->last_loss_theta && a->dropped == b->dropped,
+                     "%d shares: the same losses (%.9g, %.9g) on 1 and 2 workers", a->shares.S,
+                     a->last_loss_psi, a->last_loss_theta);
+        } else {
+            tu_check(0, "share workers, %d shares: %s", variant ? 3 : 8, err.msg);
+        }
+        sid_free(w[0]);
+        sid_free(w[1]);
+        sid_config_free(&c);
+    }
+}
+
 /* ------------------------------------------------------------------ warm start */
 
 /* sid_init_generator + the fake-score-only warm-up: G and G_ema are the given generator's weights
@@ -689,6 +745,7 @@ int main(void) {
     TIMED(test_steps());
     TIMED(test_nan_guard());
     TIMED(test_resume_export(dir));
+    TIMED(test_workers());
     TIMED(test_warm_start(dir));
     TIMED(test_public(dir));
     TIMED(test_config_files());
