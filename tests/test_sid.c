@@ -7,7 +7,8 @@
  * theta step lower their losses on a fixed batch; the NaN guard (a non-finite sample is dropped,
  * the rest of the loss is unchanged); bit-exact resume (K iterations vs K/2 + checkpoint + K/2:
  * psi, theta, theta_ema and both Adam states) also through the public pd_distill_sid; share
- * workers (1 and 2 threads, 8 and 3 shares, bit-identical state); export of
+ * workers (1 and 2 threads, 8 and 3 shares, bit-identical state); a checkpoint from before
+ * `training.shares` resumes with its own share count; export of
  * G_ema -> load -> pd_generator_generate with NFE 1 equal to D(sigma_init z; sigma_init) bit for bit
  * (and pd_denoiser_from_model refuses it: a generator is not a denoiser); the
  * warm start from a generator with its fake-score-only warm-up (what moves, resume); the
@@ -539,6 +540,105 @@ static void test_workers(void) {
     }
 }
 
+/* ------------------------------------------------------------------ pre-`shares` checkpoints */
+
+/* Renames the checkpoint's recorded share count (same length, so the header stays valid): the
+ * file a run wrote before `training.shares` existed. */
+static int forget_shares(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    rewind(f);
+    char *b = malloc((size_t)n);
+    int rc = b && fread(b, 1, (size_t)n, f) == (size_t)n ? 0 : -1;
+    fclose(f);
+    const char key[] = "\"pixdiff.sid.shares\"";
+    char *at = rc ? NULL : memmem(b, (size_t)n, key, sizeof key - 1);
+    if (at) {
+        at[sizeof key - 3] = 'z';
+        f = fopen(path, "wb");
+        rc = f && fwrite(b, 1, (size_t)n, f) == (size_t)n ? 0 : -1;
+        if (f) fclose(f);
+    }
+    free(b);
+    return at ? rc : -1;
+}
+
+/* A checkpoint without a recorded share count was made with one share per image (at most 64): a
+ * plain --resume (the checkpoint's own config, whose text has no `shares`) continues it with that
+ * many shares, bit-identical to a run that never stopped, and its next checkpoint records the
+ * count; the default 8 shares would give other bits; a config file giving another count is
+ * refused. Batch 12: 12 shares against the default 8. */
+static void test_old_checkpoint(const char *dir) {
+    pd_error err = {""};
+    enum { B = 12, K = 4 };
+    char tpath[1200], run[1200], ckpt[1300], gen[1300], cpath[1200];
+    snprintf(tpath, sizeof tpath, "%s/old-teacher.safetensors", dir);
+    snprintf(run, sizeof run, "%s/old-run", dir);
+    snprintf(ckpt, sizeof ckpt, "%s/checkpoint.safetensors", run);
+    snprintf(gen, sizeof gen, "%s/generator.safetensors", run);
+    snprintf(cpath, sizeof cpath, "%s/old.yaml", dir);
+    const char *text = "optimizer:\n  lr_psi: 1e-3\n  lr_theta: 1e-3\nema:\n  halflife_images: 16\n"
+                       "training:\n  batch: 12\n  seed: 17\n  threads: 2\n";
+    pd_unet_config mc = tiny_cfg(0.2f);
+    pd_model *t = NULL;
+    sid_config c;
+    sid_distiller *d[3] = {NULL, NULL, NULL};   /* all shares straight, all shares to K/2, 8 */
+    int rc = pd_model_create(&t, &mc, 51, &err) || pd_model_save(t, tpath, &err);
+    pd_model_free(t);
+    if (rc || sid_config_parse(&c, text, "old-config", &err)) {
+        tu_check(0, "old checkpoint setup: %s", err.msg);
+        return;
+    }
+    for (int k = 0; k < 3 && !rc; k++) {
+        c.shares = k < 2 ? GS_MAX_SHARES : GS_DEFAULT_SHARES;
+        rc = pd_model_load(&t, tpath, &err) || sid_create(&d[k], &c, t, &err);
+        for (int i = 0; i < (k == 1 ? K / 2 : K) && !rc; i++)
+            rc = sid_iteration(d[k], NULL, NULL, &err);
+    }
+    rc = rc || pd_make_dirs(run, &err) || sid_save_checkpoint(d[1], ckpt, &err);
+    tu_check(rc == 0 && forget_shares(ckpt) == 0 && d[0]->shares.S == B,
+             "a checkpoint of %d iterations in %d shares, without its share count (%s)", K / 2,
+             d[0] ? d[0]->shares.S : 0, err.msg);
+    if (rc) goto out;
+    FILE *f = fopen(cpath, "w");
+    fputs(text, f);
+    fclose(f);
+    pd_sid_options o = pd_sid_default_options();
+    o.out_dir = run;
+    o.resume = 1;
+    o.config_path = cpath;   /* a config file that gives the default 8 shares */
+    o.duration_images = K * B;
+    pd_error e2 = {""};
+    tu_check(pd_distill_sid(&o, &e2) != 0 && strstr(e2.msg, "training.shares"),
+             "resuming it under a config with 8 shares is refused: %s", e2.msg);
+    o.config_path = NULL;    /* its own config and teacher */
+    pd_model *g = NULL;
+    sid_config back;
+    size_t n = d[0]->n_params;
+    rc = pd_distill_sid(&o, &err) || pd_model_load(&g, gen, &err) ||
+         sid_checkpoint_config(ckpt, &back, &err);
+    tu_check(rc == 0 && same(g->params, d[0]->theta_ema, n) &&
+                 !same(g->params, d[2]->theta_ema, n) && back.shares == GS_MAX_SHARES,
+             "--resume continues it with %d shares: G_ema of %d iterations straight (not of 8 "
+             "shares), and the new checkpoint records the count (%s)", B, K, err.msg);
+    if (!rc) sid_config_free(&back);
+    pd_model_free(g);
+out:
+    for (int k = 0; k < 3; k++) sid_free(d[k]);
+    sid_config_free(&c);
+    const char *files[] = {"checkpoint.safetensors", "generator.safetensors", "sid-log.csv", NULL};
+    for (int k = 0; files[k]; k++) {
+        char p[1400];
+        snprintf(p, sizeof p, "%s/%s", run, files[k]);
+        unlink(p);
+    }
+    rmdir(run);
+    unlink(tpath);
+    unlink(cpath);
+}
+
 /* ------------------------------------------------------------------ warm start */
 
 /* sid_init_generator + the fake-score-only warm-up: G and G_ema are the given generator's weights
@@ -746,6 +846,7 @@ int main(void) {
     TIMED(test_nan_guard());
     TIMED(test_resume_export(dir));
     TIMED(test_workers());
+    TIMED(test_old_checkpoint(dir));
     TIMED(test_warm_start(dir));
     TIMED(test_public(dir));
     TIMED(test_config_files());
