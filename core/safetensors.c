@@ -5,8 +5,8 @@
  * validates the whole header before reading any data (the §M5 loader checklist: N <= 100 MB,
  * 8+N <= file size, known dtype, prod(shape)*size == END-BEGIN, END <= buffer size, contiguous
  * coverage of the buffer without holes or overlaps, no duplicate names, __metadata__ string ->
- * string), then converts F32/F16/BF16 to float32. The header is JSON, which libyaml parses
- * (yamldoc). The writer emits F32 only, pads the header with spaces to an 8-byte boundary and
+ * string), then converts F32/F16/BF16 to float32. The header is JSON, read by pixdiff's strict
+ * reader (core/json.c; surrogate pairs such as Python's json.dumps writes included). The writer emits F32 only, pads the header with spaces to an 8-byte boundary and
  * writes atomically. The host is assumed little-endian, like the format.
  */
 #include "core/safetensors.h"
@@ -50,43 +50,6 @@ float st_bf16_to_f32(uint16_t h) {
     float out;
     memcpy(&out, &u, 4);
     return out;
-}
-
-static int hex4(const char *s, unsigned *v) {
-    *v = 0;
-    for (int i = 0; i < 4; i++) {
-        char c = s[i];
-        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 :
-                c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-        if (d < 0) return 0;
-        *v = *v << 4 | (unsigned)d;
-    }
-    return 1;
-}
-
-/* JSON writes code points above U+FFFF as \uD8xx\uDCxx surrogate pairs (Python's json.dumps
- * does), which libyaml rejects; rewrite each pair in place as raw UTF-8 (12 chars -> 4 bytes).
- * Other escapes, including an escaped backslash before 'u', are copied unchanged. */
-static void join_surrogates(char *s) {
-    char *w = s;
-    for (char *r = s; *r;) {
-        unsigned hi, lo;
-        if (r[0] == '\\' && r[1] == 'u' && hex4(r + 2, &hi) && hi >= 0xd800 && hi <= 0xdbff &&
-            r[6] == '\\' && r[7] == 'u' && hex4(r + 8, &lo) && lo >= 0xdc00 && lo <= 0xdfff) {
-            unsigned c = 0x10000 + ((hi - 0xd800) << 10) + (lo - 0xdc00);
-            *w++ = (char)(0xf0 | c >> 18);
-            *w++ = (char)(0x80 | ((c >> 12) & 0x3f));
-            *w++ = (char)(0x80 | ((c >> 6) & 0x3f));
-            *w++ = (char)(0x80 | (c & 0x3f));
-            r += 12;
-        } else if (r[0] == '\\' && r[1]) {
-            *w++ = *r++;
-            *w++ = *r++;
-        } else {
-            *w++ = *r++;
-        }
-    }
-    *w = '\0';
 }
 
 /* One tensor entry of the header while validating. */
@@ -244,7 +207,6 @@ int st_read(st_file *out, const char *path, pd_error *err) {
     const char *p = hdr;
     while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++;
     if (*p != '{') { pd_fail(err, "%s: header is not a JSON object", path); goto done; }
-    join_surrogates(hdr);
     char src[600];
     snprintf(src, sizeof src, "%s (JSON header)", path);
     if (yd_load_json(&doc, p, src, err)) goto done;
