@@ -18,9 +18,10 @@
  *
  * Bounds (docs/testing.md "Resource rule"): at most YD_MAX_NODES nodes and YD_MAX_DEPTH levels,
  * parsed without recursion (an explicit stack of open containers). The whole tree lives in one
- * arena: a first chunk sized from the text, later ones (rarely needed) doubling, so memory stays
- * a small multiple of the text (a node is 48 bytes plus its slot; "[0,0,...]" costs about 30
- * bytes of tree per byte of text, a safetensors header about 8) and a document costs two or three
+ * arena: a first chunk of 8 bytes per byte of text, later ones (rarely needed) doubling, so
+ * memory stays a small multiple of the text: a node is 48 bytes plus its slot, so "[0,0,...]"
+ * costs 29 bytes of tree per byte of text, the worst case, and a safetensors header 5-7; the
+ * chunks hold at most 8 bytes per byte of text plus twice the tree. A document costs two
  * allocations, the arena and the scratch stack of pending children, instead of libyaml's several
  * per token (docs/testing.md "Executions and findings"). yd_free releases it. */
 #include "core/yamldoc.h"
@@ -466,9 +467,10 @@ int yd_load_json_n(yd_doc *doc, const char *text, size_t len, const char *source
     c->flags = flags;
     c->src = doc->source;
     c->err = err;
-    /* A safetensors header needs about 8 bytes of tree per byte of text; 64 MiB caps a first
-     * guess for a huge text, which then grows by doubling. */
-    size_t guess = len < ((size_t)4 << 20) ? 12 * len + 1024 : (size_t)64 << 20;
+    /* A safetensors header needs 5-7 bytes of tree per byte of text (every header in models/ and
+     * tests/fuzz/corpus), so one chunk usually holds it; 64 MiB caps the first guess for a huge
+     * text, and later chunks double. */
+    size_t guess = len < ((size_t)8 << 20) ? 8 * len + 1024 : (size_t)64 << 20;
     c->next_cap = guess;
     c->cap_slots = len / 16 < 4096 ? len / 16 + 16 : 4096;
     c->slots = malloc(c->cap_slots * sizeof *c->slots);
