@@ -5,9 +5,11 @@
  * validates the whole header before reading any data (the §M5 loader checklist: N <= 100 MB,
  * 8+N <= file size, known dtype, prod(shape)*size == END-BEGIN, END <= buffer size, contiguous
  * coverage of the buffer without holes or overlaps, no duplicate names, __metadata__ string ->
- * string), then converts F32/F16/BF16 to float32. The header is JSON, read by pixdiff's strict
- * reader (core/json.c; surrogate pairs such as Python's json.dumps writes included). The writer emits F32 only, pads the header with spaces to an 8-byte boundary and
- * writes atomically. The host is assumed little-endian, like the format.
+ * string), then converts F32/F16/BF16 to float32: all of it (st_read), or tensor by tensor into
+ * the caller's memory (st_open + st_load, so a model's weights are held once). The header is
+ * JSON, read by pixdiff's strict reader (core/json.c; surrogate pairs as Python's json.dumps
+ * writes them included). The writer emits F32 only, pads the header with spaces to an 8-byte
+ * boundary and writes atomically. The host is assumed little-endian, like the format.
  */
 #include "core/safetensors.h"
 #include "core/util.h"
@@ -146,35 +148,41 @@ static int read_meta(st_file *out, const char *path, const yd_node *m, pd_error 
     return 0;
 }
 
-/* Reads the tensors' bytes in file order and converts them to float32 in place. */
-static int read_data(st_file *out, FILE *f, const char *path, unsigned long long base,
-                     const st_entry *sorted, int n, pd_error *err) {
-    for (int k = 0; k < n; k++) {
-        const st_entry *e = &sorted[k];
-        st_tensor *t = &out->tensors[e->index];
-        const char *dt = st_dtypes[e->dtype].name;
-        size_t bytes = e->end - e->begin;
-        if (!(t->data = core_alloc(t->numel * sizeof(float))))
-            return pd_fail(err, "%s: tensor '%s': out of memory (%zu elements)", path, e->name,
-                           t->numel);
-        if (!bytes) continue;
-        if (fseeko(f, (off_t)(base + e->begin), SEEK_SET) || fread(t->data, 1, bytes, f) != bytes)
-            return pd_fail(err, "%s: tensor '%s': file truncated", path, e->name);
-        if (!strcmp(dt, "F32")) continue;
-        /* 16-bit values fill the first half of the float buffer; converting from the last
-         * element down never overwrites an input that is still needed (out[i] covers in[2i..]). */
-        const uint16_t *in = (const uint16_t *)t->data;
-        int bf = !strcmp(dt, "BF16");
-        for (size_t i = t->numel; i-- > 0;) {
-            uint16_t h = in[i];
-            t->data[i] = bf ? st_bf16_to_f32(h) : st_f16_to_f32(h);
-        }
+/* Reads tensor t's bytes into dst and converts them to float32 in place: 16-bit values fill the
+ * first half of dst; converting from the last element down never overwrites an input that is
+ * still needed (out[i] covers in[2i..]). */
+int st_load(const st_file *f, const st_tensor *t, float *dst, pd_error *err) {
+    size_t bytes = t->numel * (size_t)t->dtype_size;
+    if (!bytes) return 0;
+    if (!f->fp) return pd_fail(err, "%s: tensor '%s': file not open", f->path, t->name);
+    if (fseeko(f->fp, (off_t)t->file_offset, SEEK_SET) || fread(dst, 1, bytes, f->fp) != bytes)
+        return pd_fail(err, "%s: tensor '%s': file truncated", f->path, t->name);
+    if (t->dtype_size == 4) return 0;
+    const uint16_t *in = (const uint16_t *)dst;
+    for (size_t i = t->numel; i-- > 0;) {
+        uint16_t h = in[i];
+        dst[i] = t->is_bf16 ? st_bf16_to_f32(h) : st_f16_to_f32(h);
     }
     return 0;
 }
 
-int st_read(st_file *out, const char *path, pd_error *err) {
+/* Every tensor into its own float32 buffer, in file order (sequential reads). */
+static int read_data(st_file *out, const st_entry *sorted, int n, pd_error *err) {
+    for (int k = 0; k < n; k++) {
+        st_tensor *t = &out->tensors[sorted[k].index];
+        if (!(t->data = core_alloc(t->numel * sizeof(float))))
+            return pd_fail(err, "%s: tensor '%s': out of memory (%zu elements)", out->path,
+                           t->name, t->numel);
+        if (st_load(out, t, t->data, err)) return -1;
+    }
+    return 0;
+}
+
+/* st_open, and with sorted_out the entries in file order (st_read reads in that order). */
+static int open_file(st_file *out, const char *path, st_entry **sorted_out, pd_error *err) {
+
     memset(out, 0, sizeof *out);
+    snprintf(out->path, sizeof out->path, "%s", path);
     FILE *f = fopen(path, "rb");
     if (!f) return pd_fail(err, "%s: %s", path, strerror(errno));
     char *hdr = NULL;
@@ -231,7 +239,7 @@ int st_read(st_file *out, const char *path, pd_error *err) {
         ents[nt].index = nt;
         out->n_tensors = ++nt;
     }
-    /* The name index (yamldoc already rejected duplicate keys). */
+    /* The name index (core/json.c already rejected duplicate keys). */
     if (!(out->by_name = malloc((nt + 1) * sizeof *out->by_name))) {
         pd_fail(err, "%s: out of memory", path);
         goto done;
@@ -269,12 +277,41 @@ int st_read(st_file *out, const char *path, pd_error *err) {
             goto done;
         }
     }
-    rc = read_data(out, f, path, 8 + N, ents, nt, err);
+    for (int k = 0; k < nt; k++) {
+        st_tensor *t = &out->tensors[ents[k].index];
+        t->file_offset = 8 + N + ents[k].begin;
+        t->dtype_size = st_dtypes[ents[k].dtype].size;
+        t->is_bf16 = !strcmp(st_dtypes[ents[k].dtype].name, "BF16");
+    }
+    out->fp = f;
+    f = NULL;
+    rc = 0;
 done:
-    fclose(f);
+    if (f) fclose(f);
     free(hdr);
-    free(ents);
     yd_free(&doc);
+    if (rc) {
+        free(ents);
+        st_free(out);
+    } else if (sorted_out) {
+        *sorted_out = ents;
+    } else {
+        free(ents);
+    }
+    return rc;
+}
+
+int st_open(st_file *out, const char *path, pd_error *err) {
+    return open_file(out, path, NULL, err);
+}
+
+int st_read(st_file *out, const char *path, pd_error *err) {
+    st_entry *sorted = NULL;
+    if (open_file(out, path, &sorted, err)) return -1;
+    int rc = read_data(out, sorted, out->n_tensors, err);
+    free(sorted);
+    fclose(out->fp);
+    out->fp = NULL;
     if (rc) st_free(out);
     return rc;
 }
@@ -293,6 +330,7 @@ void st_free(st_file *f) {
     free(f->by_name);
     free(f->meta_keys);
     free(f->meta_values);
+    if (f->fp) fclose(f->fp);
     memset(f, 0, sizeof *f);
 }
 
@@ -354,7 +392,8 @@ static int utf8_next(const unsigned char *s, uint32_t *cp) {
 }
 
 /* A JSON string literal. Control characters, and the code points YAML may not carry raw
- * (DEL, C1 controls, U+FFFE/U+FFFF), are \u-escaped so libyaml reads back the same string. */
+ * (DEL, C1 controls, U+FFFE/U+FFFF), are \u-escaped, so a YAML reader (libyaml) reads back
+ * the same string as core/json.c does. */
 static int sb_json(sbuf *b, const char *s) {
     sb_add(b, "\"", 1);
     for (const unsigned char *p = (const unsigned char *)s; *p;) {

@@ -9,13 +9,17 @@
 #define PD_SAFETENSORS_H
 
 #include "pixdiff.h"
+#include <stdio.h>
 
 typedef struct st_tensor {
     char *name;
     int ndim;
     long long shape[8];
-    float *data;              /* converted to float32, owned by the st_file */
+    float *data;              /* converted to float32, owned by the st_file; NULL after st_open */
     size_t numel;
+    unsigned long long file_offset;   /* of its bytes in the file (st_load) */
+    int dtype_size;                   /* 4 (F32) or 2 (F16, BF16) */
+    int is_bf16;
 } st_tensor;
 
 typedef struct st_file {
@@ -25,9 +29,17 @@ typedef struct st_file {
                                  search; NULL in a file built by hand: a linear scan */
     char **meta_keys, **meta_values;   /* __metadata__ (string -> string) */
     int n_meta;
+    FILE *fp;                 /* open between st_open and st_free (st_load reads from it) */
+    char path[1024];
 } st_file;
 
 int st_read(st_file *out, const char *path, pd_error *err);
+/* Validates the whole file as st_read does but reads no tensor data (every data is NULL): a model
+ * loads its tensors straight into its arena with st_load, so a file is never held twice in
+ * memory (issue 17: ADM's 1.18 GB). The file stays open until st_free. */
+int st_open(st_file *out, const char *path, pd_error *err);
+/* Reads tensor t of an st_open'ed file into dst[0..t->numel), converted to float32. */
+int st_load(const st_file *f, const st_tensor *t, float *dst, pd_error *err);
 void st_free(st_file *f);
 /* O(log n): a file of many tensors is looked up n times while loading (n log n in all). */
 const st_tensor *st_find(const st_file *f, const char *name);

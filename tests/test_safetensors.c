@@ -164,6 +164,41 @@ int main(void) {
                  !st_meta(&f, "nope"), "header order kept, metadata lookup");
         st_free(&f);
     }
+    /* st_open reads no data; st_load gives each tensor exactly what st_read gives, in any order */
+    rc = st_open(&f, TMP, &e);
+    tu_check(rc == 0 && f.n_tensors == 4, "st_open of the mixed file (%s)", rc ? e.msg : "");
+    if (!rc) {
+        int nulls = 0, same = 1;
+        for (int i = 0; i < f.n_tensors; i++) nulls += f.tensors[i].data == NULL;
+        tu_check(nulls == 4, "st_open leaves every tensor's data NULL (%d of 4)", nulls);
+        st_file g;
+        pd_error e2;
+        if (st_read(&g, TMP, &e2) == 0) {
+            const char *order[4] = {"y", "z", "e", "x"};
+            for (int k = 0; k < 4; k++) {
+                const st_tensor *a = st_find(&f, order[k]), *b = st_find(&g, order[k]);
+                float got[3] = {0};
+                same = same && a && b && st_load(&f, a, got, &e) == 0 &&
+                       (b->numel == 0 || !memcmp(got, b->data, b->numel * sizeof(float)));
+            }
+            st_free(&g);
+        } else {
+            same = 0;
+        }
+        tu_check(same, "st_load of F32/F16/BF16/empty tensors equals st_read's data");
+        st_free(&f);
+    }
+    rc = st_open(&f, TMP, &e);
+    if (!rc) {   /* the file shrinks after st_open: st_load fails with a message, not garbage */
+        FILE *tr = fopen(TMP, "r+b");
+        tu_check(tr && ftruncate(fileno(tr), 20) == 0, "truncate the opened file");
+        if (tr) fclose(tr);
+        float got[3];
+        rc = st_load(&f, st_find(&f, "y"), got, &e);
+        tu_check(rc != 0 && strstr(e.msg, "'y'") && strstr(e.msg, "truncated"),
+                 "st_load of a file truncated after st_open fails naming the tensor (%s)", e.msg);
+        st_free(&f);
+    }
 
     /* ---- a header as Python's json.dumps writes it: spaces, \u escapes, a surrogate pair for
      * U+1F600, and an escaped backslash before "ud83d" that must stay literal text */

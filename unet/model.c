@@ -173,14 +173,15 @@ static int load_tensors(pd_model *m, const st_file *f, const char *path, pd_erro
     }
     if (!m->params)   /* cannot happen: the tensors checked above hold n_params values */
         return pd_fail(err, "%s: the config needs more values than the file holds", path);
+    /* Straight from the file into the arena (st_open): the weights are never held twice. */
     for (int i = 0; i < m->n_tensors; i++) {
         const unet_tensor_info *t = &m->tensors[i];
-        const st_tensor *s = st_find(f, t->name);
+        float *dst = m->params + t->offset;
+        if (st_load(f, st_find(f, t->name), dst, err)) return -1;
         for (size_t j = 0; j < t->numel; j++)
-            if (!isfinite(s->data[j]))
+            if (!isfinite(dst[j]))
                 return pd_fail(err, "%s: tensor '%s' holds a non-finite value at element %zu", path,
                                t->name, j);
-        memcpy(m->params + t->offset, s->data, t->numel * sizeof(float));
     }
     for (int i = 0; i < m->n_buffers; i++) {
         const unet_tensor_info *t = &m->buffers[i];
@@ -191,24 +192,34 @@ static int load_tensors(pd_model *m, const st_file *f, const char *path, pd_erro
                            t->name);
         }
         if (check_shape(s, t, path, err)) return -1;
-        int is_u = m->pc.u && !strcmp(t->name, "u");
-        for (size_t j = 0; j < t->numel; j++) {
-            float v = s->data[j];
-            if (!isfinite(v))
-                return pd_fail(err, "%s: buffer '%s' holds a non-finite value at element %zu", path,
-                               t->name, j);
+        float *v = malloc((t->numel ? t->numel : 1) * sizeof *v);   /* buffers are small */
+        if (!v) return pd_fail(err, "%s: out of memory", path);
+        if (st_load(f, s, v, err)) { free(v); return -1; }
+        int is_u = m->pc.u && !strcmp(t->name, "u"), bad = 0;
+        for (size_t j = 0; j < t->numel && !bad; j++) {
+            if (!isfinite(v[j])) {
+                pd_fail(err, "%s: buffer '%s' holds a non-finite value at element %zu", path,
+                        t->name, j);
+                bad = 1;
+                break;
+            }
             /* A fixed buffer that differs is a different network (e.g. another resample_filter
              * than the config's); 1e-6 relative allows the writer's own float rounding. iDDPM's u
              * comes from a 1000-step float recursion whose sin/sqrt rounding may differ by a few
              * ulps per step: 1e-4 relative, and the file's own table is used (EDM's exact
              * nearest-σ choices). */
             float tol = is_u ? 1e-4f : 1e-6f;
-            if (m->buf_fixed[i] && fabsf(v - m->buf_fixed[i][j]) > tol * (1 + fabsf(v)))
-                return pd_fail(err, "%s: buffer '%s' element %zu is %g, the config implies %g",
-                               path, t->name, j, (double)v, (double)m->buf_fixed[i][j]);
+            if (m->buf_fixed[i] && fabsf(v[j] - m->buf_fixed[i][j]) > tol * (1 + fabsf(v[j]))) {
+                pd_fail(err, "%s: buffer '%s' element %zu is %g, the config implies %g", path,
+                        t->name, j, (double)v[j], (double)m->buf_fixed[i][j]);
+                bad = 1;
+            }
         }
-        if (!m->buf_fixed[i] || is_u) memcpy(m->bufs + t->offset, s->data, t->numel * sizeof(float));
-        if (is_u) memcpy(m->pc.u, s->data, t->numel * sizeof(float));
+        if (!bad && (!m->buf_fixed[i] || is_u))
+            memcpy(m->bufs + t->offset, v, t->numel * sizeof(float));
+        if (!bad && is_u) memcpy(m->pc.u, v, t->numel * sizeof(float));
+        free(v);
+        if (bad) return -1;
     }
     for (int i = 0; i < f->n_tensors; i++) {
         const char *name = f->tensors[i].name;
@@ -222,7 +233,7 @@ static int load_tensors(pd_model *m, const st_file *f, const char *path, pd_erro
 int pd_model_load(pd_model **out, const char *path, pd_error *err) {
     *out = NULL;
     st_file f;
-    if (st_read(&f, path, err)) return -1;
+    if (st_open(&f, path, err)) return -1;
     const char *js = st_meta(&f, "pixdiff.config");
     const char *kind = st_pixdiff_other_kind(&f, "pixdiff.config");
     if (kind) {
