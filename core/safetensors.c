@@ -6,9 +6,10 @@
  * 8+N <= file size, known dtype, prod(shape)*size == END-BEGIN, END <= buffer size, contiguous
  * coverage of the buffer without holes or overlaps, no duplicate names, __metadata__ string ->
  * string), then converts F32/F16/BF16 to float32: all of it (st_read), or tensor by tensor into
- * the caller's memory (st_open + st_load, so a model's weights are held once). The header is JSON, which libyaml parses
- * (yamldoc). The writer emits F32 only, pads the header with spaces to an 8-byte boundary and
- * writes atomically. The host is assumed little-endian, like the format.
+ * the caller's memory (st_open + st_load, so a model's weights are held once). The header is
+ * JSON, read by pixdiff's strict reader (core/json.c; surrogate pairs as Python's json.dumps
+ * writes them included). The writer emits F32 only, pads the header with spaces to an 8-byte
+ * boundary and writes atomically. The host is assumed little-endian, like the format.
  */
 #include "core/safetensors.h"
 #include "core/util.h"
@@ -51,43 +52,6 @@ float st_bf16_to_f32(uint16_t h) {
     float out;
     memcpy(&out, &u, 4);
     return out;
-}
-
-static int hex4(const char *s, unsigned *v) {
-    *v = 0;
-    for (int i = 0; i < 4; i++) {
-        char c = s[i];
-        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 :
-                c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-        if (d < 0) return 0;
-        *v = *v << 4 | (unsigned)d;
-    }
-    return 1;
-}
-
-/* JSON writes code points above U+FFFF as \uD8xx\uDCxx surrogate pairs (Python's json.dumps
- * does), which libyaml rejects; rewrite each pair in place as raw UTF-8 (12 chars -> 4 bytes).
- * Other escapes, including an escaped backslash before 'u', are copied unchanged. */
-static void join_surrogates(char *s) {
-    char *w = s;
-    for (char *r = s; *r;) {
-        unsigned hi, lo;
-        if (r[0] == '\\' && r[1] == 'u' && hex4(r + 2, &hi) && hi >= 0xd800 && hi <= 0xdbff &&
-            r[6] == '\\' && r[7] == 'u' && hex4(r + 8, &lo) && lo >= 0xdc00 && lo <= 0xdfff) {
-            unsigned c = 0x10000 + ((hi - 0xd800) << 10) + (lo - 0xdc00);
-            *w++ = (char)(0xf0 | c >> 18);
-            *w++ = (char)(0x80 | ((c >> 12) & 0x3f));
-            *w++ = (char)(0x80 | ((c >> 6) & 0x3f));
-            *w++ = (char)(0x80 | (c & 0x3f));
-            r += 12;
-        } else if (r[0] == '\\' && r[1]) {
-            *w++ = *r++;
-            *w++ = *r++;
-        } else {
-            *w++ = *r++;
-        }
-    }
-    *w = '\0';
 }
 
 /* One tensor entry of the header while validating. */
@@ -251,7 +215,6 @@ static int open_file(st_file *out, const char *path, st_entry **sorted_out, pd_e
     const char *p = hdr;
     while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++;
     if (*p != '{') { pd_fail(err, "%s: header is not a JSON object", path); goto done; }
-    join_surrogates(hdr);
     char src[600];
     snprintf(src, sizeof src, "%s (JSON header)", path);
     if (yd_load_json(&doc, p, src, err)) goto done;
@@ -276,7 +239,7 @@ static int open_file(st_file *out, const char *path, st_entry **sorted_out, pd_e
         ents[nt].index = nt;
         out->n_tensors = ++nt;
     }
-    /* The name index (yamldoc already rejected duplicate keys). */
+    /* The name index (core/json.c already rejected duplicate keys). */
     if (!(out->by_name = malloc((nt + 1) * sizeof *out->by_name))) {
         pd_fail(err, "%s: out of memory", path);
         goto done;
@@ -429,7 +392,8 @@ static int utf8_next(const unsigned char *s, uint32_t *cp) {
 }
 
 /* A JSON string literal. Control characters, and the code points YAML may not carry raw
- * (DEL, C1 controls, U+FFFE/U+FFFF), are \u-escaped so libyaml reads back the same string. */
+ * (DEL, C1 controls, U+FFFE/U+FFFF), are \u-escaped, so a YAML reader (libyaml) reads back
+ * the same string as core/json.c does. */
 static int sb_json(sbuf *b, const char *s) {
     sb_add(b, "\"", 1);
     for (const unsigned char *p = (const unsigned char *)s; *p;) {

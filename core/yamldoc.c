@@ -3,8 +3,9 @@
  * second document, and nesting deeper than YD_MAX_DEPTH are errors; aliases are expanded by copy
  * under a node budget and a byte budget: the copies may add at most YD_ALIAS_SLACK bytes plus as
  * many bytes as the tree parsed from the text so far, so an "alias bomb" fails after a few MB
- * whatever its depth or scalar sizes (docs/testing.md "Resource rule"). JSON (yd_load_json)
- * refuses anchors and aliases outright: JSON has none. The typed getters are strict:
+ * whatever its depth or scalar sizes (docs/testing.md "Resource rule"). JSON has its own reader
+ * (core/json.c); yd_load_json_libyaml, the reference its tests compare with, refuses anchors and
+ * aliases outright: JSON has none. The typed getters are strict:
  * a present key with the wrong type fails with "source:line: key: expected ..., got ...". */
 #include "core/yamldoc.h"
 #include <errno.h>
@@ -15,8 +16,6 @@
 #include <sys/stat.h>
 #include <yaml.h>
 
-#define YD_MAX_DEPTH 200
-#define YD_MAX_NODES (1L << 21)
 #define YD_ALIAS_SLACK ((size_t)1 << 20)
 
 typedef struct { char *name; yd_node *node; } yd_anchor;
@@ -313,14 +312,17 @@ int yd_load_string(yd_doc *doc, const char *text, const char *source_name, pd_er
     return load_string(doc, text, source_name, 0, err);
 }
 
-int yd_load_json(yd_doc *doc, const char *text, const char *source_name, pd_error *err) {
+int yd_load_json_libyaml(yd_doc *doc, const char *text, const char *source_name,
+                         pd_error *err) {
     return load_string(doc, text, source_name, 1, err);
 }
 
 void yd_free(yd_doc *doc) {
     if (!doc) return;
-    node_free(doc->root);
+    if (doc->arena) yd_arena_free(doc->arena);
+    else node_free(doc->root);
     doc->root = NULL;
+    doc->arena = NULL;
 }
 
 /* ------------------------------------------------------------------ lookups */

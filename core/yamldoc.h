@@ -1,4 +1,5 @@
-/* yamldoc.h — a YAML (and so JSON) document as a small tree, parsed with libyaml.
+/* yamldoc.h — a YAML or JSON document as a small tree: YAML parsed with libyaml
+ * (core/yamldoc.c), JSON with pixdiff's own strict reader (core/json.c) into the same tree.
  *
  * Every node remembers its line, so configuration errors can name "file:line: key". Lookups are
  * strict: yd_check_keys() rejects keys a caller does not know, and the typed getters fail with a
@@ -8,6 +9,10 @@
 #define PD_YAMLDOC_H
 
 #include "pixdiff.h"
+
+/* Bounds of every document (docs/testing.md "Resource rule"). */
+#define YD_MAX_DEPTH 200
+#define YD_MAX_NODES (1L << 21)
 
 typedef enum { YD_SCALAR, YD_SEQ, YD_MAP } yd_kind;
 
@@ -26,6 +31,7 @@ struct yd_node {
 typedef struct yd_doc {
     yd_node *root;
     char source[512];         /* file name, or "<string>" */
+    void *arena;              /* JSON: the one arena holding the whole tree (core/json.c) */
 } yd_doc;
 
 int yd_load_file(yd_doc *doc, const char *path, pd_error *err);
@@ -33,10 +39,19 @@ int yd_load_file(yd_doc *doc, const char *path, pd_error *err);
  * NUL bytes inside. Used where the text itself is kept too (training checkpoints store it). */
 int yd_read_text(const char *path, char **text, pd_error *err);
 int yd_load_string(yd_doc *doc, const char *text, const char *source_name, pd_error *err);
-/* JSON text (a safetensors header, a metadata value): as yd_load_string, but YAML anchors and
- * aliases are refused, since JSON has none and they are the way a small text expands. */
+/* JSON text (a safetensors header, a metadata value, a results.jsonl line), strict RFC 8259,
+ * through core/json.c: the tree yd_load_string would build for it, in one arena. */
 int yd_load_json(yd_doc *doc, const char *text, const char *source_name, pd_error *err);
-void yd_free(yd_doc *doc);
+/* The same on text[0..len) (a NUL byte inside is an error); flags: YD_JSON_NONFINITE also reads
+ * the bare words nan, -nan, inf, -inf that jb_num (core/jsonbuf.h) writes for a diverged loss. */
+#define YD_JSON_NONFINITE 1
+int yd_load_json_n(yd_doc *doc, const char *text, size_t len, const char *source_name, int flags,
+                   pd_error *err);
+/* JSON through libyaml (anchors and aliases refused): the reader before core/json.c, kept only as
+ * the reference of tests/test_json.c and fuzz_yamldoc's differential check. */
+int yd_load_json_libyaml(yd_doc *doc, const char *text, const char *source_name, pd_error *err);
+void yd_free(yd_doc *doc);                                 /* either kind of document */
+void yd_arena_free(void *arena);                           /* core/json.c, for yd_free */
 
 yd_node *yd_get(const yd_node *map, const char *key);      /* NULL if absent or not a map */
 /* Fails naming the first key of map not in the NULL-terminated list `known`. */

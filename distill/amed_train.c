@@ -289,7 +289,7 @@ static int ckpt_load(trainer *t, double *loss, pd_error *err) {
     }
     char src[1200];
     snprintf(src, sizeof src, "%s: pixdiff.amed_train", t->ckpt);
-    if (yd_load_string(&doc, st, src, err)) goto done;
+    if (yd_load_json_n(&doc, st, strlen(st), src, YD_JSON_NONFINITE, err)) goto done;
     long long batches = -1, adam_t = -1;
     double secs = 0;
     if (yd_int(&doc, doc.root, "batches", &batches, err) || yd_int(&doc, doc.root, "adam_t", &adam_t, err) ||

@@ -690,7 +690,7 @@ int sid_export_checkpoint(const char *ckpt, const char *out_model, pd_error *err
     snprintf(src, sizeof src, "%s: pixdiff.config", ckpt);
     yd_doc doc;
     pd_unet_config mc = pd_unet_config_default();
-    if (yd_load_string(&doc, js, src, err)) goto done;
+    if (yd_load_json(&doc, js, src, err)) goto done;
     int bad = unet_config_from_node(&mc, &doc, doc.root, err);
     yd_free(&doc);
     /* The arena is bounded by the EMA tensor the file holds, checked before allocating

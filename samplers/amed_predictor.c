@@ -12,8 +12,8 @@
  * checks it against finite differences and the forward against an independent double twin.
  *
  * File: safetensors, tensors named as the reference module's state dict, and
- * __metadata__["pixdiff.amed"] = JSON of pd_amed_info (read back with the YAML reader, which
- * parses JSON). Loading checks every tensor's shape and that the heads match s_dir / s_time.
+ * __metadata__["pixdiff.amed"] = JSON of pd_amed_info (read back with core/json.c, which also
+ * takes the nan/inf a diverged final_loss is written as). Loading checks every tensor's shape and that the heads match s_dir / s_time.
  */
 #include "samplers/amed_predictor.h"
 #include "core/jsonbuf.h"
@@ -365,7 +365,7 @@ static int parse_info(pd_amed_info *in, const char *json, const char *path, pd_e
     yd_doc doc;
     char src[1100];
     snprintf(src, sizeof src, "%s: pixdiff.amed", path);
-    if (yd_load_string(&doc, json, src, err)) return -1;
+    if (yd_load_json_n(&doc, json, strlen(json), src, YD_JSON_NONFINITE, err)) return -1;
     static const char *const known[] = {
         "format", "kind",    "steps",     "nfe",         "afs",          "grid",       "rho",
         "sigma_min", "sigma_max", "end", "s_dir",   "s_time", "max_order", "teacher", "teacher_m",

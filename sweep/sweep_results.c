@@ -5,7 +5,7 @@
  * earlier line intact and at most a partial last line without its newline. Loading cuts such a
  * torn tail off the file (and says so) before anything is appended after it; any other line that
  * is not a JSON object with a "key" string is an error naming file:line, because it did not come
- * from this code. JSON is parsed with libyaml (a JSON document is YAML, core/yamldoc.h).
+ * from this code. JSON is parsed with pixdiff's strict reader (core/json.c).
  */
 #include "sweep/sweep.h"
 
@@ -37,7 +37,7 @@ void sw_results_free(sw_results *r) {
 static int parse_line(sw_record *rec, const char *line, const char *source, pd_error *err) {
     memset(rec, 0, sizeof *rec);
     yd_doc doc;
-    if (yd_load_string(&doc, line, source, err)) return -1;
+    if (yd_load_json(&doc, line, source, err)) return -1;
     const yd_node *root = doc.root;
     int rc = 0;
     if (!root || root->kind != YD_MAP || root->n < 1) {

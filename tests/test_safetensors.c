@@ -222,7 +222,7 @@ int main(void) {
     write_raw(TMP, "", 1LL << 62, NULL, 0);
     expect_fail("header length 2^62", "100 MB");
     malformed("not JSON", "hello world", 0, "not a JSON object");
-    malformed("broken JSON", "{\"a\": {\"dtype\": ", 0, "YAML syntax error");
+    malformed("broken JSON", "{\"a\": {\"dtype\": ", 0, "JSON syntax error");
     malformed("JSON array", "[1, 2]", 0, "not a JSON object");
     malformed("empty header", "", 0, "not a JSON object");
     snprintf(hb, sizeof hb, "{\"a\":{%s}}", T8);

@@ -3,7 +3,7 @@
  * (unet/net_ops.h).
  *
  * Files hold the parameters under EDM's state-dict names (DESIGN.md "File formats") and the config
- * as __metadata__["pixdiff.config"] (JSON, parsed with the YAML reader). Loading is strict: the
+ * as __metadata__["pixdiff.config"] (JSON, read by core/json.c). Loading is strict: the
  * config must be supported (unet_config_validate), every parameter of the configured net must be
  * present with its exact shape and finite values, and nothing else may be there but the net's
  * buffers: a buffer with fixed contents (resample_filter, iDDPM's u) is checked against them when
@@ -250,7 +250,7 @@ int pd_model_load(pd_model **out, const char *path, pd_error *err) {
     snprintf(src, sizeof src, "%s: pixdiff.config", path);
     yd_doc doc;
     pd_unet_config cfg = pd_unet_config_default();
-    if (yd_load_string(&doc, js, src, err)) { st_free(&f); return -1; }
+    if (yd_load_json(&doc, js, src, err)) { st_free(&f); return -1; }
     int rc = unet_config_from_node(&cfg, &doc, doc.root, err);
     yd_free(&doc);
     pd_error e2;

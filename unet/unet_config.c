@@ -3,7 +3,7 @@
  * The config holds EDM's SongUNet/EDMPrecond constructor arguments plus pixdiff's keys (kind,
  * sigma_init, class_names), DESIGN.md "File formats". It travels inside model files as
  * __metadata__["pixdiff.config"], a one-line JSON object written here and read back with the
- * YAML parser (JSON is YAML). Validation (the validate entries of unet/net_ops.h) rejects what
+ * strict JSON reader (core/json.c). Validation (the validate entries of unet/net_ops.h) rejects what
  * this runtime does not implement (EDM's unused skip encoder/decoder, other resample filters) with
  * a message naming the key, instead of running a different network than the one that was trained.
  */
