@@ -7,6 +7,7 @@
  * the caller's state: it checks everything and hands values back.
  */
 #include "distill/checkpoint.h"
+#include "distill/grad_shares.h"
 #include "unet/songunet.h"
 
 #include <errno.h>
@@ -133,6 +134,15 @@ int ck_get_count(const ck_file *c, const char *name, long long *out, pd_error *e
         return pd_fail(err, "%s: corrupt checkpoint: %s.%s = '%.40s' is not a count", c->path,
                        c->kind->prefix, name, v);
     *out = x;
+    return 0;
+}
+
+int ck_get_shares(const ck_file *c, int *shares, pd_error *err) {
+    long long n = GS_MAX_SHARES;
+    if (ck_get(c, "shares") && ck_get_count(c, "shares", &n, err)) return -1;
+    if (n < 1 || n > GS_MAX_SHARES)
+        return pd_fail(err, "%s: %lld gradient shares recorded (1..%d)", c->path, n, GS_MAX_SHARES);
+    *shares = (int)n;
     return 0;
 }
 

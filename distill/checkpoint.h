@@ -80,6 +80,11 @@ const char *ck_get(const ck_file *c, const char *name);
 int ck_get_count(const ck_file *c, const char *name, long long *out, pd_error *err);
 /* A number <prefix>.name (strtod), or 0 when missing. */
 double ck_get_real(const ck_file *c, const char *name);
+/* The gradient share count the run was made with: <prefix>.shares, or the most shares
+ * (GS_MAX_SHARES) for a checkpoint written before the key existed, whose steps summed one share
+ * per image (docs/scale-out.md §2). The embedded YAML may say otherwise: a run resumed from its
+ * own config adopts this count. */
+int ck_get_shares(const ck_file *c, int *shares, pd_error *err);
 /* Checks the format and finds the embedded YAML: *text (owned by c) and, in source, the name
  * its parse errors should carry ("<config source> (config of checkpoint <path>)"). */
 int ck_config_text(const ck_file *c, const char **text, char *source, size_t cap, pd_error *err);

@@ -580,26 +580,17 @@ int sid_save_checkpoint(const sid_distiller *s, const char *path, pd_error *err)
 }
 
 /* The format check and the embedded config of an opened checkpoint, with the share count the
- * run was made with: the recorded `shares`, or the most shares for a checkpoint written before
- * the key existed (its steps summed one share per image, docs/scale-out.md §2). The YAML text
- * may say otherwise: a run resumed from its own config adopts the recorded count, and its text
- * is kept as it was. */
+ * run was made with (ck_get_shares). */
 static int ck_config(const ck_file *c, sid_config *cfg, pd_error *err) {
     const char *text;
     char name[1200];
     if (ck_config_text(c, &text, name, sizeof name, err) || sid_config_parse(cfg, text, name, err))
         return -1;
-    long long shares = GS_MAX_SHARES;
-    if (ck_get(c, "shares") && ck_get_count(c, "shares", &shares, err)) goto bad;
-    if (shares < 1 || shares > GS_MAX_SHARES) {
-        pd_fail(err, "%s: %lld gradient shares recorded (1..%d)", c->path, shares, GS_MAX_SHARES);
-        goto bad;
+    if (ck_get_shares(c, &cfg->shares, err)) {
+        sid_config_free(cfg);
+        return -1;
     }
-    cfg->shares = (int)shares;
     return 0;
-bad:
-    sid_config_free(cfg);
-    return -1;
 }
 
 int sid_checkpoint_config(const char *path, sid_config *cfg, pd_error *err) {

@@ -302,12 +302,19 @@ int tr_save_checkpoint(const tr_trainer *t, const char *path, pd_error *err) {
     return ck_write(path, 4, ck_names, data, t->n_params, &m, err);
 }
 
-/* The format check and the embedded config of an opened checkpoint. */
+/* The format check and the embedded config of an opened checkpoint, with the share count the
+ * run was made with (ck_get_shares): a plain --resume of a checkpoint written before
+ * `training.shares` existed continues it with its own share count. */
 static int ck_config(const ck_file *c, tr_config *cfg, pd_error *err) {
     const char *text;
     char name[1200];
-    if (ck_config_text(c, &text, name, sizeof name, err)) return -1;
-    return tr_config_parse(cfg, text, name, err);
+    if (ck_config_text(c, &text, name, sizeof name, err) || tr_config_parse(cfg, text, name, err))
+        return -1;
+    if (ck_get_shares(c, &cfg->shares, err)) {
+        tr_config_free(cfg);
+        return -1;
+    }
+    return 0;
 }
 
 int tr_checkpoint_config(const char *path, tr_config *cfg, pd_error *err) {
@@ -324,8 +331,6 @@ int tr_load_checkpoint(tr_trainer *t, const char *path, pd_error *err) {
     int rc = -1;
     tr_config old;
     if (ck_config(&c, &old, err)) goto done;
-    /* Checkpoints from before `training.shares` existed were made with the most shares. */
-    if (ck_get_real(&c, "shares") == 0) old.shares = GS_MAX_SHARES;
     rc = tr_config_compatible(&old, &t->cfg, path, err);
     tr_config_free(&old);
     if (rc) goto done;

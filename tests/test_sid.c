@@ -542,29 +542,6 @@ static void test_workers(void) {
 
 /* ------------------------------------------------------------------ pre-`shares` checkpoints */
 
-/* Renames the checkpoint's recorded share count (same length, so the header stays valid): the
- * file a run wrote before `training.shares` existed. */
-static int forget_shares(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return -1;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    rewind(f);
-    char *b = malloc((size_t)n);
-    int rc = b && fread(b, 1, (size_t)n, f) == (size_t)n ? 0 : -1;
-    fclose(f);
-    const char key[] = "\"pixdiff.sid.shares\"";
-    char *at = rc ? NULL : memmem(b, (size_t)n, key, sizeof key - 1);
-    if (at) {
-        at[sizeof key - 3] = 'z';
-        f = fopen(path, "wb");
-        rc = f && fwrite(b, 1, (size_t)n, f) == (size_t)n ? 0 : -1;
-        if (f) fclose(f);
-    }
-    free(b);
-    return at ? rc : -1;
-}
-
 /* A checkpoint without a recorded share count was made with one share per image (at most 64): a
  * plain --resume (the checkpoint's own config, whose text has no `shares`) continues it with that
  * many shares, bit-identical to a run that never stopped, and its next checkpoint records the
@@ -598,7 +575,8 @@ static void test_old_checkpoint(const char *dir) {
             rc = sid_iteration(d[k], NULL, NULL, &err);
     }
     rc = rc || pd_make_dirs(run, &err) || sid_save_checkpoint(d[1], ckpt, &err);
-    tu_check(rc == 0 && forget_shares(ckpt) == 0 && d[0]->shares.S == B,
+    tu_check(rc == 0 && tu_forget_key(ckpt, "\"pixdiff.sid.shares\"") == 0 &&
+                 d[0]->shares.S == B,
              "a checkpoint of %d iterations in %d shares, without its share count (%s)", K / 2,
              d[0] ? d[0]->shares.S : 0, err.msg);
     if (rc) goto out;

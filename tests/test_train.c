@@ -612,6 +612,61 @@ out:
     tr_config_free(&c);
 }
 
+/* A checkpoint without a recorded share count was made with one share per image (at most 64):
+ * its own config (tr_checkpoint_config, what a plain --resume uses) continues it with that many
+ * shares, bit-identical to a run that never stopped; the default 8 shares would give other bits
+ * and are refused. Batch 12: 12 shares against the default 8. */
+static void test_old_checkpoint(void) {
+    pd_error err = {""};
+    char text[2048], dir[] = "/tmp/pd_test_train_oldXXXXXX", ck[300];
+    const char *b8 = strstr(tiny_yaml, "  batch: 8\n");
+    snprintf(text, sizeof text, "%.*s  batch: 12\n%s", (int)(b8 - tiny_yaml), tiny_yaml,
+             b8 + strlen("  batch: 8\n"));
+    tr_config c, back = {0};
+    if (!mkdtemp(dir) || tr_config_parse(&c, text, "tiny-12", &err)) {
+        tu_check(0, "old checkpoint setup: %s", err.msg);
+        return;
+    }
+    snprintf(ck, sizeof ck, "%s/checkpoint.safetensors", dir);
+    ds_dataset ds;
+    synthetic(&ds, 20);
+    enum { K = 4 };
+    tr_trainer *t[4] = {NULL, NULL, NULL, NULL};   /* 64 straight, 64 to K/2, 8 straight, resumed */
+    int rc = 0;
+    for (int k = 0; k < 3 && !rc; k++) {
+        c.shares = k < 2 ? GS_MAX_SHARES : GS_DEFAULT_SHARES;
+        rc = tr_create(&t[k], &c, &ds, &err);
+        for (int s = 0; s < (k == 1 ? K / 2 : K) && !rc; s++) rc = tr_step(t[k], NULL, &err);
+    }
+    rc = rc || tr_save_checkpoint(t[1], ck, &err) ||
+         tu_forget_key(ck, "\"pixdiff.train.shares\"");
+    c.shares = GS_DEFAULT_SHARES;
+    rc = rc || tr_create(&t[3], &c, &ds, &err);
+    pd_error e2 = {""};
+    tu_check(rc == 0 && tr_load_checkpoint(t[3], ck, &e2) != 0 &&
+                 strstr(e2.msg, "training.shares"),
+             "a checkpoint without its share count is refused under 8 shares: %s",
+             rc ? err.msg : e2.msg);
+    tr_free(t[3]);
+    t[3] = NULL;
+    rc = rc || tr_checkpoint_config(ck, &back, &err) || tr_create(&t[3], &back, &ds, &err) ||
+         tr_load_checkpoint(t[3], ck, &err);
+    for (int s = 0; s < K / 2 && !rc; s++) rc = tr_step(t[3], NULL, &err);
+    size_t np = rc ? 0 : t[0]->n_params;
+    tu_check(rc == 0 && back.shares == GS_MAX_SHARES &&
+                 same(t[3]->model->params, t[0]->model->params, np) &&
+                 same(t[3]->adam_v, t[0]->adam_v, np) &&
+                 !same(t[2]->model->params, t[0]->model->params, np),
+             "its own config resumes it with %d shares: the bits of %d steps straight, not of "
+             "8 shares (%s)", rc ? 0 : t[3]->shares.S, K, err.msg);
+    for (int k = 0; k < 4; k++) tr_free(t[k]);
+    if (back.shares) tr_config_free(&back);
+    tr_config_free(&c);
+    ds_free(&ds);
+    remove(ck);
+    rmdir(dir);
+}
+
 int main(void) {
     pd_set_threads(2);
     test_optim();
@@ -622,5 +677,6 @@ int main(void) {
     test_init();
     test_gradient();
     test_training();
+    test_old_checkpoint();
     return tu_finish();
 }

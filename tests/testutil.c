@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 int tu_failures = 0;
 static int tu_passes = 0;
@@ -73,4 +74,25 @@ void tu_fill_d(double *x, size_t n, uint64_t seed, double scale) {
 int tu_finish(void) {
     printf("%d passed, %d failed\n", tu_passes, tu_failures);
     return tu_failures ? 1 : 0;
+}
+
+int tu_forget_key(const char *path, const char *key) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    rewind(f);
+    char *b = malloc((size_t)n);
+    int rc = b && fread(b, 1, (size_t)n, f) == (size_t)n ? 0 : -1;
+    fclose(f);
+    size_t k = strlen(key);
+    char *at = rc || k < 3 ? NULL : memmem(b, (size_t)n, key, k);
+    if (at) {
+        at[k - 2] = 'z';
+        f = fopen(path, "wb");
+        rc = f && fwrite(b, 1, (size_t)n, f) == (size_t)n ? 0 : -1;
+        if (f) fclose(f);
+    }
+    free(b);
+    return at ? rc : -1;
 }

@@ -17,5 +17,9 @@ void tu_fill_d(double *x, size_t n, uint64_t seed, double scale);
 float *tu_randf(size_t n, uint64_t seed, float scale);
 double *tu_to_d(const float *x, size_t n);
 /* Prints "N passed, M failed" and returns the exit code. */
+/* Renames metadata key `key` (a quoted JSON string, e.g. "\"pixdiff.train.shares\"") in the
+ * file in place by changing its last letter to 'z': a checkpoint as written before that key
+ * existed. 0 when found and rewritten. */
+int tu_forget_key(const char *path, const char *key);
 int tu_finish(void);
 #endif
