@@ -13,7 +13,8 @@
  *
  * File: safetensors, tensors named as the reference module's state dict, and
  * __metadata__["pixdiff.amed"] = JSON of pd_amed_info (read back with core/json.c, which also
- * takes the nan/inf a diverged final_loss is written as). Loading checks every tensor's shape and that the heads match s_dir / s_time.
+ * takes the nan/inf a diverged final_loss is written as). Loading checks every tensor's shape
+ * and that the heads match s_dir / s_time.
  */
 #include "samplers/amed_predictor.h"
 #include "core/jsonbuf.h"
