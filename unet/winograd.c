@@ -19,10 +19,13 @@
  *
  * Why the filters are transformed on every call rather than cached per model: a model's weights
  * change under the runtime's feet in several ways (Adam steps, EMA swaps of the params pointer,
- * memcpy from checkpoints), and a stale cache would be silently wrong. The transform costs about
- * 160 flops per (output, input) channel pair, once per call for the whole batch, against
- * 72·T flops per pair per sample in the products (T = 64 tiles at 32x32): 3.5 % at batch 1 there,
- * and its 36 floats per pair are read straight back by the products.
+ * memcpy from checkpoints), and a stale cache would be silently wrong; and a cache would hold 4x
+ * the 3x3 weights (about 480 MB more for EDM's CIFAR-10 network). The transform costs about 160
+ * flops per (output, input) channel pair, once per call for the whole batch, against 72·T flops
+ * per pair per sample in the products (T = 64 tiles at 32x32): 3.5 % at batch 1 there by flops,
+ * but in time it was 26 % of a CIFAR-10 DDPM++ forward at batch 1 (perf, one thread) until its
+ * loops were made to vectorise (filter_rows); it now runs near the speed of writing its 36 floats
+ * per pair (9.4 MB for a 256x256 layer), which the products read straight back.
  */
 #include "unet/winograd.h"
 #include "core/util.h"
@@ -169,9 +172,13 @@ static inline void g_rows(double u[6][CB], const double *g0, const double *g1, c
 
 /* Row r of the transformed filters, U [R][36][Q] with U[r][ξ][q] = (G g G^T)[i][j], ξ = 6i + j:
  * flip = 0: R = OC, Q = C, g = w[r][q]; flip = 1: R = C, Q = OC, g = w[q][r] rotated by 180°
- * (the filters of the adjoint convolution, dout -> din). Columns go CB at a time through a local
- * [36][CB] block, then out as 36 runs within the row's contiguous 36·Q floats (single floats
- * scattered over 36 planes far apart thrash the cache sets: measured 20x slower). */
+ * (the filters of the adjoint convolution, dout -> din). Columns go CB at a time: their 9·CB
+ * weights are read in memory order into g [9][CB] (for flip = 0 one contiguous run), and each
+ * full block's 36 results go out as 36 runs of CB floats within the row's contiguous 36·Q floats
+ * (single floats scattered over 36 planes far apart thrash the cache sets: measured 20x slower).
+ * Loops of constant trip count throughout, so every one vectorises: a version that read g with
+ * a per-element bounds test and wrote runs of variable length took 3x as long (0.72 against
+ * 2.1 ms for a 256x256 layer, one thread), with the same bits. */
 UNET_CLONES static void filter_rows(float *U, const float *w, int C, int OC, int r, int flip) {
     int Q = flip ? OC : C;
     double g[9][CB], t[3][6][CB], u[6][CB];
@@ -179,22 +186,31 @@ UNET_CLONES static void filter_rows(float *U, const float *w, int C, int OC, int
     float *dst = U + (size_t)r * 36 * Q;
     for (int q0 = 0; q0 < Q; q0 += CB) {
         int qn = Q - q0 < CB ? Q - q0 : CB;
-        for (int k = 0; k < 9; k++)
-            for (int qq = 0; qq < CB; qq++) {
-                size_t f = flip ? ((size_t)(q0 + qq) * C + r) * 9 + 8 - k
-                                : ((size_t)r * C + q0 + qq) * 9 + k;
-                g[k][qq] = qq < qn ? w[f] : 0.0;
-            }
+        if (qn < CB) memset(g, 0, sizeof g);
+        for (int qq = 0; qq < qn; qq++) {
+            const float *src = flip ? w + ((size_t)(q0 + qq) * C + r) * 9
+                                    : w + ((size_t)r * C + q0 + qq) * 9;
+            if (flip)
+                for (int k = 0; k < 9; k++) g[k][qq] = src[8 - k];
+            else
+                for (int k = 0; k < 9; k++) g[k][qq] = src[k];
+        }
         for (int b = 0; b < 3; b++) g_rows(t[b], g[b], g[3 + b], g[6 + b]);   /* column b of G g */
         for (int i = 0; i < 6; i++) {   /* row i of (G g) G^T */
             g_rows(u, t[0][i], t[1][i], t[2][i]);
-            for (int j = 0; j < 6; j++)
-                for (int qq = 0; qq < CB; qq++) blk[i * 6 + j][qq] = (float)u[j][qq];
+            for (int j = 0; j < 6; j++) {
+                if (qn == CB) {
+                    float *d = dst + (size_t)(6 * i + j) * Q + q0;
+                    for (int qq = 0; qq < CB; qq++) d[qq] = (float)u[j][qq];
+                } else
+                    for (int qq = 0; qq < CB; qq++) blk[6 * i + j][qq] = (float)u[j][qq];
+            }
         }
-        for (int e = 0; e < 36; e++) {   /* a plain loop: memcpy of 64 bytes became rep movsq */
-            float *d = dst + (size_t)e * Q + q0;
-            for (int qq = 0; qq < qn; qq++) d[qq] = blk[e][qq];
-        }
+        if (qn < CB)
+            for (int e = 0; e < 36; e++) {
+                float *d = dst + (size_t)e * Q + q0;
+                for (int qq = 0; qq < qn; qq++) d[qq] = blk[e][qq];
+            }
     }
 }
 
@@ -354,32 +370,41 @@ static void grad_transform(float *dM, const float *dy, int o, int OC, int H, int
     }
 }
 
-/* dw[o][c] += G^T dU[o][·][c] G, dU [OC][36][C], in double, CB input channels at a time. */
+/* dw[o][c] += G^T dU[o][·][c] G, dU [OC][36][C], in double, for the cn <= CB input channels from
+ * c0 of output channel oc. Inlined with cn = CB for full blocks, so its loops have a constant
+ * trip count and vectorise (as in filter_rows). */
+static inline __attribute__((always_inline)) void filter_grad_block(float *dw, const float *src,
+                                                                     int C, int oc, int c0, int cn) {
+    double t[6][3][CB], o[9][CB];
+    for (int i = 0; i < 6; i++) {   /* t = dU G */
+        const float *u = src + (size_t)(6 * i) * C + c0;
+        for (int cc = 0; cc < cn; cc++) {
+            double x0 = u[cc], x1 = u[C + cc], x2 = u[2 * C + cc], x3 = u[3 * C + cc],
+                   x4 = u[4 * C + cc], x5 = u[5 * C + cc];
+            t[i][0][cc] = x0 * 0.25 - (x1 + x2) * R6 + (x3 + x4) * R24;
+            t[i][1][cc] = (x2 - x1) * R6 + (x3 - x4) * R12;
+            t[i][2][cc] = (x3 + x4 - x1 - x2) * R6 + x5;
+        }
+    }
+    for (int b = 0; b < 3; b++)   /* dg = G^T t */
+        for (int cc = 0; cc < cn; cc++) {
+            double x0 = t[0][b][cc], x1 = t[1][b][cc], x2 = t[2][b][cc], x3 = t[3][b][cc],
+                   x4 = t[4][b][cc], x5 = t[5][b][cc];
+            o[b][cc] = x0 * 0.25 - (x1 + x2) * R6 + (x3 + x4) * R24;
+            o[3 + b][cc] = (x2 - x1) * R6 + (x3 - x4) * R12;
+            o[6 + b][cc] = (x3 + x4 - x1 - x2) * R6 + x5;
+        }
+    for (int cc = 0; cc < cn; cc++) {   /* one filter's 9 weights are contiguous */
+        float *g = dw + ((size_t)oc * C + c0 + cc) * 9;
+        for (int k = 0; k < 9; k++) g[k] += (float)o[k][cc];
+    }
+}
+
 UNET_CLONES static void filter_grad_row(float *dw, const float *dU, int C, int oc) {
     const float *src = dU + (size_t)oc * 36 * C;
-    for (int c0 = 0; c0 < C; c0 += CB) {
-        int cn = C - c0 < CB ? C - c0 : CB;
-        double t[6][3][CB];
-        for (int i = 0; i < 6; i++) {   /* t = dU G */
-            const float *u = src + (size_t)(6 * i) * C + c0;
-            for (int cc = 0; cc < cn; cc++) {
-                double x0 = u[cc], x1 = u[C + cc], x2 = u[2 * C + cc], x3 = u[3 * C + cc],
-                       x4 = u[4 * C + cc], x5 = u[5 * C + cc];
-                t[i][0][cc] = x0 * 0.25 - (x1 + x2) * R6 + (x3 + x4) * R24;
-                t[i][1][cc] = (x2 - x1) * R6 + (x3 - x4) * R12;
-                t[i][2][cc] = (x3 + x4 - x1 - x2) * R6 + x5;
-            }
-        }
-        for (int b = 0; b < 3; b++)   /* dg = G^T t */
-            for (int cc = 0; cc < cn; cc++) {
-                double x0 = t[0][b][cc], x1 = t[1][b][cc], x2 = t[2][b][cc], x3 = t[3][b][cc],
-                       x4 = t[4][b][cc], x5 = t[5][b][cc];
-                float *g = dw + ((size_t)oc * C + c0 + cc) * 9;
-                g[b] += (float)(x0 * 0.25 - (x1 + x2) * R6 + (x3 + x4) * R24);
-                g[3 + b] += (float)((x2 - x1) * R6 + (x3 - x4) * R12);
-                g[6 + b] += (float)((x3 + x4 - x1 - x2) * R6 + x5);
-            }
-    }
+    for (int c0 = 0; c0 < C; c0 += CB)
+        if (C - c0 >= CB) filter_grad_block(dw, src, C, oc, c0, CB);
+        else filter_grad_block(dw, src, C, oc, c0, C - c0);
 }
 
 static void filter_grad(float *dw, const float *dU, int C, int OC) {
