@@ -259,7 +259,11 @@ static void filter_transform(float *U, const float *w, int C, int OC, int flip) 
 
 /* B^T applied down the six rows r0..r5 of width n (t_i = Σ_a B^T[i][a] r_a), and across: for
  * each of the six rows of t, six values per tile from columns 4tx .. 4tx+5, stored at
- * V[(6i + j)·vs + tx]. */
+ * V[(6i + j)·vs + tx]. Across, a tile's six columns overlap the next tile's by two, which no
+ * compiler vectorises; from 8 tiles a row (32 pixels) they are first split into four arrays by
+ * column mod 4, and the arithmetic then runs on unit-stride vectors (same operations, same
+ * bits): 130 -> 104 ns per call at 8 tiles, 259 -> 148 at 16; at 4 tiles the copy costs more
+ * than it saves (68 -> 84), so 16x16 layers keep the plain loop. */
 UNET_CLONES static void input_rows(float *V, size_t vs, const float *r, int pw, int tw, float *t) {
     const float *r0 = r, *r1 = r + pw, *r2 = r + 2 * pw, *r3 = r + 3 * pw, *r4 = r + 4 * pw,
                 *r5 = r + 5 * pw;
@@ -274,6 +278,33 @@ UNET_CLONES static void input_rows(float *V, size_t vs, const float *r, int pw, 
         t3[x] = 2 * (x3 - x1) + (x4 - x2);
         t4[x] = 2 * (x1 - x3) + (x4 - x2);
         t5[x] = (4 * x1 - 5 * x3) + x5;
+    }
+    if (tw >= 8) {   /* across, with the tiles' columns de-interleaved first (see above) */
+        float e0[tw + 1], e1[tw + 1], e2[tw], e3[tw];
+        for (int i = 0; i < 6; i++) {
+            const float *s = t + (size_t)i * pw;
+            float *v = V + (size_t)(6 * i) * vs;
+            for (int tx = 0; tx < tw; tx++) {
+                e0[tx] = s[4 * tx];
+                e1[tx] = s[4 * tx + 1];
+                e2[tx] = s[4 * tx + 2];
+                e3[tx] = s[4 * tx + 3];
+            }
+            e0[tw] = s[4 * tw];
+            e1[tw] = s[4 * tw + 1];
+            #pragma omp simd
+            for (int tx = 0; tx < tw; tx++) {
+                float x0 = e0[tx], x1 = e1[tx], x2 = e2[tx], x3 = e3[tx], x4 = e0[tx + 1],
+                      x5 = e1[tx + 1];
+                v[tx] = (4 * x0 - 5 * x2) + x4;
+                v[vs + tx] = -4 * (x1 + x2) + (x3 + x4);
+                v[2 * vs + tx] = 4 * (x1 - x2) - (x3 - x4);
+                v[3 * vs + tx] = 2 * (x3 - x1) + (x4 - x2);
+                v[4 * vs + tx] = 2 * (x1 - x3) + (x4 - x2);
+                v[5 * vs + tx] = (4 * x1 - 5 * x3) + x5;
+            }
+        }
+        return;
     }
     for (int i = 0; i < 6; i++) {
         const float *s = t + (size_t)i * pw;
@@ -330,6 +361,10 @@ UNET_CLONES static void output_rows(float *o, const float *m, size_t vs, int tw,
         const float *s0 = s + (size_t)k * 6 * tw, *s1 = s0 + tw, *s2 = s1 + tw, *s3 = s2 + tw,
                     *s4 = s3 + tw, *s5 = s4 + tw;
         float *row = o + (size_t)k * 4 * tw;
+        /* vectorised 8 lanes wide, the interleaved stores pay from 8 tiles a row: 77 -> 41 ns
+         * per call at 8 tiles, 133 -> 56 at 16 (one thread; at 4 tiles no change, so the plain
+         * loop stays there; 16 lanes left 8 tiles scalar); the same bits either way */
+        #pragma omp simd simdlen(8) if(tw >= 8)
         for (int tx = 0; tx < tw; tx++) {
             float a = s1[tx] + s2[tx], b = s1[tx] - s2[tx], c = s3[tx] + s4[tx],
                   d = s3[tx] - s4[tx];
@@ -379,6 +414,8 @@ UNET_CLONES static void grad_rows(float *dM, size_t vs, const float *r, int pw, 
     for (int i = 0; i < 6; i++) {
         const float *s = z + (size_t)i * pw;
         float *v = dM + (size_t)(6 * i) * vs;
+        /* as in output_rows: 134 -> 101 ns per call at 16 tiles a row, level at 4 and 8 */
+        #pragma omp simd simdlen(8) if(tw >= 8)
         for (int tx = 0; tx < tw; tx++) {
             const float *q = s + 4 * tx;
             float e = q[0] + q[2], f = q[1] + q[3], g = q[0] + 4 * q[2], h = 2 * q[1] + 8 * q[3];
