@@ -20,7 +20,7 @@ int cmd_distill_sid(int argc, char **argv) {
     const char *teacher = NULL, *config = NULL, *out_dir = NULL, *export_path = NULL,
                *checkpoint = NULL, *classifier = NULL;
     const char *init_generator = NULL;
-    double psi_warmup_d = -1;
+    double psi_warmup_d = -1, init_images_d = -1;
     int resume = 0, threads = 0, quiet = 0;
     double duration = 0;
     arg_opt opts[] = {
@@ -51,11 +51,14 @@ int cmd_distill_sid(int argc, char **argv) {
         OPT_DEF("--psi-warmup", ARG_NONNEG_DOUBLE, &psi_warmup_d, "IMAGES",
                 "with --init-generator: images of G's samples f_psi is fitted on alone before "
                 "the first generator step (a multiple of the batch)", "6400"),
+        OPT_DEF("--init-images", ARG_NONNEG_DOUBLE, &init_images_d, "IMAGES",
+                "with --init-generator: the images it was distilled on (EDM's resume_kimg); "
+                "G_ema's ramp-up continues from there", "0"),
         OPT("--quiet", ARG_FLAG, &quiet, NULL, "no progress or event lines"),
     };
     arg_spec spec = {cmd,
                      "--config FILE [--teacher FILE] [--resume] [--out DIR] [--export G.safetensors] "
-                     "[--init-generator G.safetensors [--psi-warmup IMAGES]]"
+                     "[--init-generator G.safetensors [--psi-warmup IMAGES] [--init-images IMAGES]]"
                      "  |  --export OUT --checkpoint CKPT",
                      "Distil a teacher denoiser into a one-step generator with Score identity "
                      "Distillation (SiD): a fake-score network and the generator, both initialised "
@@ -78,7 +81,7 @@ int cmd_distill_sid(int argc, char **argv) {
                      "runs/sid32 --resume\n"
                      "  pixdiff distill sid --teacher models/fashion32.safetensors --config "
                      "configs/distill/sid-fashion32.yaml \\\n      --out runs/sid-warm "
-                     "--init-generator models/fashion32-sid.safetensors\n"
+                     "--init-generator models/fashion32-sid.safetensors --init-images 64096\n"
                      "  pixdiff distill sid --export models/fashion32-sid.safetensors --checkpoint "
                      "runs/sid32/checkpoint.safetensors\n"};
     const char *pos[1];
@@ -106,10 +109,14 @@ int cmd_distill_sid(int argc, char **argv) {
         cli_bad_flag(cmd, "--init-generator", "starts a new run; not with --resume");
     if (psi_warmup_d >= 0 && !init_generator)
         cli_bad_flag(cmd, "--psi-warmup", "only with --init-generator");
+    if (init_images_d >= 0 && !init_generator)
+        cli_bad_flag(cmd, "--init-images", "only with --init-generator");
     if (init_generator && access(init_generator, R_OK) != 0)
         cli_bad_flag(cmd, "--init-generator", "%s: cannot read the file", init_generator);
     long long psi_warmup = psi_warmup_d >= 0 ? cli_duration_images(cmd, "--psi-warmup", 0,
                                                                      psi_warmup_d) : -1;
+    long long init_images = init_images_d >= 0 ? cli_duration_images(cmd, "--init-images", 0,
+                                                                       init_images_d) : 0;
     if (teacher && access(teacher, R_OK) != 0)
         cli_bad_flag(cmd, "--teacher", "%s: cannot read the file", teacher);
 
@@ -126,6 +133,7 @@ int cmd_distill_sid(int argc, char **argv) {
     o.duration_images = duration_images;
     o.init_generator_path = init_generator;
     o.psi_warmup_images = psi_warmup;
+    o.init_images = init_images;
     o.progress = cli_progress_show;
     o.abort = cli_interrupted;
     o.log = cli_progress_log;

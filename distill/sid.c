@@ -442,7 +442,7 @@ int sid_psi_update(sid_distiller *s, double *loss, pd_error *err) {
 }
 
 int sid_init_generator(sid_distiller *s, const pd_model *g, long long warmup_images,
-                       pd_error *err) {
+                       long long init_images, pd_error *err) {
     const pd_unet_config *tc = &s->teacher->cfg, *gc = &g->cfg;
     const char *name = g->path[0] ? g->path : "the initial generator";
     if (s->images_seen || s->warm_seen)
@@ -466,9 +466,13 @@ int sid_init_generator(sid_distiller *s, const pd_model *g, long long warmup_ima
     if (warmup_images < 0 || warmup_images % s->B)
         return pd_fail(err, "sid: the fake-score warm-up (%lld images) must be a non-negative "
                        "multiple of training.batch (%d)", warmup_images, s->B);
+    if (init_images < 0)
+        return pd_fail(err, "sid: the initial generator's image count (%lld) must not be negative",
+                       init_images);
     memcpy(s->gen->params, g->params, s->n_params * sizeof(float));
     memcpy(s->theta_ema, g->params, s->n_params * sizeof(float));
     s->warm_total = warmup_images;
+    s->init_images = init_images;
     snprintf(s->init_path, sizeof s->init_path, "%s", g->path);
     snprintf(s->init_sha256, sizeof s->init_sha256, "%s", g->sha256);
     return 0;
@@ -496,8 +500,10 @@ int sid_theta_update(sid_distiller *s, double *loss, pd_error *err) {
     s->nonfinite += opt_sanitize(s->grad_theta, s->n_params);
     opt_adam_step(s->gen->params, s->theta_m, s->theta_v, s->grad_theta, s->n_params, c->lr_theta,
                   c->beta1_theta, c->beta2_theta, c->eps, s->step + 1);
-    /* EDM EMA with ramp-up from the image count before this iteration (§M1.6). */
-    double beta = opt_ema_beta(c->ema_halflife_images, c->ema_rampup, s->images_seen, s->B);
+    /* EDM EMA with ramp-up from the image count before this iteration (§M1.6), counted from the
+     * initial generator's images on a warm start (sid_init_generator). */
+    double beta = opt_ema_beta(c->ema_halflife_images, c->ema_rampup,
+                               s->init_images + s->images_seen, s->B);
     opt_ema_update(s->theta_ema, s->gen->params, s->n_params, beta);
     s->last_loss_theta = L / (c->loss_scale_g * (double)s->chw);
     if (loss) *loss = s->last_loss_theta;
@@ -570,6 +576,7 @@ int sid_save_checkpoint(const sid_distiller *s, const char *path, pd_error *err)
         ck_meta_str(&m, "init_generator_sha256", s->init_sha256);
         ck_meta_count(&m, "psi_warmup_images", s->warm_total);
         ck_meta_count(&m, "warmup_seen", s->warm_seen);
+        ck_meta_count(&m, "init_images", s->init_images);
     }
     if (ck_meta_model(&m, &s->gen->cfg, path, err)) return -1;
     float *arr[N_CK];
@@ -620,14 +627,15 @@ int sid_load_checkpoint(sid_distiller *s, const char *path, pd_error *err) {
         goto done;
     }
     ck_position pos;
-    long long dropped = 0, wtot = 0, wseen = 0;
+    long long dropped = 0, wtot = 0, wseen = 0, init_images = 0;
     float *dst[N_CK];
     ck_arrays(s, dst);
     int warm = ck_get(&c, "psi_warmup_images") != NULL;
     if (ck_read_position(&c, s->cfg.seed, s->B, &pos, err) ||
         (ck_get(&c, "dropped") && ck_get_count(&c, "dropped", &dropped, err)) ||
         (warm && (ck_get_count(&c, "psi_warmup_images", &wtot, err) ||
-                  ck_get_count(&c, "warmup_seen", &wseen, err))))
+                  ck_get_count(&c, "warmup_seen", &wseen, err))) ||
+        (ck_get(&c, "init_images") && ck_get_count(&c, "init_images", &init_images, err)))
         goto done;
     if (wseen > wtot || wseen % s->B || (wseen < wtot && pos.images_seen)) {
         pd_fail(err, "%s: inconsistent warm-up position (%lld of %lld fake-score images, %lld "
@@ -637,6 +645,7 @@ int sid_load_checkpoint(sid_distiller *s, const char *path, pd_error *err) {
     if (ck_read_arrays(&c, N_CK, ck_names, dst, s->n_params, err)) goto done;
     s->warm_total = wtot;
     s->warm_seen = wseen;
+    s->init_images = init_images;   /* absent (written before it existed): counted from 0 */
     const char *ip = ck_get(&c, "init_generator"), *ih = ck_get(&c, "init_generator_sha256");
     snprintf(s->init_path, sizeof s->init_path, "%s", ip ? ip : "");
     snprintf(s->init_sha256, sizeof s->init_sha256, "%s", ih ? ih : "");

@@ -88,8 +88,10 @@ typedef struct sid_distiller {
     long long dropped;                       /* samples dropped for non-finite values, total */
     gs_plan shares;                          /* the steps' gradient shares (grad_shares.h) */
     /* Warm start: G and G_ema copied from init_path; f_psi fitted alone for warm_total images
-     * (warm_seen done so far) before the first theta step. 0 / "" for a run from the teacher. */
-    long long warm_total, warm_seen;
+     * (warm_seen done so far) before the first theta step; init_images, the images the initial
+     * generator was distilled on, where G_ema's ramp-up continues from. 0 / "" for a run from
+     * the teacher. */
+    long long warm_total, warm_seen, init_images;
     char init_path[1024], init_sha256[65];
     char teacher_sha256[65];
 } sid_distiller;
@@ -103,9 +105,13 @@ void sid_free(sid_distiller *s);
 /* Warm start from an already distilled generator g (a model of kind "generator" of the teacher's
  * architecture and this config's sigma_init; not taken over): G and G_ema become copies of g, f_psi
  * stays the teacher, and the run first fits f_psi alone on warmup_images images of G's samples
- * (sid_warmup_iteration) before the alternating iterations. Only on a fresh distiller. */
+ * (sid_warmup_iteration) before the alternating iterations. G_ema's EMA ramp-up then counts
+ * init_images + images seen (>= 0; EDM's and SiD's resume_kimg: a run continued from a snapshot
+ * averages over as many images as the run that made it would have): counted from 0 instead, the
+ * half-life (ema.rampup × images) starts at a fraction of one batch and G_ema drops the average
+ * the initial generator carries within the first iteration. Only on a fresh distiller. */
 int sid_init_generator(sid_distiller *s, const pd_model *g, long long warmup_images,
-                       pd_error *err);
+                       long long init_images, pd_error *err);
 /* One fake-score-only iteration of the warm-up: a psi step (sid_psi_update's loss and Adam, with
  * the warm-up's own draws and dropout masks) on the next B warm-up images; G, G_ema, the theta
  * Adam state, images_seen and step stay as they are; warm_seen advances by B. f_psi's Adam counts

@@ -225,11 +225,13 @@ int pd_distill_sid(const pd_sid_options *o, pd_error *err) {
         pd_model *g;
         if (pd_model_load(&g, o->init_generator_path, err)) goto done;
         int bad = sid_init_generator(s, g, o->psi_warmup_images < 0 ? SID_DEFAULT_WARMUP_IMAGES
-                                                                     : o->psi_warmup_images, err);
+                                                                     : o->psi_warmup_images,
+                                     o->init_images, err);
         pd_model_free(g);
         if (bad) goto done;
-        pg_log(o->log, o->user, "warm start: G and G_ema from %s, f_psi from the teacher, fitted "
-               "alone on %lld images first", o->init_generator_path, s->warm_total);
+        pg_log(o->log, o->user, "warm start: G and G_ema from %s (distilled on %lld images, where "
+               "G_ema's ramp-up continues), f_psi from the teacher, fitted alone on %lld images "
+               "first", o->init_generator_path, s->init_images, s->warm_total);
     }
     /* The directory only once the networks are known to fit together (no empty run folder
      * left behind by a refused teacher or initial generator). */

@@ -785,12 +785,6 @@ typedef struct pd_train_options {
     const char *out_dir;      /* overrides output.dir when non-NULL */
     int threads;              /* > 0 overrides training.threads */
     long long duration_images; /* > 0 overrides training.duration_images */
-    /* Warm start of a new run (not with resume): G and G_ema from this generator model (kind
-     * "generator", the teacher's architecture), f_psi from the teacher, fitted alone on
-     * psi_warmup_images images of G's samples first (< 0: the default, 6400; a multiple of the
-     * batch). SiD itself starts G from the teacher; sid.h has the details. */
-    const char *init_generator_path;
-    long long psi_warmup_images;
     /* progress: about once a second and at the end (what "train", unit "images": images seen,
      * loss the running mean of the mean weighted per-pixel EDM loss). abort: non-zero stops after
      * the current step, saves a
@@ -829,9 +823,13 @@ typedef struct pd_sid_options {
     /* Warm start of a new run (not with resume): G and G_ema from this generator model (kind
      * "generator", the teacher's architecture), f_psi from the teacher, fitted alone on
      * psi_warmup_images images of G's samples first (< 0: the default, 6400; a multiple of the
-     * batch). SiD itself starts G from the teacher; sid.h has the details. */
+     * batch). SiD itself starts G from the teacher; sid.h has the details. init_images: the
+     * images the initial generator was distilled on (EDM's and SiD's resume_kimg), from which
+     * G_ema's ramp-up continues (half-life ema.rampup × (init_images + images seen), capped);
+     * 0 counts from this run's first image, which at first makes G_ema follow G almost exactly. */
     const char *init_generator_path;
     long long psi_warmup_images;
+    long long init_images;
     /* progress: about once a second and at the end (what "sid", unit "images": images seen;
      * loss_psi, loss_theta running means, fd). abort: non-zero stops after the current
      * iteration, writes a checkpoint and makes pd_distill_sid fail with "interrupted". log: one

@@ -109,16 +109,21 @@ if "$PD" bench --model A/generator.safetensors --batches 1 --repeat 1 --threads 
 else bad "bench with a generator" gb.out; fi
 
 # 4. Warm start from A's generator: the fake-score warm-up logs, then the run goes on and exports;
-#    --init-generator is refused with --resume and with a denoiser.
+#    --init-generator is refused with --resume and with a denoiser, --init-images without it.
 if "$PD" distill sid --config sid.yaml --teacher teacher.safetensors --out W --duration 16 \
-    --init-generator A/generator.safetensors --psi-warmup 16 >w.out 2>&1 &&
-    grep -q "warm start: G and G_ema from A/generator.safetensors" w.out &&
+    --init-generator A/generator.safetensors --psi-warmup 16 --init-images 48 >w.out 2>&1 &&
+    grep -q "warm start: G and G_ema from A/generator.safetensors (distilled on 48 images" w.out &&
     grep -q "warm-up: f_psi alone at 16 of 16 images" w.out && [ -f W/generator.safetensors ] &&
     ! cmp -s W/generator.safetensors A/generator.safetensors; then
     ok "warm start: fake-score warm-up, then distillation from the given generator"
 else bad "warm start with --init-generator" w.out; fi
 expect_error "--init-generator with --resume refused" "init-generator.*new run" \
     "$PD" distill sid --resume --out W --init-generator A/generator.safetensors
+expect_error "--init-images without --init-generator refused" "init-images.*only with --init-generator" \
+    "$PD" distill sid --config sid.yaml --teacher teacher.safetensors --out W3 --init-images 100
+expect_error "a fractional --init-images refused" "init-images.*whole number" \
+    "$PD" distill sid --config sid.yaml --teacher teacher.safetensors --out W3 \
+    --init-generator A/generator.safetensors --init-images 1.5
 expect_error "a denoiser as --init-generator refused" "not a one-step generator" \
     "$PD" distill sid --config sid.yaml --teacher teacher.safetensors --out W2 \
     --init-generator teacher.safetensors

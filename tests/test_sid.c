@@ -647,17 +647,17 @@ static void test_warm_start(const char *dir) {
     /* Refusals. */
     b = make(&c, 0.1f, 31);
     if (!b) goto out;
-    tu_check(sid_init_generator(b, b->teacher, 8, &err) != 0 && strstr(err.msg, "generator"),
+    tu_check(sid_init_generator(b, b->teacher, 8, 0, &err) != 0 && strstr(err.msg, "generator"),
              "a denoiser as the initial generator refused: %s", err.msg);
     g->cfg.sigma_init = 1.0;
-    tu_check(sid_init_generator(b, g, 8, &err) != 0 && strstr(err.msg, "sigma_init"),
+    tu_check(sid_init_generator(b, g, 8, 0, &err) != 0 && strstr(err.msg, "sigma_init"),
              "another sigma_init refused: %s", err.msg);
     g->cfg.sigma_init = c.sigma_init;
-    tu_check(sid_init_generator(b, g, 6, &err) != 0 && strstr(err.msg, "multiple"),
+    tu_check(sid_init_generator(b, g, 6, 0, &err) != 0 && strstr(err.msg, "multiple"),
              "a warm-up of 6 images at batch 4 refused: %s", err.msg);
 
     err.msg[0] = 0;
-    rc = sid_init_generator(b, g, W, &err);
+    rc = sid_init_generator(b, g, W, 0, &err);
     tu_check(rc == 0 && same(b->gen->params, g->params, n) && same(b->theta_ema, g->params, n) &&
                  same(b->psi->params, b->teacher->params, n) && !same(g->params, b->teacher->params, n),
              "warm start: G = G_ema = the generator, f_psi = the teacher (%s)", err.msg);
@@ -669,7 +669,7 @@ static void test_warm_start(const char *dir) {
     sid_draw(b, SID_WARM_IMAGE0, B, 0);
     rc = sid_psi_loss(b, B, &eval, NULL, &l0, &err);
     x = make(&c, 0.1f, 31);
-    rc = rc || !x || sid_init_generator(x, g, W, &err);
+    rc = rc || !x || sid_init_generator(x, g, W, 0, &err);
     for (int k = 0; k < W / B && !rc; k++) {
         rc = sid_warmup_iteration(b, NULL, &err);
         if (!rc && k == 0) rc = sid_warmup_iteration(x, NULL, &err) || sid_save_checkpoint(x, ckpt, &err);
@@ -716,6 +716,69 @@ out:
     pd_model_free(g);
     sid_free(a);
     sid_free(b);
+    sid_free(x);
+    sid_config_free(&c);
+    unlink(ckpt);
+}
+
+/* The EMA ramp-up of a warm start continues from the initial generator's image count
+ * (init_images, EDM's resume_kimg): after the warm-up and one alternating iteration, G is the same
+ * whatever init_images says, and G_ema = G + beta·(g − G) with beta of opt_ema_beta at
+ * init_images + 0 images seen; counted from 0 instead, beta is tiny and G_ema ≈ G. The count is
+ * checkpointed; a negative one is refused. */
+static void test_warm_start_ema(const char *dir) {
+    pd_error err = {""};
+    enum { B = 4, W = 4, N = 400 };
+    char ckpt[1200];
+    snprintf(ckpt, sizeof ckpt, "%s/warm-ema.safetensors", dir);
+    sid_config c = test_config(B, 1e-3, 1e-3);
+    sid_distiller *a = make(&c, 0.1f, 31), *z = make(&c, 0.1f, 31), *k = make(&c, 0.1f, 31),
+                  *x = make(&c, 0.1f, 31);
+    pd_model *g = NULL;
+    float *want = NULL;
+    int rc = !a || !z || !k || !x;
+    for (int i = 0; i < 3 && !rc; i++) rc = sid_iteration(a, NULL, NULL, &err);
+    if (!rc) {
+        pd_unet_config gc = a->gen->cfg;
+        rc = unet_model_alloc(&g, &gc, &err);
+        if (!rc) memcpy(g->params, a->theta_ema, a->n_params * sizeof(float));
+    }
+    if (rc) {
+        tu_check(0, "setup (%s)", err.msg);
+        goto out;
+    }
+    const size_t n = a->n_params;
+    tu_check(sid_init_generator(z, g, W, -1, &err) != 0 && strstr(err.msg, "negative"),
+             "a negative initial image count refused: %s", err.msg);
+    err.msg[0] = 0;
+    rc = sid_init_generator(z, g, W, 0, &err) || sid_init_generator(k, g, W, N, &err);
+    while (!rc && z->warm_seen < W) rc = sid_warmup_iteration(z, NULL, &err) || sid_warmup_iteration(k, NULL, &err);
+    rc = rc || sid_iteration(z, NULL, NULL, &err) || sid_iteration(k, NULL, NULL, &err);
+    want = malloc(n * sizeof *want);
+    if (rc || !want) {
+        tu_check(0, "warm starts with init_images 0 and %d (%s)", N, err.msg);
+        goto out;
+    }
+    tu_check(same(z->gen->params, k->gen->params, n) && !same(z->gen->params, g->params, n),
+             "init_images changes nothing but G_ema: the same G after one iteration");
+    double bk = opt_ema_beta(c.ema_halflife_images, c.ema_rampup, N, B),
+           bz = opt_ema_beta(c.ema_halflife_images, c.ema_rampup, 0, B);
+    memcpy(want, g->params, n * sizeof *want);
+    opt_ema_update(want, k->gen->params, n, bk);
+    tu_check(same(k->theta_ema, want, n) && !same(k->theta_ema, z->theta_ema, n),
+             "G_ema of a warm start from %d images: beta %.6g (from 0 images: %.3g)", N, bk, bz);
+    memcpy(want, g->params, n * sizeof *want);
+    opt_ema_update(want, z->gen->params, n, bz);
+    tu_check(same(z->theta_ema, want, n), "G_ema of a warm start counted from 0: beta %.3g", bz);
+    rc = sid_save_checkpoint(k, ckpt, &err) || sid_load_checkpoint(x, ckpt, &err);
+    tu_check(rc == 0 && x->init_images == N, "init_images checkpointed: %lld (%s)",
+             x ? x->init_images : -1, err.msg);
+out:
+    free(want);
+    pd_model_free(g);
+    sid_free(a);
+    sid_free(z);
+    sid_free(k);
     sid_free(x);
     sid_config_free(&c);
     unlink(ckpt);
@@ -826,6 +889,7 @@ int main(void) {
     TIMED(test_workers());
     TIMED(test_old_checkpoint(dir));
     TIMED(test_warm_start(dir));
+    TIMED(test_warm_start_ema(dir));
     TIMED(test_public(dir));
     TIMED(test_config_files());
     rmdir(dir);
