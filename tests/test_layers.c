@@ -173,28 +173,49 @@ static void test_posemb_values(void) {
     tu_check(ok, "posemb Dhariwal flavour: [cos|sin], last freq 1e-4^(7/8)");
 }
 
+/* Dropout against its definition through rng_randu (one scalar Philox block per 4 elements; the
+ * kernel draws RNG_LANES blocks at a time): masks and outputs bit for bit for lengths around the
+ * group size, in place and without a mask; the backward pass against the scalar loop. */
 static void test_dropout(void) {
     size_t n = 100003;
     float p = 0.3f;
-    float *x = randf(n, 14, 1), *y = malloc(n * sizeof *y), *u = malloc(n * sizeof *u);
+    float *x = randf(n, 14, 1), *y = malloc(n * sizeof *y), *u = malloc(n * sizeof *u),
+          *z = malloc(n * sizeof *z), *d = malloc(n * sizeof *d), *dw = malloc(n * sizeof *dw);
     uint8_t *mask = malloc(n);
-    dropout_forward(y, mask, x, n, p, 77, 5);
-    rng_randu(u, n, 77, 5);
-    size_t bad = 0, kept = 0;
-    for (size_t i = 0; i < n; i++) {
-        int m = u[i] >= p;
-        kept += mask[i];
-        float want = m ? x[i] * (float)(1.0 / (1.0 - p)) : 0.0f;
-        if (mask[i] != m || y[i] != want) bad++;
+    size_t lens[] = {1, 3, 4, 63, 64, 65, 129, 100003}, bad = 0, kept = 0;
+    uint64_t seed = 0x9E3779B97F4A7C15ull, stream = 0x00000F0000000005ull;
+    for (int t = 0; t < 8; t++) {
+        size_t m = lens[t];
+        dropout_forward(y, mask, x, m, p, seed, stream);
+        rng_randu(u, m, seed, stream);
+        memcpy(z, x, m * sizeof *z);
+        dropout_forward(z, NULL, z, m, p, seed, stream);   /* in place, no mask */
+        for (size_t i = 0; i < m; i++) {
+            int keep = u[i] >= p;
+            float want = keep ? x[i] * (float)(1.0 / (1.0 - p)) : 0.0f;
+            if (mask[i] != keep || y[i] != want || z[i] != want) bad++;
+            if (t == 7) kept += mask[i];
+        }
     }
-    tu_check(bad == 0, "dropout mask = (rng_randu >= p) and out = in*mask/(1-p): %zu mismatches", bad);
+    tu_check(bad == 0, "dropout mask = (rng_randu >= p) and out = in*mask/(1-p), 8 lengths 1..100003, "
+             "in place too: %zu mismatches", bad);
     double frac = (double)kept / n;
     tu_check(fabs(frac - (1 - p)) < 0.01, "dropout keep fraction %.4f (want %.2f)", frac, 1 - p);
+    for (size_t i = 0; i < n; i++) d[i] = dw[i] = x[(i * 7) % n] - 0.25f;
+    dropout_backward(d, y, mask, n, p);
+    bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        float want = dw[i];
+        if (mask[i]) want += y[i] * (float)(1.0 / (1.0 - p));
+        bad += memcmp(&d[i], &want, sizeof want) != 0;
+    }
+    tu_check(bad == 0, "dropout backward: din += dout/(1-p) where kept, untouched elsewhere: %zu "
+             "mismatches", bad);
     dropout_forward(y, mask, x, n, 0.0f, 77, 5);
     bad = 0;
     for (size_t i = 0; i < n; i++) bad += y[i] != x[i] || mask[i] != 1;
     tu_check(bad == 0, "dropout p=0 copies and keeps all: %zu mismatches", bad);
-    free(x); free(y); free(u); free(mask);
+    free(x); free(y); free(u); free(z); free(d); free(dw); free(mask);
 }
 
 /* Sample 0 of a batch of 5 and alone, with 1 and 2 threads: all four must agree bit for bit. */

@@ -21,6 +21,24 @@ int main(void) {
         for (int k = 0; k < 4; k++) ok &= out[k] == kat[t].want[k];
         tu_check(ok, "philox4x32-10 KAT %d: %08x %08x %08x %08x", t, out[0], out[1], out[2], out[3]);
     }
+    /* RNG_LANES blocks at once = one at a time, across a carry into the counter's high word. */
+    uint64_t starts[] = {0, 7, 0xFFFFFFF9ull, 1ull << 40}, seed = 0x0123456789ABCDEFull,
+             stream = 0xFEDCBA9876543210ull;
+    int lanes_bad = 0;
+    for (int s = 0; s < 4; s++) {
+        uint32_t got[4 * RNG_LANES];
+        rng_philox4x32_lanes(got, starts[s], seed, stream);
+        for (int l = 0; l < RNG_LANES; l++) {
+            uint64_t b = starts[s] + (uint64_t)l;
+            uint32_t ctr[4] = {(uint32_t)b, (uint32_t)(b >> 32), (uint32_t)stream,
+                               (uint32_t)(stream >> 32)},
+                     key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)}, want[4];
+            rng_philox4x32(want, ctr, key);
+            for (int k = 0; k < 4; k++) lanes_bad += got[4 * l + k] != want[k];
+        }
+    }
+    tu_check(lanes_bad == 0, "philox lanes = %d scalar blocks (4 starts, one across 2^32): %d "
+             "words differ", RNG_LANES, lanes_bad);
     size_t n = 1 << 20;
     float *z = malloc(n * sizeof *z);
     pd_randn(z, n, 42, 0);

@@ -668,8 +668,19 @@ void posemb_backward(float *dc_noise, const float *dout, const float *c_noise, i
 /* ------------------------------------------------------------------ dropout */
 
 /* mask[i] = (u_i >= p) with u_i element i of rng_randu(seed, stream): the same Philox block
- * (i/4, stream) under key seed and the same (v + 0.5)/2^32 map as core/rng.c, computed here per
- * block so no n-float scratch is needed. P(keep) = 1 − p. */
+ * (i/4, stream) under key seed and the same (v + 0.5)/2^32 map as core/rng.c, computed here
+ * RNG_LANES blocks at a time (rng_philox4x32_lanes, vectorised; the same bits as one block at a
+ * time, dropout_forward_ref in layers_naive.c) so no n-float scratch is needed. P(keep) = 1 − p.
+ * One group: the m <= 4·RNG_LANES elements whose words are r[0..m). */
+UNET_CLONES static void dropout_group(float *out, uint8_t *mask, const float *in, const uint32_t *r,
+                                      size_t m, float p, float scale) {
+    uint8_t keep[4 * RNG_LANES];
+    for (size_t k = 0; k < m; k++)
+        keep[k] = (float)(((double)r[k] + 0.5) * (1.0 / 4294967296.0)) >= p;
+    for (size_t k = 0; k < m; k++) out[k] = keep[k] ? in[k] * scale : 0.0f;
+    if (mask) memcpy(mask, keep, m);
+}
+
 void dropout_forward(float *out, uint8_t *mask, const float *in, size_t n, float p, uint64_t seed,
                      uint64_t stream) {
     if (p <= 0.0f) {
@@ -678,22 +689,22 @@ void dropout_forward(float *out, uint8_t *mask, const float *in, size_t n, float
         return;
     }
     float scale = p < 1.0f ? (float)(1.0 / (1.0 - (double)p)) : 0.0f;
-    size_t nblk = (n + 3) / 4;
-    uint32_t key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)};
+    const size_t per = 4 * RNG_LANES, ngrp = (n + per - 1) / per;
     #pragma omp parallel for schedule(static) if (n > PAR_MIN)
-    for (size_t b = 0; b < nblk; b++) {
-        uint32_t ctr[4] = {(uint32_t)b, (uint32_t)((uint64_t)b >> 32), (uint32_t)stream,
-                           (uint32_t)(stream >> 32)};
-        uint32_t r[4];
-        rng_philox4x32(r, ctr, key);
-        for (size_t j = 0; j < 4 && 4 * b + j < n; j++) {
-            size_t i = 4 * b + j;
-            float u = (float)(((double)r[j] + 0.5) * (1.0 / 4294967296.0));
-            int keep = u >= p;
-            if (mask) mask[i] = (uint8_t)keep;
-            out[i] = keep ? in[i] * scale : 0.0f;
-        }
+    for (size_t g = 0; g < ngrp; g++) {
+        uint32_t r[4 * RNG_LANES];
+        rng_philox4x32_lanes(r, g * RNG_LANES, seed, stream);
+        size_t i = g * per;
+        dropout_group(out + i, mask ? mask + i : NULL, in + i, r, n - i < per ? n - i : per, p,
+                      scale);
     }
+}
+
+/* din += dout·scale where the mask kept the element, as a select so that it vectorises (din
+ * unchanged elsewhere, bit for bit). */
+UNET_CLONES static void dropout_bwd_chunk(float *din, const float *dout, const uint8_t *mask,
+                                          size_t n, float scale) {
+    for (size_t i = 0; i < n; i++) din[i] = mask[i] ? din[i] + dout[i] * scale : din[i];
 }
 
 void dropout_backward(float *din, const float *dout, const uint8_t *mask, size_t n, float p) {
@@ -704,7 +715,10 @@ void dropout_backward(float *din, const float *dout, const uint8_t *mask, size_t
         return;
     }
     float scale = p < 1.0f ? (float)(1.0 / (1.0 - (double)p)) : 0.0f;
+    size_t nch = (n + CHUNK - 1) / CHUNK;
     #pragma omp parallel for schedule(static) if (n > PAR_MIN)
-    for (size_t i = 0; i < n; i++)
-        if (mask[i]) din[i] += dout[i] * scale;
+    for (size_t c = 0; c < nch; c++) {
+        size_t i = c * CHUNK;
+        dropout_bwd_chunk(din + i, dout + i, mask + i, n - i < CHUNK ? n - i : CHUNK, scale);
+    }
 }
