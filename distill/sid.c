@@ -466,9 +466,9 @@ int sid_init_generator(sid_distiller *s, const pd_model *g, long long warmup_ima
     if (warmup_images < 0 || warmup_images % s->B)
         return pd_fail(err, "sid: the fake-score warm-up (%lld images) must be a non-negative "
                        "multiple of training.batch (%d)", warmup_images, s->B);
-    if (init_images < 0)
-        return pd_fail(err, "sid: the initial generator's image count (%lld) must not be negative",
-                       init_images);
+    if (init_images < 0 || init_images > SID_MAX_INIT_IMAGES)
+        return pd_fail(err, "sid: the initial generator's image count (%lld) must be between 0 "
+                       "and %lld", init_images, SID_MAX_INIT_IMAGES);
     memcpy(s->gen->params, g->params, s->n_params * sizeof(float));
     memcpy(s->theta_ema, g->params, s->n_params * sizeof(float));
     s->warm_total = warmup_images;
@@ -637,6 +637,11 @@ int sid_load_checkpoint(sid_distiller *s, const char *path, pd_error *err) {
                   ck_get_count(&c, "warmup_seen", &wseen, err))) ||
         (ck_get(&c, "init_images") && ck_get_count(&c, "init_images", &init_images, err)))
         goto done;
+    if (init_images > SID_MAX_INIT_IMAGES) {
+        pd_fail(err, "%s: corrupt checkpoint: init_images %lld is more than %lld", path,
+                init_images, SID_MAX_INIT_IMAGES);
+        goto done;
+    }
     if (wseen > wtot || wseen % s->B || (wseen < wtot && pos.images_seen)) {
         pd_fail(err, "%s: inconsistent warm-up position (%lld of %lld fake-score images, %lld "
                 "images seen, batch %d)", path, wseen, wtot, pos.images_seen, s->B);

@@ -64,6 +64,9 @@
 #define SID_WARM_IMAGE0 (1ll << 44)
 #define SID_STREAM_DROP_WARM 0x0000535700000000ull /* "SW" + warm-up iteration */
 #define SID_DEFAULT_WARMUP_IMAGES 6400
+/* The largest initial image count a warm start takes (far beyond any run; keeps the EMA count
+ * init_images + images seen from overflowing, also for a hostile checkpoint). */
+#define SID_MAX_INIT_IMAGES 1000000000000000ll
 #define SID_CHECKPOINT_FORMAT "1"
 
 typedef struct sid_distiller {

@@ -748,8 +748,10 @@ static void test_warm_start_ema(const char *dir) {
         goto out;
     }
     const size_t n = a->n_params;
-    tu_check(sid_init_generator(z, g, W, -1, &err) != 0 && strstr(err.msg, "negative"),
+    tu_check(sid_init_generator(z, g, W, -1, &err) != 0 && strstr(err.msg, "between 0"),
              "a negative initial image count refused: %s", err.msg);
+    tu_check(sid_init_generator(z, g, W, SID_MAX_INIT_IMAGES + 1, &err) != 0 &&
+                 strstr(err.msg, "between 0"), "an initial image count past 10^15 refused: %s", err.msg);
     err.msg[0] = 0;
     rc = sid_init_generator(z, g, W, 0, &err) || sid_init_generator(k, g, W, N, &err);
     while (!rc && z->warm_seen < W) rc = sid_warmup_iteration(z, NULL, &err) || sid_warmup_iteration(k, NULL, &err);
@@ -773,6 +775,13 @@ static void test_warm_start_ema(const char *dir) {
     rc = sid_save_checkpoint(k, ckpt, &err) || sid_load_checkpoint(x, ckpt, &err);
     tu_check(rc == 0 && x->init_images == N, "init_images checkpointed: %lld (%s)",
              x ? x->init_images : -1, err.msg);
+    k->init_images = SID_MAX_INIT_IMAGES + 1;   /* as a hostile checkpoint would say */
+    rc = sid_save_checkpoint(k, ckpt, &err);
+    sid_free(x);
+    x = make(&c, 0.1f, 31);
+    tu_check(rc == 0 && x && sid_load_checkpoint(x, ckpt, &err) != 0 &&
+                 strstr(err.msg, "init_images"), "a checkpoint's init_images past 10^15 refused: %s",
+             err.msg);
 out:
     free(want);
     pd_model_free(g);
