@@ -33,10 +33,12 @@ void rng_philox4x32(uint32_t out[4], const uint32_t ctr[4], const uint32_t key[2
 
 /* The rounds of rng_philox4x32 on RNG_LANES counters side by side (structure of arrays), so that
  * the 32x32 -> 64-bit products vectorise (vpmuludq): 6 ns a block against 17 for the scalar
- * function (one thread, AVX-512 clone). */
+ * function (one thread, AVX-512 clone). Static, with an exported wrapper below: clang 14 emits
+ * no dispatcher for a target_clones function with external linkage that its own file does not
+ * call (the fuzz build failed to link). */
 __attribute__((target_clones("avx512f", "default")))
-void rng_philox4x32_lanes(uint32_t out[4 * RNG_LANES], uint64_t blk0, uint64_t seed,
-                          uint64_t stream) {
+static void philox_lanes(uint32_t out[4 * RNG_LANES], uint64_t blk0, uint64_t seed,
+                         uint64_t stream) {
     uint32_t c0[RNG_LANES], c1[RNG_LANES], c2[RNG_LANES], c3[RNG_LANES];
     for (int l = 0; l < RNG_LANES; l++) {
         uint64_t b = blk0 + (uint64_t)l;
@@ -64,6 +66,11 @@ void rng_philox4x32_lanes(uint32_t out[4 * RNG_LANES], uint64_t blk0, uint64_t s
         out[4 * l + 2] = c2[l];
         out[4 * l + 3] = c3[l];
     }
+}
+
+void rng_philox4x32_lanes(uint32_t out[4 * RNG_LANES], uint64_t blk0, uint64_t seed,
+                          uint64_t stream) {
+    philox_lanes(out, blk0, seed, stream);
 }
 
 static void block(uint32_t out[4], uint64_t blk, uint64_t seed, uint64_t stream) {
