@@ -177,8 +177,9 @@ __attribute__((target("avx512f"))) static inline void store_stream(float *d, con
     for (int h = 0; h < CB; h += 16) {
         __m256 lo = _mm512_cvtpd_ps(_mm512_loadu_pd(u + h)),
                hi = _mm512_cvtpd_ps(_mm512_loadu_pd(u + h + 8));
-        _mm512_stream_ps(d + h, _mm512_castpd_ps(_mm512_insertf64x4(
-                                    _mm512_castpd256_pd512(_mm256_castps_pd(lo)), _mm256_castps_pd(hi), 1)));
+        __m512d both = _mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(lo)),
+                                          _mm256_castps_pd(hi), 1);
+        _mm512_stream_ps(d + h, _mm512_castpd_ps(both));
     }
 }
 
@@ -257,29 +258,34 @@ static void filter_transform(float *U, const float *w, int C, int OC, int flip) 
     }
 }
 
+/* The six values of B^T x for one column x0..x5 (B^T as in the header), to v[k], v[vs + k], ...,
+ * v[5·vs + k]: the one place the input transform's arithmetic is written (down and across). */
+static inline __attribute__((always_inline)) void bt6(float *v, size_t vs, size_t k, float x0,
+                                                      float x1, float x2, float x3, float x4,
+                                                      float x5) {
+    v[k] = (4 * x0 - 5 * x2) + x4;
+    v[vs + k] = -4 * (x1 + x2) + (x3 + x4);
+    v[2 * vs + k] = 4 * (x1 - x2) - (x3 - x4);
+    v[3 * vs + k] = 2 * (x3 - x1) + (x4 - x2);
+    v[4 * vs + k] = 2 * (x1 - x3) + (x4 - x2);
+    v[5 * vs + k] = (4 * x1 - 5 * x3) + x5;
+}
+
 /* B^T applied down the six rows r0..r5 of width n (t_i = Σ_a B^T[i][a] r_a), and across: for
  * each of the six rows of t, six values per tile from columns 4tx .. 4tx+5, stored at
- * V[(6i + j)·vs + tx]; t holds 6·pw floats and e 4·(tw + 1) of scratch. Across, a tile's six columns overlap the next tile's by two, which no
- * compiler vectorises; from 8 tiles a row (32 pixels) they are first split into four arrays by
- * column mod 4, and the arithmetic then runs on unit-stride vectors (same operations, same
- * bits): 130 -> 104 ns per call at 8 tiles, 259 -> 148 at 16; at 4 tiles the copy costs more
- * than it saves (68 -> 84), so 16x16 layers keep the plain loop. */
+ * V[(6i + j)·vs + tx]; t holds 6·pw floats and e 4·(tw + 1) of scratch. Across, a tile's six
+ * columns overlap the next tile's by two, which no compiler vectorises; from 8 tiles a row (32
+ * pixels) they are first split into four arrays by column mod 4, and the arithmetic then runs on
+ * unit-stride vectors (same operations, same bits): 130 -> 104 ns per call at 8 tiles, 259 ->
+ * 148 at 16; at 4 tiles the copy costs more than it saves (68 -> 84), so 16x16 layers keep the
+ * plain loop. */
 UNET_CLONES static void input_rows(float *V, size_t vs, const float *r, int pw, int tw, float *t,
                                    float *e) {
     const float *r0 = r, *r1 = r + pw, *r2 = r + 2 * pw, *r3 = r + 3 * pw, *r4 = r + 4 * pw,
                 *r5 = r + 5 * pw;
-    float *t0 = t, *t1 = t + pw, *t2 = t + 2 * pw, *t3 = t + 3 * pw, *t4 = t + 4 * pw,
-          *t5 = t + 5 * pw;
     #pragma omp simd
-    for (int x = 0; x < pw; x++) {
-        float x0 = r0[x], x1 = r1[x], x2 = r2[x], x3 = r3[x], x4 = r4[x], x5 = r5[x];
-        t0[x] = (4 * x0 - 5 * x2) + x4;
-        t1[x] = -4 * (x1 + x2) + (x3 + x4);
-        t2[x] = 4 * (x1 - x2) - (x3 - x4);
-        t3[x] = 2 * (x3 - x1) + (x4 - x2);
-        t4[x] = 2 * (x1 - x3) + (x4 - x2);
-        t5[x] = (4 * x1 - 5 * x3) + x5;
-    }
+    for (int x = 0; x < pw; x++)
+        bt6(t, (size_t)pw, (size_t)x, r0[x], r1[x], r2[x], r3[x], r4[x], r5[x]);
     if (tw >= 8) {   /* across, with the tiles' columns de-interleaved first (see above) */
         float *e0 = e, *e1 = e + tw + 1, *e2 = e + 2 * (tw + 1), *e3 = e + 3 * (tw + 1);
         for (int i = 0; i < 6; i++) {
@@ -294,16 +300,8 @@ UNET_CLONES static void input_rows(float *V, size_t vs, const float *r, int pw, 
             e0[tw] = s[4 * tw];
             e1[tw] = s[4 * tw + 1];
             #pragma omp simd
-            for (int tx = 0; tx < tw; tx++) {
-                float x0 = e0[tx], x1 = e1[tx], x2 = e2[tx], x3 = e3[tx], x4 = e0[tx + 1],
-                      x5 = e1[tx + 1];
-                v[tx] = (4 * x0 - 5 * x2) + x4;
-                v[vs + tx] = -4 * (x1 + x2) + (x3 + x4);
-                v[2 * vs + tx] = 4 * (x1 - x2) - (x3 - x4);
-                v[3 * vs + tx] = 2 * (x3 - x1) + (x4 - x2);
-                v[4 * vs + tx] = 2 * (x1 - x3) + (x4 - x2);
-                v[5 * vs + tx] = (4 * x1 - 5 * x3) + x5;
-            }
+            for (int tx = 0; tx < tw; tx++)
+                bt6(v, vs, (size_t)tx, e0[tx], e1[tx], e2[tx], e3[tx], e0[tx + 1], e1[tx + 1]);
         }
         return;
     }
@@ -312,13 +310,7 @@ UNET_CLONES static void input_rows(float *V, size_t vs, const float *r, int pw, 
         float *v = V + (size_t)(6 * i) * vs;
         for (int tx = 0; tx < tw; tx++) {
             const float *d = s + 4 * tx;
-            float x0 = d[0], x1 = d[1], x2 = d[2], x3 = d[3], x4 = d[4], x5 = d[5];
-            v[tx] = (4 * x0 - 5 * x2) + x4;
-            v[vs + tx] = -4 * (x1 + x2) + (x3 + x4);
-            v[2 * vs + tx] = 4 * (x1 - x2) - (x3 - x4);
-            v[3 * vs + tx] = 2 * (x3 - x1) + (x4 - x2);
-            v[4 * vs + tx] = 2 * (x1 - x3) + (x4 - x2);
-            v[5 * vs + tx] = (4 * x1 - 5 * x3) + x5;
+            bt6(v, vs, (size_t)tx, d[0], d[1], d[2], d[3], d[4], d[5]);
         }
     }
 }
@@ -450,7 +442,8 @@ static void grad_transform(float *dM, const float *dy, int o, int OC, int H, int
  * c0 of output channel oc. Inlined with cn = CB for full blocks, so its loops have a constant
  * trip count and vectorise (as in filter_rows). */
 static inline __attribute__((always_inline)) void filter_grad_block(float *dw, const float *src,
-                                                                     int C, int oc, int c0, int cn) {
+                                                                     int C, int oc, int c0,
+                                                                     int cn) {
     double t[6][3][CB], o[9][CB];
     for (int i = 0; i < 6; i++) {   /* t = dU G */
         const float *u = src + (size_t)(6 * i) * C + c0;
