@@ -59,7 +59,7 @@ int main(int argc, char **argv) {
         conv_set_path(CONV_DIRECT);
         conv2d_forward(y, x, w, NULL, 1, C, H, H, OC, 3, col);
         double ed = normwise(y, yd, no);
-        winograd_conv3x3_forward(y, x, w, NULL, 1, C, H, H, OC);
+        winograd_conv3x3_forward(y, x, w, NULL, 1, C, H, H, OC, NULL, 0);
         double ew = normwise(y, yd, no);
         conv_set_path(CONV_AUTO);
         int used = conv_winograd_applies(C, H, H, OC);

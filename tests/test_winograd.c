@@ -92,14 +92,14 @@ static void test_fast(int N, int C, int H, int W, int OC) {
            *yd = malloc(no * sizeof *yd), *dxd = calloc(ni, sizeof *dxd),
            *dwd = calloc(nw, sizeof *dwd);
     char name[128];
-    tu_check(winograd_conv3x3_forward(y, x, w, b, N, C, H, W, OC) == 0, "forward ran");
+    tu_check(winograd_conv3x3_forward(y, x, w, b, N, C, H, W, OC, NULL, 0) == 0, "forward ran");
     conv2d_forward_naive(yd, xd, wd, bd, N, C, H, W, OC, 3);
     snprintf(name, sizeof name, "winograd forward N=%d C=%d %dx%d OC=%d", N, C, H, W, OC);
     normwise(name, NULL, y, yd, no, 2e-5);
     /* backward accumulates: start from a nonzero din/dw and add the reference to the same */
     for (size_t i = 0; i < ni; i++) dxd[i] = dx[i] = 0.25f;
     for (size_t i = 0; i < nw; i++) dwd[i] = dw[i] = -0.5f;
-    tu_check(winograd_conv3x3_backward(dx, dw, dy, x, w, N, C, H, W, OC) == 0, "backward ran");
+    tu_check(winograd_conv3x3_backward(dx, dw, dy, x, w, N, C, H, W, OC, NULL, 0) == 0, "backward ran");
     conv3x3_backward_naive(dxd, dwd, dyd, xd, wd, N, C, H, W, OC);
     snprintf(name, sizeof name, "winograd din N=%d C=%d %dx%d OC=%d", N, C, H, W, OC);
     normwise(name, NULL, dx, dxd, ni, 2e-5);
@@ -125,8 +125,9 @@ static void test_invariance(int C, int H, int W, int OC) {
     for (int t = 0; t < 4; t++) {
         pd_set_threads(t / 2 ? 2 : 1);
         int n = t % 2 ? N : 1;
-        winograd_conv3x3_forward(y[t], x, w, b, n, C, H, W, OC);
-        winograd_conv3x3_backward(dx[t], t % 2 ? dw[t / 2] : NULL, y[t], x, w, n, C, H, W, OC);
+        winograd_conv3x3_forward(y[t], x, w, b, n, C, H, W, OC, NULL, 0);
+        winograd_conv3x3_backward(dx[t], t % 2 ? dw[t / 2] : NULL, y[t], x, w, n, C, H, W, OC,
+                                  NULL, 0);
     }
     pd_set_threads(saved);
     int sy = 1, sx = 1;
@@ -141,6 +142,38 @@ static void test_invariance(int C, int H, int W, int OC) {
              "winograd C=%d %dx%d OC=%d: dW of 5 samples bit-identical with 1/2 threads", C, H, W, OC);
     for (int t = 0; t < 4; t++) { free(y[t]); free(dx[t]); }
     free(dw[0]); free(dw[1]); free(x); free(w); free(b);
+}
+
+/* 4b: the caller's work area (conv2d passes its im2col buffer) changes no bit: none, the size
+ * conv2d passes, room for exactly one sample (groups of one), two and a half (groups of two and
+ * a remainder), one float short of a sample (falls back to the thread's scratch); and the work
+ * area is really used for the groups when a sample fits (its sentinel is overwritten). */
+static void test_work(int C, int H, int W, int OC) {
+    int N = 5, T = ((H + 3) / 4) * ((W + 3) / 4);
+    size_t ni = (size_t)N * C * H * W, no = (size_t)N * OC * H * W, nw = (size_t)OC * C * 9;
+    size_t per = (size_t)36 * (C + OC) * T, sizes[5] = {0, (size_t)9 * C * H * W, per,
+                                                        per * 5 / 2, per - 1};
+    float *x = tu_randf(ni, 16, 1), *w = tu_randf(nw, 17, 0.2f), *b = tu_randf(OC, 18, 0.1f),
+          *dy = tu_randf(no, 19, 1), *y[5], *dx[5], *dw[5], *work = malloc(per * 3 * sizeof *work);
+    int ran = 1, same = 1, used = 1;
+    for (int v = 0; v < 5; v++) {
+        y[v] = malloc(no * sizeof **y);
+        dx[v] = calloc(ni, sizeof **dx);
+        dw[v] = calloc(nw, sizeof **dw);
+        float *wk = sizes[v] ? work : NULL;
+        if (wk) wk[0] = -1234.5f;
+        ran &= winograd_conv3x3_forward(y[v], x, w, b, N, C, H, W, OC, wk, sizes[v]) == 0 &&
+               winograd_conv3x3_backward(dx[v], dw[v], dy, x, w, N, C, H, W, OC, wk, sizes[v]) == 0;
+        if (wk && sizes[v] >= per) used &= wk[0] != -1234.5f;
+        if (v)
+            same &= !memcmp(y[0], y[v], no * sizeof **y) && !memcmp(dx[0], dx[v], ni * sizeof **dx) &&
+                    !memcmp(dw[0], dw[v], nw * sizeof **dw);
+    }
+    tu_check(ran && same && used,
+             "winograd C=%d %dx%d OC=%d: out, din, dw bit-identical with every size of work area, "
+             "and the work area used when a sample fits (%d %d %d)", C, H, W, OC, ran, same, used);
+    for (int v = 0; v < 5; v++) { free(y[v]); free(dx[v]); free(dw[v]); }
+    free(x); free(w); free(b); free(dy); free(work);
 }
 
 /* 5: the direct path through the switch is the im2col kernel, and differs from Winograd's bits. */
@@ -179,6 +212,8 @@ int main(void) {
     test_invariance(8, 5, 7, 6);
     test_invariance(64, 32, 32, 64);
     test_invariance(32, 8, 8, 48);
+    test_work(16, 16, 16, 24);
+    test_work(48, 17, 12, 16);
     test_switch();
     return tu_finish();
 }

@@ -381,7 +381,8 @@ void conv2d_forward(float *out, const float *in, const float *w, const float *b,
                     int H, int W, int OC, int k, float *col) {
     /* 3x3 layers take Winograd's F(4x4,3x3) unless the path says direct (unet/winograd.h). */
     int wino = k == 3 && conv_winograd_applies(C, H, W, OC);
-    if (wino && winograd_conv3x3_forward(out, in, w, b, N, C, H, W, OC) == 0) {
+    if (wino && winograd_conv3x3_forward(out, in, w, b, N, C, H, W, OC, col,
+                                         col ? (size_t)9 * C * H * W : 0) == 0) {
         conv_note(k, C, H, W, OC, N, 1);
         return;
     }
@@ -434,7 +435,8 @@ void conv2d_backward(float *din, float *dw, float *db, const float *dout, const 
         }
     }
     if (k == 3 && conv_winograd_applies(C, H, W, OC) &&
-        winograd_conv3x3_backward(din, dw, dout, in, w, N, C, H, W, OC) == 0)
+        winograd_conv3x3_backward(din, dw, dout, in, w, N, C, H, W, OC, col,
+                                  col ? (size_t)9 * C * H * W : 0) == 0)
         return;
     if (k == 1) {   /* col_n is x_n itself */
         if (dw)

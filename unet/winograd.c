@@ -525,26 +525,42 @@ static void forward_pass(float *out, const float *in, const float *U, const floa
     }
 }
 
-/* The scratch for `fixed` floats plus groups of `per` floats per sample: *G samples a group
- * (one when memory is short); NULL when even that does not fit. */
-static float *scratch_groups(size_t fixed, size_t per, int N, int *G) {
+/* The buffers of one call: `fixed` floats (the transformed filters or their gradient) and groups
+ * of `per` floats per sample, *G samples a group. The groups go in the caller's work area when
+ * one sample fits there: that is the direct path's im2col buffer (9·C·H·W floats, at least one
+ * sample's 36·(C + OC)·T when OC <= 3C), which a Winograd layer leaves unused, so the groups cost
+ * no memory of their own and peak memory stays at the direct path's (issue 17's goal; ref64 at
+ * batch 8 peaked 10 MiB higher with them in the scratch). Otherwise they follow `fixed` in the
+ * thread's scratch (one sample a group when memory is short). Returns 0, or -1 when even that
+ * does not fit. Which group a sample is in changes no bit (header). */
+static int buffers(size_t fixed, size_t per, int N, float *work, size_t work_floats, float **fx,
+                   float **groups, int *G) {
+    if (work && per <= work_floats) {
+        *G = (int)(work_floats / per < (size_t)N ? work_floats / per : (size_t)N);
+        *fx = scratch(fixed);
+        *groups = work;
+        return *fx ? 0 : -1;
+    }
     *G = group_size(per, N);
     float *s = scratch(fixed + (size_t)*G * per);
     if (!s && *G > 1) {
         *G = 1;
         s = scratch(fixed + per);
     }
-    return s;
+    *fx = s;
+    *groups = s ? s + fixed : NULL;
+    return s ? 0 : -1;
 }
 
 int winograd_conv3x3_forward(float *out, const float *in, const float *w, const float *b, int N,
-                             int C, int H, int W, int OC) {
+                             int C, int H, int W, int OC, float *work, size_t work_floats) {
     int T = ((H + 3) / 4) * ((W + 3) / 4), G;
-    size_t un = (size_t)36 * OC * C;
-    float *scr = scratch_groups(un, (size_t)36 * (C + OC) * T, N, &G);
-    if (!scr) return -1;
-    filter_transform(scr, w, C, OC, 0);
-    forward_pass(out, in, scr, b, N, C, H, W, OC, 0, scr + un, G);
+    float *U, *groups;
+    if (buffers((size_t)36 * OC * C, (size_t)36 * (C + OC) * T, N, work, work_floats, &U, &groups,
+                &G))
+        return -1;
+    filter_transform(U, w, C, OC, 0);
+    forward_pass(out, in, U, b, N, C, H, W, OC, 0, groups, G);
     return 0;
 }
 
@@ -553,18 +569,19 @@ int winograd_conv3x3_forward(float *out, const float *in, const float *w, const 
  * group's samples in order; so every dU element sums samples and tiles in one fixed order, and
  * the thread count changes no bit. */
 int winograd_conv3x3_backward(float *din, float *dw, const float *dout, const float *in,
-                              const float *w, int N, int C, int H, int W, int OC) {
+                              const float *w, int N, int C, int H, int W, int OC, float *work,
+                              size_t work_floats) {
     if (!din && !dw) return 0;
     int T = ((H + 3) / 4) * ((W + 3) / 4), G;
     size_t un = (size_t)36 * OC * C, vn = (size_t)36 * C * T, mn = (size_t)36 * OC * T;
-    float *scr = scratch_groups(un, vn + mn, N, &G);
-    if (!scr) return -1;
+    float *scr, *groups;
+    if (buffers(un, vn + mn, N, work, work_floats, &scr, &groups, &G)) return -1;
     if (din) {
         filter_transform(scr, w, C, OC, 1);
-        forward_pass(din, dout, scr, NULL, N, OC, H, W, C, 1, scr + un, G);
+        forward_pass(din, dout, scr, NULL, N, OC, H, W, C, 1, groups, G);
     }
     if (!dw) return 0;
-    float *dU = scr, *V = scr + un, *dM = V + (size_t)G * vn;
+    float *dU = scr, *V = groups, *dM = V + (size_t)G * vn;
     memset(dU, 0, un * sizeof *dU);
     double flops = 72.0 * OC * C * T;
     for (int n0 = 0; n0 < N; n0 += G) {

@@ -45,14 +45,18 @@ void conv_note(int k, int C, int H, int W, int OC, int N, int winograd);
  * the shape only (so the choice, like the bits, never depends on batch or threads). */
 int conv_winograd_applies(int C, int H, int W, int OC);
 
-/* out[N,OC,H,W] = conv3x3(in[N,C,H,W], w) + b (b may be NULL). Returns 0, or -1 with nothing
+/* out[N,OC,H,W] = conv3x3(in[N,C,H,W], w) + b (b may be NULL). work (may be NULL): work_floats
+ * floats the call may overwrite, used for its per-sample buffers when one sample's fit (the
+ * caller's im2col buffer); the result does not depend on it. Returns 0, or -1 with nothing
  * written when its scratch cannot be allocated (the caller then takes the direct path). */
 int winograd_conv3x3_forward(float *out, const float *in, const float *w, const float *b, int N,
-                             int C, int H, int W, int OC);
+                             int C, int H, int W, int OC, float *work, size_t work_floats);
 /* din += dL/din, dw += dL/dw (either may be NULL); the bias gradient is the caller's (it does not
- * depend on the algorithm). Returns 0, or -1 with nothing touched when out of memory. */
+ * depend on the algorithm); work as in the forward. Returns 0, or -1 with nothing touched when
+ * out of memory. */
 int winograd_conv3x3_backward(float *din, float *dw, const float *dout, const float *in,
-                              const float *w, int N, int C, int H, int W, int OC);
+                              const float *w, int N, int C, int H, int W, int OC, float *work,
+                              size_t work_floats);
 
 /* ---- naive double-precision twins (tests only): the same F(4x4,3x3) algorithm as plain loops,
  * tile by tile, straight from the matrices B^T, G, A^T. ---- */
