@@ -12,7 +12,8 @@
  * (2) per group of samples, the input transform V [C][36][T] per sample (OpenMP over (sample,
  * channel)), the 36 products per sample (OpenMP over (sample, ξ), each one single-threaded
  * OpenBLAS call), the output transform with the bias (OpenMP over (sample, output channel)).
- * A group holds as many samples as fit a fixed scratch budget: which group a sample is in changes
+ * A group holds as many samples as fit the caller's im2col buffer, or else a fixed scratch budget
+ * (buffers()): which group a sample is in changes
  * no bit, since every value a sample gets is computed from that sample alone by code whose
  * operation order is fixed (transforms: scalar IEEE operations, no contraction; products: one
  * sgemm shape per layer).
