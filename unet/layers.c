@@ -558,14 +558,13 @@ void upsample2_backward(float *din, const float *dout, int N, int C, int H, int 
  * other tile, so one OpenMP loop over (item, query tile) does everything. */
 #define ATT_QT 64
 
-/* S = s·q^T k into att (s = 1/sqrt(Ch)); row softmax in place; out = v · A^T. The softmax
- * subtracts the row max, exponentiates in float and sums in double (then one float reciprocal):
- * torch's fp32 softmax up to rounding. */
 /* a = softmax(a) over one row of L scores: the maximum subtracted (exact: the maximum of floats
  * does not depend on the order it is taken in), exp_ieee, the sum in double over the explicit
- * lanes of the GroupNorm sums. Vectorised, where libm's expf one element at a time with a
- * sequential sum was 15-25 % of ADM ImageNet-64's evaluation (about 48 million scores: 6 heads of
- * 1024 x 1024 in seven attention layers at 32x32); the bits are those of every ISA's clone. */
+ * lanes of the GroupNorm sums, then one float reciprocal: torch's fp32 softmax up to rounding.
+ * Vectorised: libm's expf one score at a time with a sequential sum was 12.5 % of ADM
+ * ImageNet-64's batch-1 profile (48 million scores an evaluation: 6 heads of 1024 x 1024 in seven
+ * attention layers at 32x32), this 1.1 % (docs/benchmarks.md "Session 13"). The bits are the same
+ * on every ISA's clone (exp_ieee, fixed lanes). */
 UNET_CLONES static void softmax_row(float *a, int L) {
     float mx = a[0];
     #pragma omp simd reduction(max : mx)
@@ -582,6 +581,7 @@ UNET_CLONES static void softmax_row(float *a, int L) {
     for (int k = 0; k < L; k++) a[k] *= inv;
 }
 
+/* S = s·q^T k into att (s = 1/sqrt(Ch)); row softmax in place (softmax_row); out = v · A^T. */
 void attention_forward(float *out, float *att, const float *qkv, int N, int C, int L, int heads,
                        float *scratch) {
     int Ch = C / heads, items = N * heads, qt = (L + ATT_QT - 1) / ATT_QT;

@@ -277,12 +277,12 @@ static inline __attribute__((always_inline)) void bt6(float *v, size_t vs, size_
  * past W are the zero padding, whose B^T is zero), and across: for each of the six rows of t, six
  * values per tile from columns 4tx .. 4tx+5, stored at V[(6i + j)·vs + tx]; t holds 6·pw floats
  * and e 4·(tw + 1) of scratch. The rows are read where they lie: copying them into a padded
- * buffer first was 3 % of a training step (memset and memcpy of a few dozen floats each). Across, a tile's six
- * columns overlap the next tile's by two, which no compiler vectorises; from 8 tiles a row (32
- * pixels) they are first split into four arrays by column mod 4, and the arithmetic then runs on
- * unit-stride vectors (same operations, same bits): 130 -> 104 ns per call at 8 tiles, 259 ->
- * 148 at 16; at 4 tiles the copy costs more than it saves (68 -> 84), so 16x16 layers keep the
- * plain loop. */
+ * buffer first cost a memset and a memcpy of a few dozen floats per row (with the gradient
+ * transform's, 2 % of a training step). Across, a tile's six columns overlap the next tile's by
+ * two, which no compiler vectorises; from 8 tiles a row (32 pixels) they are first split into
+ * four arrays by column mod 4, and the arithmetic then runs on unit-stride vectors (same
+ * operations, same bits): 130 -> 104 ns per call at 8 tiles, 259 -> 148 at 16; at 4 tiles the
+ * copy costs more than it saves (68 -> 84), so 16x16 layers keep the plain loop. */
 UNET_CLONES static void input_rows(float *V, size_t vs, const float *const r[6], int W, int pw,
                                    int tw, float *t, float *e) {
     const float *r0 = r[0], *r1 = r[1], *r2 = r[2], *r3 = r[3], *r4 = r[4], *r5 = r[5];
