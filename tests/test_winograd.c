@@ -13,7 +13,10 @@
  *      gradient, a sum over N·H·W terms more) bound it with room, while an indexing bug gives 1;
  *   4. what the samplers rely on: sample 0 bit-identical in a batch of 1 or 5 and with 1 or 2
  *      threads (forward and input gradient), dW bit-identical with 1 or 2 threads;
- *   5. the switch: PIXDIFF_CONV's direct path gives the im2col kernel's bits.
+ *   5. the switch: PIXDIFF_CONV's direct path gives the im2col kernel's bits;
+ *   6. the row kernels' wide (AVX-512 permute) and plain loops give the same bits, on rows of
+ *      4, 5, 8, 10, 12, 16 and 20 tiles, some not a whole number of tiles (every mix of 8-tile,
+ *      4-tile and single-tile steps, and edge tiles).
  */
 #include "unet/layers.h"
 #include "unet/winograd.h"
@@ -197,6 +200,31 @@ static void test_switch(void) {
     free(x); free(w); free(b); free(col); free(y1); free(y2);
 }
 
+/* 6: wide and plain row kernels, forward and backward, bit for bit. On a CPU without AVX-512 both
+ * runs take the plain loops and the check holds trivially (it says so). */
+static void test_row_kernels(int C, int H, int W, int OC) {
+    int N = 2;
+    size_t ni = (size_t)N * C * H * W, no = (size_t)N * OC * H * W, nw = (size_t)OC * C * 9;
+    float *x = tu_randf(ni, 20, 1), *w = tu_randf(nw, 21, 0.2f), *b = tu_randf(OC, 22, 0.1f),
+          *dy = tu_randf(no, 23, 1), *y[2], *dx[2], *dw[2];
+    for (int v = 0; v < 2; v++) {
+        y[v] = malloc(no * sizeof **y);
+        dx[v] = calloc(ni, sizeof **dx);
+        dw[v] = calloc(nw, sizeof **dw);
+        winograd_force_plain_rows(v);
+        winograd_conv3x3_forward(y[v], x, w, b, N, C, H, W, OC, NULL, 0);
+        winograd_conv3x3_backward(dx[v], dw[v], dy, x, w, N, C, H, W, OC, NULL, 0);
+    }
+    winograd_force_plain_rows(0);
+    tu_check(!memcmp(y[0], y[1], no * sizeof **y) && !memcmp(dx[0], dx[1], ni * sizeof **dx) &&
+                 !memcmp(dw[0], dw[1], nw * sizeof **dw),
+             "winograd C=%d %dx%d OC=%d: out, din, dw bit-identical with the wide and the plain "
+             "row kernels%s", C, H, W, OC,
+             __builtin_cpu_supports("avx512f") ? "" : " (no AVX-512 here: both plain)");
+    for (int v = 0; v < 2; v++) { free(y[v]); free(dx[v]); free(dw[v]); }
+    free(x); free(w); free(b); free(dy);
+}
+
 int main(void) {
     conv_set_path(CONV_AUTO);
     test_twins(1, 3, 8, 8, 4);
@@ -215,5 +243,8 @@ int main(void) {
     test_work(16, 16, 16, 24);
     test_work(48, 17, 12, 16);
     test_switch();
+    int rk[][4] = {{3, 8, 16, 5}, {2, 6, 18, 3}, {4, 12, 32, 3}, {3, 7, 30, 4}, {2, 5, 37, 2},
+                   {3, 5, 48, 4}, {2, 9, 64, 3}, {2, 4, 80, 2}};
+    for (int k = 0; k < 8; k++) test_row_kernels(rk[k][0], rk[k][1], rk[k][2], rk[k][3]);
     return tu_finish();
 }

@@ -58,6 +58,10 @@ int winograd_conv3x3_backward(float *din, float *dw, const float *dout, const fl
                               const float *w, int N, int C, int H, int W, int OC, float *work,
                               size_t work_floats);
 
+/* Tests only: on = 1 makes the transforms' row kernels take their plain loops even where the CPU
+ * has AVX-512 (winograd.c, "Which row kernels run"), to check that both give the same bits. */
+void winograd_force_plain_rows(int on);
+
 /* ---- naive double-precision twins (tests only): the same F(4x4,3x3) algorithm as plain loops,
  * tile by tile, straight from the matrices B^T, G, A^T. ---- */
 void winograd_conv3x3_forward_naive(double *out, const double *in, const double *w,
