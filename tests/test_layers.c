@@ -221,6 +221,35 @@ static void test_dropout(void) {
     bad = 0;
     for (size_t i = 0; i < n; i++) bad += y[i] != x[i] || mask[i] != 1;
     tu_check(bad == 0, "dropout p=0 copies and keeps all: %zu mismatches", bad);
+    /* other rates, down to the edges of the uniform's range, and NaN, against rng_randu */
+    float ps[] = {0.1f, 1.0f / 3, 0.5f, 0.9f, 1e-9f, 0.99999994f, 1.0f, 1.5f, NAN};
+    bad = 0;
+    rng_randu(u, n, seed, stream);
+    for (int t = 0; t < 9; t++) {
+        dropout_forward(y, mask, x, n, ps[t], seed, stream);
+        float scale = ps[t] < 1.0f ? (float)(1.0 / (1.0 - ps[t])) : 0.0f;
+        for (size_t i = 0; i < n; i++) {
+            int keep = u[i] >= ps[t];
+            float want = keep ? x[i] * scale : 0.0f;
+            bad += mask[i] != keep || memcmp(&y[i], &want, sizeof want) != 0;
+        }
+    }
+    tu_check(bad == 0, "dropout at p = 0.1, 1/3, 0.5, 0.9, 1e-9, 1 - 2^-24, 1, 1.5, NaN: masks and "
+             "outputs = rng_randu's, %zu mismatches", bad);
+    /* the threshold word is exact: every word within 2^12 of it on either side falls on its side
+     * (an off-by-one, or a threshold a few words off, fails here and nowhere else) */
+    bad = 0;
+    for (int t = 0; t < 9; t++) {
+        uint64_t th = dropout_keep_threshold(ps[t]);
+        for (int64_t d = -4096; d <= 4096; d++) {
+            int64_t r = (int64_t)th + d;
+            if (r < 0 || r > (int64_t)UINT32_MAX) continue;
+            float uni = (float)(((double)r + 0.5) * (1.0 / 4294967296.0));
+            bad += (uni >= ps[t]) != (r >= (int64_t)th);
+        }
+    }
+    tu_check(bad == 0, "dropout_keep_threshold: words on either side of it keep/drop as their "
+             "uniform says, %zu mismatches", bad);
     free(x); free(y); free(u); free(z); free(d); free(dw); free(mask);
 }
 

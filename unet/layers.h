@@ -71,6 +71,10 @@ void posemb_backward(float *dc_noise, const float *dout, const float *c_noise, i
 void dropout_forward(float *out, uint8_t *mask, const float *in, size_t n, float p, uint64_t seed,
                      uint64_t stream);
 void dropout_backward(float *din, const float *dout, const uint8_t *mask, size_t n, float p);
+/* The least Philox word r whose uniform (float)((r + 0.5)·2^-32) is >= p, or 2^32 when none is:
+ * the uniform is non-decreasing in r, so an element is kept exactly when its word is >= this
+ * (what dropout_forward compares, one integer compare per element). */
+uint64_t dropout_keep_threshold(float p);
 
 /* ---- naive double-precision twins (tests only; plain loops, no BLAS, no threads) ---- */
 void linear_forward_naive(double *out, const double *in, const double *w, const double *b, int N,
