@@ -311,8 +311,9 @@ static void im2col_channel(float *col, const float *in, int c, int H, int W, int
 }
 
 /* Adjoint of im2col for channel c, accumulated: din[c, ·] += the scatter of its k·k rows, in a
- * fixed (ki, kj, y) order. */
-static void col2im_channel(float *din, const float *col, int c, int H, int W, int k) {
+ * fixed (ki, kj, y) order. Cloned, with `omp simd` on the row loop (din and col never overlap):
+ * GCC's -O2 had left it scalar, 1.7 % of a training step (perf, session 14). */
+UNET_CLONES static void col2im_channel(float *din, const float *col, int c, int H, int W, int k) {
     int p = k / 2, kk = k * k;
     size_t HW = (size_t)H * W;
     float *dst = din + (size_t)c * HW;
@@ -326,6 +327,7 @@ static void col2im_channel(float *din, const float *col, int c, int H, int W, in
                 if (sy < 0 || sy >= H) continue;
                 float *d = dst + (size_t)sy * W;   /* d[x + kj − p], x >= x0 keeps it >= 0 */
                 const float *s = src + (size_t)y * W;
+                #pragma omp simd
                 for (int x = x0; x < x1; x++) d[x + kj - p] += s[x];
             }
         }
@@ -745,7 +747,7 @@ UNET_CLONES static void dropout_bwd_chunk(float *din, const float *dout, const u
 void dropout_backward(float *din, const float *dout, const uint8_t *mask, size_t n, float p) {
     if (!din) return;
     if (p <= 0.0f) {
-        #pragma omp parallel for schedule(static) if (n > PAR_MIN)
+        #pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
         for (size_t i = 0; i < n; i++) din[i] += dout[i];
         return;
     }

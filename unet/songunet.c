@@ -369,7 +369,7 @@ static void aux_forward(unet_run *r, const unet_block *b, bact *ac, int N) {
     size_t no = (size_t)N * co * r->hw[b->level_out] * r->hw[b->level_out];
     float *x = ac->aux;
     const float *o = ac->out;
-    #pragma omp parallel for schedule(static) if (no > PAR_MIN)
+    #pragma omp parallel for simd schedule(static) if (no > PAR_MIN)
     for (size_t i = 0; i < no; i++) x[i] = (o[i] + x[i]) / SQRT2F;
 }
 
@@ -432,7 +432,7 @@ static void block_forward(unet_run *r, const unet_block *b, bact *ac, int N, int
     }
     float *y = ac->y;
     size_t ny = (size_t)N * co * Lo;
-    #pragma omp parallel for schedule(static) if (ny > PAR_MIN)
+    #pragma omp parallel for simd schedule(static) if (ny > PAR_MIN)
     for (size_t i = 0; i < ny; i++) y[i] = (y[i] + sk[i]) * s;
     if (b->attn) {
         groupnorm_forward(ac->n2, ac->mean2, ac->rstd2, ac->y, PW(b->t_norm2), PB(b->t_norm2), N,
@@ -441,7 +441,7 @@ static void block_forward(unet_run *r, const unet_block *b, bact *ac, int N, int
         attention_forward(ac->a, ac->att, ac->qkv, N, co, (int)Lo, b->heads, r->ascr);
         conv2d_forward(ac->out, ac->a, PW(b->t_proj), PB(b->t_proj), N, co, Ho, Ho, co, 1, r->col);
         float *o = ac->out;
-        #pragma omp parallel for schedule(static) if (ny > PAR_MIN)
+        #pragma omp parallel for simd schedule(static) if (ny > PAR_MIN)
         for (size_t i = 0; i < ny; i++) o[i] = (o[i] + y[i]) * s;
     }
     if (b->t_aux_residual >= 0) aux_forward(r, b, ac, N);
@@ -593,7 +593,7 @@ static void block_backward(unet_run *r, const unet_block *b, bact *ac, int N, co
 
     /* out = (proj(a) + y)·s  ->  g0 = dL/dy (residual part + through attention). */
     if (b->attn) {
-        #pragma omp parallel for schedule(static) if (no > PAR_MIN)
+        #pragma omp parallel for simd schedule(static) if (no > PAR_MIN)
         for (size_t i = 0; i < no; i++) g0[i] = s * dout[i];
         zero(g1, no);                                   /* g1 = dL/da */
         conv2d_backward(g1, DW(b->t_proj), DB(b->t_proj), g0, ac->a, PW(b->t_proj), N, co, Ho,
@@ -605,10 +605,10 @@ static void block_backward(unet_run *r, const unet_block *b, bact *ac, int N, co
                         3 * co, 1, r->col);
         groupnorm_backward(g0, DW(b->t_norm2), DB(b->t_norm2), g1, ac->y, ac->mean2, ac->rstd2,
                            PW(b->t_norm2), N, co, (int)Lo, go);
-        #pragma omp parallel for schedule(static) if (no > PAR_MIN)
+        #pragma omp parallel for simd schedule(static) if (no > PAR_MIN)
         for (size_t i = 0; i < no; i++) g0[i] *= s;
     } else {
-        #pragma omp parallel for schedule(static) if (no > PAR_MIN)
+        #pragma omp parallel for simd schedule(static) if (no > PAR_MIN)
         for (size_t i = 0; i < no; i++) g0[i] = s * dout[i];
     }
     /* y = (conv1(d1) + skip(in))·s: g0 now holds dL/d(conv1 out) = dL/d(skip out). */
@@ -624,7 +624,7 @@ static void block_backward(unet_run *r, const unet_block *b, bact *ac, int N, co
     if (r->dropout_on) {
         const float inv = 1.0f / (1.0f - c->dropout);
         const uint8_t *mk = ac->mask;
-        #pragma omp parallel for schedule(static) if (no > PAR_MIN)
+        #pragma omp parallel for simd schedule(static) if (no > PAR_MIN)
         for (size_t i = 0; i < no; i++) r->t1[i] = mk[i] ? r->t0[i] * inv : 0.0f;
         d1 = r->t1;
     }
@@ -699,7 +699,7 @@ static void block_backward(unet_run *r, const unet_block *b, bact *ac, int N, co
                             Ho, Ho, co, 1, r->col);
         }
     } else {
-        #pragma omp parallel for schedule(static) if (no > PAR_MIN)
+        #pragma omp parallel for simd schedule(static) if (no > PAR_MIN)
         for (size_t i = 0; i < no; i++) din[i] += g0[i];
     }
 }
@@ -712,7 +712,7 @@ static void aux_backward(unet_run *r, const unet_block *b, bact *ac, int N, floa
     const unet_arch *a = r->a;
     int Hi = r->hw[b->level_in], Hp = Hi + 2, ca = b->aux_cin, co = b->cout;
     size_t no = (size_t)N * co * r->hw[b->level_out] * r->hw[b->level_out];
-    #pragma omp parallel for schedule(static) if (no > PAR_MIN)
+    #pragma omp parallel for simd schedule(static) if (no > PAR_MIN)
     for (size_t i = 0; i < no; i++) dres[i] /= SQRT2F;
     zero(r->gax, (size_t)N * co * Hp * Hp);
     fir_down_backward(r->gax, dres, a->fir_f, a->fir_K, 0, N, co, Hp, Hp);
