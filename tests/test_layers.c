@@ -236,6 +236,15 @@ static void test_dropout(void) {
     }
     tu_check(bad == 0, "dropout at p = 0.1, 1/3, 0.5, 0.9, 1e-9, 1 - 2^-24, 1, 1.5, NaN: masks and "
              "outputs = rng_randu's, %zu mismatches", bad);
+    /* the backward's recomputation from the mask gives the forward's output bit for bit */
+    bad = 0;
+    float pr[] = {0.1f, 0.13f, 0.3f, 1.0f / 3, 0.77f, 0.0f};
+    for (int t = 0; t < 6; t++) {
+        dropout_forward(y, mask, x, n, pr[t], seed, stream);
+        dropout_reapply(z, x, mask, n, pr[t]);
+        bad += memcmp(y, z, n * sizeof *y) != 0;
+    }
+    tu_check(bad == 0, "dropout_reapply = dropout_forward's output at 6 rates: %zu differ", bad);
     /* the threshold word is exact: every word within 2^12 of it on either side falls on its side
      * (an off-by-one, or a threshold a few words off, fails here and nowhere else) */
     bad = 0;

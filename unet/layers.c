@@ -707,10 +707,17 @@ uint64_t dropout_keep_threshold(float p) {
 
 UNET_CLONES static void dropout_group(float *out, uint8_t *mask, const float *in, const uint32_t *r,
                                       size_t m, uint32_t keep_from, float scale) {
-    if (mask)
+    if (mask) {
+        #pragma omp simd
         for (size_t k = 0; k < m; k++) mask[k] = r[k] >= keep_from;
+    }
+    #pragma omp simd
     for (size_t k = 0; k < m; k++) out[k] = r[k] >= keep_from ? in[k] * scale : 0.0f;
 }
+
+/* The kept elements' factor 1/(1 − p), rounded once from double: the one place it is computed,
+ * so the forward, the backward and dropout_reapply scale by the same float. */
+static float dropout_scale(float p) { return p < 1.0f ? (float)(1.0 / (1.0 - (double)p)) : 0.0f; }
 
 void dropout_forward(float *out, uint8_t *mask, const float *in, size_t n, float p, uint64_t seed,
                      uint64_t stream) {
@@ -725,7 +732,7 @@ void dropout_forward(float *out, uint8_t *mask, const float *in, size_t n, float
         if (mask) memset(mask, 0, n);
         return;
     }
-    float scale = p < 1.0f ? (float)(1.0 / (1.0 - (double)p)) : 0.0f;
+    float scale = dropout_scale(p);
     const size_t per = 4 * RNG_LANES, ngrp = (n + per - 1) / per;
     #pragma omp parallel for schedule(static) if (n > PAR_MIN)
     for (size_t g = 0; g < ngrp; g++) {
@@ -744,6 +751,26 @@ UNET_CLONES static void dropout_bwd_chunk(float *din, const float *dout, const u
     for (size_t i = 0; i < n; i++) din[i] = mask[i] ? din[i] + dout[i] * scale : din[i];
 }
 
+UNET_CLONES static void reapply_chunk(float *out, const float *in, const uint8_t *mask, size_t n,
+                                      float scale) {
+    #pragma omp simd
+    for (size_t i = 0; i < n; i++) out[i] = mask[i] ? in[i] * scale : 0.0f;
+}
+
+void dropout_reapply(float *out, const float *in, const uint8_t *mask, size_t n, float p) {
+    if (p <= 0.0f) {
+        if (out != in) memcpy(out, in, n * sizeof *out);
+        return;
+    }
+    float scale = dropout_scale(p);
+    size_t nch = (n + CHUNK - 1) / CHUNK;
+    #pragma omp parallel for schedule(static) if (n > PAR_MIN)
+    for (size_t c = 0; c < nch; c++) {
+        size_t i = c * CHUNK;
+        reapply_chunk(out + i, in + i, mask + i, n - i < CHUNK ? n - i : CHUNK, scale);
+    }
+}
+
 void dropout_backward(float *din, const float *dout, const uint8_t *mask, size_t n, float p) {
     if (!din) return;
     if (p <= 0.0f) {
@@ -751,7 +778,7 @@ void dropout_backward(float *din, const float *dout, const uint8_t *mask, size_t
         for (size_t i = 0; i < n; i++) din[i] += dout[i];
         return;
     }
-    float scale = p < 1.0f ? (float)(1.0 / (1.0 - (double)p)) : 0.0f;
+    float scale = dropout_scale(p);
     size_t nch = (n + CHUNK - 1) / CHUNK;
     #pragma omp parallel for schedule(static) if (n > PAR_MIN)
     for (size_t c = 0; c < nch; c++) {

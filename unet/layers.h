@@ -71,6 +71,9 @@ void posemb_backward(float *dc_noise, const float *dout, const float *c_noise, i
 void dropout_forward(float *out, uint8_t *mask, const float *in, size_t n, float p, uint64_t seed,
                      uint64_t stream);
 void dropout_backward(float *din, const float *dout, const uint8_t *mask, size_t n, float p);
+/* out = the forward's output again from its input and mask (in·1/(1 − p) where kept, else 0),
+ * bit for bit: a backward pass that did not keep the output recomputes it. */
+void dropout_reapply(float *out, const float *in, const uint8_t *mask, size_t n, float p);
 /* The least Philox word r whose uniform (float)((r + 0.5)·2^-32) is >= p, or 2^32 when none is:
  * the uniform is non-decreasing in r, so an element is kept exactly when its word is >= this
  * (what dropout_forward compares, one integer compare per element). */

@@ -622,10 +622,7 @@ static void block_backward(unet_run *r, const unet_block *b, bact *ac, int N, co
     silu_forward(r->t0, a1, no);
     const float *d1 = r->t0;
     if (r->dropout_on) {
-        const float inv = 1.0f / (1.0f - c->dropout);
-        const uint8_t *mk = ac->mask;
-        #pragma omp parallel for simd schedule(static) if (no > PAR_MIN)
-        for (size_t i = 0; i < no; i++) r->t1[i] = mk[i] ? r->t0[i] * inv : 0.0f;
+        dropout_reapply(r->t1, r->t0, ac->mask, no, c->dropout);
         d1 = r->t1;
     }
     zero(g1, no);                                       /* g1 = dL/dd1 */
