@@ -245,6 +245,30 @@ static void test_dropout(void) {
         bad += memcmp(y, z, n * sizeof *y) != 0;
     }
     tu_check(bad == 0, "dropout_reapply = dropout_forward's output at 6 rates: %zu differ", bad);
+    /* the backward's fusions give the composed calls' bits, lengths with and without a tail */
+    float *w = malloc(n * sizeof *w), *g = malloc(n * sizeof *g), *ref = malloc(n * sizeof *ref);
+    size_t badf = 0, badb = 0, fl[] = {n, 4097, 5};
+    for (int t = 0; t < 6; t++)
+        for (int k = 0; k < 3; k++) {
+            size_t m = fl[k];
+            dropout_forward(y, mask, x, m, pr[t], seed, stream);
+            silu_forward(u, x, m);
+            dropout_reapply(z, u, mask, m, pr[t]);
+            silu_dropout_reapply(w, x, mask, m, pr[t]);
+            badf += memcmp(z, w, m * sizeof *z) != 0;
+            for (size_t i = 0; i < m; i++) g[i] = x[(i * 5 + 3) % n] * (i % 7 == 0 ? -0.0f : 1.5f);
+            memset(d, 0, m * sizeof *d);
+            dropout_backward(d, g, mask, m, pr[t]);
+            memset(ref, 0, m * sizeof *ref);
+            silu_backward(ref, d, x, m);
+            memset(dw, 0, m * sizeof *dw);
+            dropout_silu_backward(dw, g, mask, x, m, pr[t]);
+            badb += memcmp(ref, dw, m * sizeof *ref) != 0;
+        }
+    tu_check(badf == 0 && badb == 0, "silu_dropout_reapply = silu then dropout_reapply (%zu differ), "
+             "dropout_silu_backward = dropout_backward then silu_backward (%zu differ), 6 rates",
+             badf, badb);
+    free(w); free(g); free(ref);
     /* the threshold word is exact: every word within 2^12 of it on either side falls on its side
      * (an off-by-one, or a threshold a few words off, fails here and nowhere else) */
     bad = 0;

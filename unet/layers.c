@@ -771,6 +771,60 @@ void dropout_reapply(float *out, const float *in, const uint8_t *mask, size_t n,
     }
 }
 
+/* The two fusions a training step's backward uses (one pass instead of two or three, and no
+ * zeroed temporary): the composed functions' bits, element by element. */
+UNET_CLONES static void silu_reapply_chunk(float *out, const float *in, const uint8_t *mask,
+                                           size_t n, float scale) {
+    #pragma omp simd
+    for (size_t i = 0; i < n; i++) {
+        float x = in[i];
+        float s = x / (1.0f + exp_ieee(-x));
+        out[i] = mask[i] ? s * scale : 0.0f;
+    }
+}
+
+/* t = 0 + dout·scale where kept, else 0 (dropout_backward into a zeroed buffer); din += t·silu'. */
+UNET_CLONES static void dropout_silu_bwd_chunk(float *din, const float *dout, const uint8_t *mask,
+                                               const float *in, size_t n, float scale) {
+    #pragma omp simd
+    for (size_t i = 0; i < n; i++) {
+        float x = in[i];
+        float s = 1.0f / (1.0f + exp_ieee(-x));
+        float t = mask[i] ? 0.0f + dout[i] * scale : 0.0f;
+        din[i] += t * (s * (1.0f + x * (1.0f - s)));
+    }
+}
+
+void silu_dropout_reapply(float *out, const float *in, const uint8_t *mask, size_t n, float p) {
+    if (p <= 0.0f) {
+        silu_forward(out, in, n);
+        return;
+    }
+    float scale = dropout_scale(p);
+    size_t nch = (n + CHUNK - 1) / CHUNK;
+    #pragma omp parallel for schedule(static) if (n > PAR_MIN)
+    for (size_t c = 0; c < nch; c++) {
+        size_t i = c * CHUNK;
+        silu_reapply_chunk(out + i, in + i, mask + i, n - i < CHUNK ? n - i : CHUNK, scale);
+    }
+}
+
+void dropout_silu_backward(float *din, const float *dout, const uint8_t *mask, const float *in,
+                           size_t n, float p) {
+    if (p <= 0.0f) {
+        silu_backward(din, dout, in, n);
+        return;
+    }
+    float scale = dropout_scale(p);
+    size_t nch = (n + CHUNK - 1) / CHUNK;
+    #pragma omp parallel for schedule(static) if (n > PAR_MIN)
+    for (size_t c = 0; c < nch; c++) {
+        size_t i = c * CHUNK;
+        dropout_silu_bwd_chunk(din + i, dout + i, mask + i, in + i,
+                               n - i < CHUNK ? n - i : CHUNK, scale);
+    }
+}
+
 void dropout_backward(float *din, const float *dout, const uint8_t *mask, size_t n, float p) {
     if (!din) return;
     if (p <= 0.0f) {

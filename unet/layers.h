@@ -74,6 +74,13 @@ void dropout_backward(float *din, const float *dout, const uint8_t *mask, size_t
 /* out = the forward's output again from its input and mask (in·1/(1 − p) where kept, else 0),
  * bit for bit: a backward pass that did not keep the output recomputes it. */
 void dropout_reapply(float *out, const float *in, const uint8_t *mask, size_t n, float p);
+/* Fused for a training step's backward, each bit for bit the composition it replaces:
+ * silu_dropout_reapply: out = dropout_reapply(silu_forward(in)), conv1's input recomputed;
+ * dropout_silu_backward: din += silu'(in) · g, where g = dropout_backward(dout) into a zeroed
+ * buffer (with din zeroed, exactly the two calls in turn). p <= 0: no dropout (mask unread). */
+void silu_dropout_reapply(float *out, const float *in, const uint8_t *mask, size_t n, float p);
+void dropout_silu_backward(float *din, const float *dout, const uint8_t *mask, const float *in,
+                           size_t n, float p);
 /* The least Philox word r whose uniform (float)((r + 0.5)·2^-32) is >= p, or 2^32 when none is:
  * the uniform is non-decreasing in r, so an element is kept exactly when its word is >= this
  * (what dropout_forward compares, one integer compare per element). */

@@ -619,23 +619,14 @@ static void block_backward(unet_run *r, const unet_block *b, bact *ac, int N, co
         modulate_forward(r->mod, ac->n1, ac->p, N, co, (int)Lo);
         a1 = r->mod;
     }
-    silu_forward(r->t0, a1, no);
-    const float *d1 = r->t0;
-    if (r->dropout_on) {
-        dropout_reapply(r->t1, r->t0, ac->mask, no, c->dropout);
-        d1 = r->t1;
-    }
+    if (r->dropout_on) silu_dropout_reapply(r->t0, a1, ac->mask, no, c->dropout);
+    else silu_forward(r->t0, a1, no);
     zero(g1, no);                                       /* g1 = dL/dd1 */
-    conv2d_backward(g1, DW(b->t_conv1), DB(b->t_conv1), g0, d1, PW(b->t_conv1), N, co, Ho, Ho, co,
-                    3, r->col);
-    const float *da1 = g1;
-    if (r->dropout_on) {
-        zero(g2, no);                                   /* g2 = dL/dsilu(n1) */
-        dropout_backward(g2, g1, ac->mask, no, c->dropout);
-        da1 = g2;
-    }
-    zero(g4, no);                                       /* g4 = dL/da1 */
-    silu_backward(g4, da1, a1, no);
+    conv2d_backward(g1, DW(b->t_conv1), DB(b->t_conv1), g0, r->t0, PW(b->t_conv1), N, co, Ho, Ho,
+                    co, 3, r->col);
+    zero(g4, no);                                       /* g4 = dL/da1, through the dropout */
+    if (r->dropout_on) dropout_silu_backward(g4, g1, ac->mask, a1, no, c->dropout);
+    else silu_backward(g4, g1, a1, no);
     float *gp = r->gp;
     if (b->adaptive) {
         /* a1 = shift + n1·(scale + 1): g2 = dL/dn1, gp = dL/d[scale | shift]. */
