@@ -10,7 +10,9 @@ runs the same network with the same weights. It first checks its D(x; sigma) aga
 evaluation at each batch size (median of --repeat runs, wall and process-CPU ms per image; on a
 shared machine the single-thread CPU time measures the work) and reports the peak resident
 memory of the process. With --edm PATH it also times EDM's own networks.py (from an
-NVlabs/edm checkout) on the same weights. Not used by any test; run with Debian's python3-torch:
+NVlabs/edm checkout) on the same weights, and with --train-batch B also EDM's own training step
+(its training loop's body: EDMLoss, backward, Adam, EMA) at batch B, the peer of `pixdiff train`
+on a model of the same configuration. Not used by any test; run with Debian's python3-torch:
 
     pixdiff init --preset edm-imagenet64-adm --out adm.safetensors
     /usr/bin/python3 bench/torch_edm_nets.py adm.safetensors --threads 2 --batches 1,8
@@ -168,6 +170,41 @@ class Net:
         return c_skip * x + c_out * f[:, : x.shape[1]]
 
 
+def train_step_edm(a, sd, kw, cfg):
+    """EDM's own training step (training/training_loop.py's loop body, one round, no augmentation):
+    EDMLoss (log-normal sigma, weighted L2), backward, the nan_to_num guard, Adam, the EMA lerp,
+    on EDMPrecond in train mode (dropout and label dropout on), the same weights as pixdiff's.
+    `pixdiff train` does the same work per step (docs/algorithms.md §M1), plus its data loading."""
+    import copy
+    from training import networks, loss as edm_loss
+    torch.set_grad_enabled(True)
+    net = networks.EDMPrecond(**kw, label_dropout=a.label_dropout).train()
+    net.load_state_dict(sd, strict=False)
+    ema = copy.deepcopy(net).eval().requires_grad_(False)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
+    loss_fn = edm_loss.EDMLoss()
+    b, C, R, ld = a.train_batch, cfg["in_channels"], cfg["img_resolution"], cfg["label_dim"]
+    images = torch.rand(b, C, R, R) * 2 - 1
+    labels = F.one_hot(torch.randint(0, ld, (b,)), ld).float() if ld else None
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(net=net, images=images, labels=labels)
+        loss.sum().mul(1 / b).backward()
+        for p in net.parameters():
+            if p.grad is not None:
+                torch.nan_to_num(p.grad, nan=0, posinf=1e5, neginf=-1e5, out=p.grad)
+        opt.step()
+        with torch.no_grad():
+            for p_ema, p_net in zip(ema.parameters(), net.parameters()):
+                p_ema.copy_(p_net.detach().lerp(p_ema, 0.999))
+
+    ms, cpu = median_ms(step, a.repeat)
+    print(f"EDM training step batch {b}: wall {ms / b:.2f} ms/image ({1e3 * b / ms:.1f} img/s), "
+          f"CPU {cpu / b:.2f} ms/image")
+    torch.set_grad_enabled(False)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("model")
@@ -176,6 +213,10 @@ def main():
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--pixdiff", default=os.path.join(os.path.dirname(__file__), "..", "build", "pixdiff"))
     ap.add_argument("--edm", help="NVlabs/edm checkout: also time EDM's own networks.py")
+    ap.add_argument("--train-batch", type=int, default=0,
+                    help="with --edm: also time EDM's own training step at this batch (0: none)")
+    ap.add_argument("--label-dropout", type=float, default=0.1,
+                    help="the training step's label dropout (configs/train/fashion32.yaml's 0.1)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.set_grad_enabled(False)
@@ -222,6 +263,8 @@ def main():
                 lb[:, 0] = 1
             ms, cpu = median_ms(lambda: fn(xb, sb, lb), a.repeat)
             print(f"{name}: forward batch {b:3d}: wall {ms / b:9.1f} ms/image, CPU {cpu / b:9.1f} ms/image")
+    if a.edm and a.train_batch > 0:
+        train_step_edm(a, sd, kw, cfg)
     print(f"peak resident memory {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
 
 

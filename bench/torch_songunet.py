@@ -26,6 +26,9 @@ PRESETS = {
 }
 
 
+DROPOUT = 0.1   # the training step's dropout (configs/train/fashion32.yaml); --dropout sets it
+
+
 def groups(c):
     return min(32, c // 4)
 
@@ -56,7 +59,7 @@ class Block(nn.Module):
         s = 0.5 ** 0.5
         h = self.conv0(self.resample(F.silu(self.norm0(x))))
         h = F.silu(self.norm1(h + self.affine(emb)[:, :, None, None]))
-        h = self.conv1(h)
+        h = self.conv1(F.dropout(h, p=DROPOUT, training=self.training))   # EDM's UNetBlock
         sk = self.resample(x)
         if self.skip is not None:
             sk = self.skip(sk)
@@ -131,13 +134,16 @@ class SongUNet(nn.Module):
 
 
 def main():
+    global DROPOUT
     ap = argparse.ArgumentParser()
     ap.add_argument("--preset", default="ref64", choices=PRESETS)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batches", default="1,8,64")
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--train-batch", type=int, default=64, help="0: no training step")
+    ap.add_argument("--dropout", type=float, default=DROPOUT, help="the training step's dropout")
     args = ap.parse_args()
+    DROPOUT = args.dropout
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     mc, mult, nb, attn, cimg, ld = PRESETS[args.preset]
@@ -166,11 +172,12 @@ def main():
     net.train()
     b = args.train_batch
     x, s, y = torch.randn(b, cimg, 32, 32), torch.rand(b) * 5 + 0.1, torch.randn(b, cimg, 32, 32)
+    lab = F.one_hot(torch.randint(0, ld, (b,)), ld).float() if ld else None
     opt = torch.optim.Adam(net.parameters(), lr=1e-4)
 
     def step():
         opt.zero_grad(set_to_none=True)
-        loss = ((net(x, s) - y) ** 2).mean()
+        loss = ((net(x, s, lab) - y) ** 2).mean()
         loss.backward()
         opt.step()
 
