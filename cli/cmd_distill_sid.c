@@ -81,7 +81,7 @@ int cmd_distill_sid(int argc, char **argv) {
                      "runs/sid32 --resume\n"
                      "  pixdiff distill sid --teacher models/fashion32.safetensors --config "
                      "configs/distill/sid-fashion32.yaml \\\n      --out runs/sid-warm "
-                     "--init-generator models/fashion32-sid.safetensors --init-images 64096\n"
+                     "--init-generator models/fashion32-sid.safetensors --init-images 226400\n"
                      "  pixdiff distill sid --export models/fashion32-sid.safetensors --checkpoint "
                      "runs/sid32/checkpoint.safetensors\n"};
     const char *pos[1];
