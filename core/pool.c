@@ -5,7 +5,9 @@
  * loop and waits only for the workers that entered it before it closed. A worker enters by one
  * compare-and-swap on `job`, which fails once the loop is closed or replaced, so a worker that
  * wakes late never touches a finished loop's arguments (they live on the caller's stack). */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include "core/pool.h"
 #include <limits.h>
 #include <linux/futex.h>
@@ -39,7 +41,7 @@ static int n_workers;   /* started so far (under pool_lock) */
 
 /* The loop being run: written by its caller before it publishes `job`, read by a worker only after
  * it has entered the loop (the CAS orders the reads after the caller's writes). */
-static pd_pool_fn job_fn;
+static core_pool_fn job_fn;
 static void *job_ctx;
 static long job_n, job_block;
 static _Atomic long next_item;
@@ -49,7 +51,7 @@ static _Atomic uint32_t bell;    /* the generation's low 32 bits */
 static _Atomic int sleepers;     /* workers in (or about to enter) FUTEX_WAIT */
 static _Thread_local int in_loop;
 
-int pd_pool_in_loop(void) { return in_loop; }
+int core_pool_in_loop(void) { return in_loop; }
 
 static inline void cpu_pause(void) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -138,7 +140,7 @@ static int grow(int want) {
     return n_workers;
 }
 
-void pd_pool_for(long n, int parallel, pd_pool_fn fn, void *ctx) {
+void core_pool_for(long n, int parallel, core_pool_fn fn, void *ctx) {
     if (n <= 0) return;
     int T = parallel && n > 1 && !in_loop && !omp_in_parallel() ? omp_get_max_threads() : 1;
     if (T < 2 || pthread_mutex_trylock(&pool_lock)) {

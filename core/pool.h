@@ -17,14 +17,14 @@
 #define PD_POOL_H
 
 /* fn(ctx, begin, end): items [begin, end), begin < end. */
-typedef void (*pd_pool_fn)(void *ctx, long begin, long end);
+typedef void (*core_pool_fn)(void *ctx, long begin, long end);
 
 /* Runs fn over [0, n) and returns when every item is done. Runs on the calling thread alone when
  * `parallel` is 0, the thread count is 1, n < 2, the caller is inside a pool loop or an OpenMP
  * parallel region, or another thread holds the pool. */
-void pd_pool_for(long n, int parallel, pd_pool_fn fn, void *ctx);
+void core_pool_for(long n, int parallel, core_pool_fn fn, void *ctx);
 
 /* 1 inside fn of a pool loop (on any of its threads), else 0. */
-int pd_pool_in_loop(void);
+int core_pool_in_loop(void);
 
 #endif

@@ -9,6 +9,7 @@
  * rounding of torch's, where a double phase would differ by ~1e-4 rad.
  */
 #include "nn/nn_layers.h"
+#include "core/pool.h"
 #include <math.h>
 
 /* 2π rounded to float, as torch rounds the Python scalar of `2 * np.pi * freqs`. */
@@ -44,9 +45,19 @@ void fourier_backward(float *dc_noise, const float *dout, const float *c_noise, 
     }
 }
 
-void modulate_forward(float *out, const float *x, const float *params, int N, int C, int HW) {
-    #pragma omp parallel for schedule(static) if ((size_t)N * C * HW > 32768)
-    for (long nc = 0; nc < (long)N * C; nc++) {
+struct modulate_args {
+    float *out, *dx, *dparams;
+    const float *x, *params, *dout;
+    int C, HW;
+};
+
+/* Item nc = (sample, channel): writes plane nc of out alone. */
+static void modulate_fwd_items(void *p, long nc0, long nc1) {
+    const struct modulate_args *m = p;
+    const float *x = m->x, *params = m->params;
+    float *out = m->out;
+    int C = m->C, HW = m->HW;
+    for (long nc = nc0; nc < nc1; nc++) {
         long n = nc / C, c = nc % C;
         float sc = params[n * 2 * C + c] + 1.0f, sh = params[n * 2 * C + C + c];
         const float *s = x + (size_t)nc * HW;
@@ -55,10 +66,19 @@ void modulate_forward(float *out, const float *x, const float *params, int N, in
     }
 }
 
-void modulate_backward(float *dx, float *dparams, const float *dout, const float *x,
-                       const float *params, int N, int C, int HW) {
-    #pragma omp parallel for schedule(static) if ((size_t)N * C * HW > 32768)
-    for (long nc = 0; nc < (long)N * C; nc++) {
+void modulate_forward(float *out, const float *x, const float *params, int N, int C, int HW) {
+    struct modulate_args a = {.out = out, .x = x, .params = params, .C = C, .HW = HW};
+    core_pool_for((long)N * C, (size_t)N * C * HW > 32768, modulate_fwd_items, &a);
+}
+
+/* Item nc = (sample, channel): writes plane nc of dx and that channel's scale and shift
+ * gradients of its sample, which no other item touches. */
+static void modulate_bwd_items(void *p, long nc0, long nc1) {
+    const struct modulate_args *m = p;
+    const float *dout = m->dout, *x = m->x, *params = m->params;
+    float *dx = m->dx, *dparams = m->dparams;
+    int C = m->C, HW = m->HW;
+    for (long nc = nc0; nc < nc1; nc++) {
         long n = nc / C, c = nc % C;
         float sc = params[n * 2 * C + c] + 1.0f;
         const float *g = dout + (size_t)nc * HW, *s = x + (size_t)nc * HW;
@@ -73,4 +93,11 @@ void modulate_backward(float *dx, float *dparams, const float *dout, const float
             dparams[n * 2 * C + C + c] += (float)b;
         }
     }
+}
+
+void modulate_backward(float *dx, float *dparams, const float *dout, const float *x,
+                       const float *params, int N, int C, int HW) {
+    struct modulate_args a = {.dx = dx, .dparams = dparams, .dout = dout, .x = x,
+                              .params = params, .C = C, .HW = HW};
+    core_pool_for((long)N * C, (size_t)N * C * HW > 32768, modulate_bwd_items, &a);
 }

@@ -14,6 +14,7 @@
  * order (fir_plane's modes), so the four give exactly the bits of the four loops they replaced.
  */
 #include "nn/nn_layers.h"
+#include "core/pool.h"
 #include <string.h>
 
 int fir_down_size(int H, int K, int pad) { return (H + 2 * pad - K) / 2 + 1; }
@@ -69,12 +70,20 @@ static inline __attribute__((always_inline)) void fir_plane(float *o, const floa
         }
 }
 
-/* fir_plane over planes (sample, channel) planes of in [.., Hi, Wi] into out [.., Ho, Wo]. */
-static void fir_apply(float *out, const float *in, const float *g, int K, int pad, long planes,
-                      int Hi, int Wi, int Ho, int Wo, int transposed, int mode) {
-    const size_t big = (size_t)(Hi > Ho ? Hi : Ho) * (Wi > Wo ? Wi : Wo);
-    #pragma omp parallel for schedule(static) if ((size_t)planes * big > 32768)
-    for (long p = 0; p < planes; p++) {
+struct fir_args {
+    float *out;
+    const float *in, *g;
+    int K, pad, Hi, Wi, Ho, Wo, transposed, mode;
+};
+
+/* Item p = plane p: reads plane p of in, writes plane p of out alone. */
+static void fir_items(void *ctx, long p0, long p1) {
+    const struct fir_args *a = ctx;
+    const float *in = a->in, *g = a->g;
+    float *out = a->out;
+    int K = a->K, pad = a->pad, Hi = a->Hi, Wi = a->Wi, Ho = a->Ho, Wo = a->Wo;
+    int transposed = a->transposed, mode = a->mode;
+    for (long p = p0; p < p1; p++) {
         const float *s = in + (size_t)p * Hi * Wi;
         float *o = out + (size_t)p * Ho * Wo;
         if (!transposed && mode == SET) fir_plane(o, s, g, K, pad, Hi, Wi, Ho, Wo, 0, SET);
@@ -82,6 +91,14 @@ static void fir_apply(float *out, const float *in, const float *g, int K, int pa
         else if (mode == SET) fir_plane(o, s, g, K, pad, Hi, Wi, Ho, Wo, 1, SET);
         else fir_plane(o, s, g, K, pad, Hi, Wi, Ho, Wo, 1, CHAIN);
     }
+}
+
+/* fir_plane over planes (sample, channel) planes of in [.., Hi, Wi] into out [.., Ho, Wo]. */
+static void fir_apply(float *out, const float *in, const float *g, int K, int pad, long planes,
+                      int Hi, int Wi, int Ho, int Wo, int transposed, int mode) {
+    const size_t big = (size_t)(Hi > Ho ? Hi : Ho) * (Wi > Wo ? Wi : Wo);
+    struct fir_args a = {out, in, g, K, pad, Hi, Wi, Ho, Wo, transposed, mode};
+    core_pool_for(planes, (size_t)planes * big > 32768, fir_items, &a);
 }
 
 void fir_down_forward(float *out, const float *in, const float *f, int K, int pad, int N, int C,
@@ -118,25 +135,44 @@ void fir_up_backward(float *din, const float *dout, const float *f, int K, int p
               H, W, 0, ADD);
 }
 
-void pad1_forward(float *out, const float *in, int N, int C, int H, int W) {
-    int Wp = W + 2;
-    #pragma omp parallel for schedule(static) if ((size_t)N * C * H * W > 32768)
-    for (long p = 0; p < (long)N * C; p++) {
-        float *o = out + (size_t)p * (H + 2) * Wp;
+struct pad1_args {
+    float *out;
+    const float *in;
+    int H, W;
+};
+
+/* Item p = plane p: writes padded plane p of out alone. */
+static void pad1_fwd_items(void *ctx, long p0, long p1) {
+    const struct pad1_args *a = ctx;
+    int H = a->H, W = a->W, Wp = W + 2;
+    for (long p = p0; p < p1; p++) {
+        float *o = a->out + (size_t)p * (H + 2) * Wp;
         memset(o, 0, sizeof(float) * (size_t)(H + 2) * Wp);
         for (int y = 0; y < H; y++)
-            memcpy(o + (size_t)(y + 1) * Wp + 1, in + ((size_t)p * H + y) * W, sizeof(float) * W);
+            memcpy(o + (size_t)(y + 1) * Wp + 1, a->in + ((size_t)p * H + y) * W,
+                   sizeof(float) * W);
     }
+}
+
+void pad1_forward(float *out, const float *in, int N, int C, int H, int W) {
+    struct pad1_args a = {out, in, H, W};
+    core_pool_for((long)N * C, (size_t)N * C * H * W > 32768, pad1_fwd_items, &a);
+}
+
+/* Item p = plane p: adds the interior of padded plane p of in into plane p of out alone. */
+static void pad1_bwd_items(void *ctx, long p0, long p1) {
+    const struct pad1_args *a = ctx;
+    int H = a->H, W = a->W, Wp = W + 2;
+    for (long p = p0; p < p1; p++)
+        for (int y = 0; y < H; y++) {
+            const float *s = a->in + (size_t)p * (H + 2) * Wp + (size_t)(y + 1) * Wp + 1;
+            float *d = a->out + ((size_t)p * H + y) * W;
+            for (int x = 0; x < W; x++) d[x] += s[x];
+        }
 }
 
 void pad1_backward(float *din, const float *dout, int N, int C, int H, int W) {
     if (!din) return;
-    int Wp = W + 2;
-    #pragma omp parallel for schedule(static) if ((size_t)N * C * H * W > 32768)
-    for (long p = 0; p < (long)N * C; p++)
-        for (int y = 0; y < H; y++) {
-            const float *s = dout + (size_t)p * (H + 2) * Wp + (size_t)(y + 1) * Wp + 1;
-            float *d = din + ((size_t)p * H + y) * W;
-            for (int x = 0; x < W; x++) d[x] += s[x];
-        }
+    struct pad1_args a = {din, dout, H, W};
+    core_pool_for((long)N * C, (size_t)N * C * H * W > 32768, pad1_bwd_items, &a);
 }

@@ -1,6 +1,6 @@
 /* gemm.c — a deterministic scheduler over OpenBLAS (contract in gemm.h): the tile rule, the
- * single-threaded call wrappers, and OpenMP loops over tiles (and batch items). No kernels and no
- * packing of our own: every flop is OpenBLAS's.
+ * single-threaded call wrappers, and pool loops (core/pool.h) over tiles (and batch items). No
+ * kernels and no packing of our own: every flop is OpenBLAS's.
  *
  * Tile rule. Rows are cut into ceil(M / 64) tiles and columns into ceil(N / 256) tiles (one more
  * column tile, or else row tile, when that count is odd and above one), each as even as possible
@@ -14,6 +14,7 @@
  * the same layer gives the same tiles, hence the same bits, at any batch size and thread count.
  */
 #include "unet/gemm.h"
+#include "core/pool.h"
 #include <cblas.h>
 #include <omp.h>
 
@@ -49,7 +50,12 @@ void gemm_tiles(int M, int N, int K, int *mt, int *nt, int *mt_count, int *nt_co
 
 /* OpenBLAS's OpenMP build threads a call only when it is made outside an active parallel region
  * with more than one OpenMP thread available (its num_cpu_avail()); there we lower the calling
- * task's nthreads ICV to 1 for the call and put it back (it affects no other thread). */
+ * task's nthreads ICV to 1 for the call and put it back (it affects no other thread). The pool's
+ * workers hold 1 already (core/pool.c), so this costs nothing there. core_pool_in_loop() must not
+ * skip it: the thread that called core_pool_for runs items too, outside any OpenMP region and with
+ * its own ICV (2 on two cores), and without the set OpenBLAS threads its calls (measured: a
+ * 100x200x3001 gemm_sgemm then changed thousands of its 20,000 elements' bits with the thread
+ * count). */
 #define SINGLE_THREADED(call)                                                                      \
     do {                                                                                           \
         int saved_ = omp_in_parallel() ? 1 : omp_get_max_threads();                                \
@@ -91,6 +97,33 @@ void gemm_sgemm(int transA, int transB, int M, int N, int K, float alpha, const 
     gemm_sgemm_batch(transA, transB, M, N, K, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc, 0, 1);
 }
 
+struct batch_args {
+    int transA, transB, M, N, K;
+    float alpha;
+    const float *A;
+    int lda;
+    size_t strideA;
+    const float *B;
+    int ldb;
+    size_t strideB;
+    float beta;
+    float *C;
+    int ldc;
+    size_t strideC;
+    int tiles;
+};
+
+/* Items it: tile it % tiles of batch item it / tiles; each writes its own tile of its own C_b. */
+static void batch_items(void *p, long i0, long i1) {
+    const struct batch_args *a = p;
+    for (long it = i0; it < i1; it++) {
+        int b = (int)(it / a->tiles);
+        gemm_sgemm_tile((int)(it % a->tiles), a->transA, a->transB, a->M, a->N, a->K, a->alpha,
+                        a->A + (size_t)b * a->strideA, a->lda, a->B + (size_t)b * a->strideB,
+                        a->ldb, a->beta, a->C + (size_t)b * a->strideC, a->ldc);
+    }
+}
+
 void gemm_sgemm_batch(int transA, int transB, int M, int N, int K, float alpha, const float *A,
                       int lda, size_t strideA, const float *B, int ldb, size_t strideB, float beta,
                       float *C, int ldc, size_t strideC, int batch) {
@@ -98,12 +131,8 @@ void gemm_sgemm_batch(int transA, int transB, int M, int N, int K, float alpha, 
     gemm_tiles(M, N, K, &mt, &nt, &mc, &nc);
     int tiles = mc * nc, items = tiles * batch;
     if (items <= 0) return;
-    /* One tile, or little work, runs on the caller: no team is woken for nothing. */
-    #pragma omp parallel for schedule(static) \
-        if (items > 1 && 2.0 * M * N * K * batch >= GEMM_PAR_FLOPS)
-    for (int it = 0; it < items; it++) {
-        int b = it / tiles;
-        gemm_sgemm_tile(it % tiles, transA, transB, M, N, K, alpha, A + (size_t)b * strideA, lda,
-                        B + (size_t)b * strideB, ldb, beta, C + (size_t)b * strideC, ldc);
-    }
+    struct batch_args a = {transA, transB, M, N, K, alpha, A, lda, strideA, B, ldb, strideB,
+                           beta, C, ldc, strideC, tiles};
+    /* One tile, or little work, runs on the caller: no worker is woken for nothing. */
+    core_pool_for(items, items > 1 && 2.0 * M * N * K * batch >= GEMM_PAR_FLOPS, batch_items, &a);
 }

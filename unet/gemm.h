@@ -1,18 +1,20 @@
 /* gemm.h — the layers' matrix products: OpenBLAS cblas_sgemm / cblas_sgemv on a fixed, shape-only
- * decomposition, scheduled by our own OpenMP loops (DESIGN.md convention 8).
+ * decomposition, scheduled by our own pool loops (core/pool.h; DESIGN.md convention 8).
  *
  * Why a scheduler and not one cblas_sgemm call: OpenBLAS's multithreaded GEMM splits the work by
  * its thread count, and its edge kernels accumulate differently from its main kernel, so a
  * product's bits change with the thread count. A single-threaded call, though, is bit-reproducible
  * for a given (M, N, K, transposes) whatever the pointers, leading dimensions or calling thread.
  * So every product here is cut into tiles whose sizes depend only on (M, N, K) (gemm_tiles),
- * and each tile is one single-threaded cblas_sgemm; our OpenMP loop hands tiles to threads. An
+ * and each tile is one single-threaded cblas_sgemm; a pool loop hands tiles to threads. An
  * element's value then depends only on the shape, never on the thread count or the batch size.
  *
  * Single-threaded BLAS: CMake links Debian's OpenMP build of OpenBLAS, which runs a call on the
  * calling thread alone when omp_in_parallel() is true or omp_get_max_threads() is 1. gemm_sgemm_st
  * and gemm_sgemv_st make sure of it everywhere (outside an active OpenMP region they set the calling
- * task's thread count to 1 for the call), so they may be called from any loop, nested or not.
+ * task's thread count to 1 for the call; the pool's workers hold 1 already, but the thread that
+ * called core_pool_for, which runs items too, need not), so they may be called from any loop, pool
+ * or OpenMP, nested or not.
  *
  * Row-major, cblas_sgemm's meaning: C[M,N] = alpha · op(A)[M,K] · op(B)[K,N] + beta · C (beta = 0:
  * C is not read).
@@ -30,9 +32,9 @@
 #define GEMM_NT 256
 void gemm_tiles(int M, int N, int K, int *mt, int *nt, int *mt_count, int *nt_count);
 
-/* Below this many flops in one OpenMP loop of products, waking a thread team costs more than it
- * saves (and on a loaded machine a barrier can wait a whole time slice): such loops run on the
- * calling thread, through the very same tiles. */
+/* Below this many flops in one pool loop of products, waking the workers costs more than it saves
+ * (and on a loaded machine a worker can lose its core for a whole time slice): such loops run on
+ * the calling thread, through the very same tiles. */
 #define GEMM_PAR_FLOPS 4e6
 
 /* One single-threaded OpenBLAS call on the calling thread (see above). */
@@ -43,17 +45,17 @@ void gemm_sgemv_st(int transA, int rows, int cols, float alpha, const float *A, 
                    const float *x, float beta, float *y);
 
 /* One tile of a product: tile t of gemm_tiles(M, N, K), single-threaded on the calling
- * thread. For layers that run tiles inside their own OpenMP loops. */
+ * thread. For layers that run tiles inside their own pool loops. */
 void gemm_sgemm_tile(int t, int transA, int transB, int M, int N, int K, float alpha,
                      const float *A, int lda, const float *B, int ldb, float beta, float *C,
                      int ldc);
 
-/* The whole product: an OpenMP loop (static schedule) over its tiles. */
+/* The whole product: a pool loop over its tiles. */
 void gemm_sgemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
                 const float *B, int ldb, float beta, float *C, int ldc);
 
 /* Batched: for b < batch, C_b = alpha·op(A_b)·op(B_b) + beta·C_b with X_b = X + b·strideX
- * (strideA = 0: one A for every item, e.g. a layer's weights). One OpenMP loop over (item, tile);
+ * (strideA = 0: one A for every item, e.g. a layer's weights). One pool loop over (item, tile);
  * item b's bits equal those of gemm_sgemm on it alone. */
 void gemm_sgemm_batch(int transA, int transB, int M, int N, int K, float alpha, const float *A,
                       int lda, size_t strideA, const float *B, int ldb, size_t strideB, float beta,

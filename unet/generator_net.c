@@ -9,6 +9,7 @@
  * apply is a change inside the network: Skip-Tuning. One arena per pd_generator_run call (input,
  * output, sigmas); the caller's x is written only on success.
  */
+#include "core/pool.h"
 #include "core/util.h"
 #include "unet/denoiser_net.h"
 #include "unet/songunet.h"
@@ -60,6 +61,18 @@ int pd_generator_describe(const pd_generator *g, char *out, size_t cap, pd_error
     return pd_denoiser_describe(g->ctx, out, cap, err);
 }
 
+struct scale_args {
+    float *out;
+    const float *in;
+    float s;
+};
+
+/* out[j] = s · in[j] for items j. */
+static void scale_items(void *ctx, long j0, long j1) {
+    const struct scale_args *a = ctx;
+    for (long j = j0; j < j1; j++) a->out[j] = a->s * a->in[j];
+}
+
 int pd_generator_run(pd_generator *g, float *x, const float *labels, int n, pd_error *err) {
     if (!g || !x) return pd_fail(err, "generator: NULL argument");
     if (n < 1) return pd_fail(err, "generator: batch size %d < 1", n);
@@ -70,8 +83,8 @@ int pd_generator_run(pd_generator *g, float *x, const float *labels, int n, pd_e
     if (!xin) return pd_fail(err, "generator: out of memory for a batch of %d", n);
     float *out = xin + total, *sig = out + total;
     const float sf = (float)g->sigma_init;
-    #pragma omp parallel for schedule(static) if (total > 32768)
-    for (size_t j = 0; j < total; j++) xin[j] = sf * x[j];
+    struct scale_args a = {xin, x, sf};
+    core_pool_for((long)total, total > 32768, scale_items, &a);
     for (int b = 0; b < n; b++) sig[b] = sf;
     int rc = pd_denoiser_eval(g->ctx, out, xin, sig, labels, n, err);
     if (rc == 0) memcpy(x, out, sizeof(float) * total);

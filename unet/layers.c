@@ -3,14 +3,16 @@
  * (cblas_sgemm / cblas_sgemv through unet/gemm.h): convolutions as an explicit im2col then sgemm
  * per sample, attention as sgemm per (sample, head, query tile), linear as sgemv per sample.
  * Determinism (DESIGN.md conventions 7-8): each product is cut into tiles whose sizes depend only
- * on the layer's shape, and each tile is one single-threaded OpenBLAS call (Debian's OpenMP build
- * runs single-threaded inside our OpenMP loops; gemm.h); our OpenMP loops over (sample, tile),
- * (sample, channel) or rows hand tiles to threads. A single-threaded call's bits depend only on
- * its shape, and every reduction of ours (GroupNorm statistics, bias sums, dW over samples) runs
- * in a fixed order inside one loop iteration, so an image is bit-identical in any batch on any
- * thread count. Backward functions accumulate into their d* buffers and skip the NULL ones.
+ * on the layer's shape, and each tile is one single-threaded OpenBLAS call (gemm.h); our pool
+ * loops (core/pool.h) over (sample, tile), (sample, channel) or rows hand tiles to threads. A
+ * single-threaded call's bits depend only on its shape, and every reduction of ours (GroupNorm
+ * statistics, bias sums, dW over samples) runs in a fixed order inside one loop item, so an image
+ * is bit-identical in any batch on any thread count, whichever thread runs an item. Each loop's
+ * arguments travel in a struct to its *_items function, whose body is the loop's. Backward
+ * functions accumulate into their d* buffers and skip the NULL ones.
  */
 #include "unet/layers.h"
+#include "core/pool.h"
 #include "core/rng.h"
 #include "core/util.h"
 #include "unet/gemm.h"
@@ -20,7 +22,7 @@
 #include <pthread.h>
 #include <string.h>
 
-/* Below this many elements an OpenMP region costs more than the loop it splits. */
+/* Below this many elements a parallel loop costs more than the loop it splits. */
 #define PAR_MIN 32768
 
 static inline int imin(int a, int b) { return a < b ? a : b; }
@@ -40,16 +42,40 @@ static double sum_f(const float *x, size_t n) {
 
 /* ------------------------------------------------------------------ linear */
 
-/* Per sample, y_n = W x_n (+ b) as one single-threaded sgemv of shape [OUT, IN]: a row's bits
- * depend on that shape alone, not on N (one GEMM over the batch would tile, and round, by N). */
-void linear_forward(float *out, const float *in, const float *w, const float *b, int N, int IN,
-                    int OUT) {
-    #pragma omp parallel for schedule(static) if (2.0 * N * IN * OUT >= GEMM_PAR_FLOPS)
-    for (int n = 0; n < N; n++) {
+/* Items: samples. Forward: out = y, in = x; backward: out = din, in = dout. */
+struct linear_args {
+    float *out;
+    const float *in, *w, *b;
+    int IN, OUT;
+};
+
+static void linear_fwd_items(void *p, long n0, long n1) {
+    const struct linear_args *a = p;
+    float *out = a->out;
+    const float *in = a->in, *w = a->w, *b = a->b;
+    int IN = a->IN, OUT = a->OUT;
+    for (int n = (int)n0; n < (int)n1; n++) {
         float *y = out + (size_t)n * OUT;
         if (b) memcpy(y, b, (size_t)OUT * sizeof *y);
         gemm_sgemv_st(0, OUT, IN, 1.0f, w, IN, in + (size_t)n * IN, b ? 1.0f : 0.0f, y);
     }
+}
+
+/* Per sample, y_n = W x_n (+ b) as one single-threaded sgemv of shape [OUT, IN]: a row's bits
+ * depend on that shape alone, not on N (one GEMM over the batch would tile, and round, by N). */
+void linear_forward(float *out, const float *in, const float *w, const float *b, int N, int IN,
+                    int OUT) {
+    struct linear_args a = {out, in, w, b, IN, OUT};
+    core_pool_for(N, 2.0 * N * IN * OUT >= GEMM_PAR_FLOPS, linear_fwd_items, &a);
+}
+
+static void linear_bwd_items(void *p, long n0, long n1) {
+    const struct linear_args *a = p;
+    float *din = a->out;
+    const float *dout = a->in, *w = a->w;
+    int IN = a->IN, OUT = a->OUT;
+    for (int n = (int)n0; n < (int)n1; n++)
+        gemm_sgemv_st(1, OUT, IN, 1.0f, w, IN, dout + (size_t)n * OUT, 1.0f, din + (size_t)n * IN);
 }
 
 /* db += Σ_n dout_n (samples in order); dW[OUT,IN] += dout^T[OUT,N] · in[N,IN], one tiled GEMM
@@ -62,9 +88,8 @@ void linear_backward(float *din, float *dw, float *db, const float *dout, const 
             for (int o = 0; o < OUT; o++) db[o] += dout[(size_t)n * OUT + o];
     if (dw) gemm_sgemm(1, 0, OUT, IN, N, 1.0f, dout, OUT, in, IN, 1.0f, dw, IN);
     if (!din) return;
-    #pragma omp parallel for schedule(static) if (2.0 * N * IN * OUT >= GEMM_PAR_FLOPS)
-    for (int n = 0; n < N; n++)
-        gemm_sgemv_st(1, OUT, IN, 1.0f, w, IN, dout + (size_t)n * OUT, 1.0f, din + (size_t)n * IN);
+    struct linear_args a = {din, dout, w, NULL, IN, OUT};
+    core_pool_for(N, 2.0 * N * IN * OUT >= GEMM_PAR_FLOPS, linear_bwd_items, &a);
 }
 
 /* ------------------------------------------------------------------ SiLU */
@@ -103,6 +128,26 @@ static inline float exp_ieee(float x) {
 #define UNET_CLONES __attribute__((target_clones("avx512f", "default")))
 #define CHUNK 4096
 
+/* The elementwise loops' items are chunks: item c is elements [c·CHUNK, min(n, (c+1)·CHUNK)).
+ * One args struct serves them all; each *_items function reads the fields its kernel takes
+ * (out is din for the backward kernels). */
+struct ew_args {
+    float *out;
+    const float *in, *dout;
+    const uint8_t *mask;
+    size_t n;
+    float scale;
+};
+
+static inline size_t ew_len(const struct ew_args *a, size_t i) {
+    return a->n - i < CHUNK ? a->n - i : CHUNK;
+}
+
+/* Parallel above PAR_MIN elements (not chunks). */
+static void ew_run(core_pool_fn fn, struct ew_args *a) {
+    core_pool_for((long)((a->n + CHUNK - 1) / CHUNK), a->n > PAR_MIN, fn, a);
+}
+
 UNET_CLONES static void silu_chunk(float *out, const float *in, size_t n) {
     #pragma omp simd
     for (size_t i = 0; i < n; i++) {
@@ -121,22 +166,30 @@ UNET_CLONES static void silu_bwd_chunk(float *din, const float *dout, const floa
     }
 }
 
-void silu_forward(float *out, const float *in, size_t n) {
-    size_t nch = (n + CHUNK - 1) / CHUNK;
-    #pragma omp parallel for schedule(static) if (n > PAR_MIN)
-    for (size_t c = 0; c < nch; c++) {
-        size_t i = c * CHUNK;
-        silu_chunk(out + i, in + i, n - i < CHUNK ? n - i : CHUNK);
+static void silu_fwd_items(void *p, long c0, long c1) {
+    const struct ew_args *a = p;
+    for (long c = c0; c < c1; c++) {
+        size_t i = (size_t)c * CHUNK;
+        silu_chunk(a->out + i, a->in + i, ew_len(a, i));
     }
 }
 
-void silu_backward(float *din, const float *dout, const float *in, size_t n) {
-    size_t nch = (n + CHUNK - 1) / CHUNK;
-    #pragma omp parallel for schedule(static) if (n > PAR_MIN)
-    for (size_t c = 0; c < nch; c++) {
-        size_t i = c * CHUNK;
-        silu_bwd_chunk(din + i, dout + i, in + i, n - i < CHUNK ? n - i : CHUNK);
+static void silu_bwd_items(void *p, long c0, long c1) {
+    const struct ew_args *a = p;
+    for (long c = c0; c < c1; c++) {
+        size_t i = (size_t)c * CHUNK;
+        silu_bwd_chunk(a->out + i, a->dout + i, a->in + i, ew_len(a, i));
     }
+}
+
+void silu_forward(float *out, const float *in, size_t n) {
+    struct ew_args a = {.out = out, .in = in, .n = n};
+    ew_run(silu_fwd_items, &a);
+}
+
+void silu_backward(float *din, const float *dout, const float *in, size_t n) {
+    struct ew_args a = {.out = din, .in = in, .dout = dout, .n = n};
+    ew_run(silu_bwd_items, &a);
 }
 
 /* ------------------------------------------------------------------ GroupNorm */
@@ -208,16 +261,22 @@ UNET_CLONES static void gn_apply_bwd(float *dx, const float *dy, const float *x,
     for (size_t i = 0; i < n; i++) dx[i] += r * ((dy[i] * ga - m1) - ((x[i] - m) * r) * m2);
 }
 
-/* Statistics per (n, g) in double, each in one loop iteration, so they do not depend on the
- * thread count: biased variance = E[x²] − E[x]² (in double the cancellation costs nothing at
- * float precision unless |mean|/std > 1e4). mean/rstd are stored as float and the normalisation
- * uses exactly those floats, which backward reuses. */
-void groupnorm_forward(float *out, float *mean, float *rstd, const float *in, const float *gamma,
-                       const float *beta, int N, int C, int HW, int G, float eps) {
-    int cg = C / G;
+/* Items: (n, g). */
+struct gn_fwd_args {
+    float *out, *mean, *rstd;
+    const float *in, *gamma, *beta;
+    int C, HW, G;
+    float eps;
+};
+
+static void gn_fwd_items(void *p, long b0, long b1) {
+    const struct gn_fwd_args *a = p;
+    float *out = a->out, *mean = a->mean, *rstd = a->rstd;
+    const float *in = a->in, *gamma = a->gamma, *beta = a->beta;
+    int C = a->C, HW = a->HW, G = a->G, cg = C / G;
     size_t gs = (size_t)cg * HW;
-    #pragma omp parallel for schedule(static) if ((size_t)N * C * HW > PAR_MIN)
-    for (int ng = 0; ng < N * G; ng++) {
+    float eps = a->eps;
+    for (int ng = (int)b0; ng < (int)b1; ng++) {
         int n = ng / G, g = ng % G;
         size_t off = ((size_t)n * C + (size_t)g * cg) * HW;
         double sum, sumsq;
@@ -235,32 +294,50 @@ void groupnorm_forward(float *out, float *mean, float *rstd, const float *in, co
     }
 }
 
-/* With x̂ = (x−μ)·r and dx̂ = dout·γ, over the m = (C/G)·HW elements of a group:
- * dx = r·(dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂)); dγ = Σ dout·x̂, dβ = Σ dout over (n, hw). */
-void groupnorm_backward(float *din, float *dgamma, float *dbeta, const float *dout, const float *in,
-                        const float *mean, const float *rstd, const float *gamma, int N, int C,
-                        int HW, int G) {
-    int cg = C / G;
-    size_t gs = (size_t)cg * HW;
-    int big = (size_t)N * C * HW > PAR_MIN;
-    if (dgamma || dbeta) {
-        /* Per channel, samples in order: a fixed reduction order for the parameter gradients. */
-        #pragma omp parallel for schedule(static) if (big)
-        for (int ch = 0; ch < C; ch++) {
-            int g = ch / cg;
-            double sb = 0, sg = 0;
-            for (int n = 0; n < N; n++) {
-                size_t off = ((size_t)n * C + ch) * HW;
-                gn_sums2(dout + off, in + off, (size_t)HW, 1.0f, mean[n * G + g], rstd[n * G + g],
-                         &sb, &sg);
-            }
-            if (dgamma) dgamma[ch] += (float)sg;
-            if (dbeta) dbeta[ch] += (float)sb;
+/* Statistics per (n, g) in double, each in one loop item, so they do not depend on the thread
+ * count: biased variance = E[x²] − E[x]² (in double the cancellation costs nothing at float
+ * precision unless |mean|/std > 1e4). mean/rstd are stored as float and the normalisation uses
+ * exactly those floats, which backward reuses. */
+void groupnorm_forward(float *out, float *mean, float *rstd, const float *in, const float *gamma,
+                       const float *beta, int N, int C, int HW, int G, float eps) {
+    struct gn_fwd_args a = {out, mean, rstd, in, gamma, beta, C, HW, G, eps};
+    core_pool_for((long)N * G, (size_t)N * C * HW > PAR_MIN, gn_fwd_items, &a);
+}
+
+/* Items: channels for dgamma/dbeta, (n, g) for din. */
+struct gn_bwd_args {
+    float *din, *dgamma, *dbeta;
+    const float *dout, *in, *mean, *rstd, *gamma;
+    int N, C, HW, G;
+};
+
+/* Per channel, samples in order: a fixed reduction order for the parameter gradients. */
+static void gn_param_items(void *p, long c0, long c1) {
+    const struct gn_bwd_args *a = p;
+    float *dgamma = a->dgamma, *dbeta = a->dbeta;
+    const float *dout = a->dout, *in = a->in, *mean = a->mean, *rstd = a->rstd;
+    int N = a->N, C = a->C, HW = a->HW, G = a->G, cg = C / G;
+    for (int ch = (int)c0; ch < (int)c1; ch++) {
+        int g = ch / cg;
+        double sb = 0, sg = 0;
+        for (int n = 0; n < N; n++) {
+            size_t off = ((size_t)n * C + ch) * HW;
+            gn_sums2(dout + off, in + off, (size_t)HW, 1.0f, mean[n * G + g], rstd[n * G + g],
+                     &sb, &sg);
         }
+        if (dgamma) dgamma[ch] += (float)sg;
+        if (dbeta) dbeta[ch] += (float)sb;
     }
-    if (!din) return;
-    #pragma omp parallel for schedule(static) if (big)
-    for (int ng = 0; ng < N * G; ng++) {
+}
+
+static void gn_bwd_items(void *p, long b0, long b1) {
+    const struct gn_bwd_args *a = p;
+    float *din = a->din;
+    const float *dout = a->dout, *in = a->in, *mean = a->mean, *rstd = a->rstd,
+                *gamma = a->gamma;
+    int C = a->C, HW = a->HW, G = a->G, cg = C / G;
+    size_t gs = (size_t)cg * HW;
+    for (int ng = (int)b0; ng < (int)b1; ng++) {
         int g = ng % G;
         size_t off = ((size_t)(ng / G) * C + (size_t)g * cg) * HW;
         float m = mean[ng], r = rstd[ng];
@@ -274,6 +351,18 @@ void groupnorm_backward(float *din, float *dgamma, float *dbeta, const float *do
                          in + off + (size_t)c * HW, (size_t)HW, m, r,
                          gamma ? gamma[g * cg + c] : 1.0f, m1, m2);
     }
+}
+
+/* With x̂ = (x−μ)·r and dx̂ = dout·γ, over the m = (C/G)·HW elements of a group:
+ * dx = r·(dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂)); dγ = Σ dout·x̂, dβ = Σ dout over (n, hw). */
+void groupnorm_backward(float *din, float *dgamma, float *dbeta, const float *dout, const float *in,
+                        const float *mean, const float *rstd, const float *gamma, int N, int C,
+                        int HW, int G) {
+    struct gn_bwd_args a = {din, dgamma, dbeta, dout, in, mean, rstd, gamma, N, C, HW, G};
+    int big = (size_t)N * C * HW > PAR_MIN;
+    if (dgamma || dbeta) core_pool_for(C, big, gn_param_items, &a);
+    if (!din) return;
+    core_pool_for((long)N * G, big, gn_bwd_items, &a);
 }
 
 /* ------------------------------------------------------------------ conv2d */
@@ -348,7 +437,8 @@ static pthread_once_t slot_once = PTHREAD_ONCE_INIT;
 static void slot_key_init(void) { pthread_key_create(&slot_key, core_free); }
 
 static int conv_slots(float **slot, float *col, size_t colsize, int N) {
-    int G = omp_in_parallel() ? 1 : omp_get_max_threads();
+    /* Nested in a parallel loop, ours or OpenMP's, our loops run serially: one slot is enough. */
+    int G = (omp_in_parallel() || core_pool_in_loop()) ? 1 : omp_get_max_threads();
     G = imax(1, imin(imin(G, N), MAX_SLOTS));
     slot[0] = col;
     if (G > 1 && (size_t)(G - 1) * colsize > slot_cap) {
@@ -369,12 +459,73 @@ static int conv_slots(float **slot, float *col, size_t colsize, int N) {
     return G;
 }
 
-/* im2col of samples x_0..x_{g-1} (stride C·HW) into slots, one (sample, channel) per iteration. */
+/* Items: (sample, channel) of im2col_group (reads x, the group's input) and of conv2d_backward's
+ * col2im (adds into dx, the group's din). */
+struct im2col_args {
+    float **slot;
+    float *dx;
+    const float *x;
+    int C, H, W, k;
+};
+
+static void im2col_items(void *p, long i0, long i1) {
+    const struct im2col_args *a = p;
+    float **slot = a->slot;
+    const float *x = a->x;
+    int C = a->C, H = a->H, W = a->W, k = a->k;
+    size_t HW = (size_t)H * W;
+    for (int sc = (int)i0; sc < (int)i1; sc++)
+        im2col_channel(slot[sc / C], x + (size_t)(sc / C) * C * HW, sc % C, H, W, k);
+}
+
+/* im2col of samples x_0..x_{g-1} (stride C·HW) into slots, one (sample, channel) per item. */
 static void im2col_group(float **slot, const float *x, int g, int C, int H, int W, int k) {
     size_t HW = (size_t)H * W;
-    #pragma omp parallel for schedule(static) if ((size_t)g * C * k * k * HW > PAR_MIN)
-    for (int sc = 0; sc < g * C; sc++)
-        im2col_channel(slot[sc / C], x + (size_t)(sc / C) * C * HW, sc % C, H, W, k);
+    struct im2col_args a = {slot, NULL, x, C, H, W, k};
+    core_pool_for((long)g * C, (size_t)g * C * k * k * HW > PAR_MIN, im2col_items, &a);
+}
+
+static void col2im_items(void *p, long i0, long i1) {
+    const struct im2col_args *a = p;
+    float **slot = a->slot, *dx = a->dx;
+    int C = a->C, H = a->H, W = a->W, k = a->k;
+    size_t HW = (size_t)H * W;
+    for (int sc = (int)i0; sc < (int)i1; sc++)
+        col2im_channel(dx + (size_t)(sc / C) * C * HW, slot[sc / C], sc % C, H, W, k);
+}
+
+/* conv2d_forward's loops: items (sample, output channel) of the bias fill, (sample, tile) of the
+ * product; out is y of the group's first sample while the products run. */
+struct conv_fwd_args {
+    float *out, **slot;
+    const float *w, *b;
+    size_t HW;
+    int OC, K, tiles;
+    float beta;
+};
+
+static void bias_fill_items(void *p, long i0, long i1) {
+    const struct conv_fwd_args *a = p;
+    float *out = a->out;
+    const float *b = a->b;
+    size_t HW = a->HW;
+    int OC = a->OC;
+    for (int no = (int)i0; no < (int)i1; no++)
+        for (size_t j = 0; j < HW; j++) out[(size_t)no * HW + j] = b[no % OC];
+}
+
+static void conv_fwd_items(void *p, long i0, long i1) {
+    const struct conv_fwd_args *a = p;
+    float *out = a->out, **slot = a->slot;
+    const float *w = a->w;
+    size_t HW = a->HW;
+    int OC = a->OC, K = a->K, tiles = a->tiles;
+    float beta = a->beta;
+    for (int it = (int)i0; it < (int)i1; it++) {
+        int s = it / tiles;
+        gemm_sgemm_tile(it % tiles, 0, 0, OC, (int)HW, K, 1.0f, w, K, slot[s], (int)HW, beta,
+                        out + (size_t)s * OC * HW, (int)HW);
+    }
 }
 
 /* Per sample: out_n[OC, HW] = W[OC, C·k·k] · col_n[C·k·k, HW] (+ b). The bias is written first
@@ -391,11 +542,8 @@ void conv2d_forward(float *out, const float *in, const float *w, const float *b,
     conv_note(k, C, H, W, OC, N, 0);
     size_t HW = (size_t)H * W;
     int K = C * k * k;
-    if (b) {
-        #pragma omp parallel for schedule(static) if ((size_t)N * OC * HW > PAR_MIN)
-        for (int no = 0; no < N * OC; no++)
-            for (size_t j = 0; j < HW; j++) out[(size_t)no * HW + j] = b[no % OC];
-    }
+    struct conv_fwd_args a = {.out = out, .w = w, .b = b, .HW = HW, .OC = OC, .K = K};
+    if (b) core_pool_for((long)N * OC, (size_t)N * OC * HW > PAR_MIN, bias_fill_items, &a);
     float beta = b ? 1.0f : 0.0f;
     if (k == 1) {
         gemm_sgemm_batch(0, 0, OC, (int)HW, K, 1.0f, w, K, 0, in, (int)HW, (size_t)C * HW, beta, out,
@@ -406,17 +554,63 @@ void conv2d_forward(float *out, const float *in, const float *w, const float *b,
     int G = conv_slots(slot, col, (size_t)K * HW, N);
     int mt, nt, mc, nc;
     gemm_tiles(OC, (int)HW, K, &mt, &nt, &mc, &nc);
-    int tiles = mc * nc;
+    a.slot = slot;
+    a.tiles = mc * nc;
+    a.beta = beta;
     for (int n0 = 0; n0 < N; n0 += G) {
         int g = imin(G, N - n0);
         im2col_group(slot, in + (size_t)n0 * C * HW, g, C, H, W, k);
-        #pragma omp parallel for schedule(static) \
-            if (g * tiles > 1 && 2.0 * g * OC * HW * K >= GEMM_PAR_FLOPS)
-        for (int it = 0; it < g * tiles; it++) {
-            int s = it / tiles;
-            gemm_sgemm_tile(it % tiles, 0, 0, OC, (int)HW, K, 1.0f, w, K, slot[s], (int)HW, beta,
-                            out + (size_t)(n0 + s) * OC * HW, (int)HW);
-        }
+        a.out = out + (size_t)n0 * OC * HW;
+        core_pool_for((long)g * a.tiles,
+                    g * a.tiles > 1 && 2.0 * g * OC * HW * K >= GEMM_PAR_FLOPS, conv_fwd_items,
+                    &a);
+    }
+}
+
+/* conv2d_backward's loops: items output channels of db, tiles of dW, (sample, tile) of dcol; dy
+ * is dout of the group's first sample. */
+struct conv_bwd_args {
+    float *dw, *db, **slot;
+    const float *dout, *dy, *w;
+    size_t HW;
+    int N, g, OC, K, tiles, wtiles;
+};
+
+static void conv_db_items(void *p, long o0, long o1) {
+    const struct conv_bwd_args *a = p;
+    float *db = a->db;
+    const float *dout = a->dout;
+    size_t HW = a->HW;
+    int N = a->N, OC = a->OC;
+    for (int o = (int)o0; o < (int)o1; o++) {
+        double s = 0;
+        for (int n = 0; n < N; n++) s += sum_f(dout + ((size_t)n * OC + o) * HW, HW);
+        db[o] += (float)s;
+    }
+}
+
+static void conv_dw_items(void *p, long t0, long t1) {
+    const struct conv_bwd_args *a = p;
+    float *dw = a->dw, **slot = a->slot;
+    const float *dy = a->dy;
+    size_t HW = a->HW;
+    int g = a->g, OC = a->OC, K = a->K;
+    for (int t = (int)t0; t < (int)t1; t++)
+        for (int s = 0; s < g; s++)
+            gemm_sgemm_tile(t, 0, 1, OC, K, (int)HW, 1.0f, dy + (size_t)s * OC * HW, (int)HW,
+                            slot[s], (int)HW, 1.0f, dw, K);
+}
+
+static void conv_dcol_items(void *p, long i0, long i1) {
+    const struct conv_bwd_args *a = p;
+    float **slot = a->slot;
+    const float *dy = a->dy, *w = a->w;
+    size_t HW = a->HW;
+    int OC = a->OC, K = a->K, tiles = a->tiles;
+    for (int it = (int)i0; it < (int)i1; it++) {
+        int s = it / tiles;
+        gemm_sgemm_tile(it % tiles, 1, 0, K, (int)HW, OC, 1.0f, w, K, dy + (size_t)s * OC * HW,
+                        (int)HW, 0.0f, slot[s], (int)HW);
     }
 }
 
@@ -428,14 +622,9 @@ void conv2d_backward(float *din, float *dw, float *db, const float *dout, const 
                      const float *w, int N, int C, int H, int W, int OC, int k, float *col) {
     size_t HW = (size_t)H * W;
     int K = C * k * k;
-    if (db) {
-        #pragma omp parallel for schedule(static) if ((size_t)N * OC * HW > PAR_MIN)
-        for (int o = 0; o < OC; o++) {
-            double s = 0;
-            for (int n = 0; n < N; n++) s += sum_f(dout + ((size_t)n * OC + o) * HW, HW);
-            db[o] += (float)s;
-        }
-    }
+    struct conv_bwd_args a = {.dw = dw, .db = db, .dout = dout, .w = w, .HW = HW, .N = N,
+                              .OC = OC, .K = K};
+    if (db) core_pool_for(OC, (size_t)N * OC * HW > PAR_MIN, conv_db_items, &a);
     if (k == 3 && conv_winograd_applies(C, H, W, OC) &&
         winograd_conv3x3_backward(din, dw, dout, in, w, N, C, H, W, OC, col,
                                   col ? (size_t)9 * C * H * W : 0) == 0)
@@ -458,42 +647,45 @@ void conv2d_backward(float *din, float *dw, float *db, const float *dout, const 
     int tiles = mc * nc;                         /* of dcol [K, HW] */
     gemm_tiles(OC, K, (int)HW, &mt, &nt, &mc, &nc);
     int wtiles = mc * nc;                        /* of dW [OC, K] */
+    a.slot = slot;
+    a.tiles = tiles;
+    a.wtiles = wtiles;
+    struct im2col_args c2i = {slot, NULL, NULL, C, H, W, k};
     for (int n0 = 0; n0 < N; n0 += G) {
         int g = imin(G, N - n0);
-        const float *dy = dout + (size_t)n0 * OC * HW;
+        a.g = g;
+        a.dy = dout + (size_t)n0 * OC * HW;
         if (dw) {   /* each dW tile adds the group's samples in order: gemm_sgemm per sample, bitwise */
             im2col_group(slot, in + (size_t)n0 * C * HW, g, C, H, W, k);
-            #pragma omp parallel for schedule(static) \
-                if (wtiles > 1 && 2.0 * g * OC * HW * K >= GEMM_PAR_FLOPS)
-            for (int t = 0; t < wtiles; t++)
-                for (int s = 0; s < g; s++)
-                    gemm_sgemm_tile(t, 0, 1, OC, K, (int)HW, 1.0f, dy + (size_t)s * OC * HW, (int)HW,
-                                    slot[s], (int)HW, 1.0f, dw, K);
+            core_pool_for(wtiles, wtiles > 1 && 2.0 * g * OC * HW * K >= GEMM_PAR_FLOPS,
+                        conv_dw_items, &a);
         }
         if (!din) continue;
         /* dcol_n[C·k·k, HW] = W^T · dout_n into the slots (their im2col is no longer needed) */
-        #pragma omp parallel for schedule(static) \
-            if (g * tiles > 1 && 2.0 * g * OC * HW * K >= GEMM_PAR_FLOPS)
-        for (int it = 0; it < g * tiles; it++) {
-            int s = it / tiles;
-            gemm_sgemm_tile(it % tiles, 1, 0, K, (int)HW, OC, 1.0f, w, K, dy + (size_t)s * OC * HW,
-                            (int)HW, 0.0f, slot[s], (int)HW);
-        }
-        float *dx = din + (size_t)n0 * C * HW;
-        #pragma omp parallel for schedule(static) if ((size_t)g * K * HW > PAR_MIN)
-        for (int sc = 0; sc < g * C; sc++)
-            col2im_channel(dx + (size_t)(sc / C) * C * HW, slot[sc / C], sc % C, H, W, k);
+        core_pool_for((long)g * tiles, g * tiles > 1 && 2.0 * g * OC * HW * K >= GEMM_PAR_FLOPS,
+                    conv_dcol_items, &a);
+        c2i.dx = din + (size_t)n0 * C * HW;
+        core_pool_for((long)g * C, (size_t)g * K * HW > PAR_MIN, col2im_items, &c2i);
     }
 }
 
 /* ------------------------------------------------------------------ resampling */
 
-/* EDM's down-resample with filter [1,1] is depthwise conv with outer([1,1],[1,1])/4, stride 2:
- * a 2x2 mean (docs/algorithms.md §M4.1). H, W are input sizes. */
-void avgpool2_forward(float *out, const float *in, int N, int C, int H, int W) {
-    int Ho = H / 2, Wo = W / 2;
-    #pragma omp parallel for schedule(static) if ((size_t)N * C * H * W > PAR_MIN)
-    for (int nc = 0; nc < N * C; nc++) {
+/* Items: (sample, channel) planes. out: the output (forward) or din (backward); in: the input
+ * (forward) or dout (backward). H, W: the full-resolution plane's size for avgpool2, the low one
+ * for upsample2, as in the functions' arguments. */
+struct resample_args {
+    float *out;
+    const float *in;
+    int H, W;
+};
+
+static void avgpool2_fwd_items(void *p, long i0, long i1) {
+    const struct resample_args *a = p;
+    float *out = a->out;
+    const float *in = a->in;
+    int H = a->H, W = a->W, Ho = H / 2, Wo = W / 2;
+    for (int nc = (int)i0; nc < (int)i1; nc++) {
         const float *x = in + (size_t)nc * H * W;
         float *y = out + (size_t)nc * Ho * Wo;
         for (int i = 0; i < Ho; i++) {
@@ -504,10 +696,19 @@ void avgpool2_forward(float *out, const float *in, int N, int C, int H, int W) {
     }
 }
 
-void avgpool2_backward(float *din, const float *dout, int N, int C, int H, int W) {
-    int Ho = H / 2, Wo = W / 2;
-    #pragma omp parallel for schedule(static) if ((size_t)N * C * H * W > PAR_MIN)
-    for (int nc = 0; nc < N * C; nc++) {
+/* EDM's down-resample with filter [1,1] is depthwise conv with outer([1,1],[1,1])/4, stride 2:
+ * a 2x2 mean (docs/algorithms.md §M4.1). H, W are input sizes. */
+void avgpool2_forward(float *out, const float *in, int N, int C, int H, int W) {
+    struct resample_args a = {out, in, H, W};
+    core_pool_for((long)N * C, (size_t)N * C * H * W > PAR_MIN, avgpool2_fwd_items, &a);
+}
+
+static void avgpool2_bwd_items(void *p, long i0, long i1) {
+    const struct resample_args *a = p;
+    float *din = a->out;
+    const float *dout = a->in;
+    int H = a->H, W = a->W, Ho = H / 2, Wo = W / 2;
+    for (int nc = (int)i0; nc < (int)i1; nc++) {
         float *dx = din + (size_t)nc * H * W;
         const float *dy = dout + (size_t)nc * Ho * Wo;
         for (int i = 0; i < Ho; i++) {
@@ -521,11 +722,17 @@ void avgpool2_backward(float *din, const float *dout, int N, int C, int H, int W
     }
 }
 
-/* Up-resample with [1,1]: transposed depthwise conv with 4·outer/4, stride 2 = nearest x2. */
-void upsample2_forward(float *out, const float *in, int N, int C, int H, int W) {
-    int Wo = 2 * W;
-    #pragma omp parallel for schedule(static) if ((size_t)N * C * H * W * 4 > PAR_MIN)
-    for (int nc = 0; nc < N * C; nc++) {
+void avgpool2_backward(float *din, const float *dout, int N, int C, int H, int W) {
+    struct resample_args a = {din, dout, H, W};
+    core_pool_for((long)N * C, (size_t)N * C * H * W > PAR_MIN, avgpool2_bwd_items, &a);
+}
+
+static void upsample2_fwd_items(void *p, long i0, long i1) {
+    const struct resample_args *a = p;
+    float *out = a->out;
+    const float *in = a->in;
+    int H = a->H, W = a->W, Wo = 2 * W;
+    for (int nc = (int)i0; nc < (int)i1; nc++) {
         const float *x = in + (size_t)nc * H * W;
         float *y = out + (size_t)nc * 4 * H * W;
         for (int i = 0; i < H; i++) {
@@ -536,10 +743,18 @@ void upsample2_forward(float *out, const float *in, int N, int C, int H, int W) 
     }
 }
 
-void upsample2_backward(float *din, const float *dout, int N, int C, int H, int W) {
-    int Wo = 2 * W;
-    #pragma omp parallel for schedule(static) if ((size_t)N * C * H * W * 4 > PAR_MIN)
-    for (int nc = 0; nc < N * C; nc++) {
+/* Up-resample with [1,1]: transposed depthwise conv with 4·outer/4, stride 2 = nearest x2. */
+void upsample2_forward(float *out, const float *in, int N, int C, int H, int W) {
+    struct resample_args a = {out, in, H, W};
+    core_pool_for((long)N * C, (size_t)N * C * H * W * 4 > PAR_MIN, upsample2_fwd_items, &a);
+}
+
+static void upsample2_bwd_items(void *p, long i0, long i1) {
+    const struct resample_args *a = p;
+    float *din = a->out;
+    const float *dout = a->in;
+    int H = a->H, W = a->W, Wo = 2 * W;
+    for (int nc = (int)i0; nc < (int)i1; nc++) {
         float *dx = din + (size_t)nc * H * W;
         const float *dy = dout + (size_t)nc * 4 * H * W;
         for (int i = 0; i < H; i++) {
@@ -550,6 +765,11 @@ void upsample2_backward(float *din, const float *dout, int N, int C, int H, int 
     }
 }
 
+void upsample2_backward(float *din, const float *dout, int N, int C, int H, int W) {
+    struct resample_args a = {din, dout, H, W};
+    core_pool_for((long)N * C, (size_t)N * C * H * W * 4 > PAR_MIN, upsample2_bwd_items, &a);
+}
+
 /* ------------------------------------------------------------------ attention */
 
 /* Item b = n·heads + h (sample n, head h) of qkv starts at b·3·Ch·L: rows c·3 + j (j = q, k, v)
@@ -557,7 +777,7 @@ void upsample2_backward(float *din, const float *dout, int N, int C, int H, int 
  * (docs/algorithms.md §M4.4). Its output rows start at b·Ch·L in out [N, C, L] (head-major channels).
  * Each item is cut into query tiles of at most ATT_QT positions (a fixed size, so the products'
  * shapes depend on (Ch, L) alone); a query tile's scores, softmax and output columns need no
- * other tile, so one OpenMP loop over (item, query tile) does everything. */
+ * other tile, so one pool loop over (item, query tile) does everything. */
 #define ATT_QT 64
 
 /* a = softmax(a) over one row of L scores: the maximum subtracted (exact: the maximum of floats
@@ -583,14 +803,23 @@ UNET_CLONES static void softmax_row(float *a, int L) {
     for (int k = 0; k < L; k++) a[k] *= inv;
 }
 
-/* S = s·q^T k into att (s = 1/sqrt(Ch)); row softmax in place (softmax_row); out = v · A^T. */
-void attention_forward(float *out, float *att, const float *qkv, int N, int C, int L, int heads,
-                       float *scratch) {
-    int Ch = C / heads, items = N * heads, qt = (L + ATT_QT - 1) / ATT_QT;
-    size_t LL = (size_t)L * L, hs = (size_t)3 * Ch * L;
-    float scale = (float)(1.0 / sqrt((double)Ch));
-    #pragma omp parallel for schedule(static) if (4.0 * items * LL * Ch >= GEMM_PAR_FLOPS)
-    for (int it = 0; it < items * qt; it++) {
+/* Items: (item, query tile). */
+struct att_fwd_args {
+    float *out, *att;
+    const float *qkv;
+    int L, Ch, qt;
+    size_t LL, hs;
+    float scale;
+};
+
+static void att_fwd_items(void *p, long t0, long t1) {
+    const struct att_fwd_args *arg = p;
+    float *out = arg->out, *att = arg->att;
+    const float *qkv = arg->qkv;
+    int L = arg->L, Ch = arg->Ch, qt = arg->qt;
+    size_t LL = arg->LL, hs = arg->hs;
+    float scale = arg->scale;
+    for (int it = (int)t0; it < (int)t1; it++) {
         int b = it / qt, i0 = it % qt * ATT_QT, m = imin(ATT_QT, L - i0);
         const float *q = qkv + (size_t)b * hs;
         float *a = att + (size_t)b * LL + (size_t)i0 * L;
@@ -598,6 +827,70 @@ void attention_forward(float *out, float *att, const float *qkv, int N, int C, i
         for (int r = 0; r < m; r++) softmax_row(a + (size_t)r * L, L);
         gemm_sgemm_st(0, 1, Ch, m, L, 1.0f, q + 2 * (size_t)L, 3 * L, a, L, 0.0f,
                       out + (size_t)b * Ch * L + i0, L);
+    }
+}
+
+/* S = s·q^T k into att (s = 1/sqrt(Ch)); row softmax in place (softmax_row); out = v · A^T. */
+void attention_forward(float *out, float *att, const float *qkv, int N, int C, int L, int heads,
+                       float *scratch) {
+    int Ch = C / heads, items = N * heads, qt = (L + ATT_QT - 1) / ATT_QT;
+    size_t LL = (size_t)L * L, hs = (size_t)3 * Ch * L;
+    struct att_fwd_args a = {out, att, qkv, L, Ch, qt, LL, hs, (float)(1.0 / sqrt((double)Ch))};
+    core_pool_for((long)items * qt, 4.0 * items * LL * Ch >= GEMM_PAR_FLOPS, att_fwd_items, &a);
+}
+
+/* Items: (item i0 + s of the group, query or key tile); item i0 + s's dS is scratch's block s. */
+struct att_bwd_args {
+    float *dqkv, *scratch;
+    const float *qkv, *dout, *att;
+    int L, Ch, qt, i0;
+    size_t LL, hs, os;
+    float scale;
+};
+
+/* dS of each query tile, then dq (per query row: a query tile's dq needs its dS rows alone). */
+static void att_bwd_q_items(void *p, long t0, long t1) {
+    const struct att_bwd_args *arg = p;
+    float *dqkv = arg->dqkv, *scratch = arg->scratch;
+    const float *qkv = arg->qkv, *dout = arg->dout, *att = arg->att;
+    int L = arg->L, Ch = arg->Ch, qt = arg->qt, i0 = arg->i0;
+    size_t LL = arg->LL, hs = arg->hs, os = arg->os;
+    float scale = arg->scale;
+    for (int it = (int)t0; it < (int)t1; it++) {
+        int s = it / qt, b = i0 + s, r0 = it % qt * ATT_QT, m = imin(ATT_QT, L - r0);
+        const float *q = qkv + (size_t)b * hs, *A = att + (size_t)b * LL + (size_t)r0 * L;
+        float *dS = scratch + (size_t)s * LL + (size_t)r0 * L;
+        gemm_sgemm_st(1, 0, m, L, Ch, 1.0f, dout + (size_t)b * os + r0, L, q + 2 * (size_t)L,
+                      3 * L, 0.0f, dS, L);
+        for (int r = 0; r < m; r++) {
+            const float *ar = A + (size_t)r * L;
+            float *dr = dS + (size_t)r * L;
+            double sum = 0;
+            for (int l = 0; l < L; l++) sum += (double)ar[l] * dr[l];
+            float sf = (float)sum;
+            for (int l = 0; l < L; l++) dr[l] = ar[l] * (dr[l] - sf);
+        }
+        gemm_sgemm_st(0, 1, Ch, m, L, scale, q + L, 3 * L, dS, L, 1.0f,
+                      dqkv + (size_t)b * hs + r0, 3 * L);
+    }
+}
+
+/* dk and dv per key tile (sums over every query: after the whole dS is known). */
+static void att_bwd_kv_items(void *p, long t0, long t1) {
+    const struct att_bwd_args *arg = p;
+    float *dqkv = arg->dqkv, *scratch = arg->scratch;
+    const float *qkv = arg->qkv, *dout = arg->dout, *att = arg->att;
+    int L = arg->L, Ch = arg->Ch, qt = arg->qt, i0 = arg->i0;
+    size_t LL = arg->LL, hs = arg->hs, os = arg->os;
+    float scale = arg->scale;
+    for (int it = (int)t0; it < (int)t1; it++) {
+        int s = it / qt, b = i0 + s, j0 = it % qt * ATT_QT, m = imin(ATT_QT, L - j0);
+        const float *q = qkv + (size_t)b * hs;
+        float *dq = dqkv + (size_t)b * hs;
+        gemm_sgemm_st(0, 0, Ch, m, L, scale, q, 3 * L, scratch + (size_t)s * LL + j0, L, 1.0f,
+                      dq + L + j0, 3 * L);
+        gemm_sgemm_st(0, 0, Ch, m, L, 1.0f, dout + (size_t)b * os, L, att + (size_t)b * LL + j0,
+                      L, 1.0f, dq + 2 * (size_t)L + j0, 3 * L);
     }
 }
 
@@ -610,37 +903,13 @@ void attention_backward(float *dqkv, const float *dout, const float *qkv, const 
     if (!dqkv) return;
     int Ch = C / heads, items = N * heads, qt = (L + ATT_QT - 1) / ATT_QT;
     size_t LL = (size_t)L * L, hs = (size_t)3 * Ch * L, os = (size_t)Ch * L;
-    float scale = (float)(1.0 / sqrt((double)Ch));
+    struct att_bwd_args a = {dqkv, scratch, qkv, dout, att, L, Ch, qt, 0, LL, hs, os,
+                             (float)(1.0 / sqrt((double)Ch))};
     for (int i0 = 0; i0 < items; i0 += 3) {
         int g = imin(3, items - i0), par = 4.0 * g * LL * Ch >= GEMM_PAR_FLOPS;
-        #pragma omp parallel for schedule(static) if (par)
-        for (int it = 0; it < g * qt; it++) {
-            int s = it / qt, b = i0 + s, r0 = it % qt * ATT_QT, m = imin(ATT_QT, L - r0);
-            const float *q = qkv + (size_t)b * hs, *A = att + (size_t)b * LL + (size_t)r0 * L;
-            float *dS = scratch + (size_t)s * LL + (size_t)r0 * L;
-            gemm_sgemm_st(1, 0, m, L, Ch, 1.0f, dout + (size_t)b * os + r0, L, q + 2 * (size_t)L,
-                          3 * L, 0.0f, dS, L);
-            for (int r = 0; r < m; r++) {
-                const float *ar = A + (size_t)r * L;
-                float *dr = dS + (size_t)r * L;
-                double sum = 0;
-                for (int l = 0; l < L; l++) sum += (double)ar[l] * dr[l];
-                float sf = (float)sum;
-                for (int l = 0; l < L; l++) dr[l] = ar[l] * (dr[l] - sf);
-            }
-            gemm_sgemm_st(0, 1, Ch, m, L, scale, q + L, 3 * L, dS, L, 1.0f,
-                          dqkv + (size_t)b * hs + r0, 3 * L);
-        }
-        #pragma omp parallel for schedule(static) if (par)
-        for (int it = 0; it < g * qt; it++) {
-            int s = it / qt, b = i0 + s, j0 = it % qt * ATT_QT, m = imin(ATT_QT, L - j0);
-            const float *q = qkv + (size_t)b * hs;
-            float *dq = dqkv + (size_t)b * hs;
-            gemm_sgemm_st(0, 0, Ch, m, L, scale, q, 3 * L, scratch + (size_t)s * LL + j0, L, 1.0f,
-                          dq + L + j0, 3 * L);
-            gemm_sgemm_st(0, 0, Ch, m, L, 1.0f, dout + (size_t)b * os, L, att + (size_t)b * LL + j0,
-                          L, 1.0f, dq + 2 * (size_t)L + j0, 3 * L);
-        }
+        a.i0 = i0;
+        core_pool_for((long)g * qt, par, att_bwd_q_items, &a);
+        core_pool_for((long)g * qt, par, att_bwd_kv_items, &a);
     }
 }
 
@@ -719,6 +988,29 @@ UNET_CLONES static void dropout_group(float *out, uint8_t *mask, const float *in
  * so the forward, the backward and dropout_reapply scale by the same float. */
 static float dropout_scale(float p) { return p < 1.0f ? (float)(1.0 / (1.0 - (double)p)) : 0.0f; }
 
+/* Items: groups of 4·RNG_LANES elements (r, the group's words, is the item's own). */
+struct dropout_args {
+    float *out;
+    uint8_t *mask;
+    const float *in;
+    size_t n;
+    uint64_t seed, stream;
+    uint32_t keep_from;
+    float scale;
+};
+
+static void dropout_fwd_items(void *p, long g0, long g1) {
+    const struct dropout_args *a = p;
+    const size_t per = 4 * RNG_LANES, n = a->n;
+    for (size_t g = (size_t)g0; g < (size_t)g1; g++) {
+        uint32_t r[4 * RNG_LANES];
+        rng_philox4x32_lanes(r, g * RNG_LANES, a->seed, a->stream);
+        size_t i = g * per;
+        dropout_group(a->out + i, a->mask ? a->mask + i : NULL, a->in + i, r,
+                      n - i < per ? n - i : per, a->keep_from, a->scale);
+    }
+}
+
 void dropout_forward(float *out, uint8_t *mask, const float *in, size_t n, float p, uint64_t seed,
                      uint64_t stream) {
     if (p <= 0.0f) {
@@ -732,16 +1024,10 @@ void dropout_forward(float *out, uint8_t *mask, const float *in, size_t n, float
         if (mask) memset(mask, 0, n);
         return;
     }
-    float scale = dropout_scale(p);
+    struct dropout_args a = {out, mask, in, n, seed, stream, (uint32_t)keep_from,
+                             dropout_scale(p)};
     const size_t per = 4 * RNG_LANES, ngrp = (n + per - 1) / per;
-    #pragma omp parallel for schedule(static) if (n > PAR_MIN)
-    for (size_t g = 0; g < ngrp; g++) {
-        uint32_t r[4 * RNG_LANES];
-        rng_philox4x32_lanes(r, g * RNG_LANES, seed, stream);
-        size_t i = g * per;
-        dropout_group(out + i, mask ? mask + i : NULL, in + i, r, n - i < per ? n - i : per,
-                      (uint32_t)keep_from, scale);
-    }
+    core_pool_for((long)ngrp, n > PAR_MIN, dropout_fwd_items, &a);
 }
 
 /* din += dout·scale where the mask kept the element, as a select so that it vectorises (din
@@ -757,18 +1043,21 @@ UNET_CLONES static void reapply_chunk(float *out, const float *in, const uint8_t
     for (size_t i = 0; i < n; i++) out[i] = mask[i] ? in[i] * scale : 0.0f;
 }
 
+static void reapply_items(void *p, long c0, long c1) {
+    const struct ew_args *a = p;
+    for (long c = c0; c < c1; c++) {
+        size_t i = (size_t)c * CHUNK;
+        reapply_chunk(a->out + i, a->in + i, a->mask + i, ew_len(a, i), a->scale);
+    }
+}
+
 void dropout_reapply(float *out, const float *in, const uint8_t *mask, size_t n, float p) {
     if (p <= 0.0f) {
         if (out != in) memcpy(out, in, n * sizeof *out);
         return;
     }
-    float scale = dropout_scale(p);
-    size_t nch = (n + CHUNK - 1) / CHUNK;
-    #pragma omp parallel for schedule(static) if (n > PAR_MIN)
-    for (size_t c = 0; c < nch; c++) {
-        size_t i = c * CHUNK;
-        reapply_chunk(out + i, in + i, mask + i, n - i < CHUNK ? n - i : CHUNK, scale);
-    }
+    struct ew_args a = {.out = out, .in = in, .mask = mask, .n = n, .scale = dropout_scale(p)};
+    ew_run(reapply_items, &a);
 }
 
 /* The two fusions a training step's backward uses (one pass instead of two or three, and no
@@ -802,18 +1091,30 @@ UNET_CLONES static void dropout_silu_bwd_chunk(float *din, const float *dout, co
     }
 }
 
+static void silu_reapply_items(void *p, long c0, long c1) {
+    const struct ew_args *a = p;
+    for (long c = c0; c < c1; c++) {
+        size_t i = (size_t)c * CHUNK;
+        silu_reapply_chunk(a->out + i, a->in + i, a->mask + i, ew_len(a, i), a->scale);
+    }
+}
+
+static void dropout_silu_bwd_items(void *p, long c0, long c1) {
+    const struct ew_args *a = p;
+    for (long c = c0; c < c1; c++) {
+        size_t i = (size_t)c * CHUNK;
+        dropout_silu_bwd_chunk(a->out + i, a->dout + i, a->mask + i, a->in + i, ew_len(a, i),
+                               a->scale);
+    }
+}
+
 void silu_dropout_reapply(float *out, const float *in, const uint8_t *mask, size_t n, float p) {
     if (p <= 0.0f) {
         silu_forward(out, in, n);
         return;
     }
-    float scale = dropout_scale(p);
-    size_t nch = (n + CHUNK - 1) / CHUNK;
-    #pragma omp parallel for schedule(static) if (n > PAR_MIN)
-    for (size_t c = 0; c < nch; c++) {
-        size_t i = c * CHUNK;
-        silu_reapply_chunk(out + i, in + i, mask + i, n - i < CHUNK ? n - i : CHUNK, scale);
-    }
+    struct ew_args a = {.out = out, .in = in, .mask = mask, .n = n, .scale = dropout_scale(p)};
+    ew_run(silu_reapply_items, &a);
 }
 
 void dropout_silu_backward(float *din, const float *dout, const uint8_t *mask, const float *in,
@@ -822,28 +1123,39 @@ void dropout_silu_backward(float *din, const float *dout, const uint8_t *mask, c
         silu_backward(din, dout, in, n);
         return;
     }
-    float scale = dropout_scale(p);
-    size_t nch = (n + CHUNK - 1) / CHUNK;
-    #pragma omp parallel for schedule(static) if (n > PAR_MIN)
-    for (size_t c = 0; c < nch; c++) {
-        size_t i = c * CHUNK;
-        dropout_silu_bwd_chunk(din + i, dout + i, mask + i, in + i,
-                               n - i < CHUNK ? n - i : CHUNK, scale);
+    struct ew_args a = {.out = din, .in = in, .dout = dout, .mask = mask, .n = n,
+                        .scale = dropout_scale(p)};
+    ew_run(dropout_silu_bwd_items, &a);
+}
+
+/* din += dout (p = 0: every element kept, scale 1), a chunk at a time like the others: one add
+ * per element, so the chunking changes no bit. */
+static void add_items(void *p, long c0, long c1) {
+    const struct ew_args *a = p;
+    for (long c = c0; c < c1; c++) {
+        size_t i = (size_t)c * CHUNK, m = ew_len(a, i);
+        float *din = a->out + i;
+        const float *dout = a->dout + i;
+        #pragma omp simd
+        for (size_t k = 0; k < m; k++) din[k] += dout[k];
+    }
+}
+
+static void dropout_bwd_items(void *p, long c0, long c1) {
+    const struct ew_args *a = p;
+    for (long c = c0; c < c1; c++) {
+        size_t i = (size_t)c * CHUNK;
+        dropout_bwd_chunk(a->out + i, a->dout + i, a->mask + i, ew_len(a, i), a->scale);
     }
 }
 
 void dropout_backward(float *din, const float *dout, const uint8_t *mask, size_t n, float p) {
     if (!din) return;
+    struct ew_args a = {.out = din, .dout = dout, .mask = mask, .n = n};
     if (p <= 0.0f) {
-        #pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
-        for (size_t i = 0; i < n; i++) din[i] += dout[i];
+        ew_run(add_items, &a);
         return;
     }
-    float scale = dropout_scale(p);
-    size_t nch = (n + CHUNK - 1) / CHUNK;
-    #pragma omp parallel for schedule(static) if (n > PAR_MIN)
-    for (size_t c = 0; c < nch; c++) {
-        size_t i = c * CHUNK;
-        dropout_bwd_chunk(din + i, dout + i, mask + i, n - i < CHUNK ? n - i : CHUNK, scale);
-    }
+    a.scale = dropout_scale(p);
+    ew_run(dropout_bwd_items, &a);
 }

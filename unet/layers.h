@@ -6,9 +6,9 @@
  * forward cached (GroupNorm mean/rstd, attention probabilities) instead of recomputing.
  * Each fast kernel has a naive double-precision twin (*_naive) that the tests compare against.
  *
- * Threading: OpenMP over outer loops (sample, channel, row, GEMM tile); every matrix product is
- * OpenBLAS cut into tiles of a shape-only size, each tile a single-threaded call inside our loops
- * (unet/gemm.h). Every per-sample result is computed in an order that does not depend on the
+ * Threading: pool loops (core/pool.h) over outer items (sample, channel, row, GEMM tile); every
+ * matrix product is OpenBLAS cut into tiles of a shape-only size, each tile a single-threaded call
+ * inside our loops (unet/gemm.h). Every per-sample result is computed in an order that does not depend on the
  * batch size or the thread count, so an image is bit-identical whatever batch it is in.
  */
 #ifndef PD_LAYERS_H

@@ -18,15 +18,17 @@
  * img_resolution >> l is in attn_resolutions), so at 2x the size the same blocks attend, over
  * 4x as many positions. Tensor names always carry the trained resolutions.
  *
- * Determinism: our own loops are elementwise or per-sample reductions in a fixed order; layer
- * kernels promise the same (layers.h), so an image's output does not depend on the batch it is
- * in or on the thread count.
+ * Determinism: our own loops (pool loops, core/pool.h) are elementwise or per-sample reductions
+ * in a fixed order, each item's result independent of the thread that runs it; layer kernels
+ * promise the same (layers.h), so an image's output does not depend on the batch it is in or on
+ * the thread count.
  */
 #include "unet/songunet.h"
 #include "unet/unet_arch.h"
 #include "unet/layers.h"
 #include "nn/nn_layers.h"
 #include "core/arena.h"
+#include "core/pool.h"
 #include "core/util.h"
 #include <math.h>
 #include <stdlib.h>
@@ -36,8 +38,11 @@
 #define SQRT2F ((float)1.41421356237309504880)
 /* Dropout stream of block b: opts->dropout_stream * DROPOUT_STREAMS + b (b < DROPOUT_STREAMS). */
 #define DROPOUT_STREAMS 4096
-/* Elementwise loops below this many elements run on one thread (a parallel region costs more). */
+/* Elementwise loops below this many elements run on one thread (a pool loop costs more). */
 #define PAR_MIN 32768
+/* Pool items of the elementwise loops: blocks of floats long enough that each one's inner loop
+ * vectorises and a claim costs nothing beside it (as layers.c's). */
+#define CHUNK 4096
 
 /* Caches of one UNetBlock. Pointers into the run's arena (shared slots when keep = 0). */
 typedef struct bact {
@@ -91,6 +96,98 @@ static void *req(plan *p, int mode, int slot, size_t bytes) {
     return ar_take(&p->ar, bytes);
 }
 #define FL(n) ((size_t)(n) * sizeof(float))
+
+/* ------------------------------------------------------------------ elementwise pool loops */
+
+/* The elementwise updates of the block forward/backward and the residual-encoder merge, as pool
+ * loops (core/pool.h) over CHUNK-float items. Each element's result depends on that element
+ * alone, so the bits do not depend on the chunking or on which thread runs a chunk. */
+enum ew_op {
+    EW_SUM_SCALE, /* x = (x + y)·s */
+    EW_SCALED,    /* x = s·y */
+    EW_SCALE,     /* x *= s */
+    EW_ADD,       /* x += y */
+    EW_SUM_DIV,   /* x = (y + x)/s: NCSN++'s merge divides by √2 (not a multiply by 1/√2) */
+    EW_DIV,       /* x /= s */
+};
+
+struct ew_args {
+    enum ew_op op;
+    float *x;
+    const float *y;
+    float s;
+    size_t n;
+};
+
+static void ew_items(void *p, long c0, long c1) {
+    const struct ew_args *a = p;
+    size_t i0 = (size_t)c0 * CHUNK, i1 = (size_t)c1 * CHUNK < a->n ? (size_t)c1 * CHUNK : a->n;
+    float *x = a->x;
+    const float *y = a->y;
+    const float s = a->s;
+    switch (a->op) {   /* the switch sits outside the loops so each one vectorises on its own */
+    case EW_SUM_SCALE:
+        #pragma omp simd
+        for (size_t i = i0; i < i1; i++) x[i] = (x[i] + y[i]) * s;
+        break;
+    case EW_SCALED:
+        #pragma omp simd
+        for (size_t i = i0; i < i1; i++) x[i] = s * y[i];
+        break;
+    case EW_SCALE:
+        #pragma omp simd
+        for (size_t i = i0; i < i1; i++) x[i] *= s;
+        break;
+    case EW_ADD:
+        #pragma omp simd
+        for (size_t i = i0; i < i1; i++) x[i] += y[i];
+        break;
+    case EW_SUM_DIV:
+        #pragma omp simd
+        for (size_t i = i0; i < i1; i++) x[i] = (y[i] + x[i]) / s;
+        break;
+    case EW_DIV:
+        #pragma omp simd
+        for (size_t i = i0; i < i1; i++) x[i] /= s;
+        break;
+    }
+}
+
+/* x[i] = op(x[i], y[i], s) for i < n; threaded above PAR_MIN elements. */
+static void ew(enum ew_op op, float *x, const float *y, float s, size_t n) {
+    struct ew_args a = {op, x, y, s, n};
+    core_pool_for((long)((n + CHUNK - 1) / CHUNK), n > PAR_MIN, ew_items, &a);
+}
+
+/* Per-plane pool loops over the N·co planes of L elements (item = one plane): the affine
+ * embedding's bias add and, in backward, its gradient, each plane summed in its own fixed order. */
+struct plane_args {
+    float *h;        /* bias_planes: the planes, updated */
+    const float *g;  /* sum_planes: the planes, read */
+    float *gp;       /* sum_planes: one sum per plane */
+    const float *p;  /* bias_planes: one bias per plane */
+    size_t L;
+};
+
+static void bias_planes(void *p, long nc0, long nc1) {
+    const struct plane_args *a = p;
+    float *h1 = a->h;
+    const float *pp = a->p;
+    const size_t Lo = a->L;
+    for (long nc = nc0; nc < nc1; nc++)
+        for (size_t i = 0; i < Lo; i++) h1[nc * Lo + i] += pp[nc];
+}
+
+static void sum_planes(void *p, long nc0, long nc1) {
+    const struct plane_args *a = p;
+    const float *g1 = a->g;
+    const size_t Lo = a->L;
+    for (long nc = nc0; nc < nc1; nc++) {
+        float acc = 0;
+        for (size_t i = 0; i < Lo; i++) acc += g1[nc * Lo + i];
+        a->gp[nc] = acc;
+    }
+}
 
 struct unet_run {
     const pd_model *m;
@@ -367,10 +464,7 @@ static void aux_forward(unet_run *r, const unet_block *b, bact *ac, int N) {
                    3, r->col);
     fir_down_forward(ac->aux, r->axc, a->fir_f, a->fir_K, 0, N, co, Hp, Hp);
     size_t no = (size_t)N * co * r->hw[b->level_out] * r->hw[b->level_out];
-    float *x = ac->aux;
-    const float *o = ac->out;
-    #pragma omp parallel for simd schedule(static) if (no > PAR_MIN)
-    for (size_t i = 0; i < no; i++) x[i] = (o[i] + x[i]) / SQRT2F;
+    ew(EW_SUM_DIV, ac->aux, ac->out, SQRT2F, no);
 }
 
 /* One EDM UNetBlock: h = conv0(resample(silu(norm0(x)))); with adaptive scale
@@ -394,12 +488,9 @@ static void block_forward(unet_run *r, const unet_block *b, bact *ac, int N, int
     }
     conv2d_forward(ac->h1, conv_in, PW(b->t_conv0), PB(b->t_conv0), N, ci, Ho, Ho, co, 3, r->col);
     linear_forward(ac->p, r->emb, PW(b->t_affine), PB(b->t_affine), N, E, co * (b->adaptive ? 2 : 1));
-    float *h1 = ac->h1;
-    const float *pp = ac->p;
     if (!b->adaptive) {
-        #pragma omp parallel for schedule(static) if ((size_t)N * co * Lo > PAR_MIN)
-        for (long nc = 0; nc < (long)N * co; nc++)
-            for (size_t i = 0; i < Lo; i++) h1[nc * Lo + i] += pp[nc];
+        struct plane_args pa = {.h = ac->h1, .p = ac->p, .L = Lo};
+        core_pool_for((long)N * co, (size_t)N * co * Lo > PAR_MIN, bias_planes, &pa);
     }
     groupnorm_forward(ac->n1, ac->mean1, ac->rstd1, ac->h1, PW(b->t_norm1), PB(b->t_norm1), N, co,
                       (int)Lo, go, b->eps);
@@ -430,21 +521,98 @@ static void block_forward(unet_run *r, const unet_block *b, bact *ac, int N, int
             sk = rs;   /* kernel-0 skip: the resampling alone */
         }
     }
-    float *y = ac->y;
     size_t ny = (size_t)N * co * Lo;
-    #pragma omp parallel for simd schedule(static) if (ny > PAR_MIN)
-    for (size_t i = 0; i < ny; i++) y[i] = (y[i] + sk[i]) * s;
+    ew(EW_SUM_SCALE, ac->y, sk, s, ny);
     if (b->attn) {
         groupnorm_forward(ac->n2, ac->mean2, ac->rstd2, ac->y, PW(b->t_norm2), PB(b->t_norm2), N,
                           co, (int)Lo, go, b->eps);
         conv2d_forward(ac->qkv, ac->n2, PW(b->t_qkv), PB(b->t_qkv), N, co, Ho, Ho, 3 * co, 1, r->col);
         attention_forward(ac->a, ac->att, ac->qkv, N, co, (int)Lo, b->heads, r->ascr);
         conv2d_forward(ac->out, ac->a, PW(b->t_proj), PB(b->t_proj), N, co, Ho, Ho, co, 1, r->col);
-        float *o = ac->out;
-        #pragma omp parallel for simd schedule(static) if (ny > PAR_MIN)
-        for (size_t i = 0; i < ny; i++) o[i] = (o[i] + y[i]) * s;
+        ew(EW_SUM_SCALE, ac->out, ac->y, s, ny);
     }
     if (b->t_aux_residual >= 0) aux_forward(r, b, ac, N);
+}
+
+/* Per-image pool loops of the driver (item = one image of the batch; each writes only its own
+ * image's slice). */
+struct img_args {
+    float *dst;
+    const float *x, *F;
+    const unet_precond *pc;
+    size_t img, fimg;
+};
+
+/* xin = c_in·x. */
+static void precond_in_items(void *p, long i0, long i1) {
+    const struct img_args *a = p;
+    float *xin = a->dst;
+    const float *x = a->x;
+    const size_t img = a->img;
+    for (long i = i0; i < i1; i++) {
+        float cin = (float)a->pc[i].c_in;
+        for (size_t j = 0; j < img; j++) xin[i * img + j] = cin * x[i * img + j];
+    }
+}
+
+/* D = c_skip·x + c_out·F[:, :C]. */
+static void precond_out_items(void *p, long i0, long i1) {
+    const struct img_args *a = p;
+    float *out = a->dst;
+    const float *x = a->x, *F = a->F;
+    const size_t img = a->img, fimg = a->fimg;
+    for (long i = i0; i < i1; i++) {
+        double cs = a->pc[i].c_skip, co = a->pc[i].c_out;
+        for (size_t j = 0; j < img; j++)
+            out[i * img + j] = (float)(cs * x[i * img + j] + co * F[i * fimg + j]);
+    }
+}
+
+/* dL/dF = c_out·g on the first C channels, 0 on the rest. */
+static void precond_out_bwd_items(void *p, long i0, long i1) {
+    const struct img_args *a = p;
+    float *dF = a->dst;
+    const float *dout = a->x;
+    const size_t img = a->img, fimg = a->fimg;
+    for (long i = i0; i < i1; i++) {
+        float co = (float)a->pc[i].c_out;
+        for (size_t j = 0; j < img; j++) dF[i * fimg + j] = co * dout[i * img + j];
+        for (size_t j = img; j < fimg; j++) dF[i * fimg + j] = 0;
+    }
+}
+
+/* A decoder block's concatenation [x, sc·skip] (cat: cin = cx + cs channels of L elements per
+ * image) and its reverse: x's gradient copied out, sc·(the skip's part) added to the skip's. */
+struct cat_args {
+    float *cat, *dx, *dsk;
+    const float *x, *sk, *dcat;
+    size_t L;
+    int cin, cx, cs;
+    float sc;
+};
+
+static void concat_items(void *p, long i0, long i1) {
+    const struct cat_args *a = p;
+    const size_t L = a->L;
+    const int cx = a->cx, cs = a->cs;
+    for (long i = i0; i < i1; i++) {
+        memcpy(a->cat + (size_t)i * a->cin * L, a->x + (size_t)i * cx * L, FL(cx * L));
+        float *dst = a->cat + ((size_t)i * a->cin + cx) * L;
+        const float *src = a->sk + (size_t)i * cs * L;
+        for (size_t j = 0; j < cs * L; j++) dst[j] = a->sc * src[j];
+    }
+}
+
+static void concat_bwd_items(void *p, long i0, long i1) {
+    const struct cat_args *a = p;
+    const size_t Li = a->L;
+    const int cx = a->cx, cs = a->cs;
+    for (long i = i0; i < i1; i++) {
+        memcpy(a->dx + (size_t)i * cx * Li, a->dcat + (size_t)i * a->cin * Li, FL(cx * Li));
+        const float *src = a->dcat + ((size_t)i * a->cin + cx) * Li;
+        float *dst = a->dsk + (size_t)i * cs * Li;
+        for (size_t j = 0; j < cs * Li; j++) dst[j] += a->sc * src[j];
+    }
 }
 
 int unet_denoise_forward(unet_run *r, float *out, const float *x, const float *sigma,
@@ -479,12 +647,8 @@ int unet_denoise_forward(unet_run *r, float *out, const float *x, const float *s
         r->cnoise[i] = (float)r->pc[i].c_noise;
     }
     if (r->keep) memcpy(r->x, x, FL(n * img));
-    float *xin = r->xin;
-    #pragma omp parallel for schedule(static) if (n > 1)
-    for (int i = 0; i < n; i++) {
-        float cin = (float)r->pc[i].c_in;
-        for (size_t j = 0; j < img; j++) xin[i * img + j] = cin * x[i * img + j];
-    }
+    struct img_args pin = {.dst = r->xin, .x = x, .pc = r->pc, .img = img};
+    core_pool_for(n, n > 1, precond_in_items, &pin);
 
     /* Mapping network. SongUNet: [sin|cos] positional or Fourier embedding, + map_label(label·√ld),
      * two SiLU linears. ADM: [cos|sin] positional embedding without endpoint, map_layer0, SiLU,
@@ -531,18 +695,12 @@ int unet_denoise_forward(unet_run *r, float *out, const float *x, const float *s
         const unet_block *b = &a->dec[k];
         bact *ac = &r->dec[k];
         if (b->pop >= 0) {
-            const float *xp = r->dec[k - 1].out, *sk = r->skips[b->pop];
-            size_t L = (size_t)r->hw[b->level_in] * r->hw[b->level_in];
-            int cs = a->skip_ch[b->pop], cx = b->cin - cs;
-            float sc = r->sscale[b->pop];
-            float *cat = ac->cat;
-            #pragma omp parallel for schedule(static) if (n > 1)
-            for (int i = 0; i < n; i++) {
-                memcpy(cat + (size_t)i * b->cin * L, xp + (size_t)i * cx * L, FL(cx * L));
-                float *dst = cat + ((size_t)i * b->cin + cx) * L;
-                const float *src = sk + (size_t)i * cs * L;
-                for (size_t j = 0; j < cs * L; j++) dst[j] = sc * src[j];
-            }
+            int cs = a->skip_ch[b->pop];
+            struct cat_args ca = {.cat = ac->cat, .x = r->dec[k - 1].out, .sk = r->skips[b->pop],
+                                  .L = (size_t)r->hw[b->level_in] * r->hw[b->level_in],
+                                  .cin = b->cin, .cx = b->cin - cs, .cs = cs,
+                                  .sc = r->sscale[b->pop]};
+            core_pool_for(n, n > 1, concat_items, &ca);
         }
         block_forward(r, b, ac, n, a->n_enc + k);
     }
@@ -555,14 +713,9 @@ int unet_denoise_forward(unet_run *r, float *out, const float *x, const float *s
                       a->out_eps);
     silu_forward(r->t0, r->aux_n, (size_t)n * cl * L0);
     conv2d_forward(r->F, r->t0, PW(a->t_out_conv), PB(a->t_out_conv), n, cl, H, H, OC, 3, r->col);
-    const float *F = r->F;
-    size_t fimg = (size_t)OC * L0;
-    #pragma omp parallel for schedule(static) if (n > 1)
-    for (int i = 0; i < n; i++) {
-        double cs = r->pc[i].c_skip, co = r->pc[i].c_out;
-        for (size_t j = 0; j < img; j++)
-            out[i * img + j] = (float)(cs * x[i * img + j] + co * F[i * fimg + j]);
-    }
+    struct img_args pout = {.dst = out, .x = x, .F = r->F, .pc = r->pc, .img = img,
+                            .fimg = (size_t)OC * L0};
+    core_pool_for(n, n > 1, precond_out_items, &pout);
     r->have_fwd = 1;
     return 0;
 }
@@ -593,8 +746,7 @@ static void block_backward(unet_run *r, const unet_block *b, bact *ac, int N, co
 
     /* out = (proj(a) + y)·s  ->  g0 = dL/dy (residual part + through attention). */
     if (b->attn) {
-        #pragma omp parallel for simd schedule(static) if (no > PAR_MIN)
-        for (size_t i = 0; i < no; i++) g0[i] = s * dout[i];
+        ew(EW_SCALED, g0, dout, s, no);
         zero(g1, no);                                   /* g1 = dL/da */
         conv2d_backward(g1, DW(b->t_proj), DB(b->t_proj), g0, ac->a, PW(b->t_proj), N, co, Ho,
                         Ho, co, 1, r->col);
@@ -605,11 +757,9 @@ static void block_backward(unet_run *r, const unet_block *b, bact *ac, int N, co
                         3 * co, 1, r->col);
         groupnorm_backward(g0, DW(b->t_norm2), DB(b->t_norm2), g1, ac->y, ac->mean2, ac->rstd2,
                            PW(b->t_norm2), N, co, (int)Lo, go);
-        #pragma omp parallel for simd schedule(static) if (no > PAR_MIN)
-        for (size_t i = 0; i < no; i++) g0[i] *= s;
+        ew(EW_SCALE, g0, NULL, s, no);
     } else {
-        #pragma omp parallel for simd schedule(static) if (no > PAR_MIN)
-        for (size_t i = 0; i < no; i++) g0[i] = s * dout[i];
+        ew(EW_SCALED, g0, dout, s, no);
     }
     /* y = (conv1(d1) + skip(in))·s: g0 now holds dL/d(conv1 out) = dL/d(skip out). */
 
@@ -643,12 +793,8 @@ static void block_backward(unet_run *r, const unet_block *b, bact *ac, int N, co
         groupnorm_backward(g1, DW(b->t_norm1), DB(b->t_norm1), g4, ac->h1, ac->mean1, ac->rstd1,
                            PW(b->t_norm1), N, co, (int)Lo, go);
         /* h1 = conv0(...) + p: dL/dp is the spatial sum, which feeds affine and the embedding. */
-        #pragma omp parallel for schedule(static) if ((size_t)N * co * Lo > PAR_MIN)
-        for (long nc = 0; nc < (long)N * co; nc++) {
-            float acc = 0;
-            for (size_t i = 0; i < Lo; i++) acc += g1[nc * Lo + i];
-            gp[nc] = acc;
-        }
+        struct plane_args pa = {.g = g1, .gp = gp, .L = Lo};
+        core_pool_for((long)N * co, (size_t)N * co * Lo > PAR_MIN, sum_planes, &pa);
         linear_backward(r->demb, DW(b->t_affine), DB(b->t_affine), gp, r->emb, PW(b->t_affine), N,
                         E, co);
     }
@@ -687,8 +833,7 @@ static void block_backward(unet_run *r, const unet_block *b, bact *ac, int N, co
                             Ho, Ho, co, 1, r->col);
         }
     } else {
-        #pragma omp parallel for simd schedule(static) if (no > PAR_MIN)
-        for (size_t i = 0; i < no; i++) din[i] += g0[i];
+        ew(EW_ADD, din, g0, 0.0f, no);
     }
 }
 
@@ -700,8 +845,7 @@ static void aux_backward(unet_run *r, const unet_block *b, bact *ac, int N, floa
     const unet_arch *a = r->a;
     int Hi = r->hw[b->level_in], Hp = Hi + 2, ca = b->aux_cin, co = b->cout;
     size_t no = (size_t)N * co * r->hw[b->level_out] * r->hw[b->level_out];
-    #pragma omp parallel for simd schedule(static) if (no > PAR_MIN)
-    for (size_t i = 0; i < no; i++) dres[i] /= SQRT2F;
+    ew(EW_DIV, dres, NULL, SQRT2F, no);
     zero(r->gax, (size_t)N * co * Hp * Hp);
     fir_down_backward(r->gax, dres, a->fir_f, a->fir_K, 0, N, co, Hp, Hp);
     pad1_forward(r->axp, ac->aux_in, N, ca, Hi, Hi);
@@ -725,12 +869,8 @@ int unet_denoise_backward(unet_run *r, float *dx, float *dsigma, float *dp, cons
 
     /* D = c_skip·x + c_out·F[:, :C]: dL/dF = c_out·g on the first C channels, 0 on the rest. */
     float *dF = r->dF;
-    #pragma omp parallel for schedule(static) if (n > 1)
-    for (int i = 0; i < n; i++) {
-        float co = (float)r->pc[i].c_out;
-        for (size_t j = 0; j < img; j++) dF[i * fimg + j] = co * dout[i * img + j];
-        for (size_t j = img; j < fimg; j++) dF[i * fimg + j] = 0;
-    }
+    struct img_args pout = {.dst = dF, .x = dout, .pc = r->pc, .img = img, .fimg = fimg};
+    core_pool_for(n, n > 1, precond_out_bwd_items, &pout);
     for (int s = 0; s < a->n_skips; s++) {
         size_t hs = r->hw[a->skip_level[s]];
         zero(r->dskips[s], (size_t)n * a->skip_ch[s] * hs * hs);
@@ -761,17 +901,11 @@ int unet_denoise_backward(unet_run *r, float *dx, float *dsigma, float *dp, cons
         if (din != r->dskips[a->n_skips - 1]) zero(din, (size_t)n * b->cin * Li);
         block_backward(r, b, &r->dec[k], n, dcur, din, dp);
         if (b->pop >= 0) {
-            int cs = a->skip_ch[b->pop], cx = b->cin - cs;
-            float sc = r->sscale[b->pop];
-            float *dsk = r->dskips[b->pop];
-            const float *dc = r->dcat;
-            #pragma omp parallel for schedule(static) if (n > 1)
-            for (int i = 0; i < n; i++) {
-                memcpy(dnext + (size_t)i * cx * Li, dc + (size_t)i * b->cin * Li, FL(cx * Li));
-                const float *src = dc + ((size_t)i * b->cin + cx) * Li;
-                float *dst = dsk + (size_t)i * cs * Li;
-                for (size_t j = 0; j < cs * Li; j++) dst[j] += sc * src[j];
-            }
+            int cs = a->skip_ch[b->pop];
+            struct cat_args ca = {.dx = dnext, .dsk = r->dskips[b->pop], .dcat = r->dcat, .L = Li,
+                                  .cin = b->cin, .cx = b->cin - cs, .cs = cs,
+                                  .sc = r->sscale[b->pop]};
+            core_pool_for(n, n > 1, concat_bwd_items, &ca);
         }
         float *t = dcur; dcur = dnext; dnext = t;
     }

@@ -9,9 +9,10 @@
  * outside the image) and writes output rows 4ty .. 4ty+3, columns 4tx .. 4tx+3 (clipped at H, W).
  *
  * One call: (1) the filters go to the transform domain, U [OC][36][C], in double rounded once;
- * (2) per group of samples, the input transform V [C][36][T] per sample (OpenMP over (sample,
- * channel)), the 36 products per sample (OpenMP over (sample, ξ), each one single-threaded
- * OpenBLAS call), the output transform with the bias (OpenMP over (sample, output channel)).
+ * (2) per group of samples, the input transform V [C][36][T] per sample (a pool loop over
+ * (sample, channel)), the 36 products per sample (a pool loop over (sample, ξ), each one
+ * single-threaded OpenBLAS call), the output transform with the bias (a pool loop over (sample,
+ * output channel)); core/pool.h.
  * A group holds as many samples as fit the caller's im2col buffer, or else a fixed scratch budget
  * (buffers()): which group a sample is in changes
  * no bit, since every value a sample gets is computed from that sample alone by code whose
@@ -29,10 +30,10 @@
  * per pair (9.4 MB for a 256x256 layer), which the products read straight back.
  */
 #include "unet/winograd.h"
+#include "core/pool.h"
 #include "core/util.h"
 #include "pixdiff.h"
 #include "unet/gemm.h"
-#include <omp.h>
 #include <stdlib.h>
 #include <pthread.h>
 #include <string.h>
@@ -128,7 +129,8 @@ const char *pd_conv_algorithm(void) { return conv_path_names[conv_get_path()]; }
 static _Thread_local float *scr_buf;
 static _Thread_local size_t scr_cap;
 /* A thread that exits (an embedding program's own threads) frees its buffer through this key's
- * destructor; OpenMP's pool threads and the main thread keep theirs for the process's life. */
+ * destructor; the pool's workers, OpenMP's threads and the main thread keep theirs for the
+ * process's life. */
 static pthread_key_t scr_key;
 static pthread_once_t scr_once = PTHREAD_ONCE_INIT;
 static void scr_key_init(void) { pthread_key_create(&scr_key, core_free); }
@@ -247,16 +249,27 @@ static void filter_rows_plain(float *U, const float *w, int C, int OC, int r, in
     filter_rows_body(U, w, C, OC, r, flip, 0);
 }
 
+struct filter_args {
+    float *U;
+    const float *w;
+    int C, OC, flip;
+    void (*rows)(float *, const float *, int, int, int, int);
+};
+
+/* Item r = row r of U, written by this item alone. */
+static void filter_items(void *p, long r0, long r1) {
+    const struct filter_args *a = p;
+    for (long r = r0; r < r1; r++) a->rows(a->U, a->w, a->C, a->OC, (int)r, a->flip);
+    /* Non-temporal stores are weakly ordered: drain this thread's before the loop ends, so the
+     * products, on any thread, read them once core_pool_for has returned. */
+    _mm_sfence();
+}
+
 static void filter_transform(float *U, const float *w, int C, int OC, int flip) {
-    int R = flip ? C : OC;
-    void (*rows)(float *, const float *, int, int, int, int) =
-        __builtin_cpu_supports("avx512f") ? filter_rows_avx512 : filter_rows_plain;
-    #pragma omp parallel if ((size_t)C * OC >= 4096)
-    {
-        #pragma omp for schedule(static) nowait
-        for (int r = 0; r < R; r++) rows(U, w, C, OC, r, flip);
-        _mm_sfence();   /* non-temporal stores are weakly ordered: drain them before the barrier */
-    }
+    struct filter_args a = {U, w, C, OC, flip,
+                            __builtin_cpu_supports("avx512f") ? filter_rows_avx512
+                                                              : filter_rows_plain};
+    core_pool_for(flip ? C : OC, (size_t)C * OC >= 4096, filter_items, &a);
 }
 
 /* Vectors of 4, 8 and 16 floats (GCC's vector extensions: the same IEEE operations as the scalar
@@ -651,9 +664,21 @@ UNET_CLONES static void filter_grad_row(float *dw, const float *dU, int C, int o
         else filter_grad_block(dw, src, C, oc, c0, C - c0);
 }
 
+struct filter_grad_args {
+    float *dw;
+    const float *dU;
+    int C;
+};
+
+/* Item oc: the C filters of output channel oc, which only this item writes. */
+static void filter_grad_items(void *p, long o0, long o1) {
+    const struct filter_grad_args *a = p;
+    for (long oc = o0; oc < o1; oc++) filter_grad_row(a->dw, a->dU, a->C, (int)oc);
+}
+
 static void filter_grad(float *dw, const float *dU, int C, int OC) {
-    #pragma omp parallel for schedule(static) if ((size_t)C * OC >= 4096)
-    for (int oc = 0; oc < OC; oc++) filter_grad_row(dw, dU, C, oc);
+    struct filter_grad_args a = {dw, dU, C};
+    core_pool_for(OC, (size_t)C * OC >= 4096, filter_grad_items, &a);
 }
 
 /* ------------------------------------------------------------------ the passes */
@@ -666,8 +691,49 @@ static int group_size(size_t per, int N) {
     return g < 1 ? 1 : (int)(g < (size_t)N ? g : (size_t)N);
 }
 
+/* One group's pass: the arguments of its pool loops. x, y: the group's first sample's input and
+ * output; V, M: its transforms (per sample vn and mn floats); g samples. */
+struct pass_args {
+    const float *x, *U, *b;
+    float *y, *V, *M;
+    size_t vn, mn;
+    int g, C, H, W, OC, T, accumulate;
+};
+
+/* Item sc = (sample sc / C, channel sc % C): that channel's block of the sample's V. */
+static void input_items(void *p, long i0, long i1) {
+    const struct pass_args *a = p;
+    int C = a->C, H = a->H, W = a->W;
+    for (int sc = (int)i0; sc < (int)i1; sc++)
+        input_transform(a->V + (size_t)(sc / C) * a->vn, a->x + (size_t)(sc / C) * C * H * W,
+                        sc % C, C, H, W);
+}
+
+/* Item xs = (ξ xs / g, sample xs % g): plane ξ of the sample's M. ξ-major, so a block's
+ * consecutive products share U_ξ. */
+static void product_items(void *p, long i0, long i1) {
+    const struct pass_args *a = p;
+    int g = a->g, C = a->C, OC = a->OC, T = a->T;
+    for (int xs = (int)i0; xs < (int)i1; xs++) {
+        int xi = xs / g, s = xs % g;
+        gemm_sgemm_st(0, 0, OC, T, C, 1.0f, a->U + (size_t)xi * C, 36 * C,
+                      a->V + s * a->vn + (size_t)xi * T, 36 * T, 0.0f,
+                      a->M + s * a->mn + (size_t)xi * T, 36 * T);
+    }
+}
+
+/* Item so = (sample so / OC, output channel so % OC): that channel's plane of the sample's y. */
+static void output_items(void *p, long i0, long i1) {
+    const struct pass_args *a = p;
+    int OC = a->OC, H = a->H, W = a->W;
+    for (int so = (int)i0; so < (int)i1; so++)
+        output_transform(a->y + (size_t)(so / OC) * OC * H * W, a->M + (size_t)(so / OC) * a->mn,
+                         so % OC, OC, H, W, a->b ? a->b[so % OC] : 0.0f, a->accumulate);
+}
+
 /* out = conv(in) through transformed filters U [OC][36][C] (+ bias, or accumulated onto out).
- * scr: at least g·36·(C + OC)·T floats for the group size g chosen by the caller. */
+ * scr: at least g·36·(C + OC)·T floats for the group size g chosen by the caller. Per group,
+ * three pool loops, each the barrier before the next (V, then M, then y). */
 static void forward_pass(float *out, const float *in, const float *U, const float *b, int N,
                          int C, int H, int W, int OC, int accumulate, float *scr, int G) {
     int T = ((H + 3) / 4) * ((W + 3) / 4);
@@ -676,27 +742,14 @@ static void forward_pass(float *out, const float *in, const float *U, const floa
     double flops = 72.0 * OC * C * T;   /* per sample */
     for (int n0 = 0; n0 < N; n0 += G) {
         int g = imin(G, N - n0);
-        const float *x = in + (size_t)n0 * C * H * W;
-        float *y = out + (size_t)n0 * OC * H * W;
-        #pragma omp parallel if (g * flops >= GEMM_PAR_FLOPS)
-        {
-            #pragma omp for schedule(static)
-            for (int sc = 0; sc < g * C; sc++)
-                input_transform(V + (size_t)(sc / C) * vn, x + (size_t)(sc / C) * C * H * W,
-                                sc % C, C, H, W);
-            /* ξ-major, so a thread's consecutive products share U_ξ */
-            #pragma omp for schedule(static)
-            for (int xs = 0; xs < 36 * g; xs++) {
-                int xi = xs / g, s = xs % g;
-                gemm_sgemm_st(0, 0, OC, T, C, 1.0f, U + (size_t)xi * C, 36 * C,
-                              V + s * vn + (size_t)xi * T, 36 * T, 0.0f, M + s * mn + (size_t)xi * T,
-                              36 * T);
-            }
-            #pragma omp for schedule(static)
-            for (int so = 0; so < g * OC; so++)
-                output_transform(y + (size_t)(so / OC) * OC * H * W, M + (size_t)(so / OC) * mn,
-                                 so % OC, OC, H, W, b ? b[so % OC] : 0.0f, accumulate);
-        }
+        struct pass_args a = {.x = in + (size_t)n0 * C * H * W, .U = U, .b = b,
+                              .y = out + (size_t)n0 * OC * H * W, .V = V, .M = M, .vn = vn,
+                              .mn = mn, .g = g, .C = C, .H = H, .W = W, .OC = OC, .T = T,
+                              .accumulate = accumulate};
+        int par = g * flops >= GEMM_PAR_FLOPS;
+        core_pool_for((long)g * C, par, input_items, &a);
+        core_pool_for(36L * g, par, product_items, &a);
+        core_pool_for((long)g * OC, par, output_items, &a);
     }
 }
 
@@ -739,8 +792,48 @@ int winograd_conv3x3_forward(float *out, const float *in, const float *w, const 
     return 0;
 }
 
+/* One group's gradient pass: x, dy: the group's first sample's input and dout; V, dM: their
+ * transforms (per sample vn and mn floats); dU accumulates over groups; g samples. */
+struct grad_args {
+    const float *x, *dy;
+    float *V, *dM, *dU;
+    size_t vn, mn;
+    int g, C, H, W, OC, T;
+};
+
+/* The group's transforms in one pool loop: item sc < g·C is (sample sc / C, channel sc % C) of
+ * the input into V, item g·C + so is (sample so / OC, output channel so % OC) of dout into dM.
+ * Each item writes its own block, and the two kinds write different buffers and read only the
+ * caller's arrays, so they need no barrier between them: one loop saves one. */
+static void grad_transform_items(void *p, long i0, long i1) {
+    const struct grad_args *a = p;
+    int C = a->C, H = a->H, W = a->W, OC = a->OC;
+    long nv = (long)a->g * C;
+    for (long i = i0; i < i1; i++)
+        if (i < nv) {
+            int sc = (int)i;
+            input_transform(a->V + (size_t)(sc / C) * a->vn, a->x + (size_t)(sc / C) * C * H * W,
+                            sc % C, C, H, W);
+        } else {
+            int so = (int)(i - nv);
+            grad_transform(a->dM + (size_t)(so / OC) * a->mn,
+                           a->dy + (size_t)(so / OC) * OC * H * W, so % OC, OC, H, W);
+        }
+}
+
+/* Item ξ: dU_ξ += dM_ξ · V_ξ^T over the group's samples in order; dU_ξ is this item's alone. */
+static void du_items(void *p, long i0, long i1) {
+    const struct grad_args *a = p;
+    int C = a->C, OC = a->OC, T = a->T;
+    for (int xi = (int)i0; xi < (int)i1; xi++)
+        for (int s = 0; s < a->g; s++)
+            gemm_sgemm_st(0, 1, OC, C, T, 1.0f, a->dM + s * a->mn + (size_t)xi * T, 36 * T,
+                          a->V + s * a->vn + (size_t)xi * T, 36 * T, 1.0f,
+                          a->dU + (size_t)xi * C, 36 * C);
+}
+
 /* din: the forward pass on dout with the adjoint filters, accumulated. dw: per group, V of the
- * input and dM of dout per sample, then per ξ (one thread each) dU_ξ += dM_ξ · V_ξ^T over the
+ * input and dM of dout per sample, then per ξ (one item each) dU_ξ += dM_ξ · V_ξ^T over the
  * group's samples in order; so every dU element sums samples and tiles in one fixed order, and
  * the thread count changes no bit. */
 int winograd_conv3x3_backward(float *din, float *dw, const float *dout, const float *in,
@@ -761,24 +854,13 @@ int winograd_conv3x3_backward(float *din, float *dw, const float *dout, const fl
     double flops = 72.0 * OC * C * T;
     for (int n0 = 0; n0 < N; n0 += G) {
         int g = imin(G, N - n0);
-        const float *x = in + (size_t)n0 * C * H * W, *dy = dout + (size_t)n0 * OC * H * W;
-        #pragma omp parallel if (g * flops >= GEMM_PAR_FLOPS)
-        {
-            #pragma omp for schedule(static) nowait
-            for (int sc = 0; sc < g * C; sc++)
-                input_transform(V + (size_t)(sc / C) * vn, x + (size_t)(sc / C) * C * H * W,
-                                sc % C, C, H, W);
-            #pragma omp for schedule(static)
-            for (int so = 0; so < g * OC; so++)
-                grad_transform(dM + (size_t)(so / OC) * mn, dy + (size_t)(so / OC) * OC * H * W,
-                               so % OC, OC, H, W);
-            #pragma omp for schedule(static)
-            for (int xi = 0; xi < 36; xi++)
-                for (int s = 0; s < g; s++)
-                    gemm_sgemm_st(0, 1, OC, C, T, 1.0f, dM + s * mn + (size_t)xi * T, 36 * T,
-                                  V + s * vn + (size_t)xi * T, 36 * T, 1.0f, dU + (size_t)xi * C,
-                                  36 * C);
-        }
+        struct grad_args a = {.x = in + (size_t)n0 * C * H * W,
+                              .dy = dout + (size_t)n0 * OC * H * W, .V = V, .dM = dM, .dU = dU,
+                              .vn = vn, .mn = mn, .g = g, .C = C, .H = H, .W = W, .OC = OC,
+                              .T = T};
+        int par = g * flops >= GEMM_PAR_FLOPS;
+        core_pool_for((long)g * (C + OC), par, grad_transform_items, &a);
+        core_pool_for(36, par, du_items, &a);
     }
     filter_grad(dw, dU, C, OC);
     return 0;
