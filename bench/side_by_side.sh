@@ -8,10 +8,12 @@
 # git --git-dir=EDM.git archive HEAD | tar -x -C DIR makes one). OUT_DIR (default
 # runs/side-by-side) receives the model files it makes with `pixdiff init` and the training run.
 # Needs build/pixdiff and build/bench_nets (make), Debian's python3-torch, and the Fashion-MNIST
-# data set for the training step. Runs with OPENBLAS_CORETYPE as the environment has it
-# ("haswell" rows) and with OpenBLAS's own kernel choice ("native": OPENBLAS_CORETYPE and
-# OPENBLAS_L2_SIZE unset for that command only). Takes about 25 minutes on 2 cores. This VM's
-# speed moves by 15-30 % between runs: compare ratios within one run.
+# data set for the training step. Runs pixdiff with OpenBLAS's Haswell kernels forced
+# (OPENBLAS_CORETYPE=Haswell: "haswell" rows, what the development machines' environment used to
+# set) and with OpenBLAS's own kernel choice ("native": OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE
+# unset for that command only); PyTorch runs in the environment as it is (the header line says
+# what that is). Takes about 25 minutes on 2 cores. This VM's speed moves by 15-30 % between runs,
+# and between a fast and a slow state within minutes: compare ratios within one run.
 set -u
 EDM=${1:?usage: side_by_side.sh EDM_CHECKOUT [OUT_DIR] [THREADS]}
 OUT=${2:-runs/side-by-side}
@@ -20,9 +22,11 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 P=$ROOT/build/pixdiff
 BN=$ROOT/build/bench_nets
 NAT="env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE"
-# pixdiff waits passively by default (it sets OMP_WAIT_POLICY=passive for itself); PyTorch's
-# threads spin by default, which is faster alone and slower beside another process. Every
-# PyTorch figure is taken under both policies: compare with the faster (docs/benchmarks.md).
+HAS="env OPENBLAS_CORETYPE=Haswell"
+# pixdiff's layers run on its own worker threads (docs/threads.md), and it sets
+# OMP_WAIT_POLICY=passive for its remaining OpenMP loops; PyTorch's threads spin by default, which
+# is faster alone and slower beside another process. Every PyTorch figure is taken under both
+# policies: compare with the faster (docs/benchmarks.md).
 export OMP_WAIT_POLICY=passive   # pixdiff's own default, for bench_nets too
 torch_both() {
     for policy in default passive; do
@@ -41,7 +45,7 @@ sed 's/^  duration_images: .*/  duration_images: 1920/' "$ROOT/configs/train/fas
 echo "== $(date -u), $(git -C "$ROOT" rev-parse --short HEAD), OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE-unset}, threads $T"
 uptime
 for mode in haswell native; do
-    pre=""; [ $mode = native ] && pre=$NAT
+    pre=$HAS; [ $mode = native ] && pre=$NAT
     for r in 1 2; do
         rm -rf "$OUT/train"
         echo "== pixdiff train, fashion32, batch 64, $mode, run $r (peak memory, then img/s)"
@@ -59,7 +63,7 @@ torch_both /usr/bin/python3 "$ROOT/bench/torch_songunet.py" --preset fashion32 -
 for pre in cifar10 ref64 fashion32; do
     bs=1,8,64; [ $pre = cifar10 ] && bs=1,8
     echo "== $pre: pixdiff haswell, pixdiff native, our PyTorch peer"
-    $P bench --preset $pre --batches $bs --repeat 5 --threads $T | grep -E "^ +[0-9]+ "
+    $HAS $P bench --preset $pre --batches $bs --repeat 5 --threads $T | grep -E "^ +[0-9]+ "
     $NAT $P bench --preset $pre --batches $bs --repeat 5 --threads $T | grep -E "^ +[0-9]+ "
     torch_both /usr/bin/python3 "$ROOT/bench/torch_songunet.py" --preset $pre --threads $T \
         --batches $bs --repeat 5 --train-batch 0
@@ -68,7 +72,7 @@ echo "== EDM CIFAR-10 DDPM++: our PyTorch network and EDM's, same weights"
 torch_both /usr/bin/python3 "$ROOT/bench/torch_edm_nets.py" "$OUT/cifar10.safetensors" \
     --threads $T --batches 1,8 --repeat 5 --edm "$EDM"
 echo "== ADM ImageNet-64: pixdiff haswell, pixdiff native"
-$BN "$OUT/adm.safetensors" $T 3 1,8
+$HAS $BN "$OUT/adm.safetensors" $T 3 1,8
 $NAT $BN "$OUT/adm.safetensors" $T 3 1,8
 echo "== ADM ImageNet-64: our PyTorch network and EDM's"
 torch_both /usr/bin/python3 "$ROOT/bench/torch_edm_nets.py" "$OUT/adm.safetensors" --threads $T \

@@ -46,7 +46,8 @@ static void print_help(FILE *f) {
             "\nexample: pixdiff sample --sampler heun --steps 18 --seed 0 --n 64 --out grid.png\n");
 }
 
-/* Threads that wait without burning a core (docs/benchmarks.md, "Sharing the cores"). libgomp
+/* Threads that wait without burning a core (docs/threads.md §1). The network's layers run on
+ * core/pool's workers, which wait their own way; this is for the OpenMP loops around them. libgomp
  * spins a waiting thread for about 300000 pause loops before it sleeps, unless OMP_WAIT_POLICY or
  * GOMP_SPINCOUNT says otherwise; when another process wants the cores, each parallel region's
  * barrier then waits for a thread that lost its time slice to a spinning one, and two pixdiff

@@ -27,9 +27,9 @@
  * core is what sched_yield gives: it returns at once on an idle core. */
 #define SPIN_PAUSES 1000
 #define YIELD_NS 2000000LL
-/* Blocks per thread a loop is cut into: small enough that a thread which lost its core to
- * another process leaves the rest to the others, large enough that claiming costs nothing. */
-#define BLOCKS_PER_THREAD 4
+/* A claim takes 1/(CLAIM_DIV·team) of the items left: the last blocks are short, so a thread
+ * which lost its core to another process, or drew slower items, leaves the rest to the others. */
+#define CLAIM_DIV 2
 
 /* job = generation << 32 | CLOSED | team << 16 | threads inside (workers in the loop). */
 #define CLOSED 0x80000000u
@@ -43,7 +43,7 @@ static int n_workers;   /* started so far (under pool_lock) */
  * it has entered the loop (the CAS orders the reads after the caller's writes). */
 static core_pool_fn job_fn;
 static void *job_ctx;
-static long job_n, job_block;
+static long job_n, job_div;
 static _Atomic long next_item;
 
 static _Atomic uint64_t job;
@@ -71,14 +71,21 @@ static long long now_ns(void) {
     return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
 }
 
-/* Claims blocks until none is left. */
+/* Claims blocks until none is left. Guided: each claim takes 1/(2·team) of what is left (at
+ * least one item), so the first blocks are long runs of neighbouring items and the last ones are
+ * short, and no thread is left with a long block while the others have nothing to do. */
 static void run_items(void) {
-    long n = job_n, bs = job_block;
+    long n = job_n, div = job_div;
     in_loop = 1;
-    for (;;) {
-        long i = atomic_fetch_add_explicit(&next_item, bs, memory_order_relaxed);
-        if (i >= n) break;
-        job_fn(job_ctx, i, n - i < bs ? n : i + bs);
+    long i = atomic_load_explicit(&next_item, memory_order_relaxed);
+    while (i < n) {
+        long take = (n - i) / div;
+        if (take < 1) take = 1;
+        if (!atomic_compare_exchange_weak_explicit(&next_item, &i, i + take, memory_order_relaxed,
+                                                   memory_order_relaxed))
+            continue;   /* i now holds the counter's value */
+        job_fn(job_ctx, i, i + take);
+        i = atomic_load_explicit(&next_item, memory_order_relaxed);
     }
     in_loop = 0;
 }
@@ -156,7 +163,7 @@ void core_pool_for(long n, int parallel, core_pool_fn fn, void *ctx) {
     job_fn = fn;
     job_ctx = ctx;
     job_n = n;
-    job_block = (n + (long)BLOCKS_PER_THREAD * T - 1) / ((long)BLOCKS_PER_THREAD * T);
+    job_div = (long)CLAIM_DIV * T;
     atomic_store_explicit(&next_item, 0, memory_order_relaxed);
     uint64_t gen = (atomic_load(&job) >> 32) + 1;
     atomic_store(&job, gen << 32 | (uint64_t)T << 16);

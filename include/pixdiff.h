@@ -26,7 +26,8 @@ int pd_fail(pd_error *err, const char *fmt, ...) __attribute__((format(printf, 2
 
 const char *pd_version(void);
 
-/* Sets the thread count for OpenMP loops and OpenBLAS (0 = all cores). */
+/* Sets the thread count (0 = all cores) of the calling thread's calls: the network's own worker
+ * threads (docs/threads.md), OpenMP loops and OpenBLAS. */
 void pd_set_threads(int n);
 int pd_get_threads(void);
 
@@ -571,9 +572,11 @@ int pd_sample(pd_denoiser *d, const pd_sample_params *p, float *x, const float *
  * may share one model (the classifier is the exception: pd_classifier_features caches buffers in
  * the model). A pd_denoiser (or pd_generator) is one thread's run state (activation arena, counters):
  * build one per thread with pd_denoiser_from_model on the shared model and never use one from two
- * threads at once. Each call uses OpenMP inside (pd_set_threads); results never depend on the
- * thread count. The name tables, pd_randn and the schedules are pure functions. pd_set_threads
- * changes process-wide state.
+ * threads at once. Each call uses threads inside (pd_set_threads): the network's layers run on
+ * pixdiff's own workers, one calling thread at a time (a call made while another thread holds
+ * them, or inside an OpenMP parallel region, runs its layers on its own thread); the rest uses
+ * OpenMP. Results never depend on the thread count or on which thread ran what. The name tables,
+ * pd_randn and the schedules are pure functions. pd_set_threads changes process-wide state.
  *
  * Progress: every long call reports through one callback shape, progress(user, const pd_progress *)
  * (the progress section near the top), on the calling thread, between units of its work. */
