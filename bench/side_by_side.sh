@@ -12,7 +12,7 @@
 # (OPENBLAS_CORETYPE=Haswell: "haswell" rows, what the development machines' environment used to
 # set) and with OpenBLAS's own kernel choice ("native": OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE
 # unset for that command only); PyTorch runs in the environment as it is (the header line says
-# what that is). Takes about 25 minutes on 2 cores. This VM's speed moves by 15-30 % between runs,
+# what that is). Takes about 20 minutes on 2 cores. This VM's speed moves by 15-30 % between runs,
 # and between a fast and a slow state within minutes: compare ratios within one run.
 set -u
 EDM=${1:?usage: side_by_side.sh EDM_CHECKOUT [OUT_DIR] [THREADS]}
@@ -28,8 +28,13 @@ HAS="env OPENBLAS_CORETYPE=Haswell"
 # is faster alone and slower beside another process. Every PyTorch figure is taken under both
 # policies: compare with the faster (docs/benchmarks.md).
 export OMP_WAIT_POLICY=passive   # pixdiff's own default, for bench_nets too
+# After a process that held gigabytes exits (PyTorch on ADM: 4.8 GiB), this VM runs the next
+# program up to 1.7x slower for about ten seconds (fashion32 at batch 64: 6.3 then 5.0 then 4.0
+# ms, the old and new builds alike): every measurement starts after a pause.
+settle() { sleep 20; }
 torch_both() {
     for policy in default passive; do
+        settle
         echo "-- PyTorch, OpenMP wait policy $policy"
         if [ $policy = default ]; then env -u OMP_WAIT_POLICY "$@" 2>&1 | grep -v -i warn
         else OMP_WAIT_POLICY=passive "$@" 2>&1 | grep -v -i warn; fi
@@ -63,6 +68,7 @@ torch_both /usr/bin/python3 "$ROOT/bench/torch_songunet.py" --preset fashion32 -
 for pre in cifar10 ref64 fashion32; do
     bs=1,8,64; [ $pre = cifar10 ] && bs=1,8
     echo "== $pre: pixdiff haswell, pixdiff native, our PyTorch peer"
+    settle
     $HAS $P bench --preset $pre --batches $bs --repeat 5 --threads $T | grep -E "^ +[0-9]+ "
     $NAT $P bench --preset $pre --batches $bs --repeat 5 --threads $T | grep -E "^ +[0-9]+ "
     torch_both /usr/bin/python3 "$ROOT/bench/torch_songunet.py" --preset $pre --threads $T \
@@ -72,6 +78,7 @@ echo "== EDM CIFAR-10 DDPM++: our PyTorch network and EDM's, same weights"
 torch_both /usr/bin/python3 "$ROOT/bench/torch_edm_nets.py" "$OUT/cifar10.safetensors" \
     --threads $T --batches 1,8 --repeat 5 --edm "$EDM"
 echo "== ADM ImageNet-64: pixdiff haswell, pixdiff native"
+settle
 $HAS $BN "$OUT/adm.safetensors" $T 3 1,8
 $NAT $BN "$OUT/adm.safetensors" $T 3 1,8
 echo "== ADM ImageNet-64: our PyTorch network and EDM's"
