@@ -9,7 +9,6 @@
 #define _GNU_SOURCE
 #endif
 #include "core/pool.h"
-#include <limits.h>
 #include <linux/futex.h>
 #include <omp.h>
 #include <pthread.h>
