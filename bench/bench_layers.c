@@ -23,14 +23,14 @@ static void bench(int N, int C, int H, int OC, int k, int backward) {
     fill(x, ni); fill(w, nw); fill(b, OC);
     double flop = 2.0 * N * OC * C * k * k * H * H * (backward ? 2 : 1);
     int reps = (int)(1e9 / flop) + 2;
-    for (int r = 0; r < 2; r++) conv2d_forward(y, x, w, b, N, C, H, H, OC, k, col, (size_t)C * k * k * H * H);
+    for (int r = 0; r < 2; r++) conv2d_forward(y, x, w, b, N, C, H, H, OC, k, col);
     /* Best of 5 timed rounds: the machine is shared, and the minimum is the least disturbed. */
     double t = 1e30;
     for (int round = 0; round < 5; round++) {
         double t0 = core_now();
         for (int r = 0; r < reps; r++) {
-            if (backward) conv2d_backward(dx, dw, NULL, y, x, w, N, C, H, H, OC, k, col, (size_t)C * k * k * H * H);
-            else conv2d_forward(y, x, w, b, N, C, H, H, OC, k, col, (size_t)C * k * k * H * H);
+            if (backward) conv2d_backward(dx, dw, NULL, y, x, w, N, C, H, H, OC, k, col);
+            else conv2d_forward(y, x, w, b, N, C, H, H, OC, k, col);
         }
         double dt = (core_now() - t0) / reps;
         if (dt < t) t = dt;

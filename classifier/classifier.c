@@ -219,7 +219,6 @@ struct clf_run {
     float *mean[CLF_MAX_BLOCKS], *rstd[CLF_MAX_BLOCKS];
     float *act;               /* SiLU(norm) fed to a conv: scratch (keep) or the norm in place */
     float *col;
-    size_t col_floats;        /* col's size: the widest conv's im2col */
     float *tn, *tmean, *trstd, *tact, *gap, *fcpre, *feat, *drop;
     uint8_t *mask;
     /* backward (keep = 1 only) */
@@ -254,7 +253,6 @@ static void layout(void *ctx, ar_arena *ar) {
 #define TAKE(ptr, n) do { dummy = ar_take(ar, sizeof(float) * (n)); if (base) (ptr) = dummy; } while (0)
     TAKE(r->x, N * a->cin * R2);
     TAKE(r->col, maxcol);
-    r->col_floats = maxcol;
     TAKE(r->gap, N * a->clast);
     TAKE(r->fcpre, N * F);
     TAKE(r->feat, N * F);
@@ -371,7 +369,7 @@ int clf_forward(clf_run *r, float *logits, float *features, const float *x, int 
     const size_t R2 = (size_t)R * R, F = a->F;
     memcpy(r->x, x, (size_t)n * a->cin * R2 * sizeof(float));
     conv2d_forward(r->stem_out, r->x, PW(a->t_stem), PB(a->t_stem), n, a->cin, R, R, a->w0, 3,
-                   r->col, r->col_floats);
+                   r->col);
     const float *h = r->stem_out;
     for (int k = 0; k < a->n_blocks; k++) {
         const clf_block *b = &a->blocks[k];
@@ -382,7 +380,7 @@ int clf_forward(clf_run *r, float *logits, float *features, const float *x, int 
         float *act = r->keep ? r->act : r->nrm[k];
         silu_forward(act, r->nrm[k], (size_t)n * b->cin * hw);
         conv2d_forward(r->out[k], act, PW(b->t_conv), PB(b->t_conv), n, b->cin, b->res, b->res,
-                       b->cout, 3, r->col, r->col_floats);
+                       b->cout, 3, r->col);
         h = r->out[k];
     }
     const int C = a->clast;
@@ -452,7 +450,7 @@ int clf_backward(clf_run *r, float *dx, float *dp, const float *dlogits, pd_erro
         silu_forward(r->act, r->nrm[k], nin);      /* the conv's input, recomputed */
         clear(r->dact, nin);
         conv2d_backward(r->dact, DW(b->t_conv), DB(b->t_conv), g, r->act, PW(b->t_conv), n,
-                        b->cin, b->res, b->res, b->cout, 3, r->col, r->col_floats);
+                        b->cin, b->res, b->res, b->cout, 3, r->col);
         clear(r->dnrm, nin);
         silu_backward(r->dnrm, r->dact, r->nrm[k], nin);
         clear(spare, nin);
@@ -470,7 +468,7 @@ int clf_backward(clf_run *r, float *dx, float *dp, const float *dlogits, pd_erro
         }
     }
     conv2d_backward(dx, DW(a->t_stem), DB(a->t_stem), g, r->x, PW(a->t_stem), n, a->cin, a->R,
-                    a->R, a->w0, 3, r->col, r->col_floats);
+                    a->R, a->w0, 3, r->col);
     return 0;
 }
 

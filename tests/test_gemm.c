@@ -7,9 +7,6 @@
  * bitwise: 1 vs 2 threads, a batch item vs a lone call, a call from inside an OpenMP region vs
  * outside, and operands moved to other addresses and leading dimensions (a conv sample's im2col
  * matrix lives in the caller's col or in a per-thread buffer, a linear row anywhere in the batch).
- * (4) gemm_columns_join_exactly's verdict against what fresh operands show: joined and separate
- * products compared bit for bit must agree with it, for shapes of Winograd's products (tiles a
- * multiple of 16 or not, OpenBLAS's small-matrix sizes and the step out of them).
  *
  * Tolerance: tu_compare's relative error has a floor of 1e-3·max|ref|, so an output near zero that
  * is a sum of K terms of size ~max|ref| carries ~K·2^-24·max|ref| of rounding from the partial
@@ -207,26 +204,6 @@ static void gemv_invariance(void) {
     free(A); free(x); free(y1); free(y2);
 }
 
-/* The verdict, asked twice (the memo), against g separate products and one joined product of
- * fresh operands (not the probe's) that must show the same: equal bits where it says yes, and a
- * difference where it says no, since an accumulation order that differs shows in nearly every
- * element. */
-static void joined_columns(int M, int n, int K, int g) {
-    int v = gemm_columns_join_exactly(M, n, K, g), again = gemm_columns_join_exactly(M, n, K, g);
-    size_t N = (size_t)g * n;
-    float *A = tu_randf((size_t)M * K, 31, 1), *B = tu_randf((size_t)K * N, 32, 1),
-          *one = malloc((size_t)M * N * sizeof *one), *all = malloc((size_t)M * N * sizeof *all);
-    for (int s = 0; s < g; s++)
-        gemm_sgemm_st(0, 0, M, n, K, 1.0f, A, K, B + (size_t)s * n, (int)N, 0.0f,
-                      one + (size_t)s * n, (int)N);
-    gemm_sgemm_st(0, 0, M, (int)N, K, 1.0f, A, K, B, (int)N, 0.0f, all, (int)N);
-    int same = !memcmp(one, all, (size_t)M * N * sizeof *one);
-    tu_check(v == again && v == same,
-             "joined columns M=%d n=%d K=%d g=%d: verdict %d (again %d) matches fresh operands (%d)",
-             M, n, K, g, v, again, same);
-    free(A); free(B); free(one); free(all);
-}
-
 int main(void) {
     printf("OpenBLAS: %s, core %s\n", openblas_get_config(), openblas_get_corename());
     for (int tA = 0; tA < 2; tA++)
@@ -252,9 +229,5 @@ int main(void) {
     invariance(0, 1, 128, 1152, 256);
     single_threaded();
     gemv_invariance();
-    tu_check(gemm_columns_join_exactly(100, 7, 50, 1) == 1, "joined columns: g = 1 is exact");
-    int jc[][4] = {{256, 64, 256, 2}, {256, 16, 256, 8}, {128, 256, 128, 3}, {24, 16, 16, 5},
-                   {40, 25, 128, 3}, {32, 64, 32, 5}, {32, 64, 32, 16}, {64, 16, 32, 4}};
-    for (int k = 0; k < 8; k++) joined_columns(jc[k][0], jc[k][1], jc[k][2], jc[k][3]);
     return tu_finish();
 }

@@ -99,7 +99,7 @@ static void test_conv(int N, int C, int H, int W, int OC, int k, int bias) {
     float *x = randf(ni, 8, 1), *w = randf(nw, 9, 0.3f), *b = randf(OC, 10, 0.5f),
           *y = malloc(no * sizeof *y), *col = malloc((size_t)C * k * k * H * W * sizeof *col);
     double *xd = to_d(x, ni), *wd = to_d(w, nw), *bd = to_d(b, OC), *yd = malloc(no * sizeof *yd);
-    conv2d_forward(y, x, w, bias ? b : NULL, N, C, H, W, OC, k, col, (size_t)C * k * k * H * W);
+    conv2d_forward(y, x, w, bias ? b : NULL, N, C, H, W, OC, k, col);
     conv2d_forward_naive(yd, xd, wd, bias ? bd : NULL, N, C, H, W, OC, k);
     char name[96];
     snprintf(name, sizeof name, "conv2d N=%d C=%d %dx%d OC=%d k=%d bias=%d", N, C, H, W, OC, k, bias);
@@ -297,7 +297,7 @@ static void test_conv_invariance(int C, int H, int W, int OC, int k) {
     int saved = pd_get_threads();
     for (int t = 0; t < 4; t++) {
         pd_set_threads(t / 2 ? 2 : 1);
-        conv2d_forward(y[t], x, w, b, t % 2 ? N : 1, C, H, W, OC, k, col, (size_t)C * k * k * H * W);
+        conv2d_forward(y[t], x, w, b, t % 2 ? N : 1, C, H, W, OC, k, col);
     }
     pd_set_threads(saved);
     int same = 1;
@@ -332,9 +332,9 @@ static void test_other_invariance(void) {
     float *d1 = calloc(N * nxc, sizeof *d1), *d4 = calloc(N * nxc, sizeof *d4);
     int saved = pd_get_threads();
     pd_set_threads(1);
-    conv2d_backward(d1, NULL, NULL, x, x, wc, 1, Cc, Hc, Hc, OCc, 3, col, nxc * 9);
+    conv2d_backward(d1, NULL, NULL, x, x, wc, 1, Cc, Hc, Hc, OCc, 3, col);
     pd_set_threads(2);
-    conv2d_backward(d4, NULL, NULL, x, x, wc, N, Cc, Hc, Hc, OCc, 3, col, nxc * 9);
+    conv2d_backward(d4, NULL, NULL, x, x, wc, N, Cc, Hc, Hc, OCc, 3, col);
     pd_set_threads(saved);
     tu_check(memcmp(d1, d4, nxc * sizeof *d1) == 0,
              "conv2d backward din sample 0 bit-identical in batch 1/4, threads 1/2");
@@ -355,7 +355,7 @@ static void test_conv_backward_threads(int N, int C, int H, int OC, int k) {
         dw[t] = calloc(nw, sizeof *dw[t]);
         db[t] = calloc(OC, sizeof *db[t]);
         pd_set_threads(t + 1);
-        conv2d_backward(dx[t], dw[t], db[t], g, x, w, N, C, H, H, OC, k, col, (size_t)C * k * k * H * H);
+        conv2d_backward(dx[t], dw[t], db[t], g, x, w, N, C, H, H, OC, k, col);
     }
     pd_set_threads(saved);
     int sx = !memcmp(dx[0], dx[1], nx * 4), sw = !memcmp(dw[0], dw[1], nw * 4),

@@ -181,20 +181,20 @@ static void t_conv(int N, int C, int H, int W, int OC, int k) {
     prob p = {.kind = P_CONV, .N = N, .C = C, .H = H, .W = W, .OC = OC, .k = k, .x = to_d(x, nx),
               .w = to_d(w, nw), .b = to_d(b, OC), .g = to_d(g, no), .out = malloc(no * sizeof(double)), .nout = no};
     float *dx = zeros(nx), *dw = zeros(nw), *db = zeros(OC);
-    conv2d_backward(dx, dw, db, g, x, w, N, C, H, W, OC, k, col, (size_t)C * k * k * H * W);
+    conv2d_backward(dx, dw, db, g, x, w, N, C, H, W, OC, k, col);
     check_fd(what, "din", dx, p.x, nx, &p, tol_red(OC * k * k));
     check_fd(what, "dw", dw, p.w, nw, &p, tol_red(N * H * W));
     check_fd(what, "db", db, p.b, OC, &p, tol_red(N * H * W));
     float *dx2 = zeros(nx), *dw2 = zeros(nw), *db2 = zeros(OC);
-    conv2d_backward(dx2, dw2, db2, g, x, w, N, C, H, W, OC, k, col, (size_t)C * k * k * H * W);
-    conv2d_backward(dx2, dw2, db2, g, x, w, N, C, H, W, OC, k, col, (size_t)C * k * k * H * W);
+    conv2d_backward(dx2, dw2, db2, g, x, w, N, C, H, W, OC, k, col);
+    conv2d_backward(dx2, dw2, db2, g, x, w, N, C, H, W, OC, k, col);
     check_twice(what, "din", dx2, dx, nx);
     check_twice(what, "dw", dw2, dw, nw);
     check_twice(what, "db", db2, db, OC);
     float *dx3 = zeros(nx), *dw3 = zeros(nw), *db3 = zeros(OC);
-    conv2d_backward(dx3, NULL, NULL, g, x, w, N, C, H, W, OC, k, col, (size_t)C * k * k * H * W);
-    conv2d_backward(NULL, dw3, NULL, g, x, w, N, C, H, W, OC, k, col, (size_t)C * k * k * H * W);
-    conv2d_backward(NULL, NULL, db3, g, x, w, N, C, H, W, OC, k, col, (size_t)C * k * k * H * W);
+    conv2d_backward(dx3, NULL, NULL, g, x, w, N, C, H, W, OC, k, col);
+    conv2d_backward(NULL, dw3, NULL, g, x, w, N, C, H, W, OC, k, col);
+    conv2d_backward(NULL, NULL, db3, g, x, w, N, C, H, W, OC, k, col);
     tu_check(same(dx3, dx, nx) && same(dw3, dw, nw) && same(db3, db, OC),
              "%s: NULL d-buffers skipped, the others unchanged", what);
     free(x); free(w); free(b); free(g); free(col); free(p.x); free(p.w); free(p.b); free(p.g);

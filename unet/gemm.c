@@ -17,10 +17,6 @@
 #include "core/pool.h"
 #include <cblas.h>
 #include <omp.h>
-#include <pthread.h>
-#include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
 
 #define ALIGN 16
 
@@ -139,65 +135,4 @@ void gemm_sgemm_batch(int transA, int transB, int M, int N, int K, float alpha, 
                            beta, C, ldc, strideC, tiles};
     /* One tile, or little work, runs on the caller: no worker is woken for nothing. */
     core_pool_for(items, items > 1 && 2.0 * M * N * K * batch >= GEMM_PAR_FLOPS, batch_items, &a);
-}
-
-/* ------------------------------------------------------------------ joined products */
-
-#define JOIN_MEMO 256
-static struct join_memo {
-    int M, n, K, g, exact;
-} join_memo[JOIN_MEMO];
-static int join_memo_count;
-static pthread_mutex_t join_lock = PTHREAD_MUTEX_INITIALIZER;
-
-/* Operands in [-1, 1) from a fixed 32-bit LCG (Numerical Recipes' constants): any values with
- * mixed signs and magnitudes show a changed order of accumulation; fixed, so the verdict is the
- * same in every run. */
-static void probe_fill(float *x, size_t n, uint32_t seed) {
-    for (size_t i = 0; i < n; i++) {
-        seed = seed * 1664525u + 1013904223u;
-        x[i] = (float)(seed >> 8) * (2.0f / 16777216.0f) - 1.0f;
-    }
-}
-
-static int join_probe(int M, int n, int K, int g) {
-    size_t N = (size_t)g * n;
-    float *A = malloc((size_t)M * K * sizeof *A), *B = malloc((size_t)K * N * sizeof *B),
-          *one = malloc((size_t)M * N * sizeof *one), *all = malloc((size_t)M * N * sizeof *all);
-    int exact = 0;
-    if (A && B && one && all) {
-        probe_fill(A, (size_t)M * K, 1);
-        probe_fill(B, (size_t)K * N, 2);
-        for (int s = 0; s < g; s++)
-            gemm_sgemm_st(0, 0, M, n, K, 1.0f, A, K, B + (size_t)s * n, (int)N, 0.0f,
-                          one + (size_t)s * n, (int)N);
-        gemm_sgemm_st(0, 0, M, (int)N, K, 1.0f, A, K, B, (int)N, 0.0f, all, (int)N);
-        exact = !memcmp(one, all, (size_t)M * N * sizeof *one);
-    }
-    free(A);
-    free(B);
-    free(one);
-    free(all);
-    return exact;
-}
-
-int gemm_columns_join_exactly(int M, int n, int K, int g) {
-    if (g <= 1) return 1;
-    if (M <= 0 || n <= 0 || K <= 0) return 0;
-    pthread_mutex_lock(&join_lock);
-    for (int i = 0; i < join_memo_count; i++) {
-        const struct join_memo *m = &join_memo[i];
-        if (m->M == M && m->n == n && m->K == K && m->g == g) {
-            int exact = m->exact;
-            pthread_mutex_unlock(&join_lock);
-            return exact;
-        }
-    }
-    /* Probed under the lock: two threads asking at once probe once. A full table keeps the
-     * verdicts it has and probes the rest each time (correct, only slower). */
-    int exact = join_probe(M, n, K, g);
-    if (join_memo_count < JOIN_MEMO)
-        join_memo[join_memo_count++] = (struct join_memo){M, n, K, g, exact};
-    pthread_mutex_unlock(&join_lock);
-    return exact;
 }

@@ -61,17 +61,4 @@ void gemm_sgemm_batch(int transA, int transB, int M, int N, int K, float alpha, 
                       int lda, size_t strideA, const float *B, int ldb, size_t strideB, float beta,
                       float *C, int ldc, size_t strideC, int batch);
 
-/* 1 when one single-threaded product C[M, g·n] = A[M, K] · B[K, g·n] (row-major, no transposes)
- * gives every block of n columns the very bits of that block's own [M, K] · [K, n] product,
- * whatever the leading dimensions; 0 otherwise. Whether it does is OpenBLAS's business, not a
- * rule its documentation states: on this machine (0.3.21) the Cooperlake kernels give a column
- * the same bits wherever it sits, in every shape tests/test_gemm.c tries (n = 25 included, and
- * across the sizes where OpenBLAS switches to its small-matrix kernels), while the Haswell
- * kernels' edge code (the last few rows and columns of a call) accumulates in another order, so
- * a column changes bits when a wider call moves it off the edge. So the answer is measured: the
- * first time a shape is asked about, one probe on fixed pseudo-random operands, both ways,
- * compared bit for bit (a different order of accumulation shows in nearly every element), and
- * remembered for the process's life. Thread-safe. */
-int gemm_columns_join_exactly(int M, int n, int K, int g);
-
 #endif

@@ -424,10 +424,9 @@ UNET_CLONES static void col2im_channel(float *din, const float *col, int c, int 
 
 /* Samples go through im2col and the GEMMs in groups, one im2col matrix ("slot") per sample of the
  * group, so that a group's (sample, tile) products fill all threads even when one sample has few
- * tiles (a 16x16 or 8x8 layer). The group is as large as the thread count; the slots are the
- * caller's col when it holds them all (a network's col is sized for its widest layer), else slot
- * 0 is col and the others a per-calling-thread buffer, grown on demand and kept for reuse (no
- * allocation once the largest layer has run). Which slot or group a sample lands in changes no bit: a tile's
+ * tiles (a 16x16 or 8x8 layer). The group is as large as the thread count; slot 0 is the caller's
+ * col, the others a per-calling-thread buffer, grown on demand and kept for reuse (no allocation
+ * once the largest layer has run). Which slot or group a sample lands in changes no bit: a tile's
  * product depends only on its shape and operands. */
 #define MAX_SLOTS 64
 static _Thread_local float *slot_buf;
@@ -437,14 +436,10 @@ static pthread_key_t slot_key;
 static pthread_once_t slot_once = PTHREAD_ONCE_INIT;
 static void slot_key_init(void) { pthread_key_create(&slot_key, core_free); }
 
-static int conv_slots(float **slot, float *col, size_t col_floats, size_t colsize, int N) {
+static int conv_slots(float **slot, float *col, size_t colsize, int N) {
     /* Nested in a parallel loop, ours or OpenMP's, our loops run serially: one slot is enough. */
     int G = (omp_in_parallel() || core_pool_in_loop()) ? 1 : omp_get_max_threads();
     G = imax(1, imin(imin(G, N), MAX_SLOTS));
-    if ((size_t)G * colsize <= col_floats) {
-        for (int s = 0; s < G; s++) slot[s] = col + (size_t)s * colsize;
-        return G;
-    }
     slot[0] = col;
     if (G > 1 && (size_t)(G - 1) * colsize > slot_cap) {
         float *p = core_alloc((size_t)(G - 1) * colsize * sizeof *p);
@@ -536,10 +531,11 @@ static void conv_fwd_items(void *p, long i0, long i1) {
 /* Per sample: out_n[OC, HW] = W[OC, C·k·k] · col_n[C·k·k, HW] (+ b). The bias is written first
  * and the GEMM accumulates onto it (beta = 1). A 1x1 conv reads the input as [C, HW] directly. */
 void conv2d_forward(float *out, const float *in, const float *w, const float *b, int N, int C,
-                    int H, int W, int OC, int k, float *col, size_t col_floats) {
+                    int H, int W, int OC, int k, float *col) {
     /* 3x3 layers take Winograd's F(4x4,3x3) unless the path says direct (unet/winograd.h). */
     int wino = k == 3 && conv_winograd_applies(C, H, W, OC);
-    if (wino && winograd_conv3x3_forward(out, in, w, b, N, C, H, W, OC, col, col ? col_floats : 0) == 0) {
+    if (wino && winograd_conv3x3_forward(out, in, w, b, N, C, H, W, OC, col,
+                                         col ? (size_t)9 * C * H * W : 0) == 0) {
         conv_note(k, C, H, W, OC, N, 1);
         return;
     }
@@ -555,7 +551,7 @@ void conv2d_forward(float *out, const float *in, const float *w, const float *b,
         return;
     }
     float *slot[MAX_SLOTS];
-    int G = conv_slots(slot, col, col ? col_floats : 0, (size_t)K * HW, N);
+    int G = conv_slots(slot, col, (size_t)K * HW, N);
     int mt, nt, mc, nc;
     gemm_tiles(OC, (int)HW, K, &mt, &nt, &mc, &nc);
     a.slot = slot;
@@ -623,15 +619,15 @@ static void conv_dcol_items(void *p, long i0, long i1) {
  * sums the samples in the same order); din_n += col2im(W^T · dout_n), the dcol product tiled per
  * sample and col2im run per input channel. */
 void conv2d_backward(float *din, float *dw, float *db, const float *dout, const float *in,
-                     const float *w, int N, int C, int H, int W, int OC, int k, float *col,
-                     size_t col_floats) {
+                     const float *w, int N, int C, int H, int W, int OC, int k, float *col) {
     size_t HW = (size_t)H * W;
     int K = C * k * k;
     struct conv_bwd_args a = {.dw = dw, .db = db, .dout = dout, .w = w, .HW = HW, .N = N,
                               .OC = OC, .K = K};
     if (db) core_pool_for(OC, (size_t)N * OC * HW > PAR_MIN, conv_db_items, &a);
     if (k == 3 && conv_winograd_applies(C, H, W, OC) &&
-        winograd_conv3x3_backward(din, dw, dout, in, w, N, C, H, W, OC, col, col ? col_floats : 0) == 0)
+        winograd_conv3x3_backward(din, dw, dout, in, w, N, C, H, W, OC, col,
+                                  col ? (size_t)9 * C * H * W : 0) == 0)
         return;
     if (k == 1) {   /* col_n is x_n itself */
         if (dw)
@@ -645,7 +641,7 @@ void conv2d_backward(float *din, float *dw, float *db, const float *dout, const 
     }
     if (!dw && !din) return;
     float *slot[MAX_SLOTS];
-    int G = conv_slots(slot, col, col ? col_floats : 0, (size_t)K * HW, N);
+    int G = conv_slots(slot, col, (size_t)K * HW, N);
     int mt, nt, mc, nc;
     gemm_tiles(K, (int)HW, OC, &mt, &nt, &mc, &nc);
     int tiles = mc * nc;                         /* of dcol [K, HW] */

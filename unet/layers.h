@@ -36,18 +36,13 @@ void groupnorm_backward(float *din, float *dgamma, float *dbeta, const float *do
 int groupnorm_groups(int C);
 
 /* k x k convolution, stride 1, zero padding k/2 (PyTorch cross-correlation), via an explicit im2col
- * per sample into col, then OpenBLAS sgemm (unet/gemm.h), or Winograd's F(4x4,3x3) for 3x3 layers
- * (unet/winograd.h); a 1x1 conv needs no im2col. w [OC,C,k,k], b [OC] or NULL.
- * col: scratch of col_floats floats, at least C*k*k*H*W (one sample's im2col matrix; col may be
- * NULL, with 0, when k == 1). All of it is used: a network passes the buffer it sized for its
- * widest layer, and a narrower layer fits more samples at once there (im2col matrices, or
- * Winograd's transforms); what does not fit goes to a per-thread buffer the layers keep. How
- * many samples go at once changes no bit. */
+ * per sample into col, then OpenBLAS sgemm (unet/gemm.h); a 1x1 conv needs no im2col.
+ * w [OC,C,k,k], b [OC] or NULL. col: scratch of C*k*k*H*W floats, one sample's im2col matrix
+ * (unused when k == 1); more samples at once use a per-thread buffer the layers keep. */
 void conv2d_forward(float *out, const float *in, const float *w, const float *b, int N, int C,
-                    int H, int W, int OC, int k, float *col, size_t col_floats);
+                    int H, int W, int OC, int k, float *col);
 void conv2d_backward(float *din, float *dw, float *db, const float *dout, const float *in,
-                     const float *w, int N, int C, int H, int W, int OC, int k, float *col,
-                     size_t col_floats);
+                     const float *w, int N, int C, int H, int W, int OC, int k, float *col);
 
 /* EDM resample_filter [1,1]: down = 2x2 average pool, up = nearest x2 (docs/algorithms.md §M4.1).
  * H, W are the INPUT sizes in both directions. */

@@ -203,7 +203,6 @@ struct unet_run {
     float *skips[UNET_MAX_SKIPS];
     float *aux_n, *aux_mean, *aux_rstd;
     float *t0, *t1, *t2, *col, *ascr, *mod, *axp, *axc;
-    size_t col_floats;         /* the im2col slot's size: the largest any layer asked for */
     /* backward */
     float *dskips[UNET_MAX_SKIPS];
     float *g0, *g1, *g2, *g4, *gp, *dA, *dB, *dcat, *gax;
@@ -418,7 +417,6 @@ int unet_run_create(unet_run **out, const pd_model *m, int max_batch, int res, i
     p.ar.off = slots;
     p.pass = 1;
     plan_run(r, &p);
-    r->col_floats = p.slot_size[S_COL] / sizeof(float);
     *out = r;
     return 0;
 oom:
@@ -463,7 +461,7 @@ static void aux_forward(unet_run *r, const unet_block *b, bact *ac, int N) {
     int Hi = r->hw[b->level_in], Hp = Hi + 2, ca = b->aux_cin, co = b->cout;
     pad1_forward(r->axp, ac->aux_in, N, ca, Hi, Hi);
     conv2d_forward(r->axc, r->axp, PW(b->t_aux_residual), PB(b->t_aux_residual), N, ca, Hp, Hp, co,
-                   3, r->col, r->col_floats);
+                   3, r->col);
     fir_down_forward(ac->aux, r->axc, a->fir_f, a->fir_K, 0, N, co, Hp, Hp);
     size_t no = (size_t)N * co * r->hw[b->level_out] * r->hw[b->level_out];
     ew(EW_SUM_DIV, ac->aux, ac->out, SQRT2F, no);
@@ -488,7 +486,7 @@ static void block_forward(unet_run *r, const unet_block *b, bact *ac, int N, int
         resample_forward(r->a, r->t1, r->t0, b, N, ci, Hi);
         conv_in = r->t1;
     }
-    conv2d_forward(ac->h1, conv_in, PW(b->t_conv0), PB(b->t_conv0), N, ci, Ho, Ho, co, 3, r->col, r->col_floats);
+    conv2d_forward(ac->h1, conv_in, PW(b->t_conv0), PB(b->t_conv0), N, ci, Ho, Ho, co, 3, r->col);
     linear_forward(ac->p, r->emb, PW(b->t_affine), PB(b->t_affine), N, E, co * (b->adaptive ? 2 : 1));
     if (!b->adaptive) {
         struct plane_args pa = {.h = ac->h1, .p = ac->p, .L = Lo};
@@ -508,7 +506,7 @@ static void block_forward(unet_run *r, const unet_block *b, bact *ac, int N, int
                         r->dstream * DROPOUT_STREAMS + (uint64_t)blk);
         d1 = r->t1;
     }
-    conv2d_forward(ac->y, d1, PW(b->t_conv1), PB(b->t_conv1), N, co, Ho, Ho, co, 3, r->col, r->col_floats);
+    conv2d_forward(ac->y, d1, PW(b->t_conv1), PB(b->t_conv1), N, co, Ho, Ho, co, 3, r->col);
     const float *sk = ac->in;
     if (b->has_skip) {
         const float *rs = ac->in;
@@ -517,7 +515,7 @@ static void block_forward(unet_run *r, const unet_block *b, bact *ac, int N, int
             rs = r->t1;
         }
         if (b->t_skip >= 0) {
-            conv2d_forward(r->t2, rs, PW(b->t_skip), PB(b->t_skip), N, ci, Ho, Ho, co, 1, r->col, r->col_floats);
+            conv2d_forward(r->t2, rs, PW(b->t_skip), PB(b->t_skip), N, ci, Ho, Ho, co, 1, r->col);
             sk = r->t2;
         } else {
             sk = rs;   /* kernel-0 skip: the resampling alone */
@@ -528,9 +526,9 @@ static void block_forward(unet_run *r, const unet_block *b, bact *ac, int N, int
     if (b->attn) {
         groupnorm_forward(ac->n2, ac->mean2, ac->rstd2, ac->y, PW(b->t_norm2), PB(b->t_norm2), N,
                           co, (int)Lo, go, b->eps);
-        conv2d_forward(ac->qkv, ac->n2, PW(b->t_qkv), PB(b->t_qkv), N, co, Ho, Ho, 3 * co, 1, r->col, r->col_floats);
+        conv2d_forward(ac->qkv, ac->n2, PW(b->t_qkv), PB(b->t_qkv), N, co, Ho, Ho, 3 * co, 1, r->col);
         attention_forward(ac->a, ac->att, ac->qkv, N, co, (int)Lo, b->heads, r->ascr);
-        conv2d_forward(ac->out, ac->a, PW(b->t_proj), PB(b->t_proj), N, co, Ho, Ho, co, 1, r->col, r->col_floats);
+        conv2d_forward(ac->out, ac->a, PW(b->t_proj), PB(b->t_proj), N, co, Ho, Ho, co, 1, r->col);
         ew(EW_SUM_SCALE, ac->out, ac->y, s, ny);
     }
     if (b->t_aux_residual >= 0) aux_forward(r, b, ac, N);
@@ -678,7 +676,7 @@ int unet_denoise_forward(unet_run *r, float *out, const float *x, const float *s
 
     /* Encoder: every module's output is a skip. */
     conv2d_forward(r->skips[0], r->xin, PW(a->t_enc_conv), PB(a->t_enc_conv), n, C, H, H,
-                   a->enc_conv_out, 3, r->col, r->col_floats);
+                   a->enc_conv_out, 3, r->col);
     for (int i = 0; i < a->n_enc; i++) block_forward(r, &a->enc[i], &r->enc[i], n, i);
     if (opts->feature) {
         int ts = r->tap_skip, ch = a->skip_ch[ts], h = r->hw[a->skip_level[ts]];
@@ -714,7 +712,7 @@ int unet_denoise_forward(unet_run *r, float *out, const float *x, const float *s
                       PW(a->t_out_norm), PB(a->t_out_norm), n, cl, (int)L0, groupnorm_groups(cl),
                       a->out_eps);
     silu_forward(r->t0, r->aux_n, (size_t)n * cl * L0);
-    conv2d_forward(r->F, r->t0, PW(a->t_out_conv), PB(a->t_out_conv), n, cl, H, H, OC, 3, r->col, r->col_floats);
+    conv2d_forward(r->F, r->t0, PW(a->t_out_conv), PB(a->t_out_conv), n, cl, H, H, OC, 3, r->col);
     struct img_args pout = {.dst = out, .x = x, .F = r->F, .pc = r->pc, .img = img,
                             .fimg = (size_t)OC * L0};
     core_pool_for(n, n > 1, precond_out_items, &pout);
@@ -751,12 +749,12 @@ static void block_backward(unet_run *r, const unet_block *b, bact *ac, int N, co
         ew(EW_SCALED, g0, dout, s, no);
         zero(g1, no);                                   /* g1 = dL/da */
         conv2d_backward(g1, DW(b->t_proj), DB(b->t_proj), g0, ac->a, PW(b->t_proj), N, co, Ho,
-                        Ho, co, 1, r->col, r->col_floats);
+                        Ho, co, 1, r->col);
         zero(g2, 3 * no);                               /* g2 = dL/dqkv */
         attention_backward(g2, g1, ac->qkv, ac->att, N, co, (int)Lo, b->heads, r->ascr);
         zero(g1, no);                                   /* g1 = dL/dn2 */
         conv2d_backward(g1, DW(b->t_qkv), DB(b->t_qkv), g2, ac->n2, PW(b->t_qkv), N, co, Ho, Ho,
-                        3 * co, 1, r->col, r->col_floats);
+                        3 * co, 1, r->col);
         groupnorm_backward(g0, DW(b->t_norm2), DB(b->t_norm2), g1, ac->y, ac->mean2, ac->rstd2,
                            PW(b->t_norm2), N, co, (int)Lo, go);
         ew(EW_SCALE, g0, NULL, s, no);
@@ -775,7 +773,7 @@ static void block_backward(unet_run *r, const unet_block *b, bact *ac, int N, co
     else silu_forward(r->t0, a1, no);
     zero(g1, no);                                       /* g1 = dL/dd1 */
     conv2d_backward(g1, DW(b->t_conv1), DB(b->t_conv1), g0, r->t0, PW(b->t_conv1), N, co, Ho, Ho,
-                    co, 3, r->col, r->col_floats);
+                    co, 3, r->col);
     zero(g4, no);                                       /* g4 = dL/da1, through the dropout */
     if (r->dropout_on) dropout_silu_backward(g4, g1, ac->mask, a1, no, c->dropout);
     else silu_backward(g4, g1, a1, no);
@@ -809,7 +807,7 @@ static void block_backward(unet_run *r, const unet_block *b, bact *ac, int N, co
     }
     zero(g2, nr);                                       /* g2 = dL/d(conv0 input) */
     conv2d_backward(g2, DW(b->t_conv0), DB(b->t_conv0), g1, conv_in, PW(b->t_conv0), N, ci, Ho,
-                    Ho, co, 3, r->col, r->col_floats);
+                    Ho, co, 3, r->col);
     const float *da0 = g2;
     if (b->up || b->down) {
         zero(g4, ni);                                   /* g4 = dL/dsilu(n0) */
@@ -828,11 +826,11 @@ static void block_backward(unet_run *r, const unet_block *b, bact *ac, int N, co
             resample_forward(r->a, r->t1, ac->in, b, N, ci, Hi);
             zero(g2, nr);
             conv2d_backward(g2, DW(b->t_skip), DB(b->t_skip), g0, r->t1, PW(b->t_skip), N, ci, Ho,
-                            Ho, co, 1, r->col, r->col_floats);
+                            Ho, co, 1, r->col);
             resample_backward(r->a, din, g2, b, N, ci, Hi);
         } else {
             conv2d_backward(din, DW(b->t_skip), DB(b->t_skip), g0, ac->in, PW(b->t_skip), N, ci,
-                            Ho, Ho, co, 1, r->col, r->col_floats);
+                            Ho, Ho, co, 1, r->col);
         }
     } else {
         ew(EW_ADD, din, g0, 0.0f, no);
@@ -853,7 +851,7 @@ static void aux_backward(unet_run *r, const unet_block *b, bact *ac, int N, floa
     pad1_forward(r->axp, ac->aux_in, N, ca, Hi, Hi);
     zero(r->axc, (size_t)N * ca * Hp * Hp);             /* axc = dL/d(padded aux input) */
     conv2d_backward(r->axc, DW(b->t_aux_residual), DB(b->t_aux_residual), r->gax, r->axp,
-                    PW(b->t_aux_residual), N, ca, Hp, Hp, co, 3, r->col, r->col_floats);
+                    PW(b->t_aux_residual), N, ca, Hp, Hp, co, 3, r->col);
     pad1_backward(daux_in, r->axc, N, ca, Hi, Hi);
 }
 
@@ -883,7 +881,7 @@ int unet_denoise_backward(unet_run *r, float *dx, float *dsigma, float *dp, cons
     silu_forward(r->t0, r->aux_n, (size_t)n * cl * L0);
     zero(r->g1, (size_t)n * cl * L0);
     conv2d_backward(r->g1, DW(a->t_out_conv), DB(a->t_out_conv), dF, r->t0, PW(a->t_out_conv), n,
-                    cl, H, H, OC, 3, r->col, r->col_floats);
+                    cl, H, H, OC, 3, r->col);
     zero(r->g2, (size_t)n * cl * L0);
     silu_backward(r->g2, r->g1, r->aux_n, (size_t)n * cl * L0);
     float *dcur = r->dA, *dnext = r->dB;
@@ -928,7 +926,7 @@ int unet_denoise_backward(unet_run *r, float *dx, float *dsigma, float *dp, cons
         block_backward(r, b, &r->enc[i], n, r->dskips[s], r->dskips[s - 1], dp);
     }
     conv2d_backward(r->dxin, DW(a->t_enc_conv), DB(a->t_enc_conv), r->dskips[0], r->xin,
-                    PW(a->t_enc_conv), n, C, H, H, a->enc_conv_out, 3, r->col, r->col_floats);
+                    PW(a->t_enc_conv), n, C, H, H, a->enc_conv_out, 3, r->col);
 
     /* Mapping network in reverse; the noise embedding gives dL/dc_noise. */
     zero(r->dz1, (size_t)n * E);

@@ -9,16 +9,15 @@
  * outside the image) and writes output rows 4ty .. 4ty+3, columns 4tx .. 4tx+3 (clipped at H, W).
  *
  * One call: (1) the filters go to the transform domain, U [OC][36][C], in double rounded once;
- * (2) per group of samples, the input transform V (a pool loop over (sample, channel)), the 36
- * products (a pool loop over ξ, each one single-threaded OpenBLAS call for the whole group, or
- * over (ξ, sample), a call per sample, where OpenBLAS would not give a joined call's columns the
- * bits of their own product), the output transform with the bias (a pool loop over (sample,
- * output channel)); core/pool.h. The group layout is at block().
+ * (2) per group of samples, the input transform V [C][36][T] per sample (a pool loop over
+ * (sample, channel)), the 36 products per sample (a pool loop over (sample, ξ), each one
+ * single-threaded OpenBLAS call), the output transform with the bias (a pool loop over (sample,
+ * output channel)); core/pool.h.
  * A group holds as many samples as fit the caller's im2col buffer, or else a fixed scratch budget
- * (buffers()): which group a sample is in changes no bit, since every value a sample gets is
- * computed from that sample alone by code whose operation order is fixed (transforms: scalar
- * IEEE operations, no contraction; products: one sgemm shape per layer, or joined calls that
- * gemm_columns_join_exactly has found to give each sample's columns those very bits).
+ * (buffers()): which group a sample is in changes
+ * no bit, since every value a sample gets is computed from that sample alone by code whose
+ * operation order is fixed (transforms: scalar IEEE operations, no contraction; products: one
+ * sgemm shape per layer).
  *
  * Why the filters are transformed on every call rather than cached per model: a model's weights
  * change under the runtime's feet in several ways (Adam steps, EMA swaps of the params pointer,
@@ -406,11 +405,10 @@ UNET_CLONES static void input_rows_plain(float *V, size_t vs, const float *const
     input_rows_body(V, vs, r, W, pw, tw, t, 0);
 }
 
-/* V[ξ·vs + t] = (B^T d B)[i][j] for every tile t of channel c of one sample x [C,H,W]: V is
- * that (sample, channel)'s block of a group's transforms, its 36 planes vs floats apart (the
- * group layout is at forward_pass). */
-static void input_transform(float *V, size_t vs, const float *x, int c, int H, int W) {
-    int th = (H + 3) / 4, tw = (W + 3) / 4, pw = 4 * tw + 2;
+/* V[c][ξ][t] = (B^T d B)[i][j] for every tile t of channel c of one sample x [C,H,W];
+ * V [C][36][T] (channel-major: one channel's transform is one contiguous run of 36·T floats). */
+static void input_transform(float *V, const float *x, int c, int C, int H, int W) {
+    int th = (H + 3) / 4, tw = (W + 3) / 4, T = th * tw, pw = 4 * tw + 2;
     /* six rows of B^T d, the two floats past them, the plain loop's scratch, a row of zeros */
     float buf[6 * pw + 2 + 4 * (tw + 1) + W];
     float *zero = buf + 6 * pw + 2 + 4 * (tw + 1);
@@ -423,7 +421,7 @@ static void input_transform(float *V, size_t vs, const float *x, int c, int H, i
             int y = 4 * ty - 1 + a;
             rows[a] = y >= 0 && y < H ? src + (size_t)y * W : zero;
         }
-        rows_fn(V + (size_t)ty * tw, vs, rows, W, pw, tw, buf);
+        rows_fn(V + (size_t)c * 36 * T + (size_t)ty * tw, (size_t)T, rows, W, pw, tw, buf);
     }
 }
 
@@ -526,15 +524,15 @@ UNET_CLONES static void output_row_out(float *restrict d, const float *restrict 
 }
 
 /* Output channel o of one sample: y = A^T M A per tile, plus bias (accumulate = 0: y written;
- * 1: y added to what out holds). M: that (sample, channel)'s block, its planes vs apart. */
-static void output_transform(float *y, const float *M, size_t vs, int o, int H, int W, float bias,
+ * 1: y added to what out holds). M [OC][36][T]. */
+static void output_transform(float *y, const float *M, int o, int OC, int H, int W, float bias,
                              int accumulate) {
-    int th = (H + 3) / 4, tw = (W + 3) / 4;
+    int th = (H + 3) / 4, tw = (W + 3) / 4, T = th * tw;
     float buf[16 * tw + 24 * tw];   /* four output rows, then A^T M down the planes */
     float *dst = y + (size_t)o * H * W;
     output_rows_fn rows_fn = rows_wide() ? output_rows_wide : output_rows_plain;
     for (int ty = 0; ty < th; ty++) {
-        rows_fn(buf, M + (size_t)ty * tw, vs, tw, buf + 16 * tw);
+        rows_fn(buf, M + (size_t)o * 36 * T + (size_t)ty * tw, (size_t)T, tw, buf + 16 * tw);
         for (int k = 0; k < 4 && 4 * ty + k < H; k++)
             output_row_out(dst + (size_t)(4 * ty + k) * W, buf + (size_t)k * 4 * tw, W, bias,
                            accumulate);
@@ -555,8 +553,8 @@ static void output_transform(float *y, const float *M, size_t vs, int o, int H, 
         *(T *)((v) + 5 * (vs) + (k)) = (y3);                                                       \
     } while (0)
 
-/* dM = A dY A^T per tile for output channel o of one sample's dout [OC,H,W], into that (sample,
- * channel)'s block of dM, its planes vs apart (the adjoint of output_transform, zero beyond the image): A down four rows into z (six rows
+/* dM = A dY A^T per tile for output channel o of one sample's dout [OC,H,W], dM [OC][36][T]
+ * (the adjoint of output_transform, zero beyond the image): A down four rows into z (six rows
  * of width pw = 4·tw), then across, a tile's four columns to six planes. Wide: 8 (then 4) tiles
  * at a time, de-interleaved with permutes (as in input_rows): 69 -> 28 ns per call at 8 tiles a
  * row, 99 -> 47 at 16, 38 -> 19 at 4 (session 14). Plain: an `omp simd` loop 8 lanes wide from
@@ -612,8 +610,8 @@ UNET_CLONES static void grad_rows_plain(float *dM, size_t vs, const float *const
     grad_rows_body(dM, vs, r, W, pw, tw, z, 0);
 }
 
-static void grad_transform(float *dM, size_t vs, const float *dy, int o, int H, int W) {
-    int th = (H + 3) / 4, tw = (W + 3) / 4, pw = 4 * tw;
+static void grad_transform(float *dM, const float *dy, int o, int OC, int H, int W) {
+    int th = (H + 3) / 4, tw = (W + 3) / 4, T = th * tw, pw = 4 * tw;
     float buf[6 * pw + W];   /* six rows of A dY, a row of zeros (rows past the image) */
     float *zero = buf + 6 * pw;
     memset(zero, 0, (size_t)W * sizeof *zero);
@@ -624,7 +622,7 @@ static void grad_transform(float *dM, size_t vs, const float *dy, int o, int H, 
             int y = 4 * ty + k;
             rows[k] = y < H ? src + (size_t)y * W : zero;
         }
-        rows_fn(dM + (size_t)ty * tw, vs, rows, W, pw, tw, buf);
+        rows_fn(dM + (size_t)o * 36 * T + (size_t)ty * tw, (size_t)T, rows, W, pw, tw, buf);
     }
 }
 
@@ -693,47 +691,34 @@ static int group_size(size_t per, int N) {
     return g < 1 ? 1 : (int)(g < (size_t)N ? g : (size_t)N);
 }
 
-/* A group's transforms. The g samples' blocks interleave, so that plane ξ of every sample's
- * channel c sits side by side, g·T floats in a row: the block of (sample s, channel c) starts
- * at c·36·vs + s·T, its planes vs = g·T apart. Then U_ξ's product with all g samples' V_ξ is
- * one matrix product [OC, C] x [C, g·T] (leading dimension 36·vs), and OpenBLAS packs the
- * 256x256 U_ξ once for the group where a product per sample packed it g times: that packing was
- * 12 % of CIFAR-10 DDPM++ at batch 8 (perf, native kernels). It is taken only where
- * gemm_columns_join_exactly says each sample's columns come out with the bits of its own
- * product (gemm.h); elsewhere each sample's product stays its own call, on the same layout. */
-static float *block(float *base, size_t vs, int T, int s, int c) {
-    return base + (size_t)c * 36 * vs + (size_t)s * T;
-}
-
 /* One group's pass: the arguments of its pool loops. x, y: the group's first sample's input and
- * output; V, M: its transforms in the group layout; g samples; joined: one product per ξ. */
+ * output; V, M: its transforms (per sample vn and mn floats); g samples. */
 struct pass_args {
     const float *x, *U, *b;
     float *y, *V, *M;
-    int g, C, H, W, OC, T, accumulate, joined;
+    size_t vn, mn;
+    int g, C, H, W, OC, T, accumulate;
 };
 
-/* Item sc = (sample sc / C, channel sc % C): that block of V. */
+/* Item sc = (sample sc / C, channel sc % C): that channel's block of the sample's V. */
 static void input_items(void *p, long i0, long i1) {
     const struct pass_args *a = p;
     int C = a->C, H = a->H, W = a->W;
-    size_t vs = (size_t)a->g * a->T;
     for (int sc = (int)i0; sc < (int)i1; sc++)
-        input_transform(block(a->V, vs, a->T, sc / C, sc % C), vs,
-                        a->x + (size_t)(sc / C) * C * H * W, sc % C, H, W);
+        input_transform(a->V + (size_t)(sc / C) * a->vn, a->x + (size_t)(sc / C) * C * H * W,
+                        sc % C, C, H, W);
 }
 
-/* Joined, item ξ: plane ξ of every sample's M in one product. Otherwise item xs = (ξ xs / g,
- * sample xs % g), ξ-major, so a block of consecutive items shares U_ξ. */
+/* Item xs = (ξ xs / g, sample xs % g): plane ξ of the sample's M. ξ-major, so a block's
+ * consecutive products share U_ξ. */
 static void product_items(void *p, long i0, long i1) {
     const struct pass_args *a = p;
     int g = a->g, C = a->C, OC = a->OC, T = a->T;
-    size_t vs = (size_t)g * T;
-    for (int it = (int)i0; it < (int)i1; it++) {
-        int xi = a->joined ? it : it / g, s = a->joined ? 0 : it % g;
-        gemm_sgemm_st(0, 0, OC, a->joined ? g * T : T, C, 1.0f, a->U + (size_t)xi * C, 36 * C,
-                      a->V + xi * vs + (size_t)s * T, (int)(36 * vs), 0.0f,
-                      a->M + xi * vs + (size_t)s * T, (int)(36 * vs));
+    for (int xs = (int)i0; xs < (int)i1; xs++) {
+        int xi = xs / g, s = xs % g;
+        gemm_sgemm_st(0, 0, OC, T, C, 1.0f, a->U + (size_t)xi * C, 36 * C,
+                      a->V + s * a->vn + (size_t)xi * T, 36 * T, 0.0f,
+                      a->M + s * a->mn + (size_t)xi * T, 36 * T);
     }
 }
 
@@ -741,42 +726,39 @@ static void product_items(void *p, long i0, long i1) {
 static void output_items(void *p, long i0, long i1) {
     const struct pass_args *a = p;
     int OC = a->OC, H = a->H, W = a->W;
-    size_t vs = (size_t)a->g * a->T;
     for (int so = (int)i0; so < (int)i1; so++)
-        output_transform(a->y + (size_t)(so / OC) * OC * H * W,
-                         block(a->M, vs, a->T, so / OC, so % OC), vs, so % OC, H, W,
-                         a->b ? a->b[so % OC] : 0.0f, a->accumulate);
+        output_transform(a->y + (size_t)(so / OC) * OC * H * W, a->M + (size_t)(so / OC) * a->mn,
+                         so % OC, OC, H, W, a->b ? a->b[so % OC] : 0.0f, a->accumulate);
 }
 
 /* out = conv(in) through transformed filters U [OC][36][C] (+ bias, or accumulated onto out).
- * scr: at least G·36·(C + OC)·T floats. Per group, three pool loops, each the barrier before the
- * next (V, then M, then y). */
+ * scr: at least g·36·(C + OC)·T floats for the group size g chosen by the caller. Per group,
+ * three pool loops, each the barrier before the next (V, then M, then y). */
 static void forward_pass(float *out, const float *in, const float *U, const float *b, int N,
                          int C, int H, int W, int OC, int accumulate, float *scr, int G) {
     int T = ((H + 3) / 4) * ((W + 3) / 4);
+    size_t vn = (size_t)36 * C * T, mn = (size_t)36 * OC * T;
+    float *V = scr, *M = scr + (size_t)G * vn;
     double flops = 72.0 * OC * C * T;   /* per sample */
     for (int n0 = 0; n0 < N; n0 += G) {
         int g = imin(G, N - n0);
-        int joined = g > 1 && gemm_columns_join_exactly(OC, T, C, g);
         struct pass_args a = {.x = in + (size_t)n0 * C * H * W, .U = U, .b = b,
-                              .y = out + (size_t)n0 * OC * H * W, .V = scr,
-                              .M = scr + (size_t)g * 36 * C * T, .g = g, .C = C, .H = H,
-                              .W = W, .OC = OC, .T = T, .accumulate = accumulate,
-                              .joined = joined};
+                              .y = out + (size_t)n0 * OC * H * W, .V = V, .M = M, .vn = vn,
+                              .mn = mn, .g = g, .C = C, .H = H, .W = W, .OC = OC, .T = T,
+                              .accumulate = accumulate};
         int par = g * flops >= GEMM_PAR_FLOPS;
         core_pool_for((long)g * C, par, input_items, &a);
-        core_pool_for(joined ? 36L : 36L * g, par, product_items, &a);
+        core_pool_for(36L * g, par, product_items, &a);
         core_pool_for((long)g * OC, par, output_items, &a);
     }
 }
 
 /* The buffers of one call: `fixed` floats (the transformed filters or their gradient) and groups
  * of `per` floats per sample, *G samples a group. The groups go in the caller's work area when
- * one sample fits there: that is the network's im2col buffer, sized for its widest layer's direct
- * path (for this layer at least 9·C·H·W floats, one sample's 36·(C + OC)·T when OC <= 3C, and
- * several samples' in a layer narrower than the widest), which a Winograd layer leaves unused, so
- * the groups cost no memory of their own and peak memory stays at the direct path's (issue 17's
- * goal; ref64 at batch 8 peaked 10 MiB higher with them in the scratch). Otherwise they follow `fixed` in the
+ * one sample fits there: that is the direct path's im2col buffer (9·C·H·W floats, at least one
+ * sample's 36·(C + OC)·T when OC <= 3C), which a Winograd layer leaves unused, so the groups cost
+ * no memory of their own and peak memory stays at the direct path's (issue 17's goal; ref64 at
+ * batch 8 peaked 10 MiB higher with them in the scratch). Otherwise they follow `fixed` in the
  * thread's scratch (one sample a group when memory is short). Returns 0, or -1 when even that
  * does not fit. Which group a sample is in changes no bit (header). */
 static int buffers(size_t fixed, size_t per, int N, float *work, size_t work_floats, float **fx,
@@ -811,10 +793,11 @@ int winograd_conv3x3_forward(float *out, const float *in, const float *w, const 
 }
 
 /* One group's gradient pass: x, dy: the group's first sample's input and dout; V, dM: their
- * transforms in the group layout; dU accumulates over groups; g samples. */
+ * transforms (per sample vn and mn floats); dU accumulates over groups; g samples. */
 struct grad_args {
     const float *x, *dy;
     float *V, *dM, *dU;
+    size_t vn, mn;
     int g, C, H, W, OC, T;
 };
 
@@ -825,31 +808,27 @@ struct grad_args {
 static void grad_transform_items(void *p, long i0, long i1) {
     const struct grad_args *a = p;
     int C = a->C, H = a->H, W = a->W, OC = a->OC;
-    size_t vs = (size_t)a->g * a->T;
     long nv = (long)a->g * C;
     for (long i = i0; i < i1; i++)
         if (i < nv) {
             int sc = (int)i;
-            input_transform(block(a->V, vs, a->T, sc / C, sc % C), vs,
-                            a->x + (size_t)(sc / C) * C * H * W, sc % C, H, W);
+            input_transform(a->V + (size_t)(sc / C) * a->vn, a->x + (size_t)(sc / C) * C * H * W,
+                            sc % C, C, H, W);
         } else {
             int so = (int)(i - nv);
-            grad_transform(block(a->dM, vs, a->T, so / OC, so % OC), vs,
-                           a->dy + (size_t)(so / OC) * OC * H * W, so % OC, H, W);
+            grad_transform(a->dM + (size_t)(so / OC) * a->mn,
+                           a->dy + (size_t)(so / OC) * OC * H * W, so % OC, OC, H, W);
         }
 }
 
-/* Item ξ: dU_ξ += dM_ξ · V_ξ^T sample by sample in order (one product per sample, never joined:
- * a joined product would sum the samples' tiles in one run, and the bits of dw would then depend
- * on the group size); dU_ξ is this item's alone. */
+/* Item ξ: dU_ξ += dM_ξ · V_ξ^T over the group's samples in order; dU_ξ is this item's alone. */
 static void du_items(void *p, long i0, long i1) {
     const struct grad_args *a = p;
     int C = a->C, OC = a->OC, T = a->T;
-    size_t vs = (size_t)a->g * T;
     for (int xi = (int)i0; xi < (int)i1; xi++)
         for (int s = 0; s < a->g; s++)
-            gemm_sgemm_st(0, 1, OC, C, T, 1.0f, a->dM + xi * vs + (size_t)s * T, (int)(36 * vs),
-                          a->V + xi * vs + (size_t)s * T, (int)(36 * vs), 1.0f,
+            gemm_sgemm_st(0, 1, OC, C, T, 1.0f, a->dM + s * a->mn + (size_t)xi * T, 36 * T,
+                          a->V + s * a->vn + (size_t)xi * T, 36 * T, 1.0f,
                           a->dU + (size_t)xi * C, 36 * C);
 }
 
@@ -870,15 +849,15 @@ int winograd_conv3x3_backward(float *din, float *dw, const float *dout, const fl
         forward_pass(din, dout, scr, NULL, N, OC, H, W, C, 1, groups, G);
     }
     if (!dw) return 0;
-    float *dU = scr;
+    float *dU = scr, *V = groups, *dM = V + (size_t)G * vn;
     memset(dU, 0, un * sizeof *dU);
     double flops = 72.0 * OC * C * T;
     for (int n0 = 0; n0 < N; n0 += G) {
         int g = imin(G, N - n0);
         struct grad_args a = {.x = in + (size_t)n0 * C * H * W,
-                              .dy = dout + (size_t)n0 * OC * H * W, .V = groups,
-                              .dM = groups + (size_t)g * vn, .dU = dU, .g = g, .C = C, .H = H,
-                              .W = W, .OC = OC, .T = T};
+                              .dy = dout + (size_t)n0 * OC * H * W, .V = V, .dM = dM, .dU = dU,
+                              .vn = vn, .mn = mn, .g = g, .C = C, .H = H, .W = W, .OC = OC,
+                              .T = T};
         int par = g * flops >= GEMM_PAR_FLOPS;
         core_pool_for((long)g * (C + OC), par, grad_transform_items, &a);
         core_pool_for(36, par, du_items, &a);
