@@ -1,8 +1,9 @@
 /* pool.c — the layers' fork-join threads (contract in pool.h, design in docs/threads.md).
  *
  * One loop at a time (pool_lock). The caller publishes the loop in `job`, rings `bell` (the word
- * idle workers sleep on), claims blocks of items from `next_item` like any worker, then closes the
- * loop and waits only for the workers that entered it before it closed. A worker enters by one
+ * idle workers sleep on), claims blocks of items like any worker (each thread from its own home
+ * range first, then from the others'), then closes the loop and waits only for the workers that
+ * entered it before it closed. A worker enters by one
  * compare-and-swap on `job`, which fails once the loop is closed or replaced, so a worker that
  * wakes late never touches a finished loop's arguments (they live on the caller's stack). */
 #ifndef _GNU_SOURCE
@@ -26,9 +27,21 @@
  * core is what sched_yield gives: it returns at once on an idle core. */
 #define SPIN_PAUSES 1000
 #define YIELD_NS 2000000LL
-/* A claim takes 1/(CLAIM_DIV·team) of the items left: the last blocks are short, so a thread
- * which lost its core to another process, or drew slower items, leaves the rest to the others. */
-#define CLAIM_DIV 2
+/* Home ranges. Thread t of a team of T (the caller is 0) owns items [t·n/T, (t+1)·n/T) and claims
+ * them from the front, half of what is left of its range at a time; with its range empty it
+ * steals half of what is left of another's, from the back. So the last blocks are short, and a
+ * thread which lost its core to another process, or drew slower items, leaves the rest to the
+ * others (first block n/(2T), as the shared counter's guided claims before). And when nothing
+ * goes wrong each thread runs its own range: the same items of every loop of the same length go
+ * to the same thread, and an item's data (a sample of the batch: the layers' loops run over
+ * (sample, ...) in sample-major order) stays in that thread's caches from one layer to the next.
+ * Why it matters: on this VM the two vCPUs at times sit far apart (a cache line's round trip
+ * between them 330 ns, against 60 ns), and with a shared counter each loop's items went to
+ * whichever thread came first, so most of a layer's input had been written by the other thread:
+ * ref64 at batch 8 then ran at 19.4 ms per image, against 11.0 when close, while two 1-thread
+ * processes ran at full speed side by side (docs/threads.md §5). */
+#define HOME_MAX 64
+static _Atomic uint64_t home[HOME_MAX];   /* lo << 32 | hi, per thread of the loop */
 
 /* job = generation << 32 | CLOSED | team << 16 | threads inside (workers in the loop). */
 #define CLOSED 0x80000000u
@@ -42,8 +55,7 @@ static int n_workers;   /* started so far (under pool_lock) */
  * it has entered the loop (the CAS orders the reads after the caller's writes). */
 static core_pool_fn job_fn;
 static void *job_ctx;
-static long job_n, job_div;
-static _Atomic long next_item;
+static int job_team;
 
 static _Atomic uint64_t job;
 static _Atomic uint32_t bell;    /* the generation's low 32 bits */
@@ -70,22 +82,32 @@ static long long now_ns(void) {
     return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
 }
 
-/* Claims blocks until none is left. Guided: each claim takes 1/(2·team) of what is left (at
- * least one item), so the first blocks are long runs of neighbouring items and the last ones are
- * short, and no thread is left with a long block while the others have nothing to do. */
-static void run_items(void) {
-    long n = job_n, div = job_div;
-    in_loop = 1;
-    long i = atomic_load_explicit(&next_item, memory_order_relaxed);
-    while (i < n) {
-        long take = (n - i) / div;
-        if (take < 1) take = 1;
-        if (!atomic_compare_exchange_weak_explicit(&next_item, &i, i + take, memory_order_relaxed,
-                                                   memory_order_relaxed))
-            continue;   /* i now holds the counter's value */
-        job_fn(job_ctx, i, i + take);
-        i = atomic_load_explicit(&next_item, memory_order_relaxed);
+/* Takes half of what is left of range r (at least one item): from the front when r is the
+ * thread's own (back = 0), else from the back. Returns 0 when the range is empty. */
+static int claim(int r, int back, long *b, long *e) {
+    uint64_t v = atomic_load_explicit(&home[r], memory_order_relaxed);
+    for (;;) {
+        long lo = (long)(v >> 32), hi = (long)(v & 0xffffffffu);
+        if (lo >= hi) return 0;
+        long take = (hi - lo + 1) / 2;
+        uint64_t w = back ? (uint64_t)lo << 32 | (uint64_t)(hi - take)
+                          : (uint64_t)(lo + take) << 32 | (uint64_t)hi;
+        if (atomic_compare_exchange_weak_explicit(&home[r], &v, w, memory_order_relaxed,
+                                                  memory_order_relaxed)) {
+            *b = back ? hi - take : lo;
+            *e = back ? hi : lo + take;
+            return 1;
+        }
     }
+}
+
+/* Thread t's share of the loop: its own range, then the others' (t+1, t+2, ... around). */
+static void run_items(int t) {
+    int T = job_team;
+    long b, e;
+    in_loop = 1;
+    for (int k = 0; k < T; k++)
+        while (claim((t + k) % T, k > 0, &b, &e)) job_fn(job_ctx, b, e);
     in_loop = 0;
 }
 
@@ -120,7 +142,7 @@ static void *worker_main(void *arg) {
         while (!(s & CLOSED) && id < TEAM(s)) {
             if (atomic_compare_exchange_weak_explicit(&job, &s, s + 1, memory_order_acquire,
                                                       memory_order_acquire)) {
-                run_items();
+                run_items(id);
                 atomic_fetch_sub_explicit(&job, 1, memory_order_release);
                 break;
             }
@@ -148,7 +170,9 @@ static int grow(int want) {
 
 void core_pool_for(long n, int parallel, core_pool_fn fn, void *ctx) {
     if (n <= 0) return;
-    int T = parallel && n > 1 && !in_loop && !omp_in_parallel() ? omp_get_max_threads() : 1;
+    int T = parallel && n > 1 && n <= 0x7fffffffL && !in_loop && !omp_in_parallel()
+                ? omp_get_max_threads() : 1;
+    if (T > HOME_MAX) T = HOME_MAX;
     if (T < 2 || pthread_mutex_trylock(&pool_lock)) {
         fn(ctx, 0, n);
         return;
@@ -161,14 +185,15 @@ void core_pool_for(long n, int parallel, core_pool_fn fn, void *ctx) {
     }
     job_fn = fn;
     job_ctx = ctx;
-    job_n = n;
-    job_div = (long)CLAIM_DIV * T;
-    atomic_store_explicit(&next_item, 0, memory_order_relaxed);
+    job_team = T;
+    for (int t = 0; t < T; t++)
+        atomic_store_explicit(&home[t], (uint64_t)(n * t / T) << 32 | (uint64_t)(n * (t + 1) / T),
+                              memory_order_relaxed);
     uint64_t gen = (atomic_load(&job) >> 32) + 1;
     atomic_store(&job, gen << 32 | (uint64_t)T << 16);
     atomic_store(&bell, (uint32_t)gen);
     if (atomic_load(&sleepers) > 0) futex(&bell, FUTEX_WAKE, (uint32_t)(T - 1));
-    run_items();
+    run_items(0);
     /* Close, then wait for the workers that got in; each is inside one claimed block at most. */
     uint64_t s = atomic_fetch_or(&job, CLOSED) | CLOSED;
     for (int i = 0; s & INSIDE_MASK; i++) {

@@ -4,9 +4,12 @@
  * Why not OpenMP's loops: an evaluation of a small network runs about 200 of them, and libgomp's
  * waiting is either passive (each loop wakes a sleeping thread: 22-28 % of fashion32's time) or
  * spinning (two processes side by side then wait on each other's descheduled threads and run
- * 10-100x slower). Here the caller never waits for a thread that has not started: items are
- * claimed from a shared counter, a worker that wakes late finds the loop done and goes back to
- * waiting, and the caller waits only for workers inside a claimed block. Idle workers spin
+ * 10-100x slower). Here the caller never waits for a thread that has not started: each thread
+ * claims items from its own home range, then from the others' (a worker that wakes late finds
+ * its range taken and the loop done, and goes back to waiting), and the caller waits only for
+ * workers inside a claimed block. When no thread is late, thread t of T runs items
+ * [t·n/T, (t+1)·n/T): a loop body whose items are sample-major keeps each sample on one thread
+ * from loop to loop (docs/threads.md §5). Idle workers spin
  * briefly, then wait with sched_yield (which hands the core to any other runnable thread), then
  * sleep on a futex.
  *

@@ -1,7 +1,8 @@
 /* test_pool — core/pool's contract: every item runs exactly once whatever the thread count, the
  * `parallel` switch and nesting run on the caller, the workers really take items, a worker that
- * slept through loops wakes for the next, and two threads calling at once both get correct loops
- * (one of them on its own thread). */
+ * slept through loops wakes for the next, two threads calling at once both get correct loops
+ * (one of them on its own thread), and a worker starts on its home range (the second half of
+ * the items, with two threads). */
 #include "core/pool.h"
 #include "testutil.h"
 #include <omp.h>
@@ -61,6 +62,24 @@ static void nested_outer(void *p, long b, long e) {
     for (long i = b; i < e; i++) core_pool_for(100, 1, nested_inner, p);
 }
 
+/* The first block a worker ran: its begin and end (-1 until one runs). */
+struct home_args {
+    _Atomic long first_b, first_e;
+    pthread_t caller;
+};
+
+static void home_items(void *p, long b, long e) {
+    struct home_args *a = p;
+    long none = -1;
+    if (!pthread_equal(pthread_self(), a->caller) &&
+        atomic_compare_exchange_strong(&a->first_b, &none, b))
+        atomic_store(&a->first_e, e);
+    for (long i = b; i < e; i++) {
+        volatile float x = 1.0f;
+        for (int k = 0; k < 2000; k++) x = x * 0.999f + 0.5f;
+    }
+}
+
 static void *concurrent_caller(void *arg) {
     long *wrong = arg;
     for (int r = 0; r < 200; r++) *wrong += run_loop(1000 + r, 1, 20, NULL, NULL) != 0;
@@ -68,6 +87,24 @@ static void *concurrent_caller(void *arg) {
 }
 
 int main(void) {
+    /* Home ranges: a worker that joins in time takes its first block from the front of its own
+     * range, items 32-47 of 64 (half of its 32), where a shared counter's blocks start at 0, 16,
+     * 28, 37, ... Some loop of 200 must show it (a worker may be late for any one loop). First,
+     * while the pool has one worker: later tests start more, and idle workers beyond a loop's
+     * team still take turns on the two cores. */
+    omp_set_num_threads(2);
+    int homed = 0;
+    long fb = -1, fe = -1;
+    for (int r = 0; r < 200 && !homed; r++) {
+        struct home_args h = {.first_b = -1, .first_e = -1, .caller = pthread_self()};
+        core_pool_for(64, 1, home_items, &h);
+        fb = atomic_load(&h.first_b);
+        fe = atomic_load(&h.first_e);
+        homed = fb == 32 && fe == 48;
+    }
+    tu_check(homed, "with 2 threads a worker's first block is the front half of its home range "
+             "(last seen: [%ld, %ld))", fb, fe);
+
     /* Exactly once, for shapes around the block size, at 1, 2 and 4 threads (4 > cores: workers
      * share them, and a descheduled worker must not hold the loop up forever). */
     long shapes[] = {1, 2, 3, 7, 8, 9, 63, 1000, 100003};
@@ -103,6 +140,7 @@ int main(void) {
     }
     tu_check(joined && w == 0, "with 2 threads a worker runs items (%s)",
              joined ? "yes" : "never in 2000 loops");
+
 
     /* A worker asleep on its futex (idle past the yield phase) wakes for the next loop. */
     struct timespec nap = {0, 5000000};

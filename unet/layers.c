@@ -460,12 +460,12 @@ static int conv_slots(float **slot, float *col, size_t colsize, int N) {
 }
 
 /* Items: (sample, channel) of im2col_group (reads x, the group's input) and of conv2d_backward's
- * col2im (adds into dx, the group's din). */
+ * col2im (adds into dx, the group's din); the group's samples lie `stride` samples apart. */
 struct im2col_args {
     float **slot;
     float *dx;
     const float *x;
-    int C, H, W, k;
+    int C, H, W, k, stride;
 };
 
 static void im2col_items(void *p, long i0, long i1) {
@@ -475,13 +475,15 @@ static void im2col_items(void *p, long i0, long i1) {
     int C = a->C, H = a->H, W = a->W, k = a->k;
     size_t HW = (size_t)H * W;
     for (int sc = (int)i0; sc < (int)i1; sc++)
-        im2col_channel(slot[sc / C], x + (size_t)(sc / C) * C * HW, sc % C, H, W, k);
+        im2col_channel(slot[sc / C], x + (size_t)(sc / C) * a->stride * C * HW, sc % C, H, W, k);
 }
 
-/* im2col of samples x_0..x_{g-1} (stride C·HW) into slots, one (sample, channel) per item. */
-static void im2col_group(float **slot, const float *x, int g, int C, int H, int W, int k) {
+/* im2col of samples x_0..x_{g-1} (stride·C·HW floats apart) into slots, one (sample, channel)
+ * per item. */
+static void im2col_group(float **slot, const float *x, int g, int stride, int C, int H, int W,
+                         int k) {
     size_t HW = (size_t)H * W;
-    struct im2col_args a = {slot, NULL, x, C, H, W, k};
+    struct im2col_args a = {slot, NULL, x, C, H, W, k, stride};
     core_pool_for((long)g * C, (size_t)g * C * k * k * HW > PAR_MIN, im2col_items, &a);
 }
 
@@ -491,16 +493,17 @@ static void col2im_items(void *p, long i0, long i1) {
     int C = a->C, H = a->H, W = a->W, k = a->k;
     size_t HW = (size_t)H * W;
     for (int sc = (int)i0; sc < (int)i1; sc++)
-        col2im_channel(dx + (size_t)(sc / C) * C * HW, slot[sc / C], sc % C, H, W, k);
+        col2im_channel(dx + (size_t)(sc / C) * a->stride * C * HW, slot[sc / C], sc % C, H, W, k);
 }
 
 /* conv2d_forward's loops: items (sample, output channel) of the bias fill, (sample, tile) of the
- * product; out is y of the group's first sample while the products run. */
+ * product; out is y of the group's first sample while the products run, the group's samples
+ * `stride` samples apart. */
 struct conv_fwd_args {
     float *out, **slot;
     const float *w, *b;
     size_t HW;
-    int OC, K, tiles;
+    int OC, K, tiles, stride;
     float beta;
 };
 
@@ -524,7 +527,7 @@ static void conv_fwd_items(void *p, long i0, long i1) {
     for (int it = (int)i0; it < (int)i1; it++) {
         int s = it / tiles;
         gemm_sgemm_tile(it % tiles, 0, 0, OC, (int)HW, K, 1.0f, w, K, slot[s], (int)HW, beta,
-                        out + (size_t)s * OC * HW, (int)HW);
+                        out + (size_t)s * a->stride * OC * HW, (int)HW);
     }
 }
 
@@ -557,10 +560,14 @@ void conv2d_forward(float *out, const float *in, const float *w, const float *b,
     a.slot = slot;
     a.tiles = mc * nc;
     a.beta = beta;
-    for (int n0 = 0; n0 < N; n0 += G) {
-        int g = imin(G, N - n0);
-        im2col_group(slot, in + (size_t)n0 * C * HW, g, C, H, W, k);
-        a.out = out + (size_t)n0 * OC * HW;
+    /* Strided groups, as in unet/winograd.c's forward_pass: group j holds samples j, j + ng, ...,
+     * so that the pool's home ranges keep each sample on one thread from layer to layer. */
+    int ng = (N + G - 1) / G;
+    a.stride = ng;
+    for (int j = 0; j < ng; j++) {
+        int g = (N - 1 - j) / ng + 1;
+        im2col_group(slot, in + (size_t)j * C * HW, g, ng, C, H, W, k);
+        a.out = out + (size_t)j * OC * HW;
         core_pool_for((long)g * a.tiles,
                     g * a.tiles > 1 && 2.0 * g * OC * HW * K >= GEMM_PAR_FLOPS, conv_fwd_items,
                     &a);
@@ -650,13 +657,13 @@ void conv2d_backward(float *din, float *dw, float *db, const float *dout, const 
     a.slot = slot;
     a.tiles = tiles;
     a.wtiles = wtiles;
-    struct im2col_args c2i = {slot, NULL, NULL, C, H, W, k};
+    struct im2col_args c2i = {slot, NULL, NULL, C, H, W, k, 1};
     for (int n0 = 0; n0 < N; n0 += G) {
         int g = imin(G, N - n0);
         a.g = g;
         a.dy = dout + (size_t)n0 * OC * HW;
         if (dw) {   /* each dW tile adds the group's samples in order: gemm_sgemm per sample, bitwise */
-            im2col_group(slot, in + (size_t)n0 * C * HW, g, C, H, W, k);
+            im2col_group(slot, in + (size_t)n0 * C * HW, g, 1, C, H, W, k);
             core_pool_for(wtiles, wtiles > 1 && 2.0 * g * OC * HW * K >= GEMM_PAR_FLOPS,
                         conv_dw_items, &a);
         }

@@ -692,12 +692,13 @@ static int group_size(size_t per, int N) {
 }
 
 /* One group's pass: the arguments of its pool loops. x, y: the group's first sample's input and
- * output; V, M: its transforms (per sample vn and mn floats); g samples. */
+ * output, the next samples of the group `stride` samples further on (see forward_pass); V, M:
+ * its transforms (per sample vn and mn floats); g samples. */
 struct pass_args {
     const float *x, *U, *b;
     float *y, *V, *M;
     size_t vn, mn;
-    int g, C, H, W, OC, T, accumulate;
+    int g, stride, C, H, W, OC, T, accumulate;
 };
 
 /* Item sc = (sample sc / C, channel sc % C): that channel's block of the sample's V. */
@@ -705,17 +706,17 @@ static void input_items(void *p, long i0, long i1) {
     const struct pass_args *a = p;
     int C = a->C, H = a->H, W = a->W;
     for (int sc = (int)i0; sc < (int)i1; sc++)
-        input_transform(a->V + (size_t)(sc / C) * a->vn, a->x + (size_t)(sc / C) * C * H * W,
-                        sc % C, C, H, W);
+        input_transform(a->V + (size_t)(sc / C) * a->vn,
+                        a->x + (size_t)(sc / C) * a->stride * C * H * W, sc % C, C, H, W);
 }
 
-/* Item xs = (ξ xs / g, sample xs % g): plane ξ of the sample's M. ξ-major, so a block's
- * consecutive products share U_ξ. */
+/* Item sx = (sample sx / 36, ξ sx % 36): plane ξ of the sample's M. Sample-major, so the thread
+ * that transformed a sample's input (input_items' ranges split the same way) multiplies it. */
 static void product_items(void *p, long i0, long i1) {
     const struct pass_args *a = p;
-    int g = a->g, C = a->C, OC = a->OC, T = a->T;
-    for (int xs = (int)i0; xs < (int)i1; xs++) {
-        int xi = xs / g, s = xs % g;
+    int C = a->C, OC = a->OC, T = a->T;
+    for (int sx = (int)i0; sx < (int)i1; sx++) {
+        int s = sx / 36, xi = sx % 36;
         gemm_sgemm_st(0, 0, OC, T, C, 1.0f, a->U + (size_t)xi * C, 36 * C,
                       a->V + s * a->vn + (size_t)xi * T, 36 * T, 0.0f,
                       a->M + s * a->mn + (size_t)xi * T, 36 * T);
@@ -727,25 +728,32 @@ static void output_items(void *p, long i0, long i1) {
     const struct pass_args *a = p;
     int OC = a->OC, H = a->H, W = a->W;
     for (int so = (int)i0; so < (int)i1; so++)
-        output_transform(a->y + (size_t)(so / OC) * OC * H * W, a->M + (size_t)(so / OC) * a->mn,
-                         so % OC, OC, H, W, a->b ? a->b[so % OC] : 0.0f, a->accumulate);
+        output_transform(a->y + (size_t)(so / OC) * a->stride * OC * H * W,
+                         a->M + (size_t)(so / OC) * a->mn, so % OC, OC, H, W,
+                         a->b ? a->b[so % OC] : 0.0f, a->accumulate);
 }
 
 /* out = conv(in) through transformed filters U [OC][36][C] (+ bias, or accumulated onto out).
  * scr: at least g·36·(C + OC)·T floats for the group size g chosen by the caller. Per group,
- * three pool loops, each the barrier before the next (V, then M, then y). */
+ * three pool loops, each the barrier before the next (V, then M, then y).
+ * The groups are strided: of ng = ceil(N / G) groups, group k holds samples k, k + ng, k + 2ng, ...
+ * Each loop's items are (sample, ...) in sample-major order, and the pool gives thread t the t-th
+ * part of them first (core/pool.c, home ranges), so with G samples a group and G threads thread t
+ * runs samples from the t-th part of the batch, as in the layers' loops over the whole batch:
+ * a sample's activations stay with one thread from layer to layer. Which group a sample is in
+ * changes no bit. */
 static void forward_pass(float *out, const float *in, const float *U, const float *b, int N,
                          int C, int H, int W, int OC, int accumulate, float *scr, int G) {
-    int T = ((H + 3) / 4) * ((W + 3) / 4);
+    int T = ((H + 3) / 4) * ((W + 3) / 4), ng = (N + G - 1) / G;
     size_t vn = (size_t)36 * C * T, mn = (size_t)36 * OC * T;
     float *V = scr, *M = scr + (size_t)G * vn;
     double flops = 72.0 * OC * C * T;   /* per sample */
-    for (int n0 = 0; n0 < N; n0 += G) {
-        int g = imin(G, N - n0);
-        struct pass_args a = {.x = in + (size_t)n0 * C * H * W, .U = U, .b = b,
-                              .y = out + (size_t)n0 * OC * H * W, .V = V, .M = M, .vn = vn,
-                              .mn = mn, .g = g, .C = C, .H = H, .W = W, .OC = OC, .T = T,
-                              .accumulate = accumulate};
+    for (int k = 0; k < ng; k++) {
+        int g = (N - 1 - k) / ng + 1;
+        struct pass_args a = {.x = in + (size_t)k * C * H * W, .U = U, .b = b,
+                              .y = out + (size_t)k * OC * H * W, .V = V, .M = M, .vn = vn,
+                              .mn = mn, .g = g, .stride = ng, .C = C, .H = H, .W = W, .OC = OC,
+                              .T = T, .accumulate = accumulate};
         int par = g * flops >= GEMM_PAR_FLOPS;
         core_pool_for((long)g * C, par, input_items, &a);
         core_pool_for(36L * g, par, product_items, &a);
