@@ -9,7 +9,9 @@
 # pixdiff: build/bench_nets with OpenBLAS's own kernels (OPENBLAS_CORETYPE, OPENBLAS_L2_SIZE unset
 # for that command); PyTorch: bench/torch_edm_nets.py --edm, EDM's networks.py at PyTorch's
 # default (spinning) wait policy, its faster one at small batches. A 20 s pause before each
-# measurement (see side_by_side.sh). Checks nothing.
+# measurement (see side_by_side.sh), and build/pingpong's CPU 0 <-> 1 round trip printed just before
+# it ("rt NNN ns": about 60 when the vCPUs share a cache, about 330 when not; docs/threads.md §5).
+# Checks nothing.
 set -u
 MODEL=${1:?usage: alternate.sh MODEL EDM_CHECKOUT [ROUNDS] [BATCHES] [THREADS]}
 EDM=${2:?usage: alternate.sh MODEL EDM_CHECKOUT [ROUNDS] [BATCHES] [THREADS]}
@@ -20,12 +22,15 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TMP=$(mktemp) || exit 1
 trap 'rm -f "$TMP"' EXIT
 echo "== $(date -u), $(git -C "$ROOT" rev-parse --short HEAD), $MODEL, threads $T, $ROUNDS rounds"
+rt() { "$ROOT/build/pingpong" | awk '{ printf "rt %s ns  ", $(NF - 1) }'; }
 for r in $(seq "$ROUNDS"); do
     sleep 20
+    rt
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OMP_WAIT_POLICY=passive \
         "$ROOT/build/bench_nets" "$MODEL" "$T" 5 "$BATCHES" |
         awk -v r="$r" '/^batch/ { print r, "pixdiff", $2 + 0, $4 }' | tee -a "$TMP"
     sleep 20
+    rt
     env -u OMP_WAIT_POLICY /usr/bin/python3 "$ROOT/bench/torch_edm_nets.py" "$MODEL" --threads "$T" \
         --batches "$BATCHES" --repeat 5 --edm "$EDM" 2>/dev/null |
         awk -v r="$r" '/^EDM networks.py: forward batch/ { print r, "edm", $5 + 0, $7 }' | tee -a "$TMP"
