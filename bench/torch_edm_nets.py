@@ -10,9 +10,9 @@ runs the same network with the same weights. It first checks its D(x; sigma) aga
 evaluation at each batch size (median of --repeat runs, wall and process-CPU ms per image; on a
 shared machine the single-thread CPU time measures the work) and reports the peak resident
 memory of the process. With --edm PATH it also times EDM's own networks.py (from an
-NVlabs/edm checkout) on the same weights, and with --train-batch B also EDM's own training step
-(its training loop's body: EDMLoss, backward, Adam, EMA) at batch B, the peer of `pixdiff train`
-on a model of the same configuration. Not used by any test; run with Debian's python3-torch:
+NVlabs/edm checkout) on the same weights (with --bf16 also under bf16 autocast), and with
+--train-batch B also EDM's own training step (its training loop's body: EDMLoss, backward, Adam,
+EMA) at batch B, the peer of `pixdiff train` on a model of the same configuration. Not used by any test; run with Debian's python3-torch:
 
     pixdiff init --preset edm-imagenet64-adm --out adm.safetensors
     /usr/bin/python3 bench/torch_edm_nets.py adm.safetensors --threads 2 --batches 1,8
@@ -213,6 +213,9 @@ def main():
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--pixdiff", default=os.path.join(os.path.dirname(__file__), "..", "build", "pixdiff"))
     ap.add_argument("--edm", help="NVlabs/edm checkout: also time EDM's own networks.py")
+    ap.add_argument("--bf16", action="store_true",
+                    help="with --edm, also time EDM's networks.py under torch.autocast(cpu, "
+                         "bfloat16) (oneDNN's bf16 convolutions): what bf16 buys PyTorch here")
     ap.add_argument("--train-batch", type=int, default=0,
                     help="with --edm: also time EDM's own training step at this batch (0: none)")
     ap.add_argument("--label-dropout", type=float, default=0.1,
@@ -255,6 +258,11 @@ def main():
         edm = networks.EDMPrecond(**kw).eval()
         edm.load_state_dict(sd, strict=False)
         nets.append(("EDM networks.py", lambda x, s, l: edm(x, s, l)))
+        if a.bf16:
+            def edm_bf16(x, s, l):
+                with torch.autocast("cpu", dtype=torch.bfloat16):
+                    return edm(x, s, l)
+            nets.append(("EDM networks.py, bf16 autocast", edm_bf16))
     for name, fn in nets:
         for b in map(int, a.batches.split(",")):
             xb, sb = torch.randn(b, C, R, R), torch.full((b,), 2.0)
