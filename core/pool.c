@@ -3,9 +3,9 @@
  * One loop at a time (pool_lock). The caller publishes the loop in `job`, rings `bell` (the word
  * idle workers sleep on), claims blocks of items like any worker (each thread from its own home
  * range first, then from the others'), then closes the loop and waits only for the workers that
- * entered it before it closed. A worker enters by one
- * compare-and-swap on `job`, which fails once the loop is closed or replaced, so a worker that
- * wakes late never touches a finished loop's arguments (they live on the caller's stack). */
+ * entered it before it closed. A worker enters by one compare-and-swap on `job`, which fails
+ * once the loop is closed or replaced, so a worker that wakes late never touches a finished
+ * loop's arguments (they live on the caller's stack). */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
