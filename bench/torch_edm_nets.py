@@ -260,8 +260,13 @@ def main():
         nets.append(("EDM networks.py", lambda x, s, l: edm(x, s, l)))
         if a.bf16:
             def edm_bf16(x, s, l):
+                # EDMPrecond's own forward asserts a float32 network output, so its
+                # preconditioning (EDM Table 1) runs here in float around the bf16 network.
+                sd2, sig = edm.sigma_data ** 2, s.reshape(-1, 1, 1, 1)
                 with torch.autocast("cpu", dtype=torch.bfloat16):
-                    return edm(x, s, l)
+                    F_x = edm.model(x / (sd2 + sig ** 2).sqrt(), sig.log().flatten() / 4,
+                                    class_labels=l)
+                return sd2 / (sig ** 2 + sd2) * x + sig * edm.sigma_data / (sig ** 2 + sd2).sqrt() * F_x.float()
             nets.append(("EDM networks.py, bf16 autocast", edm_bf16))
     for name, fn in nets:
         for b in map(int, a.batches.split(",")):
