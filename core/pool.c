@@ -170,6 +170,8 @@ static int grow(int want) {
 
 void core_pool_for(long n, int parallel, core_pool_fn fn, void *ctx) {
     if (n <= 0) return;
+    /* A home range holds 32-bit bounds; no layer's loop comes near 2^31 items (they count
+     * samples, channels, tiles or chunks of floats), and one that did would run serially. */
     int T = parallel && n > 1 && n <= 0x7fffffffL && !in_loop && !omp_in_parallel()
                 ? omp_get_max_threads() : 1;
     if (T > HOME_MAX) T = HOME_MAX;
