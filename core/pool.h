@@ -9,9 +9,8 @@
  * its range taken and the loop done, and goes back to waiting), and the caller waits only for
  * workers inside a claimed block. When no thread is late, thread t of T runs items
  * [t·n/T, (t+1)·n/T): a loop body whose items are sample-major keeps each sample on one thread
- * from loop to loop (docs/threads.md §5). Idle workers spin
- * briefly, then wait with sched_yield (which hands the core to any other runnable thread), then
- * sleep on a futex.
+ * from loop to loop (docs/threads.md §5). Idle workers spin briefly, then wait with sched_yield
+ * (which hands the core to any other runnable thread), then sleep on a futex.
  *
  * Bits: fn must give each item a result that depends on the item alone (no per-thread scratch
  * indexed by a thread number, no cross-item reduction): which thread runs an item varies from
