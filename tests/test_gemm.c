@@ -6,7 +6,8 @@
  * tiles no larger than GEMM_MT x GEMM_NT. (3) The properties the layers' bit-identity rests on, checked
  * bitwise: 1 vs 2 threads, a batch item vs a lone call, a call from inside an OpenMP region vs
  * outside, and operands moved to other addresses and leading dimensions (a conv sample's im2col
- * matrix lives in the caller's col or in a per-thread buffer, a linear row anywhere in the batch).
+ * matrix lives in the caller's col or in a per-thread buffer, a linear row anywhere in the batch),
+ * also for shapes that OpenBLAS's small-matrix kernels take. (4) The row-block rule.
  *
  * Tolerance: tu_compare's relative error has a floor of 1e-3·max|ref|, so an output near zero that
  * is a sum of K terms of size ~max|ref| carries ~K·2^-24·max|ref| of rounding from the partial
@@ -190,6 +191,35 @@ static void single_threaded(void) {
     free(A); free(B); free(c1); free(c2); free(c3);
 }
 
+/* (4) gemm_small_rows: whole products when the core has no small-matrix kernels; otherwise row
+ * blocks of a power of two between 4 and 32 rows with rows·N·K <= 10^6 (OpenBLAS's limit for
+ * them), the block size documented in gemm.c for the Winograd shapes, or whole when no block fits. */
+static void small_rows_rule(void) {
+    int Ns[] = {1, 4, 15, 16, 25, 64, 100, 256, 1024}, Ks[] = {1, 16, 128, 256, 576, 1152, 4096},
+        Ms[] = {1, 7, 16, 40, 64, 256, 1000};
+    int off = 1, on = 1;
+    gemm_force_small_rows(0);
+    for (int i = 0; i < 9; i++)
+        for (int k = 0; k < 7; k++)
+            for (int m = 0; m < 7; m++) off &= gemm_small_rows(Ms[m], Ns[i], Ks[k]) == Ms[m];
+    gemm_force_small_rows(1);
+    for (int i = 0; i < 9; i++)
+        for (int k = 0; k < 7; k++)
+            for (int m = 0; m < 7; m++) {
+                int M = Ms[m], N = Ns[i], K = Ks[k], r = gemm_small_rows(M, N, K);
+                on &= r == M || (r >= 4 && r <= 32 && r < M && !(r & (r - 1)) &&
+                                 (double)r * N * K <= 1e6);
+            }
+    int known = gemm_small_rows(256, 64, 256) == 32 && gemm_small_rows(256, 16, 1152) == 32 &&
+                gemm_small_rows(256, 256, 256) == 8 && gemm_small_rows(192, 256, 576) == 4 &&
+                gemm_small_rows(192, 256, 1024) == 192 && gemm_small_rows(16, 64, 256) == 16 &&
+                gemm_small_rows(40, 15, 128) == 32;
+    gemm_force_small_rows(-1);
+    tu_check(off && on && known,
+             "gemm_small_rows: whole without small kernels %s, blocks within OpenBLAS's limit %s, "
+             "the documented sizes %s", off ? "yes" : "NO", on ? "yes" : "NO", known ? "yes" : "NO");
+}
+
 /* A gemv's bits do not depend on where x and y sit (a linear layer's sample n of a batch). */
 static void gemv_invariance(void) {
     int rows = 512, cols = 300;
@@ -227,6 +257,12 @@ int main(void) {
     tile_rule();
     invariance(0, 0, 64, 1024, 576);
     invariance(0, 1, 128, 1152, 256);
+    /* shapes of the Winograd products' row blocks: OpenBLAS's small-matrix kernels where the core
+     * has them, which read the operands where they lie */
+    invariance(0, 0, 32, 64, 256);
+    invariance(0, 0, 8, 256, 256);
+    invariance(0, 0, 32, 15, 128);
+    small_rows_rule();
     single_threaded();
     gemv_invariance();
     return tu_finish();

@@ -18,6 +18,7 @@
  *      4, 5, 8, 10, 12, 16 and 20 tiles, some not a whole number of tiles (every mix of 8-tile,
  *      4-tile and single-tile steps, and edge tiles).
  */
+#include "unet/gemm.h"
 #include "unet/layers.h"
 #include "unet/winograd.h"
 #include "pixdiff.h"
@@ -235,11 +236,20 @@ int main(void) {
     test_fast(1, 5, 6, 9, 3);
     test_fast(2, 32, 16, 16, 24);
     test_fast(1, 256, 8, 8, 256);
-    test_fast(2, 64, 32, 32, 64);
-    test_fast(1, 128, 17, 12, 40);
-    test_invariance(8, 5, 7, 6);
-    test_invariance(64, 32, 32, 64);
-    test_invariance(32, 8, 8, 48);
+    /* Products whole and cut into row blocks (gemm_small_rows; T = 64, 15 and 4 tiles here, so
+     * the cut leaves 2, 2 and 2 blocks, the last two of them short), under either kernel family
+     * (ctest also runs this test under OPENBLAS_CORETYPE=Haswell). */
+    for (int cut = 0; cut < 2; cut++) {
+        gemm_force_small_rows(cut);
+        printf("products %s\n", cut ? "in row blocks" : "whole");
+        tu_check(gemm_small_rows(64, 64, 64) == (cut ? 32 : 64), "row blocks %s", cut ? "on" : "off");
+        test_fast(2, 64, 32, 32, 64);
+        test_fast(1, 128, 17, 12, 40);
+        test_invariance(8, 5, 7, 6);
+        test_invariance(64, 32, 32, 64);
+        test_invariance(32, 8, 8, 48);
+    }
+    gemm_force_small_rows(-1);
     test_work(16, 16, 16, 24);
     test_work(48, 17, 12, 16);
     test_switch();

@@ -17,6 +17,7 @@
 #include "core/pool.h"
 #include <cblas.h>
 #include <omp.h>
+#include <strings.h>
 
 #define ALIGN 16
 
@@ -46,6 +47,41 @@ void gemm_tiles(int M, int N, int K, int *mt, int *nt, int *mt_count, int *nt_co
     }
     cut(M, rp, mt, mt_count);
     cut(N, cp, nt, nt_count);
+}
+
+/* Row blocks. OpenBLAS 0.3.21's SkylakeX-family cores (SkylakeX, Cooperlake, SapphireRapids) run
+ * a non-transposed call with M·N·K <= 10^6 through "small-matrix" kernels that read A and B where
+ * they lie (its sgemm_small_kernel_permit_skylakex.c); larger calls first pack both operands. A
+ * Winograd product [OC, C] x [C, T] (unet/winograd.c) packs the whole OC x C block of transformed
+ * filters for only T = 16 or 64 columns of work: packing was 23 % of a CIFAR-10 DDPM++ profile at
+ * batch 8. Cut into blocks of r rows with r·N·K <= 10^6, the same products ran 10-35 % faster
+ * (single thread, Cooperlake kernels; docs/benchmarks.md "Session 18"). The block that did best
+ * shrinks as N grows: 32 rows up to N = 64, 8 at N = 256 (32 rows there: 25 % slower than whole
+ * products). Packing kernels get no better from the cut (chunks of 16 rows or fewer were 20-40 %
+ * slower under the Haswell kernels), so other cores keep whole products. */
+static int small_rows_forced = -1, small_rows_core = -1;
+
+void gemm_force_small_rows(int on) { __atomic_store_n(&small_rows_forced, on, __ATOMIC_RELAXED); }
+
+static int core_has_small_kernels(void) {
+    int f = __atomic_load_n(&small_rows_forced, __ATOMIC_RELAXED);
+    if (f >= 0) return f;
+    int c = __atomic_load_n(&small_rows_core, __ATOMIC_RELAXED);
+    if (c < 0) {
+        const char *name = openblas_get_corename();
+        c = name && (!strcasecmp(name, "SkylakeX") || !strcasecmp(name, "Cooperlake") ||
+                     !strcasecmp(name, "SapphireRapids"));
+        __atomic_store_n(&small_rows_core, c, __ATOMIC_RELAXED);
+    }
+    return c;
+}
+
+int gemm_small_rows(int M, int N, int K) {
+    if (M <= 0 || N <= 0 || K <= 0 || !core_has_small_kernels()) return M;
+    int r = 32;
+    while (r > 8 && r * N > 2048) r /= 2;
+    while (r >= 4 && (double)r * N * K > 1e6) r /= 2;
+    return r < 4 || r >= M ? M : r;
 }
 
 /* OpenBLAS's OpenMP build threads a call only when it is made outside an active parallel region
