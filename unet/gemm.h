@@ -37,8 +37,8 @@ void gemm_tiles(int M, int N, int K, int *mt, int *nt, int *mt_count, int *nt_co
  * the calling thread, through the very same tiles. */
 #define GEMM_PAR_FLOPS 4e6
 
-/* Rows per call when a product C[M, N] = A[M, K] · B[K, N] (row-major, neither transposed) runs
- * as row blocks of one shape, so that OpenBLAS's small-matrix kernels, which skip packing, take
+/* Rows per call when gemm_sgemm_st runs a product C[M, N] = A[M, K] · B[K, N] (row-major, neither
+ * transposed) as row blocks of one shape, so that OpenBLAS's small-matrix kernels, which skip packing, take
  * each block (gemm.c, "Row blocks"); M when the running OpenBLAS core has no such kernels or the
  * product is too large for them. Reads (M, N, K) and the core only: a product is cut the same way
  * at any batch size and thread count, hence has the same bits. */
@@ -47,7 +47,8 @@ int gemm_small_rows(int M, int N, int K);
  * kernels; -1 (the default): the core decides. */
 void gemm_force_small_rows(int on);
 
-/* One single-threaded OpenBLAS call on the calling thread (see above). */
+/* One single-threaded product on the calling thread (see above): one OpenBLAS call, or, when
+ * neither operand is transposed, row blocks of gemm_small_rows(M, N, K) rows, one call each. */
 void gemm_sgemm_st(int transA, int transB, int M, int N, int K, float alpha, const float *A,
                    int lda, const float *B, int ldb, float beta, float *C, int ldc);
 /* y[M] = alpha · op(A) · x + beta · y, A [rows x cols] row-major, op(A) A or A^T. */

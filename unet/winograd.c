@@ -693,12 +693,12 @@ static int group_size(size_t per, int N) {
 
 /* One group's pass: the arguments of its pool loops. x, y: the group's first sample's input and
  * output, the next samples of the group `stride` samples further on (see forward_pass); V, M:
- * its transforms (per sample vn and mn floats); g samples; rows: OC rows per product call. */
+ * its transforms (per sample vn and mn floats); g samples. */
 struct pass_args {
     const float *x, *U, *b;
     float *y, *V, *M;
     size_t vn, mn;
-    int g, stride, rows, C, H, W, OC, T, accumulate;
+    int g, stride, C, H, W, OC, T, accumulate;
 };
 
 /* Item sc = (sample sc / C, channel sc % C): that channel's block of the sample's V. */
@@ -710,20 +710,18 @@ static void input_items(void *p, long i0, long i1) {
                         a->x + (size_t)(sc / C) * a->stride * C * H * W, sc % C, C, H, W);
 }
 
-/* Item sx = (sample sx / 36, ξ sx % 36): plane ξ of the sample's M, in row blocks of
- * gemm_small_rows (unet/gemm.h: on cores with OpenBLAS's small-matrix kernels the blocks skip the
- * packing of U_ξ). Sample-major, so the thread that transformed a sample's input (input_items'
+/* Item sx = (sample sx / 36, ξ sx % 36): plane ξ of the sample's M (on cores with OpenBLAS's
+ * small-matrix kernels gemm_sgemm_st runs it in row blocks that skip the packing of U_ξ; gemm.c,
+ * "Row blocks"). Sample-major, so the thread that transformed a sample's input (input_items'
  * ranges split the same way) multiplies it. */
 static void product_items(void *p, long i0, long i1) {
     const struct pass_args *a = p;
-    int C = a->C, OC = a->OC, T = a->T, r = a->rows;
+    int C = a->C, OC = a->OC, T = a->T;
     for (int sx = (int)i0; sx < (int)i1; sx++) {
         int s = sx / 36, xi = sx % 36;
-        for (int o = 0; o < OC; o += r)
-            gemm_sgemm_st(0, 0, imin(r, OC - o), T, C, 1.0f,
-                          a->U + (size_t)o * 36 * C + (size_t)xi * C, 36 * C,
-                          a->V + s * a->vn + (size_t)xi * T, 36 * T, 0.0f,
-                          a->M + s * a->mn + (size_t)o * 36 * T + (size_t)xi * T, 36 * T);
+        gemm_sgemm_st(0, 0, OC, T, C, 1.0f, a->U + (size_t)xi * C, 36 * C,
+                      a->V + s * a->vn + (size_t)xi * T, 36 * T, 0.0f,
+                      a->M + s * a->mn + (size_t)xi * T, 36 * T);
     }
 }
 
@@ -756,8 +754,8 @@ static void forward_pass(float *out, const float *in, const float *U, const floa
         int g = (N - 1 - k) / ng + 1;
         struct pass_args a = {.x = in + (size_t)k * C * H * W, .U = U, .b = b,
                               .y = out + (size_t)k * OC * H * W, .V = V, .M = M, .vn = vn,
-                              .mn = mn, .g = g, .stride = ng, .rows = gemm_small_rows(OC, T, C),
-                              .C = C, .H = H, .W = W, .OC = OC, .T = T, .accumulate = accumulate};
+                              .mn = mn, .g = g, .stride = ng, .C = C, .H = H, .W = W, .OC = OC,
+                              .T = T, .accumulate = accumulate};
         int par = g * flops >= GEMM_PAR_FLOPS;
         core_pool_for((long)g * C, par, input_items, &a);
         core_pool_for(36L * g, par, product_items, &a);
