@@ -53,14 +53,14 @@ void gemm_tiles(int M, int N, int K, int *mt, int *nt, int *mt_count, int *nt_co
  * a non-transposed call with M·N·K <= 10^6 through "small-matrix" kernels that read A and B where
  * they lie (its sgemm_small_kernel_permit_skylakex.c); larger calls first pack both operands. Our
  * products are mostly thin: a Winograd product [OC, C] x [C, T] packs the whole OC x C block of
- * transformed filters for only T = 16 or 64 columns of work (packing was 23 % of a CIFAR-10
+ * transformed filters for only T = 16 or 64 columns of work (packing was 21 % of a CIFAR-10
  * DDPM++ profile at batch 8), an 8x8 layer's im2col product packs the weights for 64 columns.
- * Cut into blocks of r rows with r·N·K <= 10^6, the same products ran 20-40 % faster (single
+ * Cut into blocks of r rows with r·N·K <= 10^6, the same products ran 10-36 % faster (single
  * thread, Cooperlake kernels, docs/benchmarks.md "Session 18"), e.g. [256, 256] x [256, 64]
- * 76 -> 88 GFLOP/s, [256, 2304] x [2304, 64] 75 -> 94, a 64 x 256 tile with K = 256 89 -> 114.
+ * 80 -> 88 GFLOP/s, [256, 2304] x [2304, 64] 75 -> 94, a 64 x 256 tile with K = 256 89 -> 114.
  * The block that did best shrinks as N grows: 32 rows up to N = 64, 8 from N = 256 (32 rows there:
  * 25 % slower than whole products); then as K grows, down to 4 rows (2 rows were slower than whole
- * products). Packing kernels gain nothing from the cut (blocks of 16 rows or fewer were 20-40 %
+ * products). Packing kernels gain nothing from the cut (blocks of 16 rows or fewer were 18-45 %
  * slower under the Haswell kernels), so other cores keep whole products. */
 static int small_rows_forced = -1, small_rows_core = -1;
 
