@@ -193,7 +193,7 @@ static void single_threaded(void) {
 
 /* (4) gemm_small_rows: whole products when the core has no small-matrix kernels; otherwise row
  * blocks of a power of two between 4 and 32 rows with rows·N·K <= 10^6 (OpenBLAS's limit for
- * them), the block size documented in gemm.c for the Winograd shapes, or whole when no block fits. */
+ * them), the block sizes documented in gemm.c, or whole when no block fits. */
 static void small_rows_rule(void) {
     int Ns[] = {1, 4, 15, 16, 25, 64, 100, 256, 1024}, Ks[] = {1, 16, 128, 256, 576, 1152, 4096},
         Ms[] = {1, 7, 16, 40, 64, 256, 1000};

@@ -236,13 +236,15 @@ int main(void) {
     test_fast(1, 5, 6, 9, 3);
     test_fast(2, 32, 16, 16, 24);
     test_fast(1, 256, 8, 8, 256);
-    /* Products whole and cut into row blocks (gemm_small_rows; T = 64, 15 and 4 tiles here, so
-     * the cut leaves 2, 2 and 2 blocks, the last two of them short), under either kernel family
-     * (ctest also runs this test under OPENBLAS_CORETYPE=Haswell). */
+    /* Products whole and cut into row blocks (gemm_small_rows: 32 rows at these 64, 15 and 4
+     * tiles a sample, so 64, 40 and 48 output channels make two blocks, the last two short, and
+     * 6 stays whole), under either kernel family (ctest also runs this test under
+     * OPENBLAS_CORETYPE=Haswell). */
     for (int cut = 0; cut < 2; cut++) {
         gemm_force_small_rows(cut);
         printf("products %s\n", cut ? "in row blocks" : "whole");
-        tu_check(gemm_small_rows(64, 64, 64) == (cut ? 32 : 64), "row blocks %s", cut ? "on" : "off");
+        tu_check(gemm_small_rows(64, 64, 64) == (cut ? 32 : 64), "row blocks %s",
+                 cut ? "on" : "off");
         test_fast(2, 64, 32, 32, 64);
         test_fast(1, 128, 17, 12, 40);
         test_invariance(8, 5, 7, 6);

@@ -82,7 +82,7 @@ static int core_has_small_kernels(void) {
 int gemm_small_rows(int M, int N, int K) {
     if (M <= 0 || N <= 0 || K <= 0 || !core_has_small_kernels()) return M;
     int r = 32;
-    while (r > 8 && r * N > 2048) r /= 2;
+    while (r > 8 && (long)r * N > 2048) r /= 2;
     while (r >= 4 && (double)r * N * K > 1e6) r /= 2;
     return r < 4 || r >= M ? M : r;
 }

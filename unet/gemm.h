@@ -38,10 +38,10 @@ void gemm_tiles(int M, int N, int K, int *mt, int *nt, int *mt_count, int *nt_co
 #define GEMM_PAR_FLOPS 4e6
 
 /* Rows per call when gemm_sgemm_st runs a product C[M, N] = A[M, K] · B[K, N] (row-major, neither
- * transposed) as row blocks of one shape, so that OpenBLAS's small-matrix kernels, which skip packing, take
- * each block (gemm.c, "Row blocks"); M when the running OpenBLAS core has no such kernels or the
- * product is too large for them. Reads (M, N, K) and the core only: a product is cut the same way
- * at any batch size and thread count, hence has the same bits. */
+ * transposed) as row blocks of one shape, so that OpenBLAS's small-matrix kernels, which skip
+ * packing, take each block (gemm.c, "Row blocks"); M when the running OpenBLAS core has no such
+ * kernels or the product is too large for them. Reads (M, N, K) and the core only: a product is
+ * cut the same way at any batch size and thread count, hence has the same bits. */
 int gemm_small_rows(int M, int N, int K);
 /* Tests only: on = 1 / 0 makes gemm_small_rows cut as if the core had / had not the small-matrix
  * kernels; -1 (the default): the core decides. */
