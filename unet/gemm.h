@@ -6,8 +6,9 @@
  * product's bits change with the thread count. A single-threaded call, though, is bit-reproducible
  * for a given (M, N, K, transposes) whatever the pointers, leading dimensions or calling thread.
  * So every product here is cut into tiles whose sizes depend only on (M, N, K) (gemm_tiles),
- * and each tile is one single-threaded cblas_sgemm; a pool loop hands tiles to threads. An
- * element's value then depends only on the shape, never on the thread count or the batch size.
+ * and each tile is one single-threaded product (gemm_sgemm_st: one cblas_sgemm, or row blocks of a
+ * shape-only size); a pool loop hands tiles to threads. An element's value then depends only on
+ * the shape, never on the thread count or the batch size.
  *
  * Single-threaded BLAS: CMake links Debian's OpenMP build of OpenBLAS, which runs a call on the
  * calling thread alone when omp_in_parallel() is true or omp_get_max_threads() is 1. gemm_sgemm_st
