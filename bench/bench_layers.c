@@ -1,7 +1,8 @@
 /* bench_layers — throughput of the conv2d kernels (unet/layers.c) at the U-Net's reference shapes:
  * N = 8, C = OC in 64..256, 32x32 / 16x16 / 8x8, k = 3 (and the 1x1 skip/qkv convs). Prints
  * GFLOP/s (2·N·OC·C·k²·H·W per forward; twice that for backward's dW + din) and OpenBLAS's kernel
- * (best of 5 rounds); checks nothing. Usage: bench_layers [threads] [N].
+ * (best of 5 rounds); checks nothing. Usage: bench_layers [threads] [N]. The environment
+ * variables PIXDIFF_CONV and PIXDIFF_PRECISION pick the path and precision, as for pixdiff.
  */
 #include "pixdiff.h"
 #include <cblas.h>
@@ -44,12 +45,23 @@ static void bench(int N, int C, int H, int OC, int k, int backward) {
 int main(int argc, char **argv) {
     int threads = argc > 1 ? atoi(argv[1]) : 2, N = argc > 2 ? atoi(argv[2]) : 8;
     pd_set_threads(threads);
-    printf("threads %d, OpenBLAS core %s\n", pd_get_threads(), openblas_get_corename());
+    const char *precision = getenv("PIXDIFF_PRECISION");
+    pd_error err = {{0}};
+    if (precision && pd_set_precision(precision, &err)) {
+        fprintf(stderr, "bench_layers: PIXDIFF_PRECISION: %s\n", err.msg);
+        return 2;
+    }
+    printf("threads %d, OpenBLAS core %s, conv %s, precision %s\n", pd_get_threads(),
+           openblas_get_corename(), pd_conv_algorithm(), pd_precision());
     bench(N, 64, 32, 64, 3, 0);
+    bench(N, 128, 32, 128, 3, 0);
     bench(N, 128, 16, 128, 3, 0);
+    bench(N, 256, 16, 256, 3, 0);
     bench(N, 128, 8, 128, 3, 0);
     bench(N, 256, 8, 256, 3, 0);
+    bench(N, 256, 4, 256, 3, 0);
     bench(N, 128, 32, 128, 1, 0);
+    bench(N, 256, 8, 256, 1, 0);
     bench(N, 64, 32, 64, 3, 1);
     bench(N, 128, 16, 128, 3, 1);
     return 0;

@@ -25,21 +25,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "unet/bf16.h"
+
 typedef void (*sgemm_fn)(const enum CBLAS_ORDER, const enum CBLAS_TRANSPOSE,
                          const enum CBLAS_TRANSPOSE, const blasint, const blasint, const blasint,
                          const float, const float *, const blasint, const float *, const blasint,
                          const float, float *, const blasint);
 
 /* x rounded to the nearest bfloat16 (ties to even), returned as a float; NaN stays NaN. */
-static float to_bf16(float x) {
-    uint32_t u;
-    memcpy(&u, &x, sizeof u);
-    if ((u & 0x7f800000u) == 0x7f800000u && (u & 0x007fffffu)) return x;
-    u += 0x7fffu + ((u >> 16) & 1u);
-    u &= 0xffff0000u;
-    memcpy(&x, &u, sizeof x);
-    return x;
-}
+static float to_bf16(float x) { return bf16_to_float(bf16_from_float(x)); }
 
 /* Per-thread copies (the pool's workers call concurrently), grown on demand. */
 static __thread float *copy_buf[2];

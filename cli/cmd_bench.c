@@ -76,14 +76,16 @@ static void print_conv_paths(const char *cmd, const bench_net *net, const float 
         total += g;
         if (st[i].winograd) fast += g;
     }
-    printf("convolutions of one evaluation (batch 1): %6s %5s %5s %8s %6s %-9s %7s\n", "kernel",
+    printf("convolutions of one evaluation (batch 1): %6s %5s %5s %8s %6s %-11s %7s\n", "kernel",
            "C", "OC", "HxW", "calls", "algorithm", "% flops");
     for (int i = 0; i < n; i++) {
         double g = 2.0 * st[i].C * st[i].OC * st[i].k * st[i].k * st[i].H * st[i].W * st[i].calls;
         char hw[32];
         snprintf(hw, sizeof hw, "%dx%d", st[i].H, st[i].W);
-        printf("%42s %4dx%d %5d %5d %8s %6d %-9s %7.1f\n", "", st[i].k, st[i].k, st[i].C, st[i].OC,
-               hw, st[i].calls, st[i].winograd ? "winograd" : "direct", 100 * g / total);
+        printf("%42s %4dx%d %5d %5d %8s %6d %-11s %7.1f\n", "", st[i].k, st[i].k, st[i].C, st[i].OC,
+               hw, st[i].calls,
+               st[i].winograd ? "winograd" : st[i].bf16 ? "direct-bf16" : "direct",
+               100 * g / total);
     }
     printf("%.1f %% of the convolution flops on Winograd F(4x4,3x3)\n",
            total > 0 ? 100 * fast / total : 0.0);
@@ -94,7 +96,7 @@ int cmd_bench(int argc, char **argv) {
     const char *model = NULL;
     int preset = -1, repeat = 5, threads = 0, size = 0;
     double sigma = 1.0;
-    const char *conv = NULL;
+    const char *conv = NULL, *precision = NULL;
     arg_int_list batches = {{1, 8, 64}, 3};
     arg_opt opts[] = {
         OPT_DEF("--model", ARG_STR, &model, "FILE", "model file to time", "--preset ref64"),
@@ -112,6 +114,9 @@ int cmd_bench(int argc, char **argv) {
         OPT_DEF("--conv", ARG_STR, &conv, "ALG",
                 "3x3 convolution algorithm: winograd (F(4x4,3x3) from 16x16 up) or direct",
                 "$PIXDIFF_CONV or winograd"),
+        OPT_DEF("--precision", ARG_STR, &precision, "P",
+                "products of the direct convolutions: fp32 or bf16 (needs an OpenBLAS with "
+                "cblas_sbgemm)", "$PIXDIFF_PRECISION or fp32"),
     };
     opts[1].choices = cli_preset_choices();
     arg_spec spec = {
@@ -132,6 +137,8 @@ int cmd_bench(int argc, char **argv) {
 
     pd_error err = {{0}};
     if (conv && pd_set_conv_algorithm(conv, &err)) cli_bad_flag(cmd, "--conv", "%s", err.msg);
+    if (precision && pd_set_precision(precision, &err))
+        cli_bad_flag(cmd, "--precision", "%s", err.msg);
     pd_model *m = NULL;
     char what[1200];
     if (model) {
@@ -169,9 +176,9 @@ int cmd_bench(int argc, char **argv) {
         sig[i] = (float)sigma;
     }
     printf("model: %s, %dx%dx%d, %.4f GFLOP per image per evaluation, %zu parameters, threads %d, "
-           "OpenBLAS kernels %s, conv %s, pixdiff %s\n",
+           "OpenBLAS kernels %s, conv %s, precision %s, pixdiff %s\n",
            what, W, H, C, gflop, pd_model_param_count(m), pd_get_threads(), pd_blas_core(),
-           pd_conv_algorithm(), pd_version());
+           pd_conv_algorithm(), pd_precision(), pd_version());
     print_conv_paths(cmd, &net, x, sig, labels);
     printf("%6s %12s %12s %10s %14s %14s\n", "batch", "ms/batch", "ms/image", "eff GFLOP/s",
            "peak RSS MiB", "CPU ms/image");

@@ -129,6 +129,8 @@ static void make_parameters(cli_buf *b, const run_info *r, int index) {
     if (r->noise_path) cli_buf_printf(b, ", Noise: %s", r->noise_path);
     cli_buf_printf(b, ", NFE: %d, Model: %s", r->nfe, r->cm->name);
     if (r->cm->sha256[0]) cli_buf_printf(b, ", Model hash: %.10s", r->cm->sha256);
+    /* only when not the default, so that fp32 files stay as they were byte for byte */
+    if (strcmp(pd_precision(), "fp32")) cli_buf_printf(b, ", Precision: %s", pd_precision());
     cli_buf_printf(b, ", Size: %dx%d, Version: pixdiff %s", r->W, r->H, pd_version());
 }
 
@@ -201,6 +203,10 @@ static void make_json(cli_buf *b, const run_info *r, int index) {
     else cli_buf_printf(b, "null");
     cli_buf_printf(b, ", \"denoiser_transform\": ");
     cli_buf_json_str(b, r->transform ? r->transform : "");
+    if (strcmp(pd_precision(), "fp32")) {   /* as in the parameters text */
+        cli_buf_printf(b, ", \"precision\": ");
+        cli_buf_json_str(b, pd_precision());
+    }
     cli_buf_printf(b, ", \"size\": [%d, %d, %d]}", r->C, r->H, r->W);
 }
 
@@ -264,7 +270,7 @@ int cmd_sample(int argc, char **argv) {
     const char *cmd = "sample";
     pd_sample_params p;
     const char *model = NULL, *class_arg = NULL, *out = NULL, *outdir = NULL, *noise_path = NULL,
-               *out_npy = NULL, *seeds_arg = NULL;
+               *out_npy = NULL, *seeds_arg = NULL, *precision = NULL;
     int n = 64, batch = 16, size = 0, threads = 0;
     int cols = 0, quiet = 0, json = 0, force_guidance = 0;
     uint64_t seed = 0;
@@ -311,6 +317,10 @@ int cmd_sample(int argc, char **argv) {
             "sampling resolution: the trained one times 1, 2, 4, ... (0: the trained one)"),
         OPT_DEF("--threads", ARG_NONNEG_INT, &threads, "T",
                 "threads (0: all cores; does not change results)", "$OMP_NUM_THREADS or all cores"),
+        OPT_DEF("--precision", ARG_STR, &precision, "P",
+                "products of the direct convolutions: fp32, or bf16 (opt-in; needs an OpenBLAS "
+                "with cblas_sbgemm; changes images slightly, not FD: docs/benchmarks.md)",
+                "$PIXDIFF_PRECISION or fp32"),
         OPT("--json", ARG_FLAG, &json, NULL, "print a JSON summary (settings, seeds, outputs) on stdout"),
         OPT("--quiet", ARG_FLAG, &quiet, NULL, "no progress bar and no summary line"),
     };
@@ -374,6 +384,10 @@ int cmd_sample(int argc, char **argv) {
     if (outdir && !*outdir) cli_bad_flag(cmd, "--outdir", "expected a directory name");
 
     cli_apply_threads(args_given(&spec, "--threads"), threads);
+    if (precision) {
+        pd_error err = {{0}};
+        if (pd_set_precision(precision, &err)) cli_bad_flag(cmd, "--precision", "%s", err.msg);
+    }
 
     /* ---- model, shapes, class, noise (still nothing written) */
     cli_model cm;

@@ -93,6 +93,12 @@ int main(int argc, char **argv) {
         pd_dist_abort(2);
         return 2;
     }
+    const char *precision = getenv("PIXDIFF_PRECISION");
+    if (precision && pd_set_precision(precision, &err)) {
+        fprintf(stderr, "pixdiff: PIXDIFF_PRECISION: %s\n", err.msg);
+        pd_dist_abort(2);
+        return 2;
+    }
     int rc;
     if (pd_dist_rank() > 0 && argc >= 2 && takes_quiet(argv[1])) {
         char **v = malloc(sizeof(char *) * ((size_t)argc + 2));

@@ -37,11 +37,24 @@ int pd_get_threads(void);
  * sets the default. Process-wide; set it before evaluations start. */
 int pd_set_conv_algorithm(const char *name, pd_error *err);
 const char *pd_conv_algorithm(void);
+/* The precision of the convolutions' products: "fp32" (the default) or "bf16": the direct
+ * path's products (the 3x3 layers below 16x16 pixels and the 1x1 layers; pd_set_conv_algorithm
+ * "direct" makes that every 3x3 layer) take bfloat16 operands, the weights and the im2col columns
+ * rounded to nearest, with float sums and float everything else (Winograd's products stay float:
+ * its transforms would multiply bf16's rounding 10-30x; docs/benchmarks.md "bf16"). bf16 needs an
+ * OpenBLAS built with BUILD_BFLOAT16, whose cblas_sbgemm is looked up at run time (Debian 12's
+ * 0.3.21 has none: the call then fails and says so). Process-wide, set before evaluations
+ * start; it rounds every forward convolution's products, a training step's forward included, while
+ * gradients stay float. The CLI's --precision and the environment variable PIXDIFF_PRECISION set
+ * it. */
+int pd_set_precision(const char *name, pd_error *err);
+const char *pd_precision(void);
 /* Which path the convolutions took: between begin and end, every convolution's shape and path
- * is recorded (one row per distinct shape and path; `images` counts images through it). end
- * copies at most cap rows and returns how many there were. */
+ * is recorded (one row per distinct shape and path; `images` counts images through it; winograd
+ * or bf16 set, or neither for the direct float product). end copies at most cap rows and returns
+ * how many there were. */
 typedef struct pd_conv_stat {
-    int k, C, OC, H, W, winograd, calls, images;
+    int k, C, OC, H, W, winograd, calls, images, bf16;
 } pd_conv_stat;
 void pd_conv_stats_begin(void);
 int pd_conv_stats_end(pd_conv_stat *out, int cap);

@@ -13,10 +13,16 @@
  * sample and a 32x32 layer four, enough for two threads at batch 1. The rule reads only (M, N):
  * the same layer gives the same tiles, hence the same bits, at any batch size and thread count.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE   /* RTLD_DEFAULT */
+#endif
 #include "unet/gemm.h"
 #include "core/pool.h"
 #include <cblas.h>
+#include <dlfcn.h>
 #include <omp.h>
+#include <pthread.h>
+#include <string.h>
 #include <strings.h>
 
 #define ALIGN 16
@@ -179,4 +185,42 @@ void gemm_sgemm_batch(int transA, int transB, int M, int N, int K, float alpha, 
                            beta, C, ldc, strideC, tiles};
     /* One tile, or little work, runs on the caller: no worker is woken for nothing. */
     core_pool_for(items, items > 1 && 2.0 * M * N * K * batch >= GEMM_PAR_FLOPS, batch_items, &a);
+}
+
+/* ---- bf16 products */
+
+static gemm_sbgemm_fn sbgemm_test, sbgemm_blas;
+static pthread_once_t sbgemm_once = PTHREAD_ONCE_INIT;
+
+/* dlsym, not a link: Debian 12's OpenBLAS has no cblas_sbgemm, and a build that named it would not
+ * load there. The cast goes through void * as POSIX's dlsym requires. */
+static void sbgemm_lookup(void) {
+    void *f = dlsym(RTLD_DEFAULT, "cblas_sbgemm");
+    if (f) memcpy(&sbgemm_blas, &f, sizeof f);
+}
+
+static gemm_sbgemm_fn sbgemm_now(void) {
+    gemm_sbgemm_fn t = __atomic_load_n(&sbgemm_test, __ATOMIC_ACQUIRE);
+    if (t) return t;
+    pthread_once(&sbgemm_once, sbgemm_lookup);
+    return sbgemm_blas;
+}
+
+void gemm_set_sbgemm(gemm_sbgemm_fn fn) { __atomic_store_n(&sbgemm_test, fn, __ATOMIC_RELEASE); }
+
+int gemm_bf16_available(void) { return sbgemm_now() != NULL; }
+
+void gemm_sbgemm_tile(int t, int M, int N, int K, const uint16_t *A, int lda, const uint16_t *B,
+                      int ldb, float beta, float *C, int ldc) {
+    int mt, nt, mc, nc;
+    gemm_tiles(M, N, K, &mt, &nt, &mc, &nc);
+    int i0 = t / nc * mt, j0 = t % nc * nt;
+    int m = M - i0 < mt ? M - i0 : mt, n = N - j0 < nt ? N - j0 : nt;
+    if (m <= 0 || n <= 0) return;
+    gemm_sbgemm_fn f = sbgemm_now();
+    /* Whole tiles: OpenBLAS's Cooperlake sbgemm has small-matrix kernels too, for calls of 8, 16
+     * or 32 rows, but 32-row blocks of an 8x8 layer's 64 x 64 tiles, 1.5x faster alone, ran no
+     * faster in the layer (docs/benchmarks.md "bf16"). */
+    SINGLE_THREADED(f(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, K, 1.0f,
+                      A + (size_t)i0 * lda, lda, B + j0, ldb, beta, C + (size_t)i0 * ldc + j0, ldc));
 }

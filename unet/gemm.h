@@ -24,6 +24,7 @@
 #define PD_GEMM_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* Tile rule (gemm.c explains the sizes): C is cut into *mt_count x *nt_count tiles of at most
  * *mt <= GEMM_MT rows and *nt <= GEMM_NT columns, multiples of 16 unless the whole M or N;
@@ -72,5 +73,25 @@ void gemm_sgemm(int transA, int transB, int M, int N, int K, float alpha, const 
 void gemm_sgemm_batch(int transA, int transB, int M, int N, int K, float alpha, const float *A,
                       int lda, size_t strideA, const float *B, int ldb, size_t strideB, float beta,
                       float *C, int ldc, size_t strideC, int batch);
+
+/* ---- bf16 products (pixdiff's --precision bf16; docs/benchmarks.md "bf16")
+ *
+ * OpenBLAS's cblas_sbgemm: bf16 operands (the top 16 bits of a float, unet/bf16.h), float sums,
+ * float alpha, beta and C. It exists only in an OpenBLAS built with BUILD_BFLOAT16 (Debian 12's
+ * 0.3.21 is not), so it is looked up when first needed, from whichever OpenBLAS the process loaded,
+ * and never linked against: the same binary runs on both. */
+typedef void (*gemm_sbgemm_fn)(int order, int transA, int transB, int M, int N, int K,
+                               float alpha, const uint16_t *A, int lda, const uint16_t *B, int ldb,
+                               float beta, float *C, int ldc);
+/* Whether bf16 products can run: the loaded OpenBLAS exports cblas_sbgemm (or a test set one). */
+int gemm_bf16_available(void);
+/* Tests only: products through fn (CBLAS's row-major convention, order = 101) instead of
+ * OpenBLAS's; NULL: back to the lookup. */
+void gemm_set_sbgemm(gemm_sbgemm_fn fn);
+/* Tile t of gemm_tiles(M, N, K) of C[M, N] = A[M, K] · B[K, N] + beta · C, both operands bf16,
+ * neither transposed, one single-threaded call on the calling thread (the tiles, and so the bits,
+ * are those of the float product's shape). gemm_bf16_available() must be true. */
+void gemm_sbgemm_tile(int t, int M, int N, int K, const uint16_t *A, int lda, const uint16_t *B,
+                      int ldb, float beta, float *C, int ldc);
 
 #endif

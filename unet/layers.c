@@ -15,7 +15,9 @@
 #include "core/pool.h"
 #include "core/rng.h"
 #include "core/util.h"
+#include "unet/bf16.h"
 #include "unet/gemm.h"
+#include "unet/precision.h"
 #include "unet/winograd.h"
 #include <math.h>
 #include <omp.h>
@@ -27,6 +29,7 @@
 
 static inline int imin(int a, int b) { return a < b ? a : b; }
 static inline int imax(int a, int b) { return a > b ? a : b; }
+static inline size_t imin_size(size_t a, size_t b) { return a < b ? a : b; }
 
 /* Fixed-order double sum of n floats: four interleaved accumulators (for instruction-level
  * parallelism) combined in a fixed way, so the result depends only on the data. */
@@ -374,30 +377,43 @@ static inline void col_range(int kj, int p, int W, int *x0, int *x1) {
     if (*x1 < *x0) *x1 = *x0;
 }
 
-/* The k·k im2col rows of channel c of one sample: col[(c·k + ki)·k + kj, y·W + x] =
- * in[c, y+ki−p, x+kj−p], zero outside the image. */
-static void im2col_channel(float *col, const float *in, int c, int H, int W, int k) {
-    int p = k / 2;
-    size_t HW = (size_t)H * W;
-    const float *src = in + (size_t)c * HW;
-    for (int ki = 0; ki < k; ki++)
-        for (int kj = 0; kj < k; kj++) {
-            float *row = col + ((size_t)c * k * k + (size_t)ki * k + kj) * HW;
-            int x0, x1;
-            col_range(kj, p, W, &x0, &x1);
-            for (int y = 0; y < H; y++) {
-                float *d = row + (size_t)y * W;
-                int sy = y + ki - p;
-                if (sy < 0 || sy >= H) {
-                    memset(d, 0, (size_t)W * sizeof *d);
-                    continue;
-                }
-                for (int x = 0; x < x0; x++) d[x] = 0.0f;
-                memcpy(d + x0, src + (size_t)sy * W + x0 + kj - p, (size_t)(x1 - x0) * sizeof *d);
-                for (int x = x1; x < W; x++) d[x] = 0.0f;
-            }
-        }
+/* dst[i] = src[i] rounded to bf16 (unet/bf16.h), vectorized. */
+UNET_CLONES static void round_bf16(uint16_t *dst, const float *src, size_t n) {
+    #pragma omp simd
+    for (size_t i = 0; i < n; i++) dst[i] = bf16_from_float(src[i]);
 }
+
+/* The k·k im2col rows of channel c of one sample: col[(c·k + ki)·k + kj, y·W + x] =
+ * in[c, y+ki−p, x+kj−p], zero outside the image. One body for both element types: T the
+ * column's type, COPY(d, s, n) storing n input floats at d (float: a memcpy; bf16: rounded,
+ * unet/bf16.h). A zero is 0 in both. */
+#define COPY_F32(d, s, n) memcpy(d, s, (size_t)(n) * sizeof *(d))
+#define COPY_BF16(d, s, n) round_bf16(d, s, (size_t)(n))
+#define DEFINE_IM2COL_CHANNEL(NAME, T, COPY)                                                       \
+    static void NAME(T *col, const float *in, int c, int H, int W, int k) {                        \
+        int p = k / 2;                                                                             \
+        size_t HW = (size_t)H * W;                                                                 \
+        const float *src = in + (size_t)c * HW;                                                    \
+        for (int ki = 0; ki < k; ki++)                                                             \
+            for (int kj = 0; kj < k; kj++) {                                                       \
+                T *row = col + ((size_t)c * k * k + (size_t)ki * k + kj) * HW;                     \
+                int x0, x1;                                                                        \
+                col_range(kj, p, W, &x0, &x1);                                                     \
+                for (int y = 0; y < H; y++) {                                                      \
+                    T *d = row + (size_t)y * W;                                                    \
+                    int sy = y + ki - p;                                                           \
+                    if (sy < 0 || sy >= H) {                                                       \
+                        memset(d, 0, (size_t)W * sizeof *d);                                       \
+                        continue;                                                                  \
+                    }                                                                              \
+                    for (int x = 0; x < x0; x++) d[x] = 0;                                         \
+                    COPY(d + x0, src + (size_t)sy * W + x0 + kj - p, x1 - x0);                     \
+                    for (int x = x1; x < W; x++) d[x] = 0;                                         \
+                }                                                                                  \
+            }                                                                                      \
+    }
+DEFINE_IM2COL_CHANNEL(im2col_channel, float, COPY_F32)
+DEFINE_IM2COL_CHANNEL(im2col_channel_bf16, uint16_t, COPY_BF16)
 
 /* Adjoint of im2col for channel c, accumulated: din[c, ·] += the scatter of its k·k rows, in a
  * fixed (ki, kj, y) order. Cloned, with `omp simd` on the row loop (din and col never overlap):
@@ -436,26 +452,28 @@ static pthread_key_t slot_key;
 static pthread_once_t slot_once = PTHREAD_ONCE_INIT;
 static void slot_key_init(void) { pthread_key_create(&slot_key, core_free); }
 
+/* col NULL (a 1x1 layer's caller passes none, but its bf16 product needs a converted copy): every
+ * slot comes from the buffer. Returns the group size, 0 when not even one slot can be had. */
 static int conv_slots(float **slot, float *col, size_t colsize, int N) {
     /* Nested in a parallel loop, ours or OpenMP's, our loops run serially: one slot is enough. */
     int G = (omp_in_parallel() || core_pool_in_loop()) ? 1 : omp_get_max_threads();
     G = imax(1, imin(imin(G, N), MAX_SLOTS));
-    slot[0] = col;
-    if (G > 1 && (size_t)(G - 1) * colsize > slot_cap) {
-        float *p = core_alloc((size_t)(G - 1) * colsize * sizeof *p);
+    int own = col ? 1 : 0;   /* slots the caller's col provides */
+    if (G > own && (size_t)(G - own) * colsize > slot_cap) {
+        float *p = core_alloc((size_t)(G - own) * colsize * sizeof *p);
         if (p) {
             core_free(slot_buf);
             slot_buf = p;
-            slot_cap = (size_t)(G - 1) * colsize;
+            slot_cap = (size_t)(G - own) * colsize;
             pthread_once(&slot_once, slot_key_init);
             pthread_setspecific(slot_key, p);
-        } else if (slot_cap < colsize) {
-            G = 1;   /* no memory for a second slot: one sample at a time (same bits) */
-        } else {
-            G = imin(G, 1 + (int)(slot_cap / colsize));
+        } else {   /* fewer slots, one sample at a time at worst (same bits) */
+            G = imin(G, own + (int)(slot_cap / colsize));
+            if (G == 0) return 0;
         }
     }
-    for (int s = 1; s < G; s++) slot[s] = slot_buf + (size_t)(s - 1) * colsize;
+    if (own) slot[0] = col;
+    for (int s = own; s < G; s++) slot[s] = slot_buf + (size_t)(s - own) * colsize;
     return G;
 }
 
@@ -465,7 +483,7 @@ struct im2col_args {
     float **slot;
     float *dx;
     const float *x;
-    int C, H, W, k, stride;
+    int C, H, W, k, stride, bf16;
 };
 
 static void im2col_items(void *p, long i0, long i1) {
@@ -474,16 +492,19 @@ static void im2col_items(void *p, long i0, long i1) {
     const float *x = a->x;
     int C = a->C, H = a->H, W = a->W, k = a->k;
     size_t HW = (size_t)H * W;
-    for (int sc = (int)i0; sc < (int)i1; sc++)
-        im2col_channel(slot[sc / C], x + (size_t)(sc / C) * a->stride * C * HW, sc % C, H, W, k);
+    for (int sc = (int)i0; sc < (int)i1; sc++) {
+        const float *xs = x + (size_t)(sc / C) * a->stride * C * HW;
+        if (a->bf16) im2col_channel_bf16((uint16_t *)slot[sc / C], xs, sc % C, H, W, k);
+        else im2col_channel(slot[sc / C], xs, sc % C, H, W, k);
+    }
 }
 
 /* im2col of samples x_0..x_{g-1} (stride·C·HW floats apart) into slots, one (sample, channel)
- * per item. */
+ * per item; bf16: the slots hold bf16 columns (half a float each). */
 static void im2col_group(float **slot, const float *x, int g, int stride, int C, int H, int W,
-                         int k) {
+                         int k, int bf16) {
     size_t HW = (size_t)H * W;
-    struct im2col_args a = {slot, NULL, x, C, H, W, k, stride};
+    struct im2col_args a = {slot, NULL, x, C, H, W, k, stride, bf16};
     core_pool_for((long)g * C, (size_t)g * C * k * k * HW > PAR_MIN, im2col_items, &a);
 }
 
@@ -502,6 +523,7 @@ static void col2im_items(void *p, long i0, long i1) {
 struct conv_fwd_args {
     float *out, **slot;
     const float *w, *b;
+    const uint16_t *wb;   /* bf16 products: the weights rounded (the slots then hold bf16) */
     size_t HW;
     int OC, K, tiles, stride;
     float beta;
@@ -526,35 +548,87 @@ static void conv_fwd_items(void *p, long i0, long i1) {
     float beta = a->beta;
     for (int it = (int)i0; it < (int)i1; it++) {
         int s = it / tiles;
-        gemm_sgemm_tile(it % tiles, 0, 0, OC, (int)HW, K, 1.0f, w, K, slot[s], (int)HW, beta,
-                        out + (size_t)s * a->stride * OC * HW, (int)HW);
+        float *y = out + (size_t)s * a->stride * OC * HW;
+        if (a->wb)
+            gemm_sbgemm_tile(it % tiles, OC, (int)HW, K, a->wb, K, (const uint16_t *)slot[s],
+                             (int)HW, beta, y, (int)HW);
+        else
+            gemm_sgemm_tile(it % tiles, 0, 0, OC, (int)HW, K, 1.0f, w, K, slot[s], (int)HW, beta,
+                            y, (int)HW);
     }
 }
 
+/* The weights rounded to bf16 once per call, like Winograd's filter transform (winograd.c says
+ * why nothing is cached per model), into a per-calling-thread buffer kept for reuse. Items: rows
+ * of 4096 weights. */
+static _Thread_local uint16_t *wbf_buf;
+static _Thread_local size_t wbf_cap;
+static pthread_key_t wbf_key;
+static pthread_once_t wbf_once = PTHREAD_ONCE_INIT;
+static void wbf_key_init(void) { pthread_key_create(&wbf_key, core_free); }
+
+struct round_args {
+    uint16_t *dst;
+    const float *src;
+    size_t n;
+};
+#define ROUND_CHUNK 4096
+
+static void round_items(void *p, long i0, long i1) {
+    const struct round_args *a = p;
+    size_t j0 = (size_t)i0 * ROUND_CHUNK, j1 = imin_size((size_t)i1 * ROUND_CHUNK, a->n);
+    round_bf16(a->dst + j0, a->src + j0, j1 - j0);
+}
+
+static const uint16_t *weights_bf16(const float *w, size_t n) {
+    if (n > wbf_cap) {
+        uint16_t *p = core_alloc(n * sizeof *p);
+        if (!p) return NULL;
+        core_free(wbf_buf);
+        wbf_buf = p;
+        wbf_cap = n;
+        pthread_once(&wbf_once, wbf_key_init);
+        pthread_setspecific(wbf_key, p);
+    }
+    struct round_args a = {wbf_buf, w, n};
+    core_pool_for((long)((n + ROUND_CHUNK - 1) / ROUND_CHUNK), n > PAR_MIN, round_items, &a);
+    return wbf_buf;
+}
+
 /* Per sample: out_n[OC, HW] = W[OC, C·k·k] · col_n[C·k·k, HW] (+ b). The bias is written first
- * and the GEMM accumulates onto it (beta = 1). A 1x1 conv reads the input as [C, HW] directly. */
+ * and the GEMM accumulates onto it (beta = 1). A 1x1 conv reads the input as [C, HW] directly
+ * (in float; in bf16 through a rounded copy). */
 void conv2d_forward(float *out, const float *in, const float *w, const float *b, int N, int C,
                     int H, int W, int OC, int k, float *col) {
     /* 3x3 layers take Winograd's F(4x4,3x3) unless the path says direct (unet/winograd.h). */
     int wino = k == 3 && conv_winograd_applies(C, H, W, OC);
     if (wino && winograd_conv3x3_forward(out, in, w, b, N, C, H, W, OC, col,
                                          col ? (size_t)9 * C * H * W : 0) == 0) {
-        conv_note(k, C, H, W, OC, N, 1);
+        conv_note(k, C, H, W, OC, N, CONV_NOTE_WINOGRAD);
         return;
     }
-    conv_note(k, C, H, W, OC, N, 0);
     size_t HW = (size_t)H * W;
     int K = C * k * k;
     struct conv_fwd_args a = {.out = out, .w = w, .b = b, .HW = HW, .OC = OC, .K = K};
+    /* bf16 products (unet/precision.h): the weights and each sample's columns rounded, a 1x1
+     * layer's too (its columns are its input, converted), so a slot needs K·HW bf16s, half as
+     * many floats. Out of memory: the float product, as below. */
+    float *slot[MAX_SLOTS];
+    int G = 0;
+    if (conv_bf16_applies(k, C, H, W, OC)) {
+        a.wb = weights_bf16(w, (size_t)OC * K);
+        if (a.wb) G = conv_slots(slot, k == 1 ? NULL : col, ((size_t)K * HW + 1) / 2, N);
+        if (!G) a.wb = NULL;
+    }
+    conv_note(k, C, H, W, OC, N, a.wb ? CONV_NOTE_BF16 : CONV_NOTE_DIRECT);
     if (b) core_pool_for((long)N * OC, (size_t)N * OC * HW > PAR_MIN, bias_fill_items, &a);
     float beta = b ? 1.0f : 0.0f;
-    if (k == 1) {
+    if (k == 1 && !a.wb) {
         gemm_sgemm_batch(0, 0, OC, (int)HW, K, 1.0f, w, K, 0, in, (int)HW, (size_t)C * HW, beta, out,
                          (int)HW, (size_t)OC * HW, N);
         return;
     }
-    float *slot[MAX_SLOTS];
-    int G = conv_slots(slot, col, (size_t)K * HW, N);
+    if (!a.wb) G = conv_slots(slot, col, (size_t)K * HW, N);
     int mt, nt, mc, nc;
     gemm_tiles(OC, (int)HW, K, &mt, &nt, &mc, &nc);
     a.slot = slot;
@@ -566,7 +640,7 @@ void conv2d_forward(float *out, const float *in, const float *w, const float *b,
     a.stride = ng;
     for (int j = 0; j < ng; j++) {
         int g = (N - 1 - j) / ng + 1;
-        im2col_group(slot, in + (size_t)j * C * HW, g, ng, C, H, W, k);
+        im2col_group(slot, in + (size_t)j * C * HW, g, ng, C, H, W, k, a.wb != NULL);
         a.out = out + (size_t)j * OC * HW;
         core_pool_for((long)g * a.tiles,
                     g * a.tiles > 1 && 2.0 * g * OC * HW * K >= GEMM_PAR_FLOPS, conv_fwd_items,
@@ -657,13 +731,13 @@ void conv2d_backward(float *din, float *dw, float *db, const float *dout, const 
     a.slot = slot;
     a.tiles = tiles;
     a.wtiles = wtiles;
-    struct im2col_args c2i = {slot, NULL, NULL, C, H, W, k, 1};
+    struct im2col_args c2i = {slot, NULL, NULL, C, H, W, k, 1, 0};
     for (int n0 = 0; n0 < N; n0 += G) {
         int g = imin(G, N - n0);
         a.g = g;
         a.dy = dout + (size_t)n0 * OC * HW;
         if (dw) {   /* each dW tile adds the group's samples in order: gemm_sgemm per sample, bitwise */
-            im2col_group(slot, in + (size_t)n0 * C * HW, g, 1, C, H, W, k);
+            im2col_group(slot, in + (size_t)n0 * C * HW, g, 1, C, H, W, k, 0);
             core_pool_for(wtiles, wtiles > 1 && 2.0 * g * OC * HW * K >= GEMM_PAR_FLOPS,
                         conv_dw_items, &a);
         }

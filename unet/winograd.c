@@ -96,12 +96,13 @@ int pd_conv_stats_end(pd_conv_stat *out, int cap) {
     return n_notes;
 }
 
-void conv_note(int k, int C, int H, int W, int OC, int N, int winograd) {
+void conv_note(int k, int C, int H, int W, int OC, int N, int path) {
     if (!notes_on) return;
+    int winograd = path == CONV_NOTE_WINOGRAD, bf16 = path == CONV_NOTE_BF16;
     for (int i = 0; i < n_notes; i++) {
         pd_conv_stat *t = &notes[i];
         if (t->k == k && t->C == C && t->OC == OC && t->H == H && t->W == W &&
-            t->winograd == winograd) {
+            t->winograd == winograd && t->bf16 == bf16) {
             t->calls++;
             t->images += N;
             return;
@@ -109,7 +110,8 @@ void conv_note(int k, int C, int H, int W, int OC, int N, int winograd) {
     }
     if (n_notes == MAX_NOTES) return;
     notes[n_notes++] = (pd_conv_stat){.k = k, .C = C, .OC = OC, .H = H, .W = W,
-                                      .winograd = winograd, .calls = 1, .images = N};
+                                      .winograd = winograd, .bf16 = bf16, .calls = 1,
+                                      .images = N};
 }
 
 int pd_set_conv_algorithm(const char *name, pd_error *err) {

@@ -39,7 +39,8 @@ extern const char *const conv_path_names[CONV_PATH_COUNT];
 /* Recording which path each convolution took (pixdiff bench): while on, conv2d_forward notes
  * every call's shape and path in a small table of distinct (k, C, OC, H, W, path) rows; N counts
  * images. The table is process-wide and meant for one thread driving evaluations. */
-void conv_note(int k, int C, int H, int W, int OC, int N, int winograd);
+enum { CONV_NOTE_DIRECT, CONV_NOTE_WINOGRAD, CONV_NOTE_BF16 /* direct, bf16 products */ };
+void conv_note(int k, int C, int H, int W, int OC, int N, int path);
 
 /* Whether a 3x3 convolution of this shape runs on Winograd under the current path. The rule reads
  * the shape only (so the choice, like the bits, never depends on batch or threads). */
