@@ -2,8 +2,9 @@
  * docs/benchmarks.md: for every [OC, C, 3, 3] weight tensor whose name carries its resolution
  * ("model.enc.32x32_block0.conv0.weight"), the layer is run in float on one image of unit-normal
  * input through the direct (im2col + sgemm) and the Winograd F(4x4,3x3) kernels, and both are
- * compared with the double-precision direct definition: max|err| / max|ref|. Prints a row per
- * layer and the largest ratio; checks nothing. Usage: conv_error MODEL.safetensors
+ * compared with the double-precision direct definition: max|err| / max|ref|; with an OpenBLAS that
+ * has cblas_sbgemm, also the direct path in bf16 (--precision bf16). Prints a row per layer and
+ * the largest ratio; checks nothing. Usage: conv_error MODEL.safetensors
  */
 #include "pixdiff.h"
 #include "unet/layers.h"
@@ -34,10 +35,13 @@ int main(int argc, char **argv) {
         fprintf(stderr, "conv_error: %s\n", err.msg);
         return 1;
     }
-    printf("%-44s %5s %5s %7s %12s %12s %7s\n", "layer", "C", "OC", "HxW", "direct", "winograd",
-           "ratio");
+    int bf16 = pd_set_precision("bf16", &err) == 0;
+    pd_set_precision("fp32", &err);
+    printf("%-44s %5s %5s %7s %12s %12s %7s %12s\n", "layer", "C", "OC", "HxW", "direct", "winograd",
+           "ratio", "direct bf16");
+    double bf16_sum = 0;
     double worst = 0, sum_ratio = 0;
-    int layers = 0;
+    int layers = 0, all = 0;
     for (int t = 0; t < m->n_tensors; t++) {
         const unet_tensor_info *ti = &m->tensors[t];
         int res = 0;
@@ -58,22 +62,31 @@ int main(int argc, char **argv) {
         conv2d_forward_naive(yd, xd, wd, NULL, 1, C, H, H, OC, 3);
         conv_set_path(CONV_DIRECT);
         conv2d_forward(y, x, w, NULL, 1, C, H, H, OC, 3, col);
-        double ed = normwise(y, yd, no);
+        double ed = normwise(y, yd, no), eb = NAN;
+        if (bf16) {
+            pd_set_precision("bf16", &err);
+            conv2d_forward(y, x, w, NULL, 1, C, H, H, OC, 3, col);
+            eb = normwise(y, yd, no);
+            bf16_sum += eb;
+            pd_set_precision("fp32", &err);
+        }
         winograd_conv3x3_forward(y, x, w, NULL, 1, C, H, H, OC, NULL, 0);
         double ew = normwise(y, yd, no);
         conv_set_path(CONV_AUTO);
         int used = conv_winograd_applies(C, H, H, OC);
-        printf("%-44s %5d %5d %4dx%-3d %12.3e %12.3e %7.1f%s\n", ti->name, C, OC, H, H, ed, ew,
-               ew / ed, used ? "" : "  (runs direct)");
+        printf("%-44s %5d %5d %4dx%-3d %12.3e %12.3e %7.1f %12.3e%s\n", ti->name, C, OC, H, H, ed,
+               ew, ew / ed, eb, used ? "" : "  (runs direct)");
         if (used) {
             worst = fmax(worst, ew / ed);
             sum_ratio += ew / ed;
             layers++;
         }
         free(x); free(y); free(col); free(xd); free(wd); free(yd);
+        all++;
     }
     printf("layers on Winograd: %d, error ratio winograd/direct: mean %.1f, max %.1f\n", layers,
            layers ? sum_ratio / layers : 0.0, worst);
+    if (bf16 && all) printf("direct path in bf16: mean error %.2e over all %d layers\n", bf16_sum / all, all);
     pd_model_free(m);
     return 0;
 }

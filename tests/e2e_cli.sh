@@ -159,6 +159,24 @@ has "bench: convolution algorithm rows" bench.txt '^ +3x3 +[0-9]+ +[0-9]+ +[0-9]
 expect_rc=2 expect_error "bench: unknown --conv" '\-\-conv: unknown convolution algorithm' \
     "$PD" bench "${M[@]}" --batches 1 --repeat 1 --conv nope
 
+# --precision bf16 (docs/benchmarks.md "bf16"): with Debian 12's OpenBLAS, which has no
+# cblas_sbgemm, a one-line refusal that says why; with one that has it (LD_LIBRARY_PATH to an
+# OpenBLAS built with BUILD_BFLOAT16), a run whose PNG records it and whose bench rows say so.
+expect_rc=2 expect_error "sample: unknown --precision" "sample: --precision: unknown precision 'fp8'" \
+    "$PD" sample "${M[@]}" --steps 2 --n 1 --out p.png --precision fp8
+expect_rc=2 expect_error "PIXDIFF_PRECISION unknown" "pixdiff: PIXDIFF_PRECISION: unknown precision" \
+    env PIXDIFF_PRECISION=half "$PD" sample "${M[@]}" --steps 2 --n 1 --out p.png
+if "$PD" bench "${M[@]}" --batches 1 --repeat 1 --precision bf16 >bench16.txt 2>bench16.err; then
+    has "bench --precision bf16: direct layers in bf16" bench16.txt ' direct-bf16 '
+    run "sample --precision bf16" "$PD" sample "${M[@]}" --steps 2 --n 2 --out p16.png --quiet --precision bf16
+    "$PD" inspect p16.png >p16.txt 2>&1 || true
+    has "--precision bf16: metadata" p16.txt 'Precision: bf16'
+else
+    expect_rc=2 expect_error "sample --precision bf16 without cblas_sbgemm" \
+        "sample: --precision: bf16 needs OpenBLAS's cblas_sbgemm, which the loaded OpenBLAS .* lacks" \
+        "$PD" sample "${M[@]}" --steps 2 --n 1 --out p.png --precision bf16
+fi
+
 # ---------------------------------------------------------------- bad input: one line, non-zero, nothing written
 expect_error "--steps -3" "pixdiff sample: --steps: expected a positive integer, got '-3'" \
     "$PD" sample --model "$T/tiny.safetensors" --steps -3 --out x.png
