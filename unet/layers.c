@@ -559,8 +559,8 @@ static void conv_fwd_items(void *p, long i0, long i1) {
 }
 
 /* The weights rounded to bf16 once per call, like Winograd's filter transform (winograd.c says
- * why nothing is cached per model), into a per-calling-thread buffer kept for reuse. Items: rows
- * of 4096 weights. */
+ * why nothing is cached per model), into a per-calling-thread buffer kept for reuse. Items:
+ * chunks of ROUND_CHUNK weights. */
 static _Thread_local uint16_t *wbf_buf;
 static _Thread_local size_t wbf_cap;
 static pthread_key_t wbf_key;
