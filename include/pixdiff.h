@@ -44,9 +44,10 @@ const char *pd_conv_algorithm(void);
  * its transforms would multiply bf16's rounding 10-30x; docs/benchmarks.md "bf16"). bf16 needs an
  * OpenBLAS built with BUILD_BFLOAT16, whose cblas_sbgemm is looked up at run time (Debian 12's
  * 0.3.21 has none: the call then fails and says so). Process-wide, set before evaluations
- * start; it rounds every forward convolution's products, a training step's forward included, while
- * gradients stay float. The CLI's --precision and the environment variable PIXDIFF_PRECISION set
- * it. */
+ * start. It applies to network evaluations that keep nothing for a backward pass (sampling,
+ * generation, denoising, bench, a distillation's fixed teacher); training passes and the metric
+ * networks (the classifier of eval, Inception) stay float whatever it says. The CLI's
+ * --precision and the environment variable PIXDIFF_PRECISION set it. */
 int pd_set_precision(const char *name, pd_error *err);
 const char *pd_precision(void);
 /* Which path the convolutions took: between begin and end, every convolution's shape and path

@@ -14,6 +14,10 @@
  * without the caller's col buffer. Winograd layers keep float products: bit-identical to fp32.
  * (4) pd_conv_stats records the bf16 path; pd_set_precision refuses unknown names, and bf16 when the
  * loaded OpenBLAS has no cblas_sbgemm.
+ * (5) Where it applies: outside a bf16 scope a layer keeps float bits; a whole network in bf16
+ * rounds on a run that keeps no activations (an evaluation) and not on one that keeps them (a
+ * training pass), whose output stays bit-identical to fp32's; the evaluation moves by bf16's
+ * rounding only (normwise 1e-4 to 2e-2 of the fp32 output) and is the same alone and in a batch.
  *
  * Which sbgemm: Debian 12's OpenBLAS has none, so (2)-(3) run through a naive twin set with
  * gemm_set_sbgemm (bf16 operands, double sums), which checks everything of ours: rounding,
@@ -31,6 +35,7 @@
 #include "unet/gemm.h"
 #include "unet/layers.h"
 #include "unet/precision.h"
+#include "unet/songunet.h"
 #include "unet/winograd.h"
 #include <math.h>
 #include <stdio.h>
@@ -225,7 +230,87 @@ static void stats_record_bf16(const char *sbg) {
     free(x), free(w), free(y), free(col);
 }
 
+/* (5) a float layer outside the scope */
+static void outside_scope_is_float(const char *sbg) {
+    int C = 16, H = 8, W = 8, OC = 16;
+    size_t no = (size_t)OC * H * W;
+    float *x = tu_randf((size_t)C * H * W, 41, 1.0f), *w = tu_randf((size_t)OC * C * 9, 42, 0.2f);
+    float *y32 = malloc(no * sizeof *y32), *y16 = malloc(no * sizeof *y16),
+          *col = malloc((size_t)C * 9 * H * W * 4);
+    int outer = conv_bf16_scope(0);
+    conv_set_precision(PRECISION_FP32);
+    conv2d_forward(y32, x, w, NULL, 1, C, H, W, OC, 3, col);
+    conv_set_precision(PRECISION_BF16);
+    conv2d_forward(y16, x, w, NULL, 1, C, H, W, OC, 3, col);
+    tu_check(!memcmp(y32, y16, no * sizeof *y32), "%s: outside a bf16 scope a layer stays float",
+             sbg);
+    conv_bf16_scope(outer);
+    free(x), free(w), free(y32), free(y16), free(col);
+}
+
+/* (5) a whole network: evaluation runs round, training runs do not */
+static void network_scope(const char *sbg) {
+    pd_unet_config c = pd_unet_config_default();
+    c.in_channels = c.out_channels = 1;
+    c.model_channels = 16;
+    c.n_levels = 2;
+    memset(c.channel_mult, 0, sizeof c.channel_mult);
+    c.channel_mult[0] = 1, c.channel_mult[1] = 2;
+    c.num_blocks = 1;
+    c.img_resolution = 16;   /* 16x16 (Winograd) and 8x8 (direct) levels */
+    memset(c.attn_resolutions, 0, sizeof c.attn_resolutions);
+    c.attn_resolutions[0] = 8;
+    c.n_attn = 1;
+    c.dropout = 0;
+    pd_model *m;
+    pd_error err = {{0}};
+    if (pd_model_create(&m, &c, 5, &err)) {
+        printf("pd_model_create: %s\n", err.msg);
+        exit(1);
+    }
+    int n = 3;
+    size_t img = 16 * 16;
+    float *x = tu_randf(n * img, 51, 1.0f), sig[3] = {0.5f, 2.0f, 10.0f};
+    float *e32 = malloc(n * img * 4), *e16 = malloc(n * img * 4), *t16 = malloc(n * img * 4),
+          *one = malloc(img * 4);
+    unet_run *ev, *tr;
+    if (unet_run_create(&ev, m, n, 0, 0, &err) || unet_run_create(&tr, m, n, 0, 1, &err)) {
+        printf("unet_run_create: %s\n", err.msg);
+        exit(1);
+    }
+    conv_set_precision(PRECISION_FP32);
+    int rc = unet_denoise_forward(ev, e32, x, sig, NULL, n, NULL, &err);
+    conv_set_precision(PRECISION_BF16);
+    pd_conv_stat st[32];
+    pd_conv_stats_begin();
+    rc |= unet_denoise_forward(ev, e16, x, sig, NULL, n, NULL, &err);
+    int rows = pd_conv_stats_end(st, 32), bf16_rows = 0;
+    for (int i = 0; i < rows && i < 32; i++) bf16_rows += st[i].bf16;
+    rc |= unet_denoise_forward(tr, t16, x, sig, NULL, n, NULL, &err);
+    rc |= unet_denoise_forward(ev, one, x + img, sig + 1, NULL, 1, NULL, &err);
+    tu_check(rc == 0, "%s: the network runs (%s)", sbg, err.msg);
+    double d = 0, scale = 0;
+    for (size_t i = 0; i < n * img; i++) {
+        d = fmax(d, fabs(e16[i] - e32[i]));
+        scale = fmax(scale, fabs(e32[i]));
+    }
+    tu_check(bf16_rows > 0 && d / scale > 1e-4 && d / scale < 2e-2,
+             "%s: an evaluation run rounds (%d bf16 layer shapes; output off fp32's by %.1e "
+             "normwise)", sbg, bf16_rows, d / scale);
+    tu_check(!memcmp(t16, e32, n * img * 4),
+             "%s: a training run (keep = 1) stays float: bit-identical to fp32", sbg);
+    tu_check(!memcmp(one, e16 + img, img * 4),
+             "%s: the evaluation in bf16 gives a sample the same bits alone and in the batch", sbg);
+    tu_check(conv_bf16_scope(0) == 0, "%s: the scope is closed after the network", sbg);
+    conv_set_precision(PRECISION_FP32);
+    unet_run_free(ev), unet_run_free(tr), pd_model_free(m);
+    free(x), free(e32), free(e16), free(t16), free(one);
+}
+
 static void layer_checks(const char *sbg) {
+    outside_scope_is_float(sbg);
+    network_scope(sbg);
+    int outer = conv_bf16_scope(1);   /* the layers alone, as inside an evaluation */
     conv_set_precision(PRECISION_BF16);
     conv_case(sbg, 3, 16, 8, 8, 32, 3, 1, 0);
     conv_case(sbg, 3, 20, 5, 7, 72, 3, 0, 0);    /* odd sizes, two row tiles */
@@ -235,6 +320,7 @@ static void layer_checks(const char *sbg) {
     winograd_untouched(sbg);
     stats_record_bf16(sbg);
     conv_set_precision(PRECISION_FP32);
+    conv_bf16_scope(outer);
 }
 
 /* ------------------------------------------------------------------ (4) the setting */

@@ -17,9 +17,17 @@ void conv_set_precision(conv_precision p) {
     __atomic_store_n(&precision_now, (int)p, __ATOMIC_RELAXED);
 }
 
+static _Thread_local int in_scope;
+
+int conv_bf16_scope(int on) {
+    int outer = in_scope;
+    in_scope = on;
+    return outer;
+}
+
 int conv_bf16_applies(int k, int C, int H, int W, int OC) {
     (void)k, (void)C, (void)H, (void)W, (void)OC;
-    return conv_get_precision() == PRECISION_BF16 && gemm_bf16_available();
+    return in_scope && conv_get_precision() == PRECISION_BF16 && gemm_bf16_available();
 }
 
 int pd_set_precision(const char *name, pd_error *err) {

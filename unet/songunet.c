@@ -26,6 +26,7 @@
 #include "unet/songunet.h"
 #include "unet/unet_arch.h"
 #include "unet/layers.h"
+#include "unet/precision.h"
 #include "nn/nn_layers.h"
 #include "core/arena.h"
 #include "core/pool.h"
@@ -615,8 +616,22 @@ static void concat_bwd_items(void *p, long i0, long i1) {
     }
 }
 
+static int denoise_forward(unet_run *r, float *out, const float *x, const float *sigma,
+                           const float *labels, int n, const unet_opts *opts, pd_error *err);
+
+/* A run that keeps no activations is an evaluation (sampling, a distillation's fixed teacher),
+ * where --precision bf16 may round the convolutions' products; a training pass keeps them and
+ * stays float whatever the setting (unet/precision.h). */
 int unet_denoise_forward(unet_run *r, float *out, const float *x, const float *sigma,
                          const float *labels, int n, const unet_opts *opts, pd_error *err) {
+    int outer = conv_bf16_scope(!r->keep);
+    int rc = denoise_forward(r, out, x, sigma, labels, n, opts, err);
+    conv_bf16_scope(outer);
+    return rc;
+}
+
+static int denoise_forward(unet_run *r, float *out, const float *x, const float *sigma,
+                           const float *labels, int n, const unet_opts *opts, pd_error *err) {
     static const unet_opts none;
     const pd_model *m = r->m;
     const pd_unet_config *c = &m->cfg;
