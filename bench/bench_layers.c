@@ -7,6 +7,7 @@
 #include "pixdiff.h"
 #include <cblas.h>
 #include "unet/layers.h"
+#include "unet/precision.h"
 #include "core/util.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +52,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_layers: PIXDIFF_PRECISION: %s\n", err.msg);
         return 2;
     }
+    conv_bf16_scope(1);   /* the layers as inside an evaluation, where bf16 may apply */
     printf("threads %d, OpenBLAS core %s, conv %s, precision %s\n", pd_get_threads(),
            openblas_get_corename(), pd_conv_algorithm(), pd_precision());
     bench(N, 64, 32, 64, 3, 0);

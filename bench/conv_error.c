@@ -8,6 +8,7 @@
  */
 #include "pixdiff.h"
 #include "unet/layers.h"
+#include "unet/precision.h"
 #include "unet/songunet.h"
 #include "unet/winograd.h"
 #include <math.h>
@@ -35,6 +36,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "conv_error: %s\n", err.msg);
         return 1;
     }
+    conv_bf16_scope(1);   /* the layers as inside an evaluation, where bf16 may apply */
     int bf16 = pd_set_precision("bf16", &err) == 0;
     pd_set_precision("fp32", &err);
     printf("%-44s %5s %5s %7s %12s %12s %7s %12s\n", "layer", "C", "OC", "HxW", "direct", "winograd",
