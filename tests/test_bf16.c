@@ -12,8 +12,8 @@
  * without bias.
  * (3) Bits: a sample's output is the same alone or in a batch of 3, on 1 or 2 threads, with or
  * without the caller's col buffer. Winograd layers keep float products: bit-identical to fp32.
- * (4) pd_conv_stats records the bf16 path; pd_set_precision refuses unknown names, and bf16 when the
- * loaded OpenBLAS has no cblas_sbgemm.
+ * (4) pd_conv_stats_begin/end record the bf16 path; pd_set_precision refuses unknown names, and
+ * bf16 when the loaded OpenBLAS has no cblas_sbgemm.
  * (5) Where it applies: outside a bf16 scope a layer keeps float bits; a whole network in bf16
  * rounds on a run that keeps no activations (an evaluation) and not on one that keeps them (a
  * training pass), whose output stays bit-identical to fp32's; the evaluation moves by bf16's
@@ -215,7 +215,7 @@ static void winograd_untouched(const char *sbg) {
     free(x), free(w), free(b), free(y32), free(y16), free(col);
 }
 
-/* pd_conv_stats: the direct 8x8 layer's row says bf16. */
+/* pd_conv_stats_begin/end: the direct 8x8 layer's row says bf16. */
 static void stats_record_bf16(const char *sbg) {
     int C = 16, H = 8, W = 8, OC = 16;
     float *x = tu_randf((size_t)C * H * W, 31, 1.0f), *w = tu_randf((size_t)OC * C * 9, 32, 0.2f);
@@ -225,7 +225,7 @@ static void stats_record_bf16(const char *sbg) {
     conv2d_forward(y, x, w, NULL, 1, C, H, W, OC, 3, col);
     int n = pd_conv_stats_end(st, 4);
     tu_check(n == 1 && st[0].bf16 == 1 && st[0].winograd == 0 && st[0].images == 1,
-             "%s: pd_conv_stats records the bf16 path (%d rows, bf16 %d)", sbg, n,
+             "%s: pd_conv_stats_end records the bf16 path (%d rows, bf16 %d)", sbg, n,
              n ? st[0].bf16 : -1);
     free(x), free(w), free(y), free(col);
 }
