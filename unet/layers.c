@@ -14,6 +14,7 @@
 #include "unet/layers.h"
 #include "core/pool.h"
 #include "core/rng.h"
+#include "core/thread_buffer.h"
 #include "core/util.h"
 #include "unet/bf16.h"
 #include "unet/gemm.h"
@@ -21,7 +22,6 @@
 #include "unet/winograd.h"
 #include <math.h>
 #include <omp.h>
-#include <pthread.h>
 #include <string.h>
 
 /* Below this many elements a parallel loop costs more than the loop it splits. */
@@ -445,12 +445,7 @@ UNET_CLONES static void col2im_channel(float *din, const float *col, int c, int 
  * once the largest layer has run). Which slot or group a sample lands in changes no bit: a tile's
  * product depends only on its shape and operands. */
 #define MAX_SLOTS 64
-static _Thread_local float *slot_buf;
-static _Thread_local size_t slot_cap;
-/* Freed when a thread that is not OpenMP's or the main one exits (winograd.c's scratch, likewise). */
-static pthread_key_t slot_key;
-static pthread_once_t slot_once = PTHREAD_ONCE_INIT;
-static void slot_key_init(void) { pthread_key_create(&slot_key, core_free); }
+CORE_THREAD_BUFFER(slot, float)
 
 /* col NULL (a 1x1 layer's caller passes none, but its bf16 product needs a converted copy): every
  * slot comes from the buffer. Returns the group size, 0 when not even one slot can be had. */
@@ -459,18 +454,10 @@ static int conv_slots(float **slot, float *col, size_t colsize, int N) {
     int G = (omp_in_parallel() || core_pool_in_loop()) ? 1 : omp_get_max_threads();
     G = imax(1, imin(imin(G, N), MAX_SLOTS));
     int own = col ? 1 : 0;   /* slots the caller's col provides */
-    if (G > own && (size_t)(G - own) * colsize > slot_cap) {
-        float *p = core_alloc((size_t)(G - own) * colsize * sizeof *p);
-        if (p) {
-            core_free(slot_buf);
-            slot_buf = p;
-            slot_cap = (size_t)(G - own) * colsize;
-            pthread_once(&slot_once, slot_key_init);
-            pthread_setspecific(slot_key, p);
-        } else {   /* fewer slots, one sample at a time at worst (same bits) */
-            G = imin(G, own + (int)(slot_cap / colsize));
-            if (G == 0) return 0;
-        }
+    if (G > own && !slot_grow((size_t)(G - own) * colsize)) {
+        /* out of memory: fewer slots, one sample at a time at worst (same bits) */
+        G = imin(G, own + (int)(slot_cap / colsize));
+        if (G == 0) return 0;
     }
     if (own) slot[0] = col;
     for (int s = own; s < G; s++) slot[s] = slot_buf + (size_t)(s - own) * colsize;
@@ -561,11 +548,7 @@ static void conv_fwd_items(void *p, long i0, long i1) {
 /* The weights rounded to bf16 once per call, like Winograd's filter transform (winograd.c says
  * why nothing is cached per model), into a per-calling-thread buffer kept for reuse. Items:
  * chunks of ROUND_CHUNK weights. */
-static _Thread_local uint16_t *wbf_buf;
-static _Thread_local size_t wbf_cap;
-static pthread_key_t wbf_key;
-static pthread_once_t wbf_once = PTHREAD_ONCE_INIT;
-static void wbf_key_init(void) { pthread_key_create(&wbf_key, core_free); }
+CORE_THREAD_BUFFER(wbf, uint16_t)
 
 struct round_args {
     uint16_t *dst;
@@ -581,18 +564,11 @@ static void round_items(void *p, long i0, long i1) {
 }
 
 static const uint16_t *weights_bf16(const float *w, size_t n) {
-    if (n > wbf_cap) {
-        uint16_t *p = core_alloc(n * sizeof *p);
-        if (!p) return NULL;
-        core_free(wbf_buf);
-        wbf_buf = p;
-        wbf_cap = n;
-        pthread_once(&wbf_once, wbf_key_init);
-        pthread_setspecific(wbf_key, p);
-    }
-    struct round_args a = {wbf_buf, w, n};
+    uint16_t *wb = wbf_grow(n);
+    if (!wb) return NULL;
+    struct round_args a = {wb, w, n};
     core_pool_for((long)((n + ROUND_CHUNK - 1) / ROUND_CHUNK), n > PAR_MIN, round_items, &a);
-    return wbf_buf;
+    return wb;
 }
 
 /* Per sample: out_n[OC, HW] = W[OC, C·k·k] · col_n[C·k·k, HW] (+ b). The bias is written first

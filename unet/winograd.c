@@ -31,11 +31,11 @@
  */
 #include "unet/winograd.h"
 #include "core/pool.h"
+#include "core/thread_buffer.h"
 #include "core/util.h"
 #include "pixdiff.h"
 #include "unet/gemm.h"
 #include <stdlib.h>
-#include <pthread.h>
 #include <string.h>
 #include <stdint.h>
 #include <immintrin.h>
@@ -128,29 +128,10 @@ const char *pd_conv_algorithm(void) { return conv_path_names[conv_get_path()]; }
 
 /* ------------------------------------------------------------------ scratch */
 
-static _Thread_local float *scr_buf;
-static _Thread_local size_t scr_cap;
-/* A thread that exits (an embedding program's own threads) frees its buffer through this key's
- * destructor; the pool's workers, OpenMP's threads and the main thread keep theirs for the
- * process's life. */
-static pthread_key_t scr_key;
-static pthread_once_t scr_once = PTHREAD_ONCE_INIT;
-static void scr_key_init(void) { pthread_key_create(&scr_key, core_free); }
-
-/* A per-calling-thread buffer of n floats, grown on demand and kept (no allocation once the
- * largest layer has run); NULL when memory runs out. */
-static float *scratch(size_t n) {
-    if (n > scr_cap) {
-        float *p = core_alloc(n * sizeof *p);
-        if (!p) return NULL;
-        core_free(scr_buf);
-        scr_buf = p;
-        scr_cap = n;
-        pthread_once(&scr_once, scr_key_init);
-        pthread_setspecific(scr_key, p);
-    }
-    return scr_buf;
-}
+/* A per-calling-thread buffer of floats (core/thread_buffer.h); scratch(n): NULL when memory runs
+ * out. */
+CORE_THREAD_BUFFER(scr, float)
+static float *scratch(size_t n) { return scr_grow(n); }
 
 /* Scratch budget per group of samples, in floats (8 MiB; a group of one always goes ahead
  * whatever its size): groups only save barriers, and peak memory matters more. */
